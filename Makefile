@@ -1,0 +1,60 @@
+# tinyscope — top-level commands. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PY        ?= python3.11
+VENV      := .venv
+VPY       := $(VENV)/bin/python
+TINYSCOPE := $(VENV)/bin/tinyscope
+BOARD     ?= qemu
+MODEL     ?= models/default.keras
+MODEL_DIR ?= build/default
+RUN_DIR   ?= captures/demo
+N         ?= 100
+SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_PKGS  := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm clang
+export PYTHONDONTWRITEBYTECODE := 1
+export TF_CPP_MIN_LOG_LEVEL := 2
+
+.PHONY: help setup setup-system test test-slow lint demo convert firmware-host firmware flash stop bench fuzz fuzz-firmware clean
+
+help: ## list the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+setup: setup-system $(VENV)/.stamp ## install system packages (Debian/Ubuntu) and the pinned Python venv
+
+setup-system:
+	@missing=""; \
+	command -v arm-none-eabi-gcc >/dev/null || missing="$$missing gcc-arm-none-eabi libnewlib-arm-none-eabi"; \
+	command -v qemu-system-arm >/dev/null || missing="$$missing qemu-system-arm"; \
+	command -v clang >/dev/null || missing="$$missing clang"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(VENV)/.stamp: pyproject.toml
+	@command -v $(PY) >/dev/null || { echo "error: $(PY) not found; install Python 3.11 (apt-get install python3.11 python3.11-venv)"; exit 1; }
+	[ -x $(VPY) ] || $(PY) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q -e '.[dev]'
+	touch $@
+
+firmware-host: setup-system ## build the native runtime runner (firmware/build/host/tinyscope-run)
+	$(MAKE) -C firmware host
+
+test: setup firmware-host ## install what is needed, then run every test (host, runtime, emulator)
+	$(VPY) -m pytest -q
+
+test-slow: setup firmware-host ## the long property-test runs (>= 300 random models)
+	$(VPY) -m pytest -q -m slow
+
+lint: setup ## ruff on the Python package and tests
+	$(VENV)/bin/ruff check host tests
+
+convert: setup ## convert the default model: make convert [MODEL=...] [MODEL_DIR=...]
+	$(TINYSCOPE) convert $(MODEL) --out $(MODEL_DIR)
+
+clean: ## remove build outputs (keeps .venv)
+	rm -rf build firmware/build
