@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-PY        ?= python3.11
+PY        ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV      := .venv
 VPY       := $(VENV)/bin/python
 TINYSCOPE := $(VENV)/bin/tinyscope
