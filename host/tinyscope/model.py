@@ -27,8 +27,6 @@ import json
 import os
 from pathlib import Path
 
-import numpy as np
-
 from tinyscope import data as data_mod
 from tinyscope.errors import TinyscopeError
 
@@ -67,7 +65,6 @@ def build_default(
 
 def rebatch(model, batch_size: int | None):
     """A copy of a functional model whose input has batch size ``batch_size`` (same weights)."""
-    keras = _keras()
     config = model.get_config()
     for layer in config.get("layers", []):
         if layer.get("class_name") == "InputLayer":
