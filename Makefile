@@ -56,5 +56,16 @@ lint: setup ## ruff on the Python package and tests
 convert: setup ## convert the default model: make convert [MODEL=...] [MODEL_DIR=...]
 	$(TINYSCOPE) convert $(MODEL) --out $(MODEL_DIR)
 
+firmware: setup-system ## build the device firmware: make firmware [BOARD=qemu] [MODEL_DIR=build/default]
+	$(MAKE) -C firmware BOARD=$(BOARD) MODEL_DIR=$(abspath $(MODEL_DIR))
+
+flash: setup firmware ## build the firmware and boot it on the emulated board (QEMU, in the background)
+	$(TINYSCOPE) flash --board $(BOARD) --model-dir $(MODEL_DIR) --elf firmware/build/$(BOARD)/firmware.elf
+
+stop: ## stop the emulated board started by make flash
+	@if [ -x $(TINYSCOPE) ]; then $(TINYSCOPE) stop; \
+	elif [ -f build/qemu/qemu.pid ]; then kill $$(cat build/qemu/qemu.pid) && rm -f build/qemu/qemu.pid build/qemu/port; \
+	else echo "no QEMU was running"; fi
+
 clean: ## remove build outputs (keeps .venv)
 	rm -rf build firmware/build

@@ -1,0 +1,49 @@
+/*
+ * Frames on the UART (see docs/protocol.md): COBS( header | payload | CRC-32 ) 0x00.
+ * Sending streams through a COBS encoder with one 254-byte block buffer, so a frame's
+ * payload never needs to sit in RAM in one piece. Receiving keeps one whole frame.
+ */
+#ifndef TS_LINK_H
+#define TS_LINK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "protocol_defs.h"
+
+typedef struct {
+  uint8_t type;
+  uint16_t seq;
+  uint16_t length;
+  const uint8_t *payload; /* inside the receive buffer; valid until the next link_receive */
+} link_frame_t;
+
+typedef enum {
+  LINK_OK = 0,
+  LINK_BAD_FRAME,   /* COBS / length / CRC failure: header not trustworthy */
+  LINK_TOO_LARGE,   /* more bytes than the receive buffer holds before the delimiter */
+  LINK_BAD_VERSION  /* CRC fine, but another protocol version (frame->seq is valid) */
+} link_status_t;
+
+void link_init(void);
+
+/* Block until a complete frame arrives. */
+link_status_t link_receive(link_frame_t *frame);
+
+/* Send one frame: begin (declares the payload length), payload bytes, end. */
+void link_begin(uint8_t type, uint16_t seq, uint16_t length);
+void link_write(const void *data, size_t n);
+/* Returns 0, or -1 if the bytes written differ from the declared length (a bug). */
+int link_end(void);
+
+/* Convenience: a whole frame from one buffer. */
+void link_send(uint8_t type, uint16_t seq, const void *payload, uint16_t length);
+
+/* Little-endian writers into a byte buffer; return the advanced pointer. */
+uint8_t *put_u8(uint8_t *p, uint8_t v);
+uint8_t *put_u16(uint8_t *p, uint16_t v);
+uint8_t *put_u32(uint8_t *p, uint32_t v);
+uint16_t get_u16(const uint8_t *p);
+uint32_t get_u32(const uint8_t *p);
+
+#endif /* TS_LINK_H */

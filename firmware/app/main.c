@@ -1,0 +1,409 @@
+/*
+ * tinyscope firmware: serves the host's requests over the UART (docs/protocol.md).
+ *
+ * Boot: board init, hash the model (SHA-256 of the bytes actually flashed), initialise the
+ * runtime in a static arena. Then wait for requests; nothing is sent unasked, so output is
+ * never lost on a link nobody listens to yet. A runtime that refuses the model (e.g. arena
+ * too small) is reported in INFO and as ERROR MODEL to SET_INPUT/RUN.
+ * Activations leave the runtime only through on_op(), the per-operator callback.
+ */
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "board.h"
+#include "link.h"
+#include "protocol_defs.h"
+#include "sha256.h"
+#include "ts_runtime.h"
+
+#ifndef TS_ARENA_BYTES
+#define TS_ARENA_BYTES (256u * 1024u)
+#endif
+#ifndef TS_APP_MAX_OPS
+#define TS_APP_MAX_OPS 512
+#endif
+#ifndef TS_FW_VERSION
+#define TS_FW_VERSION "dev"
+#endif
+
+/* The model, compiled from $(MODEL_DIR)/model_data.cc. */
+extern const unsigned char g_model_data[];
+extern const unsigned int g_model_data_size;
+
+static uint8_t s_arena[TS_ARENA_BYTES] __attribute__((aligned(16)));
+static ts_interp_t s_it;
+static ts_status_t s_model_status = TS_ERR_NOT_READY;
+static uint8_t s_sha256[32];
+static uint8_t s_buf[TSP_MAX_PAYLOAD]; /* builds INFO / ERROR payloads */
+
+/* per-request state */
+static uint32_t s_input_next;  /* bytes of the input received in order so far */
+static bool s_input_ready;     /* a complete input waits for RUN */
+static uint8_t s_selected[(TS_APP_MAX_OPS + 7) / 8];
+static uint32_t s_op_ticks[TS_APP_MAX_OPS];
+static uint64_t s_last_tick;
+static uint16_t s_seq;
+static uint32_t s_frames;      /* frames sent for the current request (before DONE) */
+static int s_stream_error;
+
+static void send_error(uint16_t seq, uint16_t code, const char *a, const char *b) {
+  uint8_t *p = put_u16(s_buf, code);
+  size_t room = sizeof s_buf - TSP_ERROR_FIXED_SIZE;
+  size_t n = 0;
+  for (const char *s = a; s && *s && n < room; s++) p[n++] = (uint8_t)*s;
+  for (const char *s = b; s && *s && n < room; s++) p[n++] = (uint8_t)*s;
+  link_send(TSP_ERROR, seq, s_buf, (uint16_t)(TSP_ERROR_FIXED_SIZE + n));
+}
+
+/* Decimal text of v into out (>= 11 bytes). */
+static const char *utoa10(uint32_t v, char *out) {
+  char tmp[11];
+  int n = 0;
+  do {
+    tmp[n++] = (char)('0' + v % 10u);
+    v /= 10u;
+  } while (v);
+  for (int i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
+  out[n] = 0;
+  return out;
+}
+
+static void send_done(uint16_t seq, uint8_t request) {
+  uint8_t d[TSP_DONE_FIXED_SIZE];
+  put_u32(put_u8(d, request), s_frames);
+  link_send(TSP_DONE, seq, d, sizeof d);
+}
+
+static void model_init(void) {
+  memset(&s_it, 0, sizeof s_it);
+  s_model_status = ts_interp_init(&s_it, g_model_data, g_model_data_size, s_arena,
+                                  sizeof s_arena);
+  if (s_model_status == TS_OK && s_it.num_ops > TS_APP_MAX_OPS) s_model_status = TS_ERR_UNSUPPORTED;
+  s_input_next = 0;
+  s_input_ready = false;
+}
+
+/* The model error text for INFO / ERROR MODEL (empty when the model is ready). */
+static const char *model_error(char *out, size_t size) {
+  char num[11], num2[11];
+  out[0] = 0;
+  if (s_model_status == TS_OK) return out;
+  if (s_model_status == TS_ERR_ARENA_TOO_SMALL) {
+    /* e.g. "arena too small: the model needs 300000 bytes, the firmware has 262144; ..." */
+    const char *parts[] = {"arena too small: the model needs ",
+                           utoa10((uint32_t)s_it.arena_needed, num),
+                           " bytes, the firmware has ",
+                           utoa10((uint32_t)sizeof s_arena, num2),
+                           "; rebuild with make flash ARENA_BYTES=<more>"};
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+      for (const char *s = parts[i]; *s && n + 1 < size; s++) out[n++] = *s;
+    out[n] = 0;
+    return out;
+  }
+  if (s_model_status == TS_ERR_UNSUPPORTED && s_it.num_ops > TS_APP_MAX_OPS && !s_it.error[0]) {
+    const char *m = "model has more operators than the firmware's TS_APP_MAX_OPS";
+    strncpy(out, m, size - 1);
+    out[size - 1] = 0;
+    return out;
+  }
+  const char *name = ts_status_name(s_model_status);
+  const char *err = ts_interp_error(&s_it);
+  size_t n = 0;
+  for (const char *s = name; *s && n + 1 < size; s++) out[n++] = *s;
+  for (const char *s = ": "; *s && n + 1 < size; s++) out[n++] = *s;
+  for (const char *s = err; *s && n + 1 < size; s++) out[n++] = *s;
+  out[n] = 0;
+  return out;
+}
+
+static uint8_t *put_str(uint8_t *p, const char *s) {
+  size_t n = strlen(s);
+  if (n > 255) n = 255;
+  p = put_u8(p, (uint8_t)n);
+  memcpy(p, s, n);
+  return p + n;
+}
+
+static void handle_hello(uint16_t seq) {
+  char err[128];
+  ts_tensor_t in, out;
+  int32_t num_ops = s_model_status == TS_OK ? s_it.num_ops : 0;
+  bool ok = s_model_status == TS_OK;
+  bool have_in = ok && ts_interp_input(&s_it, 0, &in) == TS_OK;
+  bool have_out = ok && ts_interp_output(&s_it, 0, &out) == TS_OK;
+  uint8_t *p = put_u16(s_buf, TSP_VERSION);
+  p = put_u16(p, (uint16_t)num_ops);
+  p = put_u32(p, board_cpu_hz());
+  p = put_u32(p, board_tick_hz());
+  p = put_u32(p, g_model_data_size);
+  p = put_u32(p, (uint32_t)sizeof s_arena);
+  p = put_u32(p, (uint32_t)(ok ? s_it.arena_used : s_it.arena_needed));
+  memcpy(p, s_sha256, 32);
+  p += 32;
+  p = put_u32(p, (uint32_t)(have_in ? in.index : -1));
+  p = put_u32(p, have_in ? in.bytes : 0);
+  p = put_u32(p, (uint32_t)(have_out ? out.index : -1));
+  p = put_u32(p, have_out ? out.bytes : 0);
+  p = put_u8(p, (uint8_t)s_model_status);
+  if (p - s_buf != TSP_INFO_FIXED_SIZE) {
+    send_error(seq, TSP_ERR_RUNTIME, "firmware bug: INFO layout differs from protocol_defs.h", 0);
+    return;
+  }
+  p = put_str(p, TS_FW_VERSION);
+  p = put_str(p, board_name());
+  p = put_str(p, model_error(err, sizeof err));
+  for (int32_t i = 0; i < num_ops; i++) {
+    int32_t code = -1, tensor = -1;
+    (void)ts_interp_op(&s_it, i, &code, &tensor);
+    p = put_u16(p, (uint16_t)code);
+    p = put_u16(p, (uint16_t)(int16_t)tensor);
+  }
+  link_send(TSP_INFO, seq, s_buf, (uint16_t)(p - s_buf));
+  s_frames = 1;
+  send_done(seq, TSP_HELLO);
+}
+
+static bool model_ready(uint16_t seq) {
+  if (s_model_status == TS_OK) return true;
+  char err[128];
+  send_error(seq, TSP_ERR_MODEL, "the runtime refused the model at boot: ",
+             model_error(err, sizeof err));
+  return false;
+}
+
+static void handle_set_input(uint16_t seq, const uint8_t *p, uint16_t len) {
+  if (!model_ready(seq)) return;
+  if (len < TSP_SET_INPUT_FIXED_SIZE) {
+    send_error(seq, TSP_ERR_BAD_REQUEST, "SET_INPUT payload shorter than offset+total", 0);
+    return;
+  }
+  uint32_t offset = get_u32(p), total = get_u32(p + 4);
+  uint32_t n = len - TSP_SET_INPUT_FIXED_SIZE;
+  ts_tensor_t in;
+  if (ts_interp_input(&s_it, 0, &in) != TS_OK || in.data == NULL) {
+    send_error(seq, TSP_ERR_RUNTIME, "the runtime has no input tensor 0", 0);
+    return;
+  }
+  char a[11], b[11];
+  if (total != in.bytes) {
+    s_input_ready = false;
+    send_error(seq, TSP_ERR_OUT_OF_RANGE, "SET_INPUT total differs from the input size ",
+               utoa10(in.bytes, a));
+    return;
+  }
+  if (offset != 0 && offset != s_input_next) {
+    utoa10(s_input_next, b);
+    s_input_ready = false;
+    s_input_next = 0;
+    send_error(seq, TSP_ERR_OUT_OF_RANGE, "SET_INPUT chunk out of order; expected offset ", b);
+    return;
+  }
+  if (n > total - offset) {
+    s_input_ready = false;
+    send_error(seq, TSP_ERR_OUT_OF_RANGE, "SET_INPUT chunk runs past the input size ",
+               utoa10(total, a));
+    return;
+  }
+  memcpy((uint8_t *)in.data + offset, p + TSP_SET_INPUT_FIXED_SIZE, n);
+  s_input_next = offset + n;
+  s_input_ready = s_input_next == total;
+  s_frames = 0;
+  send_done(seq, TSP_SET_INPUT);
+}
+
+/* One tensor as TENSOR/OUTPUT frames, chunked to fit TSP_MAX_PAYLOAD. */
+static int send_tensor(uint8_t type, uint16_t op_index, uint16_t builtin, const ts_tensor_t *t) {
+  uint32_t nq = t->num_quant;
+  uint32_t meta = TSP_TENSOR_FIXED_SIZE + 4u * t->ndims + 8u * nq;
+  if (meta + 1u > TSP_MAX_PAYLOAD || t->data == NULL) return -1;
+  uint32_t room = TSP_MAX_PAYLOAD - meta;
+  uint32_t offset = 0;
+  do {
+    uint32_t n = t->bytes - offset < room ? t->bytes - offset : room;
+    uint8_t h[TSP_TENSOR_FIXED_SIZE];
+    uint8_t *p = put_u16(h, op_index);
+    p = put_u16(p, builtin);
+    p = put_u32(p, (uint32_t)t->index);
+    p = put_u32(p, offset);
+    p = put_u32(p, t->bytes);
+    p = put_u8(p, t->dtype);
+    p = put_u8(p, t->ndims);
+    p = put_u16(p, (uint16_t)nq);
+    put_u32(p, (uint32_t)t->quantized_dimension);
+    link_begin(type, s_seq, (uint16_t)(meta + n));
+    link_write(h, sizeof h);
+    for (uint32_t d = 0; d < t->ndims; d++) {
+      uint8_t v[4];
+      put_u32(v, (uint32_t)t->dims[d]);
+      link_write(v, 4);
+    }
+    for (uint32_t q = 0; q < nq; q++) {
+      float s = ts_tensor_scale(t, q);
+      uint32_t bits;
+      memcpy(&bits, &s, 4);
+      uint8_t v[4];
+      put_u32(v, bits);
+      link_write(v, 4);
+    }
+    for (uint32_t q = 0; q < nq; q++) {
+      uint8_t v[4];
+      put_u32(v, (uint32_t)ts_tensor_zero_point(t, q));
+      link_write(v, 4);
+    }
+    link_write((const uint8_t *)t->data + offset, n);
+    if (link_end() != 0) return -1;
+    s_frames++;
+    offset += n;
+  } while (offset < t->bytes);
+  return 0;
+}
+
+static void on_op(void *user, int32_t op_index, int32_t builtin_op, const ts_tensor_t *output) {
+  (void)user;
+  uint64_t now = board_ticks();
+  if (op_index < 0 || op_index >= TS_APP_MAX_OPS) return;
+  s_op_ticks[op_index] = (uint32_t)(now - s_last_tick);
+  if ((s_selected[op_index / 8] >> (op_index % 8)) & 1u) {
+    if (send_tensor(TSP_TENSOR, (uint16_t)op_index, (uint16_t)builtin_op, output) != 0)
+      s_stream_error = 1;
+  }
+  s_last_tick = board_ticks(); /* streaming time is not the operator's */
+}
+
+static void handle_run(uint16_t seq, const uint8_t *p, uint16_t len) {
+  if (!model_ready(seq)) return;
+  if (len < TSP_RUN_FIXED_SIZE) {
+    send_error(seq, TSP_ERR_BAD_REQUEST, "RUN payload shorter than mode+flags+count", 0);
+    return;
+  }
+  uint8_t mode = p[0], flags = p[1];
+  uint16_t count = get_u16(p + 2);
+  char a[11];
+  if (len != TSP_RUN_FIXED_SIZE + 2u * count) {
+    send_error(seq, TSP_ERR_BAD_REQUEST, "RUN payload length does not match its op count", 0);
+    return;
+  }
+  memset(s_selected, 0, sizeof s_selected);
+  switch (mode) {
+    case TSP_RUN_FIRST:
+      s_selected[0] = 1;
+      break;
+    case TSP_RUN_ALL:
+      memset(s_selected, 0xFF, sizeof s_selected);
+      break;
+    case TSP_RUN_NONE:
+      break;
+    case TSP_RUN_LIST:
+      for (uint16_t i = 0; i < count; i++) {
+        uint16_t op = get_u16(p + TSP_RUN_FIXED_SIZE + 2u * i);
+        if (op >= s_it.num_ops) {
+          send_error(seq, TSP_ERR_OUT_OF_RANGE, "RUN names an operator index >= num_ops ",
+                     utoa10((uint32_t)s_it.num_ops, a));
+          return;
+        }
+        s_selected[op / 8] |= (uint8_t)(1u << (op % 8));
+      }
+      break;
+    default:
+      send_error(seq, TSP_ERR_BAD_REQUEST, "RUN mode unknown: ", utoa10(mode, a));
+      return;
+  }
+  if (!s_input_ready) {
+    send_error(seq, TSP_ERR_NO_INPUT, "RUN before a complete SET_INPUT", 0);
+    return;
+  }
+  s_input_ready = false; /* the arena may reuse the input buffer during the run */
+  s_input_next = 0;
+  s_seq = seq;
+  s_frames = 0;
+  s_stream_error = 0;
+  memset(s_op_ticks, 0, sizeof s_op_ticks);
+  uint64_t start = board_ticks();
+  s_last_tick = start;
+  ts_status_t st = ts_interp_invoke(&s_it, on_op, 0);
+  uint64_t total = 0;
+  for (int32_t i = 0; i < s_it.num_ops; i++) total += s_op_ticks[i];
+  if (st != TS_OK) {
+    send_error(seq, TSP_ERR_RUNTIME, ts_status_name(st), ts_interp_error(&s_it));
+    return;
+  }
+  if (s_stream_error) {
+    send_error(seq, TSP_ERR_RUNTIME, "a tensor could not be streamed (no data or too many "
+               "quantization parameters)", 0);
+    return;
+  }
+  if (flags & TSP_FLAG_OUTPUT) {
+    ts_tensor_t out;
+    if (ts_interp_output(&s_it, 0, &out) != TS_OK ||
+        send_tensor(TSP_OUTPUT, TSP_OP_NONE, TSP_OP_NONE, &out) != 0) {
+      send_error(seq, TSP_ERR_RUNTIME, "the model output could not be sent", 0);
+      return;
+    }
+  }
+  if (flags & TSP_FLAG_TIMING) {
+    uint16_t n = (uint16_t)s_it.num_ops;
+    link_begin(TSP_TIMING, seq, (uint16_t)(TSP_TIMING_FIXED_SIZE + 4u * n));
+    uint8_t h[TSP_TIMING_FIXED_SIZE];
+    put_u16(put_u32(put_u32(h, board_tick_hz()), (uint32_t)total), n);
+    link_write(h, sizeof h);
+    for (uint16_t i = 0; i < n; i++) {
+      uint8_t v[4];
+      put_u32(v, s_op_ticks[i]);
+      link_write(v, 4);
+    }
+    (void)link_end();
+    s_frames++;
+  }
+  send_done(seq, TSP_RUN);
+}
+
+int main(void) {
+  board_init();
+  link_init();
+  sha256_ctx_t h;
+  sha256_init(&h);
+  sha256_update(&h, g_model_data, g_model_data_size);
+  sha256_final(&h, s_sha256);
+  model_init();
+
+  for (;;) {
+    link_frame_t f;
+    link_status_t st = link_receive(&f);
+    if (st == LINK_BAD_FRAME) {
+      send_error(TSP_SEQ_NONE, TSP_ERR_BAD_FRAME, "bad frame (COBS, length or CRC)", 0);
+      continue;
+    }
+    if (st == LINK_TOO_LARGE) {
+      send_error(TSP_SEQ_NONE, TSP_ERR_TOO_LARGE, "frame longer than TSP_MAX_PAYLOAD", 0);
+      continue;
+    }
+    if (st == LINK_BAD_VERSION) {
+      send_error(f.seq, TSP_ERR_BAD_VERSION, "unsupported protocol version", 0);
+      continue;
+    }
+    s_frames = 0;
+    switch (f.type) {
+      case TSP_HELLO:
+        handle_hello(f.seq);
+        break;
+      case TSP_SET_INPUT:
+        handle_set_input(f.seq, f.payload, f.length);
+        break;
+      case TSP_RUN:
+        handle_run(f.seq, f.payload, f.length);
+        break;
+      case TSP_PING:
+        send_done(f.seq, TSP_PING);
+        break;
+      case TSP_RESET:
+        model_init();
+        send_done(f.seq, TSP_RESET);
+        break;
+      default:
+        send_error(f.seq, TSP_ERR_UNKNOWN_TYPE, "unknown request type", 0);
+        break;
+    }
+  }
+}

@@ -1,0 +1,33 @@
+/*
+ * The board port: the only things the tinyscope firmware needs from a board.
+ * One folder per board (firmware/boards/<board>/) implements these functions and
+ * provides its startup code, linker script and board.mk (compiler flags, sources).
+ */
+#ifndef TS_BOARD_H
+#define TS_BOARD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Clocks, UART and the tick counter. Called once from main, interrupts enabled after. */
+void board_init(void);
+
+/* Blocking read of one byte from the host UART. */
+uint8_t board_uart_read(void);
+
+/* Blocking write of n bytes to the host UART. */
+void board_uart_write(const uint8_t *data, size_t n);
+
+/* A free-running, monotonic tick counter (never wraps in practice). */
+uint64_t board_ticks(void);
+
+/* Ticks per second of board_ticks(). */
+uint32_t board_tick_hz(void);
+
+/* CPU core clock in Hz. */
+uint32_t board_cpu_hz(void);
+
+/* Short board name, e.g. "qemu-mps2-an386". */
+const char *board_name(void);
+
+#endif /* TS_BOARD_H */

@@ -1,0 +1,76 @@
+/*
+ * QEMU mps2-an386 (Cortex-M4F, 25 MHz): CMSDK UART0 for the host link, SysTick as the
+ * tick counter. With `-icount shift=0` QEMU advances virtual time by 1 ns per instruction,
+ * so one 25 MHz SysTick tick is exactly 40 instructions and timings are deterministic.
+ */
+#include "board.h"
+
+#define CPU_HZ 25000000u
+
+/* CMSDK APB UART0 */
+#define UART0_BASE 0x40004000u
+#define UART_DATA (*(volatile uint32_t *)(UART0_BASE + 0x00))
+#define UART_STATE (*(volatile uint32_t *)(UART0_BASE + 0x04))
+#define UART_CTRL (*(volatile uint32_t *)(UART0_BASE + 0x08))
+#define UART_BAUDDIV (*(volatile uint32_t *)(UART0_BASE + 0x10))
+#define UART_STATE_TXFULL 0x1u
+#define UART_STATE_RXFULL 0x2u
+#define UART_CTRL_TXEN 0x1u
+#define UART_CTRL_RXEN 0x2u
+
+/* SysTick */
+#define SYST_CSR (*(volatile uint32_t *)0xE000E010u)
+#define SYST_RVR (*(volatile uint32_t *)0xE000E014u)
+#define SYST_CVR (*(volatile uint32_t *)0xE000E018u)
+#define SYST_CSR_ENABLE 0x1u
+#define SYST_CSR_TICKINT 0x2u
+#define SYST_CSR_CLKSOURCE 0x4u /* processor clock */
+#define SYST_RELOAD 0x00FFFFFFu
+#define SCB_ICSR (*(volatile uint32_t *)0xE000ED04u)
+#define SCB_ICSR_PENDSTSET (1u << 26)
+
+static volatile uint32_t s_wraps; /* SysTick wrap-arounds, counted by the interrupt */
+
+void SysTick_Handler(void) { s_wraps++; }
+
+void board_init(void) {
+  UART_BAUDDIV = 16; /* minimum legal divider; QEMU ignores the baud rate */
+  UART_CTRL = UART_CTRL_TXEN | UART_CTRL_RXEN;
+  SYST_RVR = SYST_RELOAD;
+  SYST_CVR = 0;
+  SYST_CSR = SYST_CSR_ENABLE | SYST_CSR_TICKINT | SYST_CSR_CLKSOURCE;
+  __asm volatile("cpsie i" ::: "memory");
+}
+
+uint8_t board_uart_read(void) {
+  while (!(UART_STATE & UART_STATE_RXFULL)) {
+  }
+  return (uint8_t)UART_DATA;
+}
+
+void board_uart_write(const uint8_t *data, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    while (UART_STATE & UART_STATE_TXFULL) {
+    }
+    UART_DATA = data[i];
+  }
+}
+
+uint64_t board_ticks(void) {
+  /* SysTick counts down from SYST_RELOAD; re-read if a wrap happened in between. */
+  uint32_t wraps, cvr, pending;
+  do {
+    wraps = s_wraps;
+    cvr = SYST_CVR;
+    pending = SCB_ICSR & SCB_ICSR_PENDSTSET;
+  } while (wraps != s_wraps);
+  /* A wrap whose interrupt has not run yet: the counter already restarted from the top. */
+  if (pending && cvr > SYST_RELOAD / 2) wraps++;
+  return (uint64_t)wraps * (SYST_RELOAD + 1u) + (SYST_RELOAD - cvr);
+}
+
+uint32_t board_tick_hz(void) { return CPU_HZ; }
+
+uint32_t board_cpu_hz(void) { return CPU_HZ; }
+
+const char *board_name(void) { return "qemu-mps2-an386"; }
