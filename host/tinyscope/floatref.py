@@ -166,7 +166,7 @@ def float_model_for(model, names: list[str]):
 
     net = rebatch(model, None) if _shape(model.inputs[0])[0] != -1 else model
     outs = [net.get_layer(n).output for n in names]
-    return keras.Model(net.inputs, outs)
+    return keras.Model(net.inputs[0] if len(net.inputs) == 1 else net.inputs, outs)
 
 
 def float_tensors(

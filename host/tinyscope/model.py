@@ -113,7 +113,8 @@ def logits_model(model):
         isinstance(last, keras.layers.Activation)
         and getattr(last.activation, "__name__", "") == "softmax"
     ):
-        return keras.Model(model.inputs, last.input, name=f"{model.name}_logits")
+        inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+        return keras.Model(inputs, last.input, name=f"{model.name}_logits")
     return model
 
 
