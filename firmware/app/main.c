@@ -27,9 +27,9 @@
 #define TS_FW_VERSION "dev"
 #endif
 
-/* The model, compiled from $(MODEL_DIR)/model_data.cc. */
-extern const unsigned char g_model_data[];
-extern const unsigned int g_model_data_size;
+/* The model, from $(MODEL_DIR)/model_data.{h,cc} written by `tinyscope convert`:
+ * g_model_data[] and g_model_data_size (a constant in C). */
+#include "model_data.h"
 
 static uint8_t s_arena[TS_ARENA_BYTES] __attribute__((aligned(16)));
 static ts_interp_t s_it;
