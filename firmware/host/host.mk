@@ -1,0 +1,53 @@
+# Native (host) build of the tinyscope runtime, run from firmware/ by `make -C firmware host`.
+#   make -f host/host.mk            build/host/tinyscope-run       (gcc, -O2)
+#   make -f host/host.mk sanitize   build/host/tinyscope-run-asan  (ASan + UBSan)
+#   make -f host/host.mk cm4        Cortex-M4 cross-build of the runtime, prints .text size
+HOST_DIR := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
+FW_DIR := $(patsubst %/,%,$(dir $(HOST_DIR)))
+ifeq ($(FW_DIR),)
+FW_DIR := .
+endif
+include $(FW_DIR)/runtime/runtime.mk
+
+BUILD := $(FW_DIR)/build/host
+CC ?= cc
+WARN := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+        -Wno-missing-prototypes
+HOST_CFLAGS := $(WARN) -O2 -g $(addprefix -I,$(RUNTIME_INC))
+SAN_CFLAGS := $(WARN) -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+              -fno-sanitize-recover=all $(addprefix -I,$(RUNTIME_INC))
+RUNNER_SRC := $(HOST_DIR)/tinyscope_run.c
+
+.PHONY: all sanitize cm4 clean
+all: $(BUILD)/tinyscope-run
+
+$(BUILD)/tinyscope-run: $(RUNTIME_SRCS) $(RUNNER_SRC) $(RUNTIME_HDRS) $(HOST_DIR)/host.mk $(FW_DIR)/runtime/runtime.mk
+	@mkdir -p $(BUILD)
+	$(CC) $(HOST_CFLAGS) -o $@ $(RUNTIME_SRCS) $(RUNNER_SRC)
+
+sanitize: $(BUILD)/tinyscope-run-asan
+$(BUILD)/tinyscope-run-asan: $(RUNTIME_SRCS) $(RUNNER_SRC) $(RUNTIME_HDRS) $(HOST_DIR)/host.mk $(FW_DIR)/runtime/runtime.mk
+	@mkdir -p $(BUILD)
+	$(CC) $(SAN_CFLAGS) -o $@ $(RUNTIME_SRCS) $(RUNNER_SRC)
+
+# Cortex-M4 cross-build of the runtime alone (a static library), to check it compiles with
+# the firmware flags and to report its code size.
+CM4_CC := arm-none-eabi-gcc
+CM4_AR := arm-none-eabi-ar
+CM4_SIZE := arm-none-eabi-size
+CM4_BUILD := $(FW_DIR)/build/cm4-runtime
+CM4_CFLAGS := -mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16 -Os -std=c11 \
+              -Wall -Wextra -Werror -ffunction-sections -fdata-sections -fno-math-errno \
+              $(addprefix -I,$(RUNTIME_INC))
+CM4_OBJS := $(patsubst $(TS_RUNTIME_DIR)/%.c,$(CM4_BUILD)/%.o,$(RUNTIME_SRCS))
+cm4: $(CM4_BUILD)/libtsruntime.a
+	@$(CM4_SIZE) -t $(CM4_OBJS) | tail -1 | awk '{print "cm4 runtime .text " $$1 " bytes, .data " $$2 ", .bss " $$3}'
+$(CM4_BUILD)/libtsruntime.a: $(CM4_OBJS)
+	@rm -f $@
+	$(CM4_AR) rcs $@ $^
+$(CM4_BUILD)/%.o: $(TS_RUNTIME_DIR)/%.c $(RUNTIME_HDRS)
+	@mkdir -p $(dir $@)
+	$(CM4_CC) $(CM4_CFLAGS) -c -o $@ $<
+
+clean:
+	rm -rf $(BUILD) $(CM4_BUILD)

@@ -1,0 +1,122 @@
+/*
+ * tinyscope reference kernels (int8), one per operator, bit-exact with the TFLM reference
+ * kernels (tensorflow/lite/kernels/internal/reference/integer_ops/ *.h).
+ *
+ * The kernel boundary: each kernel takes a parameter struct filled once at init (by the
+ * interpreter's Prepare step, or by a unit test) plus raw data pointers, and never
+ * allocates. A later optimized kernel set (e.g. Cortex-M4 DSP) implements the same
+ * functions with the same parameter structs and must produce the same bytes.
+ *
+ * Conventions (as TFLM): tensors are NHWC, row-major; "offsets" are negated input zero
+ * points (input_offset = -input_zp) and the output zero point (output_offset = +output_zp);
+ * requantization multipliers are (Q31 mantissa, power-of-two exponent) pairs from
+ * ts_quantize_multiplier().
+ */
+#ifndef TS_KERNELS_H
+#define TS_KERNELS_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TS_MAX_CONCAT_INPUTS 10
+
+/* CONV_2D, filter [out_c][k_h][k_w][in_c], bias [out_c] (may be NULL). */
+typedef struct {
+  int32_t batches, in_h, in_w, in_c, out_h, out_w, out_c, k_h, k_w;
+  int32_t stride_h, stride_w, dil_h, dil_w, pad_h, pad_w;
+  int32_t input_offset, output_offset, act_min, act_max;
+  const int32_t *mult;  /* [out_c] */
+  const int32_t *shift; /* [out_c] */
+} ts_conv_params_t;
+
+/* DEPTHWISE_CONV_2D, filter [1][k_h][k_w][out_c], out_c = in_c * depth_multiplier. */
+typedef struct {
+  int32_t batches, in_h, in_w, in_c, out_h, out_w, out_c, k_h, k_w, depth_multiplier;
+  int32_t stride_h, stride_w, dil_h, dil_w, pad_h, pad_w;
+  int32_t input_offset, output_offset, act_min, act_max;
+  const int32_t *mult;  /* [out_c] */
+  const int32_t *shift; /* [out_c] */
+} ts_dw_params_t;
+
+/* FULLY_CONNECTED, filter [out_depth][accum_depth], bias [out_depth] (may be NULL).
+ * per_channel = 0: mult[0]/shift[0] for every output. */
+typedef struct {
+  int32_t batches, accum_depth, out_depth, per_channel;
+  int32_t input_offset, filter_offset, output_offset, act_min, act_max;
+  const int32_t *mult;
+  const int32_t *shift;
+} ts_fc_params_t;
+
+/* MAX_POOL_2D / AVERAGE_POOL_2D. */
+typedef struct {
+  int32_t batches, in_h, in_w, depth, out_h, out_w, f_h, f_w;
+  int32_t stride_h, stride_w, pad_h, pad_w, act_min, act_max;
+} ts_pool_params_t;
+
+/* ADD with 4-D broadcasting (shapes padded with leading 1s). */
+typedef struct {
+  int32_t out_dims[4];
+  int32_t in1_strides[4], in2_strides[4]; /* 0 along a broadcast dimension */
+  int32_t left_shift;
+  int32_t input1_offset, input2_offset, output_offset;
+  int32_t input1_mult, input1_shift, input2_mult, input2_shift, output_mult, output_shift;
+  int32_t act_min, act_max;
+} ts_add_params_t;
+
+/* SOFTMAX int8 -> int8 (output scale 1/256, zero point -128). */
+typedef struct {
+  int32_t outer, depth;
+  int32_t input_multiplier, input_left_shift, diff_min;
+} ts_softmax_params_t;
+
+/* MEAN over any set of axes of a tensor of up to 4 dims (padded with leading 1s). */
+typedef struct {
+  int32_t in_dims[4];
+  uint8_t reduce[4]; /* 1: axis is reduced */
+  int32_t input_zp, output_zp, mult, shift; /* mult/shift already include 1/count */
+  int32_t count; /* elements per output */
+} ts_mean_params_t;
+
+/* PAD of a tensor of up to 4 dims (padded with leading 1s). */
+typedef struct {
+  int32_t in_dims[4], before[4], after[4];
+  int32_t pad_value;
+} ts_pad_params_t;
+
+/* QUANTIZE int8 -> int8 (requantize). */
+typedef struct {
+  int32_t size, input_zp, output_zp, mult, shift;
+} ts_requant_params_t;
+
+/* CONCATENATION: outer copies of each input's inner block (bytes). */
+typedef struct {
+  int32_t outer, num_inputs;
+  int32_t inner[TS_MAX_CONCAT_INPUTS];
+} ts_concat_params_t;
+
+void ts_ref_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8_t *filter,
+                      const int32_t *bias, int8_t *output);
+void ts_ref_depthwise_conv2d_s8(const ts_dw_params_t *p, const int8_t *input,
+                                const int8_t *filter, const int32_t *bias, int8_t *output);
+void ts_ref_fully_connected_s8(const ts_fc_params_t *p, const int8_t *input,
+                               const int8_t *filter, const int32_t *bias, int8_t *output);
+void ts_ref_max_pool_s8(const ts_pool_params_t *p, const int8_t *input, int8_t *output);
+/* Returns 0, or -1 if an output window covers no input element (TFLM fails then too). */
+int ts_ref_avg_pool_s8(const ts_pool_params_t *p, const int8_t *input, int8_t *output);
+void ts_ref_add_s8(const ts_add_params_t *p, const int8_t *in1, const int8_t *in2,
+                   int8_t *output);
+void ts_ref_softmax_s8(const ts_softmax_params_t *p, const int8_t *input, int8_t *output);
+void ts_ref_mean_s8(const ts_mean_params_t *p, const int8_t *input, int8_t *output);
+void ts_ref_pad_s8(const ts_pad_params_t *p, const int8_t *input, int8_t *output);
+void ts_ref_requantize_s8(const ts_requant_params_t *p, const int8_t *input, int8_t *output);
+void ts_ref_concat_s8(const ts_concat_params_t *p, const int8_t *const *inputs,
+                      int8_t *output);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TS_KERNELS_H */

@@ -1,0 +1,44 @@
+/* Data-movement int8 reference kernels: PAD (pad value = output zero point or the given
+ * constant), QUANTIZE int8 -> int8 (reference_ops::Requantize), CONCATENATION (byte copy:
+ * TFLM concatenates int8 tensors without requantizing). */
+#include <string.h>
+
+#include "ts_kernels.h"
+#include "ts_quant.h"
+
+void ts_ref_pad_s8(const ts_pad_params_t *p, const int8_t *input, int8_t *output) {
+  int32_t od[4];
+  for (int k = 0; k < 4; k++) od[k] = p->before[k] + p->in_dims[k] + p->after[k];
+  const int32_t *d = p->in_dims;
+  int32_t o = 0;
+  for (int32_t i0 = 0; i0 < od[0]; i0++)
+    for (int32_t i1 = 0; i1 < od[1]; i1++)
+      for (int32_t i2 = 0; i2 < od[2]; i2++)
+        for (int32_t i3 = 0; i3 < od[3]; i3++) {
+          const int32_t j0 = i0 - p->before[0], j1 = i1 - p->before[1];
+          const int32_t j2 = i2 - p->before[2], j3 = i3 - p->before[3];
+          const int inside = j0 >= 0 && j0 < d[0] && j1 >= 0 && j1 < d[1] && j2 >= 0 &&
+                             j2 < d[2] && j3 >= 0 && j3 < d[3];
+          output[o++] = inside ? input[((j0 * d[1] + j1) * d[2] + j2) * d[3] + j3]
+                               : (int8_t)p->pad_value;
+        }
+}
+
+void ts_ref_requantize_s8(const ts_requant_params_t *p, const int8_t *input, int8_t *output) {
+  for (int32_t i = 0; i < p->size; i++) {
+    int32_t v = ts_mbqm((int32_t)input[i] - p->input_zp, p->mult, p->shift) + p->output_zp;
+    if (v < -128) v = -128;
+    if (v > 127) v = 127;
+    output[i] = (int8_t)v;
+  }
+}
+
+void ts_ref_concat_s8(const ts_concat_params_t *p, const int8_t *const *inputs,
+                      int8_t *output) {
+  int8_t *o = output;
+  for (int32_t k = 0; k < p->outer; k++)
+    for (int32_t i = 0; i < p->num_inputs; i++) {
+      memcpy(o, inputs[i] + (size_t)k * (size_t)p->inner[i], (size_t)p->inner[i]);
+      o += p->inner[i];
+    }
+}

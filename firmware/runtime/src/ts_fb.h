@@ -1,0 +1,57 @@
+/*
+ * A bounds-checked reader for the subset of FlatBuffers that TFLite models use.
+ * The model bytes are untrusted: every function checks that what it reads lies inside
+ * the buffer (and inside the table's declared size for table fields) and returns -1
+ * otherwise, recording the offending offset in fb->bad_offset. Multi-byte values are
+ * assembled from bytes (little-endian), so the buffer needs no alignment.
+ */
+#ifndef TS_FB_H
+#define TS_FB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+  const uint8_t *buf;
+  uint32_t size;
+  uint32_t bad_offset; /* where the first failed read pointed */
+} ts_fb_t;
+
+typedef struct {
+  uint32_t pos;      /* start of the table (its soffset to the vtable) */
+  uint32_t vt;       /* start of the vtable */
+  uint16_t vt_size;  /* bytes of vtable */
+  uint16_t tbl_size; /* bytes of table inline data */
+} ts_fb_table_t;
+
+typedef struct {
+  uint32_t pos; /* first element; 0 when the field is absent */
+  uint32_t len; /* number of elements */
+} ts_fb_vec_t;
+
+static inline uint32_t ts_le32(const uint8_t *p) {
+  return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
+         ((uint32_t)p[3] << 24);
+}
+
+int ts_fb_root(ts_fb_t *fb, ts_fb_table_t *root);
+int ts_fb_table_at(ts_fb_t *fb, uint32_t pos, ts_fb_table_t *t);
+/* Scalar field `id` (0-based) of `width` bytes: *present = 0 and nothing read if absent. */
+int ts_fb_scalar(ts_fb_t *fb, const ts_fb_table_t *t, int id, uint32_t width, uint64_t *value,
+                 int *present);
+int ts_fb_i32(ts_fb_t *fb, const ts_fb_table_t *t, int id, int32_t dflt, int32_t *out);
+int ts_fb_u32(ts_fb_t *fb, const ts_fb_table_t *t, int id, uint32_t dflt, uint32_t *out);
+int ts_fb_i8(ts_fb_t *fb, const ts_fb_table_t *t, int id, int32_t dflt, int32_t *out);
+int ts_fb_f32(ts_fb_t *fb, const ts_fb_table_t *t, int id, float dflt, float *out);
+/* Sub-table field; *present = 0 if absent. */
+int ts_fb_subtable(ts_fb_t *fb, const ts_fb_table_t *t, int id, ts_fb_table_t *sub,
+                   int *present);
+/* Vector field with elements of elem_size bytes (4 for offsets to tables). */
+int ts_fb_vector(ts_fb_t *fb, const ts_fb_table_t *t, int id, uint32_t elem_size,
+                 ts_fb_vec_t *v);
+/* Element i of a vector of tables. */
+int ts_fb_vec_table(ts_fb_t *fb, const ts_fb_vec_t *v, uint32_t i, ts_fb_table_t *t);
+/* String field: NUL-terminated inside the buffer; "" if absent. */
+int ts_fb_string(ts_fb_t *fb, const ts_fb_table_t *t, int id, const char **s);
+
+#endif /* TS_FB_H */

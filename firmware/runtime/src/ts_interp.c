@@ -1,0 +1,1176 @@
+/*
+ * tinyscope interpreter: model loading and validation, per-op Prepare (validate shapes and
+ * types, precompute requantization once), arena planning, and Invoke (no allocation).
+ *
+ * Arena layout (one caller-provided buffer, no heap):
+ *   [state][tensor records][op records][per-channel multipliers/shifts][activations]
+ *   '------------------------ persistent ------------------------------''-- planned --'
+ * Activation buffers are placed by ts_plan() (greedy by size, lifetime-aware).
+ */
+#include <stdarg.h>
+#include <string.h>
+
+#include "ts_fb.h"
+#include "ts_kernels.h"
+#include "ts_plan.h"
+#include "ts_quant.h"
+#include "ts_runtime.h"
+
+enum {
+  OP_ADD = 0,
+  OP_AVERAGE_POOL_2D = 1,
+  OP_CONCATENATION = 2,
+  OP_CONV_2D = 3,
+  OP_DEPTHWISE_CONV_2D = 4,
+  OP_FULLY_CONNECTED = 9,
+  OP_MAX_POOL_2D = 17,
+  OP_RESHAPE = 22,
+  OP_SOFTMAX = 25,
+  OP_PAD = 34,
+  OP_MEAN = 40,
+  OP_QUANTIZE = 114
+};
+
+#define TS_SCHEMA_VERSION 3
+#define TS_MAX_TENSORS 65535
+#define TS_MAX_OPS 65535
+#define TS_MAX_TENSOR_BYTES 0x7fffffffu
+
+/* Field ids of the TFLite schema (tensorflow/lite/schema/schema.fbs). */
+enum { MODEL_VERSION = 0, MODEL_OPCODES = 1, MODEL_SUBGRAPHS = 2, MODEL_BUFFERS = 4 };
+enum { OPC_DEPRECATED = 0, OPC_CUSTOM = 1, OPC_BUILTIN = 3 };
+enum { SG_TENSORS = 0, SG_INPUTS = 1, SG_OUTPUTS = 2, SG_OPERATORS = 3 };
+enum { TEN_SHAPE = 0, TEN_TYPE = 1, TEN_BUFFER = 2, TEN_NAME = 3, TEN_QUANT = 4, TEN_SPARSITY = 6 };
+enum { Q_SCALE = 2, Q_ZERO_POINT = 3, Q_DIM = 6 };
+enum { OPR_OPCODE = 0, OPR_INPUTS = 1, OPR_OUTPUTS = 2, OPR_OPTIONS = 4 };
+enum { BUF_DATA = 0, BUF_OFFSET = 1 };
+
+typedef struct {
+  const char *name;
+  const uint8_t *const_data; /* constant tensors: inside the model; else NULL */
+  const uint8_t *scales;     /* num_quant float32 LE */
+  const uint8_t *zps;        /* num_quant int64 LE */
+  uint32_t bytes, num_quant;
+  int32_t dims[TS_MAX_DIMS];
+  int32_t qdim;
+  uint8_t dtype, ndims;
+  ts_plan_buf_t plan; /* lifetime and arena offset (first < 0: not in the arena) */
+} trec_t;
+
+typedef struct {
+  int32_t code;
+  uint32_t in_pos, out_pos; /* int32 vectors inside the model */
+  int32_t n_in, n_out;
+  union {
+    ts_conv_params_t conv;
+    ts_dw_params_t dw;
+    ts_fc_params_t fc;
+    ts_pool_params_t pool;
+    ts_add_params_t add;
+    ts_softmax_params_t softmax;
+    ts_mean_params_t mean;
+    ts_pad_params_t pad;
+    ts_requant_params_t requant;
+    ts_concat_params_t concat;
+  } p;
+} oprec_t;
+
+typedef struct {
+  trec_t *t;
+  oprec_t *op;
+  uint32_t in_pos, out_pos; /* subgraph input / output index vectors */
+  uint8_t *act;             /* activation area */
+} state_t;
+
+typedef struct {
+  ts_interp_t *it;
+  ts_fb_t fb;
+  ts_fb_vec_t opcodes, buffers, tensors, inputs, outputs, operators;
+  state_t *st;
+  int32_t *chan; /* next free per-channel slot */
+  int32_t *chan_end;
+} loader_t;
+
+/* ---------------------------------------------------------------- messages */
+
+static void append(char *buf, size_t n, size_t *at, const char *s) {
+  while (*s && *at + 1 < n) buf[(*at)++] = *s++;
+  buf[*at] = 0;
+}
+
+/* A tiny formatter (%s %d %u only) so the runtime needs no printf. */
+static void vfmt(char *buf, size_t n, const char *f, va_list ap) {
+  size_t at = 0;
+  buf[0] = 0;
+  for (; *f; f++) {
+    if (*f != '%' || !f[1]) {
+      char c[2] = {*f, 0};
+      append(buf, n, &at, c);
+      continue;
+    }
+    f++;
+    if (*f == 's') {
+      const char *s = va_arg(ap, const char *);
+      append(buf, n, &at, s ? s : "(null)");
+    } else if (*f == 'd' || *f == 'u') {
+      char num[12], *p = num + sizeof num - 1;
+      uint32_t v;
+      int neg = 0;
+      if (*f == 'd') {
+        const int32_t d = va_arg(ap, int32_t);
+        neg = d < 0;
+        v = neg ? 0u - (uint32_t)d : (uint32_t)d;
+      } else {
+        v = va_arg(ap, uint32_t);
+      }
+      *p = 0;
+      do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+      } while (v);
+      if (neg) *--p = '-';
+      append(buf, n, &at, p);
+    } else {
+      char c[2] = {*f, 0};
+      append(buf, n, &at, c);
+    }
+  }
+}
+
+static ts_status_t fail(ts_interp_t *it, ts_status_t s, const char *f, ...) {
+  va_list ap;
+  va_start(ap, f);
+  vfmt(it->error, sizeof it->error, f, ap);
+  va_end(ap);
+  return s;
+}
+
+static ts_status_t corrupt(loader_t *L) {
+  if (L->fb.bad_offset >= L->fb.size)
+    return fail(L->it, TS_ERR_BAD_MODEL, "model truncated at offset %u (model is %u bytes)",
+                L->fb.bad_offset, L->fb.size);
+  return fail(L->it, TS_ERR_BAD_MODEL, "model corrupt at offset %u", L->fb.bad_offset);
+}
+
+#define FB(call)                     \
+  do {                               \
+    if ((call) != 0) return corrupt(L); \
+  } while (0)
+
+#define CHECK(call)                 \
+  do {                              \
+    ts_status_t s_ = (call);        \
+    if (s_ != TS_OK) return s_;     \
+  } while (0)
+
+/* ---------------------------------------------------------------- tensors */
+
+static const char *dtype_name(int32_t t) {
+  switch (t) {
+    case TS_FLOAT32: return "float32";
+    case TS_INT32: return "int32";
+    case TS_UINT8: return "uint8";
+    case TS_INT64: return "int64";
+    case TS_INT16: return "int16";
+    case TS_INT8: return "int8";
+    default: return "other";
+  }
+}
+
+static uint32_t dtype_size(int32_t t) {
+  switch (t) {
+    case TS_FLOAT32: case TS_INT32: return 4;
+    case TS_INT64: return 8;
+    case TS_INT16: return 2;
+    case TS_UINT8: case TS_INT8: return 1;
+    default: return 0;
+  }
+}
+
+static ts_status_t parse_tensor(loader_t *L, uint32_t idx, trec_t *r) {
+  ts_fb_t *fb = &L->fb;
+  ts_fb_table_t t, q, b;
+  int present;
+  memset(r, 0, sizeof *r);
+  r->plan.first = -1;
+  FB(ts_fb_vec_table(fb, &L->tensors, idx, &t));
+  ts_fb_vec_t shape;
+  FB(ts_fb_vector(fb, &t, TEN_SHAPE, 4, &shape));
+  if (shape.len > TS_MAX_DIMS)
+    return fail(L->it, TS_ERR_UNSUPPORTED, "tensor %u has %u dimensions (at most %d)", idx,
+                shape.len, TS_MAX_DIMS);
+  int32_t type;
+  FB(ts_fb_i8(fb, &t, TEN_TYPE, 0, &type));
+  const uint32_t esize = dtype_size(type);
+  if (esize == 0)
+    return fail(L->it, TS_ERR_UNSUPPORTED, "tensor %u has unsupported type %d", idx, type);
+  uint64_t bytes = esize;
+  r->ndims = (uint8_t)shape.len;
+  r->dtype = (uint8_t)type;
+  for (uint32_t i = 0; i < shape.len; i++) {
+    const int32_t d = (int32_t)ts_le32(fb->buf + shape.pos + 4 * i);
+    if (d < 1)
+      return fail(L->it, TS_ERR_BAD_MODEL, "tensor %u has dimension %u of size %d", idx, i, d);
+    r->dims[i] = d;
+    bytes *= (uint64_t)d;
+    if (bytes > TS_MAX_TENSOR_BYTES)
+      return fail(L->it, TS_ERR_BAD_MODEL, "tensor %u shape overflows (more than %u bytes)",
+                  idx, TS_MAX_TENSOR_BYTES);
+  }
+  r->bytes = (uint32_t)bytes;
+  r->plan.size = r->bytes;
+  FB(ts_fb_string(fb, &t, TEN_NAME, &r->name));
+  ts_fb_table_t sp;
+  FB(ts_fb_subtable(fb, &t, TEN_SPARSITY, &sp, &present));
+  if (present) return fail(L->it, TS_ERR_UNSUPPORTED, "tensor %u is sparse", idx);
+  /* constant data */
+  uint32_t buf_idx;
+  FB(ts_fb_u32(fb, &t, TEN_BUFFER, 0, &buf_idx));
+  if (buf_idx >= L->buffers.len && !(buf_idx == 0 && L->buffers.len == 0))
+    return fail(L->it, TS_ERR_BAD_MODEL, "tensor %u names buffer %u of %u", idx, buf_idx,
+                L->buffers.len);
+  if (buf_idx != 0) {
+    FB(ts_fb_vec_table(fb, &L->buffers, buf_idx, &b));
+    uint64_t off;
+    FB(ts_fb_scalar(fb, &b, BUF_OFFSET, 8, &off, &present));
+    if (present && off > 1)
+      return fail(L->it, TS_ERR_UNSUPPORTED,
+                  "tensor %u keeps its data outside the flatbuffer (offset buffers)", idx);
+    ts_fb_vec_t data;
+    FB(ts_fb_vector(fb, &b, BUF_DATA, 1, &data));
+    if (data.len) {
+      if (data.len != r->bytes)
+        return fail(L->it, TS_ERR_BAD_MODEL, "tensor %u has %u data bytes, its shape needs %u",
+                    idx, data.len, r->bytes);
+      r->const_data = fb->buf + data.pos;
+      if (esize > 1 && ((uintptr_t)r->const_data % esize) != 0)
+        return fail(L->it, TS_ERR_BAD_MODEL,
+                    "tensor %u data is not %u-byte aligned (align the model array to 16)", idx,
+                    esize);
+    }
+  }
+  /* quantization */
+  FB(ts_fb_subtable(fb, &t, TEN_QUANT, &q, &present));
+  if (present) {
+    ts_fb_vec_t sc, zp;
+    FB(ts_fb_vector(fb, &q, Q_SCALE, 4, &sc));
+    FB(ts_fb_vector(fb, &q, Q_ZERO_POINT, 8, &zp));
+    FB(ts_fb_i32(fb, &q, Q_DIM, 0, &r->qdim));
+    if (sc.len) {
+      if (zp.len != sc.len)
+        return fail(L->it, TS_ERR_BAD_MODEL, "tensor %u has %u scales but %u zero points", idx,
+                    sc.len, zp.len);
+      if (sc.len > 1 && (r->qdim < 0 || r->qdim >= r->ndims || (uint32_t)r->dims[r->qdim] != sc.len))
+        return fail(L->it, TS_ERR_BAD_MODEL, "tensor %u has %u scales for dimension %d", idx,
+                    sc.len, r->qdim);
+      for (uint32_t i = 0; i < sc.len; i++) {
+        const uint8_t *z = fb->buf + zp.pos + 8 * i;
+        const int64_t zv = (int64_t)((uint64_t)ts_le32(z) | ((uint64_t)ts_le32(z + 4) << 32));
+        if (zv < INT32_MIN || zv > INT32_MAX)
+          return fail(L->it, TS_ERR_BAD_MODEL, "tensor %u zero point out of range", idx);
+      }
+      r->num_quant = sc.len;
+      r->scales = fb->buf + sc.pos;
+      r->zps = fb->buf + zp.pos;
+    }
+  }
+  return TS_OK;
+}
+
+static float rec_scale(const trec_t *r, uint32_t i) {
+  const uint32_t u = ts_le32(r->scales + 4 * i);
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
+
+static int32_t rec_zp(const trec_t *r, uint32_t i) { return (int32_t)ts_le32(r->zps + 8 * i); }
+
+/* ---------------------------------------------------------------- op codes */
+
+static ts_status_t op_code(loader_t *L, uint32_t op_idx, ts_fb_table_t *op, int32_t *code) {
+  uint32_t oc;
+  FB(ts_fb_vec_table(&L->fb, &L->operators, op_idx, op));
+  FB(ts_fb_u32(&L->fb, op, OPR_OPCODE, 0, &oc));
+  if (oc >= L->opcodes.len)
+    return fail(L->it, TS_ERR_BAD_MODEL, "operator %u names operator code %u of %u", op_idx,
+                oc, L->opcodes.len);
+  ts_fb_table_t c;
+  int32_t dep, bi;
+  FB(ts_fb_vec_table(&L->fb, &L->opcodes, oc, &c));
+  FB(ts_fb_i8(&L->fb, &c, OPC_DEPRECATED, 0, &dep));
+  FB(ts_fb_i32(&L->fb, &c, OPC_BUILTIN, 0, &bi));
+  /* Old models only fill the int8 deprecated code, new ones both (the deprecated one
+   * saturating at 127): the real code is the larger. */
+  *code = dep > bi ? dep : bi;
+  if (*code < 0)
+    return fail(L->it, TS_ERR_BAD_MODEL, "operator %u has negative code %d", op_idx, *code);
+  return TS_OK;
+}
+
+static int supported(int32_t code) {
+  switch (code) {
+    case OP_ADD: case OP_AVERAGE_POOL_2D: case OP_CONCATENATION: case OP_CONV_2D:
+    case OP_DEPTHWISE_CONV_2D: case OP_FULLY_CONNECTED: case OP_MAX_POOL_2D: case OP_RESHAPE:
+    case OP_SOFTMAX: case OP_PAD: case OP_MEAN: case OP_QUANTIZE:
+      return 1;
+    default:
+      return 0;
+  }
+}
+
+/* Per-channel int32 slots (multiplier + shift) an op needs. */
+static ts_status_t op_chan_slots(loader_t *L, uint32_t i, uint32_t *slots) {
+  ts_fb_table_t op;
+  int32_t code;
+  *slots = 0;
+  CHECK(op_code(L, i, &op, &code));
+  if (!supported(code)) {
+    if (code == 32) {
+      ts_fb_table_t c;
+      uint32_t oc;
+      const char *name;
+      FB(ts_fb_u32(&L->fb, &op, OPR_OPCODE, 0, &oc));
+      FB(ts_fb_vec_table(&L->fb, &L->opcodes, oc, &c));
+      FB(ts_fb_string(&L->fb, &c, OPC_CUSTOM, &name));
+      return fail(L->it, TS_ERR_UNSUPPORTED, "unsupported custom op %s at operator %u", name, i);
+    }
+    return fail(L->it, TS_ERR_UNSUPPORTED, "unsupported op %s at operator %u",
+                ts_op_name(code), i);
+  }
+  if (code != OP_CONV_2D && code != OP_DEPTHWISE_CONV_2D && code != OP_FULLY_CONNECTED)
+    return TS_OK;
+  ts_fb_vec_t ins;
+  FB(ts_fb_vector(&L->fb, &op, OPR_INPUTS, 4, &ins));
+  if (ins.len < 2) return fail(L->it, TS_ERR_BAD_MODEL, "operator %u has no filter", i);
+  const int32_t f = (int32_t)ts_le32(L->fb.buf + ins.pos + 4);
+  if (f < 0 || (uint32_t)f >= L->tensors.len)
+    return fail(L->it, TS_ERR_BAD_MODEL, "operator %u names tensor %d", i, f);
+  trec_t r;
+  CHECK(parse_tensor(L, (uint32_t)f, &r));
+  *slots = 2 * (r.num_quant ? r.num_quant : 1);
+  return TS_OK;
+}
+
+/* ---------------------------------------------------------------- prepare helpers */
+
+static int32_t op_in(const loader_t *L, const oprec_t *o, int32_t k) {
+  return k < o->n_in ? (int32_t)ts_le32(L->fb.buf + o->in_pos + 4 * (uint32_t)k) : -1;
+}
+static int32_t op_out(const loader_t *L, const oprec_t *o, int32_t k) {
+  return (int32_t)ts_le32(L->fb.buf + o->out_pos + 4 * (uint32_t)k);
+}
+
+static int32_t elems(const trec_t *r) {
+  int32_t n = 1;
+  for (int i = 0; i < r->ndims; i++) n *= r->dims[i];
+  return n;
+}
+
+/* An int8 activation tensor with per-tensor quantization. */
+static ts_status_t need_s8(loader_t *L, int32_t op, int32_t idx, const char *what) {
+  if (idx < 0) return fail(L->it, TS_ERR_BAD_MODEL, "operator %d lacks its %s", op, what);
+  const trec_t *r = &L->st->t[idx];
+  if (r->dtype != TS_INT8)
+    return fail(L->it, TS_ERR_UNSUPPORTED, "operator %d: %s tensor %d is %s, not int8", op,
+                what, idx, dtype_name(r->dtype));
+  if (r->num_quant != 1)
+    return fail(L->it, TS_ERR_UNSUPPORTED,
+                "operator %d: %s tensor %d needs per-tensor quantization", op, what, idx);
+  return TS_OK;
+}
+
+static ts_status_t need_rank(loader_t *L, int32_t op, int32_t idx, int rank, const char *what) {
+  if (L->st->t[idx].ndims != rank)
+    return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: %s tensor %d must have %d dimensions",
+                op, what, idx, rank);
+  return TS_OK;
+}
+
+static ts_status_t options(loader_t *L, int32_t i, ts_fb_table_t *opt, int *present) {
+  ts_fb_table_t op;
+  FB(ts_fb_vec_table(&L->fb, &L->operators, (uint32_t)i, &op));
+  FB(ts_fb_subtable(&L->fb, &op, OPR_OPTIONS, opt, present));
+  return TS_OK;
+}
+
+static ts_status_t act_range(loader_t *L, int32_t op, int32_t act, const trec_t *out,
+                             int32_t *lo, int32_t *hi) {
+  if (ts_activation_range_s8(act, rec_scale(out, 0), rec_zp(out, 0), lo, hi))
+    return fail(L->it, TS_ERR_UNSUPPORTED, "operator %d: unsupported fused activation %d", op,
+                act);
+  return TS_OK;
+}
+
+static ts_status_t quant_mult(loader_t *L, int32_t op, double m, int32_t *mult,
+                              int32_t *shift) {
+  if (ts_quantize_multiplier(m, mult, shift) || *shift > 30)
+    return fail(L->it, TS_ERR_UNSUPPORTED, "operator %d: requantization scale out of range", op);
+  return TS_OK;
+}
+
+/* TFLite's output size and padding (ComputePaddingHeightWidth): SAME = 0, VALID = 1. */
+static ts_status_t spatial(loader_t *L, int32_t op, int32_t padding, int32_t in, int32_t k,
+                           int32_t stride, int32_t dil, int32_t out, int32_t *pad) {
+  if (stride < 1 || dil < 1 || padding < 0 || padding > 1)
+    return fail(L->it, TS_ERR_BAD_MODEL, "operator %d has invalid stride/dilation/padding", op);
+  const int64_t eff = (int64_t)(k - 1) * dil + 1;
+  const int64_t expect = padding == 0 ? ((int64_t)in + stride - 1) / stride
+                                      : ((int64_t)in + stride - eff) / stride;
+  if (expect != out)
+    return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: output size %d, expected %d", op, out,
+                (int32_t)expect);
+  int64_t total = ((int64_t)out - 1) * stride + eff - in;
+  if (total < 0) total = 0;
+  *pad = (int32_t)(total / 2);
+  return TS_OK;
+}
+
+static ts_status_t bias_of(loader_t *L, int32_t op, int32_t idx, int32_t n, const int32_t **b) {
+  *b = NULL;
+  if (idx < 0) return TS_OK;
+  const trec_t *r = &L->st->t[idx];
+  if (r->dtype != TS_INT32 || !r->const_data || elems(r) != n)
+    return fail(L->it, TS_ERR_UNSUPPORTED, "operator %d: bias must be a constant int32[%d]", op,
+                n);
+  *b = (const int32_t *)(const void *)r->const_data;
+  return TS_OK;
+}
+
+static ts_status_t need_const_filter(loader_t *L, int32_t op, int32_t idx) {
+  if (idx < 0) return fail(L->it, TS_ERR_BAD_MODEL, "operator %d lacks its filter", op);
+  const trec_t *r = &L->st->t[idx];
+  if (r->dtype != TS_INT8 || !r->const_data || r->num_quant < 1)
+    return fail(L->it, TS_ERR_UNSUPPORTED,
+                "operator %d: filter tensor %d must be constant quantized int8", op, idx);
+  return TS_OK;
+}
+
+/* Per-channel multipliers: (double)in_scale * filter_scale[c] / out_scale, as TFLM. */
+static ts_status_t channel_mults(loader_t *L, int32_t op, const trec_t *in, const trec_t *f,
+                                 const trec_t *out, int32_t n, const int32_t **mult,
+                                 const int32_t **shift) {
+  if (L->chan + 2 * n > L->chan_end)
+    return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: inconsistent channel count", op);
+  int32_t *m = L->chan, *s = L->chan + n;
+  L->chan += 2 * n;
+  const double is = (double)rec_scale(in, 0), os = (double)rec_scale(out, 0);
+  for (int32_t c = 0; c < n; c++) {
+    const double fs = (double)rec_scale(f, f->num_quant == 1 ? 0 : (uint32_t)c);
+    CHECK(quant_mult(L, op, is * fs / os, &m[c], &s[c]));
+  }
+  *mult = m;
+  *shift = s;
+  return TS_OK;
+}
+
+/* ---------------------------------------------------------------- prepare per op */
+
+static ts_status_t prep_conv(loader_t *L, int32_t i, oprec_t *o) {
+  const int32_t ii = op_in(L, o, 0), fi = op_in(L, o, 1), bi = op_in(L, o, 2),
+                oi = op_out(L, o, 0);
+  CHECK(need_s8(L, i, ii, "input"));
+  CHECK(need_s8(L, i, oi, "output"));
+  CHECK(need_const_filter(L, i, fi));
+  CHECK(need_rank(L, i, ii, 4, "input"));
+  CHECK(need_rank(L, i, fi, 4, "filter"));
+  CHECK(need_rank(L, i, oi, 4, "output"));
+  const trec_t *in = &L->st->t[ii], *f = &L->st->t[fi], *out = &L->st->t[oi];
+  ts_fb_table_t opt;
+  int present;
+  CHECK(options(L, i, &opt, &present));
+  if (!present) return fail(L->it, TS_ERR_BAD_MODEL, "operator %d lacks its options", i);
+  int32_t padding, sw, sh, act, dw, dh;
+  FB(ts_fb_i8(&L->fb, &opt, 0, 0, &padding));
+  FB(ts_fb_i32(&L->fb, &opt, 1, 0, &sw));
+  FB(ts_fb_i32(&L->fb, &opt, 2, 0, &sh));
+  const int dw_model = o->code == OP_DEPTHWISE_CONV_2D;
+  int32_t dm = 1;
+  if (dw_model) {
+    FB(ts_fb_i32(&L->fb, &opt, 3, 1, &dm));
+    FB(ts_fb_i8(&L->fb, &opt, 4, 0, &act));
+    FB(ts_fb_i32(&L->fb, &opt, 5, 1, &dw));
+    FB(ts_fb_i32(&L->fb, &opt, 6, 1, &dh));
+  } else {
+    FB(ts_fb_i8(&L->fb, &opt, 3, 0, &act));
+    FB(ts_fb_i32(&L->fb, &opt, 4, 1, &dw));
+    FB(ts_fb_i32(&L->fb, &opt, 5, 1, &dh));
+  }
+  const int32_t oc = out->dims[3];
+  if (in->dims[0] != out->dims[0])
+    return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: batch mismatch", i);
+  if (dw_model) {
+    if (f->dims[0] != 1 || f->dims[3] != oc || oc % in->dims[3] != 0)
+      return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: filter shape does not match", i);
+  } else {
+    if (f->dims[0] != oc)
+      return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: filter shape does not match", i);
+    if (f->dims[3] != in->dims[3])
+      return fail(L->it, TS_ERR_UNSUPPORTED, "operator %d: grouped convolution", i);
+  }
+  if (f->num_quant != 1 && (int32_t)f->num_quant != oc)
+    return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: filter has %u scales for %d channels",
+                i, f->num_quant, oc);
+  const int32_t *bias, *mult, *shift;
+  int32_t pad_h, pad_w, lo, hi;
+  CHECK(bias_of(L, i, bi, oc, &bias));
+  CHECK(spatial(L, i, padding, in->dims[1], f->dims[1], sh, dh, out->dims[1], &pad_h));
+  CHECK(spatial(L, i, padding, in->dims[2], f->dims[2], sw, dw, out->dims[2], &pad_w));
+  CHECK(act_range(L, i, act, out, &lo, &hi));
+  CHECK(channel_mults(L, i, in, f, out, oc, &mult, &shift));
+  if (dw_model) {
+    ts_dw_params_t *p = &o->p.dw;
+    *p = (ts_dw_params_t){in->dims[0], in->dims[1], in->dims[2], in->dims[3], out->dims[1],
+                          out->dims[2], oc, f->dims[1], f->dims[2], oc / in->dims[3],
+                          sh, sw, dh, dw, pad_h, pad_w, -rec_zp(in, 0), rec_zp(out, 0), lo, hi,
+                          mult, shift};
+  } else {
+    ts_conv_params_t *p = &o->p.conv;
+    *p = (ts_conv_params_t){in->dims[0], in->dims[1], in->dims[2], in->dims[3], out->dims[1],
+                            out->dims[2], oc, f->dims[1], f->dims[2], sh, sw, dh, dw, pad_h,
+                            pad_w, -rec_zp(in, 0), rec_zp(out, 0), lo, hi, mult, shift};
+  }
+  (void)dm;
+  return TS_OK;
+}
+
+static ts_status_t prep_fc(loader_t *L, int32_t i, oprec_t *o) {
+  const int32_t ii = op_in(L, o, 0), fi = op_in(L, o, 1), bi = op_in(L, o, 2),
+                oi = op_out(L, o, 0);
+  CHECK(need_s8(L, i, ii, "input"));
+  CHECK(need_s8(L, i, oi, "output"));
+  CHECK(need_const_filter(L, i, fi));
+  CHECK(need_rank(L, i, fi, 2, "filter"));
+  const trec_t *in = &L->st->t[ii], *f = &L->st->t[fi], *out = &L->st->t[oi];
+  ts_fb_table_t opt;
+  int present;
+  int32_t act = 0, wf = 0;
+  CHECK(options(L, i, &opt, &present));
+  if (present) {
+    FB(ts_fb_i8(&L->fb, &opt, 0, 0, &act));
+    FB(ts_fb_i8(&L->fb, &opt, 1, 0, &wf));
+  }
+  if (wf != 0) return fail(L->it, TS_ERR_UNSUPPORTED, "operator %d: shuffled weights", i);
+  const int32_t out_depth = f->dims[0], accum = f->dims[1];
+  if (elems(in) % accum != 0 || elems(out) != elems(in) / accum * out_depth)
+    return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: shapes do not match", i);
+  const int32_t *bias, *mult, *shift;
+  int32_t lo, hi;
+  CHECK(bias_of(L, i, bi, out_depth, &bias));
+  CHECK(act_range(L, i, act, out, &lo, &hi));
+  const int per_channel = f->num_quant > 1;
+  if (per_channel && (int32_t)f->num_quant != out_depth)
+    return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: filter scales do not match", i);
+  CHECK(channel_mults(L, i, in, f, out, per_channel ? out_depth : 1, &mult, &shift));
+  o->p.fc = (ts_fc_params_t){elems(in) / accum, accum, out_depth, per_channel,
+                             -rec_zp(in, 0), per_channel ? 0 : -rec_zp(f, 0), rec_zp(out, 0),
+                             lo, hi, mult, shift};
+  return TS_OK;
+}
+
+static ts_status_t prep_pool(loader_t *L, int32_t i, oprec_t *o) {
+  const int32_t ii = op_in(L, o, 0), oi = op_out(L, o, 0);
+  CHECK(need_s8(L, i, ii, "input"));
+  CHECK(need_s8(L, i, oi, "output"));
+  CHECK(need_rank(L, i, ii, 4, "input"));
+  CHECK(need_rank(L, i, oi, 4, "output"));
+  const trec_t *in = &L->st->t[ii], *out = &L->st->t[oi];
+  ts_fb_table_t opt;
+  int present;
+  CHECK(options(L, i, &opt, &present));
+  if (!present) return fail(L->it, TS_ERR_BAD_MODEL, "operator %d lacks its options", i);
+  int32_t padding, sw, sh, fw, fh, act, pad_h, pad_w, lo, hi;
+  FB(ts_fb_i8(&L->fb, &opt, 0, 0, &padding));
+  FB(ts_fb_i32(&L->fb, &opt, 1, 0, &sw));
+  FB(ts_fb_i32(&L->fb, &opt, 2, 0, &sh));
+  FB(ts_fb_i32(&L->fb, &opt, 3, 0, &fw));
+  FB(ts_fb_i32(&L->fb, &opt, 4, 0, &fh));
+  FB(ts_fb_i8(&L->fb, &opt, 5, 0, &act));
+  if (fw < 1 || fh < 1 || in->dims[0] != out->dims[0] || in->dims[3] != out->dims[3])
+    return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: pooling shapes do not match", i);
+  CHECK(spatial(L, i, padding, in->dims[1], fh, sh, 1, out->dims[1], &pad_h));
+  CHECK(spatial(L, i, padding, in->dims[2], fw, sw, 1, out->dims[2], &pad_w));
+  CHECK(act_range(L, i, act, out, &lo, &hi));
+  o->p.pool = (ts_pool_params_t){in->dims[0], in->dims[1], in->dims[2], in->dims[3],
+                                 out->dims[1], out->dims[2], fh, fw, sh, sw, pad_h, pad_w, lo,
+                                 hi};
+  return TS_OK;
+}
+
+/* Dims padded to 4 with leading 1s. */
+static int pad4(const trec_t *r, int32_t d[4]) {
+  if (r->ndims > 4) return -1;
+  for (int k = 0; k < 4; k++) d[k] = 1;
+  for (int k = 0; k < r->ndims; k++) d[4 - r->ndims + k] = r->dims[k];
+  return 0;
+}
+
+static ts_status_t prep_add(loader_t *L, int32_t i, oprec_t *o) {
+  const int32_t ai = op_in(L, o, 0), bi = op_in(L, o, 1), oi = op_out(L, o, 0);
+  CHECK(need_s8(L, i, ai, "first input"));
+  CHECK(need_s8(L, i, bi, "second input"));
+  CHECK(need_s8(L, i, oi, "output"));
+  const trec_t *a = &L->st->t[ai], *b = &L->st->t[bi], *out = &L->st->t[oi];
+  ts_add_params_t *p = &o->p.add;
+  int32_t da[4], db[4];
+  if (pad4(a, da) || pad4(b, db) || pad4(out, p->out_dims))
+    return fail(L->it, TS_ERR_UNSUPPORTED, "operator %d: more than 4 dimensions", i);
+  int32_t sa = 1, sb = 1;
+  for (int k = 3; k >= 0; k--) {
+    if ((da[k] != p->out_dims[k] && da[k] != 1) || (db[k] != p->out_dims[k] && db[k] != 1))
+      return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: shapes do not broadcast", i);
+    p->in1_strides[k] = da[k] == 1 ? 0 : sa;
+    p->in2_strides[k] = db[k] == 1 ? 0 : sb;
+    sa *= da[k];
+    sb *= db[k];
+  }
+  ts_fb_table_t opt;
+  int present;
+  int32_t act = 0;
+  CHECK(options(L, i, &opt, &present));
+  if (present) FB(ts_fb_i8(&L->fb, &opt, 0, 0, &act));
+  CHECK(act_range(L, i, act, out, &p->act_min, &p->act_max));
+  /* TFLM add_common.cc: 20 bits of headroom for int8, inputs scaled to twice the larger
+   * input scale, all three multipliers < 1. */
+  const double s1 = rec_scale(a, 0), s2 = rec_scale(b, 0), so = rec_scale(out, 0);
+  const double twice_max = 2.0 * (s1 > s2 ? s1 : s2);
+  p->left_shift = 20;
+  p->input1_offset = -rec_zp(a, 0);
+  p->input2_offset = -rec_zp(b, 0);
+  p->output_offset = rec_zp(out, 0);
+  CHECK(quant_mult(L, i, s1 / twice_max, &p->input1_mult, &p->input1_shift));
+  CHECK(quant_mult(L, i, s2 / twice_max, &p->input2_mult, &p->input2_shift));
+  CHECK(quant_mult(L, i, twice_max / ((double)(1 << 20) * so), &p->output_mult,
+                   &p->output_shift));
+  if (p->input1_shift > 0 || p->input2_shift > 0 || p->output_shift > 0)
+    return fail(L->it, TS_ERR_UNSUPPORTED, "operator %d: output scale too small for ADD", i);
+  return TS_OK;
+}
+
+static ts_status_t prep_softmax(loader_t *L, int32_t i, oprec_t *o) {
+  const int32_t ii = op_in(L, o, 0), oi = op_out(L, o, 0);
+  CHECK(need_s8(L, i, ii, "input"));
+  CHECK(need_s8(L, i, oi, "output"));
+  const trec_t *in = &L->st->t[ii], *out = &L->st->t[oi];
+  if (rec_zp(out, 0) != -128 || rec_scale(out, 0) != 1.0f / 256.0f)
+    return fail(L->it, TS_ERR_UNSUPPORTED,
+                "operator %d: int8 softmax output must have scale 1/256, zero point -128", i);
+  if (in->ndims < 1 || elems(in) != elems(out))
+    return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: shapes do not match", i);
+  ts_fb_table_t opt;
+  int present;
+  float beta = 0.0f;
+  CHECK(options(L, i, &opt, &present));
+  if (present) FB(ts_fb_f32(&L->fb, &opt, 0, 0.0f, &beta));
+  ts_softmax_params_t *p = &o->p.softmax;
+  p->depth = in->dims[in->ndims - 1];
+  p->outer = elems(in) / p->depth;
+  /* TFLM PreprocessSoftmaxScaling with 5 integer bits for the scaled difference. */
+  double real = (double)beta * (double)rec_scale(in, 0) * (double)(1 << 26);
+  if (real > 2147483647.0) real = 2147483647.0;
+  if (!(real > 1.0) || ts_quantize_multiplier(real, &p->input_multiplier, &p->input_left_shift) ||
+      p->input_left_shift < 0 || p->input_left_shift > 31)
+    return fail(L->it, TS_ERR_UNSUPPORTED, "operator %d: softmax beta * scale out of range", i);
+  /* diff_min = -floor(31 * 2^26 / 2^left_shift) (CalculateInputRadius). */
+  p->diff_min = -(int32_t)((INT64_C(31) << 26) >> p->input_left_shift);
+  return TS_OK;
+}
+
+static ts_status_t const_ints(loader_t *L, int32_t op, int32_t idx, int32_t *vals, int32_t max,
+                              int32_t *n) {
+  if (idx < 0) return fail(L->it, TS_ERR_BAD_MODEL, "operator %d lacks an input", op);
+  const trec_t *r = &L->st->t[idx];
+  if (!r->const_data || (r->dtype != TS_INT32 && r->dtype != TS_INT64))
+    return fail(L->it, TS_ERR_UNSUPPORTED, "operator %d: tensor %d must be constant int32",
+                op, idx);
+  *n = elems(r);
+  if (*n > max) return fail(L->it, TS_ERR_UNSUPPORTED, "operator %d: too many values", op);
+  for (int32_t k = 0; k < *n; k++) {
+    if (r->dtype == TS_INT32) {
+      vals[k] = (int32_t)ts_le32(r->const_data + 4 * k);
+    } else {
+      const int32_t lo = (int32_t)ts_le32(r->const_data + 8 * k);
+      const int32_t hi = (int32_t)ts_le32(r->const_data + 8 * k + 4);
+      if (hi != (lo < 0 ? -1 : 0))
+        return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: value out of range", op);
+      vals[k] = lo;
+    }
+  }
+  return TS_OK;
+}
+
+static ts_status_t prep_mean(loader_t *L, int32_t i, oprec_t *o) {
+  const int32_t ii = op_in(L, o, 0), ai = op_in(L, o, 1), oi = op_out(L, o, 0);
+  CHECK(need_s8(L, i, ii, "input"));
+  CHECK(need_s8(L, i, oi, "output"));
+  const trec_t *in = &L->st->t[ii], *out = &L->st->t[oi];
+  ts_mean_params_t *p = &o->p.mean;
+  int32_t axes[8], n;
+  CHECK(const_ints(L, i, ai, axes, 8, &n));
+  if (pad4(in, p->in_dims))
+    return fail(L->it, TS_ERR_UNSUPPORTED, "operator %d: more than 4 dimensions", i);
+  memset(p->reduce, 0, sizeof p->reduce);
+  for (int32_t k = 0; k < n; k++) {
+    int32_t a = axes[k] < 0 ? axes[k] + in->ndims : axes[k];
+    if (a < 0 || a >= in->ndims)
+      return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: axis %d out of range", i, axes[k]);
+    p->reduce[4 - in->ndims + a] = 1;
+  }
+  int32_t kept = 1;
+  p->count = 1;
+  for (int k = 0; k < 4; k++) {
+    if (p->reduce[k]) p->count *= p->in_dims[k];
+    else kept *= p->in_dims[k];
+  }
+  if (kept != elems(out))
+    return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: output shape does not match", i);
+  int32_t m, s;
+  CHECK(quant_mult(L, i, (double)rec_scale(in, 0) / (double)rec_scale(out, 0), &m, &s));
+  /* Fold 1/count into the multiplier as TFLM's QuantizedMeanOrSum does. */
+  int32_t sh = 0;
+  while (sh < 63 && ((uint64_t)p->count >> (sh + 1)) != 0) sh++; /* floor(log2(count)) */
+  if (sh > 32) sh = 32;
+  if (sh > 31 + s) sh = 31 + s;
+  p->mult = (int32_t)(((int64_t)m << sh) / p->count);
+  p->shift = s - sh;
+  p->input_zp = rec_zp(in, 0);
+  p->output_zp = rec_zp(out, 0);
+  return TS_OK;
+}
+
+static ts_status_t prep_pad(loader_t *L, int32_t i, oprec_t *o) {
+  const int32_t ii = op_in(L, o, 0), pi = op_in(L, o, 1), oi = op_out(L, o, 0);
+  CHECK(need_s8(L, i, ii, "input"));
+  CHECK(need_s8(L, i, oi, "output"));
+  const trec_t *in = &L->st->t[ii], *out = &L->st->t[oi];
+  ts_pad_params_t *p = &o->p.pad;
+  int32_t v[8], n, od[4];
+  CHECK(const_ints(L, i, pi, v, 8, &n));
+  if (pad4(in, p->in_dims) || pad4(out, od) || n != 2 * in->ndims || out->ndims != in->ndims)
+    return fail(L->it, TS_ERR_UNSUPPORTED, "operator %d: unsupported padding shape", i);
+  for (int k = 0; k < 4; k++) {
+    const int j = k - (4 - in->ndims);
+    p->before[k] = j >= 0 ? v[2 * j] : 0;
+    p->after[k] = j >= 0 ? v[2 * j + 1] : 0;
+    if (p->before[k] < 0 || p->after[k] < 0 ||
+        (int64_t)p->before[k] + p->in_dims[k] + p->after[k] != od[k])
+      return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: padding does not match output", i);
+  }
+  p->pad_value = rec_zp(out, 0);
+  return TS_OK;
+}
+
+static ts_status_t prep_quantize(loader_t *L, int32_t i, oprec_t *o) {
+  const int32_t ii = op_in(L, o, 0), oi = op_out(L, o, 0);
+  CHECK(need_s8(L, i, ii, "input"));
+  CHECK(need_s8(L, i, oi, "output"));
+  const trec_t *in = &L->st->t[ii], *out = &L->st->t[oi];
+  if (elems(in) != elems(out))
+    return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: shapes do not match", i);
+  ts_requant_params_t *p = &o->p.requant;
+  p->size = elems(in);
+  p->input_zp = rec_zp(in, 0);
+  p->output_zp = rec_zp(out, 0);
+  return quant_mult(L, i, (double)rec_scale(in, 0) / (double)rec_scale(out, 0), &p->mult,
+                    &p->shift);
+}
+
+static ts_status_t prep_concat(loader_t *L, int32_t i, oprec_t *o) {
+  const int32_t oi = op_out(L, o, 0);
+  CHECK(need_s8(L, i, oi, "output"));
+  const trec_t *out = &L->st->t[oi];
+  if (o->n_in < 1 || o->n_in > TS_MAX_CONCAT_INPUTS)
+    return fail(L->it, TS_ERR_UNSUPPORTED, "operator %d: %d inputs (at most %d)", i, o->n_in,
+                TS_MAX_CONCAT_INPUTS);
+  ts_fb_table_t opt;
+  int present;
+  int32_t axis = 0, act = 0;
+  CHECK(options(L, i, &opt, &present));
+  if (present) {
+    FB(ts_fb_i32(&L->fb, &opt, 0, 0, &axis));
+    FB(ts_fb_i8(&L->fb, &opt, 1, 0, &act));
+  }
+  if (act != 0)
+    return fail(L->it, TS_ERR_UNSUPPORTED, "operator %d: fused activation on CONCATENATION", i);
+  if (axis < 0) axis += out->ndims;
+  if (axis < 0 || axis >= out->ndims)
+    return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: axis out of range", i);
+  ts_concat_params_t *p = &o->p.concat;
+  p->num_inputs = o->n_in;
+  p->outer = 1;
+  for (int k = 0; k < axis; k++) p->outer *= out->dims[k];
+  int64_t total = 0;
+  for (int32_t j = 0; j < o->n_in; j++) {
+    const int32_t ij = op_in(L, o, j);
+    CHECK(need_s8(L, i, ij, "input"));
+    const trec_t *in = &L->st->t[ij];
+    if (in->ndims != out->ndims)
+      return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: input ranks differ", i);
+    for (int k = 0; k < out->ndims; k++)
+      if (k != axis && in->dims[k] != out->dims[k])
+        return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: input shapes differ", i);
+    total += in->dims[axis];
+    p->inner[j] = elems(in) / p->outer;
+  }
+  if (total != out->dims[axis])
+    return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: output shape does not match", i);
+  return TS_OK;
+}
+
+static ts_status_t prep_reshape(loader_t *L, int32_t i, oprec_t *o) {
+  const int32_t ii = op_in(L, o, 0), oi = op_out(L, o, 0);
+  CHECK(need_s8(L, i, ii, "input"));
+  CHECK(need_s8(L, i, oi, "output"));
+  if (L->st->t[ii].bytes != L->st->t[oi].bytes)
+    return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: reshape changes the element count", i);
+  return TS_OK;
+}
+
+static ts_status_t prepare(loader_t *L, int32_t i, oprec_t *o) {
+  if (o->n_out != 1)
+    return fail(L->it, TS_ERR_BAD_MODEL, "operator %d must have one output", i);
+  switch (o->code) {
+    case OP_CONV_2D:
+    case OP_DEPTHWISE_CONV_2D: return prep_conv(L, i, o);
+    case OP_FULLY_CONNECTED: return prep_fc(L, i, o);
+    case OP_MAX_POOL_2D:
+    case OP_AVERAGE_POOL_2D: return prep_pool(L, i, o);
+    case OP_ADD: return prep_add(L, i, o);
+    case OP_SOFTMAX: return prep_softmax(L, i, o);
+    case OP_MEAN: return prep_mean(L, i, o);
+    case OP_PAD: return prep_pad(L, i, o);
+    case OP_QUANTIZE: return prep_quantize(L, i, o);
+    case OP_CONCATENATION: return prep_concat(L, i, o);
+    case OP_RESHAPE: return prep_reshape(L, i, o);
+    default: return fail(L->it, TS_ERR_UNSUPPORTED, "unsupported op %s at operator %d",
+                         ts_op_name(o->code), i);
+  }
+}
+
+/* ---------------------------------------------------------------- init */
+
+static size_t align_up(size_t x, size_t a) { return (x + a - 1) & ~(a - 1); }
+
+static ts_status_t index_vec(loader_t *L, const ts_fb_vec_t *v, const char *what) {
+  for (uint32_t k = 0; k < v->len; k++) {
+    const int32_t idx = (int32_t)ts_le32(L->fb.buf + v->pos + 4 * k);
+    if (idx < -1 || idx >= (int32_t)L->tensors.len)
+      return fail(L->it, TS_ERR_BAD_MODEL, "%s names tensor %d of %u", what, idx,
+                  L->tensors.len);
+  }
+  return TS_OK;
+}
+
+static ts_status_t load(loader_t *L, uint8_t *arena, size_t arena_size) {
+  ts_interp_t *it = L->it;
+  ts_fb_t *fb = &L->fb;
+  ts_fb_table_t root, sg;
+  FB(ts_fb_root(fb, &root));
+  if (memcmp(fb->buf + 4, "TFL3", 4) != 0)
+    return fail(it, TS_ERR_BAD_MODEL, "not a TFLite model (no TFL3 identifier at offset 4)");
+  uint32_t version;
+  FB(ts_fb_u32(fb, &root, MODEL_VERSION, 0, &version));
+  if (version != TS_SCHEMA_VERSION)
+    return fail(it, TS_ERR_BAD_MODEL, "model schema version %u, expected %d", version,
+                TS_SCHEMA_VERSION);
+  ts_fb_vec_t subgraphs;
+  FB(ts_fb_vector(fb, &root, MODEL_OPCODES, 4, &L->opcodes));
+  FB(ts_fb_vector(fb, &root, MODEL_SUBGRAPHS, 4, &subgraphs));
+  FB(ts_fb_vector(fb, &root, MODEL_BUFFERS, 4, &L->buffers));
+  if (subgraphs.len < 1) return fail(it, TS_ERR_BAD_MODEL, "model has no subgraph");
+  FB(ts_fb_vec_table(fb, &subgraphs, 0, &sg));
+  FB(ts_fb_vector(fb, &sg, SG_TENSORS, 4, &L->tensors));
+  FB(ts_fb_vector(fb, &sg, SG_INPUTS, 4, &L->inputs));
+  FB(ts_fb_vector(fb, &sg, SG_OUTPUTS, 4, &L->outputs));
+  FB(ts_fb_vector(fb, &sg, SG_OPERATORS, 4, &L->operators));
+  if (L->tensors.len > TS_MAX_TENSORS || L->operators.len > TS_MAX_OPS)
+    return fail(it, TS_ERR_UNSUPPORTED, "model too large (%u tensors, %u operators)",
+                L->tensors.len, L->operators.len);
+  if (L->inputs.len < 1 || L->outputs.len < 1 || L->operators.len < 1)
+    return fail(it, TS_ERR_BAD_MODEL, "model has no inputs, outputs or operators");
+  CHECK(index_vec(L, &L->inputs, "model input"));
+  CHECK(index_vec(L, &L->outputs, "model output"));
+  const uint32_t nt = L->tensors.len, nops = L->operators.len;
+  it->num_tensors = (int32_t)nt;
+  it->num_ops = (int32_t)nops;
+  it->num_inputs = (int32_t)L->inputs.len;
+  it->num_outputs = (int32_t)L->outputs.len;
+
+  /* Persistent bytes: records, and the per-channel tables (known from the filters). */
+  size_t chan_slots = 0;
+  for (uint32_t i = 0; i < nops; i++) {
+    uint32_t s;
+    CHECK(op_chan_slots(L, i, &s));
+    chan_slots += s;
+  }
+  const size_t pad = (size_t)(-(uintptr_t)arena & 15u); /* align the arena to 16 */
+  const size_t persistent = align_up(sizeof(state_t), 8) + align_up(nt * sizeof(trec_t), 8) +
+                            align_up(nops * sizeof(oprec_t), 8) +
+                            align_up(chan_slots * sizeof(int32_t), 16);
+  if (!arena || pad + persistent > arena_size) {
+    /* Not even room for the records: report an upper bound (every activation apart). */
+    size_t acts = 0;
+    for (uint32_t t = 0; t < nt; t++) {
+      trec_t r;
+      CHECK(parse_tensor(L, t, &r));
+      if (!r.const_data) acts += align_up(r.bytes, TS_PLAN_ALIGN);
+    }
+    it->arena_needed = pad + persistent + acts;
+    return fail(it, TS_ERR_ARENA_TOO_SMALL, "arena of %u bytes too small: need %u",
+                (uint32_t)arena_size, (uint32_t)it->arena_needed);
+  }
+  uint8_t *base = arena + pad;
+  state_t *st = (state_t *)(void *)base;
+  memset(st, 0, sizeof *st);
+  st->t = (trec_t *)(void *)(base + align_up(sizeof(state_t), 8));
+  st->op = (oprec_t *)(void *)((uint8_t *)st->t + align_up(nt * sizeof(trec_t), 8));
+  L->chan = (int32_t *)(void *)((uint8_t *)st->op + align_up(nops * sizeof(oprec_t), 8));
+  L->chan_end = L->chan + chan_slots;
+  st->in_pos = L->inputs.pos;
+  st->out_pos = L->outputs.pos;
+  L->st = st;
+
+  for (uint32_t t = 0; t < nt; t++) CHECK(parse_tensor(L, t, &st->t[t]));
+
+  /* Graph: operator io and tensor lifetimes. */
+  for (uint32_t k = 0; k < L->inputs.len; k++) {
+    const int32_t idx = (int32_t)ts_le32(fb->buf + L->inputs.pos + 4 * k);
+    trec_t *r = idx >= 0 ? &st->t[idx] : NULL;
+    if (!r || r->const_data || r->dtype != TS_INT8)
+      return fail(it, TS_ERR_UNSUPPORTED, "model input %u must be an int8 tensor", k);
+    r->plan.first = 0;
+    r->plan.last = 0;
+  }
+  for (uint32_t i = 0; i < nops; i++) {
+    oprec_t *o = &st->op[i];
+    ts_fb_table_t op;
+    ts_fb_vec_t ins, outs;
+    CHECK(op_code(L, i, &op, &o->code));
+    FB(ts_fb_vector(fb, &op, OPR_INPUTS, 4, &ins));
+    FB(ts_fb_vector(fb, &op, OPR_OUTPUTS, 4, &outs));
+    CHECK(index_vec(L, &ins, "an operator input"));
+    CHECK(index_vec(L, &outs, "an operator output"));
+    o->in_pos = ins.pos;
+    o->out_pos = outs.pos;
+    o->n_in = (int32_t)ins.len;
+    o->n_out = (int32_t)outs.len;
+    for (int32_t k = 0; k < o->n_in; k++) {
+      const int32_t idx = op_in(L, o, k);
+      if (idx < 0 || st->t[idx].const_data) continue;
+      if (st->t[idx].plan.first < 0)
+        return fail(it, TS_ERR_BAD_MODEL, "operator %u reads tensor %d before it is written",
+                    i, idx);
+      st->t[idx].plan.last = (int32_t)i;
+    }
+    for (int32_t k = 0; k < o->n_out; k++) {
+      const int32_t idx = op_out(L, o, k);
+      if (idx < 0 || st->t[idx].const_data || st->t[idx].plan.first >= 0)
+        return fail(it, TS_ERR_BAD_MODEL, "operator %u writes tensor %d that is constant or "
+                    "already written", i, idx);
+      st->t[idx].plan.first = (int32_t)i;
+      st->t[idx].plan.last = (int32_t)i;
+    }
+  }
+  for (uint32_t k = 0; k < L->outputs.len; k++) {
+    const int32_t idx = (int32_t)ts_le32(fb->buf + L->outputs.pos + 4 * k);
+    if (idx < 0 || st->t[idx].plan.first < 0)
+      return fail(it, TS_ERR_BAD_MODEL, "model output %u is never written", k);
+    st->t[idx].plan.last = (int32_t)nops;
+  }
+  for (uint32_t i = 0; i < nops; i++) CHECK(prepare(L, (int32_t)i, &st->op[i]));
+
+  /* Plan the activations right after the persistent part. */
+  const size_t act_bytes = ts_plan(&st->t[0].plan, sizeof(trec_t), nt);
+  if (act_bytes > SIZE_MAX - pad - persistent)
+    return fail(it, TS_ERR_UNSUPPORTED, "model activations exceed the address space");
+  it->arena_needed = pad + persistent + act_bytes;
+  if (it->arena_needed > arena_size)
+    return fail(it, TS_ERR_ARENA_TOO_SMALL, "arena of %u bytes too small: need %u",
+                (uint32_t)arena_size, (uint32_t)it->arena_needed);
+  st->act = base + persistent;
+  it->arena_used = it->arena_needed;
+  it->priv = st;
+  return TS_OK;
+}
+
+ts_status_t ts_interp_init(ts_interp_t *it, const uint8_t *model, size_t model_size,
+                           uint8_t *arena, size_t arena_size) {
+  if (!it) return TS_ERR_BAD_ARG;
+  memset(it, 0, sizeof *it);
+  if (!model) return fail(it, TS_ERR_BAD_ARG, "no model");
+  if (model_size > 0x7fffffffu) return fail(it, TS_ERR_BAD_MODEL, "model larger than 2 GB");
+  it->model = model;
+  it->model_size = model_size;
+  it->arena = arena;
+  it->arena_size = arena_size;
+  loader_t L;
+  memset(&L, 0, sizeof L);
+  L.it = it;
+  L.fb.buf = model;
+  L.fb.size = (uint32_t)model_size;
+  const ts_status_t s = load(&L, arena, arena_size);
+  if (s == TS_OK) it->ready = 1;
+  return s;
+}
+
+/* ---------------------------------------------------------------- access */
+
+static const state_t *ready_state(const ts_interp_t *it) {
+  return (it && it->ready) ? (const state_t *)it->priv : NULL;
+}
+
+static void view(const ts_interp_t *it, const state_t *st, int32_t idx, ts_tensor_t *out) {
+  const trec_t *r = &st->t[idx];
+  memset(out, 0, sizeof *out);
+  out->index = idx;
+  out->name = r->name;
+  out->dtype = r->dtype;
+  out->ndims = r->ndims;
+  for (int k = 0; k < r->ndims; k++) out->dims[k] = r->dims[k];
+  out->bytes = r->bytes;
+  if (r->const_data) out->data = (void *)(uintptr_t)r->const_data;
+  else if (r->plan.first >= 0) out->data = st->act + r->plan.offset;
+  out->num_quant = r->num_quant;
+  out->quantized_dimension = r->qdim;
+  out->scales_le = r->scales;
+  out->zero_points_le = r->zps;
+  (void)it;
+}
+
+float ts_tensor_scale(const ts_tensor_t *t, uint32_t i) {
+  if (!t || i >= t->num_quant) return 0.0f;
+  const uint32_t u = ts_le32(t->scales_le + 4 * i);
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
+
+int32_t ts_tensor_zero_point(const ts_tensor_t *t, uint32_t i) {
+  if (!t || i >= t->num_quant) return 0;
+  return (int32_t)ts_le32(t->zero_points_le + 8 * i);
+}
+
+ts_status_t ts_interp_tensor(const ts_interp_t *it, int32_t idx, ts_tensor_t *out) {
+  const state_t *st = ready_state(it);
+  if (!st) return TS_ERR_NOT_READY;
+  if (!out || idx < 0 || idx >= it->num_tensors) return TS_ERR_BAD_ARG;
+  view(it, st, idx, out);
+  return TS_OK;
+}
+
+ts_status_t ts_interp_input(const ts_interp_t *it, int32_t i, ts_tensor_t *out) {
+  const state_t *st = ready_state(it);
+  if (!st) return TS_ERR_NOT_READY;
+  if (!out || i < 0 || i >= it->num_inputs) return TS_ERR_BAD_ARG;
+  view(it, st, (int32_t)ts_le32(it->model + st->in_pos + 4 * (uint32_t)i), out);
+  return TS_OK;
+}
+
+ts_status_t ts_interp_output(const ts_interp_t *it, int32_t i, ts_tensor_t *out) {
+  const state_t *st = ready_state(it);
+  if (!st) return TS_ERR_NOT_READY;
+  if (!out || i < 0 || i >= it->num_outputs) return TS_ERR_BAD_ARG;
+  view(it, st, (int32_t)ts_le32(it->model + st->out_pos + 4 * (uint32_t)i), out);
+  return TS_OK;
+}
+
+ts_status_t ts_interp_op(const ts_interp_t *it, int32_t op_index, int32_t *builtin_op,
+                         int32_t *output_tensor) {
+  const state_t *st = ready_state(it);
+  if (!st) return TS_ERR_NOT_READY;
+  if (op_index < 0 || op_index >= it->num_ops) return TS_ERR_BAD_ARG;
+  const oprec_t *o = &st->op[op_index];
+  if (builtin_op) *builtin_op = o->code;
+  if (output_tensor) *output_tensor = (int32_t)ts_le32(it->model + o->out_pos);
+  return TS_OK;
+}
+
+const char *ts_interp_error(const ts_interp_t *it) { return it ? it->error : "no interpreter"; }
+
+const char *ts_status_name(ts_status_t s) {
+  switch (s) {
+    case TS_OK: return "TS_OK";
+    case TS_ERR_BAD_MODEL: return "TS_ERR_BAD_MODEL";
+    case TS_ERR_UNSUPPORTED: return "TS_ERR_UNSUPPORTED";
+    case TS_ERR_ARENA_TOO_SMALL: return "TS_ERR_ARENA_TOO_SMALL";
+    case TS_ERR_BAD_ARG: return "TS_ERR_BAD_ARG";
+    case TS_ERR_NOT_READY: return "TS_ERR_NOT_READY";
+    default: return "TS_ERR_UNKNOWN";
+  }
+}
+
+/* ---------------------------------------------------------------- invoke */
+
+static void *tdata(const state_t *st, int32_t idx) {
+  const trec_t *r = &st->t[idx];
+  if (r->const_data) return (void *)(uintptr_t)r->const_data;
+  return st->act + r->plan.offset;
+}
+
+ts_status_t ts_interp_invoke(ts_interp_t *it, ts_op_callback_t cb, void *user) {
+  const state_t *st = ready_state(it);
+  if (!st) return it ? fail(it, TS_ERR_NOT_READY, "invoke before a successful init")
+                     : TS_ERR_BAD_ARG;
+  const uint8_t *m = it->model;
+  for (int32_t i = 0; i < it->num_ops; i++) {
+    const oprec_t *o = &st->op[i];
+#define IN(k) ((k) < o->n_in ? (int32_t)ts_le32(m + o->in_pos + 4 * (uint32_t)(k)) : -1)
+    const int32_t oi = (int32_t)ts_le32(m + o->out_pos);
+    int8_t *out = (int8_t *)tdata(st, oi);
+    const int8_t *in0 = (const int8_t *)tdata(st, IN(0));
+    const int32_t b = IN(2);
+    const int32_t *bias = b >= 0 ? (const int32_t *)tdata(st, b) : NULL;
+    switch (o->code) {
+      case OP_CONV_2D:
+        ts_ref_conv2d_s8(&o->p.conv, in0, (const int8_t *)tdata(st, IN(1)), bias, out);
+        break;
+      case OP_DEPTHWISE_CONV_2D:
+        ts_ref_depthwise_conv2d_s8(&o->p.dw, in0, (const int8_t *)tdata(st, IN(1)), bias, out);
+        break;
+      case OP_FULLY_CONNECTED:
+        ts_ref_fully_connected_s8(&o->p.fc, in0, (const int8_t *)tdata(st, IN(1)), bias, out);
+        break;
+      case OP_MAX_POOL_2D:
+        ts_ref_max_pool_s8(&o->p.pool, in0, out);
+        break;
+      case OP_AVERAGE_POOL_2D:
+        if (ts_ref_avg_pool_s8(&o->p.pool, in0, out))
+          return fail(it, TS_ERR_BAD_MODEL, "operator %d: empty pooling window", i);
+        break;
+      case OP_ADD:
+        ts_ref_add_s8(&o->p.add, in0, (const int8_t *)tdata(st, IN(1)), out);
+        break;
+      case OP_SOFTMAX:
+        ts_ref_softmax_s8(&o->p.softmax, in0, out);
+        break;
+      case OP_MEAN:
+        ts_ref_mean_s8(&o->p.mean, in0, out);
+        break;
+      case OP_PAD:
+        ts_ref_pad_s8(&o->p.pad, in0, out);
+        break;
+      case OP_QUANTIZE:
+        ts_ref_requantize_s8(&o->p.requant, in0, out);
+        break;
+      case OP_CONCATENATION: {
+        const int8_t *ins[TS_MAX_CONCAT_INPUTS];
+        for (int32_t k = 0; k < o->p.concat.num_inputs; k++)
+          ins[k] = (const int8_t *)tdata(st, IN(k));
+        ts_ref_concat_s8(&o->p.concat, ins, out);
+        break;
+      }
+      case OP_RESHAPE:
+        if ((const void *)out != (const void *)in0) memmove(out, in0, st->t[oi].bytes);
+        break;
+      default:
+        return fail(it, TS_ERR_UNSUPPORTED, "operator %d: no kernel", i);
+    }
+#undef IN
+    if (cb) {
+      ts_tensor_t v;
+      view(it, st, oi, &v);
+      cb(user, i, o->code, &v);
+    }
+  }
+  return TS_OK;
+}

@@ -1,0 +1,22 @@
+/* Arena planner: places activation buffers with known lifetimes (first and last operator
+ * that touches them) in one block, greedily by size, TFLM GreedyMemoryPlanner style. */
+#ifndef TS_PLAN_H
+#define TS_PLAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define TS_PLAN_ALIGN 16
+
+typedef struct {
+  int32_t first;   /* first operator that writes it (0 for model inputs); < 0: not planned */
+  int32_t last;    /* last operator that reads it (num_ops for model outputs) */
+  uint32_t size;   /* bytes */
+  uint32_t offset; /* result: offset inside the activation block */
+} ts_plan_buf_t;
+
+/* Plan n buffers laid out `stride` bytes apart (so they can live inside larger records);
+ * returns the bytes of the activation block. No memory beyond the records is used. */
+size_t ts_plan(ts_plan_buf_t *bufs, size_t stride, uint32_t n);
+
+#endif /* TS_PLAN_H */
