@@ -42,7 +42,6 @@ static uint32_t s_input_next;  /* bytes of the input received in order so far */
 static bool s_input_ready;     /* a complete input waits for RUN */
 static uint8_t s_selected[(TS_APP_MAX_OPS + 7) / 8];
 static uint32_t s_op_ticks[TS_APP_MAX_OPS];
-static uint64_t s_last_tick;
 static uint16_t s_seq;
 static uint32_t s_frames;      /* frames sent for the current request (before DONE) */
 static int s_stream_error;
@@ -260,16 +259,20 @@ static int send_tensor(uint8_t type, uint16_t op_index, uint16_t builtin, const 
   return 0;
 }
 
+/* Each operator is timed from the end of the previous callback (a tick counter reset) to
+ * the start of its own: streaming time is not the operator's, and the reset realigns the
+ * tick phase after the UART waits, so the counts are reproducible. */
 static void on_op(void *user, int32_t op_index, int32_t builtin_op, const ts_tensor_t *output) {
   (void)user;
-  uint64_t now = board_ticks();
-  if (op_index < 0 || op_index >= TS_APP_MAX_OPS) return;
-  s_op_ticks[op_index] = (uint32_t)(now - s_last_tick);
-  if ((s_selected[op_index / 8] >> (op_index % 8)) & 1u) {
-    if (send_tensor(TSP_TENSOR, (uint16_t)op_index, (uint16_t)builtin_op, output) != 0)
-      s_stream_error = 1;
+  uint64_t ticks = board_ticks();
+  if (op_index >= 0 && op_index < TS_APP_MAX_OPS) {
+    s_op_ticks[op_index] = (uint32_t)ticks;
+    if ((s_selected[op_index / 8] >> (op_index % 8)) & 1u) {
+      if (send_tensor(TSP_TENSOR, (uint16_t)op_index, (uint16_t)builtin_op, output) != 0)
+        s_stream_error = 1;
+    }
   }
-  s_last_tick = board_ticks(); /* streaming time is not the operator's */
+  board_ticks_reset();
 }
 
 static void handle_run(uint16_t seq, const uint8_t *p, uint16_t len) {
@@ -320,8 +323,7 @@ static void handle_run(uint16_t seq, const uint8_t *p, uint16_t len) {
   s_frames = 0;
   s_stream_error = 0;
   memset(s_op_ticks, 0, sizeof s_op_ticks);
-  uint64_t start = board_ticks();
-  s_last_tick = start;
+  board_ticks_reset();
   ts_status_t st = ts_interp_invoke(&s_it, on_op, 0);
   uint64_t total = 0;
   for (int32_t i = 0; i < s_it.num_ops; i++) total += s_op_ticks[i];

@@ -18,7 +18,11 @@ uint8_t board_uart_read(void);
 /* Blocking write of n bytes to the host UART. */
 void board_uart_write(const uint8_t *data, size_t n);
 
-/* A free-running, monotonic tick counter (never wraps in practice). */
+/* Restart the tick counter at 0. On QEMU this also realigns the tick phase with the current
+ * instruction, so a duration measured from a reset is exact (see board.c). */
+void board_ticks_reset(void);
+
+/* Ticks since the last board_ticks_reset() (or boot); monotonic, 64-bit. */
 uint64_t board_ticks(void);
 
 /* Ticks per second of board_ticks(). */

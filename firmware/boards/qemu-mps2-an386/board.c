@@ -28,6 +28,7 @@
 #define SYST_RELOAD 0x00FFFFFFu
 #define SCB_ICSR (*(volatile uint32_t *)0xE000ED04u)
 #define SCB_ICSR_PENDSTSET (1u << 26)
+#define SCB_ICSR_PENDSTCLR (1u << 25)
 
 static volatile uint32_t s_wraps; /* SysTick wrap-arounds, counted by the interrupt */
 
@@ -56,17 +57,29 @@ void board_uart_write(const uint8_t *data, size_t n) {
   }
 }
 
+/* SysTick counts down; a write to CVR clears it, and QEMU restarts the tick period at that
+ * instruction. From then on (with -icount shift=0) tick k happens exactly 40*k instructions
+ * later: durations measured from a reset do not depend on where the previous UART wait
+ * left the tick phase, so they are identical on every run. */
+void board_ticks_reset(void) {
+  SYST_CVR = 0;
+  SCB_ICSR = SCB_ICSR_PENDSTCLR;
+  s_wraps = 0;
+}
+
 uint64_t board_ticks(void) {
-  /* SysTick counts down from SYST_RELOAD; re-read if a wrap happened in between. */
+  /* After a reset CVR reads 0 until the first tick, then RELOAD, RELOAD-1, ... 1, 0 (the
+   * interrupt counts the wrap), RELOAD, ... Re-read if the interrupt ran in between. */
   uint32_t wraps, cvr, pending;
   do {
     wraps = s_wraps;
-    cvr = SYST_CVR;
     pending = SCB_ICSR & SCB_ICSR_PENDSTSET;
+    cvr = SYST_CVR;
   } while (wraps != s_wraps);
-  /* A wrap whose interrupt has not run yet: the counter already restarted from the top. */
-  if (pending && cvr > SYST_RELOAD / 2) wraps++;
-  return (uint64_t)wraps * (SYST_RELOAD + 1u) + (SYST_RELOAD - cvr);
+  if (pending) wraps++; /* reached 0, interrupt not taken yet */
+  uint64_t t = (uint64_t)wraps * (SYST_RELOAD + 1u);
+  if (cvr != 0) t += (SYST_RELOAD + 1u) - cvr;
+  return t;
 }
 
 uint32_t board_tick_hz(void) { return CPU_HZ; }

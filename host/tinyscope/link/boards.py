@@ -45,9 +45,13 @@ QEMU_BOARDS = ("qemu", "qemu-mps2-an386")
 
 def build_firmware(
     model_dir: str | Path, board: str = "qemu", arena_bytes: int | None = None,
-    quiet: bool = False,
+    quiet: bool = False, out_dir: str | Path | None = None,
 ) -> Path:
-    """``make -C firmware BOARD=... MODEL_DIR=...``; returns the ELF path."""
+    """``make -C firmware BOARD=... MODEL_DIR=...``; returns the ELF path.
+
+    The image lands in ``firmware/build/<board>/`` unless ``out_dir`` is given (tests build
+    their own images there, so they never race a user's ``make flash``).
+    """
     model_dir = Path(model_dir).resolve()
     if not (model_dir / "model_data.cc").is_file():
         raise TinyscopeError(
@@ -61,11 +65,15 @@ def build_firmware(
            f"MODEL_DIR={model_dir}"]
     if arena_bytes is not None:
         cmd.append(f"ARENA_BYTES={int(arena_bytes)}")
+    out = FIRMWARE_DIR / "build" / board
+    if out_dir is not None:
+        out = Path(out_dir).resolve()
+        cmd.append(f"OUT={out}")
     proc = subprocess.run(cmd, capture_output=quiet, text=True, timeout=BUILD_TIMEOUT)
     if proc.returncode != 0:
         detail = f":\n{proc.stdout}{proc.stderr}" if quiet else " (see the output above)"
         raise TinyscopeError(f"firmware build failed{detail}")
-    return FIRMWARE_DIR / "build" / board / "firmware.elf"
+    return out / "firmware.elf"
 
 
 def _free_port() -> int:
