@@ -232,6 +232,9 @@ def _cmd_flash(args: argparse.Namespace) -> int:
     _check_board(args.board)
     elf = Path(args.elf) if args.elf else build_firmware(args.model_dir, args.board,
                                                          args.arena_bytes)
+    old = stop(args.state_dir)  # flashing replaces what the board ran before
+    if old:
+        print(f"stopped the previous QEMU (pid {old})")
     board = start(elf, args.state_dir)
     print(f"QEMU {QEMU_MACHINE} runs {elf} (pid {board.pid})")
     print(f"serial port: {board.url}  (written to {Path(args.state_dir) / PORT_FILE})")

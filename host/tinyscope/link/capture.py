@@ -343,6 +343,9 @@ def capture(
     except (TinyscopeError, OSError) as err:
         error = err
         run["error"] = str(err)
+    except KeyboardInterrupt:
+        run["error"] = "interrupted"
+        raise
     finally:
         port.close()
         if done:
