@@ -46,15 +46,16 @@ enum { OPR_OPCODE = 0, OPR_INPUTS = 1, OPR_OUTPUTS = 2, OPR_OPTIONS = 4 };
 enum { BUF_DATA = 0, BUF_OFFSET = 1 };
 
 typedef struct {
-  const char *name;
-  const uint8_t *const_data; /* constant tensors: inside the model; else NULL */
-  const uint8_t *scales;     /* num_quant float32 LE */
-  const uint8_t *zps;        /* num_quant int64 LE */
-  uint32_t bytes, num_quant;
+  /* Offsets into the model bytes (0: none), to keep the record small. */
+  uint32_t name_off;   /* NUL-terminated name */
+  uint32_t data_off;   /* constant tensors: their data; 0 for activations */
+  uint32_t scales_off; /* num_quant float32 LE */
+  uint32_t zps_off;    /* num_quant int64 LE */
   int32_t dims[TS_MAX_DIMS];
-  int32_t qdim;
+  uint16_t num_quant;
   uint8_t dtype, ndims;
-  ts_plan_buf_t plan; /* lifetime and arena offset (first < 0: not in the arena) */
+  int8_t qdim;
+  ts_plan_buf_t plan; /* lifetime, size and arena offset (first < 0: not in the arena) */
 } trec_t;
 
 typedef struct {
@@ -217,9 +218,10 @@ static ts_status_t parse_tensor(loader_t *L, uint32_t idx, trec_t *r) {
       return fail(L->it, TS_ERR_BAD_MODEL, "tensor %u shape overflows (more than %u bytes)",
                   idx, TS_MAX_TENSOR_BYTES);
   }
-  r->bytes = (uint32_t)bytes;
-  r->plan.size = r->bytes;
-  FB(ts_fb_string(fb, &t, TEN_NAME, &r->name));
+  r->plan.size = (uint32_t)bytes;
+  const char *name;
+  FB(ts_fb_string(fb, &t, TEN_NAME, &name));
+  r->name_off = *name ? (uint32_t)((const uint8_t *)name - fb->buf) : 0;
   ts_fb_table_t sp;
   FB(ts_fb_subtable(fb, &t, TEN_SPARSITY, &sp, &present));
   if (present) return fail(L->it, TS_ERR_UNSUPPORTED, "tensor %u is sparse", idx);
@@ -239,11 +241,11 @@ static ts_status_t parse_tensor(loader_t *L, uint32_t idx, trec_t *r) {
     ts_fb_vec_t data;
     FB(ts_fb_vector(fb, &b, BUF_DATA, 1, &data));
     if (data.len) {
-      if (data.len != r->bytes)
+      if (data.len != r->plan.size)
         return fail(L->it, TS_ERR_BAD_MODEL, "tensor %u has %u data bytes, its shape needs %u",
-                    idx, data.len, r->bytes);
-      r->const_data = fb->buf + data.pos;
-      if (esize > 1 && ((uintptr_t)r->const_data % esize) != 0)
+                    idx, data.len, r->plan.size);
+      r->data_off = data.pos;
+      if (esize > 1 && ((uintptr_t)(fb->buf + data.pos) % esize) != 0)
         return fail(L->it, TS_ERR_BAD_MODEL,
                     "tensor %u data is not %u-byte aligned (align the model array to 16)", idx,
                     esize);
@@ -255,36 +257,45 @@ static ts_status_t parse_tensor(loader_t *L, uint32_t idx, trec_t *r) {
     ts_fb_vec_t sc, zp;
     FB(ts_fb_vector(fb, &q, Q_SCALE, 4, &sc));
     FB(ts_fb_vector(fb, &q, Q_ZERO_POINT, 8, &zp));
-    FB(ts_fb_i32(fb, &q, Q_DIM, 0, &r->qdim));
+    int32_t qdim;
+    FB(ts_fb_i32(fb, &q, Q_DIM, 0, &qdim));
     if (sc.len) {
       if (zp.len != sc.len)
         return fail(L->it, TS_ERR_BAD_MODEL, "tensor %u has %u scales but %u zero points", idx,
                     sc.len, zp.len);
-      if (sc.len > 1 && (r->qdim < 0 || r->qdim >= r->ndims || (uint32_t)r->dims[r->qdim] != sc.len))
+      if (sc.len > 1 && (qdim < 0 || qdim >= r->ndims || (uint32_t)r->dims[qdim] != sc.len))
         return fail(L->it, TS_ERR_BAD_MODEL, "tensor %u has %u scales for dimension %d", idx,
-                    sc.len, r->qdim);
+                    sc.len, qdim);
       for (uint32_t i = 0; i < sc.len; i++) {
         const uint8_t *z = fb->buf + zp.pos + 8 * i;
         const int64_t zv = (int64_t)((uint64_t)ts_le32(z) | ((uint64_t)ts_le32(z + 4) << 32));
         if (zv < INT32_MIN || zv > INT32_MAX)
           return fail(L->it, TS_ERR_BAD_MODEL, "tensor %u zero point out of range", idx);
       }
-      r->num_quant = sc.len;
-      r->scales = fb->buf + sc.pos;
-      r->zps = fb->buf + zp.pos;
+      r->num_quant = (uint16_t)sc.len;
+      r->qdim = (int8_t)qdim;
+      r->scales_off = sc.pos;
+      r->zps_off = zp.pos;
     }
   }
   return TS_OK;
 }
 
-static float rec_scale(const trec_t *r, uint32_t i) {
-  const uint32_t u = ts_le32(r->scales + 4 * i);
+#define R_BYTES(r) ((r)->plan.size)
+
+static float rec_scale_m(const uint8_t *m, const trec_t *r, uint32_t i) {
+  const uint32_t u = ts_le32(m + r->scales_off + 4 * i);
   float f;
   memcpy(&f, &u, 4);
   return f;
 }
 
-static int32_t rec_zp(const trec_t *r, uint32_t i) { return (int32_t)ts_le32(r->zps + 8 * i); }
+static int32_t rec_zp_m(const uint8_t *m, const trec_t *r, uint32_t i) {
+  return (int32_t)ts_le32(m + r->zps_off + 8 * i);
+}
+#define rec_scale(r, i) rec_scale_m(L->fb.buf, (r), (i))
+#define rec_zp(r, i) rec_zp_m(L->fb.buf, (r), (i))
+#define CONST_DATA(r) ((r)->data_off ? L->fb.buf + (r)->data_off : NULL)
 
 /* ---------------------------------------------------------------- op codes */
 
@@ -430,17 +441,17 @@ static ts_status_t bias_of(loader_t *L, int32_t op, int32_t idx, int32_t n, cons
   *b = NULL;
   if (idx < 0) return TS_OK;
   const trec_t *r = &L->st->t[idx];
-  if (r->dtype != TS_INT32 || !r->const_data || elems(r) != n)
+  if (r->dtype != TS_INT32 || !r->data_off || elems(r) != n)
     return fail(L->it, TS_ERR_UNSUPPORTED, "operator %d: bias must be a constant int32[%d]", op,
                 n);
-  *b = (const int32_t *)(const void *)r->const_data;
+  *b = (const int32_t *)(const void *)CONST_DATA(r);
   return TS_OK;
 }
 
 static ts_status_t need_const_filter(loader_t *L, int32_t op, int32_t idx) {
   if (idx < 0) return fail(L->it, TS_ERR_BAD_MODEL, "operator %d lacks its filter", op);
   const trec_t *r = &L->st->t[idx];
-  if (r->dtype != TS_INT8 || !r->const_data || r->num_quant < 1)
+  if (r->dtype != TS_INT8 || !r->data_off || r->num_quant < 1)
     return fail(L->it, TS_ERR_UNSUPPORTED,
                 "operator %d: filter tensor %d must be constant quantized int8", op, idx);
   return TS_OK;
@@ -680,17 +691,17 @@ static ts_status_t const_ints(loader_t *L, int32_t op, int32_t idx, int32_t *val
                               int32_t *n) {
   if (idx < 0) return fail(L->it, TS_ERR_BAD_MODEL, "operator %d lacks an input", op);
   const trec_t *r = &L->st->t[idx];
-  if (!r->const_data || (r->dtype != TS_INT32 && r->dtype != TS_INT64))
+  if (!r->data_off || (r->dtype != TS_INT32 && r->dtype != TS_INT64))
     return fail(L->it, TS_ERR_UNSUPPORTED, "operator %d: tensor %d must be constant int32",
                 op, idx);
   *n = elems(r);
   if (*n > max) return fail(L->it, TS_ERR_UNSUPPORTED, "operator %d: too many values", op);
   for (int32_t k = 0; k < *n; k++) {
     if (r->dtype == TS_INT32) {
-      vals[k] = (int32_t)ts_le32(r->const_data + 4 * k);
+      vals[k] = (int32_t)ts_le32(CONST_DATA(r) + 4 * k);
     } else {
-      const int32_t lo = (int32_t)ts_le32(r->const_data + 8 * k);
-      const int32_t hi = (int32_t)ts_le32(r->const_data + 8 * k + 4);
+      const int32_t lo = (int32_t)ts_le32(CONST_DATA(r) + 8 * k);
+      const int32_t hi = (int32_t)ts_le32(CONST_DATA(r) + 8 * k + 4);
       if (hi != (lo < 0 ? -1 : 0))
         return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: value out of range", op);
       vals[k] = lo;
@@ -821,7 +832,7 @@ static ts_status_t prep_reshape(loader_t *L, int32_t i, oprec_t *o) {
   const int32_t ii = op_in(L, o, 0), oi = op_out(L, o, 0);
   CHECK(need_s8(L, i, ii, "input"));
   CHECK(need_s8(L, i, oi, "output"));
-  if (L->st->t[ii].bytes != L->st->t[oi].bytes)
+  if (R_BYTES(&L->st->t[ii]) != R_BYTES(&L->st->t[oi]))
     return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: reshape changes the element count", i);
   return TS_OK;
 }
@@ -913,7 +924,7 @@ static ts_status_t load(loader_t *L, uint8_t *arena, size_t arena_size) {
     for (uint32_t t = 0; t < nt; t++) {
       trec_t r;
       CHECK(parse_tensor(L, t, &r));
-      if (!r.const_data) acts += align_up(r.bytes, TS_PLAN_ALIGN);
+      if (!r.data_off) acts += align_up(r.plan.size, TS_PLAN_ALIGN);
     }
     it->arena_needed = pad + persistent + acts;
     return fail(it, TS_ERR_ARENA_TOO_SMALL, "arena of %u bytes too small: need %u",
@@ -936,7 +947,7 @@ static ts_status_t load(loader_t *L, uint8_t *arena, size_t arena_size) {
   for (uint32_t k = 0; k < L->inputs.len; k++) {
     const int32_t idx = (int32_t)ts_le32(fb->buf + L->inputs.pos + 4 * k);
     trec_t *r = idx >= 0 ? &st->t[idx] : NULL;
-    if (!r || r->const_data || r->dtype != TS_INT8)
+    if (!r || r->data_off || r->dtype != TS_INT8)
       return fail(it, TS_ERR_UNSUPPORTED, "model input %u must be an int8 tensor", k);
     r->plan.first = 0;
     r->plan.last = 0;
@@ -956,7 +967,7 @@ static ts_status_t load(loader_t *L, uint8_t *arena, size_t arena_size) {
     o->n_out = (int32_t)outs.len;
     for (int32_t k = 0; k < o->n_in; k++) {
       const int32_t idx = op_in(L, o, k);
-      if (idx < 0 || st->t[idx].const_data) continue;
+      if (idx < 0 || st->t[idx].data_off) continue;
       if (st->t[idx].plan.first < 0)
         return fail(it, TS_ERR_BAD_MODEL, "operator %u reads tensor %d before it is written",
                     i, idx);
@@ -964,7 +975,7 @@ static ts_status_t load(loader_t *L, uint8_t *arena, size_t arena_size) {
     }
     for (int32_t k = 0; k < o->n_out; k++) {
       const int32_t idx = op_out(L, o, k);
-      if (idx < 0 || st->t[idx].const_data || st->t[idx].plan.first >= 0)
+      if (idx < 0 || st->t[idx].data_off || st->t[idx].plan.first >= 0)
         return fail(it, TS_ERR_BAD_MODEL, "operator %u writes tensor %d that is constant or "
                     "already written", i, idx);
       st->t[idx].plan.first = (int32_t)i;
@@ -1023,18 +1034,17 @@ static void view(const ts_interp_t *it, const state_t *st, int32_t idx, ts_tenso
   const trec_t *r = &st->t[idx];
   memset(out, 0, sizeof *out);
   out->index = idx;
-  out->name = r->name;
+  out->name = r->name_off ? (const char *)it->model + r->name_off : "";
   out->dtype = r->dtype;
   out->ndims = r->ndims;
   for (int k = 0; k < r->ndims; k++) out->dims[k] = r->dims[k];
-  out->bytes = r->bytes;
-  if (r->const_data) out->data = (void *)(uintptr_t)r->const_data;
+  out->bytes = r->plan.size;
+  if (r->data_off) out->data = (void *)(uintptr_t)(it->model + r->data_off);
   else if (r->plan.first >= 0) out->data = st->act + r->plan.offset;
   out->num_quant = r->num_quant;
   out->quantized_dimension = r->qdim;
-  out->scales_le = r->scales;
-  out->zero_points_le = r->zps;
-  (void)it;
+  out->scales_le = r->num_quant ? it->model + r->scales_off : NULL;
+  out->zero_points_le = r->num_quant ? it->model + r->zps_off : NULL;
 }
 
 float ts_tensor_scale(const ts_tensor_t *t, uint32_t i) {
@@ -1101,9 +1111,9 @@ const char *ts_status_name(ts_status_t s) {
 
 /* ---------------------------------------------------------------- invoke */
 
-static void *tdata(const state_t *st, int32_t idx) {
+static void *tdata(const ts_interp_t *it, const state_t *st, int32_t idx) {
   const trec_t *r = &st->t[idx];
-  if (r->const_data) return (void *)(uintptr_t)r->const_data;
+  if (r->data_off) return (void *)(uintptr_t)(it->model + r->data_off);
   return st->act + r->plan.offset;
 }
 
@@ -1116,19 +1126,19 @@ ts_status_t ts_interp_invoke(ts_interp_t *it, ts_op_callback_t cb, void *user) {
     const oprec_t *o = &st->op[i];
 #define IN(k) ((k) < o->n_in ? (int32_t)ts_le32(m + o->in_pos + 4 * (uint32_t)(k)) : -1)
     const int32_t oi = (int32_t)ts_le32(m + o->out_pos);
-    int8_t *out = (int8_t *)tdata(st, oi);
-    const int8_t *in0 = (const int8_t *)tdata(st, IN(0));
+    int8_t *out = (int8_t *)tdata(it, st, oi);
+    const int8_t *in0 = (const int8_t *)tdata(it, st, IN(0));
     const int32_t b = IN(2);
-    const int32_t *bias = b >= 0 ? (const int32_t *)tdata(st, b) : NULL;
+    const int32_t *bias = b >= 0 ? (const int32_t *)tdata(it, st, b) : NULL;
     switch (o->code) {
       case OP_CONV_2D:
-        ts_ref_conv2d_s8(&o->p.conv, in0, (const int8_t *)tdata(st, IN(1)), bias, out);
+        ts_ref_conv2d_s8(&o->p.conv, in0, (const int8_t *)tdata(it, st, IN(1)), bias, out);
         break;
       case OP_DEPTHWISE_CONV_2D:
-        ts_ref_depthwise_conv2d_s8(&o->p.dw, in0, (const int8_t *)tdata(st, IN(1)), bias, out);
+        ts_ref_depthwise_conv2d_s8(&o->p.dw, in0, (const int8_t *)tdata(it, st, IN(1)), bias, out);
         break;
       case OP_FULLY_CONNECTED:
-        ts_ref_fully_connected_s8(&o->p.fc, in0, (const int8_t *)tdata(st, IN(1)), bias, out);
+        ts_ref_fully_connected_s8(&o->p.fc, in0, (const int8_t *)tdata(it, st, IN(1)), bias, out);
         break;
       case OP_MAX_POOL_2D:
         ts_ref_max_pool_s8(&o->p.pool, in0, out);
@@ -1138,7 +1148,7 @@ ts_status_t ts_interp_invoke(ts_interp_t *it, ts_op_callback_t cb, void *user) {
           return fail(it, TS_ERR_BAD_MODEL, "operator %d: empty pooling window", i);
         break;
       case OP_ADD:
-        ts_ref_add_s8(&o->p.add, in0, (const int8_t *)tdata(st, IN(1)), out);
+        ts_ref_add_s8(&o->p.add, in0, (const int8_t *)tdata(it, st, IN(1)), out);
         break;
       case OP_SOFTMAX:
         ts_ref_softmax_s8(&o->p.softmax, in0, out);
@@ -1155,12 +1165,12 @@ ts_status_t ts_interp_invoke(ts_interp_t *it, ts_op_callback_t cb, void *user) {
       case OP_CONCATENATION: {
         const int8_t *ins[TS_MAX_CONCAT_INPUTS];
         for (int32_t k = 0; k < o->p.concat.num_inputs; k++)
-          ins[k] = (const int8_t *)tdata(st, IN(k));
+          ins[k] = (const int8_t *)tdata(it, st, IN(k));
         ts_ref_concat_s8(&o->p.concat, ins, out);
         break;
       }
       case OP_RESHAPE:
-        if ((const void *)out != (const void *)in0) memmove(out, in0, st->t[oi].bytes);
+        if ((const void *)out != (const void *)in0) memmove(out, in0, st->t[oi].plan.size);
         break;
       default:
         return fail(it, TS_ERR_UNSUPPORTED, "operator %d: no kernel", i);
