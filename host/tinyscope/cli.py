@@ -16,7 +16,7 @@ from tinyscope import __version__
 from tinyscope.errors import TinyscopeError
 
 # Modules that provide subcommands, in the order a user meets them.
-COMMAND_MODULES: list[str] = ["model", "convert", "link.boards", "link.capture"]
+COMMAND_MODULES: list[str] = ["model", "convert", "drift", "link.boards", "link.capture"]
 
 
 def build_parser() -> argparse.ArgumentParser:
