@@ -263,3 +263,42 @@ def test_flash_and_stop_cli(elf, tmp_path):
         assert not (state / "port").exists()
     finally:
         boards.stop(state)
+
+
+def test_partial_capture_keeps_complete_images(board, build_dir, tmp_path):
+    from tinyscope import convert
+
+    manifest = manifest_mod.load(build_dir)
+    _, q, labels = convert.quantized_test_inputs(manifest, 3)
+    images = [q[0], q[1], q[2].ravel()[:100]]  # the device refuses image 2 (wrong size)
+    with pytest.raises(DeviceError, match="OUT_OF_RANGE.*2 complete images saved"):
+        capture.capture(board.url, build_dir, tmp_path / "run", images, labels, "first",
+                        progress=False)
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["complete"] is False and run["images"] == 2 and "OUT_OF_RANGE" in run["error"]
+    with np.load(tmp_path / "run" / "capture.npz") as npz:
+        assert sorted(k for k in npz.files if k.startswith("input_")) == ["input_0", "input_1"]
+        np.testing.assert_array_equal(npz["labels"], labels[:2])
+    assert not list((tmp_path / "run").glob("*.tmp"))
+
+
+def test_port_auto_finds_the_running_emulator(board):
+    assert capture.resolve_port("auto", board.state_dir) == board.url
+    assert capture.resolve_port("/dev/ttyACM7", board.state_dir) == "/dev/ttyACM7"
+
+
+def test_arena_too_small_is_reported(build_dir, tmp_path):
+    elf = boards.build_firmware(build_dir, quiet=True, arena_bytes=1024,
+                                out_dir=tmp_path / "fw")
+    with boards.emulated_board(elf, tmp_path / "qemu") as b:
+        port = capture.open_port(b.url)
+        try:
+            dev = capture.Device(port)
+            info = dev.hello()
+            assert info.model_status == 3 and info.arena_bytes == 1024
+            assert info.arena_used > 1024 and f"needs {info.arena_used} bytes" in info.model_error
+            assert "ARENA_BYTES" in info.model_error
+            with pytest.raises(DeviceError, match="MODEL.*arena too small"):
+                dev.set_input(bytes(784))
+        finally:
+            port.close()
