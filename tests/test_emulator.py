@@ -142,6 +142,12 @@ def test_out_of_range_requests_are_refused(device):
         device.request(P.FrameType.RUN, P.run_payload(P.RunMode.LIST, [0])[:-1])
     with pytest.raises(DeviceError, match="BAD_REQUEST"):
         device.request(P.FrameType.RUN, bytes([9, 0, 0, 0]))
+    # RESET re-initialises the runtime and drops the pending input
+    device.set_input(bytes(info.input_bytes))
+    device.reset()
+    with pytest.raises(DeviceError, match="NO_INPUT"):
+        device.run(P.RunMode.FIRST)
+    assert device.hello() == info
 
 
 def test_input_chunks_in_order(device):
