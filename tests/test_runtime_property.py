@@ -1,0 +1,49 @@
+"""Property tests: random small Keras CNNs (every supported layer kind, random shapes,
+weights and calibration), converted to full int8; every tensor of the runtime equals TFLM.
+30 models by default, 300 behind the `slow` marker (make test-slow)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from runtime_archs import architectures, build
+from runtime_helpers import build_runner, calibration, compare_with_tflm, random_int8_inputs
+from tinyscope import reference
+from tinyscope.quantize import quantize_keras
+
+N_INPUTS = 3
+STATS: dict[str, int] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def runner():
+    build_runner()
+    yield
+    print(f"\n[property] models and operators checked: {dict(sorted(STATS.items()))}")
+
+
+def check_architecture(arch: dict) -> None:
+    net = build(arch)
+    tfl = quantize_keras(net, calibration(arch["input"], arch["seed"]))
+    x = random_int8_inputs(tfl, N_INPUTS, arch["seed"])
+    msg, _ = compare_with_tflm(tfl, x)
+    assert msg is None, f"architecture {json.dumps(arch)}: {msg}"
+    STATS["models"] = STATS.get("models", 0) + 1
+    for op in reference.graph(tfl)[0]:
+        STATS[op.name] = STATS.get(op.name, 0) + 1
+
+
+@settings(max_examples=30, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(architectures())
+def test_random_models_equal_tflm(arch):
+    check_architecture(arch)
+
+
+@pytest.mark.slow
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(architectures())
+def test_random_models_equal_tflm_long(arch):
+    check_architecture(arch)
