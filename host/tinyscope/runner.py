@@ -142,6 +142,7 @@ def run_native_full(
         if proc.returncode != 0:
             lines = proc.stderr.strip().splitlines()
             msg = lines[-1] if lines else f"exit status {proc.returncode}"
+            msg = msg.removeprefix("tinyscope-run: ")
             if proc.returncode < 0:
                 msg = f"runner crashed with signal {-proc.returncode}: {msg}"
             raise TinyscopeError(msg)

@@ -346,6 +346,8 @@ static ts_status_t op_chan_slots(loader_t *L, uint32_t i, uint32_t *slots) {
       FB(ts_fb_string(&L->fb, &c, OPC_CUSTOM, &name));
       return fail(L->it, TS_ERR_UNSUPPORTED, "unsupported custom op %s at operator %u", name, i);
     }
+    if (strcmp(ts_op_name(code), "UNKNOWN") == 0)
+      return fail(L->it, TS_ERR_UNSUPPORTED, "unsupported op code %d at operator %u", code, i);
     return fail(L->it, TS_ERR_UNSUPPORTED, "unsupported op %s at operator %u",
                 ts_op_name(code), i);
   }
@@ -876,9 +878,11 @@ static ts_status_t load(loader_t *L, uint8_t *arena, size_t arena_size) {
   ts_interp_t *it = L->it;
   ts_fb_t *fb = &L->fb;
   ts_fb_table_t root, sg;
-  FB(ts_fb_root(fb, &root));
+  if (fb->size < 8) return fail(it, TS_ERR_BAD_MODEL, "model truncated at offset %u (model is %u "
+                                "bytes)", fb->size, fb->size);
   if (memcmp(fb->buf + 4, "TFL3", 4) != 0)
     return fail(it, TS_ERR_BAD_MODEL, "not a TFLite model (no TFL3 identifier at offset 4)");
+  FB(ts_fb_root(fb, &root));
   uint32_t version;
   FB(ts_fb_u32(fb, &root, MODEL_VERSION, 0, &version));
   if (version != TS_SCHEMA_VERSION)
