@@ -53,6 +53,9 @@ test-slow: setup firmware-host ## the long property-test runs (>= 300 random mod
 lint: setup ## ruff on the Python package and tests
 	$(VENV)/bin/ruff check host tests
 
+demo: setup ## install everything, then convert -> build -> flash (QEMU) -> capture -> compare -> report
+	$(TINYSCOPE) run --model $(MODEL) --build $(MODEL_DIR) --out $(RUN_DIR) --n $(N)
+
 convert: setup ## convert the default model: make convert [MODEL=...] [MODEL_DIR=...]
 	$(TINYSCOPE) convert $(MODEL) --out $(MODEL_DIR)
 

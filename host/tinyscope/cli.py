@@ -16,7 +16,9 @@ from tinyscope import __version__
 from tinyscope.errors import TinyscopeError
 
 # Modules that provide subcommands, in the order a user meets them.
-COMMAND_MODULES: list[str] = ["model", "convert", "drift", "link.boards", "link.capture"]
+COMMAND_MODULES: list[str] = [
+    "pipeline", "model", "convert", "drift", "link.boards", "link.capture", "compare",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

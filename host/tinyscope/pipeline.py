@@ -1,0 +1,112 @@
+"""``tinyscope run``: the whole pipeline in one command (what ``make demo`` runs).
+
+convert (skipped when the build is up to date) -> build the firmware -> flash (boot the
+emulated board) -> capture -> compare -> report. The emulated board is always stopped at
+the end, also on errors and Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from tinyscope.errors import TinyscopeError
+
+DEFAULT_MODEL = "models/default.keras"
+DEFAULT_BUILD = "build/default"
+DEFAULT_RUN = "captures/demo"
+
+
+def build_is_current(model_path: Path, build_dir: Path) -> bool:
+    """True when BUILD_DIR was converted from exactly these model bytes."""
+    from tinyscope import manifest as manifest_mod
+
+    man_path = build_dir / manifest_mod.MANIFEST_NAME
+    if not man_path.is_file() or not (build_dir / "model_data.cc").is_file():
+        return False
+    try:
+        man = json.loads(man_path.read_text())
+    except ValueError:
+        return False
+    return man.get("source_sha256") == manifest_mod.sha256(model_path.read_bytes())
+
+
+def _step(name: str) -> float:
+    print(f"==> {name}", flush=True)
+    return time.monotonic()
+
+
+def run_pipeline(args: argparse.Namespace) -> int:
+    from tinyscope import compare, convert
+    from tinyscope import manifest as manifest_mod
+    from tinyscope.link import boards, capture
+
+    model, build, out = Path(args.model), Path(args.build), Path(args.out)
+    if not model.is_file():
+        raise TinyscopeError(f"model {model} not found; give a .keras file with --model")
+    if args.board not in boards.QEMU_BOARDS:
+        raise TinyscopeError(
+            f"'tinyscope run' drives the emulated board; for --board {args.board} flash with "
+            f"'make flash BOARD={args.board}', then run 'tinyscope capture --port PORT' and "
+            "'tinyscope compare'"
+        )
+    t0 = time.monotonic()
+    if args.force or not build_is_current(model, build):
+        _step(f"convert {model} -> {build}")
+        convert.convert(model, build, data=args.data or "mnist")
+    else:
+        print(f"==> {build} is up to date with {model} (use --force to convert again)")
+    man = manifest_mod.load(build)
+
+    _step("build firmware")
+    elf = boards.build_firmware(build, args.board, quiet=True)
+    print(f"    {elf}")
+    _step(f"flash: boot {elf.name} on QEMU {boards.QEMU_MACHINE}")
+    state = Path(args.state_dir)
+    boards.stop(state)
+    with boards.emulated_board(elf, state) as board:
+        print(f"    serial port {board.url}")
+        _step(f"capture {args.n} images (layers: {args.layers}) -> {out}")
+        _, q, labels = convert.quantized_test_inputs(man, args.n, args.data)
+        capture.capture(board.url, build, out, q, labels, args.layers,
+                        progress=not args.no_progress,
+                        data_source=args.data or man.get("data", ""))
+    _step("compare with TFLM, LiteRT and the float model")
+    metrics, page = compare.run_compare(out, out / "report", build, None, args.panels,
+                                        progress=not args.no_progress)
+    print()
+    compare.print_summary(metrics)
+    print(f"\nreport: {page.resolve()}")
+    print(f"total {time.monotonic() - t0:.0f} s")
+    failures = compare.check_gates(metrics, args.max_lsb, args.min_top1)
+    for f in failures:
+        print(f"gate failed: {f}")
+    return compare.GATE_EXIT_CODE if failures else 0
+
+
+def add_cli(sub) -> None:
+    p = sub.add_parser(
+        "run", help="the whole pipeline: convert, build, flash (QEMU), capture, compare, report",
+        description="Convert MODEL (skipped when BUILD is up to date), build the firmware, boot "
+        "it on the emulated Cortex-M4 (QEMU mps2-an386), capture N test images over its serial "
+        "port, compare every streamed tensor with TFLM / LiteRT / the float model and write "
+        "OUT/report/report.html. The emulator is stopped at the end.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--model", default=DEFAULT_MODEL, help="float Keras model (.keras)")
+    p.add_argument("--build", default=DEFAULT_BUILD, help="build directory for convert")
+    p.add_argument("--out", default=DEFAULT_RUN, help="run directory (capture + report)")
+    p.add_argument("--data", default=None, help="mnist or an image folder (default: mnist)")
+    p.add_argument("--n", type=int, default=100, help="number of test images")
+    p.add_argument("--layers", default="all",
+                   help="layers to stream: first, all, or operator indices like 0,2")
+    p.add_argument("--board", default="qemu", help="board (the emulated one: qemu)")
+    p.add_argument("--panels", type=int, default=3, help="images with figure panels")
+    p.add_argument("--force", action="store_true", help="convert even if the build is current")
+    p.add_argument("--max-lsb", type=int, help="gate: max LSB device vs TFLM")
+    p.add_argument("--min-top1", type=float, help="gate: min top-1 agreement device vs float")
+    p.add_argument("--state-dir", default="build/qemu-run", help=argparse.SUPPRESS)
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run_pipeline)
