@@ -17,7 +17,7 @@ from tinyscope.errors import TinyscopeError
 
 # Modules that provide subcommands, in the order a user meets them.
 COMMAND_MODULES: list[str] = [
-    "pipeline", "model", "convert", "drift", "link.boards", "link.capture", "compare",
+    "pipeline", "model", "convert", "drift", "saliency", "link.boards", "link.capture", "compare",
 ]
 
 
