@@ -4,23 +4,6 @@
 
 #include "board.h"
 
-/* ---- CRC-32 (IEEE 802.3, reflected, as zlib.crc32) */
-
-static uint32_t s_crc_table[256];
-
-static void crc_init(void) {
-  for (uint32_t i = 0; i < 256; i++) {
-    uint32_t c = i;
-    for (int k = 0; k < 8; k++) c = (c & 1u) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-    s_crc_table[i] = c;
-  }
-}
-
-static uint32_t crc_update(uint32_t crc, const uint8_t *p, size_t n) {
-  for (size_t i = 0; i < n; i++) crc = s_crc_table[(crc ^ p[i]) & 0xFFu] ^ (crc >> 8);
-  return crc;
-}
-
 /* ---- little-endian helpers */
 
 uint8_t *put_u8(uint8_t *p, uint8_t v) {
@@ -73,7 +56,7 @@ void link_begin(uint8_t type, uint16_t seq, uint16_t length) {
   p = put_u16(p, seq);
   put_u16(p, length);
   s_block_len = 0;
-  s_tx_crc = crc_update(0xFFFFFFFFu, h, sizeof h);
+  s_tx_crc = tsp_crc_update(0xFFFFFFFFu, h, sizeof h);
   s_tx_left = length;
   s_tx_bad = 0;
   cobs_put(h, sizeof h);
@@ -85,7 +68,7 @@ void link_write(const void *data, size_t n) {
     n = s_tx_left;
   }
   s_tx_left -= (uint32_t)n;
-  s_tx_crc = crc_update(s_tx_crc, data, n);
+  s_tx_crc = tsp_crc_update(s_tx_crc, data, n);
   cobs_put(data, n);
 }
 
@@ -113,26 +96,9 @@ void link_send(uint8_t type, uint16_t seq, const void *payload, uint16_t length)
 
 /* ---- receiving */
 
-#define RX_MAX (TSP_HEADER_SIZE + TSP_MAX_PAYLOAD + TSP_CRC_SIZE + \
-                (TSP_HEADER_SIZE + TSP_MAX_PAYLOAD + TSP_CRC_SIZE) / 254 + 2)
+static uint8_t s_rx[TSP_RX_MAX];
 
-static uint8_t s_rx[RX_MAX];
-
-void link_init(void) { crc_init(); }
-
-/* Decode COBS in place; returns the decoded length or -1. */
-static int cobs_decode(uint8_t *buf, size_t n) {
-  size_t in = 0, out = 0;
-  while (in < n) {
-    uint8_t code = buf[in];
-    if (code == 0 || in + code > n) return -1;
-    memmove(buf + out, buf + in + 1, code - 1u);
-    out += code - 1u;
-    in += code;
-    if (code != 0xFF && in < n) buf[out++] = 0;
-  }
-  return (int)out;
-}
+void link_init(void) { tsp_crc_init(); }
 
 link_status_t link_receive(link_frame_t *f) {
   for (;;) {
@@ -149,18 +115,6 @@ link_status_t link_receive(link_frame_t *f) {
     }
     if (overflow) return LINK_TOO_LARGE;
     if (n == 0) continue; /* empty frame: the host flushes with a lone delimiter */
-    int len = cobs_decode(s_rx, n);
-    if (len < TSP_HEADER_SIZE + TSP_CRC_SIZE) return LINK_BAD_FRAME;
-    size_t body = (size_t)len - TSP_CRC_SIZE;
-    uint32_t crc = crc_update(0xFFFFFFFFu, s_rx, body) ^ 0xFFFFFFFFu;
-    if (crc != get_u32(s_rx + body)) return LINK_BAD_FRAME;
-    uint16_t length = get_u16(s_rx + 4);
-    if (length != body - TSP_HEADER_SIZE) return LINK_BAD_FRAME;
-    f->type = s_rx[1];
-    f->seq = get_u16(s_rx + 2);
-    f->length = length;
-    f->payload = s_rx + TSP_HEADER_SIZE;
-    if (s_rx[0] != TSP_VERSION) return LINK_BAD_VERSION;
-    return LINK_OK;
+    return tsp_decode_frame(s_rx, n, f);
   }
 }

@@ -9,21 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "frame.h"
 #include "protocol_defs.h"
-
-typedef struct {
-  uint8_t type;
-  uint16_t seq;
-  uint16_t length;
-  const uint8_t *payload; /* inside the receive buffer; valid until the next link_receive */
-} link_frame_t;
-
-typedef enum {
-  LINK_OK = 0,
-  LINK_BAD_FRAME,   /* COBS / length / CRC failure: header not trustworthy */
-  LINK_TOO_LARGE,   /* more bytes than the receive buffer holds before the delimiter */
-  LINK_BAD_VERSION  /* CRC fine, but another protocol version (frame->seq is valid) */
-} link_status_t;
 
 void link_init(void);
 

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "app.h"
 #include "board.h"
 #include "link.h"
 #include "protocol_defs.h"
@@ -361,51 +362,60 @@ static void handle_run(uint16_t seq, const uint8_t *p, uint16_t len) {
   send_done(seq, TSP_RUN);
 }
 
-int main(void) {
-  board_init();
-  link_init();
+void app_init(void) {
   sha256_ctx_t h;
   sha256_init(&h);
   sha256_update(&h, g_model_data, g_model_data_size);
   sha256_final(&h, s_sha256);
   model_init();
+}
 
+void app_handle(link_status_t st, const link_frame_t *f) {
+  if (st == LINK_BAD_FRAME) {
+    send_error(TSP_SEQ_NONE, TSP_ERR_BAD_FRAME, "bad frame (COBS, length or CRC)", 0);
+    return;
+  }
+  if (st == LINK_TOO_LARGE) {
+    send_error(TSP_SEQ_NONE, TSP_ERR_TOO_LARGE, "frame longer than TSP_MAX_PAYLOAD", 0);
+    return;
+  }
+  if (st == LINK_BAD_VERSION) {
+    send_error(f->seq, TSP_ERR_BAD_VERSION, "unsupported protocol version", 0);
+    return;
+  }
+  s_frames = 0;
+  switch (f->type) {
+    case TSP_HELLO:
+      handle_hello(f->seq);
+      break;
+    case TSP_SET_INPUT:
+      handle_set_input(f->seq, f->payload, f->length);
+      break;
+    case TSP_RUN:
+      handle_run(f->seq, f->payload, f->length);
+      break;
+    case TSP_PING:
+      send_done(f->seq, TSP_PING);
+      break;
+    case TSP_RESET:
+      model_init();
+      send_done(f->seq, TSP_RESET);
+      break;
+    default:
+      send_error(f->seq, TSP_ERR_UNKNOWN_TYPE, "unknown request type", 0);
+      break;
+  }
+}
+
+#ifndef TS_APP_NO_MAIN
+int main(void) {
+  board_init();
+  link_init();
+  app_init();
   for (;;) {
     link_frame_t f;
     link_status_t st = link_receive(&f);
-    if (st == LINK_BAD_FRAME) {
-      send_error(TSP_SEQ_NONE, TSP_ERR_BAD_FRAME, "bad frame (COBS, length or CRC)", 0);
-      continue;
-    }
-    if (st == LINK_TOO_LARGE) {
-      send_error(TSP_SEQ_NONE, TSP_ERR_TOO_LARGE, "frame longer than TSP_MAX_PAYLOAD", 0);
-      continue;
-    }
-    if (st == LINK_BAD_VERSION) {
-      send_error(f.seq, TSP_ERR_BAD_VERSION, "unsupported protocol version", 0);
-      continue;
-    }
-    s_frames = 0;
-    switch (f.type) {
-      case TSP_HELLO:
-        handle_hello(f.seq);
-        break;
-      case TSP_SET_INPUT:
-        handle_set_input(f.seq, f.payload, f.length);
-        break;
-      case TSP_RUN:
-        handle_run(f.seq, f.payload, f.length);
-        break;
-      case TSP_PING:
-        send_done(f.seq, TSP_PING);
-        break;
-      case TSP_RESET:
-        model_init();
-        send_done(f.seq, TSP_RESET);
-        break;
-      default:
-        send_error(f.seq, TSP_ERR_UNKNOWN_TYPE, "unknown request type", 0);
-        break;
-    }
+    app_handle(st, &f);
   }
 }
+#endif

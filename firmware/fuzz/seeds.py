@@ -1,0 +1,118 @@
+"""Seed corpora for the firmware fuzzers (firmware/fuzz/fuzz.mk), from real artifacts.
+
+- fuzz_model:    the int8 .tflite of MODEL_DIR plus three small Keras models (conv/pool,
+                 depthwise/add/concat/pad, dense) quantized with tinyscope.quantize.
+- fuzz_frame:    every request and response frame type, COBS-encoded by
+                 tinyscope.link.protocol (without the 0x00 delimiter).
+- fuzz_commands: request sequences a real capture sends (HELLO, SET_INPUT chunks of a real
+                 input, RUN in every mode, PING, RESET), in wire and raw mode (fuzz_commands.c).
+
+    python firmware/fuzz/seeds.py --model-dir build/default --out firmware/build/fuzz/seeds
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+from tinyscope.link import protocol as P
+
+
+def small_models() -> list[bytes]:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    from tinyscope.quantize import quantize_keras
+
+    rng = np.random.default_rng(0)
+    L = keras.layers
+    out = []
+    inp = keras.Input((8, 8, 1), batch_size=1)
+    x = L.Conv2D(4, 3, padding="same", activation="relu")(inp)
+    x = L.MaxPooling2D(2)(x)
+    x = L.AveragePooling2D(2)(x)
+    x = L.Flatten()(x)
+    out.append(keras.Model(inp, L.Dense(3, activation="softmax")(x)))
+    inp = keras.Input((6, 6, 2), batch_size=1)
+    a = L.DepthwiseConv2D(3, padding="same", activation="relu6")(inp)
+    b = L.Conv2D(2, 1)(inp)
+    x = L.Add()([a, b])
+    x = L.Concatenate()([x, L.ZeroPadding2D(0)(inp)])
+    x = L.ZeroPadding2D(1)(x)
+    x = L.Conv2D(3, 3, strides=2, dilation_rate=1)(x)
+    out.append(keras.Model(inp, L.GlobalAveragePooling2D()(x)))
+    inp = keras.Input((5,), batch_size=1)
+    out.append(keras.Model(inp, L.Dense(4)(L.Dense(6, activation="relu")(inp))))
+    blobs = []
+    for m in out:
+        calib = rng.normal(size=(16, *m.input_shape[1:])).astype(np.float32)
+        blobs.append(quantize_keras(m, calib))
+    return blobs
+
+
+def frames(input_bytes: int) -> list[P.Frame]:
+    data = bytes((i * 37 + 11) & 0xFF for i in range(input_bytes))
+    f = [P.Frame(P.FrameType.HELLO, 1), P.Frame(P.FrameType.PING, 2),
+         P.Frame(P.FrameType.RESET, 3)]
+    f += [P.Frame(P.FrameType.SET_INPUT, 4 + i, p)
+          for i, p in enumerate(P.set_input_payloads(data, chunk=500))]
+    for mode, ops in ((P.RunMode.FIRST, []), (P.RunMode.ALL, []), (P.RunMode.LIST, [0, 2]),
+                      (P.RunMode.NONE, [])):
+        f.append(P.Frame(P.FrameType.RUN, 20 + int(mode), P.run_payload(mode, ops)))
+    return f
+
+
+def responses() -> list[P.Frame]:
+    info = P.Info(1, 25_000_000, 25_000_000, 9000, 262144, 8000, "ab" * 32, 0, 784, 9, 10, 0,
+                  "0.1.0", "qemu-mps2-an386", "", ((3, 1), (17, 2)))
+    chunk = P.TensorChunk(0, 3, 1, 0, 16, 9, (1, 2, 2, 4), (0.5,), (-3,), 0, bytes(range(16)))
+    return [P.Frame(P.FrameType.INFO, 1, info.encode()),
+            P.Frame(P.FrameType.TENSOR, 2, chunk.encode()),
+            P.Frame(P.FrameType.TIMING, 3, P.Timing(25_000_000, 30, (10, 20)).encode()),
+            P.Frame(P.FrameType.ERROR, P.SEQ_NONE, P.error_payload(P.ErrorCode.BAD_FRAME, "x")),
+            P.Frame(P.FrameType.DONE, 4, P.DONE_FIXED.pack(P.FrameType.RUN, 3))]
+
+
+def raw_record(f: P.Frame) -> bytes:
+    return struct.pack("<BHH", f.type, f.seq, len(f.payload)) + f.payload
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model-dir", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--no-keras", action="store_true", help="only the model of --model-dir")
+    args = ap.parse_args(argv)
+    manifest = json.loads((args.model_dir / "manifest.json").read_text())
+    input_bytes = int(np.prod(manifest["input"]["shape"]))
+    dirs = {t: args.out / t for t in ("fuzz_model", "fuzz_frame", "fuzz_commands")}
+    for d in dirs.values():
+        d.mkdir(parents=True, exist_ok=True)
+    models = [(args.model_dir / manifest["model_file"]).read_bytes()]
+    if not args.no_keras:
+        models += small_models()
+    for i, blob in enumerate(models):
+        (dirs["fuzz_model"] / f"model{i}.tflite").write_bytes(blob)
+    reqs = frames(input_bytes)
+    for i, f in enumerate([*reqs, *responses()]):
+        (dirs["fuzz_frame"] / f"frame{i:02d}").write_bytes(f.encode()[:-1])
+    hello, ping, reset = reqs[:3]
+    chunks = [f for f in reqs if f.type == P.FrameType.SET_INPUT]
+    runs = [f for f in reqs if f.type == P.FrameType.RUN]
+    sequences = [[hello], [ping, reset], *[[hello, *chunks, r] for r in runs],
+                 [*chunks, runs[0], *chunks[:1], runs[1]]]
+    for i, seq in enumerate(sequences):
+        (dirs["fuzz_commands"] / f"wire{i:02d}").write_bytes(
+            b"\x00" + b"".join(f.encode() for f in seq))
+        (dirs["fuzz_commands"] / f"raw{i:02d}").write_bytes(
+            b"\x01" + b"".join(raw_record(f) for f in seq))
+    print(f"seeds: {len(models)} models, {len(reqs) + 5} frames, {2 * len(sequences)} "
+          f"request sequences -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
