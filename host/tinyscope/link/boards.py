@@ -1,4 +1,4 @@
-"""Build and "flash" the firmware: the emulated board runs in qemu-system-arm in the background.
+"""Build and flash the firmware: on an emulated board (QEMU, in the background) or a real one.
 
 ``tinyscope flash`` (what ``make flash`` runs) builds ``firmware/build/<board>/firmware.elf``
 for a model directory and boots it in QEMU with the UART on a loopback TCP socket; the
@@ -8,6 +8,11 @@ pyserial URL (``socket://127.0.0.1:PORT``) goes to ``build/qemu/port`` and the Q
 QEMU runs with ``-icount shift=0``: virtual time advances 1 ns per instruction, so the
 firmware's 25 MHz SysTick ticks once per 40 instructions and TIMING is a deterministic
 instruction count, independent of the host machine's speed and load.
+
+Other emulated boards (:data:`EMULATORS`) boot a real board's image: ``netduinoplus2``
+(STM32F405) runs the very ELF built for ``nucleo-f446re``, its USART2 on the second
+``-serial``. Real boards (:data:`REAL_BOARDS`) are programmed with openocd or st-flash,
+whichever is installed, and reached over their USB serial port (``--port auto``).
 """
 
 from __future__ import annotations
@@ -41,6 +46,54 @@ POLL_INTERVAL = 0.02
 BUILD_TIMEOUT = 600.0
 # Board names accepted by `tinyscope flash --board` and the firmware Makefile's BOARD.
 QEMU_BOARDS = ("qemu", "qemu-mps2-an386")
+FLASH_TIMEOUT = 120.0  # s for openocd / st-flash
+
+
+@dataclass(frozen=True)
+class Emulator:
+    """A QEMU machine that boots the image of a firmware board."""
+
+    machine: str  # qemu-system-arm -M
+    firmware_board: str  # BOARD= of firmware/Makefile whose ELF it runs
+    serial_index: int  # the firmware's host UART is the (serial_index+1)-th -serial
+
+
+EMULATORS = {
+    "qemu": Emulator(QEMU_MACHINE, "qemu", 0),
+    "qemu-mps2-an386": Emulator(QEMU_MACHINE, "qemu-mps2-an386", 0),
+    # STM32F405: USART1 is the first -serial, USART2 (the Nucleo's ST-LINK port) the second.
+    # RCC/GPIO/DWT are not emulated: the image keeps HSI and counts SysTick (board.c).
+    "netduinoplus2": Emulator("netduinoplus2", "nucleo-f446re", 1),
+}
+
+
+@dataclass(frozen=True)
+class RealBoard:
+    """A board programmed over its debug probe."""
+
+    firmware_board: str  # BOARD= of firmware/Makefile
+    openocd_cfg: tuple[str, ...]  # openocd -f scripts (interface, target)
+    flash_base: int  # where st-flash writes the raw image
+    usb_vid: int  # vendor id of its USB serial port (resolve_port)
+
+
+REAL_BOARDS = {
+    "nucleo-f446re": RealBoard("nucleo-f446re", ("interface/stlink.cfg", "target/stm32f4x.cfg"),
+                               0x08000000, 0x0483),
+}
+BOARD_ALIASES = {"nucleo": "nucleo-f446re"}
+
+
+def canonical_board(board: str) -> str:
+    """``nucleo`` -> ``nucleo-f446re``; other names unchanged."""
+    return BOARD_ALIASES.get(board, board)
+
+
+def firmware_board(board: str) -> str:
+    """The firmware Makefile's BOARD whose image ``board`` runs (netduinoplus2: the Nucleo's)."""
+    board = canonical_board(board)
+    emu = EMULATORS.get(board)
+    return emu.firmware_board if emu else board
 
 
 def build_firmware(
@@ -52,6 +105,7 @@ def build_firmware(
     The image lands in ``firmware/build/<board>/`` unless ``out_dir`` is given (tests build
     their own images there, so they never race a user's ``make flash``).
     """
+    board = firmware_board(board)
     model_dir = Path(model_dir).resolve()
     if not (model_dir / "model_data.cc").is_file():
         raise TinyscopeError(
@@ -106,10 +160,16 @@ class QemuBoard:
         return f"socket://127.0.0.1:{self.port}"
 
 
-def qemu_command(elf: Path, port: int, qmp: Path | None = None) -> list[str]:
+def qemu_command(elf: Path, port: int, qmp: Path | None = None,
+                 machine: str = QEMU_MACHINE) -> list[str]:
+    emu = next((e for e in EMULATORS.values() if e.machine == machine), None)
+    if emu is None:
+        raise TinyscopeError(f"no emulator for QEMU machine {machine!r}; machines: "
+                             f"{', '.join(sorted({e.machine for e in EMULATORS.values()}))}")
     cmd = [
-        QEMU, "-M", QEMU_MACHINE, "-display", "none", "-monitor", "none",
+        QEMU, "-M", machine, "-display", "none", "-monitor", "none",
         "-icount", "shift=0", "-kernel", str(elf),
+        *["-serial", "null"] * emu.serial_index,
         "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on",
     ]
     if qmp is not None:
@@ -139,8 +199,9 @@ def _is_our_qemu(pid: int) -> bool:
     return bool(cmdline) and Path(cmdline[0].decode(errors="replace")).name == QEMU
 
 
-def start(elf: str | Path, state_dir: str | Path = DEFAULT_STATE_DIR) -> QemuBoard:
-    """Boot ``elf`` in QEMU in the background; write the port and pid files."""
+def start(elf: str | Path, state_dir: str | Path = DEFAULT_STATE_DIR,
+          machine: str = QEMU_MACHINE) -> QemuBoard:
+    """Boot ``elf`` in QEMU ``machine`` in the background; write the port and pid files."""
     elf = Path(elf).resolve()
     if not elf.is_file():
         raise TinyscopeError(f"{elf} not found: build the firmware first (make firmware)")
@@ -161,7 +222,8 @@ def start(elf: str | Path, state_dir: str | Path = DEFAULT_STATE_DIR) -> QemuBoa
         port = _free_port()
         log = (state / LOG_FILE).open("w")
         proc = subprocess.Popen(
-            qemu_command(elf, port, (state / QMP_FILE).resolve()), stdin=subprocess.DEVNULL,
+            qemu_command(elf, port, (state / QMP_FILE).resolve(), machine),
+            stdin=subprocess.DEVNULL,
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         log.close()
@@ -210,9 +272,10 @@ def stop(state_dir: str | Path = DEFAULT_STATE_DIR) -> int | None:
 
 
 @contextlib.contextmanager
-def emulated_board(elf: str | Path, state_dir: str | Path) -> Iterator[QemuBoard]:
+def emulated_board(elf: str | Path, state_dir: str | Path,
+                   machine: str = QEMU_MACHINE) -> Iterator[QemuBoard]:
     """QEMU running ``elf`` for the duration of a ``with`` block; always stopped after."""
-    board = start(elf, state_dir)
+    board = start(elf, state_dir, machine)
     try:
         yield board
     finally:
@@ -220,23 +283,94 @@ def emulated_board(elf: str | Path, state_dir: str | Path) -> Iterator[QemuBoard
 
 
 def _check_board(board: str) -> None:
-    if board not in QEMU_BOARDS:
+    board = canonical_board(board)
+    if board not in EMULATORS and board not in REAL_BOARDS:
         raise TinyscopeError(
-            f"board {board!r} has no flash runner yet; boards: {', '.join(QEMU_BOARDS)}. "
-            "A real board is flashed with its own tool (openocd, pyocd) and reached with "
-            "--port /dev/ttyACM0"
+            f"board {board!r} has no flash runner; boards: "
+            f"{', '.join([*EMULATORS, *REAL_BOARDS, *BOARD_ALIASES])} (docs/boards.md says "
+            "how to add one)"
         )
+
+
+# ---------------------------------------------------------------- real boards
+
+
+def flash_command(board: str, elf: str | Path) -> list[str]:
+    """The command that programs ``elf`` into ``board``: openocd if installed, else st-flash.
+
+    openocd writes the ELF's loadable sections, verifies them and resets the core. st-flash
+    takes a raw image: ``firmware.bin`` is written next to the ELF (arm-none-eabi-objcopy).
+    """
+    spec = REAL_BOARDS[canonical_board(board)]
+    elf = Path(elf).resolve()
+    openocd = shutil.which("openocd")
+    if openocd is not None:
+        cmd = [openocd]
+        for cfg in spec.openocd_cfg:
+            cmd += ["-f", cfg]
+        return [*cmd, "-c", f'program "{elf}" verify reset exit']
+    st_flash = shutil.which("st-flash")
+    if st_flash is not None:
+        return [st_flash, "--reset", "write", str(elf.with_suffix(".bin")),
+                f"0x{spec.flash_base:08x}"]
+    raise TinyscopeError(
+        f"cannot flash {board}: neither openocd nor st-flash is installed. Install one "
+        "(Debian/Ubuntu: sudo apt-get install openocd, or sudo apt-get install stlink-tools) "
+        f"and run make flash BOARD={board} again; or copy {elf.with_suffix('.bin')} to the "
+        "board's NOD_F446RE USB drive (ST-LINK drag-and-drop)"
+    )
+
+
+def _elf_to_bin(elf: Path) -> Path:
+    out = elf.with_suffix(".bin")
+    objcopy = shutil.which("arm-none-eabi-objcopy")
+    if objcopy is None:
+        raise TinyscopeError("arm-none-eabi-objcopy not found: run 'make setup' (Debian "
+                             "package binutils-arm-none-eabi)")
+    subprocess.run([objcopy, "-O", "binary", str(elf), str(out)], check=True)
+    return out
+
+
+def flash_real(board: str, elf: str | Path) -> list[str]:
+    """Program ``elf`` into the connected ``board``; returns the command that ran."""
+    elf = Path(elf).resolve()
+    if not elf.is_file():
+        raise TinyscopeError(f"{elf} not found: build it first (make firmware BOARD={board})")
+    cmd = flash_command(board, elf)
+    if Path(cmd[0]).name == "st-flash":
+        _elf_to_bin(elf)
+    print("$ " + " ".join(cmd), flush=True)
+    try:
+        proc = subprocess.run(cmd, timeout=FLASH_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise DeviceError(f"{Path(cmd[0]).name} did not finish in {FLASH_TIMEOUT:.0f} s: "
+                          "unplug and replug the board, then make flash again") from None
+    if proc.returncode != 0:
+        raise DeviceError(
+            f"{Path(cmd[0]).name} failed (exit code {proc.returncode}, output above): is the "
+            f"{board} connected over USB (ST-LINK), and may you use it (udev rules from the "
+            "openocd / stlink-tools package, or plugdev group)?"
+        )
+    return cmd
 
 
 def _cmd_flash(args: argparse.Namespace) -> int:
     _check_board(args.board)
-    elf = Path(args.elf) if args.elf else build_firmware(args.model_dir, args.board,
+    board_name = canonical_board(args.board)
+    elf = Path(args.elf) if args.elf else build_firmware(args.model_dir, board_name,
                                                          args.arena_bytes)
+    if board_name in REAL_BOARDS:
+        flash_real(board_name, elf)
+        print(f"{board_name} runs {elf}")
+        print(f"capture with: tinyscope capture --port auto --build {args.model_dir} "
+              "--out RUN_DIR")
+        return 0
+    machine = EMULATORS[board_name].machine
     old = stop(args.state_dir)  # flashing replaces what the board ran before
     if old:
         print(f"stopped the previous QEMU (pid {old})")
-    board = start(elf, args.state_dir)
-    print(f"QEMU {QEMU_MACHINE} runs {elf} (pid {board.pid})")
+    board = start(elf, args.state_dir, machine)
+    print(f"QEMU {machine} runs {elf} (pid {board.pid})")
     print(f"serial port: {board.url}  (written to {Path(args.state_dir) / PORT_FILE})")
     print("capture with: tinyscope capture --port auto --build BUILD_DIR --out RUN_DIR")
     print("stop with `make stop` (or tinyscope stop)")
@@ -251,12 +385,15 @@ def _cmd_stop(args: argparse.Namespace) -> int:
 
 def add_cli(sub) -> None:
     f = sub.add_parser(
-        "flash", help="build the firmware and boot it on the emulated board (QEMU)",
-        description="Build firmware/build/<board>/firmware.elf for MODEL_DIR and boot it in "
-        "qemu-system-arm (mps2-an386, Cortex-M4) in the background. The serial port URL is "
-        "written to STATE_DIR/port; stop with 'tinyscope stop'.",
+        "flash", help="build the firmware and put it on the board (QEMU or a real board)",
+        description="Build firmware/build/<board>/firmware.elf for MODEL_DIR. Emulated boards "
+        "(qemu = mps2-an386; netduinoplus2 runs the nucleo-f446re image) boot in "
+        "qemu-system-arm in the background: the serial port URL is written to STATE_DIR/port; "
+        "stop with 'tinyscope stop'. Real boards (nucleo-f446re) are programmed with openocd "
+        "or st-flash. See docs/boards.md.",
     )
-    f.add_argument("--board", default="qemu", help="board (default: qemu)")
+    f.add_argument("--board", default="qemu",
+                   help="qemu (default), netduinoplus2 (emulated) or nucleo-f446re")
     f.add_argument("--model-dir", default="build/default",
                    help="directory with model_data.cc (from tinyscope convert)")
     f.add_argument("--elf", help="boot this ELF instead of building one")

@@ -178,7 +178,11 @@ class Device:
 
 
 def resolve_port(port: str, state_dir: str | Path = "build/qemu") -> str:
-    """``auto``: the running emulator's URL, else the only USB serial port."""
+    """``auto``: the running emulator's URL, else the ST-LINK's port, else the only USB port.
+
+    A real board's debug probe (ST-LINK: USB vendor id 0x0483) exposes the firmware's UART as
+    a USB serial port (/dev/ttyACM0 on Linux); it is preferred over other USB serial ports.
+    """
     if port != "auto":
         return port
     from tinyscope.link import boards
@@ -188,15 +192,26 @@ def resolve_port(port: str, state_dir: str | Path = "build/qemu") -> str:
         return board.url
     from serial.tools import list_ports
 
-    usb = [p.device for p in list_ports.comports() if p.vid is not None]
-    if len(usb) == 1:
-        return usb[0]
-    if not usb:
-        raise TinyscopeError(
-            f"--port auto: no emulator running ({Path(state_dir) / 'port'}) and no USB serial "
-            "port found; run 'make flash' first or give --port /dev/ttyACM0"
-        )
-    raise TinyscopeError(f"--port auto: several serial ports ({', '.join(usb)}); pick one")
+    ports = sorted(list_ports.comports(), key=lambda p: p.device)
+    seen = ", ".join(
+        f"{p.device} ({p.description}{f', USB {p.vid:04x}:{p.pid or 0:04x}' if p.vid else ''})"
+        for p in ports) or "none"
+    probe_vids = {b.usb_vid for b in boards.REAL_BOARDS.values()}
+    for candidates in ([p for p in ports if p.vid in probe_vids],
+                       [p for p in ports if p.vid is not None]):
+        if len(candidates) == 1:
+            return candidates[0].device
+        if len(candidates) > 1:
+            raise TinyscopeError(
+                f"--port auto: several candidate serial ports "
+                f"({', '.join(p.device for p in candidates)}); pick one with --port. "
+                f"Ports seen: {seen}"
+            )
+    raise TinyscopeError(
+        f"--port auto: no emulator running ({Path(state_dir) / 'port'}) and no USB serial port "
+        f"of a board (ST-LINK vendor id 0483) found; ports seen: {seen}. Run 'make flash' "
+        "first, plug the board in, or give --port /dev/ttyACM0"
+    )
 
 
 def open_port(url: str):
