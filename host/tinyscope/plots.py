@@ -25,9 +25,12 @@ DPI = 110
 
 
 def near_square(n: int) -> tuple[int, int]:
-    """Rows and columns for ``n`` tiles: 8 -> (2, 4) as in the seed, 16 -> (4, 4), 10 -> (3, 4)."""
+    """Rows, columns for ``n`` tiles: 8 -> (2, 4) as in the seed, 16 -> (4, 4), 10 -> (3, 4)."""
     if n < 1:
         raise ValueError("need at least one map")
+    for rows in range(math.isqrt(n), 0, -1):  # an exact fill if it is not too elongated
+        if n % rows == 0 and n // rows <= 2 * rows:
+            return rows, n // rows
     rows = max(1, math.isqrt(n))
     return rows, math.ceil(n / rows)
 
