@@ -141,3 +141,13 @@ def test_rank_correlation_and_iou():
     assert saliency.iou_top_k(a, b, 0.25) == 0.0
     assert saliency.iou_top_k(a, a, 0.5) == 1.0
     assert saliency.normalise(np.ones((1, 3, 3))).max() == 0.0
+
+
+def test_compute_all_gives_every_method(setup):
+    net, x, y, calib = setup
+    tfl = quantize_keras(net, calib)
+    maps = saliency.compute_all(net, tfl, x[:2], y[:2])
+    assert set(maps) == {"vanilla gradient", "SmoothGrad", "Grad-CAM", "occlusion float",
+                         "occlusion int8"}
+    assert all(m.shape == (2, 28, 28) for m in maps.values())
+    assert "occlusion int8" not in saliency.compute_all(net, None, x[:1], y[:1])

@@ -314,6 +314,30 @@ def saliency_drift(a: np.ndarray, b: np.ndarray, fraction: float = 0.1) -> dict:
     }
 
 
+# --------------------------------------------------------------------------- all at once
+
+
+def compute_all(
+    model, model_bytes: bytes | None, images: np.ndarray, classes,
+    logits_tensor: int | None = None, progress: bool = False,
+) -> dict[str, np.ndarray]:
+    """Every method on ``images`` for ``classes``: ``{"vanilla gradient", "SmoothGrad",
+    "Grad-CAM", "occlusion float", "occlusion int8"}`` -> ``(N, H, W)`` maps in [0, 1].
+    The int8 occlusion map is left out when ``model_bytes`` is None."""
+    x = np.asarray(images, np.float32)
+    c = _classes(classes, len(x))
+    maps = {
+        "vanilla gradient": VanillaGradient(model)(x, c),
+        "SmoothGrad": SmoothGrad(model)(x, c),
+        "Grad-CAM": GradCAM(model)(x, c),
+        "occlusion float": Occlusion(keras_scorer(model))(x, c),
+    }
+    if model_bytes is not None:
+        scorer = tflite_scorer(model_bytes, logits_tensor)
+        maps["occlusion int8"] = Occlusion(scorer, progress=progress)(x, c)
+    return maps
+
+
 # --------------------------------------------------------------------------- command
 
 
@@ -335,16 +359,8 @@ def run(build_dir, out: Path, n: int = 8, model_path=None, data=None, progress=T
         raise TinyscopeError(f"float model {src!r} not found; pass --model MODEL.keras")
     model = load_model(src)
     x, q, y = quantized_test_inputs(man, n, data)
-    vanilla = VanillaGradient(model)
-    classes = vanilla.predict_classes(x)
-    maps = {
-        "vanilla gradient": vanilla(x, classes),
-        "SmoothGrad": SmoothGrad(model)(x, classes),
-        "Grad-CAM": GradCAM(model)(x, classes),
-        "occlusion float": Occlusion(keras_scorer(model))(x, classes),
-        "occlusion int8": Occlusion(tflite_scorer(tfl, man["logits_tensor"]),
-                                    progress=progress)(x, classes),
-    }
+    classes = VanillaGradient(model).predict_classes(x)
+    maps = compute_all(model, tfl, x, classes, man["logits_tensor"], progress=progress)
     drift = saliency_drift(maps["occlusion float"], maps["occlusion int8"])
     first = man["first_layer_output"]
     t = next(t for t in man["tensors"] if t["index"] == first)
