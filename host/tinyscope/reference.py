@@ -151,3 +151,14 @@ def tflm_tensors(model: bytes, inputs: np.ndarray) -> list[TensorDict]:
             out[i] = data.reshape(tensors[i].shape).astype(tensors[i].dtype, copy=False)
         results.append(out)
     return results
+
+
+def float_tensors(keras_model, model: bytes, float_inputs: np.ndarray) -> dict[int, np.ndarray]:
+    """The float Keras model's per-layer outputs on the same tensor indices as the int8 model.
+
+    Operators are matched to Keras layers by the graph (op kind, order and output shape), not
+    by tensor names; see :mod:`tinyscope.floatref`. Returns ``{tensor_index: (N, ...)}``.
+    """
+    from tinyscope import floatref
+
+    return floatref.float_tensors(keras_model, model, float_inputs)
