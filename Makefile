@@ -62,8 +62,8 @@ convert: setup ## convert the default model: make convert [MODEL=...] [MODEL_DIR
 firmware: setup-system ## build the device firmware: make firmware [BOARD=qemu] [MODEL_DIR=build/default]
 	$(MAKE) -C firmware BOARD=$(BOARD) MODEL_DIR=$(abspath $(MODEL_DIR))
 
-flash: setup firmware ## build the firmware and boot it on the emulated board (QEMU, in the background)
-	$(TINYSCOPE) flash --board $(BOARD) --model-dir $(MODEL_DIR) --elf firmware/build/$(BOARD)/firmware.elf
+flash: setup setup-system ## build the firmware and put it on BOARD: qemu, netduinoplus2 (QEMU, background) or nucleo-f446re (openocd/st-flash)
+	$(TINYSCOPE) flash --board $(BOARD) --model-dir $(MODEL_DIR) $(if $(ARENA_BYTES),--arena-bytes $(ARENA_BYTES))
 
 stop: ## stop the emulated board started by make flash
 	@if [ -x $(TINYSCOPE) ]; then $(TINYSCOPE) stop; \

@@ -336,9 +336,8 @@ def flash_real(board: str, elf: str | Path) -> list[str]:
     elf = Path(elf).resolve()
     if not elf.is_file():
         raise TinyscopeError(f"{elf} not found: build it first (make firmware BOARD={board})")
+    _elf_to_bin(elf)  # st-flash and the ST-LINK's USB drive take the raw image
     cmd = flash_command(board, elf)
-    if Path(cmd[0]).name == "st-flash":
-        _elf_to_bin(elf)
     print("$ " + " ".join(cmd), flush=True)
     try:
         proc = subprocess.run(cmd, timeout=FLASH_TIMEOUT)

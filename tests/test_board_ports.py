@@ -1,0 +1,65 @@
+"""--port auto: the running emulator, else the ST-LINK's port (USB vendor 0x0483), else the
+only USB serial port; otherwise an error that lists the ports it saw.
+
+The OS's port list is replaced by pyserial ListPortInfo records (there is no board here).
+"""
+
+from __future__ import annotations
+
+import pytest
+from serial.tools import list_ports, list_ports_common
+from tinyscope.errors import TinyscopeError
+from tinyscope.link import capture
+
+
+def _port(device: str, vid: int | None = None, pid: int | None = None,
+          description: str = "n/a") -> list_ports_common.ListPortInfo:
+    info = list_ports_common.ListPortInfo(device, skip_link_detection=True)
+    info.vid, info.pid, info.description = vid, pid, description
+    return info
+
+
+@pytest.fixture
+def ports(monkeypatch):
+    seen: list[list_ports_common.ListPortInfo] = []
+    monkeypatch.setattr(list_ports, "comports", lambda *a, **k: list(seen))
+    return seen
+
+
+def test_stlink_is_preferred_over_other_usb_ports(ports, tmp_path):
+    ports += [_port("/dev/ttyUSB0", 0x1A86, 0x7523, "USB2.0-Serial"),
+              _port("/dev/ttyACM1", 0x0483, 0x374B, "STM32 STLink"),
+              _port("/dev/ttyS0")]
+    assert capture.resolve_port("auto", tmp_path / "no-qemu") == "/dev/ttyACM1"
+
+
+def test_the_only_usb_port_is_taken_without_an_stlink(ports, tmp_path):
+    ports += [_port("/dev/ttyS0"), _port("/dev/ttyUSB3", 0x10C4, 0xEA60, "CP2102")]
+    assert capture.resolve_port("auto", tmp_path / "no-qemu") == "/dev/ttyUSB3"
+
+
+def test_two_stlinks_are_ambiguous_and_named(ports, tmp_path):
+    ports += [_port("/dev/ttyACM0", 0x0483, 0x374B), _port("/dev/ttyACM1", 0x0483, 0x374E)]
+    with pytest.raises(TinyscopeError) as err:
+        capture.resolve_port("auto", tmp_path / "no-qemu")
+    assert "/dev/ttyACM0, /dev/ttyACM1" in str(err.value) and "--port" in str(err.value)
+
+
+def test_no_board_lists_the_ports_seen(ports, tmp_path):
+    ports += [_port("/dev/ttyS1", description="ttyS1"), _port("/dev/ttyS0", description="ttyS0")]
+    with pytest.raises(TinyscopeError) as err:
+        capture.resolve_port("auto", tmp_path / "no-qemu")
+    text = str(err.value)
+    assert "ports seen: /dev/ttyS0 (ttyS0), /dev/ttyS1 (ttyS1)" in text
+    assert "0483" in text and "--port /dev/ttyACM0" in text
+
+
+def test_no_port_at_all_says_none(ports, tmp_path):
+    with pytest.raises(TinyscopeError) as err:
+        capture.resolve_port("auto", tmp_path / "no-qemu")
+    assert "ports seen: none" in str(err.value)
+
+
+def test_an_explicit_port_is_kept(ports, tmp_path):
+    ports.append(_port("/dev/ttyACM0", 0x0483, 0x374B))
+    assert capture.resolve_port("/dev/ttyUSB9", tmp_path) == "/dev/ttyUSB9"
