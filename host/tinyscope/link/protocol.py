@@ -111,6 +111,15 @@ class ProtocolError(Exception):
     """A frame that fails COBS, length, CRC or version checks (counted, then skipped)."""
 
 
+class VersionError(ProtocolError):
+    """A frame intact by its CRC, but of another protocol version (the device's firmware
+    speaks another protocol: a clear mismatch, not line noise)."""
+
+    def __init__(self, version: int) -> None:
+        super().__init__(f"protocol version {version}, expected {PROTOCOL_VERSION}")
+        self.version = version
+
+
 # ---------------------------------------------------------------- COBS and frames
 
 
@@ -190,7 +199,7 @@ def decode_frame(raw: bytes) -> Frame:
     if length != len(body) - HEADER.size:
         raise ProtocolError(f"length field {length} != payload size {len(body) - HEADER.size}")
     if version != PROTOCOL_VERSION:
-        raise ProtocolError(f"protocol version {version}, expected {PROTOCOL_VERSION}")
+        raise VersionError(version)
     return Frame(ftype, seq, bytes(body[HEADER.size :]), version)
 
 
@@ -200,6 +209,9 @@ class FrameReader:
 
     Feed bytes with :meth:`feed`; it yields every good frame completed by them. Frames
     longer than ``max_frame`` encoded bytes are dropped as bad without being buffered.
+    ``bad_by_kind`` counts the bad frames by what failed (``cobs``, ``short``, ``crc``,
+    ``length``, ``version``, ``too_long``); ``foreign_version`` is the version of the last
+    CRC-intact frame of another protocol version (0 if none).
     """
 
     max_frame: int = MAX_FRAME + MAX_FRAME // 254 + 2
@@ -207,6 +219,8 @@ class FrameReader:
     good_frames: int = 0
     last_error: str = ""
     errors: list[str] = field(default_factory=list)
+    bad_by_kind: dict[str, int] = field(default_factory=dict)
+    foreign_version: int = 0
     _buf: bytearray = field(default_factory=bytearray)
     _overflow: bool = False
 
@@ -237,22 +251,33 @@ class FrameReader:
         self._buf.clear()
         self._overflow = False
         if overflow:
-            return self._bad(f"frame longer than {self.max_frame} bytes")
+            return self._bad(f"frame longer than {self.max_frame} bytes", "too_long")
         if not raw:
             return None  # empty frame: two delimiters in a row (used to flush)
         try:
             frame = decode_frame(raw)
+        except VersionError as err:
+            self.foreign_version = err.version
+            return self._bad(str(err), "version")
         except ProtocolError as err:
-            return self._bad(str(err))
+            return self._bad(str(err), _error_kind(str(err)))
         self.good_frames += 1
         return frame
 
-    def _bad(self, why: str) -> None:
+    def _bad(self, why: str, kind: str) -> None:
         self.bad_frames += 1
+        self.bad_by_kind[kind] = self.bad_by_kind.get(kind, 0) + 1
         self.last_error = why
         if len(self.errors) < 100:
             self.errors.append(why)
         return None
+
+
+def _error_kind(message: str) -> str:
+    for prefix, kind in (("COBS", "cobs"), ("CRC", "crc"), ("length", "length")):
+        if message.startswith(prefix):
+            return kind
+    return "short"
 
 
 def iter_frames(chunks: Iterable[bytes], reader: FrameReader | None = None) -> Iterator[Frame]:
