@@ -2,6 +2,8 @@
 #   make -f host/host.mk            build/host/tinyscope-run       (gcc, -O2)
 #   make -f host/host.mk sanitize   build/host/tinyscope-run-asan  (ASan + UBSan)
 #   make -f host/host.mk cm4        Cortex-M4 cross-build of the runtime, prints .text size
+#   make -f host/host.mk check      build/host/ts-kernel-check: optimized vs reference kernels
+#   TS_KERNELS=ref|opt (default opt) picks the kernel set the runner / cm4 build calls.
 HOST_DIR := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
 FW_DIR := $(patsubst %/,%,$(dir $(HOST_DIR)))
 ifeq ($(FW_DIR),)
@@ -13,20 +15,28 @@ BUILD := $(FW_DIR)/build/host
 CC ?= cc
 WARN := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
         -Wno-missing-prototypes
-HOST_CFLAGS := $(WARN) -O2 -g $(addprefix -I,$(RUNTIME_INC))
+HOST_CFLAGS := $(WARN) -O2 -g $(addprefix -I,$(RUNTIME_INC)) $(RUNTIME_DEFS)
 SAN_CFLAGS := $(WARN) -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
-              -fno-sanitize-recover=all $(addprefix -I,$(RUNTIME_INC))
+              -fno-sanitize-recover=all $(addprefix -I,$(RUNTIME_INC)) $(RUNTIME_DEFS)
+# The runner's file name says which kernels it calls when they are not the default.
+RUN_SUFFIX := $(if $(filter ref,$(TS_KERNELS)),-ref)
 RUNNER_SRC := $(HOST_DIR)/tinyscope_run.c
 
-.PHONY: all sanitize cm4 clean
-all: $(BUILD)/tinyscope-run
+.PHONY: all sanitize cm4 clean check
+all: $(BUILD)/tinyscope-run$(RUN_SUFFIX)
 
-$(BUILD)/tinyscope-run: $(RUNTIME_SRCS) $(RUNNER_SRC) $(RUNTIME_HDRS) $(HOST_DIR)/host.mk $(FW_DIR)/runtime/runtime.mk
+$(BUILD)/tinyscope-run$(RUN_SUFFIX): $(RUNTIME_SRCS) $(RUNNER_SRC) $(RUNTIME_HDRS) $(HOST_DIR)/host.mk $(FW_DIR)/runtime/runtime.mk
 	@mkdir -p $(BUILD)
 	$(CC) $(HOST_CFLAGS) -o $@ $(RUNTIME_SRCS) $(RUNNER_SRC)
 
-sanitize: $(BUILD)/tinyscope-run-asan
-$(BUILD)/tinyscope-run-asan: $(RUNTIME_SRCS) $(RUNNER_SRC) $(RUNTIME_HDRS) $(HOST_DIR)/host.mk $(FW_DIR)/runtime/runtime.mk
+# Optimized kernels == reference kernels on random shapes and parameters (tests/test_runtime_opt.py).
+check: $(BUILD)/ts-kernel-check
+$(BUILD)/ts-kernel-check: $(RUNTIME_SRCS) $(HOST_DIR)/kernel_check.c $(RUNTIME_HDRS) $(HOST_DIR)/host.mk $(FW_DIR)/runtime/runtime.mk
+	@mkdir -p $(BUILD)
+	$(CC) $(SAN_CFLAGS) -O2 -o $@ $(RUNTIME_SRCS) $(HOST_DIR)/kernel_check.c
+
+sanitize: $(BUILD)/tinyscope-run-asan$(RUN_SUFFIX)
+$(BUILD)/tinyscope-run-asan$(RUN_SUFFIX): $(RUNTIME_SRCS) $(RUNNER_SRC) $(RUNTIME_HDRS) $(HOST_DIR)/host.mk $(FW_DIR)/runtime/runtime.mk
 	@mkdir -p $(BUILD)
 	$(CC) $(SAN_CFLAGS) -o $@ $(RUNTIME_SRCS) $(RUNNER_SRC)
 
@@ -38,7 +48,7 @@ CM4_SIZE := arm-none-eabi-size
 CM4_BUILD := $(FW_DIR)/build/cm4-runtime
 CM4_CFLAGS := -mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16 -Os -std=c11 \
               -Wall -Wextra -Werror -ffunction-sections -fdata-sections -fno-math-errno \
-              $(addprefix -I,$(RUNTIME_INC))
+              $(addprefix -I,$(RUNTIME_INC)) $(RUNTIME_DEFS)
 CM4_OBJS := $(patsubst $(TS_RUNTIME_DIR)/%.c,$(CM4_BUILD)/%.o,$(RUNTIME_SRCS))
 cm4: $(CM4_BUILD)/libtsruntime.a
 	@$(CM4_SIZE) -t $(CM4_OBJS) | tail -1 | awk '{print "cm4 runtime .text " $$1 " bytes, .data " $$2 ", .bss " $$3}'

@@ -15,6 +15,17 @@ RUNTIME_SRCS := \
   $(TS_RUNTIME_DIR)/src/kernels/ref/mean.c \
   $(TS_RUNTIME_DIR)/src/kernels/ref/misc.c \
   $(TS_RUNTIME_DIR)/src/kernels/ref/pooling.c \
-  $(TS_RUNTIME_DIR)/src/kernels/ref/softmax.c
+  $(TS_RUNTIME_DIR)/src/kernels/ref/softmax.c \
+  $(TS_RUNTIME_DIR)/src/kernels/cm4/conv.c \
+  $(TS_RUNTIME_DIR)/src/kernels/cm4/depthwise_conv.c \
+  $(TS_RUNTIME_DIR)/src/kernels/cm4/fully_connected.c
 RUNTIME_INC := $(TS_RUNTIME_DIR)/include $(TS_RUNTIME_DIR)/src
-RUNTIME_HDRS := $(wildcard $(TS_RUNTIME_DIR)/include/*.h $(TS_RUNTIME_DIR)/src/*.h)
+RUNTIME_HDRS := $(wildcard $(TS_RUNTIME_DIR)/include/*.h $(TS_RUNTIME_DIR)/src/*.h \
+                  $(TS_RUNTIME_DIR)/src/kernels/cm4/*.h)
+# Kernel set the interpreter calls: opt (kernels/cm4, the default) or ref (kernels/ref).
+# Both sets are always compiled (tests compare them); the linker drops the unused one.
+TS_KERNELS ?= opt
+ifeq ($(filter ref opt,$(TS_KERNELS)),)
+$(error TS_KERNELS=$(TS_KERNELS): use ref or opt)
+endif
+RUNTIME_DEFS := $(if $(filter opt,$(TS_KERNELS)),-DTS_USE_OPT_KERNELS)

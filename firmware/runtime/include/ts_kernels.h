@@ -115,6 +115,24 @@ void ts_ref_requantize_s8(const ts_requant_params_t *p, const int8_t *input, int
 void ts_ref_concat_s8(const ts_concat_params_t *p, const int8_t *const *inputs,
                       int8_t *output);
 
+/* Optimized kernels (kernels/cm4/: Cortex-M4 DSP instructions, portable C elsewhere), same
+ * parameters, same bytes as the reference kernels above. Their scratch lives on the stack
+ * (bounded: at most 4 * TS_OPT_CONV_MAX_K bytes for CONV_2D, 2 * TS_OPT_FC_MAX_DEPTH for
+ * FULLY_CONNECTED); a larger layer runs the reference kernel. The interpreter calls these
+ * when built with TS_USE_OPT_KERNELS (make TS_KERNELS=opt, the default). */
+#ifndef TS_OPT_CONV_MAX_K
+#define TS_OPT_CONV_MAX_K 512
+#endif
+#ifndef TS_OPT_FC_MAX_DEPTH
+#define TS_OPT_FC_MAX_DEPTH 1024
+#endif
+void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8_t *filter,
+                      const int32_t *bias, int8_t *output);
+void ts_opt_depthwise_conv2d_s8(const ts_dw_params_t *p, const int8_t *input,
+                                const int8_t *filter, const int32_t *bias, int8_t *output);
+void ts_opt_fully_connected_s8(const ts_fc_params_t *p, const int8_t *input,
+                               const int8_t *filter, const int32_t *bias, int8_t *output);
+
 #ifdef __cplusplus
 }
 #endif

@@ -31,6 +31,17 @@ enum {
   OP_QUANTIZE = 114
 };
 
+/* Kernel set: optimized (kernels/cm4) or plain reference (kernels/ref); same bytes. */
+#ifdef TS_USE_OPT_KERNELS
+#define KERNEL_CONV ts_opt_conv2d_s8
+#define KERNEL_DW ts_opt_depthwise_conv2d_s8
+#define KERNEL_FC ts_opt_fully_connected_s8
+#else
+#define KERNEL_CONV ts_ref_conv2d_s8
+#define KERNEL_DW ts_ref_depthwise_conv2d_s8
+#define KERNEL_FC ts_ref_fully_connected_s8
+#endif
+
 #define TS_SCHEMA_VERSION 3
 #define TS_MAX_TENSORS 65535
 #define TS_MAX_OPS 65535
@@ -1136,13 +1147,13 @@ ts_status_t ts_interp_invoke(ts_interp_t *it, ts_op_callback_t cb, void *user) {
     const int32_t *bias = b >= 0 ? (const int32_t *)tdata(it, st, b) : NULL;
     switch (o->code) {
       case OP_CONV_2D:
-        ts_ref_conv2d_s8(&o->p.conv, in0, (const int8_t *)tdata(it, st, IN(1)), bias, out);
+        KERNEL_CONV(&o->p.conv, in0, (const int8_t *)tdata(it, st, IN(1)), bias, out);
         break;
       case OP_DEPTHWISE_CONV_2D:
-        ts_ref_depthwise_conv2d_s8(&o->p.dw, in0, (const int8_t *)tdata(it, st, IN(1)), bias, out);
+        KERNEL_DW(&o->p.dw, in0, (const int8_t *)tdata(it, st, IN(1)), bias, out);
         break;
       case OP_FULLY_CONNECTED:
-        ts_ref_fully_connected_s8(&o->p.fc, in0, (const int8_t *)tdata(it, st, IN(1)), bias, out);
+        KERNEL_FC(&o->p.fc, in0, (const int8_t *)tdata(it, st, IN(1)), bias, out);
         break;
       case OP_MAX_POOL_2D:
         ts_ref_max_pool_s8(&o->p.pool, in0, out);

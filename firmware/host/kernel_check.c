@@ -1,0 +1,210 @@
+/* ts-kernel-check: the optimized kernels (kernels/cm4, portable C intrinsics on the host)
+ * against the reference kernels, bit for bit, on random shapes and parameters.
+ *   ts-kernel-check SEED CASES   -> prints one line per kernel, exit 1 on any mismatch
+ * Also checks ts_requant() against ts_mbqm() on random and edge-case triples. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ts_kernels.h"
+#include "ts_quant.h"
+#include "../runtime/src/kernels/cm4/ts_dsp.h"
+
+static uint64_t rng;
+static uint32_t rnd(void) { /* xorshift64* */
+  rng ^= rng >> 12;
+  rng ^= rng << 25;
+  rng ^= rng >> 27;
+  return (uint32_t)((rng * UINT64_C(2685821657736338717)) >> 32);
+}
+static int32_t range(int32_t lo, int32_t hi) { return lo + (int32_t)(rnd() % (uint32_t)(hi - lo + 1)); }
+
+#define MAXB 65536
+static int8_t in[MAXB], filt[MAXB], out_ref[MAXB], out_opt[MAXB];
+static int32_t bias[1024], mults[1024], shifts[1024];
+
+static void fill(int8_t *p, int32_t n) {
+  for (int32_t i = 0; i < n; i++) p[i] = (int8_t)rnd();
+}
+
+static void quant(int32_t n) {
+  for (int32_t i = 0; i < n; i++) {
+    /* real multipliers as conversion makes them: mostly < 1, sometimes > 1 */
+    const double m = (double)(rnd() % 1000000 + 1) / 1e6 * (double)(1u << (rnd() % 8)) / 64.0;
+    ts_quantize_multiplier(m, &mults[i], &shifts[i]);
+    bias[i] = range(-20000, 20000);
+  }
+}
+
+static void act(int32_t *lo, int32_t *hi) {
+  *lo = rnd() % 2 ? -128 : range(-128, 0);
+  *hi = rnd() % 2 ? 127 : range(*lo, 127);
+}
+
+static int compare(const char *what, int32_t n, int32_t c) {
+  for (int32_t i = 0; i < n; i++)
+    if (out_ref[i] != out_opt[i]) {
+      printf("MISMATCH %s case %d: element %d of %d: ref %d opt %d\n", what, c, i, n,
+             out_ref[i], out_opt[i]);
+      return 1;
+    }
+  return 0;
+}
+
+static int check_conv(int32_t c) {
+  ts_conv_params_t p;
+  memset(&p, 0, sizeof p);
+  p.batches = range(1, 2);
+  p.in_c = rnd() % 3 ? range(1, 4) * (rnd() % 2 ? 4 : 1) : range(1, 20);
+  p.k_h = range(1, 5);
+  p.k_w = range(1, 5);
+  p.in_h = range(p.k_h, 12);
+  p.in_w = range(p.k_w, 12);
+  p.stride_h = range(1, 3);
+  p.stride_w = range(1, 3);
+  p.dil_h = rnd() % 4 ? 1 : 2;
+  p.dil_w = rnd() % 4 ? 1 : 2;
+  const int same = rnd() % 2;
+  const int32_t ekh = (p.k_h - 1) * p.dil_h + 1, ekw = (p.k_w - 1) * p.dil_w + 1;
+  if (same) {
+    p.out_h = (p.in_h + p.stride_h - 1) / p.stride_h;
+    p.out_w = (p.in_w + p.stride_w - 1) / p.stride_w;
+    const int32_t ph = ((p.out_h - 1) * p.stride_h + ekh - p.in_h), pw = ((p.out_w - 1) * p.stride_w + ekw - p.in_w);
+    p.pad_h = ph > 0 ? ph / 2 : 0;
+    p.pad_w = pw > 0 ? pw / 2 : 0;
+  } else {
+    if (ekh > p.in_h || ekw > p.in_w) return 0;
+    p.out_h = (p.in_h - ekh) / p.stride_h + 1;
+    p.out_w = (p.in_w - ekw) / p.stride_w + 1;
+  }
+  p.out_c = range(1, 24);
+  p.input_offset = range(-127, 128);
+  p.output_offset = range(-128, 127);
+  act(&p.act_min, &p.act_max);
+  quant(p.out_c);
+  p.mult = mults;
+  p.shift = shifts;
+  const int32_t ni = p.batches * p.in_h * p.in_w * p.in_c;
+  const int32_t nf = p.out_c * p.k_h * p.k_w * p.in_c;
+  const int32_t no = p.batches * p.out_h * p.out_w * p.out_c;
+  if (ni > MAXB || nf > MAXB || no > MAXB) return 0;
+  fill(in, ni);
+  fill(filt, nf);
+  const int32_t *b = rnd() % 5 ? bias : NULL;
+  ts_ref_conv2d_s8(&p, in, filt, b, out_ref);
+  ts_opt_conv2d_s8(&p, in, filt, b, out_opt);
+  return compare("conv", no, c);
+}
+
+static int check_dw(int32_t c) {
+  ts_dw_params_t p;
+  memset(&p, 0, sizeof p);
+  p.batches = range(1, 2);
+  p.in_c = rnd() % 2 ? 4 * range(1, 6) : range(1, 13);
+  p.depth_multiplier = rnd() % 3 ? 1 : range(1, 3);
+  p.out_c = p.in_c * p.depth_multiplier;
+  p.k_h = range(1, 5);
+  p.k_w = range(1, 5);
+  p.in_h = range(p.k_h, 12);
+  p.in_w = range(p.k_w, 12);
+  p.stride_h = range(1, 3);
+  p.stride_w = range(1, 3);
+  p.dil_h = rnd() % 4 ? 1 : 2;
+  p.dil_w = rnd() % 4 ? 1 : 2;
+  const int32_t ekh = (p.k_h - 1) * p.dil_h + 1, ekw = (p.k_w - 1) * p.dil_w + 1;
+  if (rnd() % 2) {
+    p.out_h = (p.in_h + p.stride_h - 1) / p.stride_h;
+    p.out_w = (p.in_w + p.stride_w - 1) / p.stride_w;
+    const int32_t ph = ((p.out_h - 1) * p.stride_h + ekh - p.in_h), pw = ((p.out_w - 1) * p.stride_w + ekw - p.in_w);
+    p.pad_h = ph > 0 ? ph / 2 : 0;
+    p.pad_w = pw > 0 ? pw / 2 : 0;
+  } else {
+    if (ekh > p.in_h || ekw > p.in_w) return 0;
+    p.out_h = (p.in_h - ekh) / p.stride_h + 1;
+    p.out_w = (p.in_w - ekw) / p.stride_w + 1;
+  }
+  p.input_offset = range(-127, 128);
+  p.output_offset = range(-128, 127);
+  act(&p.act_min, &p.act_max);
+  quant(p.out_c);
+  p.mult = mults;
+  p.shift = shifts;
+  const int32_t ni = p.batches * p.in_h * p.in_w * p.in_c;
+  const int32_t nf = p.k_h * p.k_w * p.out_c;
+  const int32_t no = p.batches * p.out_h * p.out_w * p.out_c;
+  if (ni > MAXB || nf > MAXB || no > MAXB) return 0;
+  fill(in, ni);
+  fill(filt, nf);
+  const int32_t *b = rnd() % 5 ? bias : NULL;
+  ts_ref_depthwise_conv2d_s8(&p, in, filt, b, out_ref);
+  ts_opt_depthwise_conv2d_s8(&p, in, filt, b, out_opt);
+  return compare("depthwise", no, c);
+}
+
+static int check_fc(int32_t c) {
+  ts_fc_params_t p;
+  memset(&p, 0, sizeof p);
+  p.batches = range(1, 3);
+  p.accum_depth = rnd() % 2 ? 4 * range(1, 200) : range(1, 1100);
+  p.out_depth = range(1, 21);
+  p.per_channel = (int32_t)(rnd() % 2);
+  p.input_offset = range(-127, 128);
+  p.filter_offset = rnd() % 3 ? 0 : range(-127, 128);
+  p.output_offset = range(-128, 127);
+  act(&p.act_min, &p.act_max);
+  quant(p.out_depth);
+  p.mult = mults;
+  p.shift = shifts;
+  const int32_t ni = p.batches * p.accum_depth, nf = p.out_depth * p.accum_depth;
+  const int32_t no = p.batches * p.out_depth;
+  if (ni > MAXB || nf > MAXB) return 0;
+  fill(in, ni);
+  fill(filt, nf);
+  const int32_t *b = rnd() % 5 ? bias : NULL;
+  ts_ref_fully_connected_s8(&p, in, filt, b, out_ref);
+  ts_opt_fully_connected_s8(&p, in, filt, b, out_opt);
+  return compare("fully_connected", no, c);
+}
+
+static int check_requant(int32_t n) {
+  static const int32_t edge[] = {0, 1, -1, 2, -2, 3, -3, INT32_MAX, INT32_MIN, INT32_MAX - 1,
+                                 INT32_MIN + 1, 1 << 30, -(1 << 30), 12345, -12345};
+  for (int32_t i = 0; i < n; i++) {
+    const int32_t acc = i < 15 * 15 ? edge[i % 15] : (rnd() % 4 ? range(-300000, 300000) : (int32_t)rnd());
+    const int32_t mult = i < 15 * 15 ? (edge[i / 15] < 0 ? (1 << 30) : (edge[i / 15] | (1 << 30)))
+                                     : (rnd() % 8 ? (int32_t)(rnd() | 0x40000000u) & 0x7fffffff
+                                                  : (rnd() % 2 ? (1 << 30) : 0));
+    const int32_t shift = range(-31, rnd() % 4 ? 0 : 30);
+    const int32_t want = ts_mbqm(acc, mult, shift), got = ts_requant(acc, mult, shift);
+    if (want != got) {
+      printf("MISMATCH requant acc %d mult %d shift %d: ts_mbqm %d ts_requant %d\n", acc, mult,
+             shift, want, got);
+      return 1;
+    }
+  }
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc != 3) {
+    fprintf(stderr, "usage: %s SEED CASES\n", argv[0]);
+    return 2;
+  }
+  rng = strtoull(argv[1], NULL, 10) * UINT64_C(0x9E3779B97F4A7C15) + 1;
+  const int32_t cases = atoi(argv[2]);
+  int bad = check_requant(cases * 200);
+  printf("requant %d triples %s\n", cases * 200, bad ? "FAIL" : "ok");
+  int nbad = 0;
+  for (int32_t c = 0; c < cases && !nbad; c++) nbad += check_conv(c);
+  printf("conv %d cases %s\n", cases, nbad ? "FAIL" : "ok");
+  bad |= nbad;
+  nbad = 0;
+  for (int32_t c = 0; c < cases && !nbad; c++) nbad += check_dw(c);
+  printf("depthwise %d cases %s\n", cases, nbad ? "FAIL" : "ok");
+  bad |= nbad;
+  nbad = 0;
+  for (int32_t c = 0; c < cases && !nbad; c++) nbad += check_fc(c);
+  printf("fully_connected %d cases %s\n", cases, nbad ? "FAIL" : "ok");
+  bad |= nbad;
+  return bad ? 1 : 0;
+}

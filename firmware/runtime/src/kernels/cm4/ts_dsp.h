@@ -1,0 +1,82 @@
+/* The few Cortex-M4 DSP instructions the optimized kernels use, and the exact
+ * requantization they share.
+ *
+ * On a core with the DSP extension (__ARM_FEATURE_DSP) these are the ACLE intrinsics of
+ * <arm_acle.h>; elsewhere (the native host build the tests run) they are portable C with
+ * the same results, so the host tests exercise the very code path the M4 runs. */
+#ifndef TS_DSP_H
+#define TS_DSP_H
+
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#include <arm_acle.h>
+/* SXTB16: bytes 0 and 2 sign-extended into two int16 halves. */
+static inline uint32_t ts_sxtb16(uint32_t x) { return (uint32_t)__sxtb16((int32_t)x); }
+/* SXTB16 of x rotated right by 8: bytes 1 and 3. */
+static inline uint32_t ts_sxtb16_ror8(uint32_t x) {
+  return (uint32_t)__sxtb16((int32_t)((x >> 8) | (x << 24)));
+}
+/* SADD16: two independent int16 additions (wrapping). */
+static inline uint32_t ts_sadd16(uint32_t a, uint32_t b) {
+  return (uint32_t)__sadd16((int32_t)a, (int32_t)b);
+}
+/* SMLAD: acc + a.lo * b.lo + a.hi * b.hi. */
+static inline int32_t ts_smlad(uint32_t a, uint32_t b, int32_t acc) {
+  return __smlad((int32_t)a, (int32_t)b, acc);
+}
+#else
+static inline uint32_t ts_sxtb16(uint32_t x) {
+  return (uint32_t)(uint16_t)(int16_t)(int8_t)(x & 0xffu) |
+         ((uint32_t)(uint16_t)(int16_t)(int8_t)((x >> 16) & 0xffu) << 16);
+}
+static inline uint32_t ts_sxtb16_ror8(uint32_t x) { return ts_sxtb16((x >> 8) | (x << 24)); }
+static inline uint32_t ts_sadd16(uint32_t a, uint32_t b) {
+  return (uint32_t)(uint16_t)(a + b) | (((a >> 16) + (b >> 16)) << 16);
+}
+static inline int32_t ts_smlad(uint32_t a, uint32_t b, int32_t acc) {
+  const int32_t lo = (int32_t)(int16_t)(a & 0xffffu) * (int32_t)(int16_t)(b & 0xffffu);
+  const int32_t hi = (int32_t)(int16_t)(a >> 16) * (int32_t)(int16_t)(b >> 16);
+  return (int32_t)((uint32_t)acc + (uint32_t)lo + (uint32_t)hi);
+}
+#endif
+
+/* An unaligned 32-bit load (one LDR on the M4, which allows unaligned word loads). */
+static inline uint32_t ts_ld32(const void *p) {
+  uint32_t v;
+  memcpy(&v, p, 4);
+  return v;
+}
+
+/* Exactly ts_mbqm(acc, mult, shift) (TFLM's double rounding), in one 64-bit multiply-add
+ * and one shift (SMLAL + ASR on the M4) instead of ~25 instructions:
+ *  - SRDHM(a, m) = trunc((a*m + nudge) / 2^31), nudge = +-2^30 by the sign of a*m, equals
+ *    floor((a*m + 2^30) / 2^31) for every a*m (m >= 0 never hits the saturating case);
+ *  - RoundingDivideByPOT(x, e), rounding half away from zero, equals
+ *    floor((x + 2^(e-1) - [x < 0]) / 2^e) for e >= 1; and floor(floor(y/2^31) + c)/2^e)
+ *    = floor((y + c*2^31) / 2^(31+e)), so both roundings fold into one nudge:
+ *      out = (a*m + 2^30 + 2^(30+e) - [a < 0]*2^31) >> (31 + e).
+ *    [x < 0] may be replaced by [a < 0]: they differ only when x = 0, where the result is
+ *    0 either way. The 64-bit value is taken >> 32 then >> (e - 1).
+ * mult must be >= 0 (ts_quantize_multiplier's output), shift in [-31, 30]. The host test
+ * compares it with ts_mbqm on millions of random and edge-case triples. */
+static inline int32_t ts_requant(int32_t acc, int32_t mult, int32_t shift) {
+  if (shift > 0) {
+    const int32_t a = (int32_t)((uint32_t)acc << shift);
+    return (int32_t)(((int64_t)a * mult + (INT64_C(1) << 30)) >> 31);
+  }
+  if (shift == 0) return (int32_t)(((int64_t)acc * mult + (INT64_C(1) << 30)) >> 31);
+  const int32_t e = -shift;
+  const int64_t nudge = (INT64_C(1) << 30) + (INT64_C(1) << (30 + e)) -
+                        (acc < 0 ? (INT64_C(1) << 31) : 0);
+  return (int32_t)(((int64_t)acc * mult + nudge) >> 32) >> (e - 1);
+}
+
+static inline int8_t ts_clamp_s8(int32_t v, int32_t lo, int32_t hi) {
+  v = v < lo ? lo : v;
+  v = v > hi ? hi : v;
+  return (int8_t)v;
+}
+
+#endif /* TS_DSP_H */
