@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tinyscope.errors import DeviceError, TinyscopeError
+from tinyscope.errors import DeviceError, MismatchError, TinyscopeError
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 FIRMWARE_DIR = REPO_ROOT / "firmware"
@@ -42,6 +42,8 @@ QEMU = "qemu-system-arm"
 QEMU_MACHINE = "mps2-an386"
 QEMU_START_TIMEOUT = 10.0  # s until QEMU listens on its serial socket
 QEMU_STOP_TIMEOUT = 5.0  # s between SIGTERM and SIGKILL
+READY_TIMEOUT = 10.0  # s for a board with `handshake` to answer HELLO after it started
+READY_RETRY = 0.3  # s before a HELLO that got no answer is sent again
 POLL_INTERVAL = 0.02
 BUILD_TIMEOUT = 600.0
 # Board names accepted by `tinyscope flash --board` and the firmware Makefile's BOARD.
@@ -56,6 +58,9 @@ class Emulator:
     machine: str  # qemu-system-arm -M
     firmware_board: str  # BOARD= of firmware/Makefile whose ELF it runs
     serial_index: int  # the firmware's host UART is the (serial_index+1)-th -serial
+    # QEMU's STM32 USART throws away bytes that arrive before the firmware enables it: such a
+    # board counts as started once it has answered a HELLO (see _wait_ready).
+    handshake: bool = False
 
 
 EMULATORS = {
@@ -63,7 +68,7 @@ EMULATORS = {
     "qemu-mps2-an386": Emulator(QEMU_MACHINE, "qemu-mps2-an386", 0),
     # STM32F405: USART1 is the first -serial, USART2 (the Nucleo's ST-LINK port) the second.
     # RCC/GPIO/DWT are not emulated: the image keeps HSI and counts SysTick (board.c).
-    "netduinoplus2": Emulator("netduinoplus2", "nucleo-f446re", 1),
+    "netduinoplus2": Emulator("netduinoplus2", "nucleo-f446re", 1, handshake=True),
 }
 
 
@@ -230,6 +235,12 @@ def start(elf: str | Path, state_dir: str | Path = DEFAULT_STATE_DIR,
         deadline = time.monotonic() + QEMU_START_TIMEOUT
         while time.monotonic() < deadline and proc.poll() is None:
             if _listening(port):
+                if _needs_handshake(machine):
+                    try:
+                        _wait_ready(f"socket://127.0.0.1:{port}")
+                    except TinyscopeError:
+                        _terminate(proc.pid)
+                        raise
                 (state / PID_FILE).write_text(f"{proc.pid}\n")
                 (state / PORT_FILE).write_text(f"socket://127.0.0.1:{port}\n")
                 return QemuBoard(proc.pid, port, state)
@@ -240,6 +251,37 @@ def start(elf: str | Path, state_dir: str | Path = DEFAULT_STATE_DIR,
             proc.wait(QEMU_STOP_TIMEOUT)
         last_log = (state / LOG_FILE).read_text(errors="replace")
     raise DeviceError(f"QEMU did not start ({state / LOG_FILE}):\n{last_log.strip()}")
+
+
+def _needs_handshake(machine: str) -> bool:
+    return any(e.handshake for e in EMULATORS.values() if e.machine == machine)
+
+
+def _wait_ready(url: str, timeout: float = READY_TIMEOUT) -> None:
+    """HELLO until the firmware answers, then hang up.
+
+    The guest starts with the first connection; a request sent before its UART is enabled is
+    lost (no answer), so HELLO is repeated every READY_RETRY s. Answers to an earlier HELLO
+    arrive before the DONE of the last one, so nothing is left for the next connection.
+    """
+    from tinyscope.link import capture
+
+    port = capture.open_port(url)
+    deadline = time.monotonic() + timeout
+    try:
+        dev = capture.Device(port)
+        while True:
+            try:
+                dev.hello(READY_RETRY)
+                return
+            except MismatchError:
+                return  # it answered; capture reports the mismatch with its fix
+            except DeviceError as err:
+                if time.monotonic() > deadline:
+                    raise DeviceError(f"the emulated board at {url} did not answer HELLO for "
+                                      f"{timeout:.0f} s: {err}") from err
+    finally:
+        port.close()
 
 
 def _terminate(pid: int) -> None:
