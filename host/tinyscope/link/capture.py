@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -24,10 +25,20 @@ from tinyscope.link import protocol as P
 
 BAUDRATE = 115200  # ignored by QEMU and USB CDC ports
 HELLO_TIMEOUT = 5.0  # s for the answer to HELLO
-REQUEST_TIMEOUT = 10.0  # s of silence allowed while waiting for an answer
-RUN_TIMEOUT = 120.0  # s of silence allowed during RUN (the model computes)
+REQUEST_TIMEOUT = 10.0  # s without a good frame while waiting for an answer
+RUN_TIMEOUT = 120.0  # s without a good frame during RUN (the model computes)
+AFTER_BAD_FRAME_TIMEOUT = 2.0  # s to wait for our answer once the device reported a bad frame
+RECONNECT_TIMEOUT = 10.0  # s to reopen a port that went away (USB re-enumeration, socket)
+RECONNECT_INTERVAL = 0.2  # s between attempts to reopen it
+MAX_IMAGE_RETRIES = 3  # attempts per image after the first, on link errors (--retries)
+CHECKPOINT_SECONDS = 5.0  # complete images are saved to RUN_DIR at least this often
 READ_TIMEOUT = 0.05  # s per serial read call
 CAPTURE_FORMAT = 1
+
+
+class LinkError(DeviceError):
+    """A transient link failure: a timeout, lost or corrupted frames, the port went away.
+    capture retries the image (up to ``MAX_IMAGE_RETRIES`` times) after one of these."""
 
 
 @dataclass
@@ -51,8 +62,12 @@ class Device:
     seq: int = field(default_factory=lambda: random.randrange(0, 0xFF00))
     stale_frames: int = 0  # good frames of an earlier request (skipped)
     device_bad_frames: int = 0  # ERROR BAD_FRAME/TOO_LARGE answers: the device saw garbage
+    timeout: float = REQUEST_TIMEOUT  # s without a good frame before a request fails
+    run_timeout: float = RUN_TIMEOUT
+    hello_timeout: float = HELLO_TIMEOUT
     info: P.Info | None = None
     _pending: list[P.Frame] = field(default_factory=list)
+    _deadline: float | None = None  # early end of the current wait (after a device BAD_FRAME)
 
     # -- low level
 
@@ -63,44 +78,77 @@ class Device:
         self.port.write(P.Frame(int(ftype), self.seq, payload).encode())
         return self.seq
 
+    def _read(self) -> bytes:
+        try:
+            waiting = getattr(self.port, "in_waiting", 0)
+            return self.port.read(max(1, min(waiting, 1 << 16)))
+        except OSError as err:  # serial.SerialException is an OSError
+            raise LinkError(f"the serial port went away: {err}") from err
+
     def frames(self, timeout: float) -> Iterable[P.Frame]:
-        """Good frames as they arrive; raises DeviceError after ``timeout`` s of silence."""
+        """Good frames as they arrive; raises LinkError after ``timeout`` s without one
+        (bytes that never form a good frame, e.g. endless garbage, do not count)."""
         last = time.monotonic()
         while True:
             while self._pending:
                 yield self._pending.pop(0)
                 last = time.monotonic()
-            waiting = getattr(self.port, "in_waiting", 0)
-            data = self.port.read(max(1, min(waiting, 1 << 16)))
+            data = self._read()
             if data:
-                last = time.monotonic()
                 self._pending.extend(self.reader.feed(data))
-            elif time.monotonic() - last > timeout:
-                raise DeviceError(
-                    f"no answer from the device for {timeout:.0f} s (bad frames so far: "
-                    f"{self.reader.bad_frames}); is the firmware running and the port right? "
-                    "Try 'make flash' again"
+                if self.reader.foreign_version and not self.reader.good_frames:
+                    raise MismatchError(
+                        f"the device answers in protocol version {self.reader.foreign_version}"
+                        f", this tinyscope speaks version {P.PROTOCOL_VERSION}: flash firmware "
+                        "built by this tinyscope (make flash), or use the tinyscope release "
+                        "that built the firmware"
+                    )
+            if not self._pending and self._deadline and time.monotonic() > self._deadline:
+                raise LinkError("the device received a corrupted frame and did not answer "
+                                "the request (it was damaged on the line)")
+            if not self._pending and time.monotonic() - last > timeout:
+                raise LinkError(
+                    f"no answer from the device for {timeout:g} s (timeout; bad frames so "
+                    f"far: {self.reader.bad_frames}); is the firmware running and the port "
+                    "right? Try 'make flash' again, or a longer --timeout"
                 )
 
     def request(self, ftype: P.FrameType, payload: bytes = b"",
-                timeout: float = REQUEST_TIMEOUT) -> list[P.Frame]:
+                timeout: float | None = None) -> list[P.Frame]:
         """Send one request; return its answer frames (DONE excluded). ERROR raises."""
-        seq = self.send(ftype, payload)
+        timeout = self.timeout if timeout is None else timeout
+        try:
+            seq = self.send(ftype, payload)
+        except OSError as err:
+            raise LinkError(f"the serial port went away: {err}") from err
         answer: list[P.Frame] = []
+        self._deadline = None
+        try:
+            return self._answer(ftype, seq, timeout, answer)
+        finally:
+            self._deadline = None
+
+    def _answer(self, ftype: P.FrameType, seq: int, timeout: float,
+                answer: list[P.Frame]) -> list[P.Frame]:
         for frame in self.frames(timeout):
             if frame.seq != seq:
                 if frame.type == P.FrameType.ERROR and frame.seq == P.SEQ_NONE:
                     self.device_bad_frames += 1
+                    # Ours, or junk that preceded it: our answer, if any, comes right after.
+                    if not answer:
+                        self._deadline = time.monotonic() + min(timeout,
+                                                                AFTER_BAD_FRAME_TIMEOUT)
                 else:
                     self.stale_frames += 1
                 continue
+            self._deadline = None
             if frame.type == P.FrameType.ERROR:
                 code, text = P.decode_error(frame.payload)
                 raise DeviceError(f"device answered {ftype.name} with {P.error_name(code)}: {text}")
             if frame.type == P.FrameType.DONE:
                 request, count = P.decode_done(frame.payload)
                 if request != ftype or count != len(answer):
-                    raise DeviceError(
+                    raise LinkError(
                         f"DONE for {ftype.name} says {count} frames of request 0x{request:02x}; "
                         f"received {len(answer)} (bad frames: {self.reader.bad_frames})"
                     )
@@ -110,8 +158,13 @@ class Device:
 
     # -- requests
 
-    def hello(self, timeout: float = HELLO_TIMEOUT) -> P.Info:
-        self.port.write(P.DELIMITER)  # ends any partial frame the device holds
+    def hello(self, timeout: float | None = None) -> P.Info:
+        try:
+            self.port.write(P.DELIMITER)  # ends any partial frame the device holds
+        except OSError as err:
+            raise LinkError(f"the serial port went away: {err}") from err
+        if timeout is None:
+            timeout = min(self.hello_timeout, self.timeout)
         frames = self.request(P.FrameType.HELLO, b"", timeout)
         infos = [f for f in frames if f.type == P.FrameType.INFO]
         if len(infos) != 1:
@@ -137,7 +190,13 @@ class Device:
     def run(self, mode: P.RunMode = P.RunMode.FIRST, ops: Sequence[int] = (),
             timing: bool = True, output: bool = True) -> RunResult:
         frames = self.request(P.FrameType.RUN, P.run_payload(mode, ops, timing, output),
-                              RUN_TIMEOUT)
+                              self.run_timeout)
+        try:
+            return self._assemble(frames)
+        except P.ProtocolError as err:  # gaps, overlaps: frames were lost on the line
+            raise LinkError(f"RUN answer damaged: {err}") from err
+
+    def _assemble(self, frames: list[P.Frame]) -> RunResult:
         parts: dict[int, P.TensorAssembler] = {}
         out: P.TensorAssembler | None = None
         timing_frame: P.Timing | None = None
@@ -160,7 +219,7 @@ class Device:
                 raise DeviceError(f"unexpected {frame.name} frame in the answer to RUN")
         for asm in [*parts.values(), *([out] if out else [])]:
             if not asm.complete:
-                raise DeviceError(
+                raise LinkError(
                     f"tensor {asm.first.tensor_index}: {asm.received} of {asm.first.total} "
                     "bytes arrived"
                 )
@@ -280,6 +339,44 @@ def save_capture(run_dir: Path, arrays: dict[str, np.ndarray], run: dict) -> Non
                   lambda tmp: tmp.write_text(json.dumps(run, indent=2) + "\n"))
 
 
+def _load_previous(out_dir: Path, manifest: dict, layers: str, inputs: np.ndarray) -> tuple[
+        dict[str, np.ndarray], dict]:
+    """The arrays and run.json of an interrupted capture in ``out_dir``, checked to be the
+    same build, layers and images as the ones asked for now."""
+    run_path, npz_path = out_dir / "run.json", out_dir / "capture.npz"
+    if not run_path.is_file() or not npz_path.is_file():
+        raise TinyscopeError(f"--resume {out_dir}: no run.json + capture.npz there; start a new "
+                             "capture with --out instead")
+    try:
+        prev = json.loads(run_path.read_text())
+        with np.load(npz_path) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError) as err:
+        raise TinyscopeError(f"--resume {out_dir}: cannot read the saved capture ({err}); "
+                             "start a new capture with --out") from err
+    if prev.get("model_sha256") not in (None, manifest["model_sha256"]):
+        raise MismatchError(
+            f"--resume {out_dir}: that run captured model sha256 {prev['model_sha256']}, the "
+            f"build's manifest is sha256 {manifest['model_sha256']}; resume with the build the "
+            "run was started with (--build)"
+        )
+    if prev.get("layers") != layers:
+        raise TinyscopeError(f"--resume {out_dir}: the run streamed --layers "
+                             f"{prev.get('layers')!r}, not {layers!r}; give the same --layers")
+    done = int(prev.get("images", 0))
+    if done > len(inputs):
+        raise TinyscopeError(f"--resume {out_dir}: the run already holds {done} images, more "
+                             f"than the {len(inputs)} asked for; give --n {done} or more")
+    shape = manifest["input"]["shape"]
+    for i in range(done):
+        saved = arrays.get(f"input_{i}")
+        if saved is None or not np.array_equal(saved, np.asarray(inputs[i], np.int8).reshape(
+                shape)):
+            raise TinyscopeError(f"--resume {out_dir}: image {i} differs from the one saved; "
+                                 "resume with the same --data and --n as the original run")
+    return arrays, prev
+
+
 def capture(
     port_url: str,
     build_dir: str | Path,
@@ -289,11 +386,19 @@ def capture(
     layers: str = "first",
     progress: bool = True,
     data_source: str = "",
+    timeout: float = REQUEST_TIMEOUT,
+    retries: int = MAX_IMAGE_RETRIES,
+    resume: bool = False,
 ) -> dict:
     """Run ``inputs`` (int8, ``(N, ...)``) on the device; save capture.npz + run.json.
 
-    On an error after some images, the images captured so far are saved (run.json says
-    ``complete: false`` and why), then the error is raised.
+    A link error (timeout, lost or corrupted frames, the port going away, a device reset)
+    during an image makes capture reconnect, handshake again (the model hash is checked
+    again) and retry that image, at most ``retries`` times per image. Complete images are
+    saved every ``CHECKPOINT_SECONDS`` and when capture stops; on an error the images
+    captured so far stay on disk (run.json says ``complete: false`` and why) and the error
+    is raised. ``resume=True`` continues the run saved in ``out_dir``. ``timeout`` bounds
+    every wait for the device (RUN waits at least as long).
     """
     from tinyscope import manifest as manifest_mod
 
@@ -301,38 +406,101 @@ def capture(
     out_dir = Path(out_dir)
     manifest = manifest_mod.load(build_dir)
     arrays: dict[str, np.ndarray] = {}
-    timings: list[list[int]] = []
-    total_ticks: list[int] = []
+    prev: dict = {}
+    if resume:
+        arrays, prev = _load_previous(out_dir, manifest, layers, inputs)
+    done = int(prev.get("images", 0))
+    meta: dict[int, dict] = {t["tensor_index"]: t for t in prev.get("tensors", [])}
+    ticks: list[np.ndarray] = list(arrays.pop("op_ticks", np.zeros((0, 0), np.int64)))[:done]
+    arrays.pop("labels", None)
     run: dict = {"capture_format": CAPTURE_FORMAT, "port": port_url, "build": str(build_dir),
-                 "data": data_source, "layers": layers, "complete": False}
+                 "data": data_source, "layers": layers, "complete": False,
+                 "images_requested": len(inputs)}
+    counters = {k: int(prev.get(k, 0)) for k in ("retries", "reconnects", "bad_frames",
+                                                  "device_bad_frames", "stale_frames")}
+    recoveries: list[dict] = list(prev.get("recoveries", []))
     started = time.monotonic()
-    port = open_port(port_url)
-    dev = Device(port)
-    meta: dict[int, dict] = {}
-    done = 0
+    last_save = started
     error: TinyscopeError | OSError | None = None
+    port = open_port(port_url)
+    dev = Device(port, timeout=timeout, run_timeout=max(timeout, RUN_TIMEOUT)
+                 if timeout == REQUEST_TIMEOUT else timeout, hello_timeout=timeout)
+
+    def account(d: Device) -> None:
+        counters["bad_frames"] += d.reader.bad_frames
+        counters["device_bad_frames"] += d.device_bad_frames
+        counters["stale_frames"] += d.stale_frames
+
+    def reconnect() -> Device:
+        nonlocal port
+        with contextlib.suppress(Exception):
+            port.close()
+        deadline = time.monotonic() + max(RECONNECT_TIMEOUT, timeout)
+        while True:
+            try:
+                port = open_port(port_url)
+                break
+            except DeviceError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(RECONNECT_INTERVAL)
+        counters["reconnects"] += 1
+        return Device(port, timeout=dev.timeout, run_timeout=dev.run_timeout,
+                      hello_timeout=dev.hello_timeout)
+
+    def save() -> None:
+        part = dict(arrays)
+        if done:
+            part["labels"] = np.asarray(labels[:done], np.int64)
+        if ticks:
+            part["op_ticks"] = np.asarray(ticks, np.int64)
+        snapshot = dict(run)
+        snapshot.update(images=done, seconds=round(time.monotonic() - started, 3)
+                        + float(prev.get("seconds", 0.0)),
+                        tensors=[meta[t] for t in sorted(meta)], recoveries=recoveries[:100])
+        snapshot.update(counters)
+        snapshot["bad_frames"] += dev.reader.bad_frames
+        snapshot["device_bad_frames"] += dev.device_bad_frames
+        snapshot["stale_frames"] += dev.stale_frames
+        snapshot["bad_frames_by_kind"] = dict(dev.reader.bad_by_kind)
+        if ticks:
+            snapshot["timing"] = _timing_summary(np.asarray(ticks, np.int64), run)
+        if done:
+            save_capture(out_dir, part, snapshot)
+        run.clear()
+        run.update(snapshot)
+
     try:
         info = dev.hello()
         check_info(info, manifest, build_dir)
         mode, ops = parse_layers(layers, len(info.ops))
-        run.update(
-            board=info.board, cpu_hz=info.cpu_hz, tick_hz=info.tick_hz,
-            firmware_version=info.firmware_version, protocol_version=info.protocol_version,
-            model_sha256=info.model_sha256, model_bytes=info.model_bytes,
-            arena_bytes=info.arena_bytes, arena_used=info.arena_used,
-            operators=[{"index": i, "builtin_op": c, "output_tensor": t}
-                       for i, (c, t) in enumerate(info.ops)],
-        )
+        run.update(_info_fields(info))
         bar = None
         if progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=len(inputs), desc="capture", unit="img")
+            bar = tqdm(total=len(inputs), initial=done, desc="capture", unit="img")
         try:
-            for i, image in enumerate(inputs):
-                image = np.asarray(image, np.int8)
-                dev.set_input(image.tobytes())
-                res = dev.run(mode, ops, timing=True, output=True)
+            while done < len(inputs):
+                i = done
+                image = np.asarray(inputs[i], np.int8)
+                for attempt in range(retries + 1):
+                    try:
+                        if attempt:  # resync: the device may have reset or lost frames
+                            check_info(dev.hello(), manifest, build_dir)
+                        dev.set_input(image.tobytes())
+                        res = dev.run(mode, ops, timing=True, output=True)
+                        break
+                    except LinkError as err:
+                        counters["retries"] += 1 if attempt < retries else 0
+                        recoveries.append({"image": i, "attempt": attempt + 1,
+                                           "error": str(err)})
+                        if attempt == retries:
+                            raise LinkError(f"image {i}: {err}; gave up after {retries} "
+                                            f"retries (--retries)") from err
+                        if "went away" in str(err):
+                            account(dev)
+                            dev = reconnect()
                 arrays[f"input_{i}"] = image.reshape(manifest["input"]["shape"])
                 for t, arr in res.tensors.items():
                     arrays[f"t{t}_{i}"] = arr
@@ -346,15 +514,18 @@ def capture(
                 if res.output is not None:
                     arrays[f"output_{i}"] = res.output
                 if res.timing is not None:
-                    timings.append(list(res.timing.op_ticks))
-                    total_ticks.append(res.timing.total_ticks)
+                    ticks.append(np.asarray(res.timing.op_ticks, np.int64))
                 done = i + 1
                 if bar:
                     bar.update(1)
+                if time.monotonic() - last_save > CHECKPOINT_SECONDS:
+                    save()
+                    last_save = time.monotonic()
         finally:
             if bar:
                 bar.close()
         run["complete"] = True
+        run.pop("error", None)
     except (TinyscopeError, OSError) as err:
         error = err
         run["error"] = str(err)
@@ -362,50 +533,76 @@ def capture(
         run["error"] = "interrupted"
         raise
     finally:
-        port.close()
-        if done:
-            arrays["labels"] = np.asarray(labels[:done], np.int64)
-            run["tensors"] = [meta[t] for t in sorted(meta)]
-        run.update(
-            images=done,
-            seconds=round(time.monotonic() - started, 3),
-            bad_frames=dev.reader.bad_frames,
-            device_bad_frames=dev.device_bad_frames,
-            stale_frames=dev.stale_frames,
-        )
-        if timings:
-            t = np.asarray(timings, np.int64)
-            run["timing"] = {
-                "tick_hz": run.get("tick_hz"),
-                "tick_note": "QEMU -icount shift=0: 1 tick = 40 instructions"
-                if str(run.get("board", "")).startswith("qemu") else "",
-                "per_op_ticks_median": [int(v) for v in np.median(t, axis=0)],
-                "per_op_ticks_min": [int(v) for v in t.min(axis=0)],
-                "per_op_ticks_max": [int(v) for v in t.max(axis=0)],
-                "total_ticks_median": int(np.median(total_ticks)),
-            }
-        if done:
-            save_capture(out_dir, arrays, run)
+        with contextlib.suppress(Exception):
+            port.close()
+        save()
     if error is not None:
-        saved = f" ({done} complete images saved in {out_dir})" if done else ""
+        saved = (f" ({done} complete images saved in {out_dir}; continue with tinyscope "
+                 f"capture --resume {out_dir})") if done else ""
         if isinstance(error, TinyscopeError):
             raise type(error)(f"{error}{saved}") from error
         raise DeviceError(f"serial port {port_url}: {error}{saved}") from error
     return run
 
 
+def _info_fields(info: P.Info) -> dict:
+    return dict(
+        board=info.board, cpu_hz=info.cpu_hz, tick_hz=info.tick_hz,
+        firmware_version=info.firmware_version, protocol_version=info.protocol_version,
+        model_sha256=info.model_sha256, model_bytes=info.model_bytes,
+        arena_bytes=info.arena_bytes, arena_used=info.arena_used,
+        operators=[{"index": i, "builtin_op": c, "output_tensor": t}
+                   for i, (c, t) in enumerate(info.ops)],
+    )
+
+
+def _timing_summary(t: np.ndarray, run: dict) -> dict:
+    return {
+        "tick_hz": run.get("tick_hz"),
+        "tick_note": "QEMU -icount shift=0: 1 tick = 40 instructions"
+        if str(run.get("board", "")).startswith("qemu") else "",
+        "per_op_ticks_median": [int(v) for v in np.median(t, axis=0)],
+        "per_op_ticks_min": [int(v) for v in t.min(axis=0)],
+        "per_op_ticks_max": [int(v) for v in t.max(axis=0)],
+        "total_ticks_median": int(np.median(t.sum(axis=1))),
+    }
+
+
 def _cmd_capture(args: argparse.Namespace) -> int:
     from tinyscope import convert
     from tinyscope import manifest as manifest_mod
 
-    manifest = manifest_mod.load(args.build)
-    _, q, labels = convert.quantized_test_inputs(manifest, args.n, args.data)
+    prev: dict = {}
+    if args.resume:
+        run_path = Path(args.resume) / "run.json"
+        try:
+            prev = json.loads(run_path.read_text())
+        except (OSError, ValueError) as err:
+            raise TinyscopeError(f"--resume {args.resume}: cannot read {run_path} ({err}); give "
+                                 "the RUN_DIR of an earlier 'tinyscope capture'") from err
+        if prev.get("complete"):
+            print(f"{args.resume} is complete ({prev.get('images')} images): nothing to do")
+            return 0
+    build = args.build or prev.get("build")
+    out = args.resume or args.out
+    if not build or not out:
+        raise TinyscopeError("give --build BUILD_DIR and --out RUN_DIR (or --resume RUN_DIR)")
+    layers = args.layers or prev.get("layers") or "first"
+    n = args.n or prev.get("images_requested") or 100
+    data = args.data or prev.get("data") or None
+    manifest = manifest_mod.load(build)
+    _, q, labels = convert.quantized_test_inputs(manifest, n, data)
     url = resolve_port(args.port, args.state_dir)
-    run = capture(url, args.build, args.out, q, labels, args.layers,
-                  progress=not args.no_progress, data_source=args.data or manifest.get("data", ""))
+    run = capture(url, build, out, q, labels, layers, progress=not args.no_progress,
+                  data_source=data or manifest.get("data", ""), timeout=args.timeout,
+                  retries=args.retries, resume=bool(args.resume))
     timing = run.get("timing", {})
     print(f"captured {run['images']} images from {run['board']} ({url}) in {run['seconds']} s "
-          f"-> {args.out}/capture.npz, run.json")
+          f"-> {out}/capture.npz, run.json")
+    if run.get("retries") or run.get("bad_frames"):
+        print(f"link: {run['retries']} images retried, {run['reconnects']} reconnects, "
+              f"{run['bad_frames']} bad frames received, {run['device_bad_frames']} reported "
+              "by the device")
     if timing:
         print(f"median ticks per inference: {timing['total_ticks_median']} "
               f"at {timing['tick_hz']} Hz")
@@ -417,18 +614,27 @@ def add_cli(sub) -> None:
         "capture", help="run test images on the device and save the streamed int8 tensors",
         description="Handshake with the device (its model sha256 must match BUILD/manifest.json), "
         "send each test image, run it, and save RUN_DIR/capture.npz (input_<i>, "
-        "t<tensor>_<i>, output_<i>, labels) and RUN_DIR/run.json; see docs/capture-format.md.",
+        "t<tensor>_<i>, output_<i>, labels) and RUN_DIR/run.json; see docs/capture-format.md. "
+        "Link errors (timeouts, corrupted frames, a reset or reconnected device) retry the "
+        "image; complete images are always kept, and --resume RUN_DIR continues a run.",
     )
     c.add_argument("--port", default="auto",
                    help="serial port: /dev/ttyACM0, /dev/pts/N, socket://127.0.0.1:PORT or "
                    "auto (the running emulator, else the only USB serial port)")
-    c.add_argument("--build", required=True, help="the model's build dir (tinyscope convert)")
+    c.add_argument("--build", default=None, help="the model's build dir (tinyscope convert)")
     c.add_argument("--data", default=None, help="mnist or an image folder (default: the "
                    "build's dataset)")
-    c.add_argument("--n", type=int, default=100, help="number of test images (default 100)")
-    c.add_argument("--layers", default="first",
-                   help="first (the first layer), all, or operator indices like 0,2,5")
-    c.add_argument("--out", required=True, help="run directory to write")
+    c.add_argument("--n", type=int, default=None, help="number of test images (default 100)")
+    c.add_argument("--layers", default=None,
+                   help="first (the first layer, default), all, or operator indices like 0,2,5")
+    c.add_argument("--out", default=None, help="run directory to write")
+    c.add_argument("--resume", metavar="RUN_DIR", default=None,
+                   help="continue the interrupted capture in RUN_DIR (same build, data, layers)")
+    c.add_argument("--timeout", type=float, default=REQUEST_TIMEOUT,
+                   help=f"seconds to wait for the device before a request fails (default "
+                   f"{REQUEST_TIMEOUT:g}; RUN waits at least {RUN_TIMEOUT:g} unless given)")
+    c.add_argument("--retries", type=int, default=MAX_IMAGE_RETRIES,
+                   help=f"retries per image after a link error (default {MAX_IMAGE_RETRIES})")
     c.add_argument("--state-dir", default="build/qemu", help=argparse.SUPPRESS)
     c.add_argument("--no-progress", action="store_true", help="no progress bar")
     c.set_defaults(func=_cmd_capture)
