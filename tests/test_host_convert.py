@@ -190,10 +190,33 @@ def test_none_batch_model_is_rebatched_before_conversion(tmp_path):
     assert "SHAPE" not in {o["op"] for o in m["operators"]}
 
 
-@pytest.mark.parametrize("command", ["train", "convert", "inspect"])
+@pytest.mark.parametrize("command", ["train", "convert", "inspect", "drift", "saliency"])
 def test_every_subcommand_explains_itself(command, capsys):
     with pytest.raises(SystemExit) as exit_:
         cli.main([command, "--help"])
     assert exit_.value.code == 0
     out = capsys.readouterr().out
     assert f"usage: tinyscope {command}" in out and len(out.split()) > 40
+
+
+def test_image_folder_dataset_trains_and_converts(tmp_path):
+    """A user's photos (one folder per class) through train and convert."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "dog"
+    for label, name in enumerate(["down", "sit", "stand"]):
+        (root / name).mkdir(parents=True)
+        for i in range(12):
+            img = rng.integers(0, 60, (40, 30), dtype=np.uint8)
+            img[5 + 10 * label : 15 + 10 * label, :] = 255  # a bar whose height is the class
+            Image.fromarray(img).convert("RGB").save(root / name / f"{i:02d}.jpg")
+    ds = data.load(root)
+    net, info = model.train(ds, epochs=2, progress=False)
+    assert info["classes"] == ["down", "sit", "stand"] and info["n_test"] == 3 * round(12 * 0.2)
+    m = convert.convert("dog.keras", tmp_path / "b", data=str(root), calib=16, num_inputs=3,
+                        model=net)
+    assert m["classes"] == ["down", "sit", "stand"]
+    assert m["output"]["shape"] == [1, 3]
+    assert sorted(m["test_inputs"]["labels"]) == [0, 1, 2]
+    assert "TS_NUM_INPUTS 3u" in (tmp_path / "b" / "inputs.h").read_text()
