@@ -41,8 +41,8 @@ static void im2col(const ts_conv_params_t *p, const int8_t *input, int32_t b, in
           const uint32_t w = ts_ld32(in + c);
           const uint32_t lo = ts_sadd16(ts_sxtb16(w), off2);
           const uint32_t hi = ts_sadd16(ts_sxtb16_ror8(w), off2);
-          memcpy(col + k, &lo, 4);
-          memcpy(col + k + 2, &hi, 4);
+          __builtin_memcpy(col + k, &lo, 4);
+          __builtin_memcpy(col + k + 2, &hi, 4);
         }
       }
       for (; c < in_c; c++, k++) col[col_pos(k, k4)] = (int16_t)(in[c] + p->input_offset);
@@ -72,7 +72,7 @@ void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8
       const int two = px + 1 < pixels;
       im2col(p, input, b, px / p->out_w, px % p->out_w, c0, k4);
       if (two) im2col(p, input, b, (px + 1) / p->out_w, (px + 1) % p->out_w, c1, k4);
-      else memcpy(c1, c0, (size_t)K * sizeof(int16_t)); /* computed, not stored */
+      else __builtin_memcpy(c1, c0, (size_t)K * sizeof(int16_t)); /* computed, not stored */
       int8_t *o0 = out_b + px * out_c, *o1 = o0 + out_c;
       int32_t oc = 0;
       for (; oc + 2 <= out_c; oc += 2) {

@@ -41,8 +41,8 @@ void ts_opt_fully_connected_s8(const ts_fc_params_t *p, const int8_t *input,
     for (int32_t d = 0; d < d4; d += 4) {
       const uint32_t w = ts_ld32(in + d);
       const uint32_t lo = ts_sadd16(ts_sxtb16(w), off2), hi = ts_sadd16(ts_sxtb16_ror8(w), off2);
-      memcpy(x + d, &lo, 4);
-      memcpy(x + d + 2, &hi, 4);
+      __builtin_memcpy(x + d, &lo, 4);
+      __builtin_memcpy(x + d + 2, &hi, 4);
     }
     for (int32_t d = d4; d < depth; d++) x[d] = (int16_t)(in[d] + p->input_offset);
     if (p->filter_offset)

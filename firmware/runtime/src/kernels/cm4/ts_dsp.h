@@ -16,7 +16,9 @@
 static inline uint32_t ts_sxtb16(uint32_t x) { return (uint32_t)__sxtb16((int32_t)x); }
 /* SXTB16 of x rotated right by 8: bytes 1 and 3. */
 static inline uint32_t ts_sxtb16_ror8(uint32_t x) {
-  return (uint32_t)__sxtb16((int32_t)((x >> 8) | (x << 24)));
+  uint32_t r; /* one instruction; GCC 12 would emit a separate ROR for the ACLE form */
+  __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+  return r;
 }
 /* SADD16: two independent int16 additions (wrapping). */
 static inline uint32_t ts_sadd16(uint32_t a, uint32_t b) {
@@ -45,7 +47,7 @@ static inline int32_t ts_smlad(uint32_t a, uint32_t b, int32_t acc) {
 /* An unaligned 32-bit load (one LDR on the M4, which allows unaligned word loads). */
 static inline uint32_t ts_ld32(const void *p) {
   uint32_t v;
-  memcpy(&v, p, 4);
+  __builtin_memcpy(&v, p, 4);
   return v;
 }
 
@@ -62,15 +64,18 @@ static inline uint32_t ts_ld32(const void *p) {
  * mult must be >= 0 (ts_quantize_multiplier's output), shift in [-31, 30]. The host test
  * compares it with ts_mbqm on millions of random and edge-case triples. */
 static inline int32_t ts_requant(int32_t acc, int32_t mult, int32_t shift) {
-  if (shift > 0) {
-    const int32_t a = (int32_t)((uint32_t)acc << shift);
-    return (int32_t)(((int64_t)a * mult + (INT64_C(1) << 30)) >> 31);
+  if (__builtin_expect(shift <= -2, 1)) {
+    /* e >= 2: 2^(30+e) is a multiple of 2^32, i.e. 2^(e-2) added after the >> 32. The
+     * remaining nudge 2^30 - [a < 0] 2^31 is +-2^30. SMLAL, ADD, ASR on the M4. */
+    const int32_t e = -shift;
+    const int64_t r = (int64_t)acc * mult + (acc < 0 ? -(INT64_C(1) << 30) : (INT64_C(1) << 30));
+    return ((int32_t)(r >> 32) + (INT32_C(1) << (e - 2))) >> (e - 1);
   }
-  if (shift == 0) return (int32_t)(((int64_t)acc * mult + (INT64_C(1) << 30)) >> 31);
-  const int32_t e = -shift;
-  const int64_t nudge = (INT64_C(1) << 30) + (INT64_C(1) << (30 + e)) -
-                        (acc < 0 ? (INT64_C(1) << 31) : 0);
-  return (int32_t)(((int64_t)acc * mult + nudge) >> 32) >> (e - 1);
+  if (shift == -1) /* e = 1 */
+    return (int32_t)(((int64_t)acc * mult + (INT64_C(1) << 30) + (acc < 0 ? 0 : (INT64_C(1) << 31))) >> 32);
+  /* shift >= 0: multiplier >= 0.5: left shift (wrapping, as TFLM), SRDHM, no division */
+  const int32_t a = (int32_t)((uint32_t)acc << shift);
+  return (int32_t)(((int64_t)a * mult + (INT64_C(1) << 30)) >> 31);
 }
 
 static inline int8_t ts_clamp_s8(int32_t v, int32_t lo, int32_t hi) {

@@ -1,0 +1,256 @@
+"""``make bench``: reference vs optimized kernels on the emulated Cortex-M4, side by side.
+
+Builds the firmware twice for one model (``TS_KERNELS=ref`` and ``TS_KERNELS=opt``), runs
+both in QEMU (``-icount shift=0``: one SysTick tick = 40 executed instructions, the same on
+every run) on the same test images with every layer streamed, checks that both firmwares
+streamed identical tensors (bit-exactness of the real M4 instructions), and reports per
+operator and in total: MACs, instructions (ref, opt), instructions per MAC and speed-up;
+plus the arena (ours vs TFLM's ``print_allocations``), the runtime ``.text`` at -Os for the
+Cortex-M4, serial payload efficiency and capture throughput. Writes ``bench.json``.
+
+Instruction counts are ticks x 40, so each operator's count is exact to 40 instructions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+from tinyscope.errors import MismatchError, TinyscopeError
+
+ROOT = Path(__file__).resolve().parents[2]
+FIRMWARE_DIR = ROOT / "firmware"
+INSTR_PER_TICK = 40  # QEMU -icount shift=0 and the board's 25 MHz SysTick
+KERNEL_SETS = ("ref", "opt")
+BUILD_TIMEOUT = 600.0
+
+
+def build_firmware(model_dir: Path, kernels: str, out: Path) -> Path:
+    """The QEMU firmware for ``model_dir`` with one kernel set; returns the ELF."""
+    cmd = ["make", "--no-print-directory", "-C", str(FIRMWARE_DIR), "BOARD=qemu",
+           f"MODEL_DIR={model_dir.resolve()}", f"TS_KERNELS={kernels}", f"OUT={out.resolve()}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=BUILD_TIMEOUT)
+    if proc.returncode != 0:
+        raise TinyscopeError(f"firmware build (TS_KERNELS={kernels}) failed:\n"
+                             f"{proc.stdout}{proc.stderr}")
+    return out / "firmware.elf"
+
+
+def runtime_text_bytes(kernels: str = "opt") -> dict[str, int]:
+    """The runtime's Cortex-M4 code size at -Os (``make -f host/host.mk cm4``)."""
+    proc = subprocess.run(
+        ["make", "--no-print-directory", "-C", str(FIRMWARE_DIR), "-f", "host/host.mk", "cm4",
+         f"TS_KERNELS={kernels}"], capture_output=True, text=True, timeout=BUILD_TIMEOUT)
+    if proc.returncode != 0:
+        raise TinyscopeError(f"cm4 runtime build failed:\n{proc.stdout}{proc.stderr}")
+    out: dict[str, int] = {}
+    for key, pattern in (("linked", r"linked runtime \.text (\d+)"),
+                         ("objects", r"cm4 runtime \.text (\d+)")):
+        m = re.search(pattern, proc.stdout)
+        if m:
+            out[key] = int(m.group(1))
+    if "objects" not in out:
+        raise TinyscopeError(f"cm4 runtime build printed no .text size:\n{proc.stdout}")
+    return out
+
+
+def run_on_qemu(elf: Path, build_dir: Path, out_dir: Path, q: np.ndarray,
+                labels: np.ndarray) -> tuple[dict, dict[str, np.ndarray]]:
+    """Capture every layer of ``q`` on QEMU running ``elf``; (run.json, capture arrays)."""
+    from tinyscope.link import boards, capture
+
+    with boards.emulated_board(elf, out_dir / "qemu") as board:
+        run = capture.capture(board.url, build_dir, out_dir, q, labels, layers="all",
+                              progress=False, data_source="bench")
+    with np.load(out_dir / "capture.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    return run, arrays
+
+
+STREAMED = re.compile(r"^(t\d+|output)_\d+$")  # capture.npz arrays the device streamed
+
+
+def check_identical(ref: dict[str, np.ndarray], opt: dict[str, np.ndarray]) -> int:
+    """Raise MismatchError unless both captures streamed the same tensors; returns bytes
+    compared. (Timing arrays differ by design and are not compared.)"""
+    ref = {k: v for k, v in ref.items() if STREAMED.match(k)}
+    opt = {k: v for k, v in opt.items() if STREAMED.match(k)}
+    if not ref:
+        raise MismatchError("the reference firmware streamed no tensors")
+    if sorted(ref) != sorted(opt):
+        raise MismatchError(f"ref and opt firmwares streamed different tensors: "
+                            f"{sorted(set(ref) ^ set(opt))}")
+    compared = 0
+    bad = []
+    for key in sorted(ref):
+        a, b = ref[key], opt[key]
+        if a.shape != b.shape or not np.array_equal(a, b):
+            n = int(np.sum(a != b)) if a.shape == b.shape else -1
+            bad.append(f"{key}: {n} elements differ" if n >= 0 else f"{key}: shapes differ")
+        compared += a.nbytes
+    if bad:
+        raise MismatchError("optimized kernels are NOT bit-exact with the reference kernels on "
+                            "the emulated Cortex-M4: " + "; ".join(bad[:10]))
+    return compared
+
+
+def payload_efficiency(run: dict, arrays: dict[str, np.ndarray]) -> dict[str, float | int]:
+    """Tensor bytes / wire bytes of the TENSOR frames that carried them for image 0.
+
+    The frames are re-encoded with protocol.py (the wire format's single definition) and
+    chunked as the firmware does (firmware/app/main.c send_tensor): the same bytes as on
+    the wire.
+    """
+    from tinyscope.link import protocol as P
+
+    payload = wire = frames = 0
+    for meta in run["tensors"]:
+        data = arrays[f"t{meta['tensor_index']}_0"].tobytes()
+        dtype = next(k for k, v in P.DTYPES.items() if v.name == meta["dtype"])
+        fixed = (P.TENSOR_FIXED.size + 4 * len(meta["shape"]) + 8 * len(meta["scales"]))
+        room = P.MAX_PAYLOAD - fixed
+        for off in range(0, max(len(data), 1), room):
+            chunk = P.TensorChunk(
+                op_index=meta["op_index"], builtin_op=meta["builtin_op"],
+                tensor_index=meta["tensor_index"], offset=off, total=len(data), dtype=dtype,
+                shape=tuple(meta["shape"]), scales=tuple(meta["scales"]),
+                zero_points=tuple(meta["zero_points"]),
+                quantized_dimension=meta["quantized_dimension"], data=data[off:off + room])
+            wire += len(P.Frame(P.FrameType.TENSOR, 1, chunk.encode()).encode())
+            frames += 1
+        payload += len(data)
+    return {"payload_bytes": payload, "wire_bytes": wire, "frames": frames,
+            "efficiency": round(payload / wire, 4) if wire else 0.0}
+
+
+def op_rows(manifest: dict, runs: dict[str, dict]) -> list[dict]:
+    ticks = {k: runs[k]["timing"]["per_op_ticks_median"] for k in KERNEL_SETS}
+    rows = []
+    for op in manifest["operators"]:
+        i = op["index"]
+        ref_i = ticks["ref"][i] * INSTR_PER_TICK
+        opt_i = ticks["opt"][i] * INSTR_PER_TICK
+        macs = int(op.get("macs", 0))
+        rows.append({
+            "index": i, "op": op["op"], "layer": op.get("keras_layer", ""), "macs": macs,
+            "instructions_ref": ref_i, "instructions_opt": opt_i,
+            "instructions_per_mac_ref": round(ref_i / macs, 3) if macs else None,
+            "instructions_per_mac_opt": round(opt_i / macs, 3) if macs else None,
+            "speedup": round(ref_i / opt_i, 2) if opt_i else None,
+        })
+    return rows
+
+
+def format_table(b: dict) -> str:
+    lines = [f"{'op':>3} {'operator':<18} {'layer':<10} {'MACs':>9} {'instr ref':>11} "
+             f"{'instr opt':>10} {'ref/MAC':>8} {'opt/MAC':>8} {'speed-up':>8}"]
+
+    def f(v, fmt):
+        return "-" if v is None else format(v, fmt)
+
+    for r in b["operators"]:
+        lines.append(f"{r['index']:>3} {r['op']:<18} {r['layer'][:10]:<10} {r['macs']:>9,} "
+                     f"{r['instructions_ref']:>11,} {r['instructions_opt']:>10,} "
+                     f"{f(r['instructions_per_mac_ref'], '8.2f'):>8} "
+                     f"{f(r['instructions_per_mac_opt'], '8.2f'):>8} "
+                     f"{f(r['speedup'], '7.2f') + 'x':>8}")
+    t = b["total"]
+    lines.append(f"{'':>3} {'total':<18} {'':<10} {t['macs']:>9,} {t['instructions_ref']:>11,} "
+                 f"{t['instructions_opt']:>10,} {t['instructions_per_mac_ref']:>8.2f} "
+                 f"{b['instructions_per_mac']:>8.2f} {b['speedup_vs_reference']:>7.2f}x")
+    a, tf = b["arena_bytes"], b["tflm_arena_bytes"]
+    tf_head = b.get("tflm_arena_head_bytes")
+    lines += [
+        "",
+        f"bit-exact: ref and opt firmwares streamed identical tensors "
+        f"({b['bit_exact']['images']} images, {b['bit_exact']['bytes_compared']:,} bytes)",
+        f"arena: ours {a:,} B vs TFLM {tf:,} B total"
+        + (f" (head {tf_head:,} B)" if tf_head else "")
+        + (f" -> {a / tf:.3f}x" if tf else ""),
+        f"runtime .text (Cortex-M4, -Os): {b['text_bytes']:,} B"
+        + (f" (all objects incl. both kernel sets: {b['text_bytes_objects']:,} B)"
+           if b.get("text_bytes_objects") else ""),
+        f"payload efficiency: {b['payload_efficiency']:.4f} "
+        f"({b['payload']['payload_bytes']:,} tensor bytes in {b['payload']['wire_bytes']:,} "
+        f"wire bytes, {b['payload']['frames']} TENSOR frames per image)",
+        f"capture throughput (opt, all layers streamed): {b['capture']['images_per_s']:.1f} "
+        f"images/s, {b['capture']['wire_bytes_per_s'] / 1000:.1f} KB/s on the wire",
+    ]
+    return "\n".join(lines)
+
+
+def bench(model: Path, build_dir: Path, out: Path, n: int) -> dict:
+    from tinyscope import convert
+    from tinyscope import manifest as manifest_mod
+
+    if not (build_dir / "manifest.json").is_file() or not (build_dir / "model_data.cc").is_file():
+        convert.convert(model, build_dir)
+    manifest = manifest_mod.load(build_dir)
+    _, q, labels = convert.quantized_test_inputs(manifest, n)
+    work = build_dir / "bench"
+    runs: dict[str, dict] = {}
+    arrays: dict[str, dict[str, np.ndarray]] = {}
+    for k in KERNEL_SETS:
+        elf = build_firmware(build_dir, k, work / f"fw-{k}")
+        runs[k], arrays[k] = run_on_qemu(elf, build_dir, work / f"capture-{k}", q, labels)
+        if not runs[k].get("timing"):
+            raise TinyscopeError(f"the {k} firmware sent no TIMING frames")
+    compared = check_identical(arrays["ref"], arrays["opt"])
+    rows = op_rows(manifest, runs)
+    macs = sum(r["macs"] for r in rows)
+    tot_ref = sum(r["instructions_ref"] for r in rows)
+    tot_opt = sum(r["instructions_opt"] for r in rows)
+    tflm = manifest_mod.tflm_arena(build_dir / manifest["model_file"]) or {}
+    text = runtime_text_bytes("opt")
+    pay = payload_efficiency(runs["opt"], arrays["opt"])
+    secs = runs["opt"]["seconds"]
+    result = {
+        "model": str(model), "build": str(build_dir), "images": len(q),
+        "instr_per_tick": INSTR_PER_TICK,
+        "instructions_per_mac": round(tot_opt / macs, 3),
+        "speedup_vs_reference": round(tot_ref / tot_opt, 2),
+        "arena_bytes": runs["opt"]["arena_used"],
+        "tflm_arena_bytes": tflm.get("total"),
+        "tflm_arena_head_bytes": tflm.get("head"),
+        "tflm_arena_tail_bytes": tflm.get("tail"),
+        "text_bytes": text.get("linked", text["objects"]),
+        "text_bytes_objects": text["objects"],
+        "payload_efficiency": pay["efficiency"],
+        "payload": pay,
+        "capture": {"seconds": secs, "images": runs["opt"]["images"],
+                    "images_per_s": round(runs["opt"]["images"] / secs, 2),
+                    "wire_bytes_per_s": round(pay["wire_bytes"] * runs["opt"]["images"] / secs)},
+        "bit_exact": {"images": len(q), "bytes_compared": compared, "identical": True},
+        "total": {"macs": macs, "instructions_ref": tot_ref, "instructions_opt": tot_opt,
+                  "instructions_per_mac_ref": round(tot_ref / macs, 3)},
+        "operators": rows,
+    }
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m tinyscope.bench", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", type=Path, default=ROOT / "models/default.keras")
+    ap.add_argument("--build", type=Path, default=ROOT / "build/default")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench.json")
+    ap.add_argument("--n", type=int, default=10, help="test images (default 10)")
+    args = ap.parse_args(argv)
+    try:
+        result = bench(args.model, args.build, args.out, args.n)
+    except TinyscopeError as err:
+        print(f"bench: error: {err}")
+        return 1
+    print(format_table(result))
+    print(f"-> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
