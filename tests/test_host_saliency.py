@@ -71,9 +71,19 @@ def test_smoothgrad_is_seeded():
     assert np.array_equal(a, b)
 
 
-def test_gradcam_uses_the_last_conv_layer(setup):
+def test_gradcam_uses_the_last_conv_layer_placed_on_its_receptive_field(setup):
     net, _, _, _ = setup
-    assert saliency.GradCAM(net).layer == "conv2"
+    cam = saliency.GradCAM(net)
+    assert cam.layer == "conv2"
+    # conv2 output pixel i: conv1 (valid 3x3) -> pool 2 -> conv2 (valid 3x3) centres it on
+    # input pixel 2i + 3.5, i.e. continuous coordinate 2i + 4
+    assert cam.grid == ((4.0, 2.0), (4.0, 2.0))
+    assert saliency.receptive_grid(net, "conv1") == ((1.5, 1.0), (1.5, 1.0))
+    # a single hot cell lands on its receptive-field centre
+    cell = np.zeros((1, 11, 11), np.float32)
+    cell[0, 5, 2] = 1.0
+    up = saliency.upsample(cell, (28, 28), cam.grid)[0]
+    assert np.unravel_index(up.argmax(), up.shape) in {(13, 7), (13, 8), (14, 7), (14, 8)}
 
 
 def _occlusion_drop(scorer, x, y, mask_fn):
