@@ -8,6 +8,7 @@ second -serial). The capture runs through the same code a user runs against a re
 from __future__ import annotations
 
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -140,3 +141,24 @@ def test_a_host_that_pauses_reading_loses_nothing(build_dir, elf, tmp_path):
             dev.ping()
         finally:
             port.close()
+
+
+def test_pll_build_times_out_to_hsi_where_rcc_is_missing(build_dir, tmp_path):
+    """CLOCK=pll waits for PLL lock; QEMU has no RCC, so every ready flag reads 0: the image
+    must give up, stay on HSI, say 16 MHz, and serve as usual."""
+    out = tmp_path / "pll"
+    proc = subprocess.run(
+        ["make", "--no-print-directory", "-C", str(ROOT / "firmware"), "BOARD=nucleo-f446re",
+         "CLOCK=pll", f"MODEL_DIR={build_dir}", f"OUT={out}"],
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "-DTS_BOARD_CLOCK_PLL=1" in proc.stdout
+    machine = boards.EMULATORS["netduinoplus2"].machine
+    with boards.emulated_board(out / "firmware.elf", tmp_path / "qemu", machine) as board:
+        port = capture.open_port(board.url)
+        try:
+            info = capture.Device(port).hello()
+        finally:
+            port.close()
+    assert info.cpu_hz == info.tick_hz == 16_000_000
+    assert info.model_sha256 == manifest_mod.load(build_dir)["model_sha256"]
