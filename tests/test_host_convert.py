@@ -172,14 +172,14 @@ def test_unsupported_op_is_named_with_its_layer(tmp_path):
     with pytest.raises(UnsupportedModelError) as err:
         convert.convert("tanh.keras", tmp_path / "x", calib=8, model=net)
     msg = str(err.value)
-    assert "TANH" in msg and "squash" in msg and "--allow-unsupported" in msg
+    assert "operator 1 TANH (from Keras layer 'squash')" in msg and "--allow-unsupported" in msg
     assert not (tmp_path / "x" / "model_int8.tflite").exists()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         m = convert.convert("tanh.keras", tmp_path / "y", calib=8, model=net,
                             allow_unsupported=True)
     assert any("TANH" in str(w.message) for w in caught)
-    assert [u["op"] for u in m["unsupported"]] == ["TANH"]
+    assert m["unsupported"] == [{"op_index": 1, "op": "TANH", "keras_layer": "squash"}]
     assert (tmp_path / "y" / "model_data.cc").exists()
 
 

@@ -10,7 +10,9 @@ several names with ``;``), so the mapping follows the operator graph instead:
 3. layers that TFLite folds into the op before them (ReLU, BatchNormalization, Dropout, a
    linear/ReLU ``Activation``) extend that op: the op's output tensor holds the float value of
    the *last* layer of the chain;
-4. a requantizing ``QUANTIZE`` (or an unmatched ``RESHAPE``) carries its input's float value.
+4. a requantizing ``QUANTIZE`` (or an unmatched ``RESHAPE``) carries its input's float value;
+5. an operator left over is named after a Keras layer tinyscope has no lowering for (e.g.
+   ``Activation("tanh")``) with the same output shape, so errors can name the layer.
 
 :func:`float_tensors` then runs the float model once per batch and returns, for every
 activation tensor index it could map, the float values shaped like that tensor.
@@ -112,10 +114,12 @@ def map_layers(model, model_bytes: bytes) -> LayerMap:
     result = LayerMap(input_tensor=inputs[0] if inputs else -1)
     # (layer name, remaining op kinds) still waiting for an op
     pending: list[tuple[str, list[str]]] = []
+    unknown: list[str] = []  # layers without a known lowering: matched by output shape only
     for layer in model.layers:
         kinds = layer_ops(layer)
         if kinds is None:
             result.unknown_layers.append((layer.name, type(layer).__name__))
+            unknown.append(layer.name)
         elif kinds:
             pending.append((layer.name, list(kinds)))
 
@@ -140,6 +144,14 @@ def map_layers(model, model_bytes: bytes) -> LayerMap:
                     match = k
                     break
         if match is None:
+            guess = next(
+                (n for n in unknown if _same_shape(_shape(layers[n].output), out_shape)), None
+            )
+            if guess is not None:  # e.g. Activation("tanh") -> TANH: name it, no float value
+                unknown.remove(guess)
+                result.op_layer[op.index] = guess
+                result.op_fused[op.index] = []
+                continue
             result.op_layer[op.index] = None
             result.op_fused[op.index] = []
             if op.name in PASS_THROUGH_OPS and op.inputs:
