@@ -65,3 +65,15 @@ def test_load_model_missing_file_says_how_to_make_one(tmp_path):
 
     with pytest.raises(TinyscopeError, match="tinyscope train"):
         model.load_model(tmp_path / "nope.keras")
+
+
+def test_logits_model_of_a_dense_softmax_head_is_linear():
+    import keras
+
+    rng = np.random.default_rng(0)
+    inp = keras.Input((6,))
+    net = keras.Model(inp, keras.layers.Dense(3, activation="softmax", name="head")(inp))
+    x = rng.random((4, 6), dtype=np.float32)
+    logits = np.asarray(model.logits_model(net)(x))
+    w, b = net.get_layer("head").get_weights()
+    np.testing.assert_allclose(logits, x @ w + b, rtol=1e-5, atol=1e-6)

@@ -103,9 +103,9 @@ def load_model(path: str | Path):
 def logits_model(model):
     """A model with the same input whose output is the pre-softmax score.
 
-    If the last layer is a ``Softmax`` layer (or a Dense/Conv with softmax activation is not
-    split off), returns the input of that layer; otherwise returns ``model`` unchanged (its
-    output is taken to be a score already).
+    If the last layer is a ``Softmax`` layer, returns the input of that layer; if it is a
+    Dense/Conv with ``activation="softmax"``, a copy with a linear activation; otherwise
+    ``model`` unchanged (its output is taken to be a score already).
     """
     keras = _keras()
     last = model.layers[-1]
@@ -115,6 +115,15 @@ def logits_model(model):
     ):
         inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
         return keras.Model(inputs, last.input, name=f"{model.name}_logits")
+    if getattr(getattr(last, "activation", None), "__name__", "") == "softmax":
+        # e.g. Dense(10, activation="softmax"): the same model with a linear last layer
+        config = model.get_config()
+        for layer in config.get("layers", []):
+            if layer.get("config", {}).get("name") == last.name:
+                layer["config"]["activation"] = "linear"
+        clone = model.__class__.from_config(config)
+        clone.set_weights(model.get_weights())
+        return clone
     return model
 
 
