@@ -30,10 +30,16 @@ $(BUILD)/tinyscope-run$(RUN_SUFFIX): $(RUNTIME_SRCS) $(RUNNER_SRC) $(RUNTIME_HDR
 	$(CC) $(HOST_CFLAGS) -o $@ $(RUNTIME_SRCS) $(RUNNER_SRC)
 
 # Optimized kernels == reference kernels on random shapes and parameters (tests/test_runtime_opt.py).
-check: $(BUILD)/ts-kernel-check
+# The -small build shrinks the kernels' stack buffers so weight blocks, row tiles and the
+# reference fallbacks all run on the random shapes.
+check: $(BUILD)/ts-kernel-check $(BUILD)/ts-kernel-check-small
 $(BUILD)/ts-kernel-check: $(RUNTIME_SRCS) $(HOST_DIR)/kernel_check.c $(RUNTIME_HDRS) $(HOST_DIR)/host.mk $(FW_DIR)/runtime/runtime.mk
 	@mkdir -p $(BUILD)
 	$(CC) $(SAN_CFLAGS) -O2 -o $@ $(RUNTIME_SRCS) $(HOST_DIR)/kernel_check.c
+$(BUILD)/ts-kernel-check-small: $(RUNTIME_SRCS) $(HOST_DIR)/kernel_check.c $(RUNTIME_HDRS) $(HOST_DIR)/host.mk $(FW_DIR)/runtime/runtime.mk
+	@mkdir -p $(BUILD)
+	$(CC) $(SAN_CFLAGS) -O2 -DTS_OPT_CONV_WBUF=160 -DTS_OPT_CONV_ROWBUF=120 \
+	  -DTS_OPT_FC_MAX_DEPTH=300 -o $@ $(RUNTIME_SRCS) $(HOST_DIR)/kernel_check.c
 
 sanitize: $(BUILD)/tinyscope-run-asan$(RUN_SUFFIX)
 $(BUILD)/tinyscope-run-asan$(RUN_SUFFIX): $(RUNTIME_SRCS) $(RUNNER_SRC) $(RUNTIME_HDRS) $(HOST_DIR)/host.mk $(FW_DIR)/runtime/runtime.mk

@@ -116,12 +116,16 @@ void ts_ref_concat_s8(const ts_concat_params_t *p, const int8_t *const *inputs,
                       int8_t *output);
 
 /* Optimized kernels (kernels/cm4/: Cortex-M4 DSP instructions, portable C elsewhere), same
- * parameters, same bytes as the reference kernels above. Their scratch lives on the stack
- * (bounded: at most 4 * TS_OPT_CONV_MAX_K bytes for CONV_2D, 2 * TS_OPT_FC_MAX_DEPTH for
- * FULLY_CONNECTED); a larger layer runs the reference kernel. The interpreter calls these
- * when built with TS_USE_OPT_KERNELS (make TS_KERNELS=opt, the default). */
-#ifndef TS_OPT_CONV_MAX_K
-#define TS_OPT_CONV_MAX_K 512
+ * parameters, same bytes as the reference kernels above. Their scratch lives on the stack,
+ * bounded: CONV_2D 2 * (TS_OPT_CONV_WBUF + TS_OPT_CONV_ROWBUF) bytes (6 KB), FULLY_CONNECTED
+ * 2 * TS_OPT_FC_MAX_DEPTH (2 KB). Layers outside those bounds (see the kernels in kernels/cm4) run the
+ * reference kernel. The interpreter calls these when built with TS_USE_OPT_KERNELS
+ * (make TS_KERNELS=opt, the default). */
+#ifndef TS_OPT_CONV_WBUF
+#define TS_OPT_CONV_WBUF 1536 /* int16 weights of one block of output channels */
+#endif
+#ifndef TS_OPT_CONV_ROWBUF
+#define TS_OPT_CONV_ROWBUF 1536 /* int16 input rows of one output row tile */
 #endif
 #ifndef TS_OPT_FC_MAX_DEPTH
 #define TS_OPT_FC_MAX_DEPTH 1024

@@ -1,130 +1,121 @@
 /* CONV_2D int8, Cortex-M4 DSP kernel, bit-exact with ts_ref_conv2d_s8 (kernels/ref/conv.c).
  *
- * Two output pixels at a time: each pixel's receptive field is copied once (im2col) into an
- * int16 column with the input offset added (taps in the padding become 0, so they add
- * nothing, as in the reference). The column is stored "reordered": every group of 4
- * consecutive taps k..k+3 is laid out as (x0, x2, x1, x3), which is what SXTB16 and
- * SXTB16-ROR8 produce from 4 packed int8 weights. The inner loop then computes 2 output
- * channels x 2 pixels with 4 SXTB16 (weights) + 4 LDR (columns) + 8 SMLAD per 4 taps.
- * The last K % 4 taps are kept in natural order and done with plain multiply-adds.
+ * No per-pixel im2col. For each output row (in tiles of output columns that fit the row
+ * buffer), the k_h input rows the tile reads are widened once to int16 with the input
+ * offset added, padding columns/rows as 0 (0 * w adds nothing, as the reference skips
+ * them): row r holds span = (tw - 1) * stride_w + k_w pixels of in_c values, so the taps of
+ * output pixel x on kernel row r are the k_w * in_c consecutive values at x * stride_w * in_c.
+ * The weights of a block of output channels are widened once per call to int16, each
+ * kernel row padded to an even length Lp with a zero weight (so taps go in pairs; the
+ * extra tap reads the next buffered value and multiplies it by 0).
  *
- * The two columns live on the stack (2 * K int16); a layer with K = k_h * k_w * in_c above
- * TS_OPT_CONV_MAX_K runs the reference kernel instead. */
+ * Inner loop: 2 output channels x 2 neighbouring pixels, per 2 taps 2 LDR weights + 2 LDR
+ * inputs + 4 SMLAD (8 MACs). Requantization: ts_rq_apply (TFLM's double rounding exactly,
+ * SMLAL-based). Scratch on the stack: 2 * TS_OPT_CONV_WBUF + 2 * TS_OPT_CONV_ROWBUF bytes.
+ * Falls back to the reference kernel for dil_w != 1 or a kernel too large for the buffers
+ * (2 * k_h * Lp > TS_OPT_CONV_WBUF or k_h * k_w * in_c > TS_OPT_CONV_ROWBUF - 1). */
 #include "ts_dsp.h"
 #include "ts_kernels.h"
 
-/* Position of flat tap k inside a reordered column. */
-static inline int32_t col_pos(int32_t k, int32_t k4) {
-  static const uint8_t swap[4] = {0, 2, 1, 3};
-  return k < k4 ? (k & ~3) | swap[k & 3] : k;
-}
-
-/* The receptive field of output pixel (b, oy, ox) into col[K]. */
-static void im2col(const ts_conv_params_t *p, const int8_t *input, int32_t b, int32_t oy,
-                   int32_t ox, int16_t *col, int32_t k4) {
-  const int32_t in_c = p->in_c;
-  const int32_t y0 = oy * p->stride_h - p->pad_h, x0 = ox * p->stride_w - p->pad_w;
-  const uint32_t off2 = (uint32_t)(uint16_t)p->input_offset * 0x10001u;
-  int32_t k = 0;
-  for (int32_t ky = 0; ky < p->k_h; ky++) {
-    const int32_t iy = y0 + p->dil_h * ky;
-    for (int32_t kx = 0; kx < p->k_w; kx++) {
-      const int32_t ix = x0 + p->dil_w * kx;
-      if (iy < 0 || iy >= p->in_h || ix < 0 || ix >= p->in_w) {
-        for (int32_t c = 0; c < in_c; c++, k++) col[col_pos(k, k4)] = 0;
-        continue;
-      }
-      const int8_t *in = input + ((b * p->in_h + iy) * p->in_w + ix) * in_c;
-      int32_t c = 0;
-      if ((k & 3) == 0) { /* group-aligned: 4 taps per word, already reordered */
-        for (; c + 4 <= in_c && k + 4 <= k4; c += 4, k += 4) {
-          const uint32_t w = ts_ld32(in + c);
-          const uint32_t lo = ts_sadd16(ts_sxtb16(w), off2);
-          const uint32_t hi = ts_sadd16(ts_sxtb16_ror8(w), off2);
-          __builtin_memcpy(col + k, &lo, 4);
-          __builtin_memcpy(col + k + 2, &hi, 4);
-        }
-      }
-      for (; c < in_c; c++, k++) col[col_pos(k, k4)] = (int16_t)(in[c] + p->input_offset);
-    }
+/* n int8 values + offset -> int16, natural order. */
+static void widen(const int8_t *src, int32_t n, int32_t offset, int16_t *dst) {
+  const uint32_t off2 = (uint32_t)(uint16_t)offset * 0x10001u;
+  int32_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const uint32_t w = ts_ld32(src + i);
+    const uint32_t e = ts_sadd16(ts_sxtb16(w), off2), o = ts_sadd16(ts_sxtb16_ror8(w), off2);
+    const uint32_t lo = (e & 0xffffu) | (o << 16), hi = (e >> 16) | (o & 0xffff0000u);
+    __builtin_memcpy(dst + i, &lo, 4);
+    __builtin_memcpy(dst + i + 2, &hi, 4);
   }
+  for (; i < n; i++) dst[i] = (int16_t)(src[i] + offset);
 }
 
-static inline int8_t finish(const ts_conv_params_t *p, int32_t acc, int32_t oc) {
-  return ts_clamp_s8(ts_requant(acc, p->mult[oc], p->shift[oc]) + p->output_offset,
-                     p->act_min, p->act_max);
+static void zero16(int16_t *dst, int32_t n) {
+  for (int32_t i = 0; i < n; i++) dst[i] = 0;
 }
 
 void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8_t *filter,
                       const int32_t *bias, int8_t *output) {
-  const int32_t K = p->k_h * p->k_w * p->in_c;
-  if (K > TS_OPT_CONV_MAX_K) {
+  const int32_t in_c = p->in_c, k_h = p->k_h, k_w = p->k_w, out_c = p->out_c;
+  const int32_t L = k_w * in_c, Lp = (L + 1) & ~1, Kp = k_h * Lp;
+  const int32_t sx = p->stride_w * in_c; /* buffer values between neighbouring pixels */
+  /* output columns per tile: k_h rows of span pixels + 1 slack value fit the row buffer */
+  int32_t tw = ((TS_OPT_CONV_ROWBUF - 1) / (k_h * in_c) - k_w) / p->stride_w + 1;
+  if (p->dil_w != 1 || 2 * Kp > TS_OPT_CONV_WBUF || tw < 1) {
     ts_ref_conv2d_s8(p, input, filter, bias, output);
     return;
   }
-  const int32_t k4 = K & ~3, out_c = p->out_c;
-  const int32_t pixels = p->out_h * p->out_w;
-  int16_t cols[2 * TS_OPT_CONV_MAX_K];
-  int16_t *const c0 = cols, *const c1 = cols + K;
-  for (int32_t b = 0; b < p->batches; b++) {
-    int8_t *out_b = output + b * pixels * out_c;
-    for (int32_t px = 0; px < pixels; px += 2) {
-      const int two = px + 1 < pixels;
-      im2col(p, input, b, px / p->out_w, px % p->out_w, c0, k4);
-      if (two) im2col(p, input, b, (px + 1) / p->out_w, (px + 1) % p->out_w, c1, k4);
-      else __builtin_memcpy(c1, c0, (size_t)K * sizeof(int16_t)); /* computed, not stored */
-      int8_t *o0 = out_b + px * out_c, *o1 = o0 + out_c;
-      int32_t oc = 0;
-      for (; oc + 2 <= out_c; oc += 2) {
-        const int8_t *fa = filter + oc * K, *fb = fa + K;
-        int32_t a0 = bias ? bias[oc] : 0, b0 = bias ? bias[oc + 1] : 0;
-        int32_t a1 = a0, b1 = b0; /* aN: channel oc, bN: oc + 1; N = pixel */
-        const int16_t *x0 = c0, *x1 = c1;
-        for (int32_t k = 0; k < k4; k += 4, fa += 4, fb += 4, x0 += 4, x1 += 4) {
-          const uint32_t wa = ts_ld32(fa), wb = ts_ld32(fb);
-          const uint32_t wa02 = ts_sxtb16(wa), wa13 = ts_sxtb16_ror8(wa);
-          const uint32_t wb02 = ts_sxtb16(wb), wb13 = ts_sxtb16_ror8(wb);
-          const uint32_t p02 = ts_ld32(x0), p13 = ts_ld32(x0 + 2);
-          const uint32_t q02 = ts_ld32(x1), q13 = ts_ld32(x1 + 2);
-          a0 = ts_smlad(wa02, p02, a0);
-          a0 = ts_smlad(wa13, p13, a0);
-          b0 = ts_smlad(wb02, p02, b0);
-          b0 = ts_smlad(wb13, p13, b0);
-          a1 = ts_smlad(wa02, q02, a1);
-          a1 = ts_smlad(wa13, q13, a1);
-          b1 = ts_smlad(wb02, q02, b1);
-          b1 = ts_smlad(wb13, q13, b1);
-        }
-        for (int32_t k = k4; k < K; k++, fa++, fb++, x0++, x1++) {
-          a0 += *fa * *x0;
-          b0 += *fb * *x0;
-          a1 += *fa * *x1;
-          b1 += *fb * *x1;
-        }
-        o0[oc] = finish(p, a0, oc);
-        o0[oc + 1] = finish(p, b0, oc + 1);
-        if (two) {
-          o1[oc] = finish(p, a1, oc);
-          o1[oc + 1] = finish(p, b1, oc + 1);
-        }
+  if (tw > p->out_w) tw = p->out_w;
+  int32_t block = TS_OPT_CONV_WBUF / Kp; /* output channels per weight block */
+  block = block >= out_c ? out_c : block & ~1;
+  const int32_t out_off = p->output_offset, lo = p->act_min, hi = p->act_max;
+  __attribute__((aligned(8))) int16_t wbuf[TS_OPT_CONV_WBUF];
+  __attribute__((aligned(8))) int16_t rows[TS_OPT_CONV_ROWBUF];
+  for (int32_t oc0 = 0; oc0 < out_c; oc0 += block) {
+    const int32_t nb = out_c - oc0 < block ? out_c - oc0 : block;
+    for (int32_t j = 0; j < nb; j++)
+      for (int32_t r = 0; r < k_h; r++) {
+        int16_t *w = wbuf + j * Kp + r * Lp;
+        widen(filter + ((oc0 + j) * k_h + r) * L, L, 0, w);
+        if (Lp != L) w[L] = 0;
       }
-      for (; oc < out_c; oc++) { /* odd channel count: the last one alone */
-        const int8_t *fa = filter + oc * K;
-        int32_t a0 = bias ? bias[oc] : 0, a1 = a0;
-        for (int32_t k = 0; k < k4; k += 4) {
-          const uint32_t wa = ts_ld32(fa + k);
-          const uint32_t wa02 = ts_sxtb16(wa), wa13 = ts_sxtb16_ror8(wa);
-          a0 = ts_smlad(wa02, ts_ld32(c0 + k), a0);
-          a0 = ts_smlad(wa13, ts_ld32(c0 + k + 2), a0);
-          a1 = ts_smlad(wa02, ts_ld32(c1 + k), a1);
-          a1 = ts_smlad(wa13, ts_ld32(c1 + k + 2), a1);
+    for (int32_t b = 0; b < p->batches; b++) {
+      for (int32_t oy = 0; oy < p->out_h; oy++) {
+        int8_t *out_row = output + ((b * p->out_h + oy) * p->out_w) * out_c;
+        for (int32_t tx = 0; tx < p->out_w; tx += tw) {
+          const int32_t n = p->out_w - tx < tw ? p->out_w - tx : tw;
+          const int32_t span = (n - 1) * p->stride_w + k_w, rs = span * in_c;
+          const int32_t x0 = tx * p->stride_w - p->pad_w;
+          /* input columns [a, e) of the span are inside the image */
+          const int32_t a = x0 < 0 ? -x0 : 0;
+          const int32_t e = x0 + span > p->in_w ? p->in_w - x0 : span;
+          for (int32_t r = 0; r < k_h; r++) {
+            const int32_t iy = oy * p->stride_h - p->pad_h + r * p->dil_h;
+            int16_t *row = rows + r * rs;
+            if (iy < 0 || iy >= p->in_h || a >= e) {
+              zero16(row, rs);
+              continue;
+            }
+            zero16(row, a * in_c);
+            widen(input + ((b * p->in_h + iy) * p->in_w + x0 + a) * in_c, (e - a) * in_c,
+                  p->input_offset, row + a * in_c);
+            zero16(row + e * in_c, (span - e) * in_c);
+          }
+          rows[k_h * rs] = 0; /* slack read by the zero weight of an odd-length row */
+          for (int32_t px = 0; px < n; px += 2) {
+            const int two = px + 1 < n;
+            const int16_t *xp = rows + px * sx, *xq = two ? xp + sx : xp;
+            int8_t *o0 = out_row + (tx + px) * out_c, *o1 = two ? o0 + out_c : o0;
+            for (int32_t j = 0; j < nb; j += 2) {
+              const int32_t oc = oc0 + j;
+              const int pair = j + 1 < nb; /* else channel oc + 1 is computed, not stored */
+              const int16_t *wa = wbuf + j * Kp, *wb = pair ? wa + Kp : wa;
+              int32_t a0 = bias ? bias[oc] : 0, b0 = bias && pair ? bias[oc + 1] : 0;
+              int32_t a1 = a0, b1 = b0; /* aN: channel oc, bN: oc + 1; N: pixel */
+              for (int32_t r = 0; r < k_h; r++, wa += Lp, wb += Lp) {
+                const int16_t *x = xp + r * rs, *y = xq + r * rs;
+                for (int32_t t = 0; t < Lp; t += 2) {
+                  const uint32_t va = ts_ld32(wa + t), vb = ts_ld32(wb + t);
+                  const uint32_t vx = ts_ld32(x + t), vy = ts_ld32(y + t);
+                  a0 = ts_smlad(va, vx, a0);
+                  b0 = ts_smlad(vb, vx, b0);
+                  a1 = ts_smlad(va, vy, a1);
+                  b1 = ts_smlad(vb, vy, b1);
+                }
+              }
+              const ts_rq_t qa = ts_rq_make(p->mult[oc], p->shift[oc]);
+              /* o1 == o0 for a lone last pixel: write pixel 1 first so pixel 0 wins. */
+              o1[oc] = ts_clamp_s8(ts_rq_apply(a1, &qa) + out_off, lo, hi);
+              o0[oc] = ts_clamp_s8(ts_rq_apply(a0, &qa) + out_off, lo, hi);
+              if (pair) {
+                const ts_rq_t qb = ts_rq_make(p->mult[oc + 1], p->shift[oc + 1]);
+                o1[oc + 1] = ts_clamp_s8(ts_rq_apply(b1, &qb) + out_off, lo, hi);
+                o0[oc + 1] = ts_clamp_s8(ts_rq_apply(b0, &qb) + out_off, lo, hi);
+              }
+            }
+          }
         }
-        for (int32_t k = k4; k < K; k++) {
-          a0 += fa[k] * c0[k];
-          a1 += fa[k] * c1[k];
-        }
-        o0[oc] = finish(p, a0, oc);
-        if (two) o1[oc] = finish(p, a1, oc);
       }
     }
   }
