@@ -70,5 +70,12 @@ stop: ## stop the emulated board started by make flash
 	elif [ -f build/qemu/qemu.pid ]; then kill $$(cat build/qemu/qemu.pid) && rm -f build/qemu/qemu.pid build/qemu/port; \
 	else echo "no QEMU was running"; fi
 
+fuzz: setup ## host frame decoder: 1,000,000 mutated streams (faults between/inside frames), prints counts
+	$(VPY) -m tinyscope.link.faults --streams $${STREAMS:-1000000} --seed $${SEED:-0}
+
+fuzz-firmware: setup ## libFuzzer+ASan+UBSan: model parser, frame decoder, request handling, 1,000,000 runs each
+	[ -f $(MODEL_DIR)/model_data.cc ] || $(TINYSCOPE) convert $(MODEL) --out $(MODEL_DIR)
+	$(MAKE) -C firmware -f fuzz/fuzz.mk run RUNS=$${RUNS:-1000000} MODEL_DIR=$(abspath $(MODEL_DIR))
+
 clean: ## remove build outputs (keeps .venv)
 	rm -rf build firmware/build

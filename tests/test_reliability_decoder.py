@@ -53,7 +53,8 @@ def test_random_garbage_is_never_a_frame(garbage):
 
 def test_fault_after_every_byte():
     """nanopb style: one fault at every byte position of a frame between two good ones."""
-    a, b, c = (P.Frame(P.FrameType.TENSOR, i, bytes((i + k) % 256 for k in range(300))) for i in (1, 2, 3))
+    a, b, c = (P.Frame(P.FrameType.TENSOR, i, bytes((i + k) % 256 for k in range(300)))
+               for i in (1, 2, 3))
     n = len(b.encode())
     cases = 0
     for pos in range(n):
