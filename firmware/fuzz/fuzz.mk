@@ -23,8 +23,10 @@ PYTHON     ?= $(ROOT)/.venv/bin/python
 FUZZ_CC    ?= clang
 RUNS       ?=
 SECONDS    ?= 25
+# No -Werror here: the firmware builds (gcc) enforce it; clang's extra warnings on the
+# runtime must not stop the fuzzers from running.
 SANITIZE   := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
-FUZZ_CFLAGS := -std=c11 -g -O1 -fno-omit-frame-pointer $(SANITIZE) -Wall -Wextra -Werror \
+FUZZ_CFLAGS := -std=c11 -g -O1 -fno-omit-frame-pointer $(SANITIZE) -Wall -Wextra \
                $(addprefix -I,$(RUNTIME_INC)) -I$(FW_DIR)/app -I$(FW_DIR)/boards -I$(FUZZ_DIR)
 # The runtime checks the whole model, so a hang is a bug: libFuzzer's -timeout catches it.
 FUZZ_FLAGS := -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
