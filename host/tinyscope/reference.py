@@ -3,8 +3,10 @@
 Three int8 references, one call each, all returning ``list[dict[tensor_index, ndarray]]``
 (one dict per input image) for the model input(s) and every operator output:
 
-* :func:`litert_tensors` with ``resolver="ref"``: LiteRT with ``BUILTIN_REF`` kernels, which
-  round exactly as the TFLM reference kernels (double rounding);
+* :func:`litert_tensors` with ``resolver="ref"``: LiteRT with ``BUILTIN_REF`` kernels. They
+  round as the TFLM reference kernels (double rounding) except FULLY_CONNECTED, which in
+  ai-edge-litert 2.3.0 rounds once: a few logits differ by 1 LSB from TFLM (proven element
+  by element in tests/test_host_reference.py). TFLM is therefore the device's reference;
 * :func:`litert_tensors` with ``resolver="default"``: LiteRT's default (XNNPACK) kernels,
   what users usually see on a desktop; may differ by a few LSB (single rounding);
 * :func:`tflm_tensors`: the TFLM reference interpreter itself (``tflite-micro`` on PyPI).
