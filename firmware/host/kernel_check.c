@@ -175,7 +175,7 @@ static int check_requant(int32_t n) {
                                      : (rnd() % 8 ? (int32_t)(rnd() | 0x40000000u) & 0x7fffffff
                                                   : (rnd() % 2 ? (1 << 30) : 0));
     const int32_t shift = range(-31, rnd() % 4 ? 0 : 30);
-    const ts_rq_t q = ts_rq_make(mult, shift);
+    const ts_rq_t q = ts_rq_make(mult, shift, 0);
     const int32_t want = ts_mbqm(acc, mult, shift), got = ts_requant(acc, mult, shift);
     if (want != got || ts_rq_apply(acc, &q) != want) {
       printf("MISMATCH requant acc %d mult %d shift %d: ts_mbqm %d ts_requant %d\n", acc, mult,

@@ -124,6 +124,9 @@ void ts_ref_concat_s8(const ts_concat_params_t *p, const int8_t *const *inputs,
 #ifndef TS_OPT_CONV_WBUF
 #define TS_OPT_CONV_WBUF 1536 /* int16 weights of one block of output channels */
 #endif
+#ifndef TS_OPT_CONV_BLOCK
+#define TS_OPT_CONV_BLOCK 32 /* output channels per weight block at most */
+#endif
 #ifndef TS_OPT_CONV_ROWBUF
 #define TS_OPT_CONV_ROWBUF 1536 /* int16 input rows of one output row tile */
 #endif

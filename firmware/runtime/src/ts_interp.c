@@ -282,6 +282,13 @@ static ts_status_t parse_tensor(loader_t *L, uint32_t idx, trec_t *r) {
         const int64_t zv = (int64_t)((uint64_t)ts_le32(z) | ((uint64_t)ts_le32(z + 4) << 32));
         if (zv < INT32_MIN || zv > INT32_MAX)
           return fail(L->it, TS_ERR_BAD_MODEL, "tensor %u zero point out of range", idx);
+        /* The kernels' int32 arithmetic assumes zero points inside the element type (as
+         * TFLM's Prepare checks); a larger one overflows it (found by fuzz_model). */
+        if ((r->dtype == TS_INT8 && (zv < -128 || zv > 127)) ||
+            (r->dtype == TS_INT16 && (zv < -32768 || zv > 32767)) ||
+            (r->dtype == TS_UINT8 && (zv < 0 || zv > 255)))
+          return fail(L->it, TS_ERR_BAD_MODEL, "tensor %u zero point %d outside its type's range",
+                      idx, (int)zv);
       }
       r->num_quant = (uint16_t)sc.len;
       r->qdim = (int8_t)qdim;

@@ -13,7 +13,7 @@
  * inputs + 4 SMLAD (8 MACs). Requantization: ts_rq_apply (TFLM's double rounding exactly,
  * SMLAL-based). Scratch on the stack: 2 * TS_OPT_CONV_WBUF + 2 * TS_OPT_CONV_ROWBUF bytes.
  * Falls back to the reference kernel for dil_w != 1 or a kernel too large for the buffers
- * (2 * k_h * Lp > TS_OPT_CONV_WBUF or k_h * k_w * in_c > TS_OPT_CONV_ROWBUF - 1). */
+ * (3 * k_h * Lp > TS_OPT_CONV_WBUF or k_h * k_w * in_c > TS_OPT_CONV_ROWBUF - 1). */
 #include "ts_dsp.h"
 #include "ts_kernels.h"
 
@@ -41,25 +41,34 @@ void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8
   const int32_t L = k_w * in_c, Lp = (L + 1) & ~1, Kp = k_h * Lp;
   const int32_t sx = p->stride_w * in_c; /* buffer values between neighbouring pixels */
   /* output columns per tile: k_h rows of span pixels + 1 slack value fit the row buffer */
-  int32_t tw = ((TS_OPT_CONV_ROWBUF - 1) / (k_h * in_c) - k_w) / p->stride_w + 1;
-  if (p->dil_w != 1 || 2 * Kp > TS_OPT_CONV_WBUF || tw < 1) {
+  const int32_t room = (TS_OPT_CONV_ROWBUF - 1) / (k_h * in_c) - k_w;
+  if (p->dil_w != 1 || 3 * Kp > TS_OPT_CONV_WBUF || room < 0) {
     ts_ref_conv2d_s8(p, input, filter, bias, output);
     return;
   }
+  int32_t tw = room / p->stride_w + 1;
   if (tw > p->out_w) tw = p->out_w;
-  int32_t block = TS_OPT_CONV_WBUF / Kp; /* output channels per weight block */
+  int32_t block = TS_OPT_CONV_WBUF / Kp - 1; /* output channels per weight block */
+  if (block > TS_OPT_CONV_BLOCK) block = TS_OPT_CONV_BLOCK;
   block = block >= out_c ? out_c : block & ~1;
   const int32_t out_off = p->output_offset, lo = p->act_min, hi = p->act_max;
   __attribute__((aligned(8))) int16_t wbuf[TS_OPT_CONV_WBUF];
   __attribute__((aligned(8))) int16_t rows[TS_OPT_CONV_ROWBUF];
+  ts_rq_t rq[TS_OPT_CONV_BLOCK + 1]; /* per channel of the block: bias and requantization */
   for (int32_t oc0 = 0; oc0 < out_c; oc0 += block) {
     const int32_t nb = out_c - oc0 < block ? out_c - oc0 : block;
-    for (int32_t j = 0; j < nb; j++)
+    for (int32_t j = 0; j < nb; j++) {
       for (int32_t r = 0; r < k_h; r++) {
         int16_t *w = wbuf + j * Kp + r * Lp;
         widen(filter + ((oc0 + j) * k_h + r) * L, L, 0, w);
         if (Lp != L) w[L] = 0;
       }
+      rq[j] = ts_rq_make(p->mult[oc0 + j], p->shift[oc0 + j], bias ? bias[oc0 + j] : 0);
+    }
+    if (nb & 1) { /* odd block: a phantom channel of zero weights, computed, not stored */
+      zero16(wbuf + nb * Kp, Kp);
+      rq[nb] = rq[nb - 1];
+    }
     for (int32_t b = 0; b < p->batches; b++) {
       for (int32_t oy = 0; oy < p->out_h; oy++) {
         int8_t *out_row = output + ((b * p->out_h + oy) * p->out_w) * out_c;
@@ -85,33 +94,33 @@ void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8
           rows[k_h * rs] = 0; /* slack read by the zero weight of an odd-length row */
           for (int32_t px = 0; px < n; px += 2) {
             const int two = px + 1 < n;
-            const int16_t *xp = rows + px * sx, *xq = two ? xp + sx : xp;
+            const int16_t *xp = rows + px * sx;
+            const int32_t sy = two ? sx : 0; /* pixel 1's taps, relative to pixel 0's */
             int8_t *o0 = out_row + (tx + px) * out_c, *o1 = two ? o0 + out_c : o0;
             for (int32_t j = 0; j < nb; j += 2) {
-              const int32_t oc = oc0 + j;
-              const int pair = j + 1 < nb; /* else channel oc + 1 is computed, not stored */
-              const int16_t *wa = wbuf + j * Kp, *wb = pair ? wa + Kp : wa;
-              int32_t a0 = bias ? bias[oc] : 0, b0 = bias && pair ? bias[oc + 1] : 0;
-              int32_t a1 = a0, b1 = b0; /* aN: channel oc, bN: oc + 1; N: pixel */
-              for (int32_t r = 0; r < k_h; r++, wa += Lp, wb += Lp) {
-                const int16_t *x = xp + r * rs, *y = xq + r * rs;
-                for (int32_t t = 0; t < Lp; t += 2) {
-                  const uint32_t va = ts_ld32(wa + t), vb = ts_ld32(wb + t);
-                  const uint32_t vx = ts_ld32(x + t), vy = ts_ld32(y + t);
+              const ts_rq_t *qa = &rq[j], *qb = &rq[j + 1];
+              const int16_t *w = wbuf + j * Kp, *x = xp;
+              int32_t a0 = qa->bias, b0 = qb->bias, a1 = a0, b1 = b0; /* b: channel +1 */
+              for (int32_t r = 0; r < k_h; r++, x += rs - Lp) {
+                const int16_t *const xe = x + Lp;
+                do {
+                  const uint32_t va = ts_ld32(w), vb = ts_ld32(w + Kp);
+                  const uint32_t vx = ts_ld32(x), vy = ts_ld32(x + sy);
                   a0 = ts_smlad(va, vx, a0);
                   b0 = ts_smlad(vb, vx, b0);
                   a1 = ts_smlad(va, vy, a1);
                   b1 = ts_smlad(vb, vy, b1);
-                }
+                  w += 2;
+                  x += 2;
+                } while (x < xe);
               }
-              const ts_rq_t qa = ts_rq_make(p->mult[oc], p->shift[oc]);
+              const int32_t oc = oc0 + j;
               /* o1 == o0 for a lone last pixel: write pixel 1 first so pixel 0 wins. */
-              o1[oc] = ts_clamp_s8(ts_rq_apply(a1, &qa) + out_off, lo, hi);
-              o0[oc] = ts_clamp_s8(ts_rq_apply(a0, &qa) + out_off, lo, hi);
-              if (pair) {
-                const ts_rq_t qb = ts_rq_make(p->mult[oc + 1], p->shift[oc + 1]);
-                o1[oc + 1] = ts_clamp_s8(ts_rq_apply(b1, &qb) + out_off, lo, hi);
-                o0[oc + 1] = ts_clamp_s8(ts_rq_apply(b0, &qb) + out_off, lo, hi);
+              o1[oc] = ts_clamp_s8(ts_rq_apply(a1, qa) + out_off, lo, hi);
+              o0[oc] = ts_clamp_s8(ts_rq_apply(a0, qa) + out_off, lo, hi);
+              if (j + 1 < nb) {
+                o1[oc + 1] = ts_clamp_s8(ts_rq_apply(b1, qb) + out_off, lo, hi);
+                o0[oc + 1] = ts_clamp_s8(ts_rq_apply(b0, qb) + out_off, lo, hi);
               }
             }
           }

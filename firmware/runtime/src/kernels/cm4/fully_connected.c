@@ -83,3 +83,7 @@ void ts_opt_fully_connected_s8(const ts_fc_params_t *p, const int8_t *input,
     }
   }
 }
+
+int32_t ts_requant_slow(int32_t acc, int32_t mult, int32_t shift) {
+  return ts_requant(acc, mult, shift);
+}
