@@ -246,33 +246,46 @@ def _first_layer_figure(metrics: dict, arrays: dict, image: int, out: Path) -> P
     return plots.save(fig, out / f"feature_maps_image{image}.png")
 
 
-def _saliency_figure(arrays: dict, image: int, out: Path) -> Path | None:
-    """Input | Grad-CAM / gradient saliency on the float model | occlusion on the int8 model |
-    the device's first-layer feature maps."""
+def _saliency_figures(metrics: dict, arrays: dict, images: list[int], out: Path) -> list[Path]:
+    """Per image: the saliency methods side by side, and a panel input | Grad-CAM | the
+    device's first-layer feature maps. Adds the occlusion saliency drift (int8 vs float) to
+    ``metrics["saliency"]``."""
     from tinyscope import plots, saliency
     from tinyscope.data import dequantize
 
     model, x = arrays["model"], arrays["x"]
-    if model is None or x is None:
-        return None
+    if model is None or x is None or not images:
+        return []
     cap: Capture = arrays["cap"]
     man = arrays["manifest"]
-    img = x[image : image + 1]
-    label = int(cap.labels[image])
-    maps = saliency.compute_all(model, arrays["model_bytes"], img, np.array([label]), man)
+    imgs = x[images]
+    classes = saliency.VanillaGradient(model).predict_classes(imgs)
+    maps = saliency.compute_all(model, arrays["model_bytes"], imgs, classes,
+                                man.get("logits_tensor"))
+    metrics["saliency"] = {
+        "images": images, "explained_classes": classes.astype(int).tolist(),
+        "occlusion_int8_vs_float": saliency.saliency_drift(maps["occlusion float"],
+                                                           maps["occlusion int8"]),
+    }
     idx = man["first_layer_output"]
     t = next(tt for tt in man["tensors"] if tt["index"] == idx)
-    fmap = dequantize(cap.tensors[idx][image], t["scales"][0], t["zero_points"][0]) \
-        if idx in cap.tensors else arrays["tflm"][idx][image]
-    fig = plots.saliency_methods(img[0], {k: v[0] for k, v in maps.items()},
-                                 title=f"image {image}: where the models look "
-                                 f"(label {man.get('classes', [str(label)])[label]})")
-    path = plots.save(fig, out / f"saliency_image{image}.png")
-    best = "Grad-CAM" if "Grad-CAM" in maps else next(iter(maps))
-    fig = plots.panel(img[0], maps[best][0], fmap, title=f"image {image}: input, {best}, "
-                      "first-layer feature maps on the device", saliency_name=best)
-    plots.save(fig, out / f"panel_image{image}.png")
-    return path
+    names = metrics["classes"]
+    paths = []
+    for k, i in enumerate(images):
+        title = (f"image {i}: label {names[int(cap.labels[i])]}, float predicts "
+                 f"{names[int(classes[k])]}")
+        paths.append(plots.save(
+            plots.saliency_methods(imgs[k], {m: v[k] for m, v in maps.items()},
+                                   f"{title}: saliency of the pre-softmax score"),
+            out / f"saliency_image{i}.png"))
+        if idx in cap.tensors:
+            fmap = dequantize(cap.tensors[idx][i], t["scales"][0], t["zero_points"][0])
+            paths.append(plots.save(
+                plots.panel(imgs[k], maps["Grad-CAM"][k], fmap, title,
+                            saliency_name="Grad-CAM (float)",
+                            units="device conv1 (real value)"),
+                out / f"panel_image{i}.png"))
+    return paths
 
 
 def figures(metrics: dict, arrays: dict, out: Path, panels: int = DEFAULT_PANELS) -> list[Path]:
@@ -280,12 +293,10 @@ def figures(metrics: dict, arrays: dict, out: Path, panels: int = DEFAULT_PANELS
 
     out.mkdir(parents=True, exist_ok=True)
     paths = []
-    n = min(panels, metrics["n_images"])
-    for i in range(n):
+    images = list(range(min(panels, metrics["n_images"])))
+    for i in images:
         paths.append(_first_layer_figure(metrics, arrays, i, out))
-        sal = _saliency_figure(arrays, i, out)
-        if sal is not None:
-            paths += [out / f"panel_image{i}.png", sal]
+    paths += _saliency_figures(metrics, arrays, images, out)
     paths.append(plots.save(plots.lsb_histograms(
         metrics, key="xnnpack_vs_device", title="LiteRT default (XNNPACK) - device, per tensor"),
         out / "lsb_xnnpack_vs_device.png"))
