@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from tinyscope import cli, compare
 
 REPO = Path(__file__).resolve().parents[1]
