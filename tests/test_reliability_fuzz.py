@@ -65,12 +65,37 @@ def test_fuzz_target_finds_nothing(fuzz_build, target, tmp_path):
     print(f"{target}: {runs} executions in {FUZZ_SECONDS} s, 0 crashes")
 
 
-@pytest.mark.xfail(strict=True, reason="runtime bugs found by fuzz_model: int32 kernel "
-                   "accumulator overflow, unchecked int8 zero points (firmware/fuzz/known.supp)")
-def test_known_runtime_reproducers_pass_without_suppressions(fuzz_build):
+def test_runtime_reproducers_are_refused_cleanly(fuzz_build):
+    """Models the fuzzer once crashed the runtime with (signed overflow from int8 zero points
+    outside [-128, 127]): now refused as TS_ERR_BAD_MODEL, no sanitizer report."""
     repro = sorted((FIRMWARE / "fuzz" / "reproducers").glob("*.tflite"))
-    assert repro
+    assert len(repro) >= 2
     env = dict(os.environ, UBSAN_OPTIONS="halt_on_error=1")
     proc = subprocess.run([str(fuzz_build / "fuzz_model"), *map(str, repro)],
                           capture_output=True, text=True, env=env, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.returncode == 0 and "runtime error" not in proc.stderr, proc.stderr[-2000:]
+
+
+def test_runtime_rejects_zero_point_outside_int8():
+    """Minimal reproducer through the native runner: the default model with the first
+    layer's int8 output zero point set to 1895825543 (the fuzzer's value) is refused with a
+    message naming the tensor, instead of overflowing int32 in CONV_2D."""
+    import struct
+
+    import numpy as np
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tinyscope.errors import TinyscopeError
+    from tinyscope.runner import run_native
+
+    model = bytearray((ROOT / "build/default/model_int8.tflite").read_bytes()
+                      if (ROOT / "build/default/model_int8.tflite").is_file() else b"")
+    if not model:
+        pytest.skip("needs build/default (make convert)")
+    sg = schema.Model.GetRootAs(model, 0).Subgraphs(0)
+    t = sg.Operators(0).Outputs(0)
+    q = sg.Tensors(t).Quantization()
+    pos = q._tab.Vector(q._tab.Offset(10))  # Quantization.zero_point: int64 vector
+    struct.pack_into("<q", model, pos, 1895825543)
+    shape = [int(d) for d in sg.Tensors(sg.Inputs(0)).ShapeAsNumpy()][1:]
+    with pytest.raises(TinyscopeError, match=f"tensor {t} zero point 1895825543 outside"):
+        run_native(bytes(model), np.zeros(shape, np.int8))
