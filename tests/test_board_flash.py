@@ -172,7 +172,7 @@ def test_flash_falls_back_to_st_flash_with_the_raw_image(built, build_dir, tmp_p
 
 def test_unknown_board_lists_the_boards():
     with pytest.raises(TinyscopeError) as err:
-        boards._check_board("nrf52840")
+        boards.check_board("nrf52840")
     for name in ("qemu", "netduinoplus2", "nucleo-f446re"):
         assert name in str(err.value)
 

@@ -396,7 +396,7 @@ def render_report(metrics: dict, figs: list[Path], out: Path) -> Path:
 
 def print_summary(metrics: dict) -> None:
     d = metrics["dataset"]
-    widths = [4, 17, 10, 10, 14, 7, 16, 16, 7, 7]
+    widths = [4, 17, 11, 11, 15, 7, 16, 16, 7, 7]
     head = "".join(f"{c[:w]:<{w + 1}}" for c, w in zip(SUMMARY_COLUMNS, widths, strict=True))
     print(head)
     for row in summary_rows(metrics):

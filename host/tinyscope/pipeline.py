@@ -46,12 +46,8 @@ def run_pipeline(args: argparse.Namespace) -> int:
     model, build, out = Path(args.model), Path(args.build), Path(args.out)
     if not model.is_file():
         raise TinyscopeError(f"model {model} not found; give a .keras file with --model")
-    if args.board not in boards.QEMU_BOARDS:
-        raise TinyscopeError(
-            f"'tinyscope run' drives the emulated board; for --board {args.board} flash with "
-            f"'make flash BOARD={args.board}', then run 'tinyscope capture --port PORT' and "
-            "'tinyscope compare'"
-        )
+    boards.check_board(args.board)
+    board_name = boards.canonical_board(args.board)
     t0 = time.monotonic()
     if args.force or not build_is_current(model, build):
         _step(f"convert {model} -> {build}")
@@ -60,19 +56,28 @@ def run_pipeline(args: argparse.Namespace) -> int:
         print(f"==> {build} is up to date with {model} (use --force to convert again)")
     man = manifest_mod.load(build)
 
-    _step("build firmware")
-    elf = boards.build_firmware(build, args.board, quiet=True)
+    _step(f"build firmware for {board_name}")
+    elf = boards.build_firmware(build, boards.firmware_board(board_name), quiet=True)
     print(f"    {elf}")
-    _step(f"flash: boot {elf.name} on QEMU {boards.QEMU_MACHINE}")
-    state = Path(args.state_dir)
-    boards.stop(state)
-    with boards.emulated_board(elf, state) as board:
-        print(f"    serial port {board.url}")
-        _step(f"capture {args.n} images (layers: {args.layers}) -> {out}")
-        _, q, labels = convert.quantized_test_inputs(man, args.n, args.data)
-        capture.capture(board.url, build, out, q, labels, args.layers,
+    _, q, labels = convert.quantized_test_inputs(man, args.n, args.data)
+
+    def capture_from(url: str) -> None:
+        _step(f"capture {args.n} images (layers: {args.layers}) from {url} -> {out}")
+        capture.capture(url, build, out, q, labels, args.layers,
                         progress=not args.no_progress,
                         data_source=args.data or man.get("data", ""))
+
+    if board_name in boards.EMULATORS:
+        machine = boards.EMULATORS[board_name].machine
+        _step(f"flash: boot {elf.name} on QEMU {machine}")
+        state = Path(args.state_dir)
+        boards.stop(state)
+        with boards.emulated_board(elf, state, machine) as board:
+            capture_from(board.url)
+    else:
+        _step(f"flash {board_name}")
+        boards.flash_real(board_name, elf)
+        capture_from(capture.resolve_port(args.port))
     _step("compare with TFLM, LiteRT and the float model")
     metrics, page = compare.run_compare(out, out / "report", build, None, args.panels,
                                         progress=not args.no_progress)
@@ -90,9 +95,10 @@ def add_cli(sub) -> None:
     p = sub.add_parser(
         "run", help="the whole pipeline: convert, build, flash (QEMU), capture, compare, report",
         description="Convert MODEL (skipped when BUILD is up to date), build the firmware, boot "
-        "it on the emulated Cortex-M4 (QEMU mps2-an386), capture N test images over its serial "
-        "port, compare every streamed tensor with TFLM / LiteRT / the float model and write "
-        "OUT/report/report.html. The emulator is stopped at the end.",
+        "it on the emulated Cortex-M4 (QEMU mps2-an386; or flash a real board with --board), "
+        "capture N test images over its serial port, compare every streamed tensor with TFLM / "
+        "LiteRT / the float model and write OUT/report/report.html. An emulator is stopped at "
+        "the end.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--model", default=DEFAULT_MODEL, help="float Keras model (.keras)")
@@ -102,7 +108,11 @@ def add_cli(sub) -> None:
     p.add_argument("--n", type=int, default=100, help="number of test images")
     p.add_argument("--layers", default="all",
                    help="layers to stream: first, all, or operator indices like 0,2")
-    p.add_argument("--board", default="qemu", help="board (the emulated one: qemu)")
+    p.add_argument("--board", default="qemu",
+                   help="qemu (emulated Cortex-M4), netduinoplus2 (emulated STM32F405 running "
+                   "the Nucleo image) or a real board such as nucleo-f446re")
+    p.add_argument("--port", default="auto",
+                   help="serial port of a real board (auto: the ST-LINK port)")
     p.add_argument("--panels", type=int, default=3, help="images with figure panels")
     p.add_argument("--force", action="store_true", help="convert even if the build is current")
     p.add_argument("--max-lsb", type=int, help="gate: max LSB device vs TFLM")

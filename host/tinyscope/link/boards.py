@@ -324,7 +324,7 @@ def emulated_board(elf: str | Path, state_dir: str | Path,
         stop(state_dir)
 
 
-def _check_board(board: str) -> None:
+def check_board(board: str) -> None:
     board = canonical_board(board)
     if board not in EMULATORS and board not in REAL_BOARDS:
         raise TinyscopeError(
@@ -396,7 +396,7 @@ def flash_real(board: str, elf: str | Path) -> list[str]:
 
 
 def _cmd_flash(args: argparse.Namespace) -> int:
-    _check_board(args.board)
+    check_board(args.board)
     board_name = canonical_board(args.board)
     elf = Path(args.elf) if args.elf else build_firmware(args.model_dir, board_name,
                                                          args.arena_bytes)
