@@ -1,19 +1,21 @@
 /* CONV_2D int8, Cortex-M4 DSP kernel, bit-exact with ts_ref_conv2d_s8 (kernels/ref/conv.c).
  *
- * No per-pixel im2col. For each output row (in tiles of output columns that fit the row
- * buffer), the k_h input rows the tile reads are widened once to int16 with the input
- * offset added, padding columns/rows as 0 (0 * w adds nothing, as the reference skips
- * them): row r holds span = (tw - 1) * stride_w + k_w pixels of in_c values, so the taps of
- * output pixel x on kernel row r are the k_w * in_c consecutive values at x * stride_w * in_c.
- * The weights of a block of output channels are widened once per call to int16, each
- * kernel row padded to an even length Lp with a zero weight (so taps go in pairs; the
- * extra tap reads the next buffered value and multiplies it by 0).
+ * Buffer layout (no per-pixel im2col). For each output row, in tiles of output columns that
+ * fit the buffer, the input the tile reads is widened once to int16 with the input offset
+ * added (padding as 0: 0 * w adds nothing, as the reference skips those taps), column by
+ * column: buffer position c holds the k_h kernel rows' in_c values of input column c,
+ *   buf[(c * k_h + ky) * in_c + ic].
+ * So the whole receptive field of output pixel x is ONE contiguous run of K = k_w * k_h *
+ * in_c values starting at x * stride_w * k_h * in_c, in (kx, ky, ic) order. The weights of
+ * a block of output channels are widened once per call to int16 in the same order, padded
+ * with zero weights to Kp (even), and two channels are interleaved by tap pair.
  *
- * Inner loop: 2 output channels x 2 neighbouring pixels, per 2 taps 2 LDR weights + 2 LDR
- * inputs + 4 SMLAD (8 MACs). Requantization: ts_rq_apply (TFLM's double rounding exactly,
- * SMLAL-based). Scratch on the stack: 2 * TS_OPT_CONV_WBUF + 2 * TS_OPT_CONV_ROWBUF bytes.
- * Falls back to the reference kernel for dil_w != 1 or a kernel too large for the buffers
- * (3 * k_h * Lp > TS_OPT_CONV_WBUF or k_h * k_w * in_c > TS_OPT_CONV_ROWBUF - 1). */
+ * Inner loop: 2 output channels x 2 neighbouring pixels, one flat loop over the taps: per 4
+ * taps 4 weight words + 4 LDR inputs + 8 SMLAD (16 MACs). Requantization: ts_rq_apply
+ * (TFLM's double rounding exactly, SMLAL-based). Scratch on the stack:
+ * 2 * (TS_OPT_CONV_WBUF + TS_OPT_CONV_ROWBUF) bytes + the per-channel records. Falls back
+ * to the reference kernel for dil_w != 1 or a kernel too large for the buffers
+ * (3 * Kp > TS_OPT_CONV_WBUF or k_w * k_h * in_c + 2 > TS_OPT_CONV_ROWBUF). */
 #include "ts_dsp.h"
 #include "ts_kernels.h"
 
@@ -38,81 +40,89 @@ static void zero16(int16_t *dst, int32_t n) {
 void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8_t *filter,
                       const int32_t *bias, int8_t *output) {
   const int32_t in_c = p->in_c, k_h = p->k_h, k_w = p->k_w, out_c = p->out_c;
-  const int32_t L = k_w * in_c, Lp = (L + 1) & ~1, Kp = k_h * Lp;
-  const int32_t sx = p->stride_w * in_c; /* buffer values between neighbouring pixels */
-  /* output columns per tile: k_h rows of span pixels + 1 slack value fit the row buffer */
-  const int32_t room = (TS_OPT_CONV_ROWBUF - 1) / (k_h * in_c) - k_w;
+  const int32_t col = k_h * in_c;           /* buffer values per input column */
+  const int32_t K = k_w * col, Kp = (K + 1) & ~1;
+  const int32_t sx = p->stride_w * col;     /* buffer values between neighbouring pixels */
+  const int32_t room = (TS_OPT_CONV_ROWBUF - 2) / col - k_w; /* spare columns in a tile */
   if (p->dil_w != 1 || 3 * Kp > TS_OPT_CONV_WBUF || room < 0) {
     ts_ref_conv2d_s8(p, input, filter, bias, output);
     return;
   }
-  int32_t tw = room / p->stride_w + 1;
+  int32_t tw = room / p->stride_w + 1; /* output columns per tile */
   if (tw > p->out_w) tw = p->out_w;
   int32_t block = TS_OPT_CONV_WBUF / Kp - 1; /* output channels per weight block */
   if (block > TS_OPT_CONV_BLOCK) block = TS_OPT_CONV_BLOCK;
   block = block >= out_c ? out_c : block & ~1;
   const int32_t out_off = p->output_offset, lo = p->act_min, hi = p->act_max;
-  __attribute__((aligned(8))) int16_t wbuf[TS_OPT_CONV_WBUF];
-  __attribute__((aligned(8))) int16_t rows[TS_OPT_CONV_ROWBUF];
+  __attribute__((aligned(8))) uint32_t wbuf[TS_OPT_CONV_WBUF / 2]; /* int16 pairs */
+  __attribute__((aligned(8))) int16_t buf[TS_OPT_CONV_ROWBUF];
   ts_rq_t rq[TS_OPT_CONV_BLOCK + 1]; /* per channel of the block: bias and requantization */
   for (int32_t oc0 = 0; oc0 < out_c; oc0 += block) {
     const int32_t nb = out_c - oc0 < block ? out_c - oc0 : block;
-    for (int32_t j = 0; j < nb; j++) {
-      for (int32_t r = 0; r < k_h; r++) {
-        int16_t *w = wbuf + j * Kp + r * Lp;
-        widen(filter + ((oc0 + j) * k_h + r) * L, L, 0, w);
-        if (Lp != L) w[L] = 0;
-      }
-      rq[j] = ts_rq_make(p->mult[oc0 + j], p->shift[oc0 + j], bias ? bias[oc0 + j] : 0);
-    }
-    if (nb & 1) { /* odd block: a phantom channel of zero weights, computed, not stored */
-      zero16(wbuf + nb * Kp, Kp);
-      rq[nb] = rq[nb - 1];
+    /* Widen the block's weights in (kx, ky, ic) order; pair (j, j+1) is stored interleaved
+     * by tap pair: word (j/2) * Kp + 2 * t + (j & 1) holds tap pair t of channel j. An odd
+     * block gets a phantom channel of zero weights (computed, never stored). */
+    for (int32_t j = 0; j < nb + (nb & 1); j++) {
+      int16_t *tmp = buf; /* free here: one channel's Kp taps */
+      tmp[Kp - 1] = 0;
+      for (int32_t kx = 0; kx < k_w; kx++)
+        for (int32_t ky = 0; ky < k_h; ky++) {
+          int16_t *d = tmp + (kx * k_h + ky) * in_c;
+          if (j < nb) widen(filter + (((oc0 + j) * k_h + ky) * k_w + kx) * in_c, in_c, 0, d);
+          else zero16(d, in_c);
+        }
+      uint32_t *w = wbuf + (j >> 1) * Kp + (j & 1);
+      for (int32_t t = 0; t < Kp; t += 2) __builtin_memcpy(&w[t], tmp + t, 4);
+      rq[j] = j < nb ? ts_rq_make(p->mult[oc0 + j], p->shift[oc0 + j], bias ? bias[oc0 + j] : 0)
+                     : rq[j - 1];
     }
     for (int32_t b = 0; b < p->batches; b++) {
       for (int32_t oy = 0; oy < p->out_h; oy++) {
         int8_t *out_row = output + ((b * p->out_h + oy) * p->out_w) * out_c;
+        const int32_t y0 = oy * p->stride_h - p->pad_h;
         for (int32_t tx = 0; tx < p->out_w; tx += tw) {
           const int32_t n = p->out_w - tx < tw ? p->out_w - tx : tw;
-          const int32_t span = (n - 1) * p->stride_w + k_w, rs = span * in_c;
+          const int32_t span = (n - 1) * p->stride_w + k_w;
           const int32_t x0 = tx * p->stride_w - p->pad_w;
-          /* input columns [a, e) of the span are inside the image */
-          const int32_t a = x0 < 0 ? -x0 : 0;
-          const int32_t e = x0 + span > p->in_w ? p->in_w - x0 : span;
-          for (int32_t r = 0; r < k_h; r++) {
-            const int32_t iy = oy * p->stride_h - p->pad_h + r * p->dil_h;
-            int16_t *row = rows + r * rs;
-            if (iy < 0 || iy >= p->in_h || a >= e) {
-              zero16(row, rs);
-              continue;
+          for (int32_t c = 0; c < span; c++) {
+            const int32_t ix = x0 + c;
+            for (int32_t ky = 0; ky < k_h; ky++) {
+              const int32_t iy = y0 + ky * p->dil_h;
+              int16_t *d = buf + (c * k_h + ky) * in_c;
+              if (ix < 0 || ix >= p->in_w || iy < 0 || iy >= p->in_h) zero16(d, in_c);
+              else widen(input + ((b * p->in_h + iy) * p->in_w + ix) * in_c, in_c,
+                         p->input_offset, d);
             }
-            zero16(row, a * in_c);
-            widen(input + ((b * p->in_h + iy) * p->in_w + x0 + a) * in_c, (e - a) * in_c,
-                  p->input_offset, row + a * in_c);
-            zero16(row + e * in_c, (span - e) * in_c);
           }
-          rows[k_h * rs] = 0; /* slack read by the zero weight of an odd-length row */
+          buf[span * col] = buf[span * col + 1] = 0; /* read by zero weights past K */
           for (int32_t px = 0; px < n; px += 2) {
             const int two = px + 1 < n;
-            const int16_t *xp = rows + px * sx;
+            const int16_t *const xp = buf + px * sx, *const xe = xp + Kp - 2;
             const int32_t sy = two ? sx : 0; /* pixel 1's taps, relative to pixel 0's */
             int8_t *o0 = out_row + (tx + px) * out_c, *o1 = two ? o0 + out_c : o0;
             for (int32_t j = 0; j < nb; j += 2) {
               const ts_rq_t *qa = &rq[j], *qb = &rq[j + 1];
-              const int16_t *w = wbuf + j * Kp, *x = xp;
+              const uint32_t *w = wbuf + (j >> 1) * Kp;
+              const int16_t *x = xp;
               int32_t a0 = qa->bias, b0 = qb->bias, a1 = a0, b1 = b0; /* b: channel +1 */
-              for (int32_t r = 0; r < k_h; r++, x += rs - Lp) {
-                const int16_t *const xe = x + Lp;
-                do {
-                  const uint32_t va = ts_ld32(w), vb = ts_ld32(w + Kp);
-                  const uint32_t vx = ts_ld32(x), vy = ts_ld32(x + sy);
-                  a0 = ts_smlad(va, vx, a0);
-                  b0 = ts_smlad(vb, vx, b0);
-                  a1 = ts_smlad(va, vy, a1);
-                  b1 = ts_smlad(vb, vy, b1);
-                  w += 2;
-                  x += 2;
-                } while (x < xe);
+              for (; x < xe; x += 4, w += 4) { /* 4 taps */
+                const uint32_t vx = ts_ld32(x), vy = ts_ld32(x + sy);
+                const uint32_t vx2 = ts_ld32(x + 2), vy2 = ts_ld32(x + 2 + sy);
+                a0 = ts_smlad(w[0], vx, a0);
+                b0 = ts_smlad(w[1], vx, b0);
+                a1 = ts_smlad(w[0], vy, a1);
+                b1 = ts_smlad(w[1], vy, b1);
+                a0 = ts_smlad(w[2], vx2, a0);
+                b0 = ts_smlad(w[3], vx2, b0);
+                a1 = ts_smlad(w[2], vy2, a1);
+                b1 = ts_smlad(w[3], vy2, b1);
+              }
+              if (x == xe) { /* Kp % 4 == 2: the last tap pair */
+                const uint32_t vx = ts_ld32(x), vy = ts_ld32(x + sy);
+                a0 = ts_smlad(w[0], vx, a0);
+                b0 = ts_smlad(w[1], vx, b0);
+                a1 = ts_smlad(w[0], vy, a1);
+                b1 = ts_smlad(w[1], vy, b1);
               }
               const int32_t oc = oc0 + j;
               /* o1 == o0 for a lone last pixel: write pixel 1 first so pixel 0 wins. */
