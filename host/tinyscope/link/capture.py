@@ -423,8 +423,9 @@ def capture(
     last_save = started
     error: TinyscopeError | OSError | None = None
     port = open_port(port_url)
-    dev = Device(port, timeout=timeout, run_timeout=max(timeout, RUN_TIMEOUT)
-                 if timeout == REQUEST_TIMEOUT else timeout, hello_timeout=timeout)
+    default = timeout == REQUEST_TIMEOUT  # else --timeout bounds every wait
+    dev = Device(port, timeout=timeout, run_timeout=RUN_TIMEOUT if default else timeout,
+                 hello_timeout=HELLO_TIMEOUT if default else timeout)
 
     def account(d: Device) -> None:
         counters["bad_frames"] += d.reader.bad_frames
