@@ -166,6 +166,39 @@ static int check_fc(int32_t c) {
   return compare("fully_connected", no, c);
 }
 
+static int check_max_pool(int32_t c) {
+  ts_pool_params_t p;
+  memset(&p, 0, sizeof p);
+  p.batches = range(1, 2);
+  p.depth = rnd() % 2 ? 4 * range(1, 6) : range(1, 13);
+  p.f_h = range(1, 4);
+  p.f_w = range(1, 4);
+  p.in_h = range(1, 14);
+  p.in_w = range(1, 14);
+  p.stride_h = range(1, 3);
+  p.stride_w = range(1, 3);
+  if (rnd() % 2) { /* SAME */
+    p.out_h = (p.in_h + p.stride_h - 1) / p.stride_h;
+    p.out_w = (p.in_w + p.stride_w - 1) / p.stride_w;
+    const int32_t ph = (p.out_h - 1) * p.stride_h + p.f_h - p.in_h;
+    const int32_t pw = (p.out_w - 1) * p.stride_w + p.f_w - p.in_w;
+    p.pad_h = ph > 0 ? ph / 2 : 0;
+    p.pad_w = pw > 0 ? pw / 2 : 0;
+  } else {
+    if (p.f_h > p.in_h || p.f_w > p.in_w) return 0;
+    p.out_h = (p.in_h - p.f_h) / p.stride_h + 1;
+    p.out_w = (p.in_w - p.f_w) / p.stride_w + 1;
+  }
+  act(&p.act_min, &p.act_max);
+  const int32_t ni = p.batches * p.in_h * p.in_w * p.depth;
+  const int32_t no = p.batches * p.out_h * p.out_w * p.depth;
+  if (ni > MAXB || no > MAXB) return 0;
+  fill(in, ni);
+  ts_ref_max_pool_s8(&p, in, out_ref);
+  ts_opt_max_pool_s8(&p, in, out_opt);
+  return compare("max_pool", no, c);
+}
+
 static int check_requant(int32_t n) {
   static const int32_t edge[] = {0, 1, -1, 2, -2, 3, -3, INT32_MAX, INT32_MIN, INT32_MAX - 1,
                                  INT32_MIN + 1, 1 << 30, -(1 << 30), 12345, -12345};
@@ -206,6 +239,10 @@ int main(int argc, char **argv) {
   nbad = 0;
   for (int32_t c = 0; c < cases && !nbad; c++) nbad += check_fc(c);
   printf("fully_connected %d cases %s\n", cases, nbad ? "FAIL" : "ok");
+  bad |= nbad;
+  nbad = 0;
+  for (int32_t c = 0; c < cases && !nbad; c++) nbad += check_max_pool(c);
+  printf("max_pool %d cases %s\n", cases, nbad ? "FAIL" : "ok");
   bad |= nbad;
   return bad ? 1 : 0;
 }

@@ -36,10 +36,12 @@ enum {
 #define KERNEL_CONV ts_opt_conv2d_s8
 #define KERNEL_DW ts_opt_depthwise_conv2d_s8
 #define KERNEL_FC ts_opt_fully_connected_s8
+#define KERNEL_MAX_POOL ts_opt_max_pool_s8
 #else
 #define KERNEL_CONV ts_ref_conv2d_s8
 #define KERNEL_DW ts_ref_depthwise_conv2d_s8
 #define KERNEL_FC ts_ref_fully_connected_s8
+#define KERNEL_MAX_POOL ts_ref_max_pool_s8
 #endif
 
 #define TS_SCHEMA_VERSION 3
@@ -1163,7 +1165,7 @@ ts_status_t ts_interp_invoke(ts_interp_t *it, ts_op_callback_t cb, void *user) {
         KERNEL_FC(&o->p.fc, in0, (const int8_t *)tdata(it, st, IN(1)), bias, out);
         break;
       case OP_MAX_POOL_2D:
-        ts_ref_max_pool_s8(&o->p.pool, in0, out);
+        KERNEL_MAX_POOL(&o->p.pool, in0, out);
         break;
       case OP_AVERAGE_POOL_2D:
         if (ts_ref_avg_pool_s8(&o->p.pool, in0, out))

@@ -10,8 +10,9 @@
  * a block of output channels are widened once per call to int16 in the same order, padded
  * with zero weights to Kp (even), and two channels are interleaved by tap pair.
  *
- * Inner loop: 2 output channels x 2 neighbouring pixels, one flat loop over the taps: per 4
- * taps 4 weight words + 4 LDR inputs + 8 SMLAD (16 MACs). Requantization: ts_rq_apply
+ * Loops: per output row tile, per pair of output channels (their requantization records in
+ * registers), per pair of neighbouring pixels, one flat loop over the taps: per 4 taps
+ * 4 weight words + 4 LDR inputs + 8 SMLAD (16 MACs). Requantization: ts_rq_apply
  * (TFLM's double rounding exactly, SMLAL-based). Scratch on the stack:
  * 2 * (TS_OPT_CONV_WBUF + TS_OPT_CONV_ROWBUF) bytes + the per-channel records. Falls back
  * to the reference kernel for dil_w != 1 or a kernel too large for the buffers
@@ -54,6 +55,7 @@ void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8
   if (block > TS_OPT_CONV_BLOCK) block = TS_OPT_CONV_BLOCK;
   block = block >= out_c ? out_c : block & ~1;
   const int32_t out_off = p->output_offset, lo = p->act_min, hi = p->act_max;
+  const int narrow = lo > -128 || hi < 127; /* clamp beyond SSAT's [-128, 127] */
   __attribute__((aligned(8))) uint32_t wbuf[TS_OPT_CONV_WBUF / 2]; /* int16 pairs */
   __attribute__((aligned(8))) int16_t buf[TS_OPT_CONV_ROWBUF];
   ts_rq_t rq[TS_OPT_CONV_BLOCK + 1]; /* per channel of the block: bias and requantization */
@@ -95,16 +97,17 @@ void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8
             }
           }
           buf[span * col] = buf[span * col + 1] = 0; /* read by zero weights past K */
-          for (int32_t px = 0; px < n; px += 2) {
-            const int two = px + 1 < n;
-            const int16_t *const xp = buf + px * sx, *const xe = xp + Kp - 2;
-            const int32_t sy = two ? sx : 0; /* pixel 1's taps, relative to pixel 0's */
-            int8_t *o0 = out_row + (tx + px) * out_c, *o1 = two ? o0 + out_c : o0;
-            for (int32_t j = 0; j < nb; j += 2) {
-              const ts_rq_t *qa = &rq[j], *qb = &rq[j + 1];
-              const uint32_t *w = wbuf + (j >> 1) * Kp;
-              const int16_t *x = xp;
-              int32_t a0 = qa->bias, b0 = qb->bias, a1 = a0, b1 = b0; /* b: channel +1 */
+          for (int32_t j = 0; j < nb; j += 2) {
+            const ts_rq_t qa = rq[j], qb = rq[j + 1];
+            const uint32_t *const wj = wbuf + (j >> 1) * Kp;
+            const int store_b = j + 1 < nb; /* else channel j + 1 is a phantom */
+            int8_t *o = out_row + tx * out_c + oc0 + j;
+            for (int32_t px = 0; px < n; px += 2, o += 2 * out_c) {
+              const int16_t *x = buf + px * sx;
+              const int16_t *const xe = x + Kp - 2;
+              const int32_t sy = px + 1 < n ? sx : 0; /* pixel 1's taps, from pixel 0's */
+              const uint32_t *w = wj;
+              int32_t a0 = qa.bias, b0 = qb.bias, a1 = a0, b1 = b0; /* b: channel +1 */
               for (; x < xe; x += 4, w += 4) { /* 4 taps */
                 const uint32_t vx = ts_ld32(x), vy = ts_ld32(x + sy);
                 const uint32_t vx2 = ts_ld32(x + 2), vy2 = ts_ld32(x + 2 + sy);
@@ -124,13 +127,12 @@ void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8
                 a1 = ts_smlad(w[0], vy, a1);
                 b1 = ts_smlad(w[1], vy, b1);
               }
-              const int32_t oc = oc0 + j;
-              /* o1 == o0 for a lone last pixel: write pixel 1 first so pixel 0 wins. */
-              o1[oc] = ts_clamp_s8(ts_rq_apply(a1, qa) + out_off, lo, hi);
-              o0[oc] = ts_clamp_s8(ts_rq_apply(a0, qa) + out_off, lo, hi);
-              if (j + 1 < nb) {
-                o1[oc + 1] = ts_clamp_s8(ts_rq_apply(b1, qb) + out_off, lo, hi);
-                o0[oc + 1] = ts_clamp_s8(ts_rq_apply(b0, qb) + out_off, lo, hi);
+              o[0] = ts_out_s8(ts_rq_apply(a0, &qa) + out_off, lo, hi, narrow);
+              if (store_b) o[1] = ts_out_s8(ts_rq_apply(b0, &qb) + out_off, lo, hi, narrow);
+              if (sy) {
+                o[out_c] = ts_out_s8(ts_rq_apply(a1, &qa) + out_off, lo, hi, narrow);
+                if (store_b)
+                  o[out_c + 1] = ts_out_s8(ts_rq_apply(b1, &qb) + out_off, lo, hi, narrow);
               }
             }
           }

@@ -44,6 +44,30 @@ static inline int32_t ts_smlad(uint32_t a, uint32_t b, int32_t acc) {
 }
 #endif
 
+/* Per-byte signed max / min of 4 packed int8 (SSUB8 sets the GE flags, SEL picks). */
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+static inline uint32_t ts_smax8x4(uint32_t a, uint32_t b) {
+  (void)__ssub8((int32_t)a, (int32_t)b);
+  return (uint32_t)__sel((int32_t)a, (int32_t)b);
+}
+static inline uint32_t ts_smin8x4(uint32_t a, uint32_t b) {
+  (void)__ssub8((int32_t)a, (int32_t)b);
+  return (uint32_t)__sel((int32_t)b, (int32_t)a);
+}
+#else
+static inline uint32_t ts_bytewise(uint32_t a, uint32_t b, int max) {
+  uint32_t r = 0;
+  for (int i = 0; i < 32; i += 8) {
+    const int8_t x = (int8_t)(a >> i), y = (int8_t)(b >> i);
+    const int8_t m = max ? (x >= y ? x : y) : (x >= y ? y : x);
+    r |= (uint32_t)(uint8_t)m << i;
+  }
+  return r;
+}
+static inline uint32_t ts_smax8x4(uint32_t a, uint32_t b) { return ts_bytewise(a, b, 1); }
+static inline uint32_t ts_smin8x4(uint32_t a, uint32_t b) { return ts_bytewise(a, b, 0); }
+#endif
+
 /* An unaligned 32-bit load (one LDR on the M4, which allows unaligned word loads). */
 static inline uint32_t ts_ld32(const void *p) {
   uint32_t v;
@@ -76,6 +100,26 @@ static inline int32_t ts_requant(int32_t acc, int32_t mult, int32_t shift) {
   /* shift >= 0: multiplier >= 0.5: left shift (wrapping, as TFLM), SRDHM, no division */
   const int32_t a = (int32_t)((uint32_t)acc << shift);
   return (int32_t)(((int64_t)a * mult + (INT64_C(1) << 30)) >> 31);
+}
+
+/* SSAT #8: saturate to [-128, 127]. */
+static inline int32_t ts_ssat8(int32_t v) {
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+  return __ssat(v, 8);
+#else
+  return v < -128 ? -128 : v > 127 ? 127 : v;
+#endif
+}
+
+/* clamp(v, lo, hi) for -128 <= lo <= hi <= 127; `narrow` says the range is not all of int8
+ * (a fused activation), else one SSAT does it. */
+static inline int8_t ts_out_s8(int32_t v, int32_t lo, int32_t hi, int narrow) {
+  v = ts_ssat8(v);
+  if (narrow) {
+    v = v < lo ? lo : v;
+    v = v > hi ? hi : v;
+  }
+  return (int8_t)v;
 }
 
 static inline int8_t ts_clamp_s8(int32_t v, int32_t lo, int32_t hi) {
