@@ -86,14 +86,15 @@ void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8
           const int32_t n = p->out_w - tx < tw ? p->out_w - tx : tw;
           const int32_t span = (n - 1) * p->stride_w + k_w;
           const int32_t x0 = tx * p->stride_w - p->pad_w;
-          for (int32_t c = 0; c < span; c++) {
-            const int32_t ix = x0 + c;
-            for (int32_t ky = 0; ky < k_h; ky++) {
-              const int32_t iy = y0 + ky * p->dil_h;
-              int16_t *d = buf + (c * k_h + ky) * in_c;
-              if (ix < 0 || ix >= p->in_w || iy < 0 || iy >= p->in_h) zero16(d, in_c);
-              else widen(input + ((b * p->in_h + iy) * p->in_w + ix) * in_c, in_c,
-                         p->input_offset, d);
+          for (int32_t ky = 0; ky < k_h; ky++) {
+            const int32_t iy = y0 + ky * p->dil_h;
+            const int row_in = iy >= 0 && iy < p->in_h;
+            const int8_t *src = input + ((b * p->in_h + (row_in ? iy : 0)) * p->in_w) * in_c;
+            int16_t *d = buf + ky * in_c;
+            for (int32_t c = 0, ix = x0; c < span; c++, ix++, d += col) {
+              if (!row_in || ix < 0 || ix >= p->in_w) zero16(d, in_c);
+              else if (in_c == 1) d[0] = (int16_t)(src[ix] + p->input_offset);
+              else widen(src + ix * in_c, in_c, p->input_offset, d);
             }
           }
           buf[span * col] = buf[span * col + 1] = 0; /* read by zero weights past K */
