@@ -39,7 +39,7 @@ $(BUILD)/ts-kernel-check: $(RUNTIME_SRCS) $(HOST_DIR)/kernel_check.c $(RUNTIME_H
 $(BUILD)/ts-kernel-check-small: $(RUNTIME_SRCS) $(HOST_DIR)/kernel_check.c $(RUNTIME_HDRS) $(HOST_DIR)/host.mk $(FW_DIR)/runtime/runtime.mk
 	@mkdir -p $(BUILD)
 	$(CC) $(SAN_CFLAGS) -O2 -DTS_OPT_CONV_WBUF=400 -DTS_OPT_CONV_ROWBUF=120 -DTS_OPT_CONV_BLOCK=4 \
-	  -DTS_OPT_FC_MAX_DEPTH=300 -o $@ $(RUNTIME_SRCS) $(HOST_DIR)/kernel_check.c
+	  -o $@ $(RUNTIME_SRCS) $(HOST_DIR)/kernel_check.c
 
 sanitize: $(BUILD)/tinyscope-run-asan$(RUN_SUFFIX)
 $(BUILD)/tinyscope-run-asan$(RUN_SUFFIX): $(RUNTIME_SRCS) $(RUNNER_SRC) $(RUNTIME_HDRS) $(HOST_DIR)/host.mk $(FW_DIR)/runtime/runtime.mk
@@ -51,13 +51,25 @@ $(BUILD)/tinyscope-run-asan$(RUN_SUFFIX): $(RUNTIME_SRCS) $(RUNNER_SRC) $(RUNTIM
 CM4_CC := arm-none-eabi-gcc
 CM4_AR := arm-none-eabi-ar
 CM4_SIZE := arm-none-eabi-size
-CM4_BUILD := $(FW_DIR)/build/cm4-runtime
+CM4_BUILD := $(FW_DIR)/build/cm4-runtime$(RUN_SUFFIX)
 CM4_CFLAGS := -mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16 -Os -std=c11 \
               -Wall -Wextra -Werror -ffunction-sections -fdata-sections -fno-math-errno \
               $(addprefix -I,$(RUNTIME_INC)) $(RUNTIME_DEFS)
 CM4_OBJS := $(patsubst $(TS_RUNTIME_DIR)/%.c,$(CM4_BUILD)/%.o,$(RUNTIME_SRCS))
-cm4: $(CM4_BUILD)/libtsruntime.a
+cm4: $(CM4_BUILD)/libtsruntime.a $(CM4_BUILD)/linked$(RUN_SUFFIX).map
 	@$(CM4_SIZE) -t $(CM4_OBJS) | tail -1 | awk '{print "cm4 runtime .text " $$1 " bytes, .data " $$2 ", .bss " $$3}'
+	@awk 'function hex(h, i, v) { v = 0; h = tolower(substr(h, 3)); \
+	     for (i = 1; i <= length(h); i++) v = v * 16 + index("0123456789abcdef", substr(h, i, 1)) - 1; \
+	     return v } \
+	   /^Linker script and memory map/ { on = 1 } \
+	   on && /^ \.(text|rodata)/ { if (NF < 4) getline; else $$0 = substr($$0, index($$0, $$2)); \
+	   if ($$NF ~ /cm4-runtime.*\/src\//) s += hex($$(NF-1)) } \
+	   END { print "linked runtime .text " s " bytes (TS_KERNELS=$(TS_KERNELS), --gc-sections)" }' $(CM4_BUILD)/linked$(RUN_SUFFIX).map
+# The runtime linked into a stub that calls its whole API, unused code dropped.
+$(CM4_BUILD)/linked$(RUN_SUFFIX).map: $(CM4_OBJS) $(HOST_DIR)/cm4_link_stub.c
+	$(CM4_CC) $(CM4_CFLAGS) -nostartfiles --specs=nano.specs -Wl,--gc-sections \
+	  -Wl,-e,cm4_stub_main -Wl,--undefined=cm4_stub_main -Wl,-Map=$@ \
+	  -o $(CM4_BUILD)/linked$(RUN_SUFFIX).elf $(HOST_DIR)/cm4_link_stub.c $(CM4_OBJS)
 $(CM4_BUILD)/libtsruntime.a: $(CM4_OBJS)
 	@rm -f $@
 	$(CM4_AR) rcs $@ $^
