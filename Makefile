@@ -45,7 +45,7 @@ firmware-host: setup-system ## build the native runtime runner (firmware/build/h
 	$(MAKE) -C firmware host
 
 test: setup firmware-host ## install what is needed, then run every test (host, runtime, emulator)
-	$(VPY) -m pytest -q
+	$(VPY) -m pytest -q --durations=10
 
 test-slow: setup firmware-host ## the long property-test runs (>= 300 random models)
 	$(VPY) -m pytest -q -m slow
