@@ -355,8 +355,12 @@ def render_report(metrics: dict, figs: list[Path], out: Path) -> Path:
         "device accuracy": f"{d['device_accuracy']:.1%}" if "device_accuracy" in d else "–",
         "top-1 vs float": f"{d['device_vs_float_top1_agreement']:.1%}"
         if "device_vs_float_top1_agreement" in d else "–",
-        "ticks / inference": str(t.get("total_ticks_median") or "–"),
+        "ticks / inference": f"{t['total_ticks_median']:,}" if t.get("total_ticks_median")
+        else "–",
     }
+    if t.get("total_ticks_median") and t.get("instructions_per_tick"):
+        instr = t["total_ticks_median"] * t["instructions_per_tick"]
+        cards["instructions / inference"] = f"{instr / 1e6:.2f} M"
     timing_rows = [[r["op_index"], r["op"], str(r["keras_layer"]), r["macs"], _fmt(r["ticks"]),
                     _fmt(r["instructions"], 0), _fmt(r["instructions_per_mac"], 2)]
                    for r in t["per_op"]]
