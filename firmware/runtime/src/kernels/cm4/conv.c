@@ -8,7 +8,7 @@
  * So the whole receptive field of output pixel x is ONE contiguous run of K = k_w * k_h *
  * in_c values starting at x * stride_w * k_h * in_c, in (kx, ky, ic) order. The weights of
  * a block of output channels are widened once per call to int16 in the same order, padded
- * with zero weights to Kp (even), and two channels are interleaved by tap pair.
+ * with zero weights to Kp (a multiple of 4), and two channels are interleaved by tap pair.
  *
  * Loops: per output row tile, per pair of output channels (their requantization records in
  * registers), per pair of neighbouring pixels, one flat loop over the taps: per 4 taps
@@ -16,7 +16,7 @@
  * (TFLM's double rounding exactly, SMLAL-based). Scratch on the stack:
  * 2 * (TS_OPT_CONV_WBUF + TS_OPT_CONV_ROWBUF) bytes + the per-channel records. Falls back
  * to the reference kernel for dil_w != 1 or a kernel too large for the buffers
- * (3 * Kp > TS_OPT_CONV_WBUF or k_w * k_h * in_c + 2 > TS_OPT_CONV_ROWBUF). */
+ * (3 * Kp > TS_OPT_CONV_WBUF or k_w * k_h * in_c + 3 > TS_OPT_CONV_ROWBUF). */
 #include "ts_dsp.h"
 #include "ts_kernels.h"
 
@@ -42,9 +42,9 @@ void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8
                       const int32_t *bias, int8_t *output) {
   const int32_t in_c = p->in_c, k_h = p->k_h, k_w = p->k_w, out_c = p->out_c;
   const int32_t col = k_h * in_c;           /* buffer values per input column */
-  const int32_t K = k_w * col, Kp = (K + 1) & ~1;
+  const int32_t K = k_w * col, Kp = (K + 3) & ~3;
   const int32_t sx = p->stride_w * col;     /* buffer values between neighbouring pixels */
-  const int32_t room = (TS_OPT_CONV_ROWBUF - 2) / col - k_w; /* spare columns in a tile */
+  const int32_t room = (TS_OPT_CONV_ROWBUF - 3) / col - k_w; /* spare columns in a tile */
   if (p->dil_w != 1 || 3 * Kp > TS_OPT_CONV_WBUF || room < 0) {
     ts_ref_conv2d_s8(p, input, filter, bias, output);
     return;
@@ -66,7 +66,7 @@ void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8
      * block gets a phantom channel of zero weights (computed, never stored). */
     for (int32_t j = 0; j < nb + (nb & 1); j++) {
       int16_t *tmp = buf; /* free here: one channel's Kp taps */
-      tmp[Kp - 1] = 0;
+      tmp[Kp - 1] = tmp[Kp - 2] = tmp[Kp - 3] = 0;
       for (int32_t kx = 0; kx < k_w; kx++)
         for (int32_t ky = 0; ky < k_h; ky++) {
           int16_t *d = tmp + (kx * k_h + ky) * in_c;
@@ -97,7 +97,7 @@ void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8
               else widen(src + ix * in_c, in_c, p->input_offset, d);
             }
           }
-          buf[span * col] = buf[span * col + 1] = 0; /* read by zero weights past K */
+          for (int32_t i = 0; i < 3; i++) buf[span * col + i] = 0; /* read by zero weights past K */
           for (int32_t j = 0; j < nb; j += 2) {
             const ts_rq_t qa = rq[j], qb = rq[j + 1];
             const uint32_t *const wj = wbuf + (j >> 1) * Kp;
@@ -105,7 +105,7 @@ void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8
             int8_t *o = out_row + tx * out_c + oc0 + j;
             for (int32_t px = 0; px < n; px += 2, o += 2 * out_c) {
               const int16_t *x = buf + px * sx;
-              const int16_t *const xe = x + Kp - 2;
+              const int16_t *const xe = x + Kp;
               const int32_t sy = px + 1 < n ? sx : 0; /* pixel 1's taps, from pixel 0's */
               const uint32_t *w = wj;
               int32_t a0 = qa.bias, b0 = qb.bias, a1 = a0, b1 = b0; /* b: channel +1 */
@@ -120,13 +120,6 @@ void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8
                 b0 = ts_smlad(w[3], vx2, b0);
                 a1 = ts_smlad(w[2], vy2, a1);
                 b1 = ts_smlad(w[3], vy2, b1);
-              }
-              if (x == xe) { /* Kp % 4 == 2: the last tap pair */
-                const uint32_t vx = ts_ld32(x), vy = ts_ld32(x + sy);
-                a0 = ts_smlad(w[0], vx, a0);
-                b0 = ts_smlad(w[1], vx, b0);
-                a1 = ts_smlad(w[0], vy, a1);
-                b1 = ts_smlad(w[1], vy, b1);
               }
               o[0] = ts_out_s8(ts_rq_apply(a0, &qa) + out_off, lo, hi, narrow);
               if (store_b) o[1] = ts_out_s8(ts_rq_apply(b0, &qb) + out_off, lo, hi, narrow);

@@ -8,15 +8,11 @@
 #include "ts_dsp.h"
 #include "ts_kernels.h"
 
-int32_t ts_requant_slow(int32_t acc, int32_t mult, int32_t shift) {
-  return ts_requant(acc, mult, shift);
-}
 
 void ts_opt_fully_connected_s8(const ts_fc_params_t *p, const int8_t *input,
                                const int8_t *filter, const int32_t *bias, int8_t *output) {
   const int32_t depth = p->accum_depth, d4 = depth & ~3, xo = p->input_offset;
   const uint32_t off2 = (uint32_t)(uint16_t)xo * 0x10001u;
-  const int narrow = p->act_min > -128 || p->act_max < 127;
   for (int32_t b = 0; b < p->batches; b++) {
     const int8_t *in = input + b * depth;
     int32_t xsum = 0; /* sum (x + xo), only needed for a filter offset */
@@ -55,9 +51,8 @@ void ts_opt_fully_connected_s8(const ts_fc_params_t *p, const int8_t *input,
       for (int32_t j = 0; j < rows; j++) {
         const int32_t c = p->per_channel ? o + j : 0;
         const int32_t v = acc[j] + fcorr + (bias ? bias[o + j] : 0);
-        output[b * p->out_depth + o + j] =
-            ts_out_s8(ts_requant(v, p->mult[c], p->shift[c]) + p->output_offset, p->act_min,
-                      p->act_max, narrow);
+        output[b * p->out_depth + o + j] = ts_clamp_s8(
+            ts_requant_slow(v, p->mult[c], p->shift[c]) + p->output_offset, p->act_min, p->act_max);
       }
     }
   }

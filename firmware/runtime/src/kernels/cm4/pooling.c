@@ -2,13 +2,13 @@
  *
  * Four channels at a time: one LDR per tap and SSUB8 + SEL (a per-byte signed max), the
  * fused activation clamp the same way; the window is clipped to the input as in the
- * reference (an empty window gives -128 before the clamp). Channels beyond a multiple of 4
- * take the same path one byte at a time. */
+ * reference (an empty window gives -128 before the clamp). The last depth % 4 channels
+ * take the same path with their bytes gathered into a word. */
 #include "ts_dsp.h"
 #include "ts_kernels.h"
 
 void ts_opt_max_pool_s8(const ts_pool_params_t *p, const int8_t *input, int8_t *output) {
-  const int32_t depth = p->depth, d4 = depth & ~3;
+  const int32_t depth = p->depth;
   const uint32_t lo4 = (uint32_t)(uint8_t)p->act_min * 0x01010101u;
   const uint32_t hi4 = (uint32_t)(uint8_t)p->act_max * 0x01010101u;
   for (int32_t b = 0; b < p->batches; b++)
@@ -22,22 +22,20 @@ void ts_opt_max_pool_s8(const ts_pool_params_t *p, const int8_t *input, int8_t *
         const int32_t fx1 = p->f_w < p->in_w - x0 ? p->f_w : p->in_w - x0;
         const int32_t base = ((b * p->in_h + y0) * p->in_w + x0) * depth; /* may be < 0 */
         int8_t *out = output + ((b * p->out_h + oy) * p->out_w + ox) * depth;
-        for (int32_t c = 0; c < d4; c += 4) {
+        for (int32_t c = 0; c < depth; c += 4) {
+          const int32_t n = depth - c < 4 ? depth - c : 4; /* < 4: the last channels */
           uint32_t m = 0x80808080u;
           for (int32_t fy = fy0; fy < fy1; fy++)
-            for (int32_t fx = fx0; fx < fx1; fx++)
-              m = ts_smax8x4(m, ts_ld32(input + base + (fy * p->in_w + fx) * depth + c));
-          m = ts_smin8x4(ts_smax8x4(m, lo4), hi4);
-          __builtin_memcpy(out + c, &m, 4);
-        }
-        for (int32_t c = d4; c < depth; c++) {
-          int32_t m = -128;
-          for (int32_t fy = fy0; fy < fy1; fy++)
             for (int32_t fx = fx0; fx < fx1; fx++) {
-              const int32_t v = input[base + (fy * p->in_w + fx) * depth + c];
-              m = v > m ? v : m;
+              const int8_t *src = input + base + (fy * p->in_w + fx) * depth + c;
+              uint32_t v = 0; /* little-endian: channel c + i in byte i */
+              if (n == 4) v = ts_ld32(src);
+              else __builtin_memcpy(&v, src, (size_t)n);
+              m = ts_smax8x4(m, v);
             }
-          out[c] = ts_clamp_s8(m, p->act_min, p->act_max);
+          m = ts_smin8x4(ts_smax8x4(m, lo4), hi4);
+          if (n == 4) __builtin_memcpy(out + c, &m, 4);
+          else __builtin_memcpy(out + c, &m, (size_t)n);
         }
       }
     }
