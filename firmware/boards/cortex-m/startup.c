@@ -1,7 +1,8 @@
 /*
- * Startup for the STM32F446RE (NUCLEO-F446RE; the same image runs on QEMU netduinoplus2):
- * vector table, reset handler (enable the FPU, point VTOR at flash, copy .data, zero .bss)
- * and fault handlers that park the core.
+ * Startup shared by every Cortex-M4F board (QEMU mps2-an386, NUCLEO-F446RE / netduinoplus2):
+ * vector table, reset handler (enable the FPU, point VTOR at the table, copy .data, zero .bss)
+ * and fault handlers that park the core. A board's linker script provides __stack_top and
+ * the .data/.bss symbols and puts .vectors at the start of its boot memory.
  */
 #include <stdint.h>
 
@@ -43,8 +44,8 @@ __attribute__((used, section(".vectors"))) void (*const g_vectors[16 + 32])(void
 __attribute__((noreturn)) void Reset_Handler(void) {
   /* Enable CP10/CP11 (the FPU) before any code that may use FP registers. */
   SCB_CPACR |= 0xFu << 20;
-  /* The table is at the start of flash; at reset it is also seen at 0 (BOOT0 = 0), but a
-   * debugger may start us from another alias: point VTOR at flash explicitly. */
+  /* The table is at the start of the boot memory. On the STM32 it is also seen at 0 (BOOT0 =
+   * 0), but a debugger may start us from another alias: point VTOR at it explicitly. */
   SCB_VTOR = (uint32_t)&g_vectors[0];
   __asm volatile("dsb\n\tisb" ::: "memory");
   uint32_t *src = &__data_load;

@@ -13,7 +13,7 @@ $(error CLOCK=$(CLOCK): use CLOCK=hsi (16 MHz) or CLOCK=pll (180 MHz))
 endif
 BOARD_CFLAGS  := -mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16
 BOARD_DEFS    := -DTS_BOARD_CLOCK_PLL=$(if $(filter pll,$(CLOCK)),1,0) -DTS_BOARD_BAUD=$(BAUD)u
-BOARD_SRCS    := $(BOARD_DIR)/startup.c $(BOARD_DIR)/board.c
+BOARD_SRCS    := boards/cortex-m/startup.c $(BOARD_DIR)/board.c
 BOARD_LDSCRIPT := $(BOARD_DIR)/linker.ld
 # RAM budget (128 KB): arena + 16 KB stack + ~12 KB of link/app buffers.
 BOARD_ARENA_BYTES := 81920

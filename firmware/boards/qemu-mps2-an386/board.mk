@@ -1,7 +1,7 @@
 # QEMU mps2-an386: Cortex-M4 with FPU (fpv4-sp-d16) and DSP, 25 MHz.
 BOARD_NAME    := qemu-mps2-an386
 BOARD_CFLAGS  := -mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16
-BOARD_SRCS    := $(BOARD_DIR)/startup.c $(BOARD_DIR)/board.c
+BOARD_SRCS    := boards/cortex-m/startup.c $(BOARD_DIR)/board.c
 BOARD_LDSCRIPT := $(BOARD_DIR)/linker.ld
 # How `make flash` runs it (see host/tinyscope/link/boards.py).
 QEMU_MACHINE  := mps2-an386
