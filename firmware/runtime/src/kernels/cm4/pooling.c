@@ -28,14 +28,23 @@ void ts_opt_max_pool_s8(const ts_pool_params_t *p, const int8_t *input, int8_t *
           for (int32_t fy = fy0; fy < fy1; fy++)
             for (int32_t fx = fx0; fx < fx1; fx++) {
               const int8_t *src = input + base + (fy * p->in_w + fx) * depth + c;
-              uint32_t v = 0; /* little-endian: channel c + i in byte i */
-              if (n == 4) v = ts_ld32(src);
-              else __builtin_memcpy(&v, src, (size_t)n);
+              uint32_t v; /* little-endian: channel c + i in byte i */
+              if (n == 4) {
+                v = ts_ld32(src);
+              } else {
+                uint32_t t = 0;
+                __builtin_memcpy(&t, src, (size_t)n);
+                v = t;
+              }
               m = ts_smax8x4(m, v);
             }
           m = ts_smin8x4(ts_smax8x4(m, lo4), hi4);
-          if (n == 4) __builtin_memcpy(out + c, &m, 4);
-          else __builtin_memcpy(out + c, &m, (size_t)n);
+          if (n == 4) {
+            __builtin_memcpy(out + c, &m, 4);
+          } else {
+            const uint32_t t = m;
+            __builtin_memcpy(out + c, &t, (size_t)n);
+          }
         }
       }
     }
