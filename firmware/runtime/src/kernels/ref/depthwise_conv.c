@@ -26,7 +26,9 @@ void ts_ref_depthwise_conv2d_s8(const ts_dw_params_t *p, const int8_t *input,
                 acc += f * (in + p->input_offset);
               }
             }
-            if (bias) acc += bias[oc];
+            /* wrapping add: an extreme bias must not be C undefined behaviour (fuzz_model);
+             * two's complement wrap is what TFLM's int32 add does on every target */
+            if (bias) acc = (int32_t)((uint32_t)acc + (uint32_t)bias[oc]);
             acc = ts_mbqm(acc, p->mult[oc], p->shift[oc]) + p->output_offset;
             if (acc < p->act_min) acc = p->act_min;
             if (acc > p->act_max) acc = p->act_max;

@@ -14,7 +14,9 @@ void ts_ref_fully_connected_s8(const ts_fc_params_t *p, const int8_t *input,
       int32_t acc = 0;
       for (int32_t d = 0; d < p->accum_depth; d++)
         acc += ((int32_t)f[d] + p->filter_offset) * ((int32_t)in[d] + p->input_offset);
-      if (bias) acc += bias[o];
+      /* wrapping add: an extreme bias must not be C undefined behaviour (fuzz_model);
+       * two's complement wrap is what TFLM's int32 add does on every target */
+      if (bias) acc = (int32_t)((uint32_t)acc + (uint32_t)bias[o]);
       const int32_t c = p->per_channel ? o : 0;
       acc = ts_mbqm(acc, p->mult[c], p->shift[c]) + p->output_offset;
       if (acc < p->act_min) acc = p->act_min;
