@@ -65,11 +65,12 @@ def test_fuzz_target_finds_nothing(fuzz_build, target, tmp_path):
     print(f"{target}: {runs} executions in {FUZZ_SECONDS} s, 0 crashes")
 
 
-def test_runtime_reproducers_are_refused_cleanly(fuzz_build):
-    """Models the fuzzer once crashed the runtime with (signed overflow from int8 zero points
-    outside [-128, 127]): now refused as TS_ERR_BAD_MODEL, no sanitizer report."""
+def test_runtime_reproducers_run_cleanly(fuzz_build):
+    """Models the fuzzer once crashed the runtime with (signed int32 overflow from int8
+    zero points outside [-128, 127], and from an extreme bias): now refused
+    (TS_ERR_BAD_MODEL) or run with a defined wrap, with no sanitizer report."""
     repro = sorted((FIRMWARE / "fuzz" / "reproducers").glob("*.tflite"))
-    assert len(repro) >= 2
+    assert len(repro) >= 3
     env = dict(os.environ, UBSAN_OPTIONS="halt_on_error=1")
     proc = subprocess.run([str(fuzz_build / "fuzz_model"), *map(str, repro)],
                           capture_output=True, text=True, env=env, timeout=120)
