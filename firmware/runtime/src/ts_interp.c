@@ -207,6 +207,7 @@ static ts_status_t parse_tensor(loader_t *L, uint32_t idx, trec_t *r) {
   int present;
   memset(r, 0, sizeof *r);
   r->plan.first = -1;
+  r->plan.share = -1;
   FB(ts_fb_vec_table(fb, &L->tensors, idx, &t));
   ts_fb_vec_t shape;
   FB(ts_fb_vector(fb, &t, TEN_SHAPE, 4, &shape));
@@ -894,6 +895,30 @@ static ts_status_t index_vec(loader_t *L, const ts_fb_vec_t *v, const char *what
   return TS_OK;
 }
 
+/* Operators whose output may overwrite their input in place (same arena offset): RESHAPE
+ * (the same bytes), QUANTIZE (element i from element i) and MAX_POOL_2D without padding
+ * (output pixel k is stored after its window is read, and every later window starts at
+ * input pixel >= k: both the reference and the optimized kernel are safe). Only when this
+ * operator is the input's last reader and the input is not a model input or output. */
+static void mark_in_place(loader_t *L, int32_t i) {
+  state_t *st = L->st;
+  const oprec_t *o = &st->op[i];
+  if (o->code != OP_RESHAPE && o->code != OP_QUANTIZE &&
+      !(o->code == OP_MAX_POOL_2D && o->p.pool.pad_h == 0 && o->p.pool.pad_w == 0))
+    return;
+  const int32_t ii = op_in(L, o, 0), oi = op_out(L, o, 0);
+  if (ii < 0 || oi < 0) return;
+  trec_t *in = &st->t[ii], *out = &st->t[oi];
+  if (in->data_off || out->data_off || in->plan.first < 0 || out->plan.first < 0 ||
+      in->plan.last != i || out->plan.size > in->plan.size)
+    return;
+  for (uint32_t k = 0; k < L->inputs.len; k++)
+    if ((int32_t)ts_le32(L->fb.buf + L->inputs.pos + 4 * k) == ii) return;
+  for (uint32_t k = 0; k < L->outputs.len; k++)
+    if ((int32_t)ts_le32(L->fb.buf + L->outputs.pos + 4 * k) == ii) return;
+  out->plan.share = ii;
+}
+
 static ts_status_t load(loader_t *L, uint8_t *arena, size_t arena_size) {
   ts_interp_t *it = L->it;
   ts_fb_t *fb = &L->fb;
@@ -1013,6 +1038,7 @@ static ts_status_t load(loader_t *L, uint8_t *arena, size_t arena_size) {
     st->t[idx].plan.last = (int32_t)nops;
   }
   for (uint32_t i = 0; i < nops; i++) CHECK(prepare(L, (int32_t)i, &st->op[i]));
+  for (uint32_t i = 0; i < nops; i++) mark_in_place(L, (int32_t)i);
 
   /* Plan the activations right after the persistent part. */
   const size_t act_bytes = ts_plan(&st->t[0].plan, sizeof(trec_t), nt);

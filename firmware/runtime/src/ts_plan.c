@@ -3,7 +3,9 @@
  * Buffers are taken largest first (ties: earlier first use, then lower index). Each goes
  * at the lowest offset where it overlaps no already placed buffer that is alive at the same
  * time; the candidate offsets are 0 and the ends of the placed, time-overlapping buffers.
- * Lifetimes are inclusive, so an operator's inputs and outputs never share bytes. */
+ * Lifetimes are inclusive, so an operator's inputs and outputs never share bytes, except a
+ * buffer and its `share` partner at the same offset: right after a buffer is placed, the
+ * buffers sharing it are tried at its offset first. */
 #include "ts_plan.h"
 
 #define UNPLACED 0xffffffffu
@@ -20,12 +22,19 @@ static int live_together(const ts_plan_buf_t *a, const ts_plan_buf_t *b) {
   return a->first <= b->last && b->first <= a->last;
 }
 
+static int partners(ts_plan_buf_t *b, size_t stride, const ts_plan_buf_t *x,
+                    const ts_plan_buf_t *y) {
+  return (x->share >= 0 && at(b, stride, (uint32_t)x->share) == y) ||
+         (y->share >= 0 && at(b, stride, (uint32_t)y->share) == x);
+}
+
 static int fits(ts_plan_buf_t *b, size_t stride, uint32_t n, const ts_plan_buf_t *x,
                 uint64_t off) {
   const uint64_t end = off + aligned(x->size);
   for (uint32_t j = 0; j < n; j++) {
     const ts_plan_buf_t *y = at(b, stride, j);
     if (y->first < 0 || y->offset == UNPLACED || y == x || !live_together(x, y)) continue;
+    if (y->offset == off && partners(b, stride, x, y)) continue;
     if (off < (uint64_t)y->offset + aligned(y->size) && y->offset < end) return 0;
   }
   return 1;
@@ -52,6 +61,21 @@ size_t ts_plan(ts_plan_buf_t *b, size_t stride, uint32_t n) {
     if (best + aligned(x->size) > 0xffffffffu) return SIZE_MAX; /* offsets are 32-bit */
     x->offset = (uint32_t)best;
     if (best + aligned(x->size) > total) total = best + aligned(x->size);
+    /* In-place chains (e.g. MAX_POOL -> RESHAPE): the buffers sharing x, then theirs. */
+    for (ts_plan_buf_t *h = x; h;) {
+      ts_plan_buf_t *next = 0;
+      for (uint32_t j = 0; j < n; j++) {
+        ts_plan_buf_t *y = at(b, stride, j);
+        if (y->first < 0 || y->offset != UNPLACED || y->share < 0 ||
+            at(b, stride, (uint32_t)y->share) != h || aligned(y->size) > aligned(h->size) ||
+            !fits(b, stride, n, y, h->offset))
+          continue;
+        y->offset = h->offset;
+        next = y;
+        break;
+      }
+      h = next;
+    }
   }
   return (size_t)total;
 }

@@ -1,5 +1,8 @@
 /* Arena planner: places activation buffers with known lifetimes (first and last operator
- * that touches them) in one block, greedily by size, TFLM GreedyMemoryPlanner style. */
+ * that touches them) in one block, greedily by size, TFLM GreedyMemoryPlanner style.
+ * In-place operators: a buffer may name a partner (`share`) whose bytes it may reuse at
+ * the same offset although both are alive at the operator that links them (the caller
+ * guarantees the kernel is safe in place: RESHAPE, QUANTIZE, MAX_POOL_2D without padding). */
 #ifndef TS_PLAN_H
 #define TS_PLAN_H
 
@@ -13,6 +16,7 @@ typedef struct {
   int32_t last;    /* last operator that reads it (num_ops for model outputs) */
   uint32_t size;   /* bytes */
   uint32_t offset; /* result: offset inside the activation block */
+  int32_t share;   /* index of the partner buffer it may overlap at the same offset, or -1 */
 } ts_plan_buf_t;
 
 /* Plan n buffers laid out `stride` bytes apart (so they can live inside larger records);
