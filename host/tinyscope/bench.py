@@ -146,6 +146,44 @@ def op_rows(manifest: dict, runs: dict[str, dict]) -> list[dict]:
     return rows
 
 
+GOALS = (  # (key, description, limit, "max" | "min") from issue 5
+    ("conv_in_c_ge_8", "CONV_2D with >= 8 input channels, instr/MAC", 1.3, "max"),
+    ("conv_in_c_1", "CONV_2D with 1 input channel, instr/MAC", 4.0, "max"),
+    ("depthwise", "DEPTHWISE_CONV_2D, instr/MAC", 3.0, "max"),
+    ("fully_connected", "FULLY_CONNECTED, instr/MAC", 1.5, "max"),
+    ("model", "whole model, instr/MAC", 2.0, "max"),
+    ("speedup", "speed-up vs reference kernels", 8.0, "min"),
+    ("arena_ratio", "arena / TFLM arena", 0.8, "max"),
+    ("text_bytes", "runtime .text bytes", 24 * 1024, "max"),
+    ("payload_efficiency", "payload efficiency", 0.97, "min"),
+)
+
+
+def goal_values(manifest: dict, rows: list[dict], b: dict) -> dict[str, float | None]:
+    shapes = {t["index"]: t["shape"] for t in manifest["tensors"]}
+
+    def per_mac(pred) -> float | None:
+        sel = [r for r, op in zip(rows, manifest["operators"], strict=True) if pred(op)]
+        macs = sum(r["macs"] for r in sel)
+        return round(sum(r["instructions_opt"] for r in sel) / macs, 3) if macs else None
+
+    def in_c(op) -> int:
+        return int(shapes[op["inputs"][0]][-1])
+
+    tf = b.get("tflm_arena_bytes")
+    return {
+        "conv_in_c_ge_8": per_mac(lambda op: op["op"] == "CONV_2D" and in_c(op) >= 8),
+        "conv_in_c_1": per_mac(lambda op: op["op"] == "CONV_2D" and in_c(op) == 1),
+        "depthwise": per_mac(lambda op: op["op"] == "DEPTHWISE_CONV_2D"),
+        "fully_connected": per_mac(lambda op: op["op"] == "FULLY_CONNECTED"),
+        "model": b["instructions_per_mac"],
+        "speedup": b["speedup_vs_reference"],
+        "arena_ratio": round(b["arena_bytes"] / tf, 3) if tf else None,
+        "text_bytes": b["text_bytes"],
+        "payload_efficiency": b["payload_efficiency"],
+    }
+
+
 def format_table(b: dict) -> str:
     lines = [f"{'op':>3} {'operator':<18} {'layer':<10} {'MACs':>9} {'instr ref':>11} "
              f"{'instr opt':>10} {'ref/MAC':>8} {'opt/MAC':>8} {'speed-up':>8}"]
@@ -180,7 +218,14 @@ def format_table(b: dict) -> str:
         f"wire bytes, {b['payload']['frames']} TENSOR frames per image)",
         f"capture throughput (opt, all layers streamed): {b['capture']['images_per_s']:.1f} "
         f"images/s, {b['capture']['wire_bytes_per_s'] / 1000:.1f} KB/s on the wire",
+        "",
+        "goals (issue 5):",
     ]
+    for g in b["goals"]:
+        state = "n/a (no such operator)" if g["value"] is None else (
+            "met" if g["met"] else "NOT met")
+        lines.append(f"  {g['description']:<46} {g['kind']} {g['limit']:<6} "
+                     f"{'-' if g['value'] is None else g['value']!s:>8}  {state}")
     return "\n".join(lines)
 
 
@@ -230,6 +275,13 @@ def bench(model: Path, build_dir: Path, out: Path, n: int) -> dict:
                   "instructions_per_mac_ref": round(tot_ref / macs, 3)},
         "operators": rows,
     }
+    values = goal_values(manifest, rows, result)
+    result["goals"] = [
+        {"key": k, "description": d, "limit": lim, "kind": kind, "value": values[k],
+         "met": None if values[k] is None else
+         (values[k] <= lim if kind == "max" else values[k] >= lim)}
+        for k, d, lim, kind in GOALS
+    ]
     out.write_text(json.dumps(result, indent=2) + "\n")
     return result
 

@@ -909,13 +909,12 @@ static void mark_in_place(loader_t *L, int32_t i) {
   const int32_t ii = op_in(L, o, 0), oi = op_out(L, o, 0);
   if (ii < 0 || oi < 0) return;
   trec_t *in = &st->t[ii], *out = &st->t[oi];
+  /* (a model output lives to num_ops, so in->plan.last == i excludes it; a model input is
+   * not the output of the operator at its plan.first) */
   if (in->data_off || out->data_off || in->plan.first < 0 || out->plan.first < 0 ||
-      in->plan.last != i || out->plan.size > in->plan.size)
+      in->plan.last != i || out->plan.size > in->plan.size ||
+      op_out(L, &st->op[in->plan.first], 0) != ii)
     return;
-  for (uint32_t k = 0; k < L->inputs.len; k++)
-    if ((int32_t)ts_le32(L->fb.buf + L->inputs.pos + 4 * k) == ii) return;
-  for (uint32_t k = 0; k < L->outputs.len; k++)
-    if ((int32_t)ts_le32(L->fb.buf + L->outputs.pos + 4 * k) == ii) return;
   out->plan.share = ii;
 }
 

@@ -4,8 +4,8 @@
  * at the lowest offset where it overlaps no already placed buffer that is alive at the same
  * time; the candidate offsets are 0 and the ends of the placed, time-overlapping buffers.
  * Lifetimes are inclusive, so an operator's inputs and outputs never share bytes, except a
- * buffer and its `share` partner at the same offset: right after a buffer is placed, the
- * buffers sharing it are tried at its offset first. */
+ * buffer and its `share` partner at the same offset: a buffer whose partner is placed is
+ * taken next and tried at the partner's offset first. */
 #include "ts_plan.h"
 
 #define UNPLACED 0xffffffffu
@@ -44,14 +44,24 @@ size_t ts_plan(ts_plan_buf_t *b, size_t stride, uint32_t n) {
   uint64_t total = 0;
   for (uint32_t i = 0; i < n; i++) at(b, stride, i)->offset = UNPLACED;
   for (;;) {
+    /* Next: a buffer whose share partner is placed (tried at the partner's offset first),
+     * else the largest unplaced one. */
     ts_plan_buf_t *x = 0;
+    const ts_plan_buf_t *xp = 0; /* x's placed partner */
     for (uint32_t i = 0; i < n; i++) {
       ts_plan_buf_t *c = at(b, stride, i);
       if (c->first < 0 || c->offset != UNPLACED) continue;
-      if (!x || c->size > x->size || (c->size == x->size && c->first < x->first)) x = c;
+      const ts_plan_buf_t *cp = c->share >= 0 ? at(b, stride, (uint32_t)c->share) : 0;
+      if (cp && cp->offset == UNPLACED) cp = 0;
+      if (!x || (cp && !xp) ||
+          (!cp == !xp && (c->size > x->size || (c->size == x->size && c->first < x->first)))) {
+        x = c;
+        xp = cp;
+      }
     }
     if (!x) break;
-    uint64_t best = fits(b, stride, n, x, 0) ? 0 : UINT64_MAX;
+    uint64_t best = xp && fits(b, stride, n, x, xp->offset) ? xp->offset : UINT64_MAX;
+    if (best == UINT64_MAX && fits(b, stride, n, x, 0)) best = 0;
     for (uint32_t j = 0; j < n && best != 0; j++) {
       const ts_plan_buf_t *y = at(b, stride, j);
       if (y->first < 0 || y->offset == UNPLACED || !live_together(x, y)) continue;
@@ -61,21 +71,6 @@ size_t ts_plan(ts_plan_buf_t *b, size_t stride, uint32_t n) {
     if (best + aligned(x->size) > 0xffffffffu) return SIZE_MAX; /* offsets are 32-bit */
     x->offset = (uint32_t)best;
     if (best + aligned(x->size) > total) total = best + aligned(x->size);
-    /* In-place chains (e.g. MAX_POOL -> RESHAPE): the buffers sharing x, then theirs. */
-    for (ts_plan_buf_t *h = x; h;) {
-      ts_plan_buf_t *next = 0;
-      for (uint32_t j = 0; j < n; j++) {
-        ts_plan_buf_t *y = at(b, stride, j);
-        if (y->first < 0 || y->offset != UNPLACED || y->share < 0 ||
-            at(b, stride, (uint32_t)y->share) != h || aligned(y->size) > aligned(h->size) ||
-            !fits(b, stride, n, y, h->offset))
-          continue;
-        y->offset = h->offset;
-        next = y;
-        break;
-      }
-      h = next;
-    }
   }
   return (size_t)total;
 }
