@@ -67,10 +67,10 @@ def test_fuzz_target_finds_nothing(fuzz_build, target, tmp_path):
 
 def test_runtime_reproducers_run_cleanly(fuzz_build):
     """Models the fuzzer once crashed the runtime with (signed int32 overflow from int8
-    zero points outside [-128, 127], and from an extreme bias): now refused
-    (TS_ERR_BAD_MODEL) or run with a defined wrap, with no sanitizer report."""
+    zero points outside [-128, 127], an extreme bias, an extreme activation scale): now
+    refused (TS_ERR_BAD_MODEL) or run with defined arithmetic, with no sanitizer report."""
     repro = sorted((FIRMWARE / "fuzz" / "reproducers").glob("*.tflite"))
-    assert len(repro) >= 3
+    assert len(repro) >= 4
     env = dict(os.environ, UBSAN_OPTIONS="halt_on_error=1")
     proc = subprocess.run([str(fuzz_build / "fuzz_model"), *map(str, repro)],
                           capture_output=True, text=True, env=env, timeout=120)

@@ -55,6 +55,13 @@ int32_t ts_roundf_to_i32(float f) {
   return t;
 }
 
+/* zero_point + q without signed overflow (q saturates at INT32_MIN/MAX for extreme
+ * scales; found by fuzz_model: -37 + INT32_MIN), saturated to int32. */
+static int32_t zp_add(int32_t zero_point, int32_t q) {
+  const int64_t v = (int64_t)zero_point + q;
+  return v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : (int32_t)v;
+}
+
 int ts_activation_range_s8(int32_t activation, float scale, int32_t zero_point,
                            int32_t *act_min, int32_t *act_max) {
   int32_t lo = -128, hi = 127;
@@ -62,20 +69,20 @@ int ts_activation_range_s8(int32_t activation, float scale, int32_t zero_point,
     case 0: /* NONE */
       break;
     case 1: { /* RELU */
-      int32_t q0 = zero_point + ts_roundf_to_i32(0.0f / scale);
+      int32_t q0 = zp_add(zero_point, ts_roundf_to_i32(0.0f / scale));
       lo = q0 > lo ? q0 : lo;
       break;
     }
     case 2: { /* RELU_N1_TO_1 */
-      int32_t qa = zero_point + ts_roundf_to_i32(-1.0f / scale);
-      int32_t qb = zero_point + ts_roundf_to_i32(1.0f / scale);
+      int32_t qa = zp_add(zero_point, ts_roundf_to_i32(-1.0f / scale));
+      int32_t qb = zp_add(zero_point, ts_roundf_to_i32(1.0f / scale));
       lo = qa > lo ? qa : lo;
       hi = qb < hi ? qb : hi;
       break;
     }
     case 3: { /* RELU6 */
-      int32_t qa = zero_point + ts_roundf_to_i32(0.0f / scale);
-      int32_t qb = zero_point + ts_roundf_to_i32(6.0f / scale);
+      int32_t qa = zp_add(zero_point, ts_roundf_to_i32(0.0f / scale));
+      int32_t qb = zp_add(zero_point, ts_roundf_to_i32(6.0f / scale));
       lo = qa > lo ? qa : lo;
       hi = qb < hi ? qb : hi;
       break;
