@@ -64,7 +64,8 @@ void ts_opt_depthwise_conv2d_s8(const ts_dw_params_t *p, const int8_t *input,
           }
           for (int32_t j = 0; j < n; j++) {
             const int32_t oc = c + j;
-            const int32_t v = acc[j] + (bias ? bias[oc] : 0);
+            /* wrapping add: an extreme bias is not C undefined behaviour (as kernels/ref) */
+            const int32_t v = (int32_t)((uint32_t)acc[j] + (uint32_t)(bias ? bias[oc] : 0));
             out[oc] = ts_clamp_s8(ts_requant(v, p->mult[oc], p->shift[oc]) + p->output_offset,
                                   p->act_min, p->act_max);
           }

@@ -18,7 +18,7 @@ void ts_opt_fully_connected_s8(const ts_fc_params_t *p, const int8_t *input,
     int32_t xsum = 0; /* sum (x + xo), only needed for a filter offset */
     if (p->filter_offset)
       for (int32_t d = 0; d < depth; d++) xsum += in[d] + xo;
-    const int32_t fcorr = p->filter_offset * xsum;
+    const uint32_t fcorr = (uint32_t)p->filter_offset * (uint32_t)xsum; /* wraps, as TFLM */
     for (int32_t o = 0; o < p->out_depth; o += 4) {
       const int32_t rows = p->out_depth - o < 4 ? p->out_depth - o : 4;
       /* fewer than 4 rows left: the missing ones repeat the last row (not stored) */
@@ -29,7 +29,8 @@ void ts_opt_fully_connected_s8(const ts_fc_params_t *p, const int8_t *input,
       int32_t d = 0;
       for (; d < d4; d += 4) {
         const uint32_t x = ts_ld32(in + d);
-        const uint32_t x02 = ts_sadd16(ts_sxtb16(x), off2), x13 = ts_sadd16(ts_sxtb16_ror8(x), off2);
+        const uint32_t x02 = ts_sadd16(ts_sxtb16(x), off2);
+        const uint32_t x13 = ts_sadd16(ts_sxtb16_ror8(x), off2);
         const uint32_t w0 = ts_ld32(f0 + d), w1 = ts_ld32(f1 + d);
         const uint32_t w2 = ts_ld32(f2 + d), w3 = ts_ld32(f3 + d);
         acc[0] = ts_smlad(ts_sxtb16(w0), x02, acc[0]);
@@ -50,7 +51,8 @@ void ts_opt_fully_connected_s8(const ts_fc_params_t *p, const int8_t *input,
       }
       for (int32_t j = 0; j < rows; j++) {
         const int32_t c = p->per_channel ? o + j : 0;
-        const int32_t v = acc[j] + fcorr + (bias ? bias[o + j] : 0);
+        /* wrapping adds: an extreme bias is not C undefined behaviour (as kernels/ref) */
+        const int32_t v = (int32_t)((uint32_t)acc[j] + fcorr + (uint32_t)(bias ? bias[o + j] : 0));
         output[b * p->out_depth + o + j] = ts_clamp_s8(
             ts_requant_slow(v, p->mult[c], p->shift[c]) + p->output_offset, p->act_min, p->act_max);
       }

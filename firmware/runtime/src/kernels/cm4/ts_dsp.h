@@ -96,7 +96,8 @@ static inline int32_t ts_requant(int32_t acc, int32_t mult, int32_t shift) {
     return ((int32_t)(r >> 32) + (INT32_C(1) << (e - 2))) >> (e - 1);
   }
   if (shift == -1) /* e = 1 */
-    return (int32_t)(((int64_t)acc * mult + (INT64_C(1) << 30) + (acc < 0 ? 0 : (INT64_C(1) << 31))) >> 32);
+    return (int32_t)(((int64_t)acc * mult + (INT64_C(1) << 30) +
+                      (acc < 0 ? 0 : (INT64_C(1) << 31))) >> 32);
   /* shift >= 0: multiplier >= 0.5: left shift (wrapping, as TFLM), SRDHM, no division */
   const int32_t a = (int32_t)((uint32_t)acc << shift);
   return (int32_t)(((int64_t)a * mult + (INT64_C(1) << 30)) >> 31);
