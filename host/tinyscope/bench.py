@@ -6,7 +6,7 @@ every run) on the same test images with every layer streamed, checks that both f
 streamed identical tensors (bit-exactness of the real M4 instructions), and reports per
 operator and in total: MACs, instructions (ref, opt), instructions per MAC and speed-up;
 plus the arena (ours vs TFLM's ``print_allocations``), the runtime ``.text`` at -Os for the
-Cortex-M4, serial payload efficiency and capture throughput. Writes ``bench.json``.
+Cortex-M4, serial payload efficiency and capture throughput. Writes ``build/bench.json``.
 
 Instruction counts are ticks x 40, so each operator's count is exact to 40 instructions.
 """
@@ -282,6 +282,7 @@ def bench(model: Path, build_dir: Path, out: Path, n: int) -> dict:
          (values[k] <= lim if kind == "max" else values[k] >= lim)}
         for k, d, lim, kind in GOALS
     ]
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     return result
 
@@ -291,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, default=ROOT / "models/default.keras")
     ap.add_argument("--build", type=Path, default=ROOT / "build/default")
-    ap.add_argument("--out", type=Path, default=ROOT / "bench.json")
+    ap.add_argument("--out", type=Path, default=ROOT / "build/bench.json")
     ap.add_argument("--n", type=int, default=10, help="test images (default 10)")
     args = ap.parse_args(argv)
     try:
