@@ -2,6 +2,7 @@
  * against the reference kernels, bit for bit, on random shapes and parameters.
  *   ts-kernel-check SEED CASES   -> prints one line per kernel, exit 1 on any mismatch
  * Also checks ts_requant() against ts_mbqm() on random and edge-case triples. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,8 +59,10 @@ static int check_conv(int32_t c) {
   p.in_c = rnd() % 3 ? range(1, 4) * (rnd() % 2 ? 4 : 1) : range(1, 20);
   p.k_h = range(1, 5);
   p.k_w = range(1, 5);
+  const int first = rnd() % 4 == 0; /* the first-layer kernel's shape, wider rows */
+  if (first) p.in_c = 1, p.k_h = p.k_w = 3;
   p.in_h = range(p.k_h, 12);
-  p.in_w = range(p.k_w, 12);
+  p.in_w = range(p.k_w, first ? 48 : 12);
   p.stride_h = range(1, 3);
   p.stride_w = range(1, 3);
   p.dil_h = rnd() % 4 ? 1 : 2;
@@ -82,6 +85,9 @@ static int check_conv(int32_t c) {
   p.output_offset = range(-128, 127);
   act(&p.act_min, &p.act_max);
   quant(p.out_c);
+  if (first && rnd() % 4) /* every multiplier < 0.25 (shift <= -2), as real first layers */
+    for (int32_t i = 0; i < p.out_c; i++)
+      while (shifts[i] > -2) ts_quantize_multiplier(ldexp(mults[i], shifts[i] - 34), &mults[i], &shifts[i]);
   p.mult = mults;
   p.shift = shifts;
   const int32_t ni = p.batches * p.in_h * p.in_w * p.in_c;

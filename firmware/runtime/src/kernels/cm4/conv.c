@@ -38,6 +38,122 @@ static void zero16(int16_t *dst, int32_t n) {
   for (int32_t i = 0; i < n; i++) dst[i] = 0;
 }
 
+static inline uint32_t pack16(int32_t lo, int32_t hi) {
+  return (uint32_t)(uint16_t)lo | (uint32_t)(uint16_t)hi << 16;
+}
+
+/* ts_rq_apply for a channel known to have shift <= -2 (no slow path). */
+static inline int32_t rq_fast(int32_t acc, int32_t mult, int32_t rnd, int32_t sh) {
+  const uint32_t s = (uint32_t)(acc >> 31);
+  const int64_t nudge = (int64_t)(((uint64_t)s << 32) | (0x40000000u | (s << 31)));
+  const int64_t r = (int64_t)acc * mult + nudge;
+  return ((int32_t)(r >> 32) + rnd) >> sh;
+}
+
+/* The first layer: 1 input channel, 3x3, stride_w 1, dil_w 1, every shift in [-23, -2].
+ * The input tile is column-interleaved as in the general path (value c * 3 + ky), so pixel
+ * x's 9 taps are values 3x .. 3x+8 in (kx, ky) order and pixel x+1's start 3 later. For an
+ * even x, the 6 words at value 3x hold both pixels' taps: pixel x uses words 0-4 with the
+ * weight pairs A = (w0,w1) (w2,w3) (w4,w5) (w6,w7) (w8,0), pixel x+1 words 1-5 with
+ * B = (0,w0) (w1,w2) (w3,w4) (w5,w6) (w7,w8): 10 SMLAD per channel for 2 outputs, no
+ * padded taps. Per channel a record of 14 words: bias, A0 B0 .. A4 B4, mult, rnd, sh.
+ * An odd last pixel computes a phantom neighbour, stored into a sink. */
+enum { R1 = 14 };
+/* All channels of one pixel pair (conv_1ch3x3); `narrow` is a constant at each call. */
+static inline __attribute__((always_inline)) void channels_1ch3x3(
+    const uint32_t *r, const uint32_t *rend, const int16_t *xs, int8_t *o0, int8_t *o1,
+    int32_t lo, int32_t hi, const int narrow) {
+  for (; r < rend; r += R1) {
+    __asm__("" : "+r"(xs)); /* reload the inputs per channel: fewer live registers */
+    int32_t a = (int32_t)r[0], c = a;
+    uint32_t u = ts_ld32(xs), v = ts_ld32(xs + 2);
+    a = ts_smlad(r[1], u, a);
+    c = ts_smlad(r[2], v, c);
+    u = ts_ld32(xs + 4);
+    a = ts_smlad(r[3], v, a);
+    c = ts_smlad(r[4], u, c);
+    v = ts_ld32(xs + 6);
+    a = ts_smlad(r[5], u, a);
+    c = ts_smlad(r[6], v, c);
+    u = ts_ld32(xs + 8);
+    a = ts_smlad(r[7], v, a);
+    c = ts_smlad(r[8], u, c);
+    v = ts_ld32(xs + 10);
+    a = ts_smlad(r[9], u, a);
+    c = ts_smlad(r[10], v, c);
+    const int32_t m = (int32_t)r[11], rn = (int32_t)r[12], sh = (int32_t)r[13];
+    *o0++ = ts_out_s8(rq_fast(a, m, rn, sh), lo, hi, narrow);
+    *o1++ = ts_out_s8(rq_fast(c, m, rn, sh), lo, hi, narrow);
+  }
+}
+
+static void conv_1ch3x3(const ts_conv_params_t *p, const int8_t *input, const int8_t *filter,
+                        const int32_t *bias, int8_t *output, uint32_t *wbuf, int16_t *buf) {
+  const int32_t out_c = p->out_c, ioff = p->input_offset, out_off = p->output_offset;
+  const int32_t lo = p->act_min, hi = p->act_max;
+  const int narrow = lo > -128 || hi < 127;
+  int32_t block = (TS_OPT_CONV_WBUF / 2) / R1;
+  if (block > TS_OPT_CONV_BLOCK) block = TS_OPT_CONV_BLOCK;
+  int32_t tw = TS_OPT_CONV_ROWBUF / 3 - 3; /* output columns per tile: 3 (n + 3) values */
+  if (tw > p->out_w) tw = p->out_w;
+  int8_t sink[TS_OPT_CONV_BLOCK];
+  for (int32_t oc0 = 0; oc0 < out_c; oc0 += block) {
+    const int32_t nb = out_c - oc0 < block ? out_c - oc0 : block;
+    for (int32_t j = 0; j < nb; j++) {
+      const int8_t *f = filter + (oc0 + j) * 9;
+      int32_t w[10]; /* taps in (kx, ky) order, w[9] = 0 */
+      for (int32_t t = 0; t < 9; t++) w[t] = f[(t % 3) * 3 + t / 3];
+      w[9] = 0;
+      uint32_t *r = wbuf + j * R1;
+      for (int32_t k = 0; k < 5; k++) {
+        r[2 * k + 1] = pack16(w[2 * k], w[2 * k + 1]);
+        r[2 * k + 2] = pack16(k ? w[2 * k - 1] : 0, w[2 * k]);
+      }
+      const ts_rq_t q = ts_rq_make(p->mult[oc0 + j], p->shift[oc0 + j], bias ? bias[oc0 + j] : 0);
+      r[0] = (uint32_t)q.bias;
+      r[11] = (uint32_t)q.mult;
+      /* the output offset folded into the rounding term: (v + rnd) >> sh + out_off =
+       * (v + rnd + (out_off << sh)) >> sh, no overflow for |v| <= 2^30, sh <= 22 */
+      r[12] = (uint32_t)(q.rnd + out_off * (INT32_C(1) << q.sh));
+      r[13] = (uint32_t)q.sh;
+    }
+    const uint32_t *const rend = wbuf + nb * R1;
+    for (int32_t b = 0; b < p->batches; b++)
+      for (int32_t oy = 0; oy < p->out_h; oy++) {
+        int8_t *out_row = output + ((b * p->out_h + oy) * p->out_w) * out_c + oc0;
+        const int32_t y0 = oy * p->stride_h - p->pad_h;
+        for (int32_t tx = 0; tx < p->out_w; tx += tw) {
+          const int32_t n = p->out_w - tx < tw ? p->out_w - tx : tw;
+          const int32_t x0 = tx - p->pad_w;
+          /* columns [c0, c1) of the tile's n + 3 are inside the input */
+          const int32_t c0 = x0 < 0 ? -x0 : 0;
+          int32_t c1 = p->in_w - x0;
+          if (c1 > n + 3) c1 = n + 3;
+          for (int32_t ky = 0; ky < 3; ky++) {
+            const int32_t iy = y0 + ky * p->dil_h;
+            int16_t *d = buf + ky;
+            if (iy < 0 || iy >= p->in_h || c1 <= c0) {
+              for (int32_t c = 0; c < n + 3; c++) d[3 * c] = 0;
+              continue;
+            }
+            const int8_t *src = input + (b * p->in_h + iy) * p->in_w + x0;
+            int32_t c = 0;
+            for (; c < c0; c++) d[3 * c] = 0;
+            for (; c < c1; c++) d[3 * c] = (int16_t)(src[c] + ioff);
+            for (; c < n + 3; c++) d[3 * c] = 0;
+          }
+          int8_t *o = out_row + tx * out_c;
+          for (int32_t px = 0; px < n; px += 2, o += 2 * out_c) {
+            const int16_t *xs = buf + 3 * px; /* word aligned: 3 * px is even */
+            int8_t *o1 = px + 1 < n ? o + out_c : sink;
+            if (narrow) channels_1ch3x3(wbuf, rend, xs, o, o1, lo, hi, 1);
+            else channels_1ch3x3(wbuf, rend, xs, o, o1, lo, hi, 0);
+          }
+        }
+      }
+  }
+}
+
 void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8_t *filter,
                       const int32_t *bias, int8_t *output) {
   const int32_t in_c = p->in_c, k_h = p->k_h, k_w = p->k_w, out_c = p->out_c;
@@ -49,6 +165,16 @@ void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8
     ts_ref_conv2d_s8(p, input, filter, bias, output);
     return;
   }
+  __attribute__((aligned(8))) uint32_t wbuf[TS_OPT_CONV_WBUF / 2]; /* int16 pairs */
+  __attribute__((aligned(8))) int16_t buf[TS_OPT_CONV_ROWBUF];
+  if (in_c == 1 && k_h == 3 && k_w == 3 && p->stride_w == 1 && TS_OPT_CONV_ROWBUF >= 12) {
+    int32_t fast = 1;
+    for (int32_t j = 0; j < out_c; j++) fast &= p->shift[j] <= -2 && p->shift[j] >= -23;
+    if (fast) {
+      conv_1ch3x3(p, input, filter, bias, output, wbuf, buf);
+      return;
+    }
+  }
   int32_t tw = room / p->stride_w + 1; /* output columns per tile */
   if (tw > p->out_w) tw = p->out_w;
   int32_t block = TS_OPT_CONV_WBUF / Kp - 1; /* output channels per weight block */
@@ -56,8 +182,6 @@ void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8
   block = block >= out_c ? out_c : block & ~1;
   const int32_t out_off = p->output_offset, lo = p->act_min, hi = p->act_max;
   const int narrow = lo > -128 || hi < 127; /* clamp beyond SSAT's [-128, 127] */
-  __attribute__((aligned(8))) uint32_t wbuf[TS_OPT_CONV_WBUF / 2]; /* int16 pairs */
-  __attribute__((aligned(8))) int16_t buf[TS_OPT_CONV_ROWBUF];
   ts_rq_t rq[TS_OPT_CONV_BLOCK + 1]; /* per channel of the block: bias and requantization */
   for (int32_t oc0 = 0; oc0 < out_c; oc0 += block) {
     const int32_t nb = out_c - oc0 < block ? out_c - oc0 : block;
