@@ -154,6 +154,55 @@ static void conv_1ch3x3(const ts_conv_params_t *p, const int8_t *input, const in
   }
 }
 
+/* One output: requantize, offset, clamp. `fast`: every channel has shift in [-23, -2] and
+ * the output offset is folded into q->rnd (see conv_1ch3x3). */
+static inline __attribute__((always_inline)) int8_t out1(int32_t acc, const ts_rq_t *q,
+                                                         int32_t out_off, int32_t lo,
+                                                         int32_t hi, const int narrow,
+                                                         const int fast) {
+  if (fast) return ts_out_s8(rq_fast(acc, q->mult, q->rnd, q->sh), lo, hi, narrow);
+  return ts_out_s8(ts_rq_apply(acc, q) + out_off, lo, hi, narrow);
+}
+
+/* The general path's pairs of channels x pairs of pixels of one row tile; `narrow` and
+ * `fast` are constants at the call that matters (fewer live registers, no branches). */
+static inline __attribute__((always_inline)) void conv_pairs(
+    const int16_t *buf, const uint32_t *wbuf, const ts_rq_t *rq, int32_t nb, int32_t n,
+    int32_t sx, int32_t Kp, int32_t out_c, int8_t *ob, int32_t out_off, int32_t lo, int32_t hi,
+    const int narrow, const int fast) {
+  for (int32_t j = 0; j < nb; j += 2) {
+    const ts_rq_t qa = rq[j], qb = rq[j + 1];
+    const uint32_t *const wj = wbuf + (j >> 1) * Kp;
+    const int store_b = j + 1 < nb; /* else channel j + 1 is a phantom */
+    int8_t *o = ob + j;
+    for (int32_t px = 0; px < n; px += 2, o += 2 * out_c) {
+      const int16_t *x = buf + px * sx;
+      const int16_t *const xe = x + Kp;
+      const int32_t sy = px + 1 < n ? sx : 0; /* pixel 1's taps, from pixel 0's */
+      const uint32_t *w = wj;
+      int32_t a0 = qa.bias, b0 = qb.bias, a1 = a0, b1 = b0; /* b: channel +1 */
+      for (; x < xe; x += 4, w += 4) { /* 4 taps */
+        const uint32_t vx = ts_ld32(x), vy = ts_ld32(x + sy);
+        const uint32_t vx2 = ts_ld32(x + 2), vy2 = ts_ld32(x + 2 + sy);
+        a0 = ts_smlad(w[0], vx, a0);
+        b0 = ts_smlad(w[1], vx, b0);
+        a1 = ts_smlad(w[0], vy, a1);
+        b1 = ts_smlad(w[1], vy, b1);
+        a0 = ts_smlad(w[2], vx2, a0);
+        b0 = ts_smlad(w[3], vx2, b0);
+        a1 = ts_smlad(w[2], vy2, a1);
+        b1 = ts_smlad(w[3], vy2, b1);
+      }      o[0] = out1(a0, &qa, out_off, lo, hi, narrow, fast);
+      if (store_b) o[1] = out1(b0, &qb, out_off, lo, hi, narrow, fast);
+      if (sy) {
+        o[out_c] = out1(a1, &qa, out_off, lo, hi, narrow, fast);
+        if (store_b)
+          o[out_c + 1] = out1(b1, &qb, out_off, lo, hi, narrow, fast);
+      }
+    }
+  }
+}
+
 void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8_t *filter,
                       const int32_t *bias, int8_t *output) {
   const int32_t in_c = p->in_c, k_h = p->k_h, k_w = p->k_w, out_c = p->out_c;
@@ -167,13 +216,11 @@ void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8
   }
   __attribute__((aligned(8))) uint32_t wbuf[TS_OPT_CONV_WBUF / 2]; /* int16 pairs */
   __attribute__((aligned(8))) int16_t buf[TS_OPT_CONV_ROWBUF];
-  if (in_c == 1 && k_h == 3 && k_w == 3 && p->stride_w == 1 && TS_OPT_CONV_ROWBUF >= 12) {
-    int32_t fast = 1;
-    for (int32_t j = 0; j < out_c; j++) fast &= p->shift[j] <= -2 && p->shift[j] >= -23;
-    if (fast) {
-      conv_1ch3x3(p, input, filter, bias, output, wbuf, buf);
-      return;
-    }
+  int fast = 1; /* every shift in [-23, -2]: rq_fast with the output offset folded */
+  for (int32_t j = 0; j < out_c; j++) fast &= p->shift[j] <= -2 && p->shift[j] >= -23;
+  if (fast && in_c == 1 && k_h == 3 && k_w == 3 && p->stride_w == 1) {
+    conv_1ch3x3(p, input, filter, bias, output, wbuf, buf);
+    return;
   }
   int32_t tw = room / p->stride_w + 1; /* output columns per tile */
   if (tw > p->out_w) tw = p->out_w;
@@ -201,6 +248,7 @@ void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8
       for (int32_t t = 0; t < Kp; t += 2) __builtin_memcpy(&w[t], tmp + t, 4);
       rq[j] = j < nb ? ts_rq_make(p->mult[oc0 + j], p->shift[oc0 + j], bias ? bias[oc0 + j] : 0)
                      : rq[j - 1];
+      if (fast && j < nb) rq[j].rnd += out_off * (INT32_C(1) << rq[j].sh);
     }
     for (int32_t b = 0; b < p->batches; b++) {
       for (int32_t oy = 0; oy < p->out_h; oy++) {
@@ -222,38 +270,9 @@ void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8
             }
           }
           for (int32_t i = 0; i < 3; i++) buf[span * col + i] = 0; /* read by zero weights past K */
-          for (int32_t j = 0; j < nb; j += 2) {
-            const ts_rq_t qa = rq[j], qb = rq[j + 1];
-            const uint32_t *const wj = wbuf + (j >> 1) * Kp;
-            const int store_b = j + 1 < nb; /* else channel j + 1 is a phantom */
-            int8_t *o = out_row + tx * out_c + oc0 + j;
-            for (int32_t px = 0; px < n; px += 2, o += 2 * out_c) {
-              const int16_t *x = buf + px * sx;
-              const int16_t *const xe = x + Kp;
-              const int32_t sy = px + 1 < n ? sx : 0; /* pixel 1's taps, from pixel 0's */
-              const uint32_t *w = wj;
-              int32_t a0 = qa.bias, b0 = qb.bias, a1 = a0, b1 = b0; /* b: channel +1 */
-              for (; x < xe; x += 4, w += 4) { /* 4 taps */
-                const uint32_t vx = ts_ld32(x), vy = ts_ld32(x + sy);
-                const uint32_t vx2 = ts_ld32(x + 2), vy2 = ts_ld32(x + 2 + sy);
-                a0 = ts_smlad(w[0], vx, a0);
-                b0 = ts_smlad(w[1], vx, b0);
-                a1 = ts_smlad(w[0], vy, a1);
-                b1 = ts_smlad(w[1], vy, b1);
-                a0 = ts_smlad(w[2], vx2, a0);
-                b0 = ts_smlad(w[3], vx2, b0);
-                a1 = ts_smlad(w[2], vy2, a1);
-                b1 = ts_smlad(w[3], vy2, b1);
-              }
-              o[0] = ts_out_s8(ts_rq_apply(a0, &qa) + out_off, lo, hi, narrow);
-              if (store_b) o[1] = ts_out_s8(ts_rq_apply(b0, &qb) + out_off, lo, hi, narrow);
-              if (sy) {
-                o[out_c] = ts_out_s8(ts_rq_apply(a1, &qa) + out_off, lo, hi, narrow);
-                if (store_b)
-                  o[out_c + 1] = ts_out_s8(ts_rq_apply(b1, &qb) + out_off, lo, hi, narrow);
-              }
-            }
-          }
+          int8_t *const ob = out_row + tx * out_c + oc0;
+          if (fast && !narrow) conv_pairs(buf, wbuf, rq, nb, n, sx, Kp, out_c, ob, out_off, lo, hi, 0, 1);
+          else conv_pairs(buf, wbuf, rq, nb, n, sx, Kp, out_c, ob, out_off, lo, hi, narrow, fast);
         }
       }
     }
