@@ -3,7 +3,9 @@
  * Four channels at a time: one LDR per tap and SSUB8 + SEL (a per-byte signed max), the
  * fused activation clamp the same way; the window is clipped to the input as in the
  * reference (an empty window gives -128 before the clamp). The last depth % 4 channels
- * take the same path with their bytes gathered into a word. */
+ * take the same path with their bytes gathered into a word. A 2x2 window inside the input
+ * with depth % 4 == 0 takes a straight path: 4 LDR, 3 SSUB8 + SEL, the clamp only for a
+ * fused activation. */
 #include "ts_dsp.h"
 #include "ts_kernels.h"
 
@@ -11,6 +13,8 @@ void ts_opt_max_pool_s8(const ts_pool_params_t *p, const int8_t *input, int8_t *
   const int32_t depth = p->depth;
   const uint32_t lo4 = (uint32_t)(uint8_t)p->act_min * 0x01010101u;
   const uint32_t hi4 = (uint32_t)(uint8_t)p->act_max * 0x01010101u;
+  const int narrow = p->act_min > -128 || p->act_max < 127;
+  const int quad = depth % 4 == 0 && p->f_h == 2 && p->f_w == 2; /* 2x2 windows, whole words */
   for (int32_t b = 0; b < p->batches; b++)
     for (int32_t oy = 0; oy < p->out_h; oy++) {
       const int32_t y0 = oy * p->stride_h - p->pad_h;
@@ -22,6 +26,16 @@ void ts_opt_max_pool_s8(const ts_pool_params_t *p, const int8_t *input, int8_t *
         const int32_t fx1 = p->f_w < p->in_w - x0 ? p->f_w : p->in_w - x0;
         const int32_t base = ((b * p->in_h + y0) * p->in_w + x0) * depth; /* may be < 0 */
         int8_t *out = output + ((b * p->out_h + oy) * p->out_w + ox) * depth;
+        if (quad && fy0 == 0 && fy1 == 2 && fx0 == 0 && fx1 == 2) { /* the common 2x2 case */
+          const int8_t *s0 = input + base, *s1 = s0 + p->in_w * depth;
+          for (int32_t c = 0; c < depth; c += 4) {
+            uint32_t m = ts_smax8x4(ts_smax8x4(ts_ld32(s0 + c), ts_ld32(s0 + depth + c)),
+                                    ts_smax8x4(ts_ld32(s1 + c), ts_ld32(s1 + depth + c)));
+            if (narrow) m = ts_smin8x4(ts_smax8x4(m, lo4), hi4);
+            __builtin_memcpy(out + c, &m, 4);
+          }
+          continue;
+        }
         for (int32_t c = 0; c < depth; c += 4) {
           const int32_t n = depth - c < 4 ? depth - c : 4; /* < 4: the last channels */
           uint32_t m = 0x80808080u;
