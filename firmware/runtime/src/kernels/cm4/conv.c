@@ -87,7 +87,7 @@ static inline __attribute__((always_inline)) void channels_1ch3x3(
   }
 }
 
-static void conv_1ch3x3(const ts_conv_params_t *p, const int8_t *input, const int8_t *filter,
+static __attribute__((noinline)) void conv_1ch3x3(const ts_conv_params_t *p, const int8_t *input, const int8_t *filter,
                         const int32_t *bias, int8_t *output, uint32_t *wbuf, int16_t *buf) {
   const int32_t out_c = p->out_c, ioff = p->input_offset, out_off = p->output_offset;
   const int32_t lo = p->act_min, hi = p->act_max;
@@ -154,6 +154,28 @@ static void conv_1ch3x3(const ts_conv_params_t *p, const int8_t *input, const in
   }
 }
 
+/* 4 taps of a channel pair (accumulators a: channel j, b: j + 1) for 2 pixels (0: x,
+ * 1: x + sy): 2 LDRD (weights), 4 LDR (inputs), 8 SMLAD. */
+static inline __attribute__((always_inline)) void mac4(const int16_t *x, const uint32_t *w,
+                                                      int32_t sy, int32_t *a0, int32_t *b0,
+                                                      int32_t *a1, int32_t *b1) {
+  uint64_t wp; /* the channel pair's weights of 2 taps: one LDRD */
+  __builtin_memcpy(&wp, w, 8);
+  uint32_t v = ts_ld32(x + sy);
+  *a1 = ts_smlad((uint32_t)wp, v, *a1);
+  *b1 = ts_smlad((uint32_t)(wp >> 32), v, *b1);
+  v = ts_ld32(x);
+  *a0 = ts_smlad((uint32_t)wp, v, *a0);
+  *b0 = ts_smlad((uint32_t)(wp >> 32), v, *b0);
+  __builtin_memcpy(&wp, w + 2, 8);
+  v = ts_ld32(x + 2 + sy);
+  *a1 = ts_smlad((uint32_t)wp, v, *a1);
+  *b1 = ts_smlad((uint32_t)(wp >> 32), v, *b1);
+  v = ts_ld32(x + 2);
+  *a0 = ts_smlad((uint32_t)wp, v, *a0);
+  *b0 = ts_smlad((uint32_t)(wp >> 32), v, *b0);
+}
+
 /* One output: requantize, offset, clamp. `fast`: every channel has shift in [-23, -2] and
  * the output offset is folded into q->rnd (see conv_1ch3x3). */
 static inline __attribute__((always_inline)) int8_t out1(int32_t acc, const ts_rq_t *q,
@@ -181,23 +203,17 @@ static inline __attribute__((always_inline)) void conv_pairs(
       const int32_t sy = px + 1 < n ? sx : 0; /* pixel 1's taps, from pixel 0's */
       const uint32_t *w = wj;
       int32_t a0 = qa.bias, b0 = qb.bias, a1 = a0, b1 = b0; /* b: channel +1 */
-      for (; x < xe; x += 4, w += 4) { /* 4 taps */
-        const uint32_t vx = ts_ld32(x), vy = ts_ld32(x + sy);
-        const uint32_t vx2 = ts_ld32(x + 2), vy2 = ts_ld32(x + 2 + sy);
-        a0 = ts_smlad(w[0], vx, a0);
-        b0 = ts_smlad(w[1], vx, b0);
-        a1 = ts_smlad(w[0], vy, a1);
-        b1 = ts_smlad(w[1], vy, b1);
-        a0 = ts_smlad(w[2], vx2, a0);
-        b0 = ts_smlad(w[3], vx2, b0);
-        a1 = ts_smlad(w[2], vy2, a1);
-        b1 = ts_smlad(w[3], vy2, b1);
-      }      o[0] = out1(a0, &qa, out_off, lo, hi, narrow, fast);
+      const int16_t *const x8 = x + (Kp & ~7);
+      for (; x < x8; x += 8, w += 8) { /* 8 taps */
+        mac4(x, w, sy, &a0, &b0, &a1, &b1);
+        mac4(x + 4, w + 4, sy, &a0, &b0, &a1, &b1);
+      }
+      if (x < xe) mac4(x, w, sy, &a0, &b0, &a1, &b1); /* Kp % 8 == 4 */
+      o[0] = out1(a0, &qa, out_off, lo, hi, narrow, fast);
       if (store_b) o[1] = out1(b0, &qb, out_off, lo, hi, narrow, fast);
       if (sy) {
         o[out_c] = out1(a1, &qa, out_off, lo, hi, narrow, fast);
-        if (store_b)
-          o[out_c + 1] = out1(b1, &qb, out_off, lo, hi, narrow, fast);
+        if (store_b) o[out_c + 1] = out1(b1, &qb, out_off, lo, hi, narrow, fast);
       }
     }
   }
