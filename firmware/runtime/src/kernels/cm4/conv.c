@@ -202,24 +202,42 @@ static inline __attribute__((always_inline)) void conv_pairs(
     const uint32_t *const wj = wbuf + (j >> 1) * Kp;
     const int store_b = j + 1 < nb; /* else channel j + 1 is a phantom */
     int8_t *o = ob + j;
-    for (int32_t px = 0; px < n; px += 2, o += 2 * out_c) {
+    int32_t px = 0;
+    for (; px + 1 < n; px += 2, o += 2 * out_c) { /* pairs of pixels */
       const int16_t *x = buf + px * sx;
-      const int16_t *const xe = x + Kp;
-      const int32_t sy = px + 1 < n ? sx : 0; /* pixel 1's taps, from pixel 0's */
+      const int16_t *const xe = x + Kp, *const x8 = x + (Kp & ~7);
       const uint32_t *w = wj;
       int32_t a0 = qa.bias, b0 = qb.bias, a1 = a0, b1 = b0; /* b: channel +1 */
-      const int16_t *const x8 = x + (Kp & ~7);
       for (; x < x8; x += 8, w += 8) { /* 8 taps */
-        mac4(x, w, sy, &a0, &b0, &a1, &b1);
-        mac4(x + 4, w + 4, sy, &a0, &b0, &a1, &b1);
+        mac4(x, w, sx, &a0, &b0, &a1, &b1);
+        mac4(x + 4, w + 4, sx, &a0, &b0, &a1, &b1);
       }
-      if (x < xe) mac4(x, w, sy, &a0, &b0, &a1, &b1); /* Kp % 8 == 4 */
+      if (x < xe) mac4(x, w, sx, &a0, &b0, &a1, &b1); /* Kp % 8 == 4 */
+      o[0] = out1(a0, &qa, out_off, lo, hi, narrow, fast);
+      o[out_c] = out1(a1, &qa, out_off, lo, hi, narrow, fast);
+      if (store_b) {
+        o[1] = out1(b0, &qb, out_off, lo, hi, narrow, fast);
+        o[out_c + 1] = out1(b1, &qb, out_off, lo, hi, narrow, fast);
+      }
+    }
+    if (px < n) { /* an odd last pixel */
+      const int16_t *x = buf + px * sx;
+      const int16_t *const xe = x + Kp;
+      const uint32_t *w = wj;
+      int32_t a0 = qa.bias, b0 = qb.bias;
+      for (; x < xe; x += 4, w += 4) {
+        uint64_t wp;
+        __builtin_memcpy(&wp, w, 8);
+        uint32_t v = ts_ld32(x);
+        a0 = ts_smlad((uint32_t)wp, v, a0);
+        b0 = ts_smlad((uint32_t)(wp >> 32), v, b0);
+        __builtin_memcpy(&wp, w + 2, 8);
+        v = ts_ld32(x + 2);
+        a0 = ts_smlad((uint32_t)wp, v, a0);
+        b0 = ts_smlad((uint32_t)(wp >> 32), v, b0);
+      }
       o[0] = out1(a0, &qa, out_off, lo, hi, narrow, fast);
       if (store_b) o[1] = out1(b0, &qb, out_off, lo, hi, narrow, fast);
-      if (sy) {
-        o[out_c] = out1(a1, &qa, out_off, lo, hi, narrow, fast);
-        if (store_b) o[out_c + 1] = out1(b1, &qb, out_off, lo, hi, narrow, fast);
-      }
     }
   }
 }
