@@ -38,7 +38,7 @@ $(BUILD)/ts-kernel-check: $(RUNTIME_SRCS) $(HOST_DIR)/kernel_check.c $(RUNTIME_H
 	$(CC) $(SAN_CFLAGS) -O2 -o $@ $(RUNTIME_SRCS) $(HOST_DIR)/kernel_check.c
 $(BUILD)/ts-kernel-check-small: $(RUNTIME_SRCS) $(HOST_DIR)/kernel_check.c $(RUNTIME_HDRS) $(HOST_DIR)/host.mk $(FW_DIR)/runtime/runtime.mk
 	@mkdir -p $(BUILD)
-	$(CC) $(SAN_CFLAGS) -O2 -DTS_OPT_CONV_WBUF=400 -DTS_OPT_CONV_ROWBUF=120 -DTS_OPT_CONV_BLOCK=4 \
+	$(CC) $(SAN_CFLAGS) -O2 -DTS_OPT_CONV_WBUF=400 -DTS_OPT_CONV_ROWBUF=120 -DTS_OPT_CONV_BLOCK=4 -DTS_OPT_FC_XBUF=64 \
 	  -o $@ $(RUNTIME_SRCS) $(HOST_DIR)/kernel_check.c
 
 sanitize: $(BUILD)/tinyscope-run-asan$(RUN_SUFFIX)

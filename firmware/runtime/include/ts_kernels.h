@@ -118,7 +118,7 @@ void ts_ref_concat_s8(const ts_concat_params_t *p, const int8_t *const *inputs,
 /* Optimized kernels (kernels/cm4/: Cortex-M4 DSP instructions, portable C elsewhere), same
  * parameters, same bytes as the reference kernels above. Their scratch lives on the stack,
  * bounded: CONV_2D 2 * (TS_OPT_CONV_WBUF + TS_OPT_CONV_ROWBUF) bytes + 20 bytes per channel
- * of a block (6.7 KB); the others use none. CONV_2D layers outside those bounds (see the kernels in kernels/cm4) run the
+ * of a block (6.7 KB); FULLY_CONNECTED 2 * TS_OPT_FC_XBUF bytes (2 KB); the others none. CONV_2D layers outside those bounds (see the kernels in kernels/cm4) run the
  * reference kernel. The interpreter calls these when built with TS_USE_OPT_KERNELS
  * (make TS_KERNELS=opt, the default). */
 #ifndef TS_OPT_CONV_WBUF
@@ -129,6 +129,9 @@ void ts_ref_concat_s8(const ts_concat_params_t *p, const int8_t *const *inputs,
 #endif
 #ifndef TS_OPT_CONV_ROWBUF
 #define TS_OPT_CONV_ROWBUF 1536 /* int16 input rows of one output row tile */
+#endif
+#ifndef TS_OPT_FC_XBUF
+#define TS_OPT_FC_XBUF 1024 /* int16 inputs of FULLY_CONNECTED widened at once */
 #endif
 void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8_t *filter,
                       const int32_t *bias, int8_t *output);
