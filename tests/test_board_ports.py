@@ -63,3 +63,31 @@ def test_no_port_at_all_says_none(ports, tmp_path):
 def test_an_explicit_port_is_kept(ports, tmp_path):
     ports.append(_port("/dev/ttyACM0", 0x0483, 0x374B))
     assert capture.resolve_port("/dev/ttyUSB9", tmp_path) == "/dev/ttyUSB9"
+
+
+def test_the_port_opens_at_the_boards_baud_rate():
+    port = capture.open_port("loop://", 921600)
+    try:
+        assert port.baudrate == 921600
+    finally:
+        port.close()
+    port = capture.open_port("loop://")
+    try:
+        assert port.baudrate == capture.BAUDRATE == 115200
+    finally:
+        port.close()
+
+
+def test_capture_cli_passes_baud():
+    from tinyscope import cli
+
+    args = cli.build_parser().parse_args(["capture", "--build", "b", "--out", "o",
+                                          "--baud", "460800"])
+    assert args.baud == 460800
+
+
+def test_tick_note_names_the_unit_per_board():
+    assert "40 instructions" in capture.tick_note("qemu-mps2-an386", 25_000_000)
+    note = capture.tick_note("nucleo-f446re (SysTick ticks: DWT CYCCNT not running)", 16_000_000)
+    assert "SysTick" in note and "16000000 Hz" in note
+    assert capture.tick_note("nucleo-f446re", 180_000_000).startswith("CPU cycles")

@@ -273,11 +273,11 @@ def resolve_port(port: str, state_dir: str | Path = "build/qemu") -> str:
     )
 
 
-def open_port(url: str):
+def open_port(url: str, baudrate: int = BAUDRATE):
     import serial
 
     try:
-        return serial.serial_for_url(url, baudrate=BAUDRATE, timeout=READ_TIMEOUT)
+        return serial.serial_for_url(url, baudrate=baudrate, timeout=READ_TIMEOUT)
     except (serial.SerialException, ValueError) as err:
         raise DeviceError(
             f"cannot open serial port {url}: {err}; is the board connected / the emulator "
@@ -389,6 +389,7 @@ def capture(
     timeout: float = REQUEST_TIMEOUT,
     retries: int = MAX_IMAGE_RETRIES,
     resume: bool = False,
+    baudrate: int = BAUDRATE,
 ) -> dict:
     """Run ``inputs`` (int8, ``(N, ...)``) on the device; save capture.npz + run.json.
 
@@ -422,7 +423,7 @@ def capture(
     started = time.monotonic()
     last_save = started
     error: TinyscopeError | OSError | None = None
-    port = open_port(port_url)
+    port = open_port(port_url, baudrate)
     default = timeout == REQUEST_TIMEOUT  # else --timeout bounds every wait
     dev = Device(port, timeout=timeout, run_timeout=RUN_TIMEOUT if default else timeout,
                  hello_timeout=HELLO_TIMEOUT if default else timeout)
@@ -439,7 +440,7 @@ def capture(
         deadline = time.monotonic() + max(RECONNECT_TIMEOUT, timeout)
         while True:
             try:
-                port = open_port(port_url)
+                port = open_port(port_url, baudrate)
                 break
             except DeviceError:
                 if time.monotonic() > deadline:
@@ -557,11 +558,19 @@ def _info_fields(info: P.Info) -> dict:
     )
 
 
+def tick_note(board: str, tick_hz: int | None) -> str:
+    """What one TIMING tick is on ``board`` (as the device names itself in INFO)."""
+    if board.startswith("qemu"):
+        return "QEMU -icount shift=0: 1 tick = 40 instructions"
+    if "SysTick" in board:
+        return f"SysTick ticks at {tick_hz} Hz (DWT CYCCNT not running: not cycle-exact)"
+    return f"CPU cycles (DWT CYCCNT at {tick_hz} Hz)"
+
+
 def _timing_summary(t: np.ndarray, run: dict) -> dict:
     return {
         "tick_hz": run.get("tick_hz"),
-        "tick_note": "QEMU -icount shift=0: 1 tick = 40 instructions"
-        if str(run.get("board", "")).startswith("qemu") else "",
+        "tick_note": tick_note(str(run.get("board", "")), run.get("tick_hz")),
         "per_op_ticks_median": [int(v) for v in np.median(t, axis=0)],
         "per_op_ticks_min": [int(v) for v in t.min(axis=0)],
         "per_op_ticks_max": [int(v) for v in t.max(axis=0)],
@@ -596,7 +605,7 @@ def _cmd_capture(args: argparse.Namespace) -> int:
     url = resolve_port(args.port, args.state_dir)
     run = capture(url, build, out, q, labels, layers, progress=not args.no_progress,
                   data_source=data or manifest.get("data", ""), timeout=args.timeout,
-                  retries=args.retries, resume=bool(args.resume))
+                  retries=args.retries, resume=bool(args.resume), baudrate=args.baud)
     timing = run.get("timing", {})
     print(f"captured {run['images']} images from {run['board']} ({url}) in {run['seconds']} s "
           f"-> {out}/capture.npz, run.json")
@@ -636,6 +645,9 @@ def add_cli(sub) -> None:
                    f"{REQUEST_TIMEOUT:g}; RUN waits at least {RUN_TIMEOUT:g} unless given)")
     c.add_argument("--retries", type=int, default=MAX_IMAGE_RETRIES,
                    help=f"retries per image after a link error (default {MAX_IMAGE_RETRIES})")
+    c.add_argument("--baud", type=int, default=BAUDRATE,
+                   help=f"UART baud rate of a real board: must match the firmware's BAUD= "
+                   f"(default {BAUDRATE}; ignored by the emulator and USB CDC ports)")
     c.add_argument("--state-dir", default="build/qemu", help=argparse.SUPPRESS)
     c.add_argument("--no-progress", action="store_true", help="no progress bar")
     c.set_defaults(func=_cmd_capture)
