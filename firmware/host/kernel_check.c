@@ -183,6 +183,7 @@ static int check_max_pool(int32_t c) {
   p.in_w = range(1, 14);
   p.stride_h = range(1, 3);
   p.stride_w = range(1, 3);
+  if (rnd() % 4 == 0) p.f_h = p.f_w = p.stride_h = p.stride_w = 2; /* the common pool */
   if (rnd() % 2) { /* SAME */
     p.out_h = (p.in_h + p.stride_h - 1) / p.stride_h;
     p.out_w = (p.in_w + p.stride_w - 1) / p.stride_w;

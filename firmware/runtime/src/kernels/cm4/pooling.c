@@ -5,9 +5,23 @@
  * reference (an empty window gives -128 before the clamp). The last depth % 4 channels
  * take the same path with their bytes gathered into a word. A 2x2 window inside the input
  * with depth % 4 == 0 takes a straight path: 4 LDR, 3 SSUB8 + SEL, the clamp only for a
- * fused activation. */
+ * fused activation; for 2x2 stride 2 without padding, whole rows take it with no per-pixel
+ * window arithmetic. */
 #include "ts_dsp.h"
 #include "ts_kernels.h"
+
+/* One output pixel of a 2x2 window inside the input: rows s0 and s1, depth % 4 == 0. */
+static inline __attribute__((always_inline)) void max2x2(const int8_t *s0, const int8_t *s1,
+                                                         int32_t depth, int8_t *out,
+                                                         uint32_t lo4, uint32_t hi4,
+                                                         int narrow) {
+  for (int32_t c = 0; c < depth; c += 4) {
+    uint32_t m = ts_smax8x4(ts_smax8x4(ts_ld32(s0 + c), ts_ld32(s0 + depth + c)),
+                            ts_smax8x4(ts_ld32(s1 + c), ts_ld32(s1 + depth + c)));
+    if (narrow) m = ts_smin8x4(ts_smax8x4(m, lo4), hi4);
+    __builtin_memcpy(out + c, &m, 4);
+  }
+}
 
 void ts_opt_max_pool_s8(const ts_pool_params_t *p, const int8_t *input, int8_t *output) {
   const int32_t depth = p->depth;
@@ -15,6 +29,18 @@ void ts_opt_max_pool_s8(const ts_pool_params_t *p, const int8_t *input, int8_t *
   const uint32_t hi4 = (uint32_t)(uint8_t)p->act_max * 0x01010101u;
   const int narrow = p->act_min > -128 || p->act_max < 127;
   const int quad = depth % 4 == 0 && p->f_h == 2 && p->f_w == 2; /* 2x2 windows, whole words */
+  if (quad && p->stride_h == 2 && p->stride_w == 2 && p->pad_h == 0 && p->pad_w == 0 &&
+      2 * p->out_h <= p->in_h && 2 * p->out_w <= p->in_w) { /* every window inside: rows */
+    const int32_t rs = p->in_w * depth;
+    for (int32_t b = 0; b < p->batches; b++)
+      for (int32_t oy = 0; oy < p->out_h; oy++) {
+        const int8_t *s0 = input + (b * p->in_h + 2 * oy) * rs;
+        int8_t *out = output + (b * p->out_h + oy) * p->out_w * depth;
+        for (int32_t ox = 0; ox < p->out_w; ox++, s0 += 2 * depth, out += depth)
+          max2x2(s0, s0 + rs, depth, out, lo4, hi4, narrow);
+      }
+    return;
+  }
   for (int32_t b = 0; b < p->batches; b++)
     for (int32_t oy = 0; oy < p->out_h; oy++) {
       const int32_t y0 = oy * p->stride_h - p->pad_h;
@@ -27,13 +53,7 @@ void ts_opt_max_pool_s8(const ts_pool_params_t *p, const int8_t *input, int8_t *
         const int32_t base = ((b * p->in_h + y0) * p->in_w + x0) * depth; /* may be < 0 */
         int8_t *out = output + ((b * p->out_h + oy) * p->out_w + ox) * depth;
         if (quad && fy0 == 0 && fy1 == 2 && fx0 == 0 && fx1 == 2) { /* the common 2x2 case */
-          const int8_t *s0 = input + base, *s1 = s0 + p->in_w * depth;
-          for (int32_t c = 0; c < depth; c += 4) {
-            uint32_t m = ts_smax8x4(ts_smax8x4(ts_ld32(s0 + c), ts_ld32(s0 + depth + c)),
-                                    ts_smax8x4(ts_ld32(s1 + c), ts_ld32(s1 + depth + c)));
-            if (narrow) m = ts_smin8x4(ts_smax8x4(m, lo4), hi4);
-            __builtin_memcpy(out + c, &m, 4);
-          }
+          max2x2(input + base, input + base + p->in_w * depth, depth, out, lo4, hi4, narrow);
           continue;
         }
         for (int32_t c = 0; c < depth; c += 4) {
