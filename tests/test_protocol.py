@@ -46,7 +46,9 @@ def test_generated_header_is_committed():
 def test_header_constants_match_struct_layouts():
     header = (ROOT / "firmware/app/protocol_defs.h").read_text()
     assert f"#define TSP_HEADER_SIZE {P.HEADER.size} " in header
-    assert f"#define TSP_TENSOR_FIXED_SIZE {P.TENSOR_FIXED.size} " in header
+    assert f"#define TSP_MAX_RESPONSE_PAYLOAD {P.MAX_RESPONSE_PAYLOAD} " in header
+    sizes = ", ".join(str(n) for n in P.DTYPE_SIZES)
+    assert f"#define TSP_DTYPE_SIZES {{{sizes}}}" in header and P.DTYPE_SIZES[9] == 1
     assert f"#define TSP_INFO_FIXED_SIZE {P.INFO_FIXED.size} " in header
     assert f"#define TSP_RUN 0x{P.FrameType.RUN:02X}" in header
 
@@ -187,9 +189,69 @@ def test_lost_chunk_is_detected():
 def test_chunk_past_total_is_rejected():
     c = _chunks(np.zeros((1, 10), np.int8), 10)[0]
     payload = bytearray(c.encode())
-    struct.pack_into("<I", payload, 12, 5)  # total = 5 < len(data)
-    with pytest.raises(P.ProtocolError):
+    assert payload[4:8] == bytes([9, 2, 1, 10])  # dtype, ndims, dims: the size is derived
+    payload[7] = 5  # shape (1, 5): 5 bytes < len(data)
+    with pytest.raises(P.ProtocolError, match="exceeds"):
         P.TensorChunk.decode(bytes(payload))
+    payload[4] = 5  # a dtype (STRING) whose size does not follow from the shape
+    with pytest.raises(P.ProtocolError, match="dtype 5"):
+        P.TensorChunk.decode(bytes(payload))
+
+
+def test_tensor_metadata_is_compact_and_exact():
+    """Version 2 metadata: varints, zigzag zero points, no size field; every value survives."""
+    c = P.TensorChunk(op_index=0, builtin_op=3, tensor_index=8, offset=0, total=5408, dtype=9,
+                      shape=(1, 26, 26, 8), scales=(0.0234375,), zero_points=(-128,),
+                      quantized_dimension=0, data=bytes(5408))
+    assert c.meta() == bytes([0, 3, 8, 0, 9, 4, 1, 26, 26, 8, 1, 0]) + struct.pack(
+        "<f", 0.0234375) + bytes([0xFF, 0x01])
+    assert P.TensorChunk.decode(c.encode()) == c
+    big = P.TensorChunk(op_index=0xFFFF, builtin_op=300, tensor_index=70000,
+                        offset=4 * 3 * 0xFFFF * 5 - 4, total=4 * 3 * 0xFFFF * 5, dtype=0,
+                        shape=(3, 0xFFFF, 5), scales=(1.5, -2.0, 0.25),
+                        zero_points=(-(1 << 31), (1 << 31) - 1, 0), quantized_dimension=2,
+                        data=b"abcd")
+    assert P.TensorChunk.decode(big.encode()) == big
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=80))
+def test_tensor_decode_of_garbage_raises_only_protocol_error(payload):
+    try:
+        c = P.TensorChunk.decode(payload)
+    except P.ProtocolError:
+        return
+    assert P.TensorChunk.decode(c.encode()) == c or any(np.isnan(c.scales))
+
+
+@pytest.mark.parametrize("size", [1, 5408, P.MAX_RESPONSE_PAYLOAD - 12, 200_000])
+def test_tensor_chunks_fill_frames_and_reassemble(size):
+    data = bytes(np.random.default_rng(size).integers(0, 256, size, dtype=np.uint8))
+    chunks = P.tensor_chunks(2, 3, 9, 9, (1, size), (0.5,), (-1,), 0, data)
+    frames = [P.Frame(P.FrameType.TENSOR, 1, c.encode()) for c in chunks]
+    assert all(len(f.payload) == P.MAX_RESPONSE_PAYLOAD for f in frames[:-1])
+    assert len(chunks) == -(-size // (P.MAX_RESPONSE_PAYLOAD - len(chunks[-1].meta()))) or \
+        len(chunks) == -(-size // (P.MAX_RESPONSE_PAYLOAD - len(chunks[0].meta())))
+    decoded = [P.TensorChunk.decode(f.payload)
+               for f in P.iter_frames([b"".join(f.encode() for f in frames)])]
+    asm = P.TensorAssembler(decoded[0])
+    for d in decoded[1:]:
+        asm.add(d)
+    assert asm.complete and bytes(asm.buffer) == data
+
+
+def test_varint_limits():
+    for v in (0, 1, 127, 128, 16383, 16384, 0xFFFFFFFF):
+        enc = P.uvarint(v)
+        assert P.read_uvarint(enc + b"x", 0) == (v, len(enc))
+    assert len(P.uvarint(0xFFFFFFFF)) == P.VARINT_MAX
+    for bad in (b"\x80" * 5 + b"\x01", b"\xff\xff\xff\xff\x7f", b"\x80\x80"):
+        with pytest.raises(P.ProtocolError):
+            P.read_uvarint(bad, 0)
+    for v in (0, -1, 1, -128, 127, -(1 << 31), (1 << 31) - 1):
+        assert P.read_svarint(P.svarint(v), 0)[0] == v
+    with pytest.raises(ValueError):
+        P.uvarint(1 << 32)
 
 
 def test_info_round_trip_and_truncation():

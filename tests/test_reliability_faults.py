@@ -80,7 +80,8 @@ def _tiny_build(path: Path) -> Path:
 
 
 def test_protocol_version_mismatch_is_a_clear_error():
-    """A device that answers in protocol version 2: MismatchError naming both versions."""
+    """A device that answers in protocol version 1 (firmware older than this host's
+    protocol 2): MismatchError naming both versions."""
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen(1)
@@ -91,15 +92,15 @@ def test_protocol_version_mismatch_is_a_clear_error():
         with conn:
             while data := conn.recv(4096):
                 for f in reader.feed(data):
-                    conn.sendall(P.Frame(P.FrameType.INFO, f.seq, b"x" * 60, version=2).encode())
+                    conn.sendall(P.Frame(P.FrameType.INFO, f.seq, b"x" * 60, version=1).encode())
 
     threading.Thread(target=device, daemon=True).start()
     try:
         dev = capture.Device(capture.open_port(f"socket://127.0.0.1:{srv.getsockname()[1]}"),
                              timeout=5.0)
         start = time.monotonic()
-        with pytest.raises(MismatchError, match="protocol version 2, this tinyscope speaks "
-                           "version 1"):
+        with pytest.raises(MismatchError, match="protocol version 1, this tinyscope speaks "
+                           "version 2"):
             dev.hello()
         assert time.monotonic() - start < 2.0  # named at once, not after a timeout
         dev.port.close()

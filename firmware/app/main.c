@@ -46,6 +46,8 @@ static uint32_t s_op_ticks[TS_APP_MAX_OPS];
 static uint16_t s_seq;
 static uint32_t s_frames;      /* frames sent for the current request (before DONE) */
 static int s_stream_error;
+static int32_t s_output_index;  /* tensor index of the model output, -1 if none */
+static bool s_output_streamed;  /* the output went out as a TENSOR in this run */
 
 static void send_error(uint16_t seq, uint16_t code, const char *a, const char *b) {
   uint8_t *p = put_u16(s_buf, code);
@@ -213,32 +215,55 @@ static void handle_set_input(uint16_t seq, const uint8_t *p, uint16_t len) {
   send_done(seq, TSP_SET_INPUT);
 }
 
-/* One tensor as TENSOR/OUTPUT frames, chunked to fit TSP_MAX_PAYLOAD. */
+/* Unsigned LEB128 (docs/protocol.md): 7 bits per byte, least significant first. */
+static uint8_t *put_uvarint(uint8_t *p, uint32_t v) {
+  while (v >= 0x80u) {
+    *p++ = (uint8_t)(v | 0x80u);
+    v >>= 7;
+  }
+  *p++ = (uint8_t)v;
+  return p;
+}
+static uint8_t *put_svarint(uint8_t *p, int32_t v) {
+  return put_uvarint(p, ((uint32_t)v << 1) ^ (uint32_t)(v >> 31)); /* zigzag */
+}
+
+/* One tensor as TENSOR/OUTPUT frames (protocol version 2): each frame carries the compact
+ * metadata (varints) and as many data bytes as fit TSP_MAX_RESPONSE_PAYLOAD; the frame is
+ * streamed through link_write, so nothing but the metadata is buffered. */
 static int send_tensor(uint8_t type, uint16_t op_index, uint16_t builtin, const ts_tensor_t *t) {
+  static const uint8_t sizes[] = TSP_DTYPE_SIZES;
   uint32_t nq = t->num_quant;
-  uint32_t meta = TSP_TENSOR_FIXED_SIZE + 4u * t->ndims + 8u * nq;
-  if (meta + 1u > TSP_MAX_PAYLOAD || t->data == NULL) return -1;
-  uint32_t room = TSP_MAX_PAYLOAD - meta;
+  if (t->data == NULL || t->ndims > TSP_TENSOR_MAX_DIMS || t->dtype >= sizeof sizes ||
+      sizes[t->dtype] == 0)
+    return -1;
+  uint64_t elems = 1;
+  for (uint32_t d = 0; d < t->ndims; d++) elems *= (uint64_t)(uint32_t)t->dims[d];
+  if (elems * sizes[t->dtype] != t->bytes) return -1; /* the host derives the size */
+  /* quantization part: f32 scales then zigzag zero points (sized first, sent per value) */
+  uint32_t quant = 4u * nq;
+  for (uint32_t q = 0; q < nq; q++) {
+    uint8_t v[TSP_VARINT_MAX];
+    quant += (uint32_t)(put_svarint(v, ts_tensor_zero_point(t, q)) - v);
+  }
   uint32_t offset = 0;
   do {
-    uint32_t n = t->bytes - offset < room ? t->bytes - offset : room;
-    uint8_t h[TSP_TENSOR_FIXED_SIZE];
-    uint8_t *p = put_u16(h, op_index);
-    p = put_u16(p, builtin);
-    p = put_u32(p, (uint32_t)t->index);
-    p = put_u32(p, offset);
-    p = put_u32(p, t->bytes);
+    uint8_t h[(4 + 1 + TSP_TENSOR_MAX_DIMS + 2) * TSP_VARINT_MAX + 2];
+    uint8_t *p = put_uvarint(h, op_index);
+    p = put_uvarint(p, builtin);
+    p = put_uvarint(p, (uint32_t)t->index);
+    p = put_uvarint(p, offset);
     p = put_u8(p, t->dtype);
     p = put_u8(p, t->ndims);
-    p = put_u16(p, (uint16_t)nq);
-    put_u32(p, (uint32_t)t->quantized_dimension);
+    for (uint32_t d = 0; d < t->ndims; d++) p = put_uvarint(p, (uint32_t)t->dims[d]);
+    p = put_uvarint(p, nq);
+    p = put_uvarint(p, (uint32_t)t->quantized_dimension);
+    uint32_t meta = (uint32_t)(p - h) + quant;
+    if (meta + 1u > TSP_MAX_RESPONSE_PAYLOAD) return -1;
+    uint32_t room = TSP_MAX_RESPONSE_PAYLOAD - meta;
+    uint32_t n = t->bytes - offset < room ? t->bytes - offset : room;
     link_begin(type, s_seq, (uint16_t)(meta + n));
-    link_write(h, sizeof h);
-    for (uint32_t d = 0; d < t->ndims; d++) {
-      uint8_t v[4];
-      put_u32(v, (uint32_t)t->dims[d]);
-      link_write(v, 4);
-    }
+    link_write(h, (size_t)(p - h));
     for (uint32_t q = 0; q < nq; q++) {
       float s = ts_tensor_scale(t, q);
       uint32_t bits;
@@ -248,9 +273,8 @@ static int send_tensor(uint8_t type, uint16_t op_index, uint16_t builtin, const 
       link_write(v, 4);
     }
     for (uint32_t q = 0; q < nq; q++) {
-      uint8_t v[4];
-      put_u32(v, (uint32_t)ts_tensor_zero_point(t, q));
-      link_write(v, 4);
+      uint8_t v[TSP_VARINT_MAX];
+      link_write(v, (size_t)(put_svarint(v, ts_tensor_zero_point(t, q)) - v));
     }
     link_write((const uint8_t *)t->data + offset, n);
     if (link_end() != 0) return -1;
@@ -271,6 +295,8 @@ static void on_op(void *user, int32_t op_index, int32_t builtin_op, const ts_ten
     if ((s_selected[op_index / 8] >> (op_index % 8)) & 1u) {
       if (send_tensor(TSP_TENSOR, (uint16_t)op_index, (uint16_t)builtin_op, output) != 0)
         s_stream_error = 1;
+      else if (output->index == s_output_index)
+        s_output_streamed = true;
     }
   }
   board_ticks_reset();
@@ -323,6 +349,9 @@ static void handle_run(uint16_t seq, const uint8_t *p, uint16_t len) {
   s_seq = seq;
   s_frames = 0;
   s_stream_error = 0;
+  ts_tensor_t out;
+  s_output_index = ts_interp_output(&s_it, 0, &out) == TS_OK ? out.index : -1;
+  s_output_streamed = false;
   memset(s_op_ticks, 0, sizeof s_op_ticks);
   board_ticks_reset();
   ts_status_t st = ts_interp_invoke(&s_it, on_op, 0);
@@ -337,8 +366,9 @@ static void handle_run(uint16_t seq, const uint8_t *p, uint16_t len) {
                "quantization parameters)", 0);
     return;
   }
-  if (flags & TSP_FLAG_OUTPUT) {
-    ts_tensor_t out;
+  /* The output is sent as OUTPUT only if no TENSOR frame of this run carried it already
+   * (the host takes it from that TENSOR: its tensor_index is INFO's output_tensor). */
+  if ((flags & TSP_FLAG_OUTPUT) && !s_output_streamed) {
     if (ts_interp_output(&s_it, 0, &out) != TS_OK ||
         send_tensor(TSP_OUTPUT, TSP_OP_NONE, TSP_OP_NONE, &out) != 0) {
       send_error(seq, TSP_ERR_RUNTIME, "the model output could not be sent", 0);

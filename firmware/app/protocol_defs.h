@@ -4,10 +4,15 @@
 #ifndef TS_PROTOCOL_DEFS_H
 #define TS_PROTOCOL_DEFS_H
 
-#define TSP_VERSION 1
+#define TSP_VERSION 2
 #define TSP_HEADER_SIZE 6 /* u8 version, u8 type, u16 seq, u16 length */
 #define TSP_CRC_SIZE 4
-#define TSP_MAX_PAYLOAD 4096
+#define TSP_MAX_PAYLOAD 4096 /* requests: the device's receive limit */
+#define TSP_MAX_RESPONSE_PAYLOAD 65535 /* streamed, never buffered */
+#define TSP_TENSOR_MAX_DIMS 6
+#define TSP_VARINT_MAX 5
+/* element size by TFLite TensorType (0: cannot be streamed) */
+#define TSP_DTYPE_SIZES {4, 0, 4, 1, 8, 0, 0, 2, 0, 1}
 #define TSP_SEQ_NONE 0xFFFF
 #define TSP_OP_NONE 0xFFFF
 
@@ -43,7 +48,6 @@
 
 #define TSP_INFO_FIXED_SIZE 73 /* <HHIIIII32siIiIB */
 #define TSP_OP_ENTRY_SIZE 4 /* <Hh */
-#define TSP_TENSOR_FIXED_SIZE 24 /* <HHiIIBBHi */
 #define TSP_SET_INPUT_FIXED_SIZE 8 /* <II */
 #define TSP_RUN_FIXED_SIZE 4 /* <BBH */
 #define TSP_TIMING_FIXED_SIZE 10 /* <IIH */

@@ -192,11 +192,11 @@ class Device:
         frames = self.request(P.FrameType.RUN, P.run_payload(mode, ops, timing, output),
                               self.run_timeout)
         try:
-            return self._assemble(frames)
+            return self._assemble(frames, output)
         except P.ProtocolError as err:  # gaps, overlaps: frames were lost on the line
             raise LinkError(f"RUN answer damaged: {err}") from err
 
-    def _assemble(self, frames: list[P.Frame]) -> RunResult:
+    def _assemble(self, frames: list[P.Frame], output: bool = True) -> RunResult:
         parts: dict[int, P.TensorAssembler] = {}
         out: P.TensorAssembler | None = None
         timing_frame: P.Timing | None = None
@@ -223,6 +223,17 @@ class Device:
                     f"tensor {asm.first.tensor_index}: {asm.received} of {asm.first.total} "
                     "bytes arrived"
                 )
+        if output and out is None:
+            # Protocol 2: no OUTPUT frame when a TENSOR of this run carried the model output
+            # (INFO names its tensor index).
+            if self.info is None:
+                self.hello()
+            assert self.info is not None
+            out = parts.get(self.info.output_tensor)
+            if out is None:
+                raise DeviceError("the device answered RUN with the OUTPUT flag without the "
+                                  f"model output (tensor {self.info.output_tensor}): neither "
+                                  "an OUTPUT frame nor a TENSOR frame of it")
         return RunResult(
             tensors={i: a.array() for i, a in parts.items()},
             tensor_meta={i: a.first for i, a in parts.items()},

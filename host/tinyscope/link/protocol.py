@@ -23,17 +23,21 @@ import argparse
 import struct
 import zlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from pathlib import Path
 
 import numpy as np
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 HEADER = struct.Struct("<BBHH")
 CRC = struct.Struct("<I")
-MAX_PAYLOAD = 4096  # both directions; the device's receive buffer holds one such frame
-MAX_FRAME = HEADER.size + MAX_PAYLOAD + CRC.size  # before COBS
+MAX_PAYLOAD = 4096  # requests (host -> device): the device's receive buffer holds one frame
+MAX_FRAME = HEADER.size + MAX_PAYLOAD + CRC.size  # largest request before COBS
+# Responses (device -> host) are streamed by the device through an incremental CRC and COBS
+# encoder, never buffered whole, so they may use the full range of the u16 length field.
+MAX_RESPONSE_PAYLOAD = 0xFFFF
+MAX_RESPONSE_FRAME = HEADER.size + MAX_RESPONSE_PAYLOAD + CRC.size
 SEQ_NONE = 0xFFFF  # seq of an ERROR answering a frame whose header could not be trusted
 OP_NONE = 0xFFFF  # op index / op code of OUTPUT frames (not produced by an op callback)
 DELIMITER = b"\x00"
@@ -86,17 +90,23 @@ INFO_FIXED = struct.Struct("<HHIIIII32siIiIB")
 # then three length-prefixed strings (u8 length): firmware version, board, model error;
 # then num_ops x OP_ENTRY.
 OP_ENTRY = struct.Struct("<Hh")  # builtin op code, output tensor index
-TENSOR_FIXED = struct.Struct("<HHiIIBBHi")
-# op_index, builtin_op, tensor_index, offset, total, dtype, ndims, num_quant,
-# quantized_dimension; then i32 dims[ndims], f32 scales[num_quant], i32 zero_points[num_quant],
-# then the data bytes of this chunk.
+# TENSOR / OUTPUT (version 2): compact metadata, varints are unsigned LEB128 (7 bits per byte,
+# least significant first, high bit = more bytes follow, at most 5 bytes for a u32), zero
+# points are zigzag-encoded (0, -1, 1, -2 ... -> 0, 1, 2, 3 ...) before LEB128:
+#   uvarint op_index, uvarint builtin_op, uvarint tensor_index, uvarint offset,
+#   u8 dtype, u8 ndims, uvarint dims[ndims], uvarint num_quant, uvarint quantized_dimension,
+#   f32 scales[num_quant], svarint zero_points[num_quant], then the data bytes of this chunk.
+# The tensor's byte size is not sent: it is prod(dims) * DTYPE_SIZES[dtype].
+TENSOR_MAX_DIMS = 6  # the runtime's TS_MAX_DIMS
+VARINT_MAX = 5  # bytes of the longest uvarint (a u32)
 SET_INPUT_FIXED = struct.Struct("<II")  # offset, total; then data
 RUN_FIXED = struct.Struct("<BBH")  # mode, flags, count; then u16 op_index[count]
 TIMING_FIXED = struct.Struct("<IIH")  # tick_hz, total ticks of the run, num_ops; u32 ticks[]
 ERROR_FIXED = struct.Struct("<H")  # code; then UTF-8 text
 DONE_FIXED = struct.Struct("<BI")  # request type, number of frames sent before DONE
 
-# TFLite TensorType values (the runtime's ts_dtype_t) and their numpy types.
+# TFLite TensorType values (the runtime's ts_dtype_t) and their numpy types; a tensor of any
+# other type cannot be streamed (its size would not follow from its shape).
 DTYPES: dict[int, np.dtype] = {
     0: np.dtype("<f4"),
     2: np.dtype("<i4"),
@@ -105,6 +115,7 @@ DTYPES: dict[int, np.dtype] = {
     7: np.dtype("<i2"),
     9: np.dtype("i1"),
 }
+DTYPE_SIZES = [DTYPES[d].itemsize if d in DTYPES else 0 for d in range(max(DTYPES) + 1)]
 
 
 class ProtocolError(Exception):
@@ -173,8 +184,10 @@ class Frame:
 
     def encode(self) -> bytes:
         """The bytes on the wire, including the trailing delimiter."""
-        if len(self.payload) > MAX_PAYLOAD:
-            raise ValueError(f"payload of {len(self.payload)} bytes > MAX_PAYLOAD {MAX_PAYLOAD}")
+        limit = MAX_RESPONSE_PAYLOAD if self.type & 0x80 else MAX_PAYLOAD
+        if len(self.payload) > limit:
+            raise ValueError(f"payload of {len(self.payload)} bytes > {limit}, the limit of "
+                             f"{'responses' if self.type & 0x80 else 'requests (MAX_PAYLOAD)'}")
         body = HEADER.pack(self.version, self.type, self.seq, len(self.payload)) + self.payload
         return cobs_encode(body + CRC.pack(crc32(body))) + DELIMITER
 
@@ -214,7 +227,7 @@ class FrameReader:
     CRC-intact frame of another protocol version (0 if none).
     """
 
-    max_frame: int = MAX_FRAME + MAX_FRAME // 254 + 2
+    max_frame: int = MAX_RESPONSE_FRAME + MAX_RESPONSE_FRAME // 254 + 2
     bad_frames: int = 0
     good_frames: int = 0
     last_error: str = ""
@@ -381,9 +394,52 @@ class Info:
         )
 
 
+def uvarint(value: int) -> bytes:
+    """Unsigned LEB128 of ``0 <= value < 2**32``."""
+    if not 0 <= value <= 0xFFFFFFFF:
+        raise ValueError(f"uvarint {value} outside 0..2**32-1")
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def svarint(value: int) -> bytes:
+    """Zigzag + LEB128 of a signed 32-bit value."""
+    if not -(1 << 31) <= value < 1 << 31:
+        raise ValueError(f"svarint {value} outside the int32 range")
+    return uvarint(((value << 1) ^ (value >> 31)) & 0xFFFFFFFF)
+
+
+def read_uvarint(payload: bytes, pos: int) -> tuple[int, int]:
+    """The uvarint at ``pos`` and the position after it; ProtocolError if malformed."""
+    value = 0
+    for i in range(VARINT_MAX):
+        if pos + i >= len(payload):
+            raise ProtocolError("varint runs past the end of the payload")
+        b = payload[pos + i]
+        value |= (b & 0x7F) << (7 * i)
+        if not b & 0x80:
+            if value > 0xFFFFFFFF:
+                raise ProtocolError(f"varint {value} does not fit 32 bits")
+            return value, pos + i + 1
+    raise ProtocolError(f"varint longer than {VARINT_MAX} bytes")
+
+
+def read_svarint(payload: bytes, pos: int) -> tuple[int, int]:
+    z, pos = read_uvarint(payload, pos)
+    return (z >> 1) ^ -(z & 1), pos
+
+
 @dataclass(frozen=True)
 class TensorChunk:
-    """One TENSOR or OUTPUT frame: a slice ``[offset, offset+len(data))`` of a tensor."""
+    """One TENSOR or OUTPUT frame: a slice ``[offset, offset+len(data))`` of a tensor.
+
+    ``total`` (the tensor's byte size) is not on the wire: it is ``prod(shape)`` times the
+    size of ``dtype``; :meth:`encode` checks that it agrees.
+    """
 
     op_index: int
     builtin_op: int
@@ -397,38 +453,57 @@ class TensorChunk:
     quantized_dimension: int
     data: bytes
 
+    def meta(self) -> bytes:
+        """The metadata that precedes the data bytes in the payload."""
+        if tensor_bytes(self.dtype, self.shape) != self.total:
+            raise ValueError(f"total {self.total} != {self.shape} x {self.dtype} element size")
+        if len(self.scales) != len(self.zero_points):
+            raise ValueError("scales and zero_points differ in length")
+        return b"".join((
+            uvarint(self.op_index), uvarint(self.builtin_op), uvarint(self.tensor_index),
+            uvarint(self.offset), bytes([self.dtype, len(self.shape)]),
+            *(uvarint(d) for d in self.shape), uvarint(len(self.scales)),
+            uvarint(self.quantized_dimension),
+            struct.pack(f"<{len(self.scales)}f", *self.scales),
+            *(svarint(z) for z in self.zero_points),
+        ))
+
     def encode(self) -> bytes:
-        nq = len(self.scales)
-        return (
-            TENSOR_FIXED.pack(
-                self.op_index,
-                self.builtin_op,
-                self.tensor_index,
-                self.offset,
-                self.total,
-                self.dtype,
-                len(self.shape),
-                nq,
-                self.quantized_dimension,
-            )
-            + struct.pack(f"<{len(self.shape)}i{nq}f{nq}i", *self.shape, *self.scales,
-                          *self.zero_points)
-            + self.data
-        )
+        return self.meta() + self.data
 
     @classmethod
     def decode(cls, payload: bytes) -> TensorChunk:
-        if len(payload) < TENSOR_FIXED.size:
-            raise ProtocolError(f"TENSOR payload of {len(payload)} bytes is too short")
-        op, code, tidx, offset, total, dtype, ndims, nq, qdim = TENSOR_FIXED.unpack_from(payload)
-        meta = struct.Struct(f"<{ndims}i{nq}f{nq}i")
-        end = TENSOR_FIXED.size + meta.size
-        if end > len(payload):
+        op, pos = read_uvarint(payload, 0)
+        code, pos = read_uvarint(payload, pos)
+        tidx, pos = read_uvarint(payload, pos)
+        offset, pos = read_uvarint(payload, pos)
+        if pos + 2 > len(payload):
             raise ProtocolError("TENSOR metadata runs past the end of the payload")
-        values = meta.unpack_from(payload, TENSOR_FIXED.size)
-        data = payload[end:]
+        dtype, ndims = payload[pos], payload[pos + 1]
+        pos += 2
+        if ndims > TENSOR_MAX_DIMS:
+            raise ProtocolError(f"TENSOR with {ndims} dims (at most {TENSOR_MAX_DIMS})")
+        shape = []
+        for _ in range(ndims):
+            d, pos = read_uvarint(payload, pos)
+            shape.append(d)
+        nq, pos = read_uvarint(payload, pos)
+        qdim, pos = read_uvarint(payload, pos)
+        if pos + 4 * nq > len(payload):
+            raise ProtocolError("TENSOR scales run past the end of the payload")
+        scales = struct.unpack_from(f"<{nq}f", payload, pos)
+        pos += 4 * nq
+        zps = []
+        for _ in range(nq):
+            z, pos = read_svarint(payload, pos)
+            zps.append(z)
+        if dtype >= len(DTYPE_SIZES) or not DTYPE_SIZES[dtype]:
+            raise ProtocolError(f"tensor {tidx} has dtype {dtype}, which tinyscope cannot stream")
+        total = tensor_bytes(dtype, shape)
+        data = payload[pos:]
         if offset + len(data) > total:
-            raise ProtocolError(f"TENSOR chunk [{offset}, +{len(data)}) exceeds total {total}")
+            raise ProtocolError(f"TENSOR chunk [{offset}, +{len(data)}) exceeds the tensor's "
+                                f"{total} bytes (shape {tuple(shape)})")
         return cls(
             op_index=op,
             builtin_op=code,
@@ -436,12 +511,40 @@ class TensorChunk:
             offset=offset,
             total=total,
             dtype=dtype,
-            shape=tuple(values[:ndims]),
-            scales=tuple(values[ndims : ndims + nq]),
-            zero_points=tuple(values[ndims + nq :]),
+            shape=tuple(shape),
+            scales=tuple(scales),
+            zero_points=tuple(zps),
             quantized_dimension=qdim,
             data=bytes(data),
         )
+
+
+def tensor_bytes(dtype: int, shape: Iterable[int]) -> int:
+    """Byte size of a tensor of TFLite type ``dtype`` (0 if tinyscope does not know it)."""
+    size = DTYPE_SIZES[dtype] if 0 <= dtype < len(DTYPE_SIZES) else 0
+    return size * int(np.prod(list(shape), dtype=np.int64))
+
+
+def tensor_chunks(op_index: int, builtin_op: int, tensor_index: int, dtype: int,
+                  shape: tuple[int, ...], scales: tuple[float, ...],
+                  zero_points: tuple[int, ...], quantized_dimension: int, data: bytes,
+                  max_payload: int = MAX_RESPONSE_PAYLOAD) -> list[TensorChunk]:
+    """``data`` split into TENSOR chunks exactly as the firmware does (main.c send_tensor):
+    each chunk as long as fits ``max_payload`` with its own metadata."""
+    chunks: list[TensorChunk] = []
+    offset = 0
+    while True:
+        chunk = TensorChunk(op_index, builtin_op, tensor_index, offset, len(data), dtype,
+                            tuple(shape), tuple(scales), tuple(zero_points),
+                            quantized_dimension, b"")
+        room = max_payload - len(chunk.meta())
+        if room < 1:
+            raise ValueError(f"tensor {tensor_index}: metadata does not fit {max_payload} bytes")
+        n = min(len(data) - offset, room)
+        chunks.append(replace(chunk, data=data[offset:offset + n]))
+        offset += n
+        if offset >= len(data):
+            return chunks
 
 
 @dataclass
@@ -560,7 +663,12 @@ def c_header() -> str:
         f"#define TSP_VERSION {PROTOCOL_VERSION}",
         f"#define TSP_HEADER_SIZE {HEADER.size} /* u8 version, u8 type, u16 seq, u16 length */",
         f"#define TSP_CRC_SIZE {CRC.size}",
-        f"#define TSP_MAX_PAYLOAD {MAX_PAYLOAD}",
+        f"#define TSP_MAX_PAYLOAD {MAX_PAYLOAD} /* requests: the device's receive limit */",
+        f"#define TSP_MAX_RESPONSE_PAYLOAD {MAX_RESPONSE_PAYLOAD} /* streamed, never buffered */",
+        f"#define TSP_TENSOR_MAX_DIMS {TENSOR_MAX_DIMS}",
+        f"#define TSP_VARINT_MAX {VARINT_MAX}",
+        "/* element size by TFLite TensorType (0: cannot be streamed) */",
+        f"#define TSP_DTYPE_SIZES {{{', '.join(map(str, DTYPE_SIZES))}}}",
         f"#define TSP_SEQ_NONE 0x{SEQ_NONE:04X}",
         f"#define TSP_OP_NONE 0x{OP_NONE:04X}",
         "",
@@ -571,7 +679,7 @@ def c_header() -> str:
             lines.append(f"#define {prefix}{member.name} 0x{member.value:02X}")
         lines.append("")
     for name, st in (("INFO_FIXED", INFO_FIXED), ("OP_ENTRY", OP_ENTRY),
-                     ("TENSOR_FIXED", TENSOR_FIXED), ("SET_INPUT_FIXED", SET_INPUT_FIXED),
+                     ("SET_INPUT_FIXED", SET_INPUT_FIXED),
                      ("RUN_FIXED", RUN_FIXED), ("TIMING_FIXED", TIMING_FIXED),
                      ("ERROR_FIXED", ERROR_FIXED), ("DONE_FIXED", DONE_FIXED)):
         lines.append(f"#define TSP_{name}_SIZE {st.size} /* {st.format} */")
