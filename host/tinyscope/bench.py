@@ -102,9 +102,9 @@ def check_identical(ref: dict[str, np.ndarray], opt: dict[str, np.ndarray]) -> i
 def payload_efficiency(run: dict, arrays: dict[str, np.ndarray]) -> dict[str, float | int]:
     """Tensor bytes / wire bytes of the TENSOR frames that carried them for image 0.
 
-    The frames are re-encoded with protocol.py (the wire format's single definition) and
-    chunked as the firmware does (firmware/app/main.c send_tensor): the same bytes as on
-    the wire.
+    The frames are re-encoded and chunked with protocol.py (the wire format's single
+    definition, ``tensor_chunks`` chunks as firmware/app/main.c send_tensor does): the same
+    bytes as on the wire.
     """
     from tinyscope.link import protocol as P
 
@@ -112,15 +112,10 @@ def payload_efficiency(run: dict, arrays: dict[str, np.ndarray]) -> dict[str, fl
     for meta in run["tensors"]:
         data = arrays[f"t{meta['tensor_index']}_0"].tobytes()
         dtype = next(k for k, v in P.DTYPES.items() if v.name == meta["dtype"])
-        fixed = (P.TENSOR_FIXED.size + 4 * len(meta["shape"]) + 8 * len(meta["scales"]))
-        room = P.MAX_PAYLOAD - fixed
-        for off in range(0, max(len(data), 1), room):
-            chunk = P.TensorChunk(
-                op_index=meta["op_index"], builtin_op=meta["builtin_op"],
-                tensor_index=meta["tensor_index"], offset=off, total=len(data), dtype=dtype,
-                shape=tuple(meta["shape"]), scales=tuple(meta["scales"]),
-                zero_points=tuple(meta["zero_points"]),
-                quantized_dimension=meta["quantized_dimension"], data=data[off:off + room])
+        for chunk in P.tensor_chunks(meta["op_index"], meta["builtin_op"],
+                                     meta["tensor_index"], dtype, tuple(meta["shape"]),
+                                     tuple(meta["scales"]), tuple(meta["zero_points"]),
+                                     meta["quantized_dimension"], data):
             wire += len(P.Frame(P.FrameType.TENSOR, 1, chunk.encode()).encode())
             frames += 1
         payload += len(data)
