@@ -77,8 +77,8 @@ fuzz-firmware: setup ## libFuzzer+ASan+UBSan: model parser, frame decoder, reque
 	[ -f $(MODEL_DIR)/model_data.cc ] || $(TINYSCOPE) convert $(MODEL) --out $(MODEL_DIR)
 	$(MAKE) -C firmware -f fuzz/fuzz.mk run RUNS=$${RUNS:-1000000} MODEL_DIR=$(abspath $(MODEL_DIR))
 
-bench: setup setup-system ## ref vs optimized kernels in QEMU: per-op instructions, arena, .text -> bench.json
-	$(VPY) -m tinyscope.bench --model $(MODEL) --build $(MODEL_DIR) --out bench.json
+bench: setup setup-system ## ref vs optimized kernels in QEMU: per-op instructions, arena, .text -> build/bench.json
+	$(VPY) -m tinyscope.bench --model $(MODEL) --build $(MODEL_DIR) --out build/bench.json
 
 clean: ## remove build outputs (keeps .venv)
 	rm -rf build firmware/build
