@@ -71,28 +71,29 @@ typedef struct {
   ts_plan_buf_t plan; /* lifetime, size and arena offset (first < 0: not in the arena) */
 } trec_t;
 
+/* An operator record: this header, then (at PARAM_OFF) the parameters of its type only;
+ * records follow each other, `size` bytes apart. */
 typedef struct {
-  int32_t code;
   uint32_t in_pos, out_pos; /* int32 vectors inside the model */
-  int32_t n_in, n_out;
-  union {
-    ts_conv_params_t conv;
-    ts_dw_params_t dw;
-    ts_fc_params_t fc;
-    ts_pool_params_t pool;
-    ts_add_params_t add;
-    ts_softmax_params_t softmax;
-    ts_mean_params_t mean;
-    ts_pad_params_t pad;
-    ts_requant_params_t requant;
-    ts_concat_params_t concat;
-  } p;
+  uint8_t code;             /* supported codes fit */
+  uint8_t n_in;             /* inputs, saturated at 255 (no kernel reads past 10) */
+  uint16_t size;            /* bytes of the whole record */
 } oprec_t;
 
+#define PTR_ALIGN _Alignof(void *)
+#define PARAM_OFF ((sizeof(oprec_t) + PTR_ALIGN - 1) & ~(PTR_ALIGN - 1))
+#define PARAMS(o, type) ((type *)(void *)((uint8_t *)(o) + PARAM_OFF))
+
+/* Per tensor after init, one word: LOC_NONE, LOC_ACT | arena offset of an activation, or
+ * the model offset of a constant's data. Everything else is re-read from the model. */
+#define LOC_NONE 0u
+#define LOC_ACT 0x80000000u
+
 typedef struct {
-  trec_t *t;
-  oprec_t *op;
+  uint32_t *loc;            /* [num_tensors] */
+  uint8_t *ops;             /* operator records */
   uint32_t in_pos, out_pos; /* subgraph input / output index vectors */
+  ts_fb_vec_t tensors, buffers;
   uint8_t *act;             /* activation area */
 } state_t;
 
@@ -101,6 +102,8 @@ typedef struct {
   ts_fb_t fb;
   ts_fb_vec_t opcodes, buffers, tensors, inputs, outputs, operators;
   state_t *st;
+  trec_t *t;       /* init only: full tensor records, in the arena's activation area */
+  uint32_t *opoff; /* init only: offset of each operator record in st->ops */
   int32_t *chan; /* next free per-channel slot */
   int32_t *chan_end;
 } loader_t;
@@ -152,6 +155,7 @@ static void vfmt(char *buf, size_t n, const char *f, va_list ap) {
 }
 
 static ts_status_t fail(ts_interp_t *it, ts_status_t s, const char *f, ...) {
+  if (!it) return s; /* a re-read of a validated model (view) */
   va_list ap;
   va_start(ap, f);
   vfmt(it->error, sizeof it->error, f, ap);
@@ -351,12 +355,30 @@ static int supported(int32_t code) {
   }
 }
 
-/* Per-channel int32 slots (multiplier + shift) an op needs. */
-static ts_status_t op_chan_slots(loader_t *L, uint32_t i, uint32_t *slots) {
+/* Bytes of the parameters an operator record carries. */
+static uint32_t param_size(int32_t code) {
+  switch (code) {
+    case OP_CONV_2D: return sizeof(ts_conv_params_t);
+    case OP_DEPTHWISE_CONV_2D: return sizeof(ts_dw_params_t);
+    case OP_FULLY_CONNECTED: return sizeof(ts_fc_params_t);
+    case OP_MAX_POOL_2D: case OP_AVERAGE_POOL_2D: return sizeof(ts_pool_params_t);
+    case OP_ADD: return sizeof(ts_add_params_t);
+    case OP_SOFTMAX: return sizeof(ts_softmax_params_t);
+    case OP_MEAN: return sizeof(ts_mean_params_t);
+    case OP_PAD: return sizeof(ts_pad_params_t);
+    case OP_QUANTIZE: return sizeof(ts_requant_params_t);
+    case OP_CONCATENATION: return sizeof(ts_concat_params_t);
+    default: return sizeof(uint32_t); /* RESHAPE: its bytes */
+  }
+}
+
+/* Per-channel int32 slots (multiplier + shift) an op needs, and its record's bytes. */
+static ts_status_t op_chan_slots(loader_t *L, uint32_t i, uint32_t *slots, uint32_t *rec) {
   ts_fb_table_t op;
   int32_t code;
   *slots = 0;
   CHECK(op_code(L, i, &op, &code));
+  *rec = (uint32_t)((PARAM_OFF + param_size(code) + PTR_ALIGN - 1) & ~(PTR_ALIGN - 1));
   if (!supported(code)) {
     if (code == 32) {
       ts_fb_table_t c;
@@ -404,7 +426,7 @@ static int32_t elems(const trec_t *r) {
 /* An int8 activation tensor with per-tensor quantization. */
 static ts_status_t need_s8(loader_t *L, int32_t op, int32_t idx, const char *what) {
   if (idx < 0) return fail(L->it, TS_ERR_BAD_MODEL, "operator %d lacks its %s", op, what);
-  const trec_t *r = &L->st->t[idx];
+  const trec_t *r = &L->t[idx];
   if (r->dtype != TS_INT8)
     return fail(L->it, TS_ERR_UNSUPPORTED, "operator %d: %s tensor %d is %s, not int8", op,
                 what, idx, dtype_name(r->dtype));
@@ -415,7 +437,7 @@ static ts_status_t need_s8(loader_t *L, int32_t op, int32_t idx, const char *wha
 }
 
 static ts_status_t need_rank(loader_t *L, int32_t op, int32_t idx, int rank, const char *what) {
-  if (L->st->t[idx].ndims != rank)
+  if (L->t[idx].ndims != rank)
     return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: %s tensor %d must have %d dimensions",
                 op, what, idx, rank);
   return TS_OK;
@@ -463,7 +485,7 @@ static ts_status_t spatial(loader_t *L, int32_t op, int32_t padding, int32_t in,
 static ts_status_t bias_of(loader_t *L, int32_t op, int32_t idx, int32_t n, const int32_t **b) {
   *b = NULL;
   if (idx < 0) return TS_OK;
-  const trec_t *r = &L->st->t[idx];
+  const trec_t *r = &L->t[idx];
   if (r->dtype != TS_INT32 || !r->data_off || elems(r) != n)
     return fail(L->it, TS_ERR_UNSUPPORTED, "operator %d: bias must be a constant int32[%d]", op,
                 n);
@@ -473,7 +495,7 @@ static ts_status_t bias_of(loader_t *L, int32_t op, int32_t idx, int32_t n, cons
 
 static ts_status_t need_const_filter(loader_t *L, int32_t op, int32_t idx) {
   if (idx < 0) return fail(L->it, TS_ERR_BAD_MODEL, "operator %d lacks its filter", op);
-  const trec_t *r = &L->st->t[idx];
+  const trec_t *r = &L->t[idx];
   if (r->dtype != TS_INT8 || !r->data_off || r->num_quant < 1)
     return fail(L->it, TS_ERR_UNSUPPORTED,
                 "operator %d: filter tensor %d must be constant quantized int8", op, idx);
@@ -509,7 +531,7 @@ static ts_status_t prep_conv(loader_t *L, int32_t i, oprec_t *o) {
   CHECK(need_rank(L, i, ii, 4, "input"));
   CHECK(need_rank(L, i, fi, 4, "filter"));
   CHECK(need_rank(L, i, oi, 4, "output"));
-  const trec_t *in = &L->st->t[ii], *f = &L->st->t[fi], *out = &L->st->t[oi];
+  const trec_t *in = &L->t[ii], *f = &L->t[fi], *out = &L->t[oi];
   ts_fb_table_t opt;
   int present;
   CHECK(options(L, i, &opt, &present));
@@ -553,13 +575,13 @@ static ts_status_t prep_conv(loader_t *L, int32_t i, oprec_t *o) {
   CHECK(act_range(L, i, act, out, &lo, &hi));
   CHECK(channel_mults(L, i, in, f, out, oc, &mult, &shift));
   if (dw_model) {
-    ts_dw_params_t *p = &o->p.dw;
+    ts_dw_params_t *p = PARAMS(o, ts_dw_params_t);
     *p = (ts_dw_params_t){in->dims[0], in->dims[1], in->dims[2], in->dims[3], out->dims[1],
                           out->dims[2], oc, f->dims[1], f->dims[2], oc / in->dims[3],
                           sh, sw, dh, dw, pad_h, pad_w, -rec_zp(in, 0), rec_zp(out, 0), lo, hi,
                           mult, shift};
   } else {
-    ts_conv_params_t *p = &o->p.conv;
+    ts_conv_params_t *p = PARAMS(o, ts_conv_params_t);
     *p = (ts_conv_params_t){in->dims[0], in->dims[1], in->dims[2], in->dims[3], out->dims[1],
                             out->dims[2], oc, f->dims[1], f->dims[2], sh, sw, dh, dw, pad_h,
                             pad_w, -rec_zp(in, 0), rec_zp(out, 0), lo, hi, mult, shift};
@@ -575,7 +597,7 @@ static ts_status_t prep_fc(loader_t *L, int32_t i, oprec_t *o) {
   CHECK(need_s8(L, i, oi, "output"));
   CHECK(need_const_filter(L, i, fi));
   CHECK(need_rank(L, i, fi, 2, "filter"));
-  const trec_t *in = &L->st->t[ii], *f = &L->st->t[fi], *out = &L->st->t[oi];
+  const trec_t *in = &L->t[ii], *f = &L->t[fi], *out = &L->t[oi];
   ts_fb_table_t opt;
   int present;
   int32_t act = 0, wf = 0;
@@ -596,7 +618,7 @@ static ts_status_t prep_fc(loader_t *L, int32_t i, oprec_t *o) {
   if (per_channel && (int32_t)f->num_quant != out_depth)
     return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: filter scales do not match", i);
   CHECK(channel_mults(L, i, in, f, out, per_channel ? out_depth : 1, &mult, &shift));
-  o->p.fc = (ts_fc_params_t){elems(in) / accum, accum, out_depth, per_channel,
+  *PARAMS(o, ts_fc_params_t) = (ts_fc_params_t){elems(in) / accum, accum, out_depth, per_channel,
                              -rec_zp(in, 0), per_channel ? 0 : -rec_zp(f, 0), rec_zp(out, 0),
                              lo, hi, mult, shift};
   return TS_OK;
@@ -608,7 +630,7 @@ static ts_status_t prep_pool(loader_t *L, int32_t i, oprec_t *o) {
   CHECK(need_s8(L, i, oi, "output"));
   CHECK(need_rank(L, i, ii, 4, "input"));
   CHECK(need_rank(L, i, oi, 4, "output"));
-  const trec_t *in = &L->st->t[ii], *out = &L->st->t[oi];
+  const trec_t *in = &L->t[ii], *out = &L->t[oi];
   ts_fb_table_t opt;
   int present;
   CHECK(options(L, i, &opt, &present));
@@ -625,7 +647,7 @@ static ts_status_t prep_pool(loader_t *L, int32_t i, oprec_t *o) {
   CHECK(spatial(L, i, padding, in->dims[1], fh, sh, 1, out->dims[1], &pad_h));
   CHECK(spatial(L, i, padding, in->dims[2], fw, sw, 1, out->dims[2], &pad_w));
   CHECK(act_range(L, i, act, out, &lo, &hi));
-  o->p.pool = (ts_pool_params_t){in->dims[0], in->dims[1], in->dims[2], in->dims[3],
+  *PARAMS(o, ts_pool_params_t) = (ts_pool_params_t){in->dims[0], in->dims[1], in->dims[2], in->dims[3],
                                  out->dims[1], out->dims[2], fh, fw, sh, sw, pad_h, pad_w, lo,
                                  hi};
   return TS_OK;
@@ -644,8 +666,8 @@ static ts_status_t prep_add(loader_t *L, int32_t i, oprec_t *o) {
   CHECK(need_s8(L, i, ai, "first input"));
   CHECK(need_s8(L, i, bi, "second input"));
   CHECK(need_s8(L, i, oi, "output"));
-  const trec_t *a = &L->st->t[ai], *b = &L->st->t[bi], *out = &L->st->t[oi];
-  ts_add_params_t *p = &o->p.add;
+  const trec_t *a = &L->t[ai], *b = &L->t[bi], *out = &L->t[oi];
+  ts_add_params_t *p = PARAMS(o, ts_add_params_t);
   int32_t da[4], db[4];
   if (pad4(a, da) || pad4(b, db) || pad4(out, p->out_dims))
     return fail(L->it, TS_ERR_UNSUPPORTED, "operator %d: more than 4 dimensions", i);
@@ -685,7 +707,7 @@ static ts_status_t prep_softmax(loader_t *L, int32_t i, oprec_t *o) {
   const int32_t ii = op_in(L, o, 0), oi = op_out(L, o, 0);
   CHECK(need_s8(L, i, ii, "input"));
   CHECK(need_s8(L, i, oi, "output"));
-  const trec_t *in = &L->st->t[ii], *out = &L->st->t[oi];
+  const trec_t *in = &L->t[ii], *out = &L->t[oi];
   if (rec_zp(out, 0) != -128 || rec_scale(out, 0) != 1.0f / 256.0f)
     return fail(L->it, TS_ERR_UNSUPPORTED,
                 "operator %d: int8 softmax output must have scale 1/256, zero point -128", i);
@@ -696,7 +718,7 @@ static ts_status_t prep_softmax(loader_t *L, int32_t i, oprec_t *o) {
   float beta = 0.0f;
   CHECK(options(L, i, &opt, &present));
   if (present) FB(ts_fb_f32(&L->fb, &opt, 0, 0.0f, &beta));
-  ts_softmax_params_t *p = &o->p.softmax;
+  ts_softmax_params_t *p = PARAMS(o, ts_softmax_params_t);
   p->depth = in->dims[in->ndims - 1];
   p->outer = elems(in) / p->depth;
   /* TFLM PreprocessSoftmaxScaling with 5 integer bits for the scaled difference. */
@@ -713,7 +735,7 @@ static ts_status_t prep_softmax(loader_t *L, int32_t i, oprec_t *o) {
 static ts_status_t const_ints(loader_t *L, int32_t op, int32_t idx, int32_t *vals, int32_t max,
                               int32_t *n) {
   if (idx < 0) return fail(L->it, TS_ERR_BAD_MODEL, "operator %d lacks an input", op);
-  const trec_t *r = &L->st->t[idx];
+  const trec_t *r = &L->t[idx];
   if (!r->data_off || (r->dtype != TS_INT32 && r->dtype != TS_INT64))
     return fail(L->it, TS_ERR_UNSUPPORTED, "operator %d: tensor %d must be constant int32",
                 op, idx);
@@ -737,8 +759,8 @@ static ts_status_t prep_mean(loader_t *L, int32_t i, oprec_t *o) {
   const int32_t ii = op_in(L, o, 0), ai = op_in(L, o, 1), oi = op_out(L, o, 0);
   CHECK(need_s8(L, i, ii, "input"));
   CHECK(need_s8(L, i, oi, "output"));
-  const trec_t *in = &L->st->t[ii], *out = &L->st->t[oi];
-  ts_mean_params_t *p = &o->p.mean;
+  const trec_t *in = &L->t[ii], *out = &L->t[oi];
+  ts_mean_params_t *p = PARAMS(o, ts_mean_params_t);
   int32_t axes[8], n;
   CHECK(const_ints(L, i, ai, axes, 8, &n));
   if (pad4(in, p->in_dims))
@@ -776,8 +798,8 @@ static ts_status_t prep_pad(loader_t *L, int32_t i, oprec_t *o) {
   const int32_t ii = op_in(L, o, 0), pi = op_in(L, o, 1), oi = op_out(L, o, 0);
   CHECK(need_s8(L, i, ii, "input"));
   CHECK(need_s8(L, i, oi, "output"));
-  const trec_t *in = &L->st->t[ii], *out = &L->st->t[oi];
-  ts_pad_params_t *p = &o->p.pad;
+  const trec_t *in = &L->t[ii], *out = &L->t[oi];
+  ts_pad_params_t *p = PARAMS(o, ts_pad_params_t);
   int32_t v[8], n, od[4];
   CHECK(const_ints(L, i, pi, v, 8, &n));
   if (pad4(in, p->in_dims) || pad4(out, od) || n != 2 * in->ndims || out->ndims != in->ndims)
@@ -798,10 +820,10 @@ static ts_status_t prep_quantize(loader_t *L, int32_t i, oprec_t *o) {
   const int32_t ii = op_in(L, o, 0), oi = op_out(L, o, 0);
   CHECK(need_s8(L, i, ii, "input"));
   CHECK(need_s8(L, i, oi, "output"));
-  const trec_t *in = &L->st->t[ii], *out = &L->st->t[oi];
+  const trec_t *in = &L->t[ii], *out = &L->t[oi];
   if (elems(in) != elems(out))
     return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: shapes do not match", i);
-  ts_requant_params_t *p = &o->p.requant;
+  ts_requant_params_t *p = PARAMS(o, ts_requant_params_t);
   p->size = elems(in);
   p->input_zp = rec_zp(in, 0);
   p->output_zp = rec_zp(out, 0);
@@ -812,7 +834,7 @@ static ts_status_t prep_quantize(loader_t *L, int32_t i, oprec_t *o) {
 static ts_status_t prep_concat(loader_t *L, int32_t i, oprec_t *o) {
   const int32_t oi = op_out(L, o, 0);
   CHECK(need_s8(L, i, oi, "output"));
-  const trec_t *out = &L->st->t[oi];
+  const trec_t *out = &L->t[oi];
   if (o->n_in < 1 || o->n_in > TS_MAX_CONCAT_INPUTS)
     return fail(L->it, TS_ERR_UNSUPPORTED, "operator %d: %d inputs (at most %d)", i, o->n_in,
                 TS_MAX_CONCAT_INPUTS);
@@ -829,7 +851,7 @@ static ts_status_t prep_concat(loader_t *L, int32_t i, oprec_t *o) {
   if (axis < 0) axis += out->ndims;
   if (axis < 0 || axis >= out->ndims)
     return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: axis out of range", i);
-  ts_concat_params_t *p = &o->p.concat;
+  ts_concat_params_t *p = PARAMS(o, ts_concat_params_t);
   p->num_inputs = o->n_in;
   p->outer = 1;
   for (int k = 0; k < axis; k++) p->outer *= out->dims[k];
@@ -837,7 +859,7 @@ static ts_status_t prep_concat(loader_t *L, int32_t i, oprec_t *o) {
   for (int32_t j = 0; j < o->n_in; j++) {
     const int32_t ij = op_in(L, o, j);
     CHECK(need_s8(L, i, ij, "input"));
-    const trec_t *in = &L->st->t[ij];
+    const trec_t *in = &L->t[ij];
     if (in->ndims != out->ndims)
       return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: input ranks differ", i);
     for (int k = 0; k < out->ndims; k++)
@@ -855,14 +877,13 @@ static ts_status_t prep_reshape(loader_t *L, int32_t i, oprec_t *o) {
   const int32_t ii = op_in(L, o, 0), oi = op_out(L, o, 0);
   CHECK(need_s8(L, i, ii, "input"));
   CHECK(need_s8(L, i, oi, "output"));
-  if (R_BYTES(&L->st->t[ii]) != R_BYTES(&L->st->t[oi]))
+  if (R_BYTES(&L->t[ii]) != R_BYTES(&L->t[oi]))
     return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: reshape changes the element count", i);
+  *PARAMS(o, uint32_t) = R_BYTES(&L->t[oi]);
   return TS_OK;
 }
 
 static ts_status_t prepare(loader_t *L, int32_t i, oprec_t *o) {
-  if (o->n_out != 1)
-    return fail(L->it, TS_ERR_BAD_MODEL, "operator %d must have one output", i);
   switch (o->code) {
     case OP_CONV_2D:
     case OP_DEPTHWISE_CONV_2D: return prep_conv(L, i, o);
@@ -900,20 +921,24 @@ static ts_status_t index_vec(loader_t *L, const ts_fb_vec_t *v, const char *what
  * (output pixel k is stored after its window is read, and every later window starts at
  * input pixel >= k: both the reference and the optimized kernel are safe). Only when this
  * operator is the input's last reader and the input is not a model input or output. */
+static oprec_t *op_at(const loader_t *L, int32_t i) {
+  return (oprec_t *)(void *)(L->st->ops + L->opoff[i]);
+}
+
 static void mark_in_place(loader_t *L, int32_t i) {
-  state_t *st = L->st;
-  const oprec_t *o = &st->op[i];
+  const oprec_t *o = op_at(L, i);
   if (o->code != OP_RESHAPE && o->code != OP_QUANTIZE &&
-      !(o->code == OP_MAX_POOL_2D && o->p.pool.pad_h == 0 && o->p.pool.pad_w == 0))
+      !(o->code == OP_MAX_POOL_2D && PARAMS(o, ts_pool_params_t)->pad_h == 0 &&
+        PARAMS(o, ts_pool_params_t)->pad_w == 0))
     return;
   const int32_t ii = op_in(L, o, 0), oi = op_out(L, o, 0);
   if (ii < 0 || oi < 0) return;
-  trec_t *in = &st->t[ii], *out = &st->t[oi];
+  trec_t *in = &L->t[ii], *out = &L->t[oi];
   /* (a model output lives to num_ops, so in->plan.last == i excludes it; a model input is
    * not the output of the operator at its plan.first) */
   if (in->data_off || out->data_off || in->plan.first < 0 || out->plan.first < 0 ||
       in->plan.last != i || out->plan.size > in->plan.size ||
-      op_out(L, &st->op[in->plan.first], 0) != ii)
+      op_out(L, op_at(L, in->plan.first), 0) != ii)
     return;
   out->plan.share = ii;
 }
@@ -955,99 +980,120 @@ static ts_status_t load(loader_t *L, uint8_t *arena, size_t arena_size) {
   it->num_inputs = (int32_t)L->inputs.len;
   it->num_outputs = (int32_t)L->outputs.len;
 
-  /* Persistent bytes: records, and the per-channel tables (known from the filters). */
-  size_t chan_slots = 0;
+  /* Persistent bytes: one word per tensor, the operator records and the per-channel tables
+   * (sizes known from the operator codes and the filters). */
+  size_t chan_slots = 0, op_bytes = 0;
   for (uint32_t i = 0; i < nops; i++) {
-    uint32_t s;
-    CHECK(op_chan_slots(L, i, &s));
+    uint32_t s, r;
+    CHECK(op_chan_slots(L, i, &s, &r));
     chan_slots += s;
+    op_bytes += r;
   }
   const size_t pad = (size_t)(-(uintptr_t)arena & 15u); /* align the arena to 16 */
-  const size_t persistent = align_up(sizeof(state_t), 8) + align_up(nt * sizeof(trec_t), 8) +
-                            align_up(nops * sizeof(oprec_t), 8) +
-                            align_up(chan_slots * sizeof(int32_t), 16);
-  if (!arena || pad + persistent > arena_size) {
-    /* Not even room for the records: report an upper bound (every activation apart). */
+  const size_t persistent = align_up(sizeof(state_t), 8) + align_up(nt * sizeof(uint32_t), 8) +
+                            align_up(op_bytes, 8) + align_up(chan_slots * sizeof(int32_t), 16);
+  /* Init-only records, in the (not yet used) activation area. */
+  const size_t scratch = nt * sizeof(trec_t) + nops * sizeof(uint32_t);
+  if (!arena || pad + persistent + scratch > arena_size) {
+    /* No room to plan: report an upper bound (every activation apart). */
     size_t acts = 0;
     for (uint32_t t = 0; t < nt; t++) {
       trec_t r;
       CHECK(parse_tensor(L, t, &r));
       if (!r.data_off) acts += align_up(r.plan.size, TS_PLAN_ALIGN);
     }
-    it->arena_needed = pad + persistent + acts;
+    it->arena_needed = pad + persistent + (acts > scratch ? acts : scratch);
     return fail(it, TS_ERR_ARENA_TOO_SMALL, "arena of %u bytes too small: need %u",
                 (uint32_t)arena_size, (uint32_t)it->arena_needed);
   }
   uint8_t *base = arena + pad;
   state_t *st = (state_t *)(void *)base;
   memset(st, 0, sizeof *st);
-  st->t = (trec_t *)(void *)(base + align_up(sizeof(state_t), 8));
-  st->op = (oprec_t *)(void *)((uint8_t *)st->t + align_up(nt * sizeof(trec_t), 8));
-  L->chan = (int32_t *)(void *)((uint8_t *)st->op + align_up(nops * sizeof(oprec_t), 8));
+  st->loc = (uint32_t *)(void *)(base + align_up(sizeof(state_t), 8));
+  st->ops = (uint8_t *)st->loc + align_up(nt * sizeof(uint32_t), 8);
+  L->chan = (int32_t *)(void *)(st->ops + align_up(op_bytes, 8));
   L->chan_end = L->chan + chan_slots;
   st->in_pos = L->inputs.pos;
   st->out_pos = L->outputs.pos;
+  st->tensors = L->tensors;
+  st->buffers = L->buffers;
+  st->act = base + persistent;
   L->st = st;
+  L->t = (trec_t *)(void *)st->act;
+  L->opoff = (uint32_t *)(void *)(L->t + nt);
 
-  for (uint32_t t = 0; t < nt; t++) CHECK(parse_tensor(L, t, &st->t[t]));
+  for (uint32_t t = 0; t < nt; t++) CHECK(parse_tensor(L, t, &L->t[t]));
 
   /* Graph: operator io and tensor lifetimes. */
   for (uint32_t k = 0; k < L->inputs.len; k++) {
     const int32_t idx = (int32_t)ts_le32(fb->buf + L->inputs.pos + 4 * k);
-    trec_t *r = idx >= 0 ? &st->t[idx] : NULL;
+    trec_t *r = idx >= 0 ? &L->t[idx] : NULL;
     if (!r || r->data_off || r->dtype != TS_INT8)
       return fail(it, TS_ERR_UNSUPPORTED, "model input %u must be an int8 tensor", k);
     r->plan.first = 0;
     r->plan.last = 0;
   }
+  uint32_t at = 0;
   for (uint32_t i = 0; i < nops; i++) {
-    oprec_t *o = &st->op[i];
+    oprec_t *o = (oprec_t *)(void *)(st->ops + at);
     ts_fb_table_t op;
     ts_fb_vec_t ins, outs;
-    CHECK(op_code(L, i, &op, &o->code));
+    int32_t code;
+    uint32_t slots, size;
+    CHECK(op_code(L, i, &op, &code));
+    CHECK(op_chan_slots(L, i, &slots, &size));
     FB(ts_fb_vector(fb, &op, OPR_INPUTS, 4, &ins));
     FB(ts_fb_vector(fb, &op, OPR_OUTPUTS, 4, &outs));
     CHECK(index_vec(L, &ins, "an operator input"));
     CHECK(index_vec(L, &outs, "an operator output"));
+    if (outs.len != 1)
+      return fail(it, TS_ERR_BAD_MODEL, "operator %u must have one output", i);
+    L->opoff[i] = at;
+    at += size;
+    memset(o, 0, size);
+    o->code = (uint8_t)code; /* supported: <= 114 */
     o->in_pos = ins.pos;
     o->out_pos = outs.pos;
-    o->n_in = (int32_t)ins.len;
-    o->n_out = (int32_t)outs.len;
-    for (int32_t k = 0; k < o->n_in; k++) {
-      const int32_t idx = op_in(L, o, k);
-      if (idx < 0 || st->t[idx].data_off) continue;
-      if (st->t[idx].plan.first < 0)
+    o->n_in = (uint8_t)(ins.len > 255 ? 255 : ins.len);
+    o->size = (uint16_t)size;
+    for (uint32_t k = 0; k < ins.len; k++) {
+      const int32_t idx = (int32_t)ts_le32(fb->buf + ins.pos + 4 * k);
+      if (idx < 0 || L->t[idx].data_off) continue;
+      if (L->t[idx].plan.first < 0)
         return fail(it, TS_ERR_BAD_MODEL, "operator %u reads tensor %d before it is written",
                     i, idx);
-      st->t[idx].plan.last = (int32_t)i;
+      L->t[idx].plan.last = (int32_t)i;
     }
-    for (int32_t k = 0; k < o->n_out; k++) {
-      const int32_t idx = op_out(L, o, k);
-      if (idx < 0 || st->t[idx].data_off || st->t[idx].plan.first >= 0)
-        return fail(it, TS_ERR_BAD_MODEL, "operator %u writes tensor %d that is constant or "
-                    "already written", i, idx);
-      st->t[idx].plan.first = (int32_t)i;
-      st->t[idx].plan.last = (int32_t)i;
-    }
+    const int32_t idx = op_out(L, o, 0);
+    if (idx < 0 || L->t[idx].data_off || L->t[idx].plan.first >= 0)
+      return fail(it, TS_ERR_BAD_MODEL, "operator %u writes tensor %d that is constant or "
+                  "already written", i, idx);
+    L->t[idx].plan.first = (int32_t)i;
+    L->t[idx].plan.last = (int32_t)i;
   }
   for (uint32_t k = 0; k < L->outputs.len; k++) {
     const int32_t idx = (int32_t)ts_le32(fb->buf + L->outputs.pos + 4 * k);
-    if (idx < 0 || st->t[idx].plan.first < 0)
+    if (idx < 0 || L->t[idx].plan.first < 0)
       return fail(it, TS_ERR_BAD_MODEL, "model output %u is never written", k);
-    st->t[idx].plan.last = (int32_t)nops;
+    L->t[idx].plan.last = (int32_t)nops;
   }
-  for (uint32_t i = 0; i < nops; i++) CHECK(prepare(L, (int32_t)i, &st->op[i]));
+  for (uint32_t i = 0; i < nops; i++) CHECK(prepare(L, (int32_t)i, op_at(L, (int32_t)i)));
   for (uint32_t i = 0; i < nops; i++) mark_in_place(L, (int32_t)i);
 
-  /* Plan the activations right after the persistent part. */
-  const size_t act_bytes = ts_plan(&st->t[0].plan, sizeof(trec_t), nt);
-  if (act_bytes > SIZE_MAX - pad - persistent)
-    return fail(it, TS_ERR_UNSUPPORTED, "model activations exceed the address space");
+  /* Plan the activations right after the persistent part (over the init-only records). */
+  size_t act_bytes = ts_plan(&L->t[0].plan, sizeof(trec_t), nt);
+  if (act_bytes >= LOC_ACT || act_bytes > SIZE_MAX - pad - persistent)
+    return fail(it, TS_ERR_UNSUPPORTED, "model activations exceed 2 GB");
+  for (uint32_t t = 0; t < nt; t++) {
+    const trec_t *r = &L->t[t];
+    st->loc[t] = r->data_off ? r->data_off
+                 : r->plan.first >= 0 ? LOC_ACT | r->plan.offset : LOC_NONE;
+  }
+  if (act_bytes < scratch) act_bytes = scratch;
   it->arena_needed = pad + persistent + act_bytes;
   if (it->arena_needed > arena_size)
     return fail(it, TS_ERR_ARENA_TOO_SMALL, "arena of %u bytes too small: need %u",
                 (uint32_t)arena_size, (uint32_t)it->arena_needed);
-  st->act = base + persistent;
   it->arena_used = it->arena_needed;
   it->priv = st;
   return TS_OK;
@@ -1079,8 +1125,22 @@ static const state_t *ready_state(const ts_interp_t *it) {
   return (it && it->ready) ? (const state_t *)it->priv : NULL;
 }
 
+static void *tdata(const ts_interp_t *it, const state_t *st, int32_t idx) {
+  const uint32_t loc = st->loc[idx];
+  if (loc & LOC_ACT) return st->act + (loc & ~LOC_ACT);
+  return loc ? (void *)(uintptr_t)(it->model + loc) : NULL;
+}
+
+/* Re-reads the tensor's record from the (validated) model. */
 static void view(const ts_interp_t *it, const state_t *st, int32_t idx, ts_tensor_t *out) {
-  const trec_t *r = &st->t[idx];
+  loader_t L;
+  trec_t rec, *r = &rec;
+  memset(&L, 0, sizeof L);
+  L.fb.buf = it->model;
+  L.fb.size = (uint32_t)it->model_size;
+  L.tensors = st->tensors;
+  L.buffers = st->buffers;
+  if (parse_tensor(&L, (uint32_t)idx, r) != TS_OK) memset(r, 0, sizeof *r);
   memset(out, 0, sizeof *out);
   out->index = idx;
   out->name = r->name_off ? (const char *)it->model + r->name_off : "";
@@ -1088,8 +1148,7 @@ static void view(const ts_interp_t *it, const state_t *st, int32_t idx, ts_tenso
   out->ndims = r->ndims;
   for (int k = 0; k < r->ndims; k++) out->dims[k] = r->dims[k];
   out->bytes = r->plan.size;
-  if (r->data_off) out->data = (void *)(uintptr_t)(it->model + r->data_off);
-  else if (r->plan.first >= 0) out->data = st->act + r->plan.offset;
+  out->data = tdata(it, st, idx);
   out->num_quant = r->num_quant;
   out->quantized_dimension = r->qdim;
   out->scales_le = r->num_quant ? it->model + r->scales_off : NULL;
@@ -1138,7 +1197,9 @@ ts_status_t ts_interp_op(const ts_interp_t *it, int32_t op_index, int32_t *built
   const state_t *st = ready_state(it);
   if (!st) return TS_ERR_NOT_READY;
   if (op_index < 0 || op_index >= it->num_ops) return TS_ERR_BAD_ARG;
-  const oprec_t *o = &st->op[op_index];
+  const oprec_t *o = (const oprec_t *)(const void *)st->ops;
+  for (int32_t i = 0; i < op_index; i++)
+    o = (const oprec_t *)(const void *)((const uint8_t *)o + o->size);
   if (builtin_op) *builtin_op = o->code;
   if (output_tensor) *output_tensor = (int32_t)ts_le32(it->model + o->out_pos);
   return TS_OK;
@@ -1160,19 +1221,14 @@ const char *ts_status_name(ts_status_t s) {
 
 /* ---------------------------------------------------------------- invoke */
 
-static void *tdata(const ts_interp_t *it, const state_t *st, int32_t idx) {
-  const trec_t *r = &st->t[idx];
-  if (r->data_off) return (void *)(uintptr_t)(it->model + r->data_off);
-  return st->act + r->plan.offset;
-}
-
 ts_status_t ts_interp_invoke(ts_interp_t *it, ts_op_callback_t cb, void *user) {
   const state_t *st = ready_state(it);
   if (!st) return it ? fail(it, TS_ERR_NOT_READY, "invoke before a successful init")
                      : TS_ERR_BAD_ARG;
   const uint8_t *m = it->model;
-  for (int32_t i = 0; i < it->num_ops; i++) {
-    const oprec_t *o = &st->op[i];
+  const oprec_t *o = (const oprec_t *)(const void *)st->ops, *next;
+  for (int32_t i = 0; i < it->num_ops; i++, o = next) {
+    next = (const oprec_t *)(const void *)((const uint8_t *)o + o->size);
 #define IN(k) ((k) < o->n_in ? (int32_t)ts_le32(m + o->in_pos + 4 * (uint32_t)(k)) : -1)
     const int32_t oi = (int32_t)ts_le32(m + o->out_pos);
     int8_t *out = (int8_t *)tdata(it, st, oi);
@@ -1181,45 +1237,46 @@ ts_status_t ts_interp_invoke(ts_interp_t *it, ts_op_callback_t cb, void *user) {
     const int32_t *bias = b >= 0 ? (const int32_t *)tdata(it, st, b) : NULL;
     switch (o->code) {
       case OP_CONV_2D:
-        KERNEL_CONV(&o->p.conv, in0, (const int8_t *)tdata(it, st, IN(1)), bias, out);
+        KERNEL_CONV(PARAMS(o, const ts_conv_params_t), in0, (const int8_t *)tdata(it, st, IN(1)), bias, out);
         break;
       case OP_DEPTHWISE_CONV_2D:
-        KERNEL_DW(&o->p.dw, in0, (const int8_t *)tdata(it, st, IN(1)), bias, out);
+        KERNEL_DW(PARAMS(o, const ts_dw_params_t), in0, (const int8_t *)tdata(it, st, IN(1)), bias, out);
         break;
       case OP_FULLY_CONNECTED:
-        KERNEL_FC(&o->p.fc, in0, (const int8_t *)tdata(it, st, IN(1)), bias, out);
+        KERNEL_FC(PARAMS(o, const ts_fc_params_t), in0, (const int8_t *)tdata(it, st, IN(1)), bias, out);
         break;
       case OP_MAX_POOL_2D:
-        KERNEL_MAX_POOL(&o->p.pool, in0, out);
+        KERNEL_MAX_POOL(PARAMS(o, const ts_pool_params_t), in0, out);
         break;
       case OP_AVERAGE_POOL_2D:
-        if (ts_ref_avg_pool_s8(&o->p.pool, in0, out))
+        if (ts_ref_avg_pool_s8(PARAMS(o, const ts_pool_params_t), in0, out))
           return fail(it, TS_ERR_BAD_MODEL, "operator %d: empty pooling window", i);
         break;
       case OP_ADD:
-        ts_ref_add_s8(&o->p.add, in0, (const int8_t *)tdata(it, st, IN(1)), out);
+        ts_ref_add_s8(PARAMS(o, const ts_add_params_t), in0, (const int8_t *)tdata(it, st, IN(1)), out);
         break;
       case OP_SOFTMAX:
-        ts_ref_softmax_s8(&o->p.softmax, in0, out);
+        ts_ref_softmax_s8(PARAMS(o, const ts_softmax_params_t), in0, out);
         break;
       case OP_MEAN:
-        ts_ref_mean_s8(&o->p.mean, in0, out);
+        ts_ref_mean_s8(PARAMS(o, const ts_mean_params_t), in0, out);
         break;
       case OP_PAD:
-        ts_ref_pad_s8(&o->p.pad, in0, out);
+        ts_ref_pad_s8(PARAMS(o, const ts_pad_params_t), in0, out);
         break;
       case OP_QUANTIZE:
-        ts_ref_requantize_s8(&o->p.requant, in0, out);
+        ts_ref_requantize_s8(PARAMS(o, const ts_requant_params_t), in0, out);
         break;
       case OP_CONCATENATION: {
         const int8_t *ins[TS_MAX_CONCAT_INPUTS];
-        for (int32_t k = 0; k < o->p.concat.num_inputs; k++)
+        const ts_concat_params_t *p = PARAMS(o, const ts_concat_params_t);
+        for (int32_t k = 0; k < p->num_inputs; k++)
           ins[k] = (const int8_t *)tdata(it, st, IN(k));
-        ts_ref_concat_s8(&o->p.concat, ins, out);
+        ts_ref_concat_s8(p, ins, out);
         break;
       }
       case OP_RESHAPE:
-        if ((const void *)out != (const void *)in0) memmove(out, in0, st->t[oi].plan.size);
+        if ((const void *)out != (const void *)in0) memmove(out, in0, *PARAMS(o, const uint32_t));
         break;
       default:
         return fail(it, TS_ERR_UNSUPPORTED, "operator %d: no kernel", i);
