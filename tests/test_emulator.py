@@ -308,3 +308,36 @@ def test_arena_too_small_is_reported(build_dir, tmp_path):
                 dev.set_input(bytes(784))
         finally:
             port.close()
+
+
+def test_output_is_sent_once_and_frames_are_not_split(device, build_dir):
+    """Protocol 2: with ALL the output arrives only as the last operator's TENSOR (no OUTPUT
+    frame); with FIRST as an OUTPUT frame; both equal. conv1 (5408 bytes) is one frame."""
+    from tinyscope import convert
+
+    manifest = manifest_mod.load(build_dir)
+    _, q, _ = convert.quantized_test_inputs(manifest, 1)
+    answers = {}
+    for mode in (P.RunMode.ALL, P.RunMode.FIRST):
+        device.set_input(q[0].tobytes())
+        seq = device.send(P.FrameType.RUN, P.run_payload(mode, (), True, True))
+        answers[mode] = [f for f in _answer(device, 30.0) if f.seq == seq]
+        device.set_input(q[0].tobytes())
+        answers[(mode, "run")] = device.run(mode, timing=True, output=True)
+    num_ops = len(manifest["operators"])
+    out_index = device.info.output_tensor
+    all_types = [f.type for f in answers[P.RunMode.ALL]]
+    assert all_types == [P.FrameType.TENSOR] * num_ops + [P.FrameType.TIMING, P.FrameType.DONE]
+    chunks = [P.TensorChunk.decode(f.payload) for f in answers[P.RunMode.ALL][:num_ops]]
+    assert [c.tensor_index for c in chunks] == [op["outputs"][0] for op in manifest["operators"]]
+    assert chunks[-1].tensor_index == out_index and all(c.offset == 0 for c in chunks)
+    assert P.decode_done(answers[P.RunMode.ALL][-1].payload) == (P.FrameType.RUN, num_ops + 1)
+    first_types = [f.type for f in answers[P.RunMode.FIRST]]
+    assert first_types == [P.FrameType.TENSOR, P.FrameType.OUTPUT, P.FrameType.TIMING,
+                           P.FrameType.DONE]
+    run_all, run_first = answers[(P.RunMode.ALL, "run")], answers[(P.RunMode.FIRST, "run")]
+    np.testing.assert_array_equal(run_all.output, run_all.tensors[out_index])
+    np.testing.assert_array_equal(run_all.output, run_first.output)
+    assert run_first.output.shape == tuple(manifest["output"]["shape"])
+    np.testing.assert_array_equal(run_all.tensors[chunks[0].tensor_index],
+                                  run_first.tensors[chunks[0].tensor_index])

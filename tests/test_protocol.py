@@ -278,5 +278,11 @@ def test_set_input_chunks_and_run_payload():
 def test_timing_round_trip():
     t = P.Timing(25_000_000, 1234, (100, 200, 934))
     assert P.Timing.decode(t.encode()) == t
+    # varints: 4 bytes for 25 MHz, 2 for 1234, 1 for the count, 1 + 2 + 2 for the ticks
+    assert len(t.encode()) == 4 + 2 + 1 + 5
     with pytest.raises(P.ProtocolError):
         P.Timing.decode(t.encode()[:-1])
+    with pytest.raises(P.ProtocolError, match="after"):
+        P.Timing.decode(t.encode() + b"\x00")
+    big = P.Timing(0xFFFFFFFF, 0, (0xFFFFFFFF,) * 3)
+    assert P.Timing.decode(big.encode()) == big

@@ -38,14 +38,19 @@ static uint32_t rd32(const uint8_t *p) {
 }
 
 link_status_t tsp_decode_frame(uint8_t *buf, size_t n, link_frame_t *f) {
-  if (n > TSP_RX_MAX) return LINK_TOO_LARGE;
+  return tsp_decode_frame_max(buf, n, TSP_MAX_PAYLOAD, f);
+}
+
+link_status_t tsp_decode_frame_max(uint8_t *buf, size_t n, size_t max_payload,
+                                   link_frame_t *f) {
+  if (n > TSP_ENCODED_MAX(max_payload)) return LINK_TOO_LARGE;
   int len = cobs_decode(buf, n);
   if (len < TSP_HEADER_SIZE + TSP_CRC_SIZE) return LINK_BAD_FRAME;
   size_t body = (size_t)len - TSP_CRC_SIZE;
   uint32_t crc = tsp_crc_update(0xFFFFFFFFu, buf, body) ^ 0xFFFFFFFFu;
   if (crc != rd32(buf + body)) return LINK_BAD_FRAME;
   uint16_t length = rd16(buf + 4);
-  if (length != body - TSP_HEADER_SIZE || length > TSP_MAX_PAYLOAD) return LINK_BAD_FRAME;
+  if (length != body - TSP_HEADER_SIZE || length > max_payload) return LINK_BAD_FRAME;
   f->type = buf[1];
   f->seq = rd16(buf + 2);
   f->length = length;

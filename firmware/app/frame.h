@@ -25,9 +25,13 @@ typedef enum {
   LINK_BAD_VERSION  /* CRC fine, but another protocol version (frame->seq is valid) */
 } link_status_t;
 
-/* Largest COBS-encoded frame (without its delimiter) the device accepts. */
-#define TSP_RX_MAX (TSP_HEADER_SIZE + TSP_MAX_PAYLOAD + TSP_CRC_SIZE + \
-                    (TSP_HEADER_SIZE + TSP_MAX_PAYLOAD + TSP_CRC_SIZE) / 254 + 2)
+/* Largest COBS encoding (without its delimiter) of a frame with `payload` bytes. */
+#define TSP_ENCODED_MAX(payload) (TSP_HEADER_SIZE + (payload) + TSP_CRC_SIZE + \
+                                  (TSP_HEADER_SIZE + (payload) + TSP_CRC_SIZE) / 254 + 2)
+/* Largest COBS-encoded frame (without its delimiter) the device accepts: a request. */
+#define TSP_RX_MAX TSP_ENCODED_MAX(TSP_MAX_PAYLOAD)
+/* Largest COBS-encoded response (the device streams them; only a checker buffers one). */
+#define TSP_RESPONSE_ENCODED_MAX TSP_ENCODED_MAX(TSP_MAX_RESPONSE_PAYLOAD)
 
 void tsp_crc_init(void);
 uint32_t tsp_crc_update(uint32_t crc, const uint8_t *p, size_t n);
@@ -36,5 +40,9 @@ uint32_t tsp_crc_update(uint32_t crc, const uint8_t *p, size_t n);
  * length, CRC and version. On LINK_OK and LINK_BAD_VERSION, *f describes the frame and
  * its payload points into buf. */
 link_status_t tsp_decode_frame(uint8_t *buf, size_t n, link_frame_t *f);
+/* The same for a frame of up to max_payload payload bytes (n <= TSP_ENCODED_MAX(max_payload));
+ * tsp_decode_frame is this with the request limit TSP_MAX_PAYLOAD. */
+link_status_t tsp_decode_frame_max(uint8_t *buf, size_t n, size_t max_payload,
+                                   link_frame_t *f);
 
 #endif /* TS_FRAME_H */

@@ -377,15 +377,13 @@ static void handle_run(uint16_t seq, const uint8_t *p, uint16_t len) {
   }
   if (flags & TSP_FLAG_TIMING) {
     uint16_t n = (uint16_t)s_it.num_ops;
-    link_begin(TSP_TIMING, seq, (uint16_t)(TSP_TIMING_FIXED_SIZE + 4u * n));
-    uint8_t h[TSP_TIMING_FIXED_SIZE];
-    put_u16(put_u32(put_u32(h, board_tick_hz()), (uint32_t)total), n);
-    link_write(h, sizeof h);
-    for (uint16_t i = 0; i < n; i++) {
-      uint8_t v[4];
-      put_u32(v, s_op_ticks[i]);
-      link_write(v, 4);
-    }
+    uint8_t h[3 * TSP_VARINT_MAX], v[TSP_VARINT_MAX];
+    uint8_t *p = put_uvarint(put_uvarint(put_uvarint(h, board_tick_hz()), (uint32_t)total), n);
+    uint32_t length = (uint32_t)(p - h);
+    for (uint16_t i = 0; i < n; i++) length += (uint32_t)(put_uvarint(v, s_op_ticks[i]) - v);
+    link_begin(TSP_TIMING, seq, (uint16_t)length); /* <= 15 + 5 * TS_APP_MAX_OPS bytes */
+    link_write(h, (size_t)(p - h));
+    for (uint16_t i = 0; i < n; i++) link_write(v, (size_t)(put_uvarint(v, s_op_ticks[i]) - v));
     (void)link_end();
     s_frames++;
   }

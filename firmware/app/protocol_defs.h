@@ -50,7 +50,6 @@
 #define TSP_OP_ENTRY_SIZE 4 /* <Hh */
 #define TSP_SET_INPUT_FIXED_SIZE 8 /* <II */
 #define TSP_RUN_FIXED_SIZE 4 /* <BBH */
-#define TSP_TIMING_FIXED_SIZE 10 /* <IIH */
 #define TSP_ERROR_FIXED_SIZE 2 /* <H */
 #define TSP_DONE_FIXED_SIZE 5 /* <BI */
 

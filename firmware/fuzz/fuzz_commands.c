@@ -20,7 +20,7 @@
 
 static uint8_t s_frame[TSP_RX_MAX];
 static uint8_t s_payload[TSP_MAX_PAYLOAD];
-static uint8_t s_check[TSP_RX_MAX];
+static uint8_t s_check[TSP_RESPONSE_ENCODED_MAX]; /* answers: up to 65535-byte payloads */
 
 static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 static uint32_t rd32(const uint8_t *p) {
@@ -35,10 +35,11 @@ static void check_answer(uint16_t seq, int trusted) {
     const uint8_t *z = memchr(g_fuzz_out + pos, 0, g_fuzz_out_len - pos);
     if (z == NULL) abort(); /* a frame without its delimiter */
     size_t n = (size_t)(z - (g_fuzz_out + pos));
-    if (n == 0 || n > TSP_RX_MAX) abort();
+    if (n == 0 || n > sizeof s_check) abort();
     memcpy(s_check, g_fuzz_out + pos, n);
     link_frame_t f;
-    if (tsp_decode_frame(s_check, n, &f) != LINK_OK) abort(); /* a malformed answer */
+    if (tsp_decode_frame_max(s_check, n, TSP_MAX_RESPONSE_PAYLOAD, &f) != LINK_OK)
+      abort(); /* a malformed answer */
     if (ended) abort();                                        /* frames after DONE/ERROR */
     if (f.seq != (trusted ? seq : TSP_SEQ_NONE)) abort();
     if (f.type == TSP_DONE) {

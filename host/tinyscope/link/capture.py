@@ -62,6 +62,7 @@ class Device:
     seq: int = field(default_factory=lambda: random.randrange(0, 0xFF00))
     stale_frames: int = 0  # good frames of an earlier request (skipped)
     device_bad_frames: int = 0  # ERROR BAD_FRAME/TOO_LARGE answers: the device saw garbage
+    rx_bytes: int = 0  # bytes received from the device (wire bytes, delimiters included)
     timeout: float = REQUEST_TIMEOUT  # s without a good frame before a request fails
     run_timeout: float = RUN_TIMEOUT
     hello_timeout: float = HELLO_TIMEOUT
@@ -81,7 +82,9 @@ class Device:
     def _read(self) -> bytes:
         try:
             waiting = getattr(self.port, "in_waiting", 0)
-            return self.port.read(max(1, min(waiting, 1 << 16)))
+            data = self.port.read(max(1, min(waiting, 1 << 16)))
+            self.rx_bytes += len(data)
+            return data
         except OSError as err:  # serial.SerialException is an OSError
             raise LinkError(f"the serial port went away: {err}") from err
 

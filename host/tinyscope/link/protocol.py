@@ -101,7 +101,8 @@ TENSOR_MAX_DIMS = 6  # the runtime's TS_MAX_DIMS
 VARINT_MAX = 5  # bytes of the longest uvarint (a u32)
 SET_INPUT_FIXED = struct.Struct("<II")  # offset, total; then data
 RUN_FIXED = struct.Struct("<BBH")  # mode, flags, count; then u16 op_index[count]
-TIMING_FIXED = struct.Struct("<IIH")  # tick_hz, total ticks of the run, num_ops; u32 ticks[]
+# TIMING (version 2): uvarint tick_hz, uvarint total ticks of the run, uvarint num_ops,
+# uvarint ticks[num_ops].
 ERROR_FIXED = struct.Struct("<H")  # code; then UTF-8 text
 DONE_FIXED = struct.Struct("<BI")  # request type, number of frames sent before DONE
 
@@ -609,19 +610,23 @@ class Timing:
     op_ticks: tuple[int, ...]
 
     def encode(self) -> bytes:
-        n = len(self.op_ticks)
-        return TIMING_FIXED.pack(self.tick_hz, self.total_ticks, n) + struct.pack(
-            f"<{n}I", *self.op_ticks
-        )
+        return b"".join((uvarint(self.tick_hz), uvarint(self.total_ticks),
+                         uvarint(len(self.op_ticks)), *(uvarint(t) for t in self.op_ticks)))
 
     @classmethod
     def decode(cls, payload: bytes) -> Timing:
-        if len(payload) < TIMING_FIXED.size:
-            raise ProtocolError("TIMING payload too short")
-        hz, total, n = TIMING_FIXED.unpack_from(payload)
-        if len(payload) != TIMING_FIXED.size + 4 * n:
-            raise ProtocolError(f"TIMING says {n} ops but has {len(payload)} bytes")
-        return cls(hz, total, struct.unpack_from(f"<{n}I", payload, TIMING_FIXED.size))
+        hz, pos = read_uvarint(payload, 0)
+        total, pos = read_uvarint(payload, pos)
+        n, pos = read_uvarint(payload, pos)
+        if n > len(payload) - pos:
+            raise ProtocolError(f"TIMING says {n} ops but has {len(payload) - pos} bytes left")
+        ticks = []
+        for _ in range(n):
+            t, pos = read_uvarint(payload, pos)
+            ticks.append(t)
+        if pos != len(payload):
+            raise ProtocolError(f"TIMING has {len(payload) - pos} bytes after its {n} ticks")
+        return cls(hz, total, tuple(ticks))
 
 
 def error_payload(code: ErrorCode, text: str) -> bytes:
@@ -680,7 +685,7 @@ def c_header() -> str:
         lines.append("")
     for name, st in (("INFO_FIXED", INFO_FIXED), ("OP_ENTRY", OP_ENTRY),
                      ("SET_INPUT_FIXED", SET_INPUT_FIXED),
-                     ("RUN_FIXED", RUN_FIXED), ("TIMING_FIXED", TIMING_FIXED),
+                     ("RUN_FIXED", RUN_FIXED),
                      ("ERROR_FIXED", ERROR_FIXED), ("DONE_FIXED", DONE_FIXED)):
         lines.append(f"#define TSP_{name}_SIZE {st.size} /* {st.format} */")
     lines += ["", "#endif /* TS_PROTOCOL_DEFS_H */", ""]
