@@ -341,3 +341,31 @@ def test_output_is_sent_once_and_frames_are_not_split(device, build_dir):
     assert run_first.output.shape == tuple(manifest["output"]["shape"])
     np.testing.assert_array_equal(run_all.tensors[chunks[0].tensor_index],
                                   run_first.tensors[chunks[0].tensor_index])
+
+
+def test_wire_bytes_per_image(device, build_dir):
+    """Device -> host bytes per image (SET_INPUT's DONE + the RUN answer, as the host reads
+    them): the figures of docs/protocol.md; with every layer streamed >= 97 % is tensor data.
+    Print them with: pytest tests/test_emulator.py -k wire_bytes -s"""
+    from tinyscope import convert
+
+    manifest = manifest_mod.load(build_dir)
+    _, q, _ = convert.quantized_test_inputs(manifest, 1)
+    sizes = {}
+    for mode in (P.RunMode.NONE, P.RunMode.FIRST, P.RunMode.ALL):
+        start = device.rx_bytes
+        device.set_input(q[0].tobytes())
+        res = device.run(mode, timing=True, output=True)
+        wire = device.rx_bytes - start
+        payload = sum(a.nbytes for a in res.tensors.values())
+        if device.info.output_tensor not in res.tensors:
+            payload += res.output.nbytes
+        sizes[mode.name.lower()] = (payload, wire)
+        print(f"--layers {mode.name.lower()}: {payload} tensor bytes in {wire} wire bytes "
+              f"({payload / wire:.4f})")
+    nbytes = {t["index"]: t["bytes"] for t in manifest["tensors"]}
+    assert sizes["all"][0] == sum(nbytes[op["outputs"][0]] for op in manifest["operators"])
+    assert sizes["first"][0] == nbytes[manifest["operators"][0]["outputs"][0]] + nbytes[
+        manifest["output"]["index"]]
+    assert sizes["all"][0] / sizes["all"][1] >= 0.97
+    assert sizes["first"][0] / sizes["first"][1] >= 0.97

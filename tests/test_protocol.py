@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -203,7 +204,7 @@ def test_tensor_metadata_is_compact_and_exact():
     c = P.TensorChunk(op_index=0, builtin_op=3, tensor_index=8, offset=0, total=5408, dtype=9,
                       shape=(1, 26, 26, 8), scales=(0.0234375,), zero_points=(-128,),
                       quantized_dimension=0, data=bytes(5408))
-    assert c.meta() == bytes([0, 3, 8, 0, 9, 4, 1, 26, 26, 8, 1, 0]) + struct.pack(
+    assert c.meta() == bytes([0, 3, 8, 0, 9, 4, 1, 26, 26, 8, 1]) + struct.pack(
         "<f", 0.0234375) + bytes([0xFF, 0x01])
     assert P.TensorChunk.decode(c.encode()) == c
     big = P.TensorChunk(op_index=0xFFFF, builtin_op=300, tensor_index=70000,
@@ -212,6 +213,10 @@ def test_tensor_metadata_is_compact_and_exact():
                         zero_points=(-(1 << 31), (1 << 31) - 1, 0), quantized_dimension=2,
                         data=b"abcd")
     assert P.TensorChunk.decode(big.encode()) == big
+    # the channel axis goes on the wire only with per-channel parameters
+    assert len(replace(big, quantized_dimension=200).meta()) == len(big.meta()) + 1
+    with pytest.raises(ValueError, match="quantized_dimension"):
+        replace(c, quantized_dimension=3).meta()
 
 
 @settings(max_examples=300, deadline=None)
@@ -286,3 +291,14 @@ def test_timing_round_trip():
         P.Timing.decode(t.encode() + b"\x00")
     big = P.Timing(0xFFFFFFFF, 0, (0xFFFFFFFF,) * 3)
     assert P.Timing.decode(big.encode()) == big
+
+
+def test_done_payload():
+    assert P.done_payload(P.FrameType.RUN, 8) == bytes([P.FrameType.RUN, 8])
+    assert P.done_payload(P.FrameType.RUN, 300) == bytes([P.FrameType.RUN, 0xAC, 0x02])
+    for frames in (0, 1, 127, 128, 0xFFFFFFFF):
+        assert P.decode_done(P.done_payload(P.FrameType.SET_INPUT, frames)) == (
+            P.FrameType.SET_INPUT, frames)
+    for bad in (b"", bytes([3]), bytes([3, 0x80]), bytes([3, 1, 0])):
+        with pytest.raises(P.ProtocolError):
+            P.decode_done(bad)

@@ -49,6 +49,19 @@ static int s_stream_error;
 static int32_t s_output_index;  /* tensor index of the model output, -1 if none */
 static bool s_output_streamed;  /* the output went out as a TENSOR in this run */
 
+/* Unsigned LEB128 (docs/protocol.md): 7 bits per byte, least significant first. */
+static uint8_t *put_uvarint(uint8_t *p, uint32_t v) {
+  while (v >= 0x80u) {
+    *p++ = (uint8_t)(v | 0x80u);
+    v >>= 7;
+  }
+  *p++ = (uint8_t)v;
+  return p;
+}
+static uint8_t *put_svarint(uint8_t *p, int32_t v) {
+  return put_uvarint(p, ((uint32_t)v << 1) ^ (uint32_t)(v >> 31)); /* zigzag */
+}
+
 static void send_error(uint16_t seq, uint16_t code, const char *a, const char *b) {
   uint8_t *p = put_u16(s_buf, code);
   size_t room = sizeof s_buf - TSP_ERROR_FIXED_SIZE;
@@ -72,9 +85,9 @@ static const char *utoa10(uint32_t v, char *out) {
 }
 
 static void send_done(uint16_t seq, uint8_t request) {
-  uint8_t d[TSP_DONE_FIXED_SIZE];
-  put_u32(put_u8(d, request), s_frames);
-  link_send(TSP_DONE, seq, d, sizeof d);
+  uint8_t d[1 + TSP_VARINT_MAX]; /* request type, uvarint frame count */
+  uint8_t *p = put_uvarint(put_u8(d, request), s_frames);
+  link_send(TSP_DONE, seq, d, (uint16_t)(p - d));
 }
 
 static void model_init(void) {
@@ -215,19 +228,6 @@ static void handle_set_input(uint16_t seq, const uint8_t *p, uint16_t len) {
   send_done(seq, TSP_SET_INPUT);
 }
 
-/* Unsigned LEB128 (docs/protocol.md): 7 bits per byte, least significant first. */
-static uint8_t *put_uvarint(uint8_t *p, uint32_t v) {
-  while (v >= 0x80u) {
-    *p++ = (uint8_t)(v | 0x80u);
-    v >>= 7;
-  }
-  *p++ = (uint8_t)v;
-  return p;
-}
-static uint8_t *put_svarint(uint8_t *p, int32_t v) {
-  return put_uvarint(p, ((uint32_t)v << 1) ^ (uint32_t)(v >> 31)); /* zigzag */
-}
-
 /* One tensor as TENSOR/OUTPUT frames (protocol version 2): each frame carries the compact
  * metadata (varints) and as many data bytes as fit TSP_MAX_RESPONSE_PAYLOAD; the frame is
  * streamed through link_write, so nothing but the metadata is buffered. */
@@ -257,7 +257,7 @@ static int send_tensor(uint8_t type, uint16_t op_index, uint16_t builtin, const 
     p = put_u8(p, t->ndims);
     for (uint32_t d = 0; d < t->ndims; d++) p = put_uvarint(p, (uint32_t)t->dims[d]);
     p = put_uvarint(p, nq);
-    p = put_uvarint(p, (uint32_t)t->quantized_dimension);
+    if (nq > 1) p = put_uvarint(p, (uint32_t)t->quantized_dimension); /* per-channel only */
     uint32_t meta = (uint32_t)(p - h) + quant;
     if (meta + 1u > TSP_MAX_RESPONSE_PAYLOAD) return -1;
     uint32_t room = TSP_MAX_RESPONSE_PAYLOAD - meta;

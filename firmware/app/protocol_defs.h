@@ -51,6 +51,5 @@
 #define TSP_SET_INPUT_FIXED_SIZE 8 /* <II */
 #define TSP_RUN_FIXED_SIZE 4 /* <BBH */
 #define TSP_ERROR_FIXED_SIZE 2 /* <H */
-#define TSP_DONE_FIXED_SIZE 5 /* <BI */
 
 #endif /* TS_PROTOCOL_DEFS_H */

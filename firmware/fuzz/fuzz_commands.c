@@ -23,9 +23,6 @@ static uint8_t s_payload[TSP_MAX_PAYLOAD];
 static uint8_t s_check[TSP_RESPONSE_ENCODED_MAX]; /* answers: up to 65535-byte payloads */
 
 static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
-static uint32_t rd32(const uint8_t *p) {
-  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
 
 /* Check the firmware's answer to one request. */
 static void check_answer(uint16_t seq, int trusted) {
@@ -43,7 +40,14 @@ static void check_answer(uint16_t seq, int trusted) {
     if (ended) abort();                                        /* frames after DONE/ERROR */
     if (f.seq != (trusted ? seq : TSP_SEQ_NONE)) abort();
     if (f.type == TSP_DONE) {
-      if (f.length != TSP_DONE_FIXED_SIZE || rd32(f.payload + 1) != frames) abort();
+      /* u8 request type, uvarint frame count (canonical: the count's own bytes only) */
+      uint32_t count = 0;
+      size_t i = 1;
+      for (; i < f.length && i <= TSP_VARINT_MAX; i++) {
+        count |= (uint32_t)(f.payload[i] & 0x7Fu) << (7 * (i - 1));
+        if (!(f.payload[i] & 0x80u)) break;
+      }
+      if (i + 1 != f.length || count != frames) abort();
       ended = 1;
     } else if (f.type == TSP_ERROR) {
       if (f.length < TSP_ERROR_FIXED_SIZE) abort();

@@ -73,7 +73,7 @@ def responses() -> list[P.Frame]:
             P.Frame(P.FrameType.TENSOR, 2, chunk.encode()),
             P.Frame(P.FrameType.TIMING, 3, P.Timing(25_000_000, 30, (10, 20)).encode()),
             P.Frame(P.FrameType.ERROR, P.SEQ_NONE, P.error_payload(P.ErrorCode.BAD_FRAME, "x")),
-            P.Frame(P.FrameType.DONE, 4, P.DONE_FIXED.pack(P.FrameType.RUN, 3))]
+            P.Frame(P.FrameType.DONE, 4, P.done_payload(P.FrameType.RUN, 3))]
 
 
 def raw_record(f: P.Frame) -> bytes:

@@ -94,7 +94,8 @@ OP_ENTRY = struct.Struct("<Hh")  # builtin op code, output tensor index
 # least significant first, high bit = more bytes follow, at most 5 bytes for a u32), zero
 # points are zigzag-encoded (0, -1, 1, -2 ... -> 0, 1, 2, 3 ...) before LEB128:
 #   uvarint op_index, uvarint builtin_op, uvarint tensor_index, uvarint offset,
-#   u8 dtype, u8 ndims, uvarint dims[ndims], uvarint num_quant, uvarint quantized_dimension,
+#   u8 dtype, u8 ndims, uvarint dims[ndims], uvarint num_quant,
+#   uvarint quantized_dimension (only if num_quant > 1: per-channel parameters),
 #   f32 scales[num_quant], svarint zero_points[num_quant], then the data bytes of this chunk.
 # The tensor's byte size is not sent: it is prod(dims) * DTYPE_SIZES[dtype].
 TENSOR_MAX_DIMS = 6  # the runtime's TS_MAX_DIMS
@@ -104,7 +105,7 @@ RUN_FIXED = struct.Struct("<BBH")  # mode, flags, count; then u16 op_index[count
 # TIMING (version 2): uvarint tick_hz, uvarint total ticks of the run, uvarint num_ops,
 # uvarint ticks[num_ops].
 ERROR_FIXED = struct.Struct("<H")  # code; then UTF-8 text
-DONE_FIXED = struct.Struct("<BI")  # request type, number of frames sent before DONE
+# DONE (version 2): u8 request type, uvarint number of frames sent before DONE.
 
 # TFLite TensorType values (the runtime's ts_dtype_t) and their numpy types; a tensor of any
 # other type cannot be streamed (its size would not follow from its shape).
@@ -439,7 +440,8 @@ class TensorChunk:
     """One TENSOR or OUTPUT frame: a slice ``[offset, offset+len(data))`` of a tensor.
 
     ``total`` (the tensor's byte size) is not on the wire: it is ``prod(shape)`` times the
-    size of ``dtype``; :meth:`encode` checks that it agrees.
+    size of ``dtype``; :meth:`encode` checks that it agrees. ``quantized_dimension`` is only
+    sent with per-channel parameters (it is 0 otherwise).
     """
 
     op_index: int
@@ -460,11 +462,13 @@ class TensorChunk:
             raise ValueError(f"total {self.total} != {self.shape} x {self.dtype} element size")
         if len(self.scales) != len(self.zero_points):
             raise ValueError("scales and zero_points differ in length")
+        if len(self.scales) <= 1 and self.quantized_dimension != 0:
+            raise ValueError("quantized_dimension is 0 without per-channel parameters")
         return b"".join((
             uvarint(self.op_index), uvarint(self.builtin_op), uvarint(self.tensor_index),
             uvarint(self.offset), bytes([self.dtype, len(self.shape)]),
             *(uvarint(d) for d in self.shape), uvarint(len(self.scales)),
-            uvarint(self.quantized_dimension),
+            uvarint(self.quantized_dimension) if len(self.scales) > 1 else b"",
             struct.pack(f"<{len(self.scales)}f", *self.scales),
             *(svarint(z) for z in self.zero_points),
         ))
@@ -489,7 +493,7 @@ class TensorChunk:
             d, pos = read_uvarint(payload, pos)
             shape.append(d)
         nq, pos = read_uvarint(payload, pos)
-        qdim, pos = read_uvarint(payload, pos)
+        qdim, pos = read_uvarint(payload, pos) if nq > 1 else (0, pos)
         if pos + 4 * nq > len(payload):
             raise ProtocolError("TENSOR scales run past the end of the payload")
         scales = struct.unpack_from(f"<{nq}f", payload, pos)
@@ -647,10 +651,17 @@ def error_name(code: int) -> str:
         return f"error {code}"
 
 
+def done_payload(request: int, frames: int) -> bytes:
+    return bytes([request]) + uvarint(frames)
+
+
 def decode_done(payload: bytes) -> tuple[int, int]:
-    if len(payload) != DONE_FIXED.size:
-        raise ProtocolError(f"DONE payload of {len(payload)} bytes, expected {DONE_FIXED.size}")
-    return DONE_FIXED.unpack(payload)
+    if not payload:
+        raise ProtocolError("empty DONE payload")
+    frames, pos = read_uvarint(payload, 1)
+    if pos != len(payload):
+        raise ProtocolError(f"DONE payload of {len(payload)} bytes, expected {pos}")
+    return payload[0], frames
 
 
 # ---------------------------------------------------------------- C header
@@ -686,7 +697,7 @@ def c_header() -> str:
     for name, st in (("INFO_FIXED", INFO_FIXED), ("OP_ENTRY", OP_ENTRY),
                      ("SET_INPUT_FIXED", SET_INPUT_FIXED),
                      ("RUN_FIXED", RUN_FIXED),
-                     ("ERROR_FIXED", ERROR_FIXED), ("DONE_FIXED", DONE_FIXED)):
+                     ("ERROR_FIXED", ERROR_FIXED)):
         lines.append(f"#define TSP_{name}_SIZE {st.size} /* {st.format} */")
     lines += ["", "#endif /* TS_PROTOCOL_DEFS_H */", ""]
     return "\n".join(lines)
