@@ -32,13 +32,16 @@ typedef struct {
   const int32_t *shift; /* [out_c] */
 } ts_conv_params_t;
 
-/* DEPTHWISE_CONV_2D, filter [1][k_h][k_w][out_c], out_c = in_c * depth_multiplier. */
+/* DEPTHWISE_CONV_2D, filter [1][k_h][k_w][out_c], out_c = in_c * depth_multiplier.
+ * The fields before depth_multiplier are laid out as ts_conv_params_t's (the interpreter
+ * fills both from one prepare step). */
 typedef struct {
-  int32_t batches, in_h, in_w, in_c, out_h, out_w, out_c, k_h, k_w, depth_multiplier;
+  int32_t batches, in_h, in_w, in_c, out_h, out_w, out_c, k_h, k_w;
   int32_t stride_h, stride_w, dil_h, dil_w, pad_h, pad_w;
   int32_t input_offset, output_offset, act_min, act_max;
   const int32_t *mult;  /* [out_c] */
   const int32_t *shift; /* [out_c] */
+  int32_t depth_multiplier;
 } ts_dw_params_t;
 
 /* FULLY_CONNECTED, filter [out_depth][accum_depth], bias [out_depth] (may be NULL).

@@ -8,6 +8,7 @@
  * Activation buffers are placed by ts_plan() (greedy by size, lifetime-aware).
  */
 #include <stdarg.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "ts_fb.h"
@@ -70,6 +71,10 @@ typedef struct {
   int8_t qdim;
   ts_plan_buf_t plan; /* lifetime, size and arena offset (first < 0: not in the arena) */
 } trec_t;
+
+_Static_assert(offsetof(ts_dw_params_t, shift) == offsetof(ts_conv_params_t, shift) &&
+                   offsetof(ts_dw_params_t, depth_multiplier) >= sizeof(ts_conv_params_t),
+               "ts_dw_params_t must start with ts_conv_params_t's layout");
 
 /* An operator record: this header, then (at PARAM_OFF) the parameters of its type only;
  * records follow each other, `size` bytes apart. */
@@ -355,30 +360,32 @@ static int supported(int32_t code) {
   }
 }
 
-/* Bytes of the parameters an operator record carries. */
-static uint32_t param_size(int32_t code) {
-  switch (code) {
-    case OP_CONV_2D: return sizeof(ts_conv_params_t);
-    case OP_DEPTHWISE_CONV_2D: return sizeof(ts_dw_params_t);
-    case OP_FULLY_CONNECTED: return sizeof(ts_fc_params_t);
-    case OP_MAX_POOL_2D: case OP_AVERAGE_POOL_2D: return sizeof(ts_pool_params_t);
-    case OP_ADD: return sizeof(ts_add_params_t);
-    case OP_SOFTMAX: return sizeof(ts_softmax_params_t);
-    case OP_MEAN: return sizeof(ts_mean_params_t);
-    case OP_PAD: return sizeof(ts_pad_params_t);
-    case OP_QUANTIZE: return sizeof(ts_requant_params_t);
-    case OP_CONCATENATION: return sizeof(ts_concat_params_t);
-    default: return sizeof(uint32_t); /* RESHAPE: its bytes */
-  }
+/* Bytes of an operator's record: header and the parameters of its type. */
+static uint32_t rec_size(int32_t code) {
+  static const uint8_t sizes[][2] = {
+      {OP_CONV_2D, sizeof(ts_conv_params_t)},
+      {OP_DEPTHWISE_CONV_2D, sizeof(ts_dw_params_t)},
+      {OP_FULLY_CONNECTED, sizeof(ts_fc_params_t)},
+      {OP_MAX_POOL_2D, sizeof(ts_pool_params_t)},
+      {OP_AVERAGE_POOL_2D, sizeof(ts_pool_params_t)},
+      {OP_ADD, sizeof(ts_add_params_t)},
+      {OP_SOFTMAX, sizeof(ts_softmax_params_t)},
+      {OP_MEAN, sizeof(ts_mean_params_t)},
+      {OP_PAD, sizeof(ts_pad_params_t)},
+      {OP_QUANTIZE, sizeof(ts_requant_params_t)},
+      {OP_CONCATENATION, sizeof(ts_concat_params_t)}};
+  uint32_t n = sizeof(uint32_t); /* RESHAPE: its bytes */
+  for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++)
+    if (sizes[k][0] == code) n = sizes[k][1];
+  return (uint32_t)((PARAM_OFF + n + PTR_ALIGN - 1) & ~(PTR_ALIGN - 1));
 }
 
 /* Per-channel int32 slots (multiplier + shift) an op needs, and its record's bytes. */
-static ts_status_t op_chan_slots(loader_t *L, uint32_t i, uint32_t *slots, uint32_t *rec) {
+static ts_status_t op_chan_slots(loader_t *L, uint32_t i, uint32_t *slots) {
   ts_fb_table_t op;
   int32_t code;
   *slots = 0;
   CHECK(op_code(L, i, &op, &code));
-  *rec = (uint32_t)((PARAM_OFF + param_size(code) + PTR_ALIGN - 1) & ~(PTR_ALIGN - 1));
   if (!supported(code)) {
     if (code == 32) {
       ts_fb_table_t c;
@@ -574,18 +581,11 @@ static ts_status_t prep_conv(loader_t *L, int32_t i, oprec_t *o) {
   CHECK(spatial(L, i, padding, in->dims[2], f->dims[2], sw, dw, out->dims[2], &pad_w));
   CHECK(act_range(L, i, act, out, &lo, &hi));
   CHECK(channel_mults(L, i, in, f, out, oc, &mult, &shift));
-  if (dw_model) {
-    ts_dw_params_t *p = PARAMS(o, ts_dw_params_t);
-    *p = (ts_dw_params_t){in->dims[0], in->dims[1], in->dims[2], in->dims[3], out->dims[1],
-                          out->dims[2], oc, f->dims[1], f->dims[2], oc / in->dims[3],
-                          sh, sw, dh, dw, pad_h, pad_w, -rec_zp(in, 0), rec_zp(out, 0), lo, hi,
-                          mult, shift};
-  } else {
-    ts_conv_params_t *p = PARAMS(o, ts_conv_params_t);
-    *p = (ts_conv_params_t){in->dims[0], in->dims[1], in->dims[2], in->dims[3], out->dims[1],
-                            out->dims[2], oc, f->dims[1], f->dims[2], sh, sw, dh, dw, pad_h,
-                            pad_w, -rec_zp(in, 0), rec_zp(out, 0), lo, hi, mult, shift};
-  }
+  const ts_conv_params_t p = {in->dims[0], in->dims[1], in->dims[2], in->dims[3], out->dims[1],
+                             out->dims[2], oc, f->dims[1], f->dims[2], sh, sw, dh, dw, pad_h,
+                             pad_w, -rec_zp(in, 0), rec_zp(out, 0), lo, hi, mult, shift};
+  memcpy(PARAMS(o, void), &p, sizeof p); /* a ts_dw_params_t starts as a ts_conv_params_t */
+  if (dw_model) PARAMS(o, ts_dw_params_t)->depth_multiplier = oc / in->dims[3];
   (void)dm;
   return TS_OK;
 }
@@ -984,10 +984,13 @@ static ts_status_t load(loader_t *L, uint8_t *arena, size_t arena_size) {
    * (sizes known from the operator codes and the filters). */
   size_t chan_slots = 0, op_bytes = 0;
   for (uint32_t i = 0; i < nops; i++) {
-    uint32_t s, r;
-    CHECK(op_chan_slots(L, i, &s, &r));
+    uint32_t s;
+    ts_fb_table_t op;
+    int32_t code;
+    CHECK(op_chan_slots(L, i, &s));
+    CHECK(op_code(L, i, &op, &code));
     chan_slots += s;
-    op_bytes += r;
+    op_bytes += rec_size(code);
   }
   const size_t pad = (size_t)(-(uintptr_t)arena & 15u); /* align the arena to 16 */
   const size_t persistent = align_up(sizeof(state_t), 8) + align_up(nt * sizeof(uint32_t), 8) +
@@ -1039,9 +1042,8 @@ static ts_status_t load(loader_t *L, uint8_t *arena, size_t arena_size) {
     ts_fb_table_t op;
     ts_fb_vec_t ins, outs;
     int32_t code;
-    uint32_t slots, size;
     CHECK(op_code(L, i, &op, &code));
-    CHECK(op_chan_slots(L, i, &slots, &size));
+    const uint32_t size = rec_size(code);
     FB(ts_fb_vector(fb, &op, OPR_INPUTS, 4, &ins));
     FB(ts_fb_vector(fb, &op, OPR_OUTPUTS, 4, &outs));
     CHECK(index_vec(L, &ins, "an operator input"));
@@ -1176,20 +1178,22 @@ ts_status_t ts_interp_tensor(const ts_interp_t *it, int32_t idx, ts_tensor_t *ou
   return TS_OK;
 }
 
-ts_status_t ts_interp_input(const ts_interp_t *it, int32_t i, ts_tensor_t *out) {
+/* Element i of the subgraph's input (out = 0) or output (out = 1) index vector. */
+static ts_status_t io_view(const ts_interp_t *it, int out, int32_t i, ts_tensor_t *t) {
   const state_t *st = ready_state(it);
   if (!st) return TS_ERR_NOT_READY;
-  if (!out || i < 0 || i >= it->num_inputs) return TS_ERR_BAD_ARG;
-  view(it, st, (int32_t)ts_le32(it->model + st->in_pos + 4 * (uint32_t)i), out);
+  if (!t || i < 0 || i >= (out ? it->num_outputs : it->num_inputs)) return TS_ERR_BAD_ARG;
+  view(it, st, (int32_t)ts_le32(it->model + (out ? st->out_pos : st->in_pos) + 4 * (uint32_t)i),
+       t);
   return TS_OK;
 }
 
+ts_status_t ts_interp_input(const ts_interp_t *it, int32_t i, ts_tensor_t *out) {
+  return io_view(it, 0, i, out);
+}
+
 ts_status_t ts_interp_output(const ts_interp_t *it, int32_t i, ts_tensor_t *out) {
-  const state_t *st = ready_state(it);
-  if (!st) return TS_ERR_NOT_READY;
-  if (!out || i < 0 || i >= it->num_outputs) return TS_ERR_BAD_ARG;
-  view(it, st, (int32_t)ts_le32(it->model + st->out_pos + 4 * (uint32_t)i), out);
-  return TS_OK;
+  return io_view(it, 1, i, out);
 }
 
 ts_status_t ts_interp_op(const ts_interp_t *it, int32_t op_index, int32_t *builtin_op,
