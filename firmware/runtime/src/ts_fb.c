@@ -69,10 +69,9 @@ int ts_fb_i32(ts_fb_t *fb, const ts_fb_table_t *t, int id, int32_t dflt, int32_t
 }
 
 int ts_fb_u32(ts_fb_t *fb, const ts_fb_table_t *t, int id, uint32_t dflt, uint32_t *out) {
-  uint64_t v;
-  int present;
-  if (ts_fb_scalar(fb, t, id, 4, &v, &present)) return -1;
-  *out = present ? (uint32_t)v : dflt;
+  int32_t v;
+  if (ts_fb_i32(fb, t, id, (int32_t)dflt, &v)) return -1;
+  *out = (uint32_t)v;
   return 0;
 }
 
@@ -85,15 +84,10 @@ int ts_fb_i8(ts_fb_t *fb, const ts_fb_table_t *t, int id, int32_t dflt, int32_t 
 }
 
 int ts_fb_f32(ts_fb_t *fb, const ts_fb_table_t *t, int id, float dflt, float *out) {
-  uint64_t v;
-  int present;
-  if (ts_fb_scalar(fb, t, id, 4, &v, &present)) return -1;
-  if (present) {
-    const uint32_t u = (uint32_t)v;
-    memcpy(out, &u, 4);
-  } else {
-    *out = dflt;
-  }
+  int32_t d, v;
+  memcpy(&d, &dflt, 4);
+  if (ts_fb_i32(fb, t, id, d, &v)) return -1;
+  memcpy(out, &v, 4);
   return 0;
 }
 

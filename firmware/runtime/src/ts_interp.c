@@ -532,8 +532,6 @@ static ts_status_t channel_mults(loader_t *L, int32_t op, const trec_t *in, cons
 static ts_status_t prep_conv(loader_t *L, int32_t i, oprec_t *o) {
   const int32_t ii = op_in(L, o, 0), fi = op_in(L, o, 1), bi = op_in(L, o, 2),
                 oi = op_out(L, o, 0);
-  CHECK(need_s8(L, i, ii, "input"));
-  CHECK(need_s8(L, i, oi, "output"));
   CHECK(need_const_filter(L, i, fi));
   CHECK(need_rank(L, i, ii, 4, "input"));
   CHECK(need_rank(L, i, fi, 4, "filter"));
@@ -593,8 +591,6 @@ static ts_status_t prep_conv(loader_t *L, int32_t i, oprec_t *o) {
 static ts_status_t prep_fc(loader_t *L, int32_t i, oprec_t *o) {
   const int32_t ii = op_in(L, o, 0), fi = op_in(L, o, 1), bi = op_in(L, o, 2),
                 oi = op_out(L, o, 0);
-  CHECK(need_s8(L, i, ii, "input"));
-  CHECK(need_s8(L, i, oi, "output"));
   CHECK(need_const_filter(L, i, fi));
   CHECK(need_rank(L, i, fi, 2, "filter"));
   const trec_t *in = &L->t[ii], *f = &L->t[fi], *out = &L->t[oi];
@@ -626,8 +622,6 @@ static ts_status_t prep_fc(loader_t *L, int32_t i, oprec_t *o) {
 
 static ts_status_t prep_pool(loader_t *L, int32_t i, oprec_t *o) {
   const int32_t ii = op_in(L, o, 0), oi = op_out(L, o, 0);
-  CHECK(need_s8(L, i, ii, "input"));
-  CHECK(need_s8(L, i, oi, "output"));
   CHECK(need_rank(L, i, ii, 4, "input"));
   CHECK(need_rank(L, i, oi, 4, "output"));
   const trec_t *in = &L->t[ii], *out = &L->t[oi];
@@ -705,8 +699,6 @@ static ts_status_t prep_add(loader_t *L, int32_t i, oprec_t *o) {
 
 static ts_status_t prep_softmax(loader_t *L, int32_t i, oprec_t *o) {
   const int32_t ii = op_in(L, o, 0), oi = op_out(L, o, 0);
-  CHECK(need_s8(L, i, ii, "input"));
-  CHECK(need_s8(L, i, oi, "output"));
   const trec_t *in = &L->t[ii], *out = &L->t[oi];
   if (rec_zp(out, 0) != -128 || rec_scale(out, 0) != 1.0f / 256.0f)
     return fail(L->it, TS_ERR_UNSUPPORTED,
@@ -757,8 +749,6 @@ static ts_status_t const_ints(loader_t *L, int32_t op, int32_t idx, int32_t *val
 
 static ts_status_t prep_mean(loader_t *L, int32_t i, oprec_t *o) {
   const int32_t ii = op_in(L, o, 0), ai = op_in(L, o, 1), oi = op_out(L, o, 0);
-  CHECK(need_s8(L, i, ii, "input"));
-  CHECK(need_s8(L, i, oi, "output"));
   const trec_t *in = &L->t[ii], *out = &L->t[oi];
   ts_mean_params_t *p = PARAMS(o, ts_mean_params_t);
   int32_t axes[8], n;
@@ -796,8 +786,6 @@ static ts_status_t prep_mean(loader_t *L, int32_t i, oprec_t *o) {
 
 static ts_status_t prep_pad(loader_t *L, int32_t i, oprec_t *o) {
   const int32_t ii = op_in(L, o, 0), pi = op_in(L, o, 1), oi = op_out(L, o, 0);
-  CHECK(need_s8(L, i, ii, "input"));
-  CHECK(need_s8(L, i, oi, "output"));
   const trec_t *in = &L->t[ii], *out = &L->t[oi];
   ts_pad_params_t *p = PARAMS(o, ts_pad_params_t);
   int32_t v[8], n, od[4];
@@ -818,8 +806,6 @@ static ts_status_t prep_pad(loader_t *L, int32_t i, oprec_t *o) {
 
 static ts_status_t prep_quantize(loader_t *L, int32_t i, oprec_t *o) {
   const int32_t ii = op_in(L, o, 0), oi = op_out(L, o, 0);
-  CHECK(need_s8(L, i, ii, "input"));
-  CHECK(need_s8(L, i, oi, "output"));
   const trec_t *in = &L->t[ii], *out = &L->t[oi];
   if (elems(in) != elems(out))
     return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: shapes do not match", i);
@@ -833,7 +819,6 @@ static ts_status_t prep_quantize(loader_t *L, int32_t i, oprec_t *o) {
 
 static ts_status_t prep_concat(loader_t *L, int32_t i, oprec_t *o) {
   const int32_t oi = op_out(L, o, 0);
-  CHECK(need_s8(L, i, oi, "output"));
   const trec_t *out = &L->t[oi];
   if (o->n_in < 1 || o->n_in > TS_MAX_CONCAT_INPUTS)
     return fail(L->it, TS_ERR_UNSUPPORTED, "operator %d: %d inputs (at most %d)", i, o->n_in,
@@ -875,8 +860,6 @@ static ts_status_t prep_concat(loader_t *L, int32_t i, oprec_t *o) {
 
 static ts_status_t prep_reshape(loader_t *L, int32_t i, oprec_t *o) {
   const int32_t ii = op_in(L, o, 0), oi = op_out(L, o, 0);
-  CHECK(need_s8(L, i, ii, "input"));
-  CHECK(need_s8(L, i, oi, "output"));
   if (R_BYTES(&L->t[ii]) != R_BYTES(&L->t[oi]))
     return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: reshape changes the element count", i);
   *PARAMS(o, uint32_t) = R_BYTES(&L->t[oi]);
@@ -884,6 +867,11 @@ static ts_status_t prep_reshape(loader_t *L, int32_t i, oprec_t *o) {
 }
 
 static ts_status_t prepare(loader_t *L, int32_t i, oprec_t *o) {
+  /* int8 per-tensor activations (ADD checks its two inputs, then its output, itself) */
+  if (o->code != OP_ADD) {
+    if (o->code != OP_CONCATENATION) CHECK(need_s8(L, i, op_in(L, o, 0), "input"));
+    CHECK(need_s8(L, i, op_out(L, o, 0), "output"));
+  }
   switch (o->code) {
     case OP_CONV_2D:
     case OP_DEPTHWISE_CONV_2D: return prep_conv(L, i, o);
