@@ -65,7 +65,7 @@ typedef struct {
   uint32_t data_off;   /* constant tensors: their data; 0 for activations */
   uint32_t scales_off; /* num_quant float32 LE */
   uint32_t zps_off;    /* num_quant int64 LE */
-  int32_t dims[TS_MAX_DIMS];
+  uint32_t shape_pos;  /* int32 dims (read with DIM); 0: no shape */
   uint16_t num_quant;
   uint8_t dtype, ndims;
   int8_t qdim;
@@ -89,13 +89,25 @@ typedef struct {
 #define PARAM_OFF ((sizeof(oprec_t) + PTR_ALIGN - 1) & ~(PTR_ALIGN - 1))
 #define PARAMS(o, type) ((type *)(void *)((uint8_t *)(o) + PARAM_OFF))
 
-/* Per tensor after init, one word: LOC_NONE, LOC_ACT | arena offset of an activation, or
- * the model offset of a constant's data. Everything else is re-read from the model. */
-#define LOC_NONE 0u
+/* Per tensor after init, one word: the model offset of a constant's data, or LOC_ACT | the
+ * index of the tensor's vrec_t (every tensor without data: activations). A constant's other
+ * fields are re-read from the model on demand. */
 #define LOC_ACT 0x80000000u
+#define NO_DATA 0xffffffffu
+
+/* What a view of a non-constant tensor needs (the callback's output view costs no parse). */
+typedef struct {
+  uint32_t offset;    /* in the activation area; NO_DATA: never written */
+  uint32_t shape_pos; /* int32 dims inside the model (ndims: the vector's length); 0: none */
+  uint32_t name_off, scales_off, zps_off; /* as in trec_t */
+  uint16_t num_quant;
+  uint8_t dtype;
+  int8_t qdim;
+} vrec_t;
 
 typedef struct {
   uint32_t *loc;            /* [num_tensors] */
+  vrec_t *vrec;             /* [tensors without data] */
   uint8_t *ops;             /* operator records */
   uint32_t in_pos, out_pos; /* subgraph input / output index vectors */
   ts_fb_vec_t tensors, buffers;
@@ -210,6 +222,9 @@ static uint32_t dtype_size(int32_t t) {
   }
 }
 
+/* Dimension k < ndims of a tensor whose shape was read, from the model. */
+#define DIM(r, k) ((int32_t)ts_le32(L->fb.buf + (r)->shape_pos + 4 * (uint32_t)(k)))
+
 static ts_status_t parse_tensor(loader_t *L, uint32_t idx, trec_t *r) {
   ts_fb_t *fb = &L->fb;
   ts_fb_table_t t, q, b;
@@ -230,12 +245,12 @@ static ts_status_t parse_tensor(loader_t *L, uint32_t idx, trec_t *r) {
     return fail(L->it, TS_ERR_UNSUPPORTED, "tensor %u has unsupported type %d", idx, type);
   uint64_t bytes = esize;
   r->ndims = (uint8_t)shape.len;
+  r->shape_pos = shape.pos;
   r->dtype = (uint8_t)type;
   for (uint32_t i = 0; i < shape.len; i++) {
     const int32_t d = (int32_t)ts_le32(fb->buf + shape.pos + 4 * i);
     if (d < 1)
       return fail(L->it, TS_ERR_BAD_MODEL, "tensor %u has dimension %u of size %d", idx, i, d);
-    r->dims[i] = d;
     bytes *= (uint64_t)d;
     if (bytes > TS_MAX_TENSOR_BYTES)
       return fail(L->it, TS_ERR_BAD_MODEL, "tensor %u shape overflows (more than %u bytes)",
@@ -286,7 +301,7 @@ static ts_status_t parse_tensor(loader_t *L, uint32_t idx, trec_t *r) {
       if (zp.len != sc.len)
         return fail(L->it, TS_ERR_BAD_MODEL, "tensor %u has %u scales but %u zero points", idx,
                     sc.len, zp.len);
-      if (sc.len > 1 && (qdim < 0 || qdim >= r->ndims || (uint32_t)r->dims[qdim] != sc.len))
+      if (sc.len > 1 && (qdim < 0 || qdim >= r->ndims || (uint32_t)DIM(r, qdim) != sc.len))
         return fail(L->it, TS_ERR_BAD_MODEL, "tensor %u has %u scales for dimension %d", idx,
                     sc.len, qdim);
       for (uint32_t i = 0; i < sc.len; i++) {
@@ -324,6 +339,7 @@ static int32_t rec_zp_m(const uint8_t *m, const trec_t *r, uint32_t i) {
   return (int32_t)ts_le32(m + r->zps_off + 8 * i);
 }
 #define rec_scale(r, i) rec_scale_m(L->fb.buf, (r), (i))
+
 #define rec_zp(r, i) rec_zp_m(L->fb.buf, (r), (i))
 #define CONST_DATA(r) ((r)->data_off ? L->fb.buf + (r)->data_off : NULL)
 
@@ -425,9 +441,7 @@ static int32_t op_out(const loader_t *L, const oprec_t *o, int32_t k) {
 }
 
 static int32_t elems(const trec_t *r) {
-  int32_t n = 1;
-  for (int i = 0; i < r->ndims; i++) n *= r->dims[i];
-  return n;
+  return (int32_t)(r->plan.size / dtype_size(r->dtype)); /* validated types only */
 }
 
 /* An int8 activation tensor with per-tensor quantization. */
@@ -529,6 +543,14 @@ static ts_status_t channel_mults(loader_t *L, int32_t op, const trec_t *in, cons
 
 /* ---------------------------------------------------------------- prepare per op */
 
+/* Dims padded to 4 with leading 1s. */
+static int pad4(const loader_t *L, const trec_t *r, int32_t d[4]) {
+  if (r->ndims > 4) return -1;
+  for (int k = 0; k < 4; k++) d[k] = 1;
+  for (int k = 0; k < r->ndims; k++) d[4 - r->ndims + k] = DIM(r, k);
+  return 0;
+}
+
 static ts_status_t prep_conv(loader_t *L, int32_t i, oprec_t *o) {
   const int32_t ii = op_in(L, o, 0), fi = op_in(L, o, 1), bi = op_in(L, o, 2),
                 oi = op_out(L, o, 0);
@@ -537,6 +559,10 @@ static ts_status_t prep_conv(loader_t *L, int32_t i, oprec_t *o) {
   CHECK(need_rank(L, i, fi, 4, "filter"));
   CHECK(need_rank(L, i, oi, 4, "output"));
   const trec_t *in = &L->t[ii], *f = &L->t[fi], *out = &L->t[oi];
+  int32_t id[4], fd[4], od[4]; /* rank 4: the dims themselves */
+  pad4(L, in, id);
+  pad4(L, f, fd);
+  pad4(L, out, od);
   ts_fb_table_t opt;
   int present;
   CHECK(options(L, i, &opt, &present));
@@ -557,16 +583,16 @@ static ts_status_t prep_conv(loader_t *L, int32_t i, oprec_t *o) {
     FB(ts_fb_i32(&L->fb, &opt, 4, 1, &dw));
     FB(ts_fb_i32(&L->fb, &opt, 5, 1, &dh));
   }
-  const int32_t oc = out->dims[3];
-  if (in->dims[0] != out->dims[0])
+  const int32_t oc = od[3];
+  if (id[0] != od[0])
     return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: batch mismatch", i);
   if (dw_model) {
-    if (f->dims[0] != 1 || f->dims[3] != oc || oc % in->dims[3] != 0)
+    if (fd[0] != 1 || fd[3] != oc || oc % id[3] != 0)
       return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: filter shape does not match", i);
   } else {
-    if (f->dims[0] != oc)
+    if (fd[0] != oc)
       return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: filter shape does not match", i);
-    if (f->dims[3] != in->dims[3])
+    if (fd[3] != id[3])
       return fail(L->it, TS_ERR_UNSUPPORTED, "operator %d: grouped convolution", i);
   }
   if (f->num_quant != 1 && (int32_t)f->num_quant != oc)
@@ -575,15 +601,15 @@ static ts_status_t prep_conv(loader_t *L, int32_t i, oprec_t *o) {
   const int32_t *bias, *mult, *shift;
   int32_t pad_h, pad_w, lo, hi;
   CHECK(bias_of(L, i, bi, oc, &bias));
-  CHECK(spatial(L, i, padding, in->dims[1], f->dims[1], sh, dh, out->dims[1], &pad_h));
-  CHECK(spatial(L, i, padding, in->dims[2], f->dims[2], sw, dw, out->dims[2], &pad_w));
+  CHECK(spatial(L, i, padding, id[1], fd[1], sh, dh, od[1], &pad_h));
+  CHECK(spatial(L, i, padding, id[2], fd[2], sw, dw, od[2], &pad_w));
   CHECK(act_range(L, i, act, out, &lo, &hi));
   CHECK(channel_mults(L, i, in, f, out, oc, &mult, &shift));
-  const ts_conv_params_t p = {in->dims[0], in->dims[1], in->dims[2], in->dims[3], out->dims[1],
-                             out->dims[2], oc, f->dims[1], f->dims[2], sh, sw, dh, dw, pad_h,
+  const ts_conv_params_t p = {id[0], id[1], id[2], id[3], od[1],
+                             od[2], oc, fd[1], fd[2], sh, sw, dh, dw, pad_h,
                              pad_w, -rec_zp(in, 0), rec_zp(out, 0), lo, hi, mult, shift};
   memcpy(PARAMS(o, void), &p, sizeof p); /* a ts_dw_params_t starts as a ts_conv_params_t */
-  if (dw_model) PARAMS(o, ts_dw_params_t)->depth_multiplier = oc / in->dims[3];
+  if (dw_model) PARAMS(o, ts_dw_params_t)->depth_multiplier = oc / id[3];
   (void)dm;
   return TS_OK;
 }
@@ -603,7 +629,7 @@ static ts_status_t prep_fc(loader_t *L, int32_t i, oprec_t *o) {
     FB(ts_fb_i8(&L->fb, &opt, 1, 0, &wf));
   }
   if (wf != 0) return fail(L->it, TS_ERR_UNSUPPORTED, "operator %d: shuffled weights", i);
-  const int32_t out_depth = f->dims[0], accum = f->dims[1];
+  const int32_t out_depth = DIM(f, 0), accum = DIM(f, 1);
   if (elems(in) % accum != 0 || elems(out) != elems(in) / accum * out_depth)
     return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: shapes do not match", i);
   const int32_t *bias, *mult, *shift;
@@ -625,6 +651,9 @@ static ts_status_t prep_pool(loader_t *L, int32_t i, oprec_t *o) {
   CHECK(need_rank(L, i, ii, 4, "input"));
   CHECK(need_rank(L, i, oi, 4, "output"));
   const trec_t *in = &L->t[ii], *out = &L->t[oi];
+  int32_t id[4], od[4]; /* rank 4: the dims themselves */
+  pad4(L, in, id);
+  pad4(L, out, od);
   ts_fb_table_t opt;
   int present;
   CHECK(options(L, i, &opt, &present));
@@ -636,24 +665,17 @@ static ts_status_t prep_pool(loader_t *L, int32_t i, oprec_t *o) {
   FB(ts_fb_i32(&L->fb, &opt, 3, 0, &fw));
   FB(ts_fb_i32(&L->fb, &opt, 4, 0, &fh));
   FB(ts_fb_i8(&L->fb, &opt, 5, 0, &act));
-  if (fw < 1 || fh < 1 || in->dims[0] != out->dims[0] || in->dims[3] != out->dims[3])
+  if (fw < 1 || fh < 1 || id[0] != od[0] || id[3] != od[3])
     return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: pooling shapes do not match", i);
-  CHECK(spatial(L, i, padding, in->dims[1], fh, sh, 1, out->dims[1], &pad_h));
-  CHECK(spatial(L, i, padding, in->dims[2], fw, sw, 1, out->dims[2], &pad_w));
+  CHECK(spatial(L, i, padding, id[1], fh, sh, 1, od[1], &pad_h));
+  CHECK(spatial(L, i, padding, id[2], fw, sw, 1, od[2], &pad_w));
   CHECK(act_range(L, i, act, out, &lo, &hi));
-  *PARAMS(o, ts_pool_params_t) = (ts_pool_params_t){in->dims[0], in->dims[1], in->dims[2], in->dims[3],
-                                 out->dims[1], out->dims[2], fh, fw, sh, sw, pad_h, pad_w, lo,
+  *PARAMS(o, ts_pool_params_t) = (ts_pool_params_t){id[0], id[1], id[2], id[3],
+                                 od[1], od[2], fh, fw, sh, sw, pad_h, pad_w, lo,
                                  hi};
   return TS_OK;
 }
 
-/* Dims padded to 4 with leading 1s. */
-static int pad4(const trec_t *r, int32_t d[4]) {
-  if (r->ndims > 4) return -1;
-  for (int k = 0; k < 4; k++) d[k] = 1;
-  for (int k = 0; k < r->ndims; k++) d[4 - r->ndims + k] = r->dims[k];
-  return 0;
-}
 
 static ts_status_t prep_add(loader_t *L, int32_t i, oprec_t *o) {
   const int32_t ai = op_in(L, o, 0), bi = op_in(L, o, 1), oi = op_out(L, o, 0);
@@ -663,7 +685,7 @@ static ts_status_t prep_add(loader_t *L, int32_t i, oprec_t *o) {
   const trec_t *a = &L->t[ai], *b = &L->t[bi], *out = &L->t[oi];
   ts_add_params_t *p = PARAMS(o, ts_add_params_t);
   int32_t da[4], db[4];
-  if (pad4(a, da) || pad4(b, db) || pad4(out, p->out_dims))
+  if (pad4(L, a, da) || pad4(L, b, db) || pad4(L, out, p->out_dims))
     return fail(L->it, TS_ERR_UNSUPPORTED, "operator %d: more than 4 dimensions", i);
   int32_t sa = 1, sb = 1;
   for (int k = 3; k >= 0; k--) {
@@ -711,7 +733,7 @@ static ts_status_t prep_softmax(loader_t *L, int32_t i, oprec_t *o) {
   CHECK(options(L, i, &opt, &present));
   if (present) FB(ts_fb_f32(&L->fb, &opt, 0, 0.0f, &beta));
   ts_softmax_params_t *p = PARAMS(o, ts_softmax_params_t);
-  p->depth = in->dims[in->ndims - 1];
+  p->depth = DIM(in, in->ndims - 1);
   p->outer = elems(in) / p->depth;
   /* TFLM PreprocessSoftmaxScaling with 5 integer bits for the scaled difference. */
   double real = (double)beta * (double)rec_scale(in, 0) * (double)(1 << 26);
@@ -753,7 +775,7 @@ static ts_status_t prep_mean(loader_t *L, int32_t i, oprec_t *o) {
   ts_mean_params_t *p = PARAMS(o, ts_mean_params_t);
   int32_t axes[8], n;
   CHECK(const_ints(L, i, ai, axes, 8, &n));
-  if (pad4(in, p->in_dims))
+  if (pad4(L, in, p->in_dims))
     return fail(L->it, TS_ERR_UNSUPPORTED, "operator %d: more than 4 dimensions", i);
   memset(p->reduce, 0, sizeof p->reduce);
   for (int32_t k = 0; k < n; k++) {
@@ -790,7 +812,8 @@ static ts_status_t prep_pad(loader_t *L, int32_t i, oprec_t *o) {
   ts_pad_params_t *p = PARAMS(o, ts_pad_params_t);
   int32_t v[8], n, od[4];
   CHECK(const_ints(L, i, pi, v, 8, &n));
-  if (pad4(in, p->in_dims) || pad4(out, od) || n != 2 * in->ndims || out->ndims != in->ndims)
+  if (pad4(L, in, p->in_dims) || pad4(L, out, od) || n != 2 * in->ndims ||
+      out->ndims != in->ndims)
     return fail(L->it, TS_ERR_UNSUPPORTED, "operator %d: unsupported padding shape", i);
   for (int k = 0; k < 4; k++) {
     const int j = k - (4 - in->ndims);
@@ -839,7 +862,7 @@ static ts_status_t prep_concat(loader_t *L, int32_t i, oprec_t *o) {
   ts_concat_params_t *p = PARAMS(o, ts_concat_params_t);
   p->num_inputs = o->n_in;
   p->outer = 1;
-  for (int k = 0; k < axis; k++) p->outer *= out->dims[k];
+  for (int k = 0; k < axis; k++) p->outer *= DIM(out, k);
   int64_t total = 0;
   for (int32_t j = 0; j < o->n_in; j++) {
     const int32_t ij = op_in(L, o, j);
@@ -848,12 +871,12 @@ static ts_status_t prep_concat(loader_t *L, int32_t i, oprec_t *o) {
     if (in->ndims != out->ndims)
       return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: input ranks differ", i);
     for (int k = 0; k < out->ndims; k++)
-      if (k != axis && in->dims[k] != out->dims[k])
+      if (k != axis && DIM(in, k) != DIM(out, k))
         return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: input shapes differ", i);
-    total += in->dims[axis];
+    total += DIM(in, axis);
     p->inner[j] = elems(in) / p->outer;
   }
-  if (total != out->dims[axis])
+  if (total != DIM(out, axis))
     return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: output shape does not match", i);
   return TS_OK;
 }
@@ -909,6 +932,16 @@ static ts_status_t index_vec(loader_t *L, const ts_fb_vec_t *v, const char *what
  * (output pixel k is stored after its window is read, and every later window starts at
  * input pixel >= k: both the reference and the optimized kernel are safe). Only when this
  * operator is the input's last reader and the input is not a model input or output. */
+static void to_vrec(const trec_t *r, vrec_t *v) {
+  v->shape_pos = r->shape_pos;
+  v->name_off = r->name_off;
+  v->scales_off = r->scales_off;
+  v->zps_off = r->zps_off;
+  v->num_quant = r->num_quant;
+  v->dtype = r->dtype;
+  v->qdim = r->qdim;
+}
+
 static oprec_t *op_at(const loader_t *L, int32_t i) {
   return (oprec_t *)(void *)(L->st->ops + L->opoff[i]);
 }
@@ -968,8 +1001,9 @@ static ts_status_t load(loader_t *L, uint8_t *arena, size_t arena_size) {
   it->num_inputs = (int32_t)L->inputs.len;
   it->num_outputs = (int32_t)L->outputs.len;
 
-  /* Persistent bytes: one word per tensor, the operator records and the per-channel tables
-   * (sizes known from the operator codes and the filters). */
+  /* Persistent bytes: one word per tensor, a vrec_t per tensor without data, the operator
+   * records and the per-channel tables (sizes known from the operator codes and the
+   * filters). */
   size_t chan_slots = 0, op_bytes = 0;
   for (uint32_t i = 0; i < nops; i++) {
     uint32_t s;
@@ -980,19 +1014,20 @@ static ts_status_t load(loader_t *L, uint8_t *arena, size_t arena_size) {
     chan_slots += s;
     op_bytes += rec_size(code);
   }
+  size_t acts = 0, nvrec = 0; /* every activation apart: an upper bound */
+  for (uint32_t t = 0; t < nt; t++) {
+    trec_t r;
+    CHECK(parse_tensor(L, t, &r));
+    if (!r.data_off) acts += align_up(r.plan.size, TS_PLAN_ALIGN), nvrec++;
+  }
   const size_t pad = (size_t)(-(uintptr_t)arena & 15u); /* align the arena to 16 */
   const size_t persistent = align_up(sizeof(state_t), 8) + align_up(nt * sizeof(uint32_t), 8) +
-                            align_up(op_bytes, 8) + align_up(chan_slots * sizeof(int32_t), 16);
+                            nvrec * sizeof(vrec_t) + align_up(op_bytes, 8) +
+                            align_up(chan_slots * sizeof(int32_t), 16);
   /* Init-only records, in the (not yet used) activation area. */
   const size_t scratch = nt * sizeof(trec_t) + nops * sizeof(uint32_t);
   if (!arena || pad + persistent + scratch > arena_size) {
-    /* No room to plan: report an upper bound (every activation apart). */
-    size_t acts = 0;
-    for (uint32_t t = 0; t < nt; t++) {
-      trec_t r;
-      CHECK(parse_tensor(L, t, &r));
-      if (!r.data_off) acts += align_up(r.plan.size, TS_PLAN_ALIGN);
-    }
+    /* No room to plan: report the upper bound. */
     it->arena_needed = pad + persistent + (acts > scratch ? acts : scratch);
     return fail(it, TS_ERR_ARENA_TOO_SMALL, "arena of %u bytes too small: need %u",
                 (uint32_t)arena_size, (uint32_t)it->arena_needed);
@@ -1001,7 +1036,8 @@ static ts_status_t load(loader_t *L, uint8_t *arena, size_t arena_size) {
   state_t *st = (state_t *)(void *)base;
   memset(st, 0, sizeof *st);
   st->loc = (uint32_t *)(void *)(base + align_up(sizeof(state_t), 8));
-  st->ops = (uint8_t *)st->loc + align_up(nt * sizeof(uint32_t), 8);
+  st->vrec = (vrec_t *)(void *)((uint8_t *)st->loc + align_up(nt * sizeof(uint32_t), 8));
+  st->ops = (uint8_t *)(st->vrec + nvrec);
   L->chan = (int32_t *)(void *)(st->ops + align_up(op_bytes, 8));
   L->chan_end = L->chan + chan_slots;
   st->in_pos = L->inputs.pos;
@@ -1074,10 +1110,15 @@ static ts_status_t load(loader_t *L, uint8_t *arena, size_t arena_size) {
   size_t act_bytes = ts_plan(&L->t[0].plan, sizeof(trec_t), nt);
   if (act_bytes >= LOC_ACT || act_bytes > SIZE_MAX - pad - persistent)
     return fail(it, TS_ERR_UNSUPPORTED, "model activations exceed 2 GB");
-  for (uint32_t t = 0; t < nt; t++) {
+  for (uint32_t t = 0, k = 0; t < nt; t++) {
     const trec_t *r = &L->t[t];
-    st->loc[t] = r->data_off ? r->data_off
-                 : r->plan.first >= 0 ? LOC_ACT | r->plan.offset : LOC_NONE;
+    if (r->data_off) {
+      st->loc[t] = r->data_off;
+    } else {
+      to_vrec(r, &st->vrec[k]);
+      st->vrec[k].offset = r->plan.first >= 0 ? r->plan.offset : NO_DATA;
+      st->loc[t] = LOC_ACT | k++;
+    }
   }
   if (act_bytes < scratch) act_bytes = scratch;
   it->arena_needed = pad + persistent + act_bytes;
@@ -1117,32 +1158,48 @@ static const state_t *ready_state(const ts_interp_t *it) {
 
 static void *tdata(const ts_interp_t *it, const state_t *st, int32_t idx) {
   const uint32_t loc = st->loc[idx];
-  if (loc & LOC_ACT) return st->act + (loc & ~LOC_ACT);
-  return loc ? (void *)(uintptr_t)(it->model + loc) : NULL;
+  if (loc & LOC_ACT) {
+    const uint32_t off = st->vrec[loc & ~LOC_ACT].offset;
+    return off == NO_DATA ? NULL : st->act + off;
+  }
+  return (void *)(uintptr_t)(it->model + loc);
 }
 
-/* Re-reads the tensor's record from the (validated) model. */
+/* A non-constant tensor's view comes from its vrec_t; a constant's is re-read from the
+ * (validated) model. */
 static void view(const ts_interp_t *it, const state_t *st, int32_t idx, ts_tensor_t *out) {
-  loader_t L;
-  trec_t rec, *r = &rec;
-  memset(&L, 0, sizeof L);
-  L.fb.buf = it->model;
-  L.fb.size = (uint32_t)it->model_size;
-  L.tensors = st->tensors;
-  L.buffers = st->buffers;
-  if (parse_tensor(&L, (uint32_t)idx, r) != TS_OK) memset(r, 0, sizeof *r);
+  const uint8_t *m = it->model;
+  const uint32_t loc = st->loc[idx];
+  vrec_t tmp;
+  const vrec_t *v = &tmp;
+  if (loc & LOC_ACT) {
+    v = &st->vrec[loc & ~LOC_ACT];
+  } else {
+    loader_t L;
+    trec_t r;
+    memset(&L, 0, sizeof L);
+    L.fb.buf = m;
+    L.fb.size = (uint32_t)it->model_size;
+    L.tensors = st->tensors;
+    L.buffers = st->buffers;
+    if (parse_tensor(&L, (uint32_t)idx, &r) != TS_OK) memset(&r, 0, sizeof r);
+    to_vrec(&r, &tmp);
+  }
   memset(out, 0, sizeof *out);
   out->index = idx;
-  out->name = r->name_off ? (const char *)it->model + r->name_off : "";
-  out->dtype = r->dtype;
-  out->ndims = r->ndims;
-  for (int k = 0; k < r->ndims; k++) out->dims[k] = r->dims[k];
-  out->bytes = r->plan.size;
+  out->name = v->name_off ? (const char *)m + v->name_off : "";
+  out->dtype = v->dtype;
+  out->ndims = (uint8_t)(v->shape_pos ? ts_le32(m + v->shape_pos - 4) : 0);
+  out->bytes = dtype_size(v->dtype);
+  for (uint32_t k = 0; k < out->ndims; k++) {
+    out->dims[k] = (int32_t)ts_le32(m + v->shape_pos + 4 * k);
+    out->bytes *= (uint32_t)out->dims[k];
+  }
   out->data = tdata(it, st, idx);
-  out->num_quant = r->num_quant;
-  out->quantized_dimension = r->qdim;
-  out->scales_le = r->num_quant ? it->model + r->scales_off : NULL;
-  out->zero_points_le = r->num_quant ? it->model + r->zps_off : NULL;
+  out->num_quant = v->num_quant;
+  out->quantized_dimension = v->qdim;
+  out->scales_le = v->num_quant ? m + v->scales_off : NULL;
+  out->zero_points_le = v->num_quant ? m + v->zps_off : NULL;
 }
 
 float ts_tensor_scale(const ts_tensor_t *t, uint32_t i) {
@@ -1227,15 +1284,16 @@ ts_status_t ts_interp_invoke(ts_interp_t *it, ts_op_callback_t cb, void *user) {
     const int8_t *in0 = (const int8_t *)tdata(it, st, IN(0));
     const int32_t b = IN(2);
     const int32_t *bias = b >= 0 ? (const int32_t *)tdata(it, st, b) : NULL;
+    const int8_t *in1 = o->n_in > 1 ? (const int8_t *)tdata(it, st, IN(1)) : NULL;
     switch (o->code) {
       case OP_CONV_2D:
-        KERNEL_CONV(PARAMS(o, const ts_conv_params_t), in0, (const int8_t *)tdata(it, st, IN(1)), bias, out);
+        KERNEL_CONV(PARAMS(o, const ts_conv_params_t), in0, in1, bias, out);
         break;
       case OP_DEPTHWISE_CONV_2D:
-        KERNEL_DW(PARAMS(o, const ts_dw_params_t), in0, (const int8_t *)tdata(it, st, IN(1)), bias, out);
+        KERNEL_DW(PARAMS(o, const ts_dw_params_t), in0, in1, bias, out);
         break;
       case OP_FULLY_CONNECTED:
-        KERNEL_FC(PARAMS(o, const ts_fc_params_t), in0, (const int8_t *)tdata(it, st, IN(1)), bias, out);
+        KERNEL_FC(PARAMS(o, const ts_fc_params_t), in0, in1, bias, out);
         break;
       case OP_MAX_POOL_2D:
         KERNEL_MAX_POOL(PARAMS(o, const ts_pool_params_t), in0, out);
@@ -1245,7 +1303,7 @@ ts_status_t ts_interp_invoke(ts_interp_t *it, ts_op_callback_t cb, void *user) {
           return fail(it, TS_ERR_BAD_MODEL, "operator %d: empty pooling window", i);
         break;
       case OP_ADD:
-        ts_ref_add_s8(PARAMS(o, const ts_add_params_t), in0, (const int8_t *)tdata(it, st, IN(1)), out);
+        ts_ref_add_s8(PARAMS(o, const ts_add_params_t), in0, in1, out);
         break;
       case OP_SOFTMAX:
         ts_ref_softmax_s8(PARAMS(o, const ts_softmax_params_t), in0, out);
