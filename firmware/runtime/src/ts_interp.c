@@ -3,9 +3,12 @@
  * types, precompute requantization once), arena planning, and Invoke (no allocation).
  *
  * Arena layout (one caller-provided buffer, no heap):
- *   [state][tensor records][op records][per-channel multipliers/shifts][activations]
- *   '------------------------ persistent ------------------------------''-- planned --'
- * Activation buffers are placed by ts_plan() (greedy by size, lifetime-aware).
+ *   [state][loc: 1 word/tensor][vrec_t/non-constant tensor][op records][mult/shift][activations]
+ *   '----------------------------- persistent -----------------------------------''- planned -'
+ * Activation buffers are placed by ts_plan() (greedy by size, lifetime-aware). During init
+ * the full tensor records (trec_t) and the op record offsets live where the activations
+ * will be, so the activation area is at least that large; afterwards a constant tensor's
+ * fields are re-read from the model on demand.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -75,6 +78,10 @@ typedef struct {
 _Static_assert(offsetof(ts_dw_params_t, shift) == offsetof(ts_conv_params_t, shift) &&
                    offsetof(ts_dw_params_t, depth_multiplier) >= sizeof(ts_conv_params_t),
                "ts_dw_params_t must start with ts_conv_params_t's layout");
+
+_Static_assert(sizeof(ts_add_params_t) < 256 && sizeof(ts_conv_params_t) < 256 &&
+                   sizeof(ts_dw_params_t) < 256 && sizeof(ts_pad_params_t) < 256,
+               "rec_size() keeps parameter sizes in a byte");
 
 /* An operator record: this header, then (at PARAM_OFF) the parameters of its type only;
  * records follow each other, `size` bytes apart. */
