@@ -30,15 +30,6 @@ if shutil.which("arm-none-eabi-gcc") is None:
     pytest.skip("needs arm-none-eabi-gcc (make setup)", allow_module_level=True)
 
 
-@pytest.fixture(scope="module")
-def build_dir(tmp_path_factory) -> Path:
-    from tinyscope import convert
-
-    out = tmp_path_factory.mktemp("build")
-    convert.convert(ROOT / "models/default.keras", out, num_inputs=2)
-    return out
-
-
 def _path_without_flash_tools(tmp: Path, stubs: dict[str, str] | None = None) -> str:
     """A PATH with every program of the current PATH except openocd and st-flash, plus
     ``stubs`` (name -> shell script body)."""

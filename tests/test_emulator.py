@@ -30,15 +30,6 @@ if shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") 
 
 
 @pytest.fixture(scope="module")
-def build_dir(tmp_path_factory) -> Path:
-    from tinyscope import convert
-
-    out = tmp_path_factory.mktemp("build")
-    convert.convert(ROOT / "models/default.keras", out, num_inputs=4)
-    return out
-
-
-@pytest.fixture(scope="module")
 def elf(build_dir, tmp_path_factory) -> Path:
     return boards.build_firmware(build_dir, quiet=True,
                                  out_dir=tmp_path_factory.mktemp("firmware"))

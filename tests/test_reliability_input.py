@@ -37,15 +37,6 @@ def assert_clear_error(code: int, err: str, *must: str) -> None:
         assert text in message, f"{text!r} not in {message!r}"
 
 
-@pytest.fixture(scope="module")
-def build_dir(tmp_path_factory) -> Path:
-    from tinyscope import convert
-
-    out = tmp_path_factory.mktemp("build")
-    convert.convert(ROOT / "models/default.keras", out, num_inputs=2)
-    return out
-
-
 def test_model_path_does_not_exist(tmp_path, capsys):
     missing = tmp_path / "nope.keras"
     code, err = run_cli(capsys, "convert", str(missing), "--out", str(tmp_path / "b"))

@@ -64,11 +64,9 @@ def test_checker_catches_a_wrong_kernel(checkers, tmp_path):
     assert "MISMATCH conv" in proc.stdout
 
 
-def test_ref_and_opt_runners_agree_on_default_model():
+def test_ref_and_opt_runners_agree_on_default_model(build_dir):
     """Whole-model check: the runner built with each kernel set gives the same tensors."""
-    model = ROOT / "build/default/model_int8.tflite"
-    if not model.is_file():
-        pytest.skip("no build/default (make convert)")
+    model = build_dir / "model_int8.tflite"
     subprocess.run(["make", "-s", "-C", str(FW), "-f", "host/host.mk", "TS_KERNELS=ref"],
                    check=True, capture_output=True, timeout=300)
     subprocess.run(["make", "-s", "-C", str(FW), "host"], check=True, capture_output=True,
