@@ -29,18 +29,6 @@ if shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") 
                 allow_module_level=True)
 
 
-@pytest.fixture(scope="module")
-def elf(build_dir, tmp_path_factory) -> Path:
-    return boards.build_firmware(build_dir, quiet=True,
-                                 out_dir=tmp_path_factory.mktemp("firmware"))
-
-
-@pytest.fixture
-def board(elf, tmp_path):
-    with boards.emulated_board(elf, tmp_path / "qemu") as b:
-        yield b
-
-
 @pytest.fixture
 def device(board):
     port = capture.open_port(board.url)

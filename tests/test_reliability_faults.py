@@ -132,18 +132,6 @@ def expected(build_dir):
     return q, labels, [(r[first], r[out]) for r in ref], first
 
 
-@pytest.fixture(scope="module")
-def elf(build_dir, tmp_path_factory) -> Path:
-    return boards.build_firmware(build_dir, quiet=True,
-                                 out_dir=tmp_path_factory.mktemp("firmware"))
-
-
-@pytest.fixture
-def board(elf, tmp_path):
-    with boards.emulated_board(elf, tmp_path / "qemu") as b:
-        yield b
-
-
 def _proxy(board, faults: list[Fault]) -> FaultProxy:
     return FaultProxy(("127.0.0.1", board.port), faults,
                       qmp=board.state_dir / boards.QMP_FILE)

@@ -431,6 +431,14 @@ def check_gates(metrics: dict, max_lsb: int | None, min_top1: float | None) -> l
     return failures
 
 
+def gate_exit_code(metrics: dict, max_lsb: int | None, min_top1: float | None) -> int:
+    """Print each failed gate; :data:`GATE_EXIT_CODE` if any failed, else 0."""
+    failures = check_gates(metrics, max_lsb, min_top1)
+    for f in failures:
+        print(f"gate failed: {f}")
+    return GATE_EXIT_CODE if failures else 0
+
+
 def run_compare(run_dir: str | Path, out: str | Path | None = None,
                 build_dir: str | Path | None = None, model_path: str | Path | None = None,
                 panels: int = DEFAULT_PANELS, progress: bool = True) -> tuple[dict, Path]:
@@ -451,10 +459,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                                 progress=not args.no_progress)
     print_summary(metrics)
     print(f"report: {page}")
-    failures = check_gates(metrics, args.max_lsb, args.min_top1)
-    for f in failures:
-        print(f"gate failed: {f}")
-    return GATE_EXIT_CODE if failures else 0
+    return gate_exit_code(metrics, args.max_lsb, args.min_top1)
 
 
 def add_cli(sub) -> None:

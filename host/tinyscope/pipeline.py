@@ -85,10 +85,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
     compare.print_summary(metrics)
     print(f"\nreport: {page.resolve()}")
     print(f"total {time.monotonic() - t0:.0f} s")
-    failures = compare.check_gates(metrics, args.max_lsb, args.min_top1)
-    for f in failures:
-        print(f"gate failed: {f}")
-    return compare.GATE_EXIT_CODE if failures else 0
+    return compare.gate_exit_code(metrics, args.max_lsb, args.min_top1)
 
 
 def add_cli(sub) -> None:
