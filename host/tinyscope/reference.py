@@ -15,6 +15,7 @@ Three int8 references, one call each, all returning ``list[dict[tensor_index, nd
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,11 +55,15 @@ def _litert_interpreter(model: bytes, resolver: str):
     }
     if resolver not in kinds:
         raise ValueError(f"resolver must be one of {sorted(kinds)}, not {resolver!r}")
-    interp = Interpreter(
-        model_content=bytes(model),
-        experimental_op_resolver_type=kinds[resolver],
-        experimental_preserve_all_tensors=True,
-    )
+    with warnings.catch_warnings():
+        # We keep every intermediate tensor on purpose (that is what we compare); LiteRT
+        # warns that this is for debugging.
+        warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors")
+        interp = Interpreter(
+            model_content=bytes(model),
+            experimental_op_resolver_type=kinds[resolver],
+            experimental_preserve_all_tensors=True,
+        )
     interp.allocate_tensors()
     return interp
 
