@@ -72,18 +72,6 @@ static void json_string(FILE *f, const char *s) {
   fputc('"', f);
 }
 
-static const char *dtype_str(int t) {
-  switch (t) {
-    case TS_FLOAT32: return "float32";
-    case TS_INT32: return "int32";
-    case TS_UINT8: return "uint8";
-    case TS_INT64: return "int64";
-    case TS_INT16: return "int16";
-    case TS_INT8: return "int8";
-    default: return "unknown";
-  }
-}
-
 static void record(run_t *r, const ts_tensor_t *t, int op_index, int builtin) {
   char path[4096];
   snprintf(path, sizeof path, "%s/%d.bin", r->dir, (int)t->index);
@@ -95,7 +83,7 @@ static void record(run_t *r, const ts_tensor_t *t, int op_index, int builtin) {
   json_string(j, t->name);
   fprintf(j, ", \"shape\": [");
   for (int k = 0; k < t->ndims; k++) fprintf(j, "%s%d", k ? ", " : "", (int)t->dims[k]);
-  fprintf(j, "], \"dtype\": \"%s\", \"scale\": [", dtype_str(t->dtype));
+  fprintf(j, "], \"dtype\": \"%s\", \"scale\": [", ts_dtype_name(t->dtype));
   for (uint32_t k = 0; k < t->num_quant; k++)
     fprintf(j, "%s%.9g", k ? ", " : "", (double)ts_tensor_scale(t, k));
   fprintf(j, "], \"zero_point\": [");

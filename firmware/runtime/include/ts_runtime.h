@@ -115,6 +115,9 @@ const char *ts_interp_error(const ts_interp_t *it);
 /* Name of a TFLite builtin operator code, e.g. "CONV_2D"; "UNKNOWN" if not known. */
 const char *ts_op_name(int32_t builtin_op);
 
+/* Name of a tensor type (ts_dtype_t), e.g. "int8"; "other" for a type the runtime lacks. */
+const char *ts_dtype_name(int32_t dtype);
+
 /* Name of a status code, e.g. "TS_ERR_BAD_MODEL". */
 const char *ts_status_name(ts_status_t s);
 

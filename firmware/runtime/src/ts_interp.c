@@ -207,7 +207,7 @@ static ts_status_t corrupt(loader_t *L) {
 
 /* ---------------------------------------------------------------- tensors */
 
-static const char *dtype_name(int32_t t) {
+const char *ts_dtype_name(int32_t t) {
   switch (t) {
     case TS_FLOAT32: return "float32";
     case TS_INT32: return "int32";
@@ -457,7 +457,7 @@ static ts_status_t need_s8(loader_t *L, int32_t op, int32_t idx, const char *wha
   const trec_t *r = &L->t[idx];
   if (r->dtype != TS_INT8)
     return fail(L->it, TS_ERR_UNSUPPORTED, "operator %d: %s tensor %d is %s, not int8", op,
-                what, idx, dtype_name(r->dtype));
+                what, idx, ts_dtype_name(r->dtype));
   if (r->num_quant != 1)
     return fail(L->it, TS_ERR_UNSUPPORTED,
                 "operator %d: %s tensor %d needs per-tensor quantization", op, what, idx);
