@@ -384,9 +384,9 @@ def _progress(total: int, enabled: bool):
 
 
 def write_metrics(path: Path, metrics: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(metrics, indent=1, allow_nan=False) + "\n")
-    tmp.replace(path)
+    from tinyscope.fsutil import atomic_write_text
+
+    atomic_write_text(path, json.dumps(metrics, indent=1, allow_nan=False) + "\n")
 
 
 def summary_lines(metrics: dict) -> list[str]:

@@ -167,9 +167,9 @@ def build(
 
 
 def write(path: Path, manifest: dict) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    tmp.replace(path)
+    from tinyscope.fsutil import atomic_write_text
+
+    atomic_write_text(path, json.dumps(manifest, indent=2) + "\n")
 
 
 def load(build_dir: str | Path) -> dict:

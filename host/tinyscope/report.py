@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import html
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,9 +109,8 @@ def render(title: str, subtitle: str, cards: dict[str, str], sections: list[Sect
 
 def write(path: Path, page: str) -> Path:
     """Write atomically: a reader never sees half a report."""
+    from tinyscope.fsutil import atomic_write_text
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, page)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import random
 import time
 from collections.abc import Iterable, Sequence
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyscope.errors import DeviceError, MismatchError, TinyscopeError
+from tinyscope.fsutil import atomic_write, atomic_write_text
 from tinyscope.link import protocol as P
 
 BAUDRATE = 115200  # ignored by QEMU and USB CDC ports
@@ -335,12 +335,6 @@ def check_info(info: P.Info, manifest: dict, build_dir: Path) -> None:
         raise MismatchError(f"device input has {info.input_bytes} bytes, manifest {want_bytes}")
 
 
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def save_capture(run_dir: Path, arrays: dict[str, np.ndarray], run: dict) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
 
@@ -348,9 +342,8 @@ def save_capture(run_dir: Path, arrays: dict[str, np.ndarray], run: dict) -> Non
         with tmp.open("wb") as fh:
             np.savez(fh, **arrays)
 
-    _atomic_write(run_dir / "capture.npz", write_npz)
-    _atomic_write(run_dir / "run.json",
-                  lambda tmp: tmp.write_text(json.dumps(run, indent=2) + "\n"))
+    atomic_write(run_dir / "capture.npz", write_npz)
+    atomic_write_text(run_dir / "run.json", json.dumps(run, indent=2) + "\n")
 
 
 def _load_previous(out_dir: Path, manifest: dict, layers: str, inputs: np.ndarray) -> tuple[
