@@ -5,6 +5,7 @@ cases run on the ASan+UBSan build of the runner."""
 from __future__ import annotations
 
 import os
+import shutil
 import struct
 import subprocess
 from pathlib import Path
@@ -123,12 +124,58 @@ def test_unknown_op_code(model):
         run_native(bytes(buf), _input(model))
 
 
-def test_unsupported_op_is_named():
+def _tanh_model() -> bytes:
     from keras import layers
 
-    tanh = _small_model(lambda x: layers.Activation("tanh")(x))
+    return _small_model(lambda x: layers.Activation("tanh")(x))
+
+
+def test_unsupported_op_is_named():
+    # The runtime reports the builtin code (no name table on the device); the native
+    # runner names it.
+    tanh = _tanh_model()
     with pytest.raises(TinyscopeError, match=r"^unsupported op TANH at operator 1$"):
         run_native(tanh, _input(tanh))
+
+
+def test_op_codes_are_named_on_the_host():
+    from tinyscope.link.capture import name_op_codes
+
+    assert name_op_codes("TS_ERR_UNSUPPORTED: unsupported op code 28 at operator 1") == (
+        "TS_ERR_UNSUPPORTED: unsupported op TANH at operator 1")
+    assert name_op_codes("unsupported op code 114 at operator 10") == (
+        "unsupported op QUANTIZE at operator 10")
+    assert name_op_codes("unsupported op code 250 at operator 0") == (
+        "unsupported op code 250 at operator 0")
+    assert name_op_codes("operator 3: shapes do not match") == "operator 3: shapes do not match"
+
+
+@pytest.mark.emulator
+@pytest.mark.skipif(shutil.which("qemu-system-arm") is None
+                    or shutil.which("arm-none-eabi-gcc") is None,
+                    reason="needs qemu-system-arm and arm-none-eabi-gcc (make setup)")
+def test_unsupported_op_is_named_through_the_device(tmp_path):
+    """The firmware reports TANH by its builtin code in INFO; the user sees the name."""
+    from tinyscope import carrays
+    from tinyscope.errors import DeviceError
+    from tinyscope.link import boards, capture
+
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    carrays.write_model(model_dir, _tanh_model())
+    elf = boards.build_firmware(model_dir, quiet=True, out_dir=tmp_path / "fw")
+    with boards.emulated_board(elf, tmp_path / "qemu") as b:
+        port = capture.open_port(b.url)
+        try:
+            info = capture.Device(port).hello()
+        finally:
+            port.close()
+    assert info.model_status == 2
+    assert info.model_error == "TS_ERR_UNSUPPORTED: unsupported op code 28 at operator 1"
+    manifest = {"model_sha256": info.model_sha256, "input": {"shape": [1, 6, 6, 1]}}
+    with pytest.raises(DeviceError, match=r"cannot run the model: TS_ERR_UNSUPPORTED: "
+                                          r"unsupported op TANH at operator 1$"):
+        capture.check_info(info, manifest, model_dir)
 
 
 def test_schema_version_checked(model):

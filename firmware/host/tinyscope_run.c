@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "ts_opnames.h"
 #include "ts_runtime.h"
 
 #define MAX_RECORDS 4096
@@ -27,7 +28,9 @@ typedef struct {
 } run_t;
 
 static int die(int code, const char *msg, const char *arg) {
-  fprintf(stderr, "tinyscope-run: %s%s%s\n", msg, arg ? ": " : "", arg ? arg : "");
+  char named[2 * TS_ERROR_LEN]; /* the runtime reports ops by code: name them */
+  ts_name_op_codes(msg, named, sizeof named);
+  fprintf(stderr, "tinyscope-run: %s%s%s\n", named, arg ? ": " : "", arg ? arg : "");
   return code;
 }
 

@@ -9,6 +9,8 @@
  *  - The model bytes are untrusted: every read is bounds-checked; a malformed model
  *    returns TS_ERR_BAD_MODEL with a message, never reads out of bounds.
  *  - The per-operator callback is the single place where activations leave the runtime.
+ *  - Operators are reported by their TFLite builtin code (callback, ts_interp_op, errors
+ *    such as "unsupported op code 28 at operator 1"); host tools name them (ts_opnames.h).
  *
  * Typical use:
  *    ts_interp_t it;
@@ -111,9 +113,6 @@ ts_status_t ts_interp_op(const ts_interp_t *it, int32_t op_index, int32_t *built
 
 /* The last error message (never NULL). */
 const char *ts_interp_error(const ts_interp_t *it);
-
-/* Name of a TFLite builtin operator code, e.g. "CONV_2D"; "UNKNOWN" if not known. */
-const char *ts_op_name(int32_t builtin_op);
 
 /* Name of a tensor type (ts_dtype_t), e.g. "int8"; "other" for a type the runtime lacks. */
 const char *ts_dtype_name(int32_t dtype);

@@ -1,8 +1,12 @@
-/* TFLite BuiltinOperator names, index = code. GENERATED from the TFLite schema
+/* TFLite BuiltinOperator names, index = code, for host tools (ts_opnames.h): the
+ * firmware does not link this table (the runtime reports builtin codes; --gc-sections drops
+ * it). The table is GENERATED from the TFLite schema
  * (tensorflow/lite/python/schema_py_generated.py, TF 2.21) - regenerate, do not edit.
- * One NUL-separated string (no pointer table: 840 bytes less on a 32-bit MCU); an empty
- * name is a code without an operator. */
-#include "ts_runtime.h"
+ * One NUL-separated string (no pointer table); an empty name is a code without an
+ * operator. */
+#include "ts_opnames.h"
+
+#include <string.h>
 
 #define TS_NUM_OP_NAMES 210
 static const char kNames[] =
@@ -224,4 +228,27 @@ const char *ts_op_name(int32_t builtin_op) {
     while (*s++) {
     }
   return *s ? s : "UNKNOWN";
+}
+
+void ts_name_op_codes(const char *msg, char *out, size_t size) {
+  static const char key[] = "op code ";
+  size_t n = 0;
+  if (!size) return;
+  while (*msg && n + 1 < size) {
+    if (strncmp(msg, key, sizeof key - 1) == 0) {
+      const char *d = msg + sizeof key - 1;
+      int32_t code = 0;
+      int digits = 0;
+      while (*d >= '0' && *d <= '9' && digits < 4) code = code * 10 + (*d++ - '0'), digits++;
+      const char *name = ts_op_name(code);
+      if (digits && (*d < '0' || *d > '9') && strcmp(name, "UNKNOWN") != 0) {
+        for (const char *s = "op "; *s && n + 1 < size; s++) out[n++] = *s;
+        for (const char *s = name; *s && n + 1 < size; s++) out[n++] = *s;
+        msg = d;
+        continue;
+      }
+    }
+    out[n++] = *msg++;
+  }
+  out[n] = 0;
 }

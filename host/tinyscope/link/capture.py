@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import json
 import random
+import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +35,30 @@ MAX_IMAGE_RETRIES = 3  # attempts per image after the first, on link errors (--r
 CHECKPOINT_SECONDS = 5.0  # complete images are saved to RUN_DIR at least this often
 READ_TIMEOUT = 0.05  # s per serial read call
 CAPTURE_FORMAT = 1
+
+
+_OP_CODE = re.compile(r"\bop code (\d+)\b")
+
+
+def name_op_codes(text: str) -> str:
+    """``text`` with each "op code N" of a known TFLite builtin operator as "op NAME".
+
+    The runtime reports operators by builtin code (the firmware carries no name table), e.g.
+    "unsupported op code 28 at operator 1" -> "unsupported op TANH at operator 1". Names
+    come from the TFLite schema shipped with ai-edge-litert; unknown codes stay numbers.
+    """
+    if not _OP_CODE.search(text):
+        return text
+    from ai_edge_litert import schema_py_generated as schema
+
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items()
+             if not k.startswith("_") and isinstance(v, int)}
+
+    def name(m: re.Match[str]) -> str:
+        op = names.get(int(m.group(1)))
+        return f"op {op}" if op else m.group(0)
+
+    return _OP_CODE.sub(name, text)
 
 
 class LinkError(DeviceError):
@@ -147,7 +172,8 @@ class Device:
             self._deadline = None
             if frame.type == P.FrameType.ERROR:
                 code, text = P.decode_error(frame.payload)
-                raise DeviceError(f"device answered {ftype.name} with {P.error_name(code)}: {text}")
+                raise DeviceError(f"device answered {ftype.name} with {P.error_name(code)}: "
+                                  f"{name_op_codes(text)}")
             if frame.type == P.FrameType.DONE:
                 request, count = P.decode_done(frame.payload)
                 if request != ftype or count != len(answer):
@@ -329,7 +355,7 @@ def check_info(info: P.Info, manifest: dict, build_dir: Path) -> None:
             "the --build the device was flashed with"
         )
     if info.model_status != 0:
-        raise DeviceError(f"the firmware cannot run the model: {info.model_error}")
+        raise DeviceError(f"the firmware cannot run the model: {name_op_codes(info.model_error)}")
     want_bytes = int(np.prod(manifest["input"]["shape"]))
     if info.input_bytes != want_bytes:
         raise MismatchError(f"device input has {info.input_bytes} bytes, manifest {want_bytes}")
