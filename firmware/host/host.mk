@@ -3,6 +3,8 @@
 #   make -f host/host.mk sanitize   build/host/tinyscope-run-asan  (ASan + UBSan)
 #   make -f host/host.mk cm4        Cortex-M4 cross-build of the runtime, prints .text size
 #   make -f host/host.mk check      build/host/ts-kernel-check: optimized vs reference kernels
+#   make -f host/host.mk m4check    build/m4check/ts-kernel-check{,-small}.elf: the same check
+#                                   on the Cortex-M4 (QEMU mps2-an386, real DSP instructions)
 #   TS_KERNELS=ref|opt (default opt) picks the kernel set the runner / cm4 build calls.
 HOST_DIR := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
 FW_DIR := $(patsubst %/,%,$(dir $(HOST_DIR)))
@@ -22,7 +24,7 @@ SAN_CFLAGS := $(WARN) -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefine
 RUN_SUFFIX := $(if $(filter ref,$(TS_KERNELS)),-ref)
 RUNNER_SRC := $(HOST_DIR)/tinyscope_run.c
 
-.PHONY: all sanitize cm4 clean check
+.PHONY: all sanitize cm4 clean check m4check
 all: $(BUILD)/tinyscope-run$(RUN_SUFFIX)
 
 $(BUILD)/tinyscope-run$(RUN_SUFFIX): $(RUNTIME_SRCS) $(RUNNER_SRC) $(RUNTIME_HDRS) $(HOST_DIR)/host.mk $(FW_DIR)/runtime/runtime.mk
@@ -32,14 +34,46 @@ $(BUILD)/tinyscope-run$(RUN_SUFFIX): $(RUNTIME_SRCS) $(RUNNER_SRC) $(RUNTIME_HDR
 # Optimized kernels == reference kernels on random shapes and parameters (tests/test_runtime_opt.py).
 # The -small build shrinks the kernels' stack buffers so weight blocks, row tiles and the
 # reference fallbacks all run on the random shapes.
+CHECK_SMALL_DEFS := -DTS_OPT_CONV_WBUF=400 -DTS_OPT_CONV_ROWBUF=120 -DTS_OPT_CONV_BLOCK=4 \
+                    -DTS_OPT_FC_XBUF=64
 check: $(BUILD)/ts-kernel-check $(BUILD)/ts-kernel-check-small
 $(BUILD)/ts-kernel-check: $(RUNTIME_SRCS) $(HOST_DIR)/kernel_check.c $(RUNTIME_HDRS) $(HOST_DIR)/host.mk $(FW_DIR)/runtime/runtime.mk
 	@mkdir -p $(BUILD)
 	$(CC) $(SAN_CFLAGS) -O2 -o $@ $(RUNTIME_SRCS) $(HOST_DIR)/kernel_check.c
 $(BUILD)/ts-kernel-check-small: $(RUNTIME_SRCS) $(HOST_DIR)/kernel_check.c $(RUNTIME_HDRS) $(HOST_DIR)/host.mk $(FW_DIR)/runtime/runtime.mk
 	@mkdir -p $(BUILD)
-	$(CC) $(SAN_CFLAGS) -O2 -DTS_OPT_CONV_WBUF=400 -DTS_OPT_CONV_ROWBUF=120 -DTS_OPT_CONV_BLOCK=4 -DTS_OPT_FC_XBUF=64 \
-	  -o $@ $(RUNTIME_SRCS) $(HOST_DIR)/kernel_check.c
+	$(CC) $(SAN_CFLAGS) -O2 $(CHECK_SMALL_DEFS) -o $@ $(RUNTIME_SRCS) $(HOST_DIR)/kernel_check.c
+
+# The same check on the emulated Cortex-M4, where the kernels run the real DSP instructions
+# (and any hand-written Thumb-2): kernel_check.c + the kernels + ts_quant.c, at the firmware's
+# -O2 and FPU flags, stdio over semihosting (newlib's librdimon), the board's linker script and
+# m4check_semihost.c's vectors/reset (argv from -append, exit status from SYS_EXIT_EXTENDED):
+#   qemu-system-arm -M mps2-an386 -display none -monitor none -serial none \
+#     -semihosting-config enable=on,target=native -kernel ELF -append "SEED CASES"
+# (tests/test_runtime_opt_m4.py). M4CHECK_CM4 may name a copy of kernels/cm4 (a patched
+# kernel for the harness's own test), M4CHECK_OUT another output folder.
+M4CHECK_CM4 ?= $(TS_RUNTIME_DIR)/src/kernels/cm4
+M4CHECK_OUT ?= $(FW_DIR)/build/m4check
+M4CHECK_SRCS := $(patsubst $(TS_RUNTIME_DIR)/src/kernels/cm4/%,$(M4CHECK_CM4)/%,\
+                  $(filter $(TS_RUNTIME_DIR)/src/ts_quant.c $(TS_RUNTIME_DIR)/src/kernels/%,\
+                    $(RUNTIME_SRCS))) \
+                $(HOST_DIR)/kernel_check.c $(HOST_DIR)/m4check_semihost.c
+M4CHECK_DEPS := $(M4CHECK_SRCS) $(RUNTIME_HDRS) $(wildcard $(M4CHECK_CM4)/*.h) \
+                $(HOST_DIR)/host.mk $(FW_DIR)/runtime/runtime.mk \
+                $(FW_DIR)/boards/qemu-mps2-an386/linker.ld
+M4CHECK_CFLAGS := -mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16 -O2 -g -std=c11 \
+                  -Wall -Wextra -Werror -ffunction-sections -fdata-sections -fno-math-errno \
+                  $(addprefix -I,$(RUNTIME_INC)) -DTS_USE_OPT_KERNELS \
+                  -DTS_CHECK_MAIN=ts_kernel_check_main
+M4CHECK_LDFLAGS := -T$(FW_DIR)/boards/qemu-mps2-an386/linker.ld -nostartfiles --specs=rdimon.specs \
+                   -Wl,--gc-sections -Wl,--no-warn-rwx-segments
+m4check: $(M4CHECK_OUT)/ts-kernel-check.elf $(M4CHECK_OUT)/ts-kernel-check-small.elf
+$(M4CHECK_OUT)/ts-kernel-check.elf: $(M4CHECK_DEPS)
+	@mkdir -p $(M4CHECK_OUT)
+	$(CM4_CC) $(M4CHECK_CFLAGS) $(M4CHECK_LDFLAGS) -o $@ $(M4CHECK_SRCS)
+$(M4CHECK_OUT)/ts-kernel-check-small.elf: $(M4CHECK_DEPS)
+	@mkdir -p $(M4CHECK_OUT)
+	$(CM4_CC) $(M4CHECK_CFLAGS) $(CHECK_SMALL_DEFS) $(M4CHECK_LDFLAGS) -o $@ $(M4CHECK_SRCS)
 
 sanitize: $(BUILD)/tinyscope-run-asan$(RUN_SUFFIX)
 $(BUILD)/tinyscope-run-asan$(RUN_SUFFIX): $(RUNTIME_SRCS) $(RUNNER_SRC) $(RUNTIME_HDRS) $(HOST_DIR)/host.mk $(FW_DIR)/runtime/runtime.mk
@@ -78,4 +112,4 @@ $(CM4_BUILD)/%.o: $(TS_RUNTIME_DIR)/%.c $(RUNTIME_HDRS)
 	$(CM4_CC) $(CM4_CFLAGS) -c -o $@ $<
 
 clean:
-	rm -rf $(BUILD) $(CM4_BUILD)
+	rm -rf $(BUILD) $(CM4_BUILD) $(M4CHECK_OUT)

@@ -2,6 +2,7 @@
  * against the reference kernels, bit for bit, on random shapes and parameters.
  *   ts-kernel-check SEED CASES   -> prints one line per kernel, exit 1 on any mismatch
  * Also checks ts_requant() against ts_mbqm() on random and edge-case triples. */
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,8 +46,8 @@ static void act(int32_t *lo, int32_t *hi) {
 static int compare(const char *what, int32_t n, int32_t c) {
   for (int32_t i = 0; i < n; i++)
     if (out_ref[i] != out_opt[i]) {
-      printf("MISMATCH %s case %d: element %d of %d: ref %d opt %d\n", what, c, i, n,
-             out_ref[i], out_opt[i]);
+      printf("MISMATCH %s case %" PRId32 ": element %" PRId32 " of %" PRId32 ": ref %d opt %d\n",
+             what, c, i, n, out_ref[i], out_opt[i]);
       return 1;
     }
   return 0;
@@ -218,15 +219,21 @@ static int check_requant(int32_t n) {
     const ts_rq_t q = ts_rq_make(mult, shift, 0);
     const int32_t want = ts_mbqm(acc, mult, shift), got = ts_requant(acc, mult, shift);
     if (want != got || ts_rq_apply(acc, &q) != want) {
-      printf("MISMATCH requant acc %d mult %d shift %d: ts_mbqm %d ts_requant %d\n", acc, mult,
-             shift, want, got);
+      printf("MISMATCH requant acc %" PRId32 " mult %" PRId32 " shift %" PRId32
+             ": ts_mbqm %" PRId32 " ts_requant %" PRId32 "\n", acc, mult, shift, want, got);
       return 1;
     }
   }
   return 0;
 }
 
-int main(int argc, char **argv) {
+/* The M4 build (host.mk m4check) names it ts_kernel_check_main: m4check_semihost.c's reset
+ * handler calls it with the semihosting command line. */
+#ifndef TS_CHECK_MAIN
+#define TS_CHECK_MAIN main
+#endif
+int TS_CHECK_MAIN(int argc, char **argv);
+int TS_CHECK_MAIN(int argc, char **argv) {
   if (argc != 3) {
     fprintf(stderr, "usage: %s SEED CASES\n", argv[0]);
     return 2;
@@ -234,22 +241,22 @@ int main(int argc, char **argv) {
   rng = strtoull(argv[1], NULL, 10) * UINT64_C(0x9E3779B97F4A7C15) + 1;
   const int32_t cases = atoi(argv[2]);
   int bad = check_requant(cases * 200);
-  printf("requant %d triples %s\n", cases * 200, bad ? "FAIL" : "ok");
+  printf("requant %" PRId32 " triples %s\n", cases * 200, bad ? "FAIL" : "ok");
   int nbad = 0;
   for (int32_t c = 0; c < cases && !nbad; c++) nbad += check_conv(c);
-  printf("conv %d cases %s\n", cases, nbad ? "FAIL" : "ok");
+  printf("conv %" PRId32 " cases %s\n", cases, nbad ? "FAIL" : "ok");
   bad |= nbad;
   nbad = 0;
   for (int32_t c = 0; c < cases && !nbad; c++) nbad += check_dw(c);
-  printf("depthwise %d cases %s\n", cases, nbad ? "FAIL" : "ok");
+  printf("depthwise %" PRId32 " cases %s\n", cases, nbad ? "FAIL" : "ok");
   bad |= nbad;
   nbad = 0;
   for (int32_t c = 0; c < cases && !nbad; c++) nbad += check_fc(c);
-  printf("fully_connected %d cases %s\n", cases, nbad ? "FAIL" : "ok");
+  printf("fully_connected %" PRId32 " cases %s\n", cases, nbad ? "FAIL" : "ok");
   bad |= nbad;
   nbad = 0;
   for (int32_t c = 0; c < cases && !nbad; c++) nbad += check_max_pool(c);
-  printf("max_pool %d cases %s\n", cases, nbad ? "FAIL" : "ok");
+  printf("max_pool %" PRId32 " cases %s\n", cases, nbad ? "FAIL" : "ok");
   bad |= nbad;
   return bad ? 1 : 0;
 }
