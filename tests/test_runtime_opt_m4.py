@@ -1,0 +1,103 @@
+"""Optimized kernels == reference kernels, bit for bit, on the emulated Cortex-M4.
+
+tests/test_runtime_opt.py runs ``ts-kernel-check`` natively, where the DSP intrinsics are
+portable C and hand-written Thumb-2 is compiled out. Here the same checker is built for the
+Cortex-M4 (``make -f host/host.mk m4check``: the firmware's -mcpu/FPU flags and -O2, stdio
+and argv over semihosting) and runs in QEMU mps2-an386, so SXTB16/SMLAD/SSAT/SEL and the
+kernels' inline assembly execute as real instructions. QEMU's exit status is the checker's
+(0 all equal, 1 a mismatch, 3 a fault: m4check_semihost.c prints its pc).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.emulator
+ROOT = Path(__file__).resolve().parents[1]
+FW = ROOT / "firmware"
+CM4 = FW / "runtime/src/kernels/cm4"
+KERNELS = ("requant", "conv", "depthwise", "fully_connected", "max_pool")
+CASES = 3000  # per kernel and seed: ~3 s of emulated time per run (~300,000 requant triples...)
+
+if shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None:
+    pytest.skip("needs qemu-system-arm and arm-none-eabi-gcc (make setup)",
+                allow_module_level=True)
+
+
+def build(*make_args: str) -> None:
+    proc = subprocess.run(["make", "-s", "-C", str(FW), "-f", "host/host.mk", *make_args],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"make {' '.join(make_args)}:\n{proc.stdout}{proc.stderr}"
+
+
+def run_m4(elf: Path, seed: int, cases: int) -> subprocess.CompletedProcess[str]:
+    """``ts-kernel-check SEED CASES`` on the emulated board; QEMU exits with its status."""
+    return subprocess.run(
+        ["qemu-system-arm", "-M", "mps2-an386", "-display", "none", "-monitor", "none",
+         "-serial", "none", "-semihosting-config", "enable=on,target=native",
+         "-kernel", str(elf), "-append", f"{seed} {cases}"],
+        capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def checkers() -> list[Path]:
+    build("m4check")
+    out = FW / "build/m4check"
+    return [out / "ts-kernel-check.elf", out / "ts-kernel-check-small.elf"]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("variant", [0, 1], ids=["default-buffers", "small-buffers"])
+def test_opt_kernels_equal_reference_on_m4(checkers, variant, seed):
+    elf = checkers[variant]
+    proc = run_m4(elf, seed, CASES)
+    report = f"{elf.name} seed {seed}:\n{proc.stdout}{proc.stderr}"
+    assert proc.returncode == 0, report
+    lines = proc.stdout.splitlines()
+    assert f"requant {CASES * 200} triples ok" in lines, report
+    for kernel in KERNELS[1:]:
+        assert f"{kernel} {CASES} cases ok" in lines, report  # also: argv reached the checker
+    assert not any("MISMATCH" in line or "FAULT" in line for line in lines), report
+
+
+def _patched_kernels(tmp_path: Path, name: str, pattern: str, repl: str) -> Path:
+    """A copy of kernels/cm4 with the first match of ``pattern`` in ``name`` replaced."""
+    cm4 = tmp_path / "cm4"
+    shutil.copytree(CM4, cm4)
+    src = (cm4 / name).read_text()
+    new, n = re.subn(pattern, repl, src, count=1)
+    assert n == 1, f"{pattern!r} not in kernels/cm4/{name}: update this test's mutation"
+    (cm4 / name).write_text(new)
+    return cm4
+
+
+def _build_and_run_patched(tmp_path: Path, cm4: Path) -> subprocess.CompletedProcess[str]:
+    out = tmp_path / "out"
+    build(f"M4CHECK_CM4={cm4}", f"M4CHECK_OUT={out}", str(out / "ts-kernel-check.elf"))
+    return run_m4(out / "ts-kernel-check.elf", 1, 300)
+
+
+def test_checker_catches_a_wrong_dsp_intrinsic_on_m4(tmp_path):
+    """SMLADX (halves exchanged) where ts_dsp.h's ACLE path uses SMLAD: an error only the M4
+    build can see (the host's portable ts_smlad is untouched), and the M4 run reports it."""
+    cm4 = _patched_kernels(tmp_path, "ts_dsp.h", r"\b__smlad\(", "__smladx(")
+    proc = _build_and_run_patched(tmp_path, cm4)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "MISMATCH" in proc.stdout
+    assert any(line.endswith(" FAIL") for line in proc.stdout.splitlines()), proc.stdout
+
+
+def test_checker_catches_a_wrong_assembly_instruction_on_m4(tmp_path):
+    """One SMLAD of the hand-written Thumb-2 in kernels/cm4 turned into SMLADX: conv fails."""
+    asm = [p.name for p in sorted(CM4.glob("*.c")) if re.search(r'"\s*smlad r', p.read_text())]
+    if not asm:
+        pytest.skip("no hand-written SMLAD in kernels/cm4 (inline assembly) to mutate")
+    cm4 = _patched_kernels(tmp_path, asm[0], r'"(\s*)smlad r', r'"\1smladx r')
+    proc = _build_and_run_patched(tmp_path, cm4)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert re.search(r"^MISMATCH \w+ case \d+: element \d+", proc.stdout, re.M), proc.stdout
