@@ -2,26 +2,144 @@
  *
  * The input (+ input offset) is widened once per batch to int16 on the stack, in SXTB16
  * order: per 4 inputs the words (x0, x2) and (x1, x3) (chunks of TS_OPT_FC_XBUF inputs,
- * re-widened per row block only for longer inputs). Four output rows at a time: per 4
- * inputs one LDRD of inputs, per row one LDR + SXTB16/SXTB16-ROR8 of weights (the same
- * order) and 2 SMLAD; the last out_depth % 4 rows one at a time (nothing computed twice).
+ * re-widened per row block only for longer inputs; SXTAB16 adds the offset for free).
+ * Five output rows at a time (fc_dot5, Thumb-2 assembly on the M4): per 4 inputs one LDM
+ * of inputs, per row one LDR + SXTB16/SXTB16-ROR8 of weights and 2 SMLAD: 26 instructions
+ * per 20 MACs. The five rows are reached from one post-incremented weight pointer w and a
+ * row stride s as [w, s], [w, s, lsl 1], [w, 3s], [w, s, lsl 2], [w], #4, so the loop
+ * needs 14 registers (5 accumulators, 4 pointers/strides/counter, 2 inputs, 2 temps) and
+ * no spills; it is unrolled 4 times, entered in the middle (TBB) for other lengths. When
+ * out_depth is not a multiple of 5 the last block overlaps the previous one (rows computed
+ * twice, same bytes stored); fewer than 5 rows take a 1-row C loop.
+ * Per output: the exact one-SMLAL requantization of ts_dsp.h, with the output offset folded
+ * into the rounding term when the shift is in [-23, -2].
  * A filter offset (0 for int8 weights, which are symmetric) is folded in exactly:
- * sum (f + fo)(x + xo) = sum f (x + xo) + fo * sum (x + xo). */
+ * sum (f + fo)(x + xo) = sum f (x + xo) + fo * sum (x + xo).
+ * On the host (no DSP extension) fc_dot5 and the widening are the portable C below, the
+ * same arithmetic, so ts-kernel-check exercises this algorithm; the assembly itself is
+ * checked on the M4 by `make bench` and the emulator tests. */
+#include <stdint.h>
+
 #include "ts_dsp.h"
 #include "ts_kernels.h"
 
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+/* acc[r] += sum over ng groups g of 4 inputs: w[r * s + 4 g + k] * xb[...] (r = 0..4), xb in
+ * SXTB16 order, 8-byte aligned; w any alignment (unaligned LDR). ng >= 1. */
+void ts_fc_dot5(int32_t *acc, const int16_t *xb, const int8_t *w, int32_t s, int32_t ng);
+/* n16 groups of 16 inputs: d = SXTB16 order of src + off2 (per int16 lane); src 4-aligned. */
+void ts_fc_widen16(int16_t *d, const int8_t *src, uint32_t off2, int32_t n16);
+
+/* One group: r1 = xb, r2 = w, r3 = s, r9 = 3 s; accumulators r4-r8; temps r0, lr. */
+#define FC_ROW(addr, a)                                                                        \
+  "ldr.w r0, " addr "\n\t"                                                                     \
+  "sxtb16 lr, r0\n\t"                                                                          \
+  "smlad " a ", lr, r11, " a "\n\t"                                                            \
+  "sxtb16 r0, r0, ror #8\n\t"                                                                  \
+  "smlad " a ", r0, r12, " a "\n\t"
+#define FC_GROUP                                                                               \
+  "ldmia.w r1!, {r11, r12}\n\t" FC_ROW("[r2, r3]", "r5") FC_ROW("[r2, r3, lsl #1]", "r6")       \
+      FC_ROW("[r2, r9]", "r7") FC_ROW("[r2, r3, lsl #2]", "r8") FC_ROW("[r2], #4", "r4")
+
+__asm__(".pushsection .text.ts_fc_dot5,\"ax\",%progbits\n\t"
+        ".syntax unified\n\t"
+        ".thumb\n\t"
+        ".p2align 2\n\t"
+        ".global ts_fc_dot5\n\t"
+        ".type ts_fc_dot5, %function\n\t"
+        ".thumb_func\n"
+        "ts_fc_dot5:\n\t"
+        "push {r0, r4-r11, lr}\n\t"
+        "ldr r10, [sp, #40]\n\t" /* ng */
+        "ldmia r0, {r4-r8}\n\t"
+        "add r9, r3, r3, lsl #1\n\t"
+        "rsb r12, r10, #0\n\t"
+        "and r12, r12, #3\n\t" /* groups to skip in the first pass */
+        "add r10, r10, #3\n\t"
+        "lsr r10, r10, #2\n\t" /* passes */
+        "tbb [pc, r12]\n"
+        ".Lfc_tbl:\n\t"
+        ".byte (.Lfc_g0 - .Lfc_tbl) / 2, (.Lfc_g1 - .Lfc_tbl) / 2\n\t"
+        ".byte (.Lfc_g2 - .Lfc_tbl) / 2, (.Lfc_g3 - .Lfc_tbl) / 2\n"
+        ".Lfc_g0:\n\t" FC_GROUP "\n"
+        ".Lfc_g1:\n\t" FC_GROUP "\n"
+        ".Lfc_g2:\n\t" FC_GROUP "\n"
+        ".Lfc_g3:\n\t" FC_GROUP "\n\t"
+        "subs r10, r10, #1\n\t"
+        "bne.w .Lfc_g0\n\t"
+        "pop {r0}\n\t"
+        "stmia r0, {r4-r8}\n\t"
+        "pop {r4-r11, pc}\n\t"
+        ".size ts_fc_dot5, . - ts_fc_dot5\n\t"
+        ".popsection\n\t"
+        ".pushsection .text.ts_fc_widen16,\"ax\",%progbits\n\t"
+        ".p2align 2\n\t"
+        ".global ts_fc_widen16\n\t"
+        ".type ts_fc_widen16, %function\n\t"
+        ".thumb_func\n"
+        "ts_fc_widen16:\n\t"
+        "push {r4-r11}\n"
+        ".Lfc_w:\n\t"
+        "ldmia r1!, {r5, r7, r9, r11}\n\t"
+        "sxtab16 r4, r2, r5\n\t"
+        "sxtab16 r5, r2, r5, ror #8\n\t"
+        "sxtab16 r6, r2, r7\n\t"
+        "sxtab16 r7, r2, r7, ror #8\n\t"
+        "sxtab16 r8, r2, r9\n\t"
+        "sxtab16 r9, r2, r9, ror #8\n\t"
+        "sxtab16 r10, r2, r11\n\t"
+        "sxtab16 r11, r2, r11, ror #8\n\t"
+        "stmia r0!, {r4-r11}\n\t"
+        "subs r3, r3, #1\n\t"
+        "bne .Lfc_w\n\t"
+        "pop {r4-r11}\n\t"
+        "bx lr\n\t"
+        ".size ts_fc_widen16, . - ts_fc_widen16\n\t"
+        ".popsection");
+#define fc_dot5 ts_fc_dot5
+#else
 /* 4 weights of a row against the widened inputs xv = (x0, x2 | x1, x3). */
-static inline __attribute__((always_inline)) int32_t dot4(const int8_t *f, uint64_t xv,
-                                                          int32_t acc) {
+static inline int32_t dot4(const int8_t *f, uint64_t xv, int32_t acc) {
   const uint32_t w = ts_ld32(f);
   acc = ts_smlad(ts_sxtb16(w), (uint32_t)xv, acc);
   return ts_smlad(ts_sxtb16_ror8(w), (uint32_t)(xv >> 32), acc);
 }
 
+/* The assembly's arithmetic, in the assembly's order of rows. */
+static void fc_dot5(int32_t *acc, const int16_t *xb, const int8_t *w, int32_t s, int32_t ng) {
+  for (int32_t g = 0; g < ng; g++, w += 4) {
+    uint64_t xv;
+    __builtin_memcpy(&xv, xb + 4 * g, 8);
+    for (int32_t r = 0; r < 5; r++) acc[r] = dot4(w + r * s, xv, acc[r]);
+  }
+}
+#endif
+
+/* xb[i] = src[i] + xo for i < n, in SXTB16 order per 4 inputs (the tail in plain order). */
+static void widen(int16_t *xb, const int8_t *src, int32_t n, int32_t xo) {
+  const uint32_t off2 = (uint32_t)(uint16_t)xo * 0x10001u;
+  int32_t i = 0;
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+  if (!((uintptr_t)src & 3) && n >= 16) { /* LDM needs a word-aligned source */
+    ts_fc_widen16(xb, src, off2, n >> 4);
+    i = n & ~15;
+  }
+#endif
+  for (; i + 4 <= n; i += 4) {
+    const uint32_t x = ts_ld32(src + i);
+    const uint32_t e = ts_sadd16(ts_sxtb16(x), off2), od = ts_sadd16(ts_sxtb16_ror8(x), off2);
+    __builtin_memcpy(xb + i, &e, 4);
+    __builtin_memcpy(xb + i + 2, &od, 4);
+  }
+  for (; i < n; i++) xb[i] = (int16_t)(src[i] + xo);
+}
+
 void ts_opt_fully_connected_s8(const ts_fc_params_t *p, const int8_t *input,
                                const int8_t *filter, const int32_t *bias, int8_t *output) {
   const int32_t depth = p->accum_depth, xo = p->input_offset, nrows = p->out_depth;
-  const uint32_t off2 = (uint32_t)(uint16_t)xo * 0x10001u;
+  const int32_t lo = p->act_min, hi = p->act_max;
+  const int32_t step = nrows >= 5 ? 5 : 1;
+  const int narrow = lo > -128 || hi < 127; /* a fused activation: clamp beyond SSAT */
   __attribute__((aligned(8))) int16_t xb[TS_OPT_FC_XBUF];
   for (int32_t b = 0; b < p->batches; b++) {
     const int8_t *in = input + b * depth;
@@ -29,61 +147,40 @@ void ts_opt_fully_connected_s8(const ts_fc_params_t *p, const int8_t *input,
     if (p->filter_offset)
       for (int32_t d = 0; d < depth; d++) xsum += in[d] + xo;
     const uint32_t fcorr = (uint32_t)p->filter_offset * (uint32_t)xsum; /* wraps, as TFLM */
-    for (int32_t o = 0; o < nrows;) {
-      const int32_t rows = nrows - o >= 4 ? 4 : 1;
-      int32_t acc[4] = {0, 0, 0, 0};
+    for (int32_t o = 0; o < nrows; o += step) {
+      const int32_t r0 = o + step <= nrows ? o : nrows - step; /* the last block may overlap */
+      int32_t acc[5];
+      /* wrapping adds: an extreme bias is not C undefined behaviour (as kernels/ref) */
+      for (int32_t j = 0; j < step; j++)
+        acc[j] = (int32_t)(fcorr + (uint32_t)(bias ? bias[r0 + j] : 0));
       for (int32_t c0 = 0; c0 < depth; c0 += TS_OPT_FC_XBUF) {
         const int32_t n = depth - c0 < TS_OPT_FC_XBUF ? depth - c0 : TS_OPT_FC_XBUF;
         const int32_t n4 = n & ~3;
-        if (o == 0 || depth > TS_OPT_FC_XBUF) {
-          for (int32_t i = 0; i < n4; i += 4) {
-            const uint32_t x = ts_ld32(in + c0 + i);
-            const uint32_t e = ts_sadd16(ts_sxtb16(x), off2);
-            const uint32_t od = ts_sadd16(ts_sxtb16_ror8(x), off2);
-            __builtin_memcpy(xb + i, &e, 4);
-            __builtin_memcpy(xb + i + 2, &od, 4);
-          }
-          for (int32_t i = n4; i < n; i++) xb[i] = (int16_t)(in[c0 + i] + xo);
-        }
-        const int8_t *f0 = filter + o * depth + c0;
-        int32_t i = 0;
-        if (rows == 4) {
-          const int8_t *f1 = f0 + depth, *f2 = f1 + depth, *f3 = f2 + depth;
-          int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
-          for (; i < n4; i += 4) {
-            uint64_t xv; /* one LDRD */
-            __builtin_memcpy(&xv, xb + i, 8);
-            a0 = dot4(f0 + i, xv, a0);
-            a1 = dot4(f1 + i, xv, a1);
-            a2 = dot4(f2 + i, xv, a2);
-            a3 = dot4(f3 + i, xv, a3);
-          }
-          for (; i < n; i++) {
-            a0 += f0[i] * xb[i];
-            a1 += f1[i] * xb[i];
-            a2 += f2[i] * xb[i];
-            a3 += f3[i] * xb[i];
-          }
-          acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;
+        if (o == 0 || depth > TS_OPT_FC_XBUF) widen(xb, in + c0, n, xo);
+        const int8_t *f = filter + r0 * depth + c0;
+        if (step == 5) {
+          if (n4) fc_dot5(acc, xb, f, depth, n4 >> 2);
         } else {
-          int32_t a0 = acc[0];
-          for (; i < n4; i += 4) {
-            uint64_t xv;
-            __builtin_memcpy(&xv, xb + i, 8);
-            a0 = dot4(f0 + i, xv, a0);
+          int32_t a = acc[0];
+          for (int32_t i = 0; i < n4; i += 4) {
+            const uint32_t w = ts_ld32(f + i);
+            a = ts_smlad(ts_sxtb16(w), ts_ld32(xb + i), a);
+            a = ts_smlad(ts_sxtb16_ror8(w), ts_ld32(xb + i + 2), a);
           }
-          for (; i < n; i++) a0 += f0[i] * xb[i];
-          acc[0] = a0;
+          acc[0] = a;
         }
+        for (int32_t j = 0; j < step; j++)
+          for (int32_t i = n4; i < n; i++)
+            acc[j] = (int32_t)((uint32_t)acc[j] + (uint32_t)(f[j * depth + i] * xb[i]));
       }
-      for (int32_t j = 0; j < rows; j++) {
-        const int32_t c = p->per_channel ? o + j : 0;
-        /* wrapping adds: an extreme bias is not C undefined behaviour (as kernels/ref) */
-        const int32_t v = (int32_t)((uint32_t)acc[j] + fcorr + (uint32_t)(bias ? bias[o + j] : 0));
-        output[b * nrows + o + j] = ts_clamp_s8(
-            ts_requant_slow(v, p->mult[c], p->shift[c]) + p->output_offset, p->act_min, p->act_max);
+      for (int32_t j = 0; j < step; j++) {
+        const int32_t c = p->per_channel ? r0 + j : 0, shift = p->shift[c];
+        ts_rq_t q = ts_rq_make(p->mult[c], shift, 0);
+        int32_t off = p->output_offset;
+        if (shift >= -23 && shift <= -2) /* exact: |v| <= 2^30, |off| << 22 <= 2^29 */
+          q.rnd += off * (INT32_C(1) << q.sh), off = 0;
+        output[b * nrows + r0 + j] = ts_out_s8(ts_rq_apply(acc[j], &q) + off, lo, hi, narrow);
       }
-      o += rows;
     }
   }
 }
