@@ -5,7 +5,8 @@ portable C and hand-written Thumb-2 is compiled out. Here the same checker is bu
 Cortex-M4 (``make -f host/host.mk m4check``: the firmware's -mcpu/FPU flags and -O2, stdio
 and argv over semihosting) and runs in QEMU mps2-an386, so SXTB16/SMLAD/SSAT/SEL and the
 kernels' inline assembly execute as real instructions. QEMU's exit status is the checker's
-(0 all equal, 1 a mismatch, 3 a fault: m4check_semihost.c prints its pc).
+(0 all equal, 1 a mismatch, 3 a fault: m4check_semihost.c prints its pc). The run also
+reports the stack's high-water mark, which must fit the smallest board stack (NUCLEO-F446RE).
 """
 
 from __future__ import annotations
@@ -22,7 +23,12 @@ ROOT = Path(__file__).resolve().parents[1]
 FW = ROOT / "firmware"
 CM4 = FW / "runtime/src/kernels/cm4"
 KERNELS = ("requant", "conv", "depthwise", "fully_connected", "max_pool")
-CASES = 3000  # per kernel and seed: ~3 s of emulated time per run (~300,000 requant triples...)
+CASES = 3000  # per kernel and seed: ~3 s per QEMU run
+
+
+def board_stack_bytes(board: str) -> int:
+    text = (FW / "boards" / board / "board.mk").read_text()
+    return int(re.search(r"^BOARD_STACK_BYTES\s*:?=\s*(\d+)", text, re.M).group(1))
 
 if shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None:
     pytest.skip("needs qemu-system-arm and arm-none-eabi-gcc (make setup)",
@@ -63,6 +69,9 @@ def test_opt_kernels_equal_reference_on_m4(checkers, variant, seed):
     for kernel in KERNELS[1:]:
         assert f"{kernel} {CASES} cases ok" in lines, report  # also: argv reached the checker
     assert not any("MISMATCH" in line or "FAULT" in line for line in lines), report
+    used, size = map(int, re.search(r"^stack (\d+) of (\d+) bytes$", proc.stdout, re.M).groups())
+    assert 0 < used < size, report  # used == size: the paint is gone, the stack overflowed
+    assert used <= board_stack_bytes("nucleo-f446re"), report
 
 
 def _patched_kernels(tmp_path: Path, name: str, pattern: str, repl: str) -> Path:

@@ -21,7 +21,7 @@ void Reset_Handler(void);
 void Fault_Handler(void);
 void *_sbrk(ptrdiff_t incr);
 
-extern uint32_t __stack_top;
+extern uint32_t __stack_top, __stack_size; /* __stack_size: an absolute linker symbol */
 extern uint32_t __data_load, __data_start, __data_end, __bss_start, __bss_end;
 
 #define SYS_WRITE0 0x04
@@ -68,6 +68,25 @@ void *_sbrk(ptrdiff_t incr) {
 
 static char s_cmdline[256];
 
+#define STACK_PAINT 0x5AC3A55Au
+static uint32_t *stack_bottom(void) {
+  return (uint32_t *)((uintptr_t)&__stack_top - (uintptr_t)&__stack_size);
+}
+
+/* Fills the unused stack below the caller's frame with STACK_PAINT. */
+__attribute__((noinline)) static void paint_stack(void) {
+  uint32_t *sp;
+  __asm__ volatile("mov %0, sp" : "=r"(sp));
+  for (uint32_t *w = stack_bottom(); w < sp - 16; w++) *w = STACK_PAINT;
+}
+
+/* Bytes of stack ever used: from the top down to the lowest overwritten word. */
+static uint32_t stack_used(void) {
+  const uint32_t *w = stack_bottom();
+  while (w < &__stack_top && *w == STACK_PAINT) w++;
+  return (uint32_t)((uintptr_t)&__stack_top - (uintptr_t)w);
+}
+
 /* argv from the semihosting command line: QEMU gives "<kernel file> <-append text>". */
 static int split_args(char **argv) {
   struct {
@@ -97,7 +116,10 @@ __attribute__((noreturn)) void Reset_Handler(void) {
   setvbuf(stdout, NULL, _IOLBF, 0); /* lines out before a fault, if one happens */
   char *argv[MAX_ARGS + 1] = {0};
   const int argc = split_args(argv);
+  paint_stack();
   const int rc = ts_kernel_check_main(argc, argv);
+  printf("stack %lu of %lu bytes\n", (unsigned long)stack_used(),
+         (unsigned long)(uintptr_t)&__stack_size);
   fflush(stdout);
   fflush(stderr);
   exit_with(rc);
