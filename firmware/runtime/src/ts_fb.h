@@ -2,14 +2,16 @@
  * A bounds-checked reader for the subset of FlatBuffers that TFLite models use.
  * The model bytes are untrusted: every function checks that what it reads lies inside
  * the buffer (and inside the table's declared size for table fields) and returns -1
- * otherwise, recording the offending offset in fb->bad_offset. Multi-byte values are
- * assembled from bytes (little-endian), so the buffer needs no alignment.
+ * otherwise, recording the offending offset in fb->bad_offset. Multi-byte values are read
+ * little-endian with memcpy (one unaligned LDR on the Cortex-M4, whose UNALIGN_TRP is left
+ * clear; bytes assembled on a big-endian host), so the buffer needs no alignment.
  */
 #ifndef TS_FB_H
 #define TS_FB_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef struct {
   const uint8_t *buf;
@@ -30,8 +32,14 @@ typedef struct {
 } ts_fb_vec_t;
 
 static inline uint32_t ts_le32(const uint8_t *p) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  uint32_t v; /* one (unaligned) load on little-endian targets, e.g. LDR on a Cortex-M4 */
+  memcpy(&v, p, 4);
+  return v;
+#else
   return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
          ((uint32_t)p[3] << 24);
+#endif
 }
 
 int ts_fb_root(ts_fb_t *fb, ts_fb_table_t *root);
