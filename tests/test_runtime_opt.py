@@ -46,9 +46,9 @@ def test_opt_kernels_equal_reference(checkers, seed):
 def test_checker_catches_a_wrong_kernel(checkers, tmp_path):
     """The harness is not vacuous: a conv kernel with a wrong input offset fails."""
     src = (FW / "runtime/src/kernels/cm4/conv.c").read_text()
-    needle = "p->input_offset, d)"
+    needle = "sum * (uint32_t)p->input_offset"
     assert needle in src
-    (tmp_path / "conv.c").write_text(src.replace(needle, "p->input_offset + 1, d)"))
+    (tmp_path / "conv.c").write_text(src.replace(needle, "sum * (uint32_t)(p->input_offset + 1)"))
     runtime = FW / "runtime"
     srcs = [str(p) for p in sorted((runtime / "src").glob("*.c"))]
     srcs += [str(p) for p in sorted((runtime / "src/kernels/ref").glob("*.c"))]

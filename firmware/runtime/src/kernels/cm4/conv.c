@@ -1,50 +1,160 @@
 /* CONV_2D int8, Cortex-M4 DSP kernel, bit-exact with ts_ref_conv2d_s8 (kernels/ref/conv.c).
  *
- * Buffer layout (no per-pixel im2col). For each output row, in tiles of output columns that
- * fit the buffer, the input the tile reads is widened once to int16 with the input offset
- * added (padding as 0: 0 * w adds nothing, as the reference skips those taps), column by
- * column: buffer position c holds the k_h kernel rows' in_c values of input column c,
- *   buf[(c * k_h + ky) * in_c + ic].
- * So the whole receptive field of output pixel x is ONE contiguous run of K = k_w * k_h *
- * in_c values starting at x * stride_w * k_h * in_c, in (kx, ky, ic) order. The weights of
- * a block of output channels are widened once per call to int16 in the same order, padded
- * with zero weights to Kp (a multiple of 4), and two channels are interleaved by tap pair.
+ * One path for every shape it takes (first layers with 1 or 3 input channels included):
+ * 2 output channels x 3 output pixels per call of one hand-scheduled routine
+ * (ts_cm4_conv2x3, Thumb-2 assembly below): per tap pair one LDM of the 3 pixels' inputs,
+ * one LDM of the 2 channels' weights and 6 SMLAD (8 instructions per 12 MACs), then the 6
+ * outputs requantized in 7 instructions each.
  *
- * Loops: per output row tile, per pair of output channels (their requantization records in
- * registers), per pair of neighbouring pixels, one flat loop over the taps: per 4 taps
- * 4 weight words + 4 LDR inputs + 8 SMLAD (16 MACs). Requantization: ts_rq_apply
- * (TFLM's double rounding exactly, SMLAL-based). Scratch on the stack:
- * 2 * (TS_OPT_CONV_WBUF + TS_OPT_CONV_ROWBUF) bytes + the per-channel records. Falls back
- * to the reference kernel for dil_w != 1 or a kernel too large for the buffers
- * (3 * Kp > TS_OPT_CONV_WBUF or k_w * k_h * in_c + 3 > TS_OPT_CONV_ROWBUF). */
+ * Receptive field order: (ky, kx, ic), as the filter is stored, each kernel row (k_w * in_c
+ * values, contiguous in the input and the filter) padded to an even count (a "segment"), so
+ * a field is np = k_h * half int16 pairs. Inputs and weights are widened to int16 by the
+ * same function (widen_seg): groups of 4 in SXTB16 order (v0, v2 | v1, v3), the rest as
+ * plain pairs, so both carry the same permutation and the dot product is unchanged.
+ *
+ * The input offset is folded into the bias: sum (x + off) w = sum x w + off * sum w (int32,
+ * wrapping, exactly as the reference's sum), so inputs are only sign-extended; taps outside
+ * the input (padding, which the reference skips) read the input zero point -off, whose
+ * (x + off) is 0.
+ *
+ * Buffers (stack): weights of a block of output channels, per channel pair a record
+ *   [bias a, bias b, bias a, bias b, bias a, bias b | a pair 0, b pair 0, a pair 1, ... |
+ *    mult a, rnd a, sh a, mult b, rnd b, sh b]
+ * (built once per call), and the im2col of 3 consecutive output pixels (flat over batch,
+ * rows and columns, so only the very last group has unused slots), interleaved by tap pair:
+ * word 3 t + s = pair t of pixel s. Requantization: TFLM's double rounding exactly
+ * (ts_dsp.h); when every shift is in [-23, -2] (all real layers) the output offset is
+ * folded into the rounding term and, with no clamp beyond SSAT's, the assembly stores the
+ * outputs; otherwise it hands back the accumulators and C finishes.
+ * Falls back to the reference kernel for dil_w != 1 or a field larger than the buffers
+ * (3 * np > TS_OPT_CONV_ROWBUF / 2 or one channel pair's record > TS_OPT_CONV_WBUF / 2). */
 #include "ts_dsp.h"
 #include "ts_kernels.h"
 
-/* n int8 values + offset -> int16. Each group of 4 is stored in SXTB16 order
- * (v0, v2, v1, v3): inputs and weights are widened by this same function in segments of
- * in_c values at the same offsets of a receptive field, so both carry the same permutation
- * and the dot product is unchanged. */
-static inline __attribute__((always_inline)) void widen4(const int8_t *src, uint32_t off2,
-                                                         int16_t *dst) {
-  const uint32_t w = ts_ld32(src);
-  const uint32_t e = ts_sadd16(ts_sxtb16(w), off2), o = ts_sadd16(ts_sxtb16_ror8(w), off2);
-  __builtin_memcpy(dst, &e, 4);
-  __builtin_memcpy(dst + 2, &o, 4);
+enum { WWORDS = TS_OPT_CONV_WBUF / 2, TWORDS = TS_OPT_CONV_ROWBUF / 2, HEAD = 6, TAIL = 6 };
+
+/* Channel pair (a, b) x pixels 0..2 from a record r (above) and the im2col x:
+ * acc = bias + sum over np tap pairs t of SMLAD(x[3t + s], weight pair t). Then, if
+ * out_c != 0, out[s * out_c] = SSAT8(((hi32(acc_as * mult_a + nudge)) + rnd_a) >> sh_a)
+ * and out[s * out_c + 1] likewise for b; if out_c == 0, the accumulators
+ * (a0, b0, a1, b1, a2, b2) are stored as int32 at out (4-byte aligned). */
+void ts_cm4_conv2x3(const uint32_t *x, const uint32_t *r, int32_t np, int8_t *out,
+                    int32_t out_c);
+
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__thumb2__)
+/* r0 = x, r1 = record, r2 = np (>= 1), r3 = out, [sp] = out_c. Accumulators r4-r9; per
+ * pair the inputs in r3, r10, r11 and the weights in r12, lr (out is saved on the stack).
+ * np % 4 pairs first (LSLS #31 puts bit 0 in N and bit 1 in C; LDM and SMLAD leave the
+ * flags alone), then 4 pairs per iteration. The requantization of one output: the 64-bit
+ * nudge (hi = sign, lo = 2^30 | sign bit) with rnd already in hi, SMLAL, ASR, SSAT, STRB. */
+#define TS_PAIR                  \
+  "ldm r0!, {r3, r10, r11}\n\t"  \
+  "ldm r1!, {r12, lr}\n\t"       \
+  "smlad r4, r3, r12, r4\n\t"    \
+  "smlad r5, r3, lr, r5\n\t"     \
+  "smlad r6, r10, r12, r6\n\t"   \
+  "smlad r7, r10, lr, r7\n\t"    \
+  "smlad r8, r11, r12, r8\n\t"   \
+  "smlad r9, r11, lr, r9\n\t"
+#define TS_RQ(acc, st)                          \
+  "and r12, " acc ", #0x80000000\n\t"           \
+  "orr r12, r12, #0x40000000\n\t"               \
+  "add lr, r10, " acc ", asr #31\n\t"           \
+  "smlal r12, lr, " acc ", r3\n\t"              \
+  "asr lr, lr, r11\n\t"                         \
+  "ssat lr, #8, lr\n\t"                         \
+  "strb lr, " st "\n\t"
+__asm__(
+    ".syntax unified\n\t"
+    ".section .text.ts_cm4_conv2x3,\"ax\",%progbits\n\t"
+    ".global ts_cm4_conv2x3\n\t"
+    ".hidden ts_cm4_conv2x3\n\t"
+    ".type ts_cm4_conv2x3, %function\n\t"
+    ".thumb\n\t"
+    ".thumb_func\n\t"
+    ".p2align 2\n"
+    "ts_cm4_conv2x3:\n\t"
+    "push {r3-r11, lr}\n\t"
+    "ldm r1!, {r4-r9}\n\t"
+    "lsls r12, r2, #31\n\t"
+    "bpl 1f\n\t"
+    TS_PAIR
+    "1:\n\t"
+    "bcc 2f\n\t"
+    TS_PAIR TS_PAIR
+    "2:\n\t"
+    "lsrs r2, r2, #2\n\t"
+    "beq 4f\n"
+    "3:\n\t"
+    TS_PAIR TS_PAIR TS_PAIR TS_PAIR
+    "subs r2, r2, #1\n\t"
+    "bne 3b\n"
+    "4:\n\t"
+    "ldr r0, [sp]\n\t"      /* out */
+    "ldr r2, [sp, #40]\n\t" /* out_c */
+    "cmp r2, #0\n\t"
+    "beq 5f\n\t"
+    "ldm r1!, {r3, r10, r11}\n\t" /* channel a: mult, rnd, sh */
+    TS_RQ("r4", "[r0]") TS_RQ("r6", "[r0, r2]") TS_RQ("r8", "[r0, r2, lsl #1]")
+    "ldm r1, {r3, r10, r11}\n\t" /* channel b */
+    "adds r0, r0, #1\n\t"
+    TS_RQ("r5", "[r0]") TS_RQ("r7", "[r0, r2]") TS_RQ("r9", "[r0, r2, lsl #1]")
+    "pop {r3-r11, pc}\n"
+    "5:\n\t"
+    "stm r0, {r4-r9}\n\t"
+    "pop {r3-r11, pc}\n\t"
+    ".size ts_cm4_conv2x3, .-ts_cm4_conv2x3\n\t"
+    ".text\n");
+#undef TS_PAIR
+#undef TS_RQ
+#else
+static int32_t rq_words(int32_t acc, const uint32_t *q) { /* (mult, rnd, sh) as the asm */
+  const int64_t hi_lo = (int64_t)(((uint64_t)(uint32_t)(acc >> 31) << 32) |
+                                  (0x40000000u | ((uint32_t)acc & 0x80000000u)));
+  const int32_t hi = (int32_t)((uint32_t)((hi_lo + (int64_t)acc * (int32_t)q[0]) >> 32) + q[1]);
+  return ts_ssat8(hi >> (int32_t)q[2]);
 }
 
-static void widen(const int8_t *src, int32_t n, int32_t offset, int16_t *dst) {
-  const uint32_t off2 = (uint32_t)(uint16_t)offset * 0x10001u;
-  int32_t i = 0;
-  for (; i + 4 <= n; i += 4) widen4(src + i, off2, dst + i);
-  for (; i < n; i++) dst[i] = (int16_t)(src[i] + offset);
+void ts_cm4_conv2x3(const uint32_t *x, const uint32_t *r, int32_t np, int8_t *out,
+                    int32_t out_c) {
+  int32_t acc[6];
+  for (int32_t i = 0; i < 6; i++) acc[i] = (int32_t)r[i];
+  const uint32_t *w = r + HEAD;
+  for (int32_t t = 0; t < np; t++, x += 3, w += 2)
+    for (int32_t s = 0; s < 3; s++) {
+      acc[2 * s] = ts_smlad(x[s], w[0], acc[2 * s]);
+      acc[2 * s + 1] = ts_smlad(x[s], w[1], acc[2 * s + 1]);
+    }
+  if (!out_c) {
+    __builtin_memcpy(out, acc, sizeof acc);
+    return;
+  }
+  for (int32_t s = 0; s < 3; s++) {
+    out[s * out_c] = (int8_t)rq_words(acc[2 * s], w);
+    out[s * out_c + 1] = (int8_t)rq_words(acc[2 * s + 1], w + 3);
+  }
 }
-
-static void zero16(int16_t *dst, int32_t n) {
-  for (int32_t i = 0; i < n; i++) dst[i] = 0;
-}
+#endif
 
 static inline uint32_t pack16(int32_t lo, int32_t hi) {
   return (uint32_t)(uint16_t)lo | (uint32_t)(uint16_t)hi << 16;
+}
+
+/* n int8 values -> ceil(n / 2) int16 pair words at d, d + step, d + 2 step, ...: groups of
+ * 4 in SXTB16 order, then plain pairs, an odd last value paired with 0 (its weight is 0). */
+static void widen_seg(uint32_t *d, int32_t step, const int8_t *src, int32_t n) {
+  int32_t i = 0;
+  for (; i + 4 <= n; i += 4, d += 2 * step) {
+    const uint32_t v = ts_ld32(src + i);
+    d[0] = ts_sxtb16(v);
+    d[step] = ts_sxtb16_ror8(v);
+  }
+  for (; i + 2 <= n; i += 2, d += step) d[0] = pack16(src[i], src[i + 1]);
+  if (i < n) d[0] = pack16(src[i], 0);
+}
+
+static void fill_words(uint32_t *d, int32_t step, int32_t n, uint32_t v) {
+  for (int32_t i = 0; i < n; i++) d[i * step] = v;
 }
 
 /* ts_rq_apply for a channel known to have shift <= -2 (no slow path). */
@@ -55,266 +165,136 @@ static inline int32_t rq_fast(int32_t acc, int32_t mult, int32_t rnd, int32_t sh
   return ((int32_t)(r >> 32) + rnd) >> sh;
 }
 
-/* The first layer: 1 input channel, 3x3, stride_w 1, dil_w 1, every shift in [-23, -2].
- * The input tile is column-interleaved as in the general path (value c * 3 + ky), so pixel
- * x's 9 taps are values 3x .. 3x+8 in (kx, ky) order and pixel x+1's start 3 later. For an
- * even x, the 6 words at value 3x hold both pixels' taps: pixel x uses words 0-4 with the
- * weight pairs A = (w0,w1) (w2,w3) (w4,w5) (w6,w7) (w8,0), pixel x+1 words 1-5 with
- * B = (0,w0) (w1,w2) (w3,w4) (w5,w6) (w7,w8): 10 SMLAD per channel for 2 outputs, no
- * padded taps. Per channel a record of 14 words: bias, A0 B0 .. A4 B4, mult, rnd, sh.
- * An odd last pixel computes a phantom neighbour, stored into a sink. */
-enum { R1 = 14 };
-/* All channels of one pixel pair (conv_1ch3x3); `narrow` is a constant at each call. */
-static inline __attribute__((always_inline)) void channels_1ch3x3(
-    const uint32_t *r, const uint32_t *rend, const int16_t *xs, int8_t *o0, int8_t *o1,
-    int32_t lo, int32_t hi, const int narrow) {
-  for (; r < rend; r += R1) {
-    __asm__("" : "+r"(xs)); /* reload the inputs per channel: fewer live registers */
-    int32_t a = (int32_t)r[0], c = a;
-    uint32_t u = ts_ld32(xs), v = ts_ld32(xs + 2);
-    a = ts_smlad(r[1], u, a);
-    c = ts_smlad(r[2], v, c);
-    u = ts_ld32(xs + 4);
-    a = ts_smlad(r[3], v, a);
-    c = ts_smlad(r[4], u, c);
-    v = ts_ld32(xs + 6);
-    a = ts_smlad(r[5], u, a);
-    c = ts_smlad(r[6], v, c);
-    u = ts_ld32(xs + 8);
-    a = ts_smlad(r[7], v, a);
-    c = ts_smlad(r[8], u, c);
-    v = ts_ld32(xs + 10);
-    a = ts_smlad(r[9], u, a);
-    c = ts_smlad(r[10], v, c);
-    const int32_t m = (int32_t)r[11], rn = (int32_t)r[12], sh = (int32_t)r[13];
-    *o0++ = ts_out_s8(rq_fast(a, m, rn, sh), lo, hi, narrow);
-    *o1++ = ts_out_s8(rq_fast(c, m, rn, sh), lo, hi, narrow);
+/* The im2col geometry of one call, and the output pixel it is at. */
+typedef struct {
+  const ts_conv_params_t *p;
+  const int8_t *input;
+  int32_t seg, half, row; /* values per segment, pair words per segment, input row step */
+  int32_t b, oy, ox, iy0, ix0;
+  int32_t at; /* input index of (b, iy0, ix0), the field's top-left tap (may be outside) */
+} cursor_t;
+
+static void cursor_row(cursor_t *g) { /* (b, oy, 0) */
+  const ts_conv_params_t *p = g->p;
+  g->ox = 0;
+  g->iy0 = g->oy * p->stride_h - p->pad_h;
+  g->ix0 = -p->pad_w;
+  g->at = ((g->b * p->in_h + g->iy0) * p->in_w + g->ix0) * p->in_c;
+}
+
+static void cursor_next(cursor_t *g) {
+  const ts_conv_params_t *p = g->p;
+  if (++g->ox < p->out_w) {
+    g->ix0 += p->stride_w;
+    g->at += p->stride_w * p->in_c;
+    return;
+  }
+  if (++g->oy == p->out_h) g->oy = 0, g->b++;
+  cursor_row(g);
+}
+
+/* The cursor pixel's receptive field into slot s of the 3-pixel im2col buffer (tb + s). */
+static void im2col(const cursor_t *g, uint32_t *tb, int8_t *tmp) {
+  const ts_conv_params_t *p = g->p;
+  const int32_t in_c = p->in_c, seg = g->seg, half = g->half;
+  const int cols_in = g->ix0 >= 0 && g->ix0 + p->k_w <= p->in_w;
+  if (cols_in && g->iy0 >= 0 && g->iy0 + (p->k_h - 1) * p->dil_h < p->in_h) {
+    const int8_t *src = g->input + g->at;
+    for (int32_t ky = 0; ky < p->k_h; ky++, tb += 3 * half, src += g->row)
+      widen_seg(tb, 3, src, seg);
+    return;
+  }
+  /* a border pixel: taps outside the input read the zero point */
+  const int8_t zp = (int8_t)-p->input_offset;
+  for (int32_t ky = 0, iy = g->iy0, at = g->at; ky < p->k_h;
+       ky++, tb += 3 * half, at += g->row, iy += p->dil_h) {
+    if (iy < 0 || iy >= p->in_h) {
+      fill_words(tb, 3, half, pack16(zp, zp));
+      continue;
+    }
+    if (cols_in) {
+      widen_seg(tb, 3, g->input + at, seg);
+      continue;
+    }
+    for (int32_t kx = 0; kx < p->k_w; kx++) {
+      const int32_t ix = g->ix0 + kx;
+      for (int32_t c = 0; c < in_c; c++)
+        tmp[kx * in_c + c] = ix >= 0 && ix < p->in_w ? g->input[at + kx * in_c + c] : zp;
+    }
+    widen_seg(tb, 3, tmp, seg);
   }
 }
 
-static __attribute__((noinline)) void conv_1ch3x3(const ts_conv_params_t *p, const int8_t *input, const int8_t *filter,
-                        const int32_t *bias, int8_t *output, uint32_t *wbuf, int16_t *buf) {
-  const int32_t out_c = p->out_c, ioff = p->input_offset, out_off = p->output_offset;
-  const int32_t lo = p->act_min, hi = p->act_max;
-  const int narrow = lo > -128 || hi < 127;
-  int32_t block = (TS_OPT_CONV_WBUF / 2) / R1;
-  if (block > TS_OPT_CONV_BLOCK) block = TS_OPT_CONV_BLOCK;
-  int32_t tw = TS_OPT_CONV_ROWBUF / 3 - 3; /* output columns per tile: 3 (n + 3) values */
-  if (tw > p->out_w) tw = p->out_w;
-  int8_t sink[TS_OPT_CONV_BLOCK];
-  for (int32_t oc0 = 0; oc0 < out_c; oc0 += block) {
-    const int32_t nb = out_c - oc0 < block ? out_c - oc0 : block;
-    for (int32_t j = 0; j < nb; j++) {
-      const int8_t *f = filter + (oc0 + j) * 9;
-      int32_t w[10]; /* taps in (kx, ky) order, w[9] = 0 */
-      for (int32_t t = 0; t < 9; t++) w[t] = f[(t % 3) * 3 + t / 3];
-      w[9] = 0;
-      uint32_t *r = wbuf + j * R1;
-      for (int32_t k = 0; k < 5; k++) {
-        r[2 * k + 1] = pack16(w[2 * k], w[2 * k + 1]);
-        r[2 * k + 2] = pack16(k ? w[2 * k - 1] : 0, w[2 * k]);
-      }
-      const ts_rq_t q = ts_rq_make(p->mult[oc0 + j], p->shift[oc0 + j], bias ? bias[oc0 + j] : 0);
-      r[0] = (uint32_t)q.bias;
-      r[11] = (uint32_t)q.mult;
-      /* the output offset folded into the rounding term: (v + rnd) >> sh + out_off =
-       * (v + rnd + (out_off << sh)) >> sh, no overflow for |v| <= 2^30, sh <= 22 */
-      r[12] = (uint32_t)(q.rnd + out_off * (INT32_C(1) << q.sh));
-      r[13] = (uint32_t)q.sh;
-    }
-    const uint32_t *const rend = wbuf + nb * R1;
-    for (int32_t b = 0; b < p->batches; b++)
-      for (int32_t oy = 0; oy < p->out_h; oy++) {
-        int8_t *out_row = output + ((b * p->out_h + oy) * p->out_w) * out_c + oc0;
-        const int32_t y0 = oy * p->stride_h - p->pad_h;
-        for (int32_t tx = 0; tx < p->out_w; tx += tw) {
-          const int32_t n = p->out_w - tx < tw ? p->out_w - tx : tw;
-          const int32_t x0 = tx - p->pad_w;
-          /* columns [c0, c1) of the tile's n + 3 are inside the input */
-          const int32_t c0 = x0 < 0 ? -x0 : 0;
-          int32_t c1 = p->in_w - x0;
-          if (c1 > n + 3) c1 = n + 3;
-          for (int32_t ky = 0; ky < 3; ky++) {
-            const int32_t iy = y0 + ky * p->dil_h;
-            int16_t *d = buf + ky;
-            if (iy < 0 || iy >= p->in_h || c1 <= c0) {
-              for (int32_t c = 0; c < n + 3; c++) d[3 * c] = 0;
-              continue;
-            }
-            const int8_t *src = input + (b * p->in_h + iy) * p->in_w + x0;
-            int32_t c = 0;
-            for (; c < c0; c++) d[3 * c] = 0;
-            for (; c < c1; c++) d[3 * c] = (int16_t)(src[c] + ioff);
-            for (; c < n + 3; c++) d[3 * c] = 0;
-          }
-          int8_t *o = out_row + tx * out_c;
-          for (int32_t px = 0; px < n; px += 2, o += 2 * out_c) {
-            const int16_t *xs = buf + 3 * px; /* word aligned: 3 * px is even */
-            int8_t *o1 = px + 1 < n ? o + out_c : sink;
-            if (narrow) channels_1ch3x3(wbuf, rend, xs, o, o1, lo, hi, 1);
-            else channels_1ch3x3(wbuf, rend, xs, o, o1, lo, hi, 0);
-          }
-        }
-      }
-  }
-}
-
-/* 4 taps of a channel pair (accumulators a: channel j, b: j + 1) for 2 pixels (0: x,
- * 1: x + sy): 2 LDRD (weights), 4 LDR (inputs), 8 SMLAD. */
-static inline __attribute__((always_inline)) void mac4(const int16_t *x, const uint32_t *w,
-                                                      int32_t sy, int32_t *a0, int32_t *b0,
-                                                      int32_t *a1, int32_t *b1) {
-  uint64_t wp; /* the channel pair's weights of 2 taps: one LDRD */
-  __builtin_memcpy(&wp, w, 8);
-  uint32_t v = ts_ld32(x + sy);
-  *a1 = ts_smlad((uint32_t)wp, v, *a1);
-  *b1 = ts_smlad((uint32_t)(wp >> 32), v, *b1);
-  v = ts_ld32(x);
-  *a0 = ts_smlad((uint32_t)wp, v, *a0);
-  *b0 = ts_smlad((uint32_t)(wp >> 32), v, *b0);
-  __builtin_memcpy(&wp, w + 2, 8);
-  v = ts_ld32(x + 2 + sy);
-  *a1 = ts_smlad((uint32_t)wp, v, *a1);
-  *b1 = ts_smlad((uint32_t)(wp >> 32), v, *b1);
-  v = ts_ld32(x + 2);
-  *a0 = ts_smlad((uint32_t)wp, v, *a0);
-  *b0 = ts_smlad((uint32_t)(wp >> 32), v, *b0);
-}
-
-/* One output: requantize, offset, clamp. `fast`: every channel has shift in [-23, -2] and
- * the output offset is folded into q->rnd (see conv_1ch3x3). */
-static inline __attribute__((always_inline)) int8_t out1(int32_t acc, const ts_rq_t *q,
-                                                         int32_t out_off, int32_t lo,
-                                                         int32_t hi, const int narrow,
-                                                         const int fast) {
-  if (fast) return ts_out_s8(rq_fast(acc, q->mult, q->rnd, q->sh), lo, hi, narrow);
-  return ts_out_s8(ts_rq_apply(acc, q) + out_off, lo, hi, narrow);
-}
-
-/* The general path's pairs of channels x pairs of pixels of one row tile; `narrow` and
- * `fast` are constants at the call that matters (fewer live registers, no branches). */
-static inline __attribute__((always_inline)) void conv_pairs(
-    const int16_t *buf, const uint32_t *wbuf, const ts_rq_t *rq, int32_t nb, int32_t n,
-    int32_t sx, int32_t Kp, int32_t out_c, int8_t *ob, int32_t out_off, int32_t lo, int32_t hi,
-    const int narrow, const int fast) {
-  for (int32_t j = 0; j < nb; j += 2) {
-    const ts_rq_t qa = rq[j], qb = rq[j + 1];
-    const uint32_t *const wj = wbuf + (j >> 1) * Kp;
-    const int store_b = j + 1 < nb; /* else channel j + 1 is a phantom */
-    int8_t *o = ob + j;
-    int32_t px = 0;
-    for (; px + 1 < n; px += 2, o += 2 * out_c) { /* pairs of pixels */
-      const int16_t *x = buf + px * sx;
-      const int16_t *const xe = x + Kp, *const x8 = x + (Kp & ~7);
-      const uint32_t *w = wj;
-      int32_t a0 = qa.bias, b0 = qb.bias, a1 = a0, b1 = b0; /* b: channel +1 */
-      for (; x < x8; x += 8, w += 8) { /* 8 taps */
-        mac4(x, w, sx, &a0, &b0, &a1, &b1);
-        mac4(x + 4, w + 4, sx, &a0, &b0, &a1, &b1);
-      }
-      if (x < xe) mac4(x, w, sx, &a0, &b0, &a1, &b1); /* Kp % 8 == 4 */
-      o[0] = out1(a0, &qa, out_off, lo, hi, narrow, fast);
-      o[out_c] = out1(a1, &qa, out_off, lo, hi, narrow, fast);
-      if (store_b) {
-        o[1] = out1(b0, &qb, out_off, lo, hi, narrow, fast);
-        o[out_c + 1] = out1(b1, &qb, out_off, lo, hi, narrow, fast);
-      }
-    }
-    if (px < n) { /* an odd last pixel */
-      const int16_t *x = buf + px * sx;
-      const int16_t *const xe = x + Kp;
-      const uint32_t *w = wj;
-      int32_t a0 = qa.bias, b0 = qb.bias;
-      for (; x < xe; x += 4, w += 4) {
-        uint64_t wp;
-        __builtin_memcpy(&wp, w, 8);
-        uint32_t v = ts_ld32(x);
-        a0 = ts_smlad((uint32_t)wp, v, a0);
-        b0 = ts_smlad((uint32_t)(wp >> 32), v, b0);
-        __builtin_memcpy(&wp, w + 2, 8);
-        v = ts_ld32(x + 2);
-        a0 = ts_smlad((uint32_t)wp, v, a0);
-        b0 = ts_smlad((uint32_t)(wp >> 32), v, b0);
-      }
-      o[0] = out1(a0, &qa, out_off, lo, hi, narrow, fast);
-      if (store_b) o[1] = out1(b0, &qb, out_off, lo, hi, narrow, fast);
-    }
-  }
+/* One output: requantize, offset, clamp (the C finish when the assembly cannot store). */
+static int8_t out1(int32_t acc, const ts_rq_t *q, const ts_conv_params_t *p, int fast) {
+  const int32_t v = fast ? rq_fast(acc, q->mult, q->rnd, q->sh)
+                         : ts_rq_apply(acc, q) + p->output_offset;
+  return ts_out_s8(v, p->act_min, p->act_max, 1);
 }
 
 void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8_t *filter,
                       const int32_t *bias, int8_t *output) {
-  const int32_t in_c = p->in_c, k_h = p->k_h, k_w = p->k_w, out_c = p->out_c;
-  const int32_t col = k_h * in_c;           /* buffer values per input column */
-  const int32_t K = k_w * col, Kp = (K + 3) & ~3;
-  const int32_t sx = p->stride_w * col;     /* buffer values between neighbouring pixels */
-  const int32_t room = (TS_OPT_CONV_ROWBUF - 3) / col - k_w; /* spare columns in a tile */
-  if (p->dil_w != 1 || 3 * Kp > TS_OPT_CONV_WBUF || room < 0) {
+  const int32_t seg = p->k_w * p->in_c, half = (seg + 1) >> 1, np = p->k_h * half;
+  const int32_t rec = HEAD + 2 * np + TAIL, K = p->k_h * seg, out_c = p->out_c;
+  if (p->dil_w != 1 || 3 * np > TWORDS || rec > WWORDS) {
     ts_ref_conv2d_s8(p, input, filter, bias, output);
     return;
   }
-  __attribute__((aligned(8))) uint32_t wbuf[TS_OPT_CONV_WBUF / 2]; /* int16 pairs */
-  __attribute__((aligned(8))) int16_t buf[TS_OPT_CONV_ROWBUF];
+  __attribute__((aligned(8))) uint32_t wbuf[WWORDS];
+  __attribute__((aligned(8))) uint32_t tb[TWORDS];
+  int8_t tmp[TS_OPT_CONV_ROWBUF]; /* one border segment: seg <= 2 np < TS_OPT_CONV_ROWBUF */
+  ts_rq_t rq[TS_OPT_CONV_BLOCK + 1];
   int fast = 1; /* every shift in [-23, -2]: rq_fast with the output offset folded */
-  for (int32_t j = 0; j < out_c; j++) fast &= p->shift[j] <= -2 && p->shift[j] >= -23;
-  if (fast && in_c == 1 && k_h == 3 && k_w == 3 && p->stride_w == 1) {
-    conv_1ch3x3(p, input, filter, bias, output, wbuf, buf);
-    return;
-  }
-  int32_t tw = room / p->stride_w + 1; /* output columns per tile */
-  if (tw > p->out_w) tw = p->out_w;
-  int32_t block = TS_OPT_CONV_WBUF / Kp - 1; /* output channels per weight block */
-  if (block > TS_OPT_CONV_BLOCK) block = TS_OPT_CONV_BLOCK;
-  block = block >= out_c ? out_c : block & ~1;
-  const int32_t out_off = p->output_offset, lo = p->act_min, hi = p->act_max;
-  const int narrow = lo > -128 || hi < 127; /* clamp beyond SSAT's [-128, 127] */
-  ts_rq_t rq[TS_OPT_CONV_BLOCK + 1]; /* per channel of the block: bias and requantization */
+  for (int32_t c = 0; c < out_c; c++) fast &= p->shift[c] <= -2 && p->shift[c] >= -23;
+  const int narrow = p->act_min > -128 || p->act_max < 127; /* a clamp beyond SSAT */
+  int32_t block = 2 * (WWORDS / rec); /* output channels per weight block */
+  if (block > TS_OPT_CONV_BLOCK) block = TS_OPT_CONV_BLOCK & ~1;
+  if (block > out_c) block = out_c;
+  const int32_t npix = p->batches * p->out_h * p->out_w;
   for (int32_t oc0 = 0; oc0 < out_c; oc0 += block) {
     const int32_t nb = out_c - oc0 < block ? out_c - oc0 : block;
-    /* Widen the block's weights in (kx, ky, ic) order; pair (j, j+1) is stored interleaved
-     * by tap pair: word (j/2) * Kp + 2 * t + (j & 1) holds tap pair t of channel j. An odd
-     * block gets a phantom channel of zero weights (computed, never stored). */
-    for (int32_t j = 0; j < nb + (nb & 1); j++) {
-      int16_t *tmp = buf; /* free here: one channel's Kp taps */
-      tmp[Kp - 1] = tmp[Kp - 2] = tmp[Kp - 3] = 0;
-      for (int32_t kx = 0; kx < k_w; kx++)
-        for (int32_t ky = 0; ky < k_h; ky++) {
-          int16_t *d = tmp + (kx * k_h + ky) * in_c;
-          if (j < nb) widen(filter + (((oc0 + j) * k_h + ky) * k_w + kx) * in_c, in_c, 0, d);
-          else zero16(d, in_c);
-        }
-      uint32_t *w = wbuf + (j >> 1) * Kp + (j & 1);
-      for (int32_t t = 0; t < Kp; t += 2) __builtin_memcpy(&w[t], tmp + t, 4);
-      rq[j] = j < nb ? ts_rq_make(p->mult[oc0 + j], p->shift[oc0 + j], bias ? bias[oc0 + j] : 0)
-                     : rq[j - 1];
-      if (fast && j < nb) rq[j].rnd += out_off * (INT32_C(1) << rq[j].sh);
+    for (int32_t c = 0; c < nb + (nb & 1); c++) { /* an odd block: a phantom channel */
+      uint32_t *r = wbuf + (c >> 1) * rec + (c & 1);
+      const int real = c < nb;
+      const int8_t *f = filter + (oc0 + c) * K;
+      rq[c] = real ? ts_rq_make(p->mult[oc0 + c], p->shift[oc0 + c], bias ? bias[oc0 + c] : 0)
+                   : rq[c - 1];
+      uint32_t sum = 0; /* the input offset folded into the bias */
+      for (int32_t k = 0; real && k < K; k++) sum += (uint32_t)f[k];
+      r[0] = r[2] = r[4] = (uint32_t)rq[c].bias + sum * (uint32_t)p->input_offset;
+      for (int32_t ky = 0; ky < p->k_h; ky++) {
+        uint32_t *d = r + HEAD + 2 * ky * half;
+        if (real) widen_seg(d, 2, f + ky * seg, seg);
+        else fill_words(d, 2, half, 0);
+      }
+      if (fast && real) rq[c].rnd += p->output_offset * (INT32_C(1) << rq[c].sh);
+      uint32_t *q = r - (c & 1) + HEAD + 2 * np + 3 * (c & 1);
+      q[0] = (uint32_t)rq[c].mult, q[1] = (uint32_t)rq[c].rnd, q[2] = (uint32_t)rq[c].sh;
     }
-    for (int32_t b = 0; b < p->batches; b++) {
-      for (int32_t oy = 0; oy < p->out_h; oy++) {
-        int8_t *out_row = output + ((b * p->out_h + oy) * p->out_w) * out_c;
-        const int32_t y0 = oy * p->stride_h - p->pad_h;
-        for (int32_t tx = 0; tx < p->out_w; tx += tw) {
-          const int32_t n = p->out_w - tx < tw ? p->out_w - tx : tw;
-          const int32_t span = (n - 1) * p->stride_w + k_w;
-          const int32_t x0 = tx * p->stride_w - p->pad_w;
-          const uint32_t off2 = (uint32_t)(uint16_t)p->input_offset * 0x10001u;
-          for (int32_t ky = 0; ky < k_h; ky++) {
-            const int32_t iy = y0 + ky * p->dil_h;
-            const int row_in = iy >= 0 && iy < p->in_h;
-            const int8_t *src = input + ((b * p->in_h + (row_in ? iy : 0)) * p->in_w) * in_c;
-            int16_t *d = buf + ky * in_c;
-            for (int32_t c = 0, ix = x0; c < span; c++, ix++, d += col) {
-              if (!row_in || ix < 0 || ix >= p->in_w) zero16(d, in_c);
-              else if ((in_c & 3) == 0) /* whole groups: widen inline, no call */
-                for (int32_t i = 0; i < in_c; i += 4) widen4(src + ix * in_c + i, off2, d + i);
-              else if (in_c == 1) d[0] = (int16_t)(src[ix] + p->input_offset);
-              else widen(src + ix * in_c, in_c, p->input_offset, d);
-            }
-          }
-          for (int32_t i = 0; i < 3; i++) buf[span * col + i] = 0; /* read by zero weights past K */
-          int8_t *const ob = out_row + tx * out_c + oc0;
-          if (fast && !narrow) conv_pairs(buf, wbuf, rq, nb, n, sx, Kp, out_c, ob, out_off, lo, hi, 0, 1);
-          else conv_pairs(buf, wbuf, rq, nb, n, sx, Kp, out_c, ob, out_off, lo, hi, narrow, fast);
+    cursor_t g = {p, input, seg, half, p->dil_h * p->in_w * p->in_c, 0, 0, 0, 0, 0, 0};
+    cursor_row(&g);
+    for (int32_t P = 0; P < npix; P += 3) {
+      const int32_t nv = npix - P < 3 ? npix - P : 3;
+      for (int32_t s = 0; s < 3; s++) {
+        if (s < nv) {
+          im2col(&g, tb + s, tmp);
+          cursor_next(&g);
+        } else {
+          fill_words(tb + s, 3, np, 0); /* an unused slot */
+        }
+      }
+      int8_t *const o = output + P * out_c + oc0;
+      for (int32_t c = 0; c < nb; c += 2) {
+        const uint32_t *r = wbuf + (c >> 1) * rec;
+        if (fast && !narrow && nv == 3 && c + 1 < nb) {
+          ts_cm4_conv2x3(tb, r, np, o + c, out_c);
+          continue;
+        }
+        int32_t acc[6];
+        ts_cm4_conv2x3(tb, r, np, (int8_t *)acc, 0);
+        for (int32_t s = 0; s < nv; s++) {
+          o[s * out_c + c] = out1(acc[2 * s], &rq[c], p, fast);
+          if (c + 1 < nb) o[s * out_c + c + 1] = out1(acc[2 * s + 1], &rq[c + 1], p, fast);
         }
       }
     }
