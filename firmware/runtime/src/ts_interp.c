@@ -128,6 +128,7 @@ typedef struct {
   state_t *st;
   trec_t *t;       /* init only: full tensor records, in the arena's activation area */
   uint32_t *opoff; /* init only: offset of each operator record in st->ops */
+  int32_t op;      /* the operator being loaded (ofail's "operator N: ") */
   int32_t *chan; /* next free per-channel slot */
   int32_t *chan_end;
 } loader_t;
@@ -139,10 +140,9 @@ static void append(char *buf, size_t n, size_t *at, const char *s) {
   buf[*at] = 0;
 }
 
-/* A tiny formatter (%s %d %u only) so the runtime needs no printf. */
-static void vfmt(char *buf, size_t n, const char *f, va_list ap) {
-  size_t at = 0;
-  buf[0] = 0;
+/* A tiny formatter (%s %d %u only) so the runtime needs no printf; appends at buf[at]. */
+static void vfmt(char *buf, size_t n, size_t at, const char *f, va_list ap) {
+  buf[at] = 0;
   for (; *f; f++) {
     if (*f != '%' || !f[1]) {
       char c[2] = {*f, 0};
@@ -178,11 +178,29 @@ static void vfmt(char *buf, size_t n, const char *f, va_list ap) {
   }
 }
 
+static void fmt(char *buf, size_t n, size_t at, const char *f, ...) {
+  va_list ap;
+  va_start(ap, f);
+  vfmt(buf, n, at, f, ap);
+  va_end(ap);
+}
+
 static ts_status_t fail(ts_interp_t *it, ts_status_t s, const char *f, ...) {
   if (!it) return s; /* a re-read of a validated model (view) */
   va_list ap;
   va_start(ap, f);
-  vfmt(it->error, sizeof it->error, f, ap);
+  vfmt(it->error, sizeof it->error, 0, f, ap);
+  va_end(ap);
+  return s;
+}
+
+/* A message about the operator being loaded: "operator <L->op>: " then f. */
+static ts_status_t ofail(loader_t *L, ts_status_t s, const char *f, ...) {
+  char *e = L->it->error; /* (L->it is set whenever operators are loaded) */
+  fmt(e, TS_ERROR_LEN, 0, "operator %d: ", L->op);
+  va_list ap;
+  va_start(ap, f);
+  vfmt(e, TS_ERROR_LEN, strlen(e), f, ap);
   va_end(ap);
   return s;
 }
@@ -352,13 +370,13 @@ static int32_t rec_zp_m(const uint8_t *m, const trec_t *r, uint32_t i) {
 
 /* ---------------------------------------------------------------- op codes */
 
-static ts_status_t op_code(loader_t *L, uint32_t op_idx, ts_fb_table_t *op, int32_t *code) {
+/* The builtin code of operator L->op (and its table). */
+static ts_status_t op_code(loader_t *L, ts_fb_table_t *op, int32_t *code) {
   uint32_t oc;
-  FB(ts_fb_vec_table(&L->fb, &L->operators, op_idx, op));
+  FB(ts_fb_vec_table(&L->fb, &L->operators, (uint32_t)L->op, op));
   FB(ts_fb_u32(&L->fb, op, OPR_OPCODE, 0, &oc));
   if (oc >= L->opcodes.len)
-    return fail(L->it, TS_ERR_BAD_MODEL, "operator %u names operator code %u of %u", op_idx,
-                oc, L->opcodes.len);
+    return ofail(L, TS_ERR_BAD_MODEL, "names operator code %u of %u", oc, L->opcodes.len);
   ts_fb_table_t c;
   int32_t dep, bi;
   FB(ts_fb_vec_table(&L->fb, &L->opcodes, oc, &c));
@@ -368,7 +386,7 @@ static ts_status_t op_code(loader_t *L, uint32_t op_idx, ts_fb_table_t *op, int3
    * saturating at 127): the real code is the larger. */
   *code = dep > bi ? dep : bi;
   if (*code < 0)
-    return fail(L->it, TS_ERR_BAD_MODEL, "operator %u has negative code %d", op_idx, *code);
+    return ofail(L, TS_ERR_BAD_MODEL, "has negative code %d", *code);
   return TS_OK;
 }
 
@@ -403,12 +421,14 @@ static uint32_t rec_size(int32_t code) {
   return (uint32_t)((PARAM_OFF + n + PTR_ALIGN - 1) & ~(PTR_ALIGN - 1));
 }
 
-/* Per-channel int32 slots (multiplier + shift) an op needs, and its record's bytes. */
-static ts_status_t op_chan_slots(loader_t *L, uint32_t i, uint32_t *slots) {
+/* Operator L->op's code (supported ones only) and the per-channel int32 slots (multiplier +
+ * shift) it needs. */
+static ts_status_t op_chan_slots(loader_t *L, uint32_t *slots, int32_t *code_out) {
   ts_fb_table_t op;
   int32_t code;
   *slots = 0;
-  CHECK(op_code(L, i, &op, &code));
+  CHECK(op_code(L, &op, &code));
+  *code_out = code;
   if (!supported(code)) {
     if (code == 32) {
       ts_fb_table_t c;
@@ -417,19 +437,21 @@ static ts_status_t op_chan_slots(loader_t *L, uint32_t i, uint32_t *slots) {
       FB(ts_fb_u32(&L->fb, &op, OPR_OPCODE, 0, &oc));
       FB(ts_fb_vec_table(&L->fb, &L->opcodes, oc, &c));
       FB(ts_fb_string(&L->fb, &c, OPC_CUSTOM, &name));
-      return fail(L->it, TS_ERR_UNSUPPORTED, "unsupported custom op %s at operator %u", name, i);
+      return fail(L->it, TS_ERR_UNSUPPORTED, "unsupported custom op %s at operator %d", name,
+                  L->op);
     }
     /* by its builtin code: the host names it (ts_opnames.h, tinyscope's Python side) */
-    return fail(L->it, TS_ERR_UNSUPPORTED, "unsupported op code %d at operator %u", code, i);
+    return fail(L->it, TS_ERR_UNSUPPORTED, "unsupported op code %d at operator %d", code,
+                L->op);
   }
   if (code != OP_CONV_2D && code != OP_DEPTHWISE_CONV_2D && code != OP_FULLY_CONNECTED)
     return TS_OK;
   ts_fb_vec_t ins;
   FB(ts_fb_vector(&L->fb, &op, OPR_INPUTS, 4, &ins));
-  if (ins.len < 2) return fail(L->it, TS_ERR_BAD_MODEL, "operator %u has no filter", i);
+  if (ins.len < 2) return ofail(L, TS_ERR_BAD_MODEL, "has no filter");
   const int32_t f = (int32_t)ts_le32(L->fb.buf + ins.pos + 4);
   if (f < 0 || (uint32_t)f >= L->tensors.len)
-    return fail(L->it, TS_ERR_BAD_MODEL, "operator %u names tensor %d", i, f);
+    return ofail(L, TS_ERR_BAD_MODEL, "names tensor %d", f);
   trec_t r;
   CHECK(parse_tensor(L, (uint32_t)f, &r));
   *slots = 2 * (r.num_quant ? r.num_quant : 1);
@@ -450,96 +472,89 @@ static int32_t elems(const trec_t *r) {
 }
 
 /* An int8 activation tensor with per-tensor quantization. */
-static ts_status_t need_s8(loader_t *L, int32_t op, int32_t idx, const char *what) {
-  if (idx < 0) return fail(L->it, TS_ERR_BAD_MODEL, "operator %d lacks its %s", op, what);
+static ts_status_t need_s8(loader_t *L, int32_t idx, const char *what) {
+  if (idx < 0) return ofail(L, TS_ERR_BAD_MODEL, "lacks its %s", what);
   const trec_t *r = &L->t[idx];
   if (r->dtype != TS_INT8)
-    return fail(L->it, TS_ERR_UNSUPPORTED, "operator %d: %s tensor %d is %s, not int8", op,
-                what, idx, ts_dtype_name(r->dtype));
+    return ofail(L, TS_ERR_UNSUPPORTED, "%s tensor %d is %s, not int8", what, idx,
+                 ts_dtype_name(r->dtype));
   if (r->num_quant != 1)
-    return fail(L->it, TS_ERR_UNSUPPORTED,
-                "operator %d: %s tensor %d needs per-tensor quantization", op, what, idx);
+    return ofail(L, TS_ERR_UNSUPPORTED, "%s tensor %d needs per-tensor quantization", what, idx);
   return TS_OK;
 }
 
-static ts_status_t need_rank(loader_t *L, int32_t op, int32_t idx, int rank, const char *what) {
+static ts_status_t need_rank(loader_t *L, int32_t idx, int rank, const char *what) {
   if (L->t[idx].ndims != rank)
-    return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: %s tensor %d must have %d dimensions",
-                op, what, idx, rank);
+    return ofail(L, TS_ERR_BAD_MODEL, "%s tensor %d must have %d dimensions", what, idx, rank);
   return TS_OK;
 }
 
-static ts_status_t options(loader_t *L, int32_t i, ts_fb_table_t *opt, int *present) {
+static ts_status_t options(loader_t *L, ts_fb_table_t *opt, int *present) {
   ts_fb_table_t op;
-  FB(ts_fb_vec_table(&L->fb, &L->operators, (uint32_t)i, &op));
+  FB(ts_fb_vec_table(&L->fb, &L->operators, (uint32_t)L->op, &op));
   FB(ts_fb_subtable(&L->fb, &op, OPR_OPTIONS, opt, present));
   return TS_OK;
 }
 
-static ts_status_t act_range(loader_t *L, int32_t op, int32_t act, const trec_t *out,
-                             int32_t *lo, int32_t *hi) {
+static ts_status_t act_range(loader_t *L, int32_t act, const trec_t *out, int32_t *lo,
+                             int32_t *hi) {
   if (ts_activation_range_s8(act, rec_scale(out, 0), rec_zp(out, 0), lo, hi))
-    return fail(L->it, TS_ERR_UNSUPPORTED, "operator %d: unsupported fused activation %d", op,
-                act);
+    return ofail(L, TS_ERR_UNSUPPORTED, "unsupported fused activation %d", act);
   return TS_OK;
 }
 
-static ts_status_t quant_mult(loader_t *L, int32_t op, double m, int32_t *mult,
-                              int32_t *shift) {
+static ts_status_t quant_mult(loader_t *L, double m, int32_t *mult, int32_t *shift) {
   if (ts_quantize_multiplier(m, mult, shift) || *shift > 30)
-    return fail(L->it, TS_ERR_UNSUPPORTED, "operator %d: requantization scale out of range", op);
+    return ofail(L, TS_ERR_UNSUPPORTED, "requantization scale out of range");
   return TS_OK;
 }
 
 /* TFLite's output size and padding (ComputePaddingHeightWidth): SAME = 0, VALID = 1. */
-static ts_status_t spatial(loader_t *L, int32_t op, int32_t padding, int32_t in, int32_t k,
-                           int32_t stride, int32_t dil, int32_t out, int32_t *pad) {
+static ts_status_t spatial(loader_t *L, int32_t padding, int32_t in, int32_t k, int32_t stride,
+                           int32_t dil, int32_t out, int32_t *pad) {
   if (stride < 1 || dil < 1 || padding < 0 || padding > 1)
-    return fail(L->it, TS_ERR_BAD_MODEL, "operator %d has invalid stride/dilation/padding", op);
+    return ofail(L, TS_ERR_BAD_MODEL, "has invalid stride/dilation/padding");
   const int64_t eff = (int64_t)(k - 1) * dil + 1;
   const int64_t expect = padding == 0 ? ((int64_t)in + stride - 1) / stride
                                       : ((int64_t)in + stride - eff) / stride;
   if (expect != out)
-    return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: output size %d, expected %d", op, out,
-                (int32_t)expect);
+    return ofail(L, TS_ERR_BAD_MODEL, "output size %d, expected %d", out, (int32_t)expect);
   int64_t total = ((int64_t)out - 1) * stride + eff - in;
   if (total < 0) total = 0;
   *pad = (int32_t)(total / 2);
   return TS_OK;
 }
 
-static ts_status_t bias_of(loader_t *L, int32_t op, int32_t idx, int32_t n, const int32_t **b) {
+static ts_status_t bias_of(loader_t *L, int32_t idx, int32_t n, const int32_t **b) {
   *b = NULL;
   if (idx < 0) return TS_OK;
   const trec_t *r = &L->t[idx];
   if (r->dtype != TS_INT32 || !r->data_off || elems(r) != n)
-    return fail(L->it, TS_ERR_UNSUPPORTED, "operator %d: bias must be a constant int32[%d]", op,
-                n);
+    return ofail(L, TS_ERR_UNSUPPORTED, "bias must be a constant int32[%d]", n);
   *b = (const int32_t *)(const void *)CONST_DATA(r);
   return TS_OK;
 }
 
-static ts_status_t need_const_filter(loader_t *L, int32_t op, int32_t idx) {
-  if (idx < 0) return fail(L->it, TS_ERR_BAD_MODEL, "operator %d lacks its filter", op);
+static ts_status_t need_const_filter(loader_t *L, int32_t idx) {
+  if (idx < 0) return ofail(L, TS_ERR_BAD_MODEL, "lacks its filter");
   const trec_t *r = &L->t[idx];
   if (r->dtype != TS_INT8 || !r->data_off || r->num_quant < 1)
-    return fail(L->it, TS_ERR_UNSUPPORTED,
-                "operator %d: filter tensor %d must be constant quantized int8", op, idx);
+    return ofail(L, TS_ERR_UNSUPPORTED, "filter tensor %d must be constant quantized int8", idx);
   return TS_OK;
 }
 
 /* Per-channel multipliers: (double)in_scale * filter_scale[c] / out_scale, as TFLM. */
-static ts_status_t channel_mults(loader_t *L, int32_t op, const trec_t *in, const trec_t *f,
+static ts_status_t channel_mults(loader_t *L, const trec_t *in, const trec_t *f,
                                  const trec_t *out, int32_t n, const int32_t **mult,
                                  const int32_t **shift) {
   if (L->chan + 2 * n > L->chan_end)
-    return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: inconsistent channel count", op);
+    return ofail(L, TS_ERR_BAD_MODEL, "inconsistent channel count");
   int32_t *m = L->chan, *s = L->chan + n;
   L->chan += 2 * n;
   const double is = (double)rec_scale(in, 0), os = (double)rec_scale(out, 0);
   for (int32_t c = 0; c < n; c++) {
     const double fs = (double)rec_scale(f, f->num_quant == 1 ? 0 : (uint32_t)c);
-    CHECK(quant_mult(L, op, is * fs / os, &m[c], &s[c]));
+    CHECK(quant_mult(L, is * fs / os, &m[c], &s[c]));
   }
   *mult = m;
   *shift = s;
@@ -556,13 +571,13 @@ static int pad4(const loader_t *L, const trec_t *r, int32_t d[4]) {
   return 0;
 }
 
-static ts_status_t prep_conv(loader_t *L, int32_t i, oprec_t *o) {
+static ts_status_t prep_conv(loader_t *L, oprec_t *o) {
   const int32_t ii = op_in(L, o, 0), fi = op_in(L, o, 1), bi = op_in(L, o, 2),
                 oi = op_out(L, o, 0);
-  CHECK(need_const_filter(L, i, fi));
-  CHECK(need_rank(L, i, ii, 4, "input"));
-  CHECK(need_rank(L, i, fi, 4, "filter"));
-  CHECK(need_rank(L, i, oi, 4, "output"));
+  CHECK(need_const_filter(L, fi));
+  CHECK(need_rank(L, ii, 4, "input"));
+  CHECK(need_rank(L, fi, 4, "filter"));
+  CHECK(need_rank(L, oi, 4, "output"));
   const trec_t *in = &L->t[ii], *f = &L->t[fi], *out = &L->t[oi];
   int32_t id[4], fd[4], od[4]; /* rank 4: the dims themselves */
   pad4(L, in, id);
@@ -570,8 +585,8 @@ static ts_status_t prep_conv(loader_t *L, int32_t i, oprec_t *o) {
   pad4(L, out, od);
   ts_fb_table_t opt;
   int present;
-  CHECK(options(L, i, &opt, &present));
-  if (!present) return fail(L->it, TS_ERR_BAD_MODEL, "operator %d lacks its options", i);
+  CHECK(options(L, &opt, &present));
+  if (!present) return ofail(L, TS_ERR_BAD_MODEL, "lacks its options");
   int32_t padding, sw, sh, act, dw, dh;
   FB(ts_fb_i8(&L->fb, &opt, 0, 0, &padding));
   FB(ts_fb_i32(&L->fb, &opt, 1, 0, &sw));
@@ -590,26 +605,25 @@ static ts_status_t prep_conv(loader_t *L, int32_t i, oprec_t *o) {
   }
   const int32_t oc = od[3];
   if (id[0] != od[0])
-    return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: batch mismatch", i);
+    return ofail(L, TS_ERR_BAD_MODEL, "batch mismatch");
   if (dw_model) {
     if (fd[0] != 1 || fd[3] != oc || oc % id[3] != 0)
-      return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: filter shape does not match", i);
+      return ofail(L, TS_ERR_BAD_MODEL, "filter shape does not match");
   } else {
     if (fd[0] != oc)
-      return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: filter shape does not match", i);
+      return ofail(L, TS_ERR_BAD_MODEL, "filter shape does not match");
     if (fd[3] != id[3])
-      return fail(L->it, TS_ERR_UNSUPPORTED, "operator %d: grouped convolution", i);
+      return ofail(L, TS_ERR_UNSUPPORTED, "grouped convolution");
   }
   if (f->num_quant != 1 && (int32_t)f->num_quant != oc)
-    return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: filter has %u scales for %d channels",
-                i, f->num_quant, oc);
+    return ofail(L, TS_ERR_BAD_MODEL, "filter has %u scales for %d channels", f->num_quant, oc);
   const int32_t *bias, *mult, *shift;
   int32_t pad_h, pad_w, lo, hi;
-  CHECK(bias_of(L, i, bi, oc, &bias));
-  CHECK(spatial(L, i, padding, id[1], fd[1], sh, dh, od[1], &pad_h));
-  CHECK(spatial(L, i, padding, id[2], fd[2], sw, dw, od[2], &pad_w));
-  CHECK(act_range(L, i, act, out, &lo, &hi));
-  CHECK(channel_mults(L, i, in, f, out, oc, &mult, &shift));
+  CHECK(bias_of(L, bi, oc, &bias));
+  CHECK(spatial(L, padding, id[1], fd[1], sh, dh, od[1], &pad_h));
+  CHECK(spatial(L, padding, id[2], fd[2], sw, dw, od[2], &pad_w));
+  CHECK(act_range(L, act, out, &lo, &hi));
+  CHECK(channel_mults(L, in, f, out, oc, &mult, &shift));
   const ts_conv_params_t p = {id[0], id[1], id[2], id[3], od[1],
                              od[2], oc, fd[1], fd[2], sh, sw, dh, dw, pad_h,
                              pad_w, -rec_zp(in, 0), rec_zp(out, 0), lo, hi, mult, shift};
@@ -619,50 +633,50 @@ static ts_status_t prep_conv(loader_t *L, int32_t i, oprec_t *o) {
   return TS_OK;
 }
 
-static ts_status_t prep_fc(loader_t *L, int32_t i, oprec_t *o) {
+static ts_status_t prep_fc(loader_t *L, oprec_t *o) {
   const int32_t ii = op_in(L, o, 0), fi = op_in(L, o, 1), bi = op_in(L, o, 2),
                 oi = op_out(L, o, 0);
-  CHECK(need_const_filter(L, i, fi));
-  CHECK(need_rank(L, i, fi, 2, "filter"));
+  CHECK(need_const_filter(L, fi));
+  CHECK(need_rank(L, fi, 2, "filter"));
   const trec_t *in = &L->t[ii], *f = &L->t[fi], *out = &L->t[oi];
   ts_fb_table_t opt;
   int present;
   int32_t act = 0, wf = 0;
-  CHECK(options(L, i, &opt, &present));
+  CHECK(options(L, &opt, &present));
   if (present) {
     FB(ts_fb_i8(&L->fb, &opt, 0, 0, &act));
     FB(ts_fb_i8(&L->fb, &opt, 1, 0, &wf));
   }
-  if (wf != 0) return fail(L->it, TS_ERR_UNSUPPORTED, "operator %d: shuffled weights", i);
+  if (wf != 0) return ofail(L, TS_ERR_UNSUPPORTED, "shuffled weights");
   const int32_t out_depth = DIM(f, 0), accum = DIM(f, 1);
   if (elems(in) % accum != 0 || elems(out) != elems(in) / accum * out_depth)
-    return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: shapes do not match", i);
+    return ofail(L, TS_ERR_BAD_MODEL, "shapes do not match");
   const int32_t *bias, *mult, *shift;
   int32_t lo, hi;
-  CHECK(bias_of(L, i, bi, out_depth, &bias));
-  CHECK(act_range(L, i, act, out, &lo, &hi));
+  CHECK(bias_of(L, bi, out_depth, &bias));
+  CHECK(act_range(L, act, out, &lo, &hi));
   const int per_channel = f->num_quant > 1;
   if (per_channel && (int32_t)f->num_quant != out_depth)
-    return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: filter scales do not match", i);
-  CHECK(channel_mults(L, i, in, f, out, per_channel ? out_depth : 1, &mult, &shift));
+    return ofail(L, TS_ERR_BAD_MODEL, "filter scales do not match");
+  CHECK(channel_mults(L, in, f, out, per_channel ? out_depth : 1, &mult, &shift));
   *PARAMS(o, ts_fc_params_t) = (ts_fc_params_t){elems(in) / accum, accum, out_depth, per_channel,
                              -rec_zp(in, 0), per_channel ? 0 : -rec_zp(f, 0), rec_zp(out, 0),
                              lo, hi, mult, shift};
   return TS_OK;
 }
 
-static ts_status_t prep_pool(loader_t *L, int32_t i, oprec_t *o) {
+static ts_status_t prep_pool(loader_t *L, oprec_t *o) {
   const int32_t ii = op_in(L, o, 0), oi = op_out(L, o, 0);
-  CHECK(need_rank(L, i, ii, 4, "input"));
-  CHECK(need_rank(L, i, oi, 4, "output"));
+  CHECK(need_rank(L, ii, 4, "input"));
+  CHECK(need_rank(L, oi, 4, "output"));
   const trec_t *in = &L->t[ii], *out = &L->t[oi];
   int32_t id[4], od[4]; /* rank 4: the dims themselves */
   pad4(L, in, id);
   pad4(L, out, od);
   ts_fb_table_t opt;
   int present;
-  CHECK(options(L, i, &opt, &present));
-  if (!present) return fail(L->it, TS_ERR_BAD_MODEL, "operator %d lacks its options", i);
+  CHECK(options(L, &opt, &present));
+  if (!present) return ofail(L, TS_ERR_BAD_MODEL, "lacks its options");
   int32_t padding, sw, sh, fw, fh, act, pad_h, pad_w, lo, hi;
   FB(ts_fb_i8(&L->fb, &opt, 0, 0, &padding));
   FB(ts_fb_i32(&L->fb, &opt, 1, 0, &sw));
@@ -671,10 +685,10 @@ static ts_status_t prep_pool(loader_t *L, int32_t i, oprec_t *o) {
   FB(ts_fb_i32(&L->fb, &opt, 4, 0, &fh));
   FB(ts_fb_i8(&L->fb, &opt, 5, 0, &act));
   if (fw < 1 || fh < 1 || id[0] != od[0] || id[3] != od[3])
-    return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: pooling shapes do not match", i);
-  CHECK(spatial(L, i, padding, id[1], fh, sh, 1, od[1], &pad_h));
-  CHECK(spatial(L, i, padding, id[2], fw, sw, 1, od[2], &pad_w));
-  CHECK(act_range(L, i, act, out, &lo, &hi));
+    return ofail(L, TS_ERR_BAD_MODEL, "pooling shapes do not match");
+  CHECK(spatial(L, padding, id[1], fh, sh, 1, od[1], &pad_h));
+  CHECK(spatial(L, padding, id[2], fw, sw, 1, od[2], &pad_w));
+  CHECK(act_range(L, act, out, &lo, &hi));
   *PARAMS(o, ts_pool_params_t) = (ts_pool_params_t){id[0], id[1], id[2], id[3],
                                  od[1], od[2], fh, fw, sh, sw, pad_h, pad_w, lo,
                                  hi};
@@ -682,20 +696,20 @@ static ts_status_t prep_pool(loader_t *L, int32_t i, oprec_t *o) {
 }
 
 
-static ts_status_t prep_add(loader_t *L, int32_t i, oprec_t *o) {
+static ts_status_t prep_add(loader_t *L, oprec_t *o) {
   const int32_t ai = op_in(L, o, 0), bi = op_in(L, o, 1), oi = op_out(L, o, 0);
-  CHECK(need_s8(L, i, ai, "first input"));
-  CHECK(need_s8(L, i, bi, "second input"));
-  CHECK(need_s8(L, i, oi, "output"));
+  CHECK(need_s8(L, ai, "first input"));
+  CHECK(need_s8(L, bi, "second input"));
+  CHECK(need_s8(L, oi, "output"));
   const trec_t *a = &L->t[ai], *b = &L->t[bi], *out = &L->t[oi];
   ts_add_params_t *p = PARAMS(o, ts_add_params_t);
   int32_t da[4], db[4];
   if (pad4(L, a, da) || pad4(L, b, db) || pad4(L, out, p->out_dims))
-    return fail(L->it, TS_ERR_UNSUPPORTED, "operator %d: more than 4 dimensions", i);
+    return ofail(L, TS_ERR_UNSUPPORTED, "more than 4 dimensions");
   int32_t sa = 1, sb = 1;
   for (int k = 3; k >= 0; k--) {
     if ((da[k] != p->out_dims[k] && da[k] != 1) || (db[k] != p->out_dims[k] && db[k] != 1))
-      return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: shapes do not broadcast", i);
+      return ofail(L, TS_ERR_BAD_MODEL, "shapes do not broadcast");
     p->in1_strides[k] = da[k] == 1 ? 0 : sa;
     p->in2_strides[k] = db[k] == 1 ? 0 : sb;
     sa *= da[k];
@@ -704,9 +718,9 @@ static ts_status_t prep_add(loader_t *L, int32_t i, oprec_t *o) {
   ts_fb_table_t opt;
   int present;
   int32_t act = 0;
-  CHECK(options(L, i, &opt, &present));
+  CHECK(options(L, &opt, &present));
   if (present) FB(ts_fb_i8(&L->fb, &opt, 0, 0, &act));
-  CHECK(act_range(L, i, act, out, &p->act_min, &p->act_max));
+  CHECK(act_range(L, act, out, &p->act_min, &p->act_max));
   /* TFLM add_common.cc: 20 bits of headroom for int8, inputs scaled to twice the larger
    * input scale, all three multipliers < 1. */
   const double s1 = rec_scale(a, 0), s2 = rec_scale(b, 0), so = rec_scale(out, 0);
@@ -715,27 +729,27 @@ static ts_status_t prep_add(loader_t *L, int32_t i, oprec_t *o) {
   p->input1_offset = -rec_zp(a, 0);
   p->input2_offset = -rec_zp(b, 0);
   p->output_offset = rec_zp(out, 0);
-  CHECK(quant_mult(L, i, s1 / twice_max, &p->input1_mult, &p->input1_shift));
-  CHECK(quant_mult(L, i, s2 / twice_max, &p->input2_mult, &p->input2_shift));
-  CHECK(quant_mult(L, i, twice_max / ((double)(1 << 20) * so), &p->output_mult,
+  CHECK(quant_mult(L, s1 / twice_max, &p->input1_mult, &p->input1_shift));
+  CHECK(quant_mult(L, s2 / twice_max, &p->input2_mult, &p->input2_shift));
+  CHECK(quant_mult(L, twice_max / ((double)(1 << 20) * so), &p->output_mult,
                    &p->output_shift));
   if (p->input1_shift > 0 || p->input2_shift > 0 || p->output_shift > 0)
-    return fail(L->it, TS_ERR_UNSUPPORTED, "operator %d: output scale too small for ADD", i);
+    return ofail(L, TS_ERR_UNSUPPORTED, "output scale too small for ADD");
   return TS_OK;
 }
 
-static ts_status_t prep_softmax(loader_t *L, int32_t i, oprec_t *o) {
+static ts_status_t prep_softmax(loader_t *L, oprec_t *o) {
   const int32_t ii = op_in(L, o, 0), oi = op_out(L, o, 0);
   const trec_t *in = &L->t[ii], *out = &L->t[oi];
   if (rec_zp(out, 0) != -128 || rec_scale(out, 0) != 1.0f / 256.0f)
-    return fail(L->it, TS_ERR_UNSUPPORTED,
-                "operator %d: int8 softmax output must have scale 1/256, zero point -128", i);
+    return ofail(L, TS_ERR_UNSUPPORTED,
+                 "int8 softmax output must have scale 1/256, zero point -128");
   if (in->ndims < 1 || elems(in) != elems(out))
-    return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: shapes do not match", i);
+    return ofail(L, TS_ERR_BAD_MODEL, "shapes do not match");
   ts_fb_table_t opt;
   int present;
   float beta = 0.0f;
-  CHECK(options(L, i, &opt, &present));
+  CHECK(options(L, &opt, &present));
   if (present) FB(ts_fb_f32(&L->fb, &opt, 0, 0.0f, &beta));
   ts_softmax_params_t *p = PARAMS(o, ts_softmax_params_t);
   p->depth = DIM(in, in->ndims - 1);
@@ -745,21 +759,20 @@ static ts_status_t prep_softmax(loader_t *L, int32_t i, oprec_t *o) {
   if (real > 2147483647.0) real = 2147483647.0;
   if (!(real > 1.0) || ts_quantize_multiplier(real, &p->input_multiplier, &p->input_left_shift) ||
       p->input_left_shift < 0 || p->input_left_shift > 31)
-    return fail(L->it, TS_ERR_UNSUPPORTED, "operator %d: softmax beta * scale out of range", i);
+    return ofail(L, TS_ERR_UNSUPPORTED, "softmax beta * scale out of range");
   /* diff_min = -floor(31 * 2^26 / 2^left_shift) (CalculateInputRadius). */
   p->diff_min = -(int32_t)((INT64_C(31) << 26) >> p->input_left_shift);
   return TS_OK;
 }
 
-static ts_status_t const_ints(loader_t *L, int32_t op, int32_t idx, int32_t *vals, int32_t max,
+static ts_status_t const_ints(loader_t *L, int32_t idx, int32_t *vals, int32_t max,
                               int32_t *n) {
-  if (idx < 0) return fail(L->it, TS_ERR_BAD_MODEL, "operator %d lacks an input", op);
+  if (idx < 0) return ofail(L, TS_ERR_BAD_MODEL, "lacks an input");
   const trec_t *r = &L->t[idx];
   if (!r->data_off || (r->dtype != TS_INT32 && r->dtype != TS_INT64))
-    return fail(L->it, TS_ERR_UNSUPPORTED, "operator %d: tensor %d must be constant int32",
-                op, idx);
+    return ofail(L, TS_ERR_UNSUPPORTED, "tensor %d must be constant int32", idx);
   *n = elems(r);
-  if (*n > max) return fail(L->it, TS_ERR_UNSUPPORTED, "operator %d: too many values", op);
+  if (*n > max) return ofail(L, TS_ERR_UNSUPPORTED, "too many values");
   for (int32_t k = 0; k < *n; k++) {
     if (r->dtype == TS_INT32) {
       vals[k] = (int32_t)ts_le32(CONST_DATA(r) + 4 * k);
@@ -767,26 +780,26 @@ static ts_status_t const_ints(loader_t *L, int32_t op, int32_t idx, int32_t *val
       const int32_t lo = (int32_t)ts_le32(CONST_DATA(r) + 8 * k);
       const int32_t hi = (int32_t)ts_le32(CONST_DATA(r) + 8 * k + 4);
       if (hi != (lo < 0 ? -1 : 0))
-        return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: value out of range", op);
+        return ofail(L, TS_ERR_BAD_MODEL, "value out of range");
       vals[k] = lo;
     }
   }
   return TS_OK;
 }
 
-static ts_status_t prep_mean(loader_t *L, int32_t i, oprec_t *o) {
+static ts_status_t prep_mean(loader_t *L, oprec_t *o) {
   const int32_t ii = op_in(L, o, 0), ai = op_in(L, o, 1), oi = op_out(L, o, 0);
   const trec_t *in = &L->t[ii], *out = &L->t[oi];
   ts_mean_params_t *p = PARAMS(o, ts_mean_params_t);
   int32_t axes[8], n;
-  CHECK(const_ints(L, i, ai, axes, 8, &n));
+  CHECK(const_ints(L, ai, axes, 8, &n));
   if (pad4(L, in, p->in_dims))
-    return fail(L->it, TS_ERR_UNSUPPORTED, "operator %d: more than 4 dimensions", i);
+    return ofail(L, TS_ERR_UNSUPPORTED, "more than 4 dimensions");
   memset(p->reduce, 0, sizeof p->reduce);
   for (int32_t k = 0; k < n; k++) {
     int32_t a = axes[k] < 0 ? axes[k] + in->ndims : axes[k];
     if (a < 0 || a >= in->ndims)
-      return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: axis %d out of range", i, axes[k]);
+      return ofail(L, TS_ERR_BAD_MODEL, "axis %d out of range", axes[k]);
     p->reduce[4 - in->ndims + a] = 1;
   }
   int32_t kept = 1;
@@ -796,9 +809,9 @@ static ts_status_t prep_mean(loader_t *L, int32_t i, oprec_t *o) {
     else kept *= p->in_dims[k];
   }
   if (kept != elems(out))
-    return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: output shape does not match", i);
+    return ofail(L, TS_ERR_BAD_MODEL, "output shape does not match");
   int32_t m, s;
-  CHECK(quant_mult(L, i, (double)rec_scale(in, 0) / (double)rec_scale(out, 0), &m, &s));
+  CHECK(quant_mult(L, (double)rec_scale(in, 0) / (double)rec_scale(out, 0), &m, &s));
   /* Fold 1/count into the multiplier as TFLM's QuantizedMeanOrSum does. */
   int32_t sh = 0;
   while (sh < 63 && ((uint64_t)p->count >> (sh + 1)) != 0) sh++; /* floor(log2(count)) */
@@ -811,59 +824,58 @@ static ts_status_t prep_mean(loader_t *L, int32_t i, oprec_t *o) {
   return TS_OK;
 }
 
-static ts_status_t prep_pad(loader_t *L, int32_t i, oprec_t *o) {
+static ts_status_t prep_pad(loader_t *L, oprec_t *o) {
   const int32_t ii = op_in(L, o, 0), pi = op_in(L, o, 1), oi = op_out(L, o, 0);
   const trec_t *in = &L->t[ii], *out = &L->t[oi];
   ts_pad_params_t *p = PARAMS(o, ts_pad_params_t);
   int32_t v[8], n, od[4];
-  CHECK(const_ints(L, i, pi, v, 8, &n));
+  CHECK(const_ints(L, pi, v, 8, &n));
   if (pad4(L, in, p->in_dims) || pad4(L, out, od) || n != 2 * in->ndims ||
       out->ndims != in->ndims)
-    return fail(L->it, TS_ERR_UNSUPPORTED, "operator %d: unsupported padding shape", i);
+    return ofail(L, TS_ERR_UNSUPPORTED, "unsupported padding shape");
   for (int k = 0; k < 4; k++) {
     const int j = k - (4 - in->ndims);
     p->before[k] = j >= 0 ? v[2 * j] : 0;
     p->after[k] = j >= 0 ? v[2 * j + 1] : 0;
     if (p->before[k] < 0 || p->after[k] < 0 ||
         (int64_t)p->before[k] + p->in_dims[k] + p->after[k] != od[k])
-      return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: padding does not match output", i);
+      return ofail(L, TS_ERR_BAD_MODEL, "padding does not match output");
   }
   p->pad_value = rec_zp(out, 0);
   return TS_OK;
 }
 
-static ts_status_t prep_quantize(loader_t *L, int32_t i, oprec_t *o) {
+static ts_status_t prep_quantize(loader_t *L, oprec_t *o) {
   const int32_t ii = op_in(L, o, 0), oi = op_out(L, o, 0);
   const trec_t *in = &L->t[ii], *out = &L->t[oi];
   if (elems(in) != elems(out))
-    return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: shapes do not match", i);
+    return ofail(L, TS_ERR_BAD_MODEL, "shapes do not match");
   ts_requant_params_t *p = PARAMS(o, ts_requant_params_t);
   p->size = elems(in);
   p->input_zp = rec_zp(in, 0);
   p->output_zp = rec_zp(out, 0);
-  return quant_mult(L, i, (double)rec_scale(in, 0) / (double)rec_scale(out, 0), &p->mult,
+  return quant_mult(L, (double)rec_scale(in, 0) / (double)rec_scale(out, 0), &p->mult,
                     &p->shift);
 }
 
-static ts_status_t prep_concat(loader_t *L, int32_t i, oprec_t *o) {
+static ts_status_t prep_concat(loader_t *L, oprec_t *o) {
   const int32_t oi = op_out(L, o, 0);
   const trec_t *out = &L->t[oi];
   if (o->n_in < 1 || o->n_in > TS_MAX_CONCAT_INPUTS)
-    return fail(L->it, TS_ERR_UNSUPPORTED, "operator %d: %d inputs (at most %d)", i, o->n_in,
-                TS_MAX_CONCAT_INPUTS);
+    return ofail(L, TS_ERR_UNSUPPORTED, "%d inputs (at most %d)", o->n_in, TS_MAX_CONCAT_INPUTS);
   ts_fb_table_t opt;
   int present;
   int32_t axis = 0, act = 0;
-  CHECK(options(L, i, &opt, &present));
+  CHECK(options(L, &opt, &present));
   if (present) {
     FB(ts_fb_i32(&L->fb, &opt, 0, 0, &axis));
     FB(ts_fb_i8(&L->fb, &opt, 1, 0, &act));
   }
   if (act != 0)
-    return fail(L->it, TS_ERR_UNSUPPORTED, "operator %d: fused activation on CONCATENATION", i);
+    return ofail(L, TS_ERR_UNSUPPORTED, "fused activation on CONCATENATION");
   if (axis < 0) axis += out->ndims;
   if (axis < 0 || axis >= out->ndims)
-    return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: axis out of range", i);
+    return ofail(L, TS_ERR_BAD_MODEL, "axis out of range");
   ts_concat_params_t *p = PARAMS(o, ts_concat_params_t);
   p->num_inputs = o->n_in;
   p->outer = 1;
@@ -871,50 +883,50 @@ static ts_status_t prep_concat(loader_t *L, int32_t i, oprec_t *o) {
   int64_t total = 0;
   for (int32_t j = 0; j < o->n_in; j++) {
     const int32_t ij = op_in(L, o, j);
-    CHECK(need_s8(L, i, ij, "input"));
+    CHECK(need_s8(L, ij, "input"));
     const trec_t *in = &L->t[ij];
     if (in->ndims != out->ndims)
-      return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: input ranks differ", i);
+      return ofail(L, TS_ERR_BAD_MODEL, "input ranks differ");
     for (int k = 0; k < out->ndims; k++)
       if (k != axis && DIM(in, k) != DIM(out, k))
-        return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: input shapes differ", i);
+        return ofail(L, TS_ERR_BAD_MODEL, "input shapes differ");
     total += DIM(in, axis);
     p->inner[j] = elems(in) / p->outer;
   }
   if (total != DIM(out, axis))
-    return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: output shape does not match", i);
+    return ofail(L, TS_ERR_BAD_MODEL, "output shape does not match");
   return TS_OK;
 }
 
-static ts_status_t prep_reshape(loader_t *L, int32_t i, oprec_t *o) {
+static ts_status_t prep_reshape(loader_t *L, oprec_t *o) {
   const int32_t ii = op_in(L, o, 0), oi = op_out(L, o, 0);
   if (R_BYTES(&L->t[ii]) != R_BYTES(&L->t[oi]))
-    return fail(L->it, TS_ERR_BAD_MODEL, "operator %d: reshape changes the element count", i);
+    return ofail(L, TS_ERR_BAD_MODEL, "reshape changes the element count");
   *PARAMS(o, uint32_t) = R_BYTES(&L->t[oi]);
   return TS_OK;
 }
 
-static ts_status_t prepare(loader_t *L, int32_t i, oprec_t *o) {
+static ts_status_t prepare(loader_t *L, oprec_t *o) {
   /* int8 per-tensor activations (ADD checks its two inputs, then its output, itself) */
   if (o->code != OP_ADD) {
-    if (o->code != OP_CONCATENATION) CHECK(need_s8(L, i, op_in(L, o, 0), "input"));
-    CHECK(need_s8(L, i, op_out(L, o, 0), "output"));
+    if (o->code != OP_CONCATENATION) CHECK(need_s8(L, op_in(L, o, 0), "input"));
+    CHECK(need_s8(L, op_out(L, o, 0), "output"));
   }
   switch (o->code) {
     case OP_CONV_2D:
-    case OP_DEPTHWISE_CONV_2D: return prep_conv(L, i, o);
-    case OP_FULLY_CONNECTED: return prep_fc(L, i, o);
+    case OP_DEPTHWISE_CONV_2D: return prep_conv(L, o);
+    case OP_FULLY_CONNECTED: return prep_fc(L, o);
     case OP_MAX_POOL_2D:
-    case OP_AVERAGE_POOL_2D: return prep_pool(L, i, o);
-    case OP_ADD: return prep_add(L, i, o);
-    case OP_SOFTMAX: return prep_softmax(L, i, o);
-    case OP_MEAN: return prep_mean(L, i, o);
-    case OP_PAD: return prep_pad(L, i, o);
-    case OP_QUANTIZE: return prep_quantize(L, i, o);
-    case OP_CONCATENATION: return prep_concat(L, i, o);
-    case OP_RESHAPE: return prep_reshape(L, i, o);
-    default: return fail(L->it, TS_ERR_UNSUPPORTED, "unsupported op code %d at operator %u",
-                         o->code, i);
+    case OP_AVERAGE_POOL_2D: return prep_pool(L, o);
+    case OP_ADD: return prep_add(L, o);
+    case OP_SOFTMAX: return prep_softmax(L, o);
+    case OP_MEAN: return prep_mean(L, o);
+    case OP_PAD: return prep_pad(L, o);
+    case OP_QUANTIZE: return prep_quantize(L, o);
+    case OP_CONCATENATION: return prep_concat(L, o);
+    case OP_RESHAPE: return prep_reshape(L, o);
+    default: return fail(L->it, TS_ERR_UNSUPPORTED, "unsupported op code %d at operator %d",
+                         o->code, L->op);
   }
 }
 
@@ -1012,10 +1024,9 @@ static ts_status_t load(loader_t *L, uint8_t *arena, size_t arena_size) {
   size_t chan_slots = 0, op_bytes = 0;
   for (uint32_t i = 0; i < nops; i++) {
     uint32_t s;
-    ts_fb_table_t op;
     int32_t code;
-    CHECK(op_chan_slots(L, i, &s));
-    CHECK(op_code(L, i, &op, &code));
+    L->op = (int32_t)i;
+    CHECK(op_chan_slots(L, &s, &code));
     chan_slots += s;
     op_bytes += rec_size(code);
   }
@@ -1071,14 +1082,15 @@ static ts_status_t load(loader_t *L, uint8_t *arena, size_t arena_size) {
     ts_fb_table_t op;
     ts_fb_vec_t ins, outs;
     int32_t code;
-    CHECK(op_code(L, i, &op, &code));
+    L->op = (int32_t)i;
+    CHECK(op_code(L, &op, &code));
     const uint32_t size = rec_size(code);
     FB(ts_fb_vector(fb, &op, OPR_INPUTS, 4, &ins));
     FB(ts_fb_vector(fb, &op, OPR_OUTPUTS, 4, &outs));
     CHECK(index_vec(L, &ins, "an operator input"));
     CHECK(index_vec(L, &outs, "an operator output"));
     if (outs.len != 1)
-      return fail(it, TS_ERR_BAD_MODEL, "operator %u must have one output", i);
+      return ofail(L, TS_ERR_BAD_MODEL, "must have one output");
     L->opoff[i] = at;
     at += size;
     memset(o, 0, size);
@@ -1091,14 +1103,13 @@ static ts_status_t load(loader_t *L, uint8_t *arena, size_t arena_size) {
       const int32_t idx = (int32_t)ts_le32(fb->buf + ins.pos + 4 * k);
       if (idx < 0 || L->t[idx].data_off) continue;
       if (L->t[idx].plan.first < 0)
-        return fail(it, TS_ERR_BAD_MODEL, "operator %u reads tensor %d before it is written",
-                    i, idx);
+        return ofail(L, TS_ERR_BAD_MODEL, "reads tensor %d before it is written", idx);
       L->t[idx].plan.last = (int32_t)i;
     }
     const int32_t idx = op_out(L, o, 0);
     if (idx < 0 || L->t[idx].data_off || L->t[idx].plan.first >= 0)
-      return fail(it, TS_ERR_BAD_MODEL, "operator %u writes tensor %d that is constant or "
-                  "already written", i, idx);
+      return ofail(L, TS_ERR_BAD_MODEL, "writes tensor %d that is constant or already written",
+                   idx);
     L->t[idx].plan.first = (int32_t)i;
     L->t[idx].plan.last = (int32_t)i;
   }
@@ -1108,7 +1119,7 @@ static ts_status_t load(loader_t *L, uint8_t *arena, size_t arena_size) {
       return fail(it, TS_ERR_BAD_MODEL, "model output %u is never written", k);
     L->t[idx].plan.last = (int32_t)nops;
   }
-  for (uint32_t i = 0; i < nops; i++) CHECK(prepare(L, (int32_t)i, op_at(L, (int32_t)i)));
+  for (L->op = 0; L->op < (int32_t)nops; L->op++) CHECK(prepare(L, op_at(L, L->op)));
   for (uint32_t i = 0; i < nops; i++) mark_in_place(L, (int32_t)i);
 
   /* Plan the activations right after the persistent part (over the init-only records). */
