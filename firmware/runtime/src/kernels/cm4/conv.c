@@ -225,6 +225,41 @@ static void im2col(const cursor_t *g, uint32_t *tb, int8_t *tmp) {
   }
 }
 
+/* in_c 1, k_w 3, stride_w 1 (a grayscale first layer), 3 pixels of one row, all inside:
+ * per kernel row the 3 fields are 6 words made from 5 input bytes x0..x4:
+ * (x0,x1) (x1,x2) (x2,x3) | (x2,0) (x3,0) (x4,0), i.e. tap pairs 0 and 1 of pixels 0..2. */
+static void im2col_1x3(uint32_t *tb, const int8_t *src, int32_t row, int32_t k_h) {
+  for (int32_t ky = 0; ky < k_h; ky++, tb += 6, src += row) {
+    const uint32_t v = ts_ld32(src), e = ts_sxtb16(v), o = ts_sxtb16_ror8(v); /* x0x2, x1x3 */
+    tb[0] = (e & 0xffffu) | (o << 16);
+    tb[1] = (o & 0xffffu) | (e & 0xffff0000u);
+    tb[2] = (e >> 16) | (o & 0xffff0000u);
+    tb[3] = e >> 16;
+    tb[4] = o >> 16;
+    tb[5] = (uint16_t)src[4];
+  }
+}
+
+/* The next nv (1..3) output pixels' fields into the im2col buffer; unused slots zeroed. */
+static void im2col3(cursor_t *g, uint32_t *tb, int8_t *tmp, int32_t nv, int32_t np,
+                    int gray3) {
+  const ts_conv_params_t *p = g->p;
+  if (gray3 && nv == 3 && g->ox + 3 <= p->out_w && g->ix0 >= 0 && g->ix0 + 5 <= p->in_w &&
+      g->iy0 >= 0 && g->iy0 + (p->k_h - 1) * p->dil_h < p->in_h) {
+    im2col_1x3(tb, g->input + g->at, g->row, p->k_h);
+    for (int32_t s = 0; s < 3; s++) cursor_next(g);
+    return;
+  }
+  for (int32_t s = 0; s < 3; s++) {
+    if (s >= nv) {
+      fill_words(tb + s, 3, np, 0); /* an unused slot */
+      continue;
+    }
+    im2col(g, tb + s, tmp);
+    cursor_next(g);
+  }
+}
+
 /* One output: requantize, offset, clamp (the C finish when the assembly cannot store). */
 static int8_t out1(int32_t acc, const ts_rq_t *q, const ts_conv_params_t *p, int fast) {
   const int32_t v = fast ? rq_fast(acc, q->mult, q->rnd, q->sh)
@@ -251,6 +286,7 @@ void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8
   if (block > TS_OPT_CONV_BLOCK) block = TS_OPT_CONV_BLOCK & ~1;
   if (block > out_c) block = out_c;
   const int32_t npix = p->batches * p->out_h * p->out_w;
+  const int gray3 = p->in_c == 1 && p->k_w == 3 && p->stride_w == 1;
   for (int32_t oc0 = 0; oc0 < out_c; oc0 += block) {
     const int32_t nb = out_c - oc0 < block ? out_c - oc0 : block;
     for (int32_t c = 0; c < nb + (nb & 1); c++) { /* an odd block: a phantom channel */
@@ -275,14 +311,7 @@ void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8
     cursor_row(&g);
     for (int32_t P = 0; P < npix; P += 3) {
       const int32_t nv = npix - P < 3 ? npix - P : 3;
-      for (int32_t s = 0; s < 3; s++) {
-        if (s < nv) {
-          im2col(&g, tb + s, tmp);
-          cursor_next(&g);
-        } else {
-          fill_words(tb + s, 3, np, 0); /* an unused slot */
-        }
-      }
+      im2col3(&g, tb, tmp, nv, np, gray3);
       int8_t *const o = output + P * out_c + oc0;
       for (int32_t c = 0; c < nb; c += 2) {
         const uint32_t *r = wbuf + (c >> 1) * rec;
