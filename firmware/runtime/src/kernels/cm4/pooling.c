@@ -10,11 +10,16 @@
 #include "ts_dsp.h"
 #include "ts_kernels.h"
 
+/* Copied into both 2x2 paths for speed (-O2); GCC's choice when optimizing for size (-Os). */
+#ifdef __OPTIMIZE_SIZE__
+#define MAX2X2_INLINE
+#else
+#define MAX2X2_INLINE inline __attribute__((always_inline))
+#endif
+
 /* One output pixel of a 2x2 window inside the input: rows s0 and s1, depth % 4 == 0. */
-static inline __attribute__((always_inline)) void max2x2(const int8_t *s0, const int8_t *s1,
-                                                         int32_t depth, int8_t *out,
-                                                         uint32_t lo4, uint32_t hi4,
-                                                         int narrow) {
+static MAX2X2_INLINE void max2x2(const int8_t *s0, const int8_t *s1, int32_t depth,
+                                  int8_t *out, uint32_t lo4, uint32_t hi4, int narrow) {
   for (int32_t c = 0; c < depth; c += 4) {
     uint32_t m = ts_smax8x4(ts_smax8x4(ts_ld32(s0 + c), ts_ld32(s0 + depth + c)),
                             ts_smax8x4(ts_ld32(s1 + c), ts_ld32(s1 + depth + c)));
