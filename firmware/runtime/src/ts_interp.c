@@ -140,8 +140,9 @@ static void append(char *buf, size_t n, size_t *at, const char *s) {
   buf[*at] = 0;
 }
 
-/* A tiny formatter (%s %d %u only) so the runtime needs no printf; appends at buf[at]. */
-static void vfmt(char *buf, size_t n, size_t at, const char *f, va_list ap) {
+/* A tiny formatter (%s %d %u only) so the runtime needs no printf; appends at buf[at] and
+ * returns the end. */
+static size_t vfmt(char *buf, size_t n, size_t at, const char *f, va_list ap) {
   buf[at] = 0;
   for (; *f; f++) {
     if (*f != '%' || !f[1]) {
@@ -176,31 +177,48 @@ static void vfmt(char *buf, size_t n, size_t at, const char *f, va_list ap) {
       append(buf, n, &at, c);
     }
   }
+  return at;
 }
 
-static void fmt(char *buf, size_t n, size_t at, const char *f, ...) {
+static size_t fmt(char *buf, size_t n, size_t at, const char *f, ...) {
   va_list ap;
   va_start(ap, f);
-  vfmt(buf, n, at, f, ap);
+  at = vfmt(buf, n, at, f, ap);
   va_end(ap);
+  return at;
+}
+
+/* it->error = `pre` (a format taking `arg`; none if NULL), then f with ap. */
+static ts_status_t report(ts_interp_t *it, ts_status_t s, const char *pre, int32_t arg,
+                          const char *f, va_list ap) {
+  if (!it) return s; /* a re-read of a validated model (view) */
+  vfmt(it->error, sizeof it->error, pre ? fmt(it->error, sizeof it->error, 0, pre, arg) : 0, f,
+       ap);
+  return s;
 }
 
 static ts_status_t fail(ts_interp_t *it, ts_status_t s, const char *f, ...) {
-  if (!it) return s; /* a re-read of a validated model (view) */
   va_list ap;
   va_start(ap, f);
-  vfmt(it->error, sizeof it->error, 0, f, ap);
+  report(it, s, NULL, 0, f, ap);
   va_end(ap);
   return s;
 }
 
 /* A message about the operator being loaded: "operator <L->op>: " then f. */
 static ts_status_t ofail(loader_t *L, ts_status_t s, const char *f, ...) {
-  char *e = L->it->error; /* (L->it is set whenever operators are loaded) */
-  fmt(e, TS_ERROR_LEN, 0, "operator %d: ", L->op);
   va_list ap;
   va_start(ap, f);
-  vfmt(e, TS_ERROR_LEN, strlen(e), f, ap);
+  report(L->it, s, "operator %d: ", L->op, f, ap);
+  va_end(ap);
+  return s;
+}
+
+/* A message about tensor idx: "tensor <idx> " then f. */
+static ts_status_t tfail(loader_t *L, ts_status_t s, uint32_t idx, const char *f, ...) {
+  va_list ap;
+  va_start(ap, f);
+  report(L->it, s, "tensor %u ", (int32_t)idx, f, ap);
   va_end(ap);
   return s;
 }
@@ -261,13 +279,13 @@ static ts_status_t parse_tensor(loader_t *L, uint32_t idx, trec_t *r) {
   ts_fb_vec_t shape;
   FB(ts_fb_vector(fb, &t, TEN_SHAPE, 4, &shape));
   if (shape.len > TS_MAX_DIMS)
-    return fail(L->it, TS_ERR_UNSUPPORTED, "tensor %u has %u dimensions (at most %d)", idx,
-                shape.len, TS_MAX_DIMS);
+    return tfail(L, TS_ERR_UNSUPPORTED, idx, "has %u dimensions (at most %d)", shape.len,
+                 TS_MAX_DIMS);
   int32_t type;
   FB(ts_fb_i8(fb, &t, TEN_TYPE, 0, &type));
   const uint32_t esize = dtype_size(type);
   if (esize == 0)
-    return fail(L->it, TS_ERR_UNSUPPORTED, "tensor %u has unsupported type %d", idx, type);
+    return tfail(L, TS_ERR_UNSUPPORTED, idx, "has unsupported type %d", type);
   uint64_t bytes = esize;
   r->ndims = (uint8_t)shape.len;
   r->shape_pos = shape.pos;
@@ -275,11 +293,11 @@ static ts_status_t parse_tensor(loader_t *L, uint32_t idx, trec_t *r) {
   for (uint32_t i = 0; i < shape.len; i++) {
     const int32_t d = (int32_t)ts_le32(fb->buf + shape.pos + 4 * i);
     if (d < 1)
-      return fail(L->it, TS_ERR_BAD_MODEL, "tensor %u has dimension %u of size %d", idx, i, d);
+      return tfail(L, TS_ERR_BAD_MODEL, idx, "has dimension %u of size %d", i, d);
     bytes *= (uint64_t)d;
     if (bytes > TS_MAX_TENSOR_BYTES)
-      return fail(L->it, TS_ERR_BAD_MODEL, "tensor %u shape overflows (more than %u bytes)",
-                  idx, TS_MAX_TENSOR_BYTES);
+      return tfail(L, TS_ERR_BAD_MODEL, idx, "shape overflows (more than %u bytes)",
+                   TS_MAX_TENSOR_BYTES);
   }
   r->plan.size = (uint32_t)bytes;
   const char *name;
@@ -287,31 +305,29 @@ static ts_status_t parse_tensor(loader_t *L, uint32_t idx, trec_t *r) {
   r->name_off = *name ? (uint32_t)((const uint8_t *)name - fb->buf) : 0;
   ts_fb_table_t sp;
   FB(ts_fb_subtable(fb, &t, TEN_SPARSITY, &sp, &present));
-  if (present) return fail(L->it, TS_ERR_UNSUPPORTED, "tensor %u is sparse", idx);
+  if (present) return tfail(L, TS_ERR_UNSUPPORTED, idx, "is sparse");
   /* constant data */
   uint32_t buf_idx;
   FB(ts_fb_u32(fb, &t, TEN_BUFFER, 0, &buf_idx));
   if (buf_idx >= L->buffers.len && !(buf_idx == 0 && L->buffers.len == 0))
-    return fail(L->it, TS_ERR_BAD_MODEL, "tensor %u names buffer %u of %u", idx, buf_idx,
-                L->buffers.len);
+    return tfail(L, TS_ERR_BAD_MODEL, idx, "names buffer %u of %u", buf_idx, L->buffers.len);
   if (buf_idx != 0) {
     FB(ts_fb_vec_table(fb, &L->buffers, buf_idx, &b));
     uint64_t off;
     FB(ts_fb_scalar(fb, &b, BUF_OFFSET, 8, &off, &present));
     if (present && off > 1)
-      return fail(L->it, TS_ERR_UNSUPPORTED,
-                  "tensor %u keeps its data outside the flatbuffer (offset buffers)", idx);
+      return tfail(L, TS_ERR_UNSUPPORTED, idx,
+                   "keeps its data outside the flatbuffer (offset buffers)");
     ts_fb_vec_t data;
     FB(ts_fb_vector(fb, &b, BUF_DATA, 1, &data));
     if (data.len) {
       if (data.len != r->plan.size)
-        return fail(L->it, TS_ERR_BAD_MODEL, "tensor %u has %u data bytes, its shape needs %u",
-                    idx, data.len, r->plan.size);
+        return tfail(L, TS_ERR_BAD_MODEL, idx, "has %u data bytes, its shape needs %u", data.len,
+                     r->plan.size);
       r->data_off = data.pos;
       if (esize > 1 && ((uintptr_t)(fb->buf + data.pos) % esize) != 0)
-        return fail(L->it, TS_ERR_BAD_MODEL,
-                    "tensor %u data is not %u-byte aligned (align the model array to 16)", idx,
-                    esize);
+        return tfail(L, TS_ERR_BAD_MODEL, idx,
+                     "data is not %u-byte aligned (align the model array to 16)", esize);
     }
   }
   /* quantization */
@@ -324,23 +340,20 @@ static ts_status_t parse_tensor(loader_t *L, uint32_t idx, trec_t *r) {
     FB(ts_fb_i32(fb, &q, Q_DIM, 0, &qdim));
     if (sc.len) {
       if (zp.len != sc.len)
-        return fail(L->it, TS_ERR_BAD_MODEL, "tensor %u has %u scales but %u zero points", idx,
-                    sc.len, zp.len);
+        return tfail(L, TS_ERR_BAD_MODEL, idx, "has %u scales but %u zero points", sc.len, zp.len);
       if (sc.len > 1 && (qdim < 0 || qdim >= r->ndims || (uint32_t)DIM(r, qdim) != sc.len))
-        return fail(L->it, TS_ERR_BAD_MODEL, "tensor %u has %u scales for dimension %d", idx,
-                    sc.len, qdim);
+        return tfail(L, TS_ERR_BAD_MODEL, idx, "has %u scales for dimension %d", sc.len, qdim);
       for (uint32_t i = 0; i < sc.len; i++) {
         const uint8_t *z = fb->buf + zp.pos + 8 * i;
         const int64_t zv = (int64_t)((uint64_t)ts_le32(z) | ((uint64_t)ts_le32(z + 4) << 32));
         if (zv < INT32_MIN || zv > INT32_MAX)
-          return fail(L->it, TS_ERR_BAD_MODEL, "tensor %u zero point out of range", idx);
+          return tfail(L, TS_ERR_BAD_MODEL, idx, "zero point out of range");
         /* The kernels' int32 arithmetic assumes zero points inside the element type (as
          * TFLM's Prepare checks); a larger one overflows it (found by fuzz_model). */
         if ((r->dtype == TS_INT8 && (zv < -128 || zv > 127)) ||
             (r->dtype == TS_INT16 && (zv < -32768 || zv > 32767)) ||
             (r->dtype == TS_UINT8 && (zv < 0 || zv > 255)))
-          return fail(L->it, TS_ERR_BAD_MODEL, "tensor %u zero point %d outside its type's range",
-                      idx, (int)zv);
+          return tfail(L, TS_ERR_BAD_MODEL, idx, "zero point %d outside its type's range", (int)zv);
       }
       r->num_quant = (uint16_t)sc.len;
       r->qdim = (int8_t)qdim;
