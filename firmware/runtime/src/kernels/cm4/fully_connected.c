@@ -23,10 +23,31 @@
 #include "ts_dsp.h"
 #include "ts_kernels.h"
 
+/* The fast path's job: the rows of one batch, 5 at a time (the last block may overlap),
+ * each block requantized and stored. The assembly reads it by offset (checked below). */
+typedef struct {
+  const int16_t *xb;       /* widened input */
+  const int8_t *w;         /* filter */
+  int32_t depth, ng;       /* row stride; groups of 4 inputs (depth / 4, >= 1) */
+  int32_t row, nrows;      /* next block's first row (0 at the start); rows (>= 5) */
+  const int32_t *bias;     /* [nrows] */
+  int8_t *out;             /* [nrows] */
+  const int32_t *mult;     /* row r uses mult[r * cstride], shift[r * cstride] */
+  const int32_t *shift;
+  int32_t cstride;         /* 1 per channel, 0 per tensor (then mult/shift hold 5 copies) */
+  int32_t o2;              /* 2 * output_offset + 1 */
+} fc_job_t;
+
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+_Static_assert(__builtin_offsetof(fc_job_t, row) == 16 && __builtin_offsetof(fc_job_t, bias) == 24 &&
+                   __builtin_offsetof(fc_job_t, out) == 28 && __builtin_offsetof(fc_job_t, o2) == 44,
+               "ts_fc_rows reads fc_job_t by offset");
 /* acc[r] += sum over ng groups g of 4 inputs: w[r * s + 4 g + k] * xb[...] (r = 0..4), xb in
  * SXTB16 order, 8-byte aligned; w any alignment (unaligned LDR). ng >= 1. */
 void ts_fc_dot5(int32_t *acc, const int16_t *xb, const int8_t *w, int32_t s, int32_t ng);
+/* Every block of the job; returns nonzero (outputs then unusable) if a shift was outside
+ * [-17, -2]. Outputs saturated to int8, not clamped to a narrower activation range. */
+int32_t ts_fc_rows(fc_job_t *job);
 /* n16 groups of 16 inputs: d = SXTB16 order of src + off2 (per int16 lane); src 4-aligned. */
 void ts_fc_widen16(int16_t *d, const int8_t *src, uint32_t off2, int32_t n16);
 
@@ -40,18 +61,31 @@ void ts_fc_widen16(int16_t *d, const int8_t *src, uint32_t off2, int32_t n16);
 #define FC_GROUP                                                                               \
   "ldmia.w r1!, {r11, r12}\n\t" FC_ROW("[r2, r3]", "r5") FC_ROW("[r2, r3, lsl #1]", "r6")       \
       FC_ROW("[r2, r9]", "r7") FC_ROW("[r2, r3, lsl #2]", "r8") FC_ROW("[r2], #4", "r4")
+/* Requantize accumulator a (t = -2 - shift, r0 = -2, r10 = o2, r2/r3 = mult/shift rows):
+ * hi32(a * m + (((o2 << t) - [a < 0]) << 32 | 2^30 | [a < 0] << 31)) >> (t + 1), i.e.
+ * ts_requant with the output offset folded into the rounding term (see ts_dsp.h). */
+#define FC_RQ(tr, a, off)                                                                      \
+  "ldr r11, [r2, #" off "]\n\t"                                                                \
+  "ldr " tr ", [r3, #" off "]\n\t"                                                             \
+  "sub " tr ", r0, " tr "\n\t"                                                                 \
+  "lsl r12, r10, " tr "\n\t"                                                                   \
+  "add r12, r12, " a ", asr #31\n\t"                                                           \
+  "and lr, " a ", #0x80000000\n\t"                                                             \
+  "eor lr, lr, #0x40000000\n\t"                                                                \
+  "smlal lr, r12, " a ", r11\n\t"                                                              \
+  "asr r12, r12, " tr "\n\t"                                                                   \
+  "ssat r12, #8, r12, asr #1\n\t"                                                              \
+  "strb r12, [r1, #" off "/4]\n\t"
 
-__asm__(".pushsection .text.ts_fc_dot5,\"ax\",%progbits\n\t"
+__asm__(".pushsection .text.ts_fc_core,\"ax\",%progbits\n\t"
         ".syntax unified\n\t"
         ".thumb\n\t"
         ".p2align 2\n\t"
-        ".global ts_fc_dot5\n\t"
-        ".type ts_fc_dot5, %function\n\t"
+        ".type ts_fc_core, %function\n\t"
         ".thumb_func\n"
-        "ts_fc_dot5:\n\t"
-        "push {r0, r4-r11, lr}\n\t"
-        "ldr r10, [sp, #40]\n\t" /* ng */
-        "ldmia r0, {r4-r8}\n\t"
+        /* r1 = xb, r2 = w, r3 = s, r10 = ng >= 1, accumulators r4-r8; clobbers r0, r9-r12 */
+        "ts_fc_core:\n\t"
+        "push {lr}\n\t"
         "add r9, r3, r3, lsl #1\n\t"
         "rsb r12, r10, #0\n\t"
         "and r12, r12, #3\n\t" /* groups to skip in the first pass */
@@ -67,10 +101,68 @@ __asm__(".pushsection .text.ts_fc_dot5,\"ax\",%progbits\n\t"
         ".Lfc_g3:\n\t" FC_GROUP "\n\t"
         "subs r10, r10, #1\n\t"
         "bne.w .Lfc_g0\n\t"
+        "pop {pc}\n\t"
+        ".size ts_fc_core, . - ts_fc_core\n\t"
+        ".p2align 2\n\t"
+        ".global ts_fc_dot5\n\t"
+        ".type ts_fc_dot5, %function\n\t"
+        ".thumb_func\n"
+        "ts_fc_dot5:\n\t"
+        "push {r0, r4-r11, lr}\n\t"
+        "ldr r10, [sp, #40]\n\t" /* ng */
+        "ldmia r0, {r4-r8}\n\t"
+        "bl ts_fc_core\n\t"
         "pop {r0}\n\t"
         "stmia r0, {r4-r8}\n\t"
         "pop {r4-r11, pc}\n\t"
         ".size ts_fc_dot5, . - ts_fc_dot5\n\t"
+        ".p2align 2\n\t"
+        ".global ts_fc_rows\n\t"
+        ".type ts_fc_rows, %function\n\t"
+        ".thumb_func\n"
+        "ts_fc_rows:\n\t"
+        "push {r0, r4-r11, lr}\n"
+        ".Lfc_blk:\n\t"
+        "ldr r0, [sp]\n\t"
+        "ldmia r0, {r1, r2, r3, r10, r11, r12}\n\t" /* xb, w, depth, ng, row, nrows */
+        "subs r12, r12, #5\n\t"
+        "cmp r11, r12\n\t"
+        "it gt\n\t"
+        "movgt r11, r12\n\t" /* the last block overlaps the previous one */
+        "str r11, [r0, #16]\n\t"
+        "mla r2, r11, r3, r2\n\t"
+        "ldr r0, [r0, #24]\n\t"
+        "add r0, r0, r11, lsl #2\n\t"
+        "ldmia r0, {r4-r8}\n\t" /* bias */
+        "bl ts_fc_core\n\t"
+        "ldr r0, [sp]\n\t"
+        "ldr r11, [r0, #16]\n\t"
+        "add r12, r0, #28\n\t"
+        "ldmia r12, {r1, r2, r3, r9, r10}\n\t" /* out, mult, shift, cstride, o2 */
+        "add r1, r1, r11\n\t"
+        "mul r9, r9, r11\n\t"
+        "add r2, r2, r9, lsl #2\n\t"
+        "add r3, r3, r9, lsl #2\n\t"
+        "mvn r0, #1\n\t" /* -2 */
+        FC_RQ("r9", "r4", "0")
+        FC_RQ("r4", "r5", "4") "orr r9, r9, r4\n\t"
+        FC_RQ("r4", "r6", "8") "orr r9, r9, r4\n\t"
+        FC_RQ("r4", "r7", "12") "orr r9, r9, r4\n\t"
+        FC_RQ("r4", "r8", "16") "orr r9, r9, r4\n\t"
+        "cmp r9, #15\n\t" /* every t in [0, 15] */
+        "bhi .Lfc_bad\n\t"
+        "ldr r0, [sp]\n\t"
+        "ldrd r11, r12, [r0, #16]\n\t"
+        "add r11, r11, #5\n\t"
+        "str r11, [r0, #16]\n\t"
+        "cmp r11, r12\n\t"
+        "blt.w .Lfc_blk\n\t"
+        "movs r0, #0\n\t"
+        "pop {r1, r4-r11, pc}\n"
+        ".Lfc_bad:\n\t"
+        "movs r0, #1\n\t"
+        "pop {r1, r4-r11, pc}\n\t"
+        ".size ts_fc_rows, . - ts_fc_rows\n\t"
         ".popsection\n\t"
         ".pushsection .text.ts_fc_widen16,\"ax\",%progbits\n\t"
         ".p2align 2\n\t"
@@ -97,6 +189,7 @@ __asm__(".pushsection .text.ts_fc_dot5,\"ax\",%progbits\n\t"
         ".size ts_fc_widen16, . - ts_fc_widen16\n\t"
         ".popsection");
 #define fc_dot5 ts_fc_dot5
+#define fc_rows ts_fc_rows
 #else
 /* 4 weights of a row against the widened inputs xv = (x0, x2 | x1, x3). */
 static inline int32_t dot4(const int8_t *f, uint64_t xv, int32_t acc) {
@@ -111,6 +204,30 @@ static void fc_dot5(int32_t *acc, const int16_t *xb, const int8_t *w, int32_t s,
     uint64_t xv;
     __builtin_memcpy(&xv, xb + 4 * g, 8);
     for (int32_t r = 0; r < 5; r++) acc[r] = dot4(w + r * s, xv, acc[r]);
+  }
+}
+
+/* ts_fc_rows's arithmetic (the same 64-bit nudge and shifts), same result and failure. */
+static int32_t fc_rows(fc_job_t *j) {
+  for (;;) {
+    const int32_t r0 = j->row < j->nrows - 5 ? j->row : j->nrows - 5;
+    int32_t acc[5];
+    for (int32_t k = 0; k < 5; k++) acc[k] = j->bias[r0 + k];
+    fc_dot5(acc, j->xb, j->w + r0 * j->depth, j->depth, j->ng);
+    uint32_t bad = 0;
+    for (int32_t k = 0; k < 5; k++) {
+      const int32_t c = (r0 + k) * j->cstride, a = acc[k];
+      const uint32_t t = (uint32_t)(-2 - j->shift[c]);
+      bad |= t;
+      if (t > 15) continue;
+      const uint32_t hi = ((uint32_t)j->o2 << t) + (uint32_t)(a >> 31);
+      const uint32_t lo = ((uint32_t)a & 0x80000000u) ^ 0x40000000u;
+      const uint64_t r = (uint64_t)((int64_t)a * j->mult[c]) + (((uint64_t)hi << 32) | lo);
+      j->out[r0 + k] = (int8_t)ts_ssat8(((int32_t)(uint32_t)(r >> 32) >> t) >> 1);
+    }
+    if (bad > 15) return 1;
+    j->row = r0 + 5;
+    if (j->row >= j->nrows) return 0;
   }
 }
 #endif
@@ -134,53 +251,79 @@ static void widen(int16_t *xb, const int8_t *src, int32_t n, int32_t xo) {
   for (; i < n; i++) xb[i] = (int16_t)(src[i] + xo);
 }
 
+/* Everything the fast path does not take (depth not a multiple of 4 or beyond
+ * TS_OPT_FC_XBUF, fewer than 5 rows, no bias, a filter offset, a shift outside [-17, -2]):
+ * 5 rows at a time with fc_dot5 (1 row for fewer), the inputs re-widened per row block when
+ * they do not fit the buffer, and TFLM's requantization. One batch. */
+static __attribute__((noinline)) void fc_general(const ts_fc_params_t *p, const int8_t *in,
+                                                 const int8_t *filter, const int32_t *bias,
+                                                 int8_t *out, int16_t *xb) {
+  const int32_t depth = p->accum_depth, xo = p->input_offset, nrows = p->out_depth;
+  const int32_t step = nrows >= 5 ? 5 : 1;
+  int32_t xsum = 0; /* sum (x + xo), only needed for a filter offset */
+  if (p->filter_offset)
+    for (int32_t d = 0; d < depth; d++) xsum += in[d] + xo;
+  const uint32_t fcorr = (uint32_t)p->filter_offset * (uint32_t)xsum; /* wraps, as TFLM */
+  for (int32_t o = 0; o < nrows; o += step) {
+    const int32_t r0 = o + step <= nrows ? o : nrows - step; /* the last block may overlap */
+    int32_t acc[5];
+    /* wrapping adds: an extreme bias is not C undefined behaviour (as kernels/ref) */
+    for (int32_t j = 0; j < step; j++)
+      acc[j] = (int32_t)(fcorr + (uint32_t)(bias ? bias[r0 + j] : 0));
+    for (int32_t c0 = 0; c0 < depth; c0 += TS_OPT_FC_XBUF) {
+      const int32_t n = depth - c0 < TS_OPT_FC_XBUF ? depth - c0 : TS_OPT_FC_XBUF;
+      const int32_t n4 = n & ~3;
+      if (o == 0 || depth > TS_OPT_FC_XBUF) widen(xb, in + c0, n, xo);
+      const int8_t *f = filter + r0 * depth + c0;
+      if (step == 5) {
+        if (n4) fc_dot5(acc, xb, f, depth, n4 >> 2);
+      } else {
+        int32_t a = acc[0];
+        for (int32_t i = 0; i < n4; i += 4) {
+          const uint32_t w = ts_ld32(f + i);
+          a = ts_smlad(ts_sxtb16(w), ts_ld32(xb + i), a);
+          a = ts_smlad(ts_sxtb16_ror8(w), ts_ld32(xb + i + 2), a);
+        }
+        acc[0] = a;
+      }
+      for (int32_t j = 0; j < step; j++)
+        for (int32_t i = n4; i < n; i++)
+          acc[j] = (int32_t)((uint32_t)acc[j] + (uint32_t)(f[j * depth + i] * xb[i]));
+    }
+    for (int32_t j = 0; j < step; j++) {
+      const int32_t c = p->per_channel ? r0 + j : 0;
+      out[r0 + j] = ts_clamp_s8(ts_requant_slow(acc[j], p->mult[c], p->shift[c]) +
+                                    p->output_offset, p->act_min, p->act_max);
+    }
+  }
+}
+
 void ts_opt_fully_connected_s8(const ts_fc_params_t *p, const int8_t *input,
                                const int8_t *filter, const int32_t *bias, int8_t *output) {
-  const int32_t depth = p->accum_depth, xo = p->input_offset, nrows = p->out_depth;
-  const int32_t lo = p->act_min, hi = p->act_max;
-  const int32_t step = nrows >= 5 ? 5 : 1;
-  const int narrow = lo > -128 || hi < 127; /* a fused activation: clamp beyond SSAT */
+  const int32_t depth = p->accum_depth, nrows = p->out_depth;
   __attribute__((aligned(8))) int16_t xb[TS_OPT_FC_XBUF];
-  for (int32_t b = 0; b < p->batches; b++) {
+  /* The fast path (fc_rows): the usual layer; the rest runs fc_general. */
+  const int fast = nrows >= 5 && depth >= 4 && !(depth & 3) && depth <= TS_OPT_FC_XBUF && bias &&
+                   !p->filter_offset;
+  int32_t m5[5], s5[5];
+  fc_job_t job = {xb, filter, depth, depth >> 2, 0, nrows, bias, output, p->mult, p->shift,
+                  p->per_channel ? 1 : 0, 2 * p->output_offset + 1};
+  if (fast && !p->per_channel) {
+    for (int32_t k = 0; k < 5; k++) m5[k] = p->mult[0], s5[k] = p->shift[0];
+    job.mult = m5, job.shift = s5;
+  }
+  for (int32_t b = 0; b < p->batches; b++, job.out += nrows) {
     const int8_t *in = input + b * depth;
-    int32_t xsum = 0; /* sum (x + xo), only needed for a filter offset */
-    if (p->filter_offset)
-      for (int32_t d = 0; d < depth; d++) xsum += in[d] + xo;
-    const uint32_t fcorr = (uint32_t)p->filter_offset * (uint32_t)xsum; /* wraps, as TFLM */
-    for (int32_t o = 0; o < nrows; o += step) {
-      const int32_t r0 = o + step <= nrows ? o : nrows - step; /* the last block may overlap */
-      int32_t acc[5];
-      /* wrapping adds: an extreme bias is not C undefined behaviour (as kernels/ref) */
-      for (int32_t j = 0; j < step; j++)
-        acc[j] = (int32_t)(fcorr + (uint32_t)(bias ? bias[r0 + j] : 0));
-      for (int32_t c0 = 0; c0 < depth; c0 += TS_OPT_FC_XBUF) {
-        const int32_t n = depth - c0 < TS_OPT_FC_XBUF ? depth - c0 : TS_OPT_FC_XBUF;
-        const int32_t n4 = n & ~3;
-        if (o == 0 || depth > TS_OPT_FC_XBUF) widen(xb, in + c0, n, xo);
-        const int8_t *f = filter + r0 * depth + c0;
-        if (step == 5) {
-          if (n4) fc_dot5(acc, xb, f, depth, n4 >> 2);
-        } else {
-          int32_t a = acc[0];
-          for (int32_t i = 0; i < n4; i += 4) {
-            const uint32_t w = ts_ld32(f + i);
-            a = ts_smlad(ts_sxtb16(w), ts_ld32(xb + i), a);
-            a = ts_smlad(ts_sxtb16_ror8(w), ts_ld32(xb + i + 2), a);
-          }
-          acc[0] = a;
-        }
-        for (int32_t j = 0; j < step; j++)
-          for (int32_t i = n4; i < n; i++)
-            acc[j] = (int32_t)((uint32_t)acc[j] + (uint32_t)(f[j * depth + i] * xb[i]));
-      }
-      for (int32_t j = 0; j < step; j++) {
-        const int32_t c = p->per_channel ? r0 + j : 0, shift = p->shift[c];
-        ts_rq_t q = ts_rq_make(p->mult[c], shift, 0);
-        int32_t off = p->output_offset;
-        if (shift >= -23 && shift <= -2) /* exact: |v| <= 2^30, |off| << 22 <= 2^29 */
-          q.rnd += off * (INT32_C(1) << q.sh), off = 0;
-        output[b * nrows + r0 + j] = ts_out_s8(ts_rq_apply(acc[j], &q) + off, lo, hi, narrow);
+    if (fast) {
+      widen(xb, in, depth, p->input_offset);
+      job.row = 0;
+      if (!fc_rows(&job)) {
+        const int32_t lo = p->act_min, hi = p->act_max;
+        if (lo > -128 || hi < 127) /* a fused activation: clamp beyond SSAT */
+          for (int32_t o = 0; o < nrows; o++) job.out[o] = ts_clamp_s8(job.out[o], lo, hi);
+        continue;
       }
     }
+    fc_general(p, in, filter, bias, job.out, xb);
   }
 }
