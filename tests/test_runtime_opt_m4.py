@@ -41,13 +41,14 @@ def build(*make_args: str) -> None:
     assert proc.returncode == 0, f"make {' '.join(make_args)}:\n{proc.stdout}{proc.stderr}"
 
 
-def run_m4(elf: Path, seed: int, cases: int) -> subprocess.CompletedProcess[str]:
+def run_m4(elf: Path, seed: int, cases: int,
+           timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """``ts-kernel-check SEED CASES`` on the emulated board; QEMU exits with its status."""
     return subprocess.run(
         ["qemu-system-arm", "-M", "mps2-an386", "-display", "none", "-monitor", "none",
          "-serial", "none", "-semihosting-config", "enable=on,target=native",
          "-kernel", str(elf), "-append", f"{seed} {cases}"],
-        capture_output=True, text=True, timeout=120)
+        capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +69,7 @@ def test_opt_kernels_equal_reference_on_m4(checkers, variant, seed):
     assert f"requant {CASES * 200} triples ok" in lines, report
     for kernel in KERNELS[1:]:
         assert f"{kernel} {CASES} cases ok" in lines, report  # also: argv reached the checker
-    assert not any("MISMATCH" in line or "FAULT" in line for line in lines), report
+    assert "MISMATCH" not in proc.stdout and "FAULT" not in proc.stdout + proc.stderr, report
     used, size = map(int, re.search(r"^stack (\d+) of (\d+) bytes$", proc.stdout, re.M).groups())
     assert 0 < used < size, report  # used == size: the paint is gone, the stack overflowed
     assert used <= board_stack_bytes("nucleo-f446re"), report
@@ -110,3 +111,69 @@ def test_checker_catches_a_wrong_assembly_instruction_on_m4(tmp_path):
     proc = _build_and_run_patched(tmp_path, cm4)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert re.search(r"^MISMATCH \w+ case \d+: element \d+", proc.stdout, re.M), proc.stdout
+
+
+# Mutations of the hand-written Thumb-2 (instructions inside the kernels' asm strings): each
+# turns an instruction into a near miss. A conditional branch is dropped (a loop runs once,
+# a guarded block runs anyway) or, to a numeric forward label, taken always: no mutant loops
+# for ever, but one that faults or hangs counts as caught too (status 3, or the timeout).
+ASM_MUTATIONS = (
+    (r'"(\s*)smlad ', r'"\1smladx '),  # halves exchanged
+    (r'"(\s*)smlal ', r'"\1smull '),  # the accumulator (the rounding nudge) dropped
+    (r'"(\s*)sxtb16 ', r'"\1uxtb16 '),  # zero- instead of sign-extended
+    (r'"(\s*)sxtab16 ', r'"\1uxtab16 '),
+    (r'"(\s*)ssat ', r'"\1usat '),  # saturation to [0, 255]
+    (r'"(\s*)b(?:eq|ne|pl|mi|cc|cs|lo|hs|gt|ge|lt|le)(\.w)? (\d+f)\b', r'"\1b\2 \3'),
+    (r'"(\s*)b(?:eq|ne|pl|mi|cc|cs|lo|hs|gt|ge|lt|le)(\.w)? (?!\d+f\b)[.\w]+', r'"\1nop\2'),
+)
+
+
+def _asm_mutants() -> list[tuple[str, int, str, str]]:
+    """(file, line number, mutated source, description) for every matching asm line."""
+    mutants = []
+    for path in sorted(CM4.glob("*.c")):
+        lines = path.read_text().splitlines(keepends=True)
+        for n, line in enumerate(lines):
+            for pattern, repl in ASM_MUTATIONS:
+                new = re.sub(pattern, repl, line, count=1)
+                if new != line:
+                    src = "".join(lines[:n] + [new] + lines[n + 1:])
+                    mutants.append((path.name, n + 1, src, f"{line.strip()} -> {new.strip()}"))
+                    break
+    return mutants
+
+
+@pytest.mark.slow
+def test_every_assembly_mutant_is_caught_on_m4(tmp_path):
+    """Each near-miss instruction in the kernels' Thumb-2 fails the M4 check (1000 cases)."""
+    mutants = _asm_mutants()
+    if not mutants:
+        pytest.skip("no hand-written assembly in kernels/cm4")
+    survivors, unbuilt, caught = [], [], 0
+    for name, line, src, what in mutants:
+        cm4, out = tmp_path / "cm4", tmp_path / "out"
+        shutil.copytree(CM4, cm4)
+        (cm4 / name).write_text(src)
+        try:
+            made = subprocess.run(["make", "-s", "-C", str(FW), "-f", "host/host.mk",
+                                   f"M4CHECK_CM4={cm4}", f"M4CHECK_OUT={out}",
+                                   str(out / "ts-kernel-check.elf")],
+                                  capture_output=True, text=True, timeout=300)
+            if made.returncode != 0:  # e.g. an operand the mutated instruction does not take
+                unbuilt.append(f"{name}:{line}: {what}")
+                continue
+            try:
+                proc = run_m4(out / "ts-kernel-check.elf", 1, 1000, timeout=60)
+            except subprocess.TimeoutExpired:
+                caught += 1  # a hang is not a pass
+                continue
+            if proc.returncode == 0:
+                survivors.append(f"{name}:{line}: {what}")
+            else:
+                caught += 1
+        finally:
+            shutil.rmtree(cm4)
+            shutil.rmtree(out, ignore_errors=True)
+    assert not survivors, (f"{len(survivors)} of {len(mutants)} mutants pass:\n"
+                           + "\n".join(survivors))
+    assert caught > len(unbuilt), f"only {caught} mutants built: {unbuilt}"
