@@ -1,55 +1,75 @@
 /* FULLY_CONNECTED int8, Cortex-M4 DSP kernel, bit-exact with ts_ref_fully_connected_s8.
  *
  * The input (+ input offset) is widened once per batch to int16 on the stack, in SXTB16
- * order: per 4 inputs the words (x0, x2) and (x1, x3) (chunks of TS_OPT_FC_XBUF inputs,
- * re-widened per row block only for longer inputs; SXTAB16 adds the offset for free).
- * Five output rows at a time (fc_dot5, Thumb-2 assembly on the M4): per 4 inputs one LDM
- * of inputs, per row one LDR + SXTB16/SXTB16-ROR8 of weights and 2 SMLAD: 26 instructions
- * per 20 MACs. The five rows are reached from one post-incremented weight pointer w and a
- * row stride s as [w, s], [w, s, lsl 1], [w, 3s], [w, s, lsl 2], [w], #4, so the loop
- * needs 14 registers (5 accumulators, 4 pointers/strides/counter, 2 inputs, 2 temps) and
- * no spills; it is unrolled 4 times, entered in the middle (TBB) for other lengths. When
- * out_depth is not a multiple of 5 the last block overlaps the previous one (rows computed
- * twice, same bytes stored); fewer than 5 rows take a 1-row C loop.
- * Per output: the exact one-SMLAL requantization of ts_dsp.h, with the output offset folded
- * into the rounding term when the shift is in [-23, -2].
- * A filter offset (0 for int8 weights, which are symmetric) is folded in exactly:
+ * order: per 4 inputs the words (x0, x2) and (x1, x3) (SXTAB16 adds the offset for free:
+ * 10 instructions per 16 inputs). Five output rows at a time (Thumb-2 assembly on the M4):
+ * per 4 inputs one LDM of inputs, per row one LDR + SXTB16/SXTB16-ROR8 of weights and 2
+ * SMLAD: 26 instructions per 20 MACs. The five rows are reached from one post-incremented
+ * weight pointer w and a row stride s as [w, s], [w, s, lsl 1], [w, 3s], [w, s, lsl 2],
+ * [w], #4, so the loop needs 14 registers (5 accumulators, w, s, 3s, input pointer, pass
+ * counter, 2 inputs, 2 temps) and no spills; it is unrolled 8 times and entered in the
+ * middle (TBH) for other lengths. When out_depth is not a multiple of 5 the last block
+ * overlaps the previous one (rows computed twice, same bytes stored).
+ * Per output: TFLM's double rounding in one SMLAL with the output offset folded into the
+ * rounding term (the exact form of ts_dsp.h), then SSAT: 12 instructions per channel.
+ *
+ * The fast path (fc_rows: widening, every row block, requantization, all in assembly)
+ * takes the usual layer: depth a multiple of 4 up to TS_OPT_FC_XBUF, at least 5 rows, a
+ * bias, no filter offset, a word-aligned input, shifts in [-17, -2]. Anything else runs
+ * fc_general: the same 5-row loop (fc_dot5) driven from C, 1 row at a time for fewer rows,
+ * the input re-widened per row block when it does not fit the buffer, a filter offset
+ * (0 for int8 weights, which are symmetric) folded in exactly:
  * sum (f + fo)(x + xo) = sum f (x + xo) + fo * sum (x + xo).
- * On the host (no DSP extension) fc_dot5 and the widening are the portable C below, the
- * same arithmetic, so ts-kernel-check exercises this algorithm; the assembly itself is
- * checked on the M4 by `make bench` and the emulator tests. */
+ * On the host (no DSP extension) fc_dot5, fc_rows and the widening are the portable C
+ * below, the same arithmetic, so ts-kernel-check exercises this algorithm; the assembly
+ * itself is checked on the M4 by the m4check build of ts-kernel-check, `make bench` and
+ * the emulator tests. */
 #include <stdint.h>
 
 #include "ts_dsp.h"
 #include "ts_kernels.h"
 
-/* The fast path's job: the rows of one batch, 5 at a time (the last block may overlap),
- * each block requantized and stored. The assembly reads it by offset (checked below). */
+/* The fast path's job: one batch, 5 rows at a time. The assembly reads it by offset. */
 typedef struct {
-  const int16_t *xb;       /* widened input */
+  int32_t skip;            /* (-ng) & 7: groups of 4 inputs skipped in the first pass */
+  int16_t *xb;             /* widened input */
   const int8_t *w;         /* filter */
-  int32_t depth, ng;       /* row stride; groups of 4 inputs (depth / 4, >= 1) */
-  int32_t row, nrows;      /* next block's first row (0 at the start); rows (>= 5) */
-  const int32_t *bias;     /* [nrows] */
-  int8_t *out;             /* [nrows] */
+  int32_t depth, depth3;   /* row stride, 3 * depth */
+  int32_t passes;          /* (ng + 7) / 8, ng = depth / 4 >= 1 */
+  int32_t row, last;       /* next block's first row (0 at the start); out_depth - 5 */
+  const int32_t *bias;     /* [out_depth] */
+  int8_t *out;             /* [out_depth] */
   const int32_t *mult;     /* row r uses mult[r * cstride], shift[r * cstride] */
   const int32_t *shift;
   int32_t cstride;         /* 1 per channel, 0 per tensor (then mult/shift hold 5 copies) */
   int32_t o2;              /* 2 * output_offset + 1 */
+  const int8_t *in;        /* input, word-aligned */
+  int32_t xo;              /* input offset */
 } fc_job_t;
 
+/* xb[i] = src[i] + xo for i < n, in SXTB16 order per 4 inputs (the tail in plain order). */
+static void widen(int16_t *xb, const int8_t *src, int32_t n, int32_t xo) {
+  const uint32_t off2 = (uint32_t)(uint16_t)xo * 0x10001u;
+  int32_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const uint32_t x = ts_ld32(src + i);
+    const uint32_t e = ts_sadd16(ts_sxtb16(x), off2), od = ts_sadd16(ts_sxtb16_ror8(x), off2);
+    __builtin_memcpy(xb + i, &e, 4);
+    __builtin_memcpy(xb + i + 2, &od, 4);
+  }
+  for (; i < n; i++) xb[i] = (int16_t)(src[i] + xo);
+}
+
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-_Static_assert(__builtin_offsetof(fc_job_t, row) == 16 && __builtin_offsetof(fc_job_t, bias) == 24 &&
-                   __builtin_offsetof(fc_job_t, out) == 28 && __builtin_offsetof(fc_job_t, o2) == 44,
+_Static_assert(__builtin_offsetof(fc_job_t, row) == 24 && __builtin_offsetof(fc_job_t, bias) == 32 &&
+                   __builtin_offsetof(fc_job_t, out) == 36 && __builtin_offsetof(fc_job_t, xo) == 60,
                "ts_fc_rows reads fc_job_t by offset");
 /* acc[r] += sum over ng groups g of 4 inputs: w[r * s + 4 g + k] * xb[...] (r = 0..4), xb in
  * SXTB16 order, 8-byte aligned; w any alignment (unaligned LDR). ng >= 1. */
 void ts_fc_dot5(int32_t *acc, const int16_t *xb, const int8_t *w, int32_t s, int32_t ng);
-/* Every block of the job; returns nonzero (outputs then unusable) if a shift was outside
- * [-17, -2]. Outputs saturated to int8, not clamped to a narrower activation range. */
+/* Widens job->in, then every block of the job; returns nonzero (outputs then unusable) if a
+ * shift was outside [-17, -2]. Outputs saturated to int8, not clamped to a fused activation. */
 int32_t ts_fc_rows(fc_job_t *job);
-/* n16 groups of 16 inputs: d = SXTB16 order of src + off2 (per int16 lane); src 4-aligned. */
-void ts_fc_widen16(int16_t *d, const int8_t *src, uint32_t off2, int32_t n16);
 
 /* One group: r1 = xb, r2 = w, r3 = s, r9 = 3 s; accumulators r4-r8; temps r0, lr. */
 #define FC_ROW(addr, a)                                                                        \
@@ -58,7 +78,8 @@ void ts_fc_widen16(int16_t *d, const int8_t *src, uint32_t off2, int32_t n16);
   "smlad " a ", lr, r11, " a "\n\t"                                                            \
   "sxtb16 r0, r0, ror #8\n\t"                                                                  \
   "smlad " a ", r0, r12, " a "\n\t"
-#define FC_GROUP                                                                               \
+#define FC_GROUP(k)                                                                            \
+  ".Lfc_g" #k ":\n\t"                                                                          \
   "ldmia.w r1!, {r11, r12}\n\t" FC_ROW("[r2, r3]", "r5") FC_ROW("[r2, r3, lsl #1]", "r6")       \
       FC_ROW("[r2, r9]", "r7") FC_ROW("[r2, r3, lsl #2]", "r8") FC_ROW("[r2], #4", "r4")
 /* Requantize accumulator a (t = -2 - shift, r0 = -2, r10 = o2, r2/r3 = mult/shift rows):
@@ -76,6 +97,18 @@ void ts_fc_widen16(int16_t *d, const int8_t *src, uint32_t off2, int32_t n16);
   "asr r12, r12, " tr "\n\t"                                                                   \
   "ssat r12, #8, r12, asr #1\n\t"                                                              \
   "strb r12, [r1, #" off "/4]\n\t"
+/* 16 inputs at r1 widened to r0 (r2 = input offset in both halves). */
+#define FC_W16                                                                                 \
+  "ldmia r1!, {r5, r7, r9, r11}\n\t"                                                           \
+  "sxtab16 r4, r2, r5\n\t"                                                                     \
+  "sxtab16 r5, r2, r5, ror #8\n\t"                                                             \
+  "sxtab16 r6, r2, r7\n\t"                                                                     \
+  "sxtab16 r7, r2, r7, ror #8\n\t"                                                             \
+  "sxtab16 r8, r2, r9\n\t"                                                                     \
+  "sxtab16 r9, r2, r9, ror #8\n\t"                                                             \
+  "sxtab16 r10, r2, r11\n\t"                                                                   \
+  "sxtab16 r11, r2, r11, ror #8\n\t"                                                           \
+  "stmia r0!, {r4-r11}\n\t"
 
 __asm__(".pushsection .text.ts_fc_core,\"ax\",%progbits\n\t"
         ".syntax unified\n\t"
@@ -83,22 +116,18 @@ __asm__(".pushsection .text.ts_fc_core,\"ax\",%progbits\n\t"
         ".p2align 2\n\t"
         ".type ts_fc_core, %function\n\t"
         ".thumb_func\n"
-        /* r1 = xb, r2 = w, r3 = s, r10 = ng >= 1, accumulators r4-r8; clobbers r0, r9-r12 */
+        /* r0 = skip, r1 = xb, r2 = w, r3 = s, r9 = 3 s, r10 = passes, accumulators r4-r8;
+         * clobbers r0, r10-r12 */
         "ts_fc_core:\n\t"
         "push {lr}\n\t"
-        "add r9, r3, r3, lsl #1\n\t"
-        "rsb r12, r10, #0\n\t"
-        "and r12, r12, #3\n\t" /* groups to skip in the first pass */
-        "add r10, r10, #3\n\t"
-        "lsr r10, r10, #2\n\t" /* passes */
-        "tbb [pc, r12]\n"
+        "tbh [pc, r0, lsl #1]\n"
         ".Lfc_tbl:\n\t"
-        ".byte (.Lfc_g0 - .Lfc_tbl) / 2, (.Lfc_g1 - .Lfc_tbl) / 2\n\t"
-        ".byte (.Lfc_g2 - .Lfc_tbl) / 2, (.Lfc_g3 - .Lfc_tbl) / 2\n"
-        ".Lfc_g0:\n\t" FC_GROUP "\n"
-        ".Lfc_g1:\n\t" FC_GROUP "\n"
-        ".Lfc_g2:\n\t" FC_GROUP "\n"
-        ".Lfc_g3:\n\t" FC_GROUP "\n\t"
+        ".hword (.Lfc_g0 - .Lfc_tbl) / 2, (.Lfc_g1 - .Lfc_tbl) / 2\n\t"
+        ".hword (.Lfc_g2 - .Lfc_tbl) / 2, (.Lfc_g3 - .Lfc_tbl) / 2\n\t"
+        ".hword (.Lfc_g4 - .Lfc_tbl) / 2, (.Lfc_g5 - .Lfc_tbl) / 2\n\t"
+        ".hword (.Lfc_g6 - .Lfc_tbl) / 2, (.Lfc_g7 - .Lfc_tbl) / 2\n"
+        FC_GROUP(0) FC_GROUP(1) FC_GROUP(2) FC_GROUP(3)
+        FC_GROUP(4) FC_GROUP(5) FC_GROUP(6) FC_GROUP(7)
         "subs r10, r10, #1\n\t"
         "bne.w .Lfc_g0\n\t"
         "pop {pc}\n\t"
@@ -111,6 +140,11 @@ __asm__(".pushsection .text.ts_fc_core,\"ax\",%progbits\n\t"
         "push {r0, r4-r11, lr}\n\t"
         "ldr r10, [sp, #40]\n\t" /* ng */
         "ldmia r0, {r4-r8}\n\t"
+        "add r9, r3, r3, lsl #1\n\t"
+        "rsb r0, r10, #0\n\t"
+        "and r0, r0, #7\n\t"
+        "add r10, r10, #7\n\t"
+        "lsr r10, r10, #3\n\t"
         "bl ts_fc_core\n\t"
         "pop {r0}\n\t"
         "stmia r0, {r4-r8}\n\t"
@@ -121,23 +155,49 @@ __asm__(".pushsection .text.ts_fc_core,\"ax\",%progbits\n\t"
         ".type ts_fc_rows, %function\n\t"
         ".thumb_func\n"
         "ts_fc_rows:\n\t"
-        "push {r0, r4-r11, lr}\n"
+        "push {r0, r4-r11, lr}\n\t"
+        "ldr r1, [r0, #56]\n\t" /* in */
+        "ldr r2, [r0, #60]\n\t" /* xo */
+        "ldr r3, [r0, #12]\n\t" /* depth */
+        "ldr r0, [r0, #4]\n\t"  /* xb */
+        "pkhbt r2, r2, r2, lsl #16\n\t"
+        "lsrs r12, r3, #5\n\t" /* 32 inputs per pass, an odd 16 first */
+        "tst r3, #16\n\t"
+        "beq 1f\n\t"
+        "add r12, r12, #1\n\t"
+        "b 2f\n"
+        "1:\n\t"
+        "cmp r12, #0\n\t"
+        "beq 3f\n"
+        "4:\n\t" FC_W16 "\n"
+        "2:\n\t" FC_W16
+        "subs r12, r12, #1\n\t"
+        "bne 4b\n"
+        "3:\n\t"
+        "ands r3, r3, #12\n\t" /* 4, 8 or 12 more */
+        "beq .Lfc_blk\n"
+        "5:\n\t"
+        "ldr r4, [r1], #4\n\t"
+        "sxtab16 r5, r2, r4\n\t"
+        "sxtab16 r6, r2, r4, ror #8\n\t"
+        "strd r5, r6, [r0], #8\n\t"
+        "subs r3, r3, #4\n\t"
+        "bne 5b\n"
         ".Lfc_blk:\n\t"
-        "ldr r0, [sp]\n\t"
-        "ldmia r0, {r1, r2, r3, r10, r11, r12}\n\t" /* xb, w, depth, ng, row, nrows */
-        "subs r12, r12, #5\n\t"
+        "ldr lr, [sp]\n\t"
+        "ldmia lr, {r0, r1, r2, r3, r9, r10, r11, r12}\n\t" /* skip .. last */
         "cmp r11, r12\n\t"
         "it gt\n\t"
         "movgt r11, r12\n\t" /* the last block overlaps the previous one */
-        "str r11, [r0, #16]\n\t"
+        "str r11, [lr, #24]\n\t"
         "mla r2, r11, r3, r2\n\t"
-        "ldr r0, [r0, #24]\n\t"
-        "add r0, r0, r11, lsl #2\n\t"
-        "ldmia r0, {r4-r8}\n\t" /* bias */
+        "ldr lr, [lr, #32]\n\t"
+        "add lr, lr, r11, lsl #2\n\t"
+        "ldmia lr, {r4-r8}\n\t" /* bias */
         "bl ts_fc_core\n\t"
         "ldr r0, [sp]\n\t"
-        "ldr r11, [r0, #16]\n\t"
-        "add r12, r0, #28\n\t"
+        "ldr r11, [r0, #24]\n\t"
+        "add r12, r0, #36\n\t"
         "ldmia r12, {r1, r2, r3, r9, r10}\n\t" /* out, mult, shift, cstride, o2 */
         "add r1, r1, r11\n\t"
         "mul r9, r9, r11\n\t"
@@ -150,43 +210,21 @@ __asm__(".pushsection .text.ts_fc_core,\"ax\",%progbits\n\t"
         FC_RQ("r4", "r7", "12") "orr r9, r9, r4\n\t"
         FC_RQ("r4", "r8", "16") "orr r9, r9, r4\n\t"
         "cmp r9, #15\n\t" /* every t in [0, 15] */
-        "bhi .Lfc_bad\n\t"
+        "bhi 6f\n\t"
         "ldr r0, [sp]\n\t"
-        "ldrd r11, r12, [r0, #16]\n\t"
-        "add r11, r11, #5\n\t"
-        "str r11, [r0, #16]\n\t"
+        "ldrd r11, r12, [r0, #24]\n\t"
         "cmp r11, r12\n\t"
-        "blt.w .Lfc_blk\n\t"
+        "beq 7f\n\t"
+        "add r11, r11, #5\n\t"
+        "str r11, [r0, #24]\n\t"
+        "b .Lfc_blk\n"
+        "7:\n\t"
         "movs r0, #0\n\t"
         "pop {r1, r4-r11, pc}\n"
-        ".Lfc_bad:\n\t"
+        "6:\n\t"
         "movs r0, #1\n\t"
         "pop {r1, r4-r11, pc}\n\t"
         ".size ts_fc_rows, . - ts_fc_rows\n\t"
-        ".popsection\n\t"
-        ".pushsection .text.ts_fc_widen16,\"ax\",%progbits\n\t"
-        ".p2align 2\n\t"
-        ".global ts_fc_widen16\n\t"
-        ".type ts_fc_widen16, %function\n\t"
-        ".thumb_func\n"
-        "ts_fc_widen16:\n\t"
-        "push {r4-r11}\n"
-        ".Lfc_w:\n\t"
-        "ldmia r1!, {r5, r7, r9, r11}\n\t"
-        "sxtab16 r4, r2, r5\n\t"
-        "sxtab16 r5, r2, r5, ror #8\n\t"
-        "sxtab16 r6, r2, r7\n\t"
-        "sxtab16 r7, r2, r7, ror #8\n\t"
-        "sxtab16 r8, r2, r9\n\t"
-        "sxtab16 r9, r2, r9, ror #8\n\t"
-        "sxtab16 r10, r2, r11\n\t"
-        "sxtab16 r11, r2, r11, ror #8\n\t"
-        "stmia r0!, {r4-r11}\n\t"
-        "subs r3, r3, #1\n\t"
-        "bne .Lfc_w\n\t"
-        "pop {r4-r11}\n\t"
-        "bx lr\n\t"
-        ".size ts_fc_widen16, . - ts_fc_widen16\n\t"
         ".popsection");
 #define fc_dot5 ts_fc_dot5
 #define fc_rows ts_fc_rows
@@ -209,11 +247,12 @@ static void fc_dot5(int32_t *acc, const int16_t *xb, const int8_t *w, int32_t s,
 
 /* ts_fc_rows's arithmetic (the same 64-bit nudge and shifts), same result and failure. */
 static int32_t fc_rows(fc_job_t *j) {
+  widen(j->xb, j->in, j->depth, j->xo);
   for (;;) {
-    const int32_t r0 = j->row < j->nrows - 5 ? j->row : j->nrows - 5;
+    const int32_t r0 = j->row < j->last ? j->row : j->last;
     int32_t acc[5];
     for (int32_t k = 0; k < 5; k++) acc[k] = j->bias[r0 + k];
-    fc_dot5(acc, j->xb, j->w + r0 * j->depth, j->depth, j->ng);
+    fc_dot5(acc, j->xb, j->w + r0 * j->depth, j->depth, j->depth >> 2);
     uint32_t bad = 0;
     for (int32_t k = 0; k < 5; k++) {
       const int32_t c = (r0 + k) * j->cstride, a = acc[k];
@@ -226,30 +265,11 @@ static int32_t fc_rows(fc_job_t *j) {
       j->out[r0 + k] = (int8_t)ts_ssat8(((int32_t)(uint32_t)(r >> 32) >> t) >> 1);
     }
     if (bad > 15) return 1;
+    if (r0 == j->last) return 0;
     j->row = r0 + 5;
-    if (j->row >= j->nrows) return 0;
   }
 }
 #endif
-
-/* xb[i] = src[i] + xo for i < n, in SXTB16 order per 4 inputs (the tail in plain order). */
-static void widen(int16_t *xb, const int8_t *src, int32_t n, int32_t xo) {
-  const uint32_t off2 = (uint32_t)(uint16_t)xo * 0x10001u;
-  int32_t i = 0;
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-  if (!((uintptr_t)src & 3) && n >= 16) { /* LDM needs a word-aligned source */
-    ts_fc_widen16(xb, src, off2, n >> 4);
-    i = n & ~15;
-  }
-#endif
-  for (; i + 4 <= n; i += 4) {
-    const uint32_t x = ts_ld32(src + i);
-    const uint32_t e = ts_sadd16(ts_sxtb16(x), off2), od = ts_sadd16(ts_sxtb16_ror8(x), off2);
-    __builtin_memcpy(xb + i, &e, 4);
-    __builtin_memcpy(xb + i + 2, &od, 4);
-  }
-  for (; i < n; i++) xb[i] = (int16_t)(src[i] + xo);
-}
 
 /* Everything the fast path does not take (depth not a multiple of 4 or beyond
  * TS_OPT_FC_XBUF, fewer than 5 rows, no bias, a filter offset, a shift outside [-17, -2]):
@@ -300,22 +320,20 @@ static __attribute__((noinline)) void fc_general(const ts_fc_params_t *p, const 
 
 void ts_opt_fully_connected_s8(const ts_fc_params_t *p, const int8_t *input,
                                const int8_t *filter, const int32_t *bias, int8_t *output) {
-  const int32_t depth = p->accum_depth, nrows = p->out_depth;
+  const int32_t depth = p->accum_depth, nrows = p->out_depth, ng = depth >> 2;
   __attribute__((aligned(8))) int16_t xb[TS_OPT_FC_XBUF];
-  /* The fast path (fc_rows): the usual layer; the rest runs fc_general. */
   const int fast = nrows >= 5 && depth >= 4 && !(depth & 3) && depth <= TS_OPT_FC_XBUF && bias &&
-                   !p->filter_offset;
+                   !p->filter_offset && !((uintptr_t)input & 3);
   int32_t m5[5], s5[5];
-  fc_job_t job = {xb, filter, depth, depth >> 2, 0, nrows, bias, output, p->mult, p->shift,
-                  p->per_channel ? 1 : 0, 2 * p->output_offset + 1};
+  fc_job_t job = {(-ng) & 7, xb, filter, depth, 3 * depth, (ng + 7) >> 3, 0, nrows - 5, bias,
+                  output, p->mult, p->shift, p->per_channel ? 1 : 0, 2 * p->output_offset + 1,
+                  input, p->input_offset};
   if (fast && !p->per_channel) {
     for (int32_t k = 0; k < 5; k++) m5[k] = p->mult[0], s5[k] = p->shift[0];
     job.mult = m5, job.shift = s5;
   }
-  for (int32_t b = 0; b < p->batches; b++, job.out += nrows) {
-    const int8_t *in = input + b * depth;
+  for (int32_t b = 0; b < p->batches; b++, job.out += nrows, job.in += depth) {
     if (fast) {
-      widen(xb, in, depth, p->input_offset);
       job.row = 0;
       if (!fc_rows(&job)) {
         const int32_t lo = p->act_min, hi = p->act_max;
@@ -324,6 +342,6 @@ void ts_opt_fully_connected_s8(const ts_fc_params_t *p, const int8_t *input,
         continue;
       }
     }
-    fc_general(p, in, filter, bias, job.out, xb);
+    fc_general(p, job.in, filter, bias, job.out, xb);
   }
 }
