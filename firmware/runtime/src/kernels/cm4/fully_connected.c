@@ -29,24 +29,6 @@
 #include "ts_dsp.h"
 #include "ts_kernels.h"
 
-/* The fast path's job: one batch, 5 rows at a time. The assembly reads it by offset. */
-typedef struct {
-  int32_t skip;            /* (-ng) & 7: groups of 4 inputs skipped in the first pass */
-  int16_t *xb;             /* widened input */
-  const int8_t *w;         /* filter */
-  int32_t depth, depth3;   /* row stride, 3 * depth */
-  int32_t passes;          /* (ng + 7) / 8, ng = depth / 4 >= 1 */
-  int32_t row, last;       /* next block's first row (0 at the start); out_depth - 5 */
-  const int32_t *bias;     /* [out_depth] */
-  int8_t *out;             /* [out_depth] */
-  const int32_t *mult;     /* row r uses mult[r * cstride], shift[r * cstride] */
-  const int32_t *shift;
-  int32_t cstride;         /* 1 per channel, 0 per tensor (then mult/shift hold 5 copies) */
-  int32_t o2;              /* 2 * output_offset + 1 */
-  const int8_t *in;        /* input, word-aligned */
-  int32_t xo;              /* input offset */
-} fc_job_t;
-
 /* xb[i] = src[i] + xo for i < n, in SXTB16 order per 4 inputs (the tail in plain order). */
 static void widen(int16_t *xb, const int8_t *src, int32_t n, int32_t xo) {
   const uint32_t off2 = (uint32_t)(uint16_t)xo * 0x10001u;
@@ -61,15 +43,14 @@ static void widen(int16_t *xb, const int8_t *src, int32_t n, int32_t xo) {
 }
 
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-_Static_assert(__builtin_offsetof(fc_job_t, row) == 24 && __builtin_offsetof(fc_job_t, bias) == 32 &&
-                   __builtin_offsetof(fc_job_t, out) == 36 && __builtin_offsetof(fc_job_t, xo) == 60,
-               "ts_fc_rows reads fc_job_t by offset");
 /* acc[r] += sum over ng groups g of 4 inputs: w[r * s + 4 g + k] * xb[...] (r = 0..4), xb in
  * SXTB16 order, 8-byte aligned; w any alignment (unaligned LDR). ng >= 1. */
 void ts_fc_dot5(int32_t *acc, const int16_t *xb, const int8_t *w, int32_t s, int32_t ng);
-/* Widens job->in, then every block of the job; returns nonzero (outputs then unusable) if a
- * shift was outside [-17, -2]. Outputs saturated to int8, not clamped to a fused activation. */
-int32_t ts_fc_rows(fc_job_t *job);
+/* One batch of the fast path (see the top of this file; the input word-aligned, the buffer
+ * on its own stack); returns nonzero (outputs then unusable) if a shift was outside
+ * [-17, -2]. Outputs saturated to int8, not clamped to a fused activation. */
+int32_t ts_fc_rows(const ts_fc_params_t *p, const int8_t *in, const int8_t *filter,
+                   const int32_t *bias, int8_t *out);
 
 /* One group: r1 = xb, r2 = w, r3 = s, r9 = 3 s; accumulators r4-r8; temps r0, lr. */
 #define FC_ROW(addr, a)                                                                        \
@@ -154,13 +135,42 @@ __asm__(".pushsection .text.ts_fc_core,\"ax\",%progbits\n\t"
         ".global ts_fc_rows\n\t"
         ".type ts_fc_rows, %function\n\t"
         ".thumb_func\n"
+        /* Frame at sp: 0 skip, 4 xb, 8 w, 12 depth, 16 3 depth, 20 passes, 24 row, 28 last
+         * (out_depth - 5), 32 -2, 36 out, 40 mult, 44 shift, 48 cstride (1 per channel, 0 per
+         * tensor: then mult/shift hold 5 copies), 52 2 * output_offset + 1, 56 bias; the
+         * widened input above it. */
         "ts_fc_rows:\n\t"
-        "push {r0, r4-r11, lr}\n\t"
-        "ldr r1, [r0, #56]\n\t" /* in */
-        "ldr r2, [r0, #60]\n\t" /* xo */
-        "ldr r3, [r0, #12]\n\t" /* depth */
-        "ldr r0, [r0, #4]\n\t"  /* xb */
-        "pkhbt r2, r2, r2, lsl #16\n\t"
+        "push {r3-r11, lr}\n\t"
+        "ldr r5, [sp, #40]\n\t" /* out */
+        "ldrd r6, r7, [r0, #36]\n\t"
+        "ldr r8, [r0, #12]\n\t"
+        "ldr r9, [r0, #24]\n\t"
+        "movs r4, #1\n\t"
+        "orr r9, r4, r9, lsl #1\n\t"
+        "mvn r4, #1\n\t"
+        "mov r10, r3\n\t"
+        "ldr r3, [r0, #4]\n\t"  /* depth */
+        "ldr r12, [r0, #8]\n\t" /* out_depth */
+        "ldr lr, [r0, #16]\n\t" /* input offset */
+        "sub sp, sp, r3, lsl #1\n\t"
+        "mov r11, sp\n\t"
+        "sub sp, sp, #64\n\t"
+        "add r0, sp, #32\n\t"
+        "stmia r0, {r4-r10}\n\t"
+        "lsr r9, r3, #2\n\t"
+        "rsb r4, r9, #0\n\t"
+        "and r4, r4, #7\n\t"
+        "mov r5, r11\n\t"
+        "mov r6, r2\n\t"
+        "mov r7, r3\n\t"
+        "add r8, r3, r3, lsl #1\n\t"
+        "add r9, r9, #7\n\t"
+        "lsr r9, r9, #3\n\t"
+        "movs r10, #0\n\t"
+        "sub r11, r12, #5\n\t"
+        "stmia sp, {r4-r11}\n\t"
+        "mov r0, r5\n\t"
+        "pkhbt r2, lr, lr, lsl #16\n\t"
         "lsrs r12, r3, #5\n\t" /* 32 inputs per pass, an odd 16 first */
         "tst r3, #16\n\t"
         "beq 1f\n\t"
@@ -184,26 +194,19 @@ __asm__(".pushsection .text.ts_fc_core,\"ax\",%progbits\n\t"
         "subs r3, r3, #4\n\t"
         "bne 5b\n"
         ".Lfc_blk:\n\t"
-        "ldr lr, [sp]\n\t"
-        "ldmia lr, {r0, r1, r2, r3, r9, r10, r11, r12}\n\t" /* skip .. last */
-        "cmp r11, r12\n\t"
-        "it gt\n\t"
-        "movgt r11, r12\n\t" /* the last block overlaps the previous one */
-        "str r11, [lr, #24]\n\t"
+        "ldmia sp, {r0, r1, r2, r3, r9, r10, r11, r12}\n\t" /* skip .. last */
         "mla r2, r11, r3, r2\n\t"
-        "ldr lr, [lr, #32]\n\t"
+        "ldr lr, [sp, #56]\n\t"
         "add lr, lr, r11, lsl #2\n\t"
         "ldmia lr, {r4-r8}\n\t" /* bias */
         "bl ts_fc_core\n\t"
-        "ldr r0, [sp]\n\t"
-        "ldr r11, [r0, #24]\n\t"
-        "add r12, r0, #36\n\t"
-        "ldmia r12, {r1, r2, r3, r9, r10}\n\t" /* out, mult, shift, cstride, o2 */
+        "ldr r11, [sp, #24]\n\t"
+        "add r12, sp, #32\n\t"
+        "ldmia r12, {r0, r1, r2, r3, r9, r10}\n\t" /* -2, out, mult, shift, cstride, o2 */
         "add r1, r1, r11\n\t"
         "mul r9, r9, r11\n\t"
         "add r2, r2, r9, lsl #2\n\t"
         "add r3, r3, r9, lsl #2\n\t"
-        "mvn r0, #1\n\t" /* -2 */
         FC_RQ("r9", "r4", "0")
         FC_RQ("r4", "r5", "4") "orr r9, r9, r4\n\t"
         FC_RQ("r4", "r6", "8") "orr r9, r9, r4\n\t"
@@ -211,19 +214,25 @@ __asm__(".pushsection .text.ts_fc_core,\"ax\",%progbits\n\t"
         FC_RQ("r4", "r8", "16") "orr r9, r9, r4\n\t"
         "cmp r9, #15\n\t" /* every t in [0, 15] */
         "bhi 6f\n\t"
-        "ldr r0, [sp]\n\t"
-        "ldrd r11, r12, [r0, #24]\n\t"
+        "ldrd r11, r12, [sp, #24]\n\t"
         "cmp r11, r12\n\t"
         "beq 7f\n\t"
         "add r11, r11, #5\n\t"
-        "str r11, [r0, #24]\n\t"
+        "cmp r11, r12\n\t"
+        "it gt\n\t"
+        "movgt r11, r12\n\t" /* the last block overlaps the previous one */
+        "str r11, [sp, #24]\n\t"
         "b .Lfc_blk\n"
-        "7:\n\t"
-        "movs r0, #0\n\t"
-        "pop {r1, r4-r11, pc}\n"
         "6:\n\t"
         "movs r0, #1\n\t"
-        "pop {r1, r4-r11, pc}\n\t"
+        "b 8f\n"
+        "7:\n\t"
+        "movs r0, #0\n"
+        "8:\n\t"
+        "ldr r1, [sp, #12]\n\t"
+        "add sp, sp, #64\n\t"
+        "add sp, sp, r1, lsl #1\n\t"
+        "pop {r3-r11, pc}\n\t"
         ".size ts_fc_rows, . - ts_fc_rows\n\t"
         ".popsection");
 #define fc_dot5 ts_fc_dot5
@@ -246,27 +255,29 @@ static void fc_dot5(int32_t *acc, const int16_t *xb, const int8_t *w, int32_t s,
 }
 
 /* ts_fc_rows's arithmetic (the same 64-bit nudge and shifts), same result and failure. */
-static int32_t fc_rows(fc_job_t *j) {
-  widen(j->xb, j->in, j->depth, j->xo);
-  for (;;) {
-    const int32_t r0 = j->row < j->last ? j->row : j->last;
+static int32_t fc_rows(const ts_fc_params_t *p, const int8_t *in, const int8_t *filter,
+                       const int32_t *bias, int8_t *out) {
+  const int32_t depth = p->accum_depth, last = p->out_depth - 5, cs = p->per_channel;
+  const uint32_t o2 = 2u * (uint32_t)p->output_offset + 1u;
+  int16_t xb[TS_OPT_FC_XBUF];
+  widen(xb, in, depth, p->input_offset);
+  for (int32_t row = 0;; row = row + 5 < last ? row + 5 : last) {
     int32_t acc[5];
-    for (int32_t k = 0; k < 5; k++) acc[k] = j->bias[r0 + k];
-    fc_dot5(acc, j->xb, j->w + r0 * j->depth, j->depth, j->depth >> 2);
+    for (int32_t k = 0; k < 5; k++) acc[k] = bias[row + k];
+    fc_dot5(acc, xb, filter + row * depth, depth, depth >> 2);
     uint32_t bad = 0;
     for (int32_t k = 0; k < 5; k++) {
-      const int32_t c = (r0 + k) * j->cstride, a = acc[k];
-      const uint32_t t = (uint32_t)(-2 - j->shift[c]);
+      const int32_t c = (row + k) * cs, a = acc[k];
+      const uint32_t t = (uint32_t)(-2 - p->shift[c]);
       bad |= t;
       if (t > 15) continue;
-      const uint32_t hi = ((uint32_t)j->o2 << t) + (uint32_t)(a >> 31);
+      const uint32_t hi = (o2 << t) + (uint32_t)(a >> 31);
       const uint32_t lo = ((uint32_t)a & 0x80000000u) ^ 0x40000000u;
-      const uint64_t r = (uint64_t)((int64_t)a * j->mult[c]) + (((uint64_t)hi << 32) | lo);
-      j->out[r0 + k] = (int8_t)ts_ssat8(((int32_t)(uint32_t)(r >> 32) >> t) >> 1);
+      const uint64_t r = (uint64_t)((int64_t)a * p->mult[c]) + (((uint64_t)hi << 32) | lo);
+      out[row + k] = (int8_t)ts_ssat8(((int32_t)(uint32_t)(r >> 32) >> t) >> 1);
     }
     if (bad > 15) return 1;
-    if (r0 == j->last) return 0;
-    j->row = r0 + 5;
+    if (row == last) return 0;
   }
 }
 #endif
@@ -277,7 +288,8 @@ static int32_t fc_rows(fc_job_t *j) {
  * they do not fit the buffer, and TFLM's requantization. One batch. */
 static __attribute__((noinline)) void fc_general(const ts_fc_params_t *p, const int8_t *in,
                                                  const int8_t *filter, const int32_t *bias,
-                                                 int8_t *out, int16_t *xb) {
+                                                 int8_t *out) {
+  __attribute__((aligned(8))) int16_t xb[TS_OPT_FC_XBUF];
   const int32_t depth = p->accum_depth, xo = p->input_offset, nrows = p->out_depth;
   const int32_t step = nrows >= 5 ? 5 : 1;
   int32_t xsum = 0; /* sum (x + xo), only needed for a filter offset */
@@ -320,28 +332,21 @@ static __attribute__((noinline)) void fc_general(const ts_fc_params_t *p, const 
 
 void ts_opt_fully_connected_s8(const ts_fc_params_t *p, const int8_t *input,
                                const int8_t *filter, const int32_t *bias, int8_t *output) {
-  const int32_t depth = p->accum_depth, nrows = p->out_depth, ng = depth >> 2;
-  __attribute__((aligned(8))) int16_t xb[TS_OPT_FC_XBUF];
+  const int32_t depth = p->accum_depth, nrows = p->out_depth;
   const int fast = nrows >= 5 && depth >= 4 && !(depth & 3) && depth <= TS_OPT_FC_XBUF && bias &&
                    !p->filter_offset && !((uintptr_t)input & 3);
+  ts_fc_params_t q;
   int32_t m5[5], s5[5];
-  fc_job_t job = {(-ng) & 7, xb, filter, depth, 3 * depth, (ng + 7) >> 3, 0, nrows - 5, bias,
-                  output, p->mult, p->shift, p->per_channel ? 1 : 0, 2 * p->output_offset + 1,
-                  input, p->input_offset};
-  if (fast && !p->per_channel) {
+  if (fast && !p->per_channel) { /* fc_rows reads mult/shift[row .. row + 4] */
+    q = *p;
     for (int32_t k = 0; k < 5; k++) m5[k] = p->mult[0], s5[k] = p->shift[0];
-    job.mult = m5, job.shift = s5;
+    q.mult = m5, q.shift = s5, p = &q;
   }
-  for (int32_t b = 0; b < p->batches; b++, job.out += nrows, job.in += depth) {
-    if (fast) {
-      job.row = 0;
-      if (!fc_rows(&job)) {
-        const int32_t lo = p->act_min, hi = p->act_max;
-        if (lo > -128 || hi < 127) /* a fused activation: clamp beyond SSAT */
-          for (int32_t o = 0; o < nrows; o++) job.out[o] = ts_clamp_s8(job.out[o], lo, hi);
-        continue;
-      }
-    }
-    fc_general(p, job.in, filter, bias, job.out, xb);
+  const int32_t lo = p->act_min, hi = p->act_max;
+  for (int32_t b = 0; b < p->batches; b++, input += depth, output += nrows) {
+    if (!fast || fc_rows(p, input, filter, bias, output))
+      fc_general(p, input, filter, bias, output);
+    else if (lo > -128 || hi < 127) /* a fused activation: clamp beyond SSAT */
+      for (int32_t o = 0; o < nrows; o++) output[o] = ts_clamp_s8(output[o], lo, hi);
   }
 }
