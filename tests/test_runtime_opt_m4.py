@@ -26,13 +26,14 @@ KERNELS = ("requant", "conv", "depthwise", "fully_connected", "max_pool")
 CASES = 3000  # per kernel and seed: ~3 s per QEMU run
 
 
-def board_stack_bytes(board: str) -> int:
-    text = (FW / "boards" / board / "board.mk").read_text()
-    return int(re.search(r"^BOARD_STACK_BYTES\s*:?=\s*(\d+)", text, re.M).group(1))
-
 if shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None:
     pytest.skip("needs qemu-system-arm and arm-none-eabi-gcc (make setup)",
                 allow_module_level=True)
+
+
+def board_stack_bytes(board: str) -> int:
+    text = (FW / "boards" / board / "board.mk").read_text()
+    return int(re.search(r"^BOARD_STACK_BYTES\s*:?=\s*(\d+)", text, re.M).group(1))
 
 
 def build(*make_args: str) -> None:
