@@ -502,10 +502,20 @@ static ts_status_t need_rank(loader_t *L, int32_t idx, int rank, const char *wha
   return TS_OK;
 }
 
-static ts_status_t options(loader_t *L, ts_fb_table_t *opt, int *present) {
-  ts_fb_table_t op;
+/* Operator L->op's builtin options: field k into v[k] as spec[k] says, 'b' int8, 'i' int32
+ * (both default 0), 'I' int32 (default 1); without an options table every field takes its
+ * default. Returns whether the table exists in *present. */
+static ts_status_t options(loader_t *L, const char *spec, int32_t *v, int *present) {
+  ts_fb_table_t op, opt;
   FB(ts_fb_vec_table(&L->fb, &L->operators, (uint32_t)L->op, &op));
-  FB(ts_fb_subtable(&L->fb, &op, OPR_OPTIONS, opt, present));
+  FB(ts_fb_subtable(&L->fb, &op, OPR_OPTIONS, &opt, present));
+  for (int k = 0; spec[k]; k++) {
+    const int32_t dflt = spec[k] == 'I';
+    v[k] = dflt;
+    if (*present)
+      FB(spec[k] == 'b' ? ts_fb_i8(&L->fb, &opt, k, dflt, &v[k])
+                        : ts_fb_i32(&L->fb, &opt, k, dflt, &v[k]));
+  }
   return TS_OK;
 }
 
@@ -596,26 +606,16 @@ static ts_status_t prep_conv(loader_t *L, oprec_t *o) {
   pad4(L, in, id);
   pad4(L, f, fd);
   pad4(L, out, od);
-  ts_fb_table_t opt;
-  int present;
-  CHECK(options(L, &opt, &present));
-  if (!present) return ofail(L, TS_ERR_BAD_MODEL, "lacks its options");
-  int32_t padding, sw, sh, act, dw, dh;
-  FB(ts_fb_i8(&L->fb, &opt, 0, 0, &padding));
-  FB(ts_fb_i32(&L->fb, &opt, 1, 0, &sw));
-  FB(ts_fb_i32(&L->fb, &opt, 2, 0, &sh));
+  /* Conv2DOptions: padding, stride_w, stride_h, activation, dilation_w, dilation_h;
+   * DepthwiseConv2DOptions: the same with depth_multiplier (derived from the shapes
+   * instead, as TFLM) before the activation. */
   const int dw_model = o->code == OP_DEPTHWISE_CONV_2D;
-  int32_t dm = 1;
-  if (dw_model) {
-    FB(ts_fb_i32(&L->fb, &opt, 3, 1, &dm));
-    FB(ts_fb_i8(&L->fb, &opt, 4, 0, &act));
-    FB(ts_fb_i32(&L->fb, &opt, 5, 1, &dw));
-    FB(ts_fb_i32(&L->fb, &opt, 6, 1, &dh));
-  } else {
-    FB(ts_fb_i8(&L->fb, &opt, 3, 0, &act));
-    FB(ts_fb_i32(&L->fb, &opt, 4, 1, &dw));
-    FB(ts_fb_i32(&L->fb, &opt, 5, 1, &dh));
-  }
+  int32_t v[7];
+  int present;
+  CHECK(options(L, dw_model ? "biiIbII" : "biibII", v, &present));
+  if (!present) return ofail(L, TS_ERR_BAD_MODEL, "lacks its options");
+  const int32_t padding = v[0], sw = v[1], sh = v[2], act = v[3 + dw_model],
+                dw = v[4 + dw_model], dh = v[5 + dw_model];
   const int32_t oc = od[3];
   if (id[0] != od[0])
     return ofail(L, TS_ERR_BAD_MODEL, "batch mismatch");
@@ -642,7 +642,6 @@ static ts_status_t prep_conv(loader_t *L, oprec_t *o) {
                              pad_w, -rec_zp(in, 0), rec_zp(out, 0), lo, hi, mult, shift};
   memcpy(PARAMS(o, void), &p, sizeof p); /* a ts_dw_params_t starts as a ts_conv_params_t */
   if (dw_model) PARAMS(o, ts_dw_params_t)->depth_multiplier = oc / id[3];
-  (void)dm;
   return TS_OK;
 }
 
@@ -652,15 +651,11 @@ static ts_status_t prep_fc(loader_t *L, oprec_t *o) {
   CHECK(need_const_filter(L, fi));
   CHECK(need_rank(L, fi, 2, "filter"));
   const trec_t *in = &L->t[ii], *f = &L->t[fi], *out = &L->t[oi];
-  ts_fb_table_t opt;
+  int32_t v[2]; /* FullyConnectedOptions: activation, weights_format */
   int present;
-  int32_t act = 0, wf = 0;
-  CHECK(options(L, &opt, &present));
-  if (present) {
-    FB(ts_fb_i8(&L->fb, &opt, 0, 0, &act));
-    FB(ts_fb_i8(&L->fb, &opt, 1, 0, &wf));
-  }
-  if (wf != 0) return ofail(L, TS_ERR_UNSUPPORTED, "shuffled weights");
+  CHECK(options(L, "bb", v, &present));
+  const int32_t act = v[0];
+  if (v[1] != 0) return ofail(L, TS_ERR_UNSUPPORTED, "shuffled weights");
   const int32_t out_depth = DIM(f, 0), accum = DIM(f, 1);
   if (elems(in) % accum != 0 || elems(out) != elems(in) / accum * out_depth)
     return ofail(L, TS_ERR_BAD_MODEL, "shapes do not match");
@@ -686,17 +681,12 @@ static ts_status_t prep_pool(loader_t *L, oprec_t *o) {
   int32_t id[4], od[4]; /* rank 4: the dims themselves */
   pad4(L, in, id);
   pad4(L, out, od);
-  ts_fb_table_t opt;
+  int32_t v[6]; /* Pool2DOptions: padding, stride_w, stride_h, filter_w, filter_h, activation */
   int present;
-  CHECK(options(L, &opt, &present));
+  CHECK(options(L, "biiiib", v, &present));
   if (!present) return ofail(L, TS_ERR_BAD_MODEL, "lacks its options");
-  int32_t padding, sw, sh, fw, fh, act, pad_h, pad_w, lo, hi;
-  FB(ts_fb_i8(&L->fb, &opt, 0, 0, &padding));
-  FB(ts_fb_i32(&L->fb, &opt, 1, 0, &sw));
-  FB(ts_fb_i32(&L->fb, &opt, 2, 0, &sh));
-  FB(ts_fb_i32(&L->fb, &opt, 3, 0, &fw));
-  FB(ts_fb_i32(&L->fb, &opt, 4, 0, &fh));
-  FB(ts_fb_i8(&L->fb, &opt, 5, 0, &act));
+  const int32_t padding = v[0], sw = v[1], sh = v[2], fw = v[3], fh = v[4], act = v[5];
+  int32_t pad_h, pad_w, lo, hi;
   if (fw < 1 || fh < 1 || id[0] != od[0] || id[3] != od[3])
     return ofail(L, TS_ERR_BAD_MODEL, "pooling shapes do not match");
   CHECK(spatial(L, padding, id[1], fh, sh, 1, od[1], &pad_h));
@@ -728,11 +718,9 @@ static ts_status_t prep_add(loader_t *L, oprec_t *o) {
     sa *= da[k];
     sb *= db[k];
   }
-  ts_fb_table_t opt;
+  int32_t act; /* AddOptions: activation */
   int present;
-  int32_t act = 0;
-  CHECK(options(L, &opt, &present));
-  if (present) FB(ts_fb_i8(&L->fb, &opt, 0, 0, &act));
+  CHECK(options(L, "b", &act, &present));
   CHECK(act_range(L, act, out, &p->act_min, &p->act_max));
   /* TFLM add_common.cc: 20 bits of headroom for int8, inputs scaled to twice the larger
    * input scale, all three multipliers < 1. */
@@ -759,11 +747,11 @@ static ts_status_t prep_softmax(loader_t *L, oprec_t *o) {
                  "int8 softmax output must have scale 1/256, zero point -128");
   if (in->ndims < 1 || elems(in) != elems(out))
     return ofail(L, TS_ERR_BAD_MODEL, "shapes do not match");
-  ts_fb_table_t opt;
+  int32_t beta_bits; /* SoftmaxOptions: beta (float32; 0 when absent) */
   int present;
-  float beta = 0.0f;
-  CHECK(options(L, &opt, &present));
-  if (present) FB(ts_fb_f32(&L->fb, &opt, 0, 0.0f, &beta));
+  float beta;
+  CHECK(options(L, "i", &beta_bits, &present));
+  memcpy(&beta, &beta_bits, 4);
   ts_softmax_params_t *p = PARAMS(o, ts_softmax_params_t);
   p->depth = DIM(in, in->ndims - 1);
   p->outer = elems(in) / p->depth;
@@ -876,15 +864,11 @@ static ts_status_t prep_concat(loader_t *L, oprec_t *o) {
   const trec_t *out = &L->t[oi];
   if (o->n_in < 1 || o->n_in > TS_MAX_CONCAT_INPUTS)
     return ofail(L, TS_ERR_UNSUPPORTED, "%d inputs (at most %d)", o->n_in, TS_MAX_CONCAT_INPUTS);
-  ts_fb_table_t opt;
+  int32_t v[2]; /* ConcatenationOptions: axis, activation */
   int present;
-  int32_t axis = 0, act = 0;
-  CHECK(options(L, &opt, &present));
-  if (present) {
-    FB(ts_fb_i32(&L->fb, &opt, 0, 0, &axis));
-    FB(ts_fb_i8(&L->fb, &opt, 1, 0, &act));
-  }
-  if (act != 0)
+  CHECK(options(L, "ib", v, &present));
+  int32_t axis = v[0];
+  if (v[1] != 0)
     return ofail(L, TS_ERR_UNSUPPORTED, "fused activation on CONCATENATION");
   if (axis < 0) axis += out->ndims;
   if (axis < 0 || axis >= out->ndims)

@@ -235,7 +235,9 @@ void ts_name_op_codes(const char *msg, char *out, size_t size) {
   size_t n = 0;
   if (!size) return;
   while (*msg && n + 1 < size) {
-    if (strncmp(msg, key, sizeof key - 1) == 0) {
+    size_t k = 0;
+    while (k < sizeof key - 1 && msg[k] == key[k]) k++;
+    if (k == sizeof key - 1) {
       const char *d = msg + sizeof key - 1;
       int32_t code = 0;
       int digits = 0;
