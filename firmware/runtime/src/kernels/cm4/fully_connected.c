@@ -79,6 +79,8 @@ int32_t ts_fc_rows(const ts_fc_params_t *p, const int8_t *in, const int8_t *filt
   "ssat r12, #8, r12, asr #1\n\t"                                                              \
   "strb r12, [r1, #" off "/4]\n\t"
 /* 16 inputs at r1 widened to r0 (r2 = input offset in both halves). */
+#define FC_XSTR(x) FC_STR(x)
+#define FC_STR(x) #x
 #define FC_W16                                                                                 \
   "ldmia r1!, {r5, r7, r9, r11}\n\t"                                                           \
   "sxtab16 r4, r2, r5\n\t"                                                                     \
@@ -131,7 +133,10 @@ __asm__(".pushsection .text.ts_fc_core,\"ax\",%progbits\n\t"
         "stmia r0, {r4-r8}\n\t"
         "pop {r4-r11, pc}\n\t"
         ".size ts_fc_dot5, . - ts_fc_dot5\n\t"
-        ".p2align 2\n\t"
+        ".p2align 2\n"
+        "9:\n\t" /* ts_fc_rows: not the fast path's layer */
+        "movs r0, #2\n\t"
+        "pop {r3-r11, pc}\n\t"
         ".global ts_fc_rows\n\t"
         ".type ts_fc_rows, %function\n\t"
         ".thumb_func\n"
@@ -141,49 +146,64 @@ __asm__(".pushsection .text.ts_fc_core,\"ax\",%progbits\n\t"
          * widened input above it. */
         "ts_fc_rows:\n\t"
         "push {r3-r11, lr}\n\t"
-        "ldr r5, [sp, #40]\n\t" /* out */
-        "ldrd r6, r7, [r0, #36]\n\t"
-        "ldr r8, [r0, #12]\n\t"
-        "ldr r9, [r0, #24]\n\t"
-        "movs r4, #1\n\t"
-        "orr r9, r4, r9, lsl #1\n\t"
-        "mvn r4, #1\n\t"
+        /* batches, depth, out_depth, per_channel, input offset, filter offset, output offset */
+        "ldmia r0, {r4-r10}\n\t"
+        "subs r11, r5, #4\n\t"
+        "movw r12, #" FC_XSTR(TS_OPT_FC_XBUF) " - 4\n\t"
+        "cmp r11, r12\n\t"
+        "bhi 9b\n\t" /* depth in [4, TS_OPT_FC_XBUF] */
+        "orr r11, r5, r1\n\t"
+        "tst r11, #3\n\t"
+        "bne 9b\n\t" /* depth % 4, input alignment */
+        "cmp r6, #5\n\t"
+        "blt 9b\n\t"
+        "cmp r3, #0\n\t"
+        "beq 9b\n\t" /* no bias */
+        "cmp r9, #0\n\t"
+        "bne 9b\n\t" /* a filter offset */
+        "ldr r11, [sp, #40]\n\t" /* out */
+        "ldrd r12, lr, [r0, #36]\n\t" /* mult, shift */
+        "movs r9, #1\n\t"
+        "orr r9, r9, r10, lsl #1\n\t"
         "mov r10, r3\n\t"
-        "ldr r3, [r0, #4]\n\t"  /* depth */
-        "ldr r12, [r0, #8]\n\t" /* out_depth */
-        "ldr lr, [r0, #16]\n\t" /* input offset */
-        "sub sp, sp, r3, lsl #1\n\t"
-        "mov r11, sp\n\t"
+        "mvn r4, #1\n\t"
+        "sub sp, sp, r5, lsl #1\n\t"
+        "mov r0, sp\n\t" /* xb */
         "sub sp, sp, #64\n\t"
-        "add r0, sp, #32\n\t"
-        "stmia r0, {r4-r10}\n\t"
-        "lsr r9, r3, #2\n\t"
-        "rsb r4, r9, #0\n\t"
-        "and r4, r4, #7\n\t"
-        "mov r5, r11\n\t"
-        "mov r6, r2\n\t"
-        "mov r7, r3\n\t"
-        "add r8, r3, r3, lsl #1\n\t"
-        "add r9, r9, #7\n\t"
-        "lsr r9, r9, #3\n\t"
-        "movs r10, #0\n\t"
-        "sub r11, r12, #5\n\t"
-        "stmia sp, {r4-r11}\n\t"
-        "mov r0, r5\n\t"
-        "pkhbt r2, lr, lr, lsl #16\n\t"
-        "lsrs r12, r3, #5\n\t" /* 32 inputs per pass, an odd 16 first */
-        "tst r3, #16\n\t"
-        "beq 1f\n\t"
-        "add r12, r12, #1\n\t"
-        "b 2f\n"
+        "add r3, sp, #32\n\t"
+        "stmia r3!, {r4, r11, r12, lr}\n\t"
+        "stmia r3, {r7, r9, r10}\n\t"
+        "lsr r9, r5, #2\n\t"
+        "rsb r3, r9, #0\n\t"
+        "and r3, r3, #7\n\t"
+        "mov r4, r0\n\t"
+        "mov r7, r2\n\t"
+        "add r10, r5, r5, lsl #1\n\t"
+        "add r11, r9, #7\n\t"
+        "lsr r11, r11, #3\n\t"
+        "movs r12, #0\n\t"
+        "sub lr, r6, #5\n\t"
+        "mov r9, r5\n\t"
+        "stmia sp, {r3, r4, r7, r9, r10, r11, r12, lr}\n\t"
+        "pkhbt r2, r8, r8, lsl #16\n\t"
+        /* widen: 64 inputs per pass, entered in the middle for the odd 16s */
+        "lsr r12, r5, #4\n\t"
+        "rsb r3, r12, #0\n\t"
+        "and r3, r3, #3\n\t"
+        "add r12, r12, #3\n\t"
+        "lsrs r12, r12, #2\n\t"
+        "beq 3f\n\t"
+        "tbb [pc, r3]\n"
         "1:\n\t"
-        "cmp r12, #0\n\t"
-        "beq 3f\n"
-        "4:\n\t" FC_W16 "\n"
-        "2:\n\t" FC_W16
+        ".byte (10f - 1b) / 2, (11f - 1b) / 2, (12f - 1b) / 2, (13f - 1b) / 2\n"
+        "10:\n\t" FC_W16 "\n"
+        "11:\n\t" FC_W16 "\n"
+        "12:\n\t" FC_W16 "\n"
+        "13:\n\t" FC_W16
         "subs r12, r12, #1\n\t"
-        "bne 4b\n"
+        "bne 10b\n"
         "3:\n\t"
+        "ldr r3, [sp, #12]\n\t"
         "ands r3, r3, #12\n\t" /* 4, 8 or 12 more */
         "beq .Lfc_blk\n"
         "5:\n\t"
@@ -259,6 +279,9 @@ static int32_t fc_rows(const ts_fc_params_t *p, const int8_t *in, const int8_t *
                        const int32_t *bias, int8_t *out) {
   const int32_t depth = p->accum_depth, last = p->out_depth - 5, cs = p->per_channel;
   const uint32_t o2 = 2u * (uint32_t)p->output_offset + 1u;
+  if (depth < 4 || depth > TS_OPT_FC_XBUF || ((depth | (int32_t)(uintptr_t)in) & 3) || last < 0 ||
+      !bias || p->filter_offset)
+    return 2;
   int16_t xb[TS_OPT_FC_XBUF];
   widen(xb, in, depth, p->input_offset);
   for (int32_t row = 0;; row = row + 5 < last ? row + 5 : last) {
@@ -330,23 +353,31 @@ static __attribute__((noinline)) void fc_general(const ts_fc_params_t *p, const 
   }
 }
 
+/* A fused activation's range beyond SSAT's [-128, 127]. */
+static void fc_clamp(const ts_fc_params_t *p, int8_t *out) {
+  const int32_t lo = p->act_min, hi = p->act_max;
+  if (lo > -128 || hi < 127)
+    for (int32_t o = 0; o < p->out_depth; o++) out[o] = ts_clamp_s8(out[o], lo, hi);
+}
+
 void ts_opt_fully_connected_s8(const ts_fc_params_t *p, const int8_t *input,
                                const int8_t *filter, const int32_t *bias, int8_t *output) {
-  const int32_t depth = p->accum_depth, nrows = p->out_depth;
-  const int fast = nrows >= 5 && depth >= 4 && !(depth & 3) && depth <= TS_OPT_FC_XBUF && bias &&
-                   !p->filter_offset && !((uintptr_t)input & 3);
+  if (p->batches == 1 && p->per_channel) { /* the usual layer: one call */
+    if (fc_rows(p, input, filter, bias, output)) fc_general(p, input, filter, bias, output);
+    else fc_clamp(p, output);
+    return;
+  }
   ts_fc_params_t q;
   int32_t m5[5], s5[5];
-  if (fast && !p->per_channel) { /* fc_rows reads mult/shift[row .. row + 4] */
+  if (!p->per_channel) { /* fc_rows reads mult/shift[row .. row + 4] */
     q = *p;
     for (int32_t k = 0; k < 5; k++) m5[k] = p->mult[0], s5[k] = p->shift[0];
     q.mult = m5, q.shift = s5, p = &q;
   }
-  const int32_t lo = p->act_min, hi = p->act_max;
-  for (int32_t b = 0; b < p->batches; b++, input += depth, output += nrows) {
-    if (!fast || fc_rows(p, input, filter, bias, output))
-      fc_general(p, input, filter, bias, output);
-    else if (lo > -128 || hi < 127) /* a fused activation: clamp beyond SSAT */
-      for (int32_t o = 0; o < nrows; o++) output[o] = ts_clamp_s8(output[o], lo, hi);
+  for (int32_t b = 0; b < p->batches; b++) {
+    const int8_t *in = input + b * p->accum_depth;
+    int8_t *out = output + b * p->out_depth;
+    if (fc_rows(p, in, filter, bias, out)) fc_general(p, in, filter, bias, out);
+    else fc_clamp(p, out);
   }
 }
