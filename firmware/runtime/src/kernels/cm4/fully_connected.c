@@ -362,17 +362,20 @@ static void fc_clamp(const ts_fc_params_t *p, int8_t *out) {
 
 void ts_opt_fully_connected_s8(const ts_fc_params_t *p, const int8_t *input,
                                const int8_t *filter, const int32_t *bias, int8_t *output) {
-  if (p->batches == 1 && p->per_channel) { /* the usual layer: one call */
+  if (p->batches == 1 && p->per_channel == 1) { /* the usual layer: one call */
     if (fc_rows(p, input, filter, bias, output)) fc_general(p, input, filter, bias, output);
     else fc_clamp(p, output);
     return;
   }
   ts_fc_params_t q;
   int32_t m5[5], s5[5];
-  if (!p->per_channel) { /* fc_rows reads mult/shift[row .. row + 4] */
+  if (p->per_channel != 1) { /* fc_rows: per_channel 0 or 1, mult/shift[row .. row + 4] */
     q = *p;
-    for (int32_t k = 0; k < 5; k++) m5[k] = p->mult[0], s5[k] = p->shift[0];
-    q.mult = m5, q.shift = s5, p = &q;
+    if (!p->per_channel) {
+      for (int32_t k = 0; k < 5; k++) m5[k] = p->mult[0], s5[k] = p->shift[0];
+      q.mult = m5, q.shift = s5;
+    }
+    q.per_channel = p->per_channel ? 1 : 0, p = &q;
   }
   for (int32_t b = 0; b < p->batches; b++) {
     const int8_t *in = input + b * p->accum_depth;
