@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyscope.clihelp import HelpFormatter
 from tinyscope.errors import MismatchError, TinyscopeError
 
 DEFAULT_PANELS = 3
@@ -470,7 +471,7 @@ def add_cli(sub) -> None:
         "a few 1-LSB rounding differences are expected) and the float Keras model. Writes "
         "metrics.json, PNG figures and a self-contained report.html. With --max-lsb or "
         f"--min-top1 it exits {GATE_EXIT_CODE} when a gate fails (for CI).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("run_dir", help="a directory written by 'tinyscope capture'")
     p.add_argument("--out", help="output directory (default: RUN_DIR/report)")

@@ -14,6 +14,7 @@ import numpy as np
 from tinyscope import carrays, floatref
 from tinyscope import data as data_mod
 from tinyscope import manifest as manifest_mod
+from tinyscope.clihelp import HelpFormatter
 from tinyscope.errors import TinyscopeError, UnsupportedModelError
 
 DEFAULT_CALIB = 200
@@ -222,7 +223,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def add_cli(sub) -> None:
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    fmt = HelpFormatter
     p = sub.add_parser(
         "convert",
         help="Keras model -> int8 .tflite, TFLM C arrays, test inputs, manifest.json",

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyscope.clihelp import HelpFormatter
+
 IDEAL_RMSE_OVER_SCALE = 1.0 / math.sqrt(12.0)
 DEFAULT_N = 500
 
@@ -439,7 +441,7 @@ def add_cli(sub) -> None:
             "|err|, RMSE, RMSE/scale, SNR, cosine, L2 relative error, LSB histograms; top-1 "
             "agreement and confusion matrices) and PNG figures to --out."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("build_dir", help="a directory written by 'tinyscope convert'")
     p.add_argument("--out", required=True, help="directory for metrics.json and figures")

@@ -28,6 +28,7 @@ import os
 from pathlib import Path
 
 from tinyscope import data as data_mod
+from tinyscope.clihelp import HelpFormatter
 from tinyscope.errors import TinyscopeError
 
 DEFAULT_MODEL_PATH = Path("models/default.keras")
@@ -233,7 +234,7 @@ def add_cli(sub) -> None:
             "seeded; the same command gives the same model. Writes MODEL.keras and MODEL.json "
             "(recipe and held-out test accuracy)."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument(
         "--data", default=data_mod.MNIST,

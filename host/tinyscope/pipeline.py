@@ -12,6 +12,7 @@ import json
 import time
 from pathlib import Path
 
+from tinyscope.clihelp import HelpFormatter
 from tinyscope.errors import TinyscopeError
 
 DEFAULT_MODEL = "models/default.keras"
@@ -96,7 +97,7 @@ def add_cli(sub) -> None:
         "capture N test images over its serial port, compare every streamed tensor with TFLM / "
         "LiteRT / the float model and write OUT/report/report.html. An emulator is stopped at "
         "the end.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("--model", default=DEFAULT_MODEL, help="float Keras model (.keras)")
     p.add_argument("--build", default=DEFAULT_BUILD, help="build directory for convert")

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyscope.clihelp import HelpFormatter
+
 Scorer = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (images, classes) -> (N,) scores
 
 
@@ -481,7 +483,7 @@ def add_cli(sub) -> None:
             "the methods, and saliency.json (int8-vs-float occlusion drift: Spearman rank "
             "correlation and IoU of the top-10%% pixels)."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("build_dir", help="a directory written by 'tinyscope convert'")
     p.add_argument("--out", required=True, help="directory for the figures and saliency.json")
