@@ -1,29 +1,33 @@
 /* FULLY_CONNECTED int8, Cortex-M4 DSP kernel, bit-exact with ts_ref_fully_connected_s8.
  *
  * The input (+ input offset) is widened once per batch to int16 on the stack, in SXTB16
- * order: per 4 inputs the words (x0, x2) and (x1, x3) (SXTAB16 adds the offset for free:
- * 10 instructions per 16 inputs). Five output rows at a time (Thumb-2 assembly on the M4):
- * per 4 inputs one LDM of inputs, per row one LDR + SXTB16/SXTB16-ROR8 of weights and 2
- * SMLAD: 26 instructions per 20 MACs. The five rows are reached from one post-incremented
- * weight pointer w and a row stride s as [w, s], [w, s, lsl 1], [w, 3s], [w, s, lsl 2],
- * [w], #4, so the loop needs 14 registers (5 accumulators, w, s, 3s, input pointer, pass
- * counter, 2 inputs, 2 temps) and no spills; it is unrolled 8 times and entered in the
- * middle (TBH) for other lengths. When out_depth is not a multiple of 5 the last block
- * overlaps the previous one (rows computed twice, same bytes stored).
+ * order: per 4 inputs the words (x0, x2) and (x1, x3); SXTAB16 adds the offset for free
+ * (LDM, 8 SXTAB16, STM per 16 inputs, 4 of those per loop pass: 42 instructions per 64).
+ * Five output rows at a time: per 4 inputs one LDM of inputs, per row one LDR +
+ * SXTB16/SXTB16-ROR8 of weights and 2 SMLAD, 26 instructions per 20 MACs. The five rows
+ * are reached from one post-incremented weight pointer w and the row stride s as [w, s],
+ * [w, s, lsl 1], [w, 3s], [w, s, lsl 2], [w], #4, so the loop needs 14 registers (5
+ * accumulators, w, s, 3s, input pointer, pass counter, 2 inputs, 2 temps) and spills
+ * nothing: GCC cannot do that (it makes 5 row pointers), hence Thumb-2 assembly, unrolled 8
+ * times and entered in the middle (TBH) for other lengths. When out_depth is not a multiple
+ * of 5 the last block overlaps the previous one (rows computed twice, same bytes stored).
  * Per output: TFLM's double rounding in one SMLAL with the output offset folded into the
- * rounding term (the exact form of ts_dsp.h), then SSAT: 12 instructions per channel.
+ * rounding term (the exact form of ts_dsp.h) and SSAT, 12 instructions with the per-channel
+ * multiplier and shift loads. On the default model's 400 -> 10 layer: 5,762 instructions
+ * for 4,000 MACs (ts_fc_rows; 5,000 of them the SXTB16/SMLAD floor of 1.25 per MAC).
  *
- * The fast path (fc_rows: widening, every row block, requantization, all in assembly)
- * takes the usual layer: depth a multiple of 4 up to TS_OPT_FC_XBUF, at least 5 rows, a
- * bias, no filter offset, a word-aligned input, shifts in [-17, -2]. Anything else runs
- * fc_general: the same 5-row loop (fc_dot5) driven from C, 1 row at a time for fewer rows,
- * the input re-widened per row block when it does not fit the buffer, a filter offset
- * (0 for int8 weights, which are symmetric) folded in exactly:
- * sum (f + fo)(x + xo) = sum f (x + xo) + fo * sum (x + xo).
- * On the host (no DSP extension) fc_dot5, fc_rows and the widening are the portable C
+ * The fast path, ts_fc_rows (widening, every row block, requantization and stores, all in
+ * assembly), takes the usual layer: depth a multiple of 4 up to TS_OPT_FC_XBUF, at least 5
+ * rows, a bias, no filter offset, a word-aligned input, shifts in [-17, -2]; it says so
+ * otherwise and fc_general runs instead: the same 5-row loop (ts_fc_dot5) driven from C,
+ * 1 row at a time for fewer rows, the input re-widened per row block when it does not fit
+ * the buffer, TFLM's requantization, a filter offset (0 for int8 weights, which are
+ * symmetric) folded in exactly: sum (f + fo)(x + xo) = sum f (x + xo) + fo * sum (x + xo).
+ * On the host (no DSP extension) ts_fc_dot5, ts_fc_rows and the widening are the portable C
  * below, the same arithmetic, so ts-kernel-check exercises this algorithm; the assembly
- * itself is checked on the M4 by the m4check build of ts-kernel-check, `make bench` and
- * the emulator tests. */
+ * itself is checked on the M4 by the m4check build of ts-kernel-check (tests/
+ * test_runtime_opt_m4.py, also every near-miss mutation of its instructions), `make bench`
+ * and the emulator tests. */
 #include <stdint.h>
 
 #include "ts_dsp.h"
@@ -55,9 +59,10 @@ static void widen(int16_t *xb, const int8_t *src, int32_t n, int32_t xo) {
 /* acc[r] += sum over ng groups g of 4 inputs: w[r * s + 4 g + k] * xb[...] (r = 0..4), xb in
  * SXTB16 order, 8-byte aligned; w any alignment (unaligned LDR). ng >= 1. */
 void ts_fc_dot5(int32_t *acc, const int16_t *xb, const int8_t *w, int32_t s, int32_t ng);
-/* One batch of the fast path (see the top of this file; the input word-aligned, the buffer
- * on its own stack); returns nonzero (outputs then unusable) if a shift was outside
- * [-17, -2]. Outputs saturated to int8, not clamped to a fused activation. */
+/* One batch of the fast path (see the top of this file; frame and input buffer on its own
+ * stack, at most 2 * TS_OPT_FC_XBUF + 104 bytes): 0 done (outputs saturated to int8, not
+ * yet clamped to a fused activation), 1 a shift outside [-17, -2] (outputs unusable), 2
+ * not a layer it takes (nothing written). */
 int32_t ts_fc_rows(const ts_fc_params_t *p, const int8_t *in, const int8_t *filter,
                    const int32_t *bias, int8_t *out);
 
