@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import random
 import re
+import select
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -94,6 +96,7 @@ class Device:
     info: P.Info | None = None
     _pending: list[P.Frame] = field(default_factory=list)
     _deadline: float | None = None  # early end of the current wait (after a device BAD_FRAME)
+    _fileno: int | None = None  # the port's descriptor for _read, -1: read through pyserial
 
     # -- low level
 
@@ -105,13 +108,40 @@ class Device:
         return self.seq
 
     def _read(self) -> bytes:
+        """What the port has (up to 64 KB), after waiting up to READ_TIMEOUT for a byte.
+
+        A POSIX serial port or a socket is read from its descriptor: one select and one read
+        per call, however much arrived. pyserial's ``read(n)`` costs a select and a recv per
+        TCP segment, and the emulated UART sends one byte per segment: that per-byte work took
+        more CPU than QEMU itself and slowed capture down on a 2-core machine."""
         try:
-            waiting = getattr(self.port, "in_waiting", 0)
-            data = self.port.read(max(1, min(waiting, 1 << 16)))
+            fd = self._fd()
+            if fd is None:  # e.g. loop:// or rfc2217://: pyserial's own read
+                waiting = getattr(self.port, "in_waiting", 0)
+                data = self.port.read(max(1, min(waiting, 1 << 16)))
+            else:
+                if not select.select([fd], [], [], READ_TIMEOUT)[0]:
+                    return b""
+                try:
+                    data = os.read(fd, 1 << 16)
+                except BlockingIOError:
+                    return b""
+                if not data:
+                    raise LinkError("the serial port went away (end of file: the device "
+                                    "disconnected or the emulator stopped)")
             self.rx_bytes += len(data)
             return data
         except OSError as err:  # serial.SerialException is an OSError
             raise LinkError(f"the serial port went away: {err}") from err
+
+    def _fd(self) -> int | None:
+        if self._fileno is None:
+            try:
+                fileno = self.port.fileno() if _descriptor_port(self.port) else -1
+            except (AttributeError, OSError, ValueError):
+                fileno = -1
+            self._fileno = fileno
+        return self._fileno if self._fileno >= 0 else None
 
     def frames(self, timeout: float) -> Iterable[P.Frame]:
         """Good frames as they arrive; raises LinkError after ``timeout`` s without one
@@ -323,6 +353,13 @@ def open_port(url: str, baudrate: int = BAUDRATE):
             f"cannot open serial port {url}: {err}; is the board connected / the emulator "
             "running ('make flash')?"
         ) from err
+
+
+def _descriptor_port(port: object) -> bool:
+    """A pyserial port that reads straight from one descriptor: a POSIX serial device (or
+    pty) or a socket:// URL. Others (loop://, rfc2217://, spy://) keep pyserial's read."""
+    module = type(port).__module__
+    return module in ("serial.serialposix", "serial.urlhandler.protocol_socket")
 
 
 # ---------------------------------------------------------------- capture
