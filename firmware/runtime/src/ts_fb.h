@@ -34,7 +34,7 @@ typedef struct {
 static inline uint32_t ts_le32(const uint8_t *p) {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
   uint32_t v; /* one (unaligned) load on little-endian targets, e.g. LDR on a Cortex-M4 */
-  memcpy(&v, p, 4);
+  __builtin_memcpy(&v, p, 4); /* not a libc call under -ffreestanding */
   return v;
 #else
   return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
