@@ -1,24 +1,151 @@
 /* DEPTHWISE_CONV_2D int8, Cortex-M4 DSP kernel, bit-exact with ts_ref_depthwise_conv2d_s8.
  *
- * Four output channels at a time: per tap, the 4 inputs (one LDR when depth_multiplier is 1)
- * and the 4 weights (one LDR) become int16 pairs with SXTB16/SXTB16-ROR8 (+ the input
- * offset with SADD16), then four per-channel products with SMLABB/SMLATT (plain C the
- * compiler maps to them). Taps in the padding are skipped (they add nothing, as in the
- * reference). The last out_c % 4 channels (and other depth multipliers' inputs) are
- * gathered byte by byte into the same words. */
+ * 3x3, stride_w 1, no dilation (the usual depthwise layer): per input channel a planar
+ * int16 copy of the input rows (+ input offset; padding is 0) with a fixed row pitch of
+ * PW values, in stripes of up to NROWS rows (each input value widened once per stripe),
+ * then per output channel and output row one call of a Thumb-2 routine (ts_cm4_dw3) that
+ * computes 2 neighbouring pixels per pass with the channel's 6 weight words
+ * W01 = (w0, w1), W12 = (w1, w2) of each kernel row: for A = (r[x], r[x+1]),
+ * B = (r[x+2], r[x+3]) (one LDRD)
+ *   pixel x:   SMLAD(A, W01) + SMLABT(B, W12)
+ *   pixel x+1: SMLATB(A, W01) + SMLAD(B, W12)
+ * i.e. 5 instructions per 6 MACs; each output is requantized in 7 instructions (TFLM's
+ * double rounding as one SMLAL, output offset folded into the rounding term, ts_dsp.h).
+ * Channels whose shift is outside [-23, -2], layers with a fused activation clamp, and an
+ * odd last pixel take a plain C loop over the same plane (ts_requant, exact).
+ * Other shapes, or rows wider than the plane, run the 4-channels-per-word loop (general).
+ * Stack: NROWS * PW * 2 bytes (4 KB) + 48 bytes of channel record. */
 #include "ts_dsp.h"
 #include "ts_kernels.h"
+
+#ifndef TS_OPT_DW_ROWS
+#if TS_OPT_CONV_ROWBUF < 1536 /* the check harness's small-buffer build: stripes run too */
+#define TS_OPT_DW_ROWS 5
+#else
+#define TS_OPT_DW_ROWS 32
+#endif
+#endif
+enum { PW = 64 /* int16 per plane row (128 bytes: the assembly's row step) */,
+       NROWS = TS_OPT_DW_ROWS };
 
 /* The one out-of-line copy of ts_requant (rare shifts in ts_rq_apply, FC outputs). */
 int32_t ts_requant_slow(int32_t acc, int32_t mult, int32_t shift) {
   return ts_requant(acc, mult, shift);
 }
 
+/* Output pixels x0 + 2i, x0 + 2i + 1 (i < npairs >= 1) of one channel from the plane q (the
+ * first kernel row at pixel x0, rows PW apart) and the record
+ *   rec = [mult, rnd (output offset folded), sh, out_c, bias, bias, W01 row 0, W12 row 0,
+ *          W01 row 1, W12 row 1, W01 row 2, W12 row 2]
+ * into out[0], out[out_c], out[2 out_c], ... */
+void ts_cm4_dw3(const int16_t *q, const uint32_t *rec, int8_t *out, int32_t npairs);
+
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__thumb2__)
+/* r0 = q, r1 = rec, r2 = out, r3 = end of q. Weights of rows 0 and 1 in r4-r7, row 2 loaded
+ * per pass into r12/lr; accumulators r8/r9; plane words in r10/r11. 38 instructions per 18
+ * MACs. */
+#define TS_ROW(off, wa, wb)              \
+  "ldrd r10, r11, [r0, #" off "]\n\t"    \
+  "smlad r8, r10, " wa ", r8\n\t"        \
+  "smlabt r8, r11, " wb ", r8\n\t"       \
+  "smlatb r9, r10, " wa ", r9\n\t"       \
+  "smlad r9, r11, " wb ", r9\n\t"
+#define TS_RQ(acc)                        \
+  "and lr, " acc ", #0x80000000\n\t"      \
+  "orr lr, lr, #0x40000000\n\t"           \
+  "add r11, r11, " acc ", asr #31\n\t"    \
+  "smlal lr, r11, " acc ", r10\n\t"       \
+  "asr r11, r11, r12\n\t"                 \
+  "ssat r11, #8, r11\n\t"
+__asm__(
+    ".syntax unified\n\t"
+    ".section .text.ts_cm4_dw3,\"ax\",%progbits\n\t"
+    ".global ts_cm4_dw3\n\t"
+    ".hidden ts_cm4_dw3\n\t"
+    ".type ts_cm4_dw3, %function\n\t"
+    ".thumb\n\t"
+    ".thumb_func\n\t"
+    ".p2align 2\n"
+    "ts_cm4_dw3:\n\t"
+    "push {r4-r11, lr}\n\t"
+    "add r3, r0, r3, lsl #2\n\t"
+    "ldrd r4, r5, [r1, #24]\n\t"
+    "ldrd r6, r7, [r1, #32]\n"
+    "1:\n\t"
+    "ldrd r8, r9, [r1, #16]\n\t"
+    TS_ROW("0", "r4", "r5")
+    TS_ROW("128", "r6", "r7")
+    "ldrd r12, lr, [r1, #40]\n\t"
+    TS_ROW("256", "r12", "lr")
+    "adds r0, r0, #4\n\t"
+    "ldm r1, {r10, r11, r12}\n\t" /* mult, rnd, sh */
+    TS_RQ("r8")
+    "strb r11, [r2]\n\t"
+    "ldr r11, [r1, #4]\n\t"
+    TS_RQ("r9")
+    "ldr r8, [r1, #12]\n\t" /* out_c */
+    "strb r11, [r2, r8]\n\t"
+    "add r2, r2, r8, lsl #1\n\t"
+    "cmp r0, r3\n\t"
+    "bne 1b\n\t"
+    "pop {r4-r11, pc}\n\t"
+    ".size ts_cm4_dw3, .-ts_cm4_dw3\n\t"
+    ".text\n");
+#undef TS_ROW
+#undef TS_RQ
+#else
+static int32_t rq_words(int32_t acc, const uint32_t *q) { /* (mult, rnd, sh) as the asm */
+  const int64_t hi_lo = (int64_t)(((uint64_t)(uint32_t)(acc >> 31) << 32) |
+                                  (0x40000000u | ((uint32_t)acc & 0x80000000u)));
+  const int32_t hi = (int32_t)((uint32_t)((hi_lo + (int64_t)acc * (int32_t)q[0]) >> 32) + q[1]);
+  return ts_ssat8(hi >> (int32_t)q[2]);
+}
+
+static inline int32_t lo16s(uint32_t v) { return (int32_t)(int16_t)(v & 0xffffu); }
+static inline int32_t hi16s(uint32_t v) { return (int32_t)(int16_t)(v >> 16); }
+
+void ts_cm4_dw3(const int16_t *q, const uint32_t *rec, int8_t *out, int32_t npairs) {
+  const int32_t out_c = (int32_t)rec[3];
+  for (int32_t i = 0; i < npairs; i++, q += 2, out += 2 * out_c) {
+    int32_t a0 = (int32_t)rec[4], a1 = (int32_t)rec[5];
+    for (int32_t ky = 0; ky < 3; ky++) {
+      uint32_t A, B;
+      __builtin_memcpy(&A, q + ky * PW, 4);
+      __builtin_memcpy(&B, q + ky * PW + 2, 4);
+      const uint32_t wa = rec[6 + 2 * ky], wb = rec[7 + 2 * ky];
+      a0 = ts_smlad(A, wa, a0);
+      a0 = (int32_t)((uint32_t)a0 + (uint32_t)(lo16s(B) * hi16s(wb)));
+      a1 = (int32_t)((uint32_t)a1 + (uint32_t)(hi16s(A) * lo16s(wa)));
+      a1 = ts_smlad(B, wb, a1);
+    }
+    out[0] = (int8_t)rq_words(a0, rec);
+    out[out_c] = (int8_t)rq_words(a1, rec);
+  }
+}
+#endif
+
+static inline uint32_t pack16(int32_t lo, int32_t hi) {
+  return (uint32_t)(uint16_t)lo | (uint32_t)(uint16_t)hi << 16;
+}
+
+/* Plane row: d[j] = input column j - pad_w of the row src (channel already applied, columns
+ * in_c apart) + off, 0 outside the input, j < n. */
+static void widen_row(int16_t *d, const int8_t *src, const ts_dw_params_t *p, int32_t n) {
+  const int32_t in_c = p->in_c, off = p->input_offset;
+  int32_t j = 0, e = p->pad_w + p->in_w < n ? p->pad_w + p->in_w : n;
+  for (; j < p->pad_w && j < n; j++) d[j] = 0;
+  for (; j < e; j++, src += in_c) d[j] = (int16_t)(*src + off);
+  for (; j < n; j++) d[j] = 0;
+}
+
 static inline int32_t lo16(uint32_t v) { return (int32_t)(int16_t)(v & 0xffffu); }
 static inline int32_t hi16(uint32_t v) { return (int32_t)v >> 16; }
 
-void ts_opt_depthwise_conv2d_s8(const ts_dw_params_t *p, const int8_t *input,
-                                const int8_t *filter, const int32_t *bias, int8_t *output) {
+/* Any shape: four output channels at a time, per tap the 4 inputs (one LDR when
+ * depth_multiplier is 1) and weights widened with SXTB16 (+ offset), SMLABB/SMLATT; taps in
+ * the padding skipped; a channel tail and other depth multipliers gathered byte by byte. */
+static void general(const ts_dw_params_t *p, const int8_t *input, const int8_t *filter,
+                    const int32_t *bias, int8_t *output) {
   const uint32_t off2 = (uint32_t)(uint16_t)p->input_offset * 0x10001u;
   const int32_t in_c = p->in_c, out_c = p->out_c, dm = p->depth_multiplier;
   for (int32_t b = 0; b < p->batches; b++) {
@@ -68,6 +195,78 @@ void ts_opt_depthwise_conv2d_s8(const ts_dw_params_t *p, const int8_t *input,
             const int32_t v = (int32_t)((uint32_t)acc[j] + (uint32_t)(bias ? bias[oc] : 0));
             out[oc] = ts_clamp_s8(ts_requant(v, p->mult[oc], p->shift[oc]) + p->output_offset,
                                   p->act_min, p->act_max);
+          }
+        }
+      }
+    }
+  }
+}
+
+/* One output from the plane (q at its first tap) in plain C: exact for every shift and
+ * activation range. */
+static int8_t one(const int16_t *q, const int8_t *f, int32_t out_c, int32_t bias,
+                  const ts_dw_params_t *p, int32_t oc) {
+  uint32_t acc = (uint32_t)bias;
+  for (int32_t ky = 0; ky < 3; ky++)
+    for (int32_t kx = 0; kx < 3; kx++)
+      acc += (uint32_t)(q[ky * PW + kx] * f[(ky * 3 + kx) * out_c]);
+  return ts_clamp_s8(ts_requant((int32_t)acc, p->mult[oc], p->shift[oc]) + p->output_offset,
+                     p->act_min, p->act_max);
+}
+
+void ts_opt_depthwise_conv2d_s8(const ts_dw_params_t *p, const int8_t *input,
+                                const int8_t *filter, const int32_t *bias, int8_t *output) {
+  const int32_t out_w = p->out_w, out_c = p->out_c, in_c = p->in_c, dm = p->depth_multiplier;
+  const int32_t sh = p->stride_h, n = out_w + 2; /* plane columns used */
+  if (p->k_h != 3 || p->k_w != 3 || p->stride_w != 1 || p->dil_h != 1 || p->dil_w != 1 ||
+      n > PW) {
+    general(p, input, filter, bias, output);
+    return;
+  }
+  __attribute__((aligned(8))) int16_t plane[NROWS * PW];
+  uint32_t rec[12];
+  const int narrow = p->act_min > -128 || p->act_max < 127;
+  const int32_t per = (NROWS - 3) / sh + 1; /* output rows per stripe */
+  for (int32_t b = 0; b < p->batches; b++) {
+    const int8_t *in_b = input + b * p->in_h * p->in_w * in_c;
+    for (int32_t oy0 = 0; oy0 < p->out_h; oy0 += per) {
+      const int32_t no = p->out_h - oy0 < per ? p->out_h - oy0 : per;
+      const int32_t rows = (no - 1) * sh + 3, y0 = oy0 * sh - p->pad_h;
+      int8_t *out_s = output + ((b * p->out_h + oy0) * out_w) * out_c;
+      for (int32_t ic = 0; ic < in_c; ic++) {
+        for (int32_t r = 0; r < rows; r++) {
+          const int32_t iy = y0 + r;
+          if (iy < 0 || iy >= p->in_h)
+            for (int32_t j = 0; j < n; j++) plane[r * PW + j] = 0;
+          else
+            widen_row(plane + r * PW, in_b + iy * p->in_w * in_c + ic, p, n);
+        }
+        for (int32_t oc = ic * dm; oc < (ic + 1) * dm; oc++) {
+          const int8_t *f = filter + oc;
+          const int32_t bv = bias ? bias[oc] : 0, shift = p->shift[oc];
+          const int fast = !narrow && shift <= -2 && shift >= -23;
+          if (fast) {
+            const ts_rq_t q = ts_rq_make(p->mult[oc], shift, bv);
+            rec[0] = (uint32_t)q.mult;
+            rec[1] = (uint32_t)(q.rnd + p->output_offset * (INT32_C(1) << q.sh));
+            rec[2] = (uint32_t)q.sh;
+            rec[3] = (uint32_t)out_c;
+            rec[4] = rec[5] = (uint32_t)bv;
+            for (int32_t ky = 0; ky < 3; ky++) {
+              const int8_t *w = f + 3 * ky * out_c;
+              rec[6 + 2 * ky] = pack16(w[0], w[out_c]);
+              rec[7 + 2 * ky] = pack16(w[out_c], w[2 * out_c]);
+            }
+          }
+          for (int32_t oy = 0; oy < no; oy++) {
+            const int16_t *q = plane + oy * sh * PW;
+            int8_t *o = out_s + oy * out_w * out_c + oc;
+            int32_t x = 0;
+            if (fast && out_w >= 2) {
+              ts_cm4_dw3(q, rec, o, out_w >> 1);
+              x = out_w & ~1;
+            }
+            for (; x < out_w; x++) o[x * out_c] = one(q + x, f, out_c, bv, p, oc);
           }
         }
       }
