@@ -22,7 +22,7 @@ from tinyscope.runner import run_native
 ROOT = Path(__file__).resolve().parents[1]
 FW = ROOT / "firmware"
 HOST = FW / "build" / "host"
-KERNELS = ("requant", "conv", "depthwise", "fully_connected", "max_pool")
+KERNELS = ("requant", "conv", "depthwise", "fully_connected", "max_pool", "mean")
 
 
 @pytest.fixture(scope="module")

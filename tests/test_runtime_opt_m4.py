@@ -22,7 +22,7 @@ pytestmark = pytest.mark.emulator
 ROOT = Path(__file__).resolve().parents[1]
 FW = ROOT / "firmware"
 CM4 = FW / "runtime/src/kernels/cm4"
-KERNELS = ("requant", "conv", "depthwise", "fully_connected", "max_pool")
+KERNELS = ("requant", "conv", "depthwise", "fully_connected", "max_pool", "mean")
 CASES = 3000  # per kernel and seed: ~3 s per QEMU run
 
 

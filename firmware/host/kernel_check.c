@@ -207,6 +207,35 @@ static int check_max_pool(int32_t c) {
   return compare("max_pool", no, c);
 }
 
+static int check_mean(int32_t c) {
+  ts_mean_params_t p;
+  memset(&p, 0, sizeof p);
+  p.in_dims[0] = range(1, 2);
+  p.in_dims[1] = range(1, 20);
+  p.in_dims[2] = range(1, 20);
+  p.in_dims[3] = rnd() % 2 ? 4 * range(1, 8) : range(1, 13);
+  if (rnd() % 8 == 0) p.in_dims[1] = 40, p.in_dims[2] = range(7, 20); /* > 256 pixels */
+  p.reduce[1] = p.reduce[2] = 1; /* global average pooling; sometimes other axes */
+  if (rnd() % 4 == 0) p.reduce[rnd() % 4] ^= 1;
+  p.count = 1;
+  int32_t no = 1;
+  for (int k = 0; k < 4; k++) {
+    if (p.reduce[k]) p.count *= p.in_dims[k];
+    else no *= p.in_dims[k];
+  }
+  const int32_t ni = p.in_dims[0] * p.in_dims[1] * p.in_dims[2] * p.in_dims[3];
+  if (ni > MAXB) return 0;
+  p.input_zp = range(-128, 127);
+  p.output_zp = range(-128, 127);
+  const double m = (double)(rnd() % 1000000 + 1) / 1e6 * 4.0 / p.count;
+  ts_quantize_multiplier(m, &p.mult, &p.shift);
+  fill(in, ni);
+  if (rnd() % 8 == 0) memset(in, rnd() % 2 ? 0x80 : 0x7f, (size_t)ni); /* extreme sums */
+  ts_ref_mean_s8(&p, in, out_ref);
+  ts_opt_mean_s8(&p, in, out_opt);
+  return compare("mean", no, c);
+}
+
 static int check_requant(int32_t n) {
   static const int32_t edge[] = {0, 1, -1, 2, -2, 3, -3, INT32_MAX, INT32_MIN, INT32_MAX - 1,
                                  INT32_MIN + 1, 1 << 30, -(1 << 30), 12345, -12345};
@@ -257,6 +286,10 @@ int TS_CHECK_MAIN(int argc, char **argv) {
   nbad = 0;
   for (int32_t c = 0; c < cases && !nbad; c++) nbad += check_max_pool(c);
   printf("max_pool %" PRId32 " cases %s\n", cases, nbad ? "FAIL" : "ok");
+  bad |= nbad;
+  nbad = 0;
+  for (int32_t c = 0; c < cases && !nbad; c++) nbad += check_mean(c);
+  printf("mean %" PRId32 " cases %s\n", cases, nbad ? "FAIL" : "ok");
   bad |= nbad;
   return bad ? 1 : 0;
 }

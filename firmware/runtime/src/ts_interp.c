@@ -41,11 +41,13 @@ enum {
 #define KERNEL_DW ts_opt_depthwise_conv2d_s8
 #define KERNEL_FC ts_opt_fully_connected_s8
 #define KERNEL_MAX_POOL ts_opt_max_pool_s8
+#define KERNEL_MEAN ts_opt_mean_s8
 #else
 #define KERNEL_CONV ts_ref_conv2d_s8
 #define KERNEL_DW ts_ref_depthwise_conv2d_s8
 #define KERNEL_FC ts_ref_fully_connected_s8
 #define KERNEL_MAX_POOL ts_ref_max_pool_s8
+#define KERNEL_MEAN ts_ref_mean_s8
 #endif
 
 #define TS_SCHEMA_VERSION 3
@@ -1322,7 +1324,7 @@ ts_status_t ts_interp_invoke(ts_interp_t *it, ts_op_callback_t cb, void *user) {
         ts_ref_softmax_s8(PARAMS(o, const ts_softmax_params_t), in0, out);
         break;
       case OP_MEAN:
-        ts_ref_mean_s8(PARAMS(o, const ts_mean_params_t), in0, out);
+        KERNEL_MEAN(PARAMS(o, const ts_mean_params_t), in0, out);
         break;
       case OP_PAD:
         ts_ref_pad_s8(PARAMS(o, const ts_pad_params_t), in0, out);

@@ -44,8 +44,8 @@ void ts_cm4_conv2x3(const uint32_t *x, const uint32_t *r, int32_t np, int8_t *ou
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__thumb2__)
 /* r0 = x, r1 = record, r2 = np (>= 1), r3 = out, [sp] = out_c. Accumulators r4-r9; per
  * pair the inputs in r3, r10, r11 and the weights in r12, lr (out is saved on the stack).
- * np % 4 pairs first (LSLS #31 puts bit 0 in N and bit 1 in C; LDM and SMLAD leave the
- * flags alone), then 4 pairs per iteration. The requantization of one output: the 64-bit
+ * 4 pairs per iteration; the first iteration enters (TBB) so that it runs np % 4 pairs (or
+ * 4), ceil(np / 4) iterations in all. The requantization of one output: the 64-bit
  * nudge (hi = sign, lo = 2^30 | sign bit) with rnd already in hi, SMLAL, ASR, SSAT, STRB. */
 #define TS_PAIR                  \
   "ldm r0!, {r3, r10, r11}\n\t"  \
@@ -76,19 +76,23 @@ __asm__(
     "ts_cm4_conv2x3:\n\t"
     "push {r3-r11, lr}\n\t"
     "ldm r1!, {r4-r9}\n\t"
-    "lsls r12, r2, #31\n\t"
-    "bpl 1f\n\t"
+    "ands r12, r2, #3\n\t"   /* np % 4 pairs run first: enter the loop that far in */
+    "adds r2, r2, #3\n\t"
+    "lsrs r2, r2, #2\n\t"    /* iterations: ceil(np / 4) */
+    "tbb [pc, r12]\n"
+    ".Lc2x3_entry:\n\t"
+    ".byte (.Lc2x3_p4 - .Lc2x3_entry) / 2, (.Lc2x3_p1 - .Lc2x3_entry) / 2\n\t"
+    ".byte (.Lc2x3_p2 - .Lc2x3_entry) / 2, (.Lc2x3_p3 - .Lc2x3_entry) / 2\n"
+    ".Lc2x3_p4:\n\t"
     TS_PAIR
-    "1:\n\t"
-    "bcc 2f\n\t"
-    TS_PAIR TS_PAIR
-    "2:\n\t"
-    "lsrs r2, r2, #2\n\t"
-    "beq 4f\n"
-    "3:\n\t"
-    TS_PAIR TS_PAIR TS_PAIR TS_PAIR
+    ".Lc2x3_p3:\n\t"
+    TS_PAIR
+    ".Lc2x3_p2:\n\t"
+    TS_PAIR
+    ".Lc2x3_p1:\n\t"
+    TS_PAIR
     "subs r2, r2, #1\n\t"
-    "bne 3b\n"
+    "bne .Lc2x3_p4\n"
     "4:\n\t"
     "ldr r0, [sp]\n\t"      /* out */
     "ldr r2, [sp, #40]\n\t" /* out_c */
