@@ -39,6 +39,8 @@ int32_t ts_requant_slow(int32_t acc, int32_t mult, int32_t shift) {
  *          W01 row 1, W12 row 1, W01 row 2, W12 row 2]
  * into out[0], out[out_c], out[2 out_c], ... */
 void ts_cm4_dw3(const int16_t *q, const uint32_t *rec, int8_t *out, int32_t npairs);
+/* d[i] = s[i * step] for i < n (n even >= 2, d word-aligned). */
+void ts_cm4_dw_widen(int16_t *d, const int8_t *s, int32_t step, int32_t n);
 
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__thumb2__)
 /* r0 = q, r1 = rec, r2 = out, r3 = end of q. Weights of rows 0 and 1 in r4-r7, row 2 loaded
@@ -91,6 +93,46 @@ __asm__(
     "pop {r4-r11, pc}\n\t"
     ".size ts_cm4_dw3, .-ts_cm4_dw3\n\t"
     ".text\n");
+/* r0 = d (word-aligned), r1 = s, r2 = step, r3 = n (even, >= 2): 11 instructions per 4 values
+ * (LDRSB x4, PKHBT x2, STRD), a pair first when n % 4 == 2 (LSLS #31 puts bit 1 in C). */
+__asm__(
+    ".syntax unified\n\t"
+    ".section .text.ts_cm4_dw_widen,\"ax\",%progbits\n\t"
+    ".global ts_cm4_dw_widen\n\t"
+    ".hidden ts_cm4_dw_widen\n\t"
+    ".type ts_cm4_dw_widen, %function\n\t"
+    ".thumb\n\t"
+    ".thumb_func\n\t"
+    ".p2align 2\n"
+    "ts_cm4_dw_widen:\n\t"
+    "push {r4-r7}\n\t"
+    "lsls r12, r3, #31\n\t"
+    "bcc 1f\n\t"
+    "ldrsb r4, [r1]\n\t"
+    "ldrsb r5, [r1, r2]\n\t"
+    "add r1, r1, r2, lsl #1\n\t"
+    "pkhbt r4, r4, r5, lsl #16\n\t"
+    "str r4, [r0], #4\n"
+    "1:\n\t"
+    "lsrs r3, r3, #2\n\t"
+    "beq 3f\n"
+    "2:\n\t"
+    "ldrsb r4, [r1]\n\t"
+    "ldrsb r5, [r1, r2]\n\t"
+    "add r1, r1, r2, lsl #1\n\t"
+    "ldrsb r6, [r1]\n\t"
+    "ldrsb r7, [r1, r2]\n\t"
+    "add r1, r1, r2, lsl #1\n\t"
+    "pkhbt r4, r4, r5, lsl #16\n\t"
+    "pkhbt r6, r6, r7, lsl #16\n\t"
+    "strd r4, r6, [r0], #8\n\t"
+    "subs r3, r3, #1\n\t"
+    "bne 2b\n"
+    "3:\n\t"
+    "pop {r4-r7}\n\t"
+    "bx lr\n\t"
+    ".size ts_cm4_dw_widen, .-ts_cm4_dw_widen\n\t"
+    ".text\n");
 #undef TS_ROW
 #undef TS_RQ
 #else
@@ -122,6 +164,10 @@ void ts_cm4_dw3(const int16_t *q, const uint32_t *rec, int8_t *out, int32_t npai
     out[out_c] = (int8_t)rq_words(a1, rec);
   }
 }
+
+void ts_cm4_dw_widen(int16_t *d, const int8_t *s, int32_t step, int32_t n) {
+  for (int32_t i = 0; i < n; i++, s += step) d[i] = *s;
+}
 #endif
 
 static inline uint32_t pack16(int32_t lo, int32_t hi) {
@@ -129,13 +175,20 @@ static inline uint32_t pack16(int32_t lo, int32_t hi) {
 }
 
 /* Plane row: d[j] = input column j - pad_w of the row src (channel already applied, columns
- * in_c apart) + off, 0 outside the input, j < n. */
-static void widen_row(int16_t *d, const int8_t *src, const ts_dw_params_t *p, int32_t n) {
-  const int32_t in_c = p->in_c, off = p->input_offset;
+ * in_c apart), zp (the input zero point) outside the input, j < n. */
+static void widen_row(int16_t *d, const int8_t *src, const ts_dw_params_t *p, int32_t n,
+                      int16_t zp) {
+  const int32_t in_c = p->in_c;
   int32_t j = 0, e = p->pad_w + p->in_w < n ? p->pad_w + p->in_w : n;
-  for (; j < p->pad_w && j < n; j++) d[j] = 0;
-  for (; j < e; j++, src += in_c) d[j] = (int16_t)(*src + off);
-  for (; j < n; j++) d[j] = 0;
+  for (; j < p->pad_w && j < n; j++) d[j] = zp;
+  if (j < e && (j & 1)) d[j++] = *src, src += in_c;
+  if (e - j >= 2) {
+    const int32_t m = (e - j) & ~1;
+    ts_cm4_dw_widen(d + j, src, in_c, m);
+    j += m, src += m * in_c;
+  }
+  if (j < e) d[j++] = *src;
+  for (; j < n; j++) d[j] = zp;
 }
 
 static inline int32_t lo16(uint32_t v) { return (int32_t)(int16_t)(v & 0xffffu); }
@@ -226,6 +279,7 @@ void ts_opt_depthwise_conv2d_s8(const ts_dw_params_t *p, const int8_t *input,
   __attribute__((aligned(8))) int16_t plane[NROWS * PW];
   uint32_t rec[12];
   const int narrow = p->act_min > -128 || p->act_max < 127;
+  const int16_t zp = (int16_t)-p->input_offset; /* the plane holds x; the offset is in the bias */
   const int32_t per = (NROWS - 3) / sh + 1; /* output rows per stripe */
   for (int32_t b = 0; b < p->batches; b++) {
     const int8_t *in_b = input + b * p->in_h * p->in_w * in_c;
@@ -237,13 +291,17 @@ void ts_opt_depthwise_conv2d_s8(const ts_dw_params_t *p, const int8_t *input,
         for (int32_t r = 0; r < rows; r++) {
           const int32_t iy = y0 + r;
           if (iy < 0 || iy >= p->in_h)
-            for (int32_t j = 0; j < n; j++) plane[r * PW + j] = 0;
+            for (int32_t j = 0; j < n; j++) plane[r * PW + j] = zp;
           else
-            widen_row(plane + r * PW, in_b + iy * p->in_w * in_c + ic, p, n);
+            widen_row(plane + r * PW, in_b + iy * p->in_w * in_c + ic, p, n, zp);
         }
         for (int32_t oc = ic * dm; oc < (ic + 1) * dm; oc++) {
           const int8_t *f = filter + oc;
-          const int32_t bv = bias ? bias[oc] : 0, shift = p->shift[oc];
+          uint32_t sw = 0; /* sum (x + off) w = sum x w + off * sum w (int32, wrapping) */
+          for (int32_t k = 0; k < 9; k++) sw += (uint32_t)f[k * out_c];
+          const int32_t bv = (int32_t)((uint32_t)(bias ? bias[oc] : 0) +
+                                       sw * (uint32_t)p->input_offset);
+          const int32_t shift = p->shift[oc];
           const int fast = !narrow && shift <= -2 && shift >= -23;
           if (fast) {
             const ts_rq_t q = ts_rq_make(p->mult[oc], shift, bv);
