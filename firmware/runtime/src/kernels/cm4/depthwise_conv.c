@@ -33,17 +33,19 @@ int32_t ts_requant_slow(int32_t acc, int32_t mult, int32_t shift) {
   return ts_requant(acc, mult, shift);
 }
 
-/* Output pixels x0 + 2i, x0 + 2i + 1 (i < npairs >= 1) of one channel from the plane q (the
- * first kernel row at pixel x0, rows PW apart) and the record
- *   rec = [mult, rnd (output offset folded), sh, out_c, bias, bias, W01 row 0, W12 row 0,
- *          W01 row 1, W12 row 1, W01 row 2, W12 row 2]
- * into out[0], out[out_c], out[2 out_c], ... */
-void ts_cm4_dw3(const int16_t *q, const uint32_t *rec, int8_t *out, int32_t npairs);
-/* d[i] = s[i * step] for i < n (n even >= 2, d word-aligned). */
-void ts_cm4_dw_widen(int16_t *d, const int8_t *s, int32_t step, int32_t n);
+/* One channel, rows x npairs pixel pairs: output pixels 2i, 2i + 1 (i < npairs) of a row
+ * from the plane q (its first kernel row; kernel rows PW apart) into out[0], out[out_c], ...;
+ * then q += npairs * 4 + qstep bytes, out += npairs * 2 * out_c + ostep, next row. rec =
+ *   [mult, rnd (output offset folded), sh, out_c, bias, bias, W01 row 0, W12 row 0,
+ *    W01 row 1, W12 row 1, W01 row 2, W12 row 2, npairs * 4, qstep, ostep, rows (>= 1)]
+ * (rows is counted down in place). */
+void ts_cm4_dw3(const int16_t *q, uint32_t *rec, int8_t *out);
+/* rows x n values: d[r * PW + i] = s[...], s stepping by step per value and by sskip more
+ * per row; g = {step, n >= 1, rows >= 1, sskip}. */
+void ts_cm4_dw_widen(int16_t *d, const int8_t *s, const int32_t *g);
 
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__thumb2__)
-/* r0 = q, r1 = rec, r2 = out, r3 = end of q. Weights of rows 0 and 1 in r4-r7, row 2 loaded
+/* r0 = q, r1 = rec, r2 = out, r3 = end of q's row. Weights of rows 0 and 1 in r4-r7, row 2 loaded
  * per pass into r12/lr; accumulators r8/r9; plane words in r10/r11. 38 instructions per 18
  * MACs. */
 #define TS_ROW(off, wa, wb)              \
@@ -70,7 +72,8 @@ __asm__(
     ".p2align 2\n"
     "ts_cm4_dw3:\n\t"
     "push {r4-r11, lr}\n\t"
-    "add r3, r0, r3, lsl #2\n\t"
+    "ldr r3, [r1, #48]\n\t"
+    "add r3, r3, r0\n\t"
     "ldrd r4, r5, [r1, #24]\n\t"
     "ldrd r6, r7, [r1, #32]\n"
     "1:\n\t"
@@ -90,11 +93,20 @@ __asm__(
     "add r2, r2, r8, lsl #1\n\t"
     "cmp r0, r3\n\t"
     "bne 1b\n\t"
+    "add lr, r1, #48\n\t"
+    "ldm lr, {r8-r11}\n\t" /* npairs * 4, qstep, ostep, rows */
+    "add r0, r0, r9\n\t"
+    "add r2, r2, r10\n\t"
+    "add r3, r0, r8\n\t"
+    "subs r11, r11, #1\n\t"
+    "str r11, [r1, #60]\n\t"
+    "bne 1b\n\t"
     "pop {r4-r11, pc}\n\t"
     ".size ts_cm4_dw3, .-ts_cm4_dw3\n\t"
     ".text\n");
-/* r0 = d (word-aligned), r1 = s, r2 = step, r3 = n (even, >= 2): 11 instructions per 4 values
- * (LDRSB x4, PKHBT x2, STRD), a pair first when n % 4 == 2 (LSLS #31 puts bit 1 in C). */
+/* r0 = d, r1 = s, r2 = g. Per row: n % 4 values first (LSLS #31: bit 0 in N, bit 1 in C;
+ * LDRSB/STRH/ADD leave the flags alone), then 4 values per pass: 4 LDRSB, 4 STRH, 2 ADD,
+ * SUBS, BNE (3 instructions per value). */
 __asm__(
     ".syntax unified\n\t"
     ".section .text.ts_cm4_dw_widen,\"ax\",%progbits\n\t"
@@ -105,31 +117,44 @@ __asm__(
     ".thumb_func\n\t"
     ".p2align 2\n"
     "ts_cm4_dw_widen:\n\t"
-    "push {r4-r7}\n\t"
-    "lsls r12, r3, #31\n\t"
-    "bcc 1f\n\t"
-    "ldrsb r4, [r1]\n\t"
-    "ldrsb r5, [r1, r2]\n\t"
-    "add r1, r1, r2, lsl #1\n\t"
-    "pkhbt r4, r4, r5, lsl #16\n\t"
-    "str r4, [r0], #4\n"
+    "push {r4-r8}\n\t"
+    "ldm r2, {r2-r5}\n" /* step, n, rows, sskip */
     "1:\n\t"
-    "lsrs r3, r3, #2\n\t"
-    "beq 3f\n"
+    "lsls r6, r3, #31\n\t"
+    "bpl 2f\n\t"
+    "ldrsb r7, [r1]\n\t"
+    "add r1, r1, r2\n\t"
+    "strh r7, [r0], #2\n"
     "2:\n\t"
-    "ldrsb r4, [r1]\n\t"
-    "ldrsb r5, [r1, r2]\n\t"
+    "bcc 3f\n\t"
+    "ldrsb r7, [r1]\n\t"
+    "ldrsb r8, [r1, r2]\n\t"
     "add r1, r1, r2, lsl #1\n\t"
-    "ldrsb r6, [r1]\n\t"
-    "ldrsb r7, [r1, r2]\n\t"
-    "add r1, r1, r2, lsl #1\n\t"
-    "pkhbt r4, r4, r5, lsl #16\n\t"
-    "pkhbt r6, r6, r7, lsl #16\n\t"
-    "strd r4, r6, [r0], #8\n\t"
-    "subs r3, r3, #1\n\t"
-    "bne 2b\n"
+    "strh r7, [r0], #2\n\t"
+    "strh r8, [r0], #2\n"
     "3:\n\t"
-    "pop {r4-r7}\n\t"
+    "lsrs r6, r3, #2\n\t"
+    "beq 5f\n"
+    "4:\n\t"
+    "ldrsb r7, [r1]\n\t"
+    "ldrsb r8, [r1, r2]\n\t"
+    "add r1, r1, r2, lsl #1\n\t"
+    "strh r7, [r0], #2\n\t"
+    "strh r8, [r0], #2\n\t"
+    "ldrsb r7, [r1]\n\t"
+    "ldrsb r8, [r1, r2]\n\t"
+    "add r1, r1, r2, lsl #1\n\t"
+    "strh r7, [r0], #2\n\t"
+    "strh r8, [r0], #2\n\t"
+    "subs r6, r6, #1\n\t"
+    "bne 4b\n"
+    "5:\n\t"
+    "add r1, r1, r5\n\t"
+    "add r0, r0, #128\n\t"
+    "sub r0, r0, r3, lsl #1\n\t"
+    "subs r4, r4, #1\n\t"
+    "bne 1b\n\t"
+    "pop {r4-r8}\n\t"
     "bx lr\n\t"
     ".size ts_cm4_dw_widen, .-ts_cm4_dw_widen\n\t"
     ".text\n");
@@ -146,9 +171,13 @@ static int32_t rq_words(int32_t acc, const uint32_t *q) { /* (mult, rnd, sh) as 
 static inline int32_t lo16s(uint32_t v) { return (int32_t)(int16_t)(v & 0xffffu); }
 static inline int32_t hi16s(uint32_t v) { return (int32_t)(int16_t)(v >> 16); }
 
-void ts_cm4_dw3(const int16_t *q, const uint32_t *rec, int8_t *out, int32_t npairs) {
-  const int32_t out_c = (int32_t)rec[3];
-  for (int32_t i = 0; i < npairs; i++, q += 2, out += 2 * out_c) {
+void ts_cm4_dw3(const int16_t *q, uint32_t *rec, int8_t *out) {
+  const int32_t out_c = (int32_t)rec[3], npairs = (int32_t)rec[12] / 4;
+  for (int32_t i = 0;; i++, q += 2, out += 2 * out_c) {
+    if (i == npairs) {
+      q += (int32_t)rec[13] / 2, out += (int32_t)rec[14], i = 0;
+      if (--rec[15] == 0) return;
+    }
     int32_t a0 = (int32_t)rec[4], a1 = (int32_t)rec[5];
     for (int32_t ky = 0; ky < 3; ky++) {
       uint32_t A, B;
@@ -165,30 +194,14 @@ void ts_cm4_dw3(const int16_t *q, const uint32_t *rec, int8_t *out, int32_t npai
   }
 }
 
-void ts_cm4_dw_widen(int16_t *d, const int8_t *s, int32_t step, int32_t n) {
-  for (int32_t i = 0; i < n; i++, s += step) d[i] = *s;
+void ts_cm4_dw_widen(int16_t *d, const int8_t *s, const int32_t *g) {
+  for (int32_t r = 0; r < g[2]; r++, d += PW, s += g[3])
+    for (int32_t i = 0; i < g[1]; i++, s += g[0]) d[i] = *s;
 }
 #endif
 
 static inline uint32_t pack16(int32_t lo, int32_t hi) {
   return (uint32_t)(uint16_t)lo | (uint32_t)(uint16_t)hi << 16;
-}
-
-/* Plane row: d[j] = input column j - pad_w of the row src (channel already applied, columns
- * in_c apart), zp (the input zero point) outside the input, j < n. */
-static void widen_row(int16_t *d, const int8_t *src, const ts_dw_params_t *p, int32_t n,
-                      int16_t zp) {
-  const int32_t in_c = p->in_c;
-  int32_t j = 0, e = p->pad_w + p->in_w < n ? p->pad_w + p->in_w : n;
-  for (; j < p->pad_w && j < n; j++) d[j] = zp;
-  if (j < e && (j & 1)) d[j++] = *src, src += in_c;
-  if (e - j >= 2) {
-    const int32_t m = (e - j) & ~1;
-    ts_cm4_dw_widen(d + j, src, in_c, m);
-    j += m, src += m * in_c;
-  }
-  if (j < e) d[j++] = *src;
-  for (; j < n; j++) d[j] = zp;
 }
 
 static inline int32_t lo16(uint32_t v) { return (int32_t)(int16_t)(v & 0xffffu); }
@@ -277,7 +290,7 @@ void ts_opt_depthwise_conv2d_s8(const ts_dw_params_t *p, const int8_t *input,
     return;
   }
   __attribute__((aligned(8))) int16_t plane[NROWS * PW];
-  uint32_t rec[12];
+  uint32_t rec[16];
   const int narrow = p->act_min > -128 || p->act_max < 127;
   const int16_t zp = (int16_t)-p->input_offset; /* the plane holds x; the offset is in the bias */
   const int32_t per = (NROWS - 3) / sh + 1; /* output rows per stripe */
@@ -287,14 +300,17 @@ void ts_opt_depthwise_conv2d_s8(const ts_dw_params_t *p, const int8_t *input,
       const int32_t no = p->out_h - oy0 < per ? p->out_h - oy0 : per;
       const int32_t rows = (no - 1) * sh + 3, y0 = oy0 * sh - p->pad_h;
       int8_t *out_s = output + ((b * p->out_h + oy0) * out_w) * out_c;
+      /* the padding, the same for every channel; the rows ra..rb - 1 and columns
+       * pad_w..e - 1 read the input (then per channel) */
+      const int32_t e = p->pad_w + p->in_w < n ? p->pad_w + p->in_w : n;
+      const int32_t ra = y0 < 0 ? -y0 : 0, rb = p->in_h - y0 < rows ? p->in_h - y0 : rows;
+      for (int32_t r = 0; r < rows; r++)
+        for (int32_t j = 0; j < n; j++)
+          if (r < ra || r >= rb || j < p->pad_w || j >= e) plane[r * PW + j] = zp;
+      const int32_t g[4] = {in_c, e - p->pad_w, rb - ra, (p->in_w - (e - p->pad_w)) * in_c};
       for (int32_t ic = 0; ic < in_c; ic++) {
-        for (int32_t r = 0; r < rows; r++) {
-          const int32_t iy = y0 + r;
-          if (iy < 0 || iy >= p->in_h)
-            for (int32_t j = 0; j < n; j++) plane[r * PW + j] = zp;
-          else
-            widen_row(plane + r * PW, in_b + iy * p->in_w * in_c + ic, p, n, zp);
-        }
+        if (g[1] > 0 && g[2] > 0)
+          ts_cm4_dw_widen(plane + ra * PW + p->pad_w, in_b + (y0 + ra) * p->in_w * in_c + ic, g);
         for (int32_t oc = ic * dm; oc < (ic + 1) * dm; oc++) {
           const int8_t *f = filter + oc;
           uint32_t sw = 0; /* sum (x + off) w = sum x w + off * sum w (int32, wrapping) */
@@ -315,15 +331,16 @@ void ts_opt_depthwise_conv2d_s8(const ts_dw_params_t *p, const int8_t *input,
               rec[6 + 2 * ky] = pack16(w[0], w[out_c]);
               rec[7 + 2 * ky] = pack16(w[out_c], w[2 * out_c]);
             }
+            rec[12] = (uint32_t)(out_w >> 1) * 4;
+            rec[13] = (uint32_t)(sh * PW * 2) - rec[12];
+            rec[14] = (uint32_t)((out_w & 1) * out_c);
+            rec[15] = (uint32_t)no;
+            if (out_w >= 2) ts_cm4_dw3(plane, rec, out_s + oc);
           }
           for (int32_t oy = 0; oy < no; oy++) {
             const int16_t *q = plane + oy * sh * PW;
             int8_t *o = out_s + oy * out_w * out_c + oc;
-            int32_t x = 0;
-            if (fast && out_w >= 2) {
-              ts_cm4_dw3(q, rec, o, out_w >> 1);
-              x = out_w & ~1;
-            }
+            int32_t x = fast ? out_w & ~1 : 0;
             for (; x < out_w; x++) o[x * out_c] = one(q + x, f, out_c, bv, p, oc);
           }
         }
