@@ -62,10 +62,12 @@ static int check_conv(int32_t c) {
   p.k_w = range(1, 5);
   const int first = rnd() % 4 == 0; /* the first-layer kernel's shape, wider rows */
   if (first) p.in_c = 1, p.k_h = p.k_w = 3;
+  const int pointwise = !first && rnd() % 6 == 0; /* 1x1 stride 1: the im2col shortcut */
+  if (pointwise) p.k_h = p.k_w = 1;
   p.in_h = range(p.k_h, 12);
   p.in_w = range(p.k_w, first ? 48 : 12);
-  p.stride_h = range(1, 3);
-  p.stride_w = range(1, 3);
+  p.stride_h = pointwise ? 1 : range(1, 3);
+  p.stride_w = pointwise ? 1 : range(1, 3);
   p.dil_h = rnd() % 4 ? 1 : 2;
   p.dil_w = rnd() % 4 ? 1 : 2;
   const int same = rnd() % 2;

@@ -33,20 +33,24 @@
 
 enum { WWORDS = TS_OPT_CONV_WBUF / 2, TWORDS = TS_OPT_CONV_ROWBUF / 2, HEAD = 6, TAIL = 6 };
 
-/* Channel pair (a, b) x pixels 0..2 from a record r (above) and the im2col x:
+/* npairs channel pairs (records r, r + rec, ...: consecutive) x pixels 0..2 of the im2col x:
  * acc = bias + sum over np tap pairs t of SMLAD(x[3t + s], weight pair t). Then, if
- * out_c != 0, out[s * out_c] = SSAT8(((hi32(acc_as * mult_a + nudge)) + rnd_a) >> sh_a)
- * and out[s * out_c + 1] likewise for b; if out_c == 0, the accumulators
- * (a0, b0, a1, b1, a2, b2) are stored as int32 at out (4-byte aligned). */
+ * out_c != 0, out[s * out_c + 2q] = SSAT8(((hi32(acc_as * mult_a + nudge)) + rnd_a) >> sh_a)
+ * for channel a of pair q, and out[s * out_c + 2q + 1] likewise for b; if out_c == 0
+ * (then npairs must be 1), the accumulators (a0, b0, a1, b1, a2, b2) are stored as int32
+ * at out (4-byte aligned). */
 void ts_cm4_conv2x3(const uint32_t *x, const uint32_t *r, int32_t np, int8_t *out,
-                    int32_t out_c);
+                    int32_t out_c, int32_t npairs);
 
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__thumb2__)
-/* r0 = x, r1 = record, r2 = np (>= 1), r3 = out, [sp] = out_c. Accumulators r4-r9; per
- * pair the inputs in r3, r10, r11 and the weights in r12, lr (out is saved on the stack).
- * 4 pairs per iteration; the first iteration enters (TBB) so that it runs np % 4 pairs (or
- * 4), ceil(np / 4) iterations in all. The requantization of one output: the 64-bit
- * nudge (hi = sign, lo = 2^30 | sign bit) with rnd already in hi, SMLAL, ASR, SSAT, STRB. */
+/* r0 = x, r1 = records, r2 = np (>= 1), r3 = out, [sp] = out_c, [sp, #4] = npairs.
+ * x, np and out are kept on the stack (offsets below after the push: [sp] x, [sp, #4] np,
+ * [sp, #8] out, [sp, #48] out_c, [sp, #52] npairs, counted down in place). Per pair:
+ * accumulators r4-r9 from the record's bias words; per tap pair the inputs in r3, r10,
+ * r11 and the weights in r12, lr; 4 pairs per iteration, the first iteration entered (TBB)
+ * so that it runs np % 4 pairs (or 4): ceil(np / 4) iterations. The requantization of one
+ * output: the 64-bit nudge (hi = sign + rnd, lo = 2^30 | sign bit), SMLAL, ASR, SSAT, STRB;
+ * r1 then points at the next record. */
 #define TS_PAIR                  \
   "ldm r0!, {r3, r10, r11}\n\t"  \
   "ldm r1!, {r12, lr}\n\t"       \
@@ -74,11 +78,13 @@ __asm__(
     ".thumb_func\n\t"
     ".p2align 2\n"
     "ts_cm4_conv2x3:\n\t"
-    "push {r3-r11, lr}\n\t"
+    "push {r0, r2, r3, r4-r11, lr}\n"
+    ".Lc2x3_pair:\n\t"
     "ldm r1!, {r4-r9}\n\t"
-    "ands r12, r2, #3\n\t"   /* np % 4 pairs run first: enter the loop that far in */
+    "ldrd r0, r2, [sp]\n\t"  /* x, np */
+    "ands r12, r2, #3\n\t"
     "adds r2, r2, #3\n\t"
-    "lsrs r2, r2, #2\n\t"    /* iterations: ceil(np / 4) */
+    "lsrs r2, r2, #2\n\t"
     "tbb [pc, r12]\n"
     ".Lc2x3_entry:\n\t"
     ".byte (.Lc2x3_p4 - .Lc2x3_entry) / 2, (.Lc2x3_p1 - .Lc2x3_entry) / 2\n\t"
@@ -92,21 +98,26 @@ __asm__(
     ".Lc2x3_p1:\n\t"
     TS_PAIR
     "subs r2, r2, #1\n\t"
-    "bne .Lc2x3_p4\n"
-    "4:\n\t"
-    "ldr r0, [sp]\n\t"      /* out */
-    "ldr r2, [sp, #40]\n\t" /* out_c */
+    "bne .Lc2x3_p4\n\t"
+    "ldr r0, [sp, #8]\n\t"   /* out */
+    "ldr r2, [sp, #48]\n\t"  /* out_c */
     "cmp r2, #0\n\t"
-    "beq 5f\n\t"
+    "beq .Lc2x3_raw\n\t"
     "ldm r1!, {r3, r10, r11}\n\t" /* channel a: mult, rnd, sh */
     TS_RQ("r4", "[r0]") TS_RQ("r6", "[r0, r2]") TS_RQ("r8", "[r0, r2, lsl #1]")
-    "ldm r1, {r3, r10, r11}\n\t" /* channel b */
+    "ldm r1!, {r3, r10, r11}\n\t" /* channel b */
     "adds r0, r0, #1\n\t"
     TS_RQ("r5", "[r0]") TS_RQ("r7", "[r0, r2]") TS_RQ("r9", "[r0, r2, lsl #1]")
-    "pop {r3-r11, pc}\n"
-    "5:\n\t"
+    "adds r0, r0, #1\n\t"
+    "str r0, [sp, #8]\n\t"
+    "ldr r2, [sp, #52]\n\t"  /* pairs left */
+    "subs r2, r2, #1\n\t"
+    "str r2, [sp, #52]\n\t"
+    "bne .Lc2x3_pair\n\t"
+    "pop {r0, r2, r3, r4-r11, pc}\n"
+    ".Lc2x3_raw:\n\t"
     "stm r0, {r4-r9}\n\t"
-    "pop {r3-r11, pc}\n\t"
+    "pop {r0, r2, r3, r4-r11, pc}\n\t"
     ".size ts_cm4_conv2x3, .-ts_cm4_conv2x3\n\t"
     ".text\n");
 #undef TS_PAIR
@@ -120,22 +131,25 @@ static int32_t rq_words(int32_t acc, const uint32_t *q) { /* (mult, rnd, sh) as 
 }
 
 void ts_cm4_conv2x3(const uint32_t *x, const uint32_t *r, int32_t np, int8_t *out,
-                    int32_t out_c) {
-  int32_t acc[6];
-  for (int32_t i = 0; i < 6; i++) acc[i] = (int32_t)r[i];
-  const uint32_t *w = r + HEAD;
-  for (int32_t t = 0; t < np; t++, x += 3, w += 2)
-    for (int32_t s = 0; s < 3; s++) {
-      acc[2 * s] = ts_smlad(x[s], w[0], acc[2 * s]);
-      acc[2 * s + 1] = ts_smlad(x[s], w[1], acc[2 * s + 1]);
+                    int32_t out_c, int32_t npairs) {
+  for (; npairs > 0; npairs--, out += 2) {
+    int32_t acc[6];
+    for (int32_t i = 0; i < 6; i++) acc[i] = (int32_t)r[i];
+    const uint32_t *w = r + HEAD, *xs = x;
+    for (int32_t t = 0; t < np; t++, xs += 3, w += 2)
+      for (int32_t s = 0; s < 3; s++) {
+        acc[2 * s] = ts_smlad(xs[s], w[0], acc[2 * s]);
+        acc[2 * s + 1] = ts_smlad(xs[s], w[1], acc[2 * s + 1]);
+      }
+    if (!out_c) {
+      __builtin_memcpy(out, acc, sizeof acc);
+      return;
     }
-  if (!out_c) {
-    __builtin_memcpy(out, acc, sizeof acc);
-    return;
-  }
-  for (int32_t s = 0; s < 3; s++) {
-    out[s * out_c] = (int8_t)rq_words(acc[2 * s], w);
-    out[s * out_c + 1] = (int8_t)rq_words(acc[2 * s + 1], w + 3);
+    for (int32_t s = 0; s < 3; s++) {
+      out[s * out_c] = (int8_t)rq_words(acc[2 * s], w);
+      out[s * out_c + 1] = (int8_t)rq_words(acc[2 * s + 1], w + 3);
+    }
+    r = w + TAIL;
   }
 }
 #endif
@@ -246,8 +260,16 @@ static void im2col_1x3(uint32_t *tb, const int8_t *src, int32_t row, int32_t k_h
 
 /* The next nv (1..3) output pixels' fields into the im2col buffer; unused slots zeroed. */
 static void im2col3(cursor_t *g, uint32_t *tb, int8_t *tmp, int32_t nv, int32_t np,
-                    int gray3) {
+                    int gray3, int pointwise) {
   const ts_conv_params_t *p = g->p;
+  if (pointwise) { /* 1x1, stride 1, no padding: output pixel i reads input pixel i */
+    for (int32_t s = 0; s < 3; s++) {
+      if (s < nv) widen_seg(tb + s, 3, g->input + g->at + s * g->seg, g->seg);
+      else fill_words(tb + s, 3, np, 0); /* an unused slot */
+    }
+    g->at += 3 * g->seg; /* the cursor's other fields are not used on this path */
+    return;
+  }
   if (gray3 && nv == 3 && g->ox + 3 <= p->out_w && g->ix0 >= 0 && g->ix0 + 5 <= p->in_w &&
       g->iy0 >= 0 && g->iy0 + (p->k_h - 1) * p->dil_h < p->in_h) {
     im2col_1x3(tb, g->input + g->at, g->row, p->k_h);
@@ -291,6 +313,9 @@ void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8
   if (block > out_c) block = out_c;
   const int32_t npix = p->batches * p->out_h * p->out_w;
   const int gray3 = p->in_c == 1 && p->k_w == 3 && p->stride_w == 1;
+  const int pointwise = p->k_h == 1 && p->k_w == 1 && p->stride_h == 1 && p->stride_w == 1 &&
+                        p->pad_h == 0 && p->pad_w == 0 && p->in_h == p->out_h &&
+                        p->in_w == p->out_w;
   for (int32_t oc0 = 0; oc0 < out_c; oc0 += block) {
     const int32_t nb = out_c - oc0 < block ? out_c - oc0 : block;
     for (int32_t c = 0; c < nb + (nb & 1); c++) { /* an odd block: a phantom channel */
@@ -315,16 +340,16 @@ void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8
     cursor_row(&g);
     for (int32_t P = 0; P < npix; P += 3) {
       const int32_t nv = npix - P < 3 ? npix - P : 3;
-      im2col3(&g, tb, tmp, nv, np, gray3);
+      im2col3(&g, tb, tmp, nv, np, gray3, pointwise);
       int8_t *const o = output + P * out_c + oc0;
-      for (int32_t c = 0; c < nb; c += 2) {
-        const uint32_t *r = wbuf + (c >> 1) * rec;
-        if (fast && !narrow && nv == 3 && c + 1 < nb) {
-          ts_cm4_conv2x3(tb, r, np, o + c, out_c);
-          continue;
-        }
+      int32_t c = 0; /* whole channel pairs with outputs the assembly can store */
+      if (fast && !narrow && nv == 3 && nb >= 2) {
+        ts_cm4_conv2x3(tb, wbuf, np, o, out_c, nb >> 1);
+        c = nb & ~1;
+      }
+      for (; c < nb; c += 2) { /* the rest: accumulators back, C finishes */
         int32_t acc[6];
-        ts_cm4_conv2x3(tb, r, np, (int8_t *)acc, 0);
+        ts_cm4_conv2x3(tb, wbuf + (c >> 1) * rec, np, (int8_t *)acc, 0, 1);
         for (int32_t s = 0; s < nv; s++) {
           o[s * out_c + c] = out1(acc[2 * s], &rq[c], p, fast);
           if (c + 1 < nb) o[s * out_c + c + 1] = out1(acc[2 * s + 1], &rq[c + 1], p, fast);
