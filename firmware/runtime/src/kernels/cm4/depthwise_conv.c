@@ -304,9 +304,11 @@ void ts_opt_depthwise_conv2d_s8(const ts_dw_params_t *p, const int8_t *input,
        * pad_w..e - 1 read the input (then per channel) */
       const int32_t e = p->pad_w + p->in_w < n ? p->pad_w + p->in_w : n;
       const int32_t ra = y0 < 0 ? -y0 : 0, rb = p->in_h - y0 < rows ? p->in_h - y0 : rows;
-      for (int32_t r = 0; r < rows; r++)
-        for (int32_t j = 0; j < n; j++)
-          if (r < ra || r >= rb || j < p->pad_w || j >= e) plane[r * PW + j] = zp;
+      for (int32_t r = 0; r < rows; r++) {
+        const int in = r >= ra && r < rb;
+        for (int32_t j = 0; j < n; j = in && j == p->pad_w ? e : j + 1)
+          if (!in || j < p->pad_w || j >= e) plane[r * PW + j] = zp;
+      }
       const int32_t g[4] = {in_c, e - p->pad_w, rb - ra, (p->in_w - (e - p->pad_w)) * in_c};
       for (int32_t ic = 0; ic < in_c; ic++) {
         if (g[1] > 0 && g[2] > 0)
