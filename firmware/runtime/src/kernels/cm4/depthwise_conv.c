@@ -204,105 +204,31 @@ static inline uint32_t pack16(int32_t lo, int32_t hi) {
   return (uint32_t)(uint16_t)lo | (uint32_t)(uint16_t)hi << 16;
 }
 
-static inline int32_t lo16(uint32_t v) { return (int32_t)(int16_t)(v & 0xffffu); }
-static inline int32_t hi16(uint32_t v) { return (int32_t)v >> 16; }
-
-/* Any shape: four output channels at a time, per tap the 4 inputs (one LDR when
- * depth_multiplier is 1) and weights widened with SXTB16 (+ offset), SMLABB/SMLATT; taps in
- * the padding skipped; a channel tail and other depth multipliers gathered byte by byte. */
-static void general(const ts_dw_params_t *p, const int8_t *input, const int8_t *filter,
-                    const int32_t *bias, int8_t *output) {
-  const uint32_t off2 = (uint32_t)(uint16_t)p->input_offset * 0x10001u;
-  const int32_t in_c = p->in_c, out_c = p->out_c, dm = p->depth_multiplier;
-  for (int32_t b = 0; b < p->batches; b++) {
-    for (int32_t oy = 0; oy < p->out_h; oy++) {
-      const int32_t y0 = oy * p->stride_h - p->pad_h;
-      int32_t ky0 = 0, ky1 = p->k_h; /* taps inside the input rows */
-      while (ky0 < ky1 && y0 + p->dil_h * ky0 < 0) ky0++;
-      while (ky1 > ky0 && y0 + p->dil_h * (ky1 - 1) >= p->in_h) ky1--;
-      for (int32_t ox = 0; ox < p->out_w; ox++) {
-        const int32_t x0 = ox * p->stride_w - p->pad_w;
-        int32_t kx0 = 0, kx1 = p->k_w;
-        while (kx0 < kx1 && x0 + p->dil_w * kx0 < 0) kx0++;
-        while (kx1 > kx0 && x0 + p->dil_w * (kx1 - 1) >= p->in_w) kx1--;
-        int8_t *out = output + ((b * p->out_h + oy) * p->out_w + ox) * out_c;
-        const int8_t *in_b = input + b * p->in_h * p->in_w * in_c;
-        for (int32_t c = 0; c < out_c; c += 4) {
-          const int32_t n = out_c - c < 4 ? out_c - c : 4;
-          const int fast = n == 4 && dm == 1;
-          int32_t acc[4] = {0, 0, 0, 0};
-          for (int32_t ky = ky0; ky < ky1; ky++) {
-            const int32_t iy = y0 + p->dil_h * ky;
-            for (int32_t kx = kx0; kx < kx1; kx++) {
-              const int8_t *px = in_b + (iy * p->in_w + x0 + p->dil_w * kx) * in_c;
-              const int8_t *fw = filter + (ky * p->k_w + kx) * out_c + c;
-              uint32_t x = 0, w = 0;
-              if (fast) {
-                x = ts_ld32(px + c);
-                w = ts_ld32(fw);
-              } else {
-                for (int32_t i = 0; i < n; i++) {
-                  x |= (uint32_t)(uint8_t)px[(c + i) / dm] << (8 * i);
-                  w |= (uint32_t)(uint8_t)fw[i] << (8 * i);
-                }
-              }
-              const uint32_t x02 = ts_sadd16(ts_sxtb16(x), off2);
-              const uint32_t x13 = ts_sadd16(ts_sxtb16_ror8(x), off2);
-              const uint32_t w02 = ts_sxtb16(w), w13 = ts_sxtb16_ror8(w);
-              acc[0] += lo16(x02) * lo16(w02);
-              acc[2] += hi16(x02) * hi16(w02);
-              acc[1] += lo16(x13) * lo16(w13);
-              acc[3] += hi16(x13) * hi16(w13);
-            }
-          }
-          for (int32_t j = 0; j < n; j++) {
-            const int32_t oc = c + j;
-            /* wrapping add: an extreme bias is not C undefined behaviour (as kernels/ref) */
-            const int32_t v = (int32_t)((uint32_t)acc[j] + (uint32_t)(bias ? bias[oc] : 0));
-            out[oc] = ts_clamp_s8(ts_requant(v, p->mult[oc], p->shift[oc]) + p->output_offset,
-                                  p->act_min, p->act_max);
-          }
-        }
-      }
-    }
-  }
-}
-
-/* One output from the plane (q at its first tap) in plain C: exact for every shift and
- * activation range. */
-static int8_t one(const int16_t *q, const int8_t *f, int32_t out_c, int32_t bias,
-                  const ts_dw_params_t *p, int32_t oc) {
-  uint32_t acc = (uint32_t)bias;
-  for (int32_t ky = 0; ky < 3; ky++)
-    for (int32_t kx = 0; kx < 3; kx++)
-      acc += (uint32_t)(q[ky * PW + kx] * f[(ky * 3 + kx) * out_c]);
-  return ts_clamp_s8(ts_requant((int32_t)acc, p->mult[oc], p->shift[oc]) + p->output_offset,
-                     p->act_min, p->act_max);
-}
-
 void ts_opt_depthwise_conv2d_s8(const ts_dw_params_t *p, const int8_t *input,
                                 const int8_t *filter, const int32_t *bias, int8_t *output) {
   const int32_t out_w = p->out_w, out_c = p->out_c, in_c = p->in_c, dm = p->depth_multiplier;
-  const int32_t sh = p->stride_h, n = out_w + 2; /* plane columns used */
-  if (p->k_h != 3 || p->k_w != 3 || p->stride_w != 1 || p->dil_h != 1 || p->dil_w != 1 ||
-      n > PW) {
-    general(p, input, filter, bias, output);
+  const int32_t sh = p->stride_h, n = out_w + 3; /* plane columns read by the pixel pairs */
+  int ok = p->k_h == 3 && p->k_w == 3 && p->stride_w == 1 && p->dil_h == 1 && p->dil_w == 1 &&
+           n <= PW && p->act_min == -128 && p->act_max == 127;
+  for (int32_t c = 0; c < out_c; c++) ok &= p->shift[c] <= -2 && p->shift[c] >= -23;
+  if (!ok) {
+    ts_ref_depthwise_conv2d_s8(p, input, filter, bias, output);
     return;
   }
   __attribute__((aligned(8))) int16_t plane[NROWS * PW];
   uint32_t rec[16];
-  const int narrow = p->act_min > -128 || p->act_max < 127;
+  int8_t tail[PW];
   const int16_t zp = (int16_t)-p->input_offset; /* the plane holds x; the offset is in the bias */
   const int32_t per = (NROWS - 3) / sh + 1; /* output rows per stripe */
+  const int32_t e = p->pad_w + p->in_w < n ? p->pad_w + p->in_w : n; /* input columns end */
   for (int32_t b = 0; b < p->batches; b++) {
     const int8_t *in_b = input + b * p->in_h * p->in_w * in_c;
     for (int32_t oy0 = 0; oy0 < p->out_h; oy0 += per) {
       const int32_t no = p->out_h - oy0 < per ? p->out_h - oy0 : per;
       const int32_t rows = (no - 1) * sh + 3, y0 = oy0 * sh - p->pad_h;
       int8_t *out_s = output + ((b * p->out_h + oy0) * out_w) * out_c;
-      /* the padding, the same for every channel; the rows ra..rb - 1 and columns
-       * pad_w..e - 1 read the input (then per channel) */
-      const int32_t e = p->pad_w + p->in_w < n ? p->pad_w + p->in_w : n;
+      /* the padding, the same for every channel; rows ra..rb - 1, columns pad_w..e - 1 are
+       * the input's (widened per channel) */
       const int32_t ra = y0 < 0 ? -y0 : 0, rb = p->in_h - y0 < rows ? p->in_h - y0 : rows;
       for (int32_t r = 0; r < rows; r++) {
         const int in = r >= ra && r < rb;
@@ -310,6 +236,9 @@ void ts_opt_depthwise_conv2d_s8(const ts_dw_params_t *p, const int8_t *input,
           if (!in || j < p->pad_w || j >= e) plane[r * PW + j] = zp;
       }
       const int32_t g[4] = {in_c, e - p->pad_w, rb - ra, (p->in_w - (e - p->pad_w)) * in_c};
+      /* an odd row computes a phantom pixel into the next row's first (computed after it);
+       * the very last row of the output goes through tail */
+      const int last = (out_w & 1) && b == p->batches - 1 && oy0 + no == p->out_h;
       for (int32_t ic = 0; ic < in_c; ic++) {
         if (g[1] > 0 && g[2] > 0)
           ts_cm4_dw_widen(plane + ra * PW + p->pad_w, in_b + (y0 + ra) * p->in_w * in_c + ic, g);
@@ -317,33 +246,28 @@ void ts_opt_depthwise_conv2d_s8(const ts_dw_params_t *p, const int8_t *input,
           const int8_t *f = filter + oc;
           uint32_t sw = 0; /* sum (x + off) w = sum x w + off * sum w (int32, wrapping) */
           for (int32_t k = 0; k < 9; k++) sw += (uint32_t)f[k * out_c];
-          const int32_t bv = (int32_t)((uint32_t)(bias ? bias[oc] : 0) +
-                                       sw * (uint32_t)p->input_offset);
-          const int32_t shift = p->shift[oc];
-          const int fast = !narrow && shift <= -2 && shift >= -23;
-          if (fast) {
-            const ts_rq_t q = ts_rq_make(p->mult[oc], shift, bv);
-            rec[0] = (uint32_t)q.mult;
-            rec[1] = (uint32_t)(q.rnd + p->output_offset * (INT32_C(1) << q.sh));
-            rec[2] = (uint32_t)q.sh;
-            rec[3] = (uint32_t)out_c;
-            rec[4] = rec[5] = (uint32_t)bv;
-            for (int32_t ky = 0; ky < 3; ky++) {
-              const int8_t *w = f + 3 * ky * out_c;
-              rec[6 + 2 * ky] = pack16(w[0], w[out_c]);
-              rec[7 + 2 * ky] = pack16(w[out_c], w[2 * out_c]);
-            }
-            rec[12] = (uint32_t)(out_w >> 1) * 4;
-            rec[13] = (uint32_t)(sh * PW * 2) - rec[12];
-            rec[14] = (uint32_t)((out_w & 1) * out_c);
-            rec[15] = (uint32_t)no;
-            if (out_w >= 2) ts_cm4_dw3(plane, rec, out_s + oc);
+          const ts_rq_t q = ts_rq_make(p->mult[oc], p->shift[oc], 0);
+          rec[0] = (uint32_t)q.mult;
+          rec[1] = (uint32_t)(q.rnd + p->output_offset * (INT32_C(1) << q.sh));
+          rec[2] = (uint32_t)q.sh;
+          rec[3] = (uint32_t)out_c;
+          rec[4] = rec[5] = (uint32_t)(bias ? bias[oc] : 0) + sw * (uint32_t)p->input_offset;
+          for (int32_t ky = 0; ky < 3; ky++) {
+            const int8_t *w = f + 3 * ky * out_c;
+            rec[6 + 2 * ky] = pack16(w[0], w[out_c]);
+            rec[7 + 2 * ky] = pack16(w[out_c], w[2 * out_c]);
           }
-          for (int32_t oy = 0; oy < no; oy++) {
-            const int16_t *q = plane + oy * sh * PW;
-            int8_t *o = out_s + oy * out_w * out_c + oc;
-            int32_t x = fast ? out_w & ~1 : 0;
-            for (; x < out_w; x++) o[x * out_c] = one(q + x, f, out_c, bv, p, oc);
+          rec[12] = (uint32_t)((out_w + 1) >> 1) * 4;
+          rec[13] = (uint32_t)(sh * PW * 2) - rec[12];
+          rec[14] = (uint32_t)(-(out_w & 1) * out_c);
+          rec[15] = (uint32_t)(no - last);
+          int8_t *o = out_s + oc;
+          if (rec[15]) ts_cm4_dw3(plane, rec, o);
+          if (last) {
+            rec[3] = rec[15] = 1;
+            ts_cm4_dw3(plane + (no - 1) * sh * PW, rec, tail);
+            o += (no - 1) * out_w * out_c;
+            for (int32_t x = 0; x < out_w; x++) o[x * out_c] = tail[x];
           }
         }
       }
