@@ -218,7 +218,7 @@ void ts_opt_depthwise_conv2d_s8(const ts_dw_params_t *p, const int8_t *input,
   __attribute__((aligned(8))) int16_t plane[NROWS * PW];
   uint32_t rec[16];
   int8_t tail[PW];
-  const int16_t zp = (int16_t)-p->input_offset; /* the plane holds x; the offset is in the bias */
+  const int8_t zp = (int8_t)-p->input_offset; /* the plane holds x; the offset is in the bias */
   const int32_t per = (NROWS - 3) / sh + 1; /* output rows per stripe */
   const int32_t e = p->pad_w + p->in_w < n ? p->pad_w + p->in_w : n; /* input columns end */
   for (int32_t b = 0; b < p->batches; b++) {
@@ -230,11 +230,8 @@ void ts_opt_depthwise_conv2d_s8(const ts_dw_params_t *p, const int8_t *input,
       /* the padding, the same for every channel; rows ra..rb - 1, columns pad_w..e - 1 are
        * the input's (widened per channel) */
       const int32_t ra = y0 < 0 ? -y0 : 0, rb = p->in_h - y0 < rows ? p->in_h - y0 : rows;
-      for (int32_t r = 0; r < rows; r++) {
-        const int in = r >= ra && r < rb;
-        for (int32_t j = 0; j < n; j = in && j == p->pad_w ? e : j + 1)
-          if (!in || j < p->pad_w || j >= e) plane[r * PW + j] = zp;
-      }
+      const int32_t z[4] = {0, n, rows, 0}; /* every value zp (step 0), then the input */
+      ts_cm4_dw_widen(plane, &zp, z);
       const int32_t g[4] = {in_c, e - p->pad_w, rb - ra, (p->in_w - (e - p->pad_w)) * in_c};
       /* an odd row computes a phantom pixel into the next row's first (computed after it);
        * the very last row of the output goes through tail */
