@@ -1,20 +1,25 @@
 /* DEPTHWISE_CONV_2D int8, Cortex-M4 DSP kernel, bit-exact with ts_ref_depthwise_conv2d_s8.
  *
- * 3x3, stride_w 1, no dilation (the usual depthwise layer): per input channel a planar
- * int16 copy of the input rows (+ input offset; padding is 0) with a fixed row pitch of
- * PW values, in stripes of up to NROWS rows (each input value widened once per stripe),
- * then per output channel and output row one call of a Thumb-2 routine (ts_cm4_dw3) that
- * computes 2 neighbouring pixels per pass with the channel's 6 weight words
- * W01 = (w0, w1), W12 = (w1, w2) of each kernel row: for A = (r[x], r[x+1]),
- * B = (r[x+2], r[x+3]) (one LDRD)
+ * 3x3, stride_w 1, no dilation (the usual depthwise layer), any stride_h, padding and depth
+ * multiplier: per input channel a planar int16 copy of the input (x, no offset; padding
+ * holds the zero point -off) with a fixed row pitch of PW values, in stripes of up to NROWS
+ * rows, written by a Thumb-2 LDRSB/STRH loop (ts_cm4_dw_widen, 3 instructions per value,
+ * each value once per stripe and channel); the input offset is folded into the bias:
+ * sum (x + off) w = sum x w + off * sum w (int32, wrapping, as the reference's sum).
+ * Then per output channel one call of a Thumb-2 routine (ts_cm4_dw3) for all rows of the
+ * stripe: 2 neighbouring pixels per pass with the channel's 6 weight words
+ * W01 = (w0, w1), W12 = (w1, w2) per kernel row; for A = (r[x], r[x+1]),
+ * B = (r[x+2], r[x+3]) (one LDRD):
  *   pixel x:   SMLAD(A, W01) + SMLABT(B, W12)
  *   pixel x+1: SMLATB(A, W01) + SMLAD(B, W12)
- * i.e. 5 instructions per 6 MACs; each output is requantized in 7 instructions (TFLM's
- * double rounding as one SMLAL, output offset folded into the rounding term, ts_dsp.h).
- * Channels whose shift is outside [-23, -2], layers with a fused activation clamp, and an
- * odd last pixel take a plain C loop over the same plane (ts_requant, exact).
- * Other shapes, or rows wider than the plane, run the 4-channels-per-word loop (general).
- * Stack: NROWS * PW * 2 bytes (4 KB) + 48 bytes of channel record. */
+ * i.e. 5 instructions per 6 MACs; each output requantized in 7 instructions (TFLM's double
+ * rounding as one SMLAL with the output offset folded into the rounding term, ts_dsp.h),
+ * 38 instructions per 2 outputs with loads, stores and loop. An odd row width computes a
+ * phantom pixel that lands on the next row's first output (computed after it); the last
+ * row of the tensor goes through a small buffer instead.
+ * Everything else (other kernel shapes, strides, dilations, rows wider than PW - 3
+ * outputs, a fused activation clamp, a shift outside [-23, -2]) runs the reference kernel.
+ * Stack: NROWS * PW * 2 bytes (4 KB) + 64 bytes of channel record + a PW-byte row. */
 #include "ts_dsp.h"
 #include "ts_kernels.h"
 
@@ -243,10 +248,10 @@ void ts_opt_depthwise_conv2d_s8(const ts_dw_params_t *p, const int8_t *input,
           const int8_t *f = filter + oc;
           uint32_t sw = 0; /* sum (x + off) w = sum x w + off * sum w (int32, wrapping) */
           for (int32_t k = 0; k < 9; k++) sw += (uint32_t)f[k * out_c];
-          const ts_rq_t q = ts_rq_make(p->mult[oc], p->shift[oc], 0);
-          rec[0] = (uint32_t)q.mult;
-          rec[1] = (uint32_t)(q.rnd + p->output_offset * (INT32_C(1) << q.sh));
-          rec[2] = (uint32_t)q.sh;
+          const int32_t rs = -p->shift[oc] - 1;
+          rec[0] = (uint32_t)p->mult[oc];
+          rec[1] = (uint32_t)(((INT32_C(1) << rs) >> 1) + p->output_offset * (INT32_C(1) << rs));
+          rec[2] = (uint32_t)rs;
           rec[3] = (uint32_t)out_c;
           rec[4] = rec[5] = (uint32_t)(bias ? bias[oc] : 0) + sw * (uint32_t)p->input_offset;
           for (int32_t ky = 0; ky < 3; ky++) {
