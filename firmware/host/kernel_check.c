@@ -120,6 +120,12 @@ static int check_dw(int32_t c) {
   p.stride_w = range(1, 3);
   p.dil_h = rnd() % 4 ? 1 : 2;
   p.dil_w = rnd() % 4 ? 1 : 2;
+  if (rnd() % 2) { /* the 3x3 stride_w 1 kernel's shape (planes, stripes, odd rows) */
+    p.k_h = p.k_w = 3, p.stride_w = 1, p.dil_h = p.dil_w = 1;
+    p.in_h = range(3, 40);
+    p.in_w = range(3, 66);
+    if (p.in_h * p.in_w > 400) p.in_c = range(1, 5), p.out_c = p.in_c * p.depth_multiplier;
+  }
   const int32_t ekh = (p.k_h - 1) * p.dil_h + 1, ekw = (p.k_w - 1) * p.dil_w + 1;
   if (rnd() % 2) {
     p.out_h = (p.in_h + p.stride_h - 1) / p.stride_h;
@@ -136,6 +142,10 @@ static int check_dw(int32_t c) {
   p.output_offset = range(-128, 127);
   act(&p.act_min, &p.act_max);
   quant(p.out_c);
+  if (rnd() % 3) p.act_min = -128, p.act_max = 127; /* no fused clamp, as most layers */
+  if (rnd() % 3) /* every multiplier < 0.25 (shift <= -2), as real layers */
+    for (int32_t i = 0; i < p.out_c; i++)
+      while (shifts[i] > -2) ts_quantize_multiplier(ldexp(mults[i], shifts[i] - 34), &mults[i], &shifts[i]);
   p.mult = mults;
   p.shift = shifts;
   const int32_t ni = p.batches * p.in_h * p.in_w * p.in_c;
