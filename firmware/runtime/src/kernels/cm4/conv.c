@@ -171,16 +171,9 @@ static void widen_seg(uint32_t *d, int32_t step, const int8_t *src, int32_t n) {
   if (i < n) d[0] = pack16(src[i], 0);
 }
 
-static void fill_words(uint32_t *d, int32_t step, int32_t n, uint32_t v) {
+__attribute__((noinline)) static void fill_words(uint32_t *d, int32_t step, int32_t n,
+                                                 uint32_t v) {
   for (int32_t i = 0; i < n; i++) d[i * step] = v;
-}
-
-/* ts_rq_apply for a channel known to have shift <= -2 (no slow path). */
-static inline int32_t rq_fast(int32_t acc, int32_t mult, int32_t rnd, int32_t sh) {
-  const uint32_t s = (uint32_t)(acc >> 31);
-  const int64_t nudge = (int64_t)(((uint64_t)s << 32) | (0x40000000u | (s << 31)));
-  const int64_t r = (int64_t)acc * mult + nudge;
-  return ((int32_t)(r >> 32) + rnd) >> sh;
 }
 
 /* The im2col geometry of one call, and the output pixel it is at. */
@@ -286,11 +279,11 @@ static void im2col3(cursor_t *g, uint32_t *tb, int8_t *tmp, int32_t nv, int32_t 
   }
 }
 
-/* One output: requantize, offset, clamp (the C finish when the assembly cannot store). */
-static int8_t out1(int32_t acc, const ts_rq_t *q, const ts_conv_params_t *p, int fast) {
-  const int32_t v = fast ? rq_fast(acc, q->mult, q->rnd, q->sh)
-                         : ts_rq_apply(acc, q) + p->output_offset;
-  return ts_out_s8(v, p->act_min, p->act_max, 1);
+/* An output the assembly did not store (a partial last pixel group, an odd last channel, a
+ * fused activation narrower than int8, a shift outside [-23, -2]): the plain sequence. */
+static int8_t out1(int32_t acc, int32_t oc, const ts_conv_params_t *p) {
+  return ts_clamp_s8(ts_requant_slow(acc, p->mult[oc], p->shift[oc]) + p->output_offset,
+                     p->act_min, p->act_max);
 }
 
 void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8_t *filter,
@@ -304,8 +297,7 @@ void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8
   __attribute__((aligned(8))) uint32_t wbuf[WWORDS];
   __attribute__((aligned(8))) uint32_t tb[TWORDS];
   int8_t tmp[TS_OPT_CONV_ROWBUF]; /* one border segment: seg <= 2 np < TS_OPT_CONV_ROWBUF */
-  ts_rq_t rq[TS_OPT_CONV_BLOCK + 1];
-  int fast = 1; /* every shift in [-23, -2]: rq_fast with the output offset folded */
+  int fast = 1; /* every shift in [-23, -2]: the assembly requantizes and stores */
   for (int32_t c = 0; c < out_c; c++) fast &= p->shift[c] <= -2 && p->shift[c] >= -23;
   const int narrow = p->act_min > -128 || p->act_max < 127; /* a clamp beyond SSAT */
   int32_t block = 2 * (WWORDS / rec); /* output channels per weight block */
@@ -313,28 +305,33 @@ void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8
   if (block > out_c) block = out_c;
   const int32_t npix = p->batches * p->out_h * p->out_w;
   const int gray3 = p->in_c == 1 && p->k_w == 3 && p->stride_w == 1;
-  const int pointwise = p->k_h == 1 && p->k_w == 1 && p->stride_h == 1 && p->stride_w == 1 &&
-                        p->pad_h == 0 && p->pad_w == 0 && p->in_h == p->out_h &&
-                        p->in_w == p->out_w;
+  /* 1x1, stride 1, no padding (so out_h, out_w = in_h, in_w): pixel i reads input pixel i */
+  const int pointwise = (p->k_h | p->k_w | p->stride_h | p->stride_w) == 1 &&
+                        (p->pad_h | p->pad_w) == 0;
   for (int32_t oc0 = 0; oc0 < out_c; oc0 += block) {
     const int32_t nb = out_c - oc0 < block ? out_c - oc0 : block;
-    for (int32_t c = 0; c < nb + (nb & 1); c++) { /* an odd block: a phantom channel */
+    for (int32_t c = 0; c < nb + (nb & 1); c++) {
       uint32_t *r = wbuf + (c >> 1) * rec + (c & 1);
-      const int real = c < nb;
-      const int8_t *f = filter + (oc0 + c) * K;
-      rq[c] = real ? ts_rq_make(p->mult[oc0 + c], p->shift[oc0 + c], bias ? bias[oc0 + c] : 0)
-                   : rq[c - 1];
-      uint32_t sum = 0; /* the input offset folded into the bias */
-      for (int32_t k = 0; real && k < K; k++) sum += (uint32_t)f[k];
-      r[0] = r[2] = r[4] = (uint32_t)rq[c].bias + sum * (uint32_t)p->input_offset;
-      for (int32_t ky = 0; ky < p->k_h; ky++) {
-        uint32_t *d = r + HEAD + 2 * ky * half;
-        if (real) widen_seg(d, 2, f + ky * seg, seg);
-        else fill_words(d, 2, half, 0);
-      }
-      if (fast && real) rq[c].rnd += p->output_offset * (INT32_C(1) << rq[c].sh);
       uint32_t *q = r - (c & 1) + HEAD + 2 * np + 3 * (c & 1);
-      q[0] = (uint32_t)rq[c].mult, q[1] = (uint32_t)rq[c].rnd, q[2] = (uint32_t)rq[c].sh;
+      const int32_t oc = oc0 + c;
+      if (c == nb) { /* an odd block's phantom channel: zeros, computed, never stored */
+        r[0] = r[2] = r[4] = q[0] = q[1] = q[2] = 0;
+        fill_words(r + HEAD, 2, np, 0);
+        continue;
+      }
+      const int8_t *f = filter + oc * K;
+      uint32_t sum = 0; /* the input offset folded into the bias */
+      for (int32_t k = 0; k < K; k++) sum += (uint32_t)f[k];
+      r[0] = r[2] = r[4] = (uint32_t)(bias ? bias[oc] : 0) + sum * (uint32_t)p->input_offset;
+      for (int32_t ky = 0; ky < p->k_h; ky++)
+        widen_seg(r + HEAD + 2 * ky * half, 2, f + ky * seg, seg);
+      /* the assembly's requantization (used when `fast`): mult, 2^(e-2) + (out_off << sh),
+       * sh = e - 1 with e = -shift (see ts_dsp.h) */
+      const int32_t e = -p->shift[oc];
+      q[0] = (uint32_t)p->mult[oc];
+      q[1] = fast ? (uint32_t)((INT32_C(1) << (e - 2)) + p->output_offset * (INT32_C(1) << (e - 1)))
+                  : 0;
+      q[2] = (uint32_t)(e - 1);
     }
     cursor_t g = {p, input, seg, half, p->dil_h * p->in_w * p->in_c, 0, 0, 0, 0, 0, 0};
     cursor_row(&g);
@@ -351,8 +348,8 @@ void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8
         int32_t acc[6];
         ts_cm4_conv2x3(tb, wbuf + (c >> 1) * rec, np, (int8_t *)acc, 0, 1);
         for (int32_t s = 0; s < nv; s++) {
-          o[s * out_c + c] = out1(acc[2 * s], &rq[c], p, fast);
-          if (c + 1 < nb) o[s * out_c + c + 1] = out1(acc[2 * s + 1], &rq[c + 1], p, fast);
+          o[s * out_c + c] = out1(acc[2 * s], oc0 + c, p);
+          if (c + 1 < nb) o[s * out_c + c + 1] = out1(acc[2 * s + 1], oc0 + c + 1, p);
         }
       }
     }

@@ -6,7 +6,7 @@
  * An int16 partial sum holds 256 int8 values without overflow (-128 * 256 = -32768), so the
  * pixels are summed in runs of at most 256 and each run is added into int32 sums. The
  * requantization is the reference kernel's (the sums are the same integers). Any other set
- * of axes runs the reference kernel. */
+ * of axes, or a depth that is not a multiple of 4, runs the reference kernel. */
 #include "ts_dsp.h"
 #include "ts_kernels.h"
 
@@ -37,13 +37,14 @@ static int8_t mean_out(const ts_mean_params_t *p, int32_t sum) {
 
 void ts_opt_mean_s8(const ts_mean_params_t *p, const int8_t *input, int8_t *output) {
   const int32_t *d = p->in_dims;
-  if (p->reduce[3] || !p->reduce[1] || !p->reduce[2] || (p->reduce[0] && d[0] != 1)) {
+  if (p->reduce[3] || !p->reduce[1] || !p->reduce[2] || (p->reduce[0] && d[0] != 1) ||
+      (d[3] & 3)) {
     ts_ref_mean_s8(p, input, output);
     return;
   }
-  const int32_t depth = d[3], npix = d[1] * d[2], c4 = depth & ~3;
+  const int32_t depth = d[3], npix = d[1] * d[2];
   for (int32_t b = 0; b < d[0]; b++, input += npix * depth, output += depth) {
-    for (int32_t c = 0; c < c4; c += 4) {
+    for (int32_t c = 0; c < depth; c += 4) {
       int32_t s[4] = {0, 0, 0, 0};
       for (int32_t p0 = 0; p0 < npix; p0 += RUN) {
         const int8_t *x = input + p0 * depth + c;
@@ -58,11 +59,6 @@ void ts_opt_mean_s8(const ts_mean_params_t *p, const int8_t *input, int8_t *outp
         s[1] += (int16_t)o, s[3] += (int16_t)(o >> 16);
       }
       for (int32_t k = 0; k < 4; k++) output[c + k] = mean_out(p, s[k]);
-    }
-    for (int32_t c = c4; c < depth; c++) {
-      int32_t s = 0;
-      for (int32_t i = 0; i < npix; i++) s += input[i * depth + c];
-      output[c] = mean_out(p, s);
     }
   }
 }
