@@ -5,7 +5,8 @@ DSP intrinsics (the same code path as on the M4). ``ts-kernel-check`` compares e
 optimized kernel with its reference kernel on random shapes and parameters (and the
 SMLAL-style requantization with TFLM's MultiplyByQuantizedMultiplier on random and edge
 triples); the ``-small`` build shrinks the stack buffers so weight blocks, row tiles and
-the reference fallbacks all run. The end-to-end check on real M4 instructions is
+the reference fallbacks all run. The same checker runs on the M4's real instructions (DSP
+intrinsics and the hand-written Thumb-2) in tests/test_runtime_opt_m4.py; end to end,
 ``make bench`` and tests/test_emulator.py (the firmware defaults to the optimized kernels).
 """
 

@@ -118,12 +118,15 @@ void ts_ref_requantize_s8(const ts_requant_params_t *p, const int8_t *input, int
 void ts_ref_concat_s8(const ts_concat_params_t *p, const int8_t *const *inputs,
                       int8_t *output);
 
-/* Optimized kernels (kernels/cm4/: Cortex-M4 DSP instructions, portable C elsewhere), same
- * parameters, same bytes as the reference kernels above. Their scratch lives on the stack,
- * bounded: CONV_2D 2 * (TS_OPT_CONV_WBUF + TS_OPT_CONV_ROWBUF) bytes + 20 bytes per channel
- * of a block (6.7 KB); FULLY_CONNECTED 2 * TS_OPT_FC_XBUF bytes (2 KB); the others none. CONV_2D layers outside those bounds (see the kernels in kernels/cm4) run the
- * reference kernel. The interpreter calls these when built with TS_USE_OPT_KERNELS
- * (make TS_KERNELS=opt, the default). */
+/* Optimized kernels (kernels/cm4/: Cortex-M4 DSP instructions and Thumb-2, portable C
+ * elsewhere), same parameters, same bytes as the reference kernels above. Their scratch
+ * lives on the stack, bounded: CONV_2D 2 * TS_OPT_CONV_WBUF + 3 * TS_OPT_CONV_ROWBUF bytes
+ * (7.5 KB: weight records, the 3-pixel im2col, one border segment); FULLY_CONNECTED
+ * 2 * TS_OPT_FC_XBUF + ~270 bytes (2.3 KB); DEPTHWISE_CONV_2D ~4.3 KB (planes of 32 rows
+ * of 64 int16); the others none (measured peak of the M4 kernel check: 8.3 KB of stack).
+ * Layers outside those bounds or shapes a kernel has no fast path for run the reference
+ * kernel (see each kernel's header). The interpreter calls these when built with
+ * TS_USE_OPT_KERNELS (make TS_KERNELS=opt, the default). */
 #ifndef TS_OPT_CONV_WBUF
 #define TS_OPT_CONV_WBUF 1536 /* int16 weights of one block of output channels */
 #endif
@@ -131,7 +134,7 @@ void ts_ref_concat_s8(const ts_concat_params_t *p, const int8_t *const *inputs,
 #define TS_OPT_CONV_BLOCK 32 /* output channels per weight block at most */
 #endif
 #ifndef TS_OPT_CONV_ROWBUF
-#define TS_OPT_CONV_ROWBUF 1536 /* int16 input rows of one output row tile */
+#define TS_OPT_CONV_ROWBUF 1536 /* int16 values of the im2col of 3 output pixels */
 #endif
 #ifndef TS_OPT_FC_XBUF
 #define TS_OPT_FC_XBUF 1024 /* int16 inputs of FULLY_CONNECTED widened at once */
