@@ -123,13 +123,6 @@ __asm__(
 #undef TS_PAIR
 #undef TS_RQ
 #else
-static int32_t rq_words(int32_t acc, const uint32_t *q) { /* (mult, rnd, sh) as the asm */
-  const int64_t hi_lo = (int64_t)(((uint64_t)(uint32_t)(acc >> 31) << 32) |
-                                  (0x40000000u | ((uint32_t)acc & 0x80000000u)));
-  const int32_t hi = (int32_t)((uint32_t)((hi_lo + (int64_t)acc * (int32_t)q[0]) >> 32) + q[1]);
-  return ts_ssat8(hi >> (int32_t)q[2]);
-}
-
 void ts_cm4_conv2x3(const uint32_t *x, const uint32_t *r, int32_t np, int8_t *out,
                     int32_t out_c, int32_t npairs) {
   for (; npairs > 0; npairs--, out += 2) {
@@ -146,8 +139,8 @@ void ts_cm4_conv2x3(const uint32_t *x, const uint32_t *r, int32_t np, int8_t *ou
       return;
     }
     for (int32_t s = 0; s < 3; s++) {
-      out[s * out_c] = (int8_t)rq_words(acc[2 * s], w);
-      out[s * out_c + 1] = (int8_t)rq_words(acc[2 * s + 1], w + 3);
+      out[s * out_c] = (int8_t)ts_rq_words(acc[2 * s], w);
+      out[s * out_c + 1] = (int8_t)ts_rq_words(acc[2 * s + 1], w + 3);
     }
     r = w + TAIL;
   }

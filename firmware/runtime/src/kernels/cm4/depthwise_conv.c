@@ -166,13 +166,6 @@ __asm__(
 #undef TS_ROW
 #undef TS_RQ
 #else
-static int32_t rq_words(int32_t acc, const uint32_t *q) { /* (mult, rnd, sh) as the asm */
-  const int64_t hi_lo = (int64_t)(((uint64_t)(uint32_t)(acc >> 31) << 32) |
-                                  (0x40000000u | ((uint32_t)acc & 0x80000000u)));
-  const int32_t hi = (int32_t)((uint32_t)((hi_lo + (int64_t)acc * (int32_t)q[0]) >> 32) + q[1]);
-  return ts_ssat8(hi >> (int32_t)q[2]);
-}
-
 static inline int32_t lo16s(uint32_t v) { return (int32_t)(int16_t)(v & 0xffffu); }
 static inline int32_t hi16s(uint32_t v) { return (int32_t)(int16_t)(v >> 16); }
 
@@ -194,8 +187,8 @@ void ts_cm4_dw3(const int16_t *q, uint32_t *rec, int8_t *out) {
       a1 = (int32_t)((uint32_t)a1 + (uint32_t)(hi16s(A) * lo16s(wa)));
       a1 = ts_smlad(B, wb, a1);
     }
-    out[0] = (int8_t)rq_words(a0, rec);
-    out[out_c] = (int8_t)rq_words(a1, rec);
+    out[0] = (int8_t)ts_rq_words(a0, rec);
+    out[out_c] = (int8_t)ts_rq_words(a1, rec);
   }
 }
 

@@ -158,4 +158,15 @@ static inline int32_t ts_rq_apply(int32_t acc, const ts_rq_t *q) {
   return ((int32_t)(r >> 32) + q->rnd) >> q->sh;
 }
 
+/* The assemblies' requantization of one output from a channel's words q = (mult, rnd, sh),
+ * rnd = 2^(e-2) + (output offset << sh), sh = e - 1 for a shift -e in [-23, -2]: the 64-bit
+ * nudge (hi = sign + rnd, lo = 2^30 | sign bit), SMLAL, ASR, SSAT. The C twin the host
+ * builds run in place of the Thumb-2 routines. */
+static inline int32_t ts_rq_words(int32_t acc, const uint32_t *q) {
+  const int64_t hi_lo = (int64_t)(((uint64_t)(uint32_t)(acc >> 31) << 32) |
+                                  (0x40000000u | ((uint32_t)acc & 0x80000000u)));
+  const int32_t hi = (int32_t)((uint32_t)((hi_lo + (int64_t)acc * (int32_t)q[0]) >> 32) + q[1]);
+  return ts_ssat8(hi >> (int32_t)q[2]);
+}
+
 #endif /* TS_DSP_H */
