@@ -1,0 +1,54 @@
+"""make bench's bookkeeping: which operators each goal takes, and the second model filling
+a goal the main model cannot measure (synthetic figures; the measurements themselves are
+make bench's, not tests')."""
+
+from __future__ import annotations
+
+from tinyscope import bench
+
+
+def _manifest(ops: list[tuple[str, int]]) -> dict:
+    """Operators (name, input channels), each reading tensor i, with ``macs`` set."""
+    return {"tensors": [{"index": i, "shape": [1, 4, 4, c]} for i, (_, c) in enumerate(ops)],
+            "operators": [{"index": i, "op": op, "inputs": [i]} for i, (op, _) in enumerate(ops)]}
+
+
+def _rows(instr_macs: list[tuple[int, int]]) -> list[dict]:
+    return [{"instructions_opt": i, "macs": m} for i, m in instr_macs]
+
+
+def _result(manifest: dict, rows: list[dict], name: str) -> dict:
+    b = {"model": name, "instructions_per_mac": 2.0, "speedup_vs_reference": 9.0,
+         "arena_bytes": 70, "tflm_arena_bytes": 100, "text_bytes": 20000,
+         "payload_efficiency": 0.98}
+    values = bench.goal_values(manifest, rows, b)
+    b["goals"] = [{"key": k, "description": d, "limit": lim, "kind": kind, "value": values[k],
+                   "met": None if values[k] is None else
+                   (values[k] <= lim if kind == "max" else values[k] >= lim)}
+                  for k, d, lim, kind in bench.GOALS]
+    return b
+
+
+def test_goals_pool_the_operators_of_each_class():
+    m = _manifest([("CONV_2D", 1), ("CONV_2D", 8), ("CONV_2D", 16), ("FULLY_CONNECTED", 400)])
+    v = bench.goal_values(m, _rows([(300, 100), (120, 100), (160, 100), (140, 100)]),
+                          {"instructions_per_mac": 1.8, "speedup_vs_reference": 10.0,
+                           "arena_bytes": 78, "tflm_arena_bytes": 100, "text_bytes": 1,
+                           "payload_efficiency": 0.9})
+    assert v["conv_in_c_1"] == 3.0
+    assert v["conv_in_c_ge_8"] == 1.4  # (120 + 160) / 200: both convs with >= 8 channels
+    assert v["fully_connected"] == 1.4
+    assert v["depthwise"] is None  # no such operator
+    assert v["arena_ratio"] == 0.78
+
+
+def test_a_goal_the_main_model_lacks_comes_from_the_second_model():
+    main = _result(_manifest([("CONV_2D", 8)]), _rows([(100, 100)]), "main.keras")
+    second = _result(_manifest([("DEPTHWISE_CONV_2D", 8), ("CONV_2D", 8)]),
+                     _rows([(250, 100), (900, 100)]), "second/model.keras")
+    bench.merge_goals(main, second)
+    goals = {g["key"]: g for g in main["goals"]}
+    assert goals["depthwise"]["value"] == 2.5 and goals["depthwise"]["met"] is True
+    assert goals["depthwise"]["source"] == "second/model.keras"
+    # a goal the main model measures keeps its own figure, not the second model's 9.0
+    assert goals["conv_in_c_ge_8"]["value"] == 1.0 and "source" not in goals["conv_in_c_ge_8"]
