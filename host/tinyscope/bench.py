@@ -283,10 +283,14 @@ def bench(model: Path, build_dir: Path, out: Path, n: int) -> dict:
     return result
 
 
+DWSEP_VERSION = 2  # bump when dwsep_model's layers change (the file name carries it)
+
+
 def dwsep_model(path: Path) -> Path:
     """The second benchmark model, written to ``path`` if missing: a small depthwise-separable
     CNN on 28x28x1 (conv 3x3 1->8, depthwise 3x3, pointwise 1x1 8->16, max pool, depthwise
-    3x3 'same', pointwise 1x1 16->32, global average pool (MEAN), dense 10), seeded and
+    3x3 'same', pointwise 1x1 16->32, depthwise 3x3 stride 2, global average pool (MEAN),
+    dense 10), seeded and
     untrained: instruction counts do not depend on the weights' values, only on shapes.
     The default model has no DEPTHWISE_CONV_2D, 1x1 CONV_2D or MEAN; this one does."""
     if path.is_file():
@@ -303,6 +307,7 @@ def dwsep_model(path: Path) -> Path:
     x = layers.MaxPooling2D(2, name="pool1")(x)
     x = layers.DepthwiseConv2D(3, padding="same", activation="relu", name="dw2")(x)
     x = layers.Conv2D(32, 1, activation="relu", name="pw2")(x)
+    x = layers.DepthwiseConv2D(3, strides=2, padding="same", activation="relu", name="dw3")(x)
     x = layers.GlobalAveragePooling2D(name="gap")(x)
     x = layers.Dense(10, name="logits")(x)
     out = layers.Softmax(name="softmax")(x)
@@ -338,7 +343,8 @@ def main(argv: list[str] | None = None) -> int:
         second = None
         if args.second == "dwsep":
             work = ROOT / "build/bench-dwsep"
-            second = bench(dwsep_model(work / "model.keras"), work / "build",
+            v = f"v{DWSEP_VERSION}"
+            second = bench(dwsep_model(work / f"model-{v}.keras"), work / f"build-{v}",
                            work / "bench.json", args.n)
             merge_goals(result, second)
             result["second_model"] = second

@@ -64,31 +64,19 @@ static int32_t zp_add(int32_t zero_point, int32_t q) {
 
 int ts_activation_range_s8(int32_t activation, float scale, int32_t zero_point,
                            int32_t *act_min, int32_t *act_max) {
+  /* NONE, RELU, RELU_N1_TO_1, RELU6: the real bounds and which of them apply (bit 0: the
+   * lower, bit 1: the upper), quantized as TFLM does: zero_point + round(bound / scale). */
+  static const int8_t lo_real[4] = {0, 0, -1, 0}, hi_real[4] = {0, 0, 1, 6};
+  static const uint8_t applies[4] = {0, 1, 3, 3};
+  if (activation < 0 || activation > 3) return -1;
   int32_t lo = -128, hi = 127;
-  switch (activation) {
-    case 0: /* NONE */
-      break;
-    case 1: { /* RELU */
-      int32_t q0 = zp_add(zero_point, ts_roundf_to_i32(0.0f / scale));
-      lo = q0 > lo ? q0 : lo;
-      break;
-    }
-    case 2: { /* RELU_N1_TO_1 */
-      int32_t qa = zp_add(zero_point, ts_roundf_to_i32(-1.0f / scale));
-      int32_t qb = zp_add(zero_point, ts_roundf_to_i32(1.0f / scale));
-      lo = qa > lo ? qa : lo;
-      hi = qb < hi ? qb : hi;
-      break;
-    }
-    case 3: { /* RELU6 */
-      int32_t qa = zp_add(zero_point, ts_roundf_to_i32(0.0f / scale));
-      int32_t qb = zp_add(zero_point, ts_roundf_to_i32(6.0f / scale));
-      lo = qa > lo ? qa : lo;
-      hi = qb < hi ? qb : hi;
-      break;
-    }
-    default:
-      return -1;
+  if (applies[activation] & 1) {
+    const int32_t q = zp_add(zero_point, ts_roundf_to_i32((float)lo_real[activation] / scale));
+    lo = q > lo ? q : lo;
+  }
+  if (applies[activation] & 2) {
+    const int32_t q = zp_add(zero_point, ts_roundf_to_i32((float)hi_real[activation] / scale));
+    hi = q < hi ? q : hi;
   }
   *act_min = lo;
   *act_max = hi;

@@ -1,13 +1,13 @@
 /* DEPTHWISE_CONV_2D int8, Cortex-M4 DSP kernel, bit-exact with ts_ref_depthwise_conv2d_s8.
  *
- * 3x3, stride_w 1, no dilation (the usual depthwise layer), any stride_h, padding and depth
- * multiplier: per input channel a planar int16 copy of the input (x, no offset; padding
- * holds the zero point -off) with a fixed row pitch of PW values, in stripes of up to NROWS
- * rows, written by a Thumb-2 LDRSB/STRH loop (ts_cm4_dw_widen, 3 instructions per value,
- * each value once per stripe and channel); the input offset is folded into the bias:
+ * 3x3, stride_w 1 or 2, no dilation (the usual depthwise layers), any stride_h, padding and
+ * depth multiplier: per input channel a planar int16 copy of the input (x, no offset;
+ * padding holds the zero point -off) with a fixed row pitch of PW values, in stripes of up
+ * to NROWS rows, written by a Thumb-2 LDRSB/STRH loop (ts_cm4_dw_widen, 3 instructions per
+ * value, each value once per stripe and channel); the input offset is folded into the bias:
  * sum (x + off) w = sum x w + off * sum w (int32, wrapping, as the reference's sum).
- * Then per output channel one call of a Thumb-2 routine (ts_cm4_dw3) for all rows of the
- * stripe: 2 neighbouring pixels per pass with the channel's 6 weight words
+ * Stride_w 1: per output channel one call of a Thumb-2 routine (ts_cm4_dw3) for all rows of
+ * the stripe: 2 neighbouring pixels per pass with the channel's 6 weight words
  * W01 = (w0, w1), W12 = (w1, w2) per kernel row; for A = (r[x], r[x+1]),
  * B = (r[x+2], r[x+3]) (one LDRD):
  *   pixel x:   SMLAD(A, W01) + SMLABT(B, W12)
@@ -16,9 +16,11 @@
  * rounding as one SMLAL with the output offset folded into the rounding term, ts_dsp.h),
  * 38 instructions per 2 outputs with loads, stores and loop. An odd row width computes a
  * phantom pixel that lands on the next row's first output (computed after it); the last
- * row of the tensor goes through a small buffer instead.
- * Everything else (other kernel shapes, strides, dilations, rows wider than PW - 3
- * outputs, a fused activation clamp, a shift outside [-23, -2]) runs the reference kernel.
+ * row of the tensor goes through a small buffer instead. Stride_w 2: the same planes and
+ * records, a C loop (dw3_s2): per output and kernel row one SMLAD and one multiply-add.
+ * Everything else (other kernel shapes, stride_w > 2, dilations, rows wider than the plane
+ * (PW - 3 outputs, (PW - 1) / 2 for stride_w 2), a fused activation clamp, a shift outside
+ * [-23, -2]) runs the reference kernel.
  * Stack: NROWS * PW * 2 bytes (4 KB) + 64 bytes of channel record + a PW-byte row. */
 #include "ts_dsp.h"
 #include "ts_kernels.h"
@@ -202,11 +204,31 @@ static inline uint32_t pack16(int32_t lo, int32_t hi) {
   return (uint32_t)(uint16_t)lo | (uint32_t)(uint16_t)hi << 16;
 }
 
+/* stride_w 2 (in C): output pixel x of a row reads plane columns 2x .. 2x + 2, per kernel
+ * row one SMLAD (w0, w1) and one multiply-add (w2); rec as for ts_cm4_dw3 (the rows of the
+ * plane sh * PW apart). */
+static void dw3_s2(const int16_t *q, const uint32_t *rec, int8_t *out, int32_t out_w,
+                   int32_t sh, int32_t rows) {
+  const int32_t out_c = (int32_t)rec[3], bias = (int32_t)rec[4];
+  const uint32_t w0 = rec[6], w1 = rec[8], w2 = rec[10]; /* (w0, w1) of kernel rows 0..2 */
+  const int32_t v0 = (int16_t)(rec[7] >> 16), v1 = (int16_t)(rec[9] >> 16),
+                v2 = (int16_t)(rec[11] >> 16); /* w2 of kernel rows 0..2 */
+  for (int32_t r = 0; r < rows; r++, q += sh * PW)
+    for (int32_t x = 0; x < out_w; x++, out += out_c) {
+      const int16_t *t = q + 2 * x;
+      uint32_t a = (uint32_t)ts_smlad(ts_ld32(t), w0, bias) + (uint32_t)(t[2] * v0);
+      a = (uint32_t)ts_smlad(ts_ld32(t + PW), w1, (int32_t)a) + (uint32_t)(t[PW + 2] * v1);
+      a = (uint32_t)ts_smlad(ts_ld32(t + 2 * PW), w2, (int32_t)a) + (uint32_t)(t[2 * PW + 2] * v2);
+      *out = (int8_t)ts_rq_words((int32_t)a, rec); /* wrapping sums, as the reference's */
+    }
+}
+
 void ts_opt_depthwise_conv2d_s8(const ts_dw_params_t *p, const int8_t *input,
                                 const int8_t *filter, const int32_t *bias, int8_t *output) {
   const int32_t out_w = p->out_w, out_c = p->out_c, in_c = p->in_c, dm = p->depth_multiplier;
-  const int32_t sh = p->stride_h, n = out_w + 3; /* plane columns read by the pixel pairs */
-  int ok = p->k_h == 3 && p->k_w == 3 && p->stride_w == 1 && p->dil_h == 1 && p->dil_w == 1 &&
+  const int32_t sh = p->stride_h, s2 = p->stride_w == 2;
+  const int32_t n = s2 ? 2 * out_w + 1 : out_w + 3; /* plane columns the pixels read */
+  int ok = p->k_h == 3 && p->k_w == 3 && p->stride_w <= 2 && p->dil_h == 1 && p->dil_w == 1 &&
            n <= PW && p->act_min == -128 && p->act_max == 127;
   for (int32_t c = 0; c < out_c; c++) ok &= p->shift[c] <= -2 && p->shift[c] >= -23;
   if (!ok) {
@@ -233,7 +255,7 @@ void ts_opt_depthwise_conv2d_s8(const ts_dw_params_t *p, const int8_t *input,
       const int32_t g[4] = {in_c, e - p->pad_w, rb - ra, (p->in_w - (e - p->pad_w)) * in_c};
       /* an odd row computes a phantom pixel into the next row's first (computed after it);
        * the very last row of the output goes through tail */
-      const int last = (out_w & 1) && b == p->batches - 1 && oy0 + no == p->out_h;
+      const int last = !s2 && (out_w & 1) && b == p->batches - 1 && oy0 + no == p->out_h;
       for (int32_t ic = 0; ic < in_c; ic++) {
         if (g[1] > 0 && g[2] > 0)
           ts_cm4_dw_widen(plane + ra * PW + p->pad_w, in_b + (y0 + ra) * p->in_w * in_c + ic, g);
@@ -257,6 +279,10 @@ void ts_opt_depthwise_conv2d_s8(const ts_dw_params_t *p, const int8_t *input,
           rec[14] = (uint32_t)(-(out_w & 1) * out_c);
           rec[15] = (uint32_t)(no - last);
           int8_t *o = out_s + oc;
+          if (s2) {
+            dw3_s2(plane, rec, o, out_w, sh, no);
+            continue;
+          }
           if (rec[15]) ts_cm4_dw3(plane, rec, o);
           if (last) {
             rec[3] = rec[15] = 1;

@@ -3,22 +3,15 @@
  * Four channels at a time: one LDR per tap and SSUB8 + SEL (a per-byte signed max), the
  * fused activation clamp the same way; the window is clipped to the input as in the
  * reference (an empty window gives -128 before the clamp). The last depth % 4 channels
- * take the same path with their bytes gathered into a word. A 2x2 window inside the input
- * with depth % 4 == 0 takes a straight path: 4 LDR, 3 SSUB8 + SEL, the clamp only for a
- * fused activation; for 2x2 stride 2 without padding, whole rows take it with no per-pixel
- * window arithmetic. */
+ * take the same path with their bytes gathered into a word. 2x2 stride 2 without padding
+ * (the usual pool) with depth % 4 == 0 takes a straight path, whole rows with no per-pixel
+ * window arithmetic: 4 LDR, 3 SSUB8 + SEL, the clamp only for a fused activation. (Other 2x2
+ * pools take the general loop: its straight-line copy was given up for code size.) */
 #include "ts_dsp.h"
 #include "ts_kernels.h"
 
-/* Copied into both 2x2 paths for speed (-O2); GCC's choice when optimizing for size (-Os). */
-#ifdef __OPTIMIZE_SIZE__
-#define MAX2X2_INLINE
-#else
-#define MAX2X2_INLINE inline __attribute__((always_inline))
-#endif
-
 /* One output pixel of a 2x2 window inside the input: rows s0 and s1, depth % 4 == 0. */
-static MAX2X2_INLINE void max2x2(const int8_t *s0, const int8_t *s1, int32_t depth,
+static inline void max2x2(const int8_t *s0, const int8_t *s1, int32_t depth,
                                   int8_t *out, uint32_t lo4, uint32_t hi4, int narrow) {
   for (int32_t c = 0; c < depth; c += 4) {
     uint32_t m = ts_smax8x4(ts_smax8x4(ts_ld32(s0 + c), ts_ld32(s0 + depth + c)),
@@ -57,10 +50,6 @@ void ts_opt_max_pool_s8(const ts_pool_params_t *p, const int8_t *input, int8_t *
         const int32_t fx1 = p->f_w < p->in_w - x0 ? p->f_w : p->in_w - x0;
         const int32_t base = ((b * p->in_h + y0) * p->in_w + x0) * depth; /* may be < 0 */
         int8_t *out = output + ((b * p->out_h + oy) * p->out_w + ox) * depth;
-        if (quad && fy0 == 0 && fy1 == 2 && fx0 == 0 && fx1 == 2) { /* the common 2x2 case */
-          max2x2(input + base, input + base + p->in_w * depth, depth, out, lo4, hi4, narrow);
-          continue;
-        }
         for (int32_t c = 0; c < depth; c += 4) {
           const int32_t n = depth - c < 4 ? depth - c : 4; /* < 4: the last channels */
           uint32_t m = 0x80808080u;
