@@ -283,25 +283,16 @@ int TS_CHECK_MAIN(int argc, char **argv) {
   const int32_t cases = atoi(argv[2]);
   int bad = check_requant(cases * 200);
   printf("requant %" PRId32 " triples %s\n", cases * 200, bad ? "FAIL" : "ok");
-  int nbad = 0;
-  for (int32_t c = 0; c < cases && !nbad; c++) nbad += check_conv(c);
-  printf("conv %" PRId32 " cases %s\n", cases, nbad ? "FAIL" : "ok");
-  bad |= nbad;
-  nbad = 0;
-  for (int32_t c = 0; c < cases && !nbad; c++) nbad += check_dw(c);
-  printf("depthwise %" PRId32 " cases %s\n", cases, nbad ? "FAIL" : "ok");
-  bad |= nbad;
-  nbad = 0;
-  for (int32_t c = 0; c < cases && !nbad; c++) nbad += check_fc(c);
-  printf("fully_connected %" PRId32 " cases %s\n", cases, nbad ? "FAIL" : "ok");
-  bad |= nbad;
-  nbad = 0;
-  for (int32_t c = 0; c < cases && !nbad; c++) nbad += check_max_pool(c);
-  printf("max_pool %" PRId32 " cases %s\n", cases, nbad ? "FAIL" : "ok");
-  bad |= nbad;
-  nbad = 0;
-  for (int32_t c = 0; c < cases && !nbad; c++) nbad += check_mean(c);
-  printf("mean %" PRId32 " cases %s\n", cases, nbad ? "FAIL" : "ok");
-  bad |= nbad;
+  static const struct {
+    const char *name;
+    int (*check)(int32_t);
+  } kernels[] = {{"conv", check_conv}, {"depthwise", check_dw}, {"fully_connected", check_fc},
+                 {"max_pool", check_max_pool}, {"mean", check_mean}};
+  for (size_t k = 0; k < sizeof kernels / sizeof kernels[0]; k++) {
+    int nbad = 0; /* each kernel stops at its first mismatch */
+    for (int32_t c = 0; c < cases && !nbad; c++) nbad += kernels[k].check(c);
+    printf("%s %" PRId32 " cases %s\n", kernels[k].name, cases, nbad ? "FAIL" : "ok");
+    bad |= nbad;
+  }
   return bad ? 1 : 0;
 }
