@@ -225,7 +225,7 @@ def format_table(b: dict) -> str:
     return "\n".join(lines)
 
 
-def bench(model: Path, build_dir: Path, out: Path, n: int) -> dict:
+def bench(model: Path, build_dir: Path, n: int) -> dict:
     from tinyscope import convert
     from tinyscope import manifest as manifest_mod
 
@@ -278,8 +278,6 @@ def bench(model: Path, build_dir: Path, out: Path, n: int) -> dict:
          (values[k] <= lim if kind == "max" else values[k] >= lim)}
         for k, d, lim, kind in GOALS
     ]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
     return result
 
 
@@ -290,8 +288,8 @@ def dwsep_model(path: Path) -> Path:
     """The second benchmark model, written to ``path`` if missing: a small depthwise-separable
     CNN on 28x28x1 (conv 3x3 1->8, depthwise 3x3, pointwise 1x1 8->16, max pool, depthwise
     3x3 'same', pointwise 1x1 16->32, depthwise 3x3 stride 2, global average pool (MEAN),
-    dense 10), seeded and
-    untrained: instruction counts do not depend on the weights' values, only on shapes.
+    dense 10), seeded and untrained: instruction counts do not depend on the weights'
+    values, only on shapes.
     The default model has no DEPTHWISE_CONV_2D, 1x1 CONV_2D or MEAN; this one does."""
     if path.is_file():
         return path
@@ -339,16 +337,16 @@ def main(argv: list[str] | None = None) -> int:
                     "(default dwsep)")
     args = ap.parse_args(argv)
     try:
-        result = bench(args.model, args.build, args.out, args.n)
+        result = bench(args.model, args.build, args.n)
         second = None
         if args.second == "dwsep":
             work = ROOT / "build/bench-dwsep"
             v = f"v{DWSEP_VERSION}"
-            second = bench(dwsep_model(work / f"model-{v}.keras"), work / f"build-{v}",
-                           work / "bench.json", args.n)
+            second = bench(dwsep_model(work / f"model-{v}.keras"), work / f"build-{v}", args.n)
             merge_goals(result, second)
             result["second_model"] = second
-            args.out.write_text(json.dumps(result, indent=2) + "\n")
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
     except TinyscopeError as err:
         print(f"bench: error: {err}")
         return 1
