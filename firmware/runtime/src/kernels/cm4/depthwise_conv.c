@@ -35,7 +35,7 @@
 enum { PW = 64 /* int16 per plane row (128 bytes: the assembly's row step) */,
        NROWS = TS_OPT_DW_ROWS };
 
-/* The one out-of-line copy of ts_requant (rare shifts in ts_rq_apply, FC outputs). */
+/* The one out-of-line copy of ts_requant (the kernels' rare paths: C-finished outputs, FC). */
 int32_t ts_requant_slow(int32_t acc, int32_t mult, int32_t shift) {
   return ts_requant(acc, mult, shift);
 }

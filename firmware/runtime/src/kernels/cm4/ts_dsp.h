@@ -112,51 +112,13 @@ static inline int32_t ts_ssat8(int32_t v) {
 #endif
 }
 
-/* clamp(v, lo, hi) for -128 <= lo <= hi <= 127; `narrow` says the range is not all of int8
- * (a fused activation), else one SSAT does it. */
-static inline int8_t ts_out_s8(int32_t v, int32_t lo, int32_t hi, int narrow) {
-  v = ts_ssat8(v);
-  if (narrow) {
-    v = v < lo ? lo : v;
-    v = v > hi ? hi : v;
-  }
-  return (int8_t)v;
-}
-
 static inline int8_t ts_clamp_s8(int32_t v, int32_t lo, int32_t hi) {
   v = v < lo ? lo : v;
   v = v > hi ? hi : v;
   return (int8_t)v;
 }
 
-/* ts_requant split into a per-channel part computed once per layer call and a per-output
- * part: for shift <= -2 (every real conv/FC multiplier < 0.25) the output is
- *   ((hi32(acc * mult + nudge) + rnd) >> sh),  nudge = 2^30 - [acc < 0] 2^31 (a 64-bit
- * constant whose high word is acc >> 31), rnd = 2^(e-2), sh = e - 1;
- * other shifts set sh < 0 and call ts_requant. The record also carries the channel's bias
- * (kernels start their accumulators from it). */
-typedef struct {
-  int32_t mult, rnd, sh, shift, bias;
-} ts_rq_t;
-
-static inline ts_rq_t ts_rq_make(int32_t mult, int32_t shift, int32_t bias) {
-  ts_rq_t q = {mult, 0, -1, shift, bias};
-  if (shift <= -2) {
-    q.rnd = INT32_C(1) << (-shift - 2);
-    q.sh = -shift - 1;
-  }
-  return q;
-}
-
 int32_t ts_requant_slow(int32_t acc, int32_t mult, int32_t shift); /* ts_requant, not inlined */
-
-static inline int32_t ts_rq_apply(int32_t acc, const ts_rq_t *q) {
-  if (__builtin_expect(q->sh < 0, 0)) return ts_requant_slow(acc, q->mult, q->shift);
-  const uint32_t s = (uint32_t)(acc >> 31);
-  const int64_t nudge = (int64_t)(((uint64_t)s << 32) | (0x40000000u | (s << 31)));
-  const int64_t r = (int64_t)acc * q->mult + nudge;
-  return ((int32_t)(r >> 32) + q->rnd) >> q->sh;
-}
 
 /* The assemblies' requantization of one output from a channel's words q = (mult, rnd, sh),
  * rnd = 2^(e-2) + (output offset << sh), sh = e - 1 for a shift -e in [-23, -2]: the 64-bit
