@@ -121,6 +121,8 @@ def test_checker_catches_a_wrong_assembly_instruction_on_m4(tmp_path):
 ASM_MUTATIONS = (
     (r'"(\s*)smlad ', r'"\1smladx '),  # halves exchanged
     (r'"(\s*)smlal ', r'"\1smull '),  # the accumulator (the rounding nudge) dropped
+    (r'"(\s*)smla(b|t)b ', r'"\1smla\2t '),  # the other half of the second operand
+    (r'"(\s*)smla(b|t)t ', r'"\1smla\2b '),
     (r'"(\s*)sxtb16 ', r'"\1uxtb16 '),  # zero- instead of sign-extended
     (r'"(\s*)sxtab16 ', r'"\1uxtab16 '),
     (r'"(\s*)ssat ', r'"\1usat '),  # saturation to [0, 255]

@@ -120,11 +120,15 @@ static int check_dw(int32_t c) {
   p.stride_w = range(1, 3);
   p.dil_h = rnd() % 4 ? 1 : 2;
   p.dil_w = rnd() % 4 ? 1 : 2;
-  if (rnd() % 2) { /* the 3x3 kernel's shapes (planes, stripes, odd rows; stride_w 1 or 2) */
-    p.k_h = p.k_w = 3, p.stride_w = rnd() % 3 ? 1 : 2, p.dil_h = p.dil_w = 1;
+  if (rnd() % 2) { /* the 3x3 kernels' shapes: planes (stride_w 1: stripes, odd rows) and
+                    * NHWC (other strides, wide rows, in_c % 4 == 0: chunks of channels) */
+    p.k_h = p.k_w = 3, p.stride_w = rnd() % 2 ? 1 : range(2, 3), p.dil_h = p.dil_w = 1;
     p.in_h = range(3, 40);
-    p.in_w = range(3, 66);
+    p.in_w = range(3, 70);
     if (p.in_h * p.in_w > 400) p.in_c = range(1, 5), p.out_c = p.in_c * p.depth_multiplier;
+    if (rnd() % 4 == 0) /* many channels, few pixels */
+      p.in_c = p.out_c = 4 * range(1, 40), p.depth_multiplier = 1, p.in_h = range(3, 8),
+      p.in_w = range(3, 8);
   }
   const int32_t ekh = (p.k_h - 1) * p.dil_h + 1, ekw = (p.k_w - 1) * p.dil_w + 1;
   if (rnd() % 2) {

@@ -1,27 +1,32 @@
 /* DEPTHWISE_CONV_2D int8, Cortex-M4 DSP kernel, bit-exact with ts_ref_depthwise_conv2d_s8.
  *
- * 3x3, stride_w 1 or 2, no dilation (the usual depthwise layers), any stride_h, padding and
- * depth multiplier: per input channel a planar int16 copy of the input (x, no offset;
- * padding holds the zero point -off) with a fixed row pitch of PW values, in stripes of up
- * to NROWS rows, written by a Thumb-2 LDRSB/STRH loop (ts_cm4_dw_widen, 3 instructions per
- * value, each value once per stripe and channel); the input offset is folded into the bias:
- * sum (x + off) w = sum x w + off * sum w (int32, wrapping, as the reference's sum).
- * Stride_w 1: per output channel one call of a Thumb-2 routine (ts_cm4_dw3) for all rows of
- * the stripe: 2 neighbouring pixels per pass with the channel's 6 weight words
- * W01 = (w0, w1), W12 = (w1, w2) per kernel row; for A = (r[x], r[x+1]),
- * B = (r[x+2], r[x+3]) (one LDRD):
- *   pixel x:   SMLAD(A, W01) + SMLABT(B, W12)
- *   pixel x+1: SMLATB(A, W01) + SMLAD(B, W12)
- * i.e. 5 instructions per 6 MACs; each output requantized in 7 instructions (TFLM's double
- * rounding as one SMLAL with the output offset folded into the rounding term, ts_dsp.h),
- * 38 instructions per 2 outputs with loads, stores and loop. An odd row width computes a
- * phantom pixel that lands on the next row's first output (computed after it); the last
- * row of the tensor goes through a small buffer instead. Stride_w 2: the same planes and
- * records, a C loop (dw3_s2): per output and kernel row one SMLAD and one multiply-add.
- * Everything else (other kernel shapes, stride_w > 2, dilations, rows wider than the plane
- * (PW - 3 outputs, (PW - 1) / 2 for stride_w 2), a fused activation clamp, a shift outside
- * [-23, -2]) runs the reference kernel.
- * Stack: NROWS * PW * 2 bytes (4 KB) + 64 bytes of channel record + a PW-byte row. */
+ * 3x3 kernels without dilation (the usual depthwise layers), two paths; the input offset
+ * folded into the bias in both: sum (x + off) w = sum x w + off * sum w (int32, wrapping, as
+ * the reference's sum), so taps outside the input read the zero point -off.
+ * - Planes (stride_w 1, rows of at most PW - 3 outputs; any stride_h, padding, depth
+ *   multiplier): per input channel a planar int16 copy of the input (padding holds the zero
+ *   point) with a fixed row pitch of PW values, in stripes of up to NROWS rows, written by
+ *   a Thumb-2 LDRSB/STRH loop (ts_cm4_dw_widen, 3 instructions per value). Per output
+ *   channel one call of ts_cm4_dw3 for all rows of the stripe: 2 neighbouring pixels per
+ *   pass with the channel's 6 weight words W01 = (w0, w1), W12 = (w1, w2) per kernel row;
+ *   for A = (r[x], r[x+1]), B = (r[x+2], r[x+3]) (one LDRD):
+ *     pixel x:   SMLAD(A, W01) + SMLABT(B, W12)
+ *     pixel x+1: SMLATB(A, W01) + SMLAD(B, W12)
+ *   i.e. 5 instructions per 6 MACs, 38 instructions per 2 outputs with the requantization,
+ *   loads, stores and loop. An odd row width computes a phantom pixel that lands on the
+ *   next row's first output (computed after it); the last row of the tensor goes through a
+ *   small buffer instead.
+ * - NHWC (the other strides and wider rows, with depth multiplier 1 and depth % 4 == 0):
+ *   straight from the input, 4 channels per word (ts_cm4_dwn): per tap one LDR, one LDRD of
+ *   the weight pairs, SXTB16 and SXTB16 ROR 8, 4 SMLABB/SMLATT, i.e. 2 instructions per MAC;
+ *   108 instructions per 36 MACs with the requantization. Weight records are built once
+ *   per chunk of up to DW_GROUPS groups of 4 channels; rows outside the input read a row of
+ *   zero points; a window that leaves the input sideways is copied into a 3x3 patch.
+ * Each output is requantized in 7 instructions (TFLM's double rounding as one SMLAL with
+ * the output offset folded into the rounding term, ts_dsp.h). Everything else (other kernel
+ * shapes, dilations, a fused activation clamp, a shift outside [-23, -2], what neither path
+ * takes) runs the reference kernel.
+ * Stack: NROWS * PW * 2 bytes (4 KB) of planes or NHWC scratch, plus ~200 bytes. */
 #include "ts_dsp.h"
 #include "ts_kernels.h"
 
@@ -32,8 +37,12 @@
 #define TS_OPT_DW_ROWS 32
 #endif
 #endif
+#ifndef TS_OPT_DW_GROUPS
+#define TS_OPT_DW_GROUPS 16 /* 4-channel groups per chunk of the NHWC path */
+#endif
 enum { PW = 64 /* int16 per plane row (128 bytes: the assembly's row step) */,
-       NROWS = TS_OPT_DW_ROWS };
+       NROWS = TS_OPT_DW_ROWS, DW_BUF = NROWS * PW / 2 /* words of the NHWC path's scratch */,
+       DW_GROUPS = TS_OPT_DW_GROUPS };
 
 /* The one out-of-line copy of ts_requant (the kernels' rare paths: C-finished outputs, FC). */
 int32_t ts_requant_slow(int32_t acc, int32_t mult, int32_t shift) {
@@ -50,6 +59,23 @@ void ts_cm4_dw3(const int16_t *q, uint32_t *rec, int8_t *out);
 /* rows x n values: d[r * PW + i] = s[...], s stepping by step per value and by sskip more
  * per row; g = {step, n >= 1, rows >= 1, sskip}. */
 void ts_cm4_dw_widen(int16_t *d, const int8_t *s, const int32_t *g);
+/* n output pixels of a row, channels in groups of 4 (NHWC, depth multiplier 1). Per group
+ * a record
+ *   [bias + off * sum w of channels 0..3 | per tap, kernel rows 0..2, columns 1, 2, 0:
+ *    (w c0, w c2), (w c1, w c3) | mult, rnd, sh of channels 0..3]
+ * (DWN_REC words) from rec to end. Tap (ky, kx) of group g reads the word at row[ky] + 4 g +
+ * kx * cs, the group's outputs go to out + 4 g; then the next pixel: row[ky] += 4 ng +
+ * step[ky], out += 4 ng + ostep (ng groups). n is counted down in place. */
+enum { DWN_REC = 4 + 18 + 12 };
+typedef struct {
+  const uint32_t *end;
+  const int8_t *row[3];
+  int32_t cs;
+  int8_t *out;
+  const uint32_t *rec;
+  int32_t n, step[3], ostep;
+} dwn_args_t;
+void ts_cm4_dwn(dwn_args_t *a);
 
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__thumb2__)
 /* r0 = q, r1 = rec, r2 = out, r3 = end of q's row. Weights of rows 0 and 1 in r4-r7, row 2 loaded
@@ -165,6 +191,65 @@ __asm__(
     "bx lr\n\t"
     ".size ts_cm4_dw_widen, .-ts_cm4_dw_widen\n\t"
     ".text\n");
+/* r0-r2 = row pointers, r3 = cs, r4 = out, r5 = record, accumulators r6-r9 (channels
+ * 0..3 of the group), temps r10-r12, lr; the end of the records at [sp]. Per tap: LDR of 4
+ * channels, LDRD of their weight pairs, SXTB16 (channels 0, 2) and SXTB16 ROR 8 (1, 3), 4
+ * SMLAxy: 8 instructions per 4 MACs; per group 108 instructions for 36 MACs. */
+#define TS_TAP(addr)                   \
+  "ldr r10, " addr "\n\t"              \
+  "ldrd r11, r12, [r5], #8\n\t"        \
+  "sxtb16 lr, r10\n\t"                 \
+  "smlabb r6, lr, r11, r6\n\t"         \
+  "smlatt r8, lr, r11, r8\n\t"         \
+  "sxtb16 r10, r10, ror #8\n\t"        \
+  "smlabb r7, r10, r12, r7\n\t"        \
+  "smlatt r9, r10, r12, r9\n\t"
+#define TS_ROW3(r) TS_TAP("[" r ", r3]") TS_TAP("[" r ", r3, lsl #1]") TS_TAP("[" r "], #4")
+#define TS_RQ4(acc)                       \
+  "ldmia r5!, {r10, r11, r12}\n\t"        \
+  TS_RQ(acc)                              \
+  "strb r11, [r4], #1\n\t"
+__asm__(
+    ".syntax unified\n\t"
+    ".section .text.ts_cm4_dwn,\"ax\",%progbits\n\t"
+    ".global ts_cm4_dwn\n\t"
+    ".hidden ts_cm4_dwn\n\t"
+    ".type ts_cm4_dwn, %function\n\t"
+    ".thumb\n\t"
+    ".thumb_func\n\t"
+    ".p2align 2\n"
+    "ts_cm4_dwn:\n\t"
+    "push {r4-r11, lr}\n\t"
+    "ldr r12, [r0], #4\n\t"
+    "strd r12, r0, [sp, #-8]!\n\t" /* [sp] the records' end, [sp, #4] &row[0] */
+    "ldm r0, {r0-r5}\n"
+    "1:\n\t"
+    "ldmia r5!, {r6-r9}\n\t"
+    TS_ROW3("r0") TS_ROW3("r1") TS_ROW3("r2")
+    TS_RQ4("r6") TS_RQ4("r7") TS_RQ4("r8") TS_RQ4("r9")
+    "ldrd r10, r11, [sp]\n\t"
+    "cmp r5, r10\n\t"
+    "bne 1b\n\t"
+    "ldr r10, [r11, #24]\n\t" /* n */
+    "subs r10, r10, #1\n\t"
+    "str r10, [r11, #24]\n\t"
+    "beq 2f\n\t"
+    "ldr r5, [r11, #20]\n\t" /* rec */
+    "add r11, r11, #28\n\t"
+    "ldm r11, {r10, r11, r12, lr}\n\t" /* step[0..2], ostep */
+    "add r0, r0, r10\n\t"
+    "add r1, r1, r11\n\t"
+    "add r2, r2, r12\n\t"
+    "add r4, r4, lr\n\t"
+    "b 1b\n"
+    "2:\n\t"
+    "add sp, sp, #8\n\t"
+    "pop {r4-r11, pc}\n\t"
+    ".size ts_cm4_dwn, .-ts_cm4_dwn\n\t"
+    ".text\n");
+#undef TS_TAP
+#undef TS_ROW3
+#undef TS_RQ4
 #undef TS_ROW
 #undef TS_RQ
 #else
@@ -198,46 +283,57 @@ void ts_cm4_dw_widen(int16_t *d, const int8_t *s, const int32_t *g) {
   for (int32_t r = 0; r < g[2]; r++, d += PW, s += g[3])
     for (int32_t i = 0; i < g[1]; i++, s += g[0]) d[i] = *s;
 }
+
+void ts_cm4_dwn(dwn_args_t *a) {
+  const uint32_t *r = a->rec;
+  for (int32_t g = 0;; r += DWN_REC, g += 4) {
+    if (r == a->end) { /* the next pixel */
+      if (--a->n == 0) return;
+      for (int32_t ky = 0; ky < 3; ky++) a->row[ky] += g + a->step[ky];
+      a->out += g + a->ostep, r = a->rec, g = 0;
+    }
+    uint32_t acc[4] = {r[0], r[1], r[2], r[3]};
+    for (int32_t t = 0; t < 9; t++) { /* kernel row t / 3; columns 1, 2, 0 */
+      const int32_t kx = (t % 3 + 1) % 3;
+      const uint32_t x = ts_ld32(a->row[t / 3] + g + kx * a->cs);
+      const uint32_t e = ts_sxtb16(x), od = ts_sxtb16_ror8(x), wa = r[4 + 2 * t], wb = r[5 + 2 * t];
+      acc[0] += (uint32_t)(lo16s(e) * lo16s(wa));
+      acc[2] += (uint32_t)(hi16s(e) * hi16s(wa));
+      acc[1] += (uint32_t)(lo16s(od) * lo16s(wb));
+      acc[3] += (uint32_t)(hi16s(od) * hi16s(wb));
+    }
+    for (int32_t j = 0; j < 4; j++) a->out[g + j] = (int8_t)ts_rq_words((int32_t)acc[j], r + 22 + 3 * j);
+  }
+}
 #endif
 
 static inline uint32_t pack16(int32_t lo, int32_t hi) {
   return (uint32_t)(uint16_t)lo | (uint32_t)(uint16_t)hi << 16;
 }
 
-/* stride_w 2 (in C): output pixel x of a row reads plane columns 2x .. 2x + 2, per kernel
- * row one SMLAD (w0, w1) and one multiply-add (w2); rec as for ts_cm4_dw3 (the rows of the
- * plane sh * PW apart). */
-static void dw3_s2(const int16_t *q, const uint32_t *rec, int8_t *out, int32_t out_w,
-                   int32_t sh, int32_t rows) {
-  const int32_t out_c = (int32_t)rec[3], bias = (int32_t)rec[4];
-  const uint32_t w0 = rec[6], w1 = rec[8], w2 = rec[10]; /* (w0, w1) of kernel rows 0..2 */
-  const int32_t v0 = (int16_t)(rec[7] >> 16), v1 = (int16_t)(rec[9] >> 16),
-                v2 = (int16_t)(rec[11] >> 16); /* w2 of kernel rows 0..2 */
-  for (int32_t r = 0; r < rows; r++, q += sh * PW)
-    for (int32_t x = 0; x < out_w; x++, out += out_c) {
-      const int16_t *t = q + 2 * x;
-      uint32_t a = (uint32_t)ts_smlad(ts_ld32(t), w0, bias) + (uint32_t)(t[2] * v0);
-      a = (uint32_t)ts_smlad(ts_ld32(t + PW), w1, (int32_t)a) + (uint32_t)(t[PW + 2] * v1);
-      a = (uint32_t)ts_smlad(ts_ld32(t + 2 * PW), w2, (int32_t)a) + (uint32_t)(t[2 * PW + 2] * v2);
-      *out = (int8_t)ts_rq_words((int32_t)a, rec); /* wrapping sums, as the reference's */
-    }
+/* Channel oc's bias with the input offset folded in (sum (x + off) w = sum x w + off *
+ * sum w, int32 wrapping as the reference's sum) and its requantization words q = (mult,
+ * rnd with the output offset folded, sh) as the assemblies take them (ts_dsp.h). */
+static uint32_t channel(const ts_dw_params_t *p, const int8_t *filter, const int32_t *bias,
+                        int32_t oc, uint32_t *q) {
+  uint32_t sw = 0;
+  for (int32_t k = 0; k < 9; k++) sw += (uint32_t)filter[k * p->out_c + oc];
+  const int32_t rs = -p->shift[oc] - 1;
+  q[0] = (uint32_t)p->mult[oc];
+  q[1] = (uint32_t)(((INT32_C(1) << rs) >> 1) + p->output_offset * (INT32_C(1) << rs));
+  q[2] = (uint32_t)rs;
+  return (uint32_t)(bias ? bias[oc] : 0) + sw * (uint32_t)p->input_offset;
 }
 
-void ts_opt_depthwise_conv2d_s8(const ts_dw_params_t *p, const int8_t *input,
-                                const int8_t *filter, const int32_t *bias, int8_t *output) {
-  const int32_t out_w = p->out_w, out_c = p->out_c, in_c = p->in_c, dm = p->depth_multiplier;
-  const int32_t sh = p->stride_h, s2 = p->stride_w == 2;
-  const int32_t n = s2 ? 2 * out_w + 1 : out_w + 3; /* plane columns the pixels read */
-  int ok = p->k_h == 3 && p->k_w == 3 && p->stride_w <= 2 && p->dil_h == 1 && p->dil_w == 1 &&
-           n <= PW && p->act_min == -128 && p->act_max == 127;
-  for (int32_t c = 0; c < out_c; c++) ok &= p->shift[c] <= -2 && p->shift[c] >= -23;
-  if (!ok) {
-    ts_ref_depthwise_conv2d_s8(p, input, filter, bias, output);
-    return;
-  }
+/* stride_w 1, rows of at most PW - 3 outputs: the planes (see the top of this file). */
+static __attribute__((noinline)) void dw_planes(const ts_dw_params_t *p, const int8_t *input,
+                                                const int8_t *filter, const int32_t *bias,
+                                                int8_t *output) {
   __attribute__((aligned(8))) int16_t plane[NROWS * PW];
   uint32_t rec[16];
   int8_t tail[PW];
+  const int32_t out_w = p->out_w, out_c = p->out_c, in_c = p->in_c, dm = p->depth_multiplier;
+  const int32_t sh = p->stride_h, n = out_w + 3; /* plane columns the pixels read */
   const int8_t zp = (int8_t)-p->input_offset; /* the plane holds x; the offset is in the bias */
   const int32_t per = (NROWS - 3) / sh + 1; /* output rows per stripe */
   const int32_t e = p->pad_w + p->in_w < n ? p->pad_w + p->in_w : n; /* input columns end */
@@ -255,20 +351,14 @@ void ts_opt_depthwise_conv2d_s8(const ts_dw_params_t *p, const int8_t *input,
       const int32_t g[4] = {in_c, e - p->pad_w, rb - ra, (p->in_w - (e - p->pad_w)) * in_c};
       /* an odd row computes a phantom pixel into the next row's first (computed after it);
        * the very last row of the output goes through tail */
-      const int last = !s2 && (out_w & 1) && b == p->batches - 1 && oy0 + no == p->out_h;
+      const int last = (out_w & 1) && b == p->batches - 1 && oy0 + no == p->out_h;
       for (int32_t ic = 0; ic < in_c; ic++) {
         if (g[1] > 0 && g[2] > 0)
           ts_cm4_dw_widen(plane + ra * PW + p->pad_w, in_b + (y0 + ra) * p->in_w * in_c + ic, g);
         for (int32_t oc = ic * dm; oc < (ic + 1) * dm; oc++) {
           const int8_t *f = filter + oc;
-          uint32_t sw = 0; /* sum (x + off) w = sum x w + off * sum w (int32, wrapping) */
-          for (int32_t k = 0; k < 9; k++) sw += (uint32_t)f[k * out_c];
-          const int32_t rs = -p->shift[oc] - 1;
-          rec[0] = (uint32_t)p->mult[oc];
-          rec[1] = (uint32_t)(((INT32_C(1) << rs) >> 1) + p->output_offset * (INT32_C(1) << rs));
-          rec[2] = (uint32_t)rs;
+          rec[4] = rec[5] = channel(p, filter, bias, oc, rec);
           rec[3] = (uint32_t)out_c;
-          rec[4] = rec[5] = (uint32_t)(bias ? bias[oc] : 0) + sw * (uint32_t)p->input_offset;
           for (int32_t ky = 0; ky < 3; ky++) {
             const int8_t *w = f + 3 * ky * out_c;
             rec[6 + 2 * ky] = pack16(w[0], w[out_c]);
@@ -279,10 +369,6 @@ void ts_opt_depthwise_conv2d_s8(const ts_dw_params_t *p, const int8_t *input,
           rec[14] = (uint32_t)(-(out_w & 1) * out_c);
           rec[15] = (uint32_t)(no - last);
           int8_t *o = out_s + oc;
-          if (s2) {
-            dw3_s2(plane, rec, o, out_w, sh, no);
-            continue;
-          }
           if (rec[15]) ts_cm4_dw3(plane, rec, o);
           if (last) {
             rec[3] = rec[15] = 1;
@@ -294,4 +380,79 @@ void ts_opt_depthwise_conv2d_s8(const ts_dw_params_t *p, const int8_t *input,
       }
     }
   }
+}
+
+/* Depth multiplier 1, depth % 4 == 0, any stride: straight from the NHWC input, 4 channels
+ * per word, ts_cm4_dwn over a chunk of up to DW_GROUPS groups (records built once per
+ * chunk), one call per run of pixels whose windows lie inside the input's columns. Rows
+ * outside the input point at zero points (zp, whose x + off is 0, not advancing); a pixel
+ * whose window leaves the input sideways gets its 3x3 window copied into patch (zero
+ * points outside). Scratch: buf (the caller checked that it fits). */
+static __attribute__((noinline)) void dw_nhwc(const ts_dw_params_t *p, const int8_t *input,
+                                              const int8_t *filter, const int32_t *bias,
+                                              int8_t *output) {
+  static const uint8_t tap[9] = {1, 2, 0, 4, 5, 3, 7, 8, 6}; /* the records' tap order */
+  __attribute__((aligned(8))) uint32_t buf[DW_BUF];
+  const int32_t in_c = p->in_c, in_w = p->in_w, sw = p->stride_w;
+  const uint32_t zpw = (uint8_t)-p->input_offset * 0x01010101u;
+  for (int32_t c0 = 0; c0 < in_c; c0 += 4 * DW_GROUPS) {
+    const int32_t ng = (in_c - c0) / 4 < DW_GROUPS ? (in_c - c0) / 4 : DW_GROUPS;
+    uint32_t *const patch = buf + ng * DWN_REC, *const zp = patch + 9 * ng;
+    for (int32_t i = 0; 4 * i < 2 * in_c + 4 * ng; i++) zp[i] = zpw;
+    for (int32_t g = 0; g < ng; g++) { /* the records */
+      uint32_t *r = buf + g * DWN_REC;
+      const int32_t c = c0 + 4 * g;
+      for (int32_t j = 0; j < 4; j++) r[j] = channel(p, filter, bias, c + j, r + 22 + 3 * j);
+      for (int32_t t = 0; t < 9; t++) {
+        const int8_t *w = filter + tap[t] * in_c + c;
+        r[4 + 2 * t] = pack16(w[0], w[2]);
+        r[5 + 2 * t] = pack16(w[1], w[3]);
+      }
+    }
+    dwn_args_t a = {buf + ng * DWN_REC, {0}, 0, 0, buf, 0, {0}, in_c - 4 * ng};
+    for (int32_t b = 0; b < p->batches; b++)
+      for (int32_t oy = 0; oy < p->out_h; oy++)
+        for (int32_t ox = 0; ox < p->out_w; ox += a.n) {
+          const int32_t iy0 = oy * p->stride_h - p->pad_h, ix0 = ox * sw - p->pad_w;
+          const int32_t at = ((b * p->in_h + iy0) * in_w + ix0) * in_c + c0; /* may be < 0 */
+          const int inside = ix0 >= 0 && ix0 + 3 <= in_w;
+          a.n = inside ? (in_w - 3 - ix0) / sw + 1 : 1; /* the pixels inside from here */
+          if (a.n > p->out_w - ox) a.n = p->out_w - ox;
+          a.cs = inside ? in_c : 4 * ng;
+          a.out = output + ((b * p->out_h + oy) * p->out_w + ox) * in_c + c0;
+          for (int32_t ky = 0; ky < 3; ky++) {
+            const int row_in = iy0 + ky >= 0 && iy0 + ky < p->in_h;
+            if (inside) {
+              a.row[ky] = row_in ? input + at + ky * in_w * in_c : (const int8_t *)zp;
+              a.step[ky] = (row_in ? sw * in_c : 0) - 4 * ng;
+              continue;
+            }
+            uint32_t *d = patch + 3 * ky * ng;
+            a.row[ky] = (const int8_t *)d;
+            for (int32_t kx = 0; kx < 3; kx++, d += ng) {
+              const int col_in = ix0 + kx >= 0 && ix0 + kx < in_w;
+              const int8_t *s =
+                  row_in && col_in ? input + at + (ky * in_w + kx) * in_c : (const int8_t *)zp;
+              for (int32_t i = 0; i < ng; i++) d[i] = ts_ld32(s + 4 * i);
+            }
+          }
+          const int32_t n = a.n;
+          ts_cm4_dwn(&a);
+          a.n = n;
+        }
+  }
+}
+
+void ts_opt_depthwise_conv2d_s8(const ts_dw_params_t *p, const int8_t *input,
+                                const int8_t *filter, const int32_t *bias, int8_t *output) {
+  int ok = p->k_h == 3 && p->k_w == 3 && p->dil_h == 1 && p->dil_w == 1 &&
+           p->act_min == -128 && p->act_max == 127;
+  for (int32_t c = 0; c < p->out_c; c++) ok &= p->shift[c] <= -2 && p->shift[c] >= -23;
+  if (ok && p->stride_w == 1 && p->out_w + 3 <= PW)
+    dw_planes(p, input, filter, bias, output);
+  else if (ok && p->depth_multiplier == 1 && p->in_c % 4 == 0 &&
+           p->in_c + 2 * DW_GROUPS * (DWN_REC + 10) <= 2 * DW_BUF)
+    dw_nhwc(p, input, filter, bias, output);
+  else
+    ts_ref_depthwise_conv2d_s8(p, input, filter, bias, output);
 }
