@@ -403,16 +403,16 @@ static __attribute__((noinline)) void dw_nhwc(const ts_dw_params_t *p, const int
       uint32_t *r = buf + g * DWN_REC;
       const int32_t c = c0 + 4 * g;
       for (int32_t j = 0; j < 4; j++) r[j] = channel(p, filter, bias, c + j, r + 22 + 3 * j);
-      for (int32_t t = 0; t < 9; t++) {
-        const int8_t *w = filter + tap[t] * in_c + c;
-        r[4 + 2 * t] = pack16(w[0], w[2]);
-        r[5 + 2 * t] = pack16(w[1], w[3]);
+      for (int32_t t = 0; t < 9; t++) { /* (w c0, w c2), (w c1, w c3) */
+        const uint32_t w = ts_ld32(filter + tap[t] * in_c + c);
+        r[4 + 2 * t] = ts_sxtb16(w);
+        r[5 + 2 * t] = ts_sxtb16_ror8(w);
       }
     }
     dwn_args_t a = {buf + ng * DWN_REC, {0}, 0, 0, buf, 0, {0}, in_c - 4 * ng};
     for (int32_t b = 0; b < p->batches; b++)
       for (int32_t oy = 0; oy < p->out_h; oy++)
-        for (int32_t ox = 0; ox < p->out_w; ox += a.n) {
+        for (int32_t ox = 0, n; ox < p->out_w; ox += n) {
           const int32_t iy0 = oy * p->stride_h - p->pad_h, ix0 = ox * sw - p->pad_w;
           const int32_t at = ((b * p->in_h + iy0) * in_w + ix0) * in_c + c0; /* may be < 0 */
           const int inside = ix0 >= 0 && ix0 + 3 <= in_w;
@@ -436,9 +436,8 @@ static __attribute__((noinline)) void dw_nhwc(const ts_dw_params_t *p, const int
               for (int32_t i = 0; i < ng; i++) d[i] = ts_ld32(s + 4 * i);
             }
           }
-          const int32_t n = a.n;
-          ts_cm4_dwn(&a);
-          a.n = n;
+          n = a.n;
+          ts_cm4_dwn(&a); /* counts a.n down */
         }
   }
 }
