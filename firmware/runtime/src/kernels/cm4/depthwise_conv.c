@@ -38,7 +38,7 @@
 #endif
 #endif
 #ifndef TS_OPT_DW_GROUPS
-#define TS_OPT_DW_GROUPS 16 /* 4-channel groups per chunk of the NHWC path */
+#define TS_OPT_DW_GROUPS 8 /* 4-channel groups per chunk of the NHWC path */
 #endif
 enum { PW = 64 /* int16 per plane row (128 bytes: the assembly's row step) */,
        NROWS = TS_OPT_DW_ROWS, DW_BUF = NROWS * PW / 2 /* words of the NHWC path's scratch */,
@@ -312,12 +312,11 @@ static inline uint32_t pack16(int32_t lo, int32_t hi) {
 }
 
 /* Channel oc's bias with the input offset folded in (sum (x + off) w = sum x w + off *
- * sum w, int32 wrapping as the reference's sum) and its requantization words q = (mult,
- * rnd with the output offset folded, sh) as the assemblies take them (ts_dsp.h). */
-static uint32_t channel(const ts_dw_params_t *p, const int8_t *filter, const int32_t *bias,
-                        int32_t oc, uint32_t *q) {
-  uint32_t sw = 0;
-  for (int32_t k = 0; k < 9; k++) sw += (uint32_t)filter[k * p->out_c + oc];
+ * sum w, int32 wrapping as the reference's sum; sw = sum w over the taps the kernel
+ * multiplies with inputs) and its requantization words q = (mult, rnd with the output
+ * offset folded, sh) as the assemblies take them (ts_dsp.h). */
+static __attribute__((noinline)) uint32_t channel(const ts_dw_params_t *p, const int32_t *bias,
+                                                  int32_t oc, uint32_t sw, uint32_t *q) {
   const int32_t rs = -p->shift[oc] - 1;
   q[0] = (uint32_t)p->mult[oc];
   q[1] = (uint32_t)(((INT32_C(1) << rs) >> 1) + p->output_offset * (INT32_C(1) << rs));
@@ -356,14 +355,15 @@ static __attribute__((noinline)) void dw_planes(const ts_dw_params_t *p, const i
         if (g[1] > 0 && g[2] > 0)
           ts_cm4_dw_widen(plane + ra * PW + p->pad_w, in_b + (y0 + ra) * p->in_w * in_c + ic, g);
         for (int32_t oc = ic * dm; oc < (ic + 1) * dm; oc++) {
-          const int8_t *f = filter + oc;
-          rec[4] = rec[5] = channel(p, filter, bias, oc, rec);
-          rec[3] = (uint32_t)out_c;
+          uint32_t sw = 0;
           for (int32_t ky = 0; ky < 3; ky++) {
-            const int8_t *w = f + 3 * ky * out_c;
+            const int8_t *w = filter + 3 * ky * out_c + oc;
             rec[6 + 2 * ky] = pack16(w[0], w[out_c]);
             rec[7 + 2 * ky] = pack16(w[out_c], w[2 * out_c]);
+            sw += (uint32_t)(w[0] + w[out_c] + w[2 * out_c]);
           }
+          rec[4] = rec[5] = channel(p, bias, oc, sw, rec);
+          rec[3] = (uint32_t)out_c;
           rec[12] = (uint32_t)((out_w + 1) >> 1) * 4;
           rec[13] = (uint32_t)(sh * PW * 2) - rec[12];
           rec[14] = (uint32_t)(-(out_w & 1) * out_c);
@@ -382,61 +382,62 @@ static __attribute__((noinline)) void dw_planes(const ts_dw_params_t *p, const i
   }
 }
 
-/* Depth multiplier 1, depth % 4 == 0, any stride: straight from the NHWC input, 4 channels
- * per word, ts_cm4_dwn over a chunk of up to DW_GROUPS groups (records built once per
- * chunk), one call per run of pixels whose windows lie inside the input's columns. Rows
- * outside the input point at zero points (zp, whose x + off is 0, not advancing); a pixel
- * whose window leaves the input sideways gets its 3x3 window copied into patch (zero
- * points outside). Scratch: buf (the caller checked that it fits). */
+/* Depth multiplier 1, depth % 4 == 0, any stride, at most one column of padding on a side
+ * (3x3 SAME or VALID): straight from the NHWC input, 4 channels per word, ts_cm4_dwn over a
+ * chunk of up to DW_GROUPS groups, one call per run of pixels whose windows lie inside the
+ * input's columns. Three sets of records, built once per chunk: the kernel's, and for a
+ * window one column past the left (right) edge the kernel's columns shifted by one with a
+ * zero column, read from the 3 columns inside (so no copy: the zero column's product is 0
+ * and the bias folds in only the weights used). Rows outside the input point at zero
+ * points (zp, whose x + off is 0) and do not advance. Scratch: buf (the caller checked
+ * that it fits). */
 static __attribute__((noinline)) void dw_nhwc(const ts_dw_params_t *p, const int8_t *input,
                                               const int8_t *filter, const int32_t *bias,
                                               int8_t *output) {
-  static const uint8_t tap[9] = {1, 2, 0, 4, 5, 3, 7, 8, 6}; /* the records' tap order */
   __attribute__((aligned(8))) uint32_t buf[DW_BUF];
   const int32_t in_c = p->in_c, in_w = p->in_w, sw = p->stride_w;
   const uint32_t zpw = (uint8_t)-p->input_offset * 0x01010101u;
   for (int32_t c0 = 0; c0 < in_c; c0 += 4 * DW_GROUPS) {
     const int32_t ng = (in_c - c0) / 4 < DW_GROUPS ? (in_c - c0) / 4 : DW_GROUPS;
-    uint32_t *const patch = buf + ng * DWN_REC, *const zp = patch + 9 * ng;
+    const int32_t set = ng * DWN_REC; /* words per set of records */
+    const int right = (p->out_w - 1) * sw - p->pad_w + 3 > in_w; /* a window past the right */
+    uint32_t *const zp = buf + 3 * set;
     for (int32_t i = 0; 4 * i < 2 * in_c + 4 * ng; i++) zp[i] = zpw;
-    for (int32_t g = 0; g < ng; g++) { /* the records */
-      uint32_t *r = buf + g * DWN_REC;
-      const int32_t c = c0 + 4 * g;
-      for (int32_t j = 0; j < 4; j++) r[j] = channel(p, filter, bias, c + j, r + 22 + 3 * j);
-      for (int32_t t = 0; t < 9; t++) { /* (w c0, w c2), (w c1, w c3) */
-        const uint32_t w = ts_ld32(filter + tap[t] * in_c + c);
-        r[4 + 2 * t] = ts_sxtb16(w);
-        r[5 + 2 * t] = ts_sxtb16_ror8(w);
+    for (int32_t v = 0; v < 3; v++) /* set v reads kernel column kx + d at column kx */
+      for (int32_t g = 0; g < ng && (v != 1 || p->pad_w) && (v != 2 || right); g++) {
+        uint32_t *r = buf + v * set + g * DWN_REC + 4, s02 = 0, s13 = 0;
+        const int32_t c = c0 + 4 * g, d = v == 2 ? -1 : v;
+        for (int32_t ky = 0; ky < 3; ky++)
+          for (int32_t i = 0; i < 3; i++, r += 2) { /* columns 1, 2, 0 */
+            const int32_t kx = (i == 2 ? 0 : i + 1) + d;
+            const uint32_t w = kx < 0 || kx > 2 ? 0 : ts_ld32(filter + (3 * ky + kx) * in_c + c);
+            r[0] = ts_sxtb16(w); /* (w c0, w c2), (w c1, w c3) */
+            r[1] = ts_sxtb16_ror8(w);
+            s02 = ts_sadd16(s02, r[0]); /* |sum| <= 9 * 128: int16 */
+            s13 = ts_sadd16(s13, r[1]);
+          }
+        r -= 22;
+        const uint32_t sums[4] = {s02, s13, s02 >> 16, s13 >> 16};
+        for (int32_t j = 0; j < 4; j++)
+          r[j] = channel(p, bias, c + j, (uint32_t)(int16_t)sums[j], r + 22 + 3 * j);
       }
-    }
-    dwn_args_t a = {buf + ng * DWN_REC, {0}, 0, 0, buf, 0, {0}, in_c - 4 * ng};
+    dwn_args_t a = {0, {0}, in_c, 0, 0, 0, {0}, in_c - 4 * ng};
     for (int32_t b = 0; b < p->batches; b++)
       for (int32_t oy = 0; oy < p->out_h; oy++)
         for (int32_t ox = 0, n; ox < p->out_w; ox += n) {
           const int32_t iy0 = oy * p->stride_h - p->pad_h, ix0 = ox * sw - p->pad_w;
-          const int32_t at = ((b * p->in_h + iy0) * in_w + ix0) * in_c + c0; /* may be < 0 */
-          const int inside = ix0 >= 0 && ix0 + 3 <= in_w;
-          a.n = inside ? (in_w - 3 - ix0) / sw + 1 : 1; /* the pixels inside from here */
-          if (a.n > p->out_w - ox) a.n = p->out_w - ox;
-          a.cs = inside ? in_c : 4 * ng;
+          const int32_t v = ix0 < 0 ? 1 : ix0 + 3 > in_w ? 2 : 0; /* left, right edge */
+          const int32_t at = ((b * p->in_h + iy0) * in_w + ix0 + (v == 1) - (v == 2)) * in_c + c0;
+          n = v ? 1 : (in_w - 3 - ix0) / sw + 1; /* the pixels inside from here */
+          a.n = n = n < p->out_w - ox ? n : p->out_w - ox;
+          a.rec = buf + v * set;
+          a.end = a.rec + set;
           a.out = output + ((b * p->out_h + oy) * p->out_w + ox) * in_c + c0;
           for (int32_t ky = 0; ky < 3; ky++) {
             const int row_in = iy0 + ky >= 0 && iy0 + ky < p->in_h;
-            if (inside) {
-              a.row[ky] = row_in ? input + at + ky * in_w * in_c : (const int8_t *)zp;
-              a.step[ky] = (row_in ? sw * in_c : 0) - 4 * ng;
-              continue;
-            }
-            uint32_t *d = patch + 3 * ky * ng;
-            a.row[ky] = (const int8_t *)d;
-            for (int32_t kx = 0; kx < 3; kx++, d += ng) {
-              const int col_in = ix0 + kx >= 0 && ix0 + kx < in_w;
-              const int8_t *s =
-                  row_in && col_in ? input + at + (ky * in_w + kx) * in_c : (const int8_t *)zp;
-              for (int32_t i = 0; i < ng; i++) d[i] = ts_ld32(s + 4 * i);
-            }
+            a.row[ky] = row_in ? input + at + ky * in_w * in_c : (const int8_t *)zp;
+            a.step[ky] = (row_in ? sw * in_c : 0) - 4 * ng;
           }
-          n = a.n;
           ts_cm4_dwn(&a); /* counts a.n down */
         }
   }
@@ -474,8 +475,9 @@ void ts_opt_depthwise_conv2d_s8(const ts_dw_params_t *p, const int8_t *input,
   for (int32_t c = 0; c < p->out_c; c++) ok &= p->shift[c] <= -2 && p->shift[c] >= -23;
   if (ok && p->stride_w == 1 && p->out_w + 3 <= PW)
     dw_planes(p, input, filter, bias, output);
-  else if (ok && p->depth_multiplier == 1 && p->in_c % 4 == 0 &&
-           p->in_c + 2 * DW_GROUPS * (DWN_REC + 10) <= 2 * DW_BUF)
+  else if (ok && p->depth_multiplier == 1 && p->in_c % 4 == 0 && p->in_w >= 3 &&
+           p->pad_w <= 1 && (p->out_w - 1) * p->stride_w - p->pad_w + 2 <= p->in_w &&
+           p->in_c + 2 * DW_GROUPS * (3 * DWN_REC + 1) <= 2 * DW_BUF)
     dw_nhwc(p, input, filter, bias, output);
   else
     dw_plain(p, input, filter, bias, output);
