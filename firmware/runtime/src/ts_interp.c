@@ -385,7 +385,29 @@ static int32_t rec_zp_m(const uint8_t *m, const trec_t *r, uint32_t i) {
 
 /* ---------------------------------------------------------------- op codes */
 
-/* The builtin code of operator L->op (and its table). */
+/* Bytes of an operator's record: header and the parameters of its type; 0: not a supported
+ * operator. */
+static uint32_t rec_size(int32_t code) {
+  static const uint8_t sizes[][2] = {
+      {OP_CONV_2D, sizeof(ts_conv_params_t)},
+      {OP_DEPTHWISE_CONV_2D, sizeof(ts_dw_params_t)},
+      {OP_FULLY_CONNECTED, sizeof(ts_fc_params_t)},
+      {OP_MAX_POOL_2D, sizeof(ts_pool_params_t)},
+      {OP_AVERAGE_POOL_2D, sizeof(ts_pool_params_t)},
+      {OP_ADD, sizeof(ts_add_params_t)},
+      {OP_SOFTMAX, sizeof(ts_softmax_params_t)},
+      {OP_MEAN, sizeof(ts_mean_params_t)},
+      {OP_PAD, sizeof(ts_pad_params_t)},
+      {OP_QUANTIZE, sizeof(ts_requant_params_t)},
+      {OP_CONCATENATION, sizeof(ts_concat_params_t)},
+      {OP_RESHAPE, sizeof(uint32_t)}}; /* RESHAPE: its bytes */
+  for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++)
+    if (sizes[k][0] == code)
+      return (uint32_t)((PARAM_OFF + sizes[k][1] + PTR_ALIGN - 1) & ~(PTR_ALIGN - 1));
+  return 0;
+}
+
+/* The builtin code of operator L->op (and its table): supported operators only. */
 static ts_status_t op_code(loader_t *L, ts_fb_table_t *op, int32_t *code) {
   uint32_t oc;
   FB(ts_fb_vec_table(&L->fb, &L->operators, (uint32_t)L->op, op));
@@ -402,38 +424,15 @@ static ts_status_t op_code(loader_t *L, ts_fb_table_t *op, int32_t *code) {
   *code = dep > bi ? dep : bi;
   if (*code < 0)
     return ofail(L, TS_ERR_BAD_MODEL, "has negative code %d", *code);
-  return TS_OK;
-}
-
-static int supported(int32_t code) {
-  switch (code) {
-    case OP_ADD: case OP_AVERAGE_POOL_2D: case OP_CONCATENATION: case OP_CONV_2D:
-    case OP_DEPTHWISE_CONV_2D: case OP_FULLY_CONNECTED: case OP_MAX_POOL_2D: case OP_RESHAPE:
-    case OP_SOFTMAX: case OP_PAD: case OP_MEAN: case OP_QUANTIZE:
-      return 1;
-    default:
-      return 0;
+  if (rec_size(*code)) return TS_OK;
+  if (*code == 32) {
+    const char *name;
+    FB(ts_fb_string(&L->fb, &c, OPC_CUSTOM, &name));
+    return fail(L->it, TS_ERR_UNSUPPORTED, "unsupported custom op %s at operator %d", name,
+                L->op);
   }
-}
-
-/* Bytes of an operator's record: header and the parameters of its type. */
-static uint32_t rec_size(int32_t code) {
-  static const uint8_t sizes[][2] = {
-      {OP_CONV_2D, sizeof(ts_conv_params_t)},
-      {OP_DEPTHWISE_CONV_2D, sizeof(ts_dw_params_t)},
-      {OP_FULLY_CONNECTED, sizeof(ts_fc_params_t)},
-      {OP_MAX_POOL_2D, sizeof(ts_pool_params_t)},
-      {OP_AVERAGE_POOL_2D, sizeof(ts_pool_params_t)},
-      {OP_ADD, sizeof(ts_add_params_t)},
-      {OP_SOFTMAX, sizeof(ts_softmax_params_t)},
-      {OP_MEAN, sizeof(ts_mean_params_t)},
-      {OP_PAD, sizeof(ts_pad_params_t)},
-      {OP_QUANTIZE, sizeof(ts_requant_params_t)},
-      {OP_CONCATENATION, sizeof(ts_concat_params_t)}};
-  uint32_t n = sizeof(uint32_t); /* RESHAPE: its bytes */
-  for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++)
-    if (sizes[k][0] == code) n = sizes[k][1];
-  return (uint32_t)((PARAM_OFF + n + PTR_ALIGN - 1) & ~(PTR_ALIGN - 1));
+  /* by its builtin code: the host names it (ts_opnames.h, tinyscope's Python side) */
+  return fail(L->it, TS_ERR_UNSUPPORTED, "unsupported op code %d at operator %d", *code, L->op);
 }
 
 /* Operator L->op's code (supported ones only) and the per-channel int32 slots (multiplier +
@@ -444,21 +443,6 @@ static ts_status_t op_chan_slots(loader_t *L, uint32_t *slots, int32_t *code_out
   *slots = 0;
   CHECK(op_code(L, &op, &code));
   *code_out = code;
-  if (!supported(code)) {
-    if (code == 32) {
-      ts_fb_table_t c;
-      uint32_t oc;
-      const char *name;
-      FB(ts_fb_u32(&L->fb, &op, OPR_OPCODE, 0, &oc));
-      FB(ts_fb_vec_table(&L->fb, &L->opcodes, oc, &c));
-      FB(ts_fb_string(&L->fb, &c, OPC_CUSTOM, &name));
-      return fail(L->it, TS_ERR_UNSUPPORTED, "unsupported custom op %s at operator %d", name,
-                  L->op);
-    }
-    /* by its builtin code: the host names it (ts_opnames.h, tinyscope's Python side) */
-    return fail(L->it, TS_ERR_UNSUPPORTED, "unsupported op code %d at operator %d", code,
-                L->op);
-  }
   if (code != OP_CONV_2D && code != OP_DEPTHWISE_CONV_2D && code != OP_FULLY_CONNECTED)
     return TS_OK;
   ts_fb_vec_t ins;
@@ -1000,10 +984,8 @@ static ts_status_t load(loader_t *L, uint8_t *arena, size_t arena_size) {
   FB(ts_fb_vector(fb, &root, MODEL_BUFFERS, 4, &L->buffers));
   if (subgraphs.len < 1) return fail(it, TS_ERR_BAD_MODEL, "model has no subgraph");
   FB(ts_fb_vec_table(fb, &subgraphs, 0, &sg));
-  FB(ts_fb_vector(fb, &sg, SG_TENSORS, 4, &L->tensors));
-  FB(ts_fb_vector(fb, &sg, SG_INPUTS, 4, &L->inputs));
-  FB(ts_fb_vector(fb, &sg, SG_OUTPUTS, 4, &L->outputs));
-  FB(ts_fb_vector(fb, &sg, SG_OPERATORS, 4, &L->operators));
+  ts_fb_vec_t *const sgv[] = {&L->tensors, &L->inputs, &L->outputs, &L->operators};
+  for (int k = SG_TENSORS; k <= SG_OPERATORS; k++) FB(ts_fb_vector(fb, &sg, k, 4, sgv[k]));
   if (L->tensors.len > TS_MAX_TENSORS || L->operators.len > TS_MAX_OPS)
     return fail(it, TS_ERR_UNSUPPORTED, "model too large (%u tensors, %u operators)",
                 L->tensors.len, L->operators.len);
