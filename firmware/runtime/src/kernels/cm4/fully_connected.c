@@ -41,18 +41,15 @@ void ts_fc_widen(int16_t *xb, const int8_t *src, uint32_t off2, int32_t n);
 
 /* xb[i] = src[i] + xo for i < n, in SXTB16 order per 4 inputs (the tail in plain order). */
 static void widen(int16_t *xb, const int8_t *src, int32_t n, int32_t xo) {
-  const uint32_t off2 = (uint32_t)(uint16_t)xo * 0x10001u;
   int32_t i = 0;
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-  if (!((uintptr_t)src & 3) && (i = n & ~3) != 0) ts_fc_widen(xb, src, off2, i);
+  if (!((uintptr_t)src & 3) && (i = n & ~3) != 0)
+    ts_fc_widen(xb, src, (uint32_t)(uint16_t)xo * 0x10001u, i);
 #endif
-  for (; i + 4 <= n; i += 4) {
-    const uint32_t x = ts_ld32(src + i);
-    const uint32_t e = ts_sadd16(ts_sxtb16(x), off2), od = ts_sadd16(ts_sxtb16_ror8(x), off2);
-    __builtin_memcpy(xb + i, &e, 4);
-    __builtin_memcpy(xb + i + 2, &od, 4);
-  }
-  for (; i < n; i++) xb[i] = (int16_t)(src[i] + xo);
+  /* (the host, or an unaligned src on the M4) value k of a group of 4 in slot (0, 2, 1, 3)[k]
+   * of it; the values after the last whole group in plain order */
+  for (; i < n; i++)
+    xb[i < (n & ~3) ? (i & ~3) | (i & 1) << 1 | (i >> 1 & 1) : i] = (int16_t)(src[i] + xo);
 }
 
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
