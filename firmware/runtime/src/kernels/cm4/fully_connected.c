@@ -393,20 +393,17 @@ void ts_opt_fully_connected_s8(const ts_fc_params_t *p, const int8_t *input,
     else fc_clamp(p, output);
     return;
   }
-  ts_fc_params_t q;
+  ts_fc_params_t q = *p; /* fc_rows: per_channel 0 or 1, mult/shift[row .. row + 4] */
   int32_t m5[5], s5[5];
-  if (p->per_channel != 1) { /* fc_rows: per_channel 0 or 1, mult/shift[row .. row + 4] */
-    q = *p;
-    if (!p->per_channel) {
-      for (int32_t k = 0; k < 5; k++) m5[k] = p->mult[0], s5[k] = p->shift[0];
-      q.mult = m5, q.shift = s5;
-    }
-    q.per_channel = p->per_channel ? 1 : 0, p = &q;
+  q.per_channel = p->per_channel != 0;
+  if (!q.per_channel) {
+    for (int32_t k = 0; k < 5; k++) m5[k] = p->mult[0], s5[k] = p->shift[0];
+    q.mult = m5, q.shift = s5;
   }
-  for (int32_t b = 0; b < p->batches; b++) {
-    const int8_t *in = input + b * p->accum_depth;
-    int8_t *out = output + b * p->out_depth;
-    if (fc_rows(p, in, filter, bias, out)) fc_general(p, in, filter, bias, out);
-    else fc_clamp(p, out);
+  for (int32_t b = 0; b < q.batches; b++) {
+    const int8_t *in = input + b * q.accum_depth;
+    int8_t *out = output + b * q.out_depth;
+    if (fc_rows(&q, in, filter, bias, out)) fc_general(&q, in, filter, bias, out);
+    else fc_clamp(&q, out);
   }
 }
