@@ -54,9 +54,11 @@ int ts_fb_scalar(ts_fb_t *fb, const ts_fb_table_t *t, int id, uint32_t width, ui
                  int *present) {
   uint32_t pos;
   if (field_pos(fb, t, id, width, &pos)) return -1;
+  uint8_t b[8] = {0};
+  if (width > sizeof b) return bad(fb, pos);
   *present = pos != 0;
-  *value = 0;
-  for (uint32_t i = 0; pos && i < width; i++) *value |= (uint64_t)fb->buf[pos + i] << (8 * i);
+  if (pos) memcpy(b, fb->buf + pos, width);
+  *value = ts_le32(b) | (uint64_t)ts_le32(b + 4) << 32;
   return 0;
 }
 
