@@ -800,9 +800,7 @@ static ts_status_t prep_mean(loader_t *L, oprec_t *o) {
   int32_t m, s;
   CHECK(quant_mult(L, (double)rec_scale(in, 0) / (double)rec_scale(out, 0), &m, &s));
   /* Fold 1/count into the multiplier as TFLM's QuantizedMeanOrSum does. */
-  int32_t sh = 0;
-  while (sh < 63 && ((uint64_t)p->count >> (sh + 1)) != 0) sh++; /* floor(log2(count)) */
-  if (sh > 32) sh = 32;
+  int32_t sh = 31 - __builtin_clz((uint32_t)p->count); /* floor(log2(count)), count >= 1 */
   if (sh > 31 + s) sh = 31 + s;
   p->mult = (int32_t)(((int64_t)m << sh) / p->count);
   p->shift = s - sh;
