@@ -518,19 +518,20 @@ static ts_status_t quant_mult(loader_t *L, double m, int32_t *mult, int32_t *shi
   return TS_OK;
 }
 
-/* TFLite's output size and padding (ComputePaddingHeightWidth): SAME = 0, VALID = 1. */
+/* TFLite's output size and padding (ComputePaddingHeightWidth): SAME = 0, VALID = 1. In
+ * int32 (k, in, out >= 1): an effective kernel size beyond int32 is refused, and once the
+ * output size matches, (out - 1) * stride < in, so the total padding cannot overflow. */
 static ts_status_t spatial(loader_t *L, int32_t padding, int32_t in, int32_t k, int32_t stride,
                            int32_t dil, int32_t out, int32_t *pad) {
-  if (stride < 1 || dil < 1 || padding < 0 || padding > 1)
+  if (stride < 1 || dil < 1 || padding < 0 || padding > 1 || k - 1 > (INT32_MAX - 1) / dil)
     return ofail(L, TS_ERR_BAD_MODEL, "has invalid stride/dilation/padding");
-  const int64_t eff = (int64_t)(k - 1) * dil + 1;
-  const int64_t expect = padding == 0 ? ((int64_t)in + stride - 1) / stride
-                                      : ((int64_t)in + stride - eff) / stride;
+  const int32_t eff = (k - 1) * dil + 1;
+  const int32_t span = padding == 0 ? in : in - eff + 1; /* ceil(span / stride) outputs */
+  const int32_t expect = span > 0 ? (span - 1) / stride + 1 : 0;
   if (expect != out)
-    return ofail(L, TS_ERR_BAD_MODEL, "output size %d, expected %d", out, (int32_t)expect);
-  int64_t total = ((int64_t)out - 1) * stride + eff - in;
-  if (total < 0) total = 0;
-  *pad = (int32_t)(total / 2);
+    return ofail(L, TS_ERR_BAD_MODEL, "output size %d, expected %d", out, expect);
+  const int32_t total = (out - 1) * stride - in + eff;
+  *pad = total > 0 ? total / 2 : 0;
   return TS_OK;
 }
 
