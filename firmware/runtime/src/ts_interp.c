@@ -288,7 +288,7 @@ static ts_status_t parse_tensor(loader_t *L, uint32_t idx, trec_t *r) {
   const uint32_t esize = dtype_size(type);
   if (esize == 0)
     return tfail(L, TS_ERR_UNSUPPORTED, idx, "has unsupported type %d", type);
-  uint64_t bytes = esize;
+  uint32_t bytes = esize;
   r->ndims = (uint8_t)shape.len;
   r->shape_pos = shape.pos;
   r->dtype = (uint8_t)type;
@@ -296,10 +296,10 @@ static ts_status_t parse_tensor(loader_t *L, uint32_t idx, trec_t *r) {
     const int32_t d = (int32_t)ts_le32(fb->buf + shape.pos + 4 * i);
     if (d < 1)
       return tfail(L, TS_ERR_BAD_MODEL, idx, "has dimension %u of size %d", i, d);
-    bytes *= (uint64_t)d;
-    if (bytes > TS_MAX_TENSOR_BYTES)
+    if ((uint32_t)d > TS_MAX_TENSOR_BYTES / bytes)
       return tfail(L, TS_ERR_BAD_MODEL, idx, "shape overflows (more than %u bytes)",
                    TS_MAX_TENSOR_BYTES);
+    bytes *= (uint32_t)d;
   }
   r->plan.size = (uint32_t)bytes;
   const char *name;
@@ -347,15 +347,16 @@ static ts_status_t parse_tensor(loader_t *L, uint32_t idx, trec_t *r) {
         return tfail(L, TS_ERR_BAD_MODEL, idx, "has %u scales for dimension %d", sc.len, qdim);
       for (uint32_t i = 0; i < sc.len; i++) {
         const uint8_t *z = fb->buf + zp.pos + 8 * i;
-        const int64_t zv = (int64_t)((uint64_t)ts_le32(z) | ((uint64_t)ts_le32(z + 4) << 32));
-        if (zv < INT32_MIN || zv > INT32_MAX)
+        const int32_t zv = (int32_t)ts_le32(z); /* an int64 within int32: its high word is
+                                                  * the low word's sign */
+        if ((int32_t)ts_le32(z + 4) != (zv < 0 ? -1 : 0))
           return tfail(L, TS_ERR_BAD_MODEL, idx, "zero point out of range");
         /* The kernels' int32 arithmetic assumes zero points inside the element type (as
          * TFLM's Prepare checks); a larger one overflows it (found by fuzz_model). */
         if ((r->dtype == TS_INT8 && (zv < -128 || zv > 127)) ||
             (r->dtype == TS_INT16 && (zv < -32768 || zv > 32767)) ||
             (r->dtype == TS_UINT8 && (zv < 0 || zv > 255)))
-          return tfail(L, TS_ERR_BAD_MODEL, idx, "zero point %d outside its type's range", (int)zv);
+          return tfail(L, TS_ERR_BAD_MODEL, idx, "zero point %d outside its type's range", zv);
       }
       r->num_quant = (uint16_t)sc.len;
       r->qdim = (int8_t)qdim;
@@ -823,8 +824,8 @@ static ts_status_t prep_pad(loader_t *L, oprec_t *o) {
     const int j = k - (4 - in->ndims);
     p->before[k] = j >= 0 ? v[2 * j] : 0;
     p->after[k] = j >= 0 ? v[2 * j + 1] : 0;
-    if (p->before[k] < 0 || p->after[k] < 0 ||
-        (int64_t)p->before[k] + p->in_dims[k] + p->after[k] != od[k])
+    if (p->before[k] < 0 || p->after[k] < 0 || p->before[k] > od[k] - p->in_dims[k] ||
+        p->after[k] != od[k] - p->in_dims[k] - p->before[k]) /* (dims >= 1: no overflow) */
       return ofail(L, TS_ERR_BAD_MODEL, "padding does not match output");
   }
   p->pad_value = rec_zp(out, 0);
