@@ -863,7 +863,7 @@ static ts_status_t prep_concat(loader_t *L, oprec_t *o) {
   p->num_inputs = o->n_in;
   p->outer = 1;
   for (int k = 0; k < axis; k++) p->outer *= DIM(out, k);
-  int64_t total = 0;
+  int32_t left = DIM(out, axis); /* the output's extent along the axis not yet covered */
   for (int32_t j = 0; j < o->n_in; j++) {
     const int32_t ij = op_in(L, o, j);
     CHECK(need_s8(L, ij, "input"));
@@ -873,11 +873,10 @@ static ts_status_t prep_concat(loader_t *L, oprec_t *o) {
     for (int k = 0; k < out->ndims; k++)
       if (k != axis && DIM(in, k) != DIM(out, k))
         return ofail(L, TS_ERR_BAD_MODEL, "input shapes differ");
-    total += DIM(in, axis);
     p->inner[j] = elems(in) / p->outer;
+    if ((left -= DIM(in, axis)) < 0) break; /* (left >= 0 before: no overflow) */
   }
-  if (total != DIM(out, axis))
-    return ofail(L, TS_ERR_BAD_MODEL, "output shape does not match");
+  if (left) return ofail(L, TS_ERR_BAD_MODEL, "output shape does not match");
   return TS_OK;
 }
 
