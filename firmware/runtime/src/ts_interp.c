@@ -618,17 +618,17 @@ static ts_status_t prep_conv(loader_t *L, oprec_t *o) {
   }
   if (f->num_quant != 1 && (int32_t)f->num_quant != oc)
     return ofail(L, TS_ERR_BAD_MODEL, "filter has %u scales for %d channels", f->num_quant, oc);
-  const int32_t *bias, *mult, *shift;
-  int32_t pad_h, pad_w, lo, hi;
+  const int32_t *bias;
+  ts_conv_params_t *p = PARAMS(o, ts_conv_params_t); /* a ts_dw_params_t starts as one */
   CHECK(bias_of(L, bi, oc, &bias));
-  CHECK(spatial(L, padding, id[1], fd[1], sh, dh, od[1], &pad_h));
-  CHECK(spatial(L, padding, id[2], fd[2], sw, dw, od[2], &pad_w));
-  CHECK(act_range(L, act, out, &lo, &hi));
-  CHECK(channel_mults(L, in, f, out, oc, &mult, &shift));
-  const ts_conv_params_t p = {id[0], id[1], id[2], id[3], od[1],
-                             od[2], oc, fd[1], fd[2], sh, sw, dh, dw, pad_h,
-                             pad_w, -rec_zp(in, 0), rec_zp(out, 0), lo, hi, mult, shift};
-  memcpy(PARAMS(o, void), &p, sizeof p); /* a ts_dw_params_t starts as a ts_conv_params_t */
+  CHECK(spatial(L, padding, id[1], fd[1], sh, dh, od[1], &p->pad_h));
+  CHECK(spatial(L, padding, id[2], fd[2], sw, dw, od[2], &p->pad_w));
+  CHECK(act_range(L, act, out, &p->act_min, &p->act_max));
+  CHECK(channel_mults(L, in, f, out, oc, &p->mult, &p->shift));
+  p->batches = id[0], p->in_h = id[1], p->in_w = id[2], p->in_c = id[3];
+  p->out_h = od[1], p->out_w = od[2], p->out_c = oc, p->k_h = fd[1], p->k_w = fd[2];
+  p->stride_h = sh, p->stride_w = sw, p->dil_h = dh, p->dil_w = dw;
+  p->input_offset = -rec_zp(in, 0), p->output_offset = rec_zp(out, 0);
   if (dw_model) PARAMS(o, ts_dw_params_t)->depth_multiplier = oc / id[3];
   return TS_OK;
 }
@@ -647,17 +647,18 @@ static ts_status_t prep_fc(loader_t *L, oprec_t *o) {
   const int32_t out_depth = DIM(f, 0), accum = DIM(f, 1);
   if (elems(in) % accum != 0 || elems(out) != elems(in) / accum * out_depth)
     return ofail(L, TS_ERR_BAD_MODEL, "shapes do not match");
-  const int32_t *bias, *mult, *shift;
-  int32_t lo, hi;
+  const int32_t *bias;
+  ts_fc_params_t *p = PARAMS(o, ts_fc_params_t);
   CHECK(bias_of(L, bi, out_depth, &bias));
-  CHECK(act_range(L, act, out, &lo, &hi));
+  CHECK(act_range(L, act, out, &p->act_min, &p->act_max));
   const int per_channel = f->num_quant > 1;
   if (per_channel && (int32_t)f->num_quant != out_depth)
     return ofail(L, TS_ERR_BAD_MODEL, "filter scales do not match");
-  CHECK(channel_mults(L, in, f, out, per_channel ? out_depth : 1, &mult, &shift));
-  *PARAMS(o, ts_fc_params_t) = (ts_fc_params_t){elems(in) / accum, accum, out_depth, per_channel,
-                             -rec_zp(in, 0), per_channel ? 0 : -rec_zp(f, 0), rec_zp(out, 0),
-                             lo, hi, mult, shift};
+  CHECK(channel_mults(L, in, f, out, per_channel ? out_depth : 1, &p->mult, &p->shift));
+  p->batches = elems(in) / accum, p->accum_depth = accum, p->out_depth = out_depth;
+  p->per_channel = per_channel;
+  p->input_offset = -rec_zp(in, 0), p->filter_offset = per_channel ? 0 : -rec_zp(f, 0);
+  p->output_offset = rec_zp(out, 0);
   return TS_OK;
 }
 
@@ -674,15 +675,15 @@ static ts_status_t prep_pool(loader_t *L, oprec_t *o) {
   CHECK(options(L, "biiiib", v, &present));
   if (!present) return ofail(L, TS_ERR_BAD_MODEL, "lacks its options");
   const int32_t padding = v[0], sw = v[1], sh = v[2], fw = v[3], fh = v[4], act = v[5];
-  int32_t pad_h, pad_w, lo, hi;
+  ts_pool_params_t *p = PARAMS(o, ts_pool_params_t);
   if (fw < 1 || fh < 1 || id[0] != od[0] || id[3] != od[3])
     return ofail(L, TS_ERR_BAD_MODEL, "pooling shapes do not match");
-  CHECK(spatial(L, padding, id[1], fh, sh, 1, od[1], &pad_h));
-  CHECK(spatial(L, padding, id[2], fw, sw, 1, od[2], &pad_w));
-  CHECK(act_range(L, act, out, &lo, &hi));
-  *PARAMS(o, ts_pool_params_t) = (ts_pool_params_t){id[0], id[1], id[2], id[3],
-                                 od[1], od[2], fh, fw, sh, sw, pad_h, pad_w, lo,
-                                 hi};
+  CHECK(spatial(L, padding, id[1], fh, sh, 1, od[1], &p->pad_h));
+  CHECK(spatial(L, padding, id[2], fw, sw, 1, od[2], &p->pad_w));
+  CHECK(act_range(L, act, out, &p->act_min, &p->act_max));
+  p->batches = id[0], p->in_h = id[1], p->in_w = id[2], p->depth = id[3];
+  p->out_h = od[1], p->out_w = od[2], p->f_h = fh, p->f_w = fw, p->stride_h = sh;
+  p->stride_w = sw;
   return TS_OK;
 }
 
