@@ -147,37 +147,29 @@ static void append(char *buf, size_t n, size_t *at, const char *s) {
 static size_t vfmt(char *buf, size_t n, size_t at, const char *f, va_list ap) {
   buf[at] = 0;
   for (; *f; f++) {
-    if (*f != '%' || !f[1]) {
-      char c[2] = {*f, 0};
-      append(buf, n, &at, c);
-      continue;
-    }
-    f++;
-    if (*f == 's') {
-      const char *s = va_arg(ap, const char *);
-      append(buf, n, &at, s ? s : "(null)");
-    } else if (*f == 'd' || *f == 'u') {
-      char num[12], *p = num + sizeof num - 1;
-      uint32_t v;
-      int neg = 0;
-      if (*f == 'd') {
-        const int32_t d = va_arg(ap, int32_t);
-        neg = d < 0;
-        v = neg ? 0u - (uint32_t)d : (uint32_t)d;
-      } else {
-        v = va_arg(ap, uint32_t);
-      }
-      *p = 0;
+    char num[12], *d = num + sizeof num - 1; /* a number or one character, up to num[11] */
+    const char *p = d;
+    *d = 0;
+    if (*f == '%' && f[1] == 's') {
+      f++;
+      p = va_arg(ap, const char *);
+      if (!p) p = "(null)";
+    } else if (*f == '%' && (f[1] == 'd' || f[1] == 'u')) {
+      const int sgn = *++f == 'd';
+      uint32_t v = sgn ? (uint32_t)va_arg(ap, int32_t) : va_arg(ap, uint32_t);
+      const int neg = sgn && (int32_t)v < 0;
+      if (neg) v = 0u - v;
       do {
-        *--p = (char)('0' + v % 10);
+        *--d = (char)('0' + v % 10);
         v /= 10;
       } while (v);
-      if (neg) *--p = '-';
-      append(buf, n, &at, p);
+      if (neg) *--d = '-';
+      p = d;
     } else {
-      char c[2] = {*f, 0};
-      append(buf, n, &at, c);
+      *--d = *f == '%' && f[1] ? *++f : *f; /* "%%" and an unknown "%x": the character */
+      p = d;
     }
+    append(buf, n, &at, p);
   }
   return at;
 }
