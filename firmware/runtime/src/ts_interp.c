@@ -899,9 +899,7 @@ static ts_status_t prepare(loader_t *L, oprec_t *o) {
     case OP_PAD: return prep_pad(L, o);
     case OP_QUANTIZE: return prep_quantize(L, o);
     case OP_CONCATENATION: return prep_concat(L, o);
-    case OP_RESHAPE: return prep_reshape(L, o);
-    default: return fail(L->it, TS_ERR_UNSUPPORTED, "unsupported op code %d at operator %d",
-                         o->code, L->op);
+    default: return prep_reshape(L, o); /* OP_RESHAPE: op_code admits supported codes only */
   }
 }
 
@@ -960,8 +958,10 @@ static ts_status_t load(loader_t *L, uint8_t *arena, size_t arena_size) {
   ts_interp_t *it = L->it;
   ts_fb_t *fb = &L->fb;
   ts_fb_table_t root, sg;
-  if (fb->size < 8) return fail(it, TS_ERR_BAD_MODEL, "model truncated at offset %u (model is %u "
-                                "bytes)", fb->size, fb->size);
+  if (fb->size < 8) { /* "model truncated at offset <size>" */
+    fb->bad_offset = fb->size;
+    return corrupt(L);
+  }
   if (memcmp(fb->buf + 4, "TFL3", 4) != 0)
     return fail(it, TS_ERR_BAD_MODEL, "not a TFLite model (no TFL3 identifier at offset 4)");
   FB(ts_fb_root(fb, &root));
