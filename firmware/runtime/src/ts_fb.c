@@ -19,7 +19,7 @@ static uint16_t le16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); 
 int ts_fb_table_at(ts_fb_t *fb, uint32_t pos, ts_fb_table_t *t) {
   if (has(fb, pos, 4)) return -1;
   const int32_t soff = (int32_t)ts_le32(fb->buf + pos);
-  const uint32_t vt = pos - (uint32_t)soff; /* pos - soff, refused if it wrapped below 0 or past 2^32 */
+  const uint32_t vt = pos - (uint32_t)soff; /* refused if it wrapped below 0 or past 2^32 */
   if ((soff > 0 ? (uint32_t)soff > pos : vt < pos) || has(fb, vt, 4)) return bad(fb, pos);
   const uint16_t vt_size = le16(fb->buf + vt);
   const uint16_t tbl_size = le16(fb->buf + vt + 2);
