@@ -755,16 +755,12 @@ static ts_status_t const_ints(loader_t *L, int32_t idx, int32_t *vals, int32_t m
     return ofail(L, TS_ERR_UNSUPPORTED, "tensor %d must be constant int32", idx);
   *n = elems(r);
   if (*n > max) return ofail(L, TS_ERR_UNSUPPORTED, "too many values");
+  const int wide = r->dtype == TS_INT64; /* then the high word must be the low word's sign */
   for (int32_t k = 0; k < *n; k++) {
-    if (r->dtype == TS_INT32) {
-      vals[k] = (int32_t)ts_le32(CONST_DATA(r) + 4 * k);
-    } else {
-      const int32_t lo = (int32_t)ts_le32(CONST_DATA(r) + 8 * k);
-      const int32_t hi = (int32_t)ts_le32(CONST_DATA(r) + 8 * k + 4);
-      if (hi != (lo < 0 ? -1 : 0))
-        return ofail(L, TS_ERR_BAD_MODEL, "value out of range");
-      vals[k] = lo;
-    }
+    const uint8_t *e = L->fb.buf + r->data_off + (4u << wide) * (uint32_t)k;
+    vals[k] = (int32_t)ts_le32(e);
+    if (wide && (int32_t)ts_le32(e + 4) != (vals[k] < 0 ? -1 : 0))
+      return ofail(L, TS_ERR_BAD_MODEL, "value out of range");
   }
   return TS_OK;
 }
