@@ -19,14 +19,14 @@ static uint16_t le16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); 
 int ts_fb_table_at(ts_fb_t *fb, uint32_t pos, ts_fb_table_t *t) {
   if (has(fb, pos, 4)) return -1;
   const int32_t soff = (int32_t)ts_le32(fb->buf + pos);
-  const int64_t vt = (int64_t)pos - (int64_t)soff;
-  if (vt < 0 || has(fb, (uint64_t)vt, 4)) return bad(fb, pos);
+  const uint32_t vt = pos - (uint32_t)soff; /* refused if it wrapped below 0 or past 2^32 */
+  if ((soff > 0 ? (uint32_t)soff > pos : vt < pos) || has(fb, vt, 4)) return bad(fb, pos);
   const uint16_t vt_size = le16(fb->buf + vt);
   const uint16_t tbl_size = le16(fb->buf + vt + 2);
-  if (vt_size < 4 || (vt_size & 1) || has(fb, (uint64_t)vt, vt_size)) return bad(fb, (uint64_t)vt);
+  if (vt_size < 4 || (vt_size & 1) || has(fb, vt, vt_size)) return bad(fb, vt);
   if (tbl_size < 4 || has(fb, pos, tbl_size)) return bad(fb, pos);
   t->pos = pos;
-  t->vt = (uint32_t)vt;
+  t->vt = vt;
   t->vt_size = vt_size;
   t->tbl_size = tbl_size;
   return 0;
@@ -54,9 +54,11 @@ int ts_fb_scalar(ts_fb_t *fb, const ts_fb_table_t *t, int id, uint32_t width, ui
                  int *present) {
   uint32_t pos;
   if (field_pos(fb, t, id, width, &pos)) return -1;
+  uint8_t b[8] = {0};
+  if (width > sizeof b) return bad(fb, pos);
   *present = pos != 0;
-  *value = 0;
-  for (uint32_t i = 0; pos && i < width; i++) *value |= (uint64_t)fb->buf[pos + i] << (8 * i);
+  if (pos) memcpy(b, fb->buf + pos, width);
+  *value = ts_le32(b) | (uint64_t)ts_le32(b + 4) << 32;
   return 0;
 }
 

@@ -147,37 +147,29 @@ static void append(char *buf, size_t n, size_t *at, const char *s) {
 static size_t vfmt(char *buf, size_t n, size_t at, const char *f, va_list ap) {
   buf[at] = 0;
   for (; *f; f++) {
-    if (*f != '%' || !f[1]) {
-      char c[2] = {*f, 0};
-      append(buf, n, &at, c);
-      continue;
-    }
-    f++;
-    if (*f == 's') {
-      const char *s = va_arg(ap, const char *);
-      append(buf, n, &at, s ? s : "(null)");
-    } else if (*f == 'd' || *f == 'u') {
-      char num[12], *p = num + sizeof num - 1;
-      uint32_t v;
-      int neg = 0;
-      if (*f == 'd') {
-        const int32_t d = va_arg(ap, int32_t);
-        neg = d < 0;
-        v = neg ? 0u - (uint32_t)d : (uint32_t)d;
-      } else {
-        v = va_arg(ap, uint32_t);
-      }
-      *p = 0;
+    char num[12], *d = num + sizeof num - 1; /* a number or one character, up to num[11] */
+    const char *p = d;
+    *d = 0;
+    if (*f == '%' && f[1] == 's') {
+      f++;
+      p = va_arg(ap, const char *);
+      if (!p) p = "(null)";
+    } else if (*f == '%' && (f[1] == 'd' || f[1] == 'u')) {
+      const int sgn = *++f == 'd';
+      uint32_t v = sgn ? (uint32_t)va_arg(ap, int32_t) : va_arg(ap, uint32_t);
+      const int neg = sgn && (int32_t)v < 0;
+      if (neg) v = 0u - v;
       do {
-        *--p = (char)('0' + v % 10);
+        *--d = (char)('0' + v % 10);
         v /= 10;
       } while (v);
-      if (neg) *--p = '-';
-      append(buf, n, &at, p);
+      if (neg) *--d = '-';
+      p = d;
     } else {
-      char c[2] = {*f, 0};
-      append(buf, n, &at, c);
+      *--d = *f == '%' && f[1] ? *++f : *f; /* "%%" and an unknown "%x": the character */
+      p = d;
     }
+    append(buf, n, &at, p);
   }
   return at;
 }
@@ -288,7 +280,7 @@ static ts_status_t parse_tensor(loader_t *L, uint32_t idx, trec_t *r) {
   const uint32_t esize = dtype_size(type);
   if (esize == 0)
     return tfail(L, TS_ERR_UNSUPPORTED, idx, "has unsupported type %d", type);
-  uint64_t bytes = esize;
+  uint32_t bytes = esize;
   r->ndims = (uint8_t)shape.len;
   r->shape_pos = shape.pos;
   r->dtype = (uint8_t)type;
@@ -296,10 +288,10 @@ static ts_status_t parse_tensor(loader_t *L, uint32_t idx, trec_t *r) {
     const int32_t d = (int32_t)ts_le32(fb->buf + shape.pos + 4 * i);
     if (d < 1)
       return tfail(L, TS_ERR_BAD_MODEL, idx, "has dimension %u of size %d", i, d);
-    bytes *= (uint64_t)d;
-    if (bytes > TS_MAX_TENSOR_BYTES)
+    if ((uint32_t)d > TS_MAX_TENSOR_BYTES / bytes)
       return tfail(L, TS_ERR_BAD_MODEL, idx, "shape overflows (more than %u bytes)",
                    TS_MAX_TENSOR_BYTES);
+    bytes *= (uint32_t)d;
   }
   r->plan.size = (uint32_t)bytes;
   const char *name;
@@ -347,15 +339,16 @@ static ts_status_t parse_tensor(loader_t *L, uint32_t idx, trec_t *r) {
         return tfail(L, TS_ERR_BAD_MODEL, idx, "has %u scales for dimension %d", sc.len, qdim);
       for (uint32_t i = 0; i < sc.len; i++) {
         const uint8_t *z = fb->buf + zp.pos + 8 * i;
-        const int64_t zv = (int64_t)((uint64_t)ts_le32(z) | ((uint64_t)ts_le32(z + 4) << 32));
-        if (zv < INT32_MIN || zv > INT32_MAX)
+        const int32_t zv = (int32_t)ts_le32(z); /* an int64 within int32: its high word is
+                                                  * the low word's sign */
+        if ((int32_t)ts_le32(z + 4) != (zv < 0 ? -1 : 0))
           return tfail(L, TS_ERR_BAD_MODEL, idx, "zero point out of range");
         /* The kernels' int32 arithmetic assumes zero points inside the element type (as
          * TFLM's Prepare checks); a larger one overflows it (found by fuzz_model). */
         if ((r->dtype == TS_INT8 && (zv < -128 || zv > 127)) ||
             (r->dtype == TS_INT16 && (zv < -32768 || zv > 32767)) ||
             (r->dtype == TS_UINT8 && (zv < 0 || zv > 255)))
-          return tfail(L, TS_ERR_BAD_MODEL, idx, "zero point %d outside its type's range", (int)zv);
+          return tfail(L, TS_ERR_BAD_MODEL, idx, "zero point %d outside its type's range", zv);
       }
       r->num_quant = (uint16_t)sc.len;
       r->qdim = (int8_t)qdim;
@@ -385,7 +378,29 @@ static int32_t rec_zp_m(const uint8_t *m, const trec_t *r, uint32_t i) {
 
 /* ---------------------------------------------------------------- op codes */
 
-/* The builtin code of operator L->op (and its table). */
+/* Bytes of an operator's record: header and the parameters of its type; 0: not a supported
+ * operator. */
+static uint32_t rec_size(int32_t code) {
+  static const uint8_t sizes[][2] = {
+      {OP_CONV_2D, sizeof(ts_conv_params_t)},
+      {OP_DEPTHWISE_CONV_2D, sizeof(ts_dw_params_t)},
+      {OP_FULLY_CONNECTED, sizeof(ts_fc_params_t)},
+      {OP_MAX_POOL_2D, sizeof(ts_pool_params_t)},
+      {OP_AVERAGE_POOL_2D, sizeof(ts_pool_params_t)},
+      {OP_ADD, sizeof(ts_add_params_t)},
+      {OP_SOFTMAX, sizeof(ts_softmax_params_t)},
+      {OP_MEAN, sizeof(ts_mean_params_t)},
+      {OP_PAD, sizeof(ts_pad_params_t)},
+      {OP_QUANTIZE, sizeof(ts_requant_params_t)},
+      {OP_CONCATENATION, sizeof(ts_concat_params_t)},
+      {OP_RESHAPE, sizeof(uint32_t)}}; /* RESHAPE: its bytes */
+  for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++)
+    if (sizes[k][0] == code)
+      return (uint32_t)((PARAM_OFF + sizes[k][1] + PTR_ALIGN - 1) & ~(PTR_ALIGN - 1));
+  return 0;
+}
+
+/* The builtin code of operator L->op (and its table): supported operators only. */
 static ts_status_t op_code(loader_t *L, ts_fb_table_t *op, int32_t *code) {
   uint32_t oc;
   FB(ts_fb_vec_table(&L->fb, &L->operators, (uint32_t)L->op, op));
@@ -402,38 +417,15 @@ static ts_status_t op_code(loader_t *L, ts_fb_table_t *op, int32_t *code) {
   *code = dep > bi ? dep : bi;
   if (*code < 0)
     return ofail(L, TS_ERR_BAD_MODEL, "has negative code %d", *code);
-  return TS_OK;
-}
-
-static int supported(int32_t code) {
-  switch (code) {
-    case OP_ADD: case OP_AVERAGE_POOL_2D: case OP_CONCATENATION: case OP_CONV_2D:
-    case OP_DEPTHWISE_CONV_2D: case OP_FULLY_CONNECTED: case OP_MAX_POOL_2D: case OP_RESHAPE:
-    case OP_SOFTMAX: case OP_PAD: case OP_MEAN: case OP_QUANTIZE:
-      return 1;
-    default:
-      return 0;
+  if (rec_size(*code)) return TS_OK;
+  if (*code == 32) {
+    const char *name;
+    FB(ts_fb_string(&L->fb, &c, OPC_CUSTOM, &name));
+    return fail(L->it, TS_ERR_UNSUPPORTED, "unsupported custom op %s at operator %d", name,
+                L->op);
   }
-}
-
-/* Bytes of an operator's record: header and the parameters of its type. */
-static uint32_t rec_size(int32_t code) {
-  static const uint8_t sizes[][2] = {
-      {OP_CONV_2D, sizeof(ts_conv_params_t)},
-      {OP_DEPTHWISE_CONV_2D, sizeof(ts_dw_params_t)},
-      {OP_FULLY_CONNECTED, sizeof(ts_fc_params_t)},
-      {OP_MAX_POOL_2D, sizeof(ts_pool_params_t)},
-      {OP_AVERAGE_POOL_2D, sizeof(ts_pool_params_t)},
-      {OP_ADD, sizeof(ts_add_params_t)},
-      {OP_SOFTMAX, sizeof(ts_softmax_params_t)},
-      {OP_MEAN, sizeof(ts_mean_params_t)},
-      {OP_PAD, sizeof(ts_pad_params_t)},
-      {OP_QUANTIZE, sizeof(ts_requant_params_t)},
-      {OP_CONCATENATION, sizeof(ts_concat_params_t)}};
-  uint32_t n = sizeof(uint32_t); /* RESHAPE: its bytes */
-  for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++)
-    if (sizes[k][0] == code) n = sizes[k][1];
-  return (uint32_t)((PARAM_OFF + n + PTR_ALIGN - 1) & ~(PTR_ALIGN - 1));
+  /* by its builtin code: the host names it (ts_opnames.h, tinyscope's Python side) */
+  return fail(L->it, TS_ERR_UNSUPPORTED, "unsupported op code %d at operator %d", *code, L->op);
 }
 
 /* Operator L->op's code (supported ones only) and the per-channel int32 slots (multiplier +
@@ -444,21 +436,6 @@ static ts_status_t op_chan_slots(loader_t *L, uint32_t *slots, int32_t *code_out
   *slots = 0;
   CHECK(op_code(L, &op, &code));
   *code_out = code;
-  if (!supported(code)) {
-    if (code == 32) {
-      ts_fb_table_t c;
-      uint32_t oc;
-      const char *name;
-      FB(ts_fb_u32(&L->fb, &op, OPR_OPCODE, 0, &oc));
-      FB(ts_fb_vec_table(&L->fb, &L->opcodes, oc, &c));
-      FB(ts_fb_string(&L->fb, &c, OPC_CUSTOM, &name));
-      return fail(L->it, TS_ERR_UNSUPPORTED, "unsupported custom op %s at operator %d", name,
-                  L->op);
-    }
-    /* by its builtin code: the host names it (ts_opnames.h, tinyscope's Python side) */
-    return fail(L->it, TS_ERR_UNSUPPORTED, "unsupported op code %d at operator %d", code,
-                L->op);
-  }
   if (code != OP_CONV_2D && code != OP_DEPTHWISE_CONV_2D && code != OP_FULLY_CONNECTED)
     return TS_OK;
   ts_fb_vec_t ins;
@@ -534,19 +511,20 @@ static ts_status_t quant_mult(loader_t *L, double m, int32_t *mult, int32_t *shi
   return TS_OK;
 }
 
-/* TFLite's output size and padding (ComputePaddingHeightWidth): SAME = 0, VALID = 1. */
+/* TFLite's output size and padding (ComputePaddingHeightWidth): SAME = 0, VALID = 1. In
+ * int32 (k, in, out >= 1): an effective kernel size beyond int32 is refused, and once the
+ * output size matches, (out - 1) * stride < in, so the total padding cannot overflow. */
 static ts_status_t spatial(loader_t *L, int32_t padding, int32_t in, int32_t k, int32_t stride,
                            int32_t dil, int32_t out, int32_t *pad) {
-  if (stride < 1 || dil < 1 || padding < 0 || padding > 1)
+  if (stride < 1 || dil < 1 || padding < 0 || padding > 1 || k - 1 > (INT32_MAX - 1) / dil)
     return ofail(L, TS_ERR_BAD_MODEL, "has invalid stride/dilation/padding");
-  const int64_t eff = (int64_t)(k - 1) * dil + 1;
-  const int64_t expect = padding == 0 ? ((int64_t)in + stride - 1) / stride
-                                      : ((int64_t)in + stride - eff) / stride;
+  const int32_t eff = (k - 1) * dil + 1;
+  const int32_t span = padding == 0 ? in : in - eff + 1; /* ceil(span / stride) outputs */
+  const int32_t expect = span > 0 ? (span - 1) / stride + 1 : 0;
   if (expect != out)
-    return ofail(L, TS_ERR_BAD_MODEL, "output size %d, expected %d", out, (int32_t)expect);
-  int64_t total = ((int64_t)out - 1) * stride + eff - in;
-  if (total < 0) total = 0;
-  *pad = (int32_t)(total / 2);
+    return ofail(L, TS_ERR_BAD_MODEL, "output size %d, expected %d", out, expect);
+  const int32_t total = (out - 1) * stride - in + eff;
+  *pad = total > 0 ? total / 2 : 0;
   return TS_OK;
 }
 
@@ -632,17 +610,17 @@ static ts_status_t prep_conv(loader_t *L, oprec_t *o) {
   }
   if (f->num_quant != 1 && (int32_t)f->num_quant != oc)
     return ofail(L, TS_ERR_BAD_MODEL, "filter has %u scales for %d channels", f->num_quant, oc);
-  const int32_t *bias, *mult, *shift;
-  int32_t pad_h, pad_w, lo, hi;
+  const int32_t *bias;
+  ts_conv_params_t *p = PARAMS(o, ts_conv_params_t); /* a ts_dw_params_t starts as one */
   CHECK(bias_of(L, bi, oc, &bias));
-  CHECK(spatial(L, padding, id[1], fd[1], sh, dh, od[1], &pad_h));
-  CHECK(spatial(L, padding, id[2], fd[2], sw, dw, od[2], &pad_w));
-  CHECK(act_range(L, act, out, &lo, &hi));
-  CHECK(channel_mults(L, in, f, out, oc, &mult, &shift));
-  const ts_conv_params_t p = {id[0], id[1], id[2], id[3], od[1],
-                             od[2], oc, fd[1], fd[2], sh, sw, dh, dw, pad_h,
-                             pad_w, -rec_zp(in, 0), rec_zp(out, 0), lo, hi, mult, shift};
-  memcpy(PARAMS(o, void), &p, sizeof p); /* a ts_dw_params_t starts as a ts_conv_params_t */
+  CHECK(spatial(L, padding, id[1], fd[1], sh, dh, od[1], &p->pad_h));
+  CHECK(spatial(L, padding, id[2], fd[2], sw, dw, od[2], &p->pad_w));
+  CHECK(act_range(L, act, out, &p->act_min, &p->act_max));
+  CHECK(channel_mults(L, in, f, out, oc, &p->mult, &p->shift));
+  p->batches = id[0], p->in_h = id[1], p->in_w = id[2], p->in_c = id[3];
+  p->out_h = od[1], p->out_w = od[2], p->out_c = oc, p->k_h = fd[1], p->k_w = fd[2];
+  p->stride_h = sh, p->stride_w = sw, p->dil_h = dh, p->dil_w = dw;
+  p->input_offset = -rec_zp(in, 0), p->output_offset = rec_zp(out, 0);
   if (dw_model) PARAMS(o, ts_dw_params_t)->depth_multiplier = oc / id[3];
   return TS_OK;
 }
@@ -661,17 +639,18 @@ static ts_status_t prep_fc(loader_t *L, oprec_t *o) {
   const int32_t out_depth = DIM(f, 0), accum = DIM(f, 1);
   if (elems(in) % accum != 0 || elems(out) != elems(in) / accum * out_depth)
     return ofail(L, TS_ERR_BAD_MODEL, "shapes do not match");
-  const int32_t *bias, *mult, *shift;
-  int32_t lo, hi;
+  const int32_t *bias;
+  ts_fc_params_t *p = PARAMS(o, ts_fc_params_t);
   CHECK(bias_of(L, bi, out_depth, &bias));
-  CHECK(act_range(L, act, out, &lo, &hi));
+  CHECK(act_range(L, act, out, &p->act_min, &p->act_max));
   const int per_channel = f->num_quant > 1;
   if (per_channel && (int32_t)f->num_quant != out_depth)
     return ofail(L, TS_ERR_BAD_MODEL, "filter scales do not match");
-  CHECK(channel_mults(L, in, f, out, per_channel ? out_depth : 1, &mult, &shift));
-  *PARAMS(o, ts_fc_params_t) = (ts_fc_params_t){elems(in) / accum, accum, out_depth, per_channel,
-                             -rec_zp(in, 0), per_channel ? 0 : -rec_zp(f, 0), rec_zp(out, 0),
-                             lo, hi, mult, shift};
+  CHECK(channel_mults(L, in, f, out, per_channel ? out_depth : 1, &p->mult, &p->shift));
+  p->batches = elems(in) / accum, p->accum_depth = accum, p->out_depth = out_depth;
+  p->per_channel = per_channel;
+  p->input_offset = -rec_zp(in, 0), p->filter_offset = per_channel ? 0 : -rec_zp(f, 0);
+  p->output_offset = rec_zp(out, 0);
   return TS_OK;
 }
 
@@ -688,15 +667,15 @@ static ts_status_t prep_pool(loader_t *L, oprec_t *o) {
   CHECK(options(L, "biiiib", v, &present));
   if (!present) return ofail(L, TS_ERR_BAD_MODEL, "lacks its options");
   const int32_t padding = v[0], sw = v[1], sh = v[2], fw = v[3], fh = v[4], act = v[5];
-  int32_t pad_h, pad_w, lo, hi;
+  ts_pool_params_t *p = PARAMS(o, ts_pool_params_t);
   if (fw < 1 || fh < 1 || id[0] != od[0] || id[3] != od[3])
     return ofail(L, TS_ERR_BAD_MODEL, "pooling shapes do not match");
-  CHECK(spatial(L, padding, id[1], fh, sh, 1, od[1], &pad_h));
-  CHECK(spatial(L, padding, id[2], fw, sw, 1, od[2], &pad_w));
-  CHECK(act_range(L, act, out, &lo, &hi));
-  *PARAMS(o, ts_pool_params_t) = (ts_pool_params_t){id[0], id[1], id[2], id[3],
-                                 od[1], od[2], fh, fw, sh, sw, pad_h, pad_w, lo,
-                                 hi};
+  CHECK(spatial(L, padding, id[1], fh, sh, 1, od[1], &p->pad_h));
+  CHECK(spatial(L, padding, id[2], fw, sw, 1, od[2], &p->pad_w));
+  CHECK(act_range(L, act, out, &p->act_min, &p->act_max));
+  p->batches = id[0], p->in_h = id[1], p->in_w = id[2], p->depth = id[3];
+  p->out_h = od[1], p->out_w = od[2], p->f_h = fh, p->f_w = fw, p->stride_h = sh;
+  p->stride_w = sw;
   return TS_OK;
 }
 
@@ -776,16 +755,12 @@ static ts_status_t const_ints(loader_t *L, int32_t idx, int32_t *vals, int32_t m
     return ofail(L, TS_ERR_UNSUPPORTED, "tensor %d must be constant int32", idx);
   *n = elems(r);
   if (*n > max) return ofail(L, TS_ERR_UNSUPPORTED, "too many values");
+  const int wide = r->dtype == TS_INT64; /* then the high word must be the low word's sign */
   for (int32_t k = 0; k < *n; k++) {
-    if (r->dtype == TS_INT32) {
-      vals[k] = (int32_t)ts_le32(CONST_DATA(r) + 4 * k);
-    } else {
-      const int32_t lo = (int32_t)ts_le32(CONST_DATA(r) + 8 * k);
-      const int32_t hi = (int32_t)ts_le32(CONST_DATA(r) + 8 * k + 4);
-      if (hi != (lo < 0 ? -1 : 0))
-        return ofail(L, TS_ERR_BAD_MODEL, "value out of range");
-      vals[k] = lo;
-    }
+    const uint8_t *e = L->fb.buf + r->data_off + (4u << wide) * (uint32_t)k;
+    vals[k] = (int32_t)ts_le32(e);
+    if (wide && (int32_t)ts_le32(e + 4) != (vals[k] < 0 ? -1 : 0))
+      return ofail(L, TS_ERR_BAD_MODEL, "value out of range");
   }
   return TS_OK;
 }
@@ -816,9 +791,7 @@ static ts_status_t prep_mean(loader_t *L, oprec_t *o) {
   int32_t m, s;
   CHECK(quant_mult(L, (double)rec_scale(in, 0) / (double)rec_scale(out, 0), &m, &s));
   /* Fold 1/count into the multiplier as TFLM's QuantizedMeanOrSum does. */
-  int32_t sh = 0;
-  while (sh < 63 && ((uint64_t)p->count >> (sh + 1)) != 0) sh++; /* floor(log2(count)) */
-  if (sh > 32) sh = 32;
+  int32_t sh = 31 - __builtin_clz((uint32_t)p->count); /* floor(log2(count)), count >= 1 */
   if (sh > 31 + s) sh = 31 + s;
   p->mult = (int32_t)(((int64_t)m << sh) / p->count);
   p->shift = s - sh;
@@ -840,8 +813,8 @@ static ts_status_t prep_pad(loader_t *L, oprec_t *o) {
     const int j = k - (4 - in->ndims);
     p->before[k] = j >= 0 ? v[2 * j] : 0;
     p->after[k] = j >= 0 ? v[2 * j + 1] : 0;
-    if (p->before[k] < 0 || p->after[k] < 0 ||
-        (int64_t)p->before[k] + p->in_dims[k] + p->after[k] != od[k])
+    if (p->before[k] < 0 || p->after[k] < 0 || p->before[k] > od[k] - p->in_dims[k] ||
+        p->after[k] != od[k] - p->in_dims[k] - p->before[k]) /* (dims >= 1: no overflow) */
       return ofail(L, TS_ERR_BAD_MODEL, "padding does not match output");
   }
   p->pad_value = rec_zp(out, 0);
@@ -879,7 +852,7 @@ static ts_status_t prep_concat(loader_t *L, oprec_t *o) {
   p->num_inputs = o->n_in;
   p->outer = 1;
   for (int k = 0; k < axis; k++) p->outer *= DIM(out, k);
-  int64_t total = 0;
+  int32_t left = DIM(out, axis); /* the output's extent along the axis not yet covered */
   for (int32_t j = 0; j < o->n_in; j++) {
     const int32_t ij = op_in(L, o, j);
     CHECK(need_s8(L, ij, "input"));
@@ -889,11 +862,10 @@ static ts_status_t prep_concat(loader_t *L, oprec_t *o) {
     for (int k = 0; k < out->ndims; k++)
       if (k != axis && DIM(in, k) != DIM(out, k))
         return ofail(L, TS_ERR_BAD_MODEL, "input shapes differ");
-    total += DIM(in, axis);
     p->inner[j] = elems(in) / p->outer;
+    if ((left -= DIM(in, axis)) < 0) break; /* (left >= 0 before: no overflow) */
   }
-  if (total != DIM(out, axis))
-    return ofail(L, TS_ERR_BAD_MODEL, "output shape does not match");
+  if (left) return ofail(L, TS_ERR_BAD_MODEL, "output shape does not match");
   return TS_OK;
 }
 
@@ -923,9 +895,7 @@ static ts_status_t prepare(loader_t *L, oprec_t *o) {
     case OP_PAD: return prep_pad(L, o);
     case OP_QUANTIZE: return prep_quantize(L, o);
     case OP_CONCATENATION: return prep_concat(L, o);
-    case OP_RESHAPE: return prep_reshape(L, o);
-    default: return fail(L->it, TS_ERR_UNSUPPORTED, "unsupported op code %d at operator %d",
-                         o->code, L->op);
+    default: return prep_reshape(L, o); /* OP_RESHAPE: op_code admits supported codes only */
   }
 }
 
@@ -984,8 +954,10 @@ static ts_status_t load(loader_t *L, uint8_t *arena, size_t arena_size) {
   ts_interp_t *it = L->it;
   ts_fb_t *fb = &L->fb;
   ts_fb_table_t root, sg;
-  if (fb->size < 8) return fail(it, TS_ERR_BAD_MODEL, "model truncated at offset %u (model is %u "
-                                "bytes)", fb->size, fb->size);
+  if (fb->size < 8) { /* "model truncated at offset <size>" */
+    fb->bad_offset = fb->size;
+    return corrupt(L);
+  }
   if (memcmp(fb->buf + 4, "TFL3", 4) != 0)
     return fail(it, TS_ERR_BAD_MODEL, "not a TFLite model (no TFL3 identifier at offset 4)");
   FB(ts_fb_root(fb, &root));
@@ -1000,10 +972,8 @@ static ts_status_t load(loader_t *L, uint8_t *arena, size_t arena_size) {
   FB(ts_fb_vector(fb, &root, MODEL_BUFFERS, 4, &L->buffers));
   if (subgraphs.len < 1) return fail(it, TS_ERR_BAD_MODEL, "model has no subgraph");
   FB(ts_fb_vec_table(fb, &subgraphs, 0, &sg));
-  FB(ts_fb_vector(fb, &sg, SG_TENSORS, 4, &L->tensors));
-  FB(ts_fb_vector(fb, &sg, SG_INPUTS, 4, &L->inputs));
-  FB(ts_fb_vector(fb, &sg, SG_OUTPUTS, 4, &L->outputs));
-  FB(ts_fb_vector(fb, &sg, SG_OPERATORS, 4, &L->operators));
+  ts_fb_vec_t *const sgv[] = {&L->tensors, &L->inputs, &L->outputs, &L->operators};
+  for (int k = SG_TENSORS; k <= SG_OPERATORS; k++) FB(ts_fb_vector(fb, &sg, k, 4, sgv[k]));
   if (L->tensors.len > TS_MAX_TENSORS || L->operators.len > TS_MAX_OPS)
     return fail(it, TS_ERR_UNSUPPORTED, "model too large (%u tensors, %u operators)",
                 L->tensors.len, L->operators.len);

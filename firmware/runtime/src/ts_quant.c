@@ -64,22 +64,20 @@ static int32_t zp_add(int32_t zero_point, int32_t q) {
 
 int ts_activation_range_s8(int32_t activation, float scale, int32_t zero_point,
                            int32_t *act_min, int32_t *act_max) {
-  /* NONE, RELU, RELU_N1_TO_1, RELU6: the real bounds and which of them apply (bit 0: the
-   * lower, bit 1: the upper), quantized as TFLM does: zero_point + round(bound / scale). */
-  static const int8_t lo_real[4] = {0, 0, -1, 0}, hi_real[4] = {0, 0, 1, 6};
+  /* NONE, RELU, RELU_N1_TO_1, RELU6: the real bounds (lower, upper) and which of them apply
+   * (bit 0: the lower, bit 1: the upper), quantized as TFLM does: zero_point + round(bound /
+   * scale), within [-128, 127]. */
+  static const int8_t real[4][2] = {{0, 0}, {0, 0}, {-1, 1}, {0, 6}};
   static const uint8_t applies[4] = {0, 1, 3, 3};
   if (activation < 0 || activation > 3) return -1;
-  int32_t lo = -128, hi = 127;
-  if (applies[activation] & 1) {
-    const int32_t q = zp_add(zero_point, ts_roundf_to_i32((float)lo_real[activation] / scale));
-    lo = q > lo ? q : lo;
-  }
-  if (applies[activation] & 2) {
-    const int32_t q = zp_add(zero_point, ts_roundf_to_i32((float)hi_real[activation] / scale));
-    hi = q < hi ? q : hi;
-  }
-  *act_min = lo;
-  *act_max = hi;
+  int32_t r[2] = {-128, 127};
+  for (int k = 0; k < 2; k++)
+    if (applies[activation] >> k & 1) {
+      const int32_t q = zp_add(zero_point, ts_roundf_to_i32((float)real[activation][k] / scale));
+      if (k ? q < r[1] : q > r[0]) r[k] = q;
+    }
+  *act_min = r[0];
+  *act_max = r[1];
   return 0;
 }
 

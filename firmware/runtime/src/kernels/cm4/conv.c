@@ -26,8 +26,8 @@
  * (ts_dsp.h); when every shift is in [-23, -2] (all real layers) the output offset is
  * folded into the rounding term and, with no clamp beyond SSAT's, the assembly stores the
  * outputs; otherwise it hands back the accumulators and C finishes.
- * Falls back to the reference kernel for dil_w != 1 or a field larger than the buffers
- * (3 * np > TS_OPT_CONV_ROWBUF / 2 or one channel pair's record > TS_OPT_CONV_WBUF / 2). */
+ * dil_w != 1 or a field larger than the buffers (3 * np > TS_OPT_CONV_ROWBUF / 2 or one
+ * channel pair's record > TS_OPT_CONV_WBUF / 2) take a plain loop nest, the reference's. */
 #include "ts_dsp.h"
 #include "ts_kernels.h"
 
@@ -284,7 +284,24 @@ void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8
   const int32_t seg = p->k_w * p->in_c, half = (seg + 1) >> 1, np = p->k_h * half;
   const int32_t rec = HEAD + 2 * np + TAIL, K = p->k_h * seg, out_c = p->out_c;
   if (p->dil_w != 1 || 3 * np > TWORDS || rec > WWORDS) {
-    ts_ref_conv2d_s8(p, input, filter, bias, output);
+    /* rare: the reference's plain loop nest here (calling ts_ref_conv2d_s8 would link its 440
+     * bytes), wrapping uint32 sums (the same int32 bits) */
+    for (int32_t P = 0; P < p->batches * p->out_h * p->out_w; P++) {
+      const int32_t ox = P % p->out_w, oy = P / p->out_w % p->out_h, b = P / p->out_w / p->out_h;
+      for (int32_t oc = 0; oc < out_c; oc++) {
+        uint32_t acc = bias ? (uint32_t)bias[oc] : 0;
+        for (int32_t k = 0; k < p->k_h * p->k_w; k++) {
+          const int32_t iy = oy * p->stride_h - p->pad_h + p->dil_h * (k / p->k_w);
+          const int32_t ix = ox * p->stride_w - p->pad_w + p->dil_w * (k % p->k_w);
+          if (iy < 0 || iy >= p->in_h || ix < 0 || ix >= p->in_w) continue;
+          const int8_t *in = input + ((b * p->in_h + iy) * p->in_w + ix) * p->in_c;
+          const int8_t *f = filter + oc * K + k * p->in_c;
+          for (int32_t ic = 0; ic < p->in_c; ic++)
+            acc += (uint32_t)(f[ic] * (in[ic] + p->input_offset));
+        }
+        *output++ = out1((int32_t)acc, oc, p);
+      }
+    }
     return;
   }
   __attribute__((aligned(8))) uint32_t wbuf[WWORDS];

@@ -41,18 +41,15 @@ void ts_fc_widen(int16_t *xb, const int8_t *src, uint32_t off2, int32_t n);
 
 /* xb[i] = src[i] + xo for i < n, in SXTB16 order per 4 inputs (the tail in plain order). */
 static void widen(int16_t *xb, const int8_t *src, int32_t n, int32_t xo) {
-  const uint32_t off2 = (uint32_t)(uint16_t)xo * 0x10001u;
   int32_t i = 0;
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-  if (!((uintptr_t)src & 3) && (i = n & ~3) != 0) ts_fc_widen(xb, src, off2, i);
+  if (!((uintptr_t)src & 3) && (i = n & ~3) != 0)
+    ts_fc_widen(xb, src, (uint32_t)(uint16_t)xo * 0x10001u, i);
 #endif
-  for (; i + 4 <= n; i += 4) {
-    const uint32_t x = ts_ld32(src + i);
-    const uint32_t e = ts_sadd16(ts_sxtb16(x), off2), od = ts_sadd16(ts_sxtb16_ror8(x), off2);
-    __builtin_memcpy(xb + i, &e, 4);
-    __builtin_memcpy(xb + i + 2, &od, 4);
-  }
-  for (; i < n; i++) xb[i] = (int16_t)(src[i] + xo);
+  /* (the host, or an unaligned src on the M4) value k of a group of 4 in slot (0, 2, 1, 3)[k]
+   * of it; the values after the last whole group in plain order */
+  for (; i < n; i++)
+    xb[i < (n & ~3) ? (i & ~3) | (i & 1) << 1 | (i >> 1 & 1) : i] = (int16_t)(src[i] + xo);
 }
 
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
@@ -396,20 +393,17 @@ void ts_opt_fully_connected_s8(const ts_fc_params_t *p, const int8_t *input,
     else fc_clamp(p, output);
     return;
   }
-  ts_fc_params_t q;
+  ts_fc_params_t q = *p; /* fc_rows: per_channel 0 or 1, mult/shift[row .. row + 4] */
   int32_t m5[5], s5[5];
-  if (p->per_channel != 1) { /* fc_rows: per_channel 0 or 1, mult/shift[row .. row + 4] */
-    q = *p;
-    if (!p->per_channel) {
-      for (int32_t k = 0; k < 5; k++) m5[k] = p->mult[0], s5[k] = p->shift[0];
-      q.mult = m5, q.shift = s5;
-    }
-    q.per_channel = p->per_channel ? 1 : 0, p = &q;
+  q.per_channel = p->per_channel != 0;
+  if (!q.per_channel) {
+    for (int32_t k = 0; k < 5; k++) m5[k] = p->mult[0], s5[k] = p->shift[0];
+    q.mult = m5, q.shift = s5;
   }
-  for (int32_t b = 0; b < p->batches; b++) {
-    const int8_t *in = input + b * p->accum_depth;
-    int8_t *out = output + b * p->out_depth;
-    if (fc_rows(p, in, filter, bias, out)) fc_general(p, in, filter, bias, out);
-    else fc_clamp(p, out);
+  for (int32_t b = 0; b < q.batches; b++) {
+    const int8_t *in = input + b * q.accum_depth;
+    int8_t *out = output + b * q.out_depth;
+    if (fc_rows(&q, in, filter, bias, out)) fc_general(&q, in, filter, bias, out);
+    else fc_clamp(&q, out);
   }
 }
