@@ -279,29 +279,36 @@ static int8_t out1(int32_t acc, int32_t oc, const ts_conv_params_t *p) {
                      p->act_min, p->act_max);
 }
 
+/* The rare shapes' plain loop nest, the reference's arithmetic (wrapping uint32 sums, the
+ * same int32 bits; out1's requantization), for CONV_2D (dm 0) and DEPTHWISE_CONV_2D (dm its
+ * depth multiplier; p is the ts_conv_params_t its parameters start with): one out-of-line
+ * copy instead of linking ts_ref_conv2d_s8 and ts_ref_depthwise_conv2d_s8 for these cases. */
+void ts_plain_conv(const ts_conv_params_t *p, const int8_t *input, const int8_t *filter,
+                   const int32_t *bias, int8_t *output, int32_t dm) {
+  const int32_t nic = dm ? 1 : p->in_c, ftap = dm ? p->out_c : p->in_c; /* per tap */
+  for (int32_t P = 0; P < p->batches * p->out_h * p->out_w; P++) {
+    const int32_t ox = P % p->out_w, oy = P / p->out_w % p->out_h, b = P / p->out_w / p->out_h;
+    for (int32_t oc = 0; oc < p->out_c; oc++) {
+      uint32_t acc = bias ? (uint32_t)bias[oc] : 0;
+      for (int32_t k = 0; k < p->k_h * p->k_w; k++) {
+        const int32_t iy = oy * p->stride_h - p->pad_h + p->dil_h * (k / p->k_w);
+        const int32_t ix = ox * p->stride_w - p->pad_w + p->dil_w * (k % p->k_w);
+        if (iy < 0 || iy >= p->in_h || ix < 0 || ix >= p->in_w) continue;
+        const int8_t *in = input + ((b * p->in_h + iy) * p->in_w + ix) * p->in_c + (dm ? oc / dm : 0);
+        const int8_t *f = filter + (dm ? oc : oc * p->k_h * p->k_w * nic) + k * ftap;
+        for (int32_t ic = 0; ic < nic; ic++) acc += (uint32_t)(f[ic] * (in[ic] + p->input_offset));
+      }
+      *output++ = out1((int32_t)acc, oc, p);
+    }
+  }
+}
+
 void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8_t *filter,
                       const int32_t *bias, int8_t *output) {
   const int32_t seg = p->k_w * p->in_c, half = (seg + 1) >> 1, np = p->k_h * half;
   const int32_t rec = HEAD + 2 * np + TAIL, K = p->k_h * seg, out_c = p->out_c;
   if (p->dil_w != 1 || 3 * np > TWORDS || rec > WWORDS) {
-    /* rare: the reference's plain loop nest here (calling ts_ref_conv2d_s8 would link its 440
-     * bytes), wrapping uint32 sums (the same int32 bits) */
-    for (int32_t P = 0; P < p->batches * p->out_h * p->out_w; P++) {
-      const int32_t ox = P % p->out_w, oy = P / p->out_w % p->out_h, b = P / p->out_w / p->out_h;
-      for (int32_t oc = 0; oc < out_c; oc++) {
-        uint32_t acc = bias ? (uint32_t)bias[oc] : 0;
-        for (int32_t k = 0; k < p->k_h * p->k_w; k++) {
-          const int32_t iy = oy * p->stride_h - p->pad_h + p->dil_h * (k / p->k_w);
-          const int32_t ix = ox * p->stride_w - p->pad_w + p->dil_w * (k % p->k_w);
-          if (iy < 0 || iy >= p->in_h || ix < 0 || ix >= p->in_w) continue;
-          const int8_t *in = input + ((b * p->in_h + iy) * p->in_w + ix) * p->in_c;
-          const int8_t *f = filter + oc * K + k * p->in_c;
-          for (int32_t ic = 0; ic < p->in_c; ic++)
-            acc += (uint32_t)(f[ic] * (in[ic] + p->input_offset));
-        }
-        *output++ = out1((int32_t)acc, oc, p);
-      }
-    }
+    ts_plain_conv(p, input, filter, bias, output, 0);
     return;
   }
   __attribute__((aligned(8))) uint32_t wbuf[WWORDS];

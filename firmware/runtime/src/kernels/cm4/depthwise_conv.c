@@ -443,31 +443,6 @@ static __attribute__((noinline)) void dw_nhwc(const ts_dw_params_t *p, const int
   }
 }
 
-/* What neither path takes: a plain loop nest, the reference's arithmetic (wrapping sums,
- * ts_requant_slow is ts_mbqm) without linking the reference kernel. */
-static __attribute__((noinline)) void dw_plain(const ts_dw_params_t *p, const int8_t *input,
-                                               const int8_t *filter, const int32_t *bias,
-                                               int8_t *output) {
-  const int32_t out_c = p->out_c;
-  for (int32_t b = 0; b < p->batches; b++)
-    for (int32_t oy = 0; oy < p->out_h; oy++)
-      for (int32_t ox = 0; ox < p->out_w; ox++)
-        for (int32_t oc = 0; oc < out_c; oc++, output++) {
-          uint32_t acc = bias ? (uint32_t)bias[oc] : 0;
-          for (int32_t ky = 0; ky < p->k_h; ky++)
-            for (int32_t kx = 0; kx < p->k_w; kx++) {
-              const int32_t iy = oy * p->stride_h - p->pad_h + ky * p->dil_h;
-              const int32_t ix = ox * p->stride_w - p->pad_w + kx * p->dil_w;
-              if (iy >= 0 && iy < p->in_h && ix >= 0 && ix < p->in_w)
-                acc += (uint32_t)(filter[(ky * p->k_w + kx) * out_c + oc] *
-                                  (input[((b * p->in_h + iy) * p->in_w + ix) * p->in_c +
-                                         oc / p->depth_multiplier] + p->input_offset));
-            }
-          *output = ts_clamp_s8(ts_requant_slow((int32_t)acc, p->mult[oc], p->shift[oc]) +
-                                    p->output_offset, p->act_min, p->act_max);
-        }
-}
-
 void ts_opt_depthwise_conv2d_s8(const ts_dw_params_t *p, const int8_t *input,
                                 const int8_t *filter, const int32_t *bias, int8_t *output) {
   int ok = p->k_h == 3 && p->k_w == 3 && p->dil_h == 1 && p->dil_w == 1 &&
@@ -480,5 +455,6 @@ void ts_opt_depthwise_conv2d_s8(const ts_dw_params_t *p, const int8_t *input,
            p->in_c + 2 * DW_GROUPS * (3 * DWN_REC + 1) <= 2 * DW_BUF)
     dw_nhwc(p, input, filter, bias, output);
   else
-    dw_plain(p, input, filter, bias, output);
+    ts_plain_conv((const ts_conv_params_t *)(const void *)p, input, filter, bias, output,
+                  p->depth_multiplier); /* what neither path takes */
 }

@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "ts_kernels.h"
+
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
 #include <arm_acle.h>
 /* SXTB16: bytes 0 and 2 sign-extended into two int16 halves. */
@@ -119,6 +121,11 @@ static inline int8_t ts_clamp_s8(int32_t v, int32_t lo, int32_t hi) {
 }
 
 int32_t ts_requant_slow(int32_t acc, int32_t mult, int32_t shift); /* ts_requant, not inlined */
+/* CONV_2D (dm 0) or DEPTHWISE_CONV_2D (dm = its depth multiplier, p = the ts_conv_params_t
+ * its parameters start with) as a plain loop nest, for the shapes the fast paths do not take
+ * (kernels/cm4/conv.c). */
+void ts_plain_conv(const ts_conv_params_t *p, const int8_t *input, const int8_t *filter,
+                   const int32_t *bias, int8_t *output, int32_t dm);
 
 /* The assemblies' requantization of one output from a channel's words q = (mult, rnd, sh),
  * rnd = 2^(e-2) + (output offset << sh), sh = e - 1 for a shift -e in [-23, -2]: the 64-bit
