@@ -123,10 +123,10 @@ void ts_ref_concat_s8(const ts_concat_params_t *p, const int8_t *const *inputs,
  * lives on the stack, bounded: CONV_2D 2 * TS_OPT_CONV_WBUF + 3 * TS_OPT_CONV_ROWBUF bytes
  * (7.5 KB: weight records, the 3-pixel im2col, one border segment); FULLY_CONNECTED
  * 2 * TS_OPT_FC_XBUF + ~270 bytes (2.3 KB); DEPTHWISE_CONV_2D ~4.3 KB (planes of 32 rows
- * of 64 int16, or the NHWC path's records and patch in as many bytes); the others none
- * (measured peak of the M4 kernel check: 8.3 KB of stack).
- * Layers outside those bounds or shapes a kernel has no fast path for run the reference
- * kernel (see each kernel's header). The interpreter calls these when built with
+ * of 64 int16, or the NHWC path's weight records in as many bytes); the others none
+ * (measured peak of the M4 kernel check: 8.3 KB of stack). Layers outside those bounds or
+ * shapes a kernel has no fast path for run the reference kernel or a plain loop nest with
+ * its arithmetic (see each kernel's header). The interpreter calls these when built with
  * TS_USE_OPT_KERNELS (make TS_KERNELS=opt, the default). */
 #ifndef TS_OPT_CONV_WBUF
 #define TS_OPT_CONV_WBUF 1536 /* int16 weights of one block of output channels */

@@ -21,11 +21,12 @@
  *   the weight pairs, SXTB16 and SXTB16 ROR 8, 4 SMLABB/SMLATT, i.e. 2 instructions per MAC;
  *   108 instructions per 36 MACs with the requantization. Weight records are built once
  *   per chunk of up to DW_GROUPS groups of 4 channels; rows outside the input read a row of
- *   zero points; a window that leaves the input sideways is copied into a 3x3 patch.
+ *   zero points; a window one column past the left or right edge reads the 3 columns
+ *   inside with records whose kernel columns are shifted (see dw_nhwc).
  * Each output is requantized in 7 instructions (TFLM's double rounding as one SMLAL with
  * the output offset folded into the rounding term, ts_dsp.h). Everything else (other kernel
  * shapes, dilations, a fused activation clamp, a shift outside [-23, -2], what neither path
- * takes) runs the reference kernel.
+ * takes) runs ts_plain_conv, the reference's arithmetic as a plain loop nest.
  * Stack: NROWS * PW * 2 bytes (4 KB) of planes or NHWC scratch, plus ~200 bytes. */
 #include "ts_dsp.h"
 #include "ts_kernels.h"
