@@ -32,8 +32,8 @@ $(BUILD)/tinyscope-run$(RUN_SUFFIX): $(RUNTIME_SRCS) $(RUNNER_SRC) $(RUNTIME_HDR
 	$(CC) $(HOST_CFLAGS) -o $@ $(RUNTIME_SRCS) $(RUNNER_SRC)
 
 # Optimized kernels == reference kernels on random shapes and parameters (tests/test_runtime_opt.py).
-# The -small build shrinks the kernels' stack buffers so weight blocks, row tiles and the
-# reference fallbacks all run on the random shapes.
+# The -small build shrinks the kernels' stack buffers so weight blocks, row tiles, channel
+# chunks and the fallbacks all run on the random shapes.
 CHECK_SMALL_DEFS := -DTS_OPT_CONV_WBUF=400 -DTS_OPT_CONV_ROWBUF=120 -DTS_OPT_CONV_BLOCK=4 \
                     -DTS_OPT_FC_XBUF=64 -DTS_OPT_DW_ROWS=5 -DTS_OPT_DW_GROUPS=1
 check: $(BUILD)/ts-kernel-check $(BUILD)/ts-kernel-check-small

@@ -68,6 +68,8 @@ void ts_cm4_dw_widen(int16_t *d, const int8_t *s, const int32_t *g);
  * kx * cs, the group's outputs go to out + 4 g; then the next pixel: row[ky] += 4 ng +
  * step[ky], out += 4 ng + ostep (ng groups). n is counted down in place. */
 enum { DWN_REC = 4 + 18 + 12 };
+/* The kernel column of a row's i-th tap in the records (the assembly's order 1, 2, 0). */
+static inline int32_t dwn_col(int32_t i) { return i == 2 ? 0 : i + 1; }
 typedef struct {
   const uint32_t *end;
   const int8_t *row[3];
@@ -295,7 +297,7 @@ void ts_cm4_dwn(dwn_args_t *a) {
     }
     uint32_t acc[4] = {r[0], r[1], r[2], r[3]};
     for (int32_t t = 0; t < 9; t++) { /* kernel row t / 3; columns 1, 2, 0 */
-      const int32_t kx = (t % 3 + 1) % 3;
+      const int32_t kx = dwn_col(t % 3);
       const uint32_t x = ts_ld32(a->row[t / 3] + g + kx * a->cs);
       const uint32_t e = ts_sxtb16(x), od = ts_sxtb16_ror8(x), wa = r[4 + 2 * t], wb = r[5 + 2 * t];
       acc[0] += (uint32_t)(lo16s(e) * lo16s(wa));
@@ -410,7 +412,7 @@ static __attribute__((noinline)) void dw_nhwc(const ts_dw_params_t *p, const int
         const int32_t c = c0 + 4 * g, d = v == 2 ? -1 : v;
         for (int32_t ky = 0; ky < 3; ky++)
           for (int32_t i = 0; i < 3; i++, r += 2) { /* columns 1, 2, 0 */
-            const int32_t kx = (i == 2 ? 0 : i + 1) + d;
+            const int32_t kx = dwn_col(i) + d;
             const uint32_t w = kx < 0 || kx > 2 ? 0 : ts_ld32(filter + (3 * ky + kx) * in_c + c);
             r[0] = ts_sxtb16(w); /* (w c0, w c2), (w c1, w c3) */
             r[1] = ts_sxtb16_ror8(w);
