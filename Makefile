@@ -12,27 +12,38 @@ MODEL_DIR ?= build/default
 RUN_DIR   ?= captures/demo
 N         ?= 100
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PKGS  := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm clang
+APT_PKGS  := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm clang openocd chromium
 export PYTHONDONTWRITEBYTECODE := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help setup setup-system test test-slow lint demo convert firmware-host firmware flash stop bench fuzz fuzz-firmware clean
+.PHONY: help doctor setup setup-system test test-slow lint demo convert firmware-host firmware flash stop bench fuzz fuzz-firmware clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 setup: setup-system $(VENV)/.stamp ## install system packages (Debian/Ubuntu) and the pinned Python venv
 
-setup-system:
+# Packages by capability (tools/doctor checks each one works, not just that a binary exists).
+# The compiler-rt runtimes (libFuzzer, ASan, UBSan) are only *recommended* by clang, so they
+# are installed explicitly, for the installed clang's major version (libclang-rt-<N>-dev).
+setup-system: ## install the Debian packages the pipeline and the tests use, then check them (tools/doctor)
 	@missing=""; \
-	command -v arm-none-eabi-gcc >/dev/null || missing="$$missing gcc-arm-none-eabi libnewlib-arm-none-eabi"; \
-	command -v qemu-system-arm >/dev/null || missing="$$missing qemu-system-arm"; \
-	command -v clang >/dev/null || missing="$$missing clang"; \
+	for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing system packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi; \
+	rt="libclang-rt-$$(clang -dumpversion | cut -d. -f1)-dev"; \
+	if ! dpkg -s $$rt >/dev/null 2>&1; then \
+	  echo "installing the sanitizer/fuzzer runtimes: $$rt"; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$rt \
+	  || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$rt; }; \
 	fi
+	@tools/doctor --quiet
+
+doctor: ## check every capability the pipeline and tests need (fuzzer link, arm newlib-nano, QEMU board, openocd)
+	@tools/doctor
 
 $(VENV)/.stamp: pyproject.toml
 	@command -v $(PY) >/dev/null || { echo "error: $(PY) not found; install Python 3.11 (apt-get install python3.11 python3.11-venv)"; exit 1; }
