@@ -9,10 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tinyscope import cli, data, drift, floatref, model, reference
-from tinyscope.quantize import quantize_keras
+from tinyscope import cli, data
+from tinyscope.analysis import drift, floatref, reference
+from tinyscope.convert import graph, model
+from tinyscope.convert.quantize import quantize_keras
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = ROOT / "models" / "default.keras"
 N_DEBUG = 40
 
@@ -177,7 +179,7 @@ def test_our_layer_local_drift_agrees_with_quantization_debugger(debugger_run):
     """Our pipeline (our int8 model via TFLM, Keras layers on dequantized int8 inputs) gives
     the same per-layer error statistics as QuantizationDebugger on the same data."""
     net, tfl, x, stats = debugger_run
-    ops, tensors, inputs, _ = reference.graph(tfl)
+    ops, tensors, inputs, _ = graph.graph(tfl)
     inp = tensors[inputs[0]]
     q = data.quantize(x, inp.scales[0], inp.zero_points[0])
     tflm = floatref.stack(reference.tflm_tensors(tfl, q))

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tinyscope import data, floatref, model, reference
-from tinyscope.quantize import quantize_keras
+from tinyscope import data
+from tinyscope.analysis import floatref, reference
+from tinyscope.convert import graph, layermap, model
+from tinyscope.convert.quantize import quantize_keras
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 N_IMAGES = 100
 
 
@@ -19,7 +21,7 @@ def setup():
     net = model.load_model(ROOT / "models" / "default.keras")
     train, test = data.split(data.load_mnist())
     tfl = quantize_keras(net, train.x[:200])
-    ops, tensors, inputs, _ = reference.graph(tfl)
+    ops, tensors, inputs, _ = graph.graph(tfl)
     inp = tensors[inputs[0]]
     x = test.x[:N_IMAGES]
     q = data.quantize(x, inp.scales[0], inp.zero_points[0])
@@ -39,9 +41,9 @@ def refs(setup):
 def _fc_requantized(tfl: bytes, op, int8_input: np.ndarray, rounding: str) -> np.ndarray:
     """FULLY_CONNECTED recomputed in integer numpy with the given requantization rounding."""
     from ai_edge_litert.interpreter import Interpreter
-    from tinyscope.drift import requantize
+    from tinyscope.analysis.drift import requantize
 
-    _, tensors, _, _ = reference.graph(tfl)
+    _, tensors, _, _ = graph.graph(tfl)
     interp = Interpreter(model_content=tfl)
     interp.allocate_tensors()
     x_t, w_t, b_t, o_t = (tensors[i] for i in (*op.inputs, op.outputs[0]))
@@ -64,9 +66,9 @@ def test_litert_ref_equals_tflm_bit_exactly_on_every_tensor(setup, refs, capsys)
     double rounding reproduces TFLM and with single rounding reproduces LiteRT, element for
     element. TFLM is the reference the device must match."""
     _, tfl, _, _, _ = setup
-    ops, _, _, _ = reference.graph(tfl)
+    ops, _, _, _ = graph.graph(tfl)
     producer = {o: op for op in ops for o in op.outputs}
-    wanted = reference.activation_indices(tfl)
+    wanted = graph.activation_indices(tfl)
     assert sorted(refs["ref"]) == sorted(refs["tflm"]) == sorted(wanted)
     explained = 0
     for idx in wanted:
@@ -91,12 +93,12 @@ def test_litert_ref_equals_tflm_bit_exactly_on_every_tensor(setup, refs, capsys)
 
 def test_xnnpack_difference_is_reported_consistently(setup, refs, capsys):
     """LiteRT's default kernels may round differently (single vs double rounding)."""
-    from tinyscope.drift import lsb_stats
+    from tinyscope.analysis.drift import lsb_stats
 
     _, tfl, _, _, _ = setup
     total_diff = 0
     lines = []
-    for idx in reference.activation_indices(tfl):
+    for idx in graph.activation_indices(tfl):
         a, b = refs["ref"][idx], refs["default"][idx]
         stats = lsb_stats(a, b)
         diff = np.abs(a.astype(np.int32) - b.astype(np.int32))
@@ -117,13 +119,13 @@ def test_xnnpack_difference_is_reported_consistently(setup, refs, capsys):
 
 def test_float_tensors_map_onto_the_int8_graph(setup, refs):
     net, tfl, x, _, y = setup
-    ops, tensors, _, outputs = reference.graph(tfl)
-    lmap = floatref.map_layers(net, tfl)
+    ops, tensors, _, outputs = graph.graph(tfl)
+    lmap = layermap.map_layers(net, tfl)
     assert [lmap.op_layer[o.index] for o in ops] == [
         "conv1", "pool1", "conv2", "pool2", "flatten", "logits", "softmax"
     ]
     flt = floatref.float_tensors(net, tfl, x, layer_map=lmap)
-    assert sorted(flt) == sorted(reference.activation_indices(tfl))
+    assert sorted(flt) == sorted(graph.activation_indices(tfl))
     for idx, values in flt.items():
         t = tensors[idx]
         assert values.shape == (N_IMAGES, *t.shape[1:])
@@ -149,8 +151,8 @@ def test_layer_map_names_ops_of_a_model_with_separate_activation_layers():
     net = keras.Model(inp, out)
     rng = np.random.default_rng(0)
     tfl = quantize_keras(net, rng.random((16, 12, 12, 1), dtype=np.float32))
-    ops, tensors, _, _ = reference.graph(tfl)
-    lmap = floatref.map_layers(net, tfl)
+    ops, tensors, _, _ = graph.graph(tfl)
+    lmap = layermap.map_layers(net, tfl)
     by_op = {o.name: lmap.op_layer[o.index] for o in ops}
     assert by_op["CONV_2D"] == "c1" and by_op["DEPTHWISE_CONV_2D"] == "dw"
     assert by_op["MEAN"] == "gap" and by_op["SOFTMAX"] == "head"

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tinyscope import data, model, saliency
-from tinyscope.quantize import quantize_keras
+from tinyscope import data
+from tinyscope.analysis import saliency
+from tinyscope.convert import model
+from tinyscope.convert.quantize import quantize_keras
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 N = 16
 
 

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tinyscope import carrays, cli, convert, data, manifest, model
+from tinyscope import cli, data
+from tinyscope.convert import carrays, flow, manifest, model
 from tinyscope.errors import UnsupportedModelError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = ROOT / "models" / "default.keras"
 ARTIFACTS = ("model_int8.tflite", "model_data.cc", "model_data.h", "inputs.cc", "inputs.h",
              "manifest.json")
@@ -69,7 +70,7 @@ def test_c_arrays_compile_as_c11_and_hold_the_model_and_inputs(build, man, tmp_p
     assert out[: len(tfl)] == tfl
     inputs = np.frombuffer(out[len(tfl) : len(tfl) + n * length], np.int8).reshape(n, 28, 28, 1)
     labels = np.frombuffer(out[len(tfl) + n * length :], np.uint8)
-    x, q, y = convert.quantized_test_inputs(man, n)
+    x, q, y = data.quantized_test_inputs(man, n)
     assert np.array_equal(inputs, q) and labels.tolist() == y.tolist()
     assert labels.tolist() == man["test_inputs"]["labels"]
     # the images are the held-out digits, quantized with the model's input parameters
@@ -170,13 +171,13 @@ def _tanh_model():
 def test_unsupported_op_is_named_with_its_layer(tmp_path):
     net = _tanh_model()
     with pytest.raises(UnsupportedModelError) as err:
-        convert.convert("tanh.keras", tmp_path / "x", calib=8, model=net)
+        flow.convert("tanh.keras", tmp_path / "x", calib=8, model=net)
     msg = str(err.value)
     assert "operator 1 TANH (from Keras layer 'squash')" in msg and "--allow-unsupported" in msg
     assert not (tmp_path / "x" / "model_int8.tflite").exists()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        m = convert.convert("tanh.keras", tmp_path / "y", calib=8, model=net,
+        m = flow.convert("tanh.keras", tmp_path / "y", calib=8, model=net,
                             allow_unsupported=True)
     assert any("TANH" in str(w.message) for w in caught)
     assert m["unsupported"] == [{"op_index": 1, "op": "TANH", "keras_layer": "squash"}]
@@ -185,7 +186,7 @@ def test_unsupported_op_is_named_with_its_layer(tmp_path):
 
 def test_none_batch_model_is_rebatched_before_conversion(tmp_path):
     net = model.rebatch(model.load_model(DEFAULT), None)
-    m = convert.convert(str(DEFAULT), tmp_path, calib=8, num_inputs=2, model=net)
+    m = flow.convert(str(DEFAULT), tmp_path, calib=8, num_inputs=2, model=net)
     assert [o["op"] for o in m["operators"]][:2] == ["CONV_2D", "MAX_POOL_2D"]
     assert "SHAPE" not in {o["op"] for o in m["operators"]}
 
@@ -214,7 +215,7 @@ def test_image_folder_dataset_trains_and_converts(tmp_path):
     ds = data.load(root)
     net, info = model.train(ds, epochs=2, progress=False)
     assert info["classes"] == ["down", "sit", "stand"] and info["n_test"] == 3 * round(12 * 0.2)
-    m = convert.convert("dog.keras", tmp_path / "b", data=str(root), calib=16, num_inputs=3,
+    m = flow.convert("dog.keras", tmp_path / "b", data=str(root), calib=16, num_inputs=3,
                         model=net)
     assert m["classes"] == ["down", "sit", "stand"]
     assert m["output"]["shape"] == [1, 3]

@@ -1,7 +1,7 @@
 """Host frame decoder under faults (hypothesis): random garbage, bit flips, dropped,
 duplicated and inserted bytes, truncated frames between good frames, any feed chunking.
 
-Properties (tinyscope.link.faults.check_stream): the decoder never raises, never accepts a
+Properties (tinyscope.device.faults.check_stream): the decoder never raises, never accepts a
 frame that is not one of the intact frames sent, recovers every intact frame that follows a
 delimiter, and counts every other delimited piece as a bad frame. ``make fuzz`` runs the
 same oracle on 1,000,000 seeded random streams.
@@ -12,8 +12,8 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tinyscope.link import faults as F
-from tinyscope.link import protocol as P
+from tinyscope.device import faults as F
+from tinyscope.device import protocol as P
 
 frames_st = st.builds(
     P.Frame,

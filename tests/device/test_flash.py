@@ -15,10 +15,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from tinyscope.device import boards
 from tinyscope.errors import TinyscopeError
-from tinyscope.link import boards
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FLASH_TOOLS = ("openocd", "st-flash")
 F446RE_FLASH = 512 * 1024
 F446RE_RAM = 128 * 1024
@@ -77,7 +77,7 @@ def built(build_dir, tmp_path_factory):
 
 
 def test_build_prints_flash_and_ram_use_and_fits_with_margin(built, build_dir):
-    from tinyscope import manifest as manifest_mod
+    from tinyscope.convert import manifest as manifest_mod
 
     elf, output = built
     m = USE_LINE.search(output)

@@ -18,14 +18,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tinyscope import cli
-from tinyscope import manifest as manifest_mod
+from tinyscope import cli, data
+from tinyscope.convert import manifest as manifest_mod
+from tinyscope.device import boards, capture, link
+from tinyscope.device import protocol as P
+from tinyscope.device.faults import DOWN, UP, Fault, FaultProxy, qmp_execute
 from tinyscope.errors import DeviceError, MismatchError
-from tinyscope.link import boards, capture
-from tinyscope.link import protocol as P
-from tinyscope.link.faults import DOWN, UP, Fault, FaultProxy, qmp_execute
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 N = 6
 TIMEOUT = 2.0  # s: short, so the tests that wait for a timeout stay quick
 
@@ -48,7 +48,7 @@ def test_port_without_device_fails_within_the_timeout(tmp_path, capsys):
     srv, conns = _silent_listener()
     url = f"socket://127.0.0.1:{srv.getsockname()[1]}"
     try:
-        dev = capture.Device(capture.open_port(url), timeout=1.0)
+        dev = link.Device(link.open_port(url), timeout=1.0)
         start = time.monotonic()
         with pytest.raises(DeviceError, match=r"no answer from the device for 1 s .*timeout"):
             dev.hello()
@@ -73,9 +73,9 @@ def test_port_without_device_fails_within_the_timeout(tmp_path, capsys):
 
 
 def _tiny_build(path: Path) -> Path:
-    from tinyscope import convert
+    from tinyscope.convert import flow
 
-    convert.convert(ROOT / "models/default.keras", path, num_inputs=2)
+    flow.convert(ROOT / "models/default.keras", path, num_inputs=2)
     return path
 
 
@@ -96,7 +96,7 @@ def test_protocol_version_mismatch_is_a_clear_error():
 
     threading.Thread(target=device, daemon=True).start()
     try:
-        dev = capture.Device(capture.open_port(f"socket://127.0.0.1:{srv.getsockname()[1]}"),
+        dev = link.Device(link.open_port(f"socket://127.0.0.1:{srv.getsockname()[1]}"),
                              timeout=5.0)
         start = time.monotonic()
         with pytest.raises(MismatchError, match="protocol version 1, this tinyscope speaks "
@@ -110,10 +110,6 @@ def test_protocol_version_mismatch_is_a_clear_error():
 
 # ---------------------------------------------------------------- on the emulated board
 
-needs_emulator = pytest.mark.skipif(
-    shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
-    reason="needs qemu-system-arm and arm-none-eabi-gcc (make setup)")
-
 
 @pytest.fixture(scope="module")
 def build_dir(tmp_path_factory) -> Path:
@@ -123,10 +119,10 @@ def build_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def expected(build_dir):
     """Inputs, labels and TFLM's first-layer and output tensors for N test images."""
-    from tinyscope import convert, reference
+    from tinyscope.analysis import reference
 
     manifest = manifest_mod.load(build_dir)
-    _, q, labels = convert.quantized_test_inputs(manifest, N)
+    _, q, labels = data.quantized_test_inputs(manifest, N)
     ref = reference.tflm_tensors(manifest_mod.model_bytes(build_dir, manifest), q)
     first, out = manifest["first_layer_output"], manifest["output"]["index"]
     return q, labels, [(r[first], r[out]) for r in ref], first
@@ -147,7 +143,7 @@ def _assert_equals_tflm(run_dir: Path, expected, n: int = N) -> None:
             np.testing.assert_array_equal(npz[f"output_{i}"], ref[i][1])
 
 
-@needs_emulator
+@pytest.mark.emulator
 def test_bit_flips_drops_dups_and_garbage_are_retried(board, build_dir, expected, tmp_path):
     q, labels, _, _ = expected
     # A clean run moves ~5.7 kB down and ~0.8 kB up per image: one fault every few images.
@@ -167,7 +163,7 @@ def test_bit_flips_drops_dups_and_garbage_are_retried(board, build_dir, expected
           f"device bad frames {run['device_bad_frames']}, {run['seconds']} s")
 
 
-@needs_emulator
+@pytest.mark.emulator
 def test_stall_disconnect_and_device_reset_are_retried(board, build_dir, expected, tmp_path):
     q, labels, _, _ = expected
     faults = [Fault(3_000, "stall", DOWN, TIMEOUT + 1.0), Fault(12_000, "disconnect", DOWN),
@@ -185,7 +181,7 @@ def test_stall_disconnect_and_device_reset_are_retried(board, build_dir, expecte
     _assert_equals_tflm(tmp_path / "run", expected)
 
 
-@needs_emulator
+@pytest.mark.emulator
 def test_gives_up_keeps_images_and_resume_finishes(board, build_dir, expected, tmp_path,
                                                    capsys):
     q, labels, _, _ = expected
@@ -220,15 +216,15 @@ def test_gives_up_keeps_images_and_resume_finishes(board, build_dir, expected, t
         assert npz["op_ticks"].shape == (N, len(run["operators"]))
 
 
-@needs_emulator
+@pytest.mark.emulator
 def test_device_survives_garbage_then_serves(board, build_dir, expected):
     """Random bytes (with zeros) on the UART: ERROR answers, then valid requests work."""
     q, _, ref, first = expected
     rng = np.random.default_rng(6)
-    port = capture.open_port(board.url)
+    port = link.open_port(board.url)
     try:
         # The host-to-device direction runs at ~25 kB/s on QEMU: allow for a loaded machine.
-        dev = capture.Device(port, timeout=20.0)
+        dev = link.Device(port, timeout=20.0)
         garbage = rng.integers(0, 256, 8_000, dtype=np.uint8)
         garbage[rng.random(garbage.size) < 0.01] = 0
         port.write(garbage.tobytes() + b"\x00")
@@ -252,11 +248,11 @@ def test_device_survives_garbage_then_serves(board, build_dir, expected):
         port.close()
 
 
-@needs_emulator
+@pytest.mark.emulator
 def test_qmp_reset_reboots_the_board(board):
-    port = capture.open_port(board.url)
+    port = link.open_port(board.url)
     try:
-        dev = capture.Device(port, timeout=5.0)
+        dev = link.Device(port, timeout=5.0)
         dev.set_input(bytes(dev.hello().input_bytes))
         qmp_execute(board.state_dir / boards.QMP_FILE, "system_reset")
         time.sleep(0.2)

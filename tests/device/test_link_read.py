@@ -11,13 +11,13 @@ import time
 
 import pytest
 import serial
-from tinyscope.link import capture
-from tinyscope.link import protocol as P
+from tinyscope.device import link
+from tinyscope.device import protocol as P
 
 
 def _socket_pair_port() -> tuple[socket.socket, object]:
     srv = socket.create_server(("127.0.0.1", 0))
-    port = capture.open_port(f"socket://127.0.0.1:{srv.getsockname()[1]}")
+    port = link.open_port(f"socket://127.0.0.1:{srv.getsockname()[1]}")
     conn, _ = srv.accept()
     srv.close()
     conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -46,7 +46,7 @@ def test_a_socket_burst_is_read_in_one_call():
                 conn.send(bytes([b]))
         wire = b"".join(frames)
         _wait_for(port, len(wire))
-        dev = capture.Device(port)
+        dev = link.Device(port)
         assert dev._fd() == port.fileno()
         data = dev._read()
         assert data == wire
@@ -54,7 +54,7 @@ def test_a_socket_burst_is_read_in_one_call():
         assert dev.rx_bytes == len(wire)
         start = time.monotonic()
         assert dev._read() == b""  # nothing more: returns after READ_TIMEOUT
-        assert time.monotonic() - start < 10 * capture.READ_TIMEOUT
+        assert time.monotonic() - start < 10 * link.READ_TIMEOUT
     finally:
         conn.close()
         port.close()
@@ -64,10 +64,10 @@ def test_a_closed_socket_is_a_link_error_naming_the_cause():
     conn, port = _socket_pair_port()
     conn.sendall(b"\x00abc")
     conn.close()
-    dev = capture.Device(port)
+    dev = link.Device(port)
     try:
         assert dev._read() == b"\x00abc"
-        with pytest.raises(capture.LinkError, match="the serial port went away"):
+        with pytest.raises(link.LinkError, match="the serial port went away"):
             dev._read()
     finally:
         port.close()
@@ -75,10 +75,10 @@ def test_a_closed_socket_is_a_link_error_naming_the_cause():
 
 def test_a_pty_is_read_from_its_descriptor():
     master, slave = pty.openpty()
-    port = serial.Serial(os.ttyname(slave), timeout=capture.READ_TIMEOUT)
+    port = serial.Serial(os.ttyname(slave), timeout=link.READ_TIMEOUT)
     try:
         os.write(master, b"\x00" + b"x" * 3000)
-        dev = capture.Device(port)
+        dev = link.Device(port)
         assert dev._fd() == port.fileno()
         got = b""
         while len(got) < 3001:
@@ -91,9 +91,9 @@ def test_a_pty_is_read_from_its_descriptor():
 
 
 def test_other_urls_read_through_pyserial():
-    port = serial.serial_for_url("loop://", timeout=capture.READ_TIMEOUT)
+    port = serial.serial_for_url("loop://", timeout=link.READ_TIMEOUT)
     try:
-        dev = capture.Device(port)
+        dev = link.Device(port)
         assert dev._fd() is None
         frame = P.Frame(P.FrameType.DONE, 7, b"ok").encode()
         port.write(frame)

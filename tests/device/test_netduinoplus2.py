@@ -7,23 +7,19 @@ second -serial). The capture runs through the same code a user runs against a re
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from tinyscope import manifest as manifest_mod
-from tinyscope.link import boards, capture
+from tinyscope import data
+from tinyscope.convert import manifest as manifest_mod
+from tinyscope.device import boards, capture, link
 
 pytestmark = pytest.mark.emulator
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 N_IMAGES = 6
-
-if shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None:
-    pytest.skip("needs qemu-system-arm and arm-none-eabi-gcc (make setup)",
-                allow_module_level=True)
 
 
 @pytest.fixture(scope="module")
@@ -33,15 +29,15 @@ def elf(build_dir, tmp_path_factory) -> Path:
 
 
 def test_nucleo_image_captures_bit_exact_tensors_on_netduinoplus2(build_dir, elf, tmp_path):
-    from tinyscope import convert, reference
+    from tinyscope.analysis import reference
 
     manifest = manifest_mod.load(build_dir)
     model = manifest_mod.model_bytes(build_dir, manifest)
-    _, q, labels = convert.quantized_test_inputs(manifest, N_IMAGES)
+    _, q, labels = data.quantized_test_inputs(manifest, N_IMAGES)
     machine = boards.EMULATORS["netduinoplus2"].machine
     with boards.emulated_board(elf, tmp_path / "qemu", machine) as board:
         # --port auto finds this emulator through its state dir, as after `make flash`.
-        url = capture.resolve_port("auto", tmp_path / "qemu")
+        url = boards.resolve_port("auto", tmp_path / "qemu")
         assert url == board.url
         start = time.monotonic()
         run = capture.capture(url, build_dir, tmp_path / "run", q, labels, "all",
@@ -86,9 +82,9 @@ def test_flash_cli_boots_netduinoplus2_and_stop_ends_it(build_dir, elf, tmp_path
         assert cmdline[cmdline.index(b"-M") + 1] == b"netduinoplus2"
         serials = [cmdline[i + 1] for i, a in enumerate(cmdline) if a == b"-serial"]
         assert serials[0] == b"null" and serials[1].startswith(b"tcp:127.0.0.1:")
-        port = capture.open_port(board.url)
+        port = link.open_port(board.url)
         try:
-            info = capture.Device(port).hello()
+            info = link.Device(port).hello()
         finally:
             port.close()
         assert info.model_sha256 == manifest_mod.load(build_dir)["model_sha256"]
@@ -101,16 +97,15 @@ def test_a_host_that_pauses_reading_loses_nothing(build_dir, elf, tmp_path):
     """QEMU's STM32 USART blocks QEMU while the host does not read. The protocol is strictly
     request/response (the host writes only after DONE), so a pause only delays the stream:
     every frame arrives intact and the board keeps serving."""
-    from tinyscope import convert
-    from tinyscope.link import protocol as P
+    from tinyscope.device import protocol as P
 
     manifest = manifest_mod.load(build_dir)
-    _, q, _ = convert.quantized_test_inputs(manifest, 1)
+    _, q, _ = data.quantized_test_inputs(manifest, 1)
     machine = boards.EMULATORS["netduinoplus2"].machine
     with boards.emulated_board(elf, tmp_path / "qemu", machine) as board:
-        port = capture.open_port(board.url)
+        port = link.open_port(board.url)
         try:
-            dev = capture.Device(port)
+            dev = link.Device(port)
             dev.hello()
             dev.set_input(q[0].tobytes())
             reference = dev.run(P.RunMode.ALL)
@@ -146,9 +141,9 @@ def test_pll_build_times_out_to_hsi_where_rcc_is_missing(build_dir, tmp_path):
     assert "-DTS_BOARD_CLOCK_PLL=1" in proc.stdout
     machine = boards.EMULATORS["netduinoplus2"].machine
     with boards.emulated_board(out / "firmware.elf", tmp_path / "qemu", machine) as board:
-        port = capture.open_port(board.url)
+        port = link.open_port(board.url)
         try:
-            info = capture.Device(port).hello()
+            info = link.Device(port).hello()
         finally:
             port.close()
     assert info.cpu_hz == info.tick_hz == 16_000_000

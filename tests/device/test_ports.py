@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 from serial.tools import list_ports, list_ports_common
+from tinyscope.device import boards, capture, link
 from tinyscope.errors import TinyscopeError
-from tinyscope.link import capture
 
 
 def _port(device: str, vid: int | None = None, pid: int | None = None,
@@ -30,25 +30,25 @@ def test_stlink_is_preferred_over_other_usb_ports(ports, tmp_path):
     ports += [_port("/dev/ttyUSB0", 0x1A86, 0x7523, "USB2.0-Serial"),
               _port("/dev/ttyACM1", 0x0483, 0x374B, "STM32 STLink"),
               _port("/dev/ttyS0")]
-    assert capture.resolve_port("auto", tmp_path / "no-qemu") == "/dev/ttyACM1"
+    assert boards.resolve_port("auto", tmp_path / "no-qemu") == "/dev/ttyACM1"
 
 
 def test_the_only_usb_port_is_taken_without_an_stlink(ports, tmp_path):
     ports += [_port("/dev/ttyS0"), _port("/dev/ttyUSB3", 0x10C4, 0xEA60, "CP2102")]
-    assert capture.resolve_port("auto", tmp_path / "no-qemu") == "/dev/ttyUSB3"
+    assert boards.resolve_port("auto", tmp_path / "no-qemu") == "/dev/ttyUSB3"
 
 
 def test_two_stlinks_are_ambiguous_and_named(ports, tmp_path):
     ports += [_port("/dev/ttyACM0", 0x0483, 0x374B), _port("/dev/ttyACM1", 0x0483, 0x374E)]
     with pytest.raises(TinyscopeError) as err:
-        capture.resolve_port("auto", tmp_path / "no-qemu")
+        boards.resolve_port("auto", tmp_path / "no-qemu")
     assert "/dev/ttyACM0, /dev/ttyACM1" in str(err.value) and "--port" in str(err.value)
 
 
 def test_no_board_lists_the_ports_seen(ports, tmp_path):
     ports += [_port("/dev/ttyS1", description="ttyS1"), _port("/dev/ttyS0", description="ttyS0")]
     with pytest.raises(TinyscopeError) as err:
-        capture.resolve_port("auto", tmp_path / "no-qemu")
+        boards.resolve_port("auto", tmp_path / "no-qemu")
     text = str(err.value)
     assert "ports seen: /dev/ttyS0 (ttyS0), /dev/ttyS1 (ttyS1)" in text
     assert "0483" in text and "--port /dev/ttyACM0" in text
@@ -56,30 +56,30 @@ def test_no_board_lists_the_ports_seen(ports, tmp_path):
 
 def test_no_port_at_all_says_none(ports, tmp_path):
     with pytest.raises(TinyscopeError) as err:
-        capture.resolve_port("auto", tmp_path / "no-qemu")
+        boards.resolve_port("auto", tmp_path / "no-qemu")
     assert "ports seen: none" in str(err.value)
 
 
 def test_an_explicit_port_is_kept(ports, tmp_path):
     ports.append(_port("/dev/ttyACM0", 0x0483, 0x374B))
-    assert capture.resolve_port("/dev/ttyUSB9", tmp_path) == "/dev/ttyUSB9"
+    assert boards.resolve_port("/dev/ttyUSB9", tmp_path) == "/dev/ttyUSB9"
 
 
 def test_the_port_opens_at_the_boards_baud_rate():
-    port = capture.open_port("loop://", 921600)
+    port = link.open_port("loop://", 921600)
     try:
         assert port.baudrate == 921600
     finally:
         port.close()
-    port = capture.open_port("loop://")
+    port = link.open_port("loop://")
     try:
-        assert port.baudrate == capture.BAUDRATE == 115200
+        assert port.baudrate == link.BAUDRATE == 115200
     finally:
         port.close()
 
 
 def test_capture_cli_passes_baud():
-    from tinyscope import cli
+    from tinyscope.cli import app as cli
 
     args = cli.build_parser().parse_args(["capture", "--build", "b", "--out", "o",
                                           "--baud", "460800"])

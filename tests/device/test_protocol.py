@@ -11,9 +11,9 @@ import pytest
 import serial
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tinyscope.link import protocol as P
+from tinyscope.device import protocol as P
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def naive_cobs_encode(data: bytes) -> bytes:
@@ -40,7 +40,7 @@ def test_generated_header_is_committed():
     committed = (ROOT / "firmware/app/protocol_defs.h").read_text()
     assert committed == P.c_header(), (
         "firmware/app/protocol_defs.h is stale: run "
-        "python -m tinyscope.link.protocol --header firmware/app/protocol_defs.h"
+        "python -m tinyscope.device.protocol --header firmware/app/protocol_defs.h"
     )
 
 

@@ -17,7 +17,7 @@ import pytest
 from tinyscope import cli
 from tinyscope.errors import TinyscopeError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str]:

@@ -15,32 +15,29 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tinyscope import manifest as manifest_mod
+from tinyscope import data
+from tinyscope.convert import manifest as manifest_mod
+from tinyscope.device import boards, capture, link
+from tinyscope.device import protocol as P
 from tinyscope.errors import DeviceError, MismatchError
-from tinyscope.link import boards, capture
-from tinyscope.link import protocol as P
 
 pytestmark = pytest.mark.emulator
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 N_IMAGES = 20
-
-if shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None:
-    pytest.skip("needs qemu-system-arm and arm-none-eabi-gcc (make setup)",
-                allow_module_level=True)
 
 
 @pytest.fixture
 def device(board):
-    port = capture.open_port(board.url)
+    port = link.open_port(board.url)
     try:
-        dev = capture.Device(port)
+        dev = link.Device(port)
         dev.hello()
         yield dev
     finally:
         port.close()
 
 
-def _answer(dev: capture.Device, timeout: float = 5.0) -> list[P.Frame]:
+def _answer(dev: link.Device, timeout: float = 5.0) -> list[P.Frame]:
     """Frames up to and including the next DONE or ERROR."""
     out = []
     for frame in dev.frames(timeout):
@@ -144,11 +141,11 @@ def test_input_chunks_in_order(device):
 
 
 def test_capture_all_layers_equals_tflm_bit_for_bit(board, build_dir, tmp_path):
-    from tinyscope import convert, reference
+    from tinyscope.analysis import reference
 
     manifest = manifest_mod.load(build_dir)
     model = manifest_mod.model_bytes(build_dir, manifest)
-    _, q, labels = convert.quantized_test_inputs(manifest, N_IMAGES)
+    _, q, labels = data.quantized_test_inputs(manifest, N_IMAGES)
     start = time.monotonic()
     run = capture.capture(board.url, build_dir, tmp_path / "run", q, labels, "all",
                           progress=False)
@@ -182,10 +179,9 @@ def test_capture_all_layers_equals_tflm_bit_for_bit(board, build_dir, tmp_path):
 
 
 def test_timing_is_deterministic(device, build_dir):
-    from tinyscope import convert
 
     manifest = manifest_mod.load(build_dir)
-    _, q, _ = convert.quantized_test_inputs(manifest, 1)
+    _, q, _ = data.quantized_test_inputs(manifest, 1)
     runs = []
     for _ in range(2):
         device.set_input(q[0].tobytes())
@@ -197,10 +193,9 @@ def test_timing_is_deterministic(device, build_dir):
 
 
 def test_first_layer_is_the_default(board, build_dir, tmp_path):
-    from tinyscope import convert
 
     manifest = manifest_mod.load(build_dir)
-    _, q, labels = convert.quantized_test_inputs(manifest, 2)
+    _, q, labels = data.quantized_test_inputs(manifest, 2)
     capture.capture(board.url, build_dir, tmp_path / "run", q, labels, progress=False)
     with np.load(tmp_path / "run" / "capture.npz") as npz:
         streamed = sorted(k for k in npz.files if k.startswith("t"))
@@ -233,9 +228,9 @@ def test_flash_and_stop_cli(elf, tmp_path):
         assert url in out and "make stop" in out
         pid = int((state / "qemu.pid").read_text())
         assert Path(f"/proc/{pid}").exists()
-        port = capture.open_port(url)
+        port = link.open_port(url)
         try:
-            assert capture.Device(port).hello().board == "qemu-mps2-an386"
+            assert link.Device(port).hello().board == "qemu-mps2-an386"
         finally:
             port.close()
         out = subprocess.run([*cmd, "stop", "--state-dir", str(state)], capture_output=True,
@@ -251,10 +246,9 @@ def test_flash_and_stop_cli(elf, tmp_path):
 
 
 def test_partial_capture_keeps_complete_images(board, build_dir, tmp_path):
-    from tinyscope import convert
 
     manifest = manifest_mod.load(build_dir)
-    _, q, labels = convert.quantized_test_inputs(manifest, 3)
+    _, q, labels = data.quantized_test_inputs(manifest, 3)
     images = [q[0], q[1], q[2].ravel()[:100]]  # the device refuses image 2 (wrong size)
     with pytest.raises(DeviceError, match="OUT_OF_RANGE.*2 complete images saved"):
         capture.capture(board.url, build_dir, tmp_path / "run", images, labels, "first",
@@ -268,17 +262,17 @@ def test_partial_capture_keeps_complete_images(board, build_dir, tmp_path):
 
 
 def test_port_auto_finds_the_running_emulator(board):
-    assert capture.resolve_port("auto", board.state_dir) == board.url
-    assert capture.resolve_port("/dev/ttyACM7", board.state_dir) == "/dev/ttyACM7"
+    assert boards.resolve_port("auto", board.state_dir) == board.url
+    assert boards.resolve_port("/dev/ttyACM7", board.state_dir) == "/dev/ttyACM7"
 
 
 def test_arena_too_small_is_reported(build_dir, tmp_path):
     elf = boards.build_firmware(build_dir, quiet=True, arena_bytes=1024,
                                 out_dir=tmp_path / "fw")
     with boards.emulated_board(elf, tmp_path / "qemu") as b:
-        port = capture.open_port(b.url)
+        port = link.open_port(b.url)
         try:
-            dev = capture.Device(port)
+            dev = link.Device(port)
             info = dev.hello()
             assert info.model_status == 3 and info.arena_bytes == 1024
             assert info.arena_used > 1024 and f"needs {info.arena_used} bytes" in info.model_error
@@ -292,10 +286,9 @@ def test_arena_too_small_is_reported(build_dir, tmp_path):
 def test_output_is_sent_once_and_frames_are_not_split(device, build_dir):
     """Protocol 2: with ALL the output arrives only as the last operator's TENSOR (no OUTPUT
     frame); with FIRST as an OUTPUT frame; both equal. conv1 (5408 bytes) is one frame."""
-    from tinyscope import convert
 
     manifest = manifest_mod.load(build_dir)
-    _, q, _ = convert.quantized_test_inputs(manifest, 1)
+    _, q, _ = data.quantized_test_inputs(manifest, 1)
     answers = {}
     for mode in (P.RunMode.ALL, P.RunMode.FIRST):
         device.set_input(q[0].tobytes())
@@ -325,11 +318,10 @@ def test_output_is_sent_once_and_frames_are_not_split(device, build_dir):
 def test_wire_bytes_per_image(device, build_dir):
     """Device -> host bytes per image (SET_INPUT's DONE + the RUN answer, as the host reads
     them): the figures of docs/protocol.md; with every layer streamed >= 97 % is tensor data.
-    Print them with: pytest tests/test_emulator.py -k wire_bytes -s"""
-    from tinyscope import convert
+    Print them with: pytest tests/e2e/test_emulator.py -k wire_bytes -s"""
 
     manifest = manifest_mod.load(build_dir)
-    _, q, _ = convert.quantized_test_inputs(manifest, 1)
+    _, q, _ = data.quantized_test_inputs(manifest, 1)
     sizes = {}
     for mode in (P.RunMode.NONE, P.RunMode.FIRST, P.RunMode.ALL):
         start = device.rx_bytes

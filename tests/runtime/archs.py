@@ -67,7 +67,8 @@ def build(arch: dict):
     """The Keras model of an architecture (random weights and biases, batch size 1)."""
     import keras
     from keras import layers
-    from runtime_helpers import keras_model
+
+    from tests.runtime.helpers import keras_model
 
     def body(x):
         for b in arch["blocks"]:

@@ -9,10 +9,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from tinyscope import reference
-from tinyscope.runner import ensure_runner, run_native
+from tinyscope.analysis import reference
+from tinyscope.convert import graph
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.runtime.native_runner import ensure_runner, run_native
+
+ROOT = Path(__file__).resolve().parents[2]
+# The kernels ts-kernel-check compares (optimized vs reference), on the host and on the M4.
+KERNELS = ("requant", "conv", "depthwise", "fully_connected", "max_pool", "mean")
 
 
 def build_runner() -> Path:
@@ -45,7 +49,7 @@ def first_mismatch(
 def compare_with_tflm(model: bytes, inputs: np.ndarray) -> tuple[str | None, int]:
     """Run every input through the runtime and TFLM; (first mismatch or None, arena bytes)."""
     refs = reference.tflm_tensors(model, inputs)
-    _, tensors, _, _ = reference.graph(model)
+    _, tensors, _, _ = graph.graph(model)
     names = {i: t.name for i, t in tensors.items()}
     arena = 0
     for n, (x, want) in enumerate(zip(inputs, refs, strict=True)):
@@ -57,7 +61,7 @@ def compare_with_tflm(model: bytes, inputs: np.ndarray) -> tuple[str | None, int
 
 
 def random_int8_inputs(model: bytes, n: int, seed: int) -> np.ndarray:
-    _, tensors, inputs, _ = reference.graph(model)
+    _, tensors, inputs, _ = graph.graph(model)
     shape = tensors[inputs[0]].shape
     per_image = shape[1:] if len(shape) > 1 and shape[0] == 1 else shape
     rng = np.random.default_rng(seed)

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
 from tinyscope.errors import TinyscopeError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,8 @@ import shutil
 import subprocess
 
 import pytest
-from tinyscope.runner import FIRMWARE_DIR
+
+from tests.runtime.native_runner import FIRMWARE_DIR
 
 needs_arm = pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None,
                                reason="arm-none-eabi-gcc not installed (make setup installs it)")

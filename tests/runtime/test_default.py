@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from runtime_helpers import ROOT, build_runner, first_mismatch, tflm_arena
-from tinyscope import data, model, reference
-from tinyscope.quantize import quantize_keras
-from tinyscope.runner import run_native, run_native_full
+from tinyscope import data
+from tinyscope.analysis import reference
+from tinyscope.convert import graph, model
+from tinyscope.convert.quantize import quantize_keras
+
+from tests.runtime.helpers import ROOT, build_runner, first_mismatch, tflm_arena
+from tests.runtime.native_runner import run_native, run_native_full
 
 N_IMAGES = 100
 
@@ -19,7 +22,7 @@ def default_int8(tmp_path_factory):
     net = model.load_model(ROOT / "models" / "default.keras")
     train, test = data.split(data.load_mnist())
     tfl = quantize_keras(net, train.x[:200])
-    _, tensors, inputs, _ = reference.graph(tfl)
+    _, tensors, inputs, _ = graph.graph(tfl)
     inp = tensors[inputs[0]]
     q = data.quantize(test.x[:N_IMAGES], inp.scales[0], inp.zero_points[0])
     path = tmp_path_factory.mktemp("default") / "default.tflite"
@@ -35,7 +38,7 @@ def test_every_tensor_equals_tflm_and_litert_ref(default_int8, capsys):
     tfl, path, q = default_int8
     tflm = reference.tflm_tensors(tfl, q)
     litert = reference.litert_tensors(tfl, q, resolver="ref")
-    wanted = reference.activation_indices(tfl)
+    wanted = graph.activation_indices(tfl)
     assert len(wanted) == 8  # input + 7 operator outputs
     compared = litert_diffs = 0
     for i in range(len(q)):
@@ -58,8 +61,8 @@ def test_every_tensor_equals_tflm_and_litert_ref(default_int8, capsys):
 def test_runner_metadata_matches_the_model(default_int8):
     tfl, path, q = default_int8
     _, infos, arena = run_native_full(path, q[0])
-    _, tensors, _, _ = reference.graph(tfl)
-    ops, _, _, _ = reference.graph(tfl)
+    _, tensors, _, _ = graph.graph(tfl)
+    ops, _, _, _ = graph.graph(tfl)
     assert [i.op for i in infos] == [None] + [op.name for op in ops]
     for info in infos:
         ref = tensors[info.index]

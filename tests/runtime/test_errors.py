@@ -5,17 +5,18 @@ cases run on the ASan+UBSan build of the runner."""
 from __future__ import annotations
 
 import os
-import shutil
 import struct
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
-from runtime_helpers import ROOT, build_runner, calibration, keras_model
+from tinyscope.convert.quantize import quantize_keras
+from tinyscope.device import link
 from tinyscope.errors import TinyscopeError
-from tinyscope.quantize import quantize_keras
-from tinyscope.runner import FIRMWARE_DIR, run_native
+
+from tests.runtime.helpers import ROOT, build_runner, calibration, keras_model
+from tests.runtime.native_runner import FIRMWARE_DIR, run_native
 
 ASAN_RUNNER = FIRMWARE_DIR / "build" / "host" / "tinyscope-run-asan"
 SAN_ENV = {"ASAN_OPTIONS": "exitcode=99:detect_leaks=0", "UBSAN_OPTIONS": "exitcode=98"}
@@ -139,7 +140,7 @@ def test_unsupported_op_is_named():
 
 
 def test_op_codes_are_named_on_the_host():
-    from tinyscope.link.capture import name_op_codes
+    from tinyscope.device.link import name_op_codes
 
     assert name_op_codes("TS_ERR_UNSUPPORTED: unsupported op code 28 at operator 1") == (
         "TS_ERR_UNSUPPORTED: unsupported op TANH at operator 1")
@@ -151,23 +152,20 @@ def test_op_codes_are_named_on_the_host():
 
 
 @pytest.mark.emulator
-@pytest.mark.skipif(shutil.which("qemu-system-arm") is None
-                    or shutil.which("arm-none-eabi-gcc") is None,
-                    reason="needs qemu-system-arm and arm-none-eabi-gcc (make setup)")
 def test_unsupported_op_is_named_through_the_device(tmp_path):
     """The firmware reports TANH by its builtin code in INFO; the user sees the name."""
-    from tinyscope import carrays
+    from tinyscope.convert import carrays
+    from tinyscope.device import boards, capture
     from tinyscope.errors import DeviceError
-    from tinyscope.link import boards, capture
 
     model_dir = tmp_path / "model"
     model_dir.mkdir()
     carrays.write_model(model_dir, _tanh_model())
     elf = boards.build_firmware(model_dir, quiet=True, out_dir=tmp_path / "fw")
     with boards.emulated_board(elf, tmp_path / "qemu") as b:
-        port = capture.open_port(b.url)
+        port = link.open_port(b.url)
         try:
-            info = capture.Device(port).hello()
+            info = link.Device(port).hello()
         finally:
             port.close()
     assert info.model_status == 2

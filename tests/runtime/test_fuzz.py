@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FIRMWARE = ROOT / "firmware"
 FUZZ_SECONDS = int(os.environ.get("TS_FUZZ_SECONDS", "20"))
 TARGETS = ("fuzz_model", "fuzz_frame", "fuzz_commands")
@@ -27,10 +27,10 @@ if shutil.which("clang") is None:
 
 @pytest.fixture(scope="module")
 def fuzz_build(tmp_path_factory) -> Path:
-    from tinyscope import convert
+    from tinyscope.convert import flow
 
     model = tmp_path_factory.mktemp("model")
-    convert.convert(ROOT / "models/default.keras", model, num_inputs=2)
+    flow.convert(ROOT / "models/default.keras", model, num_inputs=2)
     build = tmp_path_factory.mktemp("fuzz")
     subprocess.run(["make", "-s", "-f", "fuzz/fuzz.mk", f"MODEL_DIR={model}", f"BUILD={build}",
                     "all"], cwd=FIRMWARE, check=True, capture_output=True, timeout=600)
@@ -86,7 +86,8 @@ def test_runtime_rejects_zero_point_outside_int8(build_dir):
     import numpy as np
     from tensorflow.lite.python import schema_py_generated as schema
     from tinyscope.errors import TinyscopeError
-    from tinyscope.runner import run_native
+
+    from tests.runtime.native_runner import run_native
 
     model = bytearray((build_dir / "model_int8.tflite").read_bytes())
     sg = schema.Model.GetRootAs(model, 0).Subgraphs(0)

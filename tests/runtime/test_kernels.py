@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import pytest
 from keras import layers
-from runtime_helpers import (
+from tinyscope.convert import graph
+from tinyscope.convert.quantize import quantize_keras
+
+from tests.runtime.helpers import (
     build_runner,
     calibration,
     compare_with_tflm,
     keras_model,
     random_int8_inputs,
 )
-from tinyscope import reference
-from tinyscope.quantize import quantize_keras
 
 CASES = {
     "conv_3x3_s2_same_relu6": ((9, 7, 2), lambda x: layers.Conv2D(5, 3, strides=2,
@@ -56,7 +57,7 @@ def test_kernel_equals_tflm(name):
     shape, body, op = CASES[name]
     net = keras_model(body, shape, seed=len(name))
     tfl = quantize_keras(net, calibration(shape, len(name), n=32))
-    ops = [o.name for o in reference.graph(tfl)[0]]
+    ops = [o.name for o in graph.graph(tfl)[0]]
     assert op in ops, f"{name}: the converter did not emit {op} ({ops})"
     x = random_int8_inputs(tfl, 8, seed=len(name))
     msg, arena = compare_with_tflm(tfl, x)

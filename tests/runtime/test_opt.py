@@ -6,8 +6,8 @@ optimized kernel with its reference kernel on random shapes and parameters (and 
 SMLAL-style requantization with TFLM's MultiplyByQuantizedMultiplier on random and edge
 triples); the ``-small`` build shrinks the stack buffers so weight blocks, row tiles and
 the reference fallbacks all run. The same checker runs on the M4's real instructions (DSP
-intrinsics and the hand-written Thumb-2) in tests/test_runtime_opt_m4.py; end to end,
-``make bench`` and tests/test_emulator.py (the firmware defaults to the optimized kernels).
+intrinsics and the hand-written Thumb-2) in tests/runtime/test_opt_m4.py; end to end,
+``make bench`` and tests/e2e/test_emulator.py (the firmware defaults to the optimized kernels).
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from runtime_helpers import first_mismatch
-from tinyscope.runner import run_native
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.runtime.helpers import KERNELS, first_mismatch
+from tests.runtime.native_runner import run_native
+
+ROOT = Path(__file__).resolve().parents[2]
 FW = ROOT / "firmware"
 HOST = FW / "build" / "host"
-KERNELS = ("requant", "conv", "depthwise", "fully_connected", "max_pool", "mean")
 
 
 @pytest.fixture(scope="module")

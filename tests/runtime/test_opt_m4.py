@@ -1,6 +1,6 @@
 """Optimized kernels == reference kernels, bit for bit, on the emulated Cortex-M4.
 
-tests/test_runtime_opt.py runs ``ts-kernel-check`` natively, where the DSP intrinsics are
+tests/runtime/test_opt.py runs ``ts-kernel-check`` natively, where the DSP intrinsics are
 portable C and hand-written Thumb-2 is compiled out. Here the same checker is built for the
 Cortex-M4 (``make -f host/host.mk m4check``: the firmware's -mcpu/FPU flags and -O2, stdio
 and argv over semihosting) and runs in QEMU mps2-an386, so SXTB16/SMLAD/SSAT/SEL and the
@@ -18,17 +18,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.runtime.helpers import KERNELS
+
 pytestmark = pytest.mark.emulator
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FW = ROOT / "firmware"
 CM4 = FW / "runtime/src/kernels/cm4"
-KERNELS = ("requant", "conv", "depthwise", "fully_connected", "max_pool", "mean")
 CASES = 3000  # per kernel and seed: ~3 s per QEMU run
-
-
-if shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None:
-    pytest.skip("needs qemu-system-arm and arm-none-eabi-gcc (make setup)",
-                allow_module_level=True)
 
 
 def board_stack_bytes(board: str) -> int:

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from runtime_archs import architectures, build
-from runtime_helpers import build_runner, calibration, compare_with_tflm, random_int8_inputs
-from tinyscope import reference
-from tinyscope.manifest import tflm_arena
-from tinyscope.quantize import quantize_keras
+from tinyscope.convert import graph
+from tinyscope.convert.manifest import tflm_arena
+from tinyscope.convert.quantize import quantize_keras
+
+from tests.runtime.archs import architectures, build
+from tests.runtime.helpers import build_runner, calibration, compare_with_tflm, random_int8_inputs
 
 N_INPUTS = 3
 STATS: dict[str, int] = {}
@@ -47,7 +48,7 @@ def check_architecture(arch: dict) -> None:
         f"architecture {json.dumps(arch)}: arena {arena} B > TFLM's {tflm['total']} B")
     ARENA_RATIOS.append(arena / tflm["total"])
     STATS["models"] = STATS.get("models", 0) + 1
-    for op in reference.graph(tfl)[0]:
+    for op in graph.graph(tfl)[0]:
         STATS[op.name] = STATS.get(op.name, 0) + 1
 
 

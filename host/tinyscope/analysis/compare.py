@@ -10,12 +10,12 @@ streamed int8 tensor is compared with
   its kernels round once instead of twice;
 * the float Keras model: quantization drift (dequantized device values vs float values).
 
-It writes ``metrics.json``, PNG figures and one self-contained ``report.html``.
+The numbers land in one metrics dict; :mod:`tinyscope.report.comparison` draws the figures and
+writes ``metrics.json`` and one self-contained ``report.html``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import re
@@ -24,7 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyscope.clihelp import HelpFormatter
+from tinyscope.analysis import drift, floatref, reference
+from tinyscope.convert import manifest as manifest_mod
+from tinyscope.convert.model import load_model
+from tinyscope.data import dequantize, quantized_test_inputs
 from tinyscope.errors import MismatchError, TinyscopeError
 
 DEFAULT_PANELS = 3
@@ -75,9 +78,6 @@ def load_capture(run_dir: str | Path) -> Capture:
 def _float_inputs(manifest: dict, cap: Capture) -> tuple[np.ndarray, str]:
     """Float images for the float model: the originals if the capture used the build's test
     split (checked by re-quantizing them), else the dequantized int8 inputs."""
-    from tinyscope.convert import quantized_test_inputs
-    from tinyscope.data import dequantize
-
     data = cap.run.get("data") or None
     try:
         x, q, _ = quantized_test_inputs(manifest, len(cap.inputs), data)
@@ -104,10 +104,6 @@ def compare(run_dir: str | Path, build_dir: str | Path | None = None,
             model_path: str | Path | None = None, progress: bool = True) -> tuple[dict, dict]:
     """All metrics of a capture; returns ``(metrics, arrays)`` (arrays for the figures)."""
     from tqdm.auto import tqdm
-
-    from tinyscope import drift, floatref, reference
-    from tinyscope import manifest as manifest_mod
-    from tinyscope.model import load_model
 
     cap = load_capture(run_dir)
     build = Path(build_dir or cap.run.get("build") or "")
@@ -216,104 +212,10 @@ def compare(run_dir: str | Path, build_dir: str | Path | None = None,
     return metrics, arrays
 
 
-# --------------------------------------------------------------------------- figures
+# --------------------------------------------------------------------------- summary
 
 
-def _first_layer_figure(metrics: dict, arrays: dict, image: int, out: Path) -> Path:
-    from tinyscope import plots
-    from tinyscope.data import dequantize
-
-    cap: Capture = arrays["cap"]
-    man = arrays["manifest"]
-    idx = man["first_layer_output"]
-    if idx not in cap.tensors:
-        idx = min(cap.tensors, key=lambda k: k)
-    t = next(r for r in metrics["tensors"] if r["index"] == idx)
-    dev = cap.tensors[idx][image]
-    tflm = arrays["tflm"][idx][image]
-    rows = {
-        "device (int8)": dequantize(dev, t["scale"], t["zero_point"]),
-        "desktop TFLM (int8)": dequantize(tflm, t["scale"], t["zero_point"]),
-        "float Keras": arrays["float"][idx][image] if idx in arrays["float"] else None,
-    }
-    diffs = {
-        "device - TFLM": dev.astype(np.int32) - tflm,
-        "XNNPACK - device": arrays["xnnpack"][idx][image].astype(np.int32) - dev,
-    }
-    label = metrics["classes"][int(cap.labels[image])]
-    fig = plots.comparison_grid(
-        rows, diffs, title=f"{t['op']} #{t['op_index']} ({t['keras_layer']}) output, "
-        f"image {image} (label {label})")
-    return plots.save(fig, out / f"feature_maps_image{image}.png")
-
-
-def _saliency_figures(metrics: dict, arrays: dict, images: list[int], out: Path) -> list[Path]:
-    """Per image: the saliency methods side by side, and a panel input | Grad-CAM | the
-    device's first-layer feature maps. Adds the occlusion saliency drift (int8 vs float) to
-    ``metrics["saliency"]``."""
-    from tinyscope import plots, saliency
-    from tinyscope.data import dequantize
-
-    model, x = arrays["model"], arrays["x"]
-    if model is None or x is None or not images:
-        return []
-    cap: Capture = arrays["cap"]
-    man = arrays["manifest"]
-    imgs = x[images]
-    classes = saliency.VanillaGradient(model).predict_classes(imgs)
-    maps = saliency.compute_all(model, arrays["model_bytes"], imgs, classes,
-                                man.get("logits_tensor"))
-    metrics["saliency"] = {
-        "images": images, "explained_classes": classes.astype(int).tolist(),
-        "occlusion_int8_vs_float": saliency.saliency_drift(maps["occlusion float"],
-                                                           maps["occlusion int8"]),
-    }
-    idx = man["first_layer_output"]
-    t = next(tt for tt in man["tensors"] if tt["index"] == idx)
-    names = metrics["classes"]
-    paths = []
-    for k, i in enumerate(images):
-        title = (f"image {i}: label {names[int(cap.labels[i])]}, float predicts "
-                 f"{names[int(classes[k])]}")
-        paths.append(plots.save(
-            plots.saliency_methods(imgs[k], {m: v[k] for m, v in maps.items()},
-                                   f"{title}: saliency of the pre-softmax score"),
-            out / f"saliency_image{i}.png"))
-        if idx in cap.tensors:
-            fmap = dequantize(cap.tensors[idx][i], t["scales"][0], t["zero_points"][0])
-            paths.append(plots.save(
-                plots.panel(imgs[k], maps["Grad-CAM"][k], fmap, title,
-                            saliency_name="Grad-CAM (float)",
-                            units="device conv1 (real value)"),
-                out / f"panel_image{i}.png"))
-    return paths
-
-
-def figures(metrics: dict, arrays: dict, out: Path, panels: int = DEFAULT_PANELS) -> list[Path]:
-    from tinyscope import plots
-
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    images = list(range(min(panels, metrics["n_images"])))
-    for i in images:
-        paths.append(_first_layer_figure(metrics, arrays, i, out))
-    paths += _saliency_figures(metrics, arrays, images, out)
-    paths.append(plots.save(plots.lsb_histograms(
-        metrics, key="xnnpack_vs_device", title="LiteRT default (XNNPACK) - device, per tensor"),
-        out / "lsb_xnnpack_vs_device.png"))
-    d = metrics["dataset"]
-    if "confusion_float_vs_device" in d:
-        paths.append(plots.save(plots.confusion_chart(
-            d["confusion_float_vs_device"], metrics["classes"],
-            f"float vs device top-1: {d['device_vs_float_top1_agreement']:.2%} agree",
-            "device prediction", "float prediction"), out / "confusion_float_vs_device.png"))
-    return paths
-
-
-# --------------------------------------------------------------------------- report
-
-
-def _fmt(v: object, digits: int = 3) -> object:
+def format_value(v: object, digits: int = 3) -> object:
     if v is None:
         return "–"
     if isinstance(v, float):
@@ -334,69 +236,14 @@ def summary_rows(metrics: dict) -> list[list[object]]:
             str(r["keras_layer"]), "x".join(map(str, r["shape"])),
             (f"{dt['n_different']} / {dt['n']}", "ok" if ok else "bad"), dt["max_lsb"],
             f"{xn['n_different']} ({xn['max_lsb']} LSB)",
-            _fmt(fl.get("rmse_over_scale")), _fmt(fl.get("snr_db"), 1), _fmt(fl.get("cosine"), 4),
+            format_value(fl.get("rmse_over_scale")), format_value(fl.get("snr_db"), 1),
+            format_value(fl.get("cosine"), 4),
         ])
     return rows
 
 
 SUMMARY_COLUMNS = ["op", "operator", "Keras layer", "shape", "device≠TFLM", "max LSB",
                    "XNNPACK≠device", "float RMSE/scale", "SNR dB", "cosine"]
-
-
-def render_report(metrics: dict, figs: list[Path], out: Path) -> Path:
-    from tinyscope import report
-
-    d = metrics["dataset"]
-    t = metrics["timing"]
-    ok = metrics["device_equals_tflm"]
-    cards = {
-        "device vs TFLM": "bit-exact" if ok else
-        f"{metrics['device_vs_tflm_mismatching_elements']} differ",
-        "images": str(metrics["n_images"]),
-        "device accuracy": f"{d['device_accuracy']:.1%}" if "device_accuracy" in d else "–",
-        "top-1 vs float": f"{d['device_vs_float_top1_agreement']:.1%}"
-        if "device_vs_float_top1_agreement" in d else "–",
-        "ticks / inference": f"{t['total_ticks_median']:,}" if t.get("total_ticks_median")
-        else "–",
-    }
-    if t.get("total_ticks_median") and t.get("instructions_per_tick"):
-        instr = t["total_ticks_median"] * t["instructions_per_tick"]
-        cards["instructions / inference"] = f"{instr / 1e6:.2f} M"
-    timing_rows = [[r["op_index"], r["op"], str(r["keras_layer"]), r["macs"], _fmt(r["ticks"]),
-                    _fmt(r["instructions"], 0), _fmt(r["instructions_per_mac"], 2)]
-                   for r in t["per_op"]]
-    by_name = {p.name: p for p in figs}
-    fm = [report.Figure(p, "Feature maps: device, desktop TFLM, float (shared colour scale, "
-                        "real units), then differences in LSB.")
-          for n, p in by_name.items() if n.startswith("feature_maps")]
-    sal = [report.Figure(p, "Saliency on the input: gradient (Simonyan et al. 2013), "
-                         "SmoothGrad and Grad-CAM on the float model; occlusion on the int8 "
-                         "model.") for n, p in by_name.items() if n.startswith("saliency")]
-    pan = [report.Figure(p, "Input, saliency and the device's first-layer feature maps.")
-           for n, p in by_name.items() if n.startswith("panel")]
-    other = [report.Figure(p, p.stem.replace("_", " ")) for n, p in by_name.items()
-             if not n.startswith(("feature_maps", "saliency", "panel"))]
-    sections = [
-        report.Section(
-            "Per layer", "device≠TFLM counts elements where the device differs from the TFLM "
-            "reference interpreter (must be 0). XNNPACK≠device: LiteRT's default desktop "
-            "kernels round once where TFLM rounds twice, so a few values differ by 1 LSB or "
-            "more: that is expected and not a device bug. float RMSE/scale near 0.289 is "
-            "ideal rounding noise.",
-            [report.Table(SUMMARY_COLUMNS, summary_rows(metrics))]),
-        report.Section("Feature maps", "", [*pan, *fm]),
-        report.Section("Saliency", "", sal),
-        report.Section(
-            "Timing per operator", f"tick unit: {t.get('tick_note') or t.get('tick_hz')}",
-            [report.Table(["op", "operator", "Keras layer", "MACs", "ticks (median)",
-                           "instructions", "instr/MAC"], timing_rows)]),
-        report.Section("Distributions", "", other),
-    ]
-    sub = (f"board {metrics['board']} · firmware {metrics['firmware_version']} · model "
-           f"{metrics['model_sha256'][:12]} · {metrics['run_dir']}")
-    page = report.render("tinyscope: device vs desktop", sub, cards,
-                         [s for s in sections if s.items])
-    return report.write(out / "report.html", page)
 
 
 def print_summary(metrics: dict) -> None:
@@ -438,49 +285,3 @@ def gate_exit_code(metrics: dict, max_lsb: int | None, min_top1: float | None) -
     for f in failures:
         print(f"gate failed: {f}")
     return GATE_EXIT_CODE if failures else 0
-
-
-def run_compare(run_dir: str | Path, out: str | Path | None = None,
-                build_dir: str | Path | None = None, model_path: str | Path | None = None,
-                panels: int = DEFAULT_PANELS, progress: bool = True) -> tuple[dict, Path]:
-    """Compare, draw, write metrics.json and report.html; returns (metrics, report path)."""
-    from tinyscope.drift import write_metrics
-
-    out = Path(out or Path(run_dir) / "report")
-    metrics, arrays = compare(run_dir, build_dir, model_path, progress)
-    figs = figures(metrics, arrays, out, panels)
-    metrics["figures"] = [p.name for p in figs]
-    out.mkdir(parents=True, exist_ok=True)
-    write_metrics(out / "metrics.json", metrics)
-    return metrics, render_report(metrics, figs, out)
-
-
-def _cmd_compare(args: argparse.Namespace) -> int:
-    metrics, page = run_compare(args.run_dir, args.out, args.build, args.model, args.panels,
-                                progress=not args.no_progress)
-    print_summary(metrics)
-    print(f"report: {page}")
-    return gate_exit_code(metrics, args.max_lsb, args.min_top1)
-
-
-def add_cli(sub) -> None:
-    p = sub.add_parser(
-        "compare", help="compare a capture with TFLM, LiteRT and the float model; HTML report",
-        description="Dequantize the device's tensors in RUN_DIR and compare them per layer and "
-        "per channel with TFLM (expect 0 LSB), LiteRT BUILTIN_REF, LiteRT default (XNNPACK: "
-        "a few 1-LSB rounding differences are expected) and the float Keras model. Writes "
-        "metrics.json, PNG figures and a self-contained report.html. With --max-lsb or "
-        f"--min-top1 it exits {GATE_EXIT_CODE} when a gate fails (for CI).",
-        formatter_class=HelpFormatter,
-    )
-    p.add_argument("run_dir", help="a directory written by 'tinyscope capture'")
-    p.add_argument("--out", help="output directory (default: RUN_DIR/report)")
-    p.add_argument("--build", help="the build dir (default: the one recorded in run.json)")
-    p.add_argument("--model", help="float .keras model (default: the one in manifest.json)")
-    p.add_argument("--panels", type=int, default=DEFAULT_PANELS,
-                   help="images to draw feature-map and saliency panels for")
-    p.add_argument("--max-lsb", type=int, help="fail if device vs TFLM differs by more LSB")
-    p.add_argument("--min-top1", type=float,
-                   help="fail if top-1 agreement device vs float is below this (0..1)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cmd_compare)

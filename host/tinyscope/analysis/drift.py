@@ -17,19 +17,26 @@ end to end: what quantization does to the network) and *layer-local* (each Keras
 dequantized int8 input of its operator: the error one operator adds; this is what TFLite's
 ``QuantizationDebugger`` reports, and a test checks we agree with it).
 
-``tinyscope drift BUILD_DIR --out DIR`` writes ``metrics.json`` and PNG figures.
+``tinyscope drift BUILD_DIR --out DIR`` (:mod:`tinyscope.report.drift`) writes ``metrics.json``
+and PNG figures.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from pathlib import Path
 
 import numpy as np
 
-from tinyscope.clihelp import HelpFormatter
+from tinyscope.analysis import floatref, reference
+from tinyscope.convert import manifest as manifest_mod
+from tinyscope.convert.graph import graph
+from tinyscope.convert.layermap import map_layers
+from tinyscope.convert.model import load_model, rebatch
+from tinyscope.data import quantized_test_inputs
+from tinyscope.errors import TinyscopeError
+from tinyscope.fsutil import atomic_write_text
 
 IDEAL_RMSE_OVER_SCALE = 1.0 / math.sqrt(12.0)
 DEFAULT_N = 500
@@ -260,11 +267,8 @@ def local_float_tensors(model, model_bytes: bytes, int8: dict[int, np.ndarray], 
     This is the float value each operator *should* produce from the int8 values it actually
     got, so ``int8 - local`` isolates the error that one operator adds.
     """
-    from tinyscope import floatref, reference
-    from tinyscope.model import rebatch
-
-    ops, tensors, _, _ = reference.graph(model_bytes)
-    lmap = layer_map or floatref.map_layers(model, model_bytes)
+    ops, tensors, _, _ = graph(model_bytes)
+    lmap = layer_map or map_layers(model, model_bytes)
     net = rebatch(model, None) if model.inputs[0].shape[0] is not None else model
     out: dict[int, np.ndarray] = {}
     for op in ops:
@@ -295,12 +299,6 @@ def run(
     model_path: str | Path | None = None, progress: bool = True,
 ) -> tuple[dict, dict]:
     """Compute every metric for a build; returns ``(metrics, arrays)`` (arrays for figures)."""
-    from tinyscope import floatref, reference
-    from tinyscope import manifest as manifest_mod
-    from tinyscope.convert import quantized_test_inputs
-    from tinyscope.errors import TinyscopeError
-    from tinyscope.model import load_model
-
     man = manifest_mod.load(build_dir)
     tfl = manifest_mod.model_bytes(build_dir, man)
     src = model_path or man.get("source_model")
@@ -311,7 +309,7 @@ def run(
         )
     model = load_model(src)
     x, q, y = quantized_test_inputs(man, n, data)
-    lmap = floatref.map_layers(model, tfl)
+    lmap = map_layers(model, tfl)
     steps = ["TFLM", "LiteRT BUILTIN_REF", "LiteRT default (XNNPACK)", "float Keras"]
     bar = _progress(len(steps), progress)
     tflm = floatref.stack(reference.tflm_tensors(tfl, q))
@@ -386,8 +384,6 @@ def _progress(total: int, enabled: bool):
 
 
 def write_metrics(path: Path, metrics: dict) -> None:
-    from tinyscope.fsutil import atomic_write_text
-
     atomic_write_text(path, json.dumps(metrics, indent=1, allow_nan=False) + "\n")
 
 
@@ -414,40 +410,3 @@ def summary_lines(metrics: dict) -> list[str]:
             f"{xn['n_different']:>8} ({xn['max_lsb']} LSB) {rf['n_different']:>9}"
         )
     return lines
-
-
-def _cmd_drift(args: argparse.Namespace) -> int:
-    from tinyscope import plots
-
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    metrics, arrays = run(args.build_dir, n=args.n, data=args.data, model_path=args.model)
-    figures = plots.drift_figures(metrics, arrays, out)
-    metrics["figures"] = [p.name for p in figures]
-    write_metrics(out / "metrics.json", metrics)
-    print("\n".join(summary_lines(metrics)))
-    print(f"wrote {out / 'metrics.json'} and {len(figures)} figures in {out}")
-    return 0
-
-
-def add_cli(sub) -> None:
-    p = sub.add_parser(
-        "drift",
-        help="float vs int8 drift per tensor/channel, desktop int8 references, accuracy",
-        description=(
-            "Run the converted int8 model on N held-out images with TFLM (the reference the "
-            "device must match), LiteRT BUILTIN_REF and LiteRT default (XNNPACK), and the "
-            "float Keras model; write metrics.json (per tensor and per channel: max/mean "
-            "|err|, RMSE, RMSE/scale, SNR, cosine, L2 relative error, LSB histograms; top-1 "
-            "agreement and confusion matrices) and PNG figures to --out."
-        ),
-        formatter_class=HelpFormatter,
-    )
-    p.add_argument("build_dir", help="a directory written by 'tinyscope convert'")
-    p.add_argument("--out", required=True, help="directory for metrics.json and figures")
-    p.add_argument("--n", type=int, default=DEFAULT_N, help="number of held-out test images")
-    p.add_argument("--data", default=None,
-                   help="'mnist' or an image folder (default: the data used by convert)")
-    p.add_argument("--model", default=None,
-                   help="float .keras model (default: the one recorded in manifest.json)")
-    p.set_defaults(func=_cmd_drift)

@@ -6,7 +6,7 @@ Three int8 references, one call each, all returning ``list[dict[tensor_index, nd
 * :func:`litert_tensors` with ``resolver="ref"``: LiteRT with ``BUILTIN_REF`` kernels. They
   round as the TFLM reference kernels (double rounding) except FULLY_CONNECTED, which in
   ai-edge-litert 2.3.0 rounds once: a few logits differ by 1 LSB from TFLM (proven element
-  by element in tests/test_host_reference.py). TFLM is therefore the device's reference;
+  by element in tests/analysis/test_reference.py). TFLM is therefore the device's reference;
 * :func:`litert_tensors` with ``resolver="default"``: LiteRT's default (XNNPACK) kernels,
   what users usually see on a desktop; may differ by a few LSB (single rounding);
 * :func:`tflm_tensors`: the TFLM reference interpreter itself (``tflite-micro`` on PyPI).
@@ -14,97 +14,12 @@ Three int8 references, one call each, all returning ``list[dict[tensor_index, nd
 
 from __future__ import annotations
 
-import os
-import warnings
-from dataclasses import dataclass
-
 import numpy as np
 
+from tinyscope.convert.graph import activation_indices, graph, litert_interpreter
 from tinyscope.errors import TinyscopeError
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 TensorDict = dict[int, np.ndarray]
-
-
-@dataclass(frozen=True)
-class OpInfo:
-    index: int
-    name: str
-    inputs: tuple[int, ...]
-    outputs: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class TensorInfo:
-    index: int
-    name: str
-    shape: tuple[int, ...]
-    dtype: np.dtype
-    scales: tuple[float, ...]
-    zero_points: tuple[int, ...]
-    quantized_dimension: int
-
-
-def _litert_interpreter(model: bytes, resolver: str):
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    kinds = {
-        "ref": OpResolverType.BUILTIN_REF,
-        "default": OpResolverType.AUTO,
-    }
-    if resolver not in kinds:
-        raise ValueError(f"resolver must be one of {sorted(kinds)}, not {resolver!r}")
-    with warnings.catch_warnings():
-        # We keep every intermediate tensor on purpose (that is what we compare); LiteRT
-        # warns that this is for debugging.
-        warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors")
-        interp = Interpreter(
-            model_content=bytes(model),
-            experimental_op_resolver_type=kinds[resolver],
-            experimental_preserve_all_tensors=True,
-        )
-    interp.allocate_tensors()
-    return interp
-
-
-def graph(model: bytes) -> tuple[list[OpInfo], dict[int, TensorInfo], list[int], list[int]]:
-    """Operators, tensors, input and output tensor indices of subgraph 0."""
-    interp = _litert_interpreter(model, "ref")
-    ops = [
-        OpInfo(
-            index=int(d["index"]),
-            name=str(d["op_name"]),
-            inputs=tuple(int(i) for i in d["inputs"]),
-            outputs=tuple(int(i) for i in d["outputs"]),
-        )
-        for d in interp._get_ops_details()
-    ]
-    tensors: dict[int, TensorInfo] = {}
-    for d in interp.get_tensor_details():
-        q = d["quantization_parameters"]
-        tensors[int(d["index"])] = TensorInfo(
-            index=int(d["index"]),
-            name=str(d["name"]),
-            shape=tuple(int(s) for s in d["shape"]),
-            dtype=np.dtype(d["dtype"]),
-            scales=tuple(float(s) for s in q["scales"]),
-            zero_points=tuple(int(z) for z in q["zero_points"]),
-            quantized_dimension=int(q["quantized_dimension"]),
-        )
-    inputs = [int(d["index"]) for d in interp.get_input_details()]
-    outputs = [int(d["index"]) for d in interp.get_output_details()]
-    return ops, tensors, inputs, outputs
-
-
-def activation_indices(model: bytes) -> list[int]:
-    """Model inputs followed by every operator output, in execution order, no repeats."""
-    ops, _, inputs, _ = graph(model)
-    seen: list[int] = []
-    for idx in [*inputs, *(o for op in ops for o in op.outputs)]:
-        if idx >= 0 and idx not in seen:
-            seen.append(idx)
-    return seen
 
 
 def _check_inputs(inputs: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -122,7 +37,7 @@ def _check_inputs(inputs: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 def litert_tensors(model: bytes, inputs: np.ndarray, resolver: str = "ref") -> list[TensorDict]:
     """Run LiteRT on each int8 input (batch on axis 0); every activation tensor, by index."""
-    interp = _litert_interpreter(model, resolver)
+    interp = litert_interpreter(model, resolver)
     in_detail = interp.get_input_details()[0]
     inputs = _check_inputs(inputs, tuple(in_detail["shape"]))
     wanted = activation_indices(model)
@@ -158,14 +73,3 @@ def tflm_tensors(model: bytes, inputs: np.ndarray) -> list[TensorDict]:
             out[i] = data.reshape(tensors[i].shape).astype(tensors[i].dtype, copy=False)
         results.append(out)
     return results
-
-
-def float_tensors(keras_model, model: bytes, float_inputs: np.ndarray) -> dict[int, np.ndarray]:
-    """The float Keras model's per-layer outputs on the same tensor indices as the int8 model.
-
-    Operators are matched to Keras layers by the graph (op kind, order and output shape), not
-    by tensor names; see :mod:`tinyscope.floatref`. Returns ``{tensor_index: (N, ...)}``.
-    """
-    from tinyscope import floatref
-
-    return floatref.float_tensors(keras_model, model, float_inputs)

@@ -23,14 +23,15 @@ Without gradients, on either model:
 
 from __future__ import annotations
 
-import argparse
 import math
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 
-from tinyscope.clihelp import HelpFormatter
+from tinyscope.convert.graph import graph
+from tinyscope.convert.model import logits_model, rebatch
+from tinyscope.data import dequantize, quantize
+from tinyscope.errors import TinyscopeError
 
 Scorer = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (images, classes) -> (N,) scores
 
@@ -58,8 +59,6 @@ class SaliencyMethod:
     name = "saliency"
 
     def __init__(self, model) -> None:
-        from tinyscope.model import logits_model, rebatch
-
         net = rebatch(model, None) if model.inputs[0].shape[0] is not None else model
         self.model = logits_model(net)
         self.input_shape = tuple(int(s) for s in self.model.inputs[0].shape[1:])
@@ -230,8 +229,6 @@ def last_conv_layer(model) -> str:
     for layer in reversed(model.layers):
         if "Conv" in type(layer).__name__ and len(layer.output.shape) == 4:
             return layer.name
-    from tinyscope.errors import TinyscopeError
-
     raise TinyscopeError(f"model {model.name!r} has no Conv2D layer for Grad-CAM")
 
 
@@ -257,10 +254,7 @@ def tflite_scorer(model_bytes: bytes, logits_tensor: int | None = None) -> Score
     of the final SOFTMAX, dequantized), for float images quantized like the model input."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    from tinyscope import reference
-    from tinyscope.data import dequantize, quantize
-
-    ops, tensors, inputs, outputs = reference.graph(model_bytes)
+    ops, tensors, inputs, outputs = graph(model_bytes)
     if logits_tensor is None:
         logits_tensor = ops[-1].inputs[0] if ops[-1].name == "SOFTMAX" else outputs[0]
     interp = Interpreter(
@@ -403,91 +397,3 @@ def compute_all(
         scorer = tflite_scorer(model_bytes, logits_tensor)
         maps["occlusion int8"] = Occlusion(scorer, progress=progress)(x, c)
     return maps
-
-
-# --------------------------------------------------------------------------- command
-
-
-def run(build_dir, out: Path, n: int = 8, model_path=None, data=None, progress=True) -> dict:
-    """Saliency for ``n`` test images of a build: figures + ``saliency.json``."""
-    import json
-
-    from tinyscope import floatref, plots, reference
-    from tinyscope import manifest as manifest_mod
-    from tinyscope.convert import quantized_test_inputs
-    from tinyscope.data import dequantize
-    from tinyscope.errors import TinyscopeError
-    from tinyscope.model import load_model
-
-    man = manifest_mod.load(build_dir)
-    tfl = manifest_mod.model_bytes(build_dir, man)
-    src = model_path or man.get("source_model")
-    if not src or not Path(src).is_file():
-        raise TinyscopeError(f"float model {src!r} not found; pass --model MODEL.keras")
-    model = load_model(src)
-    x, q, y = quantized_test_inputs(man, n, data)
-    classes = VanillaGradient(model).predict_classes(x)
-    maps = compute_all(model, tfl, x, classes, man["logits_tensor"], progress=progress)
-    drift = saliency_drift(maps["occlusion float"], maps["occlusion int8"])
-    first = man["first_layer_output"]
-    t = next(t for t in man["tensors"] if t["index"] == first)
-    int8_maps = floatref.stack(reference.tflm_tensors(tfl, q))[first]
-    out.mkdir(parents=True, exist_ok=True)
-    names = man.get("classes") or [str(i) for i in range(10)]
-    figures = []
-    for i in range(len(x)):
-        feat = dequantize(int8_maps[i], t["scale"] if "scale" in t else t["scales"][0],
-                          t["zero_points"][0])
-        title = (f"test image {i}: label {names[int(y[i])]}, predicted "
-                 f"{names[int(classes[i])]}")
-        figures.append(plots.save(
-            plots.panel(x[i], maps["vanilla gradient"][i], feat, title,
-                        saliency_name="vanilla gradient (float)",
-                        units="int8 conv1 (real value)"),
-            out / f"panel_{i:02d}.png"))
-        figures.append(plots.save(
-            plots.saliency_methods(x[i], {k: v[i] for k, v in maps.items()},
-                                   f"{title}: saliency of the pre-softmax score"),
-            out / f"methods_{i:02d}.png"))
-    result = {
-        "n_images": len(x), "labels": y.tolist(), "classes": classes.tolist(),
-        "occlusion_int8_vs_float": drift,
-        "figures": [p.name for p in figures],
-    }
-    (out / "saliency.json").write_text(json.dumps(result, indent=1) + "\n")
-    return result
-
-
-def _cmd_saliency(args: argparse.Namespace) -> int:
-    out = Path(args.out)
-    result = run(args.build_dir, out, n=args.n, model_path=args.model, data=args.data)
-    d = result["occlusion_int8_vs_float"]
-    print(
-        f"{result['n_images']} images: occlusion saliency int8 vs float: mean Spearman "
-        f"{d['mean_spearman']:.3f}, mean IoU of top {d['top_k_fraction']:.0%} pixels "
-        f"{d['mean_iou_top_k']:.3f}; wrote {len(result['figures'])} figures and "
-        f"saliency.json to {out}"
-    )
-    return 0
-
-
-def add_cli(sub) -> None:
-    p = sub.add_parser(
-        "saliency",
-        help="saliency maps (gradient, SmoothGrad, Grad-CAM, occlusion float/int8) + panels",
-        description=(
-            "For N held-out test images: vanilla gradient, SmoothGrad and Grad-CAM on the "
-            "float model, occlusion on the float and on the int8 model (LiteRT BUILTIN_REF), "
-            "all explaining the pre-softmax score of the predicted class. Writes per-image "
-            "panels (input | saliency | first-layer int8 feature maps), a figure comparing "
-            "the methods, and saliency.json (int8-vs-float occlusion drift: Spearman rank "
-            "correlation and IoU of the top-10%% pixels)."
-        ),
-        formatter_class=HelpFormatter,
-    )
-    p.add_argument("build_dir", help="a directory written by 'tinyscope convert'")
-    p.add_argument("--out", required=True, help="directory for the figures and saliency.json")
-    p.add_argument("--n", type=int, default=8, help="number of held-out test images")
-    p.add_argument("--data", default=None, help="'mnist' or an image folder (default: convert's)")
-    p.add_argument("--model", default=None, help="float .keras (default: from manifest.json)")
-    p.set_defaults(func=_cmd_saliency)

@@ -12,8 +12,14 @@ import json
 import time
 from pathlib import Path
 
-from tinyscope.clihelp import HelpFormatter
+from tinyscope.analysis.compare import gate_exit_code, print_summary
+from tinyscope.cli.formatter import HelpFormatter
+from tinyscope.convert import manifest as manifest_mod
+from tinyscope.convert.flow import convert
+from tinyscope.data import quantized_test_inputs
+from tinyscope.device import boards, capture
 from tinyscope.errors import TinyscopeError
+from tinyscope.report.comparison import run_compare
 
 DEFAULT_MODEL = "models/default.keras"
 DEFAULT_BUILD = "build/default"
@@ -22,8 +28,6 @@ DEFAULT_RUN = "captures/demo"
 
 def build_is_current(model_path: Path, build_dir: Path) -> bool:
     """True when BUILD_DIR was converted from exactly these model bytes."""
-    from tinyscope import manifest as manifest_mod
-
     man_path = build_dir / manifest_mod.MANIFEST_NAME
     if not man_path.is_file() or not (build_dir / "model_data.cc").is_file():
         return False
@@ -40,10 +44,6 @@ def _step(name: str) -> float:
 
 
 def run_pipeline(args: argparse.Namespace) -> int:
-    from tinyscope import compare, convert
-    from tinyscope import manifest as manifest_mod
-    from tinyscope.link import boards, capture
-
     model, build, out = Path(args.model), Path(args.build), Path(args.out)
     if not model.is_file():
         raise TinyscopeError(f"model {model} not found; give a .keras file with --model")
@@ -52,7 +52,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     if args.force or not build_is_current(model, build):
         _step(f"convert {model} -> {build}")
-        convert.convert(model, build, data=args.data or "mnist")
+        convert(model, build, data=args.data or "mnist")
     else:
         print(f"==> {build} is up to date with {model} (use --force to convert again)")
     man = manifest_mod.load(build)
@@ -60,7 +60,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
     _step(f"build firmware for {board_name}")
     elf = boards.build_firmware(build, boards.firmware_board(board_name), quiet=True)
     print(f"    {elf}")
-    _, q, labels = convert.quantized_test_inputs(man, args.n, args.data)
+    _, q, labels = quantized_test_inputs(man, args.n, args.data)
 
     def capture_from(url: str) -> None:
         _step(f"capture {args.n} images (layers: {args.layers}) from {url} -> {out}")
@@ -78,15 +78,15 @@ def run_pipeline(args: argparse.Namespace) -> int:
     else:
         _step(f"flash {board_name}")
         boards.flash_real(board_name, elf)
-        capture_from(capture.resolve_port(args.port))
+        capture_from(boards.resolve_port(args.port))
     _step("compare with TFLM, LiteRT and the float model")
-    metrics, page = compare.run_compare(out, out / "report", build, None, args.panels,
+    metrics, page = run_compare(out, out / "report", build, None, args.panels,
                                         progress=not args.no_progress)
     print()
-    compare.print_summary(metrics)
+    print_summary(metrics)
     print(f"\nreport: {page.resolve()}")
     print(f"total {time.monotonic() - t0:.0f} s")
-    return compare.gate_exit_code(metrics, args.max_lsb, args.min_top1)
+    return gate_exit_code(metrics, args.max_lsb, args.min_top1)
 
 
 def add_cli(sub) -> None:

@@ -2,7 +2,7 @@
 
 Built from the int8 flatbuffer's operator graph (and the float Keras model for layer names);
 see docs/pipeline.md for every field. Tensor indices are the TFLite subgraph-0 indices that
-``tinyscope.reference``, the C runtime and the serial protocol all use.
+``tinyscope.analysis.reference``, the C runtime and the serial protocol all use.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyscope import reference
+from tinyscope.convert import graph as model_graph
 from tinyscope.errors import TinyscopeError
 
 MANIFEST_VERSION = 1
@@ -107,9 +107,10 @@ def build(
     extra: dict | None = None,
     arena: dict[str, int] | None = None,
 ) -> dict:
-    """The manifest dict for ``model_bytes`` (``layer_map`` from :func:`floatref.map_layers`)."""
-    ops, tensors, inputs, outputs = reference.graph(model_bytes)
-    activations = reference.activation_indices(model_bytes)
+    """The manifest dict for ``model_bytes`` (``layer_map`` from
+    :func:`tinyscope.convert.layermap.map_layers`)."""
+    ops, tensors, inputs, outputs = model_graph.graph(model_bytes)
+    activations = model_graph.activation_indices(model_bytes)
     act_set = set(activations)
     operators = []
     for op in ops:

@@ -1,1 +1,1 @@
-"""The link to the device: serial protocol, capture session, board runners (flash/stop)."""
+"""Stage 2: the device: serial protocol, one session over a port, capture, boards, faults."""

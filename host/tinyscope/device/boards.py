@@ -17,7 +17,6 @@ whichever is installed, and reached over their USB serial port (``--port auto``)
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import shutil
@@ -29,6 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from tinyscope.device import link
 from tinyscope.errors import DeviceError, MismatchError, TinyscopeError
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -264,12 +264,10 @@ def _wait_ready(url: str, timeout: float = READY_TIMEOUT) -> None:
     lost (no answer), so HELLO is repeated every READY_RETRY s. Answers to an earlier HELLO
     arrive before the DONE of the last one, so nothing is left for the next connection.
     """
-    from tinyscope.link import capture
-
-    port = capture.open_port(url)
+    port = link.open_port(url)
     deadline = time.monotonic() + timeout
     try:
-        dev = capture.Device(port)
+        dev = link.Device(port)
         while True:
             try:
                 dev.hello(READY_RETRY)
@@ -334,6 +332,44 @@ def check_board(board: str) -> None:
         )
 
 
+# ---------------------------------------------------------------- serial ports
+
+
+def resolve_port(port: str, state_dir: str | Path = DEFAULT_STATE_DIR) -> str:
+    """``auto``: the running emulator's URL, else the ST-LINK's port, else the only USB port.
+
+    A real board's debug probe (ST-LINK: USB vendor id 0x0483) exposes the firmware's UART as
+    a USB serial port (/dev/ttyACM0 on Linux); it is preferred over other USB serial ports.
+    """
+    if port != "auto":
+        return port
+    board = running(state_dir)
+    if board is not None:
+        return board.url
+    from serial.tools import list_ports
+
+    ports = sorted(list_ports.comports(), key=lambda p: p.device)
+    seen = ", ".join(
+        f"{p.device} ({p.description}{f', USB {p.vid:04x}:{p.pid or 0:04x}' if p.vid else ''})"
+        for p in ports) or "none"
+    probe_vids = {b.usb_vid for b in REAL_BOARDS.values()}
+    for candidates in ([p for p in ports if p.vid in probe_vids],
+                       [p for p in ports if p.vid is not None]):
+        if len(candidates) == 1:
+            return candidates[0].device
+        if len(candidates) > 1:
+            raise TinyscopeError(
+                f"--port auto: several candidate serial ports "
+                f"({', '.join(p.device for p in candidates)}); pick one with --port. "
+                f"Ports seen: {seen}"
+            )
+    raise TinyscopeError(
+        f"--port auto: no emulator running ({Path(state_dir) / 'port'}) and no USB serial port "
+        f"of a board (ST-LINK vendor id 0483) found; ports seen: {seen}. Run 'make flash' "
+        "first, plug the board in, or give --port /dev/ttyACM0"
+    )
+
+
 # ---------------------------------------------------------------- real boards
 
 
@@ -393,55 +429,3 @@ def flash_real(board: str, elf: str | Path) -> list[str]:
             "openocd / stlink-tools package, or plugdev group)?"
         )
     return cmd
-
-
-def _cmd_flash(args: argparse.Namespace) -> int:
-    check_board(args.board)
-    board_name = canonical_board(args.board)
-    elf = Path(args.elf) if args.elf else build_firmware(args.model_dir, board_name,
-                                                         args.arena_bytes)
-    if board_name in REAL_BOARDS:
-        flash_real(board_name, elf)
-        print(f"{board_name} runs {elf}")
-        print(f"capture with: tinyscope capture --port auto --build {args.model_dir} "
-              "--out RUN_DIR")
-        return 0
-    machine = EMULATORS[board_name].machine
-    old = stop(args.state_dir)  # flashing replaces what the board ran before
-    if old:
-        print(f"stopped the previous QEMU (pid {old})")
-    board = start(elf, args.state_dir, machine)
-    print(f"QEMU {machine} runs {elf} (pid {board.pid})")
-    print(f"serial port: {board.url}  (written to {Path(args.state_dir) / PORT_FILE})")
-    print("capture with: tinyscope capture --port auto --build BUILD_DIR --out RUN_DIR")
-    print("stop with `make stop` (or tinyscope stop)")
-    return 0
-
-
-def _cmd_stop(args: argparse.Namespace) -> int:
-    pid = stop(args.state_dir)
-    print(f"stopped QEMU (pid {pid})" if pid else "no QEMU was running")
-    return 0
-
-
-def add_cli(sub) -> None:
-    f = sub.add_parser(
-        "flash", help="build the firmware and put it on the board (QEMU or a real board)",
-        description="Build firmware/build/<board>/firmware.elf for MODEL_DIR. Emulated boards "
-        "(qemu = mps2-an386; netduinoplus2 runs the nucleo-f446re image) boot in "
-        "qemu-system-arm in the background: the serial port URL is written to STATE_DIR/port; "
-        "stop with 'tinyscope stop'. Real boards (nucleo-f446re) are programmed with openocd "
-        "or st-flash. See docs/boards.md.",
-    )
-    f.add_argument("--board", default="qemu",
-                   help="qemu (default), netduinoplus2 (emulated) or nucleo-f446re")
-    f.add_argument("--model-dir", default="build/default",
-                   help="directory with model_data.cc (from tinyscope convert)")
-    f.add_argument("--elf", help="boot this ELF instead of building one")
-    f.add_argument("--arena-bytes", type=int, help="size of the firmware's tensor arena")
-    f.add_argument("--state-dir", default=str(DEFAULT_STATE_DIR),
-                   help="where the port, pid and log files go (default: build/qemu)")
-    f.set_defaults(func=_cmd_flash)
-    s = sub.add_parser("stop", help="stop the emulated board started by 'tinyscope flash'")
-    s.add_argument("--state-dir", default=str(DEFAULT_STATE_DIR))
-    s.set_defaults(func=_cmd_stop)

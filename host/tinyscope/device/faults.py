@@ -5,11 +5,11 @@
   byte offsets of either direction, flips a bit, drops, duplicates or inserts bytes, stalls,
   disconnects the client, or resets the board through QMP (``system_reset``).
 - :func:`qmp_execute` sends one QMP command to the QEMU started by
-  :mod:`tinyscope.link.boards` (its ``qmp.sock``).
+  :mod:`tinyscope.device.boards` (its ``qmp.sock``).
 - :func:`mutate_stream` / :func:`check_stream` build a byte stream of good frames with
   faults between and inside them, and check the host decoder on it: no crash, no corrupt
   frame accepted, every intact frame recovered, every bad frame counted.
-  ``python -m tinyscope.link.faults --streams 1000000`` (``make fuzz``) runs it on a
+  ``python -m tinyscope.device.faults --streams 1000000`` (``make fuzz``) runs it on a
   seeded random stream generator and prints the counts.
 
 This is test machinery: nothing in the capture path imports it.
@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tinyscope.link import protocol as P
+from tinyscope.device import protocol as P
 
 UP = "up"  # host -> device
 DOWN = "down"  # device -> host

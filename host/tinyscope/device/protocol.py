@@ -1,7 +1,7 @@
 """The tinyscope serial protocol: frame layout, CRC-32, COBS framing, payload codecs.
 
 This module is the single definition of the wire format. ``firmware/app/protocol_defs.h`` is
-generated from it (``python -m tinyscope.link.protocol --header firmware/app/protocol_defs.h``)
+generated from it (``python -m tinyscope.device.protocol --header firmware/app/protocol_defs.h``)
 and a test checks that the committed header equals the generated one. ``docs/protocol.md``
 describes the same layout for people writing their own firmware.
 
@@ -670,9 +670,9 @@ def decode_done(payload: bytes) -> tuple[int, int]:
 def c_header() -> str:
     """The firmware's view of this module (firmware/app/protocol_defs.h)."""
     lines = [
-        "/* Generated from host/tinyscope/link/protocol.py by",
-        " *   python -m tinyscope.link.protocol --header firmware/app/protocol_defs.h",
-        " * Do not edit; tests/test_protocol.py checks that it is up to date. */",
+        "/* Generated from host/tinyscope/device/protocol.py by",
+        " *   python -m tinyscope.device.protocol --header firmware/app/protocol_defs.h",
+        " * Do not edit; tests/device/test_protocol.py checks that it is up to date. */",
         "#ifndef TS_PROTOCOL_DEFS_H",
         "#define TS_PROTOCOL_DEFS_H",
         "",
