@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,6 +15,13 @@ from hypothesis import strategies as st
 from tinyscope.device import protocol as P
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def iter_frames(chunks: Iterable[bytes], reader: P.FrameReader | None = None) -> Iterator[P.Frame]:
+    """Frames from an iterable of byte chunks, through one FrameReader."""
+    reader = reader or P.FrameReader()
+    for chunk in chunks:
+        yield from reader.feed(chunk)
 
 
 def naive_cobs_encode(data: bytes) -> bytes:
@@ -130,7 +138,7 @@ def test_resync_after_garbage_via_loop_url():
         port.write(b"\x00\x00")  # empty frames are ignored, not bad
         port.write(frames[2].encode())
         reader = P.FrameReader()
-        got = list(P.iter_frames(iter(lambda: port.read(97), b""), reader))
+        got = list(iter_frames(iter(lambda: port.read(97), b""), reader))
     finally:
         port.close()
     # The first garbage sticks to frame 0, which is lost; the others resync.
@@ -151,7 +159,7 @@ def test_oversized_frame_dropped_without_buffering():
 def test_frames_split_across_reads_byte_by_byte():
     frames = [P.Frame(P.FrameType.INFO, i, bytes(range(i, i + 50))) for i in range(5)]
     wire = b"".join(f.encode() for f in frames)
-    got = list(P.iter_frames(wire[i : i + 1] for i in range(len(wire))))
+    got = list(iter_frames(wire[i : i + 1] for i in range(len(wire))))
     assert got == frames
 
 
@@ -170,7 +178,7 @@ def test_chunked_tensor_through_frames():
     arr = rng.integers(-128, 128, size=(1, 26, 26, 8), dtype=np.int8)
     wire = b"".join(P.Frame(P.FrameType.TENSOR, 9, c.encode()).encode()
                     for c in _chunks(arr, 4000))
-    decoded = [P.TensorChunk.decode(f.payload) for f in P.iter_frames([wire])]
+    decoded = [P.TensorChunk.decode(f.payload) for f in iter_frames([wire])]
     assert len(decoded) == 2
     asm = P.TensorAssembler(decoded[0])
     asm.add(decoded[1])
@@ -238,7 +246,7 @@ def test_tensor_chunks_fill_frames_and_reassemble(size):
     assert len(chunks) == -(-size // (P.MAX_RESPONSE_PAYLOAD - len(chunks[-1].meta()))) or \
         len(chunks) == -(-size // (P.MAX_RESPONSE_PAYLOAD - len(chunks[0].meta())))
     decoded = [P.TensorChunk.decode(f.payload)
-               for f in P.iter_frames([b"".join(f.encode() for f in frames)])]
+               for f in iter_frames([b"".join(f.encode() for f in frames)])]
     asm = P.TensorAssembler(decoded[0])
     for d in decoded[1:]:
         asm.add(d)

@@ -213,16 +213,6 @@ def compare_tensors(
     return out
 
 
-def per_sample_mean(ref: np.ndarray, test: np.ndarray, scale=None, zero_point=None) -> dict:
-    """:func:`error_metrics` per sample (axis 0), averaged: QuantizationDebugger's aggregation."""
-    zp = 0 if zero_point is None else zero_point
-    r = _dequant(ref, scale, zp, -1)
-    t = _dequant(test, scale, zp, -1)
-    rows = [error_metrics(r[i], t[i]) for i in range(len(r))]
-    keys = ("max_abs_error", "mean_abs_error", "mean_error", "stddev", "mse", "rmse")
-    return {k: float(np.mean([row[k] for row in rows])) for k in keys}
-
-
 def confusion_matrix(true: np.ndarray, pred: np.ndarray, num_classes: int) -> np.ndarray:
     cm = np.zeros((num_classes, num_classes), np.int64)
     np.add.at(cm, (np.asarray(true, np.int64), np.asarray(pred, np.int64)), 1)

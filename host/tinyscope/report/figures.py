@@ -111,31 +111,6 @@ def feature_map_grid(
     return fig
 
 
-def difference_grid(diff_lsb: np.ndarray, title: str = "difference (LSB)", tile: float = 1.6):
-    """Integer differences per channel in LSB, diverging colours, 0 = white, shared scale."""
-    diff = _as_maps(diff_lsb).astype(np.int32)
-    c = diff.shape[-1]
-    rows, cols = near_square(c)
-    cmap, norm, limit = _diff_norm(int(np.abs(diff).max()))
-    fig = new_figure(cols * tile + 1.0, rows * tile + 0.6)
-    axes = fig.subplots(rows, cols, squeeze=False)
-    image = None
-    for i, ax in enumerate(axes.flat):
-        _clean(ax)
-        if i >= c:
-            ax.set_axis_off()
-            continue
-        image = ax.imshow(diff[..., i], cmap=cmap, norm=norm, interpolation="nearest")
-        nz = int(np.count_nonzero(diff[..., i]))
-        ax.set_title(f"ch {i}: {nz} px differ", fontsize=8)
-    fig.colorbar(image, ax=axes, shrink=0.85, label="difference (LSB)",
-                 ticks=np.arange(-limit, limit + 1))
-    n = int(np.count_nonzero(diff))
-    fig.suptitle(f"{title}: {n} of {diff.size} values differ, max {int(np.abs(diff).max())} LSB",
-                 fontsize=11)
-    return fig
-
-
 def comparison_grid(
     rows: dict[str, np.ndarray],
     diff_lsb: dict[str, np.ndarray] | np.ndarray | None = None,
@@ -207,22 +182,6 @@ def draw_overlay(ax, image: np.ndarray, saliency: np.ndarray, alpha: float = 0.5
                      vmax=1.0, interpolation="bilinear")
     _clean(ax)
     return heat
-
-
-def saliency_overlay(
-    image: np.ndarray, saliency: np.ndarray, title: str = "saliency", alpha: float = 0.55
-) -> Figure:
-    """The input image with the saliency heat map on top, and the heat map alone."""
-    fig = new_figure(5.6, 3.0)
-    ax_img, ax_heat = fig.subplots(1, 2)
-    ax_img.imshow(_gray(image), cmap="gray", interpolation="nearest")
-    ax_img.set_title("input", fontsize=9)
-    _clean(ax_img)
-    heat = draw_overlay(ax_heat, image, saliency, alpha)
-    ax_heat.set_title("saliency on input", fontsize=9)
-    fig.colorbar(heat, ax=ax_heat, shrink=0.85, label="saliency (normalised)")
-    fig.suptitle(title, fontsize=11)
-    return fig
 
 
 def saliency_methods(
