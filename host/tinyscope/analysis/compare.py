@@ -57,8 +57,8 @@ def load_capture(run_dir: str | Path) -> Capture:
     n = int(run.get("images", 0))
     if n < 1:
         raise TinyscopeError(f"{run_path}: the capture holds no complete image; capture again")
-    with np.load(npz_path) as cap:
-        names = set(cap.files)
+    with np.load(npz_path) as npz:
+        names = set(npz.files)
 
         def batch(prefix: str) -> np.ndarray:
             missing = [f"{prefix}_{i}" for i in range(n) if f"{prefix}_{i}" not in names]
@@ -67,27 +67,27 @@ def load_capture(run_dir: str | Path) -> Capture:
                     f"{npz_path}: run.json says {n} images but {missing[0]} is missing; "
                     "the file is damaged or from another run"
                 )
-            return np.stack([cap[f"{prefix}_{i}"][0] for i in range(n)])
+            return np.stack([npz[f"{prefix}_{i}"][0] for i in range(n)])
 
         indices = sorted({int(k[1:].split("_")[0]) for k in names if k.startswith("t")})
         tensors = {i: batch(f"t{i}") for i in indices}
         outputs = batch("output") if "output_0" in names else None
-        return Capture(run, batch("input"), tensors, outputs, np.asarray(cap["labels"])[:n])
+        return Capture(run, batch("input"), tensors, outputs, np.asarray(npz["labels"])[:n])
 
 
-def _float_inputs(manifest: dict, cap: Capture) -> tuple[np.ndarray, str]:
+def _float_inputs(manifest: dict, capture: Capture) -> tuple[np.ndarray, str]:
     """Float images for the float model: the originals if the capture used the build's test
     split (checked by re-quantizing them), else the dequantized int8 inputs."""
-    data = cap.run.get("data") or None
+    data = capture.run.get("data") or None
     try:
-        x, q, _ = quantized_test_inputs(manifest, len(cap.inputs), data)
-        if q.shape == cap.inputs.shape and np.array_equal(q, cap.inputs):
+        x, q, _ = quantized_test_inputs(manifest, len(capture.inputs), data)
+        if q.shape == capture.inputs.shape and np.array_equal(q, capture.inputs):
             return x, "original float images"
     except TinyscopeError:
         pass
     inp = manifest["input"]
     return (
-        dequantize(cap.inputs, inp["scale"], inp["zero_point"]).astype(np.float32),
+        dequantize(capture.inputs, inp["scale"], inp["zero_point"]).astype(np.float32),
         "dequantized int8 inputs (the original images were not found)",
     )
 
@@ -102,45 +102,47 @@ def _ticks_to_instructions(run: dict) -> float | None:
 
 def compare(run_dir: str | Path, build_dir: str | Path | None = None,
             model_path: str | Path | None = None, progress: bool = True) -> tuple[dict, dict]:
-    """All metrics of a capture; returns ``(metrics, arrays)`` (arrays for the figures)."""
+    """All metrics of a capture; returns ``(metrics, figure_data)`` (what the figures draw)."""
     from tqdm.auto import tqdm
 
-    cap = load_capture(run_dir)
-    build = Path(build_dir or cap.run.get("build") or "")
-    man = manifest_mod.load(build)
-    if cap.run.get("model_sha256") != man["model_sha256"]:
+    capture = load_capture(run_dir)
+    build = Path(build_dir or capture.run.get("build") or "")
+    manifest = manifest_mod.load(build)
+    if capture.run.get("model_sha256") != manifest["model_sha256"]:
         raise MismatchError(
-            f"the capture in {run_dir} ran model {cap.run.get('model_sha256')} but "
-            f"{build}/manifest.json is model {man['model_sha256']}; pass --build with the "
+            f"the capture in {run_dir} ran model {capture.run.get('model_sha256')} but "
+            f"{build}/manifest.json is model {manifest['model_sha256']}; pass --build with the "
             "build the device was flashed from"
         )
-    tfl = manifest_mod.model_bytes(build, man)
+    tflite_bytes = manifest_mod.model_bytes(build, manifest)
     steps = tqdm(total=4, desc="desktop references", unit="run", disable=not progress)
-    tflm = floatref.stack(reference.tflm_tensors(tfl, cap.inputs))
+    tflm = floatref.stack(reference.tflm_tensors(tflite_bytes, capture.inputs))
     steps.update(1)
-    ref = floatref.stack(reference.litert_tensors(tfl, cap.inputs, resolver="ref"))
+    litert_ref = floatref.stack(reference.litert_tensors(tflite_bytes, capture.inputs,
+                                                         resolver="ref"))
     steps.update(1)
-    xnn = floatref.stack(reference.litert_tensors(tfl, cap.inputs, resolver="default"))
+    xnnpack = floatref.stack(reference.litert_tensors(tflite_bytes, capture.inputs,
+                                                      resolver="default"))
     steps.update(1)
-    src = model_path or man.get("source_model")
-    flt: dict[int, np.ndarray] = {}
+    src = model_path or manifest.get("source_model")
+    float_ref: dict[int, np.ndarray] = {}
     float_note = "no float model"
     model = None
     if src and Path(src).is_file():
         model = load_model(src)
-        x, float_note = _float_inputs(man, cap)
-        flt = floatref.float_tensors(model, tfl, x)
+        x, float_note = _float_inputs(manifest, capture)
+        float_ref = floatref.float_tensors(model, tflite_bytes, x)
     else:
         x = None
     steps.update(1)
     steps.close()
 
-    ops_by_out = {o["outputs"][0]: o for o in man["operators"]}
-    tinfo = {t["index"]: t for t in man["tensors"]}
-    timing = cap.run.get("timing", {})
+    ops_by_out = {o["outputs"][0]: o for o in manifest["operators"]}
+    tinfo = {t["index"]: t for t in manifest["tensors"]}
+    timing = capture.run.get("timing", {})
     per_op_ticks = timing.get("per_op_ticks_median") or []
     rows = []
-    for idx, dev in cap.tensors.items():
+    for idx, dev in capture.tensors.items():
         t, op = tinfo[idx], ops_by_out.get(idx)
         sc, zp = t["scales"][0], t["zero_points"][0]
         entry: dict = {
@@ -149,27 +151,27 @@ def compare(run_dir: str | Path, build_dir: str | Path | None = None,
             "keras_layer": op.get("keras_layer") if op else "input",
             "shape": t["shape"], "scale": sc, "zero_point": zp,
             "device_vs_tflm": drift.compare_tensors(tflm[idx], dev, sc, zp),
-            "device_vs_litert_ref": drift.compare_tensors(ref[idx], dev, sc, zp),
-            "xnnpack_vs_device": drift.compare_tensors(dev, xnn[idx], sc, zp),
+            "device_vs_litert_ref": drift.compare_tensors(litert_ref[idx], dev, sc, zp),
+            "xnnpack_vs_device": drift.compare_tensors(dev, xnnpack[idx], sc, zp),
         }
-        if idx in flt:
-            entry["device_vs_float"] = drift.compare_tensors(flt[idx], dev, sc, zp)
+        if idx in float_ref:
+            entry["device_vs_float"] = drift.compare_tensors(float_ref[idx], dev, sc, zp)
         rows.append(entry)
     rows.sort(key=lambda r: -1 if r["op_index"] is None else r["op_index"])
 
-    out_idx = man["output"]["index"]
-    dev_out = cap.outputs if cap.outputs is not None else cap.tensors.get(out_idx)
-    classes = man.get("classes") or [str(i) for i in range(tflm[out_idx].shape[-1])]
-    dataset: dict = {"n": int(len(cap.inputs))}
+    out_idx = manifest["output"]["index"]
+    dev_out = capture.outputs if capture.outputs is not None else capture.tensors.get(out_idx)
+    classes = manifest.get("classes") or [str(i) for i in range(tflm[out_idx].shape[-1])]
+    dataset: dict = {"n": int(len(capture.inputs))}
     if dev_out is not None:
         dataset["output_equals_tflm"] = bool(np.array_equal(dev_out, tflm[out_idx]))
         dataset["output_lsb_vs_tflm"] = drift.lsb_stats(dev_out, tflm[out_idx])
-        dataset["device_accuracy"] = float(np.mean(dev_out.argmax(-1) == cap.labels))
+        dataset["device_accuracy"] = float(np.mean(dev_out.argmax(-1) == capture.labels))
         dataset["xnnpack_vs_device_top1_agreement"] = float(
-            np.mean(xnn[out_idx].argmax(-1) == dev_out.argmax(-1)))
-        fscores = flt.get(out_idx, flt.get(man.get("logits_tensor", -1)))
+            np.mean(xnnpack[out_idx].argmax(-1) == dev_out.argmax(-1)))
+        fscores = float_ref.get(out_idx, float_ref.get(manifest.get("logits_tensor", -1)))
         if fscores is not None:
-            agree = drift.dataset_agreement(fscores, dev_out, cap.labels, len(classes))
+            agree = drift.dataset_agreement(fscores, dev_out, capture.labels, len(classes))
             dataset.update({
                 "device_vs_float_top1_agreement": agree["top1_agreement"],
                 "n_disagree_with_float": agree["n_disagree"],
@@ -179,12 +181,12 @@ def compare(run_dir: str | Path, build_dir: str | Path | None = None,
                 "confusion_device": agree["confusion_int8"],
             })
 
-    ipt = _ticks_to_instructions(cap.run)
+    instr_per_tick = _ticks_to_instructions(capture.run)
     timing_rows = []
-    for op in man["operators"]:
+    for op in manifest["operators"]:
         i = op["index"]
         ticks = per_op_ticks[i] if i < len(per_op_ticks) else None
-        instr = ticks * ipt if (ticks is not None and ipt) else None
+        instr = ticks * instr_per_tick if (ticks is not None and instr_per_tick) else None
         timing_rows.append({
             "op_index": i, "op": op["op"], "keras_layer": op.get("keras_layer"),
             "macs": op.get("macs", 0), "ticks": ticks, "instructions": instr,
@@ -194,10 +196,10 @@ def compare(run_dir: str | Path, build_dir: str | Path | None = None,
     worst = max((r["device_vs_tflm"]["lsb"]["max_lsb"] for r in rows), default=0)
     mismatches = sum(r["device_vs_tflm"]["lsb"]["n_different"] for r in rows)
     metrics = {
-        "run_dir": str(run_dir), "build": str(build), "model_sha256": man["model_sha256"],
-        "board": cap.run.get("board"), "cpu_hz": cap.run.get("cpu_hz"),
-        "firmware_version": cap.run.get("firmware_version"),
-        "n_images": int(len(cap.inputs)), "classes": classes,
+        "run_dir": str(run_dir), "build": str(build), "model_sha256": manifest["model_sha256"],
+        "board": capture.run.get("board"), "cpu_hz": capture.run.get("cpu_hz"),
+        "firmware_version": capture.run.get("firmware_version"),
+        "n_images": int(len(capture.inputs)), "classes": classes,
         "float_inputs": float_note,
         "device_vs_tflm_max_lsb": int(worst),
         "device_vs_tflm_mismatching_elements": int(mismatches),
@@ -205,11 +207,12 @@ def compare(run_dir: str | Path, build_dir: str | Path | None = None,
         "dataset": dataset, "tensors": rows,
         "timing": {"tick_hz": timing.get("tick_hz"), "tick_note": timing.get("tick_note"),
                    "total_ticks_median": timing.get("total_ticks_median"),
-                   "instructions_per_tick": ipt, "per_op": timing_rows},
+                   "instructions_per_tick": instr_per_tick, "per_op": timing_rows},
     }
-    arrays = {"cap": cap, "tflm": tflm, "ref": ref, "xnnpack": xnn, "float": flt, "x": x,
-              "model": model, "manifest": man, "model_bytes": tfl}
-    return metrics, arrays
+    figure_data = {"capture": capture, "tflm": tflm, "litert_ref": litert_ref, "xnnpack": xnnpack,
+                   "float": float_ref, "x": x, "model": model, "manifest": manifest,
+                   "model_bytes": tflite_bytes}
+    return metrics, figure_data
 
 
 # --------------------------------------------------------------------------- summary

@@ -288,35 +288,35 @@ def run(
     build_dir: str | Path, n: int = DEFAULT_N, data: str | None = None,
     model_path: str | Path | None = None, progress: bool = True,
 ) -> tuple[dict, dict]:
-    """Compute every metric for a build; returns ``(metrics, arrays)`` (arrays for figures)."""
-    man = manifest_mod.load(build_dir)
-    tfl = manifest_mod.model_bytes(build_dir, man)
-    src = model_path or man.get("source_model")
+    """Every metric for a build; returns ``(metrics, figure_data)`` (what the figures draw)."""
+    manifest = manifest_mod.load(build_dir)
+    tflite_bytes = manifest_mod.model_bytes(build_dir, manifest)
+    src = model_path or manifest.get("source_model")
     if not src or not Path(src).is_file():
         raise TinyscopeError(
             f"float model {src!r} (from {Path(build_dir) / 'manifest.json'}) not found; "
             "pass --model MODEL.keras"
         )
     model = load_model(src)
-    x, q, y = quantized_test_inputs(man, n, data)
-    lmap = map_layers(model, tfl)
+    x, q, y = quantized_test_inputs(manifest, n, data)
+    lmap = map_layers(model, tflite_bytes)
     steps = ["TFLM", "LiteRT BUILTIN_REF", "LiteRT default (XNNPACK)", "float Keras"]
     bar = _progress(len(steps), progress)
-    tflm = floatref.stack(reference.tflm_tensors(tfl, q))
+    tflm = floatref.stack(reference.tflm_tensors(tflite_bytes, q))
     bar.update(1)
-    ref = floatref.stack(reference.litert_tensors(tfl, q, resolver="ref"))
+    litert_ref = floatref.stack(reference.litert_tensors(tflite_bytes, q, resolver="ref"))
     bar.update(1)
-    xnn = floatref.stack(reference.litert_tensors(tfl, q, resolver="default"))
+    xnnpack = floatref.stack(reference.litert_tensors(tflite_bytes, q, resolver="default"))
     bar.update(1)
-    flt = floatref.float_tensors(model, tfl, x, layer_map=lmap)
-    local = local_float_tensors(model, tfl, tflm, layer_map=lmap)
+    float_ref = floatref.float_tensors(model, tflite_bytes, x, layer_map=lmap)
+    local = local_float_tensors(model, tflite_bytes, tflm, layer_map=lmap)
     bar.update(1)
     bar.close()
 
-    ops = {o["outputs"][0]: o for o in man["operators"]}
-    tinfo = {t["index"]: t for t in man["tensors"]}
+    ops = {o["outputs"][0]: o for o in manifest["operators"]}
+    tinfo = {t["index"]: t for t in manifest["tensors"]}
     per_tensor = []
-    for idx in man["activations"]:
+    for idx in manifest["activations"]:
         t = tinfo[idx]
         op = ops.get(idx)
         entry = {
@@ -329,30 +329,30 @@ def run(
             "zero_point": t["zero_points"][0],
         }
         sc, zp = t["scales"][0], t["zero_points"][0]
-        if idx in flt:
-            entry["float_vs_int8"] = compare_tensors(flt[idx], tflm[idx], sc, zp)
+        if idx in float_ref:
+            entry["float_vs_int8"] = compare_tensors(float_ref[idx], tflm[idx], sc, zp)
         if idx in local:
             entry["float_local_vs_int8"] = compare_tensors(local[idx], tflm[idx], sc, zp)
-        entry["tflm_vs_litert_ref"] = compare_tensors(tflm[idx], ref[idx], sc, zp)
-        entry["tflm_vs_xnnpack"] = compare_tensors(tflm[idx], xnn[idx], sc, zp)
+        entry["tflm_vs_litert_ref"] = compare_tensors(tflm[idx], litert_ref[idx], sc, zp)
+        entry["tflm_vs_xnnpack"] = compare_tensors(tflm[idx], xnnpack[idx], sc, zp)
         per_tensor.append(entry)
 
-    out_idx = man["output"]["index"]
-    logits_idx = man["logits_tensor"]
+    out_idx = manifest["output"]["index"]
+    logits_idx = manifest["logits_tensor"]
     scores = {
-        "float": flt.get(out_idx, flt.get(logits_idx)),
+        "float": float_ref.get(out_idx, float_ref.get(logits_idx)),
         "tflm": tflm[out_idx],
-        "xnnpack": xnn[out_idx],
+        "xnnpack": xnnpack[out_idx],
     }
-    classes = man.get("classes") or [str(i) for i in range(scores["tflm"].shape[-1])]
+    classes = manifest.get("classes") or [str(i) for i in range(scores["tflm"].shape[-1])]
     dataset = dataset_agreement(scores["float"], scores["tflm"], y, len(classes))
     dataset["xnnpack_vs_tflm_top1_agreement"] = float(
         np.mean(scores["xnnpack"].argmax(-1) == scores["tflm"].argmax(-1))
     )
     metrics = {
-        "model_sha256": man["model_sha256"],
+        "model_sha256": manifest["model_sha256"],
         "source_model": str(src),
-        "data": man.get("data") if data is None else data,
+        "data": manifest.get("data") if data is None else data,
         "n_images": int(len(y)),
         "classes": classes,
         "int8_reference": "TFLM (tflite-micro python interpreter): what the device must match",
@@ -360,11 +360,11 @@ def run(
         "dataset": dataset,
         "tensors": per_tensor,
     }
-    arrays = {
-        "x": x, "q": q, "y": y, "tflm": tflm, "ref": ref, "xnnpack": xnn, "float": flt,
-        "local": local, "first_layer_output": man["first_layer_output"],
+    figure_data = {
+        "x": x, "q": q, "y": y, "tflm": tflm, "litert_ref": litert_ref, "xnnpack": xnnpack,
+        "float": float_ref, "local": local, "first_layer_output": manifest["first_layer_output"],
     }
-    return metrics, arrays
+    return metrics, figure_data
 
 
 def _progress(total: int, enabled: bool):

@@ -32,10 +32,10 @@ def build_is_current(model_path: Path, build_dir: Path) -> bool:
     if not man_path.is_file() or not (build_dir / "model_data.cc").is_file():
         return False
     try:
-        man = json.loads(man_path.read_text())
+        manifest = json.loads(man_path.read_text())
     except ValueError:
         return False
-    return man.get("source_sha256") == manifest_mod.sha256(model_path.read_bytes())
+    return manifest.get("source_sha256") == manifest_mod.sha256(model_path.read_bytes())
 
 
 def _step(name: str) -> float:
@@ -55,18 +55,18 @@ def run_pipeline(args: argparse.Namespace) -> int:
         convert(model, build, data=args.data or "mnist")
     else:
         print(f"==> {build} is up to date with {model} (use --force to convert again)")
-    man = manifest_mod.load(build)
+    manifest = manifest_mod.load(build)
 
     _step(f"build firmware for {board_name}")
     elf = boards.build_firmware(build, boards.firmware_board(board_name), quiet=True)
     print(f"    {elf}")
-    _, q, labels = quantized_test_inputs(man, args.n, args.data)
+    _, q, labels = quantized_test_inputs(manifest, args.n, args.data)
 
     def capture_from(url: str) -> None:
         _step(f"capture {args.n} images (layers: {args.layers}) from {url} -> {out}")
         capture.capture(url, build, out, q, labels, args.layers,
                         progress=not args.no_progress,
-                        data_source=args.data or man.get("data", ""))
+                        data_source=args.data or manifest.get("data", ""))
 
     if board_name in boards.EMULATORS:
         machine = boards.EMULATORS[board_name].machine

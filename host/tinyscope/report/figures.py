@@ -25,7 +25,7 @@ DPI = 110
 
 
 def near_square(n: int) -> tuple[int, int]:
-    """Rows, columns for ``n`` tiles: 8 -> (2, 4) as in the seed, 16 -> (4, 4), 10 -> (3, 4)."""
+    """Rows, columns for ``n`` tiles: 8 -> (2, 4), 16 -> (4, 4), 10 -> (3, 4)."""
     if n < 1:
         raise ValueError("need at least one map")
     for rows in range(math.isqrt(n), 0, -1):  # an exact fill if it is not too elongated
@@ -318,7 +318,7 @@ def confusion_chart(matrix, classes: Sequence[str], title: str, xlabel: str, yla
     return fig
 
 
-def drift_figures(metrics: dict, arrays: dict, out: Path, image: int = 0) -> list[Path]:
+def drift_figures(metrics: dict, figure_data: dict, out: Path, image: int = 0) -> list[Path]:
     """The figures of ``tinyscope drift``; returns the PNG paths written."""
     from tinyscope.data import dequantize
 
@@ -334,19 +334,19 @@ def drift_figures(metrics: dict, arrays: dict, out: Path, image: int = 0) -> lis
         paths.append(save(confusion_chart(
             d["confusion_int8"], classes, f"int8 accuracy {d['int8_accuracy']:.2%}",
             "int8 prediction", "true class"), out / "confusion_int8.png"))
-    idx = arrays["first_layer_output"]
+    idx = figure_data["first_layer_output"]
     t = next(x for x in metrics["tensors"] if x["index"] == idx)
-    tflm = arrays["tflm"][idx][image]
+    tflm = figure_data["tflm"][idx][image]
     rows = {
-        "float Keras": arrays["float"].get(idx, [None] * (image + 1))[image],
+        "float Keras": figure_data["float"].get(idx, [None] * (image + 1))[image],
         "int8 TFLM": dequantize(tflm, t["scale"], t["zero_point"]),
     }
-    diffs = {"XNNPACK - TFLM": arrays["xnnpack"][idx][image].astype(np.int32) - tflm}
-    if idx in arrays["float"]:
-        fq = np.clip(np.round(arrays["float"][idx][image] / t["scale"]) + t["zero_point"],
+    diffs = {"XNNPACK - TFLM": figure_data["xnnpack"][idx][image].astype(np.int32) - tflm}
+    if idx in figure_data["float"]:
+        fq = np.clip(np.round(figure_data["float"][idx][image] / t["scale"]) + t["zero_point"],
                      -128, 127)
         diffs["TFLM - round(float)"] = tflm.astype(np.int32) - fq.astype(np.int32)
-    label = int(arrays["y"][image])
+    label = int(figure_data["y"][image])
     paths.append(save(comparison_grid(
         rows, diffs, title=f"first layer (tensor #{idx}), test image {image} "
         f"(label {classes[label]})"), out / "first_layer_comparison.png"))

@@ -16,21 +16,22 @@ from tinyscope.report import figures as figures_mod
 def run_saliency(build_dir, out: Path, n: int = 8, model_path=None, data=None,
                  progress=True) -> dict:
     """Saliency for ``n`` test images of a build: figures + ``saliency.json``."""
-    man = manifest_mod.load(build_dir)
-    tfl = manifest_mod.model_bytes(build_dir, man)
-    src = model_path or man.get("source_model")
+    manifest = manifest_mod.load(build_dir)
+    tflite_bytes = manifest_mod.model_bytes(build_dir, manifest)
+    src = model_path or manifest.get("source_model")
     if not src or not Path(src).is_file():
         raise TinyscopeError(f"float model {src!r} not found; pass --model MODEL.keras")
     model = load_model(src)
-    x, q, y = quantized_test_inputs(man, n, data)
+    x, q, y = quantized_test_inputs(manifest, n, data)
     classes = saliency.VanillaGradient(model).predict_classes(x)
-    maps = saliency.compute_all(model, tfl, x, classes, man["logits_tensor"], progress=progress)
+    maps = saliency.compute_all(model, tflite_bytes, x, classes, manifest["logits_tensor"],
+                                progress=progress)
     drift = saliency.saliency_drift(maps["occlusion float"], maps["occlusion int8"])
-    first = man["first_layer_output"]
-    t = next(t for t in man["tensors"] if t["index"] == first)
-    int8_maps = floatref.stack(reference.tflm_tensors(tfl, q))[first]
+    first = manifest["first_layer_output"]
+    t = next(t for t in manifest["tensors"] if t["index"] == first)
+    int8_maps = floatref.stack(reference.tflm_tensors(tflite_bytes, q))[first]
     out.mkdir(parents=True, exist_ok=True)
-    names = man.get("classes") or [str(i) for i in range(10)]
+    names = manifest.get("classes") or [str(i) for i in range(10)]
     paths = []
     for i in range(len(x)):
         feat = dequantize(int8_maps[i], t["scale"] if "scale" in t else t["scales"][0],
