@@ -48,6 +48,7 @@ INT8_REFERENCES = ("tflm", "litert_ref", "xnnpack")
 CACHE_DIRNAME = "references"
 CACHE_FORMAT = 1
 WORKER_TIMEOUT_S = 3600.0
+FAULT_ENV = "TINYSCOPE_REFERENCE_FAULT"
 
 
 class ReferenceError(TinyscopeError):  # noqa: A001 (the name says what failed)
@@ -85,6 +86,9 @@ class References:
 
 def _compute_one(kind: str, job: dict, work: Path) -> TensorDict:
     from tinyscope import floatref, reference
+
+    if kind in job.get("fault", []):  # fault injection for the tests: die as a C abort does
+        os.abort()
 
     model = (work / "model.tflite").read_bytes()
     if kind == "float":
@@ -174,27 +178,109 @@ def _worker_env() -> dict[str, str]:
             "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
 
 
+class _Worker:
+    """A worker process that runs jobs (work directories named on its stdin) one at a time,
+    kept for the next job; a new one is started when it has died."""
+
+    def __init__(self, name: str) -> None:
+        import threading
+
+        self.name = name
+        self.proc: subprocess.Popen | None = None
+        self.lock = threading.Lock()
+
+    def run(self, work: Path) -> int:
+        """0 when the worker finished the job; else its exit status (negative: a signal)."""
+        import select
+
+        if self.proc is None or self.proc.poll() is not None:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "tinyscope.refproc", "--serve"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                env=_worker_env(),
+            )
+        proc = self.proc
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            proc.stdin.write(f"{work}\n".encode())
+            proc.stdin.flush()
+            ready, _, _ = select.select([proc.stdout], [], [], WORKER_TIMEOUT_S)
+            line = proc.stdout.readline() if ready else b""
+        except BrokenPipeError:
+            line = b""
+        except BaseException:
+            self.close(kill=True)
+            raise
+        if line.strip() == b"done":
+            return 0
+        if not ready:
+            self.close(kill=True)
+            return -signal.SIGKILL
+        code = proc.wait()
+        self.proc = None
+        return code if code != 0 else 1
+
+    def close(self, kill: bool = False) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        if kill:
+            proc.kill()
+        elif proc.stdin is not None:
+            proc.stdin.close()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+_WORKERS: dict[str, _Worker] = {}
+
+
+def _worker(name: str) -> _Worker:
+    if not _WORKERS:
+        import atexit
+
+        atexit.register(shutdown_workers)
+    return _WORKERS.setdefault(name, _Worker(name))
+
+
+def shutdown_workers() -> None:
+    """Stop the worker processes (they also stop when this process ends)."""
+    for w in list(_WORKERS.values()):
+        w.close()
+
+
+def serve() -> int:
+    """The worker loop: run each job directory read from stdin, answer "done" on the
+    original stdout; the job's own output (C libraries print) goes to its worker.log."""
+    proto = os.fdopen(os.dup(1), "w")
+    for line in sys.stdin:
+        work = Path(line.strip())
+        log = os.open(work / "worker.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.close(log)
+        worker_main(str(work))
+        sys.stdout.flush()
+        sys.stderr.flush()
+        proto.write("done\n")
+        proto.flush()
+    return 0
+
+
 def _run_group(work: Path, kinds: list[str], model: bytes, result: References,
-               on_done: Callable[[str], None]) -> None:
-    """Run ``kinds`` in workers in ``work`` until each has a result or a reason."""
+               on_done: Callable[[str], None], worker: _Worker) -> None:
+    """Run ``kinds`` in ``worker`` until each has a result or a reason."""
     left = list(kinds)
     tries = 0
+    log_path = work / "worker.log"
     while left and tries <= len(kinds):
         tries += 1
         (work / "job.json").write_text(json.dumps({**_job(work), "kinds": left}))
-        log_path = work / "worker.log"
-        with open(log_path, "ab") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "tinyscope.refproc", str(work)],
-                stdout=log, stderr=subprocess.STDOUT, env=_worker_env(),
-                stdin=subprocess.DEVNULL,
-            )
-            try:
-                code = proc.wait(timeout=WORKER_TIMEOUT_S)
-            except BaseException:
-                proc.kill()
-                proc.wait()
-                raise
+        with worker.lock:
+            code = worker.run(work)
         for kind in list(left):
             npz, err = work / f"{kind}.npz", work / f"{kind}.error"
             if npz.exists():
@@ -207,7 +293,9 @@ def _run_group(work: Path, kinds: list[str], model: bytes, result: References,
             elif (work / f"{kind}.started").exists() and code != 0:
                 how = (f"aborted ({_signal_name(code)})" if code < 0
                        else f"exited with status {code}")
-                tail = log_path.read_text(errors="replace").strip().splitlines()[-1:]
+                tail = []
+                if log_path.exists():
+                    tail = log_path.read_text(errors="replace").strip().splitlines()[-1:]
                 diag = _diagnose(kind, model, how)
                 msg = str(diag)
                 if tail and not diag.runtime_refuses and "Traceback" not in tail[0]:
@@ -217,7 +305,7 @@ def _run_group(work: Path, kinds: list[str], model: bytes, result: References,
                 continue  # not reached by this worker: the next one runs it
             left.remove(kind)
             on_done(kind)
-        if code == 0 and left:  # a clean exit leaves nothing pending
+        if code == 0 and left:  # a finished job leaves nothing pending
             for kind in left:
                 result.missing[kind] = f"{LABELS[kind]} produced no result"
             left = []
@@ -283,6 +371,11 @@ def _store_cache(cache: Path, key: str, result: References) -> None:
     }, indent=2) + "\n")
 
 
+def _injected_faults() -> list[str]:
+    """References to kill on purpose (``TINYSCOPE_REFERENCE_FAULT=tflm,float``; tests only)."""
+    return [k for k in os.environ.get(FAULT_ENV, "").split(",") if k]
+
+
 class Pending:
     """References being computed in worker processes; :meth:`wait` returns them."""
 
@@ -307,14 +400,17 @@ class Pending:
             np.save(work / "q.npy", q)
             if x is not None and "float" in group:
                 np.save(work / "x.npy", np.asarray(x, np.float32))
-            (work / "job.json").write_text(json.dumps({"kinds": group, "keras": keras}))
-            t = threading.Thread(target=self._run, args=(work, group, model), daemon=True)
+            (work / "job.json").write_text(json.dumps({"kinds": group, "keras": keras,
+                                                       "fault": _injected_faults()}))
+            name = "float" if group == ["float"] else "int8"
+            t = threading.Thread(target=self._run, args=(work, group, model, _worker(name)),
+                                 daemon=True)
             self._threads.append(t)
             t.start()
 
-    def _run(self, work: Path, group: list[str], model: bytes) -> None:
+    def _run(self, work: Path, group: list[str], model: bytes, worker: _Worker) -> None:
         try:
-            _run_group(work, group, model, self.result, self._done)
+            _run_group(work, group, model, self.result, self._done, worker)
         except BaseException as err:  # re-raised by wait() in the caller's thread
             self._errors.append(err)
 
@@ -379,4 +475,4 @@ def compute(
 
 
 if __name__ == "__main__":
-    sys.exit(worker_main(sys.argv[1]))
+    sys.exit(serve() if sys.argv[1:] == ["--serve"] else worker_main(sys.argv[1]))
