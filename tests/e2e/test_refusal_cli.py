@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from refusal_models import save_tiny_logit_keras
+
+from tests.runtime.refusal_models import save_tiny_logit_keras
 
 TINYSCOPE = Path(sys.executable).parent / "tinyscope"
 

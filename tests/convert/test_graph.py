@@ -7,11 +7,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
-from refusal_models import tiny_logit_tflite
-from runtime_archs import architectures, build
-from runtime_helpers import calibration
-from tinyscope import fbgraph
-from tinyscope.quantize import quantize_keras
+from tinyscope.convert import graph as model_graph
+from tinyscope.convert.quantize import quantize_keras
+
+from tests.runtime.archs import architectures, build
+from tests.runtime.helpers import calibration
+from tests.runtime.refusal_models import tiny_logit_tflite
 
 
 def interpreter_view(model: bytes):
@@ -35,8 +36,8 @@ def interpreter_view(model: bytes):
     return ops, tensors, ins, outs
 
 
-def assert_same_graph(model: bytes) -> fbgraph.Graph:
-    g = fbgraph.read_graph(model)
+def assert_same_graph(model: bytes) -> model_graph.Graph:
+    g = model_graph.read_graph(model)
     ops, tensors, ins, outs = interpreter_view(model)
     assert [(o.index, o.name, o.inputs, o.outputs) for o in g.ops] == ops
     assert set(g.tensors) == set(tensors)
@@ -80,5 +81,5 @@ def test_damaged_models_raise_format_errors(build_dir, damage):
     bad = {"empty": b"", "identifier": good[:4] + b"XXXX" + good[8:],
            "truncated": good[:200],
            "flipped": good[:8] + bytes(b ^ 0xFF for b in good[8:64]) + good[64:]}[damage]
-    with pytest.raises(fbgraph.ModelFormatError):
-        fbgraph.read_graph(bad)
+    with pytest.raises(model_graph.ModelFormatError):
+        model_graph.read_graph(bad)

@@ -37,7 +37,7 @@ def calibration_images(n: int = 16, seed: int = 0) -> np.ndarray:
 
 
 def tiny_logit_tflite(weight_scale: float = 1e-6, seed: int = 0) -> bytes:
-    from tinyscope.quantize import quantize_keras
+    from tinyscope.convert.quantize import quantize_keras
 
     return quantize_keras(tiny_logit_classifier(weight_scale, seed), calibration_images())
 

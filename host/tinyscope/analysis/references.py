@@ -85,14 +85,14 @@ class References:
 
 
 def _compute_one(kind: str, job: dict, work: Path) -> TensorDict:
-    from tinyscope import floatref, reference
+    from tinyscope.analysis import floatref, reference
 
     if kind in job.get("fault", []):  # fault injection for the tests: die as a C abort does
         os.abort()
 
     model = (work / "model.tflite").read_bytes()
     if kind == "float":
-        from tinyscope.model import load_model
+        from tinyscope.convert.model import load_model
 
         keras_model = load_model(job["keras"])
         x = np.load(work / "x.npy")
@@ -147,11 +147,11 @@ def _signal_name(code: int) -> str:
 
 def _diagnose(kind: str, model: bytes, how: str) -> ReferenceError:
     """Why a reference died: our runtime's prepare names the operator when it refuses too."""
-    from tinyscope import prepcheck
+    from tinyscope.convert import check
 
     label = LABELS[kind]
     try:
-        refusal = prepcheck.check_model(model)
+        refusal = check.check_model(model)
     except TinyscopeError as err:
         return ReferenceError(kind, f"{label} {how}; the tinyscope runtime could not be asked "
                               f"why ({err})")
@@ -195,7 +195,7 @@ class _Worker:
 
         if self.proc is None or self.proc.poll() is not None:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "tinyscope.refproc", "--serve"],
+                [sys.executable, "-m", "tinyscope.analysis.references", "--serve"],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                 env=_worker_env(),
             )

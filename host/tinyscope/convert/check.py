@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyscope import fbgraph
+from tinyscope.convert import graph as model_graph
 from tinyscope.errors import TinyscopeError
 
 RUN_TIMEOUT_S = 120.0
@@ -89,7 +89,7 @@ def find_runner(build: bool = True) -> Path | None:
 
 def explain(model: bytes, op_index: int | None, reason: str) -> Refusal:
     """A refusal with the operator's name, the numbers from the graph and advice."""
-    g = fbgraph.read_graph(model)
+    g = model_graph.read_graph(model)
     op = g.ops[op_index] if op_index is not None and 0 <= op_index < len(g.ops) else None
     detail, advice = "", ""
     if op is not None and op.name == "SOFTMAX" and op.inputs:
@@ -125,7 +125,7 @@ def check_model(model: bytes, runner: Path | None = None) -> Refusal | None:
             "the native runtime runner (firmware/build/host/tinyscope-run) is missing and "
             "could not be built; run 'make -C firmware host' (needs make and a C compiler)"
         )
-    g = fbgraph.read_graph(model)
+    g = model_graph.read_graph(model)
     t = g.tensors[g.inputs[0]]
     nbytes = int(np.prod(t.shape, dtype=np.int64)) * t.dtype.itemsize
     with tempfile.TemporaryDirectory(prefix="tinyscope-check-") as tmp:
