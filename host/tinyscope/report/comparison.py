@@ -33,16 +33,20 @@ def _first_layer_figure(metrics: dict, arrays: dict, image: int, out: Path) -> P
         idx = min(cap.tensors, key=lambda k: k)
     t = next(r for r in metrics["tensors"] if r["index"] == idx)
     dev = cap.tensors[idx][image]
-    tflm = arrays["tflm"][idx][image]
+    # a reference that did not run (metrics["references"] says why) leaves its panels empty
+    tflm = arrays["tflm"][idx][image] if idx in arrays["tflm"] else None
+    xnn = arrays["xnnpack"][idx][image] if idx in arrays["xnnpack"] else None
     rows = {
         "device (int8)": dequantize(dev, t["scale"], t["zero_point"]),
-        "desktop TFLM (int8)": dequantize(tflm, t["scale"], t["zero_point"]),
+        "desktop TFLM (int8)": (dequantize(tflm, t["scale"], t["zero_point"])
+                                if tflm is not None else None),
         "float Keras": arrays["float"][idx][image] if idx in arrays["float"] else None,
     }
-    diffs = {
-        "device - TFLM": dev.astype(np.int32) - tflm,
-        "XNNPACK - device": arrays["xnnpack"][idx][image].astype(np.int32) - dev,
-    }
+    diffs = {}
+    if tflm is not None:
+        diffs["device - TFLM"] = dev.astype(np.int32) - tflm
+    if xnn is not None:
+        diffs["XNNPACK - device"] = xnn.astype(np.int32) - dev
     label = metrics["classes"][int(cap.labels[image])]
     fig = figures_mod.comparison_grid(
         rows, diffs, title=f"{t['op']} #{t['op_index']} ({t['keras_layer']}) output, "
@@ -112,8 +116,9 @@ def render_report(metrics: dict, figs: list[Path], out: Path) -> Path:
     d = metrics["dataset"]
     t = metrics["timing"]
     ok = metrics["device_equals_tflm"]
+    missing = {k: r for k, r in metrics.get("references", {}).items() if not r["available"]}
     cards = {
-        "device vs TFLM": "bit-exact" if ok else
+        "device vs TFLM": "bit-exact" if ok else "TFLM missing" if ok is None else
         f"{metrics['device_vs_tflm_mismatching_elements']} differ",
         "images": str(metrics["n_images"]),
         "device accuracy": f"{d['device_accuracy']:.1%}" if "device_accuracy" in d else "–",
@@ -141,6 +146,11 @@ def render_report(metrics: dict, figs: list[Path], out: Path) -> Path:
     other = [html.Figure(p, p.stem.replace("_", " ")) for n, p in by_name.items()
              if not n.startswith(("feature_maps", "saliency", "panel"))]
     sections = [
+        html.Section(
+            "Missing references", "These desktop references could not run; their columns "
+            "and panels are left out. " + " ".join(r["missing"] for r in missing.values()),
+            [html.Table(["reference", "why"], [[r["label"], r["missing"]]
+                                               for r in missing.values()])] if missing else []),
         html.Section(
             "Per layer", "device≠TFLM counts elements where the device differs from the TFLM "
             "reference interpreter (must be 0). XNNPACK≠device: LiteRT's default desktop "
