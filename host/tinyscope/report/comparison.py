@@ -100,9 +100,11 @@ def figures(metrics: dict, arrays: dict, out: Path, panels: int = DEFAULT_PANELS
     for i in images:
         paths.append(_first_layer_figure(metrics, arrays, i, out))
     paths += _saliency_figures(metrics, arrays, images, out)
-    paths.append(figures_mod.save(figures_mod.lsb_histograms(
-        metrics, key="xnnpack_vs_device", title="LiteRT default (XNNPACK) - device, per tensor"),
-        out / "lsb_xnnpack_vs_device.png"))
+    if any("xnnpack_vs_device" in t for t in metrics["tensors"]):
+        paths.append(figures_mod.save(figures_mod.lsb_histograms(
+            metrics, key="xnnpack_vs_device",
+            title="LiteRT default (XNNPACK) - device, per tensor"),
+            out / "lsb_xnnpack_vs_device.png"))
     d = metrics["dataset"]
     if "confusion_float_vs_device" in d:
         paths.append(figures_mod.save(figures_mod.confusion_chart(
