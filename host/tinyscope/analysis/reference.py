@@ -19,7 +19,7 @@ import warnings
 
 import numpy as np
 
-from tinyscope.convert.graph import activation_bytes, activation_indices, graph
+from tinyscope.convert.graph import activation_indices, graph, tflm_arena_size
 from tinyscope.errors import TinyscopeError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -53,13 +53,6 @@ def litert_interpreter(model: bytes, resolver: str):
         )
     interp.allocate_tensors()
     return interp
-
-
-def tflm_arena_size(model: bytes) -> int:
-    """Arena bytes for TFLM with every tensor kept: its default (10x the model) plus twice
-    the activations (each 16-byte aligned) plus 64 KiB for scratch buffers."""
-    _, total = activation_bytes(model, align=16)
-    return 10 * len(model) + 2 * total + 65536
 
 
 def _tflm_interpreter(model: bytes):

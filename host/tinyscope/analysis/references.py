@@ -92,16 +92,29 @@ def _compute_one(kind: str, job: dict, work: Path) -> TensorDict:
 
     model = (work / "model.tflite").read_bytes()
     if kind == "float":
-        from tinyscope.convert.model import load_model
-
-        keras_model = load_model(job["keras"])
         x = np.load(work / "x.npy")
+        keras_model = _keras_model(job["keras"])
         return floatref.float_tensors(keras_model, model, x)
     q = np.load(work / "q.npy")
     if kind == "tflm":
         return floatref.stack(reference.tflm_tensors(model, q))
     resolver = {"litert_ref": "ref", "xnnpack": "default"}[kind]
     return floatref.stack(reference.litert_tensors(model, q, resolver=resolver))
+
+
+_KERAS_MODELS: dict[tuple[str, int, int], object] = {}
+
+
+def _keras_model(path: str):
+    """The Keras model at ``path``, loaded once per worker (while the file is unchanged)."""
+    from tinyscope.convert.model import load_model
+
+    st = Path(path).stat()
+    key = (str(Path(path).resolve()), st.st_mtime_ns, st.st_size)
+    if key not in _KERAS_MODELS:
+        _KERAS_MODELS.clear()
+        _KERAS_MODELS[key] = load_model(path)
+    return _KERAS_MODELS[key]
 
 
 def _save_npz(path: Path, arrays: TensorDict) -> None:

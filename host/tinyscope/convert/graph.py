@@ -258,3 +258,12 @@ def activation_bytes(model: bytes, align: int = 1) -> tuple[int, int]:
     sizes = [-(-int(np.prod(g.tensors[i].shape, dtype=np.int64)) * g.tensors[i].dtype.itemsize
                // align) * align for i in g.activation_indices()]
     return (max(sizes, default=0), sum(sizes))
+
+
+def tflm_arena_size(model: bytes) -> int:
+    """Arena bytes for TFLM's Python interpreter on ``model``, also keeping every tensor
+    (``kPreserveAllTensors``): its default (10x the model) plus twice the activations (each
+    16-byte aligned) plus 64 KiB for scratch buffers. The default alone is too small for a
+    camera model with small weights and large feature maps."""
+    _, total = activation_bytes(model, align=16)
+    return 10 * len(model) + 2 * total + 65536
