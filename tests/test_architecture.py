@@ -25,8 +25,6 @@ LAYERS = (
 PENDING_SPLITS = {
     "tinyscope.device.protocol": "payload layouts as field lists (device/)",
     "tinyscope.device.capture.capture": "capture() as a session object (device/)",
-    "tinyscope.analysis.compare.compare": "references computed once per capture (analysis/)",
-    "tinyscope.analysis.drift.run": "references computed once per capture (analysis/)",
 }
 
 

@@ -12,6 +12,7 @@ import json
 import time
 from pathlib import Path
 
+from tinyscope.analysis import references
 from tinyscope.analysis.compare import gate_exit_code, print_summary
 from tinyscope.cli.formatter import HelpFormatter
 from tinyscope.convert import manifest as manifest_mod
@@ -60,7 +61,13 @@ def run_pipeline(args: argparse.Namespace) -> int:
     _step(f"build firmware for {board_name}")
     elf = boards.build_firmware(build, boards.firmware_board(board_name), quiet=True)
     print(f"    {elf}")
-    _, q, labels = quantized_test_inputs(manifest, args.n, args.data)
+    x, q, labels = quantized_test_inputs(manifest, args.n, args.data)
+    # The desktop references need only the inputs: they run in worker processes during the
+    # capture and land in OUT/references/, where compare finds them.
+    src = manifest.get("source_model")
+    keras_path = src if src and Path(src).is_file() else None
+    refs = references.start(manifest_mod.model_bytes(build, manifest), q,
+                            x if keras_path else None, keras_path, cache_dir=out)
 
     def capture_from(url: str) -> None:
         _step(f"capture {args.n} images (layers: {args.layers}) from {url} -> {out}")
@@ -79,6 +86,8 @@ def run_pipeline(args: argparse.Namespace) -> int:
         _step(f"flash {board_name}")
         boards.flash_real(board_name, elf)
         capture_from(boards.resolve_port(args.port))
+    if isinstance(refs, references.Pending):
+        refs.wait()
     _step("compare with TFLM, LiteRT and the float model")
     metrics, page = run_compare(out, out / "report", build, None, args.panels,
                                         progress=not args.no_progress)

@@ -25,62 +25,66 @@ from tinyscope.report import figures as figures_mod
 from tinyscope.report import html
 
 
-def _first_layer_figure(metrics: dict, figure_data: dict, image: int, out: Path) -> Path:
-    capture: Capture = figure_data["capture"]
-    manifest = figure_data["manifest"]
-    idx = manifest["first_layer_output"]
-    if idx not in capture.tensors:
-        idx = min(capture.tensors, key=lambda k: k)
+def _first_layer_figure(metrics: dict, arrays: dict, image: int, out: Path) -> Path:
+    cap: Capture = arrays["cap"]
+    man = arrays["manifest"]
+    idx = man["first_layer_output"]
+    if idx not in cap.tensors:
+        idx = min(cap.tensors, key=lambda k: k)
     t = next(r for r in metrics["tensors"] if r["index"] == idx)
-    dev = capture.tensors[idx][image]
-    tflm = figure_data["tflm"][idx][image]
+    dev = cap.tensors[idx][image]
+    # a reference that did not run (metrics["references"] says why) leaves its panels empty
+    tflm = arrays["tflm"][idx][image] if idx in arrays["tflm"] else None
+    xnn = arrays["xnnpack"][idx][image] if idx in arrays["xnnpack"] else None
     rows = {
         "device (int8)": dequantize(dev, t["scale"], t["zero_point"]),
-        "desktop TFLM (int8)": dequantize(tflm, t["scale"], t["zero_point"]),
-        "float Keras": figure_data["float"][idx][image] if idx in figure_data["float"] else None,
+        "desktop TFLM (int8)": (dequantize(tflm, t["scale"], t["zero_point"])
+                                if tflm is not None else None),
+        "float Keras": arrays["float"][idx][image] if idx in arrays["float"] else None,
     }
-    diffs = {
-        "device - TFLM": dev.astype(np.int32) - tflm,
-        "XNNPACK - device": figure_data["xnnpack"][idx][image].astype(np.int32) - dev,
-    }
-    label = metrics["classes"][int(capture.labels[image])]
+    diffs = {}
+    if tflm is not None:
+        diffs["device - TFLM"] = dev.astype(np.int32) - tflm
+    if xnn is not None:
+        diffs["XNNPACK - device"] = xnn.astype(np.int32) - dev
+    label = metrics["classes"][int(cap.labels[image])]
     fig = figures_mod.comparison_grid(
         rows, diffs, title=f"{t['op']} #{t['op_index']} ({t['keras_layer']}) output, "
         f"image {image} (label {label})")
     return figures_mod.save(fig, out / f"feature_maps_image{image}.png")
 
 
-def _saliency_figures(metrics: dict, figure_data: dict, images: list[int], out: Path) -> list[Path]:
+def _saliency_figures(metrics: dict, arrays: dict, images: list[int], out: Path) -> list[Path]:
     """Per image: the saliency methods side by side, and a panel input | Grad-CAM | the
     device's first-layer feature maps. Adds the occlusion saliency drift (int8 vs float) to
     ``metrics["saliency"]``."""
-    model, x = figure_data["model"], figure_data["x"]
+    model, x = arrays["model"], arrays["x"]
     if model is None or x is None or not images:
         return []
-    capture: Capture = figure_data["capture"]
-    manifest = figure_data["manifest"]
+    cap: Capture = arrays["cap"]
+    man = arrays["manifest"]
     imgs = x[images]
     classes = saliency.VanillaGradient(model).predict_classes(imgs)
-    maps = saliency.compute_all(model, figure_data["model_bytes"], imgs, classes,
-                                manifest.get("logits_tensor"))
+    maps = saliency.compute_all(model, arrays["model_bytes"], imgs, classes,
+                                man.get("logits_tensor"))
     metrics["saliency"] = {
         "images": images, "explained_classes": classes.astype(int).tolist(),
         "occlusion_int8_vs_float": saliency.saliency_drift(maps["occlusion float"],
                                                            maps["occlusion int8"]),
     }
-    idx = manifest["first_layer_output"]
-    t = next(tt for tt in manifest["tensors"] if tt["index"] == idx)
+    idx = man["first_layer_output"]
+    t = next(tt for tt in man["tensors"] if tt["index"] == idx)
     names = metrics["classes"]
     paths = []
     for k, i in enumerate(images):
-        title = (f"image {i}: label {names[int(capture.labels[i])]}, float predicts "
+        title = (f"image {i}: label {names[int(cap.labels[i])]}, float predicts "
                  f"{names[int(classes[k])]}")
         paths.append(figures_mod.save(
             figures_mod.saliency_methods(imgs[k], {m: v[k] for m, v in maps.items()},
                                    f"{title}: saliency of the pre-softmax score"),
             out / f"saliency_image{i}.png"))
-        if idx in capture.tensors:
-            fmap = dequantize(capture.tensors[idx][i], t["scales"][0], t["zero_points"][0])
+        if idx in cap.tensors:
+            fmap = dequantize(cap.tensors[idx][i], t["scales"][0], t["zero_points"][0])
             paths.append(figures_mod.save(
                 figures_mod.panel(imgs[k], maps["Grad-CAM"][k], fmap, title,
                             saliency_name="Grad-CAM (float)",
@@ -89,17 +93,18 @@ def _saliency_figures(metrics: dict, figure_data: dict, images: list[int], out: 
     return paths
 
 
-def figures(metrics: dict, figure_data: dict, out: Path,
-            panels: int = DEFAULT_PANELS) -> list[Path]:
+def figures(metrics: dict, arrays: dict, out: Path, panels: int = DEFAULT_PANELS) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     images = list(range(min(panels, metrics["n_images"])))
     for i in images:
-        paths.append(_first_layer_figure(metrics, figure_data, i, out))
-    paths += _saliency_figures(metrics, figure_data, images, out)
-    paths.append(figures_mod.save(figures_mod.lsb_histograms(
-        metrics, key="xnnpack_vs_device", title="LiteRT default (XNNPACK) - device, per tensor"),
-        out / "lsb_xnnpack_vs_device.png"))
+        paths.append(_first_layer_figure(metrics, arrays, i, out))
+    paths += _saliency_figures(metrics, arrays, images, out)
+    if any("xnnpack_vs_device" in t for t in metrics["tensors"]):
+        paths.append(figures_mod.save(figures_mod.lsb_histograms(
+            metrics, key="xnnpack_vs_device",
+            title="LiteRT default (XNNPACK) - device, per tensor"),
+            out / "lsb_xnnpack_vs_device.png"))
     d = metrics["dataset"]
     if "confusion_float_vs_device" in d:
         paths.append(figures_mod.save(figures_mod.confusion_chart(
@@ -113,8 +118,9 @@ def render_report(metrics: dict, figs: list[Path], out: Path) -> Path:
     d = metrics["dataset"]
     t = metrics["timing"]
     ok = metrics["device_equals_tflm"]
+    missing = {k: r for k, r in metrics.get("references", {}).items() if not r["available"]}
     cards = {
-        "device vs TFLM": "bit-exact" if ok else
+        "device vs TFLM": "bit-exact" if ok else "TFLM missing" if ok is None else
         f"{metrics['device_vs_tflm_mismatching_elements']} differ",
         "images": str(metrics["n_images"]),
         "device accuracy": f"{d['device_accuracy']:.1%}" if "device_accuracy" in d else "–",
@@ -143,6 +149,11 @@ def render_report(metrics: dict, figs: list[Path], out: Path) -> Path:
              if not n.startswith(("feature_maps", "saliency", "panel"))]
     sections = [
         html.Section(
+            "Missing references", "These desktop references could not run; their columns "
+            "and panels are left out. " + " ".join(r["missing"] for r in missing.values()),
+            [html.Table(["reference", "why"], [[r["label"], r["missing"]]
+                                               for r in missing.values()])] if missing else []),
+        html.Section(
             "Per layer", "device≠TFLM counts elements where the device differs from the TFLM "
             "reference interpreter (must be 0). XNNPACK≠device: LiteRT's default desktop "
             "kernels round once where TFLM rounds twice, so a few values differ by 1 LSB or "
@@ -169,8 +180,8 @@ def run_compare(run_dir: str | Path, out: str | Path | None = None,
                 panels: int = DEFAULT_PANELS, progress: bool = True) -> tuple[dict, Path]:
     """Compare, draw, write metrics.json and report.html; returns (metrics, report path)."""
     out = Path(out or Path(run_dir) / "report")
-    metrics, figure_data = compare(run_dir, build_dir, model_path, progress)
-    figs = figures(metrics, figure_data, out, panels)
+    metrics, arrays = compare(run_dir, build_dir, model_path, progress)
+    figs = figures(metrics, arrays, out, panels)
     metrics["figures"] = [p.name for p in figs]
     out.mkdir(parents=True, exist_ok=True)
     write_metrics(out / "metrics.json", metrics)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tinyscope.analysis import floatref, reference, saliency
+from tinyscope.analysis import references, saliency
 from tinyscope.convert import manifest as manifest_mod
 from tinyscope.convert.model import load_model
 from tinyscope.data import dequantize, quantized_test_inputs
@@ -16,22 +16,22 @@ from tinyscope.report import figures as figures_mod
 def run_saliency(build_dir, out: Path, n: int = 8, model_path=None, data=None,
                  progress=True) -> dict:
     """Saliency for ``n`` test images of a build: figures + ``saliency.json``."""
-    manifest = manifest_mod.load(build_dir)
-    tflite_bytes = manifest_mod.model_bytes(build_dir, manifest)
-    src = model_path or manifest.get("source_model")
+    man = manifest_mod.load(build_dir)
+    tfl = manifest_mod.model_bytes(build_dir, man)
+    src = model_path or man.get("source_model")
     if not src or not Path(src).is_file():
         raise TinyscopeError(f"float model {src!r} not found; pass --model MODEL.keras")
     model = load_model(src)
-    x, q, y = quantized_test_inputs(manifest, n, data)
+    x, q, y = quantized_test_inputs(man, n, data)
     classes = saliency.VanillaGradient(model).predict_classes(x)
-    maps = saliency.compute_all(model, tflite_bytes, x, classes, manifest["logits_tensor"],
-                                progress=progress)
+    maps = saliency.compute_all(model, tfl, x, classes, man["logits_tensor"], progress=progress)
     drift = saliency.saliency_drift(maps["occlusion float"], maps["occlusion int8"])
-    first = manifest["first_layer_output"]
-    t = next(t for t in manifest["tensors"] if t["index"] == first)
-    int8_maps = floatref.stack(reference.tflm_tensors(tflite_bytes, q))[first]
+    first = man["first_layer_output"]
+    t = next(t for t in man["tensors"] if t["index"] == first)
+    refs = references.compute(tfl, q, kinds=("tflm",), cache_dir=build_dir)
+    int8_maps = refs.require("tflm")[first]
     out.mkdir(parents=True, exist_ok=True)
-    names = manifest.get("classes") or [str(i) for i in range(10)]
+    names = man.get("classes") or [str(i) for i in range(10)]
     paths = []
     for i in range(len(x)):
         feat = dequantize(int8_maps[i], t["scale"] if "scale" in t else t["scales"][0],
