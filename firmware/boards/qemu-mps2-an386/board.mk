@@ -5,3 +5,7 @@ BOARD_SRCS    := boards/cortex-m/startup.c $(BOARD_DIR)/board.c
 BOARD_LDSCRIPT := $(BOARD_DIR)/linker.ld
 # How `make flash` runs it (see host/tinyscope/link/boards.py).
 QEMU_MACHINE  := mps2-an386
+# Memory of the emulated board (the check of firmware/Makefile; the arena is the model's need).
+BOARD_STACK_BYTES := 65536
+BOARD_FLASH_BYTES := 4194304
+BOARD_RAM_BYTES   := 4194304
