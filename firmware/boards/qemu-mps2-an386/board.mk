@@ -3,7 +3,7 @@ BOARD_NAME    := qemu-mps2-an386
 BOARD_CFLAGS  := -mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16
 BOARD_SRCS    := boards/cortex-m/startup.c $(BOARD_DIR)/board.c
 BOARD_LDSCRIPT := $(BOARD_DIR)/linker.ld
-# How `make flash` runs it (see host/tinyscope/link/boards.py).
+# How `make flash` runs it (see host/tinyscope/device/boards.py).
 QEMU_MACHINE  := mps2-an386
 # Memory of the emulated board (the check of firmware/Makefile; the arena is the model's need).
 BOARD_STACK_BYTES := 65536
