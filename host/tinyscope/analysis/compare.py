@@ -122,7 +122,7 @@ def compare(run_dir: str | Path, build_dir: str | Path | None = None,
     steps.update(1)
     xnn = floatref.stack(reference.litert_tensors(tfl, cap.inputs, resolver="default"))
     steps.update(1)
-    src = model_path or man.get("source_model")
+    src = model_path or manifest_mod.float_model_path(man)
     flt: dict[int, np.ndarray] = {}
     float_note = "no float model"
     model = None
@@ -146,7 +146,7 @@ def compare(run_dir: str | Path, build_dir: str | Path | None = None,
         entry: dict = {
             "index": idx, "op_index": op["index"] if op else None,
             "op": op["op"] if op else "INPUT",
-            "keras_layer": op.get("keras_layer") if op else "input",
+            "keras_layer": manifest_mod.op_label(op),
             "shape": t["shape"], "scale": sc, "zero_point": zp,
             "device_vs_tflm": drift.compare_tensors(tflm[idx], dev, sc, zp),
             "device_vs_litert_ref": drift.compare_tensors(ref[idx], dev, sc, zp),
@@ -186,7 +186,7 @@ def compare(run_dir: str | Path, build_dir: str | Path | None = None,
         ticks = per_op_ticks[i] if i < len(per_op_ticks) else None
         instr = ticks * ipt if (ticks is not None and ipt) else None
         timing_rows.append({
-            "op_index": i, "op": op["op"], "keras_layer": op.get("keras_layer"),
+            "op_index": i, "op": op["op"], "keras_layer": manifest_mod.op_label(op),
             "macs": op.get("macs", 0), "ticks": ticks, "instructions": instr,
             "instructions_per_mac": (instr / op["macs"]) if instr and op.get("macs") else None,
         })

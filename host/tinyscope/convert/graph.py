@@ -53,7 +53,10 @@ def litert_interpreter(model: bytes, resolver: str):
             experimental_op_resolver_type=kinds[resolver],
             experimental_preserve_all_tensors=True,
         )
-    interp.allocate_tensors()
+    from tinyscope.quiet import native_output
+
+    with native_output():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+        interp.allocate_tensors()
     return interp
 
 

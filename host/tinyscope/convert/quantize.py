@@ -25,18 +25,39 @@ def quantize_keras(model, calibration: np.ndarray) -> bytes:
             f"calibration data must be a non-empty batch of inputs, got shape {calibration.shape}"
         )
 
+    return _convert(tf.lite.TFLiteConverter.from_keras_model(model), calibration)
+
+
+def quantize_saved_model(path, calibration: np.ndarray) -> bytes:
+    """Full-int8 conversion of a SavedModel directory (``TFLiteConverter.from_saved_model``)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    from tinyscope.quiet import native_output
+
+    with native_output():
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(path))
+    return _convert(converter, np.asarray(calibration, dtype=np.float32))
+
+
+def _convert(converter, calibration: np.ndarray) -> bytes:
+    """Run ``converter`` for full int8 with ``calibration`` as the representative data."""
+    import tensorflow as tf
+
+    from tinyscope.quiet import native_output
+
     def representative() -> Iterator[list[np.ndarray]]:
         for sample in calibration:
             yield [sample[None, ...]]
 
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
     try:
-        return bytes(converter.convert())
+        with native_output():  # the converter's C++ log lines
+            return bytes(converter.convert())
     except Exception as err:  # TF raises a zoo of types (ConverterError, ValueError, ...)
         raise TinyscopeError(
             f"TFLite could not convert the model to full int8: {err}. Keep to the layers "
