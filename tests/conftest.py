@@ -49,3 +49,14 @@ def board(elf, tmp_path):
 
     with boards.emulated_board(elf, tmp_path / "qemu") as b:
         yield b
+
+
+@pytest.fixture(scope="session")
+def mlperf_tiny(request):
+    """``mlperf_tiny(name) -> (keras_path, int8_tflite_path)``: the Keras twins of the MLPerf
+    Tiny reference architectures (tests/mlperf_tiny.py), converted once and cached across
+    sessions in pytest's cache directory."""
+    from tests import mlperf_tiny as arch
+
+    cache = request.config.cache.mkdir("mlperf_tiny")
+    return lambda name: arch.cached_int8(name, cache)

@@ -192,3 +192,25 @@ def build_int8(name: str, seed: int = 0, calib: int = 16):
     """``(keras_model, int8 .tflite bytes)`` of architecture ``name``."""
     model = BUILDERS[name](seed=seed)
     return model, to_int8_tflite(model, inputs(name, calib, seed=seed + 1))
+
+
+def cached_int8(name: str, cache_dir, seed: int = 0) -> tuple:
+    """``(keras_path, tflite_path)`` of architecture ``name``, built once and kept in
+    ``cache_dir`` under a key of this module's source and the TensorFlow version (so a
+    change to an architecture or to TF builds it again)."""
+    import hashlib
+    from pathlib import Path
+
+    import tensorflow as tf
+
+    key = hashlib.sha256(Path(__file__).read_bytes() + tf.__version__.encode()).hexdigest()[:12]
+    root = Path(cache_dir) / f"{name}-{seed}-{key}"
+    keras_path, tflite_path = root / f"{name}.keras", root / f"{name}.tflite"
+    if not (keras_path.is_file() and tflite_path.is_file()):
+        root.mkdir(parents=True, exist_ok=True)
+        model, tfl = build_int8(name, seed=seed)
+        model.save(keras_path)
+        tmp = tflite_path.with_suffix(".tmp")
+        tmp.write_bytes(tfl)
+        tmp.replace(tflite_path)
+    return keras_path, tflite_path
