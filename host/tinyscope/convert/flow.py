@@ -91,9 +91,11 @@ def _unsupported_message(unsupported: list[dict], unknown: list[tuple[str, str]]
     )
 
 
-# Keras layers that lower to nothing or to supported operators although the layer map does
-# not model them (they change no operator the runtime sees).
-HARMLESS_UNKNOWN = {"InputLayer", "Dropout", "GaussianNoise", "GaussianDropout"}
+# Keras layers the layer map does not model that lower to nothing (or, at the input, fold
+# into the int8 input's scale and zero point: Rescaling, Normalization). Anywhere else they
+# leave an operator (MUL, ADD, ...) that the check after conversion names.
+HARMLESS_UNKNOWN = {"InputLayer", "Dropout", "GaussianNoise", "GaussianDropout", "Rescaling",
+                    "Normalization"}
 
 
 def refuse_unknown_layers(model, allow_unsupported: bool) -> list[tuple[str, str]]:

@@ -35,9 +35,19 @@ def quantize_saved_model(path, calibration: np.ndarray) -> bytes:
 
     from tinyscope.quiet import native_output
 
+    calibration = np.asarray(calibration, dtype=np.float32)
     with native_output():
         converter = tf.lite.TFLiteConverter.from_saved_model(str(path))
-    return _convert(converter, np.asarray(calibration, dtype=np.float32))
+        loaded = tf.saved_model.load(str(path))
+        sigs = loaded.signatures
+        fn = sigs.get("serving_default") or next(iter(sigs.values()))
+        (name, spec), = fn.structured_input_signature[1].items()
+        if spec.shape.rank and spec.shape[0] != 1:
+            # A None batch adds SHAPE/STRIDED_SLICE/PACK ops: trace the signature at batch 1.
+            fixed = tf.TensorSpec([1, *spec.shape[1:]], spec.dtype, name=name)
+            concrete = tf.function(lambda x: fn(**{name: x})).get_concrete_function(fixed)
+            converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], loaded)
+    return _convert(converter, calibration)
 
 
 def _convert(converter, calibration: np.ndarray) -> bytes:
