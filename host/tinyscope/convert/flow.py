@@ -4,6 +4,7 @@ and the manifest as a text table (``tinyscope inspect``)."""
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from tinyscope import data as data_mod
 from tinyscope.convert import carrays, layermap
 from tinyscope.convert import manifest as manifest_mod
 from tinyscope.convert import tflite as tflite_mod
+from tinyscope.convert.graph import graph
 from tinyscope.convert.model import (
     H5,
     KERAS,
@@ -181,6 +183,84 @@ def check_float_accuracy(model, ds: data_mod.Dataset, input_range: str | None) -
     return acc
 
 
+@dataclass
+class _Source:
+    """What :func:`convert` learned about the model and its data before writing anything."""
+
+    fmt: str
+    tflite: bytes
+    keras_model: object | None
+    splits: data_mod.Splits
+    calibration: dict | None
+
+
+def _from_tflite(path: Path, data: str | None, test_data, input_range, seed,
+                 float_model) -> _Source:
+    """An int8 ``.tflite``, checked and used as it is; all of ``data`` is for testing."""
+    tflite = path.read_bytes()
+    summary = tflite_mod.summarize(tflite, path)
+    tflite_mod.check_runnable(summary, path)
+    keras_model = load_model(float_model) if float_model is not None else None
+    data = data or data_mod.RANDOM
+    input_range = choose_input_range(keras_model, input_range, data)
+    splits = data_mod.load_splits(data, summary.input_shapes[0][1:], test_data=test_data,
+                                  input_range=input_range, seed=seed, whole_for_test=True)
+    return _Source(TFLITE, tflite, keras_model, splits, None)
+
+
+def _quantized(path: Path, fmt: str, model, data: str | None, test_data, input_range, seed,
+               calib: int, float_model, allow_unsupported: bool) -> _Source:
+    """A Keras model or SavedModel, quantized to full int8 with calibration inputs."""
+    if fmt == SAVED_MODEL:
+        sample_shape = saved_model_input_shape(path)
+        model = load_model(float_model) if float_model is not None else None
+    else:
+        model = model if model is not None else load_model(path)
+        sample_shape = model_input_shape(model)
+    data = data or data_mod.MNIST
+    input_range = choose_input_range(model, input_range, data)
+    splits = data_mod.load_splits(data, sample_shape, test_data=test_data,
+                                  input_range=input_range, seed=seed)
+    train = splits.train
+    if train is None or train.quantized:
+        raise TinyscopeError(
+            f"--data {data}: calibrating a float model needs float inputs in its real domain; "
+            "int8 arrays are for an int8 .tflite")
+    if fmt == SAVED_MODEL:
+        tflite = quantize_saved_model(path, train.x[:calib])
+    else:
+        if model.inputs[0].shape[0] != 1:
+            model = rebatch(model, 1)  # a None batch adds SHAPE/STRIDED_SLICE/PACK ops
+        refuse_unknown_layers(model, allow_unsupported)
+        tflite = quantize_keras(model, train.x[:calib])
+    calibration = {"count": min(calib, len(train)), "split": "train", "seed": seed}
+    return _Source(fmt, tflite, model, splits, calibration)
+
+
+def _layer_map(src: _Source, float_model, model_path: Path):
+    """The float model's layer map onto the .tflite, or None; warns about what fails."""
+    if src.keras_model is None:
+        return None
+    try:
+        lmap = layermap.map_layers(src.keras_model, src.tflite)
+    except Exception as err:  # noqa: BLE001 - a twin that does not line up at all
+        warnings.warn(
+            f"the float model {float_model or model_path} does not line up with the .tflite's "
+            f"operators ({err}); going on without it", data_mod.DataWarning, stacklevel=3)
+        src.keras_model = None
+        return None
+    if float_model is not None:
+        ops, _, _, _ = graph(src.tflite)
+        unmapped = [f"{op.index} {op.name}" for op in ops if lmap.op_layer.get(op.index) is None
+                    and op.name not in layermap.PASS_THROUGH_OPS]
+        if unmapped:
+            warnings.warn(
+                f"no layer of the float model {float_model} matches the .tflite's operators "
+                f"{', '.join(unmapped)}: those have no float column", data_mod.DataWarning,
+                stacklevel=3)
+    return lmap
+
+
 def convert(
     model_path: str | Path,
     out_dir: str | Path,
@@ -208,84 +288,25 @@ def convert(
         data_mod.parse_input_range(input_range)
     model_path = Path(model_path)
     fmt = KERAS if model is not None else model_format(model_path)
-    keras_model = model
     if fmt == TFLITE:
-        tflite = model_path.read_bytes()
-        summary = tflite_mod.summarize(tflite, model_path)
-        tflite_mod.check_runnable(summary, model_path)
-        if float_model is not None:
-            keras_model = load_model(float_model)
-        sample_shape = summary.input_shapes[0][1:]
-        data = data or data_mod.RANDOM
-        input_range = choose_input_range(keras_model, input_range, data)
-        splits = data_mod.load_splits(data, sample_shape, test_data=test_data,
-                                      input_range=input_range, seed=seed,
-                                      whole_for_test=True)
-        calib_info = None
+        src = _from_tflite(model_path, data, test_data, input_range, seed, float_model)
     else:
-        if fmt == SAVED_MODEL:
-            sample_shape = saved_model_input_shape(model_path)
-            if float_model is not None:
-                keras_model = load_model(float_model)
-        else:
-            keras_model = keras_model if keras_model is not None else load_model(model_path)
-            sample_shape = model_input_shape(keras_model)
-        data = data or data_mod.MNIST
-        input_range = choose_input_range(keras_model, input_range, data)
-        splits = data_mod.load_splits(data, sample_shape, test_data=test_data,
-                                      input_range=input_range, seed=seed)
-        train = splits.train
-        if train is None or train.quantized:
-            raise TinyscopeError(
-                f"--data {data}: calibrating a float model needs float inputs in its real "
-                "domain; int8 arrays are for an int8 .tflite")
-        if fmt == SAVED_MODEL:
-            tflite = quantize_saved_model(model_path, train.x[:calib])
-        else:
-            if keras_model.inputs[0].shape[0] != 1:
-                keras_model = rebatch(keras_model, 1)  # None adds SHAPE/STRIDED_SLICE/PACK
-            refuse_unknown_layers(keras_model, allow_unsupported)
-            tflite = quantize_keras(keras_model, train.x[:calib])
-        calib_info = {"count": min(calib, len(train)), "split": "train", "seed": seed}
-    data_mod.note(splits.description)
-    test = splits.test
-
-    lmap = None
-    unmapped: list[str] = []
-    if keras_model is not None:
-        try:
-            lmap = layermap.map_layers(keras_model, tflite)
-        except Exception as err:  # noqa: BLE001 - a twin that does not line up at all
-            warnings.warn(
-                f"the float model {float_model or model_path} does not line up with the "
-                f".tflite's operators ({err}); going on without it", data_mod.DataWarning,
-                stacklevel=2)
-            keras_model = None
-    probe = manifest_mod.build(tflite, lmap)
-    if float_model is not None and lmap is not None:
-        unmapped = [f"{o['index']} {o['op']} ({o['name']})" for o in probe["operators"]
-                    if o["keras_layer"] is None and o["op"] not in layermap.PASS_THROUGH_OPS]
-        if unmapped:
-            warnings.warn(
-                f"no layer of the float model {float_model} matches the .tflite's operators "
-                f"{', '.join(unmapped)}: those have no float column", data_mod.DataWarning,
-                stacklevel=2)
+        src = _quantized(model_path, fmt, model, data, test_data, input_range, seed, calib,
+                         float_model, allow_unsupported)
+    data_mod.note(src.splits.description)
+    test = src.splits.test
+    lmap = _layer_map(src, float_model, model_path)
+    probe = manifest_mod.build(src.tflite, lmap)
     if probe["unsupported"]:
         msg = _unsupported_message(probe["unsupported"], lmap.unknown_layers if lmap else [])
         if not allow_unsupported:
             raise UnsupportedModelError(msg)
         warnings.warn(msg, UnsupportedOpWarning, stacklevel=2)
     check_classes(test, probe["output"]["shape"], "--test-data" if test_data else "--data")
-    float_acc = None
-    if fmt != SAVED_MODEL or keras_model is not None:
-        float_acc = check_float_accuracy(keras_model, test, test.input_range)
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    model_file = out / MODEL_FILE
-    n_in = min(num_inputs, len(test))
+    float_acc = check_float_accuracy(src.keras_model, test, test.input_range)
     float_src = float_model if float_model is not None else (
         model_path if fmt in (KERAS, H5) and model is None else None)
+    n_in = min(num_inputs, len(test))
     extra = {
         "source_model": str(model_path),
         "source_format": fmt,
@@ -293,31 +314,34 @@ def convert(
             manifest_mod.sha256(model_path.read_bytes()) if model_path.is_file() else None
         ),
         "float_model": str(float_src) if float_src is not None else None,
-        "keras_model_name": keras_model.name if keras_model is not None else None,
-        "data": test.source if splits.rule != "folders" else str(data),
+        "keras_model_name": getattr(src.keras_model, "name", None),
+        "data": test.source if src.splits.rule != "folders" else str(data),
         "classes": list(test.class_names),
         "input_range": test.input_range,
-        "dataset": splits.record(str(data), test_data, seed),
-        "calibration": calib_info,
+        "dataset": src.splits.record(str(data or test.source), test_data, seed),
+        "calibration": src.calibration,
         "float_accuracy_test": float_acc,
-        "test_inputs": {
-            "count": n_in, "split": "test", "seed": seed,
-            "labels": [int(v) for v in test.y[:n_in]],
-        },
+        "test_inputs": {"count": n_in, "split": "test", "seed": seed,
+                        "labels": [int(v) for v in test.y[:n_in]]},
         "unknown_keras_layers": [{"name": n, "class": k}
                                  for n, k in (lmap.unknown_layers if lmap else [])],
     }
+    return _write_build(Path(out_dir), src.tflite, lmap, extra, test.take(n_in))
+
+
+def _write_build(out: Path, tflite: bytes, lmap, extra: dict, test: data_mod.Dataset) -> dict:
+    """model_int8.tflite, model_data.cc/.h, inputs.cc/.h and manifest.json in ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    model_file = out / MODEL_FILE
     model_file.write_bytes(tflite)
     arena = manifest_mod.tflm_arena(model_file)
     manifest = manifest_mod.build(tflite, lmap, extra=extra, arena=arena)
-
     carrays.write_model(out, tflite, MODEL_FILE)
     inp = manifest["input"]
-    q = data_mod.quantize_inputs(test.take(n_in), inp["scale"], inp["zero_point"])
-    labels = np.where(test.y[:n_in] < 0, 255, test.y[:n_in])  # 255: no label
-    carrays.write_inputs(
-        out, q.reshape(n_in, -1), labels, inp["scale"], inp["zero_point"], test.class_names,
-    )
+    q = data_mod.quantize_inputs(test, inp["scale"], inp["zero_point"])
+    labels = np.where(test.y < 0, 255, test.y)  # 255: no label
+    carrays.write_inputs(out, q.reshape(len(test), -1), labels, inp["scale"],
+                         inp["zero_point"], test.class_names)
     manifest_mod.write(out / manifest_mod.MANIFEST_NAME, manifest)
     return manifest
 
