@@ -124,6 +124,8 @@ def payload_efficiency(run: dict, arrays: dict[str, np.ndarray]) -> dict[str, fl
 
 
 def op_rows(manifest: dict, runs: dict[str, dict]) -> list[dict]:
+    from tinyscope.convert.manifest import op_label
+
     ticks = {k: runs[k]["timing"]["per_op_ticks_median"] for k in KERNEL_SETS}
     rows = []
     for op in manifest["operators"]:
@@ -132,7 +134,7 @@ def op_rows(manifest: dict, runs: dict[str, dict]) -> list[dict]:
         opt_i = ticks["opt"][i] * INSTR_PER_TICK
         macs = int(op.get("macs", 0))
         rows.append({
-            "index": i, "op": op["op"], "layer": op.get("keras_layer", ""), "macs": macs,
+            "index": i, "op": op["op"], "layer": op_label(op), "macs": macs,
             "instructions_ref": ref_i, "instructions_opt": opt_i,
             "instructions_per_mac_ref": round(ref_i / macs, 3) if macs else None,
             "instructions_per_mac_opt": round(opt_i / macs, 3) if macs else None,
