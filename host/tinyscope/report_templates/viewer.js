@@ -196,7 +196,7 @@
   }
 
   function zoomFor(h, w) {
-    return Math.max(1, Math.min(24, Math.floor(96 / Math.max(h, w))));
+    return Math.max(1, Math.min(32, Math.floor(112 / Math.max(h, w))));
   }
 
   function drawImageLayout(L, s, values, sc) {
