@@ -266,7 +266,7 @@
 
   function drawVectorLayout(L, s, values, sc) {
     const N = values.length;
-    const width = Math.max(320, Math.min(960, N * 8)), height = 180, pad = 28;
+    const width = Math.max(360, Math.min(1000, N * 8 + 80)), height = 190, pad = 28, left = 56;
     const cv = document.createElement("canvas");
     cv.width = width; cv.height = height;
     cv.dataset.channel = "all";
@@ -278,11 +278,12 @@
     }
     for (const v of values) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
     if (!(hi > lo)) hi = lo + 1;
-    const X = (i) => pad + ((i + 0.5) / N) * (width - 2 * pad);
+    const X = (i) => left + ((i + 0.5) / N) * (width - left - pad);
     const Y = (v) => height - pad - ((v - lo) / (hi - lo)) * (height - 2 * pad);
     ctx.strokeStyle = "#999"; ctx.lineWidth = 1;
-    ctx.beginPath(); ctx.moveTo(pad, Y(Math.min(hi, Math.max(lo, 0)))); ctx.lineTo(width - pad, Y(Math.min(hi, Math.max(lo, 0)))); ctx.stroke();
-    const bw = Math.max(1, (width - 2 * pad) / N - 1);
+    const zero = Y(Math.min(hi, Math.max(lo, 0)));
+    ctx.beginPath(); ctx.moveTo(left, zero); ctx.lineTo(width - pad, zero); ctx.stroke();
+    const bw = Math.max(1, (width - left - pad) / N - 1);
     for (let i = 0; i < N; i++) {
       const c = colourIndex(values[i], sc) * 3;
       ctx.fillStyle = "rgb(" + sc.lut[c] + "," + sc.lut[c + 1] + "," + sc.lut[c + 2] + ")";
@@ -295,10 +296,14 @@
       ctx.stroke();
     }
     ctx.fillStyle = "#333"; ctx.font = "11px sans-serif";
-    ctx.fillText(fmt(hi), 2, pad - 6); ctx.fillText(fmt(lo), 2, height - 6);
-    ctx.fillText("index 0", pad, height - 6); ctx.fillText(String(N - 1), width - pad - 16, height - 6);
+    ctx.textAlign = "right";
+    ctx.fillText(fmt(hi), left - 4, Y(hi) + 4); ctx.fillText(fmt(lo), left - 4, Y(lo) + 4);
+    ctx.textAlign = "left"; ctx.fillText("0", X(0) - 3, height - 8);
+    ctx.textAlign = "right"; ctx.fillText(String(N - 1), X(N - 1) + 3, height - 8);
+    ctx.textAlign = "center"; ctx.fillText("index", (left + width - pad) / 2, height - 8);
+    ctx.textAlign = "left";
     cv.addEventListener("mousemove", (ev) => {
-      const i = Math.min(N - 1, Math.max(0, Math.floor(((ev.offsetX - pad) / (width - 2 * pad)) * N)));
+      const i = Math.min(N - 1, Math.max(0, Math.floor(((ev.offsetX - left) / (width - left - pad)) * N)));
       readout(L, s, i, "index " + i);
     });
     const fig = document.createElement("figure");
