@@ -10,8 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from browser_harness import canvas_rgb, chromium, open_page, screenshot_is_not_empty
-from tinyscope import htmlpage, viewer
+from tinyscope.report import page as htmlpage
+from tinyscope.report import viewer
+
+from tests.report.browser_harness import canvas_rgb, chromium, open_page, screenshot_is_not_empty
 
 __all__ = ["chromium"]  # the fixture, imported for pytest
 

@@ -6,7 +6,7 @@ import base64
 import json
 
 import numpy as np
-from tinyscope import viewer
+from tinyscope.report import viewer
 
 
 def _decode_int8(s: str) -> np.ndarray:

@@ -15,8 +15,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-TEMPLATES = "report_templates"
-
 
 @dataclass
 class Cell:
@@ -72,7 +70,7 @@ class Text:
 
 @dataclass
 class Viewer:
-    """The layer viewer; ``data`` is :func:`tinyscope.viewer.payload`."""
+    """The layer viewer; ``data`` is :func:`tinyscope.report.viewer.payload`."""
 
     data: dict
     kind: Literal["viewer"] = "viewer"
@@ -115,7 +113,7 @@ class Page:
 
 
 def _asset(name: str) -> str:
-    return resources.files("tinyscope").joinpath(TEMPLATES, name).read_text("utf-8")
+    return resources.files("tinyscope.report").joinpath("templates", name).read_text("utf-8")
 
 
 def render(page: Page) -> str:
