@@ -65,6 +65,15 @@ def _clean(ax) -> None:
     ax.set_yticks([])
 
 
+def lsb_ticks(limit: int, most: int = 9) -> np.ndarray:
+    """At most ``most`` integer ticks from -limit to limit, 0 included (labels never overlap)."""
+    if 2 * limit + 1 <= most:
+        return np.arange(-limit, limit + 1)
+    step = int(np.ceil(2 * limit / (most - 1)))
+    half = np.arange(0, limit + 1, step)
+    return np.unique(np.concatenate([-half, half]))
+
+
 def _diff_norm(limit: int):
     """A discrete diverging colour map for integer LSB differences in [-limit, limit]."""
     from matplotlib import colormaps
@@ -187,7 +196,7 @@ def comparison_grid(
             n = int(np.count_nonzero(d))
             axes[r, 0].set_ylabel(f"{name}\n({n} differ)", fontsize=8)
         fig.colorbar(image, ax=axes[len(rows):, :], shrink=0.9, label="LSB",
-                     ticks=np.arange(-limit, limit + 1))
+                     ticks=lsb_ticks(limit))
     fig.suptitle(title, fontsize=11)
     return fig
 
@@ -325,12 +334,13 @@ def lsb_histograms(metrics: dict, key: str = "tflm_vs_xnnpack",
         vals = [counts.get(k, 0) for k in keys]
         colors = ["tab:green" if k == 0 else "tab:red" for k in keys]
         bars = ax.bar(keys, vals, color=colors)
-        ax.bar_label(bars, [str(v) if v else "" for v in vals], fontsize=7)
+        if len(keys) <= 7:
+            ax.bar_label(bars, [str(v) if v else "" for v in vals], fontsize=7)
         ax.set_yscale("log")
         ax.set_ylim(0.5, max(vals) * 8)  # bars start at 1 element
-        ax.set_xticks(keys)
+        ax.set_xticks(lsb_ticks(limit, 7))
         diff = t[key]["lsb"]["n_different"]
-        ax.set_title(f"#{t['index']} {t['op']}: {diff} differ", fontsize=8)
+        ax.set_title(f"{t.get('keras_layer') or t['op']}: {diff:,} differ", fontsize=8)
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[n:]:
         ax.set_axis_off()

@@ -107,10 +107,12 @@ def _layer_entry(layer: Layer, images: Sequence[int]) -> dict:
 
 
 def payload(layers: Sequence[Layer], images: Sequence[dict], image_indices: Sequence[int],
-            input_layer: Layer | None = None, selected: int | None = None) -> dict:
+            input_layer: Layer | None = None, selected: int | None = None,
+            marked: int | None = None) -> dict:
     """Everything ``viewer.js`` draws. ``images`` describes each shown image (``index``,
     ``label``, ``float_prediction``, ``device_prediction``); ``selected`` is the tensor
-    index shown first (default: the first layer)."""
+    index shown first (default: the first layer); ``marked`` a tensor the layer list flags
+    as the one adding the most drift."""
     entries = [_layer_entry(layer, image_indices) for layer in layers]
     return {
         "format": 1,
@@ -120,6 +122,7 @@ def payload(layers: Sequence[Layer], images: Sequence[dict], image_indices: Sequ
         "layers": entries,
         "selected": selected if selected is not None else (entries[0]["tensor"] if entries
                                                             else None),
+        "marked": marked,
         "colormaps": {"value": colormap_b64(VALUE_CMAP), "diff": colormap_b64(DIFF_CMAP)},
     }
 

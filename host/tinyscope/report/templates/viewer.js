@@ -404,7 +404,8 @@
     for (const L of layers) {
       const o = document.createElement("option");
       o.value = String(L.tensor);
-      o.textContent = layerName(L) + " · " + L.shape.join("×");
+      o.textContent = layerName(L) + " · " + L.shape.join("×") +
+        (L.tensor === D.marked ? "  ← adds the most drift" : "");
       layerSel.append(o);
     }
     const views = $("ts-views");
