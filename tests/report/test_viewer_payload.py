@@ -33,13 +33,23 @@ def test_diffs_round_trip_sparse_and_dense() -> None:
     assert np.array_equal(_decode_int8(e["dense"]), many)
 
 
-def test_float_is_kept_to_a_quarter_lsb() -> None:
+def _float_back(e: dict, dev: np.ndarray, scale: float, zp: int) -> np.ndarray:
+    return (dev.astype(np.float64) - zp + _decode_int8(e["drift"]) * e["step"]) * scale
+
+
+def test_float_is_kept_to_a_quarter_lsb_of_drift() -> None:
     rng = np.random.default_rng(1)
-    real = rng.normal(0, 2, 500)
-    scale = 0.0213
-    q = np.frombuffer(base64.b64decode(viewer.encode_float(real, scale)), "<i2")
-    back = q / viewer.FLOAT_STEPS_PER_LSB * scale
-    assert np.max(np.abs(back - real)) <= scale / viewer.FLOAT_STEPS_PER_LSB / 2 + 1e-12
+    scale, zp = 0.0213, -5
+    dev = rng.integers(-128, 128, 500).astype(np.int8)
+    real = (dev.astype(np.float64) - zp + rng.normal(0, 2, 500)) * scale
+    e = viewer.encode_float(real, dev, scale, zp)
+    assert e["step"] == viewer.FLOAT_STEP_LSB
+    assert np.max(np.abs(_float_back(e, dev, scale, zp) - real)) <= scale * e["step"] / 2 + 1e-12
+    # a large drift gets a coarser step, never a clipped value
+    far = real + 90 * scale * np.sign(rng.normal(size=500))
+    e = viewer.encode_float(far, dev, scale, zp)
+    assert e["step"] > viewer.FLOAT_STEP_LSB
+    assert np.max(np.abs(_float_back(e, dev, scale, zp) - far)) <= scale * e["step"] / 2 + 1e-9
 
 
 def test_tflm_is_left_out_only_where_it_equals_the_device() -> None:

@@ -148,7 +148,7 @@ def add_saliency(metrics: dict, arrays: dict, images: list[int]) -> dict[str, np
     model, x, man = arrays.get("model"), arrays.get("x"), arrays["manifest"]
     if model is None or x is None or not images or len(x.shape) != 4:
         return {}
-    start = time.monotonic()
+    start, cpu = time.monotonic(), time.process_time()
     fm = saliency.FloatModel(model)
     imgs = x[images]
     classes = fm.predict_classes(imgs)
@@ -162,5 +162,6 @@ def add_saliency(metrics: dict, arrays: dict, images: list[int]) -> dict[str, np
         **saliency.agreement(maps),
         "seconds": {k: round(v, 3) for k, v in seconds.items()},
         "total_seconds": round(time.monotonic() - start, 3),
+        "total_cpu_seconds": round(time.process_time() - cpu, 3),
     }
     return maps

@@ -5,8 +5,9 @@ The report embeds this as JSON; ``viewer.js`` draws it on canvases. Sizes are ke
 * int8 tensors (device, desktop TFLM) as base64 bytes, one string per image; TFLM is left
   out (``"same"``) where it equals the device bit for bit, which is the expected case;
 * XNNPACK - device as sparse (positions, LSB) when few values differ, else dense int8;
-* the float model's value as int16 in quarter-LSB units of the tensor's scale
-  (``real = v / 4 * scale``): exact enough to see drift, half the size of float32.
+* the float model's value as its drift from the device, one int8 per value, in steps of a
+  quarter LSB (coarser, ``max |drift| / 127``, where the drift is larger than 31 LSB):
+  ``real = ((q - zero_point) + d * step) * scale``; a quarter of the size of float32.
 
 Tensors are shown in one of three layouts: ``image`` (``H x W x C``: one tile per channel),
 ``matrix`` (``T x C``: one heat map with axes) and ``vector`` (``N`` values: a line plot).
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-FLOAT_STEPS_PER_LSB = 4
+FLOAT_STEP_LSB = 0.25  # the finest step of the float drift
 SPARSE_FRACTION = 0.1  # below this fraction of differing values a diff is stored sparse
 VALUE_CMAP = "viridis"
 DIFF_CMAP = "RdBu_r"
@@ -70,9 +71,13 @@ def encode_diff(diff: np.ndarray) -> dict:
     return {"dense": b64(flat)}
 
 
-def encode_float(real: np.ndarray, scale: float) -> str:
-    q = np.round(np.asarray(real, np.float64) / scale * FLOAT_STEPS_PER_LSB)
-    return b64(np.clip(q, -32768, 32767).astype("<i2"))
+def encode_float(real: np.ndarray, device: np.ndarray, scale: float, zero_point: int) -> dict:
+    """The float values as drift from the device's: ``{"step": LSB, "drift": b64 int8}``."""
+    drift = np.asarray(real, np.float64) / scale - (device.astype(np.float64) - zero_point)
+    worst = float(np.abs(drift).max()) if drift.size else 0.0
+    step = max(FLOAT_STEP_LSB, worst / 127.0)
+    q = np.clip(np.round(drift / step), -127, 127).astype(np.int8)
+    return {"step": step, "drift": b64(q)}
 
 
 def colormap_b64(name: str) -> str:
@@ -102,7 +107,8 @@ def _layer_entry(layer: Layer, images: Sequence[int]) -> dict:
                                          zip(x, dev.astype(np.int32), strict=True)]
         entry["xnnpack_max_lsb"] = int(np.abs(x - dev).max()) if x.size else 0
     if layer.float is not None:
-        entry["float"] = [encode_float(f, layer.scale) for f in layer.float[list(images)]]
+        entry["float"] = [encode_float(f, d, layer.scale, layer.zero_point)
+                          for f, d in zip(layer.float[list(images)], dev, strict=True)]
     return entry
 
 
@@ -116,7 +122,6 @@ def payload(layers: Sequence[Layer], images: Sequence[dict], image_indices: Sequ
     entries = [_layer_entry(layer, image_indices) for layer in layers]
     return {
         "format": 1,
-        "float_steps_per_lsb": FLOAT_STEPS_PER_LSB,
         "images": list(images),
         "input": _layer_entry(input_layer, image_indices) if input_layer is not None else None,
         "layers": entries,

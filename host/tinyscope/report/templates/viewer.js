@@ -6,7 +6,6 @@
   const dataNode = document.getElementById("ts-viewer-data");
   if (!dataNode) return;
   const D = JSON.parse(dataNode.textContent);
-  const STEPS = D.float_steps_per_lsb;
   const $ = (id) => document.getElementById(id);
 
   function bytes(s) {
@@ -16,12 +15,6 @@
     return out;
   }
   const int8 = (s) => new Int8Array(bytes(s).buffer);
-  function int16(s) {
-    const b = bytes(s);
-    const out = new Int16Array(b.length >> 1);
-    for (let i = 0; i < out.length; i++) out[i] = ((b[2 * i] | (b[2 * i + 1] << 8)) << 16) >> 16;
-    return out;
-  }
   function uint32(s) {
     const b = bytes(s);
     const out = new Uint32Array(b.length >> 2);
@@ -69,9 +62,10 @@
     }
     let flt = null;
     if (L.float) {
-      const f = int16(L.float[img]);
-      flt = new Float64Array(f.length);
-      for (let i = 0; i < f.length; i++) flt[i] = (f[i] / STEPS) * L.scale;
+      const e = L.float[img];
+      const d = int8(e.drift);
+      flt = new Float64Array(d.length);
+      for (let i = 0; i < d.length; i++) flt[i] = (dev[i] - L.zero_point + d[i] * e.step) * L.scale;
     }
     const s = { dev, tflm, xnn, flt };
     cache.set(key, s);
