@@ -8,6 +8,7 @@ failed or left the local file (the report must work offline from ``file://``).
 from __future__ import annotations
 
 import io
+import math
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -81,3 +82,28 @@ def screenshot_is_not_empty(png: bytes, min_colours: int = 50) -> tuple[bool, in
     im = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).reshape(-1, 3)
     colours, counts = np.unique(im, axis=0, return_counts=True)
     return len(colours) >= min_colours and counts.max() < 0.97 * len(im), len(colours)
+
+
+def lut(name: str) -> np.ndarray:
+    """The viewer's colour map (256 x RGB), as the report embeds it."""
+    import base64
+
+    from tinyscope.report import viewer
+
+    return np.frombuffer(base64.b64decode(viewer.colormap_b64(name)), np.uint8).reshape(256, 3)
+
+
+def colour_index(v: float, lo: float, hi: float) -> int:
+    """viewer.js's rule: Math.round((v - lo) / (hi - lo) * 255), clamped to 0..255."""
+    return min(255, max(0, math.floor((v - lo) / (hi - lo) * 255 + 0.5)))
+
+
+def device_value_rgb(device: np.ndarray, scale: float, zero_point: int,
+                     where: tuple[int, ...]) -> tuple[int, int, int]:
+    """The colour the device view paints at ``where`` of one image's ``device`` int8 tensor:
+    viridis over [min, max] of that tensor's real values."""
+    real = (device.astype(np.float64) - zero_point) * scale
+    lo, hi = float(real.min()), float(real.max())
+    if not hi > lo:
+        hi = lo + scale
+    return tuple(int(v) for v in lut("viridis")[colour_index(float(real[where]), lo, hi)])

@@ -4,8 +4,6 @@ user picks, with no console error and no network request."""
 
 from __future__ import annotations
 
-import base64
-import math
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +11,15 @@ import pytest
 from tinyscope.report import page as htmlpage
 from tinyscope.report import viewer
 
-from tests.report.browser_harness import canvas_rgb, chromium, open_page, screenshot_is_not_empty
+from tests.report.browser_harness import (
+    canvas_rgb,
+    chromium,
+    colour_index,
+    device_value_rgb,
+    lut,
+    open_page,
+    screenshot_is_not_empty,
+)
 
 __all__ = ["chromium"]  # the fixture, imported for pytest
 
@@ -65,20 +71,13 @@ def page(chromium, report):
     pg.close()
 
 
-def _lut(name: str) -> np.ndarray:
-    return np.frombuffer(base64.b64decode(viewer.colormap_b64(name)), np.uint8).reshape(256, 3)
-
-
-def _index(v: float, lo: float, hi: float) -> int:
-    return min(255, max(0, math.floor((v - lo) / (hi - lo) * 255 + 0.5)))
+_lut, _index = lut, colour_index
 
 
 def expected_value_rgb(layer: viewer.Layer, image: int, y: int, x: int, c: int) -> tuple:
     """What the device view must paint: the viridis colour of the real value on the scale
     [min, max] of the device's real values of that layer and image."""
-    real = (layer.device[image].astype(np.float64) - layer.zero_point) * layer.scale
-    lo, hi = float(real.min()), float(real.max())
-    return tuple(int(v) for v in _lut("viridis")[_index(float(real[y, x, c]), lo, hi)])
+    return device_value_rgb(layer.device[image], layer.scale, layer.zero_point, (y, x, c))
 
 
 def _check_tiles(pg, layer: viewer.Layer, image: int, points: list[tuple[int, int, int]]):
