@@ -10,7 +10,13 @@ import numpy as np
 from tinyscope.analysis import drift, saliency
 
 WEIGHTED_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"}
+FIXED_RANGE_OPS = {"SOFTMAX", "LOGISTIC", "TANH"}  # int8 range set by the op, not calibration
 CLIPPED_FRACTION = 0.001  # above this share of float values outside the int8 range: clipping
+# A layer adding more than this (RMSE in LSB of its output) is worth a look: rounding alone
+# gives 0.29, requantizing a sum of several rounded terms a little more.
+LOCAL_DRIFT_WARN_LSB = 1.0
+# Below this signal-to-noise ratio (device vs float) the accumulated drift is worth a look.
+ACCUMULATED_SNR_WARN_DB = 20.0
 
 
 def _pick(row: dict, key: str) -> dict:
@@ -50,7 +56,7 @@ def suggestions(manifest: dict, rows: list[dict], worst: dict) -> list[dict]:
                     "why": f"its {channels} output channels share one weight scale now"})
     clipped = row.get("float_outside_int8_range")
     calib = (manifest.get("calibration") or {}).get("count")
-    if clipped is not None and clipped > CLIPPED_FRACTION:
+    if clipped is not None and clipped > CLIPPED_FRACTION and row["op"] not in FIXED_RANGE_OPS:
         out.append({"what": "more, or more typical, calibration data",
                     "why": f"{clipped:.1%} of {name}'s float values fall outside its int8 range"
                     + (f"; calibration used {calib} images" if calib else "")})
@@ -67,14 +73,25 @@ def suggestions(manifest: dict, rows: list[dict], worst: dict) -> list[dict]:
 
 def drift_summary(manifest: dict, rows: list[dict]) -> dict:
     """Worst accumulated drift (device vs float on the original image), worst layer-local
-    drift (device vs the layer run in float on the device's own input) and what to try."""
+    drift (device vs the layer run in float on the device's own input), the ``finding``
+    (``"layer"``: one layer adds too much; ``"accumulation"``: no layer does, but the drift
+    adds up to a low SNR; ``"none"``), the layer it points at and what to try there."""
     acc = _worst(rows, "device_vs_float")
     loc = _worst(rows, "device_vs_float_local")
-    target = loc or acc
+    finding, target = "none", loc or acc
+    if loc and loc["rmse_over_scale"] > LOCAL_DRIFT_WARN_LSB:
+        finding, target = "layer", loc
+    elif acc and acc.get("snr_db") is not None and acc["snr_db"] < ACCUMULATED_SNR_WARN_DB:
+        finding, target = "accumulation", acc
+    tips = suggestions(manifest, rows, target) if target and finding != "none" else []
+    if finding == "accumulation":
+        tips.append({"what": "quantization-aware training",
+                     "why": "no layer adds more than "
+                     f"{loc['rmse_over_scale'] if loc else 0:.2f} LSB, yet the drift adds up "
+                     f"to {acc['rmse_over_scale']:.1f} LSB (SNR {acc['snr_db']:.1f} dB)"})
     return {
-        "worst_accumulated": acc, "worst_local": loc,
-        "ideal_rmse_over_scale": 1 / np.sqrt(12),
-        "suggestions": suggestions(manifest, rows, target) if target else [],
+        "worst_accumulated": acc, "worst_local": loc, "finding": finding, "target": target,
+        "ideal_rmse_over_scale": float(1 / np.sqrt(12)), "suggestions": tips,
     }
 
 

@@ -157,12 +157,13 @@ def viewer_data(metrics: dict, arrays: dict, images: list[int]) -> dict:
     man = arrays["manifest"]
     layers = viewer.layers_from(man, cap.tensors, {
         "tflm": arrays["tflm"], "xnnpack": arrays["xnnpack"], "float": arrays["float"]})
-    worst = (metrics.get("drift") or {}).get("worst_local") or {}
+    d = metrics.get("drift") or {}
+    target = (d.get("target") or {}) if d.get("finding") in ("layer", "accumulation") else {}
     return viewer.payload(layers, _predictions(metrics, arrays, images), images,
                           viewer.input_layer(man, cap.inputs),
                           selected=man["first_layer_output"]
                           if man["first_layer_output"] in cap.tensors else None,
-                          marked=worst.get("index"))
+                          marked=target.get("index"))
 
 
 def run_compare(run_dir: str | Path, out: str | Path | None = None,

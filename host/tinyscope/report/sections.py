@@ -22,9 +22,6 @@ from tinyscope.report.page import (
 )
 
 IDEAL_RMSE_OVER_SCALE = 1 / math.sqrt(12)
-# A layer adding more than this (RMSE in LSB of its output) is worth a look: rounding alone
-# gives 0.29, requantizing a sum of several rounded terms a little more.
-LOCAL_DRIFT_WARN_LSB = 1.0
 
 
 def layer_label(t: dict) -> str:
@@ -77,8 +74,8 @@ def bit_exact_answer(metrics: dict) -> Answer:
 
 def drift_answer(metrics: dict) -> Answer | None:
     d = metrics.get("drift") or {}
-    acc, loc = d.get("worst_accumulated"), d.get("worst_local")
-    if not acc:
+    acc, loc, target = d.get("worst_accumulated"), d.get("worst_local"), d.get("target")
+    if not acc or not target:
         return None
     details = [f"accumulated (device vs the float model on the original image): worst "
                f"{layer_label(acc)}, RMSE {acc['rmse_over_scale']:.2f} LSB"
@@ -86,18 +83,19 @@ def drift_answer(metrics: dict) -> Answer | None:
     if loc:
         details.append(f"layer-local (this layer alone, in float, on the device's int8 input): "
                        f"worst {layer_label(loc)}, RMSE {loc['rmse_over_scale']:.2f} LSB "
-                       f"(pure rounding: {IDEAL_RMSE_OVER_SCALE:.2f})")
-    target = loc or acc
+                       f"(rounding alone: {IDEAL_RMSE_OVER_SCALE:.2f})")
     name = target.get("keras_layer") or target["op"]
-    how = "added by this layer" if loc else "accumulated"
-    if target["rmse_over_scale"] < LOCAL_DRIFT_WARN_LSB:
-        return Answer("Which layer drifts most from the float model?",
-                      f"None stands out: {name} {target['rmse_over_scale']:.2f} LSB {how}",
-                      "ok", details, layer=target["index"], view="float-device")
-    return Answer("Which layer drifts most from the float model?",
-                  f"{name}: {target['rmse_over_scale']:.2f} LSB {how}", "warn", details,
-                  [s["what"] + f" ({s['why']})" for s in d.get("suggestions", [])],
-                  layer=target["index"], view="float-device")
+    tips = [s["what"] + f" ({s['why']})" for s in d.get("suggestions", [])]
+    question = "Which layer drifts most from the float model?"
+    if d.get("finding") == "layer":
+        verdict = f"{name}: adds {target['rmse_over_scale']:.2f} LSB itself"
+        return Answer(question, verdict, "warn", details, tips, target["index"], "float-device")
+    if d.get("finding") == "accumulation":
+        verdict = (f"No single layer; it adds up to {target['rmse_over_scale']:.1f} LSB "
+                   f"at {name}")
+        return Answer(question, verdict, "warn", details, tips, target["index"], "float-device")
+    verdict = f"None stands out (at most {target['rmse_over_scale']:.2f} LSB, at {name})"
+    return Answer(question, verdict, "ok", details, [], target["index"], "float-device")
 
 
 def accuracy_answer(metrics: dict) -> Answer | None:

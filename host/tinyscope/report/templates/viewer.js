@@ -399,7 +399,7 @@
       const o = document.createElement("option");
       o.value = String(L.tensor);
       o.textContent = layerName(L) + " · " + L.shape.join("×") +
-        (L.tensor === D.marked ? "  ← adds the most drift" : "");
+        (L.tensor === D.marked ? "  ← most drift" : "");
       layerSel.append(o);
     }
     const views = $("ts-views");
