@@ -63,7 +63,7 @@ def suggestions(manifest: dict, rows: list[dict], worst: dict) -> list[dict]:
     elif calib:
         out.append({"what": "more calibration data",
                     "why": f"the int8 ranges were set from {calib} images"})
-    if channels <= 16 or worst["rmse_over_scale"] > 2:
+    if channels <= 16:
         out.append({"what": f"a wider {name} (more channels) or an activation with a bounded "
                     "range (ReLU6) before it",
                     "why": f"{channels} channels carry the signal at "
