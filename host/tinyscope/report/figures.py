@@ -54,7 +54,7 @@ def save(fig: Figure, path: str | Path) -> Path:
     fig.savefig(buf, format="png", dpi=DPI)
     buf.seek(0)
     with Image.open(buf) as img:
-        img.convert("RGB").quantize(256, method=Image.Quantize.FASTOCTREE,
+        img.convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT,
                                     dither=Image.Dither.NONE).save(path, optimize=True)
     return path
 
