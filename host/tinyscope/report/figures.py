@@ -362,7 +362,8 @@ def lsb_histograms(metrics: dict, key: str = "tflm_vs_xnnpack",
 
 def confusion_chart(matrix, classes: Sequence[str], title: str, xlabel: str, ylabel: str):
     cm = np.asarray(matrix)
-    fig = new_figure(1.0 + 0.42 * len(classes) + 1.2, 1.0 + 0.42 * len(classes))
+    side = 0.3 * max(len(classes), 4)
+    fig = new_figure(side + 2.2, side + 1.0)
     ax = fig.subplots()
     image = ax.imshow(cm, cmap="Blues")
     ax.set_xticks(range(len(classes)), classes, fontsize=8)
@@ -374,7 +375,11 @@ def confusion_chart(matrix, classes: Sequence[str], title: str, xlabel: str, yla
         if v:
             ax.text(j, i, str(v), ha="center", va="center", fontsize=7,
                     color="white" if v > thresh else "black")
-    fig.colorbar(image, ax=ax, shrink=0.8, label="images")
+    from matplotlib.ticker import MaxNLocator
+
+    bar = fig.colorbar(image, ax=ax, shrink=0.8, label="images")
+    bar.locator = MaxNLocator(integer=True)
+    bar.update_ticks()
     ax.set_title(title, fontsize=10)
     return fig
 
