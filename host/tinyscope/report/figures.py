@@ -36,8 +36,11 @@ def near_square(n: int) -> tuple[int, int]:
     return rows, math.ceil(n / rows)
 
 
-def new_figure(width: float, height: float) -> Figure:
-    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+def new_figure(width: float, height: float, layout: str | None = "constrained") -> Figure:
+    """A figure on the Agg canvas. Grids of many tiles pass ``layout=None`` and place their
+    axes themselves: constrained layout measures every tile's bounding box on each draw,
+    several seconds for a 5 x 16 grid."""
+    fig = Figure(figsize=(width, height), dpi=DPI, layout=layout)
     FigureCanvasAgg(fig)
     return fig
 
@@ -176,7 +179,10 @@ def comparison_grid(
         raise ValueError("nothing to plot")
     c = next(iter(rows.values()) if rows else iter(diffs.values())).shape[-1]
     n_rows = len(rows) + len(diffs)
-    fig = new_figure(c * tile + 1.8, n_rows * tile + 0.8)
+    width, height = c * tile + 2.6, n_rows * tile + 0.9
+    fig = new_figure(width, height, layout=None)
+    fig.subplots_adjust(left=1.0 / width, right=1 - 0.9 / width, bottom=0.15 / height,
+                        top=1 - 0.65 / height, wspace=0.08, hspace=0.12)
     axes = fig.subplots(n_rows, c, squeeze=False)
     if rows:
         vmin = min(float(v.min()) for v in rows.values())
@@ -192,7 +198,8 @@ def comparison_grid(
                 if r == 0:
                     ax.set_title(f"ch {i}", fontsize=9)
             axes[r, 0].set_ylabel(name, fontsize=9)
-        fig.colorbar(image, ax=axes[: len(rows), :], shrink=0.9, label=units)
+        fig.colorbar(image, ax=axes[: len(rows), :], shrink=0.9, label=units,
+                     fraction=0.25 / width, pad=0.15 / width)
     if diffs:
         limit = max(int(np.abs(d).max()) for d in diffs.values())
         cmap, norm, limit = _diff_norm(limit)
@@ -206,7 +213,7 @@ def comparison_grid(
             n = int(np.count_nonzero(d))
             axes[r, 0].set_ylabel(f"{name}\n({n} differ)", fontsize=8)
         fig.colorbar(image, ax=axes[len(rows):, :], shrink=0.9, label="LSB",
-                     ticks=lsb_ticks(limit))
+                     ticks=lsb_ticks(limit), fraction=0.25 / width, pad=0.15 / width)
     fig.suptitle(title, fontsize=11)
     return fig
 
