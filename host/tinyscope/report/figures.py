@@ -18,6 +18,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
+from matplotlib.ticker import LogLocator, NullLocator
 
 VALUE_CMAP = "viridis"
 DIFF_CMAP = "RdBu_r"
@@ -341,7 +342,10 @@ def lsb_histograms(metrics: dict, key: str = "tflm_vs_xnnpack",
     tensors = [t for t in metrics["tensors"] if key in t]
     n = len(tensors)
     rows, cols = near_square(n)
-    fig = new_figure(2.4 * cols + 0.5, 2.0 * rows + 0.6)
+    width, height = 2.4 * cols + 0.8, 2.0 * rows + 0.9
+    fig = new_figure(width, height, layout=None)
+    fig.subplots_adjust(left=0.9 / width, right=1 - 0.2 / width, bottom=0.55 / height,
+                        top=1 - 0.6 / height, wspace=0.35, hspace=0.55)
     axes = fig.subplots(rows, cols, squeeze=False)
     for ax, t in zip(axes.flat, tensors, strict=False):
         hist = t[key]["lsb"]["histogram"]
@@ -349,12 +353,20 @@ def lsb_histograms(metrics: dict, key: str = "tflm_vs_xnnpack",
         limit = max(1, max(abs(k) for k in counts))
         keys = list(range(-limit, limit + 1))
         vals = [counts.get(k, 0) for k in keys]
-        colors = ["tab:green" if k == 0 else "tab:red" for k in keys]
-        bars = ax.bar(keys, vals, color=colors)
         if len(keys) <= 7:
+            colors = ["tab:green" if k == 0 else "tab:red" for k in keys]
+            bars = ax.bar(keys, vals, color=colors)
             ax.bar_label(bars, [str(v) if v else "" for v in vals], fontsize=7)
+        else:  # one line collection per colour: thousands of bar artists take seconds
+            nz = [(k, v) for k, v in zip(keys, vals, strict=True) if v and k]
+            ax.vlines([k for k, _ in nz], 0.5, [v for _, v in nz], colors="tab:red",
+                      linewidth=max(1.0, 60 / len(keys)))
+            ax.vlines([0], 0.5, [counts.get(0, 0) or 0.5], colors="tab:green",
+                      linewidth=max(1.0, 60 / len(keys)))
         ax.set_yscale("log")
         ax.set_ylim(0.5, max(vals) * 8)  # bars start at 1 element
+        ax.yaxis.set_major_locator(LogLocator(numticks=4))
+        ax.yaxis.set_minor_locator(NullLocator())  # hundreds of minor tick artists per axes
         ax.set_xticks(lsb_ticks(limit, 7))
         diff = t[key]["lsb"]["n_different"]
         ax.set_title(f"{t.get('keras_layer') or t['op']}: {diff:,} differ", fontsize=8)
