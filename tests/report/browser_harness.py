@@ -30,8 +30,10 @@ class PageLog:
     requests: list[str] = field(default_factory=list)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[object]:
+    """One browser per test module (Playwright's sync API allows one instance at a time per
+    thread, so a module's browser is closed before the next module starts its own)."""
     if shutil.which(CHROMIUM) is None:
         pytest.skip(f"{CHROMIUM} missing (make setup-system installs Debian's chromium)")
     sync_api = pytest.importorskip("playwright.sync_api",
