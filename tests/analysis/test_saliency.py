@@ -25,13 +25,17 @@ def setup():
 
 
 @pytest.fixture(scope="module")
-def maps(setup):
-    net, x, y, _ = setup
-    vanilla = saliency.VanillaGradient(net)
+def float_model(setup):
+    return saliency.FloatModel(setup[0])
+
+
+@pytest.fixture(scope="module")
+def maps(setup, float_model):
+    _, x, y, _ = setup
     return {
-        "vanilla": vanilla(x, y),
-        "smooth": saliency.SmoothGrad(net, samples=8)(x, y),
-        "gradcam": saliency.GradCAM(net)(x, y),
+        "vanilla": saliency.VanillaGradient(float_model)(x, y),
+        "smooth": saliency.SmoothGrad(float_model, 1.0, samples=8)(x, y),
+        "gradcam": saliency.GradCAM(float_model)(x, y),
     }
 
 
@@ -47,11 +51,12 @@ def test_maps_have_image_shape_and_are_normalised_per_image(maps):
         assert np.mean(top == 1.0) >= (1.0 if name != "gradcam" else 0.75), name
 
 
-def test_vanilla_gradient_is_abs_gradient_of_the_logit(setup):
+def test_vanilla_gradient_is_abs_gradient_of_the_logit(setup, float_model):
     import tensorflow as tf
 
     net, x, y, _ = setup
-    method = saliency.VanillaGradient(net)
+    method = saliency.VanillaGradient(float_model)
+    assert method.stride == 1  # conv1 has stride 1: no phase averaging
     logits_model = model.logits_model(model.rebatch(net, None))
     xt = tf.constant(x[:3])
     with tf.GradientTape() as tape:
@@ -62,20 +67,46 @@ def test_vanilla_gradient_is_abs_gradient_of_the_logit(setup):
     # one trace serves every batch size
     method(x[:5], y[:5])
     method(x[:2], y[:2])
-    assert method._grad.experimental_get_tracing_count() == 1
+    assert float_model._grad.experimental_get_tracing_count() == 1
 
 
-def test_smoothgrad_is_seeded():
-    net = model.load_model(ROOT / "models" / "default.keras")
+def test_smoothgrad_is_seeded_and_uses_the_model_input_range(float_model):
     x = data.load_mnist().x[:2]
-    a = saliency.SmoothGrad(net, samples=4, seed=3)(x, [1, 2])
-    b = saliency.SmoothGrad(net, samples=4, seed=3)(x, [1, 2])
+    a = saliency.SmoothGrad(float_model, 1.0, samples=4, seed=3)(x, [1, 2])
+    b = saliency.SmoothGrad(float_model, 1.0, samples=4, seed=3)(x, [1, 2])
     assert np.array_equal(a, b)
+    # the noise scales with the model's input range, not with each image's own range
+    dark = x[:1] * 0.1
+    c = saliency.SmoothGrad(float_model, 1.0, samples=4, seed=3)(dark, [1])
+    d = saliency.SmoothGrad(float_model, 0.1, samples=4, seed=3)(dark, [1])
+    assert not np.allclose(c, d)
 
 
-def test_gradcam_uses_the_last_conv_layer_placed_on_its_receptive_field(setup):
+def test_phase_average_removes_a_period_two_checkerboard():
+    from tinyscope.analysis.saliency.gradient import phase_average
+
+    board = (np.indices((8, 8)).sum(0) % 2).astype(np.float32)[None]
+    out = phase_average(board, 2)
+    assert np.allclose(out[0, :-1, :-1], 0.5)
+    assert phase_average(board, 1) is board
+
+
+def test_gradcam_skips_a_classifier_conv_on_a_pooled_map():
+    import keras
+
+    inp = keras.Input((16, 16, 3), batch_size=1)
+    h = keras.layers.Conv2D(4, 3, strides=2, name="conv")(inp)
+    h = keras.layers.ReLU(name="act")(h)
+    h = keras.layers.GlobalAveragePooling2D(keepdims=True)(h)
+    h = keras.layers.Conv2D(3, 1, name="classifier")(h)
+    out = keras.layers.Softmax()(keras.layers.Reshape((3,))(h))
+    cam = saliency.GradCAM(saliency.FloatModel(keras.Model(inp, out)))
+    assert cam.layer == "act"
+
+
+def test_gradcam_uses_the_last_conv_layer_placed_on_its_receptive_field(setup, float_model):
     net, _, _, _ = setup
-    cam = saliency.GradCAM(net)
+    cam = saliency.GradCAM(float_model)
     assert cam.layer == "conv2"
     # conv2 output pixel i: conv1 (valid 3x3) -> pool 2 -> conv2 (valid 3x3) centres it on
     # input pixel 2i + 3.5, i.e. continuous coordinate 2i + 4
@@ -103,18 +134,34 @@ def _sanity(scorer, sal, x, y, fraction=0.1):
 
 
 @pytest.mark.parametrize("method", ["vanilla", "smooth", "gradcam"])
-def test_occluding_the_most_salient_pixels_lowers_the_score_more(setup, maps, method):
+def test_occluding_the_most_salient_pixels_lowers_the_score_more(setup, float_model, maps,
+                                                                method):
     net, x, y, _ = setup
-    most, least = _sanity(saliency.keras_scorer(net), maps[method], x, y)
+    most, least = _sanity(saliency.keras_scorer(float_model), maps[method], x, y)
     assert np.mean(most) > np.mean(least) + 1.0
     assert np.mean(most > least) >= 0.8
 
 
-def test_int8_occlusion_saliency_sanity_and_drift_against_float(setup):
+def test_int8_scores_are_tflm_logits_bit_for_bit(setup):
+    from tinyscope.analysis import floatref, reference
+    from tinyscope.convert.graph import graph
+
+    net, x, y, calib = setup
+    tfl = quantize_keras(net, calib)
+    ops, tensors, inputs, _ = graph(tfl)
+    logits = ops[-1].inputs[0]
+    t_in, t_out = tensors[inputs[0]], tensors[logits]
+    q = data.quantize(x, t_in.scales[0], t_in.zero_points[0])
+    tflm = floatref.stack(reference.tflm_tensors(tfl, q))[logits].reshape(len(x), -1)
+    want = data.dequantize(tflm, t_out.scales[0], t_out.zero_points[0])[np.arange(len(x)), y]
+    assert np.array_equal(saliency.tflite_scorer(tfl)(x, y), want.astype(np.float32))
+
+
+def test_int8_occlusion_saliency_sanity_and_drift_against_float(setup, float_model):
     net, x, y, calib = setup
     tfl = quantize_keras(net, calib)
     int8_scorer = saliency.tflite_scorer(tfl)
-    float_scorer = saliency.keras_scorer(net)
+    float_scorer = saliency.keras_scorer(float_model)
     # the int8 logits track the float ones
     np.testing.assert_allclose(int8_scorer(x, y), float_scorer(x, y), atol=1.0)
     occ_int8 = saliency.Occlusion(int8_scorer)(x[:8], y[:8])
@@ -140,8 +187,35 @@ def test_occlusion_drop_matches_a_hand_computed_patch():
     drops = occ.drops(img, [0])
     assert drops[0, :2, :2].tolist() == [[4.0, 4.0], [4.0, 4.0]]
     assert np.all(drops[0, 2:, :] == 0) and np.all(drops[0, :, 2:] == 0)
-    assert occ.positions(5, 5) == [(0, 0), (0, 2), (0, 3), (2, 0), (2, 2), (2, 3), (3, 0),
-                                   (3, 2), (3, 3)]
+    assert occ.geometry(96, 96) == (2, 2)
+    assert saliency.Occlusion(scorer).geometry(96, 96) == (24, 8)  # a quarter, a third of it
+
+
+def test_occlusion_covers_every_pixel_equally_and_leaves_no_grid():
+    from tinyscope.analysis.saliency.occlusion import positions
+
+    starts = positions(10, 6, 2)
+    assert starts == [-4, -2, 0, 2, 4, 6, 8]
+    cover = np.zeros(10)
+    for s in starts:
+        cover[max(s, 0):s + 6] += 1
+    assert np.all(cover == 3)
+    # a score that is a smooth weighting of the pixels gives a smooth map, peaked at the bump
+    yy, xx = np.indices((32, 32))
+    bump = np.exp(-((yy - 12) ** 2 + (xx - 20) ** 2) / 30.0).astype(np.float32)
+
+    def scorer(images, classes):
+        return (images[..., 0] * bump).sum(axis=(1, 2))
+
+    drops = saliency.Occlusion(scorer).drops(np.ones((1, 32, 32, 1), np.float32), [0])[0]
+    peak = np.unravel_index(drops.argmax(), drops.shape)
+    assert abs(peak[0] - 12) <= 1 and abs(peak[1] - 20) <= 1
+    assert saliency.spearman(drops, bump) > 0.9
+    # no grid: the second difference along a row stays small (a 4-pixel patch moved by 2
+    # gives 0.29 of the range here, these smooth overlapping patches 0.05)
+    span = drops.max() - drops.min()
+    assert np.abs(np.diff(drops, 2, axis=1)).max() < 0.1 * span
+    assert np.abs(np.diff(drops, 2, axis=0)).max() < 0.1 * span
 
 
 def test_rank_correlation_and_iou():

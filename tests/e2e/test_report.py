@@ -3,6 +3,8 @@ compare -> report), then `tinyscope compare` on a capture we damage on purpose."
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
 import shutil
@@ -13,6 +15,15 @@ import pytest
 from tinyscope import cli
 from tinyscope.analysis import compare
 
+from tests.report.browser_harness import (
+    canvas_rgb,
+    chromium,
+    device_value_rgb,
+    open_page,
+    screenshot_is_not_empty,
+)
+
+__all__ = ["chromium"]  # the fixture, imported for pytest
 REPO = Path(__file__).resolve().parents[2]
 N_IMAGES = 20
 
@@ -21,15 +32,31 @@ pytestmark = pytest.mark.emulator
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory) -> Path:
-    """One full pipeline run, shared by the tests of this module."""
+    """One full pipeline run, shared by the tests of this module; its printed output is kept
+    in ``run.log`` (stdout is not a terminal here, so there are no progress bars)."""
     tmp = tmp_path_factory.mktemp("e2e")
-    code = cli.main([
-        "run", "--model", str(REPO / "models" / "default.keras"), "--build", str(tmp / "build"),
-        "--out", str(tmp / "run"), "--n", str(N_IMAGES), "--layers", "all", "--panels", "2",
-        "--state-dir", str(tmp / "qemu"), "--no-progress",
-    ])
-    assert code == 0
+    log = io.StringIO()
+    with contextlib.redirect_stdout(log):
+        code = cli.main([
+            "run", "--model", str(REPO / "models" / "default.keras"), "--build",
+            str(tmp / "build"), "--out", str(tmp / "run"), "--n", str(N_IMAGES), "--layers",
+            "all", "--panels", "2", "--state-dir", str(tmp / "qemu"),
+        ])
+    (tmp / "run.log").write_text(log.getvalue())
+    assert code == 0, log.getvalue()
     return tmp
+
+
+def test_run_prints_one_line_per_stage_and_their_times(demo_run: Path) -> None:
+    out = (demo_run / "run.log").read_text()
+    for stage in ("convert", "build", "boot", "capture", "references", "report"):
+        assert re.search(rf"^    {stage} \d+\.\d s$", out, re.M), (stage, out)
+    summary = next(line for line in out.splitlines() if line.startswith("stages: "))
+    assert summary.index("convert") < summary.index("capture") < summary.index("report")
+    assert "\r" not in out  # no progress bar redrawing a line
+    # the console table names every layer in full
+    for name in ("conv1", "pool1", "conv2", "pool2", "flatten", "logits", "softmax"):
+        assert re.search(rf"^\d+\s+{name}\s", out, re.M), name
 
 
 def test_pipeline_device_equals_tflm_on_every_tensor(demo_run: Path) -> None:
@@ -134,3 +161,36 @@ def test_report_survives_references_that_abort(demo_run: Path, tmp_path: Path,
     page = (run / "report" / "report.html").read_text()
     assert "Missing references" in page and "TFLM missing" in page
     assert (run / "capture.npz").read_bytes() == before
+
+
+def test_report_in_the_browser_shows_every_captured_layer(demo_run: Path, chromium) -> None:
+    """The real report in Chromium: the answers on top, then the viewer; switch image and
+    layer and the canvases show the captured values; no error, no request."""
+    report = demo_run / "run" / "report" / "report.html"
+    metrics = json.loads((report.parent / "metrics.json").read_text())
+    page, log = open_page(chromium, report)
+    try:
+        answers = page.text_content("#ts-answers")
+        assert "Yes: bit-exact" in answers and "How accurate is it?" in answers
+        layers = page.eval_on_selector_all("#ts-layer option", "os => os.map(o => o.value)")
+        assert sorted(map(int, layers)) == sorted(t["index"] for t in metrics["tensors"])
+        assert page.eval_on_selector_all("#ts-image option", "os => os.length") == 2
+        with np.load(demo_run / "run" / "capture.npz") as cap:
+            for image, row in [(1, metrics["tensors"][2]), (0, metrics["tensors"][0])]:
+                page.select_option("#ts-image", str(image))
+                page.select_option("#ts-layer", str(row["index"]))
+                dev = cap[f"t{row['index']}_{image}"][0]
+                h, w, c = dev.shape
+                for y, x, ch in [(0, 0, 0), (h // 2, w // 3, c - 1), (h - 1, w - 1, c // 2)]:
+                    got = canvas_rgb(page, f'#ts-grid canvas[data-channel="{ch}"]', x, y)
+                    want = device_value_rgb(dev, row["scale"], row["zero_point"], (y, x, ch))
+                    assert got == want, (image, row["keras_layer"], (y, x, ch))
+        page.select_option("#ts-layer", str(metrics["tensors"][-1]["index"]))
+        assert page.get_attribute("#ts-grid", "data-layout") == "vector"
+        png = page.screenshot(full_page=True)
+        (demo_run / "report.png").write_bytes(png)
+        ok, colours = screenshot_is_not_empty(png)
+        assert ok, colours
+        assert log.errors == [] and log.requests == []
+    finally:
+        page.close()

@@ -17,7 +17,6 @@ writes ``metrics.json`` and one self-contained ``report.html``.
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -246,61 +245,6 @@ def compare(run_dir: str | Path, build_dir: str | Path | None = None,
 
 
 # --------------------------------------------------------------------------- summary
-
-
-def format_value(v: object, digits: int = 3) -> object:
-    if v is None:
-        return "–"
-    if isinstance(v, float):
-        return "∞" if math.isinf(v) else round(v, digits)
-    return v
-
-
-def summary_rows(metrics: dict) -> list[list[object]]:
-    """One row per streamed tensor: the numbers a user looks at first."""
-    rows = []
-    for r in metrics["tensors"]:
-        dt = r["device_vs_tflm"]["lsb"] if "device_vs_tflm" in r else None
-        xn = r["xnnpack_vs_device"]["lsb"] if "xnnpack_vs_device" in r else None
-        fl = r.get("device_vs_float", {})
-        ok = dt is not None and dt["n_different"] == 0
-        rows.append([
-            r["op_index"] if r["op_index"] is not None else "in", r["op"],
-            str(r["keras_layer"]), "x".join(map(str, r["shape"])),
-            (f"{dt['n_different']} / {dt['n']}", "ok" if ok else "bad") if dt else "missing",
-            dt["max_lsb"] if dt else "–",
-            f"{xn['n_different']} ({xn['max_lsb']} LSB)" if xn else "missing",
-            format_value(fl.get("rmse_over_scale")), format_value(fl.get("snr_db"), 1),
-            format_value(fl.get("cosine"), 4),
-        ])
-    return rows
-
-
-SUMMARY_COLUMNS = ["op", "operator", "Keras layer", "shape", "device≠TFLM", "max LSB",
-                   "XNNPACK≠device", "float RMSE/scale", "SNR dB", "cosine"]
-
-
-def print_summary(metrics: dict) -> None:
-    d = metrics["dataset"]
-    widths = [4, 17, 11, 11, 15, 7, 16, 16, 7, 7]
-    head = "".join(f"{c[:w]:<{w + 1}}" for c, w in zip(SUMMARY_COLUMNS, widths, strict=True))
-    print(head)
-    for row in summary_rows(metrics):
-        cells = [c[0] if isinstance(c, tuple) else c for c in row]
-        print("".join(f"{str(c)[:w]:<{w + 1}}" for c, w in zip(cells, widths, strict=True)))
-    for ref in metrics.get("references", {}).values():
-        if not ref["available"]:
-            print(f"missing reference: {ref['missing']}")
-    verdict = ("device == TFLM on every streamed tensor (bit-exact)"
-               if metrics["device_equals_tflm"] else
-               "not compared with TFLM (the reference did not run)"
-               if metrics["device_equals_tflm"] is None else
-               f"device differs from TFLM in {metrics['device_vs_tflm_mismatching_elements']} "
-               f"elements (max {metrics['device_vs_tflm_max_lsb']} LSB)")
-    print(f"{metrics['n_images']} images: {verdict}")
-    if "device_vs_float_top1_agreement" in d:
-        print(f"top-1 agreement device vs float: {d['device_vs_float_top1_agreement']:.2%}; "
-              f"accuracy device {d['device_accuracy']:.2%}, float {d['float_accuracy']:.2%}")
 
 
 def check_gates(metrics: dict, max_lsb: int | None, min_top1: float | None) -> list[str]:

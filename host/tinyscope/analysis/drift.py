@@ -283,12 +283,37 @@ def local_float_tensors(model, model_bytes: bytes, int8: dict[int, np.ndarray], 
         for i in acts:
             t = tensors[i]
             xs.append(_dequant(int8[i], t.scales, t.zero_points, -1).astype(np.float32))
-        layer = net.get_layer(name)
-        y = layer(xs if len(xs) > 1 else xs[0])
-        for fused in lmap.op_fused.get(op.index, []):
-            y = net.get_layer(fused)(y)
-        out[idx] = np.asarray(y).reshape(len(xs[0]), *tensors[idx].shape[1:])
+        y = _run_layer(net, name, xs, lmap.op_fused.get(op.index, []))
+        want = (len(xs[0]), *tensors[idx].shape[1:])
+        if y is not None and y.size == int(np.prod(want)):
+            out[idx] = y.reshape(want)
     return out
+
+
+def _run_layer(net, name: str, xs: list[np.ndarray], fused: list[str]) -> np.ndarray | None:
+    """One Keras layer (and the layers folded into its op) on ``xs``. A ``ZeroPadding2D``
+    feeding the layer that the converter folded into the op (a MobileNet's stride-2
+    depthwise convolutions) is applied first. None if the layer cannot run on ``xs``."""
+    layer = net.get_layer(name)
+    pad = None
+    nodes = getattr(layer, "_inbound_nodes", [])
+    if len(xs) == 1 and len(nodes) == 1 and len(nodes[0].parent_nodes) == 1:
+        parent = nodes[0].parent_nodes[0].operation
+        if type(parent).__name__ == "ZeroPadding2D":
+            pad = parent
+    x = xs if len(xs) > 1 else xs[0]
+    want = tuple(int(v) for v in layer.output.shape[1:])
+    if pad is not None and tuple(x.shape[1:]) != tuple(int(v) for v in layer.input.shape[1:]):
+        x = pad(x)
+    try:
+        y = layer(x)
+    except ValueError:
+        return None
+    if tuple(y.shape[1:]) != want:
+        return None
+    for f in fused:
+        y = net.get_layer(f)(y)
+    return np.asarray(y)
 
 
 # --------------------------------------------------------------------------- the drift run

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from tinyscope.analysis.compare import (
-    DEFAULT_PANELS,
-    GATE_EXIT_CODE,
-    gate_exit_code,
-    print_summary,
-)
+from tinyscope.analysis.compare import DEFAULT_PANELS, GATE_EXIT_CODE, gate_exit_code
 from tinyscope.cli.formatter import HelpFormatter
+from tinyscope.cli.stages import show_progress
 from tinyscope.report.comparison import run_compare
+from tinyscope.report.console import print_summary
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     metrics, page = run_compare(args.run_dir, args.out, args.build, args.model, args.panels,
-                                progress=not args.no_progress)
+                                progress=show_progress(args.no_progress))
     print_summary(metrics)
     print(f"report: {page}")
     return gate_exit_code(metrics, args.max_lsb, args.min_top1)

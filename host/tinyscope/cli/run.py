@@ -9,19 +9,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
+from contextlib import ExitStack
 from pathlib import Path
 
 from tinyscope.analysis import references
-from tinyscope.analysis.compare import gate_exit_code, print_summary
+from tinyscope.analysis.compare import gate_exit_code
 from tinyscope.cli.convert import add_data_options
 from tinyscope.cli.formatter import HelpFormatter
+from tinyscope.cli.stages import Stages, show_progress
 from tinyscope.convert import manifest as manifest_mod
 from tinyscope.convert.flow import convert
 from tinyscope.data import quantized_test_inputs
 from tinyscope.device import boards, capture
 from tinyscope.errors import TinyscopeError
 from tinyscope.report.comparison import run_compare
+from tinyscope.report.console import print_summary
 
 DEFAULT_MODEL = "models/default.keras"
 DEFAULT_BUILD = "build/default"
@@ -52,9 +54,38 @@ def build_is_current(model_path: Path, build_dir: Path,
     return manifest.get("source_sha256") == manifest_mod.sha256(model_path.read_bytes())
 
 
-def _step(name: str) -> float:
-    print(f"==> {name}", flush=True)
-    return time.monotonic()
+def _capture(args: argparse.Namespace, stages: Stages, build: Path, out: Path, elf: Path,
+             board_name: str, progress: bool):
+    """Start the desktop references, boot or flash the board, then capture; the emulator is
+    stopped at the end. Returns the references (pending or done)."""
+    manifest = manifest_mod.load(build)
+    x, q, labels = quantized_test_inputs(manifest, args.n)  # the build's data, split and range
+    # The desktop references need only the inputs: they run in worker processes during the
+    # capture and land in OUT/references/, where compare finds them.
+    src = manifest_mod.float_model_path(manifest)
+    keras_path = src if src and Path(src).is_file() else None
+    refs = references.start(manifest_mod.model_bytes(build, manifest), q,
+                            x if keras_path else None, keras_path, cache_dir=out)
+
+    def capture_from(url: str) -> None:
+        with stages.stage("capture", f"{len(q)} images (layers: {args.layers}) from {url} "
+                          f"-> {out}"):
+            capture.capture(url, build, out, q, labels, args.layers, progress=progress,
+                            data_source=manifest.get("data", ""))
+
+    if board_name in boards.EMULATORS:
+        machine = boards.EMULATORS[board_name].machine
+        state = Path(args.state_dir)
+        boards.stop(state)
+        with ExitStack() as stack:
+            with stages.stage("boot", f"{elf.name} on QEMU {machine}"):
+                board = stack.enter_context(boards.emulated_board(elf, state, machine))
+            capture_from(board.url)
+    else:
+        with stages.stage("flash", board_name):
+            boards.flash_real(board_name, elf)
+        capture_from(boards.resolve_port(args.port))
+    return refs
 
 
 def run_pipeline(args: argparse.Namespace) -> int:
@@ -65,52 +96,30 @@ def run_pipeline(args: argparse.Namespace) -> int:
             "SavedModel directory with --model")
     boards.check_board(args.board)
     board_name = boards.canonical_board(args.board)
-    t0 = time.monotonic()
+    stages = Stages()
+    progress = show_progress(args.no_progress)
     if args.force or not build_is_current(model, build, args):
-        _step(f"convert {model} -> {build}")
-        convert(model, build, data=args.data, float_model=args.float_model,
-                test_data=args.test_data, input_range=args.input_range)
+        with stages.stage("convert", f"{model} -> {build}"):
+            convert(model, build, data=args.data, float_model=args.float_model,
+                    test_data=args.test_data, input_range=args.input_range)
     else:
-        print(f"==> {build} is up to date with {model} (use --force to convert again)")
-    manifest = manifest_mod.load(build)
-
-    _step(f"build firmware for {board_name}")
-    elf = boards.build_firmware(build, boards.firmware_board(board_name), quiet=True)
-    print(f"    {elf}")
-    x, q, labels = quantized_test_inputs(manifest, args.n)  # the build's data, split and range
-    # The desktop references need only the inputs: they run in worker processes during the
-    # capture and land in OUT/references/, where compare finds them.
-    src = manifest_mod.float_model_path(manifest)
-    keras_path = src if src and Path(src).is_file() else None
-    refs = references.start(manifest_mod.model_bytes(build, manifest), q,
-                            x if keras_path else None, keras_path, cache_dir=out)
-
-    def capture_from(url: str) -> None:
-        _step(f"capture {args.n} images (layers: {args.layers}) from {url} -> {out}")
-        capture.capture(url, build, out, q, labels, args.layers,
-                        progress=not args.no_progress,
-                        data_source=manifest.get("data", ""))
-
-    if board_name in boards.EMULATORS:
-        machine = boards.EMULATORS[board_name].machine
-        _step(f"flash: boot {elf.name} on QEMU {machine}")
-        state = Path(args.state_dir)
-        boards.stop(state)
-        with boards.emulated_board(elf, state, machine) as board:
-            capture_from(board.url)
-    else:
-        _step(f"flash {board_name}")
-        boards.flash_real(board_name, elf)
-        capture_from(boards.resolve_port(args.port))
+        print(f"==> convert: {build} is up to date with {model} (use --force to convert again)")
+    with stages.stage("build", f"firmware for {board_name}"):
+        elf = boards.build_firmware(build, boards.firmware_board(board_name), quiet=True)
+    refs = _capture(args, stages, build, out, elf, board_name, progress)
+    print("==> references and report: TFLM, LiteRT and the float model; figures, viewer",
+          flush=True)
     if isinstance(refs, references.Pending):
         refs.wait()
-    _step("compare with TFLM, LiteRT and the float model")
+    seconds: dict[str, float] = {}
     metrics, page = run_compare(out, out / "report", build, None, args.panels,
-                                        progress=not args.no_progress)
+                                progress=progress, seconds=seconds)
+    for name in ("references", "report"):
+        stages.record(name, seconds[name])
     print()
     print_summary(metrics)
     print(f"\nreport: {page.resolve()}")
-    print(f"total {time.monotonic() - t0:.0f} s")
+    print(stages.summary())
     return gate_exit_code(metrics, args.max_lsb, args.min_top1)
 
 
@@ -143,5 +152,6 @@ def add_cli(sub) -> None:
     p.add_argument("--max-lsb", type=int, help="gate: max LSB device vs TFLM")
     p.add_argument("--min-top1", type=float, help="gate: min top-1 agreement device vs float")
     p.add_argument("--state-dir", default="build/qemu-run", help=argparse.SUPPRESS)
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bars (also off when stderr is not a terminal)")
     p.set_defaults(func=run_pipeline)

@@ -1,189 +1,200 @@
 """The report of ``tinyscope compare``: figures, ``metrics.json`` and ``report.html``.
 
-:func:`run_compare` computes every metric (:func:`tinyscope.analysis.compare.compare`), draws
-the figures, writes ``metrics.json`` and the self-contained ``report.html``.
+:func:`run_compare` first computes every number (:func:`tinyscope.analysis.compare.compare`,
+then :mod:`tinyscope.analysis.findings`: layer-local drift, the worst layers, per-class
+accuracy, saliency and its int8-vs-float agreement), writes them to ``metrics.json``, and only
+then draws: PNG figures (also written next to the report, for scripts), the layer viewer's
+data and the page laid out by :func:`tinyscope.report.sections.comparison_page`.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
 
-from tinyscope.analysis import saliency
-from tinyscope.analysis.compare import (
-    DEFAULT_PANELS,
-    SUMMARY_COLUMNS,
-    Capture,
-    compare,
-    format_value,
-    summary_rows,
-)
+from tinyscope.analysis import findings
+from tinyscope.analysis.compare import DEFAULT_PANELS, Capture, compare
 from tinyscope.analysis.drift import write_metrics
 from tinyscope.data import dequantize
 from tinyscope.report import figures as figures_mod
-from tinyscope.report import html
+from tinyscope.report import page as page_mod
+from tinyscope.report import viewer
+from tinyscope.report.page import Figure
+from tinyscope.report.sections import comparison_page, layer_label
+
+FIRST_LAYER_CHANNELS = 16  # channels in the static first-layer figures
 
 
-def _first_layer_figure(metrics: dict, arrays: dict, image: int, out: Path) -> Path:
+def _predictions(metrics: dict, arrays: dict, images: list[int]) -> list[dict]:
+    """Label, float and device prediction of each panel image, as class names."""
     cap: Capture = arrays["cap"]
-    man = arrays["manifest"]
-    idx = man["first_layer_output"]
+    man, names = arrays["manifest"], metrics["classes"]
+    out_idx = man["output"]["index"]
+    dev = cap.outputs if cap.outputs is not None else cap.tensors.get(out_idx)
+    flt = (arrays.get("float") or {}).get(out_idx)
+    return [{
+        "index": i, "label": names[int(cap.labels[i])],
+        "float_prediction": names[int(flt[i].argmax())] if flt is not None else None,
+        "device_prediction": names[int(dev[i].argmax())] if dev is not None else None,
+    } for i in images]
+
+
+def _title(p: dict) -> str:
+    return (f"image {p['index']}: label {p['label']} · float predicts "
+            f"{p['float_prediction'] or '–'} · device predicts {p['device_prediction'] or '–'}")
+
+
+def _first_layer(metrics: dict, arrays: dict, preds: list[dict], out: Path) -> list[Figure]:
+    cap: Capture = arrays["cap"]
+    idx = arrays["manifest"]["first_layer_output"]
     if idx not in cap.tensors:
-        idx = min(cap.tensors, key=lambda k: k)
+        idx = min(cap.tensors)
     t = next(r for r in metrics["tensors"] if r["index"] == idx)
-    dev = cap.tensors[idx][image]
-    # a reference that did not run (metrics["references"] says why) leaves its panels empty
-    tflm = arrays["tflm"][idx][image] if idx in arrays["tflm"] else None
-    xnn = arrays["xnnpack"][idx][image] if idx in arrays["xnnpack"] else None
-    rows = {
-        "device (int8)": dequantize(dev, t["scale"], t["zero_point"]),
-        "desktop TFLM (int8)": (dequantize(tflm, t["scale"], t["zero_point"])
-                                if tflm is not None else None),
-        "float Keras": arrays["float"][idx][image] if idx in arrays["float"] else None,
-    }
-    diffs = {}
-    if tflm is not None:
-        diffs["device - TFLM"] = dev.astype(np.int32) - tflm
-    if xnn is not None:
-        diffs["XNNPACK - device"] = xnn.astype(np.int32) - dev
-    label = metrics["classes"][int(cap.labels[image])]
-    fig = figures_mod.comparison_grid(
-        rows, diffs, title=f"{t['op']} #{t['op_index']} ({t['keras_layer']}) output, "
-        f"image {image} (label {label})")
-    return figures_mod.save(fig, out / f"feature_maps_image{image}.png")
-
-
-def _saliency_figures(metrics: dict, arrays: dict, images: list[int], out: Path) -> list[Path]:
-    """Per image: the saliency methods side by side, and a panel input | Grad-CAM | the
-    device's first-layer feature maps. Adds the occlusion saliency drift (int8 vs float) to
-    ``metrics["saliency"]``."""
-    model, x = arrays["model"], arrays["x"]
-    if model is None or x is None or not images:
+    if len(t["shape"]) != 4:
         return []
+    shown = min(FIRST_LAYER_CHANNELS, t["shape"][-1])
+    more = (f" (channels 0–{shown - 1} of {t['shape'][-1]}; the viewer above shows all)"
+            if shown < t["shape"][-1] else "")
+    figs = []
+    for p in preds:
+        i = p["index"]
+        dev = cap.tensors[idx][i][..., :shown]
+        # a reference that did not run (metrics["references"] says why) leaves its rows out
+        tflm = arrays["tflm"][idx][i][..., :shown] if idx in arrays["tflm"] else None
+        xnn = arrays["xnnpack"][idx][i][..., :shown] if idx in arrays["xnnpack"] else None
+        rows = {
+            "device (int8)": dequantize(dev, t["scale"], t["zero_point"]),
+            "desktop TFLM (int8)": (dequantize(tflm, t["scale"], t["zero_point"])
+                                    if tflm is not None else None),
+            "float model": arrays["float"][idx][i][..., :shown] if idx in arrays["float"]
+            else None,
+        }
+        diffs = {}
+        if tflm is not None:
+            diffs["device − TFLM"] = dev.astype(np.int32) - tflm
+        if xnn is not None:
+            diffs["XNNPACK − device"] = xnn.astype(np.int32) - dev
+        fig = figures_mod.comparison_grid(
+            rows, diffs, title=f"{layer_label(t)} output, {_title(p)}",
+            units=f"{t['keras_layer'] or t['op']} output (real value)")
+        figs.append(Figure(figures_mod.save(fig, out / f"first_layer_image{i}.png"),
+                           f"The first layer's channels for image {i}: the device, the desktop "
+                           "TFLM interpreter and the float model on one colour scale (real "
+                           f"values), then the differences in LSB{more}."))
+    return figs
+
+
+def _saliency(metrics: dict, arrays: dict, preds: list[dict], maps: dict,
+              out: Path) -> tuple[list[Figure], list[Figure]]:
+    """(methods figures, panels): every method per image; input | Grad-CAM | first layer."""
+    if not maps:
+        return [], []
+    cap: Capture = arrays["cap"]
+    x = arrays["x"]
+    idx = arrays["manifest"]["first_layer_output"]
+    t = next((r for r in metrics["tensors"] if r["index"] == idx), None)
+    methods, panels = [], []
+    for k, p in enumerate(preds):
+        i = p["index"]
+        fig = figures_mod.saliency_methods(x[i], {m: v[k] for m, v in maps.items()},
+                                           f"{_title(p)}: what the score depends on")
+        methods.append(Figure(figures_mod.save(fig, out / f"saliency_image{i}.png"),
+                              "Brighter = the float model's score for its predicted class "
+                              "depends more on these pixels. Gradient and SmoothGrad: "
+                              "sensitivity to each pixel; Grad-CAM: where the last "
+                              "convolution block looks; occlusion: how much the score drops "
+                              "when a patch is covered, on the float and on the int8 model."))
+        if t is not None and len(t["shape"]) == 4:
+            fmap = dequantize(cap.tensors[idx][i][..., :FIRST_LAYER_CHANNELS], t["scale"],
+                              t["zero_point"])
+            fig = figures_mod.panel(x[i], maps["Grad-CAM"][k], fmap, _title(p),
+                                    saliency_name="Grad-CAM (float model)",
+                                    units=f"device {t['keras_layer'] or t['op']} output "
+                                    "(real value)")
+            panels.append(Figure(figures_mod.save(fig, out / f"panel_image{i}.png"),
+                                 f"Image {i}: where the float model looks (Grad-CAM) and what "
+                                 f"the device's first layer, {layer_label(t)}, computed."))
+    return methods, panels
+
+
+def _accuracy(metrics: dict, out: Path) -> list[Figure]:
+    d, names = metrics["dataset"], metrics["classes"]
+    figs = []
+    if "confusion_device" in d:
+        fig = figures_mod.confusion_chart(d["confusion_device"], names,
+                                          f"device accuracy {d['device_accuracy']:.1%}",
+                                          "device prediction", "true class")
+        figs.append(Figure(figures_mod.save(fig, out / "confusion_true_vs_device.png"),
+                           "True class against the device's prediction: off-diagonal cells "
+                           "are the device's mistakes."))
+    if "confusion_float_vs_device" in d:
+        fig = figures_mod.confusion_chart(
+            d["confusion_float_vs_device"], names,
+            f"device and float agree on {d['device_vs_float_top1_agreement']:.1%}",
+            "device prediction", "float prediction")
+        figs.append(Figure(figures_mod.save(fig, out / "confusion_float_vs_device.png"),
+                           "The float model's prediction against the device's: "
+                           "off-diagonal cells are images quantization changed."))
+    return figs
+
+
+def figures(metrics: dict, arrays: dict, out: Path, images: list[int],
+            maps: dict[str, np.ndarray]) -> dict[str, list[Figure]]:
+    """Every figure, by the section it belongs to; PNGs are written to ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    preds = _predictions(metrics, arrays, images)
+    methods, panels = _saliency(metrics, arrays, preds, maps, out)
+    dist = []
+    if any("xnnpack_vs_device" in t for t in metrics["tensors"]):
+        hist = figures_mod.lsb_histograms(metrics, key="xnnpack_vs_device",
+                                          title="LiteRT default (XNNPACK) − device, per layer")
+        dist.append(Figure(figures_mod.save(hist, out / "lsb_xnnpack_vs_device.png"),
+                           "How many values XNNPACK computes differently from the device, by "
+                           "the size of the difference (log scale)."))
+    return {
+        "first_layer": _first_layer(metrics, arrays, preds, out),
+        "panels": panels, "saliency": methods, "accuracy": _accuracy(metrics, out),
+        "distributions": dist,
+    }
+
+
+def viewer_data(metrics: dict, arrays: dict, images: list[int]) -> dict:
+    """The layer viewer's data: every captured tensor of the panel images."""
     cap: Capture = arrays["cap"]
     man = arrays["manifest"]
-    imgs = x[images]
-    classes = saliency.VanillaGradient(model).predict_classes(imgs)
-    maps = saliency.compute_all(model, arrays["model_bytes"], imgs, classes,
-                                man.get("logits_tensor"))
-    metrics["saliency"] = {
-        "images": images, "explained_classes": classes.astype(int).tolist(),
-        "occlusion_int8_vs_float": saliency.saliency_drift(maps["occlusion float"],
-                                                           maps["occlusion int8"]),
-    }
-    idx = man["first_layer_output"]
-    t = next(tt for tt in man["tensors"] if tt["index"] == idx)
-    names = metrics["classes"]
-    paths = []
-    for k, i in enumerate(images):
-        title = (f"image {i}: label {names[int(cap.labels[i])]}, float predicts "
-                 f"{names[int(classes[k])]}")
-        paths.append(figures_mod.save(
-            figures_mod.saliency_methods(imgs[k], {m: v[k] for m, v in maps.items()},
-                                   f"{title}: saliency of the pre-softmax score"),
-            out / f"saliency_image{i}.png"))
-        if idx in cap.tensors:
-            fmap = dequantize(cap.tensors[idx][i], t["scales"][0], t["zero_points"][0])
-            paths.append(figures_mod.save(
-                figures_mod.panel(imgs[k], maps["Grad-CAM"][k], fmap, title,
-                            saliency_name="Grad-CAM (float)",
-                            units="device conv1 (real value)"),
-                out / f"panel_image{i}.png"))
-    return paths
-
-
-def figures(metrics: dict, arrays: dict, out: Path, panels: int = DEFAULT_PANELS) -> list[Path]:
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    images = list(range(min(panels, metrics["n_images"])))
-    for i in images:
-        paths.append(_first_layer_figure(metrics, arrays, i, out))
-    paths += _saliency_figures(metrics, arrays, images, out)
-    if any("xnnpack_vs_device" in t for t in metrics["tensors"]):
-        paths.append(figures_mod.save(figures_mod.lsb_histograms(
-            metrics, key="xnnpack_vs_device",
-            title="LiteRT default (XNNPACK) - device, per tensor"),
-            out / "lsb_xnnpack_vs_device.png"))
-    d = metrics["dataset"]
-    if "confusion_float_vs_device" in d:
-        paths.append(figures_mod.save(figures_mod.confusion_chart(
-            d["confusion_float_vs_device"], metrics["classes"],
-            f"float vs device top-1: {d['device_vs_float_top1_agreement']:.2%} agree",
-            "device prediction", "float prediction"), out / "confusion_float_vs_device.png"))
-    return paths
-
-
-def render_report(metrics: dict, figs: list[Path], out: Path) -> Path:
-    d = metrics["dataset"]
-    t = metrics["timing"]
-    ok = metrics["device_equals_tflm"]
-    missing = {k: r for k, r in metrics.get("references", {}).items() if not r["available"]}
-    cards = {
-        "device vs TFLM": "bit-exact" if ok else "TFLM missing" if ok is None else
-        f"{metrics['device_vs_tflm_mismatching_elements']} differ",
-        "images": str(metrics["n_images"]),
-        "device accuracy": f"{d['device_accuracy']:.1%}" if "device_accuracy" in d else "–",
-        "top-1 vs float": f"{d['device_vs_float_top1_agreement']:.1%}"
-        if "device_vs_float_top1_agreement" in d else "–",
-        "ticks / inference": f"{t['total_ticks_median']:,}" if t.get("total_ticks_median")
-        else "–",
-    }
-    if t.get("total_ticks_median") and t.get("instructions_per_tick"):
-        instr = t["total_ticks_median"] * t["instructions_per_tick"]
-        cards["instructions / inference"] = f"{instr / 1e6:.2f} M"
-    timing_rows = [[r["op_index"], r["op"], str(r["keras_layer"]), r["macs"],
-                    format_value(r["ticks"]), format_value(r["instructions"], 0),
-                    format_value(r["instructions_per_mac"], 2)]
-                   for r in t["per_op"]]
-    by_name = {p.name: p for p in figs}
-    fm = [html.Figure(p, "Feature maps: device, desktop TFLM, float (shared colour scale, "
-                        "real units), then differences in LSB.")
-          for n, p in by_name.items() if n.startswith("feature_maps")]
-    sal = [html.Figure(p, "Saliency on the input: gradient (Simonyan et al. 2013), "
-                         "SmoothGrad and Grad-CAM on the float model; occlusion on the int8 "
-                         "model.") for n, p in by_name.items() if n.startswith("saliency")]
-    pan = [html.Figure(p, "Input, saliency and the device's first-layer feature maps.")
-           for n, p in by_name.items() if n.startswith("panel")]
-    other = [html.Figure(p, p.stem.replace("_", " ")) for n, p in by_name.items()
-             if not n.startswith(("feature_maps", "saliency", "panel"))]
-    sections = [
-        html.Section(
-            "Missing references", "These desktop references could not run; their columns "
-            "and panels are left out. " + " ".join(r["missing"] for r in missing.values()),
-            [html.Table(["reference", "why"], [[r["label"], r["missing"]]
-                                               for r in missing.values()])] if missing else []),
-        html.Section(
-            "Per layer", "device≠TFLM counts elements where the device differs from the TFLM "
-            "reference interpreter (must be 0). XNNPACK≠device: LiteRT's default desktop "
-            "kernels round once where TFLM rounds twice, so a few values differ by 1 LSB or "
-            "more: that is expected and not a device bug. float RMSE/scale near 0.289 is "
-            "ideal rounding noise.",
-            [html.Table(SUMMARY_COLUMNS, summary_rows(metrics))]),
-        html.Section("Feature maps", "", [*pan, *fm]),
-        html.Section("Saliency", "", sal),
-        html.Section(
-            "Timing per operator", f"tick unit: {t.get('tick_note') or t.get('tick_hz')}",
-            [html.Table(["op", "operator", "Keras layer", "MACs", "ticks (median)",
-                           "instructions", "instr/MAC"], timing_rows)]),
-        html.Section("Distributions", "", other),
-    ]
-    sub = (f"board {metrics['board']} · firmware {metrics['firmware_version']} · model "
-           f"{metrics['model_sha256'][:12]} · {metrics['run_dir']}")
-    page = html.render("tinyscope: device vs desktop", sub, cards,
-                         [s for s in sections if s.items])
-    return html.write(out / "report.html", page)
+    layers = viewer.layers_from(man, cap.tensors, {
+        "tflm": arrays["tflm"], "xnnpack": arrays["xnnpack"], "float": arrays["float"]})
+    d = metrics.get("drift") or {}
+    target = (d.get("target") or {}) if d.get("finding") in ("layer", "accumulation") else {}
+    return viewer.payload(layers, _predictions(metrics, arrays, images), images,
+                          viewer.input_layer(man, cap.inputs),
+                          selected=man["first_layer_output"]
+                          if man["first_layer_output"] in cap.tensors else None,
+                          marked=target.get("index"))
 
 
 def run_compare(run_dir: str | Path, out: str | Path | None = None,
                 build_dir: str | Path | None = None, model_path: str | Path | None = None,
-                panels: int = DEFAULT_PANELS, progress: bool = True) -> tuple[dict, Path]:
-    """Compare, draw, write metrics.json and report.html; returns (metrics, report path)."""
+                panels: int = DEFAULT_PANELS, progress: bool = True,
+                seconds: dict[str, float] | None = None) -> tuple[dict, Path]:
+    """Compare, draw, write metrics.json and report.html; returns (metrics, report path).
+    ``seconds`` (if given) receives the time of ``references`` and ``report``."""
+    seconds = {} if seconds is None else seconds
+    start = time.monotonic()
     out = Path(out or Path(run_dir) / "report")
     metrics, arrays = compare(run_dir, build_dir, model_path, progress)
-    figs = figures(metrics, arrays, out, panels)
-    metrics["figures"] = [p.name for p in figs]
+    findings.add_drift_and_accuracy(metrics, arrays)
+    seconds["references"] = time.monotonic() - start
+    start = time.monotonic()
+    images = findings.panel_images(metrics, panels)
+    maps = findings.add_saliency(metrics, arrays, images)
+    figs = figures(metrics, arrays, out, images, maps)
+    metrics["figures"] = [Path(f.png).name for group in figs.values() for f in group]
     out.mkdir(parents=True, exist_ok=True)
     write_metrics(out / "metrics.json", metrics)
-    return metrics, render_report(metrics, figs, out)
-
+    page = comparison_page(metrics, figs, viewer_data(metrics, arrays, images))
+    path = page_mod.write(out / "report.html", page)
+    seconds["report"] = time.monotonic() - start
+    return metrics, path

@@ -9,6 +9,7 @@ colour bar, so brightness means the same thing in every tile.
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +18,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
+from matplotlib.ticker import LogLocator, NullLocator
 
 VALUE_CMAP = "viridis"
 DIFF_CMAP = "RdBu_r"
@@ -35,17 +37,29 @@ def near_square(n: int) -> tuple[int, int]:
     return rows, math.ceil(n / rows)
 
 
-def new_figure(width: float, height: float) -> Figure:
-    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+def new_figure(width: float, height: float, layout: str | None = "constrained") -> Figure:
+    """A figure on the Agg canvas. Grids of many tiles pass ``layout=None`` and place their
+    axes themselves: constrained layout measures every tile's bounding box on each draw,
+    several seconds for a 5 x 16 grid."""
+    fig = Figure(figsize=(width, height), dpi=DPI, layout=layout)
     FigureCanvasAgg(fig)
     return fig
 
 
 def save(fig: Figure, path: str | Path) -> Path:
-    """Write ``fig`` as PNG (creating the directory); returns the path."""
+    """Write ``fig`` as a 256-colour PNG (creating the directory); returns the path. A
+    palette without dithering keeps every colour bar and heat map readable at about a third
+    of the size of a full-colour PNG, which keeps the self-contained report small."""
+    from PIL import Image
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", dpi=DPI)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI)
+    buf.seek(0)
+    with Image.open(buf) as img:
+        img.convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT,
+                                    dither=Image.Dither.NONE).save(path, optimize=True)
     return path
 
 
@@ -63,6 +77,15 @@ def _as_maps(maps: np.ndarray) -> np.ndarray:
 def _clean(ax) -> None:
     ax.set_xticks([])
     ax.set_yticks([])
+
+
+def lsb_ticks(limit: int, most: int = 9) -> np.ndarray:
+    """At most ``most`` integer ticks from -limit to limit, 0 included (labels never overlap)."""
+    if 2 * limit + 1 <= most:
+        return np.arange(-limit, limit + 1)
+    step = int(np.ceil(2 * limit / (most - 1)))
+    half = np.arange(0, limit + 1, step)
+    return np.unique(np.concatenate([-half, half]))
 
 
 def _diff_norm(limit: int):
@@ -132,7 +155,10 @@ def comparison_grid(
         raise ValueError("nothing to plot")
     c = next(iter(rows.values()) if rows else iter(diffs.values())).shape[-1]
     n_rows = len(rows) + len(diffs)
-    fig = new_figure(c * tile + 1.8, n_rows * tile + 0.8)
+    width, height = c * tile + 2.6, n_rows * tile + 0.9
+    fig = new_figure(width, height, layout=None)
+    fig.subplots_adjust(left=1.0 / width, right=1 - 0.9 / width, bottom=0.15 / height,
+                        top=1 - 0.65 / height, wspace=0.08, hspace=0.12)
     axes = fig.subplots(n_rows, c, squeeze=False)
     if rows:
         vmin = min(float(v.min()) for v in rows.values())
@@ -148,7 +174,8 @@ def comparison_grid(
                 if r == 0:
                     ax.set_title(f"ch {i}", fontsize=9)
             axes[r, 0].set_ylabel(name, fontsize=9)
-        fig.colorbar(image, ax=axes[: len(rows), :], shrink=0.9, label=units)
+        fig.colorbar(image, ax=axes[: len(rows), :], shrink=0.9, label=units,
+                     fraction=0.25 / width, pad=0.15 / width)
     if diffs:
         limit = max(int(np.abs(d).max()) for d in diffs.values())
         cmap, norm, limit = _diff_norm(limit)
@@ -162,7 +189,7 @@ def comparison_grid(
             n = int(np.count_nonzero(d))
             axes[r, 0].set_ylabel(f"{name}\n({n} differ)", fontsize=8)
         fig.colorbar(image, ax=axes[len(rows):, :], shrink=0.9, label="LSB",
-                     ticks=np.arange(-limit, limit + 1))
+                     ticks=lsb_ticks(limit), fraction=0.25 / width, pad=0.15 / width)
     fig.suptitle(title, fontsize=11)
     return fig
 
@@ -274,7 +301,10 @@ def lsb_histograms(metrics: dict, key: str = "tflm_vs_xnnpack",
     tensors = [t for t in metrics["tensors"] if key in t]
     n = len(tensors)
     rows, cols = near_square(n)
-    fig = new_figure(2.4 * cols + 0.5, 2.0 * rows + 0.6)
+    width, height = 2.4 * cols + 0.8, 2.0 * rows + 0.9
+    fig = new_figure(width, height, layout=None)
+    fig.subplots_adjust(left=0.9 / width, right=1 - 0.2 / width, bottom=0.55 / height,
+                        top=1 - 0.6 / height, wspace=0.35, hspace=0.55)
     axes = fig.subplots(rows, cols, squeeze=False)
     for ax, t in zip(axes.flat, tensors, strict=False):
         hist = t[key]["lsb"]["histogram"]
@@ -282,14 +312,23 @@ def lsb_histograms(metrics: dict, key: str = "tflm_vs_xnnpack",
         limit = max(1, max(abs(k) for k in counts))
         keys = list(range(-limit, limit + 1))
         vals = [counts.get(k, 0) for k in keys]
-        colors = ["tab:green" if k == 0 else "tab:red" for k in keys]
-        bars = ax.bar(keys, vals, color=colors)
-        ax.bar_label(bars, [str(v) if v else "" for v in vals], fontsize=7)
+        if len(keys) <= 7:
+            colors = ["tab:green" if k == 0 else "tab:red" for k in keys]
+            bars = ax.bar(keys, vals, color=colors)
+            ax.bar_label(bars, [str(v) if v else "" for v in vals], fontsize=7)
+        else:  # one line collection per colour: thousands of bar artists take seconds
+            nz = [(k, v) for k, v in zip(keys, vals, strict=True) if v and k]
+            ax.vlines([k for k, _ in nz], 0.5, [v for _, v in nz], colors="tab:red",
+                      linewidth=max(1.0, 60 / len(keys)))
+            ax.vlines([0], 0.5, [counts.get(0, 0) or 0.5], colors="tab:green",
+                      linewidth=max(1.0, 60 / len(keys)))
         ax.set_yscale("log")
         ax.set_ylim(0.5, max(vals) * 8)  # bars start at 1 element
-        ax.set_xticks(keys)
+        ax.yaxis.set_major_locator(LogLocator(numticks=4))
+        ax.yaxis.set_minor_locator(NullLocator())  # hundreds of minor tick artists per axes
+        ax.set_xticks(lsb_ticks(limit, 7))
         diff = t[key]["lsb"]["n_different"]
-        ax.set_title(f"#{t['index']} {t['op']}: {diff} differ", fontsize=8)
+        ax.set_title(f"{t.get('keras_layer') or t['op']}: {diff:,} differ", fontsize=8)
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[n:]:
         ax.set_axis_off()
@@ -301,7 +340,8 @@ def lsb_histograms(metrics: dict, key: str = "tflm_vs_xnnpack",
 
 def confusion_chart(matrix, classes: Sequence[str], title: str, xlabel: str, ylabel: str):
     cm = np.asarray(matrix)
-    fig = new_figure(1.0 + 0.42 * len(classes) + 1.2, 1.0 + 0.42 * len(classes))
+    side = 0.3 * max(len(classes), 4)
+    fig = new_figure(side + 2.2, side + 1.0)
     ax = fig.subplots()
     image = ax.imshow(cm, cmap="Blues")
     ax.set_xticks(range(len(classes)), classes, fontsize=8)
@@ -313,7 +353,11 @@ def confusion_chart(matrix, classes: Sequence[str], title: str, xlabel: str, yla
         if v:
             ax.text(j, i, str(v), ha="center", va="center", fontsize=7,
                     color="white" if v > thresh else "black")
-    fig.colorbar(image, ax=ax, shrink=0.8, label="images")
+    from matplotlib.ticker import MaxNLocator
+
+    bar = fig.colorbar(image, ax=ax, shrink=0.8, label="images")
+    bar.locator = MaxNLocator(integer=True)
+    bar.update_ticks()
     ax.set_title(title, fontsize=10)
     return fig
 
