@@ -62,6 +62,8 @@ def frames(input_bytes: int) -> list[P.Frame]:
     for mode, ops in ((P.RunMode.FIRST, []), (P.RunMode.ALL, []), (P.RunMode.LIST, [0, 2]),
                       (P.RunMode.NONE, [])):
         f.append(P.Frame(P.FrameType.RUN, 20 + int(mode), P.run_payload(mode, ops)))
+    f.append(P.Frame(P.FrameType.RUN, 30, P.run_payload(P.RunMode.NONE, digest=True)))
+    f.append(P.Frame(P.FrameType.RUN, 31, P.run_payload(P.RunMode.LIST, [1], digest=True)))
     return f
 
 
@@ -72,6 +74,7 @@ def responses() -> list[P.Frame]:
     return [P.Frame(P.FrameType.INFO, 1, info.encode()),
             P.Frame(P.FrameType.TENSOR, 2, chunk.encode()),
             P.Frame(P.FrameType.TIMING, 3, P.Timing(25_000_000, 30, (10, 20)).encode()),
+            P.Frame(P.FrameType.DIGEST, 3, P.Digest(12, (0x12345678, 7)).encode()),
             P.Frame(P.FrameType.ERROR, P.SEQ_NONE, P.error_payload(P.ErrorCode.BAD_FRAME, "x")),
             P.Frame(P.FrameType.DONE, 4, P.done_payload(P.FrameType.RUN, 3))]
 

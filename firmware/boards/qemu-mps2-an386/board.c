@@ -86,4 +86,11 @@ uint32_t board_tick_hz(void) { return CPU_HZ; }
 
 uint32_t board_cpu_hz(void) { return CPU_HZ; }
 
+/* tinyscope runs this board with -icount shift=0: 1 ns of virtual time per instruction, so
+ * one tick of the CPU_HZ SysTick is 10^9 / CPU_HZ = 40 instructions. */
+board_tick_unit_t board_tick_unit(uint32_t *instructions_per_tick) {
+  *instructions_per_tick = 1000000000u / CPU_HZ;
+  return BOARD_TICK_INSTRUCTIONS;
+}
+
 const char *board_name(void) { return "qemu-mps2-an386"; }

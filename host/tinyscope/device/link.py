@@ -65,6 +65,7 @@ class RunResult:
     output_meta: P.TensorChunk | None
     timing: P.Timing | None
     frames: int
+    digest: P.Digest | None = None  # with digest=True: every operator's output digest
 
 
 @dataclass
@@ -234,8 +235,9 @@ class Device:
             self.request(P.FrameType.SET_INPUT, payload)
 
     def run(self, mode: P.RunMode = P.RunMode.FIRST, ops: Sequence[int] = (),
-            timing: bool = True, output: bool = True) -> RunResult:
-        frames = self.request(P.FrameType.RUN, P.run_payload(mode, ops, timing, output),
+            timing: bool = True, output: bool = True, digest: bool = False) -> RunResult:
+        frames = self.request(P.FrameType.RUN,
+                              P.run_payload(mode, ops, timing, output, digest),
                               self.run_timeout)
         try:
             return self._assemble(frames, output)
@@ -246,6 +248,7 @@ class Device:
         parts: dict[int, P.TensorAssembler] = {}
         out: P.TensorAssembler | None = None
         timing_frame: P.Timing | None = None
+        digest: P.Digest | None = None
         for frame in frames:
             if frame.type == P.FrameType.TENSOR:
                 chunk = P.TensorChunk.decode(frame.payload)
@@ -261,6 +264,8 @@ class Device:
                     out.add(chunk)
             elif frame.type == P.FrameType.TIMING:
                 timing_frame = P.Timing.decode(frame.payload)
+            elif frame.type == P.FrameType.DIGEST:
+                digest = P.Digest.decode(frame.payload)
             else:
                 raise DeviceError(f"unexpected {frame.name} frame in the answer to RUN")
         for asm in [*parts.values(), *([out] if out else [])]:
@@ -287,6 +292,7 @@ class Device:
             output_meta=out.first if out else None,
             timing=timing_frame,
             frames=len(frames),
+            digest=digest,
         )
 
 

@@ -20,16 +20,17 @@ ERROR. Nothing is sent unasked.
 from __future__ import annotations
 
 import argparse
+import functools
 import struct
 import zlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from enum import IntEnum
 from pathlib import Path
 
 import numpy as np
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3  # 3: DIGEST frames, RUN flag DIGEST, INFO tick_unit
 HEADER = struct.Struct("<BBHH")
 CRC = struct.Struct("<I")
 MAX_PAYLOAD = 4096  # requests (host -> device): the device's receive buffer holds one frame
@@ -57,6 +58,7 @@ class FrameType(IntEnum):
     TIMING = 0x84
     ERROR = 0x85
     DONE = 0x86
+    DIGEST = 0x87
 
 
 class ErrorCode(IntEnum):
@@ -81,31 +83,76 @@ class RunMode(IntEnum):
 class RunFlag(IntEnum):
     TIMING = 0x01  # send a TIMING frame after the run
     OUTPUT = 0x02  # send the model output as OUTPUT frames
+    DIGEST = 0x04  # send a DIGEST frame: the digest of every operator's output
 
 
-# Payload layouts (all little-endian).
-INFO_FIXED = struct.Struct("<HHIIIII32siIiIB")
-# protocol_version, num_ops, cpu_hz, tick_hz, model_bytes, arena_bytes, arena_used,
-# model_sha256, input_tensor, input_bytes, output_tensor, output_bytes, model_status
-# then three length-prefixed strings (u8 length): firmware version, board, model error;
-# then num_ops x OP_ENTRY.
-OP_ENTRY = struct.Struct("<Hh")  # builtin op code, output tensor index
-# TENSOR / OUTPUT (version 2): compact metadata, varints are unsigned LEB128 (7 bits per byte,
-# least significant first, high bit = more bytes follow, at most 5 bytes for a u32), zero
-# points are zigzag-encoded (0, -1, 1, -2 ... -> 0, 1, 2, 3 ...) before LEB128:
-#   uvarint op_index, uvarint builtin_op, uvarint tensor_index, uvarint offset,
-#   u8 dtype, u8 ndims, uvarint dims[ndims], uvarint num_quant,
-#   uvarint quantized_dimension (only if num_quant > 1: per-channel parameters),
-#   f32 scales[num_quant], svarint zero_points[num_quant], then the data bytes of this chunk.
-# The tensor's byte size is not sent: it is prod(dims) * DTYPE_SIZES[dtype].
+# Payload layouts (all little-endian): each one is defined here once, as a list of
+# (field name, wire type). The Python codecs below follow these lists, and the firmware's
+# encoders and decoders are X-macros generated from them (TSP_<LAYOUT>_FIELDS in
+# protocol_defs.h, expanded in firmware/app/wire.c), so a field cannot be reordered on one
+# side only; tests/device/test_wire.py runs the native firmware and compares its bytes with
+# these codecs. Wire types: u8 u16 u32 i16 i32 (fixed size), sha256 (32 bytes), uvarint
+# (unsigned LEB128: 7 bits per byte, least significant first, high bit = more bytes follow,
+# at most 5 bytes for a u32) and svarint (zigzag 0, -1, 1, -2 ... -> 0, 1, 2, 3 ..., then
+# LEB128).
+FIXED_TYPES = {"u8": "B", "u16": "H", "u32": "I", "i16": "h", "i32": "i", "sha256": "32s"}
+VARINT_TYPES = ("uvarint", "svarint")
+
+INFO_FIELDS: tuple[tuple[str, str], ...] = (
+    ("protocol_version", "u16"), ("num_ops", "u16"), ("cpu_hz", "u32"), ("tick_hz", "u32"),
+    ("tick_unit", "u8"), ("instructions_per_tick", "u32"),
+    ("model_bytes", "u32"), ("arena_bytes", "u32"), ("arena_used", "u32"),
+    ("model_sha256", "sha256"), ("input_tensor", "i32"), ("input_bytes", "u32"),
+    ("output_tensor", "i32"), ("output_bytes", "u32"), ("model_status", "u8"),
+)
+# INFO then has three length-prefixed strings (u8 length + UTF-8), then num_ops x OP_ENTRY.
+INFO_STRINGS = ("firmware_version", "board", "model_error")
+OP_ENTRY_FIELDS = (("builtin_op", "u16"), ("output_tensor", "i16"))
+# TENSOR / OUTPUT: this head, then uvarint dims[ndims], uvarint num_quant, uvarint
+# quantized_dimension (only if num_quant > 1: per-channel parameters), f32 scales[num_quant],
+# svarint zero_points[num_quant], then the data bytes of this chunk. The tensor's byte size
+# is not sent: it is prod(dims) * DTYPE_SIZES[dtype].
+TENSOR_HEAD_FIELDS = (("op_index", "uvarint"), ("builtin_op", "uvarint"),
+                      ("tensor_index", "uvarint"), ("offset", "uvarint"), ("dtype", "u8"),
+                      ("ndims", "u8"))
+SET_INPUT_FIELDS = (("offset", "u32"), ("total", "u32"))  # then the data bytes
+RUN_FIELDS = (("mode", "u8"), ("flags", "u8"), ("count", "u16"))  # then u16 op_index[count]
+TIMING_FIELDS = (("tick_hz", "uvarint"), ("total_ticks", "uvarint"), ("num_ops", "uvarint"))
+# ... then uvarint ticks[num_ops]
+DIGEST_FIELDS = (("num_ops", "uvarint"), ("digest_ticks", "uvarint"))
+# ... then u32 digests[num_ops] (TSP_DIGEST: see tensor_digest)
+ERROR_FIELDS = (("code", "u16"),)  # then UTF-8 text
+DONE_FIELDS = (("request", "u8"), ("frames", "uvarint"))
+LAYOUTS = {"INFO": INFO_FIELDS, "OP_ENTRY": OP_ENTRY_FIELDS, "TENSOR_HEAD": TENSOR_HEAD_FIELDS,
+           "SET_INPUT": SET_INPUT_FIELDS, "RUN": RUN_FIELDS, "TIMING": TIMING_FIELDS,
+           "DIGEST": DIGEST_FIELDS, "ERROR": ERROR_FIELDS, "DONE": DONE_FIELDS}
+
+
+def _fixed(fields: tuple[tuple[str, str], ...]) -> struct.Struct:
+    return struct.Struct("<" + "".join(FIXED_TYPES[t] for _, t in fields))
+
+
+INFO_FIXED = _fixed(INFO_FIELDS)
+OP_ENTRY = _fixed(OP_ENTRY_FIELDS)
+SET_INPUT_FIXED = _fixed(SET_INPUT_FIELDS)
+RUN_FIXED = _fixed(RUN_FIELDS)
+ERROR_FIXED = _fixed(ERROR_FIELDS)
 TENSOR_MAX_DIMS = 6  # the runtime's TS_MAX_DIMS
 VARINT_MAX = 5  # bytes of the longest uvarint (a u32)
-SET_INPUT_FIXED = struct.Struct("<II")  # offset, total; then data
-RUN_FIXED = struct.Struct("<BBH")  # mode, flags, count; then u16 op_index[count]
-# TIMING (version 2): uvarint tick_hz, uvarint total ticks of the run, uvarint num_ops,
-# uvarint ticks[num_ops].
-ERROR_FIXED = struct.Struct("<H")  # code; then UTF-8 text
-# DONE (version 2): u8 request type, uvarint number of frames sent before DONE.
+
+
+class TickUnit(IntEnum):
+    """What one TIMING tick is (INFO ``tick_unit``): the single statement of the unit."""
+
+    TIMER = 0  # a timer at tick_hz: wall time only (e.g. SysTick when CYCCNT does not run)
+    CYCLES = 1  # CPU cycles (a cycle counter such as DWT CYCCNT; tick_hz = cpu_hz)
+    INSTRUCTIONS = 2  # executed instructions: one tick = instructions_per_tick (an emulator
+    # with a deterministic instruction clock, QEMU -icount shift=0)
+
+
+# The digest of a tensor (DIGEST frames): h = byte_length; for each little-endian u32 word
+# w (the last zero-padded): h = h * DIGEST_MULTIPLIER + w, modulo 2**32.
+DIGEST_MULTIPLIER = 0x01000193
 
 # TFLite TensorType values (the runtime's ts_dtype_t) and their numpy types; a tensor of any
 # other type cannot be streamed (its size would not follow from its shape).
@@ -337,63 +384,35 @@ class Info:
     board: str
     model_error: str
     ops: tuple[tuple[int, int], ...]  # (builtin op code, output tensor index)
+    tick_unit: int = TickUnit.TIMER
+    instructions_per_tick: int = 0  # only with TickUnit.INSTRUCTIONS
 
     def encode(self) -> bytes:
-        return (
-            INFO_FIXED.pack(
-                self.protocol_version,
-                len(self.ops),
-                self.cpu_hz,
-                self.tick_hz,
-                self.model_bytes,
-                self.arena_bytes,
-                self.arena_used,
-                bytes.fromhex(self.model_sha256),
-                self.input_tensor,
-                self.input_bytes,
-                self.output_tensor,
-                self.output_bytes,
-                self.model_status,
-            )
-            + _str(self.firmware_version)
-            + _str(self.board)
-            + _str(self.model_error)
-            + b"".join(OP_ENTRY.pack(*op) for op in self.ops)
-        )
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values.update(num_ops=len(self.ops), model_sha256=bytes.fromhex(self.model_sha256))
+        return (encode_fields(INFO_FIELDS, values)
+                + b"".join(_str(values[name]) for name in INFO_STRINGS)
+                + b"".join(OP_ENTRY.pack(*op) for op in self.ops))
 
     @classmethod
     def decode(cls, payload: bytes) -> Info:
         if len(payload) < INFO_FIXED.size:
             raise ProtocolError(f"INFO payload of {len(payload)} bytes is too short")
-        f = INFO_FIXED.unpack_from(payload)
-        pos = INFO_FIXED.size
-        fw, pos = _read_str(payload, pos)
-        board, pos = _read_str(payload, pos)
-        err, pos = _read_str(payload, pos)
-        num_ops = f[1]
+        values, pos = decode_fields(INFO_FIELDS, payload, 0)
+        for name in INFO_STRINGS:
+            values[name], pos = _read_str(payload, pos)
+        num_ops = values.pop("num_ops")
         if pos + num_ops * OP_ENTRY.size != len(payload):
             raise ProtocolError(f"INFO lists {num_ops} ops but has {len(payload) - pos} bytes")
-        ops = tuple(
+        values["ops"] = tuple(
             OP_ENTRY.unpack_from(payload, pos + i * OP_ENTRY.size) for i in range(num_ops)
         )
-        return cls(
-            protocol_version=f[0],
-            cpu_hz=f[2],
-            tick_hz=f[3],
-            model_bytes=f[4],
-            arena_bytes=f[5],
-            arena_used=f[6],
-            model_sha256=f[7].hex(),
-            input_tensor=f[8],
-            input_bytes=f[9],
-            output_tensor=f[10],
-            output_bytes=f[11],
-            model_status=f[12],
-            firmware_version=fw,
-            board=board,
-            model_error=err,
-            ops=ops,
-        )
+        values["model_sha256"] = values["model_sha256"].hex()
+        return cls(**values)
+
+    def instructions_per_tick_or_none(self) -> int | None:
+        """Instructions per tick if ticks count instructions, else None."""
+        return self.instructions_per_tick if self.tick_unit == TickUnit.INSTRUCTIONS else None
 
 
 def uvarint(value: int) -> bytes:
@@ -435,6 +454,38 @@ def read_svarint(payload: bytes, pos: int) -> tuple[int, int]:
     return (z >> 1) ^ -(z & 1), pos
 
 
+def encode_fields(layout: tuple[tuple[str, str], ...], values: dict) -> bytes:
+    """The bytes of ``values`` laid out as ``layout`` (one of the *_FIELDS lists)."""
+    out = bytearray()
+    for name, kind in layout:
+        v = values[name]
+        if kind == "uvarint":
+            out += uvarint(int(v))
+        elif kind == "svarint":
+            out += svarint(int(v))
+        else:
+            out += struct.pack("<" + FIXED_TYPES[kind], v)
+    return bytes(out)
+
+
+def decode_fields(layout: tuple[tuple[str, str], ...], payload: bytes,
+                  pos: int) -> tuple[dict, int]:
+    """The fields of ``layout`` read from ``payload`` at ``pos``, and the position after."""
+    values: dict = {}
+    for name, kind in layout:
+        if kind == "uvarint":
+            values[name], pos = read_uvarint(payload, pos)
+        elif kind == "svarint":
+            values[name], pos = read_svarint(payload, pos)
+        else:
+            st = struct.Struct("<" + FIXED_TYPES[kind])
+            if pos + st.size > len(payload):
+                raise ProtocolError(f"{name} runs past the end of the payload")
+            (values[name],) = st.unpack_from(payload, pos)
+            pos += st.size
+    return values, pos
+
+
 @dataclass(frozen=True)
 class TensorChunk:
     """One TENSOR or OUTPUT frame: a slice ``[offset, offset+len(data))`` of a tensor.
@@ -464,9 +515,10 @@ class TensorChunk:
             raise ValueError("scales and zero_points differ in length")
         if len(self.scales) <= 1 and self.quantized_dimension != 0:
             raise ValueError("quantized_dimension is 0 without per-channel parameters")
+        head = {f.name: getattr(self, f.name) for f in fields(self)}
+        head["ndims"] = len(self.shape)
         return b"".join((
-            uvarint(self.op_index), uvarint(self.builtin_op), uvarint(self.tensor_index),
-            uvarint(self.offset), bytes([self.dtype, len(self.shape)]),
+            encode_fields(TENSOR_HEAD_FIELDS, head),
             *(uvarint(d) for d in self.shape), uvarint(len(self.scales)),
             uvarint(self.quantized_dimension) if len(self.scales) > 1 else b"",
             struct.pack(f"<{len(self.scales)}f", *self.scales),
@@ -478,14 +530,9 @@ class TensorChunk:
 
     @classmethod
     def decode(cls, payload: bytes) -> TensorChunk:
-        op, pos = read_uvarint(payload, 0)
-        code, pos = read_uvarint(payload, pos)
-        tidx, pos = read_uvarint(payload, pos)
-        offset, pos = read_uvarint(payload, pos)
-        if pos + 2 > len(payload):
-            raise ProtocolError("TENSOR metadata runs past the end of the payload")
-        dtype, ndims = payload[pos], payload[pos + 1]
-        pos += 2
+        head, pos = decode_fields(TENSOR_HEAD_FIELDS, payload, 0)
+        op, code, tidx = head["op_index"], head["builtin_op"], head["tensor_index"]
+        offset, dtype, ndims = head["offset"], head["dtype"], head["ndims"]
         if ndims > TENSOR_MAX_DIMS:
             raise ProtocolError(f"TENSOR with {ndims} dims (at most {TENSOR_MAX_DIMS})")
         shape = []
@@ -601,10 +648,12 @@ def set_input_payloads(data: bytes, chunk: int = MAX_PAYLOAD - SET_INPUT_FIXED.s
 
 
 def run_payload(mode: RunMode, ops: Iterable[int] = (), timing: bool = True,
-                output: bool = True) -> bytes:
+                output: bool = True, digest: bool = False) -> bytes:
     ops = list(ops)
-    flags = (RunFlag.TIMING if timing else 0) | (RunFlag.OUTPUT if output else 0)
-    return RUN_FIXED.pack(int(mode), flags, len(ops)) + struct.pack(f"<{len(ops)}H", *ops)
+    flags = ((RunFlag.TIMING if timing else 0) | (RunFlag.OUTPUT if output else 0)
+             | (RunFlag.DIGEST if digest else 0))
+    return (encode_fields(RUN_FIELDS, {"mode": int(mode), "flags": flags, "count": len(ops)})
+            + struct.pack(f"<{len(ops)}H", *ops))
 
 
 @dataclass(frozen=True)
@@ -614,14 +663,14 @@ class Timing:
     op_ticks: tuple[int, ...]
 
     def encode(self) -> bytes:
-        return b"".join((uvarint(self.tick_hz), uvarint(self.total_ticks),
-                         uvarint(len(self.op_ticks)), *(uvarint(t) for t in self.op_ticks)))
+        head = encode_fields(TIMING_FIELDS, {"tick_hz": self.tick_hz, "num_ops": len(
+            self.op_ticks), "total_ticks": self.total_ticks})
+        return head + b"".join(uvarint(t) for t in self.op_ticks)
 
     @classmethod
     def decode(cls, payload: bytes) -> Timing:
-        hz, pos = read_uvarint(payload, 0)
-        total, pos = read_uvarint(payload, pos)
-        n, pos = read_uvarint(payload, pos)
+        head, pos = decode_fields(TIMING_FIELDS, payload, 0)
+        hz, total, n = head["tick_hz"], head["total_ticks"], head["num_ops"]
         if n > len(payload) - pos:
             raise ProtocolError(f"TIMING says {n} ops but has {len(payload) - pos} bytes left")
         ticks = []
@@ -631,6 +680,66 @@ class Timing:
         if pos != len(payload):
             raise ProtocolError(f"TIMING has {len(payload) - pos} bytes after its {n} ticks")
         return cls(hz, total, tuple(ticks))
+
+
+@dataclass(frozen=True)
+class Digest:
+    """One DIGEST frame: the digest of every operator's output of one RUN (in op order) and
+    the ticks the device spent computing them (outside every operator's timed region)."""
+
+    digest_ticks: int
+    digests: tuple[int, ...]
+
+    def encode(self) -> bytes:
+        head = encode_fields(DIGEST_FIELDS, {"num_ops": len(self.digests),
+                                             "digest_ticks": self.digest_ticks})
+        return head + struct.pack(f"<{len(self.digests)}I", *self.digests)
+
+    @classmethod
+    def decode(cls, payload: bytes) -> Digest:
+        head, pos = decode_fields(DIGEST_FIELDS, payload, 0)
+        n = head["num_ops"]
+        if len(payload) - pos != 4 * n:
+            raise ProtocolError(f"DIGEST says {n} ops but has {len(payload) - pos} bytes "
+                                f"for them ({4 * n} expected)")
+        return cls(head["digest_ticks"], struct.unpack_from(f"<{n}I", payload, pos))
+
+
+def tensor_digest(data: bytes | np.ndarray) -> int:
+    """The device's digest of a tensor's bytes (firmware/app/digest.c)."""
+    return int(tensor_digests(np.frombuffer(bytes(data), np.uint8)[None, :])[0])
+
+
+@functools.lru_cache(maxsize=64)
+def _digest_powers(n: int) -> np.ndarray:
+    """``powers[k] = DIGEST_MULTIPLIER**k mod 2**32`` for k = 0..n."""
+    out, p = [1], 1
+    for _ in range(n):
+        p = p * DIGEST_MULTIPLIER & 0xFFFFFFFF
+        out.append(p)
+    return np.asarray(out, np.uint64)
+
+
+def tensor_digests(rows: np.ndarray) -> np.ndarray:
+    """The digests of each row of ``rows`` (``(N, nbytes)``, any dtype: its bytes count),
+    vectorised: Horner's rule unrolled to a dot product with the multiplier's powers."""
+    rows = np.ascontiguousarray(rows)
+    raw = rows.reshape(rows.shape[0], -1).view(np.uint8)
+    nbytes = raw.shape[1]
+    pad = -nbytes % 4
+    if pad:
+        raw = np.concatenate([raw, np.zeros((raw.shape[0], pad), np.uint8)], axis=1)
+    words = raw.view("<u4").astype(np.uint64)
+    n = words.shape[1]
+    powers = _digest_powers(n)
+    mask = np.uint64(0xFFFFFFFF)
+    # sum of w_i * M**(n-1-i), in 64-bit with a reduction per product (no overflow)
+    acc = (np.uint64(nbytes) * powers[n]) & mask
+    h = np.full(words.shape[0], acc, np.uint64)
+    rev = powers[:n][::-1]
+    prod = (words * rev) & mask  # < 2**32 each; a row sum of n of them fits 64 bits
+    h = (h + prod.sum(axis=1, dtype=np.uint64)) & mask
+    return h.astype(np.uint32)
 
 
 def error_payload(code: ErrorCode, text: str) -> bytes:
@@ -652,16 +761,16 @@ def error_name(code: int) -> str:
 
 
 def done_payload(request: int, frames: int) -> bytes:
-    return bytes([request]) + uvarint(frames)
+    return encode_fields(DONE_FIELDS, {"request": request, "frames": frames})
 
 
 def decode_done(payload: bytes) -> tuple[int, int]:
     if not payload:
         raise ProtocolError("empty DONE payload")
-    frames, pos = read_uvarint(payload, 1)
+    values, pos = decode_fields(DONE_FIELDS, payload, 0)
     if pos != len(payload):
         raise ProtocolError(f"DONE payload of {len(payload)} bytes, expected {pos}")
-    return payload[0], frames
+    return values["request"], values["frames"]
 
 
 # ---------------------------------------------------------------- C header
@@ -687,10 +796,11 @@ def c_header() -> str:
         f"#define TSP_DTYPE_SIZES {{{', '.join(map(str, DTYPE_SIZES))}}}",
         f"#define TSP_SEQ_NONE 0x{SEQ_NONE:04X}",
         f"#define TSP_OP_NONE 0x{OP_NONE:04X}",
+        f"#define TSP_DIGEST_MULTIPLIER 0x{DIGEST_MULTIPLIER:08X}u",
         "",
     ]
     for enum, prefix in ((FrameType, "TSP_"), (ErrorCode, "TSP_ERR_"), (RunMode, "TSP_RUN_"),
-                         (RunFlag, "TSP_FLAG_")):
+                         (RunFlag, "TSP_FLAG_"), (TickUnit, "TSP_TICK_")):
         for member in enum:
             lines.append(f"#define {prefix}{member.name} 0x{member.value:02X}")
         lines.append("")
@@ -699,7 +809,13 @@ def c_header() -> str:
                      ("RUN_FIXED", RUN_FIXED),
                      ("ERROR_FIXED", ERROR_FIXED)):
         lines.append(f"#define TSP_{name}_SIZE {st.size} /* {st.format} */")
-    lines += ["", "#endif /* TS_PROTOCOL_DEFS_H */", ""]
+    lines += ["", "/* Payload layouts in wire order: X(field, wire type); firmware/app/wire.c",
+              " * expands them into the encoders and decoders. */"]
+    for name, layout in LAYOUTS.items():
+        lines.append(f"#define TSP_{name}_FIELDS(X) \\")
+        lines += [f"  X({field_name}, {kind}) \\" for field_name, kind in layout]
+        lines.append("")
+    lines += ["#endif /* TS_PROTOCOL_DEFS_H */", ""]
     return "\n".join(lines)
 
 
