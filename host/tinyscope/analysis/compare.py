@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,11 +92,10 @@ def _float_inputs(manifest: dict, cap: Capture) -> tuple[np.ndarray, str]:
 
 
 def _ticks_to_instructions(run: dict) -> float | None:
-    """Instructions per tick when the board counts instructions (QEMU -icount: the tick note
-    reads "1 tick = 40 instructions"), else None."""
-    note = str(run.get("timing", {}).get("tick_note", ""))
-    m = re.search(r"1 tick\s*=\s*(\d+)\s*instructions", note)
-    return float(m.group(1)) if m else None
+    """Instructions per tick when the board's ticks count instructions (INFO tick_unit, saved
+    in run.json's timing), else None."""
+    per_tick = run.get("timing", {}).get("instructions_per_tick")
+    return float(per_tick) if per_tick else None
 
 
 def compare(run_dir: str | Path, build_dir: str | Path | None = None,

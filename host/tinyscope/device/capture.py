@@ -291,6 +291,9 @@ def capture(
 def _info_fields(info: P.Info) -> dict:
     return dict(
         board=info.board, cpu_hz=info.cpu_hz, tick_hz=info.tick_hz,
+        tick_unit=P.TickUnit(info.tick_unit).name.lower()
+        if info.tick_unit in P.TickUnit._value2member_map_ else str(info.tick_unit),
+        instructions_per_tick=info.instructions_per_tick_or_none(),
         firmware_version=info.firmware_version, protocol_version=info.protocol_version,
         model_sha256=info.model_sha256, model_bytes=info.model_bytes,
         arena_bytes=info.arena_bytes, arena_used=info.arena_used,
@@ -299,19 +302,23 @@ def _info_fields(info: P.Info) -> dict:
     )
 
 
-def tick_note(board: str, tick_hz: int | None) -> str:
-    """What one TIMING tick is on ``board`` (as the device names itself in INFO)."""
-    if board.startswith("qemu"):
-        return "QEMU -icount shift=0: 1 tick = 40 instructions"
-    if "SysTick" in board:
-        return f"SysTick ticks at {tick_hz} Hz (DWT CYCCNT not running: not cycle-exact)"
-    return f"CPU cycles (DWT CYCCNT at {tick_hz} Hz)"
+def tick_note(tick_unit: str, tick_hz: int | None, instructions_per_tick: int | None) -> str:
+    """What one TIMING tick is, in words, from INFO's ``tick_unit`` fields (for people: code
+    reads ``instructions_per_tick`` from run.json's timing, never this sentence)."""
+    if tick_unit == "instructions":
+        return f"1 tick = {instructions_per_tick} instructions (deterministic instruction clock)"
+    if tick_unit == "cycles":
+        return f"CPU cycles ({tick_hz} Hz)"
+    return f"a timer at {tick_hz} Hz (wall time, not cycle-exact)"
 
 
 def _timing_summary(t: np.ndarray, run: dict) -> dict:
     return {
         "tick_hz": run.get("tick_hz"),
-        "tick_note": tick_note(str(run.get("board", "")), run.get("tick_hz")),
+        "tick_unit": run.get("tick_unit"),
+        "instructions_per_tick": run.get("instructions_per_tick"),
+        "tick_note": tick_note(str(run.get("tick_unit")), run.get("tick_hz"),
+                               run.get("instructions_per_tick")),
         "per_op_ticks_median": [int(v) for v in np.median(t, axis=0)],
         "per_op_ticks_min": [int(v) for v in t.min(axis=0)],
         "per_op_ticks_max": [int(v) for v in t.max(axis=0)],
