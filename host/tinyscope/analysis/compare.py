@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyscope.analysis import drift, floatref, reference
+from tinyscope.analysis import drift, floatref, reference, verify
 from tinyscope.convert import manifest as manifest_mod
 from tinyscope.convert.model import load_model
 from tinyscope.data import dequantize, quantized_test_inputs
@@ -115,6 +115,8 @@ def compare(run_dir: str | Path, build_dir: str | Path | None = None,
     tfl = manifest_mod.model_bytes(build, man)
     steps = tqdm(total=4, desc="desktop references", unit="run", disable=not progress)
     tflm = floatref.stack(reference.tflm_tensors(tfl, cap.inputs))
+    if cap.run.get("verify"):  # digests proved the rest equal to TFLM: see analysis/verify.py
+        cap.tensors = verify.verified_tensors(run_dir, cap.run, tflm)
     steps.update(1)
     ref = floatref.stack(reference.litert_tensors(tfl, cap.inputs, resolver="ref"))
     steps.update(1)
@@ -150,6 +152,8 @@ def compare(run_dir: str | Path, build_dir: str | Path | None = None,
             "device_vs_litert_ref": drift.compare_tensors(ref[idx], dev, sc, zp),
             "xnnpack_vs_device": drift.compare_tensors(dev, xnn[idx], sc, zp),
         }
+        if cap.run.get("verify"):
+            entry["verified"] = verify.verified_row(cap.run, idx)
         if idx in flt:
             entry["device_vs_float"] = drift.compare_tensors(flt[idx], dev, sc, zp)
         rows.append(entry)
@@ -205,6 +209,8 @@ def compare(run_dir: str | Path, build_dir: str | Path | None = None,
                    "total_ticks_median": timing.get("total_ticks_median"),
                    "instructions_per_tick": ipt, "per_op": timing_rows},
     }
+    if cap.run.get("verify"):
+        metrics["verify"] = verify.summary(cap.run, cap.tensors, tflm, man)
     arrays = {"cap": cap, "tflm": tflm, "ref": ref, "xnnpack": xnn, "float": flt, "x": x,
               "model": model, "manifest": man, "model_bytes": tfl}
     return metrics, arrays

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from tinyscope.analysis.compare import gate_exit_code, print_summary
+from tinyscope.analysis.verify import verify_capture
 from tinyscope.cli.formatter import HelpFormatter
 from tinyscope.convert import manifest as manifest_mod
 from tinyscope.convert.flow import convert
@@ -63,10 +64,15 @@ def run_pipeline(args: argparse.Namespace) -> int:
     _, q, labels = quantized_test_inputs(man, args.n, args.data)
 
     def capture_from(url: str) -> None:
-        _step(f"capture {args.n} images (layers: {args.layers}) from {url} -> {out}")
+        source = args.data or man.get("data", "")
+        if args.verify:
+            _step(f"verify {len(q)} images (every layer, by digest) on {url} -> {out}")
+            verify_capture(url, build, out, q, labels, progress=not args.no_progress,
+                           data_source=source)
+            return
+        _step(f"capture {len(q)} images (layers: {args.layers}) from {url} -> {out}")
         capture.capture(url, build, out, q, labels, args.layers,
-                        progress=not args.no_progress,
-                        data_source=args.data or man.get("data", ""))
+                        progress=not args.no_progress, data_source=source)
 
     if board_name in boards.EMULATORS:
         machine = boards.EMULATORS[board_name].machine
@@ -106,6 +112,9 @@ def add_cli(sub) -> None:
     p.add_argument("--n", type=int, default=100, help="number of test images")
     p.add_argument("--layers", default="all",
                    help="layers to stream: first, all, or operator indices like 0,2")
+    p.add_argument("--verify", action="store_true",
+                   help="verify every layer of every image by on-device digests against TFLM "
+                   "and fetch only the mismatching tensors (instead of --layers)")
     p.add_argument("--board", default="qemu",
                    help="qemu (emulated Cortex-M4), netduinoplus2 (emulated STM32F405 running "
                    "the Nucleo image) or a real board such as nucleo-f446re")

@@ -1,0 +1,242 @@
+"""Verified capture: every layer of every image checked on the device by digest.
+
+The device is bit-exact with TFLM, so for almost every image and operator the host already
+knows the answer: instead of streaming every tensor, the device sends one DIGEST frame per
+image (a 32-bit digest of every operator's output, docs/protocol.md) and the host compares it
+with the digests of the TFLM reference's tensors, computed for the same inputs in batches on
+a worker thread while the device runs. Every operator whose digest differs is fetched in full
+(RUN LIST of those operators) and stored with its image, so that ``compare`` reports it down
+to the element and channel like a full dump. Operators whose digests agree are proven equal to
+TFLM's tensors (any single changed word changes the digest), so ``compare`` takes their values
+from TFLM: a verified capture is a first-class capture of every layer.
+
+Stored in RUN_DIR (docs/capture-format.md): ``capture.npz`` with ``input_<i>``,
+``output_<i>``, ``labels``, ``op_ticks``, ``device_digests`` and ``reference_digests``
+(``(N, num_ops)`` uint32) and ``m<tensor>_<i>`` for each mismatching tensor; ``run.json``
+with ``layers: "verify"`` and a ``verify`` section (images, per-operator mismatch counts).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from tinyscope.analysis.reference import tflm_tensors
+from tinyscope.convert import manifest as manifest_mod
+from tinyscope.device import capture as capture_mod
+from tinyscope.device import protocol as P
+from tinyscope.device.link import (
+    BAUDRATE,
+    HELLO_TIMEOUT,
+    REQUEST_TIMEOUT,
+    RUN_TIMEOUT,
+    Device,
+    LinkError,
+    open_port,
+)
+from tinyscope.errors import MismatchError, TinyscopeError
+
+REFERENCE_BATCH = 32  # images per TFLM reference batch on the worker thread
+MISMATCH_PREFIX = "m"  # capture.npz: m<tensor>_<image> = a mismatching tensor, in full
+
+
+def reference_digests(model: bytes, inputs: np.ndarray, out_tensors: list[int]) -> np.ndarray:
+    """``(len(inputs), len(out_tensors))`` uint32: the digest of each operator's output
+    tensor as the TFLM reference interpreter computes it."""
+    per_image = tflm_tensors(model, inputs)
+    out = np.zeros((len(per_image), len(out_tensors)), np.uint32)
+    for k, t in enumerate(out_tensors):
+        rows = np.stack([np.ascontiguousarray(d[t]).reshape(-1) for d in per_image])
+        out[:, k] = P.tensor_digests(rows)
+    return out
+
+
+class ReferenceDigests:
+    """TFLM digests for ``inputs``, computed in batches on one worker thread (ahead of the
+    device); :meth:`get` waits for the batch holding image ``i``."""
+
+    def __init__(self, model: bytes, inputs: np.ndarray, out_tensors: list[int],
+                 batch: int = REFERENCE_BATCH) -> None:
+        self.batch = batch
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tflm-digests")
+        self._futures: list[Future] = [
+            self._pool.submit(reference_digests, model, inputs[s:s + batch], out_tensors)
+            for s in range(0, len(inputs), batch)]
+
+    def get(self, i: int) -> np.ndarray:
+        return self._futures[i // self.batch].result()[i % self.batch]
+
+    def close(self) -> None:
+        for f in self._futures:
+            f.cancel()
+        self._pool.shutdown(wait=True)
+
+
+def _run_with_retry(dev: Device, image: np.ndarray, mode: P.RunMode, ops: list[int],
+                    retries: int, **flags: bool):
+    for attempt in range(retries + 1):
+        try:
+            if attempt:
+                dev.hello()
+            dev.set_input(image.tobytes())
+            return dev.run(mode, ops, **flags)
+        except LinkError:
+            if attempt == retries:
+                raise
+    raise AssertionError("unreachable")
+
+
+def verify_capture(port_url: str, build_dir: str | Path, out_dir: str | Path,
+                   inputs: np.ndarray, labels: np.ndarray, progress: bool = True,
+                   data_source: str = "", timeout: float = REQUEST_TIMEOUT,
+                   retries: int = capture_mod.MAX_IMAGE_RETRIES,
+                   baudrate: int = BAUDRATE) -> dict:
+    """Verify every operator of every image of ``inputs`` on the device by digest; fetch and
+    store the mismatching tensors; write RUN_DIR/capture.npz + run.json; return run.json."""
+    build_dir, out_dir = Path(build_dir), Path(out_dir)
+    manifest = manifest_mod.load(build_dir)
+    model = manifest_mod.model_bytes(build_dir, manifest)
+    ops = manifest["operators"]
+    out_tensors = [int(op["outputs"][0]) for op in ops]
+    shape = manifest["input"]["shape"]
+    n = len(inputs)
+    refs = ReferenceDigests(model, np.asarray(inputs, np.int8), out_tensors)
+    port = open_port(port_url, baudrate)
+    default = timeout == REQUEST_TIMEOUT
+    dev = Device(port, timeout=timeout, run_timeout=RUN_TIMEOUT if default else timeout,
+                 hello_timeout=HELLO_TIMEOUT if default else timeout)
+    arrays: dict[str, np.ndarray] = {}
+    dev_digests = np.zeros((n, len(ops)), np.uint32)
+    ref_digests = np.zeros((n, len(ops)), np.uint32)
+    ticks: list[np.ndarray] = []
+    digest_ticks: list[int] = []
+    mismatches: list[dict] = []
+    started = time.monotonic()
+    bar = None
+    try:
+        info = dev.hello()
+        capture_mod.check_info(info, manifest, build_dir)
+        if [t for _, t in info.ops] != out_tensors:
+            raise MismatchError(f"the device's operators (INFO) differ from {build_dir}/"
+                                "manifest.json's: flash this build")
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=n, desc="verify", unit="img")
+        for i in range(n):
+            image = np.asarray(inputs[i], np.int8)
+            res = _run_with_retry(dev, image, P.RunMode.NONE, [], retries, timing=True,
+                                  output=True, digest=True)
+            if res.digest is None or len(res.digest.digests) != len(ops):
+                raise TinyscopeError("the device answered RUN DIGEST without a DIGEST frame of "
+                                     f"{len(ops)} operators: flash a protocol "
+                                     f"{P.PROTOCOL_VERSION} firmware")
+            dev_digests[i] = res.digest.digests
+            ref_digests[i] = refs.get(i)
+            arrays[f"input_{i}"] = image.reshape(shape)
+            arrays[f"output_{i}"] = res.output
+            ticks.append(np.asarray(res.timing.op_ticks, np.int64))
+            digest_ticks.append(res.digest.digest_ticks)
+            bad = [k for k in range(len(ops)) if dev_digests[i, k] != ref_digests[i, k]]
+            if bad:
+                full = _run_with_retry(dev, image, P.RunMode.LIST, bad, retries, timing=False,
+                                       output=False, digest=True)
+                for k in bad:
+                    arrays[f"{MISMATCH_PREFIX}{out_tensors[k]}_{i}"] = full.tensors[out_tensors[k]]
+                mismatches.append({"image": i, "ops": bad})
+            if bar:
+                bar.update(1)
+    finally:
+        if bar:
+            bar.close()
+        refs.close()
+        with contextlib.suppress(Exception):
+            port.close()
+    run = _run_json(port_url, build_dir, data_source, info, dev, time.monotonic() - started,
+                    np.asarray(ticks, np.int64), digest_ticks, out_tensors, mismatches)
+    arrays.update(labels=np.asarray(labels[:n], np.int64), op_ticks=np.asarray(ticks, np.int64),
+                  device_digests=dev_digests, reference_digests=ref_digests)
+    capture_mod.save_capture(out_dir, arrays, run)
+    return run
+
+
+def _run_json(port_url: str, build_dir: Path, data_source: str, info: P.Info, dev: Device,
+              seconds: float, ticks: np.ndarray, digest_ticks: list[int],
+              out_tensors: list[int], mismatches: list[dict]) -> dict:
+    n = len(ticks)
+    counts = np.zeros(len(out_tensors), np.int64)
+    for m in mismatches:
+        counts[m["ops"]] += 1
+    run: dict = {"capture_format": capture_mod.CAPTURE_FORMAT, "port": port_url,
+                 "build": str(build_dir), "data": data_source, "layers": "verify",
+                 "complete": True, "images_requested": n, "images": n,
+                 "seconds": round(seconds, 3), "wire_bytes_received": dev.rx_bytes,
+                 "bad_frames": dev.reader.bad_frames, "retries": 0, "reconnects": 0,
+                 "device_bad_frames": dev.device_bad_frames, "stale_frames": dev.stale_frames}
+    run.update(capture_mod._info_fields(info))
+    run["timing"] = capture_mod._timing_summary(ticks, run)
+    run["verify"] = {
+        "images": n, "digest": "h = nbytes; h = h * 0x01000193 + word (mod 2^32)",
+        "digest_ticks_median": int(np.median(digest_ticks)),
+        "mismatched_images": len(mismatches),
+        "per_op": [{"op_index": k, "tensor_index": t, "images": n,
+                    "mismatches": int(counts[k])} for k, t in enumerate(out_tensors)],
+        "mismatches": mismatches[:1000],
+    }
+    return run
+
+
+def verified_tensors(run_dir: str | Path, run: dict, tflm: dict[int, np.ndarray]) -> dict[
+        int, np.ndarray]:
+    """The device's tensors of a verified capture, ``(N, ...)`` per operator output: TFLM's
+    values where the digests agreed, the fetched device tensors where they did not."""
+    out: dict[int, np.ndarray] = {}
+    with np.load(Path(run_dir) / "capture.npz") as npz:
+        stored = {k: npz[k] for k in npz.files if k.startswith(MISMATCH_PREFIX)}
+    for row in run["verify"]["per_op"]:
+        t = int(row["tensor_index"])
+        out[t] = np.array(tflm[t], copy=True)
+    for name, arr in stored.items():
+        t, i = (int(v) for v in name[len(MISMATCH_PREFIX):].split("_"))
+        out[t][i] = arr.reshape(out[t].shape[1:])
+    return out
+
+
+def verified_row(run: dict, tensor_index: int) -> dict | None:
+    """``{"images": N, "mismatches": M}`` of one operator output of a verified capture."""
+    for row in run.get("verify", {}).get("per_op", []):
+        if int(row["tensor_index"]) == tensor_index:
+            return {"images": int(row["images"]), "mismatches": int(row["mismatches"])}
+    return None
+
+
+MAX_LISTED_ELEMENTS = 100  # differing elements named one by one in metrics.json
+
+
+def summary(run: dict, device: dict[int, np.ndarray], tflm: dict[int, np.ndarray],
+            manifest: dict) -> dict:
+    """metrics.json's ``verify``: images verified, and the first differing elements named by
+    operator, image, element (flat index and NHWC position) and channel."""
+    v = run["verify"]
+    ops = {int(o["outputs"][0]): o for o in manifest["operators"]}
+    elements = []
+    for m in v["mismatches"]:
+        i = int(m["image"])
+        for k in m["ops"]:
+            t = int(manifest["operators"][k]["outputs"][0])
+            d = np.asarray(device[t][i], np.int32) - np.asarray(tflm[t][i], np.int32)
+            for e in np.flatnonzero(d)[:MAX_LISTED_ELEMENTS - len(elements)]:
+                pos = np.unravel_index(int(e), d.shape)
+                elements.append({
+                    "op_index": k, "op": ops[t]["op"], "tensor_index": t, "image": i,
+                    "element": int(e), "position": [int(x) for x in pos],
+                    "channel": int(pos[-1]) if d.ndim else 0,
+                    "device": int(device[t][i].flat[e]), "tflm": int(tflm[t][i].flat[e])})
+    return {"images": int(v["images"]), "operators": len(v["per_op"]),
+            "mismatched_images": int(v["mismatched_images"]),
+            "mismatching_ops": sum(1 for r in v["per_op"] if r["mismatches"]),
+            "elements": elements}
