@@ -141,6 +141,23 @@ static uint8_t *put_str(uint8_t *p, const char *s) {
   return p + n;
 }
 
+/* The input bank the board holds, checked: its inputs (NULL if none, or not of the model's
+ * input size, or larger than the board's bank memory); *count inputs. */
+static const uint8_t *input_bank(uint32_t *count) {
+  size_t capacity = 0;
+  const uint8_t *mem = board_input_bank(&capacity);
+  tsp_bank_t bank;
+  ts_tensor_t in;
+  *count = 0;
+  if (mem == NULL || s_model_status != TS_OK || ts_interp_input(&s_it, 0, &in) != TS_OK ||
+      tsp_get_bank(mem, capacity, &bank) != TSP_BANK_FIXED_SIZE || bank.magic != TSP_BANK_MAGIC ||
+      bank.input_bytes != in.bytes || in.bytes == 0 ||
+      bank.count > (capacity - TSP_BANK_FIXED_SIZE) / in.bytes)
+    return NULL;
+  *count = bank.count;
+  return mem + TSP_BANK_FIXED_SIZE;
+}
+
 static void handle_hello(uint16_t seq) {
   char err[128];
   ts_tensor_t in, out;
@@ -165,6 +182,7 @@ static void handle_hello(uint16_t seq) {
       .model_status = (uint8_t)s_model_status,
   };
   v.instructions_per_tick = per_tick;
+  (void)input_bank(&v.input_bank);
   memcpy(v.model_sha256, s_sha256, 32);
   uint8_t *p = tsp_put_info(s_buf, &v);
   if (p - s_buf != TSP_INFO_FIXED_SIZE) {
@@ -232,6 +250,35 @@ static void handle_set_input(uint16_t seq, const uint8_t *p, uint16_t len) {
   s_input_ready = s_input_next == total;
   s_frames = 0;
   send_done(seq, TSP_SET_INPUT);
+}
+
+/* USE_INPUT: input `index` of the bank becomes the input, as a complete SET_INPUT would. */
+static void handle_use_input(uint16_t seq, const uint8_t *p, uint16_t len) {
+  if (!model_ready(seq)) return;
+  tsp_use_input_t req;
+  if (tsp_get_use_input(p, len, &req) != len) {
+    send_error(seq, TSP_ERR_BAD_REQUEST, "USE_INPUT payload is not one u32 index", 0);
+    return;
+  }
+  uint32_t count;
+  const uint8_t *bank = input_bank(&count);
+  ts_tensor_t in;
+  char a[11];
+  if (ts_interp_input(&s_it, 0, &in) != TS_OK || in.data == NULL) {
+    send_error(seq, TSP_ERR_RUNTIME, "the runtime has no input tensor 0", 0);
+    return;
+  }
+  if (bank == NULL || req.index >= count) {
+    s_input_ready = false;
+    send_error(seq, TSP_ERR_OUT_OF_RANGE, "USE_INPUT index >= inputs in the bank ",
+               utoa10(count, a));
+    return;
+  }
+  memcpy(in.data, bank + (size_t)req.index * in.bytes, in.bytes);
+  s_input_next = 0;
+  s_input_ready = true;
+  s_frames = 0;
+  send_done(seq, TSP_USE_INPUT);
 }
 
 /* One tensor as TENSOR/OUTPUT frames (protocol version 2): each frame carries the compact
@@ -462,6 +509,9 @@ void app_handle(link_status_t st, const link_frame_t *f) {
       break;
     case TSP_RUN:
       handle_run(f->seq, f->payload, f->length);
+      break;
+    case TSP_USE_INPUT:
+      handle_use_input(f->seq, f->payload, f->length);
       break;
     case TSP_PING:
       send_done(f->seq, TSP_PING);

@@ -16,12 +16,14 @@
 #define TSP_SEQ_NONE 0xFFFF
 #define TSP_OP_NONE 0xFFFF
 #define TSP_DIGEST_MULTIPLIER 0x01000193u
+#define TSP_BANK_MAGIC 0x42495354u
 
 #define TSP_HELLO 0x01
 #define TSP_SET_INPUT 0x02
 #define TSP_RUN 0x03
 #define TSP_PING 0x04
 #define TSP_RESET 0x05
+#define TSP_USE_INPUT 0x06
 #define TSP_INFO 0x81
 #define TSP_TENSOR 0x82
 #define TSP_OUTPUT 0x83
@@ -53,11 +55,12 @@
 #define TSP_TICK_CYCLES 0x01
 #define TSP_TICK_INSTRUCTIONS 0x02
 
-#define TSP_INFO_FIXED_SIZE 78 /* <HHIIBIIII32siIiIB */
+#define TSP_INFO_FIXED_SIZE 82 /* <HHIIBIIII32siIiIBI */
 #define TSP_OP_ENTRY_SIZE 4 /* <Hh */
 #define TSP_SET_INPUT_FIXED_SIZE 8 /* <II */
 #define TSP_RUN_FIXED_SIZE 4 /* <BBH */
 #define TSP_ERROR_FIXED_SIZE 2 /* <H */
+#define TSP_BANK_FIXED_SIZE 12 /* <III */
 
 /* Payload layouts in wire order: X(field, wire type); firmware/app/wire.c
  * expands them into the encoders and decoders. */
@@ -77,6 +80,7 @@
   X(output_tensor, i32) \
   X(output_bytes, u32) \
   X(model_status, u8) \
+  X(input_bank, u32) \
 
 #define TSP_OP_ENTRY_FIELDS(X) \
   X(builtin_op, u16) \
@@ -98,6 +102,14 @@
   X(mode, u8) \
   X(flags, u8) \
   X(count, u16) \
+
+#define TSP_USE_INPUT_FIELDS(X) \
+  X(index, u32) \
+
+#define TSP_BANK_FIELDS(X) \
+  X(magic, u32) \
+  X(count, u32) \
+  X(input_bytes, u32) \
 
 #define TSP_TIMING_FIELDS(X) \
   X(tick_hz, uvarint) \

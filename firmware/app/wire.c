@@ -109,6 +109,16 @@ size_t tsp_get_run(const uint8_t *p, size_t n, tsp_run_t *v) {
   TSP_RUN_FIELDS(TSP_GET)
   return used;
 }
+size_t tsp_get_use_input(const uint8_t *p, size_t n, tsp_use_input_t *v) {
+  size_t used = 0;
+  TSP_USE_INPUT_FIELDS(TSP_GET)
+  return used;
+}
+size_t tsp_get_bank(const uint8_t *p, size_t n, tsp_bank_t *v) {
+  size_t used = 0;
+  TSP_BANK_FIELDS(TSP_GET)
+  return used;
+}
 size_t tsp_get_done(const uint8_t *p, size_t n, tsp_done_t *v) {
   size_t used = 0;
   TSP_DONE_FIELDS(TSP_GET)

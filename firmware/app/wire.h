@@ -27,6 +27,8 @@ typedef struct { TSP_INFO_FIELDS(TSP_MEMBER) } tsp_info_t;
 typedef struct { TSP_TENSOR_HEAD_FIELDS(TSP_MEMBER) } tsp_tensor_head_t;
 typedef struct { TSP_SET_INPUT_FIELDS(TSP_MEMBER) } tsp_set_input_t;
 typedef struct { TSP_RUN_FIELDS(TSP_MEMBER) } tsp_run_t;
+typedef struct { TSP_USE_INPUT_FIELDS(TSP_MEMBER) } tsp_use_input_t;
+typedef struct { TSP_BANK_FIELDS(TSP_MEMBER) } tsp_bank_t;
 typedef struct { TSP_TIMING_FIELDS(TSP_MEMBER) } tsp_timing_t;
 typedef struct { TSP_DIGEST_FIELDS(TSP_MEMBER) } tsp_digest_t;
 typedef struct { TSP_ERROR_FIELDS(TSP_MEMBER) } tsp_error_t;
@@ -51,6 +53,8 @@ uint8_t *tsp_put_done(uint8_t *p, const tsp_done_t *v);
  * or a varint is malformed. */
 size_t tsp_get_set_input(const uint8_t *p, size_t n, tsp_set_input_t *v);
 size_t tsp_get_run(const uint8_t *p, size_t n, tsp_run_t *v);
+size_t tsp_get_use_input(const uint8_t *p, size_t n, tsp_use_input_t *v);
+size_t tsp_get_bank(const uint8_t *p, size_t n, tsp_bank_t *v);
 size_t tsp_get_done(const uint8_t *p, size_t n, tsp_done_t *v);
 
 /* Field writers and readers (little-endian; LEB128 varints, zigzag for svarint). */

@@ -36,6 +36,11 @@ typedef enum {
 } board_tick_unit_t;
 board_tick_unit_t board_tick_unit(uint32_t *instructions_per_tick);
 
+/* The input bank's memory (docs/protocol.md, USE_INPUT): where a bank of test inputs may
+ * have been placed before boot (QEMU: -device loader into PSRAM), and its capacity in bytes;
+ * NULL (capacity 0) if the board has none. The firmware checks the bank's head itself. */
+const uint8_t *board_input_bank(size_t *capacity);
+
 /* CPU core clock in Hz. */
 uint32_t board_cpu_hz(void);
 

@@ -3,7 +3,8 @@
  * its answers without an emulator (tests/device/test_wire.py): requests come on stdin as
  * records [u8 type][u16 seq][u16 length][payload], the answers' wire bytes (COBS frames)
  * go to stdout. The board is fuzz_board.c: every tick count is 1, INFO's clocks and tick
- * unit are fixed, distinct values.
+ * unit are fixed, distinct values. An optional argument names an input bank file (BANK head +
+ * inputs, protocol.input_bank) placed in the native board's bank memory before app_init.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +15,14 @@
 
 static uint8_t s_payload[TSP_MAX_PAYLOAD];
 
-int main(void) {
+int main(int argc, char **argv) {
+  if (argc > 1) {
+    FILE *f = fopen(argv[1], "rb");
+    if (f == NULL) return 4;
+    size_t n = fread(g_fuzz_bank, 1, sizeof g_fuzz_bank, f);
+    fclose(f);
+    if (n == 0) return 4;
+  }
   tsp_crc_init();
   app_init();
   for (;;) {

@@ -39,9 +39,11 @@ def app_native(build_dir, tmp_path_factory) -> Path:
     return out / "app_native"
 
 
-def answers(exe: Path, requests: list[tuple[int, int, bytes]]) -> list[P.Frame]:
+def answers(exe: Path, requests: list[tuple[int, int, bytes]],
+            bank: Path | None = None) -> list[P.Frame]:
     data = b"".join(struct.pack("<BHH", t, seq, len(p)) + p for t, seq, p in requests)
-    proc = subprocess.run([str(exe)], input=data, capture_output=True, timeout=120, check=True)
+    proc = subprocess.run([str(exe), *([str(bank)] if bank else [])], input=data,
+                          capture_output=True, timeout=120, check=True)
     reader = P.FrameReader()
     frames = list(reader.feed(proc.stdout))
     assert reader.bad_frames == 0, reader.errors
@@ -80,19 +82,28 @@ def builtin_code(name: str) -> int:
     return int(getattr(schema.BuiltinOperator, name))
 
 
-def test_run_answers_are_byte_exact(app_native, build_dir):
+@pytest.mark.parametrize("from_bank", [False, True], ids=["set_input", "input_bank"])
+def test_run_answers_are_byte_exact(app_native, build_dir, tmp_path, from_bank):
     """TENSOR (every op), TIMING, DIGEST and DONE equal protocol.py's encoding of the TFLM
-    reference's tensors; SET_INPUT's DONE too."""
+    reference's tensors; SET_INPUT's (or USE_INPUT's, from an input bank) DONE too."""
     man = manifest(build_dir)
     tensors = {t["index"]: t for t in man["tensors"]}
     shape = man["input"]["shape"]
-    image = np.random.default_rng(3).integers(-128, 128, shape, dtype=np.int8)
-    ref = tflm_tensors((build_dir / man["model_file"]).read_bytes(), image[None].reshape(
-        1, *shape[1:]) if shape[0] == 1 else image[None])[0]
-    reqs = [(P.FrameType.SET_INPUT, 8, p) for p in P.set_input_payloads(image.tobytes())]
+    images = np.random.default_rng(3).integers(-128, 128, (3, *shape[1:]), dtype=np.int8)
+    image = images[1]
+    ref = tflm_tensors((build_dir / man["model_file"]).read_bytes(), image[None])[0]
+    bank = None
+    if from_bank:
+        bank = tmp_path / "bank.bin"
+        bank.write_bytes(P.input_bank(images))
+        reqs = [(P.FrameType.HELLO, 7, b""), (P.FrameType.USE_INPUT, 8, P.use_input_payload(1))]
+    else:
+        reqs = [(P.FrameType.SET_INPUT, 8, p) for p in P.set_input_payloads(image.tobytes())]
     reqs.append((P.FrameType.RUN, 9, P.run_payload(P.RunMode.ALL, (), timing=True,
                                                    output=True, digest=True)))
-    frames = answers(app_native, reqs)
+    frames = answers(app_native, reqs, bank)
+    if from_bank:
+        assert P.Info.decode(frames[0].payload).input_bank == len(images)
     run = [f for f in frames if f.seq == 9]
     want: list[tuple[int, bytes]] = []
     digests = []
@@ -111,10 +122,17 @@ def test_run_answers_are_byte_exact(app_native, build_dir):
     want.append((P.FrameType.DIGEST, P.Digest(n, tuple(digests)).encode()))
     want.append((P.FrameType.DONE, P.done_payload(P.FrameType.RUN, len(want))))
     assert [(f.type, f.payload) for f in run] == want
+    request = P.FrameType.USE_INPUT if from_bank else P.FrameType.SET_INPUT
     for f in frames:
         if f.seq == 8:
-            assert (f.type, f.payload) == (P.FrameType.DONE, P.done_payload(
-                P.FrameType.SET_INPUT, 0))
+            assert (f.type, f.payload) == (P.FrameType.DONE, P.done_payload(request, 0))
+
+
+def test_use_input_out_of_range_is_refused(app_native, tmp_path):
+    frames = answers(app_native, [(P.FrameType.USE_INPUT, 5, P.use_input_payload(0))])
+    assert [f.type for f in frames] == [P.FrameType.ERROR]
+    code, text = P.decode_error(frames[0].payload)
+    assert code == P.ErrorCode.OUT_OF_RANGE and "bank" in text
 
 
 def test_digest_finds_every_single_word_change():

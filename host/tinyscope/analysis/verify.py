@@ -76,13 +76,16 @@ class ReferenceDigests:
         self._pool.shutdown(wait=True)
 
 
-def _run_with_retry(dev: Device, image: np.ndarray, mode: P.RunMode, ops: list[int],
-                    retries: int, **flags: bool):
+def _run_with_retry(dev: Device, image: np.ndarray, bank_index: int | None, mode: P.RunMode,
+                    ops: list[int], retries: int, **flags: bool):
     for attempt in range(retries + 1):
         try:
             if attempt:
                 dev.hello()
-            dev.set_input(image.tobytes())
+            if bank_index is None:
+                dev.set_input(image.tobytes())
+            else:
+                dev.use_input(bank_index)
             return dev.run(mode, ops, **flags)
         except LinkError:
             if attempt == retries:
@@ -90,13 +93,27 @@ def _run_with_retry(dev: Device, image: np.ndarray, mode: P.RunMode, ops: list[i
     raise AssertionError("unreachable")
 
 
+def _bank_holds(bank: Path | None, info: P.Info, inputs: np.ndarray) -> bool:
+    """True if the device booted with the input bank file ``bank`` and it holds ``inputs``."""
+    if bank is None:
+        return False
+    if Path(bank).read_bytes() != P.input_bank(inputs):
+        raise MismatchError(f"input bank {bank} holds other inputs than the ones asked for: "
+                            "write it with protocol.input_bank(inputs) and boot with it")
+    if info.input_bank != len(inputs):
+        raise MismatchError(f"the device reports {info.input_bank} inputs in its bank, not "
+                            f"{len(inputs)}: boot the board with the input bank {bank}")
+    return True
+
+
 def verify_capture(port_url: str, build_dir: str | Path, out_dir: str | Path,
                    inputs: np.ndarray, labels: np.ndarray, progress: bool = True,
                    data_source: str = "", timeout: float = REQUEST_TIMEOUT,
                    retries: int = capture_mod.MAX_IMAGE_RETRIES,
-                   baudrate: int = BAUDRATE) -> dict:
+                   baudrate: int = BAUDRATE, bank: Path | None = None) -> dict:
     """Verify every operator of every image of ``inputs`` on the device by digest; fetch and
-    store the mismatching tensors; write RUN_DIR/capture.npz + run.json; return run.json."""
+    store the mismatching tensors; write RUN_DIR/capture.npz + run.json; return run.json.
+    ``bank``: the input bank file the board booted with (inputs by USE_INPUT, no upload)."""
     build_dir, out_dir = Path(build_dir), Path(out_dir)
     manifest = manifest_mod.load(build_dir)
     model = manifest_mod.model_bytes(build_dir, manifest)
@@ -123,13 +140,15 @@ def verify_capture(port_url: str, build_dir: str | Path, out_dir: str | Path,
         if [t for _, t in info.ops] != out_tensors:
             raise MismatchError(f"the device's operators (INFO) differ from {build_dir}/"
                                 "manifest.json's: flash this build")
+        use_bank = _bank_holds(bank, info, np.asarray(inputs, np.int8))
         if progress:
             from tqdm import tqdm
 
             bar = tqdm(total=n, desc="verify", unit="img")
         for i in range(n):
             image = np.asarray(inputs[i], np.int8)
-            res = _run_with_retry(dev, image, P.RunMode.NONE, [], retries, timing=True,
+            slot = i if use_bank else None
+            res = _run_with_retry(dev, image, slot, P.RunMode.NONE, [], retries, timing=True,
                                   output=True, digest=True)
             if res.digest is None or len(res.digest.digests) != len(ops):
                 raise TinyscopeError("the device answered RUN DIGEST without a DIGEST frame of "
@@ -143,8 +162,8 @@ def verify_capture(port_url: str, build_dir: str | Path, out_dir: str | Path,
             digest_ticks.append(res.digest.digest_ticks)
             bad = [k for k in range(len(ops)) if dev_digests[i, k] != ref_digests[i, k]]
             if bad:
-                full = _run_with_retry(dev, image, P.RunMode.LIST, bad, retries, timing=False,
-                                       output=False, digest=True)
+                full = _run_with_retry(dev, image, slot, P.RunMode.LIST, bad, retries,
+                                       timing=False, output=False, digest=True)
                 for k in bad:
                     arrays[f"{MISMATCH_PREFIX}{out_tensors[k]}_{i}"] = full.tensors[out_tensors[k]]
                 mismatches.append({"image": i, "ops": bad})
@@ -158,6 +177,8 @@ def verify_capture(port_url: str, build_dir: str | Path, out_dir: str | Path,
             port.close()
     run = _run_json(port_url, build_dir, data_source, info, dev, time.monotonic() - started,
                     np.asarray(ticks, np.int64), digest_ticks, out_tensors, mismatches)
+    run["inputs_from"] = "input bank (USE_INPUT)" if use_bank else "SET_INPUT"
+    run["input_bank"] = info.input_bank
     arrays.update(labels=np.asarray(labels[:n], np.int64), op_ticks=np.asarray(ticks, np.int64),
                   device_digests=dev_digests, reference_digests=ref_digests)
     capture_mod.save_capture(out_dir, arrays, run)

@@ -19,6 +19,7 @@ from tinyscope.convert import manifest as manifest_mod
 from tinyscope.convert.flow import convert
 from tinyscope.data import quantized_test_inputs
 from tinyscope.device import boards, capture
+from tinyscope.device import protocol as P
 from tinyscope.errors import TinyscopeError
 from tinyscope.report.comparison import run_compare
 
@@ -63,12 +64,13 @@ def run_pipeline(args: argparse.Namespace) -> int:
     print(f"    {elf}")
     _, q, labels = quantized_test_inputs(man, args.n, args.data)
 
-    def capture_from(url: str) -> None:
+    def capture_from(url: str, bank: Path | None = None) -> None:
         source = args.data or man.get("data", "")
         if args.verify:
-            _step(f"verify {len(q)} images (every layer, by digest) on {url} -> {out}")
+            how = " from the input bank" if bank else ""
+            _step(f"verify {len(q)} images{how} (every layer, by digest) on {url} -> {out}")
             verify_capture(url, build, out, q, labels, progress=not args.no_progress,
-                           data_source=source)
+                           data_source=source, bank=bank)
             return
         _step(f"capture {len(q)} images (layers: {args.layers}) from {url} -> {out}")
         capture.capture(url, build, out, q, labels, args.layers,
@@ -79,8 +81,13 @@ def run_pipeline(args: argparse.Namespace) -> int:
         _step(f"flash: boot {elf.name} on QEMU {machine}")
         state = Path(args.state_dir)
         boards.stop(state)
-        with boards.emulated_board(elf, state, machine) as board:
-            capture_from(board.url)
+        bank = None
+        if args.verify and boards.EMULATORS[board_name].input_bank_addr is not None:
+            bank = state / "input_bank.bin"  # loaded into the board's memory at boot
+            state.mkdir(parents=True, exist_ok=True)
+            bank.write_bytes(P.input_bank(q))
+        with boards.emulated_board(elf, state, machine, input_bank=bank) as board:
+            capture_from(board.url, bank)
     else:
         _step(f"flash {board_name}")
         boards.flash_real(board_name, elf)

@@ -206,6 +206,7 @@ def capture(
         snapshot["device_bad_frames"] += dev.device_bad_frames
         snapshot["stale_frames"] += dev.stale_frames
         snapshot["bad_frames_by_kind"] = dict(dev.reader.bad_by_kind)
+        snapshot["wire_bytes_received"] = dev.rx_bytes  # this session's (since the last reconnect)
         if ticks:
             snapshot["timing"] = _timing_summary(np.asarray(ticks, np.int64), run)
         if done:

@@ -230,6 +230,10 @@ class Device:
     def reset(self) -> None:
         self.request(P.FrameType.RESET)
 
+    def use_input(self, index: int) -> None:
+        """Input ``index`` of the device's input bank becomes the input (no upload)."""
+        self.request(P.FrameType.USE_INPUT, P.use_input_payload(index))
+
     def set_input(self, data: bytes) -> None:
         for payload in P.set_input_payloads(bytes(data)):
             self.request(P.FrameType.SET_INPUT, payload)

@@ -51,6 +51,7 @@ class FrameType(IntEnum):
     RUN = 0x03
     PING = 0x04
     RESET = 0x05
+    USE_INPUT = 0x06  # take input number `index` from the device's input bank
     # responses: device -> host
     INFO = 0x81
     TENSOR = 0x82
@@ -104,6 +105,7 @@ INFO_FIELDS: tuple[tuple[str, str], ...] = (
     ("model_bytes", "u32"), ("arena_bytes", "u32"), ("arena_used", "u32"),
     ("model_sha256", "sha256"), ("input_tensor", "i32"), ("input_bytes", "u32"),
     ("output_tensor", "i32"), ("output_bytes", "u32"), ("model_status", "u8"),
+    ("input_bank", "u32"),  # inputs in the device's input bank (0: none loaded)
 )
 # INFO then has three length-prefixed strings (u8 length + UTF-8), then num_ops x OP_ENTRY.
 INFO_STRINGS = ("firmware_version", "board", "model_error")
@@ -117,6 +119,11 @@ TENSOR_HEAD_FIELDS = (("op_index", "uvarint"), ("builtin_op", "uvarint"),
                       ("ndims", "u8"))
 SET_INPUT_FIELDS = (("offset", "u32"), ("total", "u32"))  # then the data bytes
 RUN_FIELDS = (("mode", "u8"), ("flags", "u8"), ("count", "u16"))  # then u16 op_index[count]
+USE_INPUT_FIELDS = (("index", "u32"),)
+# The input bank in device memory (QEMU: loaded into PSRAM at boot): this head, then
+# count x input_bytes int8 inputs back to back.
+BANK_FIELDS = (("magic", "u32"), ("count", "u32"), ("input_bytes", "u32"))
+BANK_MAGIC = 0x42495354  # "TSIB" little-endian
 TIMING_FIELDS = (("tick_hz", "uvarint"), ("total_ticks", "uvarint"), ("num_ops", "uvarint"))
 # ... then uvarint ticks[num_ops]
 DIGEST_FIELDS = (("num_ops", "uvarint"), ("digest_ticks", "uvarint"))
@@ -124,7 +131,8 @@ DIGEST_FIELDS = (("num_ops", "uvarint"), ("digest_ticks", "uvarint"))
 ERROR_FIELDS = (("code", "u16"),)  # then UTF-8 text
 DONE_FIELDS = (("request", "u8"), ("frames", "uvarint"))
 LAYOUTS = {"INFO": INFO_FIELDS, "OP_ENTRY": OP_ENTRY_FIELDS, "TENSOR_HEAD": TENSOR_HEAD_FIELDS,
-           "SET_INPUT": SET_INPUT_FIELDS, "RUN": RUN_FIELDS, "TIMING": TIMING_FIELDS,
+           "SET_INPUT": SET_INPUT_FIELDS, "RUN": RUN_FIELDS, "USE_INPUT": USE_INPUT_FIELDS,
+           "BANK": BANK_FIELDS, "TIMING": TIMING_FIELDS,
            "DIGEST": DIGEST_FIELDS, "ERROR": ERROR_FIELDS, "DONE": DONE_FIELDS}
 
 
@@ -137,6 +145,7 @@ OP_ENTRY = _fixed(OP_ENTRY_FIELDS)
 SET_INPUT_FIXED = _fixed(SET_INPUT_FIELDS)
 RUN_FIXED = _fixed(RUN_FIELDS)
 ERROR_FIXED = _fixed(ERROR_FIELDS)
+BANK_FIXED = _fixed(BANK_FIELDS)
 TENSOR_MAX_DIMS = 6  # the runtime's TS_MAX_DIMS
 VARINT_MAX = 5  # bytes of the longest uvarint (a u32)
 
@@ -386,6 +395,7 @@ class Info:
     ops: tuple[tuple[int, int], ...]  # (builtin op code, output tensor index)
     tick_unit: int = TickUnit.TIMER
     instructions_per_tick: int = 0  # only with TickUnit.INSTRUCTIONS
+    input_bank: int = 0  # inputs in the device's input bank
 
     def encode(self) -> bytes:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -647,6 +657,19 @@ def set_input_payloads(data: bytes, chunk: int = MAX_PAYLOAD - SET_INPUT_FIXED.s
         yield SET_INPUT_FIXED.pack(offset, total) + data[offset : offset + chunk]
 
 
+def input_bank(inputs: np.ndarray) -> bytes:
+    """The input bank image for the device memory: BANK head + the int8 inputs."""
+    inputs = np.ascontiguousarray(inputs, np.int8)
+    n = len(inputs)
+    per = inputs[0].nbytes if n else 0
+    head = encode_fields(BANK_FIELDS, {"magic": BANK_MAGIC, "count": n, "input_bytes": per})
+    return head + inputs.tobytes()
+
+
+def use_input_payload(index: int) -> bytes:
+    return encode_fields(USE_INPUT_FIELDS, {"index": index})
+
+
 def run_payload(mode: RunMode, ops: Iterable[int] = (), timing: bool = True,
                 output: bool = True, digest: bool = False) -> bytes:
     ops = list(ops)
@@ -797,6 +820,7 @@ def c_header() -> str:
         f"#define TSP_SEQ_NONE 0x{SEQ_NONE:04X}",
         f"#define TSP_OP_NONE 0x{OP_NONE:04X}",
         f"#define TSP_DIGEST_MULTIPLIER 0x{DIGEST_MULTIPLIER:08X}u",
+        f"#define TSP_BANK_MAGIC 0x{BANK_MAGIC:08X}u",
         "",
     ]
     for enum, prefix in ((FrameType, "TSP_"), (ErrorCode, "TSP_ERR_"), (RunMode, "TSP_RUN_"),
@@ -807,7 +831,7 @@ def c_header() -> str:
     for name, st in (("INFO_FIXED", INFO_FIXED), ("OP_ENTRY", OP_ENTRY),
                      ("SET_INPUT_FIXED", SET_INPUT_FIXED),
                      ("RUN_FIXED", RUN_FIXED),
-                     ("ERROR_FIXED", ERROR_FIXED)):
+                     ("ERROR_FIXED", ERROR_FIXED), ("BANK_FIXED", BANK_FIXED)):
         lines.append(f"#define TSP_{name}_SIZE {st.size} /* {st.format} */")
     lines += ["", "/* Payload layouts in wire order: X(field, wire type); firmware/app/wire.c",
               " * expands them into the encoders and decoders. */"]

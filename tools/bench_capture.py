@@ -1,0 +1,65 @@
+"""``make bench-capture``: capture throughput figures of issue 15 on the emulated board.
+
+For a build (default: the MobileNetV1-0.25 96x96x3 person-detection-class model in
+build/bench-mnet, made by tools/make_bench_mnet.py), measures images/s and received wire bytes
+per image for a full dump (--layers all) and a verified capture (--verify), and prints one line
+per figure. Usage: python tools/bench_capture.py --build DIR [--n N] [--modes all,verify]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from tinyscope.analysis.verify import verify_capture
+from tinyscope.convert import manifest as manifest_mod
+from tinyscope.data import quantized_test_inputs
+from tinyscope.device import boards, capture
+from tinyscope.device import protocol as P
+
+
+def measure(build: Path, n: int, mode: str, work: Path, elf: Path) -> dict:
+    man = manifest_mod.load(build)
+    _, q, labels = quantized_test_inputs(man, n, None)
+    out = work / f"run-{mode}"
+    bank = None
+    if mode == "verify-bank":
+        bank = work / "input_bank.bin"
+        bank.write_bytes(P.input_bank(q))
+    with boards.emulated_board(elf, work / f"qemu-{mode}", input_bank=bank) as board:
+        t0 = time.monotonic()
+        if mode.startswith("verify"):
+            run = verify_capture(board.url, build, out, q, labels, progress=False, bank=bank)
+        else:
+            run = capture.capture(board.url, build, out, q, labels, layers=mode, progress=False)
+        secs = time.monotonic() - t0
+    rx = run.get("wire_bytes_received")
+    return {"mode": mode, "images": len(q), "seconds": round(secs, 2),
+            "images_per_s": round(len(q) / secs, 2),
+            "rx_bytes_per_image": round(rx / len(q)) if rx else None,
+            "mismatched_images": run.get("verify", {}).get("mismatched_images")}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--build", type=Path, required=True)
+    ap.add_argument("--n", type=int, default=20)
+    ap.add_argument("--modes", default="all,verify,verify-bank")
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        elf = boards.build_firmware(args.build, quiet=True, out_dir=work / "fw")
+        rows = [measure(args.build, args.n, m, work, elf) for m in args.modes.split(",")]
+    for r in rows:
+        print(json.dumps(r))
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
