@@ -37,6 +37,7 @@ from tinyscope.device.link import (
     Device,
     LinkError,
     open_port,
+    release_port,
 )
 from tinyscope.errors import MismatchError, TinyscopeError
 
@@ -175,6 +176,7 @@ def verify_capture(port_url: str, build_dir: str | Path, out_dir: str | Path,
         refs.close()
         with contextlib.suppress(Exception):
             port.close()
+        release_port(port_url)
     run = _run_json(port_url, build_dir, data_source, info, dev, time.monotonic() - started,
                     np.asarray(ticks, np.int64), digest_ticks, out_tensors, mismatches)
     run["inputs_from"] = "input bank (USE_INPUT)" if use_bank else "SET_INPUT"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from pathlib import Path
 
 from tinyscope.analysis.verify import verify_capture
@@ -31,6 +32,8 @@ def _cmd_capture(args: argparse.Namespace) -> int:
     out = args.resume or args.out
     if not build or not out:
         raise TinyscopeError("give --build BUILD_DIR and --out RUN_DIR (or --resume RUN_DIR)")
+    if not args.resume:
+        refuse_or_clear(Path(out), args.force)
     layers = args.layers or prev.get("layers") or "first"
     n = args.n or prev.get("images_requested") or 100
     data = args.data or prev.get("data") or None
@@ -59,6 +62,25 @@ def _cmd_capture(args: argparse.Namespace) -> int:
         print(f"median ticks per inference: {timing['total_ticks_median']} "
               f"at {timing['tick_hz']} Hz")
     return 0
+
+
+def refuse_or_clear(out: Path, force: bool) -> None:
+    """A new capture into ``out``: refuse if it holds a run, unless ``force`` (then the old
+    capture and its report are removed, so nothing stale is left beside the new one)."""
+    old = [p for p in (out / "run.json", out / "capture.npz") if p.exists()]
+    if not old:
+        return
+    if not force:
+        try:
+            n = json.loads((out / "run.json").read_text()).get("images", "?")
+        except (OSError, ValueError):
+            n = "?"
+        raise TinyscopeError(f"--out {out} already holds a capture ({n} images): continue it "
+                             f"with --resume {out}, replace it with --force, or pick another "
+                             "--out")
+    for p in old:
+        p.unlink()
+    shutil.rmtree(out / "report", ignore_errors=True)
 
 
 def _print_verified(run: dict, url: str, out: str) -> None:
@@ -91,6 +113,8 @@ def add_cli(sub) -> None:
     c.add_argument("--layers", default=None,
                    help="first (the first layer, default), all, or operator indices like 0,2,5")
     c.add_argument("--out", default=None, help="run directory to write")
+    c.add_argument("--force", action="store_true",
+                   help="replace the capture (and report) already in --out")
     c.add_argument("--verify", action="store_true",
                    help="verify every layer of every image by on-device digests against the "
                    "TFLM reference; fetch and store only the tensors that differ")

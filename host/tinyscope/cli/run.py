@@ -72,9 +72,15 @@ def run_pipeline(args: argparse.Namespace) -> int:
             verify_capture(url, build, out, q, labels, progress=not args.no_progress,
                            data_source=source, bank=bank)
             return
-        _step(f"capture {len(q)} images (layers: {args.layers}) from {url} -> {out}")
-        capture.capture(url, build, out, q, labels, args.layers,
-                        progress=not args.no_progress, data_source=source)
+        resume = args.resume and (out / "run.json").is_file()
+        verb = "resume the capture of" if resume else "capture"
+        _step(f"{verb} {len(q)} images (layers: {args.layers}) from {url} -> {out}")
+        try:
+            capture.capture(url, build, out, q, labels, args.layers,
+                            progress=not args.no_progress, data_source=source, resume=resume)
+        except capture.CaptureInterrupted as err:
+            raise capture.CaptureInterrupted(
+                f"{err}; or run the same 'tinyscope run' again with --resume") from err
 
     if board_name in boards.EMULATORS:
         machine = boards.EMULATORS[board_name].machine
@@ -119,6 +125,9 @@ def add_cli(sub) -> None:
     p.add_argument("--n", type=int, default=100, help="number of test images")
     p.add_argument("--layers", default="all",
                    help="layers to stream: first, all, or operator indices like 0,2")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the interrupted capture in --out (same build, data, layers, "
+                   "--n or more) instead of starting over")
     p.add_argument("--verify", action="store_true",
                    help="verify every layer of every image by on-device digests against TFLM "
                    "and fetch only the mismatching tensors (instead of --layers)")

@@ -24,6 +24,7 @@ from tinyscope.device.link import (
     LinkError,
     name_op_codes,
     open_port,
+    release_port,
 )
 from tinyscope.errors import DeviceError, MismatchError, TinyscopeError
 from tinyscope.fsutil import atomic_write, atomic_write_text
@@ -33,6 +34,12 @@ RECONNECT_INTERVAL = 0.2  # s between attempts to reopen it
 MAX_IMAGE_RETRIES = 3  # attempts per image after the first, on link errors (--retries)
 CHECKPOINT_SECONDS = 5.0  # complete images are saved to RUN_DIR at least this often
 CAPTURE_FORMAT = 1
+
+
+class CaptureInterrupted(TinyscopeError):
+    """Ctrl-C during a capture: the complete images are saved; the message says how to go on."""
+
+    exit_code = 130
 
 
 # ---------------------------------------------------------------- capture
@@ -275,10 +282,11 @@ def capture(
         run["error"] = str(err)
     except KeyboardInterrupt:
         run["error"] = "interrupted"
-        raise
+        error = CaptureInterrupted("interrupted")
     finally:
         with contextlib.suppress(Exception):
             port.close()
+        release_port(port_url)
         save()
     if error is not None:
         saved = (f" ({done} complete images saved in {out_dir}; continue with tinyscope "

@@ -7,13 +7,16 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import random
 import re
 import select
+import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -300,9 +303,45 @@ class Device:
         )
 
 
+LOCK_DIR = Path(tempfile.gettempdir()) / "tinyscope-port-locks"
+_LOCKS: dict[str, object] = {}  # url -> the open lock file this process holds
+
+
+def lock_port(url: str) -> None:
+    """Take the per-port lock of ``url`` for this process (a device path or socket:// URL):
+    a second tinyscope on a port in use fails at once and names the process holding it,
+    instead of waiting for answers the other one reads. Released by :func:`release_port`
+    or when this process ends."""
+    if url in _LOCKS or not (url.startswith(("socket://", "/dev/"))):
+        return
+    LOCK_DIR.mkdir(parents=True, exist_ok=True)
+    path = LOCK_DIR / (re.sub(r"[^A-Za-z0-9_.-]+", "_", url) + ".lock")
+    fh = path.open("a+")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.seek(0)
+        holder = fh.read().strip() or "another process"
+        fh.close()
+        raise DeviceError(f"serial port {url} is in use by {holder} (lock {path}): wait for "
+                          "that capture to finish or stop it; one port, one capture") from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"tinyscope pid {os.getpid()}")
+    fh.flush()
+    _LOCKS[url] = fh
+
+
+def release_port(url: str) -> None:
+    fh = _LOCKS.pop(url, None)
+    if fh is not None:
+        fh.close()  # type: ignore[attr-defined]
+
+
 def open_port(url: str, baudrate: int = BAUDRATE):
     import serial
 
+    lock_port(url)
     try:
         return serial.serial_for_url(url, baudrate=baudrate, timeout=READ_TIMEOUT)
     except (serial.SerialException, ValueError) as err:
