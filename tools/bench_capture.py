@@ -3,7 +3,10 @@
 For a build (default: the MobileNetV1-0.25 96x96x3 person-detection-class model in
 build/bench-mnet, made by tools/make_bench_mnet.py), measures images/s and received wire bytes
 per image for a full dump (--layers all) and a verified capture (--verify), and prints one line
-per figure. Usage: python tools/bench_capture.py --build DIR [--n N] [--modes all,verify]
+per figure. Modes: all (full dump), verify (digests, inputs by SET_INPUT), verify-bank (inputs
+from the input bank); a -115200 suffix runs it through the fault proxy limited to 11520 B/s
+(a 115200-baud UART). Every mode goes through the proxy (unlimited unless -115200).
+Usage: python tools/bench_capture.py --build DIR [--n N] [--modes all,verify,verify-bank]
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ from tinyscope.convert import manifest as manifest_mod
 from tinyscope.data import quantized_test_inputs
 from tinyscope.device import boards, capture
 from tinyscope.device import protocol as P
+from tinyscope.device.faults import FaultProxy
+
+LINE_RATE = 11520  # B/s: 115200 baud, 8N1
 
 
 def measure(build: Path, n: int, mode: str, work: Path, elf: Path) -> dict:
@@ -26,18 +32,22 @@ def measure(build: Path, n: int, mode: str, work: Path, elf: Path) -> dict:
     _, q, labels = quantized_test_inputs(man, n, None)
     out = work / f"run-{mode}"
     bank = None
+    rate = LINE_RATE if mode.endswith("-115200") else None
+    mode = mode.removesuffix("-115200")
     if mode == "verify-bank":
         bank = work / "input_bank.bin"
         bank.write_bytes(P.input_bank(q))
-    with boards.emulated_board(elf, work / f"qemu-{mode}", input_bank=bank) as board:
+    with boards.emulated_board(elf, work / f"qemu-{mode}", input_bank=bank) as board, \
+            FaultProxy(("127.0.0.1", board.port), bytes_per_s=rate) as proxy:
         t0 = time.monotonic()
         if mode.startswith("verify"):
-            run = verify_capture(board.url, build, out, q, labels, progress=False, bank=bank)
+            run = verify_capture(proxy.url, build, out, q, labels, progress=False, bank=bank)
         else:
-            run = capture.capture(board.url, build, out, q, labels, layers=mode, progress=False)
+            run = capture.capture(proxy.url, build, out, q, labels, layers=mode, progress=False)
         secs = time.monotonic() - t0
     rx = run.get("wire_bytes_received")
-    return {"mode": mode, "images": len(q), "seconds": round(secs, 2),
+    label = mode + (f" at {rate:g} B/s" if rate else "")
+    return {"mode": label, "images": len(q), "seconds": round(secs, 2),
             "images_per_s": round(len(q) / secs, 2),
             "rx_bytes_per_image": round(rx / len(q)) if rx else None,
             "mismatched_images": run.get("verify", {}).get("mismatched_images")}

@@ -100,7 +100,7 @@ def test_protocol_version_mismatch_is_a_clear_error():
                              timeout=5.0)
         start = time.monotonic()
         with pytest.raises(MismatchError, match="protocol version 1, this tinyscope speaks "
-                           "version 2"):
+                           f"version {P.PROTOCOL_VERSION}"):
             dev.hello()
         assert time.monotonic() - start < 2.0  # named at once, not after a timeout
         dev.port.close()
