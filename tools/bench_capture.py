@@ -6,6 +6,7 @@ per image for a full dump (--layers all) and a verified capture (--verify), and 
 per figure. Modes: all (full dump), verify (digests, inputs by SET_INPUT), verify-bank (inputs
 from the input bank); a -115200 suffix runs it through the fault proxy limited to 11520 B/s
 (a 115200-baud UART). Every mode goes through the proxy (unlimited unless -115200).
+verify-jobsN: N emulated boards in parallel, each with its shard in its input bank.
 Usage: python tools/bench_capture.py --build DIR [--n N] [--modes all,verify,verify-bank]
 """
 
@@ -17,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tinyscope.analysis.verify import verify_capture
+from tinyscope.analysis.verify import verify_capture, verify_on_boards
 from tinyscope.convert import manifest as manifest_mod
 from tinyscope.data import quantized_test_inputs
 from tinyscope.device import boards, capture
@@ -32,6 +33,12 @@ def measure(build: Path, n: int, mode: str, work: Path, elf: Path) -> dict:
     _, q, labels = quantized_test_inputs(man, n, None)
     out = work / f"run-{mode}"
     bank = None
+    if mode.startswith("verify-jobs"):
+        jobs = int(mode.removeprefix("verify-jobs"))
+        t0 = time.monotonic()
+        run = verify_on_boards(elf, build, out, q, labels, jobs, work / f"qemu-{mode}",
+                               progress=False)
+        return _row(mode, len(q), time.monotonic() - t0, run)
     rate = LINE_RATE if mode.endswith("-115200") else None
     mode = mode.removesuffix("-115200")
     if mode == "verify-bank":
@@ -45,11 +52,14 @@ def measure(build: Path, n: int, mode: str, work: Path, elf: Path) -> dict:
         else:
             run = capture.capture(proxy.url, build, out, q, labels, layers=mode, progress=False)
         secs = time.monotonic() - t0
+    return _row(mode + (f" at {rate:g} B/s" if rate else ""), len(q), secs, run)
+
+
+def _row(label: str, n: int, secs: float, run: dict) -> dict:
     rx = run.get("wire_bytes_received")
-    label = mode + (f" at {rate:g} B/s" if rate else "")
-    return {"mode": label, "images": len(q), "seconds": round(secs, 2),
-            "images_per_s": round(len(q) / secs, 2),
-            "rx_bytes_per_image": round(rx / len(q)) if rx else None,
+    return {"mode": label, "images": n, "seconds": round(secs, 2),
+            "images_per_s": round(n / secs, 2),
+            "rx_bytes_per_image": round(rx / n) if rx else None,
             "mismatched_images": run.get("verify", {}).get("mismatched_images")}
 
 
@@ -57,7 +67,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--build", type=Path, required=True)
     ap.add_argument("--n", type=int, default=20)
-    ap.add_argument("--modes", default="all,verify,verify-bank")
+    ap.add_argument("--modes", default="all,verify,verify-bank,verify-jobs2")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

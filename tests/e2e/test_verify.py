@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from tinyscope import cli
 from tinyscope.analysis import compare
-from tinyscope.analysis.verify import verify_capture
+from tinyscope.analysis.verify import verify_capture, verify_on_boards
 from tinyscope.convert import manifest as manifest_mod
 from tinyscope.data import quantized_test_inputs
 from tinyscope.device import boards
@@ -50,15 +50,21 @@ def test_verified_capture_is_first_class(build_dir, elf, tmp_path):
     assert metrics["verify"]["elements"] == []
 
 
-def test_fault_is_found_and_named_to_the_element(build_dir, tmp_path):
-    fw = tmp_path / "fault-fw"
+@pytest.fixture(scope="module")
+def fault_elf(build_dir, tmp_path_factory) -> Path:
+    """The firmware built with FAULT=op:3,index:17 (test builds only)."""
+    fw = tmp_path_factory.mktemp("fault-fw")
     subprocess.run(["make", "-s", "-C", str(REPO / "firmware"), "BOARD=qemu",
                     f"MODEL_DIR={build_dir}", f"OUT={fw}",
                     f"FAULT=op:{FAULT_OP},index:{FAULT_INDEX}"],
                    check=True, capture_output=True, timeout=600)
+    return fw / "firmware.elf"
+
+
+def test_fault_is_found_and_named_to_the_element(build_dir, fault_elf, tmp_path):
     q, labels = _inputs(build_dir)
     out = tmp_path / "run"
-    with boards.emulated_board(fw / "firmware.elf", tmp_path / "qemu") as board:
+    with boards.emulated_board(fault_elf, tmp_path / "qemu") as board:
         run = verify_capture(board.url, build_dir, out, q, labels, progress=False)
     per_op = run["verify"]["per_op"]
     assert [r["mismatches"] for r in per_op[:FAULT_OP]] == [0] * FAULT_OP
@@ -79,3 +85,26 @@ def test_fault_is_found_and_named_to_the_element(build_dir, tmp_path):
     assert code != 0
     saved = json.loads((out / "report" / "metrics.json").read_text())
     assert saved["verify"]["elements"][0]["element"] == FAULT_INDEX
+
+
+def test_two_boards_shard_and_merge_into_one_capture(build_dir, fault_elf, tmp_path):
+    """--jobs 2: two emulated boards (input banks), one merged capture with the images'
+    global indices: the same mismatches, digests and fetched tensors as one board."""
+    q, labels = _inputs(build_dir)
+    out = tmp_path / "run"
+    run = verify_on_boards(fault_elf, build_dir, out, q, labels, jobs=2,
+                           state_dir=tmp_path / "jobs", progress=False)
+    assert run["jobs"] == 2 and run["images"] == N_IMAGES
+    assert run["inputs_from"] == "input bank (USE_INPUT)"
+    assert [m["image"] for m in run["verify"]["mismatches"]] == list(range(N_IMAGES))
+    assert run["verify"]["per_op"][FAULT_OP]["mismatches"] == N_IMAGES
+    man = manifest_mod.load(build_dir)
+    t = man["operators"][FAULT_OP]["outputs"][0]
+    with np.load(out / "capture.npz") as z:
+        assert z["device_digests"].shape == (N_IMAGES, len(man["operators"]))
+        for i in range(N_IMAGES):
+            assert np.array_equal(z[f"input_{i}"].reshape(-1), q[i].reshape(-1))
+            assert f"m{t}_{i}" in z.files
+    assert not (out / "shard0").exists()
+    metrics, _ = compare.compare(out, build_dir, progress=False)
+    assert {e["image"] for e in metrics["verify"]["elements"]} == set(range(N_IMAGES))

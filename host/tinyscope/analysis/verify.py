@@ -19,7 +19,10 @@ with ``layers: "verify"`` and a ``verify`` section (images, per-operator mismatc
 from __future__ import annotations
 
 import contextlib
+import shutil
+import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -83,10 +86,9 @@ def _run_with_retry(dev: Device, image: np.ndarray, bank_index: int | None, mode
         try:
             if attempt:
                 dev.hello()
-            if bank_index is None:
-                dev.set_input(image.tobytes())
-            else:
-                dev.use_input(bank_index)
+            if bank_index is not None:
+                return dev.run_from_bank(bank_index, mode, ops, **flags)
+            dev.set_input(image.tobytes())
             return dev.run(mode, ops, **flags)
         except LinkError:
             if attempt == retries:
@@ -111,7 +113,8 @@ def verify_capture(port_url: str, build_dir: str | Path, out_dir: str | Path,
                    inputs: np.ndarray, labels: np.ndarray, progress: bool = True,
                    data_source: str = "", timeout: float = REQUEST_TIMEOUT,
                    retries: int = capture_mod.MAX_IMAGE_RETRIES,
-                   baudrate: int = BAUDRATE, bank: Path | None = None) -> dict:
+                   baudrate: int = BAUDRATE, bank: Path | None = None,
+                   on_image: Callable[[], None] | None = None) -> dict:
     """Verify every operator of every image of ``inputs`` on the device by digest; fetch and
     store the mismatching tensors; write RUN_DIR/capture.npz + run.json; return run.json.
     ``bank``: the input bank file the board booted with (inputs by USE_INPUT, no upload)."""
@@ -162,20 +165,20 @@ def verify_capture(port_url: str, build_dir: str | Path, out_dir: str | Path,
             ticks.append(np.asarray(res.timing.op_ticks, np.int64))
             digest_ticks.append(res.digest.digest_ticks)
             bad = [k for k in range(len(ops)) if dev_digests[i, k] != ref_digests[i, k]]
-            if bad:
+            if bad:  # fetch those operators' tensors in full
                 full = _run_with_retry(dev, image, slot, P.RunMode.LIST, bad, retries,
                                        timing=False, output=False, digest=True)
-                for k in bad:
-                    arrays[f"{MISMATCH_PREFIX}{out_tensors[k]}_{i}"] = full.tensors[out_tensors[k]]
+                arrays.update({f"{MISMATCH_PREFIX}{out_tensors[k]}_{i}":
+                               full.tensors[out_tensors[k]] for k in bad})
                 mismatches.append({"image": i, "ops": bad})
             if bar:
                 bar.update(1)
+            if on_image:
+                on_image()
     finally:
-        if bar:
-            bar.close()
-        refs.close()
-        with contextlib.suppress(Exception):
-            port.close()
+        for closing in ((bar.close if bar else (lambda: None)), refs.close, port.close):
+            with contextlib.suppress(Exception):
+                closing()
         release_port(port_url)
     run = _run_json(port_url, build_dir, data_source, info, dev, time.monotonic() - started,
                     np.asarray(ticks, np.int64), digest_ticks, out_tensors, mismatches)
@@ -237,7 +240,8 @@ def verified_row(run: dict, tensor_index: int) -> dict | None:
     return None
 
 
-MAX_LISTED_ELEMENTS = 100  # differing elements named one by one in metrics.json
+MAX_LISTED_ELEMENTS = 200  # differing elements named one by one in metrics.json ...
+MAX_LISTED_PER_TENSOR = 5  # ... at most this many per image and operator
 
 
 def summary(run: dict, device: dict[int, np.ndarray], tflm: dict[int, np.ndarray],
@@ -252,7 +256,8 @@ def summary(run: dict, device: dict[int, np.ndarray], tflm: dict[int, np.ndarray
         for k in m["ops"]:
             t = int(manifest["operators"][k]["outputs"][0])
             d = np.asarray(device[t][i], np.int32) - np.asarray(tflm[t][i], np.int32)
-            for e in np.flatnonzero(d)[:MAX_LISTED_ELEMENTS - len(elements)]:
+            room = min(MAX_LISTED_PER_TENSOR, MAX_LISTED_ELEMENTS - len(elements))
+            for e in np.flatnonzero(d)[:max(room, 0)]:
                 pos = np.unravel_index(int(e), d.shape)
                 elements.append({
                     "op_index": k, "op": ops[t]["op"], "tensor_index": t, "image": i,
@@ -263,3 +268,95 @@ def summary(run: dict, device: dict[int, np.ndarray], tflm: dict[int, np.ndarray
             "mismatched_images": int(v["mismatched_images"]),
             "mismatching_ops": sum(1 for r in v["per_op"] if r["mismatches"]),
             "elements": elements}
+
+
+SHARD_ATTEMPTS = 2  # boards started per shard: a failing board is replaced once
+
+
+def verify_on_boards(elf: Path, build_dir: str | Path, out_dir: str | Path, inputs: np.ndarray,
+                     labels: np.ndarray, jobs: int, state_dir: Path, data_source: str = "",
+                     progress: bool = True) -> dict:
+    """:func:`verify_capture` on ``jobs`` emulated boards at once (one QEMU each, its shard of
+    the images in its input bank), merged into one capture in ``out_dir``; one progress bar.
+    A shard whose board fails is run again on a new board."""
+    from tinyscope.device import boards
+
+    out_dir, n = Path(out_dir), len(inputs)
+    shards = [s for s in np.array_split(np.arange(n), max(1, min(jobs, n))) if len(s)]
+    lock = threading.Lock()
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=n, desc=f"verify ({len(shards)} boards)", unit="img")
+
+    def tick() -> None:
+        if bar:
+            with lock:
+                bar.update(1)
+
+    def shard(k: int, idx: np.ndarray) -> dict:
+        q = np.asarray(inputs, np.int8)[idx]
+        for attempt in range(SHARD_ATTEMPTS):
+            state = Path(state_dir) / f"job{k}-{attempt}"
+            state.mkdir(parents=True, exist_ok=True)
+            bank = state / "input_bank.bin"
+            bank.write_bytes(P.input_bank(q))
+            try:
+                with boards.emulated_board(elf, state, input_bank=bank) as b:
+                    return verify_capture(b.url, build_dir, out_dir / f"shard{k}", q,
+                                          np.asarray(labels)[idx], progress=False, bank=bank,
+                                          data_source=data_source, on_image=tick)
+            except TinyscopeError:
+                if attempt == SHARD_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=len(shards)) as pool:
+        runs = list(pool.map(shard, range(len(shards)), shards))
+    if bar:
+        bar.close()
+    return _merge_shards(out_dir, shards, runs, labels, time.monotonic() - started)
+
+
+def _merge_shards(out_dir: Path, shards: list[np.ndarray], runs: list[dict],
+                  labels: np.ndarray, seconds: float) -> dict:
+    arrays: dict[str, np.ndarray] = {}
+    stacks: dict[str, list[np.ndarray]] = {"device_digests": [], "reference_digests": [],
+                                           "op_ticks": []}
+    mismatches: list[dict] = []
+    for k, (idx, run) in enumerate(zip(shards, runs, strict=True)):
+        with np.load(out_dir / f"shard{k}" / "capture.npz") as z:
+            for name in z.files:
+                if name in stacks:
+                    stacks[name].append(z[name])
+                elif name != "labels":
+                    prefix, i = name.rsplit("_", 1)
+                    arrays[f"{prefix}_{int(idx[int(i)])}"] = z[name]
+        mismatches += [{"image": int(idx[m["image"]]), "ops": m["ops"]}
+                       for m in run["verify"]["mismatches"]]
+    merged = dict(runs[0])
+    n = sum(len(s) for s in shards)
+    per_op = [dict(r, images=n, mismatches=sum(run["verify"]["per_op"][j]["mismatches"]
+                                               for run in runs))
+              for j, r in enumerate(runs[0]["verify"]["per_op"])]
+    merged.update(images=n, images_requested=n, seconds=round(seconds, 3), jobs=len(shards),
+                  wire_bytes_received=sum(r["wire_bytes_received"] for r in runs),
+                  bad_frames=sum(r["bad_frames"] for r in runs),
+                  ports=[r["port"] for r in runs])
+    merged["verify"] = dict(runs[0]["verify"], images=n, per_op=per_op,
+                            mismatched_images=len(mismatches),
+                            mismatches=sorted(mismatches, key=lambda m: m["image"])[:1000])
+    ticks = np.concatenate(stacks["op_ticks"])
+    merged["timing"] = capture_mod._timing_summary(ticks, merged)
+    arrays.update({k: np.concatenate(v) for k, v in stacks.items()},
+                  labels=np.asarray(labels[:n], np.int64))
+    # digests and ticks were concatenated shard by shard: put them in image order
+    order = np.argsort(np.concatenate(shards))
+    for k in stacks:
+        arrays[k] = arrays[k][order]
+    capture_mod.save_capture(out_dir, arrays, merged)
+    for k in range(len(shards)):
+        shutil.rmtree(out_dir / f"shard{k}", ignore_errors=True)
+    return merged

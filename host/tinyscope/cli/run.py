@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from tinyscope.analysis.compare import gate_exit_code, print_summary
-from tinyscope.analysis.verify import verify_capture
+from tinyscope.analysis.verify import verify_capture, verify_on_boards
 from tinyscope.cli.formatter import HelpFormatter
 from tinyscope.convert import manifest as manifest_mod
 from tinyscope.convert.flow import convert
@@ -87,6 +87,12 @@ def run_pipeline(args: argparse.Namespace) -> int:
         _step(f"flash: boot {elf.name} on QEMU {machine}")
         state = Path(args.state_dir)
         boards.stop(state)
+        if args.verify and args.jobs > 1 and boards.EMULATORS[board_name].input_bank_addr:
+            _step(f"verify {len(q)} images on {args.jobs} emulated boards -> {out}")
+            verify_on_boards(elf, build, out, q, labels, args.jobs, state / "jobs",
+                             data_source=args.data or man.get("data", ""),
+                             progress=not args.no_progress)
+            return _compare_and_gate(args, out, build, t0)
         bank = None
         if args.verify and boards.EMULATORS[board_name].input_bank_addr is not None:
             bank = state / "input_bank.bin"  # loaded into the board's memory at boot
@@ -98,6 +104,10 @@ def run_pipeline(args: argparse.Namespace) -> int:
         _step(f"flash {board_name}")
         boards.flash_real(board_name, elf)
         capture_from(boards.resolve_port(args.port))
+    return _compare_and_gate(args, out, build, t0)
+
+
+def _compare_and_gate(args: argparse.Namespace, out: Path, build: Path, t0: float) -> int:
     _step("compare with TFLM, LiteRT and the float model")
     metrics, page = run_compare(out, out / "report", build, None, args.panels,
                                         progress=not args.no_progress)
@@ -131,6 +141,9 @@ def add_cli(sub) -> None:
     p.add_argument("--verify", action="store_true",
                    help="verify every layer of every image by on-device digests against TFLM "
                    "and fetch only the mismatching tensors (instead of --layers)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="with --verify on the emulator: N emulated boards in parallel, the "
+                   "images sharded between them and merged into one capture")
     p.add_argument("--board", default="qemu",
                    help="qemu (emulated Cortex-M4), netduinoplus2 (emulated STM32F405 running "
                    "the Nucleo image) or a real board such as nucleo-f446re")

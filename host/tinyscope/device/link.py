@@ -251,6 +251,27 @@ class Device:
         except P.ProtocolError as err:  # gaps, overlaps: frames were lost on the line
             raise LinkError(f"RUN answer damaged: {err}") from err
 
+    def run_from_bank(self, index: int, mode: P.RunMode = P.RunMode.NONE,
+                      ops: Sequence[int] = (), timing: bool = True, output: bool = True,
+                      digest: bool = False) -> RunResult:
+        """USE_INPUT ``index`` and RUN sent back to back, then both answers read: one round
+        trip per image instead of two (the device serves requests in order)."""
+        try:
+            use = self.send(P.FrameType.USE_INPUT, P.use_input_payload(index))
+            run = self.send(P.FrameType.RUN, P.run_payload(mode, ops, timing, output, digest))
+        except OSError as err:
+            raise LinkError(f"the serial port went away: {err}") from err
+        self._deadline = None
+        try:
+            self._answer(P.FrameType.USE_INPUT, use, self.timeout, [])
+            frames = self._answer(P.FrameType.RUN, run, self.run_timeout, [])
+        finally:
+            self._deadline = None
+        try:
+            return self._assemble(frames, output)
+        except P.ProtocolError as err:
+            raise LinkError(f"RUN answer damaged: {err}") from err
+
     def _assemble(self, frames: list[P.Frame], output: bool = True) -> RunResult:
         parts: dict[int, P.TensorAssembler] = {}
         out: P.TensorAssembler | None = None
