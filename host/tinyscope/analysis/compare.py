@@ -263,6 +263,14 @@ def print_summary(metrics: dict) -> None:
                f"device differs from TFLM in {metrics['device_vs_tflm_mismatching_elements']} "
                f"elements (max {metrics['device_vs_tflm_max_lsb']} LSB)")
     print(f"{metrics['n_images']} images: {verdict}")
+    if "verify" in metrics:
+        v = metrics["verify"]
+        print(f"verified by on-device digests: every layer ({v['operators']} operators) of "
+              f"{v['images']} images; {v['mismatched_images']} images with mismatches")
+        for e in v["elements"][:5]:
+            print(f"  op {e['op_index']} {e['op']}, image {e['image']}, element {e['element']} "
+                  f"(position {tuple(e['position'])}, channel {e['channel']}): device "
+                  f"{e['device']}, TFLM {e['tflm']}")
     if "device_vs_float_top1_agreement" in d:
         print(f"top-1 agreement device vs float: {d['device_vs_float_top1_agreement']:.2%}; "
               f"accuracy device {d['device_accuracy']:.2%}, float {d['float_accuracy']:.2%}")
