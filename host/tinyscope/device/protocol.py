@@ -16,9 +16,9 @@ A frame on the wire::
     header  = <BBHH  version, type, seq, payload length          (6 bytes, little-endian)
     crc32   = <I     CRC-32 (IEEE 802.3, as zlib.crc32) of header + payload
 
-The host sends requests (HELLO, SET_INPUT, RUN, PING, RESET); the device answers each with
-response frames carrying the request's sequence number and ends every answer with DONE or
-ERROR. Nothing is sent unasked.
+The host sends requests (HELLO, SET_INPUT, USE_INPUT, RUN, PING, RESET); the device answers
+each with response frames carrying the request's sequence number and ends every answer with
+DONE or ERROR. Nothing is sent unasked.
 """
 
 # ruff: noqa: F405  (this module re-exports layouts, framing and payloads: one import for users)
