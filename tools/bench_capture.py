@@ -22,7 +22,7 @@ from tinyscope.analysis.verify import verify_capture, verify_on_boards
 from tinyscope.convert import manifest as manifest_mod
 from tinyscope.data import quantized_test_inputs
 from tinyscope.device import boards, capture
-from tinyscope.device import protocol as P
+from tinyscope.device import protocol as proto
 from tinyscope.device.faults import FaultProxy
 
 LINE_RATE = 11520  # B/s: 115200 baud, 8N1
@@ -43,7 +43,7 @@ def measure(build: Path, n: int, mode: str, work: Path, elf: Path) -> dict:
     mode = mode.removesuffix("-115200")
     if mode == "verify-bank":
         bank = work / "input_bank.bin"
-        bank.write_bytes(P.input_bank(q))
+        bank.write_bytes(proto.input_bank(q))
     with boards.emulated_board(elf, work / f"qemu-{mode}", input_bank=bank) as board, \
             FaultProxy(("127.0.0.1", board.port), bytes_per_s=rate) as proxy:
         t0 = time.monotonic()

@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from tinyscope.analysis.reference import tflm_tensors
-from tinyscope.device import protocol as P
+from tinyscope.device import protocol as proto
 
 ROOT = Path(__file__).resolve().parents[2]
 NATIVE_BOARD = {"cpu_hz": 1_000_003, "tick_hz": 1_000_000,  # firmware/fuzz/fuzz_board.c
-                "tick_unit": P.TickUnit.INSTRUCTIONS, "instructions_per_tick": 7}
+                "tick_unit": proto.TickUnit.INSTRUCTIONS, "instructions_per_tick": 7}
 ARENA_BYTES = 262144  # fuzz.mk app-native: -DTS_ARENA_BYTES
 DTYPE_CODES = {"int8": 9, "int32": 2, "float32": 0, "uint8": 3, "int16": 7, "int64": 4}
 
@@ -40,11 +40,11 @@ def app_native(build_dir, tmp_path_factory) -> Path:
 
 
 def answers(exe: Path, requests: list[tuple[int, int, bytes]],
-            bank: Path | None = None) -> list[P.Frame]:
+            bank: Path | None = None) -> list[proto.Frame]:
     data = b"".join(struct.pack("<BHH", t, seq, len(p)) + p for t, seq, p in requests)
     proc = subprocess.run([str(exe), *([str(bank)] if bank else [])], input=data,
                           capture_output=True, timeout=120, check=True)
-    reader = P.FrameReader()
+    reader = proto.FrameReader()
     frames = list(reader.feed(proc.stdout))
     assert reader.bad_frames == 0, reader.errors
     return frames
@@ -58,13 +58,13 @@ def manifest(build_dir: Path) -> dict:
 
 def test_info_is_byte_exact(app_native, build_dir):
     man = manifest(build_dir)
-    info, done = answers(app_native, [(P.FrameType.HELLO, 7, b"")])
+    info, done = answers(app_native, [(proto.FrameType.HELLO, 7, b"")])
     tensors = {t["index"]: t for t in man["tensors"]}
     ops = tuple((builtin_code(op["op"]), op["outputs"][0]) for op in man["operators"])
     model = (build_dir / man["model_file"]).read_bytes()
-    got = P.Info.decode(info.payload)
-    want = P.Info(
-        protocol_version=P.PROTOCOL_VERSION, model_bytes=len(model), arena_bytes=ARENA_BYTES,
+    got = proto.Info.decode(info.payload)
+    want = proto.Info(
+        protocol_version=proto.PROTOCOL_VERSION, model_bytes=len(model), arena_bytes=ARENA_BYTES,
         arena_used=got.arena_used,  # the runtime's plan: the one value the host cannot know
         model_sha256=hashlib.sha256(model).hexdigest(),
         input_tensor=man["input"]["index"], input_bytes=tensors[man["input"]["index"]]["bytes"],
@@ -72,8 +72,8 @@ def test_info_is_byte_exact(app_native, build_dir):
         output_bytes=tensors[man["output"]["index"]]["bytes"], model_status=0,
         firmware_version="native", board="fuzz", model_error="", ops=ops, **NATIVE_BOARD)
     assert 0 < got.arena_used <= ARENA_BYTES
-    assert info.type == P.FrameType.INFO and info.payload == want.encode()
-    assert done.payload == P.done_payload(P.FrameType.HELLO, 1)
+    assert info.type == proto.FrameType.INFO and info.payload == want.encode()
+    assert done.payload == proto.done_payload(proto.FrameType.HELLO, 1)
 
 
 def builtin_code(name: str) -> int:
@@ -95,44 +95,46 @@ def test_run_answers_are_byte_exact(app_native, build_dir, tmp_path, from_bank):
     bank = None
     if from_bank:
         bank = tmp_path / "bank.bin"
-        bank.write_bytes(P.input_bank(images))
-        reqs = [(P.FrameType.HELLO, 7, b""), (P.FrameType.USE_INPUT, 8, P.use_input_payload(1))]
+        bank.write_bytes(proto.input_bank(images))
+        reqs = [(proto.FrameType.HELLO, 7, b""),
+                (proto.FrameType.USE_INPUT, 8, proto.use_input_payload(1))]
     else:
-        reqs = [(P.FrameType.SET_INPUT, 8, p) for p in P.set_input_payloads(image.tobytes())]
-    reqs.append((P.FrameType.RUN, 9, P.run_payload(P.RunMode.ALL, (), timing=True,
+        reqs = [(proto.FrameType.SET_INPUT, 8, p)
+                for p in proto.set_input_payloads(image.tobytes())]
+    reqs.append((proto.FrameType.RUN, 9, proto.run_payload(proto.RunMode.ALL, (), timing=True,
                                                    output=True, digest=True)))
     frames = answers(app_native, reqs, bank)
     if from_bank:
-        assert P.Info.decode(frames[0].payload).input_bank == len(images)
+        assert proto.Info.decode(frames[0].payload).input_bank == len(images)
     run = [f for f in frames if f.seq == 9]
     want: list[tuple[int, bytes]] = []
     digests = []
     for i, op in enumerate(man["operators"]):
         t = tensors[op["outputs"][0]]
         data = np.ascontiguousarray(ref[t["index"]]).tobytes()
-        digests.append(P.tensor_digest(data))
-        for chunk in P.tensor_chunks(i, builtin_code(op["op"]), t["index"], DTYPE_CODES[t["dtype"]],
-                                     tuple(t["shape"]), tuple(t["scales"]),
-                                     tuple(t["zero_points"]),
-                                     t["quantized_dimension"] if len(t["scales"]) > 1 else 0,
-                                     data):
-            want.append((P.FrameType.TENSOR, chunk.encode()))
+        digests.append(proto.tensor_digest(data))
+        qdim = t["quantized_dimension"] if len(t["scales"]) > 1 else 0
+        for chunk in proto.tensor_chunks(i, builtin_code(op["op"]), t["index"],
+                                         DTYPE_CODES[t["dtype"]], tuple(t["shape"]),
+                                         tuple(t["scales"]), tuple(t["zero_points"]), qdim, data):
+            want.append((proto.FrameType.TENSOR, chunk.encode()))
     n = len(man["operators"])
-    want.append((P.FrameType.TIMING, P.Timing(NATIVE_BOARD["tick_hz"], n, (1,) * n).encode()))
-    want.append((P.FrameType.DIGEST, P.Digest(n, tuple(digests)).encode()))
-    want.append((P.FrameType.DONE, P.done_payload(P.FrameType.RUN, len(want))))
+    timing = proto.Timing(NATIVE_BOARD["tick_hz"], n, (1,) * n)
+    want.append((proto.FrameType.TIMING, timing.encode()))
+    want.append((proto.FrameType.DIGEST, proto.Digest(n, tuple(digests)).encode()))
+    want.append((proto.FrameType.DONE, proto.done_payload(proto.FrameType.RUN, len(want))))
     assert [(f.type, f.payload) for f in run] == want
-    request = P.FrameType.USE_INPUT if from_bank else P.FrameType.SET_INPUT
+    request = proto.FrameType.USE_INPUT if from_bank else proto.FrameType.SET_INPUT
     for f in frames:
         if f.seq == 8:
-            assert (f.type, f.payload) == (P.FrameType.DONE, P.done_payload(request, 0))
+            assert (f.type, f.payload) == (proto.FrameType.DONE, proto.done_payload(request, 0))
 
 
 def test_use_input_out_of_range_is_refused(app_native, tmp_path):
-    frames = answers(app_native, [(P.FrameType.USE_INPUT, 5, P.use_input_payload(0))])
-    assert [f.type for f in frames] == [P.FrameType.ERROR]
-    code, text = P.decode_error(frames[0].payload)
-    assert code == P.ErrorCode.OUT_OF_RANGE and "bank" in text
+    frames = answers(app_native, [(proto.FrameType.USE_INPUT, 5, proto.use_input_payload(0))])
+    assert [f.type for f in frames] == [proto.FrameType.ERROR]
+    code, text = proto.decode_error(frames[0].payload)
+    assert code == proto.ErrorCode.OUT_OF_RANGE and "bank" in text
 
 
 def test_digest_finds_every_single_word_change():
@@ -144,12 +146,12 @@ def test_digest_finds_every_single_word_change():
         h = n
         padded = data.tobytes() + bytes(-n % 4)
         for (w,) in struct.iter_unpack("<I", padded):
-            h = (h * P.DIGEST_MULTIPLIER + w) & 0xFFFFFFFF
-        assert P.tensor_digest(data) == h
-        base = P.tensor_digest(data)
+            h = (h * proto.DIGEST_MULTIPLIER + w) & 0xFFFFFFFF
+        assert proto.tensor_digest(data) == h
+        base = proto.tensor_digest(data)
         for i in range(n):
             bad = data.copy()
             bad[i] ^= 1 << int(rng.integers(0, 8))
-            assert P.tensor_digest(bad) != base
+            assert proto.tensor_digest(bad) != base
     batch = rng.integers(-128, 128, (5, 77), dtype=np.int8)
-    assert list(P.tensor_digests(batch)) == [P.tensor_digest(r.tobytes()) for r in batch]
+    assert list(proto.tensor_digests(batch)) == [proto.tensor_digest(r.tobytes()) for r in batch]

@@ -31,7 +31,7 @@ import numpy as np
 from tinyscope.analysis.reference import tflm_tensors
 from tinyscope.convert import manifest as manifest_mod
 from tinyscope.device import capture as capture_mod
-from tinyscope.device import protocol as P
+from tinyscope.device import protocol as proto
 from tinyscope.device.link import (
     BAUDRATE,
     HELLO_TIMEOUT,
@@ -55,7 +55,7 @@ def reference_digests(model: bytes, inputs: np.ndarray, out_tensors: list[int]) 
     out = np.zeros((len(per_image), len(out_tensors)), np.uint32)
     for k, t in enumerate(out_tensors):
         rows = np.stack([np.ascontiguousarray(d[t]).reshape(-1) for d in per_image])
-        out[:, k] = P.tensor_digests(rows)
+        out[:, k] = proto.tensor_digests(rows)
     return out
 
 
@@ -80,7 +80,7 @@ class ReferenceDigests:
         self._pool.shutdown(wait=True)
 
 
-def _run_with_retry(dev: Device, image: np.ndarray, bank_index: int | None, mode: P.RunMode,
+def _run_with_retry(dev: Device, image: np.ndarray, bank_index: int | None, mode: proto.RunMode,
                     ops: list[int], retries: int, **flags: bool):
     for attempt in range(retries + 1):
         try:
@@ -96,11 +96,11 @@ def _run_with_retry(dev: Device, image: np.ndarray, bank_index: int | None, mode
     raise AssertionError("unreachable")
 
 
-def _bank_holds(bank: Path | None, info: P.Info, inputs: np.ndarray) -> bool:
+def _bank_holds(bank: Path | None, info: proto.Info, inputs: np.ndarray) -> bool:
     """True if the device booted with the input bank file ``bank`` and it holds ``inputs``."""
     if bank is None:
         return False
-    if Path(bank).read_bytes() != P.input_bank(inputs):
+    if Path(bank).read_bytes() != proto.input_bank(inputs):
         raise MismatchError(f"input bank {bank} holds other inputs than the ones asked for: "
                             "write it with protocol.input_bank(inputs) and boot with it")
     if info.input_bank != len(inputs):
@@ -152,12 +152,12 @@ def verify_capture(port_url: str, build_dir: str | Path, out_dir: str | Path,
         for i in range(n):
             image = np.asarray(inputs[i], np.int8)
             slot = i if use_bank else None
-            res = _run_with_retry(dev, image, slot, P.RunMode.NONE, [], retries, timing=True,
+            res = _run_with_retry(dev, image, slot, proto.RunMode.NONE, [], retries, timing=True,
                                   output=True, digest=True)
             if res.digest is None or len(res.digest.digests) != len(ops):
                 raise TinyscopeError("the device answered RUN DIGEST without a DIGEST frame of "
                                      f"{len(ops)} operators: flash a protocol "
-                                     f"{P.PROTOCOL_VERSION} firmware")
+                                     f"{proto.PROTOCOL_VERSION} firmware")
             dev_digests[i] = res.digest.digests
             ref_digests[i] = refs.get(i)
             arrays[f"input_{i}"] = image.reshape(shape)
@@ -166,7 +166,7 @@ def verify_capture(port_url: str, build_dir: str | Path, out_dir: str | Path,
             digest_ticks.append(res.digest.digest_ticks)
             bad = [k for k in range(len(ops)) if dev_digests[i, k] != ref_digests[i, k]]
             if bad:  # fetch those operators' tensors in full
-                full = _run_with_retry(dev, image, slot, P.RunMode.LIST, bad, retries,
+                full = _run_with_retry(dev, image, slot, proto.RunMode.LIST, bad, retries,
                                        timing=False, output=False, digest=True)
                 arrays.update({f"{MISMATCH_PREFIX}{out_tensors[k]}_{i}":
                                full.tensors[out_tensors[k]] for k in bad})
@@ -190,7 +190,7 @@ def verify_capture(port_url: str, build_dir: str | Path, out_dir: str | Path,
     return run
 
 
-def _run_json(port_url: str, build_dir: Path, data_source: str, info: P.Info, dev: Device,
+def _run_json(port_url: str, build_dir: Path, data_source: str, info: proto.Info, dev: Device,
               seconds: float, ticks: np.ndarray, digest_ticks: list[int],
               out_tensors: list[int], mismatches: list[dict]) -> dict:
     n = len(ticks)
@@ -301,7 +301,7 @@ def verify_on_boards(elf: Path, build_dir: str | Path, out_dir: str | Path, inpu
             state = Path(state_dir) / f"job{k}-{attempt}"
             state.mkdir(parents=True, exist_ok=True)
             bank = state / "input_bank.bin"
-            bank.write_bytes(P.input_bank(q))
+            bank.write_bytes(proto.input_bank(q))
             try:
                 with boards.emulated_board(elf, state, input_bank=bank) as b:
                     return verify_capture(b.url, build_dir, out_dir / f"shard{k}", q,

@@ -12,6 +12,7 @@ import json
 import time
 from pathlib import Path
 
+from tinyscope.analysis import references
 from tinyscope.analysis.compare import gate_exit_code, print_summary
 from tinyscope.analysis.verify import verify_capture, verify_on_boards
 from tinyscope.cli.formatter import HelpFormatter
@@ -19,7 +20,7 @@ from tinyscope.convert import manifest as manifest_mod
 from tinyscope.convert.flow import convert
 from tinyscope.data import quantized_test_inputs
 from tinyscope.device import boards, capture
-from tinyscope.device import protocol as P
+from tinyscope.device import protocol as proto
 from tinyscope.errors import TinyscopeError
 from tinyscope.report.comparison import run_compare
 
@@ -34,10 +35,10 @@ def build_is_current(model_path: Path, build_dir: Path) -> bool:
     if not man_path.is_file() or not (build_dir / "model_data.cc").is_file():
         return False
     try:
-        man = json.loads(man_path.read_text())
+        manifest = json.loads(man_path.read_text())
     except ValueError:
         return False
-    return man.get("source_sha256") == manifest_mod.sha256(model_path.read_bytes())
+    return manifest.get("source_sha256") == manifest_mod.sha256(model_path.read_bytes())
 
 
 def _step(name: str) -> float:
@@ -57,15 +58,21 @@ def run_pipeline(args: argparse.Namespace) -> int:
         convert(model, build, data=args.data or "mnist")
     else:
         print(f"==> {build} is up to date with {model} (use --force to convert again)")
-    man = manifest_mod.load(build)
+    manifest = manifest_mod.load(build)
 
     _step(f"build firmware for {board_name}")
     elf = boards.build_firmware(build, boards.firmware_board(board_name), quiet=True)
     print(f"    {elf}")
-    _, q, labels = quantized_test_inputs(man, args.n, args.data)
+    x, q, labels = quantized_test_inputs(manifest, args.n, args.data)
+    # The desktop references need only the inputs: they run in worker processes during the
+    # capture and land in OUT/references/, where compare finds them.
+    src = manifest.get("source_model")
+    keras_path = src if src and Path(src).is_file() else None
+    refs = references.start(manifest_mod.model_bytes(build, manifest), q,
+                            x if keras_path else None, keras_path, cache_dir=out)
 
     def capture_from(url: str, bank: Path | None = None) -> None:
-        source = args.data or man.get("data", "")
+        source = args.data or manifest.get("data", "")
         if args.verify:
             how = " from the input bank" if bank else ""
             _step(f"verify {len(q)} images{how} (every layer, by digest) on {url} -> {out}")
@@ -90,24 +97,27 @@ def run_pipeline(args: argparse.Namespace) -> int:
         if args.verify and args.jobs > 1 and boards.EMULATORS[board_name].input_bank_addr:
             _step(f"verify {len(q)} images on {args.jobs} emulated boards -> {out}")
             verify_on_boards(elf, build, out, q, labels, args.jobs, state / "jobs",
-                             data_source=args.data or man.get("data", ""),
+                             data_source=args.data or manifest.get("data", ""),
                              progress=not args.no_progress)
-            return _compare_and_gate(args, out, build, t0)
+            return _compare_and_gate(args, out, build, t0, refs)
         bank = None
         if args.verify and boards.EMULATORS[board_name].input_bank_addr is not None:
             bank = state / "input_bank.bin"  # loaded into the board's memory at boot
             state.mkdir(parents=True, exist_ok=True)
-            bank.write_bytes(P.input_bank(q))
+            bank.write_bytes(proto.input_bank(q))
         with boards.emulated_board(elf, state, machine, input_bank=bank) as board:
             capture_from(board.url, bank)
     else:
         _step(f"flash {board_name}")
         boards.flash_real(board_name, elf)
         capture_from(boards.resolve_port(args.port))
-    return _compare_and_gate(args, out, build, t0)
+    return _compare_and_gate(args, out, build, t0, refs)
 
 
-def _compare_and_gate(args: argparse.Namespace, out: Path, build: Path, t0: float) -> int:
+def _compare_and_gate(args: argparse.Namespace, out: Path, build: Path, t0: float,
+                      refs: object) -> int:
+    if isinstance(refs, references.Pending):
+        refs.wait()
     _step("compare with TFLM, LiteRT and the float model")
     metrics, page = run_compare(out, out / "report", build, None, args.panels,
                                         progress=not args.no_progress)

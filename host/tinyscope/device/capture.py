@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyscope.convert import manifest as manifest_mod
-from tinyscope.device import protocol as P
+from tinyscope.device import protocol as proto
 from tinyscope.device.link import (
     BAUDRATE,
     HELLO_TIMEOUT,
@@ -47,13 +47,13 @@ class CaptureInterrupted(TinyscopeError):
 # ---------------------------------------------------------------- capture
 
 
-def parse_layers(spec: str, num_ops: int) -> tuple[P.RunMode, list[int]]:
+def parse_layers(spec: str, num_ops: int) -> tuple[proto.RunMode, list[int]]:
     if spec == "first":
-        return P.RunMode.FIRST, []
+        return proto.RunMode.FIRST, []
     if spec == "all":
-        return P.RunMode.ALL, []
+        return proto.RunMode.ALL, []
     if spec == "none":
-        return P.RunMode.NONE, []
+        return proto.RunMode.NONE, []
     try:
         ops = sorted({int(s) for s in spec.split(",") if s.strip()})
     except ValueError:
@@ -62,10 +62,10 @@ def parse_layers(spec: str, num_ops: int) -> tuple[P.RunMode, list[int]]:
     bad = [o for o in ops if not 0 <= o < num_ops]
     if not ops or bad:
         raise TinyscopeError(f"--layers {spec!r}: operator indices must be in 0..{num_ops - 1}")
-    return P.RunMode.LIST, ops
+    return proto.RunMode.LIST, ops
 
 
-def check_info(info: P.Info, manifest: dict, build_dir: Path) -> None:
+def check_info(info: proto.Info, manifest: dict, build_dir: Path) -> None:
     want = manifest["model_sha256"]
     if info.model_sha256 != want:
         raise MismatchError(
@@ -206,7 +206,7 @@ class CaptureWriter:
             m = res.tensor_meta[t]
             self.meta.setdefault(t, {"tensor_index": t, "op_index": m.op_index,
                                      "builtin_op": m.builtin_op, "shape": list(m.shape),
-                                     "dtype": P.DTYPES[m.dtype].name, "scales": list(m.scales),
+                                     "dtype": proto.DTYPES[m.dtype].name, "scales": list(m.scales),
                                      "zero_points": list(m.zero_points),
                                      "quantized_dimension": m.quantized_dimension})
         if res.output is not None:
@@ -241,8 +241,9 @@ class CaptureWriter:
         self.run.update(snapshot)
 
 
-def run_image(link: Link, i: int, image: np.ndarray, check: Callable[[P.Info], None],
-              mode: P.RunMode, ops: list[int], retries: int, writer: CaptureWriter) -> RunResult:
+def run_image(link: Link, i: int, image: np.ndarray, check: Callable[[proto.Info], None],
+              mode: proto.RunMode, ops: list[int], retries: int,
+              writer: CaptureWriter) -> RunResult:
     """Image ``i`` on the device, retried up to ``retries`` times after a link error
     (reconnecting if the port went away, HELLO again to resync and re-check the model)."""
     for attempt in range(retries + 1):
@@ -296,7 +297,7 @@ def capture(
     error: TinyscopeError | OSError | None = None
     link = Link(port_url, baudrate, timeout, prev)
 
-    def check(info: P.Info) -> None:
+    def check(info: proto.Info) -> None:
         check_info(info, manifest, build_dir)
 
     bar = None
@@ -339,11 +340,11 @@ def capture(
     return run
 
 
-def _info_fields(info: P.Info) -> dict:
+def _info_fields(info: proto.Info) -> dict:
     return dict(
         board=info.board, cpu_hz=info.cpu_hz, tick_hz=info.tick_hz,
-        tick_unit=P.TickUnit(info.tick_unit).name.lower()
-        if info.tick_unit in P.TickUnit._value2member_map_ else str(info.tick_unit),
+        tick_unit=proto.TickUnit(info.tick_unit).name.lower()
+        if info.tick_unit in proto.TickUnit._value2member_map_ else str(info.tick_unit),
         instructions_per_tick=info.instructions_per_tick_or_none(),
         firmware_version=info.firmware_version, protocol_version=info.protocol_version,
         model_sha256=info.model_sha256, model_bytes=info.model_bytes,

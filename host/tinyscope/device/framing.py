@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from tinyscope.device.layouts import (
@@ -181,12 +181,3 @@ def _error_kind(message: str) -> str:
         if message.startswith(prefix):
             return kind
     return "short"
-
-
-def iter_frames(chunks: Iterable[bytes], reader: FrameReader | None = None) -> Iterator[Frame]:
-    """Frames from an iterable of byte chunks (a generator-based reader)."""
-    reader = reader or FrameReader()
-    for chunk in chunks:
-        yield from reader.feed(chunk)
-
-

@@ -4,7 +4,7 @@ This module is the single definition of the wire format. ``firmware/app/protocol
 generated from it (``python -m tinyscope.device.protocol --header firmware/app/protocol_defs.h``)
 and a test checks that the committed header equals the generated one. ``docs/protocol.md``
 describes the same layout for people writing their own firmware. The definitions live in
-three modules, all re-exported here (``from tinyscope.device import protocol as P``):
+three modules, all re-exported here (``from tinyscope.device import protocol as proto``):
 :mod:`~tinyscope.device.layouts` (constants, types, payload field lists, varints),
 :mod:`~tinyscope.device.framing` (COBS, CRC, frames, the reader) and
 :mod:`~tinyscope.device.payloads` (one codec per payload, the tensor digest).
