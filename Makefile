@@ -16,7 +16,7 @@ APT_PKGS  := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm clang ope
 export PYTHONDONTWRITEBYTECODE := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help doctor setup setup-system test test-slow lint demo convert firmware-host firmware flash stop bench fuzz fuzz-firmware clean
+.PHONY: help doctor setup setup-system test test-slow lint demo convert firmware-host firmware flash stop bench bench-capture fuzz fuzz-firmware clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -80,6 +80,10 @@ stop: ## stop the emulated board started by make flash
 	@if [ -x $(TINYSCOPE) ]; then $(TINYSCOPE) stop; \
 	elif [ -f build/qemu/qemu.pid ]; then kill $$(cat build/qemu/qemu.pid) && rm -f build/qemu/qemu.pid build/qemu/port; \
 	else echo "no QEMU was running"; fi
+
+bench-capture: setup setup-system ## capture throughput (issue 15): full dump vs verified by digest, input bank, 115200-baud link, MobileNet-class -> build/bench-capture.json
+	$(VPY) tools/make_bench_mnet.py --out build/bench-mnet
+	$(VPY) tools/bench_capture.py --build build/bench-mnet --n 20 --modes all,verify,verify-bank,verify-jobs2,verify-bank-115200 --json build/bench-capture.json
 
 fuzz: setup ## host frame decoder: 1,000,000 mutated streams (faults between/inside frames), prints counts
 	$(VPY) -m tinyscope.device.faults --streams $${STREAMS:-1000000} --seed $${SEED:-0}

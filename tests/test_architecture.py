@@ -23,8 +23,6 @@ LAYERS = (
 # Over the limits, each with the change that splits it; the test fails once a listed item is
 # small enough, so the list only shrinks.
 PENDING_SPLITS = {
-    "tinyscope.device.protocol": "payload layouts as field lists (device/)",
-    "tinyscope.device.capture.capture": "capture() as a session object (device/)",
 }
 
 

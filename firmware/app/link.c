@@ -3,26 +3,7 @@
 #include <string.h>
 
 #include "board.h"
-
-/* ---- little-endian helpers */
-
-uint8_t *put_u8(uint8_t *p, uint8_t v) {
-  p[0] = v;
-  return p + 1;
-}
-uint8_t *put_u16(uint8_t *p, uint16_t v) {
-  p[0] = (uint8_t)v;
-  p[1] = (uint8_t)(v >> 8);
-  return p + 2;
-}
-uint8_t *put_u32(uint8_t *p, uint32_t v) {
-  for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-  return p + 4;
-}
-uint16_t get_u16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
-uint32_t get_u32(const uint8_t *p) {
-  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
+#include "wire.h"
 
 /* ---- sending: streaming COBS */
 
@@ -51,10 +32,10 @@ static void cobs_put(const uint8_t *p, size_t n) {
 
 void link_begin(uint8_t type, uint16_t seq, uint16_t length) {
   uint8_t h[TSP_HEADER_SIZE];
-  uint8_t *p = put_u8(h, TSP_VERSION);
-  p = put_u8(p, type);
-  p = put_u16(p, seq);
-  put_u16(p, length);
+  uint8_t *p = tsp_put_u8(h, TSP_VERSION);
+  p = tsp_put_u8(p, type);
+  p = tsp_put_u16(p, seq);
+  tsp_put_u16(p, length);
   s_block_len = 0;
   s_tx_crc = tsp_crc_update(0xFFFFFFFFu, h, sizeof h);
   s_tx_left = length;
@@ -80,7 +61,7 @@ int link_end(void) {
     while (s_tx_left) link_write(zeros, s_tx_left < sizeof zeros ? s_tx_left : sizeof zeros);
   }
   uint8_t c[TSP_CRC_SIZE];
-  put_u32(c, s_tx_crc ^ 0xFFFFFFFFu);
+  tsp_put_u32(c, s_tx_crc ^ 0xFFFFFFFFu);
   cobs_put(c, sizeof c);
   cobs_flush((uint8_t)(s_block_len + 1u));
   static const uint8_t delim = 0;

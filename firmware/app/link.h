@@ -26,11 +26,4 @@ int link_end(void);
 /* Convenience: a whole frame from one buffer. */
 void link_send(uint8_t type, uint16_t seq, const void *payload, uint16_t length);
 
-/* Little-endian writers into a byte buffer; return the advanced pointer. */
-uint8_t *put_u8(uint8_t *p, uint8_t v);
-uint8_t *put_u16(uint8_t *p, uint16_t v);
-uint8_t *put_u32(uint8_t *p, uint32_t v);
-uint16_t get_u16(const uint8_t *p);
-uint32_t get_u32(const uint8_t *p);
-
 #endif /* TS_LINK_H */

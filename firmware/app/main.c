@@ -5,7 +5,13 @@
  * runtime in a static arena. Then wait for requests; nothing is sent unasked, so output is
  * never lost on a link nobody listens to yet. A runtime that refuses the model (e.g. arena
  * too small) is reported in INFO and as ERROR MODEL to SET_INPUT/RUN.
- * Activations leave the runtime only through on_op(), the per-operator callback.
+ * Activations leave the runtime only through on_op(), the per-operator callback, which also
+ * computes the operators' digests (RUN flag DIGEST) outside the operators' timed regions.
+ * Payloads are written and read by wire.c, expanded from the layouts of protocol_defs.h.
+ *
+ * Test-only fault injection (make FAULT=op:3,index:17): -DTS_FAULT_OP=3 -DTS_FAULT_INDEX=17
+ * flips the lowest bit of byte 17 of operator 3's output in every RUN, before it is digested
+ * or streamed (and before the next operator reads it), to prove that the host finds it.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -13,10 +19,12 @@
 
 #include "app.h"
 #include "board.h"
+#include "digest.h"
 #include "link.h"
 #include "protocol_defs.h"
 #include "sha256.h"
 #include "ts_runtime.h"
+#include "wire.h"
 
 #ifndef TS_ARENA_BYTES
 #define TS_ARENA_BYTES (256u * 1024u)
@@ -43,27 +51,18 @@ static uint32_t s_input_next;  /* bytes of the input received in order so far */
 static bool s_input_ready;     /* a complete input waits for RUN */
 static uint8_t s_selected[(TS_APP_MAX_OPS + 7) / 8];
 static uint32_t s_op_ticks[TS_APP_MAX_OPS];
+static uint32_t s_digests[TS_APP_MAX_OPS];
+static bool s_digest_on;        /* this RUN asked for DIGEST */
+static uint64_t s_digest_ticks; /* ticks spent computing this RUN's digests */
 static uint16_t s_seq;
 static uint32_t s_frames;      /* frames sent for the current request (before DONE) */
 static int s_stream_error;
 static int32_t s_output_index;  /* tensor index of the model output, -1 if none */
 static bool s_output_streamed;  /* the output went out as a TENSOR in this run */
 
-/* Unsigned LEB128 (docs/protocol.md): 7 bits per byte, least significant first. */
-static uint8_t *put_uvarint(uint8_t *p, uint32_t v) {
-  while (v >= 0x80u) {
-    *p++ = (uint8_t)(v | 0x80u);
-    v >>= 7;
-  }
-  *p++ = (uint8_t)v;
-  return p;
-}
-static uint8_t *put_svarint(uint8_t *p, int32_t v) {
-  return put_uvarint(p, ((uint32_t)v << 1) ^ (uint32_t)(v >> 31)); /* zigzag */
-}
-
 static void send_error(uint16_t seq, uint16_t code, const char *a, const char *b) {
-  uint8_t *p = put_u16(s_buf, code);
+  tsp_error_t e = {.code = code};
+  uint8_t *p = tsp_put_error(s_buf, &e);
   size_t room = sizeof s_buf - TSP_ERROR_FIXED_SIZE;
   size_t n = 0;
   for (const char *s = a; s && *s && n < room; s++) p[n++] = (uint8_t)*s;
@@ -85,8 +84,9 @@ static const char *utoa10(uint32_t v, char *out) {
 }
 
 static void send_done(uint16_t seq, uint8_t request) {
-  uint8_t d[1 + TSP_VARINT_MAX]; /* request type, uvarint frame count */
-  uint8_t *p = put_uvarint(put_u8(d, request), s_frames);
+  uint8_t d[TSP_DONE_MAX];
+  tsp_done_t v = {.request = request, .frames = s_frames};
+  uint8_t *p = tsp_put_done(d, &v);
   link_send(TSP_DONE, seq, d, (uint16_t)(p - d));
 }
 
@@ -136,9 +136,26 @@ static const char *model_error(char *out, size_t size) {
 static uint8_t *put_str(uint8_t *p, const char *s) {
   size_t n = strlen(s);
   if (n > 255) n = 255;
-  p = put_u8(p, (uint8_t)n);
+  p = tsp_put_u8(p, (uint8_t)n);
   memcpy(p, s, n);
   return p + n;
+}
+
+/* The input bank the board holds, checked: its inputs (NULL if none, or not of the model's
+ * input size, or larger than the board's bank memory); *count inputs. */
+static const uint8_t *input_bank(uint32_t *count) {
+  size_t capacity = 0;
+  const uint8_t *mem = board_input_bank(&capacity);
+  tsp_bank_t bank;
+  ts_tensor_t in;
+  *count = 0;
+  if (mem == NULL || s_model_status != TS_OK || ts_interp_input(&s_it, 0, &in) != TS_OK ||
+      tsp_get_bank(mem, capacity, &bank) != TSP_BANK_FIXED_SIZE || bank.magic != TSP_BANK_MAGIC ||
+      bank.input_bytes != in.bytes || in.bytes == 0 ||
+      bank.count > (capacity - TSP_BANK_FIXED_SIZE) / in.bytes)
+    return NULL;
+  *count = bank.count;
+  return mem + TSP_BANK_FIXED_SIZE;
 }
 
 static void handle_hello(uint16_t seq) {
@@ -148,20 +165,26 @@ static void handle_hello(uint16_t seq) {
   bool ok = s_model_status == TS_OK;
   bool have_in = ok && ts_interp_input(&s_it, 0, &in) == TS_OK;
   bool have_out = ok && ts_interp_output(&s_it, 0, &out) == TS_OK;
-  uint8_t *p = put_u16(s_buf, TSP_VERSION);
-  p = put_u16(p, (uint16_t)num_ops);
-  p = put_u32(p, board_cpu_hz());
-  p = put_u32(p, board_tick_hz());
-  p = put_u32(p, g_model_data_size);
-  p = put_u32(p, (uint32_t)sizeof s_arena);
-  p = put_u32(p, (uint32_t)(ok ? s_it.arena_used : s_it.arena_needed));
-  memcpy(p, s_sha256, 32);
-  p += 32;
-  p = put_u32(p, (uint32_t)(have_in ? in.index : -1));
-  p = put_u32(p, have_in ? in.bytes : 0);
-  p = put_u32(p, (uint32_t)(have_out ? out.index : -1));
-  p = put_u32(p, have_out ? out.bytes : 0);
-  p = put_u8(p, (uint8_t)s_model_status);
+  uint32_t per_tick = 0;
+  tsp_info_t v = {
+      .protocol_version = TSP_VERSION,
+      .num_ops = (uint16_t)num_ops,
+      .cpu_hz = board_cpu_hz(),
+      .tick_hz = board_tick_hz(),
+      .tick_unit = (uint8_t)board_tick_unit(&per_tick),
+      .model_bytes = g_model_data_size,
+      .arena_bytes = (uint32_t)sizeof s_arena,
+      .arena_used = (uint32_t)(ok ? s_it.arena_used : s_it.arena_needed),
+      .input_tensor = have_in ? in.index : -1,
+      .input_bytes = have_in ? in.bytes : 0,
+      .output_tensor = have_out ? out.index : -1,
+      .output_bytes = have_out ? out.bytes : 0,
+      .model_status = (uint8_t)s_model_status,
+  };
+  v.instructions_per_tick = per_tick;
+  (void)input_bank(&v.input_bank);
+  memcpy(v.model_sha256, s_sha256, 32);
+  uint8_t *p = tsp_put_info(s_buf, &v);
   if (p - s_buf != TSP_INFO_FIXED_SIZE) {
     send_error(seq, TSP_ERR_RUNTIME, "firmware bug: INFO layout differs from protocol_defs.h", 0);
     return;
@@ -172,8 +195,8 @@ static void handle_hello(uint16_t seq) {
   for (int32_t i = 0; i < num_ops; i++) {
     int32_t code = -1, tensor = -1;
     (void)ts_interp_op(&s_it, i, &code, &tensor);
-    p = put_u16(p, (uint16_t)code);
-    p = put_u16(p, (uint16_t)(int16_t)tensor);
+    p = tsp_put_u16(p, (uint16_t)code);
+    p = tsp_put_i16(p, (int16_t)tensor);
   }
   link_send(TSP_INFO, seq, s_buf, (uint16_t)(p - s_buf));
   s_frames = 1;
@@ -190,11 +213,12 @@ static bool model_ready(uint16_t seq) {
 
 static void handle_set_input(uint16_t seq, const uint8_t *p, uint16_t len) {
   if (!model_ready(seq)) return;
-  if (len < TSP_SET_INPUT_FIXED_SIZE) {
+  tsp_set_input_t req;
+  if (tsp_get_set_input(p, len, &req) != TSP_SET_INPUT_FIXED_SIZE) {
     send_error(seq, TSP_ERR_BAD_REQUEST, "SET_INPUT payload shorter than offset+total", 0);
     return;
   }
-  uint32_t offset = get_u32(p), total = get_u32(p + 4);
+  uint32_t offset = req.offset, total = req.total;
   uint32_t n = len - TSP_SET_INPUT_FIXED_SIZE;
   ts_tensor_t in;
   if (ts_interp_input(&s_it, 0, &in) != TS_OK || in.data == NULL) {
@@ -228,6 +252,35 @@ static void handle_set_input(uint16_t seq, const uint8_t *p, uint16_t len) {
   send_done(seq, TSP_SET_INPUT);
 }
 
+/* USE_INPUT: input `index` of the bank becomes the input, as a complete SET_INPUT would. */
+static void handle_use_input(uint16_t seq, const uint8_t *p, uint16_t len) {
+  if (!model_ready(seq)) return;
+  tsp_use_input_t req;
+  if (tsp_get_use_input(p, len, &req) != len) {
+    send_error(seq, TSP_ERR_BAD_REQUEST, "USE_INPUT payload is not one u32 index", 0);
+    return;
+  }
+  uint32_t count;
+  const uint8_t *bank = input_bank(&count);
+  ts_tensor_t in;
+  char a[11];
+  if (ts_interp_input(&s_it, 0, &in) != TS_OK || in.data == NULL) {
+    send_error(seq, TSP_ERR_RUNTIME, "the runtime has no input tensor 0", 0);
+    return;
+  }
+  if (bank == NULL || req.index >= count) {
+    s_input_ready = false;
+    send_error(seq, TSP_ERR_OUT_OF_RANGE, "USE_INPUT index >= inputs in the bank ",
+               utoa10(count, a));
+    return;
+  }
+  memcpy(in.data, bank + (size_t)req.index * in.bytes, in.bytes);
+  s_input_next = 0;
+  s_input_ready = true;
+  s_frames = 0;
+  send_done(seq, TSP_USE_INPUT);
+}
+
 /* One tensor as TENSOR/OUTPUT frames (protocol version 2): each frame carries the compact
  * metadata (varints) and as many data bytes as fit TSP_MAX_RESPONSE_PAYLOAD; the frame is
  * streamed through link_write, so nothing but the metadata is buffered. */
@@ -244,20 +297,18 @@ static int send_tensor(uint8_t type, uint16_t op_index, uint16_t builtin, const 
   uint32_t quant = 4u * nq;
   for (uint32_t q = 0; q < nq; q++) {
     uint8_t v[TSP_VARINT_MAX];
-    quant += (uint32_t)(put_svarint(v, ts_tensor_zero_point(t, q)) - v);
+    quant += (uint32_t)(tsp_put_svarint(v, ts_tensor_zero_point(t, q)) - v);
   }
   uint32_t offset = 0;
   do {
-    uint8_t h[(4 + 1 + TSP_TENSOR_MAX_DIMS + 2) * TSP_VARINT_MAX + 2];
-    uint8_t *p = put_uvarint(h, op_index);
-    p = put_uvarint(p, builtin);
-    p = put_uvarint(p, (uint32_t)t->index);
-    p = put_uvarint(p, offset);
-    p = put_u8(p, t->dtype);
-    p = put_u8(p, t->ndims);
-    for (uint32_t d = 0; d < t->ndims; d++) p = put_uvarint(p, (uint32_t)t->dims[d]);
-    p = put_uvarint(p, nq);
-    if (nq > 1) p = put_uvarint(p, (uint32_t)t->quantized_dimension); /* per-channel only */
+    uint8_t h[TSP_TENSOR_HEAD_MAX + (TSP_TENSOR_MAX_DIMS + 2) * TSP_VARINT_MAX];
+    tsp_tensor_head_t head = {.op_index = op_index, .builtin_op = builtin,
+                              .tensor_index = (uint32_t)t->index, .offset = offset,
+                              .dtype = t->dtype, .ndims = (uint8_t)t->ndims};
+    uint8_t *p = tsp_put_tensor_head(h, &head);
+    for (uint32_t d = 0; d < t->ndims; d++) p = tsp_put_uvarint(p, (uint32_t)t->dims[d]);
+    p = tsp_put_uvarint(p, nq);
+    if (nq > 1) p = tsp_put_uvarint(p, (uint32_t)t->quantized_dimension); /* per-channel only */
     uint32_t meta = (uint32_t)(p - h) + quant;
     if (meta + 1u > TSP_MAX_RESPONSE_PAYLOAD) return -1;
     uint32_t room = TSP_MAX_RESPONSE_PAYLOAD - meta;
@@ -269,12 +320,12 @@ static int send_tensor(uint8_t type, uint16_t op_index, uint16_t builtin, const 
       uint32_t bits;
       memcpy(&bits, &s, 4);
       uint8_t v[4];
-      put_u32(v, bits);
+      tsp_put_u32(v, bits);
       link_write(v, 4);
     }
     for (uint32_t q = 0; q < nq; q++) {
       uint8_t v[TSP_VARINT_MAX];
-      link_write(v, (size_t)(put_svarint(v, ts_tensor_zero_point(t, q)) - v));
+      link_write(v, (size_t)(tsp_put_svarint(v, ts_tensor_zero_point(t, q)) - v));
     }
     link_write((const uint8_t *)t->data + offset, n);
     if (link_end() != 0) return -1;
@@ -284,14 +335,32 @@ static int send_tensor(uint8_t type, uint16_t op_index, uint16_t builtin, const 
   return 0;
 }
 
+#if defined(TS_FAULT_OP) && defined(TS_FAULT_INDEX)
+static void inject_fault(int32_t op_index, const ts_tensor_t *t) {
+  if (op_index == TS_FAULT_OP && t->data != NULL && (uint32_t)TS_FAULT_INDEX < t->bytes)
+    ((uint8_t *)t->data)[TS_FAULT_INDEX] ^= 1u; /* the runtime's own buffer: propagates */
+}
+#else
+static void inject_fault(int32_t op_index, const ts_tensor_t *t) {
+  (void)op_index;
+  (void)t;
+}
+#endif
+
 /* Each operator is timed from the end of the previous callback (a tick counter reset) to
- * the start of its own: streaming time is not the operator's, and the reset realigns the
- * tick phase after the UART waits, so the counts are reproducible. */
+ * the start of its own: digests and streaming are not the operator's time, and the reset
+ * realigns the tick phase after the UART waits, so the counts are reproducible. */
 static void on_op(void *user, int32_t op_index, int32_t builtin_op, const ts_tensor_t *output) {
   (void)user;
   uint64_t ticks = board_ticks();
   if (op_index >= 0 && op_index < TS_APP_MAX_OPS) {
     s_op_ticks[op_index] = (uint32_t)ticks;
+    inject_fault(op_index, output);
+    if (s_digest_on) {
+      board_ticks_reset();
+      s_digests[op_index] = output->data ? ts_digest(output->data, output->bytes) : 0;
+      s_digest_ticks += board_ticks();
+    }
     if ((s_selected[op_index / 8] >> (op_index % 8)) & 1u) {
       if (send_tensor(TSP_TENSOR, (uint16_t)op_index, (uint16_t)builtin_op, output) != 0)
         s_stream_error = 1;
@@ -304,12 +373,13 @@ static void on_op(void *user, int32_t op_index, int32_t builtin_op, const ts_ten
 
 static void handle_run(uint16_t seq, const uint8_t *p, uint16_t len) {
   if (!model_ready(seq)) return;
-  if (len < TSP_RUN_FIXED_SIZE) {
+  tsp_run_t req;
+  if (tsp_get_run(p, len, &req) != TSP_RUN_FIXED_SIZE) {
     send_error(seq, TSP_ERR_BAD_REQUEST, "RUN payload shorter than mode+flags+count", 0);
     return;
   }
-  uint8_t mode = p[0], flags = p[1];
-  uint16_t count = get_u16(p + 2);
+  uint8_t mode = req.mode, flags = req.flags;
+  uint16_t count = req.count;
   char a[11];
   if (len != TSP_RUN_FIXED_SIZE + 2u * count) {
     send_error(seq, TSP_ERR_BAD_REQUEST, "RUN payload length does not match its op count", 0);
@@ -327,7 +397,8 @@ static void handle_run(uint16_t seq, const uint8_t *p, uint16_t len) {
       break;
     case TSP_RUN_LIST:
       for (uint16_t i = 0; i < count; i++) {
-        uint16_t op = get_u16(p + TSP_RUN_FIXED_SIZE + 2u * i);
+        const uint8_t *q = p + TSP_RUN_FIXED_SIZE + 2u * i;
+        uint16_t op = (uint16_t)(q[0] | (q[1] << 8));
         if (op >= s_it.num_ops) {
           send_error(seq, TSP_ERR_OUT_OF_RANGE, "RUN names an operator index >= num_ops ",
                      utoa10((uint32_t)s_it.num_ops, a));
@@ -353,6 +424,9 @@ static void handle_run(uint16_t seq, const uint8_t *p, uint16_t len) {
   s_output_index = ts_interp_output(&s_it, 0, &out) == TS_OK ? out.index : -1;
   s_output_streamed = false;
   memset(s_op_ticks, 0, sizeof s_op_ticks);
+  memset(s_digests, 0, sizeof s_digests);
+  s_digest_on = (flags & TSP_FLAG_DIGEST) != 0;
+  s_digest_ticks = 0;
   board_ticks_reset();
   ts_status_t st = ts_interp_invoke(&s_it, on_op, 0);
   uint64_t total = 0;
@@ -377,13 +451,27 @@ static void handle_run(uint16_t seq, const uint8_t *p, uint16_t len) {
   }
   if (flags & TSP_FLAG_TIMING) {
     uint16_t n = (uint16_t)s_it.num_ops;
-    uint8_t h[3 * TSP_VARINT_MAX], v[TSP_VARINT_MAX];
-    uint8_t *p = put_uvarint(put_uvarint(put_uvarint(h, board_tick_hz()), (uint32_t)total), n);
+    uint8_t h[TSP_TIMING_MAX], v[TSP_VARINT_MAX];
+    tsp_timing_t head = {.tick_hz = board_tick_hz(), .total_ticks = (uint32_t)total,
+                         .num_ops = n};
+    uint8_t *p = tsp_put_timing(h, &head);
     uint32_t length = (uint32_t)(p - h);
-    for (uint16_t i = 0; i < n; i++) length += (uint32_t)(put_uvarint(v, s_op_ticks[i]) - v);
+    for (uint16_t i = 0; i < n; i++) length += (uint32_t)(tsp_put_uvarint(v, s_op_ticks[i]) - v);
     link_begin(TSP_TIMING, seq, (uint16_t)length); /* <= 15 + 5 * TS_APP_MAX_OPS bytes */
     link_write(h, (size_t)(p - h));
-    for (uint16_t i = 0; i < n; i++) link_write(v, (size_t)(put_uvarint(v, s_op_ticks[i]) - v));
+    for (uint16_t i = 0; i < n; i++)
+      link_write(v, (size_t)(tsp_put_uvarint(v, s_op_ticks[i]) - v));
+    (void)link_end();
+    s_frames++;
+  }
+  if (s_digest_on) {
+    uint16_t n = (uint16_t)s_it.num_ops;
+    uint8_t h[TSP_DIGEST_MAX], v[4];
+    tsp_digest_t head = {.num_ops = n, .digest_ticks = (uint32_t)s_digest_ticks};
+    uint8_t *p = tsp_put_digest(h, &head);
+    link_begin(TSP_DIGEST, seq, (uint16_t)((size_t)(p - h) + 4u * n)); /* <= 10 + 4 * 512 */
+    link_write(h, (size_t)(p - h));
+    for (uint16_t i = 0; i < n; i++) link_write(v, (size_t)(tsp_put_u32(v, s_digests[i]) - v));
     (void)link_end();
     s_frames++;
   }
@@ -421,6 +509,9 @@ void app_handle(link_status_t st, const link_frame_t *f) {
       break;
     case TSP_RUN:
       handle_run(f->seq, f->payload, f->length);
+      break;
+    case TSP_USE_INPUT:
+      handle_use_input(f->seq, f->payload, f->length);
       break;
     case TSP_PING:
       send_done(f->seq, TSP_PING);

@@ -28,6 +28,19 @@ uint64_t board_ticks(void);
 /* Ticks per second of board_ticks(). */
 uint32_t board_tick_hz(void);
 
+/* What one tick is (INFO tick_unit, docs/protocol.md): */
+typedef enum {
+  BOARD_TICK_TIMER = 0,       /* a timer at board_tick_hz(): wall time only */
+  BOARD_TICK_CYCLES = 1,      /* CPU cycles (a cycle counter) */
+  BOARD_TICK_INSTRUCTIONS = 2 /* executed instructions, *instructions_per_tick per tick */
+} board_tick_unit_t;
+board_tick_unit_t board_tick_unit(uint32_t *instructions_per_tick);
+
+/* The input bank's memory (docs/protocol.md, USE_INPUT): where a bank of test inputs may
+ * have been placed before boot (QEMU: -device loader into PSRAM), and its capacity in bytes;
+ * NULL (capacity 0) if the board has none. The firmware checks the bank's head itself. */
+const uint8_t *board_input_bank(size_t *capacity);
+
 /* CPU core clock in Hz. */
 uint32_t board_cpu_hz(void);
 

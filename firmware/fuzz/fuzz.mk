@@ -47,13 +47,29 @@ $(BUILD)/fuzz_frame: $(FUZZ_DIR)/fuzz_frame.c $(FW_DIR)/app/frame.c $(FW_DIR)/ap
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(FUZZ_DIR)/fuzz_frame.c $(FW_DIR)/app/frame.c
 
 APP_FUZZ_SRCS := $(FUZZ_DIR)/fuzz_commands.c $(FUZZ_DIR)/fuzz_board.c $(FW_DIR)/app/main.c \
-                 $(FW_DIR)/app/link.c $(FW_DIR)/app/frame.c $(FW_DIR)/app/sha256.c
+                 $(FW_DIR)/app/link.c $(FW_DIR)/app/frame.c $(FW_DIR)/app/sha256.c \
+                 $(FW_DIR)/app/wire.c $(FW_DIR)/app/digest.c
 $(BUILD)/fuzz_commands: $(APP_FUZZ_SRCS) $(wildcard $(FW_DIR)/app/*.h) $(RUNTIME_SRCS) $(RUNTIME_HDRS) $(MODEL_ABS)/model_data.cc $(FUZZ_DIR)/fuzz.mk
 	@mkdir -p $(BUILD)/obj
 	$(FUZZ_CC) -std=c11 -O1 -g -fsanitize=address,undefined -x c -include stdalign.h \
 	  -I$(MODEL_ABS) -c -o $(BUILD)/obj/model_data.o $(MODEL_ABS)/model_data.cc
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -I$(MODEL_ABS) -DTS_APP_NO_MAIN -DTS_ARENA_BYTES=262144u \
 	  -DTS_FW_VERSION='"fuzz"' -o $@ $(APP_FUZZ_SRCS) $(RUNTIME_SRCS) $(BUILD)/obj/model_data.o
+
+# The request handler as a native program (stdin requests -> stdout frames) for the
+# byte-exact wire test (tests/device/test_wire.py): make -f fuzz/fuzz.mk app-native
+NATIVE_CC ?= cc
+.PHONY: app-native
+app-native: $(BUILD)/app_native
+APP_NATIVE_SRCS := $(FUZZ_DIR)/app_native.c $(filter-out $(FUZZ_DIR)/fuzz_commands.c,$(APP_FUZZ_SRCS))
+$(BUILD)/app_native: $(APP_NATIVE_SRCS) $(wildcard $(FW_DIR)/app/*.h) $(RUNTIME_SRCS) $(RUNTIME_HDRS) $(MODEL_ABS)/model_data.cc $(FUZZ_DIR)/fuzz.mk
+	@mkdir -p $(BUILD)/obj
+	$(NATIVE_CC) -std=c11 -O1 -x c -include stdalign.h -I$(MODEL_ABS) -c \
+	  -o $(BUILD)/obj/model_data_native.o $(MODEL_ABS)/model_data.cc
+	$(NATIVE_CC) -std=c11 -O1 -g -Wall -Wextra -Werror $(addprefix -I,$(RUNTIME_INC)) \
+	  -I$(FW_DIR)/app -I$(FW_DIR)/boards -I$(FUZZ_DIR) -I$(MODEL_ABS) -DTS_APP_NO_MAIN \
+	  -DTS_ARENA_BYTES=262144u -DTS_FW_VERSION='"native"' -o $@ $(APP_NATIVE_SRCS) \
+	  $(RUNTIME_SRCS) $(BUILD)/obj/model_data_native.o -lm
 
 seeds: $(BUILD)/seeds/.stamp
 $(BUILD)/seeds/.stamp: $(FUZZ_DIR)/seeds.py $(MODEL_ABS)/model_data.cc

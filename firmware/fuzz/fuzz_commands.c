@@ -17,6 +17,7 @@
 #include "app.h"
 #include "frame.h"
 #include "fuzz_board.h"
+#include "wire.h"
 
 static uint8_t s_frame[TSP_RX_MAX];
 static uint8_t s_payload[TSP_MAX_PAYLOAD];
@@ -40,19 +41,15 @@ static void check_answer(uint16_t seq, int trusted) {
     if (ended) abort();                                        /* frames after DONE/ERROR */
     if (f.seq != (trusted ? seq : TSP_SEQ_NONE)) abort();
     if (f.type == TSP_DONE) {
-      /* u8 request type, uvarint frame count (canonical: the count's own bytes only) */
-      uint32_t count = 0;
-      size_t i = 1;
-      for (; i < f.length && i <= TSP_VARINT_MAX; i++) {
-        count |= (uint32_t)(f.payload[i] & 0x7Fu) << (7 * (i - 1));
-        if (!(f.payload[i] & 0x80u)) break;
-      }
-      if (i + 1 != f.length || count != frames) abort();
+      /* the DONE layout (wire.c, the firmware's one decoder), nothing after it */
+      tsp_done_t done;
+      size_t used = tsp_get_done(f.payload, f.length, &done);
+      if (used == 0 || used != f.length || done.frames != frames) abort();
       ended = 1;
     } else if (f.type == TSP_ERROR) {
       if (f.length < TSP_ERROR_FIXED_SIZE) abort();
       ended = 1;
-    } else if (f.type < TSP_INFO || f.type > TSP_TIMING) {
+    } else if (f.type < TSP_INFO || (f.type > TSP_TIMING && f.type != TSP_DIGEST)) {
       abort();
     }
     frames++;

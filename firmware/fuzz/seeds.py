@@ -62,6 +62,11 @@ def frames(input_bytes: int) -> list[proto.Frame]:
     for mode, ops in ((proto.RunMode.FIRST, []), (proto.RunMode.ALL, []),
                       (proto.RunMode.LIST, [0, 2]), (proto.RunMode.NONE, [])):
         f.append(proto.Frame(proto.FrameType.RUN, 20 + int(mode), proto.run_payload(mode, ops)))
+    f.append(proto.Frame(proto.FrameType.RUN, 30, proto.run_payload(proto.RunMode.NONE,
+                                                                     digest=True)))
+    f.append(proto.Frame(proto.FrameType.RUN, 31, proto.run_payload(proto.RunMode.LIST, [1],
+                                                                     digest=True)))
+    f.append(proto.Frame(proto.FrameType.USE_INPUT, 32, proto.use_input_payload(0)))
     return f
 
 
@@ -72,6 +77,7 @@ def responses() -> list[proto.Frame]:
     return [proto.Frame(proto.FrameType.INFO, 1, info.encode()),
             proto.Frame(proto.FrameType.TENSOR, 2, chunk.encode()),
             proto.Frame(proto.FrameType.TIMING, 3, proto.Timing(25_000_000, 30, (10, 20)).encode()),
+            proto.Frame(proto.FrameType.DIGEST, 3, proto.Digest(12, (0x12345678, 7)).encode()),
             proto.Frame(proto.FrameType.ERROR, proto.SEQ_NONE,
                         proto.error_payload(proto.ErrorCode.BAD_FRAME, "x")),
             proto.Frame(proto.FrameType.DONE, 4, proto.done_payload(proto.FrameType.RUN, 3))]

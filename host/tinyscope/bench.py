@@ -8,7 +8,8 @@ operator and in total: MACs, instructions (ref, opt), instructions per MAC and s
 plus the arena (ours vs TFLM's ``print_allocations``), the runtime ``.text`` at -Os for the
 Cortex-M4, serial payload efficiency and capture throughput. Writes ``build/bench.json``.
 
-Instruction counts are ticks x 40, so each operator's count is exact to 40 instructions.
+Instruction counts are ticks x the board's ``instructions_per_tick`` (INFO), so each
+operator's count is exact to one tick (40 instructions on the emulated board).
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from tinyscope.errors import MismatchError, TinyscopeError
 
 ROOT = Path(__file__).resolve().parents[2]
 FIRMWARE_DIR = ROOT / "firmware"
-INSTR_PER_TICK = 40  # QEMU -icount shift=0 and the board's 25 MHz SysTick
 KERNEL_SETS = ("ref", "opt")
 BUILD_TIMEOUT = 600.0
 
@@ -123,15 +123,25 @@ def payload_efficiency(run: dict, arrays: dict[str, np.ndarray]) -> dict[str, fl
             "efficiency": round(payload / wire, 4) if wire else 0.0}
 
 
+def instructions_per_tick(run: dict) -> int:
+    """Instructions per TIMING tick, as the device stated it in INFO (run.json's timing)."""
+    per_tick = run.get("timing", {}).get("instructions_per_tick")
+    if not per_tick:
+        raise TinyscopeError(f"the board {run.get('board')!r} does not count instructions "
+                             "(INFO tick_unit): bench needs the emulated board")
+    return int(per_tick)
+
+
 def op_rows(manifest: dict, runs: dict[str, dict]) -> list[dict]:
     from tinyscope.convert.manifest import op_label
 
     ticks = {k: runs[k]["timing"]["per_op_ticks_median"] for k in KERNEL_SETS}
+    per_tick = instructions_per_tick(runs["opt"])
     rows = []
     for op in manifest["operators"]:
         i = op["index"]
-        ref_i = ticks["ref"][i] * INSTR_PER_TICK
-        opt_i = ticks["opt"][i] * INSTR_PER_TICK
+        ref_i = ticks["ref"][i] * per_tick
+        opt_i = ticks["opt"][i] * per_tick
         macs = int(op.get("macs", 0))
         rows.append({
             "index": i, "op": op["op"], "layer": op_label(op), "macs": macs,
@@ -255,7 +265,7 @@ def bench(model: Path, build_dir: Path, n: int) -> dict:
     secs = runs["opt"]["seconds"]
     result = {
         "model": str(model), "build": str(build_dir), "images": len(q),
-        "instr_per_tick": INSTR_PER_TICK,
+        "instr_per_tick": instructions_per_tick(runs["opt"]),
         "instructions_per_mac": round(tot_opt / macs, 3),
         "speedup_vs_reference": round(tot_ref / tot_opt, 2),
         "arena_bytes": runs["opt"]["arena_used"],

@@ -101,7 +101,7 @@ def test_protocol_version_mismatch_is_a_clear_error():
                              timeout=5.0)
         start = time.monotonic()
         with pytest.raises(MismatchError, match="protocol version 1, this tinyscope speaks "
-                           "version 2"):
+                           f"version {proto.PROTOCOL_VERSION}"):
             dev.hello()
         assert time.monotonic() - start < 2.0  # named at once, not after a timeout
         dev.port.close()
@@ -262,3 +262,33 @@ def test_qmp_reset_reboots_the_board(board):
             dev.run(proto.RunMode.NONE)
     finally:
         port.close()
+
+
+def test_proxy_line_rate_limit_paces_both_directions():
+    """FaultProxy(bytes_per_s=...) forwards at most that many bytes per second (a 115200-baud
+    UART is 11520 B/s): 4000 bytes echoed at 20000 B/s need at least 0.2 s (full duplex: the
+    two directions overlap), arrive intact, and are counted both ways."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+
+    def echo() -> None:
+        conn, _ = server.accept()
+        with conn:
+            while data := conn.recv(4096):
+                conn.sendall(data)
+
+    threading.Thread(target=echo, daemon=True).start()
+    payload = (bytes(range(256)) * 16)[:4000]
+    with FaultProxy(server.getsockname(), bytes_per_s=20000) as proxy, \
+            socket.create_connection(("127.0.0.1", proxy.port)) as c:
+        t0 = time.monotonic()
+        c.sendall(payload)
+        got = b""
+        while len(got) < len(payload):
+            got += c.recv(4096)
+        elapsed = time.monotonic() - t0
+    server.close()
+    assert got == payload
+    assert proxy.forwarded == {UP: len(payload), DOWN: len(payload)}
+    assert elapsed >= len(payload) / 20000 * 0.95

@@ -270,6 +270,16 @@ uint32_t board_tick_hz(void) { return s_cpu_hz; }
 
 uint32_t board_cpu_hz(void) { return s_cpu_hz; }
 
+const uint8_t *board_input_bank(size_t *capacity) { /* not yet: inputs come by SET_INPUT */
+  *capacity = 0;
+  return NULL;
+}
+
+board_tick_unit_t board_tick_unit(uint32_t *instructions_per_tick) {
+  *instructions_per_tick = 0;
+  return s_dwt ? BOARD_TICK_CYCLES : BOARD_TICK_TIMER;
+}
+
 /* The tick source is part of the name, so INFO says what TIMING ticks are: CPU cycles from
  * DWT, or SysTick at the core clock when CYCCNT does not run (QEMU netduinoplus2, where the
  * emulated SysTick follows QEMU's virtual clock rather than the 16 MHz reported). */

@@ -86,4 +86,18 @@ uint32_t board_tick_hz(void) { return CPU_HZ; }
 
 uint32_t board_cpu_hz(void) { return CPU_HZ; }
 
+/* tinyscope runs this board with -icount shift=0: 1 ns of virtual time per instruction, so
+ * one tick of the CPU_HZ SysTick is 10^9 / CPU_HZ = 40 instructions. */
+/* The 16 MB PSRAM of mps2-an386; tinyscope loads a bank there with QEMU's generic loader
+ * (-device loader,file=bank.bin,addr=0x21000000,force-raw=on). Zero (no bank) otherwise. */
+const uint8_t *board_input_bank(size_t *capacity) {
+  *capacity = 16u << 20;
+  return (const uint8_t *)0x21000000u;
+}
+
+board_tick_unit_t board_tick_unit(uint32_t *instructions_per_tick) {
+  *instructions_per_tick = 1000000000u / CPU_HZ;
+  return BOARD_TICK_INSTRUCTIONS;
+}
+
 const char *board_name(void) { return "qemu-mps2-an386"; }

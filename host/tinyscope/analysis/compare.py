@@ -17,13 +17,12 @@ writes ``metrics.json`` and one self-contained ``report.html``.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from tinyscope.analysis import drift, references
+from tinyscope.analysis import drift, references, verify
 from tinyscope.convert import manifest as manifest_mod
 from tinyscope.convert.model import load_model
 from tinyscope.data import dequantize, quantized_test_inputs
@@ -92,11 +91,10 @@ def _float_inputs(manifest: dict, cap: Capture) -> tuple[np.ndarray, str]:
 
 
 def _ticks_to_instructions(run: dict) -> float | None:
-    """Instructions per tick when the board counts instructions (QEMU -icount: the tick note
-    reads "1 tick = 40 instructions"), else None."""
-    note = str(run.get("timing", {}).get("tick_note", ""))
-    m = re.search(r"1 tick\s*=\s*(\d+)\s*instructions", note)
-    return float(m.group(1)) if m else None
+    """Instructions per tick when the board's ticks count instructions (INFO tick_unit, saved
+    in run.json's timing), else None."""
+    per_tick = run.get("timing", {}).get("instructions_per_tick")
+    return float(per_tick) if per_tick else None
 
 
 def capture_references(run_dir: str | Path, cap: Capture, man: dict, tfl: bytes,
@@ -140,6 +138,8 @@ def _tensor_rows(cap: Capture, man: dict, refs) -> list[dict]:
             if ref is not None:
                 a, b = (dev, ref) if device_first else (ref, dev)
                 entry[key] = drift.compare_tensors(a, b, sc, zp)
+        if cap.run.get("verify"):
+            entry["verified"] = verify.verified_row(cap.run, idx)
         rows.append(entry)
     rows.sort(key=lambda r: -1 if r["op_index"] is None else r["op_index"])
     return rows
@@ -217,6 +217,8 @@ def compare(run_dir: str | Path, build_dir: str | Path | None = None,
     tfl = manifest_mod.model_bytes(build, man)
     refs, x, float_note, model = capture_references(run_dir, cap, man, tfl, model_path,
                                                     progress)
+    if cap.run.get("verify") and refs.get("tflm"):  # digests proved the rest equal TFLM's
+        cap.tensors = verify.verified_tensors(run_dir, cap.run, refs.get("tflm"))
     classes = man.get("classes") or [
         str(i) for i in range(int(np.prod(man["output"]["shape"][1:])))]
     rows = _tensor_rows(cap, man, refs)
@@ -238,6 +240,8 @@ def compare(run_dir: str | Path, build_dir: str | Path | None = None,
         "dataset": _dataset(cap, man, refs, classes), "tensors": rows,
         "timing": _timing(cap, man),
     }
+    if cap.run.get("verify") and refs.get("tflm"):
+        metrics["verify"] = verify.summary(cap.run, cap.tensors, refs.get("tflm"), man)
     arrays = {"cap": cap, "tflm": refs.get("tflm") or {}, "ref": refs.get("litert_ref") or {},
               "xnnpack": refs.get("xnnpack") or {}, "float": refs.get("float") or {}, "x": x,
               "model": model, "manifest": man, "model_bytes": tfl}

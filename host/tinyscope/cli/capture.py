@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from pathlib import Path
 
+from tinyscope.analysis.verify import verify_capture
 from tinyscope.convert import manifest as manifest_mod
 from tinyscope.data import quantized_test_inputs
 from tinyscope.device.boards import DEFAULT_STATE_DIR, resolve_port
@@ -30,12 +32,22 @@ def _cmd_capture(args: argparse.Namespace) -> int:
     out = args.resume or args.out
     if not build or not out:
         raise TinyscopeError("give --build BUILD_DIR and --out RUN_DIR (or --resume RUN_DIR)")
+    if not args.resume:
+        refuse_or_clear(Path(out), args.force)
     layers = args.layers or prev.get("layers") or "first"
     n = args.n or prev.get("images_requested") or 100
     data = args.data or prev.get("data") or None
     manifest = manifest_mod.load(build)
     _, q, labels = quantized_test_inputs(manifest, n, data)
     url = resolve_port(args.port, args.state_dir)
+    if args.verify:
+        if args.resume:
+            raise TinyscopeError("--verify cannot --resume yet: verify again with --out")
+        run = verify_capture(url, build, out, q, labels, progress=not args.no_progress,
+                             data_source=data or manifest.get("data", ""),
+                             timeout=args.timeout, retries=args.retries, baudrate=args.baud)
+        _print_verified(run, url, out)
+        return 0
     run = capture(url, build, out, q, labels, layers, progress=not args.no_progress,
                   data_source=data or manifest.get("data", ""), timeout=args.timeout,
                   retries=args.retries, resume=bool(args.resume), baudrate=args.baud)
@@ -50,6 +62,36 @@ def _cmd_capture(args: argparse.Namespace) -> int:
         print(f"median ticks per inference: {timing['total_ticks_median']} "
               f"at {timing['tick_hz']} Hz")
     return 0
+
+
+def refuse_or_clear(out: Path, force: bool) -> None:
+    """A new capture into ``out``: refuse if it holds a run, unless ``force`` (then the old
+    capture and its report are removed, so nothing stale is left beside the new one)."""
+    old = [p for p in (out / "run.json", out / "capture.npz") if p.exists()]
+    if not old:
+        return
+    if not force:
+        try:
+            n = json.loads((out / "run.json").read_text()).get("images", "?")
+        except (OSError, ValueError):
+            n = "?"
+        raise TinyscopeError(f"--out {out} already holds a capture ({n} images): continue it "
+                             f"with --resume {out}, replace it with --force, or pick another "
+                             "--out")
+    for p in old:
+        p.unlink()
+    shutil.rmtree(out / "report", ignore_errors=True)
+
+
+def _print_verified(run: dict, url: str, out: str) -> None:
+    v = run["verify"]
+    bad = [r for r in v["per_op"] if r["mismatches"]]
+    print(f"verified {run['images']} images x {len(v['per_op'])} operators on {run['board']} "
+          f"({url}) in {run['seconds']} s: {v['mismatched_images']} images with mismatches, "
+          f"{run['wire_bytes_received']} bytes received -> {out}/capture.npz, run.json")
+    for r in bad:
+        print(f"  op {r['op_index']} (tensor {r['tensor_index']}): {r['mismatches']} of "
+              f"{r['images']} images differ from TFLM (tensors stored)")
 
 
 def add_cli(sub) -> None:
@@ -71,6 +113,11 @@ def add_cli(sub) -> None:
     c.add_argument("--layers", default=None,
                    help="first (the first layer, default), all, or operator indices like 0,2,5")
     c.add_argument("--out", default=None, help="run directory to write")
+    c.add_argument("--force", action="store_true",
+                   help="replace the capture (and report) already in --out")
+    c.add_argument("--verify", action="store_true",
+                   help="verify every layer of every image by on-device digests against the "
+                   "TFLM reference; fetch and store only the tensors that differ")
     c.add_argument("--resume", metavar="RUN_DIR", default=None,
                    help="continue the interrupted capture in RUN_DIR (same build, data, layers)")
     c.add_argument("--timeout", type=float, default=REQUEST_TIMEOUT,

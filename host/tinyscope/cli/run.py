@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tinyscope.analysis import references
 from tinyscope.analysis.compare import gate_exit_code
+from tinyscope.analysis.verify import verify_capture, verify_on_boards
 from tinyscope.cli.convert import add_data_options
 from tinyscope.cli.formatter import HelpFormatter
 from tinyscope.cli.stages import Stages, show_progress
@@ -21,6 +22,7 @@ from tinyscope.convert import manifest as manifest_mod
 from tinyscope.convert.flow import convert
 from tinyscope.data import quantized_test_inputs
 from tinyscope.device import boards, capture
+from tinyscope.device import protocol as proto
 from tinyscope.errors import TinyscopeError
 from tinyscope.report.comparison import run_compare
 from tinyscope.report.console import print_summary
@@ -67,20 +69,47 @@ def _capture(args: argparse.Namespace, stages: Stages, build: Path, out: Path, e
     refs = references.start(manifest_mod.model_bytes(build, manifest), q,
                             x if keras_path else None, keras_path, cache_dir=out)
 
-    def capture_from(url: str) -> None:
-        with stages.stage("capture", f"{len(q)} images (layers: {args.layers}) from {url} "
-                          f"-> {out}"):
-            capture.capture(url, build, out, q, labels, args.layers, progress=progress,
-                            data_source=manifest.get("data", ""))
+    source = manifest.get("data", "")
+
+    def capture_from(url: str, bank: Path | None = None) -> None:
+        if args.verify:
+            how = " from the input bank" if bank else ""
+            with stages.stage("capture", f"verify {len(q)} images{how} (every layer, by "
+                              f"digest) on {url} -> {out}"):
+                verify_capture(url, build, out, q, labels, progress=progress,
+                               data_source=source, bank=bank)
+            return
+        resume = args.resume and (out / "run.json").is_file()
+        verb = "resume the capture of" if resume else "capture"
+        with stages.stage("capture", f"{verb} {len(q)} images (layers: {args.layers}) from "
+                          f"{url} -> {out}"):
+            try:
+                capture.capture(url, build, out, q, labels, args.layers, progress=progress,
+                                data_source=source, resume=resume)
+            except capture.CaptureInterrupted as err:
+                raise capture.CaptureInterrupted(
+                    f"{err}; or run the same 'tinyscope run' again with --resume") from err
 
     if board_name in boards.EMULATORS:
-        machine = boards.EMULATORS[board_name].machine
+        emulator = boards.EMULATORS[board_name]
         state = Path(args.state_dir)
         boards.stop(state)
+        if args.verify and args.jobs > 1 and emulator.input_bank_addr:
+            with stages.stage("capture", f"verify {len(q)} images on {args.jobs} emulated "
+                              f"boards -> {out}"):
+                verify_on_boards(elf, build, out, q, labels, args.jobs, state / "jobs",
+                                 data_source=source, progress=progress)
+            return refs
+        bank = None
+        if args.verify and emulator.input_bank_addr is not None:
+            bank = state / "input_bank.bin"  # loaded into the board's memory at boot
+            state.mkdir(parents=True, exist_ok=True)
+            bank.write_bytes(proto.input_bank(q))
         with ExitStack() as stack:
-            with stages.stage("boot", f"{elf.name} on QEMU {machine}"):
-                board = stack.enter_context(boards.emulated_board(elf, state, machine))
-            capture_from(board.url)
+            with stages.stage("boot", f"{elf.name} on QEMU {emulator.machine}"):
+                board = stack.enter_context(
+                    boards.emulated_board(elf, state, emulator.machine, input_bank=bank))
+            capture_from(board.url, bank)
     else:
         with stages.stage("flash", board_name):
             boards.flash_real(board_name, elf)
@@ -154,4 +183,13 @@ def add_cli(sub) -> None:
     p.add_argument("--state-dir", default="build/qemu-run", help=argparse.SUPPRESS)
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bars (also off when stderr is not a terminal)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the interrupted capture in --out (same build, data, layers, "
+                   "--n or more) instead of starting over")
+    p.add_argument("--verify", action="store_true",
+                   help="verify every layer of every image by on-device digests against TFLM "
+                   "and fetch only the mismatching tensors (instead of --layers)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="with --verify on the emulator: N emulated boards in parallel, the "
+                   "images sharded between them and merged into one capture")
     p.set_defaults(func=run_pipeline)

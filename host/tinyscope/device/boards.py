@@ -61,11 +61,14 @@ class Emulator:
     # QEMU's STM32 USART throws away bytes that arrive before the firmware enables it: such a
     # board counts as started once it has answered a HELLO (see _wait_ready).
     handshake: bool = False
+    # Where QEMU's generic loader puts an input bank before boot (board_input_bank() in the
+    # firmware's board.c); None: the board has no bank memory.
+    input_bank_addr: int | None = None
 
 
 EMULATORS = {
-    "qemu": Emulator(QEMU_MACHINE, "qemu", 0),
-    "qemu-mps2-an386": Emulator(QEMU_MACHINE, "qemu-mps2-an386", 0),
+    "qemu": Emulator(QEMU_MACHINE, "qemu", 0, input_bank_addr=0x21000000),  # PSRAM
+    "qemu-mps2-an386": Emulator(QEMU_MACHINE, "qemu-mps2-an386", 0, input_bank_addr=0x21000000),
     # STM32F405: USART1 is the first -serial, USART2 (the Nucleo's ST-LINK port) the second.
     # RCC/GPIO/DWT are not emulated: the image keeps HSI and counts SysTick (board.c).
     "netduinoplus2": Emulator("netduinoplus2", "nucleo-f446re", 1, handshake=True),
@@ -166,7 +169,7 @@ class QemuBoard:
 
 
 def qemu_command(elf: Path, port: int, qmp: Path | None = None,
-                 machine: str = QEMU_MACHINE) -> list[str]:
+                 machine: str = QEMU_MACHINE, input_bank: Path | None = None) -> list[str]:
     emu = next((e for e in EMULATORS.values() if e.machine == machine), None)
     if emu is None:
         raise TinyscopeError(f"no emulator for QEMU machine {machine!r}; machines: "
@@ -179,6 +182,12 @@ def qemu_command(elf: Path, port: int, qmp: Path | None = None,
     ]
     if qmp is not None:
         cmd += ["-qmp", f"unix:{qmp},server=on,wait=off"]
+    if input_bank is not None:
+        if emu.input_bank_addr is None:
+            raise TinyscopeError(f"QEMU {machine} has no input bank memory: send inputs with "
+                                 "SET_INPUT (no --input-bank)")
+        cmd += ["-device", f"loader,file={input_bank},addr=0x{emu.input_bank_addr:x},"
+                "force-raw=on"]
     return cmd
 
 
@@ -205,7 +214,7 @@ def _is_our_qemu(pid: int) -> bool:
 
 
 def start(elf: str | Path, state_dir: str | Path = DEFAULT_STATE_DIR,
-          machine: str = QEMU_MACHINE) -> QemuBoard:
+          machine: str = QEMU_MACHINE, input_bank: Path | None = None) -> QemuBoard:
     """Boot ``elf`` in QEMU ``machine`` in the background; write the port and pid files."""
     elf = Path(elf).resolve()
     if not elf.is_file():
@@ -227,7 +236,8 @@ def start(elf: str | Path, state_dir: str | Path = DEFAULT_STATE_DIR,
         port = _free_port()
         log = (state / LOG_FILE).open("w")
         proc = subprocess.Popen(
-            qemu_command(elf, port, (state / QMP_FILE).resolve(), machine),
+            qemu_command(elf, port, (state / QMP_FILE).resolve(), machine,
+                         Path(input_bank).resolve() if input_bank else None),
             stdin=subprocess.DEVNULL,
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
@@ -312,10 +322,12 @@ def stop(state_dir: str | Path = DEFAULT_STATE_DIR) -> int | None:
 
 
 @contextlib.contextmanager
-def emulated_board(elf: str | Path, state_dir: str | Path,
-                   machine: str = QEMU_MACHINE) -> Iterator[QemuBoard]:
-    """QEMU running ``elf`` for the duration of a ``with`` block; always stopped after."""
-    board = start(elf, state_dir, machine)
+def emulated_board(elf: str | Path, state_dir: str | Path, machine: str = QEMU_MACHINE,
+                   input_bank: Path | None = None) -> Iterator[QemuBoard]:
+    """QEMU running ``elf`` for the duration of a ``with`` block; always stopped after.
+    ``input_bank`` (protocol.input_bank bytes in a file) is loaded into the board's bank
+    memory before boot."""
+    board = start(elf, state_dir, machine, input_bank)
     try:
         yield board
     finally:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +23,10 @@ from tinyscope.device.link import (
     RUN_TIMEOUT,
     Device,
     LinkError,
+    RunResult,
     name_op_codes,
     open_port,
+    release_port,
 )
 from tinyscope.errors import DeviceError, MismatchError, TinyscopeError
 from tinyscope.fsutil import atomic_write, atomic_write_text
@@ -33,6 +36,12 @@ RECONNECT_INTERVAL = 0.2  # s between attempts to reopen it
 MAX_IMAGE_RETRIES = 3  # attempts per image after the first, on link errors (--retries)
 CHECKPOINT_SECONDS = 5.0  # complete images are saved to RUN_DIR at least this often
 CAPTURE_FORMAT = 1
+
+
+class CaptureInterrupted(TinyscopeError):
+    """Ctrl-C during a capture: the complete images are saved; the message says how to go on."""
+
+    exit_code = 130
 
 
 # ---------------------------------------------------------------- capture
@@ -120,6 +129,140 @@ def _load_previous(out_dir: Path, manifest: dict, layers: str, inputs: np.ndarra
     return arrays, prev
 
 
+class Link:
+    """The port and :class:`Device` of one capture; reopens the port when it went away and
+    keeps the link counters across the Devices it made."""
+
+    COUNTERS = ("retries", "reconnects", "bad_frames", "device_bad_frames", "stale_frames")
+
+    def __init__(self, url: str, baudrate: int, timeout: float, prev: dict) -> None:
+        self.url, self.baudrate, self.timeout = url, baudrate, timeout
+        self.counters = {k: int(prev.get(k, 0)) for k in self.COUNTERS}
+        self.port = open_port(url, baudrate)
+        default = timeout == REQUEST_TIMEOUT  # else --timeout bounds every wait
+        self.dev = Device(self.port, timeout=timeout,
+                          run_timeout=RUN_TIMEOUT if default else timeout,
+                          hello_timeout=HELLO_TIMEOUT if default else timeout)
+
+    def reconnect(self) -> None:
+        d = self.dev
+        for k, v in (("bad_frames", d.reader.bad_frames),
+                     ("device_bad_frames", d.device_bad_frames),
+                     ("stale_frames", d.stale_frames)):
+            self.counters[k] += v
+        with contextlib.suppress(Exception):
+            self.port.close()
+        deadline = time.monotonic() + max(RECONNECT_TIMEOUT, self.timeout)
+        while True:
+            try:
+                self.port = open_port(self.url, self.baudrate)
+                break
+            except DeviceError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(RECONNECT_INTERVAL)
+        self.counters["reconnects"] += 1
+        self.dev = Device(self.port, timeout=d.timeout, run_timeout=d.run_timeout,
+                          hello_timeout=d.hello_timeout)
+
+    def totals(self) -> dict:
+        """The counters of run.json, including the current Device's."""
+        out = dict(self.counters)
+        out["bad_frames"] += self.dev.reader.bad_frames
+        out["device_bad_frames"] += self.dev.device_bad_frames
+        out["stale_frames"] += self.dev.stale_frames
+        out["bad_frames_by_kind"] = dict(self.dev.reader.bad_by_kind)
+        out["wire_bytes_received"] = self.dev.rx_bytes  # since the last reconnect
+        return out
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.port.close()
+        release_port(self.url)
+
+
+class CaptureWriter:
+    """Owns RUN_DIR/capture.npz and run.json: the complete images so far (arrays, tensor
+    metadata, ticks) and the run description; :meth:`save` writes both atomically."""
+
+    def __init__(self, out_dir: Path, run: dict, prev: dict, arrays: dict[str, np.ndarray],
+                 labels: np.ndarray, input_shape: list[int]) -> None:
+        self.out_dir, self.run, self.prev, self.labels = out_dir, run, prev, labels
+        self.input_shape = input_shape
+        self.done = int(prev.get("images", 0))
+        self.meta: dict[int, dict] = {t["tensor_index"]: t for t in prev.get("tensors", [])}
+        self.ticks: list[np.ndarray] = list(
+            arrays.pop("op_ticks", np.zeros((0, 0), np.int64)))[:self.done]
+        arrays.pop("labels", None)
+        self.arrays = arrays
+        self.recoveries: list[dict] = list(prev.get("recoveries", []))
+        self.started = self.last_save = time.monotonic()
+
+    def add(self, i: int, image: np.ndarray, res: RunResult) -> None:
+        """Image ``i`` is complete: keep its input and everything the device sent for it."""
+        self.arrays[f"input_{i}"] = image.reshape(self.input_shape)
+        for t, arr in res.tensors.items():
+            self.arrays[f"t{t}_{i}"] = arr
+            m = res.tensor_meta[t]
+            self.meta.setdefault(t, {"tensor_index": t, "op_index": m.op_index,
+                                     "builtin_op": m.builtin_op, "shape": list(m.shape),
+                                     "dtype": proto.DTYPES[m.dtype].name, "scales": list(m.scales),
+                                     "zero_points": list(m.zero_points),
+                                     "quantized_dimension": m.quantized_dimension})
+        if res.output is not None:
+            self.arrays[f"output_{i}"] = res.output
+        if res.timing is not None:
+            self.ticks.append(np.asarray(res.timing.op_ticks, np.int64))
+        self.done = i + 1
+
+    def checkpoint(self, link: Link) -> None:
+        """Save if the last save is older than CHECKPOINT_SECONDS."""
+        if time.monotonic() - self.last_save > CHECKPOINT_SECONDS:
+            self.save(link)
+            self.last_save = time.monotonic()
+
+    def save(self, link: Link) -> None:
+        part = dict(self.arrays)
+        if self.done:
+            part["labels"] = np.asarray(self.labels[:self.done], np.int64)
+        if self.ticks:
+            part["op_ticks"] = np.asarray(self.ticks, np.int64)
+        snapshot = dict(self.run)
+        snapshot.update(images=self.done, seconds=round(time.monotonic() - self.started, 3)
+                        + float(self.prev.get("seconds", 0.0)),
+                        tensors=[self.meta[t] for t in sorted(self.meta)],
+                        recoveries=self.recoveries[:100])
+        snapshot.update(link.totals())
+        if self.ticks:
+            snapshot["timing"] = _timing_summary(np.asarray(self.ticks, np.int64), self.run)
+        if self.done:
+            save_capture(self.out_dir, part, snapshot)
+        self.run.clear()
+        self.run.update(snapshot)
+
+
+def run_image(link: Link, i: int, image: np.ndarray, check: Callable[[proto.Info], None],
+              mode: proto.RunMode, ops: list[int], retries: int,
+              writer: CaptureWriter) -> RunResult:
+    """Image ``i`` on the device, retried up to ``retries`` times after a link error
+    (reconnecting if the port went away, HELLO again to resync and re-check the model)."""
+    for attempt in range(retries + 1):
+        try:
+            if attempt:  # resync: the device may have reset or lost frames
+                check(link.dev.hello())
+            link.dev.set_input(image.tobytes())
+            return link.dev.run(mode, ops, timing=True, output=True)
+        except LinkError as err:
+            link.counters["retries"] += 1 if attempt < retries else 0
+            writer.recoveries.append({"image": i, "attempt": attempt + 1, "error": str(err)})
+            if attempt == retries:
+                raise LinkError(f"image {i}: {err}; gave up after {retries} retries "
+                                "(--retries)") from err
+            if "went away" in str(err):
+                link.reconnect()
+    raise AssertionError("unreachable")
+
+
 def capture(
     port_url: str,
     build_dir: str | Path,
@@ -144,129 +287,36 @@ def capture(
     is raised. ``resume=True`` continues the run saved in ``out_dir``. ``timeout`` bounds
     every wait for the device (RUN waits at least as long).
     """
-    build_dir = Path(build_dir)
-    out_dir = Path(out_dir)
+    build_dir, out_dir = Path(build_dir), Path(out_dir)
     manifest = manifest_mod.load(build_dir)
-    arrays: dict[str, np.ndarray] = {}
-    prev: dict = {}
-    if resume:
-        arrays, prev = _load_previous(out_dir, manifest, layers, inputs)
-    done = int(prev.get("images", 0))
-    meta: dict[int, dict] = {t["tensor_index"]: t for t in prev.get("tensors", [])}
-    ticks: list[np.ndarray] = list(arrays.pop("op_ticks", np.zeros((0, 0), np.int64)))[:done]
-    arrays.pop("labels", None)
+    arrays, prev = _load_previous(out_dir, manifest, layers, inputs) if resume else ({}, {})
     run: dict = {"capture_format": CAPTURE_FORMAT, "port": port_url, "build": str(build_dir),
                  "data": data_source, "layers": layers, "complete": False,
                  "images_requested": len(inputs)}
-    counters = {k: int(prev.get(k, 0)) for k in ("retries", "reconnects", "bad_frames",
-                                                  "device_bad_frames", "stale_frames")}
-    recoveries: list[dict] = list(prev.get("recoveries", []))
-    started = time.monotonic()
-    last_save = started
+    writer = CaptureWriter(out_dir, run, prev, arrays, labels, manifest["input"]["shape"])
     error: TinyscopeError | OSError | None = None
-    port = open_port(port_url, baudrate)
-    default = timeout == REQUEST_TIMEOUT  # else --timeout bounds every wait
-    dev = Device(port, timeout=timeout, run_timeout=RUN_TIMEOUT if default else timeout,
-                 hello_timeout=HELLO_TIMEOUT if default else timeout)
+    link = Link(port_url, baudrate, timeout, prev)
 
-    def account(d: Device) -> None:
-        counters["bad_frames"] += d.reader.bad_frames
-        counters["device_bad_frames"] += d.device_bad_frames
-        counters["stale_frames"] += d.stale_frames
-
-    def reconnect() -> Device:
-        nonlocal port
-        with contextlib.suppress(Exception):
-            port.close()
-        deadline = time.monotonic() + max(RECONNECT_TIMEOUT, timeout)
-        while True:
-            try:
-                port = open_port(port_url, baudrate)
-                break
-            except DeviceError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(RECONNECT_INTERVAL)
-        counters["reconnects"] += 1
-        return Device(port, timeout=dev.timeout, run_timeout=dev.run_timeout,
-                      hello_timeout=dev.hello_timeout)
-
-    def save() -> None:
-        part = dict(arrays)
-        if done:
-            part["labels"] = np.asarray(labels[:done], np.int64)
-        if ticks:
-            part["op_ticks"] = np.asarray(ticks, np.int64)
-        snapshot = dict(run)
-        snapshot.update(images=done, seconds=round(time.monotonic() - started, 3)
-                        + float(prev.get("seconds", 0.0)),
-                        tensors=[meta[t] for t in sorted(meta)], recoveries=recoveries[:100])
-        snapshot.update(counters)
-        snapshot["bad_frames"] += dev.reader.bad_frames
-        snapshot["device_bad_frames"] += dev.device_bad_frames
-        snapshot["stale_frames"] += dev.stale_frames
-        snapshot["bad_frames_by_kind"] = dict(dev.reader.bad_by_kind)
-        if ticks:
-            snapshot["timing"] = _timing_summary(np.asarray(ticks, np.int64), run)
-        if done:
-            save_capture(out_dir, part, snapshot)
-        run.clear()
-        run.update(snapshot)
-
-    try:
-        info = dev.hello()
+    def check(info: proto.Info) -> None:
         check_info(info, manifest, build_dir)
+
+    bar = None
+    try:
+        info = link.dev.hello()
+        check(info)
         mode, ops = parse_layers(layers, len(info.ops))
         run.update(_info_fields(info))
-        bar = None
         if progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=len(inputs), initial=done, desc="capture", unit="img")
-        try:
-            while done < len(inputs):
-                i = done
-                image = np.asarray(inputs[i], np.int8)
-                for attempt in range(retries + 1):
-                    try:
-                        if attempt:  # resync: the device may have reset or lost frames
-                            check_info(dev.hello(), manifest, build_dir)
-                        dev.set_input(image.tobytes())
-                        res = dev.run(mode, ops, timing=True, output=True)
-                        break
-                    except LinkError as err:
-                        counters["retries"] += 1 if attempt < retries else 0
-                        recoveries.append({"image": i, "attempt": attempt + 1,
-                                           "error": str(err)})
-                        if attempt == retries:
-                            raise LinkError(f"image {i}: {err}; gave up after {retries} "
-                                            f"retries (--retries)") from err
-                        if "went away" in str(err):
-                            account(dev)
-                            dev = reconnect()
-                arrays[f"input_{i}"] = image.reshape(manifest["input"]["shape"])
-                for t, arr in res.tensors.items():
-                    arrays[f"t{t}_{i}"] = arr
-                    m = res.tensor_meta[t]
-                    meta.setdefault(t, {"tensor_index": t, "op_index": m.op_index,
-                                        "builtin_op": m.builtin_op, "shape": list(m.shape),
-                                        "dtype": proto.DTYPES[m.dtype].name,
-                                        "scales": list(m.scales),
-                                        "zero_points": list(m.zero_points),
-                                        "quantized_dimension": m.quantized_dimension})
-                if res.output is not None:
-                    arrays[f"output_{i}"] = res.output
-                if res.timing is not None:
-                    ticks.append(np.asarray(res.timing.op_ticks, np.int64))
-                done = i + 1
-                if bar:
-                    bar.update(1)
-                if time.monotonic() - last_save > CHECKPOINT_SECONDS:
-                    save()
-                    last_save = time.monotonic()
-        finally:
+            bar = tqdm(total=len(inputs), initial=writer.done, desc="capture", unit="img")
+        while writer.done < len(inputs):
+            i = writer.done
+            image = np.asarray(inputs[i], np.int8)
+            writer.add(i, image, run_image(link, i, image, check, mode, ops, retries, writer))
             if bar:
-                bar.close()
+                bar.update(1)
+            writer.checkpoint(link)
         run["complete"] = True
         run.pop("error", None)
     except (TinyscopeError, OSError) as err:
@@ -274,12 +324,14 @@ def capture(
         run["error"] = str(err)
     except KeyboardInterrupt:
         run["error"] = "interrupted"
-        raise
+        error = CaptureInterrupted("interrupted")
     finally:
-        with contextlib.suppress(Exception):
-            port.close()
-        save()
+        if bar:
+            bar.close()
+        link.close()
+        writer.save(link)
     if error is not None:
+        done = writer.done
         saved = (f" ({done} complete images saved in {out_dir}; continue with tinyscope "
                  f"capture --resume {out_dir})") if done else ""
         if isinstance(error, TinyscopeError):
@@ -291,6 +343,9 @@ def capture(
 def _info_fields(info: proto.Info) -> dict:
     return dict(
         board=info.board, cpu_hz=info.cpu_hz, tick_hz=info.tick_hz,
+        tick_unit=proto.TickUnit(info.tick_unit).name.lower()
+        if info.tick_unit in proto.TickUnit._value2member_map_ else str(info.tick_unit),
+        instructions_per_tick=info.instructions_per_tick_or_none(),
         firmware_version=info.firmware_version, protocol_version=info.protocol_version,
         model_sha256=info.model_sha256, model_bytes=info.model_bytes,
         arena_bytes=info.arena_bytes, arena_used=info.arena_used,
@@ -299,19 +354,23 @@ def _info_fields(info: proto.Info) -> dict:
     )
 
 
-def tick_note(board: str, tick_hz: int | None) -> str:
-    """What one TIMING tick is on ``board`` (as the device names itself in INFO)."""
-    if board.startswith("qemu"):
-        return "QEMU -icount shift=0: 1 tick = 40 instructions"
-    if "SysTick" in board:
-        return f"SysTick ticks at {tick_hz} Hz (DWT CYCCNT not running: not cycle-exact)"
-    return f"CPU cycles (DWT CYCCNT at {tick_hz} Hz)"
+def tick_note(tick_unit: str, tick_hz: int | None, instructions_per_tick: int | None) -> str:
+    """What one TIMING tick is, in words, from INFO's ``tick_unit`` fields (for people: code
+    reads ``instructions_per_tick`` from run.json's timing, never this sentence)."""
+    if tick_unit == "instructions":
+        return f"1 tick = {instructions_per_tick} instructions (deterministic instruction clock)"
+    if tick_unit == "cycles":
+        return f"CPU cycles ({tick_hz} Hz)"
+    return f"a timer at {tick_hz} Hz (wall time, not cycle-exact)"
 
 
 def _timing_summary(t: np.ndarray, run: dict) -> dict:
     return {
         "tick_hz": run.get("tick_hz"),
-        "tick_note": tick_note(str(run.get("board", "")), run.get("tick_hz")),
+        "tick_unit": run.get("tick_unit"),
+        "instructions_per_tick": run.get("instructions_per_tick"),
+        "tick_note": tick_note(str(run.get("tick_unit")), run.get("tick_hz"),
+                               run.get("instructions_per_tick")),
         "per_op_ticks_median": [int(v) for v in np.median(t, axis=0)],
         "per_op_ticks_min": [int(v) for v in t.min(axis=0)],
         "per_op_ticks_max": [int(v) for v in t.max(axis=0)],

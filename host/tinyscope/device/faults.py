@@ -99,6 +99,8 @@ class FaultProxy:
 
     Use as a context manager; ``url`` is the pyserial URL to give capture. ``applied``
     lists the faults done so far, ``forwarded`` counts bytes per direction.
+    ``bytes_per_s`` limits each direction to a line rate, as a real UART would (11520 for
+    115200 baud 8N1: 10 bits per byte), so benchmarks can show what a real board does.
     """
 
     upstream: tuple[str, int]
@@ -107,6 +109,7 @@ class FaultProxy:
     applied: list[Fault] = field(default_factory=list)
     forwarded: dict[str, int] = field(default_factory=lambda: {UP: 0, DOWN: 0})
     connections: int = 0
+    bytes_per_s: float | None = None
 
     def __post_init__(self) -> None:
         self._listen = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -120,6 +123,7 @@ class FaultProxy:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._socks: list[socket.socket] = []
+        self._line = threading.local()  # per pump thread (direction): when the line is free
 
     @property
     def url(self) -> str:
@@ -181,7 +185,7 @@ class FaultProxy:
                     break
                 out, cut = self._apply(data, direction)
                 if out:
-                    dst.sendall(out)
+                    self._send(dst, out)
                 if cut:
                     break
         except OSError:
@@ -189,6 +193,21 @@ class FaultProxy:
         for s in (src, dst):
             with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
+
+    def _send(self, dst: socket.socket, data: bytes) -> None:
+        """Forward ``data``, no faster than ``bytes_per_s`` (in slices of ~10 ms of line)."""
+        if not self.bytes_per_s:
+            dst.sendall(data)
+            return
+        step = max(1, int(self.bytes_per_s / 100))
+        for i in range(0, len(data), step):
+            piece = data[i:i + step]
+            now = time.monotonic()
+            due = getattr(self._line, "due", now)
+            if due > now:
+                time.sleep(due - now)
+            self._line.due = max(due, now) + len(piece) / self.bytes_per_s
+            dst.sendall(piece)
 
     def _apply(self, data: bytes, direction: str) -> tuple[bytes, bool]:
         """The bytes to forward for ``data``, and whether to disconnect after them."""
@@ -372,10 +391,23 @@ def fuzz_decoder(streams: int, seed: int = 0, report_every: int = 0) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="fuzz the host frame decoder (make fuzz)")
+    ap = argparse.ArgumentParser(description="fuzz the host frame decoder (make fuzz), or "
+                                 "with --proxy serve a line-rate limited proxy to a board")
     ap.add_argument("--streams", type=int, default=1_000_000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--proxy", metavar="HOST:PORT", help="the board's serial socket to proxy")
+    ap.add_argument("--bytes-per-s", type=float, default=None,
+                    help="line rate of the proxy per direction (11520 = 115200 baud 8N1)")
     args = ap.parse_args(argv)
+    if args.proxy:
+        host, port = args.proxy.rsplit(":", 1)
+        with FaultProxy((host, int(port)), bytes_per_s=args.bytes_per_s) as proxy:
+            print(f"proxy {proxy.url} -> {args.proxy} at {args.bytes_per_s or 'full'} B/s "
+                  "(Ctrl-C stops)", flush=True)
+            with contextlib.suppress(KeyboardInterrupt):
+                while True:
+                    time.sleep(1)
+        return 0
     print(f"host decoder fuzz: {args.streams} mutated streams, seed {args.seed}")
     counts = fuzz_decoder(args.streams, args.seed, report_every=max(1, args.streams // 10))
     rate = counts["streams"] / max(counts["seconds"], 1e-9)

@@ -7,13 +7,16 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import random
 import re
 import select
+import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -65,6 +68,7 @@ class RunResult:
     output_meta: proto.TensorChunk | None
     timing: proto.Timing | None
     frames: int
+    digest: proto.Digest | None = None  # with digest=True: every operator's output digest
 
 
 @dataclass
@@ -229,23 +233,51 @@ class Device:
     def reset(self) -> None:
         self.request(proto.FrameType.RESET)
 
+    def use_input(self, index: int) -> None:
+        """Input ``index`` of the device's input bank becomes the input (no upload)."""
+        self.request(proto.FrameType.USE_INPUT, proto.use_input_payload(index))
+
     def set_input(self, data: bytes) -> None:
         for payload in proto.set_input_payloads(bytes(data)):
             self.request(proto.FrameType.SET_INPUT, payload)
 
     def run(self, mode: proto.RunMode = proto.RunMode.FIRST, ops: Sequence[int] = (),
-            timing: bool = True, output: bool = True) -> RunResult:
-        frames = self.request(proto.FrameType.RUN, proto.run_payload(mode, ops, timing, output),
+            timing: bool = True, output: bool = True, digest: bool = False) -> RunResult:
+        frames = self.request(proto.FrameType.RUN,
+                              proto.run_payload(mode, ops, timing, output, digest),
                               self.run_timeout)
         try:
             return self._assemble(frames, output)
         except proto.ProtocolError as err:  # gaps, overlaps: frames were lost on the line
             raise LinkError(f"RUN answer damaged: {err}") from err
 
+    def run_from_bank(self, index: int, mode: proto.RunMode = proto.RunMode.NONE,
+                      ops: Sequence[int] = (), timing: bool = True, output: bool = True,
+                      digest: bool = False) -> RunResult:
+        """USE_INPUT ``index`` and RUN sent back to back, then both answers read: one round
+        trip per image instead of two (the device serves requests in order)."""
+        try:
+            use = self.send(proto.FrameType.USE_INPUT, proto.use_input_payload(index))
+            run = self.send(proto.FrameType.RUN,
+                            proto.run_payload(mode, ops, timing, output, digest))
+        except OSError as err:
+            raise LinkError(f"the serial port went away: {err}") from err
+        self._deadline = None
+        try:
+            self._answer(proto.FrameType.USE_INPUT, use, self.timeout, [])
+            frames = self._answer(proto.FrameType.RUN, run, self.run_timeout, [])
+        finally:
+            self._deadline = None
+        try:
+            return self._assemble(frames, output)
+        except proto.ProtocolError as err:
+            raise LinkError(f"RUN answer damaged: {err}") from err
+
     def _assemble(self, frames: list[proto.Frame], output: bool = True) -> RunResult:
         parts: dict[int, proto.TensorAssembler] = {}
         out: proto.TensorAssembler | None = None
         timing_frame: proto.Timing | None = None
+        digest: proto.Digest | None = None
         for frame in frames:
             if frame.type == proto.FrameType.TENSOR:
                 chunk = proto.TensorChunk.decode(frame.payload)
@@ -261,6 +293,8 @@ class Device:
                     out.add(chunk)
             elif frame.type == proto.FrameType.TIMING:
                 timing_frame = proto.Timing.decode(frame.payload)
+            elif frame.type == proto.FrameType.DIGEST:
+                digest = proto.Digest.decode(frame.payload)
             else:
                 raise DeviceError(f"unexpected {frame.name} frame in the answer to RUN")
         for asm in [*parts.values(), *([out] if out else [])]:
@@ -287,12 +321,49 @@ class Device:
             output_meta=out.first if out else None,
             timing=timing_frame,
             frames=len(frames),
+            digest=digest,
         )
+
+
+LOCK_DIR = Path(tempfile.gettempdir()) / "tinyscope-port-locks"
+_LOCKS: dict[str, object] = {}  # url -> the open lock file this process holds
+
+
+def lock_port(url: str) -> None:
+    """Take the per-port lock of ``url`` for this process (a device path or socket:// URL):
+    a second tinyscope on a port in use fails at once and names the process holding it,
+    instead of waiting for answers the other one reads. Released by :func:`release_port`
+    or when this process ends."""
+    if url in _LOCKS or not (url.startswith(("socket://", "/dev/"))):
+        return
+    LOCK_DIR.mkdir(parents=True, exist_ok=True)
+    path = LOCK_DIR / (re.sub(r"[^A-Za-z0-9_.-]+", "_", url) + ".lock")
+    fh = path.open("a+")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.seek(0)
+        holder = fh.read().strip() or "another process"
+        fh.close()
+        raise DeviceError(f"serial port {url} is in use by {holder} (lock {path}): wait for "
+                          "that capture to finish or stop it; one port, one capture") from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"tinyscope pid {os.getpid()}")
+    fh.flush()
+    _LOCKS[url] = fh
+
+
+def release_port(url: str) -> None:
+    fh = _LOCKS.pop(url, None)
+    if fh is not None:
+        fh.close()  # type: ignore[attr-defined]
 
 
 def open_port(url: str, baudrate: int = BAUDRATE):
     import serial
 
+    lock_port(url)
     try:
         return serial.serial_for_url(url, baudrate=baudrate, timeout=READ_TIMEOUT)
     except (serial.SerialException, ValueError) as err:

@@ -18,12 +18,14 @@ def _num(v: float | None, digits: int = 2) -> str:
 def rows(metrics: dict) -> list[list[str]]:
     out = []
     for r in metrics["tensors"]:
-        dt, xn = r["device_vs_tflm"]["lsb"], r["xnnpack_vs_device"]["lsb"]
+        dt = (r.get("device_vs_tflm") or {}).get("lsb")
+        xn = (r.get("xnnpack_vs_device") or {}).get("lsb")
         fl, lo = r.get("device_vs_float", {}), r.get("device_vs_float_local", {})
         out.append([
             "in" if r["op_index"] is None else str(r["op_index"]), str(r["keras_layer"]),
-            r["op"], "x".join(map(str, r["shape"])), f"{dt['n_different']}/{dt['n']}",
-            str(xn["max_lsb"]), _num(fl.get("rmse_over_scale")),
+            r["op"], "x".join(map(str, r["shape"])),
+            f"{dt['n_different']}/{dt['n']}" if dt else "missing",
+            str(xn["max_lsb"]) if xn else "missing", _num(fl.get("rmse_over_scale")),
             _num(lo.get("rmse_over_scale")), _num(fl.get("snr_db"), 1),
         ])
     return out
@@ -37,14 +39,35 @@ def table(columns: Sequence[str], body: list[list[str]]) -> list[str]:
     return [fmt.format(*columns).rstrip()] + [fmt.format(*row).rstrip() for row in body]
 
 
+def verify_lines(metrics: dict) -> list[str]:
+    """A verified capture (on-device digests): what was proven, and the first mismatches
+    named to the element."""
+    v = metrics.get("verify")
+    if not v:
+        return []
+    lines = [f"verified by on-device digests: every layer ({v['operators']} operators) of "
+             f"{v['images']} images; {v['mismatched_images']} images with mismatches"]
+    for e in v["elements"][:5]:
+        lines.append(f"  op {e['op_index']} {e['op']}, image {e['image']}, element "
+                     f"{e['element']} (position {tuple(e['position'])}, channel "
+                     f"{e['channel']}): device {e['device']}, TFLM {e['tflm']}")
+    return lines
+
+
 def summary_lines(metrics: dict) -> list[str]:
     lines = table(COLUMNS, rows(metrics))
     n = metrics["n_images"]
-    if metrics["device_equals_tflm"]:
+    for ref in metrics.get("references", {}).values():
+        if not ref["available"]:
+            lines.append(f"missing reference: {ref['missing']}")
+    if metrics["device_equals_tflm"] is None:
+        lines.append("bit-exact? not compared: the TFLM reference did not run")
+    elif metrics["device_equals_tflm"]:
         lines.append(f"bit-exact? yes: device == TFLM on every streamed tensor of {n} images")
     else:
         lines.append(f"bit-exact? no: {metrics['device_vs_tflm_mismatching_elements']} values "
                      f"differ from TFLM (max {metrics['device_vs_tflm_max_lsb']} LSB)")
+    lines += verify_lines(metrics)
     d = metrics.get("drift") or {}
     if d.get("worst_accumulated"):
         acc = d["worst_accumulated"]

@@ -1,0 +1,157 @@
+"""The firmware's encoders agree with protocol.py byte for byte, without an emulator.
+
+The firmware's request handler (firmware/app/main.c + wire.c, built natively with the board
+of firmware/fuzz/fuzz_board.c) answers HELLO, SET_INPUT and RUN for the default model; every
+answer frame is compared with the bytes protocol.py encodes from values the test knows
+independently: the manifest (model hash, sizes, tensor indices, quantization), the TFLM
+reference interpreter (every tensor, hence TENSOR data and DIGEST values) and the native
+board's fixed clocks. A field swapped or resized on one side fails here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import struct
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tinyscope.analysis.reference import tflm_tensors
+from tinyscope.device import protocol as proto
+
+ROOT = Path(__file__).resolve().parents[2]
+NATIVE_BOARD = {"cpu_hz": 1_000_003, "tick_hz": 1_000_000,  # firmware/fuzz/fuzz_board.c
+                "tick_unit": proto.TickUnit.INSTRUCTIONS, "instructions_per_tick": 7}
+ARENA_BYTES = 262144  # fuzz.mk app-native: -DTS_ARENA_BYTES
+DTYPE_CODES = {"int8": 9, "int32": 2, "float32": 0, "uint8": 3, "int16": 7, "int64": 4}
+
+pytestmark = pytest.mark.skipif(shutil.which("cc") is None, reason="needs a native C compiler")
+
+
+@pytest.fixture(scope="module")
+def app_native(build_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("app-native")
+    subprocess.run(["make", "-s", "-C", str(ROOT / "firmware"), "-f", "fuzz/fuzz.mk",
+                    "app-native", f"MODEL_DIR={build_dir}", f"BUILD={out}"], check=True,
+                   capture_output=True, timeout=600)
+    return out / "app_native"
+
+
+def answers(exe: Path, requests: list[tuple[int, int, bytes]],
+            bank: Path | None = None) -> list[proto.Frame]:
+    data = b"".join(struct.pack("<BHH", t, seq, len(p)) + p for t, seq, p in requests)
+    proc = subprocess.run([str(exe), *([str(bank)] if bank else [])], input=data,
+                          capture_output=True, timeout=120, check=True)
+    reader = proto.FrameReader()
+    frames = list(reader.feed(proc.stdout))
+    assert reader.bad_frames == 0, reader.errors
+    return frames
+
+
+def manifest(build_dir: Path) -> dict:
+    import json
+
+    return json.loads((build_dir / "manifest.json").read_text())
+
+
+def test_info_is_byte_exact(app_native, build_dir):
+    man = manifest(build_dir)
+    info, done = answers(app_native, [(proto.FrameType.HELLO, 7, b"")])
+    tensors = {t["index"]: t for t in man["tensors"]}
+    ops = tuple((builtin_code(op["op"]), op["outputs"][0]) for op in man["operators"])
+    model = (build_dir / man["model_file"]).read_bytes()
+    got = proto.Info.decode(info.payload)
+    want = proto.Info(
+        protocol_version=proto.PROTOCOL_VERSION, model_bytes=len(model), arena_bytes=ARENA_BYTES,
+        arena_used=got.arena_used,  # the runtime's plan: the one value the host cannot know
+        model_sha256=hashlib.sha256(model).hexdigest(),
+        input_tensor=man["input"]["index"], input_bytes=tensors[man["input"]["index"]]["bytes"],
+        output_tensor=man["output"]["index"],
+        output_bytes=tensors[man["output"]["index"]]["bytes"], model_status=0,
+        firmware_version="native", board="fuzz", model_error="", ops=ops, **NATIVE_BOARD)
+    assert 0 < got.arena_used <= ARENA_BYTES
+    assert info.type == proto.FrameType.INFO and info.payload == want.encode()
+    assert done.payload == proto.done_payload(proto.FrameType.HELLO, 1)
+
+
+def builtin_code(name: str) -> int:
+    from ai_edge_litert import schema_py_generated as schema
+
+    return int(getattr(schema.BuiltinOperator, name))
+
+
+@pytest.mark.parametrize("from_bank", [False, True], ids=["set_input", "input_bank"])
+def test_run_answers_are_byte_exact(app_native, build_dir, tmp_path, from_bank):
+    """TENSOR (every op), TIMING, DIGEST and DONE equal protocol.py's encoding of the TFLM
+    reference's tensors; SET_INPUT's (or USE_INPUT's, from an input bank) DONE too."""
+    man = manifest(build_dir)
+    tensors = {t["index"]: t for t in man["tensors"]}
+    shape = man["input"]["shape"]
+    images = np.random.default_rng(3).integers(-128, 128, (3, *shape[1:]), dtype=np.int8)
+    image = images[1]
+    ref = tflm_tensors((build_dir / man["model_file"]).read_bytes(), image[None])[0]
+    bank = None
+    if from_bank:
+        bank = tmp_path / "bank.bin"
+        bank.write_bytes(proto.input_bank(images))
+        reqs = [(proto.FrameType.HELLO, 7, b""),
+                (proto.FrameType.USE_INPUT, 8, proto.use_input_payload(1))]
+    else:
+        reqs = [(proto.FrameType.SET_INPUT, 8, p)
+                for p in proto.set_input_payloads(image.tobytes())]
+    reqs.append((proto.FrameType.RUN, 9, proto.run_payload(proto.RunMode.ALL, (), timing=True,
+                                                   output=True, digest=True)))
+    frames = answers(app_native, reqs, bank)
+    if from_bank:
+        assert proto.Info.decode(frames[0].payload).input_bank == len(images)
+    run = [f for f in frames if f.seq == 9]
+    want: list[tuple[int, bytes]] = []
+    digests = []
+    for i, op in enumerate(man["operators"]):
+        t = tensors[op["outputs"][0]]
+        data = np.ascontiguousarray(ref[t["index"]]).tobytes()
+        digests.append(proto.tensor_digest(data))
+        qdim = t["quantized_dimension"] if len(t["scales"]) > 1 else 0
+        for chunk in proto.tensor_chunks(i, builtin_code(op["op"]), t["index"],
+                                         DTYPE_CODES[t["dtype"]], tuple(t["shape"]),
+                                         tuple(t["scales"]), tuple(t["zero_points"]), qdim, data):
+            want.append((proto.FrameType.TENSOR, chunk.encode()))
+    n = len(man["operators"])
+    timing = proto.Timing(NATIVE_BOARD["tick_hz"], n, (1,) * n)
+    want.append((proto.FrameType.TIMING, timing.encode()))
+    want.append((proto.FrameType.DIGEST, proto.Digest(n, tuple(digests)).encode()))
+    want.append((proto.FrameType.DONE, proto.done_payload(proto.FrameType.RUN, len(want))))
+    assert [(f.type, f.payload) for f in run] == want
+    request = proto.FrameType.USE_INPUT if from_bank else proto.FrameType.SET_INPUT
+    for f in frames:
+        if f.seq == 8:
+            assert (f.type, f.payload) == (proto.FrameType.DONE, proto.done_payload(request, 0))
+
+
+def test_use_input_out_of_range_is_refused(app_native, tmp_path):
+    frames = answers(app_native, [(proto.FrameType.USE_INPUT, 5, proto.use_input_payload(0))])
+    assert [f.type for f in frames] == [proto.FrameType.ERROR]
+    code, text = proto.decode_error(frames[0].payload)
+    assert code == proto.ErrorCode.OUT_OF_RANGE and "bank" in text
+
+
+def test_digest_finds_every_single_word_change():
+    """The digest's defining property (odd multiplier): any one changed word changes it; the
+    vectorised host digest equals the plain Horner loop of firmware/app/digest.c."""
+    rng = np.random.default_rng(0)
+    for n in (1, 3, 4, 5, 64, 1001):
+        data = rng.integers(0, 256, n, dtype=np.uint8)
+        h = n
+        padded = data.tobytes() + bytes(-n % 4)
+        for (w,) in struct.iter_unpack("<I", padded):
+            h = (h * proto.DIGEST_MULTIPLIER + w) & 0xFFFFFFFF
+        assert proto.tensor_digest(data) == h
+        base = proto.tensor_digest(data)
+        for i in range(n):
+            bad = data.copy()
+            bad[i] ^= 1 << int(rng.integers(0, 8))
+            assert proto.tensor_digest(bad) != base
+    batch = rng.integers(-128, 128, (5, 77), dtype=np.int8)
+    assert list(proto.tensor_digests(batch)) == [proto.tensor_digest(r.tobytes()) for r in batch]

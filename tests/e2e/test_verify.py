@@ -1,0 +1,110 @@
+"""Verified captures on the emulated board: every layer of every image checked by on-device
+digests against TFLM; the fault proof (a firmware built with FAULT=op:3,index:17) shows the
+whole chain: the digest differs, the tensor is fetched, compare names op 3, the image,
+element 17 and its channel, and `compare --max-lsb 0` fails."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tinyscope import cli
+from tinyscope.analysis import compare
+from tinyscope.analysis.verify import verify_capture, verify_on_boards
+from tinyscope.convert import manifest as manifest_mod
+from tinyscope.data import quantized_test_inputs
+from tinyscope.device import boards
+
+REPO = Path(__file__).resolve().parents[2]
+N_IMAGES = 4
+FAULT_OP, FAULT_INDEX = 3, 17
+
+pytestmark = pytest.mark.emulator
+
+
+def _inputs(build_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    _, q, labels = quantized_test_inputs(manifest_mod.load(build_dir), N_IMAGES, None)
+    return q, labels
+
+
+def test_verified_capture_is_first_class(build_dir, elf, tmp_path):
+    q, labels = _inputs(build_dir)
+    out = tmp_path / "run"
+    with boards.emulated_board(elf, tmp_path / "qemu") as board:
+        run = verify_capture(board.url, build_dir, out, q, labels, progress=False)
+    man = manifest_mod.load(build_dir)
+    assert run["layers"] == "verify" and run["images"] == N_IMAGES
+    assert run["verify"]["mismatched_images"] == 0
+    assert [r["mismatches"] for r in run["verify"]["per_op"]] == [0] * len(man["operators"])
+    with np.load(out / "capture.npz") as z:
+        assert np.array_equal(z["device_digests"], z["reference_digests"])
+        assert z["device_digests"].shape == (N_IMAGES, len(man["operators"]))
+    metrics, _ = compare.compare(out, build_dir, progress=False)
+    assert metrics["device_equals_tflm"]
+    by_tensor = {r["index"]: r for r in metrics["tensors"]}
+    for op in man["operators"]:  # every layer, verified on every image
+        assert by_tensor[op["outputs"][0]]["verified"] == {"images": N_IMAGES, "mismatches": 0}
+    assert metrics["verify"]["elements"] == []
+
+
+@pytest.fixture(scope="module")
+def fault_elf(build_dir, tmp_path_factory) -> Path:
+    """The firmware built with FAULT=op:3,index:17 (test builds only)."""
+    fw = tmp_path_factory.mktemp("fault-fw")
+    subprocess.run(["make", "-s", "-C", str(REPO / "firmware"), "BOARD=qemu",
+                    f"MODEL_DIR={build_dir}", f"OUT={fw}",
+                    f"FAULT=op:{FAULT_OP},index:{FAULT_INDEX}"],
+                   check=True, capture_output=True, timeout=600)
+    return fw / "firmware.elf"
+
+
+def test_fault_is_found_and_named_to_the_element(build_dir, fault_elf, tmp_path):
+    q, labels = _inputs(build_dir)
+    out = tmp_path / "run"
+    with boards.emulated_board(fault_elf, tmp_path / "qemu") as board:
+        run = verify_capture(board.url, build_dir, out, q, labels, progress=False)
+    per_op = run["verify"]["per_op"]
+    assert [r["mismatches"] for r in per_op[:FAULT_OP]] == [0] * FAULT_OP
+    assert per_op[FAULT_OP]["mismatches"] == N_IMAGES  # every image: the digest differs
+    man = manifest_mod.load(build_dir)
+    t = man["operators"][FAULT_OP]["outputs"][0]
+    with np.load(out / "capture.npz") as z:  # ... and the tensor was fetched in full
+        assert all(f"m{t}_{i}" in z.files for i in range(N_IMAGES))
+    metrics, _ = compare.compare(out, build_dir, progress=False)
+    first = metrics["verify"]["elements"][0]
+    shape = next(x["shape"] for x in man["tensors"] if x["index"] == t)
+    assert (first["op_index"], first["image"], first["element"]) == (FAULT_OP, 0, FAULT_INDEX)
+    assert first["channel"] == FAULT_INDEX % shape[-1]
+    assert abs(first["device"] - first["tflm"]) == 1  # the lowest bit flipped
+    assert not metrics["device_equals_tflm"]
+    code = cli.main(["compare", str(out), "--build", str(build_dir), "--max-lsb", "0",
+                     "--panels", "0", "--no-progress"])
+    assert code != 0
+    saved = json.loads((out / "report" / "metrics.json").read_text())
+    assert saved["verify"]["elements"][0]["element"] == FAULT_INDEX
+
+
+def test_two_boards_shard_and_merge_into_one_capture(build_dir, fault_elf, tmp_path):
+    """--jobs 2: two emulated boards (input banks), one merged capture with the images'
+    global indices: the same mismatches, digests and fetched tensors as one board."""
+    q, labels = _inputs(build_dir)
+    out = tmp_path / "run"
+    run = verify_on_boards(fault_elf, build_dir, out, q, labels, jobs=2,
+                           state_dir=tmp_path / "jobs", progress=False)
+    assert run["jobs"] == 2 and run["images"] == N_IMAGES
+    assert run["inputs_from"] == "input bank (USE_INPUT)"
+    assert [m["image"] for m in run["verify"]["mismatches"]] == list(range(N_IMAGES))
+    assert run["verify"]["per_op"][FAULT_OP]["mismatches"] == N_IMAGES
+    man = manifest_mod.load(build_dir)
+    t = man["operators"][FAULT_OP]["outputs"][0]
+    with np.load(out / "capture.npz") as z:
+        assert z["device_digests"].shape == (N_IMAGES, len(man["operators"]))
+        for i in range(N_IMAGES):
+            assert np.array_equal(z[f"input_{i}"].reshape(-1), q[i].reshape(-1))
+            assert f"m{t}_{i}" in z.files
+    assert not (out / "shard0").exists()
+    metrics, _ = compare.compare(out, build_dir, progress=False)
+    assert {e["image"] for e in metrics["verify"]["elements"]} == set(range(N_IMAGES))
