@@ -272,37 +272,6 @@ static void im2col3(cursor_t *g, uint32_t *tb, int8_t *tmp, int32_t nv, int32_t 
   }
 }
 
-/* An output the assembly did not store (a partial last pixel group, an odd last channel, a
- * fused activation narrower than int8, a shift outside [-23, -2]): the plain sequence. */
-static int8_t out1(int32_t acc, int32_t oc, const ts_conv_params_t *p) {
-  return ts_clamp_s8(ts_requant_slow(acc, p->mult[oc], p->shift[oc]) + p->output_offset,
-                     p->act_min, p->act_max);
-}
-
-/* The rare shapes' plain loop nest, the reference's arithmetic (wrapping uint32 sums, the
- * same int32 bits; out1's requantization), for CONV_2D (dm 0) and DEPTHWISE_CONV_2D (dm its
- * depth multiplier; p is the ts_conv_params_t its parameters start with): one out-of-line
- * copy instead of linking ts_ref_conv2d_s8 and ts_ref_depthwise_conv2d_s8 for these cases. */
-void ts_plain_conv(const ts_conv_params_t *p, const int8_t *input, const int8_t *filter,
-                   const int32_t *bias, int8_t *output, int32_t dm) {
-  const int32_t nic = dm ? 1 : p->in_c, ftap = dm ? p->out_c : p->in_c; /* per tap */
-  for (int32_t P = 0; P < p->batches * p->out_h * p->out_w; P++) {
-    const int32_t ox = P % p->out_w, oy = P / p->out_w % p->out_h, b = P / p->out_w / p->out_h;
-    for (int32_t oc = 0; oc < p->out_c; oc++) {
-      uint32_t acc = bias ? (uint32_t)bias[oc] : 0;
-      for (int32_t k = 0; k < p->k_h * p->k_w; k++) {
-        const int32_t iy = oy * p->stride_h - p->pad_h + p->dil_h * (k / p->k_w);
-        const int32_t ix = ox * p->stride_w - p->pad_w + p->dil_w * (k % p->k_w);
-        if (iy < 0 || iy >= p->in_h || ix < 0 || ix >= p->in_w) continue;
-        const int8_t *in = input + ((b * p->in_h + iy) * p->in_w + ix) * p->in_c + (dm ? oc / dm : 0);
-        const int8_t *f = filter + (dm ? oc : oc * p->k_h * p->k_w * nic) + k * ftap;
-        for (int32_t ic = 0; ic < nic; ic++) acc += (uint32_t)(f[ic] * (in[ic] + p->input_offset));
-      }
-      *output++ = out1((int32_t)acc, oc, p);
-    }
-  }
-}
-
 void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8_t *filter,
                       const int32_t *bias, int8_t *output) {
   const int32_t seg = p->k_w * p->in_c, half = (seg + 1) >> 1, np = p->k_h * half;
@@ -365,8 +334,8 @@ void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8
         int32_t acc[6];
         ts_cm4_conv2x3(tb, wbuf + (c >> 1) * rec, np, (int8_t *)acc, 0, 1);
         for (int32_t s = 0; s < nv; s++) {
-          o[s * out_c + c] = out1(acc[2 * s], oc0 + c, p);
-          if (c + 1 < nb) o[s * out_c + c + 1] = out1(acc[2 * s + 1], oc0 + c + 1, p);
+          o[s * out_c + c] = ts_out_slow(acc[2 * s], oc0 + c, p);
+          if (c + 1 < nb) o[s * out_c + c + 1] = ts_out_slow(acc[2 * s + 1], oc0 + c + 1, p);
         }
       }
     }

@@ -45,11 +45,6 @@ enum { PW = 64 /* int16 per plane row (128 bytes: the assembly's row step) */,
        NROWS = TS_OPT_DW_ROWS, DW_BUF = NROWS * PW / 2 /* words of the NHWC path's scratch */,
        DW_GROUPS = TS_OPT_DW_GROUPS };
 
-/* The one out-of-line copy of ts_requant (the kernels' rare paths: C-finished outputs, FC). */
-int32_t ts_requant_slow(int32_t acc, int32_t mult, int32_t shift) {
-  return ts_requant(acc, mult, shift);
-}
-
 /* One channel, rows x npairs pixel pairs: output pixels 2i, 2i + 1 (i < npairs) of a row
  * from the plane q (its first kernel row; kernel rows PW apart) into out[0], out[out_c], ...;
  * then q += npairs * 4 + qstep bytes, out += npairs * 2 * out_c + ostep, next row. rec =
