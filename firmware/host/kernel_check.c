@@ -60,6 +60,7 @@ static int check_conv(int32_t c) {
   p.in_c = rnd() % 3 ? range(1, 4) * (rnd() % 2 ? 4 : 1) : range(1, 20);
   p.k_h = range(1, 5);
   p.k_w = range(1, 5);
+  if (rnd() % 8 == 0) p.in_c = range(21, 80), p.k_h = range(1, 3), p.k_w = range(1, 3); /* wide fields: chunked */
   const int first = rnd() % 4 == 0; /* the first-layer kernel's shape, wider rows */
   if (first) p.in_c = 1, p.k_h = p.k_w = 3;
   const int pointwise = !first && rnd() % 6 == 0; /* 1x1 stride 1: the im2col shortcut */
@@ -286,8 +287,71 @@ static int check_requant(int32_t n) {
 #ifndef TS_CHECK_MAIN
 #define TS_CHECK_MAIN main
 #endif
+/* Instructions of one call: on the M4 (QEMU -icount shift=0) SysTick on the processor
+ * clock counts down once per executed instruction... scaled as the firmware does; 0 on the
+ * host. */
+#if defined(__arm__)
+#define SYST_CSR (*(volatile uint32_t *)0xE000E010u)
+#define SYST_RVR (*(volatile uint32_t *)0xE000E014u)
+#define SYST_CVR (*(volatile uint32_t *)0xE000E018u)
+static void ticks_start(void) {
+  SYST_CSR = 0;
+  SYST_RVR = 0x00FFFFFFu;
+  SYST_CVR = 0;
+  SYST_CSR = 5; /* processor clock, enabled, no interrupt */
+}
+static uint32_t ticks_stop(void) { return (0x00FFFFFFu - SYST_CVR) & 0x00FFFFFFu; }
+#else
+static void ticks_start(void) {}
+static uint32_t ticks_stop(void) { return 0; }
+#endif
+
+/* bench conv IN_H IN_W IN_C OUT_C K STRIDE SAME: one CONV_2D shape, ref and opt, compared
+ * bit for bit; prints the SysTick ticks of each call (x 40 = instructions under QEMU
+ * -icount shift=0) and the MACs. */
+static int bench_conv(char **a) {
+  ts_conv_params_t p;
+  memset(&p, 0, sizeof p);
+  p.batches = 1;
+  p.in_h = atoi(a[0]), p.in_w = atoi(a[1]), p.in_c = atoi(a[2]), p.out_c = atoi(a[3]);
+  p.k_h = p.k_w = atoi(a[4]);
+  p.stride_h = p.stride_w = atoi(a[5]);
+  p.dil_h = p.dil_w = 1;
+  if (atoi(a[6])) {
+    p.out_h = (p.in_h + p.stride_h - 1) / p.stride_h, p.out_w = (p.in_w + p.stride_w - 1) / p.stride_w;
+    const int32_t ph = (p.out_h - 1) * p.stride_h + p.k_h - p.in_h, pw = (p.out_w - 1) * p.stride_w + p.k_w - p.in_w;
+    p.pad_h = ph > 0 ? ph / 2 : 0, p.pad_w = pw > 0 ? pw / 2 : 0;
+  } else {
+    p.out_h = (p.in_h - p.k_h) / p.stride_h + 1, p.out_w = (p.in_w - p.k_w) / p.stride_w + 1;
+  }
+  p.input_offset = 7, p.output_offset = -3, p.act_min = -128, p.act_max = 127;
+  quant(p.out_c);
+  for (int32_t i = 0; i < p.out_c; i++) /* multipliers in [2^-11, 2^-5), as real layers */
+    ts_quantize_multiplier(ldexp(1.0 + (double)(rnd() % 1000) / 1000.0, -(int)range(6, 11)),
+                           &mults[i], &shifts[i]);
+  p.mult = mults, p.shift = shifts;
+  const int32_t ni = p.in_h * p.in_w * p.in_c, nf = p.out_c * p.k_h * p.k_w * p.in_c;
+  const int32_t no = p.out_h * p.out_w * p.out_c;
+  if (ni > MAXB || nf > MAXB || no > MAXB || p.out_c > 1024) {
+    printf("bench conv: shape too large for the harness (%d bytes per tensor)\n", MAXB);
+    return 2;
+  }
+  fill(in, ni);
+  fill(filt, nf);
+  ticks_start();
+  ts_ref_conv2d_s8(&p, in, filt, bias, out_ref);
+  const uint32_t tr = ticks_stop();
+  ticks_start();
+  ts_opt_conv2d_s8(&p, in, filt, bias, out_opt);
+  const uint32_t to = ticks_stop();
+  const long macs = (long)no * p.k_h * p.k_w * p.in_c;
+  printf("conv macs %ld ref_ticks %lu opt_ticks %lu\n", macs, (unsigned long)tr, (unsigned long)to);
+  return compare("bench conv", no, 0);
+}
+
 int TS_CHECK_MAIN(int argc, char **argv);
 int TS_CHECK_MAIN(int argc, char **argv) {
+  if (argc == 10 && !strcmp(argv[1], "bench") && !strcmp(argv[2], "conv")) return bench_conv(argv + 3);
   if (argc != 3) {
     fprintf(stderr, "usage: %s SEED CASES\n", argv[0]);
     return 2;

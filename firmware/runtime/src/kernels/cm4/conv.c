@@ -32,6 +32,13 @@
 #include "ts_kernels.h"
 
 enum { WWORDS = TS_OPT_CONV_WBUF / 2, TWORDS = TS_OPT_CONV_ROWBUF / 2, HEAD = 6, TAIL = 6 };
+#ifndef TS_OPT_CONV_CHUNK_BLOCK
+#define TS_OPT_CONV_CHUNK_BLOCK 16 /* output channels per block of the chunked path */
+#endif
+#ifndef TS_OPT_CONV_CHUNK_MIN
+#define TS_OPT_CONV_CHUNK_MIN 8 /* the whole-field path needs blocks of this many channels */
+#endif
+enum { CHUNK_BLOCK = TS_OPT_CONV_CHUNK_BLOCK, CHUNK_MIN = TS_OPT_CONV_CHUNK_MIN };
 
 /* npairs channel pairs (records r, r + rec, ...: consecutive) x pixels 0..2 of the im2col x:
  * acc = bias + sum over np tap pairs t of SMLAD(x[3t + s], weight pair t). Then, if
@@ -272,11 +279,129 @@ static void im2col3(cursor_t *g, uint32_t *tb, int8_t *tmp, int32_t nv, int32_t 
   }
 }
 
+/* Values [v0, v0 + kv) of kernel row ky of the cursor pixel's field (one chunk, see
+ * conv_chunked) into slot s of the 3-pixel im2col buffer (tb + s); taps outside the input
+ * read the zero point. Chunks start at a multiple of 4 of the row, so widen_seg pairs them
+ * as it pairs the same values of the whole row. */
+static void im2col_chunk(const cursor_t *g, uint32_t *tb, int8_t *tmp, int32_t ky,
+                         int32_t v0, int32_t kv) {
+  const ts_conv_params_t *p = g->p;
+  const int8_t zp = (int8_t)-p->input_offset;
+  const int32_t iy = g->iy0 + ky * p->dil_h, in_c = p->in_c;
+  if (iy < 0 || iy >= p->in_h) {
+    fill_words(tb, 3, (kv + 1) >> 1, pack16(zp, zp));
+    return;
+  }
+  const int32_t at = g->at + ky * g->row; /* input index of (iy, ix0, 0) */
+  if (g->ix0 >= 0 && g->ix0 + p->k_w <= p->in_w) {
+    widen_seg(tb, 3, g->input + at + v0, kv);
+    return;
+  }
+  for (int32_t v = v0; v < v0 + kv;) { /* a border pixel: per kernel column */
+    const int32_t kx = v / in_c, c = v - kx * in_c, ix = g->ix0 + kx;
+    const int32_t n = in_c - c < v0 + kv - v ? in_c - c : v0 + kv - v;
+    if (ix >= 0 && ix < p->in_w) __builtin_memcpy(tmp + v - v0, g->input + at + v, (size_t)n);
+    else __builtin_memset(tmp + v - v0, zp, (size_t)n);
+    v += n;
+  }
+  widen_seg(tb, 3, tmp, kv);
+}
+
+/* Wide receptive fields (a field or its channel block larger than the buffers: 3x3 convs
+ * with 64 input channels and more), chunked over the field: the same routine, the same
+ * records and im2col layout, for chunks of at most KV values of one kernel row (KV a
+ * multiple of 4). Loop order: a block of nb output channels, a tile of 3 * ngt output
+ * pixels, the chunks; per chunk the block's records (that chunk's weights) are built and,
+ * per group of 3 pixels, the chunk's im2col; each channel pair's 6 int32 accumulators live
+ * in the tail of tb between chunks and seed the record's bias words for the next chunk (the
+ * routine's "raw" mode). The last chunk stores through the routine's requantization when
+ * it can (as the whole-field path does), else C finishes. Same int32 sums as the reference:
+ * the input offset folded into the first seed, wrapping adds in a different order. */
+static void conv_chunked(const ts_conv_params_t *p, const int8_t *input, const int8_t *filter,
+                         const int32_t *bias, int8_t *output, uint32_t *wbuf, uint32_t *tb,
+                         int8_t *tmp, int32_t nb_max, int32_t KV, int fast, int narrow) {
+  const int32_t seg = p->k_w * p->in_c, K = p->k_h * seg, out_c = p->out_c;
+  const int32_t npbmax = (nb_max + 1) >> 1, cpmax = (KV + 1) >> 1;
+  uint32_t *const acc = tb + 3 * cpmax; /* [group][pair][6] */
+  int32_t ngt = (TWORDS - 3 * cpmax) / (6 * npbmax); /* groups per tile */
+  const int32_t npix = p->batches * p->out_h * p->out_w;
+  if (ngt > (npix + 2) / 3) ngt = (npix + 2) / 3;
+  int32_t seed[TS_OPT_CONV_BLOCK + 1]; /* bias + off * sum w per channel of the block */
+  for (int32_t oc0 = 0; oc0 < out_c; oc0 += nb_max) {
+    const int32_t nb = out_c - oc0 < nb_max ? out_c - oc0 : nb_max, npb = (nb + 1) >> 1;
+    for (int32_t c = 0; c < nb; c++) {
+      const int8_t *f = filter + (oc0 + c) * K;
+      uint32_t sum = 0;
+      for (int32_t k = 0; k < K; k++) sum += (uint32_t)f[k];
+      seed[c] = (int32_t)((uint32_t)(bias ? bias[oc0 + c] : 0) + sum * (uint32_t)p->input_offset);
+    }
+    seed[nb] = 0; /* an odd block's phantom channel */
+    cursor_t g0 = {p, input, seg, 0, p->dil_h * p->in_w * p->in_c, 0, 0, 0, 0, 0, 0};
+    cursor_row(&g0);
+    for (int32_t P0 = 0; P0 < npix; P0 += 3 * ngt) {
+      const int32_t ng = (npix - P0 + 2) / 3 < ngt ? (npix - P0 + 2) / 3 : ngt;
+      for (int32_t gi = 0; gi < ng; gi++)
+        for (int32_t q = 0; q < npb; q++)
+          for (int32_t s = 0; s < 6; s++) acc[(gi * npb + q) * 6 + s] = (uint32_t)seed[2 * q + (s & 1)];
+      cursor_t g = g0;
+      for (int32_t ky = 0; ky < p->k_h; ky++)
+        for (int32_t v0 = 0; v0 < seg; v0 += KV) {
+          const int32_t kv = seg - v0 < KV ? seg - v0 : KV, cp = (kv + 1) >> 1;
+          const int last = ky == p->k_h - 1 && v0 + KV >= seg;
+          const int32_t recw = HEAD + 2 * cp + TAIL; /* this chunk's records, consecutive */
+          for (int32_t c = 0; c < 2 * npb; c++) { /* this chunk's records */
+            uint32_t *r = wbuf + (c >> 1) * recw;
+            if (c < nb) widen_seg(r + HEAD + (c & 1), 2, filter + (oc0 + c) * K + ky * seg + v0, kv);
+            else fill_words(r + HEAD + 1, 2, cp, 0);
+            if (last) {
+              uint32_t *qw = r + HEAD + 2 * cp + 3 * (c & 1);
+              const int32_t oc = oc0 + (c < nb ? c : 0), e = -p->shift[oc];
+              qw[0] = (uint32_t)p->mult[oc];
+              qw[1] = fast ? (uint32_t)((INT32_C(1) << (e - 2)) +
+                                        p->output_offset * (INT32_C(1) << (e - 1))) : 0;
+              qw[2] = (uint32_t)(e - 1);
+            }
+          }
+          g = g0;
+          for (int32_t gi = 0; gi < ng; gi++) {
+            const int32_t P = P0 + 3 * gi, nv = npix - P < 3 ? npix - P : 3;
+            for (int32_t s = 0; s < 3; s++) {
+              if (s >= nv) {
+                fill_words(tb + s, 3, cp, 0);
+                continue;
+              }
+              im2col_chunk(&g, tb + s, tmp, ky, v0, kv);
+              cursor_next(&g);
+            }
+            uint32_t *a = acc + gi * npb * 6;
+            int32_t q = 0;
+            if (last && fast && !narrow && nv == 3 && nb >= 2) { /* requantized and stored */
+              for (; q < nb >> 1; q++) __builtin_memcpy(wbuf + q * recw, a + 6 * q, 24);
+              ts_cm4_conv2x3(tb, wbuf, cp, output + P * out_c + oc0, out_c, nb >> 1);
+            }
+            for (; q < npb; q++) {
+              __builtin_memcpy(wbuf + q * recw, a + 6 * q, 24);
+              ts_cm4_conv2x3(tb, wbuf + q * recw, cp, (int8_t *)(a + 6 * q), 0, 1);
+              if (!last) continue;
+              const int32_t *o = (const int32_t *)(a + 6 * q);
+              int8_t *out = output + P * out_c + oc0 + 2 * q;
+              for (int32_t s = 0; s < nv; s++) {
+                out[s * out_c] = ts_out_slow(o[2 * s], oc0 + 2 * q, p);
+                if (2 * q + 1 < nb) out[s * out_c + 1] = ts_out_slow(o[2 * s + 1], oc0 + 2 * q + 1, p);
+              }
+            }
+          }
+        }
+      g0 = g;
+    }
+  }
+}
+
 void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8_t *filter,
                       const int32_t *bias, int8_t *output) {
   const int32_t seg = p->k_w * p->in_c, half = (seg + 1) >> 1, np = p->k_h * half;
   const int32_t rec = HEAD + 2 * np + TAIL, K = p->k_h * seg, out_c = p->out_c;
-  if (p->dil_w != 1 || 3 * np > TWORDS || rec > WWORDS) {
+  if (p->dil_w != 1) {
     ts_plain_conv(p, input, filter, bias, output, 0);
     return;
   }
@@ -286,9 +411,20 @@ void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8
   int fast = 1; /* every shift in [-23, -2]: the assembly requantizes and stores */
   for (int32_t c = 0; c < out_c; c++) fast &= p->shift[c] <= -2 && p->shift[c] >= -23;
   const int narrow = p->act_min > -128 || p->act_max < 127; /* a clamp beyond SSAT */
-  int32_t block = 2 * (WWORDS / rec); /* output channels per weight block */
+  int32_t block = rec > WWORDS ? 0 : 2 * (WWORDS / rec); /* output channels per weight block */
   if (block > TS_OPT_CONV_BLOCK) block = TS_OPT_CONV_BLOCK & ~1;
   if (block > out_c) block = out_c;
+  /* the whole field does not fit, or only a few channels share each im2col: chunked */
+  int32_t cb = CHUNK_BLOCK < (TS_OPT_CONV_BLOCK & ~1) ? CHUNK_BLOCK : (TS_OPT_CONV_BLOCK & ~1);
+  if (cb > out_c + (out_c & 1)) cb = out_c + (out_c & 1);
+  if (3 * np > TWORDS || block == 0 || block < (cb < CHUNK_MIN ? cb : CHUNK_MIN)) {
+    const int32_t npb = (cb + 1) >> 1;
+    int32_t cp = (WWORDS / npb - HEAD - TAIL) / 2; /* tap pairs per chunk */
+    if (3 * cp + 6 * npb > TWORDS) cp = (TWORDS - 6 * npb) / 3;
+    const int32_t KV = (2 * cp) & ~3;
+    conv_chunked(p, input, filter, bias, output, wbuf, tb, tmp, cb, KV, fast, narrow);
+    return;
+  }
   const int32_t npix = p->batches * p->out_h * p->out_w;
   const int gray3 = p->in_c == 1 && p->k_w == 3 && p->stride_w == 1;
   /* 1x1, stride 1, no padding (so out_h, out_w = in_h, in_w): pixel i reads input pixel i */
