@@ -33,3 +33,16 @@ void ts_plain_conv(const ts_conv_params_t *p, const int8_t *input, const int8_t 
   }
 }
 
+
+/* The sum of n int8 values (a filter's, for folding the input offset into the bias): 4 per
+ * word, SXTB16 and SMLAD with (1, 1), i.e. about 2 instructions per value instead of 4. */
+int32_t ts_sum_s8(const int8_t *v, int32_t n) {
+  int32_t s = 0, i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const uint32_t x = ts_ld32(v + i);
+    s = ts_smlad(ts_sxtb16(x), 0x00010001u, s);
+    s = ts_smlad(ts_sxtb16_ror8(x), 0x00010001u, s);
+  }
+  for (; i < n; i++) s += v[i];
+  return s;
+}

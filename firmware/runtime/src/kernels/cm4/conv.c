@@ -331,8 +331,7 @@ static void conv_chunked(const ts_conv_params_t *p, const int8_t *input, const i
     const int32_t nb = out_c - oc0 < nb_max ? out_c - oc0 : nb_max, npb = (nb + 1) >> 1;
     for (int32_t c = 0; c < nb; c++) {
       const int8_t *f = filter + (oc0 + c) * K;
-      uint32_t sum = 0;
-      for (int32_t k = 0; k < K; k++) sum += (uint32_t)f[k];
+      const uint32_t sum = (uint32_t)ts_sum_s8(f, K);
       seed[c] = (int32_t)((uint32_t)(bias ? bias[oc0 + c] : 0) + sum * (uint32_t)p->input_offset);
     }
     seed[nb] = 0; /* an odd block's phantom channel */
@@ -442,8 +441,7 @@ void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8
         continue;
       }
       const int8_t *f = filter + oc * K;
-      uint32_t sum = 0; /* the input offset folded into the bias */
-      for (int32_t k = 0; k < K; k++) sum += (uint32_t)f[k];
+      const uint32_t sum = (uint32_t)ts_sum_s8(f, K); /* the input offset folded into the bias */
       r[0] = r[2] = r[4] = (uint32_t)(bias ? bias[oc] : 0) + sum * (uint32_t)p->input_offset;
       for (int32_t ky = 0; ky < p->k_h; ky++)
         widen_seg(r + HEAD + 2 * ky * half, 2, f + ky * seg, seg);
