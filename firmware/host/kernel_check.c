@@ -253,6 +253,41 @@ static int check_mean(int32_t c) {
   return compare("mean", no, c);
 }
 
+static int check_add(int32_t c) {
+  ts_add_params_t p;
+  memset(&p, 0, sizeof p);
+  int32_t da[4], db[4];
+  for (int k = 0; k < 4; k++) p.out_dims[k] = k == 0 ? range(1, 2) : range(1, k == 3 ? 40 : 24);
+  const int bcast = rnd() % 3 == 0; /* squeeze-excite style: 1 along some dimensions */
+  for (int k = 0; k < 4; k++) {
+    da[k] = bcast && rnd() % 2 ? 1 : p.out_dims[k];
+    db[k] = bcast && rnd() % 2 && da[k] != 1 ? 1 : p.out_dims[k];
+  }
+  int32_t sa = 1, sb = 1, no = 1;
+  for (int k = 3; k >= 0; k--) {
+    p.in1_strides[k] = da[k] == 1 ? 0 : sa;
+    p.in2_strides[k] = db[k] == 1 ? 0 : sb;
+    sa *= da[k], sb *= db[k], no *= p.out_dims[k];
+  }
+  if (sa > MAXB || sb > MAXB || no > MAXB) return 0;
+  const double s1 = ldexp(1.0 + (double)(rnd() % 1000) / 1000.0, -(int)range(3, 9));
+  const double s2 = ldexp(1.0 + (double)(rnd() % 1000) / 1000.0, -(int)range(3, 9));
+  const double so = ldexp(1.0 + (double)(rnd() % 1000) / 1000.0, -(int)range(2, 9));
+  const double tm = 2.0 * (s1 > s2 ? s1 : s2);
+  p.left_shift = 20;
+  p.input1_offset = range(-127, 128), p.input2_offset = range(-127, 128);
+  p.output_offset = range(-128, 127);
+  ts_quantize_multiplier(s1 / tm, &p.input1_mult, &p.input1_shift);
+  ts_quantize_multiplier(s2 / tm, &p.input2_mult, &p.input2_shift);
+  ts_quantize_multiplier(tm / ((double)(1 << 20) * so), &p.output_mult, &p.output_shift);
+  act(&p.act_min, &p.act_max);
+  fill(in, sa);
+  fill(filt, sb);
+  ts_ref_add_s8(&p, in, filt, out_ref);
+  ts_opt_add_s8(&p, in, filt, out_opt);
+  return compare("add", no, c);
+}
+
 static int check_requant(int32_t n) {
   static const int32_t edge[] = {0, 1, -1, 2, -2, 3, -3, INT32_MAX, INT32_MIN, INT32_MAX - 1,
                                  INT32_MIN + 1, 1 << 30, -(1 << 30), 12345, -12345};
@@ -349,8 +384,34 @@ static int bench_conv(char **a) {
   return compare("bench conv", no, 0);
 }
 
+/* bench add H W C: a same-shape ADD (a residual), ref and opt, compared bit for bit. */
+static int bench_add(char **a) {
+  ts_add_params_t p;
+  memset(&p, 0, sizeof p);
+  p.out_dims[0] = 1, p.out_dims[1] = atoi(a[0]), p.out_dims[2] = atoi(a[1]), p.out_dims[3] = atoi(a[2]);
+  const int32_t no = p.out_dims[1] * p.out_dims[2] * p.out_dims[3];
+  if (no > MAXB || no < 1) return 2;
+  for (int k = 3, st = 1; k >= 0; st *= p.out_dims[k], k--) p.in1_strides[k] = p.in2_strides[k] = st;
+  p.left_shift = 20, p.input1_offset = 5, p.input2_offset = -9, p.output_offset = 3;
+  ts_quantize_multiplier(0.5, &p.input1_mult, &p.input1_shift);
+  ts_quantize_multiplier(0.37, &p.input2_mult, &p.input2_shift);
+  ts_quantize_multiplier(2.0 / (1 << 20) * 0.8, &p.output_mult, &p.output_shift);
+  p.act_min = -128, p.act_max = 127;
+  fill(in, no);
+  fill(filt, no);
+  ticks_start();
+  ts_ref_add_s8(&p, in, filt, out_ref);
+  const uint32_t tr = ticks_stop();
+  ticks_start();
+  ts_opt_add_s8(&p, in, filt, out_opt);
+  const uint32_t to = ticks_stop();
+  printf("add elements %ld ref_ticks %lu opt_ticks %lu\n", (long)no, (unsigned long)tr, (unsigned long)to);
+  return compare("bench add", no, 0);
+}
+
 int TS_CHECK_MAIN(int argc, char **argv);
 int TS_CHECK_MAIN(int argc, char **argv) {
+  if (argc == 6 && !strcmp(argv[1], "bench") && !strcmp(argv[2], "add")) return bench_add(argv + 3);
   if (argc == 10 && !strcmp(argv[1], "bench") && !strcmp(argv[2], "conv")) return bench_conv(argv + 3);
   if (argc != 3) {
     fprintf(stderr, "usage: %s SEED CASES\n", argv[0]);
@@ -364,7 +425,7 @@ int TS_CHECK_MAIN(int argc, char **argv) {
     const char *name;
     int (*check)(int32_t);
   } kernels[] = {{"conv", check_conv}, {"depthwise", check_dw}, {"fully_connected", check_fc},
-                 {"max_pool", check_max_pool}, {"mean", check_mean}};
+                 {"max_pool", check_max_pool}, {"mean", check_mean}, {"add", check_add}};
   for (size_t k = 0; k < sizeof kernels / sizeof kernels[0]; k++) {
     int nbad = 0; /* each kernel stops at its first mismatch */
     for (int32_t c = 0; c < cases && !nbad; c++) nbad += kernels[k].check(c);
