@@ -24,8 +24,10 @@
  * rows and columns, so only the very last group has unused slots), interleaved by tap pair:
  * word 3 t + s = pair t of pixel s. Requantization: TFLM's double rounding exactly
  * (ts_dsp.h); when every shift is in [-23, -2] (all real layers) the output offset is
- * folded into the rounding term and, with no clamp beyond SSAT's, the assembly stores the
- * outputs; otherwise it hands back the accumulators and C finishes.
+ * folded into the rounding term and the assembly stores the
+ * outputs; otherwise it hands back the accumulators and C finishes. A fused activation
+ * narrower than int8 is one clamp pass over the outputs at the end (ts_clamp_pass: exact,
+ * since clamp(SSAT8(v), lo, hi) == clamp(v, lo, hi)).
  * dil_w != 1 or a field larger than the buffers (3 * np > TS_OPT_CONV_ROWBUF / 2 or one
  * channel pair's record > TS_OPT_CONV_WBUF / 2) take a plain loop nest, the reference's. */
 #include "ts_dsp.h"
@@ -319,7 +321,7 @@ static void im2col_chunk(const cursor_t *g, uint32_t *tb, int8_t *tmp, int32_t k
  * the input offset folded into the first seed, wrapping adds in a different order. */
 static void conv_chunked(const ts_conv_params_t *p, const int8_t *input, const int8_t *filter,
                          const int32_t *bias, int8_t *output, uint32_t *wbuf, uint32_t *tb,
-                         int8_t *tmp, int32_t nb_max, int32_t KV, int fast, int narrow) {
+                         int8_t *tmp, int32_t nb_max, int32_t KV, int fast) {
   const int32_t seg = p->k_w * p->in_c, K = p->k_h * seg, out_c = p->out_c;
   const int32_t npbmax = (nb_max + 1) >> 1, cpmax = (KV + 1) >> 1;
   uint32_t *const acc = tb + 3 * cpmax; /* [group][pair][6] */
@@ -374,7 +376,7 @@ static void conv_chunked(const ts_conv_params_t *p, const int8_t *input, const i
             }
             uint32_t *a = acc + gi * npb * 6;
             int32_t q = 0;
-            if (last && fast && !narrow && nv == 3 && nb >= 2) { /* requantized and stored */
+            if (last && fast && nv == 3 && nb >= 2) { /* requantized and stored */
               for (; q < nb >> 1; q++) __builtin_memcpy(wbuf + q * recw, a + 6 * q, 24);
               ts_cm4_conv2x3(tb, wbuf, cp, output + P * out_c + oc0, out_c, nb >> 1);
             }
@@ -409,7 +411,9 @@ void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8
   int8_t tmp[TS_OPT_CONV_ROWBUF]; /* one border segment: seg <= 2 np < TS_OPT_CONV_ROWBUF */
   int fast = 1; /* every shift in [-23, -2]: the assembly requantizes and stores */
   for (int32_t c = 0; c < out_c; c++) fast &= p->shift[c] <= -2 && p->shift[c] >= -23;
-  const int narrow = p->act_min > -128 || p->act_max < 127; /* a clamp beyond SSAT */
+  /* a clamp beyond SSAT: one pass over the outputs at the end (ts_clamp_pass, exact) */
+  const int clamp = p->act_min > -128 || p->act_max < 127;
+  const int32_t nout = p->batches * p->out_h * p->out_w * out_c;
   int32_t block = rec > WWORDS ? 0 : 2 * (WWORDS / rec); /* output channels per weight block */
   if (block > TS_OPT_CONV_BLOCK) block = TS_OPT_CONV_BLOCK & ~1;
   if (block > out_c) block = out_c;
@@ -421,7 +425,8 @@ void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8
     int32_t cp = (WWORDS / npb - HEAD - TAIL) / 2; /* tap pairs per chunk */
     if (3 * cp + 6 * npb > TWORDS) cp = (TWORDS - 6 * npb) / 3;
     const int32_t KV = (2 * cp) & ~3;
-    conv_chunked(p, input, filter, bias, output, wbuf, tb, tmp, cb, KV, fast, narrow);
+    conv_chunked(p, input, filter, bias, output, wbuf, tb, tmp, cb, KV, fast);
+    if (clamp) ts_clamp_pass(output, nout, p->act_min, p->act_max);
     return;
   }
   const int32_t npix = p->batches * p->out_h * p->out_w;
@@ -460,7 +465,7 @@ void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8
       im2col3(&g, tb, tmp, nv, np, gray3, pointwise);
       int8_t *const o = output + P * out_c + oc0;
       int32_t c = 0; /* whole channel pairs with outputs the assembly can store */
-      if (fast && !narrow && nv == 3 && nb >= 2) {
+      if (fast && nv == 3 && nb >= 2) {
         ts_cm4_conv2x3(tb, wbuf, np, o, out_c, nb >> 1);
         c = nb & ~1;
       }
@@ -474,4 +479,5 @@ void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8
       }
     }
   }
+  if (clamp) ts_clamp_pass(output, nout, p->act_min, p->act_max);
 }

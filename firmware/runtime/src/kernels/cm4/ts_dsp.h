@@ -122,6 +122,8 @@ static inline int8_t ts_clamp_s8(int32_t v, int32_t lo, int32_t hi) {
 
 int32_t ts_requant_slow(int32_t acc, int32_t mult, int32_t shift); /* ts_requant, not inlined */
 int32_t ts_sum_s8(const int8_t *v, int32_t n); /* sum of n int8 values (common.c) */
+/* A fused activation's clamp applied to n stored outputs (common.c). */
+void ts_clamp_pass(int8_t *out, int32_t n, int32_t lo, int32_t hi);
 /* CONV_2D (dm 0) or DEPTHWISE_CONV_2D (dm = its depth multiplier, p = the ts_conv_params_t
  * its parameters start with) as a plain loop nest, for the shapes the fast paths do not take
  * (kernels/cm4/common.c). */
