@@ -28,8 +28,10 @@
  * outputs; otherwise it hands back the accumulators and C finishes. A fused activation
  * narrower than int8 is one clamp pass over the outputs at the end (ts_clamp_pass: exact,
  * since clamp(SSAT8(v), lo, hi) == clamp(v, lo, hi)).
- * dil_w != 1 or a field larger than the buffers (3 * np > TS_OPT_CONV_ROWBUF / 2 or one
- * channel pair's record > TS_OPT_CONV_WBUF / 2) take a plain loop nest, the reference's. */
+ * A field larger than the buffers (3 * np > TS_OPT_CONV_ROWBUF / 2, or a weight block of
+ * fewer than TS_OPT_CONV_CHUNK_MIN channels: 3x3 convs with 32+ input channels) runs the
+ * same routine chunked over the field (conv_chunked), so no size sends a conv to a plain
+ * loop; only dil_w != 1 takes the plain loop nest (ts_plain_conv, common.c). */
 #include "ts_dsp.h"
 #include "ts_kernels.h"
 
