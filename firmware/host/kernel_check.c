@@ -341,7 +341,7 @@ static void ticks_start(void) {}
 static uint32_t ticks_stop(void) { return 0; }
 #endif
 
-/* bench conv IN_H IN_W IN_C OUT_C K STRIDE SAME: one CONV_2D shape, ref and opt, compared
+/* bench conv|dw IN_H IN_W IN_C OUT_C K STRIDE SAME: one CONV_2D (or depthwise, k 3) shape, ref and opt, compared
  * bit for bit; prints the SysTick ticks of each call (x 40 = instructions under QEMU
  * -icount shift=0) and the MACs. */
 static int bench_conv(char **a) {
@@ -373,6 +373,24 @@ static int bench_conv(char **a) {
   }
   fill(in, ni);
   fill(filt, nf);
+  if (!strcmp(a[-1], "dw")) { /* depthwise, depth multiplier 1: the same shape fields */
+    ts_dw_params_t d;
+    memset(&d, 0, sizeof d);
+    memcpy(&d, &p, sizeof p);
+    d.out_c = d.in_c, d.depth_multiplier = 1;
+    for (int32_t i = 0; i < d.out_c; i++) /* as bench conv's multipliers */
+      ts_quantize_multiplier(ldexp(1.0 + (double)(rnd() % 1000) / 1000.0, -(int)range(6, 11)),
+                             &mults[i], &shifts[i]);
+    ticks_start();
+    ts_ref_depthwise_conv2d_s8(&d, in, filt, bias, out_ref);
+    const uint32_t tr = ticks_stop();
+    ticks_start();
+    ts_opt_depthwise_conv2d_s8(&d, in, filt, bias, out_opt);
+    const uint32_t to = ticks_stop();
+    const long macs = (long)d.out_h * d.out_w * d.out_c * 9;
+    printf("dw macs %ld ref_ticks %lu opt_ticks %lu\n", macs, (unsigned long)tr, (unsigned long)to);
+    return compare("bench dw", d.out_h * d.out_w * d.out_c, 0);
+  }
   ticks_start();
   ts_ref_conv2d_s8(&p, in, filt, bias, out_ref);
   const uint32_t tr = ticks_stop();
@@ -412,7 +430,8 @@ static int bench_add(char **a) {
 int TS_CHECK_MAIN(int argc, char **argv);
 int TS_CHECK_MAIN(int argc, char **argv) {
   if (argc == 6 && !strcmp(argv[1], "bench") && !strcmp(argv[2], "add")) return bench_add(argv + 3);
-  if (argc == 10 && !strcmp(argv[1], "bench") && !strcmp(argv[2], "conv")) return bench_conv(argv + 3);
+  if (argc == 10 && !strcmp(argv[1], "bench") && (!strcmp(argv[2], "conv") || !strcmp(argv[2], "dw")))
+    return bench_conv(argv + 3);
   if (argc != 3) {
     fprintf(stderr, "usage: %s SEED CASES\n", argv[0]);
     return 2;
