@@ -6,11 +6,12 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tinyscope.analysis import reference
-from tinyscope.convert import graph
+from tinyscope.analysis import references
+from tinyscope.convert import check, graph
 
 from tests.runtime.native_runner import ensure_runner, run_native
 
@@ -46,18 +47,47 @@ def first_mismatch(
     return None
 
 
-def compare_with_tflm(model: bytes, inputs: np.ndarray) -> tuple[str | None, int]:
-    """Run every input through the runtime and TFLM; (first mismatch or None, arena bytes)."""
-    refs = reference.tflm_tensors(model, inputs)
+@dataclass
+class Outcome:
+    """One model through TFLM (in a worker process) and the runtime (the native runner)."""
+
+    tflm_refused: str | None = None  # why TFLM could not run it (its process died, ...)
+    runtime_refused: str | None = None  # the runtime's prepare refusal
+    mismatch: str | None = None  # first differing tensor, or a refusal only one side makes
+    arena: int = 0
+
+
+def run_with_tflm(model: bytes, inputs: np.ndarray) -> Outcome:
+    """Run every input through TFLM and the runtime. A model both refuse is a refusal (they
+    agree); one that only one of them refuses is a mismatch."""
+    refs = references.compute(model, inputs, kinds=("tflm",))
+    refusal = check.check_model(model)
+    out = Outcome(tflm_refused=refs.missing.get("tflm"),
+                  runtime_refused=refusal.describe() if refusal else None)
+    if out.tflm_refused and not out.runtime_refused:
+        out.mismatch = f"TFLM fails on a model the runtime accepts: {out.tflm_refused}"
+    elif out.runtime_refused and not out.tflm_refused:
+        out.mismatch = f"the runtime refuses a model TFLM runs: {out.runtime_refused}"
+    if out.tflm_refused or out.runtime_refused:
+        return out
+    want = refs.tensors["tflm"]
     _, tensors, _, _ = graph.graph(model)
     names = {i: t.name for i, t in tensors.items()}
-    arena = 0
-    for n, (x, want) in enumerate(zip(inputs, refs, strict=True)):
-        got, arena = run_native(model, x)
-        msg = first_mismatch(got, want, names)
+    for n, x in enumerate(inputs):
+        got, out.arena = run_native(model, x)
+        msg = first_mismatch(got, {i: v[n] for i, v in want.items()}, names)
         if msg:
-            return f"input {n}: {msg}", arena
-    return None, arena
+            out.mismatch = f"input {n}: {msg}"
+            break
+    return out
+
+
+def compare_with_tflm(model: bytes, inputs: np.ndarray) -> tuple[str | None, int]:
+    """Run every input through the runtime and TFLM; (first mismatch or refusal, arena)."""
+    out = run_with_tflm(model, inputs)
+    msg = out.mismatch or (f"refused by TFLM and the runtime: {out.runtime_refused}"
+                           if out.runtime_refused else None)
+    return msg, out.arena
 
 
 def random_int8_inputs(model: bytes, n: int, seed: int) -> np.ndarray:
