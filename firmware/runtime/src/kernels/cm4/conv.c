@@ -175,6 +175,23 @@ static void widen_seg(uint32_t *d, int32_t step, const int8_t *src, int32_t n) {
   if (i < n) d[0] = pack16(src[i], 0);
 }
 
+/* widen_seg, returning the sum of the n values (SMLAD of each widened word with (1, 1)). */
+static int32_t widen_seg_sum(uint32_t *d, int32_t step, const int8_t *src, int32_t n) {
+  int32_t i = 0, sum = 0;
+  for (; i + 4 <= n; i += 4, d += 2 * step) {
+    const uint32_t v = ts_ld32(src + i), lo = ts_sxtb16(v), hi = ts_sxtb16_ror8(v);
+    d[0] = lo;
+    d[step] = hi;
+    sum = ts_smlad(hi, 0x00010001u, ts_smlad(lo, 0x00010001u, sum));
+  }
+  for (; i + 2 <= n; i += 2, d += step) {
+    d[0] = pack16(src[i], src[i + 1]);
+    sum += src[i] + src[i + 1];
+  }
+  if (i < n) d[0] = pack16(src[i], 0), sum += src[i];
+  return sum;
+}
+
 __attribute__((noinline)) static void fill_words(uint32_t *d, int32_t step, int32_t n,
                                                  uint32_t v) {
   for (int32_t i = 0; i < n; i++) d[i * step] = v;
@@ -448,10 +465,10 @@ void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8
         continue;
       }
       const int8_t *f = filter + oc * K;
-      const uint32_t sum = (uint32_t)ts_sum_s8(f, K); /* the input offset folded into the bias */
-      r[0] = r[2] = r[4] = (uint32_t)(bias ? bias[oc] : 0) + sum * (uint32_t)p->input_offset;
+      int32_t sum = 0; /* the input offset folded into the bias; summed while widening */
       for (int32_t ky = 0; ky < p->k_h; ky++)
-        widen_seg(r + HEAD + 2 * ky * half, 2, f + ky * seg, seg);
+        sum += widen_seg_sum(r + HEAD + 2 * ky * half, 2, f + ky * seg, seg);
+      r[0] = r[2] = r[4] = (uint32_t)(bias ? bias[oc] : 0) + (uint32_t)sum * (uint32_t)p->input_offset;
       /* the assembly's requantization (used when `fast`): mult, 2^(e-2) + (out_off << sh),
        * sh = e - 1 with e = -shift (see ts_dsp.h) */
       const int32_t e = -p->shift[oc];
