@@ -57,3 +57,14 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     """Summaries tests leave in ``config.stash`` (the property tests' counts), printed last."""
     for line in config.stash.get(SUMMARY_KEY, []):
         terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def mlperf_tiny(request):
+    """``mlperf_tiny(name) -> (keras_path, int8_tflite_path)``: the Keras twins of the MLPerf
+    Tiny reference architectures (tests/mlperf_tiny.py), converted once and cached across
+    sessions in pytest's cache directory."""
+    from tests import mlperf_tiny as arch
+
+    cache = request.config.cache.mkdir("mlperf_tiny")
+    return lambda name: arch.cached_int8(name, cache)

@@ -2,12 +2,17 @@
  * tinyscope-run: run a full-int8 TFLite model once with the tinyscope runtime on the host.
  *
  *   tinyscope-run [--arena BYTES] MODEL.tflite INPUT.bin OUT_DIR
+ *   tinyscope-run --plan MODEL.tflite
  *
  * INPUT.bin holds the raw int8 bytes of the model's (first) input tensor. For the input and
  * every operator output, writes OUT_DIR/<tensor_index>.bin (raw bytes) and OUT_DIR/tensors.json
  * ({"arena_bytes": N, "tensors": [{index, name, shape, dtype, scale, zero_point, file,
  * op_index, op}]}). Without --arena the runner sizes the arena from the model. Errors: one
  * line on stderr, exit status 1 (model/runtime) or 2 (usage, files).
+ * --plan loads the model into an arena of exactly the size the runtime asks for and prints
+ * the bytes it planned (arena_used) on stdout: the firmware build sizes the device's arena
+ * with it (firmware/Makefile). The host's pointers are 8 bytes, a Cortex-M's 4, so the
+ * device needs at most this many bytes (it reports its own figure in INFO).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -102,9 +107,30 @@ static void on_op(void *user, int32_t op_index, int32_t builtin_op, const ts_ten
   record((run_t *)user, out, op_index, builtin_op);
 }
 
+/* --plan: the arena the runtime plans for the model, in bytes, on stdout. */
+static int plan(const char *model_path) {
+  size_t model_size;
+  unsigned char *model = read_file(model_path, &model_size);
+  if (!model) return die(2, "cannot read model", model_path);
+  ts_interp_t it;
+  if (ts_interp_init(&it, model, model_size, NULL, 0) != TS_ERR_ARENA_TOO_SMALL)
+    return die(1, ts_interp_error(&it), NULL);
+  const size_t bound = it.arena_needed;
+  if (bound > ((size_t)1 << 31)) return die(1, "model needs more than 2 GB of arena", NULL);
+  unsigned char *arena = malloc(bound ? bound : 1);
+  if (!arena) return die(2, "out of memory for the arena", NULL);
+  if (ts_interp_init(&it, model, model_size, arena, bound) != TS_OK)
+    return die(1, ts_interp_error(&it), NULL);
+  printf("%zu\n", it.arena_used);
+  free(arena);
+  free(model);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   long long arena_arg = -1;
   int a = 1;
+  if (argc == 3 && strcmp(argv[1], "--plan") == 0) return plan(argv[2]);
   if (a < argc && strcmp(argv[a], "--arena") == 0) {
     if (a + 1 >= argc) return die(2, "--arena needs a byte count", NULL);
     char *end;
@@ -113,7 +139,8 @@ int main(int argc, char **argv) {
     a += 2;
   }
   if (argc - a != 3) {
-    fprintf(stderr, "usage: tinyscope-run [--arena BYTES] MODEL.tflite INPUT.bin OUT_DIR\n");
+    fprintf(stderr, "usage: tinyscope-run [--arena BYTES] MODEL.tflite INPUT.bin OUT_DIR\n"
+                    "       tinyscope-run --plan MODEL.tflite\n");
     return 2;
   }
   const char *model_path = argv[a], *input_path = argv[a + 1], *out_dir = argv[a + 2];

@@ -144,6 +144,8 @@ def kernel_path(op: dict, shapes: dict[int, list[int]]) -> str:
 
 
 def op_rows(manifest: dict, runs: dict[str, dict]) -> list[dict]:
+    from tinyscope.convert.manifest import op_label
+
     ticks = {k: runs[k]["timing"]["per_op_ticks_median"] for k in KERNEL_SETS}
     shapes = {t["index"]: t["shape"] for t in manifest["tensors"]}
     rows = []
@@ -153,7 +155,7 @@ def op_rows(manifest: dict, runs: dict[str, dict]) -> list[dict]:
         opt_i = ticks["opt"][i] * INSTR_PER_TICK
         macs = int(op.get("macs", 0))
         rows.append({
-            "index": i, "op": op["op"], "layer": op.get("keras_layer", ""),
+            "index": i, "op": op["op"], "layer": op_label(op),
             "shape": {"in": shapes.get(op["inputs"][0]) if op.get("inputs") else None,
                       "out": shapes.get(op["outputs"][0]) if op.get("outputs") else None},
             "kernel_path": kernel_path(op, shapes), "macs": macs,

@@ -49,7 +49,9 @@ def test_nucleo_image_captures_bit_exact_tensors_on_netduinoplus2(build_dir, elf
     # the board name says the ticks are SysTick's.
     assert run["board"].startswith("nucleo-f446re") and "SysTick" in run["board"]
     assert run["cpu_hz"] == run["tick_hz"] == 16_000_000
-    assert run["arena_bytes"] == 81920 and 0 < run["arena_used"] <= run["arena_bytes"]
+    # The arena is the model's need planned on the host (8-byte pointers): the device's own
+    # plan (4-byte pointers) fits it with at most a few hundred bytes to spare.
+    assert 0 < run["arena_bytes"] - run["arena_used"] <= 1024
     assert run["model_sha256"] == manifest["model_sha256"]
     expected = reference.tflm_tensors(model, q)
     activations = [i for i in manifest["activations"] if i != manifest["input"]["index"]]

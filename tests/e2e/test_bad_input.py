@@ -59,14 +59,14 @@ def test_keras_with_unsupported_layers(tmp_path, capsys):
     import keras
 
     inp = keras.Input((8, 8, 1), batch_size=1)
-    x = keras.layers.Conv2DTranspose(2, 3, strides=2)(inp)
-    x = keras.layers.Flatten()(x)
-    path = tmp_path / "transposed.keras"
+    x = keras.layers.Reshape((8, 8))(inp)
+    x = keras.layers.LSTM(4)(x)
+    path = tmp_path / "recurrent.keras"
     keras.Model(inp, keras.layers.Dense(3)(x)).save(path)
     data = _image_folder(tmp_path / "imgs", (8, 8), "L")
     code, err = run_cli(capsys, "convert", str(path), "--out", str(tmp_path / "b"),
                         "--data", str(data))
-    assert_clear_error(code, err, "TRANSPOSE_CONV", "--allow-unsupported")
+    assert_clear_error(code, err, "LSTM", "--allow-unsupported")
 
 
 def _image_folder(root: Path, size: tuple[int, int], mode: str, per_class: int = 6) -> Path:

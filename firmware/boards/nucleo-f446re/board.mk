@@ -15,7 +15,8 @@ BOARD_CFLAGS  := -mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16
 BOARD_DEFS    := -DTS_BOARD_CLOCK_PLL=$(if $(filter pll,$(CLOCK)),1,0) -DTS_BOARD_BAUD=$(BAUD)u
 BOARD_SRCS    := boards/cortex-m/startup.c $(BOARD_DIR)/board.c
 BOARD_LDSCRIPT := $(BOARD_DIR)/linker.ld
-# RAM budget (128 KB): arena + 16 KB stack + ~12 KB of link/app buffers.
+# RAM budget (128 KB): arena (the model's need, see firmware/Makefile) + 16 KB stack + ~12 KB
+# of link/app buffers. BOARD_ARENA_BYTES is the arena only for a MODEL_DIR without a .tflite.
 BOARD_ARENA_BYTES := 81920
 BOARD_STACK_BYTES := 16384
 BOARD_FLASH_BYTES := 524288

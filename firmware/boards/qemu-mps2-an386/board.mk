@@ -5,3 +5,7 @@ BOARD_SRCS    := boards/cortex-m/startup.c $(BOARD_DIR)/board.c
 BOARD_LDSCRIPT := $(BOARD_DIR)/linker.ld
 # How `make flash` runs it (qemu-system-arm -M mps2-an386) is defined in
 # host/tinyscope/device/boards.py.
+# Memory of the emulated board (the check of firmware/Makefile; the arena is the model's need).
+BOARD_STACK_BYTES := 65536
+BOARD_FLASH_BYTES := 4194304
+BOARD_RAM_BYTES   := 4194304

@@ -107,7 +107,7 @@ def capture_references(run_dir: str | Path, cap: Capture, man: dict, tfl: bytes,
     None)``. The float Keras model is loaded here (for saliency) while the workers run."""
     from tqdm.auto import tqdm
 
-    src = model_path or man.get("source_model")
+    src = model_path or manifest_mod.float_model_path(man)
     keras_path = src if src and Path(src).is_file() else None
     x, float_note = _float_inputs(man, cap) if keras_path else (None, "no float model")
     kinds = (*references.INT8_REFERENCES, *(("float",) if keras_path else ()))
@@ -133,7 +133,7 @@ def _tensor_rows(cap: Capture, man: dict, refs) -> list[dict]:
         entry: dict = {
             "index": idx, "op_index": op["index"] if op else None,
             "op": op["op"] if op else "INPUT",
-            "keras_layer": op.get("keras_layer") if op else "input",
+            "keras_layer": manifest_mod.op_label(op),
             "shape": t["shape"], "scale": sc, "zero_point": zp,
         }
         for key, kind, device_first in pairs:
@@ -184,7 +184,7 @@ def _timing(cap: Capture, man: dict) -> dict:
         ticks = per_op_ticks[i] if i < len(per_op_ticks) else None
         instr = ticks * ipt if (ticks is not None and ipt) else None
         rows.append({
-            "op_index": i, "op": op["op"], "keras_layer": op.get("keras_layer"),
+            "op_index": i, "op": op["op"], "keras_layer": manifest_mod.op_label(op),
             "macs": op.get("macs", 0), "ticks": ticks, "instructions": instr,
             "instructions_per_mac": (instr / op["macs"]) if instr and op.get("macs") else None,
         })

@@ -302,7 +302,7 @@ def run(
     The references run out of process, cached in ``BUILD_DIR/references/`` per inputs."""
     man = manifest_mod.load(build_dir)
     tfl = manifest_mod.model_bytes(build_dir, man)
-    src = model_path or man.get("source_model")
+    src = model_path or manifest_mod.float_model_path(man)
     if not src or not Path(src).is_file():
         raise TinyscopeError(
             f"float model {src!r} (from {Path(build_dir) / 'manifest.json'}) not found; "
@@ -364,7 +364,7 @@ def _tensor_rows(man: dict, refs, local: dict[int, np.ndarray]) -> list[dict]:
             "index": idx,
             "op_index": op["index"] if op else None,
             "op": op["op"] if op else "INPUT",
-            "keras_layer": (op["keras_layer"] if op else "input"),
+            "keras_layer": manifest_mod.op_label(op),
             "shape": t["shape"],
             "scale": sc,
             "zero_point": zp,

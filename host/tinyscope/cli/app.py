@@ -2,22 +2,31 @@
 
 Each module of :mod:`tinyscope.cli` registers its subcommand(s) through
 ``add_cli(subparsers)`` and holds only argparse code and a thin handler that calls the
-library; :data:`COMMANDS` fixes the order in ``tinyscope --help``. A handler receives the
+library; :func:`_commands` fixes the order in ``tinyscope --help``. A handler receives the
 parsed ``argparse.Namespace`` and returns an exit code (0 on success).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
+import warnings
 
-from tinyscope import __version__
-from tinyscope.cli import capture, compare, convert, drift, flash, run, saliency, train
+from tinyscope import __version__, quiet
 from tinyscope.errors import TinyscopeError
 
-# Modules that provide subcommands, in the order a user meets them.
-COMMANDS = (run, train, convert, drift, saliency, flash, capture, compare)
+
+def _commands() -> tuple:
+    """Modules that provide subcommands, in the order a user meets them (imported after
+    :func:`tinyscope.quiet.configure`, so TensorFlow starts quiet)."""
+    from tinyscope.cli import capture, compare, convert, drift, flash, run, saliency, train
+
+    return (run, train, convert, drift, saliency, flash, capture, compare)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """tinyscope's own warnings as one line each, without file and line."""
+    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,13 +45,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--debug", action="store_true", help="show full tracebacks instead of one-line errors"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for command in COMMANDS:
+    for command in _commands():
         command.add_cli(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    quiet.configure(debug="--debug" in argv)  # before anything imports TensorFlow
+    if "--debug" not in argv:
+        warnings.showwarning = _show_warning
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

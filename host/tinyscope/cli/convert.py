@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
-import warnings
 from pathlib import Path
 
 from tinyscope import data as data_mod
@@ -14,22 +12,43 @@ from tinyscope.convert.flow import (
     DEFAULT_CALIB,
     DEFAULT_NUM_INPUTS,
     MODEL_FILE,
-    UnsupportedOpWarning,
     convert,
     format_manifest,
 )
 
 
+def add_data_options(p: argparse.ArgumentParser) -> None:
+    """--data, --test-data, --input-range, --float-model (convert and run)."""
+    p.add_argument(
+        "--data", default=None,
+        help="inputs: 'mnist', an image folder (one sub-folder per class; train/ and test/ "
+        "sub-folders are used as the split), a .npy (N x input shape) or .npz (x, optional y "
+        "and class_names) file, or 'random'. float arrays are real input values (quantized "
+        "with the input scale and zero point), int8 arrays are used as they are. Default: "
+        "mnist for a float model, random inputs for a .tflite",
+    )
+    p.add_argument(
+        "--test-data", default=None, metavar="DIR|FILE",
+        help="test inputs kept apart from --data (which then only calibrates)",
+    )
+    p.add_argument(
+        "--input-range", default=None, choices=tuple(data_mod.INPUT_RANGES),
+        help="what image pixels 0..255 become: 0,1 (default), -1,1 or 0,255 (0,255 is "
+        "chosen when the model starts with a Rescaling layer)",
+    )
+    p.add_argument(
+        "--float-model", default=None, metavar="F",
+        help="the float twin (.keras/.h5) of a .tflite, for drift, the float column and "
+        "gradient saliency",
+    )
+
+
 def _cmd_convert(args: argparse.Namespace) -> int:
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", UnsupportedOpWarning)
-        m = convert(
-            args.model, args.out, data=args.data, calib=args.calib, num_inputs=args.num_inputs,
-            allow_unsupported=args.allow_unsupported, seed=args.seed,
-        )
-    for w in caught:
-        if issubclass(w.category, UnsupportedOpWarning):
-            print(f"tinyscope convert: warning: {w.message}", file=sys.stderr)
+    m = convert(
+        args.model, args.out, data=args.data, calib=args.calib, num_inputs=args.num_inputs,
+        allow_unsupported=args.allow_unsupported, seed=args.seed,
+        float_model=args.float_model, test_data=args.test_data, input_range=args.input_range,
+    )
     out = Path(args.out)
     print(
         f"wrote {out}/{{{MODEL_FILE}, model_data.cc, model_data.h, inputs.cc, inputs.h, "
@@ -50,23 +69,23 @@ def add_cli(sub) -> None:
     fmt = HelpFormatter
     p = sub.add_parser(
         "convert",
-        help="Keras model -> int8 .tflite, TFLM C arrays, test inputs, manifest.json",
+        help="a model (int8 .tflite, .keras, .h5, SavedModel) -> int8 .tflite, TFLM C arrays, "
+        "test inputs, manifest.json",
         description=(
-            "Quantize a Keras model to full int8 (int8 input and output) with a representative "
-            "dataset, and write BUILD_DIR/model_int8.tflite, model_data.cc/.h (the model as a C "
-            "array), inputs.cc/.h (a few quantized test images with labels) and manifest.json "
-            "(operators, tensors, quantization, MACs, Keras layer of each op). Fails with a "
-            "clear message if an operator is outside the tinyscope runtime's set."
+            "Bring a model in: an int8 .tflite is used byte for byte (its sha256 is the model "
+            "hash); a Keras model (.keras or legacy .h5) or a SavedModel directory is quantized "
+            "to full int8 (int8 input and output) with calibration inputs from --data. Writes "
+            "BUILD_DIR/model_int8.tflite, model_data.cc/.h (the model as a C array), inputs.cc/.h "
+            "(a few quantized test inputs) and manifest.json (operators, tensors, quantization, "
+            "MACs, the layer of each op). Fails with a clear message if the model is not full "
+            "int8 or an operator is outside the tinyscope runtime's set. "
+            "The firmware build (make -C firmware MODEL_DIR=BUILD_DIR) sizes the arena from it."
         ),
         formatter_class=fmt,
     )
-    p.add_argument("model", help="the float Keras model (.keras), e.g. models/default.keras")
+    p.add_argument("model", help="int8 .tflite, .keras, legacy .h5 or a SavedModel directory")
     p.add_argument("--out", required=True, help="build directory to write (created)")
-    p.add_argument(
-        "--data", default=data_mod.MNIST,
-        help="'mnist' or a folder with one sub-folder per class of images (resized to the "
-        "model input); used for calibration (train split) and test inputs (test split)",
-    )
+    add_data_options(p)
     p.add_argument("--calib", type=int, default=DEFAULT_CALIB,
                    help="number of representative (calibration) images")
     p.add_argument("--num-inputs", type=int, default=DEFAULT_NUM_INPUTS,

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tinyscope.analysis import references
 from tinyscope.analysis.compare import gate_exit_code, print_summary
+from tinyscope.cli.convert import add_data_options
 from tinyscope.cli.formatter import HelpFormatter
 from tinyscope.convert import manifest as manifest_mod
 from tinyscope.convert.flow import convert
@@ -27,15 +28,27 @@ DEFAULT_BUILD = "build/default"
 DEFAULT_RUN = "captures/demo"
 
 
-def build_is_current(model_path: Path, build_dir: Path) -> bool:
-    """True when BUILD_DIR was converted from exactly these model bytes."""
+def build_is_current(model_path: Path, build_dir: Path,
+                     args: argparse.Namespace | None = None) -> bool:
+    """True when BUILD_DIR was converted from exactly these model bytes (and, given ``args``,
+    the same --data, --test-data, --input-range and --float-model)."""
     man_path = build_dir / manifest_mod.MANIFEST_NAME
     if not man_path.is_file() or not (build_dir / "model_data.cc").is_file():
+        return False
+    if not model_path.is_file():  # a SavedModel directory: no single hash, convert again
         return False
     try:
         manifest = json.loads(man_path.read_text())
     except ValueError:
         return False
+    if args is not None:
+        rec = manifest.get("dataset") or {}
+        wanted = {"data": args.data, "test_data": args.test_data,
+                  "input_range": args.input_range}
+        if any(v is not None and str(v) != str(rec.get(k)) for k, v in wanted.items()):
+            return False
+        if args.float_model is not None and str(args.float_model) != manifest.get("float_model"):
+            return False
     return manifest.get("source_sha256") == manifest_mod.sha256(model_path.read_bytes())
 
 
@@ -46,14 +59,17 @@ def _step(name: str) -> float:
 
 def run_pipeline(args: argparse.Namespace) -> int:
     model, build, out = Path(args.model), Path(args.build), Path(args.out)
-    if not model.is_file():
-        raise TinyscopeError(f"model {model} not found; give a .keras file with --model")
+    if not model.exists():
+        raise TinyscopeError(
+            f"model {model} not found; give an int8 .tflite, a .keras or .h5 file or a "
+            "SavedModel directory with --model")
     boards.check_board(args.board)
     board_name = boards.canonical_board(args.board)
     t0 = time.monotonic()
-    if args.force or not build_is_current(model, build):
+    if args.force or not build_is_current(model, build, args):
         _step(f"convert {model} -> {build}")
-        convert(model, build, data=args.data or "mnist")
+        convert(model, build, data=args.data, float_model=args.float_model,
+                test_data=args.test_data, input_range=args.input_range)
     else:
         print(f"==> {build} is up to date with {model} (use --force to convert again)")
     manifest = manifest_mod.load(build)
@@ -61,10 +77,10 @@ def run_pipeline(args: argparse.Namespace) -> int:
     _step(f"build firmware for {board_name}")
     elf = boards.build_firmware(build, boards.firmware_board(board_name), quiet=True)
     print(f"    {elf}")
-    x, q, labels = quantized_test_inputs(manifest, args.n, args.data)
+    x, q, labels = quantized_test_inputs(manifest, args.n)  # the build's data, split and range
     # The desktop references need only the inputs: they run in worker processes during the
     # capture and land in OUT/references/, where compare finds them.
-    src = manifest.get("source_model")
+    src = manifest_mod.float_model_path(manifest)
     keras_path = src if src and Path(src).is_file() else None
     refs = references.start(manifest_mod.model_bytes(build, manifest), q,
                             x if keras_path else None, keras_path, cache_dir=out)
@@ -73,7 +89,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
         _step(f"capture {args.n} images (layers: {args.layers}) from {url} -> {out}")
         capture.capture(url, build, out, q, labels, args.layers,
                         progress=not args.no_progress,
-                        data_source=args.data or manifest.get("data", ""))
+                        data_source=manifest.get("data", ""))
 
     if board_name in boards.EMULATORS:
         machine = boards.EMULATORS[board_name].machine
@@ -108,10 +124,12 @@ def add_cli(sub) -> None:
         "the end.",
         formatter_class=HelpFormatter,
     )
-    p.add_argument("--model", default=DEFAULT_MODEL, help="float Keras model (.keras)")
+    p.add_argument("--model", default=DEFAULT_MODEL,
+                   help="int8 .tflite (used byte for byte), .keras, legacy .h5 or a SavedModel "
+                   "directory")
     p.add_argument("--build", default=DEFAULT_BUILD, help="build directory for convert")
     p.add_argument("--out", default=DEFAULT_RUN, help="run directory (capture + report)")
-    p.add_argument("--data", default=None, help="mnist or an image folder (default: mnist)")
+    add_data_options(p)
     p.add_argument("--n", type=int, default=100, help="number of test images")
     p.add_argument("--layers", default="all",
                    help="layers to stream: first, all, or operator indices like 0,2")

@@ -103,6 +103,48 @@ def tflm_arena(model_path: Path) -> dict[str, int] | None:
     return out or None
 
 
+# The TF op a tensor-name part ends in, when the part before it is the Keras layer.
+_COMPUTE_OPS = ("convolution", "depthwise", "MatMul", "AvgPool", "MaxPool", "Add", "add",
+                "Mean", "Pad", "Reshape", "Softmax", "concat")
+_GENERIC_NAMES = ("StatefulPartitionedCall", "serving_default", "PartitionedCall", "tfl.")
+
+
+def short_name(tensor_name: str, op_name: str, op_index: int) -> str:
+    """A readable operator name from its output tensor's name (no Keras model at hand).
+
+    TFLite joins the names of fused TF ops with ``;`` (``model_1/conv1_relu_1/Relu;
+    model_1/conv1_1/convolution;...``): the layer whose compute op is named wins
+    (``conv1``), else the first one; Keras 3's ``_1`` trace suffix goes when the model scope
+    has it too. Generic names (``StatefulPartitionedCall_1:0``) become ``<op>_<index>``.
+    """
+    parts = [p.split(":")[0] for p in tensor_name.split(";") if p]
+    paths = [p.split("/") for p in parts if not p.startswith(_GENERIC_NAMES)]
+    if not paths:
+        return f"{op_name.lower()}_{op_index}"
+    chosen = next((p for p in paths if len(p) >= 3 and p[-1].rstrip("0123456789") in
+                   _COMPUTE_OPS), paths[0])
+    scope = chosen[0] if len(chosen) >= 2 else ""
+    layer = chosen[1] if len(chosen) >= 3 else chosen[-1]
+    if scope.endswith("_1") and layer.endswith("_1") and len(layer) > 2:
+        layer = layer[:-2]
+    return layer[:32] or f"{op_name.lower()}_{op_index}"
+
+
+def float_model_path(manifest: dict) -> str | None:
+    """The float Keras model of a build (``--float-model``, or the converted .keras/.h5);
+    None for a .tflite or SavedModel without a float twin."""
+    if "float_model" in manifest:
+        return manifest["float_model"]
+    return manifest.get("source_model")  # manifests written before float_model existed
+
+
+def op_label(op: dict | None) -> str:
+    """What to call an operator in tables and figures: its Keras layer, else its name."""
+    if op is None:
+        return "input"
+    return op.get("keras_layer") or op.get("name") or f"{op['op'].lower()}_{op['index']}"
+
+
 def build(
     model_bytes: bytes,
     layer_map=None,
@@ -116,11 +158,18 @@ def build(
     activations = model_graph.activation_indices(model_bytes)
     act_set = set(activations)
     operators = []
+    seen: set[str] = set()
     for op in ops:
         layer = layer_map.op_layer.get(op.index) if layer_map else None
+        out = tensors.get(op.outputs[0]) if op.outputs else None
+        name = layer or short_name(out.name if out else "", op.name, op.index)
+        if name in seen:
+            name = f"{name}_{op.index}"
+        seen.add(name)
         operators.append({
             "index": op.index,
             "op": op.name,
+            "name": name,
             "inputs": list(op.inputs),
             "outputs": list(op.outputs),
             "keras_layer": layer,

@@ -81,21 +81,93 @@ def rebatch(model, batch_size: int | None):
     return clone
 
 
-def load_model(path: str | Path):
-    """Load a ``.keras`` file with a clear error for a missing or unreadable file."""
-    keras = _keras()
+# Formats of --model / --float-model.
+TFLITE, KERAS, H5, SAVED_MODEL = "tflite", "keras", "h5", "savedmodel"
+
+
+def model_format(path: str | Path) -> str:
+    """``tflite``, ``keras``, ``h5`` or ``savedmodel`` (a directory with saved_model.pb)."""
     path = Path(path)
+    if path.is_dir():
+        if (path / "saved_model.pb").is_file() or (path / "saved_model.pbtxt").is_file():
+            return SAVED_MODEL
+        raise TinyscopeError(
+            f"model {path} is a directory without saved_model.pb; give a SavedModel directory "
+            "(tf.saved_model.save / model.export), a .keras, .h5 or int8 .tflite file")
     if not path.is_file():
         raise TinyscopeError(
-            f"model {path} not found; train one with 'tinyscope train --out {path}' or give "
-            "the path of a .keras file"
-        )
-    try:
-        return keras.models.load_model(path, compile=False)
-    except Exception as err:  # noqa: BLE001
+            f"model {path} not found; give a .keras, .h5 or int8 .tflite file or a SavedModel "
+            f"directory (or train one with 'tinyscope train --out {path}')")
+    suffix = path.suffix.lower()
+    if suffix == ".tflite":
+        return TFLITE
+    if suffix in (".h5", ".hdf5"):
+        return H5
+    if suffix == ".keras":
+        return KERAS
+    head = path.read_bytes()[:8]
+    if head[4:8] == b"TFL3":
+        return TFLITE
+    if head.startswith(b"\x89HDF"):
+        return H5
+    if head.startswith(b"PK"):
+        return KERAS
+    raise TinyscopeError(
+        f"model {path}: unknown format (suffix {suffix or 'none'}); give a .keras, .h5 or int8 "
+        ".tflite file or a SavedModel directory")
+
+
+def _keras2_objects() -> dict:
+    """Layers that read Keras 2 configs Keras 3 rejects (e.g. DepthwiseConv2D's ``groups``)."""
+    keras = _keras()
+
+    class DepthwiseConv2D(keras.layers.DepthwiseConv2D):
+        def __init__(self, *args, groups=None, **kwargs):  # Keras 2 wrote groups=1
+            super().__init__(*args, **kwargs)
+
+    return {"DepthwiseConv2D": DepthwiseConv2D}
+
+
+def load_model(path: str | Path):
+    """Load a float Keras model (``.keras`` or legacy ``.h5``) with a clear error."""
+    keras = _keras()
+    path = Path(path)
+    fmt = model_format(path)
+    if fmt == TFLITE:
         raise TinyscopeError(
-            f"cannot load Keras model {path}: {err}; save it with model.save('x.keras')"
-        ) from err
+            f"{path} is a .tflite, not a float model: give the float twin (.keras, .h5 or a "
+            "SavedModel) with --float-model")
+    if fmt == SAVED_MODEL:
+        raise TinyscopeError(
+            f"{path} is a SavedModel: tinyscope converts it, but needs a Keras model "
+            "(.keras/.h5, --float-model) for layer names, drift and gradient saliency")
+    from tinyscope.quiet import native_output
+
+    first: Exception | None = None
+    for custom in ((None, _keras2_objects()) if fmt == H5 else (None,)):
+        try:
+            with native_output():
+                return keras.models.load_model(path, compile=False, custom_objects=custom)
+        except Exception as err:  # noqa: BLE001 - Keras raises many types for bad files
+            first = first or err
+    if fmt == H5:
+        try:
+            import tf_keras  # the Keras 2 package, when a user has it
+        except ImportError:
+            tf_keras = None
+        if tf_keras is not None:
+            try:
+                return tf_keras.models.load_model(path, compile=False)
+            except Exception:  # noqa: BLE001
+                pass
+        raise TinyscopeError(
+            f"cannot load the legacy Keras file {path}: {first}. In the environment that "
+            "trained it, export a SavedModel (tf.saved_model.save(model, 'model_dir')) and "
+            "pass --model model_dir, or install tf_keras (pip install tf_keras) so tinyscope "
+            "can read Keras 2 files") from first
+    raise TinyscopeError(
+        f"cannot load Keras model {path}: {first}; it should be a file written by "
+        "model.save('x.keras') with Keras 3") from first
 
 
 def logits_model(model):

@@ -25,18 +25,49 @@ def quantize_keras(model, calibration: np.ndarray) -> bytes:
             f"calibration data must be a non-empty batch of inputs, got shape {calibration.shape}"
         )
 
+    return _convert(tf.lite.TFLiteConverter.from_keras_model(model), calibration)
+
+
+def quantize_saved_model(path, calibration: np.ndarray) -> bytes:
+    """Full-int8 conversion of a SavedModel directory (``TFLiteConverter.from_saved_model``)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    from tinyscope.quiet import native_output
+
+    calibration = np.asarray(calibration, dtype=np.float32)
+    with native_output():
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(path))
+        loaded = tf.saved_model.load(str(path))
+        sigs = loaded.signatures
+        fn = sigs.get("serving_default") or next(iter(sigs.values()))
+        (name, spec), = fn.structured_input_signature[1].items()
+        if spec.shape.rank and spec.shape[0] != 1:
+            # A None batch adds SHAPE/STRIDED_SLICE/PACK ops: trace the signature at batch 1.
+            fixed = tf.TensorSpec([1, *spec.shape[1:]], spec.dtype, name=name)
+            concrete = tf.function(lambda x: fn(**{name: x})).get_concrete_function(fixed)
+            converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], loaded)
+    return _convert(converter, calibration)
+
+
+def _convert(converter, calibration: np.ndarray) -> bytes:
+    """Run ``converter`` for full int8 with ``calibration`` as the representative data."""
+    import tensorflow as tf
+
+    from tinyscope.quiet import native_output
+
     def representative() -> Iterator[list[np.ndarray]]:
         for sample in calibration:
             yield [sample[None, ...]]
 
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
     try:
-        return bytes(converter.convert())
+        with native_output():  # the converter's C++ log lines
+            return bytes(converter.convert())
     except Exception as err:  # TF raises a zoo of types (ConverterError, ValueError, ...)
         raise TinyscopeError(
             f"TFLite could not convert the model to full int8: {err}. Keep to the layers "

@@ -18,7 +18,7 @@ def run_saliency(build_dir, out: Path, n: int = 8, model_path=None, data=None,
     """Saliency for ``n`` test images of a build: figures + ``saliency.json``."""
     man = manifest_mod.load(build_dir)
     tfl = manifest_mod.model_bytes(build_dir, man)
-    src = model_path or man.get("source_model")
+    src = model_path or manifest_mod.float_model_path(man)
     if not src or not Path(src).is_file():
         raise TinyscopeError(f"float model {src!r} not found; pass --model MODEL.keras")
     model = load_model(src)
