@@ -16,7 +16,7 @@ APT_PKGS  := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm clang ope
 export PYTHONDONTWRITEBYTECODE := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help doctor setup setup-system test test-slow lint demo convert firmware-host firmware flash stop bench bench-capture fuzz fuzz-firmware clean
+.PHONY: help doctor setup setup-system test test-slow lint demo convert firmware-host firmware flash stop bench bench-suite bench-capture fuzz fuzz-firmware clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -92,8 +92,14 @@ fuzz-firmware: setup ## libFuzzer+ASan+UBSan: model parser, frame decoder, reque
 	[ -f $(MODEL_DIR)/model_data.cc ] || $(TINYSCOPE) convert $(MODEL) --out $(MODEL_DIR)
 	$(MAKE) -C firmware -f fuzz/fuzz.mk run RUNS=$${RUNS:-1000000} MODEL_DIR=$(abspath $(MODEL_DIR))
 
-bench: setup setup-system ## ref vs optimized kernels in QEMU: per-op instructions, arena, .text -> build/bench.json
-	$(VPY) -m tinyscope.bench --model $(MODEL) --build $(MODEL_DIR) --out build/bench.json
+# make bench MODEL=path: that model, converted into build/bench-<name> (MODEL_DIR= overrides)
+BENCH_OWN := $(filter command line environment,$(origin MODEL))
+BENCH_DIR := $(if $(and $(BENCH_OWN),$(filter file,$(origin MODEL_DIR))),build/bench-$(basename $(notdir $(MODEL))),$(MODEL_DIR))
+bench: setup setup-system ## ref vs optimized kernels in QEMU: per-op instructions, kernel path, arena, .text -> build/bench.json [MODEL=path]
+	$(VPY) -m tinyscope.bench --model $(MODEL) --build $(BENCH_DIR) --out build/bench.json $(if $(BENCH_OWN),--second none)
+
+bench-suite: setup setup-system ## bench the default model and the four MLPerf Tiny twins -> build/bench-suite.json
+	$(VPY) -m tinyscope.bench --suite --n $${N:-2}
 
 clean: ## remove build outputs (keeps .venv)
 	rm -rf build firmware/build

@@ -60,6 +60,7 @@ static int check_conv(int32_t c) {
   p.in_c = rnd() % 3 ? range(1, 4) * (rnd() % 2 ? 4 : 1) : range(1, 20);
   p.k_h = range(1, 5);
   p.k_w = range(1, 5);
+  if (rnd() % 8 == 0) p.in_c = range(21, 80), p.k_h = range(1, 3), p.k_w = range(1, 3); /* wide fields: chunked */
   const int first = rnd() % 4 == 0; /* the first-layer kernel's shape, wider rows */
   if (first) p.in_c = 1, p.k_h = p.k_w = 3;
   const int pointwise = !first && rnd() % 6 == 0; /* 1x1 stride 1: the im2col shortcut */
@@ -252,6 +253,41 @@ static int check_mean(int32_t c) {
   return compare("mean", no, c);
 }
 
+static int check_add(int32_t c) {
+  ts_add_params_t p;
+  memset(&p, 0, sizeof p);
+  int32_t da[4], db[4];
+  for (int k = 0; k < 4; k++) p.out_dims[k] = k == 0 ? range(1, 2) : range(1, k == 3 ? 40 : 24);
+  const int bcast = rnd() % 3 == 0; /* squeeze-excite style: 1 along some dimensions */
+  for (int k = 0; k < 4; k++) {
+    da[k] = bcast && rnd() % 2 ? 1 : p.out_dims[k];
+    db[k] = bcast && rnd() % 2 && da[k] != 1 ? 1 : p.out_dims[k];
+  }
+  int32_t sa = 1, sb = 1, no = 1;
+  for (int k = 3; k >= 0; k--) {
+    p.in1_strides[k] = da[k] == 1 ? 0 : sa;
+    p.in2_strides[k] = db[k] == 1 ? 0 : sb;
+    sa *= da[k], sb *= db[k], no *= p.out_dims[k];
+  }
+  if (sa > MAXB || sb > MAXB || no > MAXB) return 0;
+  const double s1 = ldexp(1.0 + (double)(rnd() % 1000) / 1000.0, -(int)range(3, 9));
+  const double s2 = ldexp(1.0 + (double)(rnd() % 1000) / 1000.0, -(int)range(3, 9));
+  const double so = ldexp(1.0 + (double)(rnd() % 1000) / 1000.0, -(int)range(2, 9));
+  const double tm = 2.0 * (s1 > s2 ? s1 : s2);
+  p.left_shift = 20;
+  p.input1_offset = range(-127, 128), p.input2_offset = range(-127, 128);
+  p.output_offset = range(-128, 127);
+  ts_quantize_multiplier(s1 / tm, &p.input1_mult, &p.input1_shift);
+  ts_quantize_multiplier(s2 / tm, &p.input2_mult, &p.input2_shift);
+  ts_quantize_multiplier(tm / ((double)(1 << 20) * so), &p.output_mult, &p.output_shift);
+  act(&p.act_min, &p.act_max);
+  fill(in, sa);
+  fill(filt, sb);
+  ts_ref_add_s8(&p, in, filt, out_ref);
+  ts_opt_add_s8(&p, in, filt, out_opt);
+  return compare("add", no, c);
+}
+
 static int check_requant(int32_t n) {
   static const int32_t edge[] = {0, 1, -1, 2, -2, 3, -3, INT32_MAX, INT32_MIN, INT32_MAX - 1,
                                  INT32_MIN + 1, 1 << 30, -(1 << 30), 12345, -12345};
@@ -286,8 +322,116 @@ static int check_requant(int32_t n) {
 #ifndef TS_CHECK_MAIN
 #define TS_CHECK_MAIN main
 #endif
+/* Instructions of one call: on the M4 (QEMU -icount shift=0) SysTick on the processor
+ * clock counts down once per executed instruction... scaled as the firmware does; 0 on the
+ * host. */
+#if defined(__arm__)
+#define SYST_CSR (*(volatile uint32_t *)0xE000E010u)
+#define SYST_RVR (*(volatile uint32_t *)0xE000E014u)
+#define SYST_CVR (*(volatile uint32_t *)0xE000E018u)
+static void ticks_start(void) {
+  SYST_CSR = 0;
+  SYST_RVR = 0x00FFFFFFu;
+  SYST_CVR = 0;
+  SYST_CSR = 5; /* processor clock, enabled, no interrupt */
+}
+static uint32_t ticks_stop(void) { return (0x00FFFFFFu - SYST_CVR) & 0x00FFFFFFu; }
+#else
+static void ticks_start(void) {}
+static uint32_t ticks_stop(void) { return 0; }
+#endif
+
+/* bench conv|dw IN_H IN_W IN_C OUT_C K STRIDE SAME: one CONV_2D (or depthwise, k 3) shape, ref and opt, compared
+ * bit for bit; prints the SysTick ticks of each call (x 40 = instructions under QEMU
+ * -icount shift=0) and the MACs. */
+static int bench_conv(char **a) {
+  ts_conv_params_t p;
+  memset(&p, 0, sizeof p);
+  p.batches = 1;
+  p.in_h = atoi(a[0]), p.in_w = atoi(a[1]), p.in_c = atoi(a[2]), p.out_c = atoi(a[3]);
+  p.k_h = p.k_w = atoi(a[4]);
+  p.stride_h = p.stride_w = atoi(a[5]);
+  p.dil_h = p.dil_w = 1;
+  if (atoi(a[6])) {
+    p.out_h = (p.in_h + p.stride_h - 1) / p.stride_h, p.out_w = (p.in_w + p.stride_w - 1) / p.stride_w;
+    const int32_t ph = (p.out_h - 1) * p.stride_h + p.k_h - p.in_h, pw = (p.out_w - 1) * p.stride_w + p.k_w - p.in_w;
+    p.pad_h = ph > 0 ? ph / 2 : 0, p.pad_w = pw > 0 ? pw / 2 : 0;
+  } else {
+    p.out_h = (p.in_h - p.k_h) / p.stride_h + 1, p.out_w = (p.in_w - p.k_w) / p.stride_w + 1;
+  }
+  p.input_offset = 7, p.output_offset = -3, p.act_min = -128, p.act_max = 127;
+  quant(p.out_c);
+  for (int32_t i = 0; i < p.out_c; i++) /* multipliers in [2^-11, 2^-5), as real layers */
+    ts_quantize_multiplier(ldexp(1.0 + (double)(rnd() % 1000) / 1000.0, -(int)range(6, 11)),
+                           &mults[i], &shifts[i]);
+  p.mult = mults, p.shift = shifts;
+  const int32_t ni = p.in_h * p.in_w * p.in_c, nf = p.out_c * p.k_h * p.k_w * p.in_c;
+  const int32_t no = p.out_h * p.out_w * p.out_c;
+  if (ni > MAXB || nf > MAXB || no > MAXB || p.out_c > 1024) {
+    printf("bench conv: shape too large for the harness (%d bytes per tensor)\n", MAXB);
+    return 2;
+  }
+  fill(in, ni);
+  fill(filt, nf);
+  if (!strcmp(a[-1], "dw")) { /* depthwise, depth multiplier 1: the same shape fields */
+    ts_dw_params_t d;
+    memset(&d, 0, sizeof d);
+    memcpy(&d, &p, sizeof p);
+    d.out_c = d.in_c, d.depth_multiplier = 1;
+    for (int32_t i = 0; i < d.out_c; i++) /* as bench conv's multipliers */
+      ts_quantize_multiplier(ldexp(1.0 + (double)(rnd() % 1000) / 1000.0, -(int)range(6, 11)),
+                             &mults[i], &shifts[i]);
+    ticks_start();
+    ts_ref_depthwise_conv2d_s8(&d, in, filt, bias, out_ref);
+    const uint32_t tr = ticks_stop();
+    ticks_start();
+    ts_opt_depthwise_conv2d_s8(&d, in, filt, bias, out_opt);
+    const uint32_t to = ticks_stop();
+    const long macs = (long)d.out_h * d.out_w * d.out_c * 9;
+    printf("dw macs %ld ref_ticks %lu opt_ticks %lu\n", macs, (unsigned long)tr, (unsigned long)to);
+    return compare("bench dw", d.out_h * d.out_w * d.out_c, 0);
+  }
+  ticks_start();
+  ts_ref_conv2d_s8(&p, in, filt, bias, out_ref);
+  const uint32_t tr = ticks_stop();
+  ticks_start();
+  ts_opt_conv2d_s8(&p, in, filt, bias, out_opt);
+  const uint32_t to = ticks_stop();
+  const long macs = (long)no * p.k_h * p.k_w * p.in_c;
+  printf("conv macs %ld ref_ticks %lu opt_ticks %lu\n", macs, (unsigned long)tr, (unsigned long)to);
+  return compare("bench conv", no, 0);
+}
+
+/* bench add H W C: a same-shape ADD (a residual), ref and opt, compared bit for bit. */
+static int bench_add(char **a) {
+  ts_add_params_t p;
+  memset(&p, 0, sizeof p);
+  p.out_dims[0] = 1, p.out_dims[1] = atoi(a[0]), p.out_dims[2] = atoi(a[1]), p.out_dims[3] = atoi(a[2]);
+  const int32_t no = p.out_dims[1] * p.out_dims[2] * p.out_dims[3];
+  if (no > MAXB || no < 1) return 2;
+  for (int k = 3, st = 1; k >= 0; st *= p.out_dims[k], k--) p.in1_strides[k] = p.in2_strides[k] = st;
+  p.left_shift = 20, p.input1_offset = 5, p.input2_offset = -9, p.output_offset = 3;
+  ts_quantize_multiplier(0.5, &p.input1_mult, &p.input1_shift);
+  ts_quantize_multiplier(0.37, &p.input2_mult, &p.input2_shift);
+  ts_quantize_multiplier(2.0 / (1 << 20) * 0.8, &p.output_mult, &p.output_shift);
+  p.act_min = -128, p.act_max = 127;
+  fill(in, no);
+  fill(filt, no);
+  ticks_start();
+  ts_ref_add_s8(&p, in, filt, out_ref);
+  const uint32_t tr = ticks_stop();
+  ticks_start();
+  ts_opt_add_s8(&p, in, filt, out_opt);
+  const uint32_t to = ticks_stop();
+  printf("add elements %ld ref_ticks %lu opt_ticks %lu\n", (long)no, (unsigned long)tr, (unsigned long)to);
+  return compare("bench add", no, 0);
+}
+
 int TS_CHECK_MAIN(int argc, char **argv);
 int TS_CHECK_MAIN(int argc, char **argv) {
+  if (argc == 6 && !strcmp(argv[1], "bench") && !strcmp(argv[2], "add")) return bench_add(argv + 3);
+  if (argc == 10 && !strcmp(argv[1], "bench") && (!strcmp(argv[2], "conv") || !strcmp(argv[2], "dw")))
+    return bench_conv(argv + 3);
   if (argc != 3) {
     fprintf(stderr, "usage: %s SEED CASES\n", argv[0]);
     return 2;
@@ -300,7 +444,7 @@ int TS_CHECK_MAIN(int argc, char **argv) {
     const char *name;
     int (*check)(int32_t);
   } kernels[] = {{"conv", check_conv}, {"depthwise", check_dw}, {"fully_connected", check_fc},
-                 {"max_pool", check_max_pool}, {"mean", check_mean}};
+                 {"max_pool", check_max_pool}, {"mean", check_mean}, {"add", check_add}};
   for (size_t k = 0; k < sizeof kernels / sizeof kernels[0]; k++) {
     int nbad = 0; /* each kernel stops at its first mismatch */
     for (int32_t c = 0; c < cases && !nbad; c++) nbad += kernels[k].check(c);

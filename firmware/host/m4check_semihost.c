@@ -31,7 +31,7 @@ extern uint32_t __data_load, __data_start, __data_end, __bss_start, __bss_end;
 #define SCB_CPACR (*(volatile uint32_t *)0xE000ED88u)
 #define SCB_VTOR (*(volatile uint32_t *)0xE000ED08u)
 #define SCB_CFSR (*(volatile uint32_t *)0xE000ED28u)
-#define MAX_ARGS 8
+#define MAX_ARGS 12
 
 static int32_t semihost(int32_t op, void *arg) {
   register int32_t r0 __asm__("r0") = op;

@@ -16,6 +16,8 @@ RUNTIME_SRCS := \
   $(TS_RUNTIME_DIR)/src/kernels/ref/misc.c \
   $(TS_RUNTIME_DIR)/src/kernels/ref/pooling.c \
   $(TS_RUNTIME_DIR)/src/kernels/ref/softmax.c \
+  $(TS_RUNTIME_DIR)/src/kernels/cm4/add.c \
+  $(TS_RUNTIME_DIR)/src/kernels/cm4/common.c \
   $(TS_RUNTIME_DIR)/src/kernels/cm4/conv.c \
   $(TS_RUNTIME_DIR)/src/kernels/cm4/depthwise_conv.c \
   $(TS_RUNTIME_DIR)/src/kernels/cm4/fully_connected.c \

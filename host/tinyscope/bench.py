@@ -132,11 +132,32 @@ def instructions_per_tick(run: dict) -> int:
     return int(per_tick)
 
 
+def kernel_path(op: dict, shapes: dict[int, list[int]]) -> str:
+    """Which optimized-kernel path an operator takes, from its shapes, as the kernels'
+    headers (firmware/runtime/src/kernels/cm4/*.c) state their conditions (the manifest has
+    no dilation or activation: a dilated or clamped layer takes the plain loop the header
+    names); "ref" for operators that run the reference kernel in both firmwares."""
+    name = op["op"]
+    if name == "CONV_2D":
+        f = shapes.get(op["inputs"][1], [])
+        wide = len(f) == 4 and 3 * f[1] * ((f[2] * f[3] + 1) // 2) > 768
+        return "fast: im2col + SMLAD routine" + (", field chunked" if wide else "")
+    if name == "DEPTHWISE_CONV_2D":
+        f = shapes.get(op["inputs"][1], [])
+        if len(f) == 4 and f[1] == 3 and f[2] == 3:
+            return "fast: 3x3 routine (planes or NHWC)"
+        return "fallback: plain loop (kernel not 3x3)"
+    if name in ("FULLY_CONNECTED", "MAX_POOL_2D", "MEAN"):
+        return "fast: cm4 kernel"
+    return "ref"
+
+
 def op_rows(manifest: dict, runs: dict[str, dict]) -> list[dict]:
     from tinyscope.convert.manifest import op_label
 
     ticks = {k: runs[k]["timing"]["per_op_ticks_median"] for k in KERNEL_SETS}
     per_tick = instructions_per_tick(runs["opt"])
+    shapes = {t["index"]: t["shape"] for t in manifest["tensors"]}
     rows = []
     for op in manifest["operators"]:
         i = op["index"]
@@ -144,7 +165,10 @@ def op_rows(manifest: dict, runs: dict[str, dict]) -> list[dict]:
         opt_i = ticks["opt"][i] * per_tick
         macs = int(op.get("macs", 0))
         rows.append({
-            "index": i, "op": op["op"], "layer": op_label(op), "macs": macs,
+            "index": i, "op": op["op"], "layer": op_label(op),
+            "shape": {"in": shapes.get(op["inputs"][0]) if op.get("inputs") else None,
+                      "out": shapes.get(op["outputs"][0]) if op.get("outputs") else None},
+            "kernel_path": kernel_path(op, shapes), "macs": macs,
             "instructions_ref": ref_i, "instructions_opt": opt_i,
             "instructions_per_mac_ref": round(ref_i / macs, 3) if macs else None,
             "instructions_per_mac_opt": round(opt_i / macs, 3) if macs else None,
@@ -237,13 +261,16 @@ def format_table(b: dict) -> str:
     return "\n".join(lines)
 
 
-def bench(model: Path, build_dir: Path, n: int) -> dict:
+def bench(model: Path, build_dir: Path, n: int, data: str | None = None) -> dict:
     from tinyscope.convert import flow
     from tinyscope.convert import manifest as manifest_mod
     from tinyscope.data import quantized_test_inputs
 
     if not (build_dir / "manifest.json").is_file() or not (build_dir / "model_data.cc").is_file():
-        flow.convert(model, build_dir)
+        if data:
+            flow.convert(model, build_dir, data=data)
+        else:
+            flow.convert(model, build_dir)
     manifest = manifest_mod.load(build_dir)
     _, q, labels = quantized_test_inputs(manifest, n)
     work = build_dir / "bench"
@@ -337,6 +364,55 @@ def merge_goals(main: dict, second: dict) -> None:
                      source=second["model"])
 
 
+# CMSIS-NN v7.0.0-43 whole-model instr/MAC on the same QEMU board, measured outside this
+# repository (issue 16, docs/bench.md "How we compare"): quoted reference numbers only.
+CMSIS_NN_QUOTED = {"mobilenet": 3.22, "resnet8": 2.39, "dscnn": 2.90, "autoencoder": 2.19}
+SUITE_GOALS = {"mobilenet": 1.2, "resnet8": 1.3, "dscnn": 1.2, "default": 1.5}
+
+
+def suite(n: int) -> dict:
+    """The default model and the four MLPerf Tiny twins (bench_models), one bench each."""
+    from tinyscope import bench_models
+
+    work = ROOT / "build/bench-suite"
+    v = f"v{bench_models.TWINS_VERSION}"
+    out: dict = {"models": {}}
+    out["models"]["default"] = bench(ROOT / "models/default.keras", ROOT / "build/default", n)
+    for name in bench_models.TWINS:
+        out["models"][name] = bench(bench_models.twin_model(name, work),
+                                    work / f"build-{name}-{v}", n,
+                                    data=str(bench_models.twin_inputs(name, work)))
+    return out
+
+
+def format_suite(s: dict) -> str:
+    lines = [f"{'model':<12} {'MACs':>11} {'ref/MAC':>8} {'opt/MAC':>8} {'goal':>5} "
+             f"{'CMSIS-NN*':>9} {'opt/CMSIS':>9} {'arena':>8} {'TFLM':>8} {'ratio':>6} "
+             f"{'worst layer (opt/MAC)':<34}"]
+    for name, b in s["models"].items():
+        t = b["total"]
+        cm = CMSIS_NN_QUOTED.get(name)
+        tf = b["tflm_arena_bytes"]
+        worst = max((r for r in b["operators"] if r["macs"]),
+                    key=lambda r: r["instructions_per_mac_opt"], default=None)
+        w = (f"{worst['op']} {worst['layer'][:12]} {worst['instructions_per_mac_opt']:.2f}"
+             if worst else "-")
+        goal = SUITE_GOALS.get(name)
+        lines.append(
+            f"{name:<12} {t['macs']:>11,} {t['instructions_per_mac_ref']:>8.2f} "
+            f"{b['instructions_per_mac']:>8.2f} {'-' if goal is None else goal:>5} "
+            f"{'-' if cm is None else cm:>9} "
+            f"{'-' if cm is None else format(b['instructions_per_mac'] / cm, '.2f'):>9} "
+            f"{b['arena_bytes']:>8,} {tf or 0:>8,} "
+            f"{format(b['arena_bytes'] / tf, '.3f') if tf else '-':>6} {w:<34}")
+    any_b = next(iter(s["models"].values()))
+    lines += ["", "* CMSIS-NN v7.0.0-43 figures were measured outside this repository (same QEMU "
+              "board, bare kernel calls); quoted, not re-measured here.",
+              "every model: ref and opt firmwares streamed identical tensors (bit-exact)",
+              f"runtime .text (Cortex-M4, -Os, linked): {any_b['text_bytes']:,} B"]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tinyscope.bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -348,7 +424,21 @@ def main(argv: list[str] | None = None) -> int:
                     help="also bench the depthwise-separable model (dwsep_model), written to "
                     "build/bench-dwsep/, for the operators the main model lacks "
                     "(default dwsep)")
+    ap.add_argument("--suite", action="store_true",
+                    help="bench the default model and the four MLPerf Tiny twins "
+                    "(tinyscope.bench_models); writes build/bench-suite.json")
     args = ap.parse_args(argv)
+    if args.suite:
+        try:
+            res = suite(args.n)
+        except TinyscopeError as err:
+            print(f"bench: error: {err}")
+            return 1
+        path = ROOT / "build/bench-suite.json"
+        path.write_text(json.dumps(res, indent=2) + "\n")
+        print(format_suite(res))
+        print(f"-> {path}")
+        return 0
     try:
         result = bench(args.model, args.build, args.n)
         second = None

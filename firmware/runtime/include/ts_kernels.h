@@ -140,6 +140,8 @@ void ts_ref_concat_s8(const ts_concat_params_t *p, const int8_t *const *inputs,
 #ifndef TS_OPT_FC_XBUF
 #define TS_OPT_FC_XBUF 1024 /* int16 inputs of FULLY_CONNECTED widened at once */
 #endif
+void ts_opt_add_s8(const ts_add_params_t *p, const int8_t *in1, const int8_t *in2,
+                   int8_t *output);
 void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8_t *filter,
                       const int32_t *bias, int8_t *output);
 void ts_opt_depthwise_conv2d_s8(const ts_dw_params_t *p, const int8_t *input,

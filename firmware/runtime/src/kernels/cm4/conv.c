@@ -24,14 +24,25 @@
  * rows and columns, so only the very last group has unused slots), interleaved by tap pair:
  * word 3 t + s = pair t of pixel s. Requantization: TFLM's double rounding exactly
  * (ts_dsp.h); when every shift is in [-23, -2] (all real layers) the output offset is
- * folded into the rounding term and, with no clamp beyond SSAT's, the assembly stores the
- * outputs; otherwise it hands back the accumulators and C finishes.
- * dil_w != 1 or a field larger than the buffers (3 * np > TS_OPT_CONV_ROWBUF / 2 or one
- * channel pair's record > TS_OPT_CONV_WBUF / 2) take a plain loop nest, the reference's. */
+ * folded into the rounding term and the assembly stores the
+ * outputs; otherwise it hands back the accumulators and C finishes. A fused activation
+ * narrower than int8 is one clamp pass over the outputs at the end (ts_clamp_pass: exact,
+ * since clamp(SSAT8(v), lo, hi) == clamp(v, lo, hi)).
+ * A field larger than the buffers (3 * np > TS_OPT_CONV_ROWBUF / 2, or a weight block of
+ * fewer than TS_OPT_CONV_CHUNK_MIN channels: 3x3 convs with 32+ input channels) runs the
+ * same routine chunked over the field (conv_chunked), so no size sends a conv to a plain
+ * loop; only dil_w != 1 takes the plain loop nest (ts_plain_conv, common.c). */
 #include "ts_dsp.h"
 #include "ts_kernels.h"
 
 enum { WWORDS = TS_OPT_CONV_WBUF / 2, TWORDS = TS_OPT_CONV_ROWBUF / 2, HEAD = 6, TAIL = 6 };
+#ifndef TS_OPT_CONV_CHUNK_BLOCK
+#define TS_OPT_CONV_CHUNK_BLOCK 16 /* output channels per block of the chunked path */
+#endif
+#ifndef TS_OPT_CONV_CHUNK_MIN
+#define TS_OPT_CONV_CHUNK_MIN 8 /* the whole-field path needs blocks of this many channels */
+#endif
+enum { CHUNK_BLOCK = TS_OPT_CONV_CHUNK_BLOCK, CHUNK_MIN = TS_OPT_CONV_CHUNK_MIN };
 
 /* npairs channel pairs (records r, r + rec, ...: consecutive) x pixels 0..2 of the im2col x:
  * acc = bias + sum over np tap pairs t of SMLAD(x[3t + s], weight pair t). Then, if
@@ -164,6 +175,23 @@ static void widen_seg(uint32_t *d, int32_t step, const int8_t *src, int32_t n) {
   if (i < n) d[0] = pack16(src[i], 0);
 }
 
+/* widen_seg, returning the sum of the n values (SMLAD of each widened word with (1, 1)). */
+static int32_t widen_seg_sum(uint32_t *d, int32_t step, const int8_t *src, int32_t n) {
+  int32_t i = 0, sum = 0;
+  for (; i + 4 <= n; i += 4, d += 2 * step) {
+    const uint32_t v = ts_ld32(src + i), lo = ts_sxtb16(v), hi = ts_sxtb16_ror8(v);
+    d[0] = lo;
+    d[step] = hi;
+    sum = ts_smlad(hi, 0x00010001u, ts_smlad(lo, 0x00010001u, sum));
+  }
+  for (; i + 2 <= n; i += 2, d += step) {
+    d[0] = pack16(src[i], src[i + 1]);
+    sum += src[i] + src[i + 1];
+  }
+  if (i < n) d[0] = pack16(src[i], 0), sum += src[i];
+  return sum;
+}
+
 __attribute__((noinline)) static void fill_words(uint32_t *d, int32_t step, int32_t n,
                                                  uint32_t v) {
   for (int32_t i = 0; i < n; i++) d[i * step] = v;
@@ -272,33 +300,119 @@ static void im2col3(cursor_t *g, uint32_t *tb, int8_t *tmp, int32_t nv, int32_t 
   }
 }
 
-/* An output the assembly did not store (a partial last pixel group, an odd last channel, a
- * fused activation narrower than int8, a shift outside [-23, -2]): the plain sequence. */
-static int8_t out1(int32_t acc, int32_t oc, const ts_conv_params_t *p) {
-  return ts_clamp_s8(ts_requant_slow(acc, p->mult[oc], p->shift[oc]) + p->output_offset,
-                     p->act_min, p->act_max);
+/* Values [v0, v0 + kv) of kernel row ky of the cursor pixel's field (one chunk, see
+ * conv_chunked) into slot s of the 3-pixel im2col buffer (tb + s); taps outside the input
+ * read the zero point. Chunks start at a multiple of 4 of the row, so widen_seg pairs them
+ * as it pairs the same values of the whole row. */
+static void im2col_chunk(const cursor_t *g, uint32_t *tb, int8_t *tmp, int32_t ky,
+                         int32_t v0, int32_t kv) {
+  const ts_conv_params_t *p = g->p;
+  const int8_t zp = (int8_t)-p->input_offset;
+  const int32_t iy = g->iy0 + ky * p->dil_h, in_c = p->in_c;
+  if (iy < 0 || iy >= p->in_h) {
+    fill_words(tb, 3, (kv + 1) >> 1, pack16(zp, zp));
+    return;
+  }
+  const int32_t at = g->at + ky * g->row; /* input index of (iy, ix0, 0) */
+  if (g->ix0 >= 0 && g->ix0 + p->k_w <= p->in_w) {
+    widen_seg(tb, 3, g->input + at + v0, kv);
+    return;
+  }
+  for (int32_t v = v0; v < v0 + kv;) { /* a border pixel: per kernel column */
+    const int32_t kx = v / in_c, c = v - kx * in_c, ix = g->ix0 + kx;
+    const int32_t n = in_c - c < v0 + kv - v ? in_c - c : v0 + kv - v;
+    if (ix >= 0 && ix < p->in_w) __builtin_memcpy(tmp + v - v0, g->input + at + v, (size_t)n);
+    else __builtin_memset(tmp + v - v0, zp, (size_t)n);
+    v += n;
+  }
+  widen_seg(tb, 3, tmp, kv);
 }
 
-/* The rare shapes' plain loop nest, the reference's arithmetic (wrapping uint32 sums, the
- * same int32 bits; out1's requantization), for CONV_2D (dm 0) and DEPTHWISE_CONV_2D (dm its
- * depth multiplier; p is the ts_conv_params_t its parameters start with): one out-of-line
- * copy instead of linking ts_ref_conv2d_s8 and ts_ref_depthwise_conv2d_s8 for these cases. */
-void ts_plain_conv(const ts_conv_params_t *p, const int8_t *input, const int8_t *filter,
-                   const int32_t *bias, int8_t *output, int32_t dm) {
-  const int32_t nic = dm ? 1 : p->in_c, ftap = dm ? p->out_c : p->in_c; /* per tap */
-  for (int32_t P = 0; P < p->batches * p->out_h * p->out_w; P++) {
-    const int32_t ox = P % p->out_w, oy = P / p->out_w % p->out_h, b = P / p->out_w / p->out_h;
-    for (int32_t oc = 0; oc < p->out_c; oc++) {
-      uint32_t acc = bias ? (uint32_t)bias[oc] : 0;
-      for (int32_t k = 0; k < p->k_h * p->k_w; k++) {
-        const int32_t iy = oy * p->stride_h - p->pad_h + p->dil_h * (k / p->k_w);
-        const int32_t ix = ox * p->stride_w - p->pad_w + p->dil_w * (k % p->k_w);
-        if (iy < 0 || iy >= p->in_h || ix < 0 || ix >= p->in_w) continue;
-        const int8_t *in = input + ((b * p->in_h + iy) * p->in_w + ix) * p->in_c + (dm ? oc / dm : 0);
-        const int8_t *f = filter + (dm ? oc : oc * p->k_h * p->k_w * nic) + k * ftap;
-        for (int32_t ic = 0; ic < nic; ic++) acc += (uint32_t)(f[ic] * (in[ic] + p->input_offset));
-      }
-      *output++ = out1((int32_t)acc, oc, p);
+/* Wide receptive fields (a field or its channel block larger than the buffers: 3x3 convs
+ * with 64 input channels and more), chunked over the field: the same routine, the same
+ * records and im2col layout, for chunks of at most KV values of one kernel row (KV a
+ * multiple of 4). Loop order: a block of nb output channels, a tile of 3 * ngt output
+ * pixels, the chunks; per chunk the block's records (that chunk's weights) are built and,
+ * per group of 3 pixels, the chunk's im2col; each channel pair's 6 int32 accumulators live
+ * in the tail of tb between chunks and seed the record's bias words for the next chunk (the
+ * routine's "raw" mode). The last chunk stores through the routine's requantization when
+ * it can (as the whole-field path does), else C finishes. Same int32 sums as the reference:
+ * the input offset folded into the first seed, wrapping adds in a different order. */
+static void conv_chunked(const ts_conv_params_t *p, const int8_t *input, const int8_t *filter,
+                         const int32_t *bias, int8_t *output, uint32_t *wbuf, uint32_t *tb,
+                         int8_t *tmp, int32_t nb_max, int32_t KV, int fast) {
+  const int32_t seg = p->k_w * p->in_c, K = p->k_h * seg, out_c = p->out_c;
+  const int32_t npbmax = (nb_max + 1) >> 1, cpmax = (KV + 1) >> 1;
+  uint32_t *const acc = tb + 3 * cpmax; /* [group][pair][6] */
+  int32_t ngt = (TWORDS - 3 * cpmax) / (6 * npbmax); /* groups per tile */
+  const int32_t npix = p->batches * p->out_h * p->out_w;
+  if (ngt > (npix + 2) / 3) ngt = (npix + 2) / 3;
+  int32_t seed[TS_OPT_CONV_BLOCK + 1]; /* bias + off * sum w per channel of the block */
+  for (int32_t oc0 = 0; oc0 < out_c; oc0 += nb_max) {
+    const int32_t nb = out_c - oc0 < nb_max ? out_c - oc0 : nb_max, npb = (nb + 1) >> 1;
+    for (int32_t c = 0; c < nb; c++) {
+      const int8_t *f = filter + (oc0 + c) * K;
+      const uint32_t sum = (uint32_t)ts_sum_s8(f, K);
+      seed[c] = (int32_t)((uint32_t)(bias ? bias[oc0 + c] : 0) + sum * (uint32_t)p->input_offset);
+    }
+    seed[nb] = 0; /* an odd block's phantom channel */
+    cursor_t g0 = {p, input, seg, 0, p->dil_h * p->in_w * p->in_c, 0, 0, 0, 0, 0, 0};
+    cursor_row(&g0);
+    for (int32_t P0 = 0; P0 < npix; P0 += 3 * ngt) {
+      const int32_t ng = (npix - P0 + 2) / 3 < ngt ? (npix - P0 + 2) / 3 : ngt;
+      for (int32_t gi = 0; gi < ng; gi++)
+        for (int32_t q = 0; q < npb; q++)
+          for (int32_t s = 0; s < 6; s++) acc[(gi * npb + q) * 6 + s] = (uint32_t)seed[2 * q + (s & 1)];
+      cursor_t g = g0;
+      for (int32_t ky = 0; ky < p->k_h; ky++)
+        for (int32_t v0 = 0; v0 < seg; v0 += KV) {
+          const int32_t kv = seg - v0 < KV ? seg - v0 : KV, cp = (kv + 1) >> 1;
+          const int last = ky == p->k_h - 1 && v0 + KV >= seg;
+          const int32_t recw = HEAD + 2 * cp + TAIL; /* this chunk's records, consecutive */
+          for (int32_t c = 0; c < 2 * npb; c++) { /* this chunk's records */
+            uint32_t *r = wbuf + (c >> 1) * recw;
+            if (c < nb) widen_seg(r + HEAD + (c & 1), 2, filter + (oc0 + c) * K + ky * seg + v0, kv);
+            else fill_words(r + HEAD + 1, 2, cp, 0);
+            if (last) {
+              uint32_t *qw = r + HEAD + 2 * cp + 3 * (c & 1);
+              const int32_t oc = oc0 + (c < nb ? c : 0), e = -p->shift[oc];
+              qw[0] = (uint32_t)p->mult[oc];
+              qw[1] = fast ? (uint32_t)((INT32_C(1) << (e - 2)) +
+                                        p->output_offset * (INT32_C(1) << (e - 1))) : 0;
+              qw[2] = (uint32_t)(e - 1);
+            }
+          }
+          g = g0;
+          for (int32_t gi = 0; gi < ng; gi++) {
+            const int32_t P = P0 + 3 * gi, nv = npix - P < 3 ? npix - P : 3;
+            for (int32_t s = 0; s < 3; s++) {
+              if (s >= nv) {
+                fill_words(tb + s, 3, cp, 0);
+                continue;
+              }
+              im2col_chunk(&g, tb + s, tmp, ky, v0, kv);
+              cursor_next(&g);
+            }
+            uint32_t *a = acc + gi * npb * 6;
+            int32_t q = 0;
+            if (last && fast && nv == 3 && nb >= 2) { /* requantized and stored */
+              for (; q < nb >> 1; q++) __builtin_memcpy(wbuf + q * recw, a + 6 * q, 24);
+              ts_cm4_conv2x3(tb, wbuf, cp, output + P * out_c + oc0, out_c, nb >> 1);
+            }
+            for (; q < npb; q++) {
+              __builtin_memcpy(wbuf + q * recw, a + 6 * q, 24);
+              ts_cm4_conv2x3(tb, wbuf + q * recw, cp, (int8_t *)(a + 6 * q), 0, 1);
+              if (!last) continue;
+              const int32_t *o = (const int32_t *)(a + 6 * q);
+              int8_t *out = output + P * out_c + oc0 + 2 * q;
+              for (int32_t s = 0; s < nv; s++) {
+                out[s * out_c] = ts_out_slow(o[2 * s], oc0 + 2 * q, p);
+                if (2 * q + 1 < nb) out[s * out_c + 1] = ts_out_slow(o[2 * s + 1], oc0 + 2 * q + 1, p);
+              }
+            }
+          }
+        }
+      g0 = g;
     }
   }
 }
@@ -307,7 +421,7 @@ void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8
                       const int32_t *bias, int8_t *output) {
   const int32_t seg = p->k_w * p->in_c, half = (seg + 1) >> 1, np = p->k_h * half;
   const int32_t rec = HEAD + 2 * np + TAIL, K = p->k_h * seg, out_c = p->out_c;
-  if (p->dil_w != 1 || 3 * np > TWORDS || rec > WWORDS) {
+  if (p->dil_w != 1) {
     ts_plain_conv(p, input, filter, bias, output, 0);
     return;
   }
@@ -316,10 +430,24 @@ void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8
   int8_t tmp[TS_OPT_CONV_ROWBUF]; /* one border segment: seg <= 2 np < TS_OPT_CONV_ROWBUF */
   int fast = 1; /* every shift in [-23, -2]: the assembly requantizes and stores */
   for (int32_t c = 0; c < out_c; c++) fast &= p->shift[c] <= -2 && p->shift[c] >= -23;
-  const int narrow = p->act_min > -128 || p->act_max < 127; /* a clamp beyond SSAT */
-  int32_t block = 2 * (WWORDS / rec); /* output channels per weight block */
+  /* a clamp beyond SSAT: one pass over the outputs at the end (ts_clamp_pass, exact) */
+  const int clamp = p->act_min > -128 || p->act_max < 127;
+  const int32_t nout = p->batches * p->out_h * p->out_w * out_c;
+  int32_t block = rec > WWORDS ? 0 : 2 * (WWORDS / rec); /* output channels per weight block */
   if (block > TS_OPT_CONV_BLOCK) block = TS_OPT_CONV_BLOCK & ~1;
   if (block > out_c) block = out_c;
+  /* the whole field does not fit, or only a few channels share each im2col: chunked */
+  int32_t cb = CHUNK_BLOCK < (TS_OPT_CONV_BLOCK & ~1) ? CHUNK_BLOCK : (TS_OPT_CONV_BLOCK & ~1);
+  if (cb > out_c + (out_c & 1)) cb = out_c + (out_c & 1);
+  if (3 * np > TWORDS || block == 0 || block < (cb < CHUNK_MIN ? cb : CHUNK_MIN)) {
+    const int32_t npb = (cb + 1) >> 1;
+    int32_t cp = (WWORDS / npb - HEAD - TAIL) / 2; /* tap pairs per chunk */
+    if (3 * cp + 6 * npb > TWORDS) cp = (TWORDS - 6 * npb) / 3;
+    const int32_t KV = (2 * cp) & ~3;
+    conv_chunked(p, input, filter, bias, output, wbuf, tb, tmp, cb, KV, fast);
+    if (clamp) ts_clamp_pass(output, nout, p->act_min, p->act_max);
+    return;
+  }
   const int32_t npix = p->batches * p->out_h * p->out_w;
   const int gray3 = p->in_c == 1 && p->k_w == 3 && p->stride_w == 1;
   /* 1x1, stride 1, no padding (so out_h, out_w = in_h, in_w): pixel i reads input pixel i */
@@ -337,11 +465,10 @@ void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8
         continue;
       }
       const int8_t *f = filter + oc * K;
-      uint32_t sum = 0; /* the input offset folded into the bias */
-      for (int32_t k = 0; k < K; k++) sum += (uint32_t)f[k];
-      r[0] = r[2] = r[4] = (uint32_t)(bias ? bias[oc] : 0) + sum * (uint32_t)p->input_offset;
+      int32_t sum = 0; /* the input offset folded into the bias; summed while widening */
       for (int32_t ky = 0; ky < p->k_h; ky++)
-        widen_seg(r + HEAD + 2 * ky * half, 2, f + ky * seg, seg);
+        sum += widen_seg_sum(r + HEAD + 2 * ky * half, 2, f + ky * seg, seg);
+      r[0] = r[2] = r[4] = (uint32_t)(bias ? bias[oc] : 0) + (uint32_t)sum * (uint32_t)p->input_offset;
       /* the assembly's requantization (used when `fast`): mult, 2^(e-2) + (out_off << sh),
        * sh = e - 1 with e = -shift (see ts_dsp.h) */
       const int32_t e = -p->shift[oc];
@@ -357,7 +484,7 @@ void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8
       im2col3(&g, tb, tmp, nv, np, gray3, pointwise);
       int8_t *const o = output + P * out_c + oc0;
       int32_t c = 0; /* whole channel pairs with outputs the assembly can store */
-      if (fast && !narrow && nv == 3 && nb >= 2) {
+      if (fast && nv == 3 && nb >= 2) {
         ts_cm4_conv2x3(tb, wbuf, np, o, out_c, nb >> 1);
         c = nb & ~1;
       }
@@ -365,10 +492,11 @@ void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8
         int32_t acc[6];
         ts_cm4_conv2x3(tb, wbuf + (c >> 1) * rec, np, (int8_t *)acc, 0, 1);
         for (int32_t s = 0; s < nv; s++) {
-          o[s * out_c + c] = out1(acc[2 * s], oc0 + c, p);
-          if (c + 1 < nb) o[s * out_c + c + 1] = out1(acc[2 * s + 1], oc0 + c + 1, p);
+          o[s * out_c + c] = ts_out_slow(acc[2 * s], oc0 + c, p);
+          if (c + 1 < nb) o[s * out_c + c + 1] = ts_out_slow(acc[2 * s + 1], oc0 + c + 1, p);
         }
       }
     }
   }
+  if (clamp) ts_clamp_pass(output, nout, p->act_min, p->act_max);
 }

@@ -24,8 +24,9 @@
  *   zero points; a window one column past the left or right edge reads the 3 columns
  *   inside with records whose kernel columns are shifted (see dw_nhwc).
  * Each output is requantized in 7 instructions (TFLM's double rounding as one SMLAL with
- * the output offset folded into the rounding term, ts_dsp.h). Everything else (other kernel
- * shapes, dilations, a fused activation clamp, a shift outside [-23, -2], what neither path
+ * the output offset folded into the rounding term, ts_dsp.h); a fused activation narrower
+ * than int8 is one clamp pass over the outputs afterwards (ts_clamp_pass, exact). Everything
+ * else (other kernel shapes, dilations, a shift outside [-23, -2], what neither path
  * takes) runs ts_plain_conv, the reference's arithmetic as a plain loop nest.
  * Stack: NROWS * PW * 2 bytes (4 KB) of planes or NHWC scratch, plus ~200 bytes. */
 #include "ts_dsp.h"
@@ -44,11 +45,6 @@
 enum { PW = 64 /* int16 per plane row (128 bytes: the assembly's row step) */,
        NROWS = TS_OPT_DW_ROWS, DW_BUF = NROWS * PW / 2 /* words of the NHWC path's scratch */,
        DW_GROUPS = TS_OPT_DW_GROUPS };
-
-/* The one out-of-line copy of ts_requant (the kernels' rare paths: C-finished outputs, FC). */
-int32_t ts_requant_slow(int32_t acc, int32_t mult, int32_t shift) {
-  return ts_requant(acc, mult, shift);
-}
 
 /* One channel, rows x npairs pixel pairs: output pixels 2i, 2i + 1 (i < npairs) of a row
  * from the plane q (its first kernel row; kernel rows PW apart) into out[0], out[out_c], ...;
@@ -448,16 +444,21 @@ static __attribute__((noinline)) void dw_nhwc(const ts_dw_params_t *p, const int
 
 void ts_opt_depthwise_conv2d_s8(const ts_dw_params_t *p, const int8_t *input,
                                 const int8_t *filter, const int32_t *bias, int8_t *output) {
-  int ok = p->k_h == 3 && p->k_w == 3 && p->dil_h == 1 && p->dil_w == 1 &&
-           p->act_min == -128 && p->act_max == 127;
+  int ok = p->k_h == 3 && p->k_w == 3 && p->dil_h == 1 && p->dil_w == 1;
   for (int32_t c = 0; c < p->out_c; c++) ok &= p->shift[c] <= -2 && p->shift[c] >= -23;
-  if (ok && p->stride_w == 1 && p->out_w + 3 <= PW)
+  const int32_t n = p->batches * p->out_h * p->out_w * p->out_c;
+  const int narrow = p->act_min > -128 || p->act_max < 127; /* after SSAT: ts_clamp_pass */
+  if (ok && p->stride_w == 1 && p->out_w + 3 <= PW) {
     dw_planes(p, input, filter, bias, output);
-  else if (ok && p->depth_multiplier == 1 && p->in_c % 4 == 0 && p->in_w >= 3 &&
+    if (narrow) ts_clamp_pass(output, n, p->act_min, p->act_max);
+    return;
+  }
+  if (ok && p->depth_multiplier == 1 && p->in_c % 4 == 0 && p->in_w >= 3 &&
            p->pad_w <= 1 && (p->out_w - 1) * p->stride_w - p->pad_w + 2 <= p->in_w &&
-           p->in_c + 2 * DW_GROUPS * (3 * DWN_REC + 1) <= 2 * DW_BUF)
+           p->in_c + 2 * DW_GROUPS * (3 * DWN_REC + 1) <= 2 * DW_BUF) {
     dw_nhwc(p, input, filter, bias, output);
-  else
+    if (narrow) ts_clamp_pass(output, n, p->act_min, p->act_max);
+  } else
     ts_plain_conv((const ts_conv_params_t *)(const void *)p, input, filter, bias, output,
                   p->depth_multiplier); /* what neither path takes */
 }

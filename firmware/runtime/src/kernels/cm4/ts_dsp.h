@@ -121,11 +121,21 @@ static inline int8_t ts_clamp_s8(int32_t v, int32_t lo, int32_t hi) {
 }
 
 int32_t ts_requant_slow(int32_t acc, int32_t mult, int32_t shift); /* ts_requant, not inlined */
+int32_t ts_sum_s8(const int8_t *v, int32_t n); /* sum of n int8 values (common.c) */
+/* A fused activation's clamp applied to n stored outputs (common.c). */
+void ts_clamp_pass(int8_t *out, int32_t n, int32_t lo, int32_t hi);
 /* CONV_2D (dm 0) or DEPTHWISE_CONV_2D (dm = its depth multiplier, p = the ts_conv_params_t
  * its parameters start with) as a plain loop nest, for the shapes the fast paths do not take
- * (kernels/cm4/conv.c). */
+ * (kernels/cm4/common.c). */
 void ts_plain_conv(const ts_conv_params_t *p, const int8_t *input, const int8_t *filter,
                    const int32_t *bias, int8_t *output, int32_t dm);
+
+/* A conv output the fast paths did not store (a partial pixel group, an odd last channel, a
+ * fused activation narrower than int8, a shift outside [-23, -2]): the plain sequence. */
+static inline int8_t ts_out_slow(int32_t acc, int32_t oc, const ts_conv_params_t *p) {
+  return ts_clamp_s8(ts_requant_slow(acc, p->mult[oc], p->shift[oc]) + p->output_offset,
+                     p->act_min, p->act_max);
+}
 
 /* The assemblies' requantization of one output from a channel's words q = (mult, rnd, sh),
  * rnd = 2^(e-2) + (output offset << sh), sh = e - 1 for a shift -e in [-23, -2]: the 64-bit

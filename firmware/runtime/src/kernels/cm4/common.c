@@ -1,0 +1,71 @@
+/* Helpers the Cortex-M4 kernels share (conv.c, depthwise_conv.c, fully_connected.c,
+ * mean.c): the out-of-line requantization of their rare outputs and the plain loop nest of
+ * the convolution shapes no fast path takes. */
+#include "ts_dsp.h"
+#include "ts_kernels.h"
+
+/* The one out-of-line copy of ts_requant (the kernels' rare paths: C-finished outputs, FC). */
+int32_t ts_requant_slow(int32_t acc, int32_t mult, int32_t shift) {
+  return ts_requant(acc, mult, shift);
+}
+
+/* The rare shapes' plain loop nest, the reference's arithmetic (wrapping uint32 sums, the
+ * same int32 bits; ts_out_slow's requantization), for CONV_2D (dm 0) and DEPTHWISE_CONV_2D (dm its
+ * depth multiplier; p is the ts_conv_params_t its parameters start with): one out-of-line
+ * copy instead of linking ts_ref_conv2d_s8 and ts_ref_depthwise_conv2d_s8 for these cases. */
+void ts_plain_conv(const ts_conv_params_t *p, const int8_t *input, const int8_t *filter,
+                   const int32_t *bias, int8_t *output, int32_t dm) {
+  const int32_t nic = dm ? 1 : p->in_c, ftap = dm ? p->out_c : p->in_c; /* per tap */
+  const int32_t fstep = dm ? 1 : p->k_h * p->k_w * nic; /* filter step per output channel */
+  for (int32_t b = 0; b < p->batches; b++)
+    for (int32_t oy = 0; oy < p->out_h; oy++)
+      for (int32_t ox = 0; ox < p->out_w; ox++) {
+        const int32_t iy0 = oy * p->stride_h - p->pad_h, ix0 = ox * p->stride_w - p->pad_w;
+        for (int32_t oc = 0; oc < p->out_c; oc++) {
+          uint32_t acc = bias ? (uint32_t)bias[oc] : 0;
+          const int8_t *fo = filter + oc * fstep;
+          const int32_t ic0 = dm ? oc / dm : 0;
+          for (int32_t ky = 0; ky < p->k_h; ky++) {
+            const int32_t iy = iy0 + p->dil_h * ky;
+            if (iy < 0 || iy >= p->in_h) continue;
+            const int8_t *row = input + ((b * p->in_h + iy) * p->in_w) * p->in_c + ic0;
+            for (int32_t kx = 0; kx < p->k_w; kx++) {
+              const int32_t ix = ix0 + p->dil_w * kx;
+              if (ix < 0 || ix >= p->in_w) continue;
+              const int8_t *in = row + ix * p->in_c, *f = fo + (ky * p->k_w + kx) * ftap;
+              for (int32_t ic = 0; ic < nic; ic++)
+                acc += (uint32_t)(f[ic] * (in[ic] + p->input_offset));
+            }
+          }
+          *output++ = ts_out_slow((int32_t)acc, oc, p);
+        }
+      }
+}
+
+/* The sum of n int8 values (a filter's, for folding the input offset into the bias): 4 per
+ * word, SXTB16 and SMLAD with (1, 1), i.e. about 2 instructions per value instead of 4. */
+int32_t ts_sum_s8(const int8_t *v, int32_t n) {
+  int32_t s = 0, i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const uint32_t x = ts_ld32(v + i);
+    s = ts_smlad(ts_sxtb16(x), 0x00010001u, s);
+    s = ts_smlad(ts_sxtb16_ror8(x), 0x00010001u, s);
+  }
+  for (; i < n; i++) s += v[i];
+  return s;
+}
+
+/* out[i] = clamp(out[i], lo, hi) for n int8 values, 4 per word (SSUB8 + SEL, twice). The
+ * fast paths store SSAT-8 outputs, clamp(v, -128, 127); with -128 <= lo <= hi <= 127,
+ * clamp(clamp(v, -128, 127), lo, hi) == clamp(v, lo, hi): a fused activation (ReLU, ReLU6,
+ * a narrow output range) applied afterwards is the reference's single clamp exactly. */
+void ts_clamp_pass(int8_t *out, int32_t n, int32_t lo, int32_t hi) {
+  const uint32_t l4 = (uint8_t)lo * 0x01010101u, h4 = (uint8_t)hi * 0x01010101u;
+  int32_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    uint32_t v = ts_ld32(out + i);
+    v = ts_smin8x4(ts_smax8x4(v, l4), h4);
+    __builtin_memcpy(out + i, &v, 4);
+  }
+  for (; i < n; i++) out[i] = ts_clamp_s8(out[i], lo, hi);
+}
