@@ -1,0 +1,86 @@
+"""The runtime's operator table (firmware/runtime/src/ts_ops.def) is the one list of
+operators: tinyscope's SUPPORTED_OPS, the docs and the ops/ folder agree with it. And the
+per-operator arena scratch: a runner whose every operator asks for scratch, which invoke
+overwrites before the operator runs, still equals TFLM on every tensor (the planner keeps
+scratch off live tensors) and needs a larger arena."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pytest
+from keras import layers
+from runtime_helpers import ROOT, calibration, first_mismatch, keras_model, random_int8_inputs
+from tinyscope import manifest, reference
+from tinyscope.quantize import quantize_keras
+from tinyscope.runner import FIRMWARE_DIR, ensure_runner, run_native
+
+OPS_DEF = FIRMWARE_DIR / "runtime" / "src" / "ts_ops.def"
+OPS_DIR = FIRMWARE_DIR / "runtime" / "src" / "ops"
+DOC = ROOT / "docs" / "pipeline.md"
+
+
+def table() -> list[tuple[str, int, str]]:
+    """(name, builtin code, function prefix) of every TS_OP line."""
+    rows = re.findall(r"^TS_OP\((\w+), (\d+), (\w+),", OPS_DEF.read_text(), re.M)
+    return [(n, int(c), f) for n, c, f in rows]
+
+
+def test_table_codes_are_the_tflite_builtin_codes():
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    rows = table()
+    assert len(rows) >= 12
+    for name, code, _ in rows:
+        assert getattr(schema.BuiltinOperator, name) == code, name
+    assert len({c for _, c, _ in rows}) == len(rows)
+
+
+def test_supported_ops_and_docs_match_the_table():
+    names = {n for n, _, _ in table()}
+    assert set(manifest.SUPPORTED_OPS) == names
+    text = DOC.read_text()
+    m = re.search(r"The runtime's operator set[^:]*:(.*?)\n\n", text, re.S)
+    assert m, f"{DOC} lost its operator-set paragraph"
+    assert set(re.findall(r"`([A-Z0-9_]+)`", m.group(1))) == names
+
+
+def test_every_op_has_its_file():
+    for name, _, fn in table():
+        files = [p for p in OPS_DIR.glob("*.c") if f"ts_{fn}_prepare(" in p.read_text()]
+        assert len(files) == 1, f"{name}: ts_{fn}_prepare defined in {files}"
+        assert f"ts_{fn}_eval(" in files[0].read_text(), name
+
+
+@pytest.fixture(scope="module")
+def scratch_runner():
+    ensure_runner()
+    proc = subprocess.run(["make", "-C", str(FIRMWARE_DIR), "-f", "host/host.mk", "scratch"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return FIRMWARE_DIR / "build" / "host" / "tinyscope-run-scratch"
+
+
+def _net(x):
+    a = layers.Conv2D(4, 3, padding="same", activation="relu")(x)
+    b = layers.DepthwiseConv2D(3, padding="same")(a)
+    c = layers.Add()([a, b])
+    d = layers.MaxPooling2D(2)(c)
+    e = layers.Concatenate()([d, layers.Conv2D(2, 1)(d)])
+    f = layers.GlobalAveragePooling2D()(e)
+    return layers.Softmax()(layers.Dense(5)(f))
+
+
+def test_scratch_is_planned_off_live_tensors(scratch_runner):
+    shape = (9, 9, 2)
+    tfl = quantize_keras(keras_model(_net, shape, seed=3), calibration(shape, 3))
+    x = random_int8_inputs(tfl, 3, seed=3)
+    refs = reference.tflm_tensors(tfl, x)
+    for xi, want in zip(x, refs, strict=True):
+        got, arena_scratch = run_native(tfl, xi, runner=scratch_runner)
+        assert first_mismatch(got, want) is None
+        got_plain, arena = run_native(tfl, xi)
+        assert first_mismatch(got_plain, want) is None
+    # each operator's 1000-byte scratch is alive with its inputs and outputs
+    assert arena_scratch > arena, (arena_scratch, arena)
