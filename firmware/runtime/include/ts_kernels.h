@@ -100,6 +100,48 @@ typedef struct {
   int32_t inner[TS_MAX_CONCAT_INPUTS];
 } ts_concat_params_t;
 
+/* MUL with 4-D broadcasting: out = clamp(MBQM((in1 + off1) * (in2 + off2), mult, shift)
+ * + output_offset). */
+typedef struct {
+  int32_t out_dims[4];
+  int32_t in1_strides[4], in2_strides[4]; /* 0 along a broadcast dimension */
+  int32_t input1_offset, input2_offset, output_offset;
+  int32_t output_mult, output_shift, act_min, act_max;
+} ts_mul_params_t;
+
+/* MAXIMUM / MINIMUM with 4-D broadcasting, on the raw int8 values (as TFLM: no
+ * requantization). */
+typedef struct {
+  int32_t out_dims[4];
+  int32_t in1_strides[4], in2_strides[4];
+  int32_t is_max;
+} ts_minmax_params_t;
+
+/* RELU (requantize, then clamp to [act_min, act_max]) and RELU6 (clamp the raw values to
+ * [act_min, act_max] = [zero, six] on the input's scale, as TFLM's Relu6Quantized). */
+typedef struct {
+  int32_t size, input_zp, output_zp, mult, shift, act_min, act_max;
+} ts_relu_params_t;
+
+/* LEAKY_RELU: x >= 0: MBQM(x, mult_identity); x < 0: MBQM(x, mult_alpha) (x = in - zp). */
+typedef struct {
+  int32_t size, input_zp, output_zp;
+  int32_t mult_identity, shift_identity, mult_alpha, shift_alpha;
+} ts_leaky_relu_params_t;
+
+/* LOGISTIC (output scale 1/256, zero point -128) and TANH (output scale 1/128, zero point
+ * 0): the input in Q4.27 through gemmlowp's fixed-point logistic / tanh. */
+typedef struct {
+  int32_t size, input_zp, range_radius, input_mult, input_left_shift;
+} ts_sigmoid_params_t;
+
+/* HARD_SWISH: int16 fixed point as TFLM's reference_ops::HardSwish. */
+typedef struct {
+  int32_t size, input_zp, output_zp;
+  int32_t output_exp, reluish_exp;     /* power-of-two exponents */
+  int16_t output_mult, reluish_mult;   /* Q15 multipliers */
+} ts_hard_swish_params_t;
+
 void ts_ref_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8_t *filter,
                       const int32_t *bias, int8_t *output);
 void ts_ref_depthwise_conv2d_s8(const ts_dw_params_t *p, const int8_t *input,
@@ -117,6 +159,20 @@ void ts_ref_pad_s8(const ts_pad_params_t *p, const int8_t *input, int8_t *output
 void ts_ref_requantize_s8(const ts_requant_params_t *p, const int8_t *input, int8_t *output);
 void ts_ref_concat_s8(const ts_concat_params_t *p, const int8_t *const *inputs,
                       int8_t *output);
+void ts_ref_sub_s8(const ts_add_params_t *p, const int8_t *in1, const int8_t *in2,
+                   int8_t *output);
+void ts_ref_mul_s8(const ts_mul_params_t *p, const int8_t *in1, const int8_t *in2,
+                   int8_t *output);
+void ts_ref_minmax_s8(const ts_minmax_params_t *p, const int8_t *in1, const int8_t *in2,
+                      int8_t *output);
+void ts_ref_relu_s8(const ts_relu_params_t *p, const int8_t *input, int8_t *output);
+void ts_ref_relu6_s8(const ts_relu_params_t *p, const int8_t *input, int8_t *output);
+void ts_ref_leaky_relu_s8(const ts_leaky_relu_params_t *p, const int8_t *input,
+                          int8_t *output);
+void ts_ref_logistic_s8(const ts_sigmoid_params_t *p, const int8_t *input, int8_t *output);
+void ts_ref_tanh_s8(const ts_sigmoid_params_t *p, const int8_t *input, int8_t *output);
+void ts_ref_hard_swish_s8(const ts_hard_swish_params_t *p, const int8_t *input,
+                          int8_t *output);
 
 /* Optimized kernels (kernels/cm4/: Cortex-M4 DSP instructions and Thumb-2, portable C
  * elsewhere), same parameters, same bytes as the reference kernels above. Their scratch

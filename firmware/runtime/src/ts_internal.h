@@ -136,6 +136,8 @@ int ts_op_kind(int32_t code);
 
 /* CONV_2D and DEPTHWISE_CONV_2D share their prepare (ops/conv.c). */
 ts_status_t ts_conv_like_prepare(ts_loader_t *L, ts_oprec_t *o, int depthwise);
+/* LOGISTIC and TANH share their input preparation (ops/logistic.c). */
+ts_status_t ts_sigmoid_like_prepare(ts_loader_t *L, ts_oprec_t *o);
 
 /* Kernel set: optimized (kernels/cm4) or plain reference (kernels/ref); same bytes. */
 #ifdef TS_USE_OPT_KERNELS
@@ -234,6 +236,15 @@ ts_status_t ts_channel_mults(ts_loader_t *L, const ts_trec_t *in, const ts_trec_
 int ts_pad4(const ts_loader_t *L, const ts_trec_t *r, int32_t d[4]);
 /* A constant int32 (or int64 within int32) tensor's values, at most max. */
 ts_status_t ts_const_ints(ts_loader_t *L, int32_t idx, int32_t *vals, int32_t max, int32_t *n);
+/* 4-D broadcasting of a and b to out: out's dims, and each input's strides (0 along a
+ * broadcast dimension). */
+ts_status_t ts_broadcast4(ts_loader_t *L, const ts_trec_t *a, const ts_trec_t *b,
+                          const ts_trec_t *out, int32_t out_dims[4], int32_t sa[4],
+                          int32_t sb[4]);
+/* TFLM's LOGISTIC/TANH input multiplier: frexp(m) = q * 2^shift, mult = round(q * 2^31). */
+ts_status_t ts_frexp_multiplier(ts_loader_t *L, double m, int32_t *mult, int32_t *shift);
+/* CalculateInputRadius(int_bits, left_shift, 31). */
+int32_t ts_input_radius(int32_t int_bits, int32_t left_shift);
 /* Ask for `bytes` of arena scratch for this operator's eval (e->scratch), alive only while
  * it runs: the planner places it with the activations (like CMSIS-NN's get_buffer_size). */
 ts_status_t ts_request_scratch(ts_loader_t *L, ts_oprec_t *o, uint32_t bytes);

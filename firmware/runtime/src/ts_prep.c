@@ -133,3 +133,38 @@ ts_status_t ts_request_scratch(ts_loader_t *L, ts_oprec_t *o, uint32_t bytes) {
   p->size = bytes;
   return TS_OK;
 }
+
+ts_status_t ts_broadcast4(ts_loader_t *L, const ts_trec_t *a, const ts_trec_t *b,
+                          const ts_trec_t *out, int32_t out_dims[4], int32_t sa[4],
+                          int32_t sb[4]) {
+  int32_t da[4], db[4];
+  if (ts_pad4(L, a, da) || ts_pad4(L, b, db) || ts_pad4(L, out, out_dims))
+    return ts_ofail(L, TS_ERR_UNSUPPORTED, "more than 4 dimensions");
+  int32_t na = 1, nb = 1;
+  for (int k = 3; k >= 0; k--) {
+    if ((da[k] != out_dims[k] && da[k] != 1) || (db[k] != out_dims[k] && db[k] != 1))
+      return ts_ofail(L, TS_ERR_BAD_MODEL, "shapes do not broadcast");
+    sa[k] = da[k] == 1 ? 0 : na;
+    sb[k] = db[k] == 1 ? 0 : nb;
+    na *= da[k];
+    nb *= db[k];
+  }
+  return TS_OK;
+}
+
+ts_status_t ts_frexp_multiplier(ts_loader_t *L, double m, int32_t *mult, int32_t *shift) {
+  if (ts_quantize_multiplier(m, mult, shift) || *mult == 0 || *shift < 0 || *shift > 31)
+    return ts_ofail(L, TS_ERR_UNSUPPORTED, "input scale out of range");
+  /* ts_quantize_multiplier renormalizes a mantissa that rounds up to 2^31 to (2^30, e + 1);
+   * frexp's does not (it overflows int32): refuse that case, keep an exact 0.5 * 2^e. */
+  double half = 0.5;
+  for (int32_t k = 0; k < *shift; k++) half *= 2.0;
+  if (*mult == (1 << 30) && m != half)
+    return ts_ofail(L, TS_ERR_UNSUPPORTED, "input scale out of range");
+  return TS_OK;
+}
+
+int32_t ts_input_radius(int32_t int_bits, int32_t left_shift) {
+  /* floor((2^int_bits - 1) * 2^(31 - int_bits) / 2^left_shift), exact in integers */
+  return (int32_t)((((INT64_C(1) << int_bits) - 1) << (31 - int_bits)) >> left_shift);
+}

@@ -99,26 +99,31 @@ static int32_t exp_quarter_interval(int32_t a) {
   return exp_minus_one_eighth + ts_srdhm(exp_minus_one_eighth, x + poly);
 }
 
-int32_t ts_exp_on_negative_values_5(int32_t a) {
-  /* a in Q5.26, a <= 0. Split a = (a mod 1/4 - 1/4) - remainder; exp of the first part by
-   * the polynomial, then multiply by exp(-2^k) for each set bit k of the remainder. */
-  const int32_t frac_bits = 26;
+/* exp(a) for a <= 0 in Q(int_bits).(31 - int_bits), result in Q0.31 (gemmlowp
+ * exp_on_negative_values). Split a = (a mod 1/4 - 1/4) - remainder; exp of the first part
+ * by the polynomial, then multiply by exp(-2^k) for each set bit k of the remainder (the
+ * bits an input with int_bits integer bits can have). */
+static inline int32_t exp_on_negative_values(int32_t a, int32_t int_bits) {
+  const int32_t frac_bits = 31 - int_bits;
   const int32_t one_quarter = 1 << (frac_bits - 2);
   const int32_t mask = one_quarter - 1;
   const int32_t a_mod_q_minus_q = (a & mask) - one_quarter;
-  int32_t result = exp_quarter_interval(ts_saturating_shl(a_mod_q_minus_q, 5)); /* Q5->Q0 */
+  int32_t result = exp_quarter_interval(ts_saturating_shl(a_mod_q_minus_q, int_bits));
   const int32_t remainder = a_mod_q_minus_q - a;
   /* exp(-2^k) in Q0.31 for k = -2 .. 4 */
   static const int32_t exp_neg_pot[7] = {1672461947, 1302514674, 790015084, 290630308,
                                          39332535,   720401,     242};
-  for (int k = 0; k < 7; k++) {
+  for (int k = 0; k < 7 && k - 2 < int_bits; k++) {
     const int32_t bit = frac_bits + (k - 2);
     if (remainder & (INT32_C(1) << bit)) result = ts_srdhm(result, exp_neg_pot[k]);
   }
-  /* (Q5 inputs never reach the -32 clamp gemmlowp applies for more integer bits.) */
+  /* (inputs with at most 5 integer bits never reach the -32 clamp gemmlowp applies for
+   * more) */
   if (a == 0) result = INT32_MAX; /* exactly 1.0 */
   return result;
 }
+
+int32_t ts_exp_on_negative_values_5(int32_t a) { return exp_on_negative_values(a, 5); }
 
 static int32_t clz32(uint32_t x) {
   if (x == 0) return 32;
@@ -155,4 +160,36 @@ int32_t ts_reciprocal_q12(int32_t x, int32_t *num_bits_over_unit) {
   const int32_t shifted_minus_one =
       (int32_t)(((uint32_t)x << headroom_plus_one) - (UINT32_C(1) << 31));
   return one_over_one_plus_x(shifted_minus_one);
+}
+
+/* 1 / (1 + a) and (1 - a) / (1 + a) for a in [0, 1) share the Newton-Raphson reciprocal
+ * of half the denominator (Q2.29); see one_over_one_plus_x. */
+static int32_t one_minus_x_over_one_plus_x(int32_t a) {
+  int64_t sum = (int64_t)a + (int64_t)INT32_MAX;
+  int64_t sign = sum >= 0 ? 1 : -1;
+  const int32_t half_den = (int32_t)((sum + sign) / 2);
+  int32_t x = 1515870810 + ts_srdhm(half_den, -1010580540);
+  for (int i = 0; i < 3; i++) {
+    const int32_t one_minus = (1 << 29) - ts_srdhm(half_den, x);
+    x = x + ts_saturating_shl(ts_srdhm(x, one_minus), 2);
+  }
+  /* x ~ 1 / half_den = 2 / (1 + a) in Q2.29: x - 1 = (1 - a) / (1 + a), rescaled Q2 -> Q0 */
+  return ts_saturating_shl(x - (1 << 29), 2);
+}
+
+int32_t ts_logistic_q4(int32_t a) {
+  /* gemmlowp logistic: for |a|, 1 / (1 + exp(-|a|)); for a < 0, 1 minus that; 1/2 at 0. */
+  if (a == 0) return 1 << 30;
+  const int32_t abs_a = a > 0 ? a : -a;
+  const int32_t pos = one_over_one_plus_x(exp_on_negative_values(-abs_a, 4));
+  return a > 0 ? pos : INT32_MAX - pos;
+}
+
+int32_t ts_tanh_q4(int32_t a) {
+  /* gemmlowp tanh: for n = -|a|, -tanh(n) = (1 - exp(2n)) / (1 + exp(2n)); exp(2n) is
+   * exp on the same raw value read with one more integer bit (Q5). 0 at 0. */
+  if (a == 0) return 0;
+  const int32_t n = a < 0 ? a : -a;
+  const int32_t t = one_minus_x_over_one_plus_x(exp_on_negative_values(n, 5));
+  return a < 0 ? -t : t;
 }
