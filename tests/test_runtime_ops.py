@@ -48,9 +48,9 @@ def test_supported_ops_and_docs_match_the_table():
 
 def test_every_op_has_its_file():
     for name, _, fn in table():
-        files = [p for p in OPS_DIR.glob("*.c") if f"ts_{fn}_prepare(" in p.read_text()]
+        files = [p for p in OPS_DIR.glob("*.c") if f"ts_{fn}_prepare(ts_loader_t" in p.read_text()]
         assert len(files) == 1, f"{name}: ts_{fn}_prepare defined in {files}"
-        assert f"ts_{fn}_eval(" in files[0].read_text(), name
+        assert f"ts_{fn}_eval(const ts_eval_t" in files[0].read_text(), name
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,7 @@ RUNTIME_SRCS := \
   $(TS_RUNTIME_DIR)/src/kernels/ref/misc.c \
   $(TS_RUNTIME_DIR)/src/kernels/ref/mul.c \
   $(TS_RUNTIME_DIR)/src/kernels/ref/pooling.c \
+  $(TS_RUNTIME_DIR)/src/kernels/ref/resize.c \
   $(TS_RUNTIME_DIR)/src/kernels/ref/softmax.c \
   $(TS_RUNTIME_DIR)/src/kernels/cm4/conv.c \
   $(TS_RUNTIME_DIR)/src/kernels/cm4/depthwise_conv.c \

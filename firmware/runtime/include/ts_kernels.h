@@ -135,6 +135,23 @@ typedef struct {
   int32_t size, input_zp, range_radius, input_mult, input_left_shift;
 } ts_sigmoid_params_t;
 
+/* STRIDED_SLICE of up to 4 dims (padded with leading axes taken whole): output element
+ * (j0..j3) = input element (start[k] + j_k * step[k]) for j_k < count[k]; byte copy. */
+typedef struct {
+  int32_t in_dims[4], start[4], step[4], count[4];
+} ts_slice_params_t;
+
+/* RESIZE_NEAREST_NEIGHBOR / RESIZE_BILINEAR of NHWC int8 (no requantization). Nearest:
+ * source index from the float scale in_size / out_size (or (in - 1) / (out - 1) with
+ * align_corners) as TFLM's GetNearestNeighbor; bilinear: TFLM's integer path, scales in
+ * 1/1024 steps. */
+typedef struct {
+  int32_t batches, in_h, in_w, depth, out_h, out_w;
+  int32_t align_corners, half_pixel_centers;
+  int32_t scale_h_10, scale_w_10; /* bilinear */
+  float scale_h, scale_w;         /* nearest */
+} ts_resize_params_t;
+
 /* HARD_SWISH: int16 fixed point as TFLM's reference_ops::HardSwish. */
 typedef struct {
   int32_t size, input_zp, output_zp;
@@ -171,6 +188,11 @@ void ts_ref_leaky_relu_s8(const ts_leaky_relu_params_t *p, const int8_t *input,
                           int8_t *output);
 void ts_ref_logistic_s8(const ts_sigmoid_params_t *p, const int8_t *input, int8_t *output);
 void ts_ref_tanh_s8(const ts_sigmoid_params_t *p, const int8_t *input, int8_t *output);
+void ts_ref_strided_slice_s8(const ts_slice_params_t *p, const int8_t *input, int8_t *output);
+void ts_ref_resize_nearest_s8(const ts_resize_params_t *p, const int8_t *input,
+                              int8_t *output);
+void ts_ref_resize_bilinear_s8(const ts_resize_params_t *p, const int8_t *input,
+                               int8_t *output);
 void ts_ref_hard_swish_s8(const ts_hard_swish_params_t *p, const int8_t *input,
                           int8_t *output);
 

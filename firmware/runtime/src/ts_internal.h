@@ -138,6 +138,8 @@ int ts_op_kind(int32_t code);
 ts_status_t ts_conv_like_prepare(ts_loader_t *L, ts_oprec_t *o, int depthwise);
 /* LOGISTIC and TANH share their input preparation (ops/logistic.c). */
 ts_status_t ts_sigmoid_like_prepare(ts_loader_t *L, ts_oprec_t *o);
+/* Both RESIZE ops share their prepare (ops/resize_nearest_neighbor.c). */
+ts_status_t ts_resize_prepare(ts_loader_t *L, ts_oprec_t *o);
 
 /* Kernel set: optimized (kernels/cm4) or plain reference (kernels/ref); same bytes. */
 #ifdef TS_USE_OPT_KERNELS

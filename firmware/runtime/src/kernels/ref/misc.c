@@ -1,6 +1,7 @@
 /* Data-movement int8 reference kernels: PAD (pad value = output zero point or the given
  * constant), QUANTIZE int8 -> int8 (reference_ops::Requantize), CONCATENATION (byte copy:
- * TFLM concatenates int8 tensors without requantizing). */
+ * TFLM concatenates int8 tensors without requantizing), STRIDED_SLICE (byte gather with
+ * the start/step/count prepared from TFLM's strided_slice_logic.h). */
 #include <string.h>
 
 #include "ts_kernels.h"
@@ -41,4 +42,17 @@ void ts_ref_concat_s8(const ts_concat_params_t *p, const int8_t *const *inputs,
       memcpy(o, inputs[i] + (size_t)k * (size_t)p->inner[i], (size_t)p->inner[i]);
       o += p->inner[i];
     }
+}
+
+void ts_ref_strided_slice_s8(const ts_slice_params_t *p, const int8_t *input, int8_t *output) {
+  const int32_t *d = p->in_dims;
+  int32_t o = 0;
+  for (int32_t j0 = 0; j0 < p->count[0]; j0++)
+    for (int32_t j1 = 0; j1 < p->count[1]; j1++)
+      for (int32_t j2 = 0; j2 < p->count[2]; j2++)
+        for (int32_t j3 = 0; j3 < p->count[3]; j3++) {
+          const int32_t i0 = p->start[0] + j0 * p->step[0], i1 = p->start[1] + j1 * p->step[1];
+          const int32_t i2 = p->start[2] + j2 * p->step[2], i3 = p->start[3] + j3 * p->step[3];
+          output[o++] = input[((i0 * d[1] + i1) * d[2] + i2) * d[3] + i3];
+        }
 }
