@@ -26,6 +26,7 @@ RUNTIME_SRCS := \
   $(TS_RUNTIME_DIR)/src/kernels/ref/pooling.c \
   $(TS_RUNTIME_DIR)/src/kernels/ref/resize.c \
   $(TS_RUNTIME_DIR)/src/kernels/ref/softmax.c \
+  $(TS_RUNTIME_DIR)/src/kernels/ref/transpose_conv.c \
   $(TS_RUNTIME_DIR)/src/kernels/cm4/conv.c \
   $(TS_RUNTIME_DIR)/src/kernels/cm4/depthwise_conv.c \
   $(TS_RUNTIME_DIR)/src/kernels/cm4/fully_connected.c \

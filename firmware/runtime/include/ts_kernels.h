@@ -193,6 +193,13 @@ void ts_ref_resize_nearest_s8(const ts_resize_params_t *p, const int8_t *input,
                               int8_t *output);
 void ts_ref_resize_bilinear_s8(const ts_resize_params_t *p, const int8_t *input,
                                int8_t *output);
+/* TRANSPOSE_CONV, filter [out_c][k_h][k_w][in_c]: every input pixel scatters
+ * (x + input_offset) * w into an int32 scratch of the output's size (zeroed first), then
+ * bias, per-channel requantization and the activation clamp, as TFLM's
+ * reference_integer_ops::TransposeConv. */
+void ts_ref_transpose_conv_s8(const ts_conv_params_t *p, const int8_t *input,
+                              const int8_t *filter, const int32_t *bias, int32_t *scratch,
+                              int8_t *output);
 void ts_ref_hard_swish_s8(const ts_hard_swish_params_t *p, const int8_t *input,
                           int8_t *output);
 

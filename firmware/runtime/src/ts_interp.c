@@ -431,7 +431,8 @@ const char *ts_interp_error(const ts_interp_t *it) { return it ? it->error : "no
   ((k) < (o)->n_in ? (int32_t)ts_le32((m) + (o)->in_pos + 4 * (uint32_t)(k)) : -1)
 
 const void *ts_eval_input(const ts_eval_t *e, int32_t k) {
-  return tdata(e->it, e->st, IN_IDX(e->it->model, e->o, k));
+  const int32_t idx = IN_IDX(e->it->model, e->o, k);
+  return idx >= 0 ? tdata(e->it, e->st, idx) : NULL;
 }
 
 ts_status_t ts_interp_invoke(ts_interp_t *it, ts_op_callback_t cb, void *user) {
