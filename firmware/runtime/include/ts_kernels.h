@@ -94,6 +94,14 @@ typedef struct {
   int32_t size, input_zp, output_zp, mult, shift;
 } ts_requant_params_t;
 
+/* QUANTIZE float32 -> int8 (reference_ops::AffineQuantize: round(x / scale) + zero_point
+ * in float, clamped) and DEQUANTIZE int8 -> float32 (reference_ops::Dequantize:
+ * (float)((double)scale * (q - zero_point))). */
+typedef struct {
+  int32_t size, zero_point;
+  float scale;
+} ts_affine_params_t;
+
 /* CONCATENATION: outer copies of each input's inner block (bytes). */
 typedef struct {
   int32_t outer, num_inputs;
@@ -200,6 +208,8 @@ void ts_ref_resize_bilinear_s8(const ts_resize_params_t *p, const int8_t *input,
 void ts_ref_transpose_conv_s8(const ts_conv_params_t *p, const int8_t *input,
                               const int8_t *filter, const int32_t *bias, int32_t *scratch,
                               int8_t *output);
+void ts_ref_quantize_f32_s8(const ts_affine_params_t *p, const float *input, int8_t *output);
+void ts_ref_dequantize_s8_f32(const ts_affine_params_t *p, const int8_t *input, float *output);
 void ts_ref_hard_swish_s8(const ts_hard_swish_params_t *p, const int8_t *input,
                           int8_t *output);
 

@@ -37,6 +37,13 @@ enum { BUF_DATA = 0, BUF_OFFSET = 1 };
 
 #define TS_MAX_TENSOR_BYTES 0x7fffffffu
 
+/* QUANTIZE: int8 -> int8 (requantize) or float32 -> int8. */
+typedef struct {
+  ts_requant_params_t rq;
+  ts_affine_params_t aq;
+  int32_t from_float;
+} ts_quantize_params_t;
+
 /* RESHAPE (and other byte copies): the bytes to move. */
 typedef struct {
   uint32_t bytes;

@@ -216,8 +216,9 @@ static ts_status_t load(ts_loader_t *L, uint8_t *arena, size_t arena_size) {
   for (uint32_t k = 0; k < L->inputs.len; k++) {
     const int32_t idx = (int32_t)ts_le32(fb->buf + L->inputs.pos + 4 * k);
     ts_trec_t *r = idx >= 0 ? &L->t[idx] : NULL;
-    if (!r || r->data_off || r->dtype != TS_INT8)
-      return ts_fail(it, TS_ERR_UNSUPPORTED, "model input %u must be an int8 tensor", k);
+    if (!r || r->data_off || (r->dtype != TS_INT8 && r->dtype != TS_FLOAT32))
+      return ts_fail(it, TS_ERR_UNSUPPORTED, "model input %u must be an int8 or float32 tensor",
+                     k);
     r->plan.first = 0;
     r->plan.last = 0;
   }
