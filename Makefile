@@ -82,7 +82,7 @@ stop: ## stop the emulated board started by make flash
 	else echo "no QEMU was running"; fi
 
 fuzz: setup ## host frame decoder: 1,000,000 mutated streams (faults between/inside frames), prints counts
-	$(VPY) -m tinyscope.link.faults --streams $${STREAMS:-1000000} --seed $${SEED:-0}
+	$(VPY) -m tinyscope.device.faults --streams $${STREAMS:-1000000} --seed $${SEED:-0}
 
 fuzz-firmware: setup ## libFuzzer+ASan+UBSan: model parser, frame decoder, request handling, 1,000,000 runs each
 	[ -f $(MODEL_DIR)/model_data.cc ] || $(TINYSCOPE) convert $(MODEL) --out $(MODEL_DIR)

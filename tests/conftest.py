@@ -1,29 +1,42 @@
-"""Fixtures shared across test modules."""
+"""Fixtures shared across test modules, and the one rule for emulator tests: a test marked
+``emulator`` is skipped, with the reason, when qemu-system-arm or arm-none-eabi-gcc is missing."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+EMULATOR_TOOLS = ("qemu-system-arm", "arm-none-eabi-gcc")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    missing = [tool for tool in EMULATOR_TOOLS if shutil.which(tool) is None]
+    if not missing:
+        return
+    skip = pytest.mark.skip(reason=f"needs {' and '.join(missing)} (make setup installs them)")
+    for item in items:
+        if item.get_closest_marker("emulator"):
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")
 def build_dir(tmp_path_factory) -> Path:
     """``tinyscope convert models/default.keras`` into a temporary build directory, once per
     session. Tests read it; a test that needs to change it copies it first."""
-    from tinyscope import convert
+    from tinyscope.convert import flow
 
     out = tmp_path_factory.mktemp("default-build")
-    convert.convert(ROOT / "models/default.keras", out, num_inputs=4)
+    flow.convert(ROOT / "models/default.keras", out, num_inputs=4)
     return out
 
 
 @pytest.fixture(scope="module")
 def elf(build_dir, tmp_path_factory) -> Path:
     """The emulated board's firmware (QEMU mps2-an386) for the module's ``build_dir``."""
-    from tinyscope.link import boards
+    from tinyscope.device import boards
 
     return boards.build_firmware(build_dir, quiet=True,
                                  out_dir=tmp_path_factory.mktemp("firmware"))
@@ -32,7 +45,7 @@ def elf(build_dir, tmp_path_factory) -> Path:
 @pytest.fixture
 def board(elf, tmp_path):
     """QEMU running ``elf``; always stopped after the test, also when it fails."""
-    from tinyscope.link import boards
+    from tinyscope.device import boards
 
     with boards.emulated_board(elf, tmp_path / "qemu") as b:
         yield b

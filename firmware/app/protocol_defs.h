@@ -1,6 +1,6 @@
-/* Generated from host/tinyscope/link/protocol.py by
- *   python -m tinyscope.link.protocol --header firmware/app/protocol_defs.h
- * Do not edit; tests/test_protocol.py checks that it is up to date. */
+/* Generated from host/tinyscope/device/protocol.py by
+ *   python -m tinyscope.device.protocol --header firmware/app/protocol_defs.h
+ * Do not edit; tests/device/test_protocol.py checks that it is up to date. */
 #ifndef TS_PROTOCOL_DEFS_H
 #define TS_PROTOCOL_DEFS_H
 

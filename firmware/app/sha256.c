@@ -1,4 +1,4 @@
-/* SHA-256 (FIPS 180-4). Checked against hashlib by tests/test_emulator.py (INFO hash). */
+/* SHA-256 (FIPS 180-4). Checked against hashlib by tests/e2e/test_emulator.py (INFO hash). */
 #include "sha256.h"
 
 #include <string.h>

@@ -6,8 +6,8 @@
 #   fuzz_model     runtime: ts_interp_init + every tensor + invoke on mutated .tflite models
 #   fuzz_frame     firmware frame decoder: COBS, length, CRC-32, version
 #   fuzz_commands  firmware request handling (app/main.c) with MODEL_DIR's model compiled in
-# Seeds come from firmware/fuzz/seeds.py (real models quantized by tinyscope.quantize, real
-# frames from tinyscope.link.protocol); new inputs found go to build/fuzz/corpus/<target>.
+# Seeds come from firmware/fuzz/seeds.py (real models quantized by tinyscope.convert.quantize, real
+# frames from tinyscope.device.protocol); new inputs found go to build/fuzz/corpus/<target>.
 FUZZ_DIR := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
 FW_DIR := $(patsubst %/,%,$(dir $(FUZZ_DIR)))
 ifeq ($(FW_DIR),)

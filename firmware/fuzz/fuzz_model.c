@@ -1,6 +1,6 @@
 /*
  * libFuzzer target: the runtime's model parser, planner and interpreter on mutated
- * flatbuffers (seeds: real int8 models from tinyscope.quantize). For every model the
+ * flatbuffers (seeds: real int8 models from tinyscope.convert.quantize). For every model the
  * runtime accepts, it also looks at every tensor, fills the input and runs the model,
  * reading each streamed activation in full. Oracles: ASan, UBSan, the libFuzzer timeout.
  */

@@ -1,12 +1,12 @@
 """Seed corpora for the firmware fuzzers (firmware/fuzz/fuzz.mk), from real artifacts.
 
 - fuzz_model:    the int8 .tflite of MODEL_DIR plus small Keras models quantized with
-                 tinyscope.quantize (conv/pool, depthwise/add/concat/pad, dense, a
+                 tinyscope.convert.quantize (conv/pool, depthwise/add/concat/pad, dense, a
                  MobileNetV3-style block with the element-wise ops and activations, a decoder
                  with TRANSPOSE_CONV and both resizes) and a float-I/O model (QUANTIZE and
                  DEQUANTIZE at the edges).
 - fuzz_frame:    every request and response frame type, COBS-encoded by
-                 tinyscope.link.protocol (without the 0x00 delimiter).
+                 tinyscope.device.protocol (without the 0x00 delimiter).
 - fuzz_commands: request sequences a real capture sends (HELLO, SET_INPUT chunks of a real
                  input, RUN in every mode, PING, RESET), in wire and raw mode (fuzz_commands.c).
 
@@ -22,13 +22,13 @@ import struct
 from pathlib import Path
 
 import numpy as np
-from tinyscope.link import protocol as P
+from tinyscope.device import protocol as P
 
 
 def small_models() -> list[bytes]:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
-    from tinyscope.quantize import quantize_keras
+    from tinyscope.convert.quantize import quantize_keras
 
     rng = np.random.default_rng(0)
     L = keras.layers

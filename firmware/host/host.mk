@@ -32,7 +32,7 @@ $(BUILD)/tinyscope-run$(RUN_SUFFIX): $(RUNTIME_SRCS) $(RUNNER_SRC) $(RUNTIME_HDR
 	@mkdir -p $(BUILD)
 	$(CC) $(HOST_CFLAGS) -o $@ $(RUNTIME_SRCS) $(RUNNER_SRC)
 
-# Optimized kernels == reference kernels on random shapes and parameters (tests/test_runtime_opt.py).
+# Optimized kernels == reference kernels on random shapes and parameters (tests/runtime/test_opt.py).
 # The -small build shrinks the kernels' stack buffers so weight blocks, row tiles, channel
 # chunks and the fallbacks all run on the random shapes.
 CHECK_SMALL_DEFS := -DTS_OPT_CONV_WBUF=400 -DTS_OPT_CONV_ROWBUF=120 -DTS_OPT_CONV_BLOCK=4 \
@@ -51,7 +51,7 @@ $(BUILD)/ts-kernel-check-small: $(RUNTIME_SRCS) $(HOST_DIR)/kernel_check.c $(RUN
 # m4check_semihost.c's vectors/reset (argv from -append, exit status from SYS_EXIT_EXTENDED):
 #   qemu-system-arm -M mps2-an386 -display none -monitor none -serial none \
 #     -semihosting-config enable=on,target=native -kernel ELF -append "SEED CASES"
-# (tests/test_runtime_opt_m4.py). M4CHECK_CM4 may name a copy of kernels/cm4 (a patched
+# (tests/runtime/test_opt_m4.py). M4CHECK_CM4 may name a copy of kernels/cm4 (a patched
 # kernel for the harness's own test), M4CHECK_OUT another output folder.
 M4CHECK_CM4 ?= $(TS_RUNTIME_DIR)/src/kernels/cm4
 M4CHECK_OUT ?= $(FW_DIR)/build/m4check

@@ -62,7 +62,7 @@ def runtime_text_bytes(kernels: str = "opt") -> dict[str, int]:
 def run_on_qemu(elf: Path, build_dir: Path, out_dir: Path, q: np.ndarray,
                 labels: np.ndarray) -> tuple[dict, dict[str, np.ndarray]]:
     """Capture every layer of ``q`` on QEMU running ``elf``; (run.json, capture arrays)."""
-    from tinyscope.link import boards, capture
+    from tinyscope.device import boards, capture
 
     with boards.emulated_board(elf, out_dir / "qemu") as board:
         run = capture.capture(board.url, build_dir, out_dir, q, labels, layers="all",
@@ -106,7 +106,7 @@ def payload_efficiency(run: dict, arrays: dict[str, np.ndarray]) -> dict[str, fl
     definition, ``tensor_chunks`` chunks as firmware/app/main.c send_tensor does): the same
     bytes as on the wire.
     """
-    from tinyscope.link import protocol as P
+    from tinyscope.device import protocol as P
 
     payload = wire = frames = 0
     for meta in run["tensors"]:
@@ -226,13 +226,14 @@ def format_table(b: dict) -> str:
 
 
 def bench(model: Path, build_dir: Path, n: int) -> dict:
-    from tinyscope import convert
-    from tinyscope import manifest as manifest_mod
+    from tinyscope.convert import flow
+    from tinyscope.convert import manifest as manifest_mod
+    from tinyscope.data import quantized_test_inputs
 
     if not (build_dir / "manifest.json").is_file() or not (build_dir / "model_data.cc").is_file():
-        convert.convert(model, build_dir)
+        flow.convert(model, build_dir)
     manifest = manifest_mod.load(build_dir)
-    _, q, labels = convert.quantized_test_inputs(manifest, n)
+    _, q, labels = quantized_test_inputs(manifest, n)
     work = build_dir / "bench"
     runs: dict[str, dict] = {}
     arrays: dict[str, dict[str, np.ndarray]] = {}
@@ -293,7 +294,7 @@ def dwsep_model(path: Path) -> Path:
     The default model has no DEPTHWISE_CONV_2D, 1x1 CONV_2D or MEAN; this one does."""
     if path.is_file():
         return path
-    from tinyscope.model import _keras
+    from tinyscope.convert.model import _keras
 
     keras = _keras()
     layers = keras.layers

@@ -187,3 +187,14 @@ def dequantize(q: np.ndarray, scale: float | np.ndarray, zero_point: int | np.nd
     return (np.asarray(scale, np.float32) * (np.asarray(q, np.int32) - zero_point)).astype(
         np.float32
     )
+
+
+def quantized_test_inputs(manifest: dict, n: int | None = None, data: str | None = None):
+    """The test split images of a build, float and int8: ``(x_float, x_int8, labels)``."""
+    inp = manifest["input"]
+    h, w, c = inp["shape"][1:]
+    ds = load(data or manifest.get("data", MNIST), (h, w), c)
+    _, test = split(ds, seed=manifest.get("test_inputs", {}).get("seed", 0))
+    test = test.take(n)
+    q = quantize(test.x, inp["scale"], inp["zero_point"])
+    return test.x, q.astype(np.int8), test.y

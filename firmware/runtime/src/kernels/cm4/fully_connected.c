@@ -26,7 +26,7 @@
  * On the host (no DSP extension) ts_fc_dot5, ts_fc_rows and the widening are the portable C
  * below, the same arithmetic, so ts-kernel-check exercises this algorithm; the assembly
  * itself is checked on the M4 by the m4check build of ts-kernel-check (tests/
- * test_runtime_opt_m4.py, also every near-miss mutation of its instructions), `make bench`
+ * tests/runtime/test_opt_m4.py, also every near-miss mutation of its instructions), `make bench`
  * and the emulator tests. */
 #include <stdint.h>
 

@@ -1,0 +1,1 @@
+"""Stage 3: the numbers: desktop references, drift, device vs desktop, saliency."""

@@ -1,0 +1,412 @@
+"""Drift metrics: how far int8 tensors are from float (or from another int8 run), and why.
+
+Building blocks, reusable by ``tinyscope compare`` (device vs desktop):
+
+* :func:`error_metrics` -- max/mean |err|, mean error, stddev, MSE, RMSE, SNR (dB), cosine
+  similarity and L2 relative error of ``test - ref`` (floats);
+* :func:`compare_tensors` -- the same for two tensors of which either may be int8 (dequantized
+  with the given scale/zero point), plus ``rmse_over_scale`` (1/sqrt(12) = 0.289 is the ideal
+  rounding noise), per-channel metrics, and for int8 vs int8 an LSB histogram
+  (:func:`lsb_stats`);
+* :func:`dataset_agreement` -- top-1 agreement and confusion matrices;
+* :func:`requantize` -- TFLM's double rounding and the single rounding of optimized kernels, to
+  *explain* LSB differences.
+
+Two float references per tensor (see docs/pipeline.md): *accumulated* (the float Keras model
+end to end: what quantization does to the network) and *layer-local* (each Keras layer fed the
+dequantized int8 input of its operator: the error one operator adds; this is what TFLite's
+``QuantizationDebugger`` reports, and a test checks we agree with it).
+
+``tinyscope drift BUILD_DIR --out DIR`` (:mod:`tinyscope.report.drift`) writes ``metrics.json``
+and PNG figures.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from tinyscope.analysis import floatref, reference
+from tinyscope.convert import manifest as manifest_mod
+from tinyscope.convert.graph import graph
+from tinyscope.convert.layermap import map_layers
+from tinyscope.convert.model import load_model, rebatch
+from tinyscope.data import quantized_test_inputs
+from tinyscope.errors import TinyscopeError
+from tinyscope.fsutil import atomic_write_text
+
+IDEAL_RMSE_OVER_SCALE = 1.0 / math.sqrt(12.0)
+DEFAULT_N = 500
+
+
+# --------------------------------------------------------------------------- integer maths
+
+
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """TFLite's QuantizeMultiplier: ``real = m * 2**(shift - 31)`` with ``m`` in [2**30, 2**31)."""
+    if real == 0.0:
+        return 0, 0
+    mantissa, shift = math.frexp(real)
+    m = round(mantissa * (1 << 31))
+    if m == 1 << 31:
+        m //= 2
+        shift += 1
+    return m, shift
+
+
+def requantize(acc: np.ndarray, real_multiplier: float, rounding: str = "double") -> np.ndarray:
+    """Scale int32 accumulators by ``real_multiplier`` with integer maths (no zero point added).
+
+    ``"double"``: TFLM reference kernels (SaturatingRoundingDoublingHighMul, then
+    RoundingDivideByPOT); ``"single"``: one rounding shift of the 64-bit product, as TFLite's
+    optimized kernels (and, measured here, LiteRT's BUILTIN_REF FULLY_CONNECTED).
+    """
+    acc = np.asarray(acc, np.int64)
+    m, shift = quantize_multiplier(real_multiplier)
+    if rounding == "single":
+        total = 31 - shift
+        return (acc * m + (1 << (total - 1))) >> total
+    if rounding != "double":
+        raise ValueError(f"rounding must be 'double' or 'single', not {rounding!r}")
+    x = acc * (1 << max(shift, 0))
+    prod = x * m
+    nudge = np.where(prod >= 0, 1 << 30, 1 - (1 << 30))
+    s = prod + nudge
+    high = np.where(s >= 0, s >> 31, -((-s) >> 31))  # division truncating toward zero
+    right = max(-shift, 0)
+    if right == 0:
+        return high
+    mask = (1 << right) - 1
+    remainder = high & mask
+    threshold = (mask >> 1) + (high < 0)
+    return (high >> right) + (remainder > threshold)
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def _finite(v: float) -> float | None:
+    return float(v) if math.isfinite(v) else None
+
+
+def error_metrics(ref: np.ndarray, test: np.ndarray) -> dict[str, float | None]:
+    """Metrics of ``err = test - ref`` over all elements (float64 maths).
+
+    ``snr_db`` is ``10 log10(sum ref^2 / sum err^2)`` (None when err is 0: infinite);
+    ``cosine`` is 1.0 when both are all zero; ``l2_relative`` is ``|err| / |ref|``.
+    """
+    r = np.asarray(ref, np.float64).ravel()
+    t = np.asarray(test, np.float64).ravel()
+    if r.shape != t.shape:
+        raise ValueError(f"shapes differ: {np.shape(ref)} vs {np.shape(test)}")
+    if r.size == 0:
+        raise ValueError("empty tensors")
+    err = t - r
+    sq = float(np.dot(err, err))
+    ref_sq = float(np.dot(r, r))
+    test_sq = float(np.dot(t, t))
+    if ref_sq == 0.0 and test_sq == 0.0:
+        cosine = 1.0
+    elif ref_sq == 0.0 or test_sq == 0.0:
+        cosine = 0.0
+    else:
+        cosine = float(np.dot(r, t) / math.sqrt(ref_sq * test_sq))
+    mse = sq / r.size
+    return {
+        "n": int(r.size),
+        "max_abs_error": float(np.max(np.abs(err))),
+        "mean_abs_error": float(np.mean(np.abs(err))),
+        "mean_error": float(np.mean(err)),
+        "stddev": float(np.std(err)),
+        "mse": mse,
+        "rmse": math.sqrt(mse),
+        "snr_db": _finite(10.0 * math.log10(ref_sq / sq)) if sq > 0 and ref_sq > 0 else None,
+        "cosine": cosine,
+        "l2_relative": _finite(math.sqrt(sq / ref_sq)) if ref_sq > 0 else None,
+    }
+
+
+def lsb_stats(a: np.ndarray, b: np.ndarray) -> dict:
+    """Compare two int8 tensors element by element, in LSB (quantization steps).
+
+    ``histogram`` maps each difference ``a - b`` (in LSB) to its count.
+    """
+    d = np.asarray(a, np.int32) - np.asarray(b, np.int32)
+    values, counts = np.unique(d, return_counts=True)
+    n = int(d.size)
+    n_diff = int(np.count_nonzero(d))
+    return {
+        "n": n,
+        "n_different": n_diff,
+        "fraction_equal": (n - n_diff) / n if n else 1.0,
+        "max_lsb": int(np.abs(d).max()) if n else 0,
+        "mean_abs_lsb": float(np.mean(np.abs(d))) if n else 0.0,
+        "histogram": {int(v): int(c) for v, c in zip(values, counts, strict=True)},
+    }
+
+
+def _dequant(x: np.ndarray, scale, zero_point, channel_axis: int) -> np.ndarray:
+    x = np.asarray(x)
+    if x.dtype.kind == "f":
+        return x.astype(np.float64)
+    scale = np.asarray(scale, np.float64).ravel()
+    zp = np.asarray(zero_point, np.float64).ravel()
+    if scale.size > 1:  # per-channel parameters along channel_axis
+        shape = [1] * x.ndim
+        shape[channel_axis] = scale.size
+        scale, zp = scale.reshape(shape), zp.reshape(shape)
+    return scale * (x.astype(np.float64) - zp)
+
+
+def compare_tensors(
+    ref: np.ndarray,
+    test: np.ndarray,
+    scale: float | list[float] | None = None,
+    zero_point: int | list[int] | None = None,
+    channel_axis: int = -1,
+    per_channel: bool = True,
+) -> dict:
+    """All drift metrics of ``test`` against ``ref`` for one tensor (batch axis first).
+
+    int8 inputs are dequantized with ``scale``/``zero_point`` (required then). The result has
+    ``kind`` (``"int8-int8"``, ``"float-int8"``, ...), the :func:`error_metrics` in real units,
+    ``rmse_over_scale`` (if ``scale`` given), ``per_channel`` (lists, one entry per channel
+    along ``channel_axis``) and, for int8 vs int8, ``lsb`` (:func:`lsb_stats`, overall) and
+    ``per_channel_lsb`` (max LSB and fraction equal per channel).
+    """
+    ref, test = np.asarray(ref), np.asarray(test)
+    if ref.shape != test.shape:
+        raise ValueError(f"tensor shapes differ: {ref.shape} vs {test.shape}")
+    kinds = ["int8" if x.dtype == np.int8 else "float" for x in (ref, test)]
+    if "int8" in kinds and scale is None:
+        raise ValueError("scale and zero_point are needed to dequantize int8 tensors")
+    zp = 0 if zero_point is None else zero_point
+    r = _dequant(ref, scale, zp, channel_axis)
+    t = _dequant(test, scale, zp, channel_axis)
+    out: dict = {"kind": "-".join(kinds), **error_metrics(r, t)}
+    first_scale = float(np.ravel(scale)[0]) if scale is not None else None
+    if first_scale and np.size(scale) == 1:
+        out["scale"] = first_scale
+        out["rmse_over_scale"] = out["rmse"] / first_scale
+    if kinds == ["int8", "int8"]:
+        out["lsb"] = lsb_stats(test, ref)
+    if per_channel and ref.ndim >= 2:
+        axis = channel_axis % ref.ndim
+        rc = np.moveaxis(r, axis, -1).reshape(-1, r.shape[axis])
+        tc = np.moveaxis(t, axis, -1).reshape(-1, t.shape[axis])
+        chans = [error_metrics(rc[:, c], tc[:, c]) for c in range(rc.shape[1])]
+        keys = ("max_abs_error", "mean_abs_error", "mean_error", "rmse", "snr_db", "cosine")
+        out["per_channel"] = {k: [c[k] for c in chans] for k in keys}
+        if "rmse_over_scale" in out:
+            out["per_channel"]["rmse_over_scale"] = [c["rmse"] / first_scale for c in chans]
+        if kinds == ["int8", "int8"]:
+            d = np.abs(
+                np.moveaxis(test.astype(np.int32) - ref.astype(np.int32), axis, -1)
+            ).reshape(-1, ref.shape[axis])
+            out["per_channel_lsb"] = {
+                "max_lsb": d.max(0).astype(int).tolist(),
+                "fraction_equal": (d == 0).mean(0).astype(float).tolist(),
+            }
+    return out
+
+
+def per_sample_mean(ref: np.ndarray, test: np.ndarray, scale=None, zero_point=None) -> dict:
+    """:func:`error_metrics` per sample (axis 0), averaged: QuantizationDebugger's aggregation."""
+    zp = 0 if zero_point is None else zero_point
+    r = _dequant(ref, scale, zp, -1)
+    t = _dequant(test, scale, zp, -1)
+    rows = [error_metrics(r[i], t[i]) for i in range(len(r))]
+    keys = ("max_abs_error", "mean_abs_error", "mean_error", "stddev", "mse", "rmse")
+    return {k: float(np.mean([row[k] for row in rows])) for k in keys}
+
+
+def confusion_matrix(true: np.ndarray, pred: np.ndarray, num_classes: int) -> np.ndarray:
+    cm = np.zeros((num_classes, num_classes), np.int64)
+    np.add.at(cm, (np.asarray(true, np.int64), np.asarray(pred, np.int64)), 1)
+    return cm
+
+
+def dataset_agreement(
+    float_scores: np.ndarray, int8_scores: np.ndarray, labels: np.ndarray | None = None,
+    num_classes: int | None = None,
+) -> dict:
+    """Top-1 agreement float vs int8 (and accuracy of each when ``labels`` are given).
+
+    ``confusion_float_vs_int8[i][j]`` counts images the float model puts in class ``i`` and the
+    int8 model in class ``j``; ``confusion_int8[i][j]``: true class ``i``, int8 prediction ``j``.
+    """
+    fp = np.asarray(float_scores).argmax(-1)
+    qp = np.asarray(int8_scores).argmax(-1)
+    k = num_classes or int(np.asarray(float_scores).shape[-1])
+    out = {
+        "n": int(len(fp)),
+        "top1_agreement": float(np.mean(fp == qp)),
+        "n_disagree": int(np.sum(fp != qp)),
+        "disagreeing_images": np.flatnonzero(fp != qp).astype(int).tolist()[:50],
+        "confusion_float_vs_int8": confusion_matrix(fp, qp, k).tolist(),
+    }
+    if labels is not None:
+        y = np.asarray(labels)
+        out["float_accuracy"] = float(np.mean(fp == y))
+        out["int8_accuracy"] = float(np.mean(qp == y))
+        out["confusion_float"] = confusion_matrix(y, fp, k).tolist()
+        out["confusion_int8"] = confusion_matrix(y, qp, k).tolist()
+    return out
+
+
+# --------------------------------------------------------------------------- float references
+
+
+def local_float_tensors(model, model_bytes: bytes, int8: dict[int, np.ndarray], layer_map=None):
+    """Layer-local float reference: each mapped Keras layer (+ layers folded into its op) run
+    on the dequantized int8 input(s) of its operator; ``{tensor_index: (N, ...)}``.
+
+    This is the float value each operator *should* produce from the int8 values it actually
+    got, so ``int8 - local`` isolates the error that one operator adds.
+    """
+    ops, tensors, _, _ = graph(model_bytes)
+    lmap = layer_map or map_layers(model, model_bytes)
+    net = rebatch(model, None) if model.inputs[0].shape[0] is not None else model
+    out: dict[int, np.ndarray] = {}
+    for op in ops:
+        name = lmap.op_layer.get(op.index)
+        idx = op.outputs[0]
+        if name is None or idx not in lmap.tensor_layer:
+            continue
+        acts = [i for i in op.inputs if i in int8]
+        if not acts:
+            continue
+        xs = []
+        for i in acts:
+            t = tensors[i]
+            xs.append(_dequant(int8[i], t.scales, t.zero_points, -1).astype(np.float32))
+        layer = net.get_layer(name)
+        y = layer(xs if len(xs) > 1 else xs[0])
+        for fused in lmap.op_fused.get(op.index, []):
+            y = net.get_layer(fused)(y)
+        out[idx] = np.asarray(y).reshape(len(xs[0]), *tensors[idx].shape[1:])
+    return out
+
+
+# --------------------------------------------------------------------------- the drift run
+
+
+def run(
+    build_dir: str | Path, n: int = DEFAULT_N, data: str | None = None,
+    model_path: str | Path | None = None, progress: bool = True,
+) -> tuple[dict, dict]:
+    """Compute every metric for a build; returns ``(metrics, arrays)`` (arrays for figures)."""
+    man = manifest_mod.load(build_dir)
+    tfl = manifest_mod.model_bytes(build_dir, man)
+    src = model_path or man.get("source_model")
+    if not src or not Path(src).is_file():
+        raise TinyscopeError(
+            f"float model {src!r} (from {Path(build_dir) / 'manifest.json'}) not found; "
+            "pass --model MODEL.keras"
+        )
+    model = load_model(src)
+    x, q, y = quantized_test_inputs(man, n, data)
+    lmap = map_layers(model, tfl)
+    steps = ["TFLM", "LiteRT BUILTIN_REF", "LiteRT default (XNNPACK)", "float Keras"]
+    bar = _progress(len(steps), progress)
+    tflm = floatref.stack(reference.tflm_tensors(tfl, q))
+    bar.update(1)
+    ref = floatref.stack(reference.litert_tensors(tfl, q, resolver="ref"))
+    bar.update(1)
+    xnn = floatref.stack(reference.litert_tensors(tfl, q, resolver="default"))
+    bar.update(1)
+    flt = floatref.float_tensors(model, tfl, x, layer_map=lmap)
+    local = local_float_tensors(model, tfl, tflm, layer_map=lmap)
+    bar.update(1)
+    bar.close()
+
+    ops = {o["outputs"][0]: o for o in man["operators"]}
+    tinfo = {t["index"]: t for t in man["tensors"]}
+    per_tensor = []
+    for idx in man["activations"]:
+        t = tinfo[idx]
+        op = ops.get(idx)
+        entry = {
+            "index": idx,
+            "op_index": op["index"] if op else None,
+            "op": op["op"] if op else "INPUT",
+            "keras_layer": (op["keras_layer"] if op else "input"),
+            "shape": t["shape"],
+            "scale": t["scales"][0],
+            "zero_point": t["zero_points"][0],
+        }
+        sc, zp = t["scales"][0], t["zero_points"][0]
+        if idx in flt:
+            entry["float_vs_int8"] = compare_tensors(flt[idx], tflm[idx], sc, zp)
+        if idx in local:
+            entry["float_local_vs_int8"] = compare_tensors(local[idx], tflm[idx], sc, zp)
+        entry["tflm_vs_litert_ref"] = compare_tensors(tflm[idx], ref[idx], sc, zp)
+        entry["tflm_vs_xnnpack"] = compare_tensors(tflm[idx], xnn[idx], sc, zp)
+        per_tensor.append(entry)
+
+    out_idx = man["output"]["index"]
+    logits_idx = man["logits_tensor"]
+    scores = {
+        "float": flt.get(out_idx, flt.get(logits_idx)),
+        "tflm": tflm[out_idx],
+        "xnnpack": xnn[out_idx],
+    }
+    classes = man.get("classes") or [str(i) for i in range(scores["tflm"].shape[-1])]
+    dataset = dataset_agreement(scores["float"], scores["tflm"], y, len(classes))
+    dataset["xnnpack_vs_tflm_top1_agreement"] = float(
+        np.mean(scores["xnnpack"].argmax(-1) == scores["tflm"].argmax(-1))
+    )
+    metrics = {
+        "model_sha256": man["model_sha256"],
+        "source_model": str(src),
+        "data": man.get("data") if data is None else data,
+        "n_images": int(len(y)),
+        "classes": classes,
+        "int8_reference": "TFLM (tflite-micro python interpreter): what the device must match",
+        "ideal_rmse_over_scale": IDEAL_RMSE_OVER_SCALE,
+        "dataset": dataset,
+        "tensors": per_tensor,
+    }
+    arrays = {
+        "x": x, "q": q, "y": y, "tflm": tflm, "ref": ref, "xnnpack": xnn, "float": flt,
+        "local": local, "first_layer_output": man["first_layer_output"],
+    }
+    return metrics, arrays
+
+
+def _progress(total: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="references", unit="run", disable=not enabled)
+
+
+def write_metrics(path: Path, metrics: dict) -> None:
+    atomic_write_text(path, json.dumps(metrics, indent=1, allow_nan=False) + "\n")
+
+
+def summary_lines(metrics: dict) -> list[str]:
+    d = metrics["dataset"]
+    lines = [
+        f"{metrics['n_images']} images: float accuracy {d.get('float_accuracy', 0):.2%}, "
+        f"int8 accuracy {d.get('int8_accuracy', 0):.2%}, top-1 agreement "
+        f"{d['top1_agreement']:.2%} ({d['n_disagree']} differ)",
+        f"{'tensor':>6} {'op':<16} {'layer':<10} {'RMSE/scale':>10} {'local':>6} "
+        f"{'SNR dB':>7} {'cos':>6} {'XNNPACK!=TFLM':>14} {'ref!=TFLM':>9}",
+    ]
+    for t in metrics["tensors"]:
+        fl = t.get("float_vs_int8", {})
+        lo = t.get("float_local_vs_int8", {})
+        xn = t["tflm_vs_xnnpack"]["lsb"]
+        rf = t["tflm_vs_litert_ref"]["lsb"]
+        snr = fl.get("snr_db")
+        lines.append(
+            f"{t['index']:>6} {t['op']:<16} {str(t['keras_layer']):<10} "
+            f"{fl.get('rmse_over_scale', float('nan')):>10.3f} "
+            f"{lo.get('rmse_over_scale', float('nan')):>6.3f} "
+            f"{snr if snr is not None else float('inf'):>7.1f} {fl.get('cosine', 1.0):>6.4f} "
+            f"{xn['n_different']:>8} ({xn['max_lsb']} LSB) {rf['n_different']:>9}"
+        )
+    return lines

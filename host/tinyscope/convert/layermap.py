@@ -1,0 +1,167 @@
+"""The float Keras model seen through the int8 model's graph: layers <-> operators <-> tensors.
+
+TFLite tensor names are not a reliable key (Keras 3 adds ``_1`` suffixes, fused ops join
+several names with ``;``), so the mapping follows the operator graph instead:
+
+1. each Keras layer type lowers to known TFLite builtins (``Conv2D`` -> ``CONV_2D``, ``Dense``
+   with a softmax activation -> ``FULLY_CONNECTED`` then ``SOFTMAX``, ...);
+2. operators are visited in execution order and each takes the first unused Keras layer that
+   lowers to its builtin and has the same output shape;
+3. layers that TFLite folds into the op before them (ReLU, BatchNormalization, Dropout, a
+   linear/ReLU ``Activation``) extend that op: the op's output tensor holds the float value of
+   the *last* layer of the chain;
+4. a requantizing ``QUANTIZE`` (or an unmatched ``RESHAPE``) carries its input's float value;
+5. an operator left over is named after a Keras layer tinyscope has no lowering for (e.g.
+   ``Activation("tanh")``) with the same output shape, so errors can name the layer.
+
+:func:`tinyscope.analysis.floatref.float_tensors` runs the float model through this map.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tinyscope.convert.graph import graph
+
+# Keras layer class -> the TFLite builtins it lowers to, in order (None: depends on options).
+LAYER_OPS: dict[str, tuple[str, ...]] = {
+    "Conv2D": ("CONV_2D",),
+    "DepthwiseConv2D": ("DEPTHWISE_CONV_2D",),
+    "Dense": ("FULLY_CONNECTED",),
+    "MaxPooling2D": ("MAX_POOL_2D",),
+    "AveragePooling2D": ("AVERAGE_POOL_2D",),
+    "GlobalAveragePooling2D": ("MEAN",),
+    "Flatten": ("RESHAPE",),
+    "Reshape": ("RESHAPE",),
+    "Softmax": ("SOFTMAX",),
+    "Add": ("ADD",),
+    "ZeroPadding2D": ("PAD",),
+    "Concatenate": ("CONCATENATION",),
+}
+# Layers TFLite folds into the op that produces their input (no op of their own).
+FUSED_LAYERS = {"ReLU", "BatchNormalization", "Dropout", "Identity", "SpatialDropout2D"}
+FUSED_ACTIVATIONS = {"linear", "relu", "relu6"}
+# Ops that only carry their input's float value forward (requantize / reshape).
+PASS_THROUGH_OPS = {"QUANTIZE", "DEQUANTIZE", "RESHAPE"}
+
+
+@dataclass
+class LayerMap:
+    """How the float Keras model lines up with the int8 TFLite graph."""
+
+    op_layer: dict[int, str | None] = field(default_factory=dict)  # op index -> Keras layer
+    op_fused: dict[int, list[str]] = field(default_factory=dict)  # op -> layers folded into it
+    tensor_layer: dict[int, str] = field(default_factory=dict)  # tensor -> layer with its value
+    tensor_source: dict[int, int] = field(default_factory=dict)  # pass-through: tensor -> input
+    input_tensor: int = -1
+    unknown_layers: list[tuple[str, str]] = field(default_factory=list)  # (name, class)
+
+
+def _activation_name(layer) -> str:
+    act = getattr(layer, "activation", None)
+    return getattr(act, "__name__", str(act)) if act is not None else "linear"
+
+
+def layer_ops(layer) -> tuple[str, ...] | None:
+    """The builtins a Keras layer lowers to; ``()`` if folded; None if tinyscope doesn't know."""
+    kind = type(layer).__name__
+    if kind == "InputLayer" or kind in FUSED_LAYERS:
+        return ()
+    if kind == "Activation":
+        name = _activation_name(layer)
+        if name in FUSED_ACTIVATIONS:
+            return ()
+        return ("SOFTMAX",) if name == "softmax" else None
+    ops = LAYER_OPS.get(kind)
+    if ops is None:
+        return None
+    if kind in ("Conv2D", "DepthwiseConv2D", "Dense"):
+        act = _activation_name(layer)
+        if act == "softmax":
+            return (*ops, "SOFTMAX")
+        if act not in FUSED_ACTIVATIONS:
+            return None
+    return ops
+
+
+def shape_of(tensor) -> tuple[int, ...]:
+    return tuple(int(s) if s is not None else -1 for s in tensor.shape)
+
+
+def _consumers(model) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {layer.name: [] for layer in model.layers}
+    for layer in model.layers:
+        for node in getattr(layer, "_inbound_nodes", []):
+            for parent in node.parent_nodes:
+                out.setdefault(parent.operation.name, []).append(layer.name)
+    return out
+
+
+def _same_shape(keras_shape: tuple[int, ...], tflite_shape: tuple[int, ...]) -> bool:
+    if len(keras_shape) != len(tflite_shape):
+        return False
+    return all(k in (-1, t) for k, t in zip(keras_shape, tflite_shape, strict=True))
+
+
+def map_layers(model, model_bytes: bytes) -> LayerMap:
+    """Map every operator of ``model_bytes`` to the Keras layer of ``model`` it comes from."""
+    ops, tensors, inputs, _ = graph(model_bytes)
+    layers = {layer.name: layer for layer in model.layers}
+    consumers = _consumers(model)
+    result = LayerMap(input_tensor=inputs[0] if inputs else -1)
+    # (layer name, remaining op kinds) still waiting for an op
+    pending: list[tuple[str, list[str]]] = []
+    unknown: list[str] = []  # layers without a known lowering: matched by output shape only
+    for layer in model.layers:
+        kinds = layer_ops(layer)
+        if kinds is None:
+            result.unknown_layers.append((layer.name, type(layer).__name__))
+            unknown.append(layer.name)
+        elif kinds:
+            pending.append((layer.name, list(kinds)))
+
+    def chain_end(name: str) -> tuple[str, list[str]]:
+        fused: list[str] = []
+        while len(consumers.get(name, [])) == 1:
+            nxt = layers[consumers[name][0]]
+            if layer_ops(nxt) != () or shape_of(nxt.output) != shape_of(layers[name].output):
+                break
+            fused.append(nxt.name)
+            name = nxt.name
+        return name, fused
+
+    for op in ops:
+        out_idx = op.outputs[0] if op.outputs else -1
+        out_shape = tensors[out_idx].shape if out_idx in tensors else ()
+        match = None
+        for k, (name, kinds) in enumerate(pending):
+            if kinds and kinds[0] == op.name:
+                last = len(kinds) == 1
+                if not last or _same_shape(shape_of(layers[name].output), out_shape):
+                    match = k
+                    break
+        if match is None:
+            guess = next(
+                (n for n in unknown if _same_shape(shape_of(layers[n].output), out_shape)), None
+            )
+            if guess is not None:  # e.g. Activation("tanh") -> TANH: name it, no float value
+                unknown.remove(guess)
+                result.op_layer[op.index] = guess
+                result.op_fused[op.index] = []
+                continue
+            result.op_layer[op.index] = None
+            result.op_fused[op.index] = []
+            if op.name in PASS_THROUGH_OPS and op.inputs:
+                result.tensor_source[out_idx] = op.inputs[0]
+            continue
+        name, kinds = pending[match]
+        kinds.pop(0)
+        result.op_layer[op.index] = name
+        if kinds:  # more ops to come for this layer (e.g. Dense + softmax): no float here
+            result.op_fused[op.index] = []
+            continue
+        pending.pop(match)
+        end, fused = chain_end(name)
+        result.op_fused[op.index] = fused
+        result.tensor_layer[out_idx] = end
+    return result

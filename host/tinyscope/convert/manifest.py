@@ -1,0 +1,208 @@
+"""``manifest.json``: everything the host and the firmware need to know about a converted model.
+
+Built from the int8 flatbuffer's operator graph (and the float Keras model for layer names);
+see docs/pipeline.md for every field. Tensor indices are the TFLite subgraph-0 indices that
+``tinyscope.analysis.reference``, the C runtime and the serial protocol all use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from tinyscope.convert import graph as model_graph
+from tinyscope.errors import TinyscopeError
+
+MANIFEST_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+
+# The operator set of the tinyscope C runtime (firmware/runtime).
+SUPPORTED_OPS = (
+    "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MAX_POOL_2D", "AVERAGE_POOL_2D",
+    "RESHAPE", "SOFTMAX", "MEAN", "ADD", "PAD", "QUANTIZE", "CONCATENATION",
+)
+MAC_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def op_macs(name: str, inputs: tuple[int, ...], outputs: tuple[int, ...], tensors) -> int:
+    """Multiply-accumulates of one operator (0 for ops without MACs)."""
+    if name not in MAC_OPS or len(inputs) < 2 or not outputs:
+        return 0
+    out = tensors[outputs[0]].shape
+    w = tensors[inputs[1]].shape
+    if name == "CONV_2D":  # out (N,H,W,O), filter (O,KH,KW,I)
+        return int(np.prod(out)) * int(np.prod(w[1:]))
+    if name == "DEPTHWISE_CONV_2D":  # filter (1,KH,KW,O)
+        return int(np.prod(out)) * int(w[1] * w[2])
+    return int(np.prod(out)) * int(w[-1])  # FULLY_CONNECTED: weights (O, I)
+
+
+def _tensor_entry(t, activations: set[int]) -> dict:
+    return {
+        "index": t.index,
+        "name": t.name,
+        "shape": list(t.shape),
+        "dtype": t.dtype.name,
+        "scales": list(t.scales),
+        "zero_points": list(t.zero_points),
+        "quantized_dimension": t.quantized_dimension,
+        "kind": "activation" if t.index in activations else "constant",
+        "bytes": int(np.prod(t.shape, dtype=np.int64)) * t.dtype.itemsize,
+    }
+
+
+def _io_entry(t) -> dict:
+    return {
+        "index": t.index,
+        "name": t.name,
+        "shape": list(t.shape),
+        "dtype": t.dtype.name,
+        "scale": t.scales[0] if t.scales else 0.0,
+        "zero_point": t.zero_points[0] if t.zero_points else 0,
+    }
+
+
+_ARENA_SCRIPT = """
+import sys
+from tflite_micro import runtime
+runtime.Interpreter.from_file(sys.argv[1]).print_allocations()
+"""
+
+
+def tflm_arena(model_path: Path) -> dict[str, int] | None:
+    """TFLM's arena use for the model (total/head/tail bytes), or None if unavailable.
+
+    ``print_allocations`` prints from C (to stderr), so it runs in a subprocess.
+    """
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", _ARENA_SCRIPT, str(model_path)],
+            capture_output=True, text=True, timeout=120,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    out: dict[str, int] = {}
+    for line in (proc.stdout + proc.stderr).splitlines():
+        parts = line.split()
+        if "Arena allocation" in line and len(parts) >= 2 and parts[-1] == "bytes":
+            out[parts[-3]] = int(parts[-2])
+    return out or None
+
+
+def build(
+    model_bytes: bytes,
+    layer_map=None,
+    *,
+    extra: dict | None = None,
+    arena: dict[str, int] | None = None,
+) -> dict:
+    """The manifest dict for ``model_bytes`` (``layer_map`` from
+    :func:`tinyscope.convert.layermap.map_layers`)."""
+    ops, tensors, inputs, outputs = model_graph.graph(model_bytes)
+    activations = model_graph.activation_indices(model_bytes)
+    act_set = set(activations)
+    operators = []
+    for op in ops:
+        layer = layer_map.op_layer.get(op.index) if layer_map else None
+        operators.append({
+            "index": op.index,
+            "op": op.name,
+            "inputs": list(op.inputs),
+            "outputs": list(op.outputs),
+            "keras_layer": layer,
+            "fused_layers": list(layer_map.op_fused.get(op.index, [])) if layer_map else [],
+            "macs": op_macs(op.name, op.inputs, op.outputs, tensors),
+            "supported": op.name in SUPPORTED_OPS,
+        })
+    first_conv = next((o for o in operators if o["op"] == "CONV_2D"), None)
+    if first_conv is None:
+        first_conv = next((o for o in operators if o["op"] in MAC_OPS), operators[0])
+    last = operators[-1]
+    logits = last["inputs"][0] if last["op"] == "SOFTMAX" else last["outputs"][0]
+    act_bytes = [_tensor_entry(tensors[i], act_set)["bytes"] for i in activations]
+    const_bytes = sum(
+        _tensor_entry(t, act_set)["bytes"] for i, t in tensors.items() if i not in act_set
+    )
+    manifest = {
+        "tinyscope_manifest": MANIFEST_VERSION,
+        "model_file": "model_int8.tflite",
+        "model_sha256": sha256(model_bytes),
+        "model_bytes": len(model_bytes),
+        "input": _io_entry(tensors[inputs[0]]),
+        "output": _io_entry(tensors[outputs[0]]),
+        "inputs": [_io_entry(tensors[i]) for i in inputs],
+        "outputs": [_io_entry(tensors[i]) for i in outputs],
+        "first_layer_output": first_conv["outputs"][0],
+        "first_layer_op": first_conv["index"],
+        "logits_tensor": logits,
+        "activations": activations,
+        "operators": operators,
+        "tensors": [_tensor_entry(tensors[i], act_set) for i in sorted(tensors)],
+        "total_macs": sum(o["macs"] for o in operators),
+        "sizes": {
+            "model_bytes": len(model_bytes),
+            "constant_bytes": const_bytes,
+            "largest_activation_bytes": max(act_bytes),
+            "activation_bytes_total": sum(act_bytes),
+            "tflm_arena": arena,
+        },
+        "unsupported": [
+            {"op_index": o["index"], "op": o["op"], "keras_layer": o["keras_layer"]}
+            for o in operators if not o["supported"]
+        ],
+    }
+    if extra:
+        manifest.update(extra)
+    return manifest
+
+
+def write(path: Path, manifest: dict) -> None:
+    from tinyscope.fsutil import atomic_write_text
+
+    atomic_write_text(path, json.dumps(manifest, indent=2) + "\n")
+
+
+def load(build_dir: str | Path) -> dict:
+    """Read ``BUILD_DIR/manifest.json`` and check it matches ``model_int8.tflite`` there."""
+    root = Path(build_dir)
+    path = root / MANIFEST_NAME if root.is_dir() else root
+    if not path.is_file():
+        raise TinyscopeError(
+            f"{path}: no manifest; run 'tinyscope convert MODEL.keras --out {root}' first"
+        )
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise TinyscopeError(
+            f"{path}: not valid JSON ({err}); run tinyscope convert again"
+        ) from err
+    if manifest.get("tinyscope_manifest") != MANIFEST_VERSION:
+        raise TinyscopeError(f"{path}: not a tinyscope manifest (version {MANIFEST_VERSION})")
+    return manifest
+
+
+def model_bytes(build_dir: str | Path, manifest: dict | None = None) -> bytes:
+    """The ``.tflite`` bytes of a build dir, checked against the manifest's sha256."""
+    root = Path(build_dir)
+    manifest = manifest or load(root)
+    path = root / manifest["model_file"]
+    if not path.is_file():
+        raise TinyscopeError(f"{path} missing; run tinyscope convert again")
+    data = path.read_bytes()
+    if sha256(data) != manifest["model_sha256"]:
+        raise TinyscopeError(
+            f"{path} does not match {root / MANIFEST_NAME} (sha256 differs); it was changed "
+            "after conversion: run tinyscope convert again"
+        )
+    return data

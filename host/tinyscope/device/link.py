@@ -1,0 +1,310 @@
+"""A session with a tinyscope device over one serial port.
+
+:class:`Device` speaks the protocol of :mod:`tinyscope.device.protocol` over any pyserial port
+(a device path, a pty, ``socket://127.0.0.1:PORT`` of the emulated board, ``loop://``);
+:func:`open_port` opens one. :mod:`tinyscope.device.capture` runs images through a Device.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import select
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tinyscope.device import protocol as P
+from tinyscope.errors import DeviceError, MismatchError
+
+BAUDRATE = 115200  # ignored by QEMU and USB CDC ports
+HELLO_TIMEOUT = 5.0  # s for the answer to HELLO
+REQUEST_TIMEOUT = 10.0  # s without a good frame while waiting for an answer
+RUN_TIMEOUT = 120.0  # s without a good frame during RUN (the model computes)
+AFTER_BAD_FRAME_TIMEOUT = 2.0  # s to wait for our answer once the device reported a bad frame
+READ_TIMEOUT = 0.05  # s per serial read call
+_OP_CODE = re.compile(r"\bop code (\d+)\b")
+
+
+def name_op_codes(text: str) -> str:
+    """``text`` with each "op code N" of a known TFLite builtin operator as "op NAME".
+
+    The runtime reports operators by builtin code (the firmware carries no name table), e.g.
+    "unsupported op code 28 at operator 1" -> "unsupported op TANH at operator 1". Names
+    come from the TFLite schema shipped with ai-edge-litert; unknown codes stay numbers.
+    """
+    if not _OP_CODE.search(text):
+        return text
+    from ai_edge_litert import schema_py_generated as schema
+
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items()
+             if not k.startswith("_") and isinstance(v, int)}
+
+    def name(m: re.Match[str]) -> str:
+        op = names.get(int(m.group(1)))
+        return f"op {op}" if op else m.group(0)
+
+    return _OP_CODE.sub(name, text)
+
+
+class LinkError(DeviceError):
+    """A transient link failure: a timeout, lost or corrupted frames, the port went away.
+    capture retries the image (up to ``capture.MAX_IMAGE_RETRIES`` times) after one of these."""
+
+
+@dataclass
+class RunResult:
+    """What one RUN returned."""
+
+    tensors: dict[int, np.ndarray]  # tensor index -> array in the model's shape
+    tensor_meta: dict[int, P.TensorChunk]  # first chunk (op, shape, scales, zero points)
+    output: np.ndarray | None
+    output_meta: P.TensorChunk | None
+    timing: P.Timing | None
+    frames: int
+
+
+@dataclass
+class Device:
+    """One session with a tinyscope device on an open pyserial port."""
+
+    port: object  # serial.Serial-like: read(n), write(b), in_waiting, timeout
+    reader: P.FrameReader = field(default_factory=P.FrameReader)
+    seq: int = field(default_factory=lambda: random.randrange(0, 0xFF00))
+    stale_frames: int = 0  # good frames of an earlier request (skipped)
+    device_bad_frames: int = 0  # ERROR BAD_FRAME/TOO_LARGE answers: the device saw garbage
+    rx_bytes: int = 0  # bytes received from the device (wire bytes, delimiters included)
+    timeout: float = REQUEST_TIMEOUT  # s without a good frame before a request fails
+    run_timeout: float = RUN_TIMEOUT
+    hello_timeout: float = HELLO_TIMEOUT
+    info: P.Info | None = None
+    _pending: list[P.Frame] = field(default_factory=list)
+    _deadline: float | None = None  # early end of the current wait (after a device BAD_FRAME)
+    _fileno: int | None = None  # the port's descriptor for _read, -1: read through pyserial
+
+    # -- low level
+
+    def send(self, ftype: P.FrameType, payload: bytes = b"") -> int:
+        self.seq = (self.seq + 1) & 0xFFFF
+        if self.seq == P.SEQ_NONE:
+            self.seq = 0
+        self.port.write(P.Frame(int(ftype), self.seq, payload).encode())
+        return self.seq
+
+    def _read(self) -> bytes:
+        """What the port has (up to 64 KB), after waiting up to READ_TIMEOUT for a byte.
+
+        A POSIX serial port or a socket is read from its descriptor: one select and one read
+        per call, however much arrived. pyserial's ``read(n)`` costs a select and a recv per
+        TCP segment, and the emulated UART sends one byte per segment: that per-byte work took
+        more CPU than QEMU itself and slowed capture down on a 2-core machine."""
+        try:
+            fd = self._fd()
+            if fd is None:  # e.g. loop:// or rfc2217://: pyserial's own read
+                waiting = getattr(self.port, "in_waiting", 0)
+                data = self.port.read(max(1, min(waiting, 1 << 16)))
+            else:
+                if not select.select([fd], [], [], READ_TIMEOUT)[0]:
+                    return b""
+                try:
+                    data = os.read(fd, 1 << 16)
+                except BlockingIOError:
+                    return b""
+                if not data:
+                    raise LinkError("the serial port went away (end of file: the device "
+                                    "disconnected or the emulator stopped)")
+            self.rx_bytes += len(data)
+            return data
+        except OSError as err:  # serial.SerialException is an OSError
+            raise LinkError(f"the serial port went away: {err}") from err
+
+    def _fd(self) -> int | None:
+        if self._fileno is None:
+            try:
+                fileno = self.port.fileno() if _descriptor_port(self.port) else -1
+            except (AttributeError, OSError, ValueError):
+                fileno = -1
+            self._fileno = fileno
+        return self._fileno if self._fileno >= 0 else None
+
+    def frames(self, timeout: float) -> Iterable[P.Frame]:
+        """Good frames as they arrive; raises LinkError after ``timeout`` s without one
+        (bytes that never form a good frame, e.g. endless garbage, do not count)."""
+        last = time.monotonic()
+        while True:
+            while self._pending:
+                yield self._pending.pop(0)
+                last = time.monotonic()
+            data = self._read()
+            if data:
+                self._pending.extend(self.reader.feed(data))
+                if self.reader.foreign_version and not self.reader.good_frames:
+                    raise MismatchError(
+                        f"the device answers in protocol version {self.reader.foreign_version}"
+                        f", this tinyscope speaks version {P.PROTOCOL_VERSION}: flash firmware "
+                        "built by this tinyscope (make flash), or use the tinyscope release "
+                        "that built the firmware"
+                    )
+            if not self._pending and self._deadline and time.monotonic() > self._deadline:
+                raise LinkError("the device received a corrupted frame and did not answer "
+                                "the request (it was damaged on the line)")
+            if not self._pending and time.monotonic() - last > timeout:
+                raise LinkError(
+                    f"no answer from the device for {timeout:g} s (timeout; bad frames so "
+                    f"far: {self.reader.bad_frames}); is the firmware running and the port "
+                    "right? Try 'make flash' again, or a longer --timeout"
+                )
+
+    def request(self, ftype: P.FrameType, payload: bytes = b"",
+                timeout: float | None = None) -> list[P.Frame]:
+        """Send one request; return its answer frames (DONE excluded). ERROR raises."""
+        timeout = self.timeout if timeout is None else timeout
+        try:
+            seq = self.send(ftype, payload)
+        except OSError as err:
+            raise LinkError(f"the serial port went away: {err}") from err
+        answer: list[P.Frame] = []
+        self._deadline = None
+        try:
+            return self._answer(ftype, seq, timeout, answer)
+        finally:
+            self._deadline = None
+
+    def _answer(self, ftype: P.FrameType, seq: int, timeout: float,
+                answer: list[P.Frame]) -> list[P.Frame]:
+        for frame in self.frames(timeout):
+            if frame.seq != seq:
+                if frame.type == P.FrameType.ERROR and frame.seq == P.SEQ_NONE:
+                    self.device_bad_frames += 1
+                    # Ours, or junk that preceded it: our answer, if any, comes right after.
+                    if not answer:
+                        self._deadline = time.monotonic() + min(timeout,
+                                                                AFTER_BAD_FRAME_TIMEOUT)
+                else:
+                    self.stale_frames += 1
+                continue
+            self._deadline = None
+            if frame.type == P.FrameType.ERROR:
+                code, text = P.decode_error(frame.payload)
+                raise DeviceError(f"device answered {ftype.name} with {P.error_name(code)}: "
+                                  f"{name_op_codes(text)}")
+            if frame.type == P.FrameType.DONE:
+                request, count = P.decode_done(frame.payload)
+                if request != ftype or count != len(answer):
+                    raise LinkError(
+                        f"DONE for {ftype.name} says {count} frames of request 0x{request:02x}; "
+                        f"received {len(answer)} (bad frames: {self.reader.bad_frames})"
+                    )
+                return answer
+            answer.append(frame)
+        raise AssertionError("unreachable")
+
+    # -- requests
+
+    def hello(self, timeout: float | None = None) -> P.Info:
+        try:
+            self.port.write(P.DELIMITER)  # ends any partial frame the device holds
+        except OSError as err:
+            raise LinkError(f"the serial port went away: {err}") from err
+        if timeout is None:
+            timeout = min(self.hello_timeout, self.timeout)
+        frames = self.request(P.FrameType.HELLO, b"", timeout)
+        infos = [f for f in frames if f.type == P.FrameType.INFO]
+        if len(infos) != 1:
+            raise DeviceError(f"HELLO answered with {[f.name for f in frames]}, expected INFO")
+        self.info = P.Info.decode(infos[0].payload)
+        if self.info.protocol_version != P.PROTOCOL_VERSION:
+            raise MismatchError(
+                f"device speaks protocol {self.info.protocol_version}, host "
+                f"{P.PROTOCOL_VERSION}: rebuild and flash the firmware (make flash)"
+            )
+        return self.info
+
+    def ping(self) -> None:
+        self.request(P.FrameType.PING)
+
+    def reset(self) -> None:
+        self.request(P.FrameType.RESET)
+
+    def set_input(self, data: bytes) -> None:
+        for payload in P.set_input_payloads(bytes(data)):
+            self.request(P.FrameType.SET_INPUT, payload)
+
+    def run(self, mode: P.RunMode = P.RunMode.FIRST, ops: Sequence[int] = (),
+            timing: bool = True, output: bool = True) -> RunResult:
+        frames = self.request(P.FrameType.RUN, P.run_payload(mode, ops, timing, output),
+                              self.run_timeout)
+        try:
+            return self._assemble(frames, output)
+        except P.ProtocolError as err:  # gaps, overlaps: frames were lost on the line
+            raise LinkError(f"RUN answer damaged: {err}") from err
+
+    def _assemble(self, frames: list[P.Frame], output: bool = True) -> RunResult:
+        parts: dict[int, P.TensorAssembler] = {}
+        out: P.TensorAssembler | None = None
+        timing_frame: P.Timing | None = None
+        for frame in frames:
+            if frame.type == P.FrameType.TENSOR:
+                chunk = P.TensorChunk.decode(frame.payload)
+                if chunk.tensor_index in parts:
+                    parts[chunk.tensor_index].add(chunk)
+                else:
+                    parts[chunk.tensor_index] = P.TensorAssembler(chunk)
+            elif frame.type == P.FrameType.OUTPUT:
+                chunk = P.TensorChunk.decode(frame.payload)
+                if out is None:
+                    out = P.TensorAssembler(chunk)
+                else:
+                    out.add(chunk)
+            elif frame.type == P.FrameType.TIMING:
+                timing_frame = P.Timing.decode(frame.payload)
+            else:
+                raise DeviceError(f"unexpected {frame.name} frame in the answer to RUN")
+        for asm in [*parts.values(), *([out] if out else [])]:
+            if not asm.complete:
+                raise LinkError(
+                    f"tensor {asm.first.tensor_index}: {asm.received} of {asm.first.total} "
+                    "bytes arrived"
+                )
+        if output and out is None:
+            # Protocol 2: no OUTPUT frame when a TENSOR of this run carried the model output
+            # (INFO names its tensor index).
+            if self.info is None:
+                self.hello()
+            assert self.info is not None
+            out = parts.get(self.info.output_tensor)
+            if out is None:
+                raise DeviceError("the device answered RUN with the OUTPUT flag without the "
+                                  f"model output (tensor {self.info.output_tensor}): neither "
+                                  "an OUTPUT frame nor a TENSOR frame of it")
+        return RunResult(
+            tensors={i: a.array() for i, a in parts.items()},
+            tensor_meta={i: a.first for i, a in parts.items()},
+            output=out.array() if out else None,
+            output_meta=out.first if out else None,
+            timing=timing_frame,
+            frames=len(frames),
+        )
+
+
+def open_port(url: str, baudrate: int = BAUDRATE):
+    import serial
+
+    try:
+        return serial.serial_for_url(url, baudrate=baudrate, timeout=READ_TIMEOUT)
+    except (serial.SerialException, ValueError) as err:
+        raise DeviceError(
+            f"cannot open serial port {url}: {err}; is the board connected / the emulator "
+            "running ('make flash')?"
+        ) from err
+
+
+def _descriptor_port(port: object) -> bool:
+    """A pyserial port that reads straight from one descriptor: a POSIX serial device (or
+    pty) or a socket:// URL. Others (loop://, rfc2217://, spy://) keep pyserial's read."""
+    module = type(port).__module__
+    return module in ("serial.serialposix", "serial.urlhandler.protocol_socket")
+

@@ -1,1 +1,0 @@
-"""The link to the device: serial protocol, capture session, board runners (flash/stop)."""

@@ -1,0 +1,1 @@
+"""Stage 4: pictures and pages: figures, the HTML report, each command's output files."""

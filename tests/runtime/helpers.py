@@ -1,0 +1,110 @@
+"""Shared helpers of the runtime tests: building the native runner, small Keras models,
+bit-exact comparison with a per-element mismatch report, TFLM's arena figures."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from tinyscope.analysis import reference
+from tinyscope.convert import graph
+
+from tests.runtime.native_runner import ensure_runner, run_native
+
+ROOT = Path(__file__).resolve().parents[2]
+# The kernels ts-kernel-check compares (optimized vs reference), on the host and on the M4.
+KERNELS = ("requant", "conv", "depthwise", "fully_connected", "max_pool", "mean")
+
+
+def build_runner() -> Path:
+    """Build (if missing or stale) and return the native runner."""
+    return ensure_runner()
+
+
+def first_mismatch(
+    got: dict[int, np.ndarray], want: dict[int, np.ndarray], names: dict[int, str] | None = None
+) -> str | None:
+    """None if every tensor of ``want`` is in ``got`` with equal values; else a description
+    of the first mismatching tensor and element (and the mismatch count)."""
+    for idx, ref in want.items():
+        name = (names or {}).get(idx, "")
+        if idx not in got:
+            return f"tensor {idx} {name!r} missing from the runtime's output"
+        ours = got[idx]
+        if ours.size != ref.size:
+            return f"tensor {idx} {name!r}: {ours.shape} elements vs reference {ref.shape}"
+        a = ours.reshape(ref.shape).astype(np.int64)
+        b = ref.astype(np.int64)
+        diff = np.argwhere(a != b)
+        if len(diff):
+            pos = tuple(int(i) for i in diff[0])
+            return (f"tensor {idx} {name!r} shape {ref.shape}: {len(diff)} mismatching elements; "
+                    f"first at {pos}: runtime {a[pos]} vs reference {b[pos]}")
+    return None
+
+
+def compare_with_tflm(model: bytes, inputs: np.ndarray) -> tuple[str | None, int]:
+    """Run every input through the runtime and TFLM; (first mismatch or None, arena bytes)."""
+    refs = reference.tflm_tensors(model, inputs)
+    _, tensors, _, _ = graph.graph(model)
+    names = {i: t.name for i, t in tensors.items()}
+    arena = 0
+    for n, (x, want) in enumerate(zip(inputs, refs, strict=True)):
+        got, arena = run_native(model, x)
+        msg = first_mismatch(got, want, names)
+        if msg:
+            return f"input {n}: {msg}", arena
+    return None, arena
+
+
+def random_int8_inputs(model: bytes, n: int, seed: int) -> np.ndarray:
+    _, tensors, inputs, _ = graph.graph(model)
+    shape = tensors[inputs[0]].shape
+    per_image = shape[1:] if len(shape) > 1 and shape[0] == 1 else shape
+    rng = np.random.default_rng(seed)
+    return rng.integers(-128, 128, size=(n, *per_image), dtype=np.int8)
+
+
+_TFLM_ARENA = """
+import sys
+from tflite_micro import runtime
+it = runtime.Interpreter.from_file(sys.argv[1])
+it.print_allocations()
+"""
+
+
+def tflm_arena(model_path: Path) -> dict[str, int]:
+    """TFLM's arena figures (total/head/tail bytes) from print_allocations(), which prints
+    from C to stdout: run it in a subprocess."""
+    proc = subprocess.run([sys.executable, "-c", _TFLM_ARENA, str(model_path)],
+                          capture_output=True, text=True, timeout=120, check=True)
+    text = proc.stdout + proc.stderr
+    found = dict(re.findall(r"Arena allocation (total|head|tail) (\d+) bytes", text))
+    return {k: int(v) for k, v in found.items()}
+
+
+def keras_model(layers_fn, input_shape: tuple[int, ...], seed: int = 0):
+    """A functional Keras model from ``layers_fn(x) -> y`` with batch size 1 and random,
+    non-trivial biases (so bias handling is exercised)."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    inp = keras.Input(input_shape, batch_size=1)
+    net = keras.Model(inp, layers_fn(inp))
+    rng = np.random.default_rng(seed)
+    for layer in net.layers:
+        weights = layer.get_weights()
+        if weights:
+            layer.set_weights([w if w.ndim > 1 else rng.normal(0, 0.3, w.shape).astype(w.dtype)
+                               for w in weights])
+    return net
+
+
+def calibration(input_shape: tuple[int, ...], seed: int, n: int = 16) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    lo = rng.uniform(-2.0, 0.0)
+    hi = rng.uniform(0.5, 3.0)
+    return rng.uniform(lo, hi, size=(n, *input_shape)).astype(np.float32)
