@@ -11,10 +11,18 @@ import subprocess
 
 import pytest
 from keras import layers
-from runtime_helpers import ROOT, calibration, first_mismatch, keras_model, random_int8_inputs
-from tinyscope import manifest, reference
-from tinyscope.quantize import quantize_keras
-from tinyscope.runner import FIRMWARE_DIR, ensure_runner, run_native
+from tinyscope.analysis import reference
+from tinyscope.convert import manifest
+from tinyscope.convert.quantize import quantize_keras
+
+from tests.runtime.helpers import (
+    ROOT,
+    calibration,
+    first_mismatch,
+    keras_model,
+    random_int8_inputs,
+)
+from tests.runtime.native_runner import FIRMWARE_DIR, ensure_runner, run_native
 
 OPS_DEF = FIRMWARE_DIR / "runtime" / "src" / "ts_ops.def"
 OPS_DIR = FIRMWARE_DIR / "runtime" / "src" / "ops"

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from runtime_helpers import build_runner, compare_with_tflm, random_int8_inputs
-from tinyscope import reference
-from tinyscope.quantize import quantize_keras
+from tinyscope.convert import graph
+from tinyscope.convert.quantize import quantize_keras
+
+from tests.runtime.helpers import build_runner, compare_with_tflm, random_int8_inputs
 
 SHAPE = (96, 96, 3)
 
@@ -31,7 +32,7 @@ def _convert(app) -> bytes:
 
 
 def _check(tfl: bytes, expect_ops: set[str]) -> None:
-    ops = {o.name for o in reference.graph(tfl)[0]}
+    ops = {o.name for o in graph.graph(tfl)[0]}
     assert expect_ops <= ops, ops
     msg, arena = compare_with_tflm(tfl, random_int8_inputs(tfl, 2, seed=1))
     assert msg is None, msg
