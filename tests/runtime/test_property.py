@@ -16,7 +16,14 @@ from tinyscope.convert.manifest import tflm_arena
 from tinyscope.convert.quantize import quantize_keras
 
 from tests.runtime.archs import architectures, build
-from tests.runtime.helpers import build_runner, calibration, compare_with_tflm, random_int8_inputs
+from tests.runtime.helpers import (
+    build_runner,
+    calibration,
+    compare_with_tflm,
+    quantize_float_io,
+    random_float_inputs,
+    random_int8_inputs,
+)
 
 N_INPUTS = 3
 STATS: dict[str, int] = {}
@@ -35,8 +42,14 @@ def runner():
 
 def check_architecture(arch: dict) -> None:
     net = build(arch)
-    tfl = quantize_keras(net, calibration(arch["input"], arch["seed"]))
-    x = random_int8_inputs(tfl, N_INPUTS, arch["seed"])
+    calib = calibration(arch["input"], arch["seed"])
+    if arch.get("float_io"):
+        tfl = quantize_float_io(net, calib)
+        x = random_float_inputs(tfl, N_INPUTS, arch["seed"])
+        STATS["float_io"] = STATS.get("float_io", 0) + 1
+    else:
+        tfl = quantize_keras(net, calib)
+        x = random_int8_inputs(tfl, N_INPUTS, arch["seed"])
     msg, arena = compare_with_tflm(tfl, x)
     assert msg is None, f"architecture {json.dumps(arch)}: {msg}"
     with tempfile.TemporaryDirectory() as d:
