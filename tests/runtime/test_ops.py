@@ -12,14 +12,17 @@ import subprocess
 import pytest
 from keras import layers
 from tinyscope.analysis import reference
-from tinyscope.convert import manifest
+from tinyscope.convert import graph, manifest
 from tinyscope.convert.quantize import quantize_keras
 
 from tests.runtime.helpers import (
     ROOT,
     calibration,
+    compare_with_tflm,
     first_mismatch,
     keras_model,
+    quantize_float_io,
+    random_float_inputs,
     random_int8_inputs,
 )
 from tests.runtime.native_runner import FIRMWARE_DIR, ensure_runner, run_native
@@ -92,3 +95,53 @@ def test_scratch_is_planned_off_live_tensors(scratch_runner):
         assert first_mismatch(got_plain, want) is None
     # each operator's 1000-byte scratch is alive with its inputs and outputs
     assert arena_scratch > arena, (arena_scratch, arena)
+
+
+def test_float_io_model_equals_tflm():
+    """float32 in, QUANTIZE, int8 layers, DEQUANTIZE, float32 out: every tensor == TFLM, the
+    float ones bit for bit."""
+    shape = (6, 6, 2)
+    net = keras_model(lambda x: layers.Dense(3)(layers.Flatten()(
+        layers.Conv2D(3, 3, activation="relu")(x))), shape, seed=4)
+    tfl = quantize_float_io(net, calibration(shape, 4))
+    ops, tensors, ins, outs = graph.graph(tfl)
+    assert [o.name for o in ops][0] == "QUANTIZE" and [o.name for o in ops][-1] == "DEQUANTIZE"
+    assert str(tensors[ins[0]].dtype) == "float32" and str(tensors[outs[0]].dtype) == "float32"
+    x = random_float_inputs(tfl, 4, seed=4)
+    x[-1] *= 40.0  # beyond the input range: QUANTIZE saturates
+    msg, _ = compare_with_tflm(tfl, x)
+    assert msg is None, msg
+
+
+def _as_squeeze(model: bytes) -> bytes:
+    """The model with its RESHAPE turned into SQUEEZE (the converter emits RESHAPE for
+    Keras squeezes; older converters and other frameworks emit SQUEEZE)."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    m = schema.ModelT.InitFromObj(schema.Model.GetRootAs(model, 0))
+    for code in m.operatorCodes:
+        if code.builtinCode == schema.BuiltinOperator.RESHAPE:
+            code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.SQUEEZE
+    for op in m.subgraphs[0].operators:
+        if m.operatorCodes[op.opcodeIndex].builtinCode == schema.BuiltinOperator.SQUEEZE:
+            op.inputs = op.inputs[:1]
+            op.builtinOptionsType = schema.BuiltinOptions.SqueezeOptions
+            op.builtinOptions = schema.SqueezeOptionsT()
+            op.builtinOptions.squeezeDims = [1]
+    import flatbuffers
+
+    b = flatbuffers.Builder(1024)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
+
+
+def test_squeeze_equals_tflm():
+    import keras
+
+    shape = (1, 6, 3)
+    net = keras_model(lambda x: layers.Dense(2)(layers.Lambda(
+        lambda t: keras.ops.squeeze(t, axis=1))(layers.Conv2D(4, 1)(x))), shape, seed=2)
+    tfl = _as_squeeze(quantize_keras(net, calibration(shape, 2)))
+    assert "SQUEEZE" in [o.name for o in graph.graph(tfl)[0]]
+    msg, _ = compare_with_tflm(tfl, random_int8_inputs(tfl, 4, seed=2))
+    assert msg is None, msg
