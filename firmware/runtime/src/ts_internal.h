@@ -39,8 +39,10 @@ enum { BUF_DATA = 0, BUF_OFFSET = 1 };
 
 /* QUANTIZE: int8 -> int8 (requantize) or float32 -> int8. */
 typedef struct {
-  ts_requant_params_t rq;
-  ts_affine_params_t aq;
+  union {
+    ts_requant_params_t rq; /* from int8 */
+    ts_affine_params_t aq;  /* from float32 */
+  } u;
   int32_t from_float;
 } ts_quantize_params_t;
 

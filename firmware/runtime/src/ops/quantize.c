@@ -16,24 +16,25 @@ ts_status_t ts_quantize_prepare(ts_loader_t *L, ts_oprec_t *o) {
   if (ts_elems(in) != ts_elems(out)) return ts_ofail(L, TS_ERR_BAD_MODEL, "shapes do not match");
   o->flags |= TS_OPF_IN_PLACE;
   if (p->from_float) {
-    p->aq.size = ts_elems(in);
-    p->aq.zero_point = rec_zp(out, 0);
-    p->aq.scale = rec_scale(out, 0);
-    if (!(p->aq.scale > 0.0f)) return ts_ofail(L, TS_ERR_BAD_MODEL, "output scale not positive");
+    p->u.aq.size = ts_elems(in);
+    p->u.aq.zero_point = rec_zp(out, 0);
+    p->u.aq.scale = rec_scale(out, 0);
+    if (!(p->u.aq.scale > 0.0f))
+      return ts_ofail(L, TS_ERR_BAD_MODEL, "output scale not positive");
     return TS_OK;
   }
-  p->rq.size = ts_elems(in);
-  p->rq.input_zp = rec_zp(in, 0);
-  p->rq.output_zp = rec_zp(out, 0);
-  return ts_quant_mult(L, (double)rec_scale(in, 0) / (double)rec_scale(out, 0), &p->rq.mult,
-                       &p->rq.shift);
+  p->u.rq.size = ts_elems(in);
+  p->u.rq.input_zp = rec_zp(in, 0);
+  p->u.rq.output_zp = rec_zp(out, 0);
+  return ts_quant_mult(L, (double)rec_scale(in, 0) / (double)rec_scale(out, 0), &p->u.rq.mult,
+                       &p->u.rq.shift);
 }
 
 ts_status_t ts_quantize_eval(const ts_eval_t *e) {
   const ts_quantize_params_t *p = e->params;
   if (p->from_float)
-    ts_ref_quantize_f32_s8(&p->aq, e->in0, e->out);
+    ts_ref_quantize_f32_s8(&p->u.aq, e->in0, e->out);
   else
-    ts_ref_requantize_s8(&p->rq, e->in0, e->out);
+    ts_ref_requantize_s8(&p->u.rq, e->in0, e->out);
   return TS_OK;
 }
