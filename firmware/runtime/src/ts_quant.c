@@ -86,7 +86,9 @@ int ts_activation_range_s8(int32_t activation, float scale, int32_t zero_point,
 
 /* exp(a) for a in [-1/4, 0), a and result in Q0.31: Taylor expansion around -1/8:
  * exp(a) = exp(-1/8) * (1 + x + x^2/2 + x^3/6 + x^4/24), x = a + 1/8. */
-static int32_t exp_quarter_interval(int32_t a) {
+/* (always inlined: SOFTMAX's exp and reciprocal keep their single-caller code) */
+#define TS_INLINE static inline __attribute__((always_inline))
+TS_INLINE int32_t exp_quarter_interval(int32_t a) {
   const int32_t exp_minus_one_eighth = 1895147668; /* exp(-1/8) in Q0.31 */
   const int32_t one_third = 715827883;             /* 1/3 in Q0.31 */
   const int32_t x = a + (1 << 28);                 /* + 1/8 */
@@ -99,31 +101,47 @@ static int32_t exp_quarter_interval(int32_t a) {
   return exp_minus_one_eighth + ts_srdhm(exp_minus_one_eighth, x + poly);
 }
 
-/* exp(a) for a <= 0 in Q(int_bits).(31 - int_bits), result in Q0.31 (gemmlowp
- * exp_on_negative_values). Split a = (a mod 1/4 - 1/4) - remainder; exp of the first part
- * by the polynomial, then multiply by exp(-2^k) for each set bit k of the remainder (the
- * bits an input with int_bits integer bits can have). */
-static inline int32_t exp_on_negative_values(int32_t a, int32_t int_bits) {
-  const int32_t frac_bits = 31 - int_bits;
+/* exp(a) for a <= 0 in Q4.27 (LOGISTIC's input), result in Q0.31: gemmlowp's
+ * exp_on_negative_values with 4 integer bits, the steps of ts_exp_on_negative_values_5 below
+ * with the barrel shifter stopping at exp(-2^3). */
+static int32_t exp_on_negative_values_4(int32_t a) {
+  const int32_t frac_bits = 27;
   const int32_t one_quarter = 1 << (frac_bits - 2);
   const int32_t mask = one_quarter - 1;
   const int32_t a_mod_q_minus_q = (a & mask) - one_quarter;
-  int32_t result = exp_quarter_interval(ts_saturating_shl(a_mod_q_minus_q, int_bits));
+  int32_t result = exp_quarter_interval(ts_saturating_shl(a_mod_q_minus_q, 4)); /* Q4->Q0 */
   const int32_t remainder = a_mod_q_minus_q - a;
-  /* exp(-2^k) in Q0.31 for k = -2 .. 4 */
-  static const int32_t exp_neg_pot[7] = {1672461947, 1302514674, 790015084, 290630308,
-                                         39332535,   720401,     242};
-  for (int k = 0; k < 7 && k - 2 < int_bits; k++) {
+  /* exp(-2^k) in Q0.31 for k = -2 .. 3 */
+  static const int32_t exp_neg_pot[6] = {1672461947, 1302514674, 790015084, 290630308,
+                                         39332535,   720401};
+  for (int k = 0; k < 6; k++) {
     const int32_t bit = frac_bits + (k - 2);
     if (remainder & (INT32_C(1) << bit)) result = ts_srdhm(result, exp_neg_pot[k]);
   }
-  /* (inputs with at most 5 integer bits never reach the -32 clamp gemmlowp applies for
-   * more) */
   if (a == 0) result = INT32_MAX; /* exactly 1.0 */
   return result;
 }
 
-int32_t ts_exp_on_negative_values_5(int32_t a) { return exp_on_negative_values(a, 5); }
+int32_t ts_exp_on_negative_values_5(int32_t a) {
+  /* a in Q5.26, a <= 0. Split a = (a mod 1/4 - 1/4) - remainder; exp of the first part by
+   * the polynomial, then multiply by exp(-2^k) for each set bit k of the remainder. */
+  const int32_t frac_bits = 26;
+  const int32_t one_quarter = 1 << (frac_bits - 2);
+  const int32_t mask = one_quarter - 1;
+  const int32_t a_mod_q_minus_q = (a & mask) - one_quarter;
+  int32_t result = exp_quarter_interval(ts_saturating_shl(a_mod_q_minus_q, 5)); /* Q5->Q0 */
+  const int32_t remainder = a_mod_q_minus_q - a;
+  /* exp(-2^k) in Q0.31 for k = -2 .. 4 */
+  static const int32_t exp_neg_pot[7] = {1672461947, 1302514674, 790015084, 290630308,
+                                         39332535,   720401,     242};
+  for (int k = 0; k < 7; k++) {
+    const int32_t bit = frac_bits + (k - 2);
+    if (remainder & (INT32_C(1) << bit)) result = ts_srdhm(result, exp_neg_pot[k]);
+  }
+  /* (Q5 inputs never reach the -32 clamp gemmlowp applies for more integer bits.) */
+  if (a == 0) result = INT32_MAX; /* exactly 1.0 */
+  return result;
+}
 
 static int32_t clz32(uint32_t x) {
   if (x == 0) return 32;
@@ -137,7 +155,7 @@ static int32_t clz32(uint32_t x) {
 
 /* 1 / (1 + a) for a in [0, 1) (Q0.31 in and out), by three Newton-Raphson steps on
  * half the denominator, in Q2.29, starting from 48/17 - 32/17 * d. */
-static int32_t one_over_one_plus_x(int32_t a) {
+TS_INLINE int32_t one_over_one_plus_x(int32_t a) {
   /* RoundingHalfSum(a, 1.0) */
   int64_t sum = (int64_t)a + (int64_t)INT32_MAX;
   int64_t sign = sum >= 0 ? 1 : -1;
@@ -181,7 +199,7 @@ int32_t ts_logistic_q4(int32_t a) {
   /* gemmlowp logistic: for |a|, 1 / (1 + exp(-|a|)); for a < 0, 1 minus that; 1/2 at 0. */
   if (a == 0) return 1 << 30;
   const int32_t abs_a = a > 0 ? a : -a;
-  const int32_t pos = one_over_one_plus_x(exp_on_negative_values(-abs_a, 4));
+  const int32_t pos = one_over_one_plus_x(exp_on_negative_values_4(-abs_a));
   return a > 0 ? pos : INT32_MAX - pos;
 }
 
@@ -190,6 +208,6 @@ int32_t ts_tanh_q4(int32_t a) {
    * exp on the same raw value read with one more integer bit (Q5). 0 at 0. */
   if (a == 0) return 0;
   const int32_t n = a < 0 ? a : -a;
-  const int32_t t = one_minus_x_over_one_plus_x(exp_on_negative_values(n, 5));
+  const int32_t t = one_minus_x_over_one_plus_x(ts_exp_on_negative_values_5(n));
   return a < 0 ? -t : t;
 }
