@@ -8,8 +8,11 @@
 #include "ts_kernels.h"
 #include "ts_quant.h"
 
-static inline void add_or_sub(const ts_add_params_t *p, const int8_t *in1,
-                              const int8_t *in2, int8_t *output, int sub) {
+/* (always inlined: ADD and SUB each get the loop with their constant sign) */
+static inline __attribute__((always_inline)) void add_or_sub(const ts_add_params_t *p,
+                                                             const int8_t *in1,
+                                                             const int8_t *in2,
+                                                             int8_t *output, int sub) {
   int32_t o = 0;
   for (int32_t i0 = 0; i0 < p->out_dims[0]; i0++)
     for (int32_t i1 = 0; i1 < p->out_dims[1]; i1++)
