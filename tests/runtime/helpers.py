@@ -154,3 +154,36 @@ def random_float_inputs(model: bytes, n: int, seed: int) -> np.ndarray:
     per_image = shape[1:] if len(shape) > 1 and shape[0] == 1 else shape
     rng = np.random.default_rng(seed)
     return rng.uniform(-3.0, 3.0, size=(n, *per_image)).astype(np.float32)
+
+
+def tflite_aborts_on(model: bytes) -> str | None:
+    """Why TFLite's interpreters (LiteRT, TFLM) would abort the whole process preparing this
+    model, or None. Random weights can give a SOFTMAX whose beta * input scale is out of
+    TFLite's range (a CHECK in PreprocessSoftmaxScaling), or an ADD/SUB whose output scale
+    is so small against its inputs' that its output multiplier reaches 1 (a CHECK in
+    QuantizeMultiplierSmallerThanOneExp). Such a model cannot be judged against TFLM (our
+    runtime refuses it cleanly); read from the flatbuffer without an interpreter."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    m = schema.Model.GetRootAs(model, 0)
+    sg = m.Subgraphs(0)
+    op = schema.BuiltinOperator
+
+    def scale(t: int) -> float:
+        q = sg.Tensors(t).Quantization()
+        return float(q.Scale(0)) if q is not None and q.ScaleLength() else 0.0
+
+    for i in range(sg.OperatorsLength()):
+        o = sg.Operators(i)
+        c = m.OperatorCodes(o.OpcodeIndex())
+        code = max(c.BuiltinCode(), c.DeprecatedBuiltinCode())
+        if code == op.SOFTMAX:
+            real = scale(o.Inputs(0)) * 2.0**26  # beta 1 (Keras)
+            if not 1.0 < real < 2.0**30:
+                return f"SOFTMAX input scale {scale(o.Inputs(0))}"
+        elif code in (op.ADD, op.SUB):
+            twice = 2 * max(scale(o.Inputs(0)), scale(o.Inputs(1)))
+            out = scale(o.Outputs(0))
+            if out <= 0 or twice / (2.0**20 * out) >= 1.0:
+                return f"operator {i}: output scale {out} against inputs {twice / 2}"
+    return None
