@@ -58,7 +58,7 @@ firmware-host: setup-system ## build the native runtime runner (firmware/build/h
 test: setup firmware-host ## install what is needed, then run every test (host, runtime, emulator)
 	$(VPY) -m pytest -q --durations=10
 
-test-slow: setup firmware-host ## the long property-test runs (>= 300 random models)
+test-slow: setup firmware-host ## the long property-test runs (300 random models; SEED=N picks others)
 	$(VPY) -m pytest -q -m slow
 
 lint: setup ## ruff on the Python package and tests

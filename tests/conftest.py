@@ -10,6 +10,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 EMULATOR_TOOLS = ("qemu-system-arm", "arm-none-eabi-gcc")
+# Lines a test module leaves for the end of the run (pytest_terminal_summary prints them).
+SUMMARY_KEY = pytest.StashKey[list]()
 
 
 def pytest_collection_modifyitems(config, items) -> None:
@@ -49,3 +51,9 @@ def board(elf, tmp_path):
 
     with boards.emulated_board(elf, tmp_path / "qemu") as b:
         yield b
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    """Summaries tests leave in ``config.stash`` (the property tests' counts), printed last."""
+    for line in config.stash.get(SUMMARY_KEY, []):
+        terminalreporter.write_line(line)

@@ -22,7 +22,7 @@ import struct
 from pathlib import Path
 
 import numpy as np
-from tinyscope.device import protocol as P
+from tinyscope.device import protocol as proto
 
 
 def small_models() -> list[bytes]:
@@ -82,30 +82,31 @@ def float_io_model(model, rng) -> bytes:
     return conv.convert()
 
 
-def frames(input_bytes: int) -> list[P.Frame]:
+def frames(input_bytes: int) -> list[proto.Frame]:
     data = bytes((i * 37 + 11) & 0xFF for i in range(input_bytes))
-    f = [P.Frame(P.FrameType.HELLO, 1), P.Frame(P.FrameType.PING, 2),
-         P.Frame(P.FrameType.RESET, 3)]
-    f += [P.Frame(P.FrameType.SET_INPUT, 4 + i, p)
-          for i, p in enumerate(P.set_input_payloads(data, chunk=500))]
-    for mode, ops in ((P.RunMode.FIRST, []), (P.RunMode.ALL, []), (P.RunMode.LIST, [0, 2]),
-                      (P.RunMode.NONE, [])):
-        f.append(P.Frame(P.FrameType.RUN, 20 + int(mode), P.run_payload(mode, ops)))
+    f = [proto.Frame(proto.FrameType.HELLO, 1), proto.Frame(proto.FrameType.PING, 2),
+         proto.Frame(proto.FrameType.RESET, 3)]
+    f += [proto.Frame(proto.FrameType.SET_INPUT, 4 + i, p)
+          for i, p in enumerate(proto.set_input_payloads(data, chunk=500))]
+    for mode, ops in ((proto.RunMode.FIRST, []), (proto.RunMode.ALL, []),
+                      (proto.RunMode.LIST, [0, 2]), (proto.RunMode.NONE, [])):
+        f.append(proto.Frame(proto.FrameType.RUN, 20 + int(mode), proto.run_payload(mode, ops)))
     return f
 
 
-def responses() -> list[P.Frame]:
-    info = P.Info(1, 25_000_000, 25_000_000, 9000, 262144, 8000, "ab" * 32, 0, 784, 9, 10, 0,
+def responses() -> list[proto.Frame]:
+    info = proto.Info(1, 25_000_000, 25_000_000, 9000, 262144, 8000, "ab" * 32, 0, 784, 9, 10, 0,
                   "0.1.0", "qemu-mps2-an386", "", ((3, 1), (17, 2)))
-    chunk = P.TensorChunk(0, 3, 1, 0, 16, 9, (1, 2, 2, 4), (0.5,), (-3,), 0, bytes(range(16)))
-    return [P.Frame(P.FrameType.INFO, 1, info.encode()),
-            P.Frame(P.FrameType.TENSOR, 2, chunk.encode()),
-            P.Frame(P.FrameType.TIMING, 3, P.Timing(25_000_000, 30, (10, 20)).encode()),
-            P.Frame(P.FrameType.ERROR, P.SEQ_NONE, P.error_payload(P.ErrorCode.BAD_FRAME, "x")),
-            P.Frame(P.FrameType.DONE, 4, P.done_payload(P.FrameType.RUN, 3))]
+    chunk = proto.TensorChunk(0, 3, 1, 0, 16, 9, (1, 2, 2, 4), (0.5,), (-3,), 0, bytes(range(16)))
+    return [proto.Frame(proto.FrameType.INFO, 1, info.encode()),
+            proto.Frame(proto.FrameType.TENSOR, 2, chunk.encode()),
+            proto.Frame(proto.FrameType.TIMING, 3, proto.Timing(25_000_000, 30, (10, 20)).encode()),
+            proto.Frame(proto.FrameType.ERROR, proto.SEQ_NONE,
+                        proto.error_payload(proto.ErrorCode.BAD_FRAME, "x")),
+            proto.Frame(proto.FrameType.DONE, 4, proto.done_payload(proto.FrameType.RUN, 3))]
 
 
-def raw_record(f: P.Frame) -> bytes:
+def raw_record(f: proto.Frame) -> bytes:
     return struct.pack("<BHH", f.type, f.seq, len(f.payload)) + f.payload
 
 
@@ -129,8 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     for i, f in enumerate([*reqs, *responses()]):
         (dirs["fuzz_frame"] / f"frame{i:02d}").write_bytes(f.encode()[:-1])
     hello, ping, reset = reqs[:3]
-    chunks = [f for f in reqs if f.type == P.FrameType.SET_INPUT]
-    runs = [f for f in reqs if f.type == P.FrameType.RUN]
+    chunks = [f for f in reqs if f.type == proto.FrameType.SET_INPUT]
+    runs = [f for f in reqs if f.type == proto.FrameType.RUN]
     sequences = [[hello], [ping, reset], *[[hello, *chunks, r] for r in runs],
                  [*chunks, runs[0], *chunks[:1], runs[1]]]
     for i, seq in enumerate(sequences):

@@ -106,17 +106,17 @@ def payload_efficiency(run: dict, arrays: dict[str, np.ndarray]) -> dict[str, fl
     definition, ``tensor_chunks`` chunks as firmware/app/main.c send_tensor does): the same
     bytes as on the wire.
     """
-    from tinyscope.device import protocol as P
+    from tinyscope.device import protocol as proto
 
     payload = wire = frames = 0
     for meta in run["tensors"]:
         data = arrays[f"t{meta['tensor_index']}_0"].tobytes()
-        dtype = next(k for k, v in P.DTYPES.items() if v.name == meta["dtype"])
-        for chunk in P.tensor_chunks(meta["op_index"], meta["builtin_op"],
+        dtype = next(k for k, v in proto.DTYPES.items() if v.name == meta["dtype"])
+        for chunk in proto.tensor_chunks(meta["op_index"], meta["builtin_op"],
                                      meta["tensor_index"], dtype, tuple(meta["shape"]),
                                      tuple(meta["scales"]), tuple(meta["zero_points"]),
                                      meta["quantized_dimension"], data):
-            wire += len(P.Frame(P.FrameType.TENSOR, 1, chunk.encode()).encode())
+            wire += len(proto.Frame(proto.FrameType.TENSOR, 1, chunk.encode()).encode())
             frames += 1
         payload += len(data)
     return {"payload_bytes": payload, "wire_bytes": wire, "frames": frames,

@@ -19,6 +19,15 @@ DEFAULT = ROOT / "models" / "default.keras"
 N_DEBUG = 40
 
 
+def per_sample_mean(ref: np.ndarray, test: np.ndarray, scale: float, zero_point: int) -> dict:
+    """drift.error_metrics per sample (axis 0), averaged: QuantizationDebugger's aggregation
+    (``ref`` float, ``test`` int8 with ``scale`` and ``zero_point``)."""
+    t = data.dequantize(test, scale, zero_point).astype(np.float64)
+    rows = [drift.error_metrics(np.asarray(ref[i], np.float64), t[i]) for i in range(len(t))]
+    keys = ("max_abs_error", "mean_abs_error", "mean_error", "stddev", "mse", "rmse")
+    return {k: float(np.mean([row[k] for row in rows])) for k in keys}
+
+
 def test_error_metrics_on_known_values():
     ref = np.array([1.0, -2.0, 3.0, 0.0])
     test = np.array([1.5, -2.0, 2.0, 0.5])
@@ -190,7 +199,7 @@ def test_our_layer_local_drift_agrees_with_quantization_debugger(debugger_run):
         t = tensors[idx]
         if idx in local:
             ours.append((op.name, t.shape, t.scales[0],
-                         drift.per_sample_mean(local[idx], tflm[idx], t.scales[0],
+                         per_sample_mean(local[idx], tflm[idx], t.scales[0],
                                                t.zero_points[0])))
     assert [(o, s) for o, s, _, _ in ours] == [(o, s) for o, s, _, _ in stats]
     for (op_name, _, scale, m), (_, _, their_scale, theirs) in zip(ours, stats, strict=True):

@@ -167,3 +167,33 @@ def test_layer_map_names_ops_of_a_model_with_separate_activation_layers():
     t = tensors[out]
     deq = data.dequantize(ints[out], t.scales[0], t.zero_points[0])
     assert np.max(np.abs(deq - flt[out])) < 0.05
+
+
+def test_tflm_arena_is_sized_from_the_activations():
+    """A camera-sized model (96x96x3, 8-channel convs: ~230 KB of activations, a few KB of
+    weights): TFLM's default arena (10x the model) cannot keep every tensor; the sized one
+    can, and TFLM equals LiteRT BUILTIN_REF on the conv outputs."""
+    import keras
+
+    keras.utils.set_random_seed(3)
+    inp = keras.Input((96, 96, 3), batch_size=1)
+    x = keras.layers.Conv2D(8, 3, activation="relu")(inp)
+    x = keras.layers.Conv2D(8, 3, activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    net = keras.Model(inp, keras.layers.Dense(2)(x))
+    rng = np.random.default_rng(3)
+    tfl = quantize_keras(net, rng.uniform(0, 1, (8, 96, 96, 3)).astype(np.float32))
+    _, total = graph.activation_bytes(tfl)
+    assert total > 10 * len(tfl)  # the case the default arena does not cover
+    from tflite_micro import runtime
+
+    with pytest.raises(RuntimeError):  # TFLM's own default: allocation fails
+        runtime.Interpreter.from_bytes(
+            tfl, intrepreter_config=runtime.InterpreterConfig.kPreserveAllTensors)
+    q = rng.integers(-128, 128, (2, 96, 96, 3), dtype=np.int8)
+    tflm = floatref.stack(reference.tflm_tensors(tfl, q))
+    ref = floatref.stack(reference.litert_tensors(tfl, q, resolver="ref"))
+    convs = [op.outputs[0] for op in graph.graph(tfl)[0] if op.name == "CONV_2D"]
+    assert len(convs) == 2
+    for idx in convs:
+        np.testing.assert_array_equal(tflm[idx], ref[idx])

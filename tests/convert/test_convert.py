@@ -4,6 +4,7 @@ manifest contents, unsupported operators."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import warnings
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from tinyscope import cli, data
-from tinyscope.convert import carrays, flow, manifest, model
+from tinyscope.convert import flow, manifest, model
 from tinyscope.errors import UnsupportedModelError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,6 +32,15 @@ def build(tmp_path_factory):
 @pytest.fixture(scope="module")
 def man(build):
     return json.loads((build / "manifest.json").read_text())
+
+
+def parse_c_array(text: str, name: str) -> bytes:
+    """The bytes of the initializer of array ``name`` in generated C text."""
+    start = text.index(name)
+    body = re.sub(r"/\*.*?\*/", "", text[text.index("{", start) : text.index("};", start)],
+                  flags=re.S)
+    values = [int(v, 0) for v in re.findall(r"-?0x[0-9a-fA-F]+|-?\d+", body)]
+    return np.asarray(values, np.int64).astype(np.uint8).tobytes()
 
 
 def test_convert_writes_all_artifacts(build, man):
@@ -103,7 +113,7 @@ def test_c_arrays_compile_as_cxx_and_for_cortex_m4(build, tmp_path):
 
 def test_parse_c_array_round_trips(build):
     text = (build / "model_data.cc").read_text()
-    assert carrays.parse_c_array(text, "g_model_data[]") == (
+    assert parse_c_array(text, "g_model_data[]") == (
         build / "model_int8.tflite"
     ).read_bytes()
 

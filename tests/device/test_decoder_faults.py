@@ -13,13 +13,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tinyscope.device import faults as F
-from tinyscope.device import protocol as P
+from tinyscope.device import protocol as proto
 
 frames_st = st.builds(
-    P.Frame,
-    st.sampled_from(list(P.FrameType)),
+    proto.Frame,
+    st.sampled_from(list(proto.FrameType)),
     st.integers(0, 0xFFFF),
-    st.one_of(st.binary(max_size=64), st.binary(min_size=200, max_size=P.MAX_PAYLOAD),
+    st.one_of(st.binary(max_size=64), st.binary(min_size=200, max_size=proto.MAX_PAYLOAD),
               st.binary(max_size=600).map(lambda b: b.replace(b"\x01", b"\x00"))),
 )
 op_st = st.one_of(
@@ -43,8 +43,8 @@ def test_decoder_recovers_intact_frames_and_counts_bad_ones(items, feed_sizes):
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=3000))
 def test_random_garbage_is_never_a_frame(garbage):
-    reader = P.FrameReader()
-    good = P.Frame(P.FrameType.PING, 7, b"ok")
+    reader = proto.FrameReader()
+    good = proto.Frame(proto.FrameType.PING, 7, b"ok")
     got = list(reader.feed(garbage + b"\x00" + good.encode()))
     # CRC-32 lets random bytes pass with probability 2**-32 per piece
     assert got == [good]
@@ -53,7 +53,7 @@ def test_random_garbage_is_never_a_frame(garbage):
 
 def test_fault_after_every_byte():
     """nanopb style: one fault at every byte position of a frame between two good ones."""
-    a, b, c = (P.Frame(P.FrameType.TENSOR, i, bytes((i + k) % 256 for k in range(300)))
+    a, b, c = (proto.Frame(proto.FrameType.TENSOR, i, bytes((i + k) % 256 for k in range(300)))
                for i in (1, 2, 3))
     n = len(b.encode())
     cases = 0
@@ -78,9 +78,9 @@ def test_fuzz_decoder_short_run():
 
 def test_version_mismatch_is_named():
     # a device with version-1 firmware (this host speaks 2)
-    assert P.PROTOCOL_VERSION == 2
-    reader = P.FrameReader()
-    assert list(reader.feed(P.Frame(P.FrameType.INFO, 1, b"", version=1).encode())) == []
+    assert proto.PROTOCOL_VERSION == 2
+    reader = proto.FrameReader()
+    assert list(reader.feed(proto.Frame(proto.FrameType.INFO, 1, b"", version=1).encode())) == []
     assert reader.foreign_version == 1 and reader.bad_by_kind == {"version": 1}
-    with pytest.raises(P.VersionError, match="protocol version 1, expected 2"):
-        P.decode_frame(P.Frame(P.FrameType.INFO, 1, b"", version=1).encode()[:-1])
+    with pytest.raises(proto.VersionError, match="protocol version 1, expected 2"):
+        proto.decode_frame(proto.Frame(proto.FrameType.INFO, 1, b"", version=1).encode()[:-1])

@@ -21,7 +21,7 @@ import pytest
 from tinyscope import cli, data
 from tinyscope.convert import manifest as manifest_mod
 from tinyscope.device import boards, capture, link
-from tinyscope.device import protocol as P
+from tinyscope.device import protocol as proto
 from tinyscope.device.faults import DOWN, UP, Fault, FaultProxy, qmp_execute
 from tinyscope.errors import DeviceError, MismatchError
 
@@ -88,11 +88,12 @@ def test_protocol_version_mismatch_is_a_clear_error():
 
     def device() -> None:
         conn, _ = srv.accept()
-        reader = P.FrameReader()
+        reader = proto.FrameReader()
         with conn:
             while data := conn.recv(4096):
                 for f in reader.feed(data):
-                    conn.sendall(P.Frame(P.FrameType.INFO, f.seq, b"x" * 60, version=1).encode())
+                    conn.sendall(proto.Frame(proto.FrameType.INFO, f.seq, b"x" * 60,
+                                             version=1).encode())
 
     threading.Thread(target=device, daemon=True).start()
     try:
@@ -234,14 +235,15 @@ def test_device_survives_garbage_then_serves(board, build_dir, expected):
         assert dev.reader.bad_frames == 0  # and never sent a bad frame itself
         # oversized requests: too many layers, input too large, a frame beyond MAX_PAYLOAD
         with pytest.raises(DeviceError, match="OUT_OF_RANGE"):
-            dev.request(P.FrameType.RUN, P.run_payload(P.RunMode.LIST, range(2000)))
+            dev.request(proto.FrameType.RUN, proto.run_payload(proto.RunMode.LIST, range(2000)))
         with pytest.raises(DeviceError, match="OUT_OF_RANGE"):
-            dev.request(P.FrameType.SET_INPUT, P.SET_INPUT_FIXED.pack(0, 1 << 20) + bytes(4000))
-        port.write(b"\x01" * (P.MAX_FRAME + 1000) + b"\x00")
+            dev.request(proto.FrameType.SET_INPUT,
+                        proto.SET_INPUT_FIXED.pack(0, 1 << 20) + bytes(4000))
+        port.write(b"\x01" * (proto.MAX_FRAME + 1000) + b"\x00")
         dev.ping()
         assert dev.device_bad_frames >= 2
         dev.set_input(q[0].tobytes())
-        res = dev.run(P.RunMode.FIRST)
+        res = dev.run(proto.RunMode.FIRST)
         np.testing.assert_array_equal(res.tensors[first], ref[0][0])
         np.testing.assert_array_equal(res.output, ref[0][1])
     finally:
@@ -257,6 +259,6 @@ def test_qmp_reset_reboots_the_board(board):
         qmp_execute(board.state_dir / boards.QMP_FILE, "system_reset")
         time.sleep(0.2)
         with pytest.raises(DeviceError, match="NO_INPUT"):  # the reboot lost the input
-            dev.run(P.RunMode.NONE)
+            dev.run(proto.RunMode.NONE)
     finally:
         port.close()

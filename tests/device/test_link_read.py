@@ -12,7 +12,7 @@ import time
 import pytest
 import serial
 from tinyscope.device import link
-from tinyscope.device import protocol as P
+from tinyscope.device import protocol as proto
 
 
 def _socket_pair_port() -> tuple[socket.socket, object]:
@@ -40,7 +40,8 @@ def _wait_for(port, n: int) -> None:
 def test_a_socket_burst_is_read_in_one_call():
     conn, port = _socket_pair_port()
     try:
-        frames = [P.Frame(P.FrameType.DONE, seq, bytes([seq])).encode() for seq in range(50)]
+        frames = [proto.Frame(proto.FrameType.DONE, seq, bytes([seq])).encode()
+                  for seq in range(50)]
         for f in frames:  # one byte per TCP segment, as QEMU's UART sends them
             for b in f:
                 conn.send(bytes([b]))
@@ -95,7 +96,7 @@ def test_other_urls_read_through_pyserial():
     try:
         dev = link.Device(port)
         assert dev._fd() is None
-        frame = P.Frame(P.FrameType.DONE, 7, b"ok").encode()
+        frame = proto.Frame(proto.FrameType.DONE, 7, b"ok").encode()
         port.write(frame)
         got = b""
         while len(got) < len(frame):

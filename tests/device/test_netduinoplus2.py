@@ -97,7 +97,7 @@ def test_a_host_that_pauses_reading_loses_nothing(build_dir, elf, tmp_path):
     """QEMU's STM32 USART blocks QEMU while the host does not read. The protocol is strictly
     request/response (the host writes only after DONE), so a pause only delays the stream:
     every frame arrives intact and the board keeps serving."""
-    from tinyscope.device import protocol as P
+    from tinyscope.device import protocol as proto
 
     manifest = manifest_mod.load(build_dir)
     _, q, _ = data.quantized_test_inputs(manifest, 1)
@@ -108,20 +108,21 @@ def test_a_host_that_pauses_reading_loses_nothing(build_dir, elf, tmp_path):
             dev = link.Device(port)
             dev.hello()
             dev.set_input(q[0].tobytes())
-            reference = dev.run(P.RunMode.ALL)
+            reference = dev.run(proto.RunMode.ALL)
             dev.set_input(q[0].tobytes())
-            seq = dev.send(P.FrameType.RUN, P.run_payload(P.RunMode.ALL, (), True, True))
+            seq = dev.send(proto.FrameType.RUN,
+                           proto.run_payload(proto.RunMode.ALL, (), True, True))
             time.sleep(1.5)  # the firmware streams into a host that does not read
             frames = []
             for frame in dev.frames(10.0):
                 assert frame.seq == seq
                 frames.append(frame)
-                if frame.type in (P.FrameType.DONE, P.FrameType.ERROR):
+                if frame.type in (proto.FrameType.DONE, proto.FrameType.ERROR):
                     break
-            assert frames[-1].type == P.FrameType.DONE
+            assert frames[-1].type == proto.FrameType.DONE
             assert len(frames) - 1 == reference.frames
-            tensors = [P.TensorChunk.decode(f.payload) for f in frames
-                       if f.type == P.FrameType.TENSOR]
+            tensors = [proto.TensorChunk.decode(f.payload) for f in frames
+                       if f.type == proto.FrameType.TENSOR]
             assert {t.tensor_index for t in tensors} == set(reference.tensors)
             assert dev.reader.bad_frames == 0
             dev.ping()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,9 +12,17 @@ import pytest
 import serial
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tinyscope.device import protocol as P
+from tinyscope.device import protocol as proto
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def iter_frames(chunks: Iterable[bytes],
+                reader: proto.FrameReader | None = None) -> Iterator[proto.Frame]:
+    """Frames from an iterable of byte chunks, through one FrameReader."""
+    reader = reader or proto.FrameReader()
+    for chunk in chunks:
+        yield from reader.feed(chunk)
 
 
 def naive_cobs_encode(data: bytes) -> bytes:
@@ -38,7 +47,7 @@ def naive_cobs_encode(data: bytes) -> bytes:
 
 def test_generated_header_is_committed():
     committed = (ROOT / "firmware/app/protocol_defs.h").read_text()
-    assert committed == P.c_header(), (
+    assert committed == proto.c_header(), (
         "firmware/app/protocol_defs.h is stale: run "
         "python -m tinyscope.device.protocol --header firmware/app/protocol_defs.h"
     )
@@ -46,21 +55,21 @@ def test_generated_header_is_committed():
 
 def test_header_constants_match_struct_layouts():
     header = (ROOT / "firmware/app/protocol_defs.h").read_text()
-    assert f"#define TSP_HEADER_SIZE {P.HEADER.size} " in header
-    assert f"#define TSP_MAX_RESPONSE_PAYLOAD {P.MAX_RESPONSE_PAYLOAD} " in header
-    sizes = ", ".join(str(n) for n in P.DTYPE_SIZES)
-    assert f"#define TSP_DTYPE_SIZES {{{sizes}}}" in header and P.DTYPE_SIZES[9] == 1
-    assert f"#define TSP_INFO_FIXED_SIZE {P.INFO_FIXED.size} " in header
-    assert f"#define TSP_RUN 0x{P.FrameType.RUN:02X}" in header
+    assert f"#define TSP_HEADER_SIZE {proto.HEADER.size} " in header
+    assert f"#define TSP_MAX_RESPONSE_PAYLOAD {proto.MAX_RESPONSE_PAYLOAD} " in header
+    sizes = ", ".join(str(n) for n in proto.DTYPE_SIZES)
+    assert f"#define TSP_DTYPE_SIZES {{{sizes}}}" in header and proto.DTYPE_SIZES[9] == 1
+    assert f"#define TSP_INFO_FIXED_SIZE {proto.INFO_FIXED.size} " in header
+    assert f"#define TSP_RUN 0x{proto.FrameType.RUN:02X}" in header
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=1200))
 def test_cobs_round_trip_and_no_zero(data):
-    enc = P.cobs_encode(data)
+    enc = proto.cobs_encode(data)
     assert 0 not in enc
     assert enc == naive_cobs_encode(data)
-    assert P.cobs_decode(enc) == data
+    assert proto.cobs_decode(enc) == data
     assert len(enc) <= len(data) + len(data) // 254 + 1
 
 
@@ -68,58 +77,58 @@ def test_cobs_round_trip_and_no_zero(data):
 def test_cobs_block_boundaries(n):
     for fill in (b"\x01", b"\x00"):
         data = fill * n
-        assert P.cobs_decode(P.cobs_encode(data)) == data
-        assert P.cobs_encode(data) == naive_cobs_encode(data)
+        assert proto.cobs_decode(proto.cobs_encode(data)) == data
+        assert proto.cobs_encode(data) == naive_cobs_encode(data)
 
 
 def test_crc_is_zlib_crc32_check_value():
-    assert P.crc32(b"123456789") == 0xCBF43926
+    assert proto.crc32(b"123456789") == 0xCBF43926
 
 
-@given(st.integers(0, 255), st.integers(0, 0xFFFF), st.binary(max_size=P.MAX_PAYLOAD))
+@given(st.integers(0, 255), st.integers(0, 0xFFFF), st.binary(max_size=proto.MAX_PAYLOAD))
 @settings(max_examples=100, deadline=None)
 def test_frame_round_trip(ftype, seq, payload):
-    wire = P.Frame(ftype, seq, payload).encode()
+    wire = proto.Frame(ftype, seq, payload).encode()
     assert wire.endswith(b"\x00") and wire.count(0) == 1
-    frame = P.decode_frame(wire[:-1])
+    frame = proto.decode_frame(wire[:-1])
     assert (frame.type, frame.seq, frame.payload) == (ftype, seq, payload)
 
 
 def test_frame_layout_on_the_wire():
-    wire = P.Frame(P.FrameType.PING, 0x1234, b"ab").encode()
-    body = P.cobs_decode(wire[:-1])
-    assert body[:6] == bytes([P.PROTOCOL_VERSION, 0x04, 0x34, 0x12, 0x02, 0x00])
+    wire = proto.Frame(proto.FrameType.PING, 0x1234, b"ab").encode()
+    body = proto.cobs_decode(wire[:-1])
+    assert body[:6] == bytes([proto.PROTOCOL_VERSION, 0x04, 0x34, 0x12, 0x02, 0x00])
     assert body[6:8] == b"ab"
-    assert struct.unpack("<I", body[8:])[0] == P.crc32(body[:8])
+    assert struct.unpack("<I", body[8:])[0] == proto.crc32(body[:8])
 
 
 def test_payload_too_large_refused():
     with pytest.raises(ValueError):
-        P.Frame(P.FrameType.SET_INPUT, 1, bytes(P.MAX_PAYLOAD + 1)).encode()
+        proto.Frame(proto.FrameType.SET_INPUT, 1, bytes(proto.MAX_PAYLOAD + 1)).encode()
 
 
 def test_every_single_bit_flip_is_rejected():
-    frame = P.Frame(P.FrameType.TENSOR, 7, bytes(range(256)) * 3)
+    frame = proto.Frame(proto.FrameType.TENSOR, 7, bytes(range(256)) * 3)
     wire = frame.encode()
     for pos in range(len(wire) - 1):
         for bit in (0x01, 0x80):
             bad = bytearray(wire)
             bad[pos] ^= bit
-            reader = P.FrameReader()
+            reader = proto.FrameReader()
             frames = list(reader.feed(bytes(bad)))
             assert frames == [] or frames == [frame], f"flip at {pos} accepted"
             assert frames == [] and reader.bad_frames >= 1, f"flip at {pos} not counted"
 
 
 def test_wrong_version_counted():
-    wire = P.Frame(P.FrameType.PING, 1, b"", version=P.PROTOCOL_VERSION + 1).encode()
-    reader = P.FrameReader()
+    wire = proto.Frame(proto.FrameType.PING, 1, b"", version=proto.PROTOCOL_VERSION + 1).encode()
+    reader = proto.FrameReader()
     assert list(reader.feed(wire)) == []
     assert reader.bad_frames == 1 and "version" in reader.last_error
 
 
 def test_resync_after_garbage_via_loop_url():
-    frames = [P.Frame(P.FrameType.TENSOR, i, bytes([i]) * (300 * i)) for i in range(1, 4)]
+    frames = [proto.Frame(proto.FrameType.TENSOR, i, bytes([i]) * (300 * i)) for i in range(1, 4)]
     port = serial.serial_for_url("loop://", timeout=0.05)
     try:
         port.write(b"\x13\x37garbage without delimiter")
@@ -129,8 +138,8 @@ def test_resync_after_garbage_via_loop_url():
         port.write(frames[2].encode()[:40] + b"\x00")  # a truncated frame
         port.write(b"\x00\x00")  # empty frames are ignored, not bad
         port.write(frames[2].encode())
-        reader = P.FrameReader()
-        got = list(P.iter_frames(iter(lambda: port.read(97), b""), reader))
+        reader = proto.FrameReader()
+        got = list(iter_frames(iter(lambda: port.read(97), b""), reader))
     finally:
         port.close()
     # The first garbage sticks to frame 0, which is lost; the others resync.
@@ -140,25 +149,25 @@ def test_resync_after_garbage_via_loop_url():
 
 
 def test_oversized_frame_dropped_without_buffering():
-    reader = P.FrameReader(max_frame=100)
+    reader = proto.FrameReader(max_frame=100)
     assert list(reader.feed(b"\x01" * 10_000)) == []
     assert len(reader._buf) == 0
-    ok = P.Frame(P.FrameType.DONE, 3, b"\x03\x00\x00\x00\x00")
+    ok = proto.Frame(proto.FrameType.DONE, 3, b"\x03\x00\x00\x00\x00")
     assert list(reader.feed(b"\x00" + ok.encode())) == [ok]
     assert reader.bad_frames == 1
 
 
 def test_frames_split_across_reads_byte_by_byte():
-    frames = [P.Frame(P.FrameType.INFO, i, bytes(range(i, i + 50))) for i in range(5)]
+    frames = [proto.Frame(proto.FrameType.INFO, i, bytes(range(i, i + 50))) for i in range(5)]
     wire = b"".join(f.encode() for f in frames)
-    got = list(P.iter_frames(wire[i : i + 1] for i in range(len(wire))))
+    got = list(iter_frames(wire[i : i + 1] for i in range(len(wire))))
     assert got == frames
 
 
-def _chunks(arr: np.ndarray, chunk: int, tensor_index: int = 5) -> list[P.TensorChunk]:
+def _chunks(arr: np.ndarray, chunk: int, tensor_index: int = 5) -> list[proto.TensorChunk]:
     data = arr.tobytes()
     return [
-        P.TensorChunk(op_index=1, builtin_op=3, tensor_index=tensor_index, offset=o,
+        proto.TensorChunk(op_index=1, builtin_op=3, tensor_index=tensor_index, offset=o,
                       total=len(data), dtype=9, shape=arr.shape, scales=(0.5,),
                       zero_points=(-128,), quantized_dimension=0, data=data[o : o + chunk])
         for o in range(0, len(data), chunk)
@@ -168,11 +177,11 @@ def _chunks(arr: np.ndarray, chunk: int, tensor_index: int = 5) -> list[P.Tensor
 def test_chunked_tensor_through_frames():
     rng = np.random.default_rng(0)
     arr = rng.integers(-128, 128, size=(1, 26, 26, 8), dtype=np.int8)
-    wire = b"".join(P.Frame(P.FrameType.TENSOR, 9, c.encode()).encode()
+    wire = b"".join(proto.Frame(proto.FrameType.TENSOR, 9, c.encode()).encode()
                     for c in _chunks(arr, 4000))
-    decoded = [P.TensorChunk.decode(f.payload) for f in P.iter_frames([wire])]
+    decoded = [proto.TensorChunk.decode(f.payload) for f in iter_frames([wire])]
     assert len(decoded) == 2
-    asm = P.TensorAssembler(decoded[0])
+    asm = proto.TensorAssembler(decoded[0])
     asm.add(decoded[1])
     assert asm.complete
     np.testing.assert_array_equal(asm.array(), arr)
@@ -182,8 +191,8 @@ def test_chunked_tensor_through_frames():
 def test_lost_chunk_is_detected():
     arr = np.arange(-100, 100, dtype=np.int8).reshape(1, 200)
     chunks = _chunks(arr, 64)
-    asm = P.TensorAssembler(chunks[0])
-    with pytest.raises(P.ProtocolError, match="lost"):
+    asm = proto.TensorAssembler(chunks[0])
+    with pytest.raises(proto.ProtocolError, match="lost"):
         asm.add(chunks[2])
 
 
@@ -192,27 +201,27 @@ def test_chunk_past_total_is_rejected():
     payload = bytearray(c.encode())
     assert payload[4:8] == bytes([9, 2, 1, 10])  # dtype, ndims, dims: the size is derived
     payload[7] = 5  # shape (1, 5): 5 bytes < len(data)
-    with pytest.raises(P.ProtocolError, match="exceeds"):
-        P.TensorChunk.decode(bytes(payload))
+    with pytest.raises(proto.ProtocolError, match="exceeds"):
+        proto.TensorChunk.decode(bytes(payload))
     payload[4] = 5  # a dtype (STRING) whose size does not follow from the shape
-    with pytest.raises(P.ProtocolError, match="dtype 5"):
-        P.TensorChunk.decode(bytes(payload))
+    with pytest.raises(proto.ProtocolError, match="dtype 5"):
+        proto.TensorChunk.decode(bytes(payload))
 
 
 def test_tensor_metadata_is_compact_and_exact():
     """Version 2 metadata: varints, zigzag zero points, no size field; every value survives."""
-    c = P.TensorChunk(op_index=0, builtin_op=3, tensor_index=8, offset=0, total=5408, dtype=9,
+    c = proto.TensorChunk(op_index=0, builtin_op=3, tensor_index=8, offset=0, total=5408, dtype=9,
                       shape=(1, 26, 26, 8), scales=(0.0234375,), zero_points=(-128,),
                       quantized_dimension=0, data=bytes(5408))
     assert c.meta() == bytes([0, 3, 8, 0, 9, 4, 1, 26, 26, 8, 1]) + struct.pack(
         "<f", 0.0234375) + bytes([0xFF, 0x01])
-    assert P.TensorChunk.decode(c.encode()) == c
-    big = P.TensorChunk(op_index=0xFFFF, builtin_op=300, tensor_index=70000,
+    assert proto.TensorChunk.decode(c.encode()) == c
+    big = proto.TensorChunk(op_index=0xFFFF, builtin_op=300, tensor_index=70000,
                         offset=4 * 3 * 0xFFFF * 5 - 4, total=4 * 3 * 0xFFFF * 5, dtype=0,
                         shape=(3, 0xFFFF, 5), scales=(1.5, -2.0, 0.25),
                         zero_points=(-(1 << 31), (1 << 31) - 1, 0), quantized_dimension=2,
                         data=b"abcd")
-    assert P.TensorChunk.decode(big.encode()) == big
+    assert proto.TensorChunk.decode(big.encode()) == big
     # the channel axis goes on the wire only with per-channel parameters
     assert len(replace(big, quantized_dimension=200).meta()) == len(big.meta()) + 1
     with pytest.raises(ValueError, match="quantized_dimension"):
@@ -223,23 +232,23 @@ def test_tensor_metadata_is_compact_and_exact():
 @given(st.binary(max_size=80))
 def test_tensor_decode_of_garbage_raises_only_protocol_error(payload):
     try:
-        c = P.TensorChunk.decode(payload)
-    except P.ProtocolError:
+        c = proto.TensorChunk.decode(payload)
+    except proto.ProtocolError:
         return
-    assert P.TensorChunk.decode(c.encode()) == c or any(np.isnan(c.scales))
+    assert proto.TensorChunk.decode(c.encode()) == c or any(np.isnan(c.scales))
 
 
-@pytest.mark.parametrize("size", [1, 5408, P.MAX_RESPONSE_PAYLOAD - 12, 200_000])
+@pytest.mark.parametrize("size", [1, 5408, proto.MAX_RESPONSE_PAYLOAD - 12, 200_000])
 def test_tensor_chunks_fill_frames_and_reassemble(size):
     data = bytes(np.random.default_rng(size).integers(0, 256, size, dtype=np.uint8))
-    chunks = P.tensor_chunks(2, 3, 9, 9, (1, size), (0.5,), (-1,), 0, data)
-    frames = [P.Frame(P.FrameType.TENSOR, 1, c.encode()) for c in chunks]
-    assert all(len(f.payload) == P.MAX_RESPONSE_PAYLOAD for f in frames[:-1])
-    assert len(chunks) == -(-size // (P.MAX_RESPONSE_PAYLOAD - len(chunks[-1].meta()))) or \
-        len(chunks) == -(-size // (P.MAX_RESPONSE_PAYLOAD - len(chunks[0].meta())))
-    decoded = [P.TensorChunk.decode(f.payload)
-               for f in P.iter_frames([b"".join(f.encode() for f in frames)])]
-    asm = P.TensorAssembler(decoded[0])
+    chunks = proto.tensor_chunks(2, 3, 9, 9, (1, size), (0.5,), (-1,), 0, data)
+    frames = [proto.Frame(proto.FrameType.TENSOR, 1, c.encode()) for c in chunks]
+    assert all(len(f.payload) == proto.MAX_RESPONSE_PAYLOAD for f in frames[:-1])
+    assert len(chunks) == -(-size // (proto.MAX_RESPONSE_PAYLOAD - len(chunks[-1].meta()))) or \
+        len(chunks) == -(-size // (proto.MAX_RESPONSE_PAYLOAD - len(chunks[0].meta())))
+    decoded = [proto.TensorChunk.decode(f.payload)
+               for f in iter_frames([b"".join(f.encode() for f in frames)])]
+    asm = proto.TensorAssembler(decoded[0])
     for d in decoded[1:]:
         asm.add(d)
     assert asm.complete and bytes(asm.buffer) == data
@@ -247,58 +256,58 @@ def test_tensor_chunks_fill_frames_and_reassemble(size):
 
 def test_varint_limits():
     for v in (0, 1, 127, 128, 16383, 16384, 0xFFFFFFFF):
-        enc = P.uvarint(v)
-        assert P.read_uvarint(enc + b"x", 0) == (v, len(enc))
-    assert len(P.uvarint(0xFFFFFFFF)) == P.VARINT_MAX
+        enc = proto.uvarint(v)
+        assert proto.read_uvarint(enc + b"x", 0) == (v, len(enc))
+    assert len(proto.uvarint(0xFFFFFFFF)) == proto.VARINT_MAX
     for bad in (b"\x80" * 5 + b"\x01", b"\xff\xff\xff\xff\x7f", b"\x80\x80"):
-        with pytest.raises(P.ProtocolError):
-            P.read_uvarint(bad, 0)
+        with pytest.raises(proto.ProtocolError):
+            proto.read_uvarint(bad, 0)
     for v in (0, -1, 1, -128, 127, -(1 << 31), (1 << 31) - 1):
-        assert P.read_svarint(P.svarint(v), 0)[0] == v
+        assert proto.read_svarint(proto.svarint(v), 0)[0] == v
     with pytest.raises(ValueError):
-        P.uvarint(1 << 32)
+        proto.uvarint(1 << 32)
 
 
 def test_info_round_trip_and_truncation():
-    info = P.Info(1, 25_000_000, 25_000_000, 9736, 262144, 8000, "ab" * 32, 0, 784, 17, 10, 0,
+    info = proto.Info(1, 25_000_000, 25_000_000, 9736, 262144, 8000, "ab" * 32, 0, 784, 17, 10, 0,
                   "0.1.0+abc", "qemu-mps2-an386", "", ((3, 7), (17, 8), (9, 17)))
     payload = info.encode()
-    assert P.Info.decode(payload) == info
+    assert proto.Info.decode(payload) == info
     for cut in range(len(payload)):
-        with pytest.raises(P.ProtocolError):
-            P.Info.decode(payload[:cut])
+        with pytest.raises(proto.ProtocolError):
+            proto.Info.decode(payload[:cut])
 
 
 def test_set_input_chunks_and_run_payload():
     data = bytes(range(256)) * 40
-    payloads = list(P.set_input_payloads(data, chunk=4000))
+    payloads = list(proto.set_input_payloads(data, chunk=4000))
     assert [struct.unpack_from("<II", p) for p in payloads] == [
         (0, len(data)), (4000, len(data)), (8000, len(data))]
     assert b"".join(p[8:] for p in payloads) == data
-    assert max(len(p) for p in payloads) <= P.MAX_PAYLOAD
-    assert P.run_payload(P.RunMode.LIST, [2, 5], timing=True, output=False) == bytes(
+    assert max(len(p) for p in payloads) <= proto.MAX_PAYLOAD
+    assert proto.run_payload(proto.RunMode.LIST, [2, 5], timing=True, output=False) == bytes(
         [2, 1, 2, 0, 2, 0, 5, 0])
 
 
 def test_timing_round_trip():
-    t = P.Timing(25_000_000, 1234, (100, 200, 934))
-    assert P.Timing.decode(t.encode()) == t
+    t = proto.Timing(25_000_000, 1234, (100, 200, 934))
+    assert proto.Timing.decode(t.encode()) == t
     # varints: 4 bytes for 25 MHz, 2 for 1234, 1 for the count, 1 + 2 + 2 for the ticks
     assert len(t.encode()) == 4 + 2 + 1 + 5
-    with pytest.raises(P.ProtocolError):
-        P.Timing.decode(t.encode()[:-1])
-    with pytest.raises(P.ProtocolError, match="after"):
-        P.Timing.decode(t.encode() + b"\x00")
-    big = P.Timing(0xFFFFFFFF, 0, (0xFFFFFFFF,) * 3)
-    assert P.Timing.decode(big.encode()) == big
+    with pytest.raises(proto.ProtocolError):
+        proto.Timing.decode(t.encode()[:-1])
+    with pytest.raises(proto.ProtocolError, match="after"):
+        proto.Timing.decode(t.encode() + b"\x00")
+    big = proto.Timing(0xFFFFFFFF, 0, (0xFFFFFFFF,) * 3)
+    assert proto.Timing.decode(big.encode()) == big
 
 
 def test_done_payload():
-    assert P.done_payload(P.FrameType.RUN, 8) == bytes([P.FrameType.RUN, 8])
-    assert P.done_payload(P.FrameType.RUN, 300) == bytes([P.FrameType.RUN, 0xAC, 0x02])
+    assert proto.done_payload(proto.FrameType.RUN, 8) == bytes([proto.FrameType.RUN, 8])
+    assert proto.done_payload(proto.FrameType.RUN, 300) == bytes([proto.FrameType.RUN, 0xAC, 0x02])
     for frames in (0, 1, 127, 128, 0xFFFFFFFF):
-        assert P.decode_done(P.done_payload(P.FrameType.SET_INPUT, frames)) == (
-            P.FrameType.SET_INPUT, frames)
+        assert proto.decode_done(proto.done_payload(proto.FrameType.SET_INPUT, frames)) == (
+            proto.FrameType.SET_INPUT, frames)
     for bad in (b"", bytes([3]), bytes([3, 0x80]), bytes([3, 1, 0])):
-        with pytest.raises(P.ProtocolError):
-            P.decode_done(bad)
+        with pytest.raises(proto.ProtocolError):
+            proto.decode_done(bad)

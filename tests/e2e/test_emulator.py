@@ -1,4 +1,4 @@
-"""End-to-end on the emulated board: QEMU boots the firmware, the host talks the protocol.
+"""End-to-end on the emulated board: QEMU boots the firmware, the host talks the proto.
 
 Every QEMU started here is stopped by a fixture (``finally``), even when a test fails.
 """
@@ -18,7 +18,7 @@ import pytest
 from tinyscope import data
 from tinyscope.convert import manifest as manifest_mod
 from tinyscope.device import boards, capture, link
-from tinyscope.device import protocol as P
+from tinyscope.device import protocol as proto
 from tinyscope.errors import DeviceError, MismatchError
 
 pytestmark = pytest.mark.emulator
@@ -37,19 +37,19 @@ def device(board):
         port.close()
 
 
-def _answer(dev: link.Device, timeout: float = 5.0) -> list[P.Frame]:
+def _answer(dev: link.Device, timeout: float = 5.0) -> list[proto.Frame]:
     """Frames up to and including the next DONE or ERROR."""
     out = []
     for frame in dev.frames(timeout):
         out.append(frame)
-        if frame.type in (P.FrameType.DONE, P.FrameType.ERROR):
+        if frame.type in (proto.FrameType.DONE, proto.FrameType.ERROR):
             return out
     raise AssertionError("unreachable")
 
 
-def _error_code(frame: P.Frame) -> int:
-    assert frame.type == P.FrameType.ERROR, frame.name
-    return P.decode_error(frame.payload)[0]
+def _error_code(frame: proto.Frame) -> int:
+    assert frame.type == proto.FrameType.ERROR, frame.name
+    return proto.decode_error(frame.payload)[0]
 
 
 def test_info_describes_the_flashed_model(device, build_dir):
@@ -64,7 +64,7 @@ def test_info_describes_the_flashed_model(device, build_dir):
     assert info.model_status == 0 and info.model_error == ""
     assert info.board == "qemu-mps2-an386"
     assert info.cpu_hz == info.tick_hz == 25_000_000
-    assert info.protocol_version == P.PROTOCOL_VERSION
+    assert info.protocol_version == proto.PROTOCOL_VERSION
     assert info.firmware_version.startswith("0.")
     assert 0 < info.arena_used <= info.arena_bytes
     codes = {name: getattr(schema.BuiltinOperator, name) for name in
@@ -79,22 +79,22 @@ def test_bad_frames_get_error_and_the_device_keeps_serving(device):
     # garbage ending in a delimiter
     device.port.write(b"\x05hello\x00")
     (frame,) = _answer(device)
-    assert (_error_code(frame), frame.seq) == (P.ErrorCode.BAD_FRAME, P.SEQ_NONE)
+    assert (_error_code(frame), frame.seq) == (proto.ErrorCode.BAD_FRAME, proto.SEQ_NONE)
     device.ping()
     # a valid frame with one byte flipped
-    wire = bytearray(P.Frame(P.FrameType.PING, 77, b"").encode())
+    wire = bytearray(proto.Frame(proto.FrameType.PING, 77, b"").encode())
     wire[3] ^= 0x40
     device.port.write(bytes(wire))
-    assert _error_code(_answer(device)[0]) == P.ErrorCode.BAD_FRAME
+    assert _error_code(_answer(device)[0]) == proto.ErrorCode.BAD_FRAME
     # longer than the device's receive buffer
-    device.port.write(b"\x01" * (P.MAX_FRAME + 100) + b"\x00")
-    assert _error_code(_answer(device)[0]) == P.ErrorCode.TOO_LARGE
+    device.port.write(b"\x01" * (proto.MAX_FRAME + 100) + b"\x00")
+    assert _error_code(_answer(device)[0]) == proto.ErrorCode.TOO_LARGE
     # another protocol version, then an unknown request type
-    device.port.write(P.Frame(P.FrameType.PING, 5, b"", version=9).encode())
+    device.port.write(proto.Frame(proto.FrameType.PING, 5, b"", version=9).encode())
     frame = _answer(device)[0]
-    assert (_error_code(frame), frame.seq) == (P.ErrorCode.BAD_VERSION, 5)
-    device.port.write(P.Frame(0x42, 6, b"").encode())
-    assert _error_code(_answer(device)[0]) == P.ErrorCode.UNKNOWN_TYPE
+    assert (_error_code(frame), frame.seq) == (proto.ErrorCode.BAD_VERSION, 5)
+    device.port.write(proto.Frame(0x42, 6, b"").encode())
+    assert _error_code(_answer(device)[0]) == proto.ErrorCode.UNKNOWN_TYPE
     # the host side never accepted a bad frame, and HELLO still works
     assert device.reader.bad_frames == 0
     assert device.hello().model_status == 0
@@ -103,26 +103,27 @@ def test_bad_frames_get_error_and_the_device_keeps_serving(device):
 def test_out_of_range_requests_are_refused(device):
     info = device.info
     with pytest.raises(DeviceError, match="NO_INPUT"):
-        device.run(P.RunMode.ALL)
+        device.run(proto.RunMode.ALL)
     with pytest.raises(DeviceError, match="OUT_OF_RANGE"):
-        device.request(P.FrameType.SET_INPUT, P.SET_INPUT_FIXED.pack(0, info.input_bytes + 1))
+        device.request(proto.FrameType.SET_INPUT,
+                       proto.SET_INPUT_FIXED.pack(0, info.input_bytes + 1))
     with pytest.raises(DeviceError, match="OUT_OF_RANGE"):
-        device.request(P.FrameType.SET_INPUT,
-                       P.SET_INPUT_FIXED.pack(info.input_bytes - 1, info.input_bytes) + b"ab")
+        device.request(proto.FrameType.SET_INPUT,
+                       proto.SET_INPUT_FIXED.pack(info.input_bytes - 1, info.input_bytes) + b"ab")
     with pytest.raises(DeviceError, match="BAD_REQUEST"):
-        device.request(P.FrameType.SET_INPUT, b"\x00\x00")
+        device.request(proto.FrameType.SET_INPUT, b"\x00\x00")
     device.set_input(bytes(info.input_bytes))
     with pytest.raises(DeviceError, match="OUT_OF_RANGE"):
-        device.run(P.RunMode.LIST, [len(info.ops)])
+        device.run(proto.RunMode.LIST, [len(info.ops)])
     with pytest.raises(DeviceError, match="BAD_REQUEST"):
-        device.request(P.FrameType.RUN, P.run_payload(P.RunMode.LIST, [0])[:-1])
+        device.request(proto.FrameType.RUN, proto.run_payload(proto.RunMode.LIST, [0])[:-1])
     with pytest.raises(DeviceError, match="BAD_REQUEST"):
-        device.request(P.FrameType.RUN, bytes([9, 0, 0, 0]))
+        device.request(proto.FrameType.RUN, bytes([9, 0, 0, 0]))
     # RESET re-initialises the runtime and drops the pending input
     device.set_input(bytes(info.input_bytes))
     device.reset()
     with pytest.raises(DeviceError, match="NO_INPUT"):
-        device.run(P.RunMode.FIRST)
+        device.run(proto.RunMode.FIRST)
     assert device.hello() == info
 
 
@@ -131,13 +132,13 @@ def test_input_chunks_in_order(device):
     data = bytes(range(256)) * (info.input_bytes // 256 + 1)
     data = data[: info.input_bytes]
     # small chunks, in order: accepted; then a RUN consumes the input
-    for payload in P.set_input_payloads(data, chunk=100):
-        device.request(P.FrameType.SET_INPUT, payload)
+    for payload in proto.set_input_payloads(data, chunk=100):
+        device.request(proto.FrameType.SET_INPUT, payload)
     # a chunk that skips ahead is refused
-    first, _, third = list(P.set_input_payloads(data, chunk=300))[:3]
-    device.request(P.FrameType.SET_INPUT, first)
+    first, _, third = list(proto.set_input_payloads(data, chunk=300))[:3]
+    device.request(proto.FrameType.SET_INPUT, first)
     with pytest.raises(DeviceError, match="out of order"):
-        device.request(P.FrameType.SET_INPUT, third)
+        device.request(proto.FrameType.SET_INPUT, third)
 
 
 def test_capture_all_layers_equals_tflm_bit_for_bit(board, build_dir, tmp_path):
@@ -185,7 +186,7 @@ def test_timing_is_deterministic(device, build_dir):
     runs = []
     for _ in range(2):
         device.set_input(q[0].tobytes())
-        runs.append(device.run(P.RunMode.NONE, timing=True, output=True))
+        runs.append(device.run(proto.RunMode.NONE, timing=True, output=True))
     assert runs[0].timing == runs[1].timing
     assert runs[0].timing.total_ticks == sum(runs[0].timing.op_ticks) > 0
     np.testing.assert_array_equal(runs[0].output, runs[1].output)
@@ -290,24 +291,26 @@ def test_output_is_sent_once_and_frames_are_not_split(device, build_dir):
     manifest = manifest_mod.load(build_dir)
     _, q, _ = data.quantized_test_inputs(manifest, 1)
     answers = {}
-    for mode in (P.RunMode.ALL, P.RunMode.FIRST):
+    for mode in (proto.RunMode.ALL, proto.RunMode.FIRST):
         device.set_input(q[0].tobytes())
-        seq = device.send(P.FrameType.RUN, P.run_payload(mode, (), True, True))
+        seq = device.send(proto.FrameType.RUN, proto.run_payload(mode, (), True, True))
         answers[mode] = [f for f in _answer(device, 30.0) if f.seq == seq]
         device.set_input(q[0].tobytes())
         answers[(mode, "run")] = device.run(mode, timing=True, output=True)
     num_ops = len(manifest["operators"])
     out_index = device.info.output_tensor
-    all_types = [f.type for f in answers[P.RunMode.ALL]]
-    assert all_types == [P.FrameType.TENSOR] * num_ops + [P.FrameType.TIMING, P.FrameType.DONE]
-    chunks = [P.TensorChunk.decode(f.payload) for f in answers[P.RunMode.ALL][:num_ops]]
+    all_types = [f.type for f in answers[proto.RunMode.ALL]]
+    assert all_types == ([proto.FrameType.TENSOR] * num_ops
+                         + [proto.FrameType.TIMING, proto.FrameType.DONE])
+    chunks = [proto.TensorChunk.decode(f.payload) for f in answers[proto.RunMode.ALL][:num_ops]]
     assert [c.tensor_index for c in chunks] == [op["outputs"][0] for op in manifest["operators"]]
     assert chunks[-1].tensor_index == out_index and all(c.offset == 0 for c in chunks)
-    assert P.decode_done(answers[P.RunMode.ALL][-1].payload) == (P.FrameType.RUN, num_ops + 1)
-    first_types = [f.type for f in answers[P.RunMode.FIRST]]
-    assert first_types == [P.FrameType.TENSOR, P.FrameType.OUTPUT, P.FrameType.TIMING,
-                           P.FrameType.DONE]
-    run_all, run_first = answers[(P.RunMode.ALL, "run")], answers[(P.RunMode.FIRST, "run")]
+    assert proto.decode_done(answers[proto.RunMode.ALL][-1].payload) == (proto.FrameType.RUN,
+                                                                          num_ops + 1)
+    first_types = [f.type for f in answers[proto.RunMode.FIRST]]
+    assert first_types == [proto.FrameType.TENSOR, proto.FrameType.OUTPUT, proto.FrameType.TIMING,
+                           proto.FrameType.DONE]
+    run_all, run_first = answers[(proto.RunMode.ALL, "run")], answers[(proto.RunMode.FIRST, "run")]
     np.testing.assert_array_equal(run_all.output, run_all.tensors[out_index])
     np.testing.assert_array_equal(run_all.output, run_first.output)
     assert run_first.output.shape == tuple(manifest["output"]["shape"])
@@ -323,7 +326,7 @@ def test_wire_bytes_per_image(device, build_dir):
     manifest = manifest_mod.load(build_dir)
     _, q, _ = data.quantized_test_inputs(manifest, 1)
     sizes = {}
-    for mode in (P.RunMode.NONE, P.RunMode.FIRST, P.RunMode.ALL):
+    for mode in (proto.RunMode.NONE, proto.RunMode.FIRST, proto.RunMode.ALL):
         start = device.rx_bytes
         device.set_input(q[0].tobytes())
         res = device.run(mode, timing=True, output=True)

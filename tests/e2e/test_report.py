@@ -106,3 +106,31 @@ def test_compare_refuses_another_models_build(demo_run: Path, tmp_path: Path,
     err = capsys.readouterr().err
     assert code != 0
     assert real in err and "0" * 64 in err
+
+
+def test_report_survives_references_that_abort(demo_run: Path, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """TFLM and XNNPACK die by SIGABRT in their worker (fault injection): compare still writes
+    the report and metrics.json, their columns marked missing with the reason; the capture is
+    untouched."""
+    run = tmp_path / "run"
+    shutil.copytree(demo_run / "run", run, ignore=shutil.ignore_patterns("report", "references"))
+    before = (run / "capture.npz").read_bytes()
+    monkeypatch.setenv("TINYSCOPE_REFERENCE_FAULT", "tflm,xnnpack")
+    code = cli.main(["compare", str(run), "--build", str(demo_run / "build"), "--panels", "1",
+                     "--no-progress"])
+    assert code == 0
+    metrics = json.loads((run / "report" / "metrics.json").read_text())
+    refs = metrics["references"]
+    for kind in ("tflm", "xnnpack"):
+        assert refs[kind]["available"] is False
+        assert "aborted (SIGABRT)" in refs[kind]["missing"]
+        assert "the tinyscope runtime accepts this model" in refs[kind]["missing"]
+    assert refs["litert_ref"]["available"] and refs["float"]["available"]
+    assert metrics["device_equals_tflm"] is None
+    for t in metrics["tensors"]:
+        assert "device_vs_tflm" not in t and "xnnpack_vs_device" not in t
+        assert t["device_vs_litert_ref"]["lsb"]["n"] > 0
+    page = (run / "report" / "report.html").read_text()
+    assert "Missing references" in page and "TFLM missing" in page
+    assert (run / "capture.npz").read_bytes() == before

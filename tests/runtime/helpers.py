@@ -6,11 +6,12 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tinyscope.analysis import reference
-from tinyscope.convert import graph
+from tinyscope.analysis import references
+from tinyscope.convert import check, graph
 
 from tests.runtime.native_runner import ensure_runner, run_native
 
@@ -68,22 +69,54 @@ def tflm_tensors_float_input(model: bytes, inputs: np.ndarray) -> list[dict[int,
     return out
 
 
-def compare_with_tflm(model: bytes, inputs: np.ndarray) -> tuple[str | None, int]:
-    """Run every input through the runtime and TFLM; (first mismatch or None, arena bytes).
-    int8 inputs, or float32 ones for a model with a float32 input (compared bit for bit)."""
-    if np.asarray(inputs).dtype == np.float32:
-        refs = tflm_tensors_float_input(model, inputs)
+@dataclass
+class Outcome:
+    """One model through TFLM (in a worker process) and the runtime (the native runner)."""
+
+    tflm_refused: str | None = None  # why TFLM could not run it (its process died, ...)
+    runtime_refused: str | None = None  # the runtime's prepare refusal
+    mismatch: str | None = None  # first differing tensor, or a refusal only one side makes
+    arena: int = 0
+
+
+def run_with_tflm(model: bytes, inputs: np.ndarray) -> Outcome:
+    """Run every input through TFLM and the runtime. A model both refuse is a refusal (they
+    agree); one that only one of them refuses is a mismatch."""
+    refusal = check.check_model(model)
+    if np.asarray(inputs).dtype == np.float32:  # a float-input model (the worker takes int8)
+        per_image = tflm_tensors_float_input(model, inputs)
+        want = {i: np.stack([r[i] for r in per_image]) for i in per_image[0]}
+        tflm_refused = None
     else:
-        refs = reference.tflm_tensors(model, inputs)
+        refs = references.compute(model, inputs, kinds=("tflm",))
+        tflm_refused = refs.missing.get("tflm")
+        want = refs.tensors.get("tflm", {})
+    out = Outcome(tflm_refused=tflm_refused,
+                  runtime_refused=refusal.describe() if refusal else None)
+    if out.tflm_refused and not out.runtime_refused:
+        out.mismatch = f"TFLM fails on a model the runtime accepts: {out.tflm_refused}"
+    elif out.runtime_refused and not out.tflm_refused:
+        out.mismatch = f"the runtime refuses a model TFLM runs: {out.runtime_refused}"
+    if out.tflm_refused or out.runtime_refused:
+        return out
+    want = refs.tensors["tflm"]
     _, tensors, _, _ = graph.graph(model)
     names = {i: t.name for i, t in tensors.items()}
-    arena = 0
-    for n, (x, want) in enumerate(zip(inputs, refs, strict=True)):
-        got, arena = run_native(model, x)
-        msg = first_mismatch(got, want, names)
+    for n, x in enumerate(inputs):
+        got, out.arena = run_native(model, x)
+        msg = first_mismatch(got, {i: v[n] for i, v in want.items()}, names)
         if msg:
-            return f"input {n}: {msg}", arena
-    return None, arena
+            out.mismatch = f"input {n}: {msg}"
+            break
+    return out
+
+
+def compare_with_tflm(model: bytes, inputs: np.ndarray) -> tuple[str | None, int]:
+    """Run every input through the runtime and TFLM; (first mismatch or refusal, arena)."""
+    out = run_with_tflm(model, inputs)
+    msg = out.mismatch or (f"refused by TFLM and the runtime: {out.runtime_refused}"
+                           if out.runtime_refused else None)
+    return msg, out.arena
 
 
 def random_int8_inputs(model: bytes, n: int, seed: int) -> np.ndarray:
@@ -155,35 +188,3 @@ def random_float_inputs(model: bytes, n: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return rng.uniform(-3.0, 3.0, size=(n, *per_image)).astype(np.float32)
 
-
-def tflite_aborts_on(model: bytes) -> str | None:
-    """Why TFLite's interpreters (LiteRT, TFLM) would abort the whole process preparing this
-    model, or None. Random weights can give a SOFTMAX whose beta * input scale is out of
-    TFLite's range (a CHECK in PreprocessSoftmaxScaling), or an ADD/SUB whose output scale
-    is so small against its inputs' that its output multiplier reaches 1 (a CHECK in
-    QuantizeMultiplierSmallerThanOneExp). Such a model cannot be judged against TFLM (our
-    runtime refuses it cleanly); read from the flatbuffer without an interpreter."""
-    from tensorflow.lite.python import schema_py_generated as schema
-
-    m = schema.Model.GetRootAs(model, 0)
-    sg = m.Subgraphs(0)
-    op = schema.BuiltinOperator
-
-    def scale(t: int) -> float:
-        q = sg.Tensors(t).Quantization()
-        return float(q.Scale(0)) if q is not None and q.ScaleLength() else 0.0
-
-    for i in range(sg.OperatorsLength()):
-        o = sg.Operators(i)
-        c = m.OperatorCodes(o.OpcodeIndex())
-        code = max(c.BuiltinCode(), c.DeprecatedBuiltinCode())
-        if code == op.SOFTMAX:
-            real = scale(o.Inputs(0)) * 2.0**26  # beta 1 (Keras)
-            if not 1.0 < real < 2.0**30:
-                return f"SOFTMAX input scale {scale(o.Inputs(0))}"
-        elif code in (op.ADD, op.SUB):
-            twice = 2 * max(scale(o.Inputs(0)), scale(o.Inputs(1)))
-            out = scale(o.Outputs(0))
-            if out <= 0 or twice / (2.0**20 * out) >= 1.0:
-                return f"operator {i}: output scale {out} against inputs {twice / 2}"
-    return None

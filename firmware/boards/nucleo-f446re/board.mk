@@ -20,8 +20,6 @@ BOARD_ARENA_BYTES := 81920
 BOARD_STACK_BYTES := 16384
 BOARD_FLASH_BYTES := 524288
 BOARD_RAM_BYTES   := 131072
-# How `tinyscope flash --board nucleo-f446re` programs it (see host/tinyscope/device/boards.py):
-# openocd -f interface/stlink.cfg -f target/stm32f4x.cfg, or st-flash.
-OPENOCD_CFG   := board/st_nucleo_f4.cfg
-# Emulation: qemu-system-arm -M netduinoplus2 -serial null -serial <host link>
-QEMU_MACHINE  := netduinoplus2
+# How it is programmed and emulated is defined once, in host/tinyscope/device/boards.py
+# (REAL_BOARDS: openocd -f interface/stlink.cfg -f target/stm32f4x.cfg, or st-flash;
+# EMULATORS: qemu-system-arm -M netduinoplus2 -serial null -serial <host link>).

@@ -85,14 +85,6 @@ int ts_fb_i8(ts_fb_t *fb, const ts_fb_table_t *t, int id, int32_t dflt, int32_t 
   return 0;
 }
 
-int ts_fb_f32(ts_fb_t *fb, const ts_fb_table_t *t, int id, float dflt, float *out) {
-  int32_t d, v;
-  memcpy(&d, &dflt, 4);
-  if (ts_fb_i32(fb, t, id, d, &v)) return -1;
-  memcpy(out, &v, 4);
-  return 0;
-}
-
 /* Follow the uoffset stored in field `id`; *target = 0 if absent. */
 static int follow(ts_fb_t *fb, const ts_fb_table_t *t, int id, uint32_t *target) {
   uint32_t pos;

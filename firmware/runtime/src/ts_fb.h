@@ -50,7 +50,6 @@ int ts_fb_scalar(ts_fb_t *fb, const ts_fb_table_t *t, int id, uint32_t width, ui
 int ts_fb_i32(ts_fb_t *fb, const ts_fb_table_t *t, int id, int32_t dflt, int32_t *out);
 int ts_fb_u32(ts_fb_t *fb, const ts_fb_table_t *t, int id, uint32_t dflt, uint32_t *out);
 int ts_fb_i8(ts_fb_t *fb, const ts_fb_table_t *t, int id, int32_t dflt, int32_t *out);
-int ts_fb_f32(ts_fb_t *fb, const ts_fb_table_t *t, int id, float dflt, float *out);
 /* Sub-table field; *present = 0 if absent. */
 int ts_fb_subtable(ts_fb_t *fb, const ts_fb_table_t *t, int id, ts_fb_table_t *sub,
                    int *present);

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyscope.analysis import drift, floatref, reference
+from tinyscope.analysis import drift, references
 from tinyscope.convert import manifest as manifest_mod
 from tinyscope.convert.model import load_model
 from tinyscope.data import dequantize, quantized_test_inputs
@@ -100,11 +100,112 @@ def _ticks_to_instructions(run: dict) -> float | None:
     return float(m.group(1)) if m else None
 
 
-def compare(run_dir: str | Path, build_dir: str | Path | None = None,
-            model_path: str | Path | None = None, progress: bool = True) -> tuple[dict, dict]:
-    """All metrics of a capture; returns ``(metrics, arrays)`` (arrays for the figures)."""
+def capture_references(run_dir: str | Path, cap: Capture, man: dict, tfl: bytes,
+                       model_path: str | Path | None = None, progress: bool = True):
+    """The desktop references of a capture, computed once (out of process) and cached in
+    ``RUN_DIR/references/``; ``(references, float inputs or None, float note, model or
+    None)``. The float Keras model is loaded here (for saliency) while the workers run."""
     from tqdm.auto import tqdm
 
+    src = model_path or man.get("source_model")
+    keras_path = src if src and Path(src).is_file() else None
+    x, float_note = _float_inputs(man, cap) if keras_path else (None, "no float model")
+    kinds = (*references.INT8_REFERENCES, *(("float",) if keras_path else ()))
+    bar = tqdm(total=len(kinds), desc="desktop references", unit="run", disable=not progress)
+    job = references.start(tfl, cap.inputs, x, keras_path, kinds=kinds, cache_dir=run_dir,
+                           on_done=lambda kind: bar.update(1))
+    model = load_model(keras_path) if keras_path else None
+    refs = job if isinstance(job, references.References) else job.wait()
+    bar.close()
+    return refs, x, float_note, model
+
+
+def _tensor_rows(cap: Capture, man: dict, refs) -> list[dict]:
+    """Per streamed tensor: the device against every reference that ran."""
+    ops_by_out = {o["outputs"][0]: o for o in man["operators"]}
+    tinfo = {t["index"]: t for t in man["tensors"]}
+    pairs = [("device_vs_tflm", "tflm", False), ("device_vs_litert_ref", "litert_ref", False),
+             ("xnnpack_vs_device", "xnnpack", True), ("device_vs_float", "float", False)]
+    rows = []
+    for idx, dev in cap.tensors.items():
+        t, op = tinfo[idx], ops_by_out.get(idx)
+        sc, zp = t["scales"][0], t["zero_points"][0]
+        entry: dict = {
+            "index": idx, "op_index": op["index"] if op else None,
+            "op": op["op"] if op else "INPUT",
+            "keras_layer": op.get("keras_layer") if op else "input",
+            "shape": t["shape"], "scale": sc, "zero_point": zp,
+        }
+        for key, kind, device_first in pairs:
+            ref = (refs.get(kind) or {}).get(idx)
+            if ref is not None:
+                a, b = (dev, ref) if device_first else (ref, dev)
+                entry[key] = drift.compare_tensors(a, b, sc, zp)
+        rows.append(entry)
+    rows.sort(key=lambda r: -1 if r["op_index"] is None else r["op_index"])
+    return rows
+
+
+def _dataset(cap: Capture, man: dict, refs, classes: list[str]) -> dict:
+    out_idx = man["output"]["index"]
+    dev_out = cap.outputs if cap.outputs is not None else cap.tensors.get(out_idx)
+    tflm, xnn, flt = refs.get("tflm"), refs.get("xnnpack"), refs.get("float") or {}
+    dataset: dict = {"n": int(len(cap.inputs))}
+    if dev_out is None:
+        return dataset
+    if tflm is not None:
+        dataset["output_equals_tflm"] = bool(np.array_equal(dev_out, tflm[out_idx]))
+        dataset["output_lsb_vs_tflm"] = drift.lsb_stats(dev_out, tflm[out_idx])
+    dataset["device_accuracy"] = float(np.mean(dev_out.argmax(-1) == cap.labels))
+    if xnn is not None:
+        dataset["xnnpack_vs_device_top1_agreement"] = float(
+            np.mean(xnn[out_idx].argmax(-1) == dev_out.argmax(-1)))
+    fscores = flt.get(out_idx, flt.get(man.get("logits_tensor", -1)))
+    if fscores is not None:
+        agree = drift.dataset_agreement(fscores, dev_out, cap.labels, len(classes))
+        dataset.update({
+            "device_vs_float_top1_agreement": agree["top1_agreement"],
+            "n_disagree_with_float": agree["n_disagree"],
+            "disagreeing_images": agree["disagreeing_images"],
+            "float_accuracy": agree["float_accuracy"],
+            "confusion_float_vs_device": agree["confusion_float_vs_int8"],
+            "confusion_device": agree["confusion_int8"],
+        })
+    return dataset
+
+
+def _timing(cap: Capture, man: dict) -> dict:
+    timing = cap.run.get("timing", {})
+    per_op_ticks = timing.get("per_op_ticks_median") or []
+    ipt = _ticks_to_instructions(cap.run)
+    rows = []
+    for op in man["operators"]:
+        i = op["index"]
+        ticks = per_op_ticks[i] if i < len(per_op_ticks) else None
+        instr = ticks * ipt if (ticks is not None and ipt) else None
+        rows.append({
+            "op_index": i, "op": op["op"], "keras_layer": op.get("keras_layer"),
+            "macs": op.get("macs", 0), "ticks": ticks, "instructions": instr,
+            "instructions_per_mac": (instr / op["macs"]) if instr and op.get("macs") else None,
+        })
+    return {"tick_hz": timing.get("tick_hz"), "tick_note": timing.get("tick_note"),
+            "total_ticks_median": timing.get("total_ticks_median"),
+            "instructions_per_tick": ipt, "per_op": rows}
+
+
+def references_status(refs) -> dict:
+    """Each reference: its label, whether it ran, and why not."""
+    return {kind: {"label": label, "available": kind in refs.tensors,
+                   **({"missing": refs.missing[kind]} if kind in refs.missing else {})}
+            for kind, label in references.LABELS.items()
+            if kind in refs.tensors or kind in refs.missing}
+
+
+def compare(run_dir: str | Path, build_dir: str | Path | None = None,
+            model_path: str | Path | None = None, progress: bool = True) -> tuple[dict, dict]:
+    """All metrics of a capture; returns ``(metrics, arrays)`` (arrays for the figures). A
+    reference that cannot run leaves its comparisons out; ``metrics["references"]`` says
+    why."""
     cap = load_capture(run_dir)
     build = Path(build_dir or cap.run.get("build") or "")
     man = manifest_mod.load(build)
@@ -115,99 +216,31 @@ def compare(run_dir: str | Path, build_dir: str | Path | None = None,
             "build the device was flashed from"
         )
     tfl = manifest_mod.model_bytes(build, man)
-    steps = tqdm(total=4, desc="desktop references", unit="run", disable=not progress)
-    tflm = floatref.stack(reference.tflm_tensors(tfl, cap.inputs))
-    steps.update(1)
-    ref = floatref.stack(reference.litert_tensors(tfl, cap.inputs, resolver="ref"))
-    steps.update(1)
-    xnn = floatref.stack(reference.litert_tensors(tfl, cap.inputs, resolver="default"))
-    steps.update(1)
-    src = model_path or man.get("source_model")
-    flt: dict[int, np.ndarray] = {}
-    float_note = "no float model"
-    model = None
-    if src and Path(src).is_file():
-        model = load_model(src)
-        x, float_note = _float_inputs(man, cap)
-        flt = floatref.float_tensors(model, tfl, x)
-    else:
-        x = None
-    steps.update(1)
-    steps.close()
-
-    ops_by_out = {o["outputs"][0]: o for o in man["operators"]}
-    tinfo = {t["index"]: t for t in man["tensors"]}
-    timing = cap.run.get("timing", {})
-    per_op_ticks = timing.get("per_op_ticks_median") or []
-    rows = []
-    for idx, dev in cap.tensors.items():
-        t, op = tinfo[idx], ops_by_out.get(idx)
-        sc, zp = t["scales"][0], t["zero_points"][0]
-        entry: dict = {
-            "index": idx, "op_index": op["index"] if op else None,
-            "op": op["op"] if op else "INPUT",
-            "keras_layer": op.get("keras_layer") if op else "input",
-            "shape": t["shape"], "scale": sc, "zero_point": zp,
-            "device_vs_tflm": drift.compare_tensors(tflm[idx], dev, sc, zp),
-            "device_vs_litert_ref": drift.compare_tensors(ref[idx], dev, sc, zp),
-            "xnnpack_vs_device": drift.compare_tensors(dev, xnn[idx], sc, zp),
-        }
-        if idx in flt:
-            entry["device_vs_float"] = drift.compare_tensors(flt[idx], dev, sc, zp)
-        rows.append(entry)
-    rows.sort(key=lambda r: -1 if r["op_index"] is None else r["op_index"])
-
-    out_idx = man["output"]["index"]
-    dev_out = cap.outputs if cap.outputs is not None else cap.tensors.get(out_idx)
-    classes = man.get("classes") or [str(i) for i in range(tflm[out_idx].shape[-1])]
-    dataset: dict = {"n": int(len(cap.inputs))}
-    if dev_out is not None:
-        dataset["output_equals_tflm"] = bool(np.array_equal(dev_out, tflm[out_idx]))
-        dataset["output_lsb_vs_tflm"] = drift.lsb_stats(dev_out, tflm[out_idx])
-        dataset["device_accuracy"] = float(np.mean(dev_out.argmax(-1) == cap.labels))
-        dataset["xnnpack_vs_device_top1_agreement"] = float(
-            np.mean(xnn[out_idx].argmax(-1) == dev_out.argmax(-1)))
-        fscores = flt.get(out_idx, flt.get(man.get("logits_tensor", -1)))
-        if fscores is not None:
-            agree = drift.dataset_agreement(fscores, dev_out, cap.labels, len(classes))
-            dataset.update({
-                "device_vs_float_top1_agreement": agree["top1_agreement"],
-                "n_disagree_with_float": agree["n_disagree"],
-                "disagreeing_images": agree["disagreeing_images"],
-                "float_accuracy": agree["float_accuracy"],
-                "confusion_float_vs_device": agree["confusion_float_vs_int8"],
-                "confusion_device": agree["confusion_int8"],
-            })
-
-    ipt = _ticks_to_instructions(cap.run)
-    timing_rows = []
-    for op in man["operators"]:
-        i = op["index"]
-        ticks = per_op_ticks[i] if i < len(per_op_ticks) else None
-        instr = ticks * ipt if (ticks is not None and ipt) else None
-        timing_rows.append({
-            "op_index": i, "op": op["op"], "keras_layer": op.get("keras_layer"),
-            "macs": op.get("macs", 0), "ticks": ticks, "instructions": instr,
-            "instructions_per_mac": (instr / op["macs"]) if instr and op.get("macs") else None,
-        })
-
-    worst = max((r["device_vs_tflm"]["lsb"]["max_lsb"] for r in rows), default=0)
-    mismatches = sum(r["device_vs_tflm"]["lsb"]["n_different"] for r in rows)
+    refs, x, float_note, model = capture_references(run_dir, cap, man, tfl, model_path,
+                                                    progress)
+    classes = man.get("classes") or [
+        str(i) for i in range(int(np.prod(man["output"]["shape"][1:])))]
+    rows = _tensor_rows(cap, man, refs)
+    have_tflm = "tflm" in refs.tensors
+    worst = max((r["device_vs_tflm"]["lsb"]["max_lsb"] for r in rows if "device_vs_tflm" in r),
+                default=0)
+    mismatches = sum(r["device_vs_tflm"]["lsb"]["n_different"] for r in rows
+                     if "device_vs_tflm" in r)
     metrics = {
         "run_dir": str(run_dir), "build": str(build), "model_sha256": man["model_sha256"],
         "board": cap.run.get("board"), "cpu_hz": cap.run.get("cpu_hz"),
         "firmware_version": cap.run.get("firmware_version"),
         "n_images": int(len(cap.inputs)), "classes": classes,
         "float_inputs": float_note,
-        "device_vs_tflm_max_lsb": int(worst),
-        "device_vs_tflm_mismatching_elements": int(mismatches),
-        "device_equals_tflm": bool(mismatches == 0),
-        "dataset": dataset, "tensors": rows,
-        "timing": {"tick_hz": timing.get("tick_hz"), "tick_note": timing.get("tick_note"),
-                   "total_ticks_median": timing.get("total_ticks_median"),
-                   "instructions_per_tick": ipt, "per_op": timing_rows},
+        "references": references_status(refs),
+        "device_vs_tflm_max_lsb": int(worst) if have_tflm else None,
+        "device_vs_tflm_mismatching_elements": int(mismatches) if have_tflm else None,
+        "device_equals_tflm": bool(mismatches == 0) if have_tflm else None,
+        "dataset": _dataset(cap, man, refs, classes), "tensors": rows,
+        "timing": _timing(cap, man),
     }
-    arrays = {"cap": cap, "tflm": tflm, "ref": ref, "xnnpack": xnn, "float": flt, "x": x,
+    arrays = {"cap": cap, "tflm": refs.get("tflm") or {}, "ref": refs.get("litert_ref") or {},
+              "xnnpack": refs.get("xnnpack") or {}, "float": refs.get("float") or {}, "x": x,
               "model": model, "manifest": man, "model_bytes": tfl}
     return metrics, arrays
 
@@ -227,15 +260,16 @@ def summary_rows(metrics: dict) -> list[list[object]]:
     """One row per streamed tensor: the numbers a user looks at first."""
     rows = []
     for r in metrics["tensors"]:
-        dt = r["device_vs_tflm"]["lsb"]
-        xn = r["xnnpack_vs_device"]["lsb"]
+        dt = r["device_vs_tflm"]["lsb"] if "device_vs_tflm" in r else None
+        xn = r["xnnpack_vs_device"]["lsb"] if "xnnpack_vs_device" in r else None
         fl = r.get("device_vs_float", {})
-        ok = dt["n_different"] == 0
+        ok = dt is not None and dt["n_different"] == 0
         rows.append([
             r["op_index"] if r["op_index"] is not None else "in", r["op"],
             str(r["keras_layer"]), "x".join(map(str, r["shape"])),
-            (f"{dt['n_different']} / {dt['n']}", "ok" if ok else "bad"), dt["max_lsb"],
-            f"{xn['n_different']} ({xn['max_lsb']} LSB)",
+            (f"{dt['n_different']} / {dt['n']}", "ok" if ok else "bad") if dt else "missing",
+            dt["max_lsb"] if dt else "–",
+            f"{xn['n_different']} ({xn['max_lsb']} LSB)" if xn else "missing",
             format_value(fl.get("rmse_over_scale")), format_value(fl.get("snr_db"), 1),
             format_value(fl.get("cosine"), 4),
         ])
@@ -254,8 +288,13 @@ def print_summary(metrics: dict) -> None:
     for row in summary_rows(metrics):
         cells = [c[0] if isinstance(c, tuple) else c for c in row]
         print("".join(f"{str(c)[:w]:<{w + 1}}" for c, w in zip(cells, widths, strict=True)))
+    for ref in metrics.get("references", {}).values():
+        if not ref["available"]:
+            print(f"missing reference: {ref['missing']}")
     verdict = ("device == TFLM on every streamed tensor (bit-exact)"
                if metrics["device_equals_tflm"] else
+               "not compared with TFLM (the reference did not run)"
+               if metrics["device_equals_tflm"] is None else
                f"device differs from TFLM in {metrics['device_vs_tflm_mismatching_elements']} "
                f"elements (max {metrics['device_vs_tflm_max_lsb']} LSB)")
     print(f"{metrics['n_images']} images: {verdict}")
@@ -266,7 +305,9 @@ def print_summary(metrics: dict) -> None:
 
 def check_gates(metrics: dict, max_lsb: int | None, min_top1: float | None) -> list[str]:
     failures = []
-    if max_lsb is not None and metrics["device_vs_tflm_max_lsb"] > max_lsb:
+    if max_lsb is not None and metrics["device_vs_tflm_max_lsb"] is None:
+        failures.append("--max-lsb needs the TFLM reference, which did not run")
+    elif max_lsb is not None and metrics["device_vs_tflm_max_lsb"] > max_lsb:
         failures.append(f"device differs from TFLM by {metrics['device_vs_tflm_max_lsb']} LSB "
                         f"(--max-lsb {max_lsb})")
     top1 = metrics["dataset"].get("device_vs_float_top1_agreement")

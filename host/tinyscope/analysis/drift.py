@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyscope.analysis import floatref, reference
+from tinyscope.analysis import references
 from tinyscope.convert import manifest as manifest_mod
 from tinyscope.convert.graph import graph
 from tinyscope.convert.layermap import map_layers
@@ -298,7 +298,8 @@ def run(
     build_dir: str | Path, n: int = DEFAULT_N, data: str | None = None,
     model_path: str | Path | None = None, progress: bool = True,
 ) -> tuple[dict, dict]:
-    """Compute every metric for a build; returns ``(metrics, arrays)`` (arrays for figures)."""
+    """Compute every metric for a build; returns ``(metrics, arrays)`` (arrays for figures).
+    The references run out of process, cached in ``BUILD_DIR/references/`` per inputs."""
     man = manifest_mod.load(build_dir)
     tfl = manifest_mod.model_bytes(build_dir, man)
     src = model_path or man.get("source_model")
@@ -307,58 +308,24 @@ def run(
             f"float model {src!r} (from {Path(build_dir) / 'manifest.json'}) not found; "
             "pass --model MODEL.keras"
         )
-    model = load_model(src)
     x, q, y = quantized_test_inputs(man, n, data)
+    bar = _progress(len(references.LABELS), progress)
+    job = references.start(tfl, q, x, src, cache_dir=build_dir,
+                           on_done=lambda kind: bar.update(1))
+    model = load_model(src)
     lmap = map_layers(model, tfl)
-    steps = ["TFLM", "LiteRT BUILTIN_REF", "LiteRT default (XNNPACK)", "float Keras"]
-    bar = _progress(len(steps), progress)
-    tflm = floatref.stack(reference.tflm_tensors(tfl, q))
-    bar.update(1)
-    ref = floatref.stack(reference.litert_tensors(tfl, q, resolver="ref"))
-    bar.update(1)
-    xnn = floatref.stack(reference.litert_tensors(tfl, q, resolver="default"))
-    bar.update(1)
-    flt = floatref.float_tensors(model, tfl, x, layer_map=lmap)
-    local = local_float_tensors(model, tfl, tflm, layer_map=lmap)
-    bar.update(1)
+    refs = job if isinstance(job, references.References) else job.wait()
     bar.close()
-
-    ops = {o["outputs"][0]: o for o in man["operators"]}
-    tinfo = {t["index"]: t for t in man["tensors"]}
-    per_tensor = []
-    for idx in man["activations"]:
-        t = tinfo[idx]
-        op = ops.get(idx)
-        entry = {
-            "index": idx,
-            "op_index": op["index"] if op else None,
-            "op": op["op"] if op else "INPUT",
-            "keras_layer": (op["keras_layer"] if op else "input"),
-            "shape": t["shape"],
-            "scale": t["scales"][0],
-            "zero_point": t["zero_points"][0],
-        }
-        sc, zp = t["scales"][0], t["zero_points"][0]
-        if idx in flt:
-            entry["float_vs_int8"] = compare_tensors(flt[idx], tflm[idx], sc, zp)
-        if idx in local:
-            entry["float_local_vs_int8"] = compare_tensors(local[idx], tflm[idx], sc, zp)
-        entry["tflm_vs_litert_ref"] = compare_tensors(tflm[idx], ref[idx], sc, zp)
-        entry["tflm_vs_xnnpack"] = compare_tensors(tflm[idx], xnn[idx], sc, zp)
-        per_tensor.append(entry)
-
+    tflm, flt = refs.require("tflm"), refs.require("float")
+    local = local_float_tensors(model, tfl, tflm, layer_map=lmap)
+    per_tensor = _tensor_rows(man, refs, local)
     out_idx = man["output"]["index"]
-    logits_idx = man["logits_tensor"]
-    scores = {
-        "float": flt.get(out_idx, flt.get(logits_idx)),
-        "tflm": tflm[out_idx],
-        "xnnpack": xnn[out_idx],
-    }
+    scores = {"float": flt.get(out_idx, flt.get(man["logits_tensor"])), "tflm": tflm[out_idx]}
     classes = man.get("classes") or [str(i) for i in range(scores["tflm"].shape[-1])]
     dataset = dataset_agreement(scores["float"], scores["tflm"], y, len(classes))
-    dataset["xnnpack_vs_tflm_top1_agreement"] = float(
-        np.mean(scores["xnnpack"].argmax(-1) == scores["tflm"].argmax(-1))
-    )
+    if "xnnpack" in refs.tensors:
+        dataset["xnnpack_vs_tflm_top1_agreement"] = float(
+            np.mean(refs.tensors["xnnpack"][out_idx].argmax(-1) == scores["tflm"].argmax(-1)))
     metrics = {
         "model_sha256": man["model_sha256"],
         "source_model": str(src),
@@ -366,15 +333,52 @@ def run(
         "n_images": int(len(y)),
         "classes": classes,
         "int8_reference": "TFLM (tflite-micro python interpreter): what the device must match",
+        "references": {k: {"label": references.LABELS[k], "available": k in refs.tensors,
+                           **({"missing": refs.missing[k]} if k in refs.missing else {})}
+                       for k in references.LABELS},
         "ideal_rmse_over_scale": IDEAL_RMSE_OVER_SCALE,
         "dataset": dataset,
         "tensors": per_tensor,
     }
     arrays = {
-        "x": x, "q": q, "y": y, "tflm": tflm, "ref": ref, "xnnpack": xnn, "float": flt,
+        "x": x, "q": q, "y": y, "tflm": tflm, "ref": refs.get("litert_ref") or {},
+        "xnnpack": refs.get("xnnpack") or {}, "float": flt,
         "local": local, "first_layer_output": man["first_layer_output"],
     }
     return metrics, arrays
+
+
+def _tensor_rows(man: dict, refs, local: dict[int, np.ndarray]) -> list[dict]:
+    """Per activation: float (end to end and layer-local) and the other int8 references
+    against TFLM."""
+    tflm, flt = refs.tensors["tflm"], refs.tensors["float"]
+    ref, xnn = refs.get("litert_ref") or {}, refs.get("xnnpack") or {}
+    ops = {o["outputs"][0]: o for o in man["operators"]}
+    tinfo = {t["index"]: t for t in man["tensors"]}
+    per_tensor = []
+    for idx in man["activations"]:
+        t = tinfo[idx]
+        op = ops.get(idx)
+        sc, zp = t["scales"][0], t["zero_points"][0]
+        entry = {
+            "index": idx,
+            "op_index": op["index"] if op else None,
+            "op": op["op"] if op else "INPUT",
+            "keras_layer": (op["keras_layer"] if op else "input"),
+            "shape": t["shape"],
+            "scale": sc,
+            "zero_point": zp,
+        }
+        if idx in flt:
+            entry["float_vs_int8"] = compare_tensors(flt[idx], tflm[idx], sc, zp)
+        if idx in local:
+            entry["float_local_vs_int8"] = compare_tensors(local[idx], tflm[idx], sc, zp)
+        if idx in ref:
+            entry["tflm_vs_litert_ref"] = compare_tensors(tflm[idx], ref[idx], sc, zp)
+        if idx in xnn:
+            entry["tflm_vs_xnnpack"] = compare_tensors(tflm[idx], xnn[idx], sc, zp)
+        per_tensor.append(entry)
+    return per_tensor
 
 
 def _progress(total: int, enabled: bool):

@@ -14,12 +14,65 @@ Three int8 references, one call each, all returning ``list[dict[tensor_index, nd
 
 from __future__ import annotations
 
+import os
+import warnings
+
 import numpy as np
 
-from tinyscope.convert.graph import activation_indices, graph, litert_interpreter
+from tinyscope.convert.graph import activation_indices, graph, tflm_arena_size
 from tinyscope.errors import TinyscopeError
 
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
 TensorDict = dict[int, np.ndarray]
+# TFLM's Python interpreter defaults to an arena of 10x the model size; keeping every tensor
+# (kPreserveAllTensors) needs room for all activations at once, which a camera model with
+# small weights and large feature maps exceeds. Doubling on a failed allocation, at most:
+TFLM_ARENA_RETRIES = 3
+
+
+def litert_interpreter(model: bytes, resolver: str):
+    """A LiteRT interpreter keeping every tensor, allocated (which runs the kernels' prepare:
+    in a worker process, see :mod:`tinyscope.analysis.references`)."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    kinds = {
+        "ref": OpResolverType.BUILTIN_REF,
+        "default": OpResolverType.AUTO,
+    }
+    if resolver not in kinds:
+        raise ValueError(f"resolver must be one of {sorted(kinds)}, not {resolver!r}")
+    with warnings.catch_warnings():
+        # We keep every intermediate tensor on purpose (that is what we compare); LiteRT
+        # warns that this is for debugging.
+        warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors")
+        interp = Interpreter(
+            model_content=bytes(model),
+            experimental_op_resolver_type=kinds[resolver],
+            experimental_preserve_all_tensors=True,
+        )
+    interp.allocate_tensors()
+    return interp
+
+
+def _tflm_interpreter(model: bytes):
+    from tflite_micro import runtime
+
+    arena = tflm_arena_size(model)
+    for attempt in range(TFLM_ARENA_RETRIES + 1):
+        try:
+            return runtime.Interpreter.from_bytes(
+                bytes(model), arena_size=arena,
+                intrepreter_config=runtime.InterpreterConfig.kPreserveAllTensors,
+            )
+        except RuntimeError as err:
+            if attempt == TFLM_ARENA_RETRIES:
+                raise TinyscopeError(
+                    f"the TFLM interpreter could not allocate the model's tensors in "
+                    f"{arena:,} bytes ({err})"
+                ) from err
+            arena *= 2
+    raise AssertionError("unreachable")
 
 
 def _check_inputs(inputs: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -51,16 +104,12 @@ def litert_tensors(model: bytes, inputs: np.ndarray, resolver: str = "ref") -> l
 
 def tflm_tensors(model: bytes, inputs: np.ndarray) -> list[TensorDict]:
     """Run the TFLM reference interpreter on each int8 input; every activation, by index."""
-    from tflite_micro import runtime
-
     _, tensors, in_idx, _ = graph(model)
     wanted = activation_indices(model)
     # GetTensor with an index out of range segfaults: only ask for indices the graph has.
     if any(i not in tensors for i in wanted):
         raise TinyscopeError("model graph names a tensor index it does not define")
-    interp = runtime.Interpreter.from_bytes(
-        bytes(model), intrepreter_config=runtime.InterpreterConfig.kPreserveAllTensors
-    )
+    interp = _tflm_interpreter(model)
     shape = tensors[in_idx[0]].shape
     inputs = _check_inputs(inputs, shape)
     results: list[TensorDict] = []

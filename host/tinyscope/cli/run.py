@@ -12,6 +12,7 @@ import json
 import time
 from pathlib import Path
 
+from tinyscope.analysis import references
 from tinyscope.analysis.compare import gate_exit_code, print_summary
 from tinyscope.cli.formatter import HelpFormatter
 from tinyscope.convert import manifest as manifest_mod
@@ -32,10 +33,10 @@ def build_is_current(model_path: Path, build_dir: Path) -> bool:
     if not man_path.is_file() or not (build_dir / "model_data.cc").is_file():
         return False
     try:
-        man = json.loads(man_path.read_text())
+        manifest = json.loads(man_path.read_text())
     except ValueError:
         return False
-    return man.get("source_sha256") == manifest_mod.sha256(model_path.read_bytes())
+    return manifest.get("source_sha256") == manifest_mod.sha256(model_path.read_bytes())
 
 
 def _step(name: str) -> float:
@@ -55,18 +56,24 @@ def run_pipeline(args: argparse.Namespace) -> int:
         convert(model, build, data=args.data or "mnist")
     else:
         print(f"==> {build} is up to date with {model} (use --force to convert again)")
-    man = manifest_mod.load(build)
+    manifest = manifest_mod.load(build)
 
     _step(f"build firmware for {board_name}")
     elf = boards.build_firmware(build, boards.firmware_board(board_name), quiet=True)
     print(f"    {elf}")
-    _, q, labels = quantized_test_inputs(man, args.n, args.data)
+    x, q, labels = quantized_test_inputs(manifest, args.n, args.data)
+    # The desktop references need only the inputs: they run in worker processes during the
+    # capture and land in OUT/references/, where compare finds them.
+    src = manifest.get("source_model")
+    keras_path = src if src and Path(src).is_file() else None
+    refs = references.start(manifest_mod.model_bytes(build, manifest), q,
+                            x if keras_path else None, keras_path, cache_dir=out)
 
     def capture_from(url: str) -> None:
         _step(f"capture {args.n} images (layers: {args.layers}) from {url} -> {out}")
         capture.capture(url, build, out, q, labels, args.layers,
                         progress=not args.no_progress,
-                        data_source=args.data or man.get("data", ""))
+                        data_source=args.data or manifest.get("data", ""))
 
     if board_name in boards.EMULATORS:
         machine = boards.EMULATORS[board_name].machine
@@ -79,6 +86,8 @@ def run_pipeline(args: argparse.Namespace) -> int:
         _step(f"flash {board_name}")
         boards.flash_real(board_name, elf)
         capture_from(boards.resolve_port(args.port))
+    if isinstance(refs, references.Pending):
+        refs.wait()
     _step("compare with TFLM, LiteRT and the float model")
     metrics, page = run_compare(out, out / "report", build, None, args.panels,
                                         progress=not args.no_progress)

@@ -20,7 +20,6 @@ declarations in ``extern "C"`` for C++ so both languages link to the same symbol
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
@@ -147,15 +146,3 @@ def write_inputs(out_dir: Path, inputs, labels, scale, zero_point, class_names=(
     cc, h = inputs_sources(inputs, labels, scale, zero_point, class_names)
     (out_dir / "inputs.cc").write_text(cc)
     (out_dir / "inputs.h").write_text(h)
-
-
-def parse_c_array(text: str, name: str) -> bytes:
-    """The bytes of the initializer of array ``name`` in generated C text (for tests/tools)."""
-    start = text.index(name)
-    body = text[text.index("{", start) : text.index("};", start)]
-    values = [int(v, 0) for v in re.findall(r"-?0x[0-9a-fA-F]+|-?\d+", _strip_comments(body))]
-    return np.asarray(values, np.int64).astype(np.uint8).tobytes()
-
-
-def _strip_comments(text: str) -> str:
-    return re.sub(r"/\*.*?\*/", "", text, flags=re.S)

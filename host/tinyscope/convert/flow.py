@@ -9,7 +9,7 @@ import warnings
 from pathlib import Path
 
 from tinyscope import data as data_mod
-from tinyscope.convert import carrays, layermap
+from tinyscope.convert import carrays, check, layermap
 from tinyscope.convert import manifest as manifest_mod
 from tinyscope.convert.model import load_model, rebatch
 from tinyscope.convert.quantize import quantize_keras
@@ -49,6 +49,27 @@ def _unsupported_message(unsupported: list[dict], unknown: list[tuple[str, str]]
         "layers, or pass --allow-unsupported to convert anyway (the desktop references will "
         "work, the firmware will refuse the model)."
     )
+
+
+def _check_runtime_accepts(tflite: bytes, model_path: str | Path,
+                           allow_unsupported: bool) -> None:
+    """Refuse (or with ``allow_unsupported`` warn about) a model the runtime's prepare
+    refuses: the device would refuse it, and the TFLM reference would abort on it."""
+    try:
+        refusal = check.check_model(tflite)
+    except TinyscopeError as err:
+        warnings.warn(f"could not check the model with the native runtime: {err}",
+                      UnsupportedOpWarning, stacklevel=3)
+        return
+    if refusal is None:
+        return
+    msg = (f"{model_path}: the tinyscope runtime refuses the converted model: "
+           f"{refusal.describe()}. The device would refuse it and TFLM's reference kernels "
+           "cannot prepare it either")
+    msg += f". What to do: {refusal.advice}." if refusal.advice else "."
+    if not allow_unsupported:
+        raise UnsupportedModelError(msg)
+    warnings.warn(msg, UnsupportedOpWarning, stacklevel=3)
 
 
 def convert(
@@ -113,6 +134,8 @@ def convert(
         if not allow_unsupported:
             raise UnsupportedModelError(msg)
         warnings.warn(msg, UnsupportedOpWarning, stacklevel=2)
+    else:
+        _check_runtime_accepts(tflite, model_path, allow_unsupported)
     model_file.write_bytes(tflite)
     arena = manifest_mod.tflm_arena(model_file)
     manifest = manifest_mod.build(tflite, lmap, extra=extra, arena=arena)

@@ -79,22 +79,25 @@ def _io_entry(t) -> dict:
 _ARENA_SCRIPT = """
 import sys
 from tflite_micro import runtime
-runtime.Interpreter.from_file(sys.argv[1]).print_allocations()
+runtime.Interpreter.from_file(sys.argv[1], arena_size=int(sys.argv[2])).print_allocations()
 """
 
 
 def tflm_arena(model_path: Path) -> dict[str, int] | None:
     """TFLM's arena use for the model (total/head/tail bytes), or None if unavailable.
 
-    ``print_allocations`` prints from C (to stderr), so it runs in a subprocess.
+    ``print_allocations`` prints from C (to stderr), so it runs in a subprocess (which also
+    contains an abort on a model TFLM cannot prepare). The arena offered is sized from the
+    model (:func:`tinyscope.convert.graph.tflm_arena_size`); TFLM reports what it used.
     """
     try:
+        size = model_graph.tflm_arena_size(Path(model_path).read_bytes())
         proc = subprocess.run(
-            [sys.executable, "-c", _ARENA_SCRIPT, str(model_path)],
+            [sys.executable, "-c", _ARENA_SCRIPT, str(model_path), str(size)],
             capture_output=True, text=True, timeout=120,
             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
         )
-    except (OSError, subprocess.TimeoutExpired):
+    except (OSError, subprocess.TimeoutExpired, TinyscopeError):
         return None
     out: dict[str, int] = {}
     for line in (proc.stdout + proc.stderr).splitlines():

@@ -1,6 +1,6 @@
 """The default CNN, its seeded training recipe, and ``tinyscope train``.
 
-The default architecture is the seed's kind of CNN: a first Conv2D with 8 filters 3x3 (so the
+The default architecture is a small CNN: a first Conv2D with 8 filters 3x3 (so the
 first layer has 8 feature maps, shown as a 2x4 grid), then a few more layers, all of them ops
 the tinyscope runtime supports::
 

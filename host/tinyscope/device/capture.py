@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyscope.convert import manifest as manifest_mod
-from tinyscope.device import protocol as P
+from tinyscope.device import protocol as proto
 from tinyscope.device.link import (
     BAUDRATE,
     HELLO_TIMEOUT,
@@ -38,13 +38,13 @@ CAPTURE_FORMAT = 1
 # ---------------------------------------------------------------- capture
 
 
-def parse_layers(spec: str, num_ops: int) -> tuple[P.RunMode, list[int]]:
+def parse_layers(spec: str, num_ops: int) -> tuple[proto.RunMode, list[int]]:
     if spec == "first":
-        return P.RunMode.FIRST, []
+        return proto.RunMode.FIRST, []
     if spec == "all":
-        return P.RunMode.ALL, []
+        return proto.RunMode.ALL, []
     if spec == "none":
-        return P.RunMode.NONE, []
+        return proto.RunMode.NONE, []
     try:
         ops = sorted({int(s) for s in spec.split(",") if s.strip()})
     except ValueError:
@@ -53,10 +53,10 @@ def parse_layers(spec: str, num_ops: int) -> tuple[P.RunMode, list[int]]:
     bad = [o for o in ops if not 0 <= o < num_ops]
     if not ops or bad:
         raise TinyscopeError(f"--layers {spec!r}: operator indices must be in 0..{num_ops - 1}")
-    return P.RunMode.LIST, ops
+    return proto.RunMode.LIST, ops
 
 
-def check_info(info: P.Info, manifest: dict, build_dir: Path) -> None:
+def check_info(info: proto.Info, manifest: dict, build_dir: Path) -> None:
     want = manifest["model_sha256"]
     if info.model_sha256 != want:
         raise MismatchError(
@@ -250,7 +250,7 @@ def capture(
                     m = res.tensor_meta[t]
                     meta.setdefault(t, {"tensor_index": t, "op_index": m.op_index,
                                         "builtin_op": m.builtin_op, "shape": list(m.shape),
-                                        "dtype": P.DTYPES[m.dtype].name,
+                                        "dtype": proto.DTYPES[m.dtype].name,
                                         "scales": list(m.scales),
                                         "zero_points": list(m.zero_points),
                                         "quantized_dimension": m.quantized_dimension})
@@ -288,7 +288,7 @@ def capture(
     return run
 
 
-def _info_fields(info: P.Info) -> dict:
+def _info_fields(info: proto.Info) -> dict:
     return dict(
         board=info.board, cpu_hz=info.cpu_hz, tick_hz=info.tick_hz,
         firmware_version=info.firmware_version, protocol_version=info.protocol_version,

@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tinyscope.device import protocol as P
+from tinyscope.device import protocol as proto
 
 UP = "up"  # host -> device
 DOWN = "down"  # device -> host
@@ -242,27 +242,27 @@ class StreamCase:
     """A stream of frames with faults, and what a correct decoder must make of it."""
 
     stream: bytes
-    expected: list[P.Frame]  # intact frames a decoder must recover, in order
+    expected: list[proto.Frame]  # intact frames a decoder must recover, in order
     chunks: int  # non-empty delimiter-separated pieces: each is one good or one bad frame
     faults: list[str]
     sent: int  # frames encoded into the stream
 
 
-def random_frame(rng: random.Random) -> P.Frame:
+def random_frame(rng: random.Random) -> proto.Frame:
     r = rng.random()
     if r < 0.6:
         n = rng.randrange(0, 40)
     elif r < 0.95:
         n = rng.randrange(40, 600)
     else:
-        n = rng.randrange(600, P.MAX_PAYLOAD + 1)
+        n = rng.randrange(600, proto.MAX_PAYLOAD + 1)
     payload = rng.randbytes(n)
     if rng.random() < 0.3:  # half the bytes zero: short COBS blocks
         payload = payload.translate(_HALF_ZERO)
-    return P.Frame(rng.choice(list(P.FrameType)), rng.randrange(0x10000), payload)
+    return proto.Frame(rng.choice(list(proto.FrameType)), rng.randrange(0x10000), payload)
 
 
-def mutate_stream(frames: list[P.Frame], ops: list[tuple[str, int, int]]) -> StreamCase:
+def mutate_stream(frames: list[proto.Frame], ops: list[tuple[str, int, int]]) -> StreamCase:
     """Encode ``frames`` back to back; ``ops[k] = (mutation, position, value)`` corrupts
     frame k (``mutation`` ``"none"`` keeps it; ``garbage`` puts ``value % 64 + 1`` random-ish
     bytes before it). A frame is expected back iff one delimited piece of the stream is
@@ -299,11 +299,11 @@ def mutate_stream(frames: list[P.Frame], ops: list[tuple[str, int, int]]) -> Str
     return StreamCase(bytes(out), expected, len(pieces), faults, len(frames))
 
 
-def check_stream(case: StreamCase, feed_sizes: list[int] | None = None) -> P.FrameReader:
+def check_stream(case: StreamCase, feed_sizes: list[int] | None = None) -> proto.FrameReader:
     """Decode ``case.stream`` (fed in pieces of ``feed_sizes``) and check the properties;
     raise AssertionError with the faults on a violation."""
-    reader = P.FrameReader()
-    got: list[P.Frame] = []
+    reader = proto.FrameReader()
+    got: list[proto.Frame] = []
     data = case.stream
     sizes = feed_sizes or [len(data)]
     pos = 0

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tinyscope.device import protocol as P
+from tinyscope.device import protocol as proto
 from tinyscope.errors import DeviceError, MismatchError
 
 BAUDRATE = 115200  # ignored by QEMU and USB CDC ports
@@ -60,10 +60,10 @@ class RunResult:
     """What one RUN returned."""
 
     tensors: dict[int, np.ndarray]  # tensor index -> array in the model's shape
-    tensor_meta: dict[int, P.TensorChunk]  # first chunk (op, shape, scales, zero points)
+    tensor_meta: dict[int, proto.TensorChunk]  # first chunk (op, shape, scales, zero points)
     output: np.ndarray | None
-    output_meta: P.TensorChunk | None
-    timing: P.Timing | None
+    output_meta: proto.TensorChunk | None
+    timing: proto.Timing | None
     frames: int
 
 
@@ -72,7 +72,7 @@ class Device:
     """One session with a tinyscope device on an open pyserial port."""
 
     port: object  # serial.Serial-like: read(n), write(b), in_waiting, timeout
-    reader: P.FrameReader = field(default_factory=P.FrameReader)
+    reader: proto.FrameReader = field(default_factory=proto.FrameReader)
     seq: int = field(default_factory=lambda: random.randrange(0, 0xFF00))
     stale_frames: int = 0  # good frames of an earlier request (skipped)
     device_bad_frames: int = 0  # ERROR BAD_FRAME/TOO_LARGE answers: the device saw garbage
@@ -80,18 +80,18 @@ class Device:
     timeout: float = REQUEST_TIMEOUT  # s without a good frame before a request fails
     run_timeout: float = RUN_TIMEOUT
     hello_timeout: float = HELLO_TIMEOUT
-    info: P.Info | None = None
-    _pending: list[P.Frame] = field(default_factory=list)
+    info: proto.Info | None = None
+    _pending: list[proto.Frame] = field(default_factory=list)
     _deadline: float | None = None  # early end of the current wait (after a device BAD_FRAME)
     _fileno: int | None = None  # the port's descriptor for _read, -1: read through pyserial
 
     # -- low level
 
-    def send(self, ftype: P.FrameType, payload: bytes = b"") -> int:
+    def send(self, ftype: proto.FrameType, payload: bytes = b"") -> int:
         self.seq = (self.seq + 1) & 0xFFFF
-        if self.seq == P.SEQ_NONE:
+        if self.seq == proto.SEQ_NONE:
             self.seq = 0
-        self.port.write(P.Frame(int(ftype), self.seq, payload).encode())
+        self.port.write(proto.Frame(int(ftype), self.seq, payload).encode())
         return self.seq
 
     def _read(self) -> bytes:
@@ -130,7 +130,7 @@ class Device:
             self._fileno = fileno
         return self._fileno if self._fileno >= 0 else None
 
-    def frames(self, timeout: float) -> Iterable[P.Frame]:
+    def frames(self, timeout: float) -> Iterable[proto.Frame]:
         """Good frames as they arrive; raises LinkError after ``timeout`` s without one
         (bytes that never form a good frame, e.g. endless garbage, do not count)."""
         last = time.monotonic()
@@ -144,7 +144,7 @@ class Device:
                 if self.reader.foreign_version and not self.reader.good_frames:
                     raise MismatchError(
                         f"the device answers in protocol version {self.reader.foreign_version}"
-                        f", this tinyscope speaks version {P.PROTOCOL_VERSION}: flash firmware "
+                        f", this tinyscope speaks version {proto.PROTOCOL_VERSION}: flash firmware "
                         "built by this tinyscope (make flash), or use the tinyscope release "
                         "that built the firmware"
                     )
@@ -158,26 +158,26 @@ class Device:
                     "right? Try 'make flash' again, or a longer --timeout"
                 )
 
-    def request(self, ftype: P.FrameType, payload: bytes = b"",
-                timeout: float | None = None) -> list[P.Frame]:
+    def request(self, ftype: proto.FrameType, payload: bytes = b"",
+                timeout: float | None = None) -> list[proto.Frame]:
         """Send one request; return its answer frames (DONE excluded). ERROR raises."""
         timeout = self.timeout if timeout is None else timeout
         try:
             seq = self.send(ftype, payload)
         except OSError as err:
             raise LinkError(f"the serial port went away: {err}") from err
-        answer: list[P.Frame] = []
+        answer: list[proto.Frame] = []
         self._deadline = None
         try:
             return self._answer(ftype, seq, timeout, answer)
         finally:
             self._deadline = None
 
-    def _answer(self, ftype: P.FrameType, seq: int, timeout: float,
-                answer: list[P.Frame]) -> list[P.Frame]:
+    def _answer(self, ftype: proto.FrameType, seq: int, timeout: float,
+                answer: list[proto.Frame]) -> list[proto.Frame]:
         for frame in self.frames(timeout):
             if frame.seq != seq:
-                if frame.type == P.FrameType.ERROR and frame.seq == P.SEQ_NONE:
+                if frame.type == proto.FrameType.ERROR and frame.seq == proto.SEQ_NONE:
                     self.device_bad_frames += 1
                     # Ours, or junk that preceded it: our answer, if any, comes right after.
                     if not answer:
@@ -187,12 +187,12 @@ class Device:
                     self.stale_frames += 1
                 continue
             self._deadline = None
-            if frame.type == P.FrameType.ERROR:
-                code, text = P.decode_error(frame.payload)
-                raise DeviceError(f"device answered {ftype.name} with {P.error_name(code)}: "
+            if frame.type == proto.FrameType.ERROR:
+                code, text = proto.decode_error(frame.payload)
+                raise DeviceError(f"device answered {ftype.name} with {proto.error_name(code)}: "
                                   f"{name_op_codes(text)}")
-            if frame.type == P.FrameType.DONE:
-                request, count = P.decode_done(frame.payload)
+            if frame.type == proto.FrameType.DONE:
+                request, count = proto.decode_done(frame.payload)
                 if request != ftype or count != len(answer):
                     raise LinkError(
                         f"DONE for {ftype.name} says {count} frames of request 0x{request:02x}; "
@@ -204,63 +204,63 @@ class Device:
 
     # -- requests
 
-    def hello(self, timeout: float | None = None) -> P.Info:
+    def hello(self, timeout: float | None = None) -> proto.Info:
         try:
-            self.port.write(P.DELIMITER)  # ends any partial frame the device holds
+            self.port.write(proto.DELIMITER)  # ends any partial frame the device holds
         except OSError as err:
             raise LinkError(f"the serial port went away: {err}") from err
         if timeout is None:
             timeout = min(self.hello_timeout, self.timeout)
-        frames = self.request(P.FrameType.HELLO, b"", timeout)
-        infos = [f for f in frames if f.type == P.FrameType.INFO]
+        frames = self.request(proto.FrameType.HELLO, b"", timeout)
+        infos = [f for f in frames if f.type == proto.FrameType.INFO]
         if len(infos) != 1:
             raise DeviceError(f"HELLO answered with {[f.name for f in frames]}, expected INFO")
-        self.info = P.Info.decode(infos[0].payload)
-        if self.info.protocol_version != P.PROTOCOL_VERSION:
+        self.info = proto.Info.decode(infos[0].payload)
+        if self.info.protocol_version != proto.PROTOCOL_VERSION:
             raise MismatchError(
                 f"device speaks protocol {self.info.protocol_version}, host "
-                f"{P.PROTOCOL_VERSION}: rebuild and flash the firmware (make flash)"
+                f"{proto.PROTOCOL_VERSION}: rebuild and flash the firmware (make flash)"
             )
         return self.info
 
     def ping(self) -> None:
-        self.request(P.FrameType.PING)
+        self.request(proto.FrameType.PING)
 
     def reset(self) -> None:
-        self.request(P.FrameType.RESET)
+        self.request(proto.FrameType.RESET)
 
     def set_input(self, data: bytes) -> None:
-        for payload in P.set_input_payloads(bytes(data)):
-            self.request(P.FrameType.SET_INPUT, payload)
+        for payload in proto.set_input_payloads(bytes(data)):
+            self.request(proto.FrameType.SET_INPUT, payload)
 
-    def run(self, mode: P.RunMode = P.RunMode.FIRST, ops: Sequence[int] = (),
+    def run(self, mode: proto.RunMode = proto.RunMode.FIRST, ops: Sequence[int] = (),
             timing: bool = True, output: bool = True) -> RunResult:
-        frames = self.request(P.FrameType.RUN, P.run_payload(mode, ops, timing, output),
+        frames = self.request(proto.FrameType.RUN, proto.run_payload(mode, ops, timing, output),
                               self.run_timeout)
         try:
             return self._assemble(frames, output)
-        except P.ProtocolError as err:  # gaps, overlaps: frames were lost on the line
+        except proto.ProtocolError as err:  # gaps, overlaps: frames were lost on the line
             raise LinkError(f"RUN answer damaged: {err}") from err
 
-    def _assemble(self, frames: list[P.Frame], output: bool = True) -> RunResult:
-        parts: dict[int, P.TensorAssembler] = {}
-        out: P.TensorAssembler | None = None
-        timing_frame: P.Timing | None = None
+    def _assemble(self, frames: list[proto.Frame], output: bool = True) -> RunResult:
+        parts: dict[int, proto.TensorAssembler] = {}
+        out: proto.TensorAssembler | None = None
+        timing_frame: proto.Timing | None = None
         for frame in frames:
-            if frame.type == P.FrameType.TENSOR:
-                chunk = P.TensorChunk.decode(frame.payload)
+            if frame.type == proto.FrameType.TENSOR:
+                chunk = proto.TensorChunk.decode(frame.payload)
                 if chunk.tensor_index in parts:
                     parts[chunk.tensor_index].add(chunk)
                 else:
-                    parts[chunk.tensor_index] = P.TensorAssembler(chunk)
-            elif frame.type == P.FrameType.OUTPUT:
-                chunk = P.TensorChunk.decode(frame.payload)
+                    parts[chunk.tensor_index] = proto.TensorAssembler(chunk)
+            elif frame.type == proto.FrameType.OUTPUT:
+                chunk = proto.TensorChunk.decode(frame.payload)
                 if out is None:
-                    out = P.TensorAssembler(chunk)
+                    out = proto.TensorAssembler(chunk)
                 else:
                     out.add(chunk)
-            elif frame.type == P.FrameType.TIMING:
-                timing_frame = P.Timing.decode(frame.payload)
+            elif frame.type == proto.FrameType.TIMING:
+                timing_frame = proto.Timing.decode(frame.payload)
             else:
                 raise DeviceError(f"unexpected {frame.name} frame in the answer to RUN")
         for asm in [*parts.values(), *([out] if out else [])]:

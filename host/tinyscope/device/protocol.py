@@ -295,13 +295,6 @@ def _error_kind(message: str) -> str:
     return "short"
 
 
-def iter_frames(chunks: Iterable[bytes], reader: FrameReader | None = None) -> Iterator[Frame]:
-    """Frames from an iterable of byte chunks (a generator-based reader)."""
-    reader = reader or FrameReader()
-    for chunk in chunks:
-        yield from reader.feed(chunk)
-
-
 # ---------------------------------------------------------------- payloads
 
 

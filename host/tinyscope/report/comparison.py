@@ -33,16 +33,20 @@ def _first_layer_figure(metrics: dict, arrays: dict, image: int, out: Path) -> P
         idx = min(cap.tensors, key=lambda k: k)
     t = next(r for r in metrics["tensors"] if r["index"] == idx)
     dev = cap.tensors[idx][image]
-    tflm = arrays["tflm"][idx][image]
+    # a reference that did not run (metrics["references"] says why) leaves its panels empty
+    tflm = arrays["tflm"][idx][image] if idx in arrays["tflm"] else None
+    xnn = arrays["xnnpack"][idx][image] if idx in arrays["xnnpack"] else None
     rows = {
         "device (int8)": dequantize(dev, t["scale"], t["zero_point"]),
-        "desktop TFLM (int8)": dequantize(tflm, t["scale"], t["zero_point"]),
+        "desktop TFLM (int8)": (dequantize(tflm, t["scale"], t["zero_point"])
+                                if tflm is not None else None),
         "float Keras": arrays["float"][idx][image] if idx in arrays["float"] else None,
     }
-    diffs = {
-        "device - TFLM": dev.astype(np.int32) - tflm,
-        "XNNPACK - device": arrays["xnnpack"][idx][image].astype(np.int32) - dev,
-    }
+    diffs = {}
+    if tflm is not None:
+        diffs["device - TFLM"] = dev.astype(np.int32) - tflm
+    if xnn is not None:
+        diffs["XNNPACK - device"] = xnn.astype(np.int32) - dev
     label = metrics["classes"][int(cap.labels[image])]
     fig = figures_mod.comparison_grid(
         rows, diffs, title=f"{t['op']} #{t['op_index']} ({t['keras_layer']}) output, "
@@ -96,9 +100,11 @@ def figures(metrics: dict, arrays: dict, out: Path, panels: int = DEFAULT_PANELS
     for i in images:
         paths.append(_first_layer_figure(metrics, arrays, i, out))
     paths += _saliency_figures(metrics, arrays, images, out)
-    paths.append(figures_mod.save(figures_mod.lsb_histograms(
-        metrics, key="xnnpack_vs_device", title="LiteRT default (XNNPACK) - device, per tensor"),
-        out / "lsb_xnnpack_vs_device.png"))
+    if any("xnnpack_vs_device" in t for t in metrics["tensors"]):
+        paths.append(figures_mod.save(figures_mod.lsb_histograms(
+            metrics, key="xnnpack_vs_device",
+            title="LiteRT default (XNNPACK) - device, per tensor"),
+            out / "lsb_xnnpack_vs_device.png"))
     d = metrics["dataset"]
     if "confusion_float_vs_device" in d:
         paths.append(figures_mod.save(figures_mod.confusion_chart(
@@ -112,8 +118,9 @@ def render_report(metrics: dict, figs: list[Path], out: Path) -> Path:
     d = metrics["dataset"]
     t = metrics["timing"]
     ok = metrics["device_equals_tflm"]
+    missing = {k: r for k, r in metrics.get("references", {}).items() if not r["available"]}
     cards = {
-        "device vs TFLM": "bit-exact" if ok else
+        "device vs TFLM": "bit-exact" if ok else "TFLM missing" if ok is None else
         f"{metrics['device_vs_tflm_mismatching_elements']} differ",
         "images": str(metrics["n_images"]),
         "device accuracy": f"{d['device_accuracy']:.1%}" if "device_accuracy" in d else "–",
@@ -141,6 +148,11 @@ def render_report(metrics: dict, figs: list[Path], out: Path) -> Path:
     other = [html.Figure(p, p.stem.replace("_", " ")) for n, p in by_name.items()
              if not n.startswith(("feature_maps", "saliency", "panel"))]
     sections = [
+        html.Section(
+            "Missing references", "These desktop references could not run; their columns "
+            "and panels are left out. " + " ".join(r["missing"] for r in missing.values()),
+            [html.Table(["reference", "why"], [[r["label"], r["missing"]]
+                                               for r in missing.values()])] if missing else []),
         html.Section(
             "Per layer", "device≠TFLM counts elements where the device differs from the TFLM "
             "reference interpreter (must be 0). XNNPACK≠device: LiteRT's default desktop "

@@ -25,7 +25,7 @@ DPI = 110
 
 
 def near_square(n: int) -> tuple[int, int]:
-    """Rows, columns for ``n`` tiles: 8 -> (2, 4) as in the seed, 16 -> (4, 4), 10 -> (3, 4)."""
+    """Rows, columns for ``n`` tiles: 8 -> (2, 4), 16 -> (4, 4), 10 -> (3, 4)."""
     if n < 1:
         raise ValueError("need at least one map")
     for rows in range(math.isqrt(n), 0, -1):  # an exact fill if it is not too elongated
@@ -111,31 +111,6 @@ def feature_map_grid(
     return fig
 
 
-def difference_grid(diff_lsb: np.ndarray, title: str = "difference (LSB)", tile: float = 1.6):
-    """Integer differences per channel in LSB, diverging colours, 0 = white, shared scale."""
-    diff = _as_maps(diff_lsb).astype(np.int32)
-    c = diff.shape[-1]
-    rows, cols = near_square(c)
-    cmap, norm, limit = _diff_norm(int(np.abs(diff).max()))
-    fig = new_figure(cols * tile + 1.0, rows * tile + 0.6)
-    axes = fig.subplots(rows, cols, squeeze=False)
-    image = None
-    for i, ax in enumerate(axes.flat):
-        _clean(ax)
-        if i >= c:
-            ax.set_axis_off()
-            continue
-        image = ax.imshow(diff[..., i], cmap=cmap, norm=norm, interpolation="nearest")
-        nz = int(np.count_nonzero(diff[..., i]))
-        ax.set_title(f"ch {i}: {nz} px differ", fontsize=8)
-    fig.colorbar(image, ax=axes, shrink=0.85, label="difference (LSB)",
-                 ticks=np.arange(-limit, limit + 1))
-    n = int(np.count_nonzero(diff))
-    fig.suptitle(f"{title}: {n} of {diff.size} values differ, max {int(np.abs(diff).max())} LSB",
-                 fontsize=11)
-    return fig
-
-
 def comparison_grid(
     rows: dict[str, np.ndarray],
     diff_lsb: dict[str, np.ndarray] | np.ndarray | None = None,
@@ -207,22 +182,6 @@ def draw_overlay(ax, image: np.ndarray, saliency: np.ndarray, alpha: float = 0.5
                      vmax=1.0, interpolation="bilinear")
     _clean(ax)
     return heat
-
-
-def saliency_overlay(
-    image: np.ndarray, saliency: np.ndarray, title: str = "saliency", alpha: float = 0.55
-) -> Figure:
-    """The input image with the saliency heat map on top, and the heat map alone."""
-    fig = new_figure(5.6, 3.0)
-    ax_img, ax_heat = fig.subplots(1, 2)
-    ax_img.imshow(_gray(image), cmap="gray", interpolation="nearest")
-    ax_img.set_title("input", fontsize=9)
-    _clean(ax_img)
-    heat = draw_overlay(ax_heat, image, saliency, alpha)
-    ax_heat.set_title("saliency on input", fontsize=9)
-    fig.colorbar(heat, ax=ax_heat, shrink=0.85, label="saliency (normalised)")
-    fig.suptitle(title, fontsize=11)
-    return fig
 
 
 def saliency_methods(
@@ -359,7 +318,7 @@ def confusion_chart(matrix, classes: Sequence[str], title: str, xlabel: str, yla
     return fig
 
 
-def drift_figures(metrics: dict, arrays: dict, out: Path, image: int = 0) -> list[Path]:
+def drift_figures(metrics: dict, figure_data: dict, out: Path, image: int = 0) -> list[Path]:
     """The figures of ``tinyscope drift``; returns the PNG paths written."""
     from tinyscope.data import dequantize
 
@@ -375,19 +334,19 @@ def drift_figures(metrics: dict, arrays: dict, out: Path, image: int = 0) -> lis
         paths.append(save(confusion_chart(
             d["confusion_int8"], classes, f"int8 accuracy {d['int8_accuracy']:.2%}",
             "int8 prediction", "true class"), out / "confusion_int8.png"))
-    idx = arrays["first_layer_output"]
+    idx = figure_data["first_layer_output"]
     t = next(x for x in metrics["tensors"] if x["index"] == idx)
-    tflm = arrays["tflm"][idx][image]
+    tflm = figure_data["tflm"][idx][image]
     rows = {
-        "float Keras": arrays["float"].get(idx, [None] * (image + 1))[image],
+        "float Keras": figure_data["float"].get(idx, [None] * (image + 1))[image],
         "int8 TFLM": dequantize(tflm, t["scale"], t["zero_point"]),
     }
-    diffs = {"XNNPACK - TFLM": arrays["xnnpack"][idx][image].astype(np.int32) - tflm}
-    if idx in arrays["float"]:
-        fq = np.clip(np.round(arrays["float"][idx][image] / t["scale"]) + t["zero_point"],
+    diffs = {"XNNPACK - TFLM": figure_data["xnnpack"][idx][image].astype(np.int32) - tflm}
+    if idx in figure_data["float"]:
+        fq = np.clip(np.round(figure_data["float"][idx][image] / t["scale"]) + t["zero_point"],
                      -128, 127)
         diffs["TFLM - round(float)"] = tflm.astype(np.int32) - fq.astype(np.int32)
-    label = int(arrays["y"][image])
+    label = int(figure_data["y"][image])
     paths.append(save(comparison_grid(
         rows, diffs, title=f"first layer (tensor #{idx}), test image {image} "
         f"(label {classes[label]})"), out / "first_layer_comparison.png"))

@@ -68,15 +68,15 @@ def _cell(value: object, tag: str) -> str:
 def _table(t: Table) -> str:
     head = "".join(_cell(c, "th") for c in t.columns)
     body = "".join("<tr>" + "".join(_cell(v, "td") for v in row) + "</tr>" for row in t.rows)
-    cap = f"<caption>{html.escape(t.caption)}</caption>" if t.caption else ""
-    return f"<table>{cap}<tr>{head}</tr>{body}</table>"
+    caption = f"<caption>{html.escape(t.caption)}</caption>" if t.caption else ""
+    return f"<table>{caption}<tr>{head}</tr>{body}</table>"
 
 
 def _figure(f: Figure) -> str:
     data = base64.b64encode(Path(f.png).read_bytes()).decode("ascii")
-    cap = f"<figcaption>{html.escape(f.caption)}</figcaption>" if f.caption else ""
+    caption = f"<figcaption>{html.escape(f.caption)}</figcaption>" if f.caption else ""
     alt = html.escape(f.caption or Path(f.png).name)
-    return f'<figure><img alt="{alt}" src="data:image/png;base64,{data}">{cap}</figure>'
+    return f'<figure><img alt="{alt}" src="data:image/png;base64,{data}">{caption}</figure>'
 
 
 def render(title: str, subtitle: str, cards: dict[str, str], sections: list[Section]) -> str:

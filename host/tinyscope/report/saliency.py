@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tinyscope.analysis import floatref, reference, saliency
+from tinyscope.analysis import references, saliency
 from tinyscope.convert import manifest as manifest_mod
 from tinyscope.convert.model import load_model
 from tinyscope.data import dequantize, quantized_test_inputs
@@ -28,7 +28,8 @@ def run_saliency(build_dir, out: Path, n: int = 8, model_path=None, data=None,
     drift = saliency.saliency_drift(maps["occlusion float"], maps["occlusion int8"])
     first = man["first_layer_output"]
     t = next(t for t in man["tensors"] if t["index"] == first)
-    int8_maps = floatref.stack(reference.tflm_tensors(tfl, q))[first]
+    refs = references.compute(tfl, q, kinds=("tflm",), cache_dir=build_dir)
+    int8_maps = refs.require("tflm")[first]
     out.mkdir(parents=True, exist_ok=True)
     names = man.get("classes") or [str(i) for i in range(10)]
     paths = []
