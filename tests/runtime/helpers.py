@@ -99,7 +99,6 @@ def run_with_tflm(model: bytes, inputs: np.ndarray) -> Outcome:
         out.mismatch = f"the runtime refuses a model TFLM runs: {out.runtime_refused}"
     if out.tflm_refused or out.runtime_refused:
         return out
-    want = refs.tensors["tflm"]
     _, tensors, _, _ = graph.graph(model)
     names = {i: t.name for i, t in tensors.items()}
     for n, x in enumerate(inputs):

@@ -53,7 +53,7 @@ typedef struct {
 
 /* The operator kinds, in ts_ops.def order: TS_K_CONV_2D, ... */
 enum {
-#define TS_OP(name, code, fn, params, per_channel) TS_K_##name,
+#define TS_OP(name, code, fn, params, flags) TS_K_##name,
 #include "ts_ops.def"
 #undef TS_OP
   TS_NUM_KINDS
@@ -72,11 +72,12 @@ typedef struct {
   ts_plan_buf_t plan; /* lifetime, size and arena offset (first < 0: not in the arena) */
 } ts_trec_t;
 
-/* An operator record: this header, then (at PARAM_OFF) the parameters of its kind only;
- * records follow each other, ts_op_rec_size(kind) bytes apart. */
+/* An operator record: this header, then (at PARAM_OFF) the parameters of its kind only,
+ * then (kinds with TS_OPT_SCRATCH) the offset of its scratch in the activation area (NO_DATA:
+ * none) in the record's last word; records follow each other, ts_ops[kind].rec_size bytes
+ * apart. */
 typedef struct {
   uint32_t in_pos, out_pos; /* int32 vectors inside the model */
-  uint32_t scratch;         /* offset of its scratch in the activation area; NO_DATA: none */
   uint8_t kind;             /* TS_K_* */
   uint8_t n_in;             /* inputs, saturated at 255 (no kernel reads past 10) */
   uint8_t flags;            /* TS_OPF_* */
@@ -88,8 +89,12 @@ typedef struct {
 #define PTR_ALIGN _Alignof(void *)
 #define PARAM_OFF ((sizeof(ts_oprec_t) + PTR_ALIGN - 1) & ~(PTR_ALIGN - 1))
 #define PARAMS(o, type) ((type *)(void *)((uint8_t *)(o) + PARAM_OFF))
-#define TS_REC_SIZE(params) \
-  ((uint16_t)((PARAM_OFF + sizeof(params) + PTR_ALIGN - 1) & ~(PTR_ALIGN - 1)))
+#define TS_REC_SIZE(params, flags)                                                      \
+  ((uint16_t)((PARAM_OFF + sizeof(params) + (((flags) & TS_OPT_SCRATCH) ? 4u : 0u) +   \
+               PTR_ALIGN - 1) &                                                         \
+              ~(PTR_ALIGN - 1)))
+/* The scratch-offset slot of a record of a kind with TS_OPT_SCRATCH. */
+#define SCRATCH_SLOT(o, size) ((uint32_t *)(void *)((uint8_t *)(o) + (size) - 4u))
 
 #define NO_DATA 0xffffffffu
 
@@ -124,10 +129,14 @@ typedef struct {
 /* Data of input k of the operator being run (operators with more than 3 inputs). */
 const void *ts_eval_input(const ts_eval_t *e, int32_t k);
 
+/* ts_ops.def's last column: what an operator may ask of the loader. */
+#define TS_OPT_PER_CHANNEL 1u /* 2 int32 slots per scale of input 1 (its filter) */
+#define TS_OPT_SCRATCH 2u     /* arena scratch (ts_request_scratch): a slot for its offset */
+
 typedef struct {
   int32_t code;        /* TFLite builtin code */
-  uint16_t rec_size;   /* bytes of its record (header + parameters) */
-  uint8_t per_channel; /* 1: needs 2 int32 slots per scale of input 1 (its filter) */
+  uint16_t rec_size;   /* bytes of its record (header, parameters, scratch slot) */
+  uint8_t flags;       /* TS_OPT_* */
   ts_status_t (*prepare)(ts_loader_t *L, ts_oprec_t *o);
   ts_status_t (*eval)(const ts_eval_t *e);
 } ts_op_t;
@@ -137,7 +146,7 @@ extern const ts_op_t ts_ops[TS_NUM_KINDS];
 /* The kind of a builtin code; -1 if the runtime lacks it. */
 int ts_op_kind(int32_t code);
 
-#define TS_OP(name, code, fn, params, per_channel)                \
+#define TS_OP(name, code, fn, params, flags)                      \
   ts_status_t ts_##fn##_prepare(ts_loader_t *L, ts_oprec_t *o); \
   ts_status_t ts_##fn##_eval(const ts_eval_t *e);
 #include "ts_ops.def"
@@ -239,7 +248,7 @@ ts_status_t ts_spatial(ts_loader_t *L, int32_t padding, int32_t in, int32_t k, i
 ts_status_t ts_bias_of(ts_loader_t *L, int32_t idx, int32_t n, const int32_t **b);
 ts_status_t ts_need_const_filter(ts_loader_t *L, int32_t idx);
 /* Per-channel multipliers (double)in_scale * filter_scale[c] / out_scale, as TFLM, in the
- * slots reserved for the operator (ts_op_t.per_channel). */
+ * slots reserved for the operator (TS_OPT_PER_CHANNEL). */
 ts_status_t ts_channel_mults(ts_loader_t *L, const ts_trec_t *in, const ts_trec_t *f,
                              const ts_trec_t *out, int32_t n, const int32_t **mult,
                              const int32_t **shift);

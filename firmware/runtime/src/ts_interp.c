@@ -63,7 +63,7 @@ static ts_status_t op_chan_slots(ts_loader_t *L, uint32_t *slots, int *kind) {
   int32_t code;
   *slots = 0;
   CHECK(ts_op_code(L, &op, &code, kind));
-  if (!ts_ops[*kind].per_channel) return TS_OK;
+  if (!(ts_ops[*kind].flags & TS_OPT_PER_CHANNEL)) return TS_OK;
   ts_fb_vec_t ins;
   FB(ts_fb_vector(&L->fb, &op, OPR_INPUTS, 4, &ins));
   if (ins.len < 2) return ts_ofail(L, TS_ERR_BAD_MODEL, "has no filter");
@@ -244,7 +244,7 @@ static ts_status_t load(ts_loader_t *L, uint8_t *arena, size_t arena_size) {
     o->kind = (uint8_t)kind;
     o->in_pos = ins.pos;
     o->out_pos = outs.pos;
-    o->scratch = NO_DATA;
+    if (ts_ops[kind].flags & TS_OPT_SCRATCH) *SCRATCH_SLOT(o, size) = NO_DATA;
     o->n_in = (uint8_t)(ins.len > 255 ? 255 : ins.len);
     for (uint32_t k = 0; k < ins.len; k++) {
       const int32_t idx = (int32_t)ts_le32(fb->buf + ins.pos + 4 * k);
@@ -288,7 +288,10 @@ static ts_status_t load(ts_loader_t *L, uint8_t *arena, size_t arena_size) {
     }
   }
   for (uint32_t i = 0; i < nops; i++)
-    if (L->t[nt + i].plan.first >= 0) op_at(L, (int32_t)i)->scratch = L->t[nt + i].plan.offset;
+    if (L->t[nt + i].plan.first >= 0) {
+      ts_oprec_t *o = op_at(L, (int32_t)i);
+      *SCRATCH_SLOT(o, ts_ops[o->kind].rec_size) = L->t[nt + i].plan.offset;
+    }
   if (act_bytes < scratch) act_bytes = scratch;
   it->arena_needed = pad + persistent + act_bytes;
   if (it->arena_needed > arena_size)
@@ -455,7 +458,11 @@ ts_status_t ts_interp_invoke(ts_interp_t *it, ts_op_callback_t cb, void *user) {
     e.in1 = o->n_in > 1 ? tdata(it, st, IN_IDX(m, o, 1)) : NULL;
     const int32_t b = IN_IDX(m, o, 2);
     e.in2 = b >= 0 ? tdata(it, st, b) : NULL;
-    e.scratch = o->scratch == NO_DATA ? NULL : st->act + o->scratch;
+    e.scratch = NULL;
+    if (op->flags & TS_OPT_SCRATCH) {
+      const uint32_t off = *SCRATCH_SLOT(o, op->rec_size);
+      if (off != NO_DATA) e.scratch = st->act + off;
+    }
     e.o = o;
     e.index = i;
     TEST_SCRIBBLE(&e);

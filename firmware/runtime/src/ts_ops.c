@@ -2,9 +2,16 @@
  * slots, prepare, eval}. */
 #include "ts_internal.h"
 
+#ifdef TS_TEST_SCRATCH /* tests: every operator may ask for scratch (ts_interp.c) */
+#define TEST_FLAGS TS_OPT_SCRATCH
+#else
+#define TEST_FLAGS 0u
+#endif
+
 const ts_op_t ts_ops[TS_NUM_KINDS] = {
-#define TS_OP(name, code, fn, params, per_channel) \
-  {code, TS_REC_SIZE(params), per_channel, ts_##fn##_prepare, ts_##fn##_eval},
+#define TS_OP(name, code, fn, params, flags)                                        \
+  {code, TS_REC_SIZE(params, (flags) | TEST_FLAGS), (uint8_t)((flags) | TEST_FLAGS), \
+   ts_##fn##_prepare, ts_##fn##_eval},
 #include "ts_ops.def"
 #undef TS_OP
 };
