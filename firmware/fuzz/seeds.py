@@ -1,7 +1,10 @@
 """Seed corpora for the firmware fuzzers (firmware/fuzz/fuzz.mk), from real artifacts.
 
-- fuzz_model:    the int8 .tflite of MODEL_DIR plus three small Keras models (conv/pool,
-                 depthwise/add/concat/pad, dense) quantized with tinyscope.convert.quantize.
+- fuzz_model:    the int8 .tflite of MODEL_DIR plus small Keras models quantized with
+                 tinyscope.convert.quantize (conv/pool, depthwise/add/concat/pad, dense, a
+                 MobileNetV3-style block with the element-wise ops and activations, a decoder
+                 with TRANSPOSE_CONV and both resizes) and a float-I/O model (QUANTIZE and
+                 DEQUANTIZE at the edges).
 - fuzz_frame:    every request and response frame type, COBS-encoded by
                  tinyscope.device.protocol (without the 0x00 delimiter).
 - fuzz_commands: request sequences a real capture sends (HELLO, SET_INPUT chunks of a real
@@ -46,11 +49,37 @@ def small_models() -> list[bytes]:
     out.append(keras.Model(inp, L.GlobalAveragePooling2D()(x)))
     inp = keras.Input((5,), batch_size=1)
     out.append(keras.Model(inp, L.Dense(4)(L.Dense(6, activation="relu")(inp))))
+    inp = keras.Input((6, 6, 3), batch_size=1)  # MobileNetV3-style block and friends
+    x = L.Activation("hard_swish")(L.Conv2D(4, 3, padding="same")(inp))
+    s = L.Conv2D(4, 1, activation="sigmoid")(L.GlobalAveragePooling2D(keepdims=True)(x))
+    x = L.Multiply()([x, s])
+    y = L.Activation("tanh")(L.Conv2D(4, 1)(inp))
+    x = L.Subtract()([L.LeakyReLU(0.2)(x), y])
+    x = L.Maximum()([x, L.Minimum()([x, y])])
+    x = L.ReLU(6.0)(L.ZeroPadding2D(1)(x))
+    out.append(keras.Model(inp, L.Cropping2D(((1, 2), (2, 1)))(x)))
+    inp = keras.Input((4, 4, 2), batch_size=1)  # decoder
+    x = L.Conv2DTranspose(3, 3, strides=2, padding="same", activation="relu")(inp)
+    x = L.Resizing(5, 7, interpolation="nearest")(x)
+    out.append(keras.Model(inp, L.UpSampling2D(2, interpolation="bilinear")(x)))
     blobs = []
     for m in out:
         calib = rng.normal(size=(16, *m.input_shape[1:])).astype(np.float32)
         blobs.append(quantize_keras(m, calib))
+    blobs.append(float_io_model(out[0], rng))
     return blobs
+
+
+def float_io_model(model, rng) -> bytes:
+    """``model`` as an int8 model with float32 input and output (QUANTIZE, DEQUANTIZE)."""
+    import tensorflow as tf
+
+    calib = rng.normal(size=(16, *model.input_shape[1:])).astype(np.float32)
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = lambda: ([c[None]] for c in calib)
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    return conv.convert()
 
 
 def frames(input_bytes: int) -> list[proto.Frame]:

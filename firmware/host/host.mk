@@ -1,6 +1,7 @@
 # Native (host) build of the tinyscope runtime, run from firmware/ by `make -C firmware host`.
 #   make -f host/host.mk            build/host/tinyscope-run       (gcc, -O2)
 #   make -f host/host.mk sanitize   build/host/tinyscope-run-asan  (ASan + UBSan)
+#   make -f host/host.mk scratch    build/host/tinyscope-run-scratch (every op asks for scratch)
 #   make -f host/host.mk cm4        Cortex-M4 cross-build of the runtime, prints .text size
 #   make -f host/host.mk check      build/host/ts-kernel-check: optimized vs reference kernels
 #   make -f host/host.mk m4check    build/m4check/ts-kernel-check{,-small}.elf: the same check
@@ -24,7 +25,7 @@ SAN_CFLAGS := $(WARN) -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefine
 RUN_SUFFIX := $(if $(filter ref,$(TS_KERNELS)),-ref)
 RUNNER_SRC := $(HOST_DIR)/tinyscope_run.c
 
-.PHONY: all sanitize cm4 clean check m4check
+.PHONY: all sanitize scratch cm4 clean check m4check
 all: $(BUILD)/tinyscope-run$(RUN_SUFFIX)
 
 $(BUILD)/tinyscope-run$(RUN_SUFFIX): $(RUNTIME_SRCS) $(RUNNER_SRC) $(RUNTIME_HDRS) $(HOST_DIR)/host.mk $(FW_DIR)/runtime/runtime.mk
@@ -74,6 +75,14 @@ $(M4CHECK_OUT)/ts-kernel-check.elf: $(M4CHECK_DEPS)
 $(M4CHECK_OUT)/ts-kernel-check-small.elf: $(M4CHECK_DEPS)
 	@mkdir -p $(M4CHECK_OUT)
 	$(CM4_CC) $(M4CHECK_CFLAGS) $(CHECK_SMALL_DEFS) $(M4CHECK_LDFLAGS) -o $@ $(M4CHECK_SRCS)
+
+# The runner with every operator asking for TS_TEST_SCRATCH bytes of arena scratch that
+# invoke scribbles over before the operator runs (tests: the planner keeps scratch off live
+# tensors; tests/test_runtime_ops.py).
+scratch: $(BUILD)/tinyscope-run-scratch
+$(BUILD)/tinyscope-run-scratch: $(RUNTIME_SRCS) $(RUNNER_SRC) $(RUNTIME_HDRS) $(HOST_DIR)/host.mk $(FW_DIR)/runtime/runtime.mk
+	@mkdir -p $(BUILD)
+	$(CC) $(HOST_CFLAGS) -DTS_TEST_SCRATCH=1000 -o $@ $(RUNTIME_SRCS) $(RUNNER_SRC)
 
 sanitize: $(BUILD)/tinyscope-run-asan$(RUN_SUFFIX)
 $(BUILD)/tinyscope-run-asan$(RUN_SUFFIX): $(RUNTIME_SRCS) $(RUNNER_SRC) $(RUNTIME_HDRS) $(HOST_DIR)/host.mk $(FW_DIR)/runtime/runtime.mk

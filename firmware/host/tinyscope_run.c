@@ -162,6 +162,15 @@ int main(int argc, char **argv) {
   unsigned char *arena = malloc(arena_size ? arena_size : 1);
   if (!arena) return die(2, "out of memory for the arena", NULL);
   ts_status_t s = ts_interp_init(&it, model, model_size, arena, arena_size);
+  if (s == TS_ERR_ARENA_TOO_SMALL && arena_arg < 0 && it.arena_needed > arena_size) {
+    /* The bound before planning leaves out the operators' scratch: retry with the
+     * planned size (exact once prepare has run). */
+    arena_size = it.arena_needed;
+    free(arena);
+    arena = malloc(arena_size);
+    if (!arena) return die(2, "out of memory for the arena", NULL);
+    s = ts_interp_init(&it, model, model_size, arena, arena_size);
+  }
   if (s != TS_OK) return die(1, ts_interp_error(&it), NULL);
 
   ts_tensor_t in;

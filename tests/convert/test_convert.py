@@ -167,23 +167,23 @@ def test_inspect_detects_a_changed_model(build, tmp_path, capsys):
     assert "sha256" in capsys.readouterr().err
 
 
-def _tanh_model():
+def _gelu_model():
     import keras
 
     inp = keras.Input((28, 28, 1), batch_size=1)
     x = keras.layers.Conv2D(2, 3, name="c")(inp)
-    x = keras.layers.Activation("tanh", name="squash")(x)
+    x = keras.layers.Activation("gelu", name="squash")(x)
     x = keras.layers.Flatten()(x)
     out = keras.layers.Dense(10, name="d")(x)  # one output per MNIST class
     return keras.Model(inp, out)
 
 
 def test_unsupported_op_is_named_with_its_layer(tmp_path, monkeypatch):
-    net = _tanh_model()
+    net = _gelu_model()
     # Refused before the TensorFlow converter runs (an LSTM can crash it).
     monkeypatch.setattr(flow, "quantize_keras", lambda *a: pytest.fail("converter ran"))
     with pytest.raises(UnsupportedModelError) as err:
-        flow.convert("tanh.keras", tmp_path / "x", calib=8, model=net)
+        flow.convert("gelu.keras", tmp_path / "x", calib=8, model=net)
     msg = str(err.value)
     assert "cannot run these Keras layers: squash (Activation)" in msg
     assert "--allow-unsupported" in msg
@@ -191,10 +191,10 @@ def test_unsupported_op_is_named_with_its_layer(tmp_path, monkeypatch):
     assert not (tmp_path / "x" / "model_int8.tflite").exists()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        m = flow.convert("tanh.keras", tmp_path / "y", calib=8, model=net,
+        m = flow.convert("gelu.keras", tmp_path / "y", calib=8, model=net,
                             allow_unsupported=True)
-    assert any("TANH" in str(w.message) for w in caught)
-    assert m["unsupported"] == [{"op_index": 1, "op": "TANH", "keras_layer": "squash"}]
+    assert any("GELU" in str(w.message) for w in caught)
+    assert m["unsupported"] == [{"op_index": 1, "op": "GELU", "keras_layer": "squash"}]
     assert (tmp_path / "y" / "model_data.cc").exists()
 
 

@@ -37,14 +37,36 @@ def first_mismatch(
         ours = got[idx]
         if ours.size != ref.size:
             return f"tensor {idx} {name!r}: {ours.shape} elements vs reference {ref.shape}"
-        a = ours.reshape(ref.shape).astype(np.int64)
-        b = ref.astype(np.int64)
+        if ref.dtype.kind == "f":  # float32 edges: bit for bit
+            a = ours.reshape(ref.shape).astype(np.float32).view(np.int32).astype(np.int64)
+            b = ref.astype(np.float32).view(np.int32).astype(np.int64)
+        else:
+            a = ours.reshape(ref.shape).astype(np.int64)
+            b = ref.astype(np.int64)
         diff = np.argwhere(a != b)
         if len(diff):
             pos = tuple(int(i) for i in diff[0])
             return (f"tensor {idx} {name!r} shape {ref.shape}: {len(diff)} mismatching elements; "
                     f"first at {pos}: runtime {a[pos]} vs reference {b[pos]}")
     return None
+
+
+def tflm_tensors_float_input(model: bytes, inputs: np.ndarray) -> list[dict[int, np.ndarray]]:
+    """TFLM's every activation for a float32-input model (reference.tflm_tensors takes int8)."""
+    from tflite_micro import runtime
+
+    _, tensors, in_idx, _ = graph.graph(model)
+    interp = runtime.Interpreter.from_bytes(
+        bytes(model), intrepreter_config=runtime.InterpreterConfig.kPreserveAllTensors)
+    shape = tensors[in_idx[0]].shape
+    out = []
+    for image in inputs:
+        interp.set_input(np.asarray(image, np.float32).reshape(shape), 0)
+        interp.invoke()
+        out.append({i: np.asarray(interp.GetTensor(i, 0)["tensor_data"]).reshape(
+            tensors[i].shape).astype(tensors[i].dtype, copy=False)
+            for i in graph.activation_indices(model)})
+    return out
 
 
 @dataclass
@@ -60,9 +82,16 @@ class Outcome:
 def run_with_tflm(model: bytes, inputs: np.ndarray) -> Outcome:
     """Run every input through TFLM and the runtime. A model both refuse is a refusal (they
     agree); one that only one of them refuses is a mismatch."""
-    refs = references.compute(model, inputs, kinds=("tflm",))
     refusal = check.check_model(model)
-    out = Outcome(tflm_refused=refs.missing.get("tflm"),
+    if np.asarray(inputs).dtype == np.float32:  # a float-input model (the worker takes int8)
+        per_image = tflm_tensors_float_input(model, inputs)
+        want = {i: np.stack([r[i] for r in per_image]) for i in per_image[0]}
+        tflm_refused = None
+    else:
+        refs = references.compute(model, inputs, kinds=("tflm",))
+        tflm_refused = refs.missing.get("tflm")
+        want = refs.tensors.get("tflm", {})
+    out = Outcome(tflm_refused=tflm_refused,
                   runtime_refused=refusal.describe() if refusal else None)
     if out.tflm_refused and not out.runtime_refused:
         out.mismatch = f"TFLM fails on a model the runtime accepts: {out.tflm_refused}"
@@ -70,7 +99,6 @@ def run_with_tflm(model: bytes, inputs: np.ndarray) -> Outcome:
         out.mismatch = f"the runtime refuses a model TFLM runs: {out.runtime_refused}"
     if out.tflm_refused or out.runtime_refused:
         return out
-    want = refs.tensors["tflm"]
     _, tensors, _, _ = graph.graph(model)
     names = {i: t.name for i, t in tensors.items()}
     for n, x in enumerate(inputs):
@@ -138,3 +166,24 @@ def calibration(input_shape: tuple[int, ...], seed: int, n: int = 16) -> np.ndar
     lo = rng.uniform(-2.0, 0.0)
     hi = rng.uniform(0.5, 3.0)
     return rng.uniform(lo, hi, size=(n, *input_shape)).astype(np.float32)
+
+
+def quantize_float_io(net, calib: np.ndarray) -> bytes:
+    """``net`` as an int8 model whose input and output stay float32 (QUANTIZE and DEQUANTIZE
+    at the edges), as the TFLite converter gives without inference_input/output_type."""
+    import tensorflow as tf
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(net)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = lambda: ([c[None]] for c in calib)
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    return conv.convert()
+
+
+def random_float_inputs(model: bytes, n: int, seed: int) -> np.ndarray:
+    _, tensors, inputs, _ = graph.graph(model)
+    shape = tensors[inputs[0]].shape
+    per_image = shape[1:] if len(shape) > 1 and shape[0] == 1 else shape
+    rng = np.random.default_rng(seed)
+    return rng.uniform(-3.0, 3.0, size=(n, *per_image)).astype(np.float32)
+

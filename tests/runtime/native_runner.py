@@ -2,8 +2,8 @@
 
 The runner is the native build of the firmware runtime (``make -C firmware host``); it
 executes the same C code as the device, so its tensors are what the device computes.
-:func:`run_native` runs one int8 input and returns every activation by tensor index, plus
-the arena bytes the runtime planned.
+:func:`run_native` runs one int8 (or float32, for a float-input model) input and returns
+every activation by tensor index, plus the arena bytes the runtime planned.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class NativeTensor:
 
 def _sources() -> list[Path]:
     roots = [FIRMWARE_DIR / "runtime", FIRMWARE_DIR / "host"]
-    return [p for r in roots for p in r.rglob("*") if p.suffix in {".c", ".h", ".mk"}]
+    return [p for r in roots for p in r.rglob("*") if p.suffix in {".c", ".h", ".mk", ".def"}]
 
 
 def runner_is_stale(runner: Path = RUNNER_PATH) -> bool:
@@ -119,9 +119,10 @@ def run_native_full(
     """Like :func:`run_native`, also returning the runner's tensor records."""
     exe = ensure_runner(runner)
     data = np.asarray(int8_input)
-    if data.dtype != np.int8:
-        raise TinyscopeError(f"the native runner takes int8 input, got {data.dtype}; "
-                             "quantize the input with the model's input scale and zero point")
+    if data.dtype not in (np.int8, np.float32):
+        raise TinyscopeError(f"the native runner takes int8 (or, for a float-input model, "
+                             f"float32) input, got {data.dtype}; quantize the input with the "
+                             "model's input scale and zero point")
     with tempfile.TemporaryDirectory(prefix="tinyscope-run-") as tmpdir:
         tmp = Path(tmpdir)
         model_path = _model_path(model, tmp)

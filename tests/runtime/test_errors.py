@@ -125,18 +125,18 @@ def test_unknown_op_code(model):
         run_native(bytes(buf), _input(model))
 
 
-def _tanh_model() -> bytes:
+def _gelu_model() -> bytes:
     from keras import layers
 
-    return _small_model(lambda x: layers.Activation("tanh")(x))
+    return _small_model(lambda x: layers.Activation("gelu")(x))
 
 
 def test_unsupported_op_is_named():
     # The runtime reports the builtin code (no name table on the device); the native
     # runner names it.
-    tanh = _tanh_model()
-    with pytest.raises(TinyscopeError, match=r"^unsupported op TANH at operator 1$"):
-        run_native(tanh, _input(tanh))
+    gelu = _gelu_model()
+    with pytest.raises(TinyscopeError, match=r"^unsupported op GELU at operator 1$"):
+        run_native(gelu, _input(gelu))
 
 
 def test_op_codes_are_named_on_the_host():
@@ -153,14 +153,14 @@ def test_op_codes_are_named_on_the_host():
 
 @pytest.mark.emulator
 def test_unsupported_op_is_named_through_the_device(tmp_path):
-    """The firmware reports TANH by its builtin code in INFO; the user sees the name."""
+    """The firmware reports GELU by its builtin code in INFO; the user sees the name."""
     from tinyscope.convert import carrays
     from tinyscope.device import boards, capture
     from tinyscope.errors import DeviceError
 
     model_dir = tmp_path / "model"
     model_dir.mkdir()
-    carrays.write_model(model_dir, _tanh_model())
+    carrays.write_model(model_dir, _gelu_model())
     elf = boards.build_firmware(model_dir, quiet=True, out_dir=tmp_path / "fw")
     with boards.emulated_board(elf, tmp_path / "qemu") as b:
         port = link.open_port(b.url)
@@ -169,10 +169,10 @@ def test_unsupported_op_is_named_through_the_device(tmp_path):
         finally:
             port.close()
     assert info.model_status == 2
-    assert info.model_error == "TS_ERR_UNSUPPORTED: unsupported op code 28 at operator 1"
+    assert info.model_error == "TS_ERR_UNSUPPORTED: unsupported op code 150 at operator 1"
     manifest = {"model_sha256": info.model_sha256, "input": {"shape": [1, 6, 6, 1]}}
     with pytest.raises(DeviceError, match=r"cannot run the model: TS_ERR_UNSUPPORTED: "
-                                          r"unsupported op TANH at operator 1$"):
+                                          r"unsupported op GELU at operator 1$"):
         capture.check_info(info, manifest, model_dir)
 
 

@@ -52,6 +52,7 @@ def test_checker_catches_a_wrong_kernel(checkers, tmp_path):
     (tmp_path / "conv.c").write_text(src.replace(needle, "sum * (uint32_t)(p->input_offset + 1)"))
     runtime = FW / "runtime"
     srcs = [str(p) for p in sorted((runtime / "src").glob("*.c"))]
+    srcs += [str(p) for p in sorted((runtime / "src/ops").glob("*.c"))]
     srcs += [str(p) for p in sorted((runtime / "src/kernels/ref").glob("*.c"))]
     srcs += [str(p) for p in sorted((runtime / "src/kernels/cm4").glob("*.c"))
              if p.name != "conv.c"]

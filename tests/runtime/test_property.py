@@ -24,7 +24,14 @@ from tinyscope.convert.quantize import quantize_keras
 
 from tests.conftest import SUMMARY_KEY
 from tests.runtime.archs import architectures, build
-from tests.runtime.helpers import build_runner, calibration, random_int8_inputs, run_with_tflm
+from tests.runtime.helpers import (
+    build_runner,
+    calibration,
+    quantize_float_io,
+    random_float_inputs,
+    random_int8_inputs,
+    run_with_tflm,
+)
 
 N_INPUTS = 3
 SEED = int(os.environ.get("SEED", "0"))
@@ -60,8 +67,14 @@ def runner(request):
 def check_architecture(arch: dict) -> None:
     """One model: counted as run, refused (by both sides) or mismatching (AssertionError)."""
     net = build(arch)
-    tfl = quantize_keras(net, calibration(arch["input"], arch["seed"]))
-    x = random_int8_inputs(tfl, N_INPUTS, arch["seed"])
+    calib = calibration(arch["input"], arch["seed"])
+    if arch.get("float_io"):  # float32 input and output: QUANTIZE / DEQUANTIZE edges
+        tfl = quantize_float_io(net, calib)
+        x = random_float_inputs(tfl, N_INPUTS, arch["seed"])
+        STATS["float_io"] = STATS.get("float_io", 0) + 1
+    else:
+        tfl = quantize_keras(net, calib)
+        x = random_int8_inputs(tfl, N_INPUTS, arch["seed"])
     out = run_with_tflm(tfl, x)
     COUNTS["models run"] += 1
     COUNTS["refused by the reference"] += bool(out.tflm_refused)

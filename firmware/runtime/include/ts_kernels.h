@@ -94,11 +94,78 @@ typedef struct {
   int32_t size, input_zp, output_zp, mult, shift;
 } ts_requant_params_t;
 
+/* QUANTIZE float32 -> int8 (reference_ops::AffineQuantize: round(x / scale) + zero_point
+ * in float, clamped) and DEQUANTIZE int8 -> float32 (reference_ops::Dequantize:
+ * (float)((double)scale * (q - zero_point))). */
+typedef struct {
+  int32_t size, zero_point;
+  float scale;
+} ts_affine_params_t;
+
 /* CONCATENATION: outer copies of each input's inner block (bytes). */
 typedef struct {
   int32_t outer, num_inputs;
   int32_t inner[TS_MAX_CONCAT_INPUTS];
 } ts_concat_params_t;
+
+/* MUL with 4-D broadcasting: out = clamp(MBQM((in1 + off1) * (in2 + off2), mult, shift)
+ * + output_offset). */
+typedef struct {
+  int32_t out_dims[4];
+  int32_t in1_strides[4], in2_strides[4]; /* 0 along a broadcast dimension */
+  int32_t input1_offset, input2_offset, output_offset;
+  int32_t output_mult, output_shift, act_min, act_max;
+} ts_mul_params_t;
+
+/* MAXIMUM / MINIMUM with 4-D broadcasting, on the raw int8 values (as TFLM: no
+ * requantization). */
+typedef struct {
+  int32_t out_dims[4];
+  int32_t in1_strides[4], in2_strides[4];
+  int32_t is_max;
+} ts_minmax_params_t;
+
+/* RELU (requantize, then clamp to [act_min, act_max]) and RELU6 (clamp the raw values to
+ * [act_min, act_max] = [zero, six] on the input's scale, as TFLM's Relu6Quantized). */
+typedef struct {
+  int32_t size, input_zp, output_zp, mult, shift, act_min, act_max;
+} ts_relu_params_t;
+
+/* LEAKY_RELU: x >= 0: MBQM(x, mult_identity); x < 0: MBQM(x, mult_alpha) (x = in - zp). */
+typedef struct {
+  int32_t size, input_zp, output_zp;
+  int32_t mult_identity, shift_identity, mult_alpha, shift_alpha;
+} ts_leaky_relu_params_t;
+
+/* LOGISTIC (output scale 1/256, zero point -128) and TANH (output scale 1/128, zero point
+ * 0): the input in Q4.27 through gemmlowp's fixed-point logistic / tanh. */
+typedef struct {
+  int32_t size, input_zp, range_radius, input_mult, input_left_shift;
+} ts_sigmoid_params_t;
+
+/* STRIDED_SLICE of up to 4 dims (padded with leading axes taken whole): output element
+ * (j0..j3) = input element (start[k] + j_k * step[k]) for j_k < count[k]; byte copy. */
+typedef struct {
+  int32_t in_dims[4], start[4], step[4], count[4];
+} ts_slice_params_t;
+
+/* RESIZE_NEAREST_NEIGHBOR / RESIZE_BILINEAR of NHWC int8 (no requantization). Nearest:
+ * source index from the float scale in_size / out_size (or (in - 1) / (out - 1) with
+ * align_corners) as TFLM's GetNearestNeighbor; bilinear: TFLM's integer path, scales in
+ * 1/1024 steps. */
+typedef struct {
+  int32_t batches, in_h, in_w, depth, out_h, out_w;
+  int32_t align_corners, half_pixel_centers;
+  int32_t scale_h_10, scale_w_10; /* bilinear */
+  float scale_h, scale_w;         /* nearest */
+} ts_resize_params_t;
+
+/* HARD_SWISH: int16 fixed point as TFLM's reference_ops::HardSwish. */
+typedef struct {
+  int32_t size, input_zp, output_zp;
+  int32_t output_exp, reluish_exp;     /* power-of-two exponents */
+  int16_t output_mult, reluish_mult;   /* Q15 multipliers */
+} ts_hard_swish_params_t;
 
 void ts_ref_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8_t *filter,
                       const int32_t *bias, int8_t *output);
@@ -117,6 +184,34 @@ void ts_ref_pad_s8(const ts_pad_params_t *p, const int8_t *input, int8_t *output
 void ts_ref_requantize_s8(const ts_requant_params_t *p, const int8_t *input, int8_t *output);
 void ts_ref_concat_s8(const ts_concat_params_t *p, const int8_t *const *inputs,
                       int8_t *output);
+void ts_ref_sub_s8(const ts_add_params_t *p, const int8_t *in1, const int8_t *in2,
+                   int8_t *output);
+void ts_ref_mul_s8(const ts_mul_params_t *p, const int8_t *in1, const int8_t *in2,
+                   int8_t *output);
+void ts_ref_minmax_s8(const ts_minmax_params_t *p, const int8_t *in1, const int8_t *in2,
+                      int8_t *output);
+void ts_ref_relu_s8(const ts_relu_params_t *p, const int8_t *input, int8_t *output);
+void ts_ref_relu6_s8(const ts_relu_params_t *p, const int8_t *input, int8_t *output);
+void ts_ref_leaky_relu_s8(const ts_leaky_relu_params_t *p, const int8_t *input,
+                          int8_t *output);
+void ts_ref_logistic_s8(const ts_sigmoid_params_t *p, const int8_t *input, int8_t *output);
+void ts_ref_tanh_s8(const ts_sigmoid_params_t *p, const int8_t *input, int8_t *output);
+void ts_ref_strided_slice_s8(const ts_slice_params_t *p, const int8_t *input, int8_t *output);
+void ts_ref_resize_nearest_s8(const ts_resize_params_t *p, const int8_t *input,
+                              int8_t *output);
+void ts_ref_resize_bilinear_s8(const ts_resize_params_t *p, const int8_t *input,
+                               int8_t *output);
+/* TRANSPOSE_CONV, filter [out_c][k_h][k_w][in_c]: every input pixel scatters
+ * (x + input_offset) * w into an int32 scratch of the output's size (zeroed first), then
+ * bias, per-channel requantization and the activation clamp, as TFLM's
+ * reference_integer_ops::TransposeConv. */
+void ts_ref_transpose_conv_s8(const ts_conv_params_t *p, const int8_t *input,
+                              const int8_t *filter, const int32_t *bias, int32_t *scratch,
+                              int8_t *output);
+void ts_ref_quantize_f32_s8(const ts_affine_params_t *p, const float *input, int8_t *output);
+void ts_ref_dequantize_s8_f32(const ts_affine_params_t *p, const int8_t *input, float *output);
+void ts_ref_hard_swish_s8(const ts_hard_swish_params_t *p, const int8_t *input,
+                          int8_t *output);
 
 /* Optimized kernels (kernels/cm4/: Cortex-M4 DSP instructions and Thumb-2, portable C
  * elsewhere), same parameters, same bytes as the reference kernels above. Their scratch

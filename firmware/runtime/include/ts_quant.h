@@ -68,6 +68,8 @@ int ts_activation_range_s8(int32_t activation, float scale, int32_t zero_point,
 
 /* The gemmlowp fixed-point pieces TFLM's int8 softmax uses (raw int32 values). */
 int32_t ts_exp_on_negative_values_5(int32_t a_q5_26);       /* exp(a), a <= 0, Q0.31 out */
+int32_t ts_logistic_q4(int32_t a_q4_27);                     /* 1 / (1 + exp(-a)), Q0.31 */
+int32_t ts_tanh_q4(int32_t a_q4_27);                         /* tanh(a), Q0.31 */
 int32_t ts_reciprocal_q12(int32_t x_q12_19, int32_t *num_bits_over_unit); /* GetReciprocal */
 
 #ifdef __cplusplus

@@ -86,7 +86,9 @@ int ts_activation_range_s8(int32_t activation, float scale, int32_t zero_point,
 
 /* exp(a) for a in [-1/4, 0), a and result in Q0.31: Taylor expansion around -1/8:
  * exp(a) = exp(-1/8) * (1 + x + x^2/2 + x^3/6 + x^4/24), x = a + 1/8. */
-static int32_t exp_quarter_interval(int32_t a) {
+/* (always inlined: SOFTMAX's exp and reciprocal keep their single-caller code) */
+#define TS_INLINE static inline __attribute__((always_inline))
+TS_INLINE int32_t exp_quarter_interval(int32_t a) {
   const int32_t exp_minus_one_eighth = 1895147668; /* exp(-1/8) in Q0.31 */
   const int32_t one_third = 715827883;             /* 1/3 in Q0.31 */
   const int32_t x = a + (1 << 28);                 /* + 1/8 */
@@ -97,6 +99,27 @@ static int32_t exp_quarter_interval(int32_t a) {
   const int32_t poly =
       ts_rounding_divide_by_pot(ts_srdhm(x4_over_4 + x3, one_third) + x2, 1);
   return exp_minus_one_eighth + ts_srdhm(exp_minus_one_eighth, x + poly);
+}
+
+/* exp(a) for a <= 0 in Q4.27 (LOGISTIC's input), result in Q0.31: gemmlowp's
+ * exp_on_negative_values with 4 integer bits, the steps of ts_exp_on_negative_values_5 below
+ * with the barrel shifter stopping at exp(-2^3). */
+static int32_t exp_on_negative_values_4(int32_t a) {
+  const int32_t frac_bits = 27;
+  const int32_t one_quarter = 1 << (frac_bits - 2);
+  const int32_t mask = one_quarter - 1;
+  const int32_t a_mod_q_minus_q = (a & mask) - one_quarter;
+  int32_t result = exp_quarter_interval(ts_saturating_shl(a_mod_q_minus_q, 4)); /* Q4->Q0 */
+  const int32_t remainder = a_mod_q_minus_q - a;
+  /* exp(-2^k) in Q0.31 for k = -2 .. 3 */
+  static const int32_t exp_neg_pot[6] = {1672461947, 1302514674, 790015084, 290630308,
+                                         39332535,   720401};
+  for (int k = 0; k < 6; k++) {
+    const int32_t bit = frac_bits + (k - 2);
+    if (remainder & (INT32_C(1) << bit)) result = ts_srdhm(result, exp_neg_pot[k]);
+  }
+  if (a == 0) result = INT32_MAX; /* exactly 1.0 */
+  return result;
 }
 
 int32_t ts_exp_on_negative_values_5(int32_t a) {
@@ -132,7 +155,7 @@ static int32_t clz32(uint32_t x) {
 
 /* 1 / (1 + a) for a in [0, 1) (Q0.31 in and out), by three Newton-Raphson steps on
  * half the denominator, in Q2.29, starting from 48/17 - 32/17 * d. */
-static int32_t one_over_one_plus_x(int32_t a) {
+TS_INLINE int32_t one_over_one_plus_x(int32_t a) {
   /* RoundingHalfSum(a, 1.0) */
   int64_t sum = (int64_t)a + (int64_t)INT32_MAX;
   int64_t sign = sum >= 0 ? 1 : -1;
@@ -155,4 +178,36 @@ int32_t ts_reciprocal_q12(int32_t x, int32_t *num_bits_over_unit) {
   const int32_t shifted_minus_one =
       (int32_t)(((uint32_t)x << headroom_plus_one) - (UINT32_C(1) << 31));
   return one_over_one_plus_x(shifted_minus_one);
+}
+
+/* 1 / (1 + a) and (1 - a) / (1 + a) for a in [0, 1) share the Newton-Raphson reciprocal
+ * of half the denominator (Q2.29); see one_over_one_plus_x. */
+static int32_t one_minus_x_over_one_plus_x(int32_t a) {
+  int64_t sum = (int64_t)a + (int64_t)INT32_MAX;
+  int64_t sign = sum >= 0 ? 1 : -1;
+  const int32_t half_den = (int32_t)((sum + sign) / 2);
+  int32_t x = 1515870810 + ts_srdhm(half_den, -1010580540);
+  for (int i = 0; i < 3; i++) {
+    const int32_t one_minus = (1 << 29) - ts_srdhm(half_den, x);
+    x = x + ts_saturating_shl(ts_srdhm(x, one_minus), 2);
+  }
+  /* x ~ 1 / half_den = 2 / (1 + a) in Q2.29: x - 1 = (1 - a) / (1 + a), rescaled Q2 -> Q0 */
+  return ts_saturating_shl(x - (1 << 29), 2);
+}
+
+int32_t ts_logistic_q4(int32_t a) {
+  /* gemmlowp logistic: for |a|, 1 / (1 + exp(-|a|)); for a < 0, 1 minus that; 1/2 at 0. */
+  if (a == 0) return 1 << 30;
+  const int32_t abs_a = a > 0 ? a : -a;
+  const int32_t pos = one_over_one_plus_x(exp_on_negative_values_4(-abs_a));
+  return a > 0 ? pos : INT32_MAX - pos;
+}
+
+int32_t ts_tanh_q4(int32_t a) {
+  /* gemmlowp tanh: for n = -|a|, -tanh(n) = (1 - exp(2n)) / (1 + exp(2n)); exp(2n) is
+   * exp on the same raw value read with one more integer bit (Q5). 0 at 0. */
+  if (a == 0) return 0;
+  const int32_t n = a < 0 ? a : -a;
+  const int32_t t = one_minus_x_over_one_plus_x(ts_exp_on_negative_values_5(n));
+  return a < 0 ? -t : t;
 }

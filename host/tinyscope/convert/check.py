@@ -64,7 +64,7 @@ def _runner_is_stale(root: Path, runner: Path) -> bool:
         return True
     built = runner.stat().st_mtime
     srcs = [p for d in ("runtime", "host") for p in (root / "firmware" / d).rglob("*")
-            if p.suffix in {".c", ".h", ".mk"}]
+            if p.suffix in {".c", ".h", ".mk", ".def"}]
     return any(p.stat().st_mtime > built for p in srcs)
 
 

@@ -12,7 +12,7 @@ several names with ``;``), so the mapping follows the operator graph instead:
    the *last* layer of the chain;
 4. a requantizing ``QUANTIZE`` (or an unmatched ``RESHAPE``) carries its input's float value;
 5. an operator left over is named after a Keras layer tinyscope has no lowering for (e.g.
-   ``Activation("tanh")``) with the same output shape, so errors can name the layer.
+   ``Activation("gelu")``) with the same output shape, so errors can name the layer.
 
 :func:`tinyscope.analysis.floatref.float_tensors` runs the float model through this map.
 """
@@ -37,7 +37,19 @@ LAYER_OPS: dict[str, tuple[str, ...]] = {
     "Add": ("ADD",),
     "ZeroPadding2D": ("PAD",),
     "Concatenate": ("CONCATENATION",),
+    "Multiply": ("MUL",),
+    "Subtract": ("SUB",),
+    "Maximum": ("MAXIMUM",),
+    "Minimum": ("MINIMUM",),
+    "LeakyReLU": ("LEAKY_RELU",),
+    "Conv2DTranspose": ("TRANSPOSE_CONV",),
+    "Cropping2D": ("STRIDED_SLICE",),
 }
+# Activations with an operator of their own (as an Activation layer or after a conv/dense).
+ACTIVATION_OPS = {"softmax": "SOFTMAX", "sigmoid": "LOGISTIC", "tanh": "TANH",
+                  "hard_swish": "HARD_SWISH", "hard_silu": "HARD_SWISH"}
+# Resizing / UpSampling2D interpolation -> builtin (UpSampling2D nearest becomes TILE).
+RESIZE_OPS = {"nearest": "RESIZE_NEAREST_NEIGHBOR", "bilinear": "RESIZE_BILINEAR"}
 # Layers TFLite folds into the op that produces their input (no op of their own).
 FUSED_LAYERS = {"ReLU", "BatchNormalization", "Dropout", "Identity", "SpatialDropout2D"}
 FUSED_ACTIVATIONS = {"linear", "relu", "relu6"}
@@ -71,14 +83,19 @@ def layer_ops(layer) -> tuple[str, ...] | None:
         name = _activation_name(layer)
         if name in FUSED_ACTIVATIONS:
             return ()
-        return ("SOFTMAX",) if name == "softmax" else None
+        return (ACTIVATION_OPS[name],) if name in ACTIVATION_OPS else None
+    if kind in ("Resizing", "UpSampling2D"):
+        op = RESIZE_OPS.get(str(getattr(layer, "interpolation", "")))
+        if op is None or (kind == "UpSampling2D" and op == "RESIZE_NEAREST_NEIGHBOR"):
+            return None
+        return (op,)
     ops = LAYER_OPS.get(kind)
     if ops is None:
         return None
-    if kind in ("Conv2D", "DepthwiseConv2D", "Dense"):
+    if kind in ("Conv2D", "DepthwiseConv2D", "Dense", "Conv2DTranspose"):
         act = _activation_name(layer)
-        if act == "softmax":
-            return (*ops, "SOFTMAX")
+        if act in ACTIVATION_OPS:
+            return (*ops, ACTIVATION_OPS[act])
         if act not in FUSED_ACTIVATIONS:
             return None
     return ops
@@ -144,7 +161,7 @@ def map_layers(model, model_bytes: bytes) -> LayerMap:
             guess = next(
                 (n for n in unknown if _same_shape(shape_of(layers[n].output), out_shape)), None
             )
-            if guess is not None:  # e.g. Activation("tanh") -> TANH: name it, no float value
+            if guess is not None:  # e.g. Activation("gelu") -> GELU: name it, no float value
                 unknown.remove(guess)
                 result.op_layer[op.index] = guess
                 result.op_fused[op.index] = []

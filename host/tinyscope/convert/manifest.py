@@ -22,10 +22,14 @@ from tinyscope.errors import TinyscopeError
 MANIFEST_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 
-# The operator set of the tinyscope C runtime (firmware/runtime).
+# The operator set of the tinyscope C runtime: firmware/runtime/src/ts_ops.def (the one list;
+# tests/runtime/test_ops.py checks this tuple and docs/pipeline.md against it).
 SUPPORTED_OPS = (
-    "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MAX_POOL_2D", "AVERAGE_POOL_2D",
-    "RESHAPE", "SOFTMAX", "MEAN", "ADD", "PAD", "QUANTIZE", "CONCATENATION",
+    "ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "DEQUANTIZE",
+    "FULLY_CONNECTED", "HARD_SWISH", "LEAKY_RELU", "LOGISTIC", "MAXIMUM", "MAX_POOL_2D", "MEAN",
+    "MINIMUM", "MUL", "PAD", "QUANTIZE", "RELU", "RELU6", "RESHAPE", "RESIZE_BILINEAR",
+    "RESIZE_NEAREST_NEIGHBOR", "SOFTMAX", "SQUEEZE", "STRIDED_SLICE", "SUB", "TANH",
+    "TRANSPOSE_CONV",
 )
 MAC_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 

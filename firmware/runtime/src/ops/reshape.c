@@ -1,0 +1,18 @@
+/* RESHAPE: the same bytes under another shape (the new shape is the output tensor's; the
+ * optional shape input is not read). In place when the planner allows it. */
+#include "ts_internal.h"
+
+ts_status_t ts_reshape_prepare(ts_loader_t *L, ts_oprec_t *o) {
+  CHECK(ts_need_s8_io(L, o));
+  const int32_t ii = op_in(L, o, 0), oi = op_out(L, o, 0);
+  if (R_BYTES(&L->t[ii]) != R_BYTES(&L->t[oi]))
+    return ts_ofail(L, TS_ERR_BAD_MODEL, "reshape changes the element count");
+  PARAMS(o, ts_copy_params_t)->bytes = R_BYTES(&L->t[oi]);
+  o->flags |= TS_OPF_IN_PLACE;
+  return TS_OK;
+}
+
+ts_status_t ts_reshape_eval(const ts_eval_t *e) {
+  if (e->out != e->in0) memmove(e->out, e->in0, ((const ts_copy_params_t *)e->params)->bytes);
+  return TS_OK;
+}

@@ -1,0 +1,70 @@
+/* STRIDED_SLICE of an int8 tensor of up to 4 dims (Keras Cropping2D, slicing) with constant
+ * begin/end/strides and the begin, end and shrink-axis masks and the offset flag; per axis
+ * as TFLM's StridedSliceStartForAxis / StridedSliceEndForAxis: negative indices count from
+ * the end, then clamp ([0, size] going up, [-1, size - 1] going down), then the masks. The
+ * output keeps the input's quantization (no requantization). Ellipsis and new-axis masks
+ * are refused (TFLM ignores them). */
+#include "ts_internal.h"
+
+static int32_t clamp_i(int32_t v, int32_t lo, int32_t hi) { return v > hi ? hi : v < lo ? lo : v; }
+
+ts_status_t ts_strided_slice_prepare(ts_loader_t *L, ts_oprec_t *o) {
+  CHECK(ts_need_s8_io(L, o));
+  const ts_trec_t *in = &L->t[op_in(L, o, 0)], *out = &L->t[op_out(L, o, 0)];
+  int32_t begin[4], end[4], stride[4], nb, ne, ns;
+  CHECK(ts_const_ints(L, op_in(L, o, 1), begin, 4, &nb));
+  CHECK(ts_const_ints(L, op_in(L, o, 2), end, 4, &ne));
+  CHECK(ts_const_ints(L, op_in(L, o, 3), stride, 4, &ns));
+  const int32_t n = in->ndims;
+  if (n > 4 || nb != n || ne != n || ns != n)
+    return ts_ofail(L, TS_ERR_UNSUPPORTED, "slice of %d dimensions with %d indices", n, nb);
+  int32_t v[6]; /* StridedSliceOptions: begin, end, ellipsis, new_axis, shrink masks, offset */
+  int present;
+  CHECK(ts_options(L, "iiiiib", v, &present));
+  if (v[2] || v[3]) return ts_ofail(L, TS_ERR_UNSUPPORTED, "ellipsis or new-axis mask");
+  ts_slice_params_t *p = PARAMS(o, ts_slice_params_t);
+  if (ts_pad4(L, in, p->in_dims)) return ts_ofail(L, TS_ERR_UNSUPPORTED, "more than 4 dimensions");
+  int32_t kept = 0, total = 1;
+  for (int k = 0; k < 4; k++) {
+    const int32_t a = k - (4 - n); /* the model's axis, < 0: a padding axis */
+    p->start[k] = 0, p->step[k] = 1, p->count[k] = 1;
+    if (a < 0) continue;
+    const int32_t size = p->in_dims[k], st = stride[a];
+    if (st == 0) return ts_ofail(L, TS_ERR_BAD_MODEL, "stride 0");
+    const int shrink = (v[4] >> a) & 1;
+    int64_t s = begin[a] < 0 ? (int64_t)begin[a] + size : begin[a];
+    s = st > 0 ? clamp_i((int32_t)(s > INT32_MAX ? INT32_MAX : s), 0, size)
+               : clamp_i((int32_t)(s > INT32_MAX ? INT32_MAX : s), -1, size - 1);
+    if ((v[0] >> a) & 1) s = st > 0 ? 0 : size - 1;
+    int64_t e;
+    if (shrink) {
+      e = s >= size ? s : s + 1;
+    } else {
+      e = v[5] ? (int64_t)end[a] + s : end[a];
+      if (e < 0) e += size;
+      e = st > 0 ? (e < 0 ? 0 : e > size ? size : e) : (e < -1 ? -1 : e > size - 1 ? size - 1 : e);
+      if ((v[1] >> a) & 1) e = st > 0 ? size : -1;
+    }
+    /* ceil((e - s) / st) elements, at least 0 */
+    const int64_t span = e - s;
+    int64_t cnt = st > 0 ? (span + st - 1) / st : (span + st + 1) / st;
+    if (span == 0 || (span > 0) != (st > 0)) cnt = 0;
+    if (cnt > 0 && (s < 0 || s >= size))
+      return ts_ofail(L, TS_ERR_BAD_MODEL, "slice starts outside the input");
+    if (!shrink) {
+      if (kept >= out->ndims || DIM(out, kept) != cnt)
+        return ts_ofail(L, TS_ERR_BAD_MODEL, "output shape does not match the slice");
+      kept++;
+    }
+    p->start[k] = (int32_t)s, p->step[k] = st, p->count[k] = (int32_t)cnt;
+    total *= (int32_t)cnt;
+  }
+  if (kept != out->ndims || total != ts_elems(out))
+    return ts_ofail(L, TS_ERR_BAD_MODEL, "output shape does not match the slice");
+  return TS_OK;
+}
+
+ts_status_t ts_strided_slice_eval(const ts_eval_t *e) {
+  ts_ref_strided_slice_s8(e->params, e->in0, e->out);
+  return TS_OK;
+}
