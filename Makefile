@@ -25,7 +25,8 @@ setup: setup-system $(VENV)/.stamp ## install system packages (Debian/Ubuntu) an
 
 # Packages by capability (tools/doctor checks each one works, not just that a binary exists).
 # The compiler-rt runtimes (libFuzzer, ASan, UBSan) are only *recommended* by clang, so they
-# are installed explicitly, for the installed clang's major version (libclang-rt-<N>-dev).
+# are installed explicitly, for the installed clang's major version (libclang-rt-<N>-dev:
+# libclang-rt-14-dev on Debian 12, whose clang is 14).
 setup-system: ## install the Debian packages the pipeline and the tests use, then check them (tools/doctor)
 	@missing=""; \
 	for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
