@@ -187,8 +187,9 @@ def test_occlusion_drop_matches_a_hand_computed_patch():
     drops = occ.drops(img, [0])
     assert drops[0, :2, :2].tolist() == [[4.0, 4.0], [4.0, 4.0]]
     assert np.all(drops[0, 2:, :] == 0) and np.all(drops[0, :, 2:] == 0)
-    assert occ.geometry(96, 96) == (2, 2)
-    assert saliency.Occlusion(scorer).geometry(96, 96) == (24, 8)  # a quarter, a third of it
+    assert occ.geometry(96) == (2, 2)
+    assert saliency.Occlusion(scorer).geometry(96) == (24, 8)  # a quarter, a third of it
+    assert saliency.Occlusion(scorer).geometry(10) == (3, 1)  # at least 3 values
 
 
 def test_occlusion_covers_every_pixel_equally_and_leaves_no_grid():
