@@ -34,6 +34,8 @@ def _predictions(metrics: dict, arrays: dict, images: list[int]) -> list[dict]:
     out_idx = man["output"]["index"]
     dev = cap.outputs if cap.outputs is not None else cap.tensors.get(out_idx)
     flt = (arrays.get("float") or {}).get(out_idx)
+    if int(np.prod(man["output"]["shape"])) == int(np.prod(man["input"]["shape"])) > 1:
+        dev = flt = None  # an autoencoder: its output is a reconstruction, not a class
     return [{
         "index": i, "label": names[int(cap.labels[i])] if int(cap.labels[i]) >= 0 else None,
         "float_prediction": names[int(flt[i].argmax())] if flt is not None else None,
@@ -42,6 +44,8 @@ def _predictions(metrics: dict, arrays: dict, images: list[int]) -> list[dict]:
 
 
 def _title(p: dict) -> str:
+    if p["float_prediction"] is None and p["device_prediction"] is None:
+        return f"image {p['index']}" + (f": label {p['label']}" if p["label"] else "")
     return (f"image {p['index']}: label {p['label'] or '–'} · float predicts "
             f"{p['float_prediction'] or '–'} · device predicts {p['device_prediction'] or '–'}")
 
@@ -131,10 +135,16 @@ def _saliency(metrics: dict, arrays: dict, preds: list[dict], maps: dict,
                                                  in maps)) + ".")
     shown = next(k for k in ("Grad-CAM", "vanilla gradient", "occlusion int8", *maps)
                  if k in maps)
+    flat = sal.get("flat") or {}
+
+    def name(method: str, k: int) -> str:
+        is_flat = (flat.get(method) or [False] * (k + 1))[k]
+        return f"{method} — flat: the score never changed" if is_flat else method
+
     methods, panels = [], []
     for k, p in enumerate(preds):
         i = p["index"]
-        fig = figures_mod.saliency_methods(x[i], {m: v[k] for m, v in maps.items()},
+        fig = figures_mod.saliency_methods(x[i], {name(m, k): v[k] for m, v in maps.items()},
                                            f"{_title(p)}: what the score depends on",
                                            form=kind)
         methods.append(Figure(figures_mod.save(fig, out / f"saliency_image{i}.png"), caption))
@@ -143,7 +153,7 @@ def _saliency(metrics: dict, arrays: dict, preds: list[dict], maps: dict,
                               t["zero_point"])
             model = "float model" if shown != "occlusion int8" else "device's int8 model"
             fig = figures_mod.panel(x[i], maps[shown][k], fmap, _title(p),
-                                    saliency_name=f"{shown} ({model})",
+                                    saliency_name=f"{name(shown, k)} ({model})",
                                     units=f"device {t['keras_layer'] or t['op']} output "
                                     "(real value)", input_kind=kind, map_form=form)
             panels.append(Figure(figures_mod.save(fig, out / f"panel_image{i}.png"),

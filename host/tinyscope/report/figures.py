@@ -575,9 +575,10 @@ def panel(
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
 
-    cax = ax_sal.inset_axes([0.1, -0.34 if wide_in else -0.2, 0.8, 0.06])
-    fig.colorbar(ScalarMappable(Normalize(0.0, 1.0), SALIENCY_CMAP), cax=cax,
-                 orientation="horizontal", label="saliency")
+    cax = ax_sal.inset_axes([1.02, 0.0, 0.025, 1.0] if wide_in else [0.1, -0.2, 0.8, 0.06])
+    bar = fig.colorbar(ScalarMappable(Normalize(0.0, 1.0), SALIENCY_CMAP), cax=cax,
+                       orientation="vertical" if wide_in else "horizontal", label="saliency")
+    bar.ax.tick_params(labelsize=7)
     if map_form in (IMAGE, FEATURES):
         inner = outer[1].subgridspec(rows, cols, wspace=0.05, hspace=0.3)
         vmin, vmax = _value_range([maps])

@@ -11,14 +11,19 @@ The output tensor is read after the last operator, so nothing has reused its mem
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
+FAULT_ENV = "TINYSCOPE_OCCLUSION_FAULT"
+
 
 def main(argv: list[str]) -> int:
     work = Path(argv[0])
+    if os.environ.get(FAULT_ENV) == "abort":  # fault injection for the tests: die as a C
+        os.abort()  # kernel's abort() does
     try:
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
