@@ -53,8 +53,12 @@ def _fixed_colours(fig: Figure, budget: int = 160) -> np.ndarray:
 
     cmaps = {}
     for artist in fig.findobj(lambda a: isinstance(a, ScalarMappable)):
+        array = artist.get_array() if hasattr(artist, "get_array") else None
+        if array is None or np.ndim(array) == 3:
+            continue  # an RGB image or an artist without data: no colour map drawn
         cmap = artist.get_cmap()
-        if cmap is not None and cmap.N >= 64:  # a discrete LSB map has few colours anyway
+        # a discrete LSB map has few colours anyway; gray lies under saliency overlays
+        if cmap is not None and cmap.N >= 64 and cmap.name not in ("gray", "Greys"):
             cmaps[cmap.name] = cmap
     if not cmaps:
         return np.zeros((0, 3), np.uint8)
@@ -84,10 +88,25 @@ def save(fig: Figure, path: str | Path) -> Path:
                             dither=Image.Dither.NONE)
         own = np.asarray(rest.getpalette()[: 3 * (256 - len(fixed))], np.uint8).reshape(-1, 3)
         colours = np.concatenate([fixed, own])[:256]
-        pal = Image.new("P", (1, 1))
-        pal.putpalette(colours.ravel().tolist() + [0] * (768 - 3 * len(colours)))
-        rgb.quantize(palette=pal, dither=Image.Dither.NONE).save(path, optimize=True)
+        out = Image.fromarray(_nearest(np.asarray(rgb), colours), "P")
+        out.putpalette(colours.ravel().tolist() + [0] * (768 - 3 * len(colours)))
+        out.save(path, optimize=True)
     return path
+
+
+def _nearest(rgb: np.ndarray, colours: np.ndarray, block: int = 4096) -> np.ndarray:
+    """Each pixel's nearest palette colour, exactly (Pillow's palette mapping rounds colours
+    to a coarse cache first, which merges neighbouring colour-bar levels)."""
+    key = (rgb[..., 0].astype(np.int32) << 16) | (rgb[..., 1].astype(np.int32) << 8) \
+        | rgb[..., 2].astype(np.int32)
+    uniq, inverse = np.unique(key.ravel(), return_inverse=True)
+    pix = np.stack([uniq >> 16, (uniq >> 8) & 255, uniq & 255], axis=1)
+    pal = colours.astype(np.int32)
+    best = np.empty(len(uniq), np.uint8)
+    for s in range(0, len(uniq), block):
+        d = ((pix[s:s + block, None, :] - pal[None, :, :]) ** 2).sum(-1)
+        best[s:s + block] = d.argmin(1)
+    return best[inverse].reshape(key.shape)
 
 
 def _as_maps(maps: np.ndarray) -> np.ndarray:
