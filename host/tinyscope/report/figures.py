@@ -63,7 +63,9 @@ def _fixed_colours(fig: Figure, budget: int = 160) -> np.ndarray:
     if not cmaps:
         return np.zeros((0, 3), np.uint8)
     k = max(32, budget // len(cmaps))
-    cols = [np.round(c(np.linspace(0.0, 1.0, k))[:, :3] * 255) for c in cmaps.values()]
+    # entries of the colour map's own lookup table: the exact colours drawn
+    cols = [np.round(c(np.linspace(0, c.N - 1, min(k, c.N)).round().astype(int))[:, :3] * 255)
+            for c in cmaps.values()]
     return np.unique(np.concatenate(cols).astype(np.uint8), axis=0)[:budget]
 
 
@@ -84,29 +86,46 @@ def save(fig: Figure, path: str | Path) -> Path:
     with Image.open(buf) as img:
         rgb = img.convert("RGB")
         fixed = _fixed_colours(fig)
-        rest = rgb.quantize(256 - len(fixed), method=Image.Quantize.MEDIANCUT,
-                            dither=Image.Dither.NONE)
+        # the other colours from every other pixel in each direction: the same palette for
+        # text and overlays, a quarter of the work
+        sample = rgb.resize((max(1, rgb.width // 2), max(1, rgb.height // 2)),
+                            Image.Resampling.NEAREST)
+        rest = sample.quantize(256 - len(fixed), method=Image.Quantize.FASTOCTREE,
+                               dither=Image.Dither.NONE)
         own = np.asarray(rest.getpalette()[: 3 * (256 - len(fixed))], np.uint8).reshape(-1, 3)
         colours = np.concatenate([fixed, own])[:256]
-        out = Image.fromarray(_nearest(np.asarray(rgb), colours), "P")
-        out.putpalette(colours.ravel().tolist() + [0] * (768 - 3 * len(colours)))
-        out.save(path, optimize=True)
+        _to_palette(rgb, colours, len(fixed)).save(path, optimize=True)
     return path
 
 
-def _nearest(rgb: np.ndarray, colours: np.ndarray, block: int = 4096) -> np.ndarray:
-    """Each pixel's nearest palette colour, exactly (Pillow's palette mapping rounds colours
-    to a coarse cache first, which merges neighbouring colour-bar levels)."""
-    key = (rgb[..., 0].astype(np.int32) << 16) | (rgb[..., 1].astype(np.int32) << 8) \
-        | rgb[..., 2].astype(np.int32)
-    uniq, inverse = np.unique(key.ravel(), return_inverse=True)
-    pix = np.stack([uniq >> 16, (uniq >> 8) & 255, uniq & 255], axis=1)
-    pal = colours.astype(np.int32)
-    best = np.empty(len(uniq), np.uint8)
-    for s in range(0, len(uniq), block):
-        d = ((pix[s:s + block, None, :] - pal[None, :, :]) ** 2).sum(-1)
-        best[s:s + block] = d.argmin(1)
-    return best[inverse].reshape(key.shape)
+def _key(rgb: np.ndarray) -> np.ndarray:
+    rgb = np.asarray(rgb).astype(np.int32)
+    return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+
+
+def _to_palette(rgb, colours: np.ndarray, exact: int):
+    """``rgb`` (a PIL image) on ``colours``: Pillow's fast mapping (it rounds colours to a
+    coarse cache first, which would merge neighbouring colour-bar levels), then every pixel
+    whose colour is exactly one of the first ``exact`` palette colours (the colour-map
+    samples) gets that entry."""
+    from PIL import Image
+
+    pal = Image.new("P", (1, 1))
+    pal.putpalette(colours.ravel().tolist() + [0] * (768 - 3 * len(colours)))
+    mapped = rgb.quantize(palette=pal, dither=Image.Dither.NONE)
+    if not exact:
+        return mapped
+    idx = np.asarray(mapped).copy()
+    keys = _key(colours[:exact])
+    order = np.argsort(keys)
+    sorted_keys = keys[order]
+    img = _key(np.asarray(rgb))
+    pos = np.minimum(np.searchsorted(sorted_keys, img), len(keys) - 1)
+    hit = sorted_keys[pos] == img
+    idx[hit] = order[pos[hit]]
+    out = Image.fromarray(idx.astype(np.uint8), "P")
+    out.putpalette(colours.ravel().tolist() + [0] * (768 - 3 * len(colours)))
+    return out
 
 
 def _as_maps(maps: np.ndarray) -> np.ndarray:

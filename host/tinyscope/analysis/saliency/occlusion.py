@@ -5,10 +5,10 @@ A window (a quarter of each axis, at least 3 values) filled with a baseline valu
 over the input's map axes (height x width of an image, time x feature of a 2-D input, the
 positions of a vector) with a stride of a third of its size; each position's score drop is
 spread over the window with a smooth weight (Hann: sin^2, which sums to a constant at that
-overlap), and a value's saliency is the weighted mean of the drops of the windows covering it.
-Windows that overlap three times per axis and a weight that falls to zero at the window's
-edge leave no block or grid pattern, with ~60x fewer model runs than a 4-pixel patch moved
-by 2. All occluded copies of all images go to the scorer in one call.
+overlap), and a value's saliency is the weighted mean of the drops of the windows covering
+it. Windows that overlap three times per axis and a weight that falls to zero at the
+window's edge leave no block or grid pattern, with ~60x fewer model runs than a 4-pixel
+patch moved by 2. All occluded copies of all images go to the scorer in one call.
 
 Scores come from a :data:`Scorer`: :func:`keras_scorer` (the float model, batched) or
 :func:`tflite_scorer` (the int8 model on LiteRT's builtin kernels, which equal TFLM and the
