@@ -75,6 +75,20 @@ def test_user_tflite_and_npy_run_bit_exact_with_a_report(name, mlperf_tiny, tmp_
                 np.testing.assert_array_equal(npz[f"t{t}_{i}"], want[i][t],
                                               err_msg=f"image {i} op {op['index']}")
     assert (out / "report" / "report.html").stat().st_size > 1000
+    # Static figures in the input's form (2-D features: heat maps; 640-vectors: lines) and
+    # saliency without a float model: occlusion on the int8 model, the rest named as left out.
+    figs = set(metrics["figures"])
+    assert {"first_layer_image0.png", "panel_image0.png", "saliency_image0.png"} <= figs, figs
+    for f in ("first_layer_image0.png", "panel_image0.png", "saliency_image0.png"):
+        assert (out / "report" / f).stat().st_size > 5000, f
+    sal = metrics["saliency"]
+    assert sal["methods"] == ["occlusion int8"]
+    assert all("--float-model" in why for why in sal["left_out"].values())
+    assert sal["target"] == ("reconstruction" if name == "autoencoder" else "class")
+    page = (out / "report" / "report.html").read_text()
+    assert "Left out: vanilla gradient" in page and "--float-model" in page
+    if name == "autoencoder":  # no labels, no classes: no accuracy card
+        assert "device_accuracy" not in metrics["dataset"]
     # The firmware's arena was sized from the model's need (below TFLM's).
     run = json.loads((out / "run.json").read_text())
     tflm_total = man["sizes"]["tflm_arena"]["total"]
