@@ -246,7 +246,7 @@ def _tile(ax, m: np.ndarray, form: str, **kw):
 
 
 def _tile_size(form: str, tile: float) -> tuple[float, float]:
-    return (1.5 * tile, 0.7 * tile) if form == FEATURES else (tile, tile)
+    return (tile, 0.55 * tile) if form == FEATURES else (tile, tile)
 
 
 def _label_edges(axes: np.ndarray, maps: np.ndarray, form: str, ylabel: bool = True) -> None:
