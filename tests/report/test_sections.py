@@ -105,3 +105,31 @@ def sections_figures(png):
     from tinyscope.report.page import Figures
 
     return Figures([Figure(png, "a caption")])
+
+
+def test_saliency_words_name_what_was_left_out_and_a_flat_map() -> None:
+    m = _metrics()
+    why = "needs the float model: pass --float-model F (.keras or .h5)"
+    m["saliency"] = {
+        "methods": ["occlusion int8"], "explained": "the int8 model's predicted class",
+        "left_out": {"vanilla gradient": why, "Grad-CAM": why},
+        "flat_note": "the int8 model's score does not change when any part of the input is "
+                     "covered (image 0): its occlusion map is flat",
+        "total_seconds": 1.25, "total_cpu_seconds": 0.5,
+    }
+    intro = sections.saliency_intro(m)
+    assert "Left out: vanilla gradient, Grad-CAM (needs the float model: pass --float-model" \
+        in intro
+    assert "its occlusion map is flat" in intro
+    lines = console.summary_lines(m)
+    assert "saliency: occlusion int8 in 1.2 s (0.5 s CPU)" in lines
+    assert f"saliency left out: vanilla gradient, Grad-CAM: {why}" in lines
+    assert any(line.startswith("saliency note: the int8 model's score") for line in lines)
+    # with both maps and a real agreement: the number; a flat pair: the card says so
+    m["saliency"]["occlusion_int8_vs_float"] = {"mean_spearman": None, "mean_iou_top_k": None,
+                                                "top_k_fraction": 0.1}
+    page = sections.comparison_page(m, {}, None)
+    assert page.cards["saliency int8 vs float"] == "flat map: not compared"
+    m["saliency"]["occlusion_int8_vs_float"].update(mean_spearman=0.91, mean_iou_top_k=0.7)
+    assert sections.comparison_page(m, {}, None).cards["saliency int8 vs float"] == "ρ 0.91"
+    assert "mean Spearman 0.91" in sections.saliency_intro(m)

@@ -84,6 +84,28 @@ def summary_lines(metrics: dict) -> list[str]:
         if ds.get("device_vs_float_top1_agreement") is not None:
             text += f", top-1 agreement {ds['device_vs_float_top1_agreement']:.2%}"
         lines.append(text)
+    lines += saliency_lines(metrics.get("saliency") or {})
+    return lines
+
+
+def saliency_lines(sal: dict) -> list[str]:
+    """The saliency line: what ran and its time, the int8-vs-float agreement or why there is
+    none, and what was left out with how to get it."""
+    if not sal:
+        return []
+    text = (f"saliency: {', '.join(sal.get('methods') or []) or 'none'} in "
+            f"{sal['total_seconds']:.1f} s ({sal['total_cpu_seconds']:.1f} s CPU)")
+    agree = sal.get("occlusion_int8_vs_float") or {}
+    if agree.get("mean_spearman") is not None:
+        text += f"; occlusion int8 vs float: Spearman {agree['mean_spearman']:.2f}"
+    lines = [text]
+    if sal.get("flat_note"):
+        lines.append(f"saliency note: {sal['flat_note']}")
+    left = sal.get("left_out") or {}
+    reasons: dict[str, list[str]] = {}
+    for name, why in left.items():
+        reasons.setdefault(why, []).append(name)
+    lines += [f"saliency left out: {', '.join(names)}: {why}" for why, names in reasons.items()]
     return lines
 
 
