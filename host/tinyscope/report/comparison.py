@@ -139,7 +139,7 @@ def _saliency(metrics: dict, arrays: dict, preds: list[dict], maps: dict,
 
     def name(method: str, k: int) -> str:
         is_flat = (flat.get(method) or [False] * (k + 1))[k]
-        return f"{method} — flat: the score never changed" if is_flat else method
+        return f"{method}\n(flat: the score never changed)" if is_flat else method
 
     methods, panels = [], []
     for k, p in enumerate(preds):

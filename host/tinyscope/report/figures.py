@@ -46,7 +46,7 @@ def new_figure(width: float, height: float, layout: str | None = "constrained") 
     return fig
 
 
-def _fixed_colours(fig: Figure, budget: int = 160) -> np.ndarray:
+def _fixed_colours(fig: Figure, budget: int = 128) -> np.ndarray:
     """Evenly spaced samples of every continuous colour map drawn in ``fig`` (heat maps and
     colour bars): kept exactly in the palette so colour bars do not band."""
     from matplotlib.cm import ScalarMappable
@@ -90,7 +90,7 @@ def save(fig: Figure, path: str | Path) -> Path:
         # text and overlays, a quarter of the work
         sample = rgb.resize((max(1, rgb.width // 2), max(1, rgb.height // 2)),
                             Image.Resampling.NEAREST)
-        rest = sample.quantize(256 - len(fixed), method=Image.Quantize.FASTOCTREE,
+        rest = sample.quantize(256 - len(fixed), method=Image.Quantize.MEDIANCUT,
                                dither=Image.Dither.NONE)
         own = np.asarray(rest.getpalette()[: 3 * (256 - len(fixed))], np.uint8).reshape(-1, 3)
         colours = np.concatenate([fixed, own])[:256]

@@ -127,7 +127,9 @@ class Occlusion:
         return out.astype(np.float32)
 
     def __call__(self, images: np.ndarray, classes) -> np.ndarray:
-        return normalise(np.maximum(self.drops(images, classes), 0.0))
+        maps = normalise(np.maximum(self.drops(images, classes), 0.0))
+        maps[np.asarray(self.flat, bool)] = 0.0  # rounding noise of a constant score: no map
+        return maps
 
 
 def keras_scorer(model: FloatModel) -> Scorer:
