@@ -246,7 +246,7 @@ def _tile(ax, m: np.ndarray, form: str, **kw):
 
 
 def _tile_size(form: str, tile: float) -> tuple[float, float]:
-    return (tile, 0.55 * tile) if form == FEATURES else (tile, tile)
+    return (tile, 0.75 * tile) if form == FEATURES else (tile, tile)
 
 
 def _label_edges(axes: np.ndarray, maps: np.ndarray, form: str, ylabel: bool = True) -> None:
@@ -372,7 +372,7 @@ def comparison_grid(
             for i in range(c):
                 image = _tile(axes[r, i], d[..., i], form, cmap=cmap, norm=norm)
             n = int(np.count_nonzero(d))
-            axes[r, 0].set_ylabel(f"{name}\n({n} differ)", fontsize=8)
+            axes[r, 0].set_ylabel(f"{name}\n({n} differ)", fontsize=7 if form == FEATURES else 8)
         fig.colorbar(image, ax=axes[len(rows):, :], shrink=0.9, label="LSB",
                      ticks=lsb_ticks(limit), fraction=0.25 / width, pad=0.15 / width)
     if form == FEATURES:
