@@ -44,10 +44,15 @@ def _predictions(metrics: dict, arrays: dict, images: list[int]) -> list[dict]:
 
 
 def _title(p: dict) -> str:
-    if p["float_prediction"] is None and p["device_prediction"] is None:
-        return f"image {p['index']}" + (f": label {p['label']}" if p["label"] else "")
-    return (f"image {p['index']}: label {p['label'] or '–'} · float predicts "
-            f"{p['float_prediction'] or '–'} · device predicts {p['device_prediction'] or '–'}")
+    """``image 0: label cat · float predicts cat · device predicts dog``, leaving out what is
+    not known (no labels, no float model, an autoencoder's output)."""
+    parts = [f"label {p['label']}" if p["label"] is not None else None,
+             f"float predicts {p['float_prediction']}" if p["float_prediction"] is not None
+             else None,
+             f"device predicts {p['device_prediction']}" if p["device_prediction"] is not None
+             else None]
+    shown = [x for x in parts if x]
+    return f"image {p['index']}" + (": " + " · ".join(shown) if shown else "")
 
 
 def _forms(arrays: dict, t: dict | None) -> tuple[str, str]:
