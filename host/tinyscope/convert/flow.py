@@ -360,7 +360,9 @@ def _write_build(out: Path, tflite: bytes, lmap, extra: dict, test: data_mod.Dat
     arena = manifest_mod.tflm_arena(model_file)
     manifest = manifest_mod.build(tflite, lmap, extra=extra, arena=arena)
     carrays.write_model(out, tflite, MODEL_FILE)
-    inp = manifest["input"]
+    # inputs.cc holds int8 images; for a float32 input, quantized as its QUANTIZE does
+    # (the int8 tensor the model's body starts from).
+    inp = manifest["input"].get("quantized_as") or manifest["input"]
     q = data_mod.quantize_inputs(test, inp["scale"], inp["zero_point"])
     labels = np.where(test.y < 0, 255, test.y)  # 255: no label
     carrays.write_inputs(out, q.reshape(len(test), -1), labels, inp["scale"],
