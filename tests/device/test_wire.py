@@ -196,3 +196,12 @@ def test_digest_finds_every_single_word_change():
             assert proto.tensor_digest(bad) != base
     batch = rng.integers(-128, 128, (5, 77), dtype=np.int8)
     assert list(proto.tensor_digests(batch)) == [proto.tensor_digest(r.tobytes()) for r in batch]
+
+
+def test_protocol_doc_float32_examples_are_the_codecs_bytes():
+    """docs/protocol.md's float32 examples are what protocol.py encodes."""
+    doc = (ROOT / "docs" / "protocol.md").read_text()
+    meta = proto.TensorChunk(proto.OP_NONE, proto.OP_NONE, 10, 0, 16, 0, (1, 4), (), (), 0,
+                             b"").meta()
+    assert f"`{meta.hex(' ')}`" in doc and f"metadata is {len(meta)} bytes" in doc
+    assert f"`{proto.input_data(np.float32([0.5])).hex(' ')}`" in doc
