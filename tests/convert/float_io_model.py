@@ -1,6 +1,8 @@
 """A small Keras CNN converted as users often do: an int8 body with float32 input and output
 (``inference_input_type = tf.float32``: the converter puts a QUANTIZE at the input and a
-DEQUANTIZE at the output). Shared by the convert, wire and end-to-end tests."""
+DEQUANTIZE at the output), with operators of today's models inside (hard-swish,
+squeeze-and-excite, a transposed convolution, leaky ReLU). Shared by the wire and
+end-to-end tests."""
 
 from __future__ import annotations
 
@@ -18,8 +20,14 @@ def keras_model(seed: int = 1):
 
     keras.utils.set_random_seed(seed)
     inp = keras.Input(SHAPE, batch_size=1, name="pixels")
-    x = layers.Conv2D(4, 3, activation="relu", name="conv")(inp)
-    x = layers.MaxPooling2D(2, name="pool")(x)
+    x = layers.Conv2D(4, 3, padding="same", activation="hard_swish", name="conv")(inp)
+    # squeeze-and-excite: MEAN, FULLY_CONNECTED, LOGISTIC, MUL
+    se = layers.GlobalAveragePooling2D(keepdims=True, name="squeeze")(x)
+    se = layers.Dense(4, activation="sigmoid", name="excite")(se)
+    x = layers.Multiply(name="scale")([x, se])
+    x = layers.Conv2DTranspose(4, 3, strides=2, padding="same", name="up")(x)
+    x = layers.MaxPooling2D(4, name="pool")(x)
+    x = layers.LeakyReLU(0.2, name="leaky")(x)
     x = layers.Flatten(name="flat")(x)
     return keras.Model(inp, layers.Dense(CLASSES, name="logits")(x), name="float_io")
 

@@ -1,7 +1,8 @@
 """A model with float32 input and output edges end to end on the emulated board (#14).
 
-A small Keras CNN converted by the user with ``inference_input_type = tf.float32`` (and the
-same for the output): QUANTIZE float32 -> int8 at the input, an int8 body, DEQUANTIZE
+A small Keras CNN (hard-swish, squeeze-and-excite, a transposed convolution, leaky ReLU)
+converted by the user with ``inference_input_type = tf.float32`` (and the same for the
+output): QUANTIZE float32 -> int8 at the input, an int8 body, DEQUANTIZE
 int8 -> float32 at the output. ``tinyscope run`` sends the float32 inputs of x.npy as they
 are (no host quantization), the device's QUANTIZE and DEQUANTIZE run, and every streamed
 tensor equals TFLM's: the int8 ones element for element, the float32 output bit for bit.
@@ -77,9 +78,17 @@ def test_float_io_model_runs_bit_exact_on_the_emulated_board(tmp_path, capfd):
     assert deq["device_vs_tflm"]["exact"]["n_different"] == 0
     assert "lsb" in rows["CONV_2D"]["device_vs_tflm"]
     assert "snr_db" in deq["device_vs_float"]  # the float model's output, in real units
-    # The report names the operators (not op codes) and shows the float32 row.
+    # The report names the operators (not op codes), the new ones included, and shows the
+    # float32 row.
     html = (out / "report" / "report.html").read_text()
-    for name in ("QUANTIZE", "DEQUANTIZE", "conv", "logits"):
+    for name in ("QUANTIZE", "HARD_SWISH", "MEAN", "LOGISTIC", "MUL", "TRANSPOSE_CONV",
+                 "LEAKY_RELU", "DEQUANTIZE", "conv", "excite", "up", "leaky", "logits"):
         assert name in html and name in text.out, name
     assert "float32" in text.out
     assert "op code" not in text.out
+    # TRANSPOSE_CONV's MACs (by hand: 12x12x4 -> 3x3 taps, stride 2, SAME -> 24x24x4; per
+    # axis inputs 0..10 land 3 taps, input 11 lands 2: 35; 35 * 35 * 4 * 4) and its
+    # instructions per MAC reach the timing table.
+    timing = {r["op"]: r for r in metrics["timing"]["per_op"]}
+    assert timing["TRANSPOSE_CONV"]["macs"] == 19_600
+    assert timing["TRANSPOSE_CONV"]["instructions_per_mac"] > 0
