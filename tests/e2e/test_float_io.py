@@ -92,3 +92,16 @@ def test_float_io_model_runs_bit_exact_on_the_emulated_board(tmp_path, capfd):
     timing = {r["op"]: r for r in metrics["timing"]["per_op"]}
     assert timing["TRANSPOSE_CONV"]["macs"] == 19_600
     assert timing["TRANSPOSE_CONV"]["instructions_per_mac"] > 0
+
+    # --verify: the device's digests of every layer (float32 ones included) equal TFLM's,
+    # with the float32 inputs uploaded as they are or taken from the input bank.
+    rc = main(["run", "--model", str(tflite), "--data", str(tmp_path / "x.npy"), "--n", "3",
+               "--verify", "--build", str(build), "--out", str(tmp_path / "verified"),
+               "--no-progress", "--state-dir", str(tmp_path / "qemu")])
+    text = capfd.readouterr()
+    assert rc == 0, text.err[-3000:]
+    metrics = json.loads((tmp_path / "verified" / "report" / "metrics.json").read_text())
+    assert metrics["device_equals_tflm"] and metrics["n_images"] == 3
+    rows = {r["op"]: r for r in metrics["tensors"]}
+    assert rows["DEQUANTIZE"]["verified"]["mismatches"] == 0
+    assert rows["DEQUANTIZE"]["verified"]["images"] == 3
