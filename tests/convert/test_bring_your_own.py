@@ -389,3 +389,27 @@ def test_main_accepts_a_tflite_model(mlperf_tiny, tmp_path, capsys):
     _, tflite = mlperf_tiny("autoencoder")
     assert main(["convert", str(tflite), "--out", str(tmp_path / "b")]) == 0
     assert "wrote" in capsys.readouterr().out
+
+
+def test_image_folder_feeds_a_float32_input_in_the_chosen_range(variants, tmp_path):
+    """For a float32 model input the images are scaled to --input-range and sent as float32
+    values, not quantized on the host; inputs.cc holds them quantized as the model's
+    QUANTIZE does (the int8 tensor its body starts from)."""
+    folder = tmp_path / "imgs"
+    _folder(folder, ["a", "b", "c"], per_class=2)
+    m = flow.convert(variants["float-io"], tmp_path / "b", data=str(folder),
+                     input_range="-1,1")
+    x, dev, y = data.quantized_test_inputs(m)
+    want = data.load_folder(folder, (8, 8), 1, "-1,1")
+    assert dev.dtype == np.float32 and dev.shape == want.x.shape
+    np.testing.assert_array_equal(dev, want.x)
+    np.testing.assert_array_equal(y, want.y)
+    assert dev.min() >= -1.0 and dev.max() <= 1.0 and dev.min() < 0.0
+    body = m["input"]["quantized_as"]
+    first = data.quantize(dev[0], body["scale"], body["zero_point"]).reshape(-1)
+    cc = (tmp_path / "b" / "inputs.cc").read_text()
+    assert f"#define TS_INPUT_SCALE {float(body['scale'])!r}f" in (
+        tmp_path / "b" / "inputs.h").read_text()
+    row = cc[cc.index("/* 0:"):]
+    assert [int(v) for v in row[row.index("{") + 1:row.index("}")].replace(",", " ").split()
+            ][:first.size] == first.tolist()
