@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from tinyscope import cli, data
 from tinyscope.convert import flow, manifest, model
-from tinyscope.errors import UnsupportedModelError
+from tinyscope.errors import TinyscopeError, UnsupportedModelError
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = ROOT / "models" / "default.keras"
@@ -267,3 +267,25 @@ def test_transpose_conv_macs_are_the_reference_kernels_scatter_count():
     assert _transpose_conv_macs(5, 3, 2, "same", 3, 4) == (2352, (1, 10, 10, 4))
     assert _transpose_conv_macs(4, 3, 2, "valid", 2, 5) == (1440, (1, 9, 9, 5))
 
+
+
+def test_convert_io_float_keeps_float32_edges(tmp_path, capsys):
+    """--io float: the int8 body between a QUANTIZE float32 -> int8 and a DEQUANTIZE
+    int8 -> float32; the logits stay the SOFTMAX's int8 input; inspect names both edges;
+    a .tflite is used as it is (--io refused)."""
+    out = tmp_path / "b"
+    assert cli.main(["convert", str(DEFAULT), "--out", str(out), "--io", "float", "--calib",
+                     "8", "--num-inputs", "2"]) == 0
+    m = manifest.load(out)
+    ops = [o["op"] for o in m["operators"]]
+    assert ops[0] == "QUANTIZE" and ops[-2:] == ["SOFTMAX", "DEQUANTIZE"]
+    assert m["input"]["dtype"] == m["output"]["dtype"] == "float32"
+    assert m["logits_tensor"] == m["operators"][-2]["inputs"][0]
+    assert m["input"]["quantized_as"]["index"] == m["operators"][0]["outputs"][0]
+    capsys.readouterr()
+    assert cli.main(["inspect", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert f"float32 (QUANTIZE to #{m['input']['quantized_as']['index']} int8" in text
+    assert "float32 (DEQUANTIZE from #" in text
+    with pytest.raises(TinyscopeError, match="--io float: a .tflite is used as it is"):
+        flow.convert(out / "model_int8.tflite", tmp_path / "c", io="float")

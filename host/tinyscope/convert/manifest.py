@@ -232,7 +232,10 @@ def build(
     if first_conv is None:
         first_conv = next((o for o in operators if o["op"] in MAC_OPS), operators[0])
     last = operators[-1]
-    logits = last["inputs"][0] if last["op"] == "SOFTMAX" else last["outputs"][0]
+    if (last["op"] == "DEQUANTIZE" and len(operators) > 1
+            and operators[-2]["outputs"][0] == last["inputs"][0]):
+        last = operators[-2]  # a float32 output edge: the logits are inside the int8 body
+    logits = last["inputs"][0] if last["op"] == "SOFTMAX" else operators[-1]["outputs"][0]
     act_bytes = [_tensor_entry(tensors[i], act_set)["bytes"] for i in activations]
     const_bytes = sum(
         _tensor_entry(t, act_set)["bytes"] for i, t in tensors.items() if i not in act_set
