@@ -126,6 +126,8 @@ def _local_drift(metrics: dict, arrays: dict) -> None:
     arrays["float_local"] = local
     for row in metrics["tensors"]:
         idx, sc, zp = row["index"], row["scale"], row["zero_point"]
+        if sc is None:  # a float32 edge: compared bit for bit, no drift in LSB
+            continue
         dev = cap.tensors[idx]
         if idx in local and local[idx].shape == dev.shape:
             row["device_vs_float_local"] = drift.compare_tensors(local[idx], dev, sc, zp,
@@ -171,7 +173,8 @@ def add_saliency(metrics: dict, arrays: dict, images: list[int]) -> dict[str, np
     classes = fm.predict_classes(imgs)
     seconds: dict[str, float] = {}
     maps = saliency.compute_all(fm, arrays["model_bytes"], imgs, classes,
-                                man.get("logits_tensor"), 255.0 * man["input"]["scale"],
+                                man.get("logits_tensor"),
+                                255.0 * (man["input"].get("quantized_as") or man["input"])["scale"],
                                 seconds)
     metrics["saliency"] = {
         "images": images, "explained_classes": classes.astype(int).tolist(),

@@ -25,7 +25,7 @@ def run_saliency(build_dir, out: Path, n: int = 8, model_path=None, data=None) -
     float_model = saliency.FloatModel(model)
     classes = float_model.predict_classes(x)
     maps = saliency.compute_all(float_model, tfl, x, classes, man["logits_tensor"],
-                                255.0 * man["input"]["scale"])
+                                255.0 * (man["input"].get("quantized_as") or man["input"])["scale"])
     drift = saliency.saliency_drift(maps["occlusion float"], maps["occlusion int8"])
     first = man["first_layer_output"]
     t = next(t for t in man["tensors"] if t["index"] == first)

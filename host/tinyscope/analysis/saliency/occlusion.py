@@ -105,13 +105,16 @@ def tflite_scorer(model_bytes: bytes, logits_tensor: int | None = None) -> Score
     t_in, t_out = tensors[inputs[0]], tensors[logits_tensor]
 
     def score(images: np.ndarray, classes: np.ndarray) -> np.ndarray:
-        q = quantize(images, t_in.scales[0], t_in.zero_points[0])
-        raw = np.empty((len(q), int(np.prod(t_out.shape))), np.int8)
+        # a float32 input or output edge (QUANTIZE / DEQUANTIZE in the model) stays float
+        q = (quantize(images, t_in.scales[0], t_in.zero_points[0]) if t_in.scales
+             else np.asarray(images, t_in.dtype))
+        raw = np.empty((len(q), int(np.prod(t_out.shape))), t_out.dtype)
         for i, image in enumerate(q):
             interp.set_tensor(t_in.index, image.reshape(t_in.shape))
             interp.invoke()
             raw[i] = interp.get_tensor(t_out.index).reshape(-1)
-        logits = dequantize(raw, t_out.scales[0], t_out.zero_points[0])
+        logits = (dequantize(raw, t_out.scales[0], t_out.zero_points[0]) if t_out.scales
+                  else raw)
         return logits[np.arange(len(q)), classes].astype(np.float32)
 
     return score
