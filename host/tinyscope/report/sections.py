@@ -158,8 +158,22 @@ LAYER_COLUMNS = ["op", "Keras layer", "operator", "shape", "device ≠ TFLM",
                  "drift: layer-local (LSB RMSE)", "SNR dB", "cosine"]
 
 
+VERIFIED_COLUMN = "verified by digest"
+
+
+def _verified_cell(v: dict | None) -> Cell:
+    """A verified capture's "verified on N images, M mismatches" for one layer."""
+    if v is None:
+        return Cell("—", title="not an operator output: not digested")
+    n, m = int(v["images"]), int(v["mismatches"])
+    return Cell(f"{n:,} images, {m:,} mismatch{'es' if m != 1 else ''}", "bad" if m else "ok",
+                title=f"verified on {n:,} images by on-device digest; {m:,} differ from TFLM "
+                "(those tensors were fetched in full)")
+
+
 def layer_table(metrics: dict) -> Table:
     d = metrics.get("drift") or {}
+    verified = any("verified" in r for r in metrics["tensors"])
     worst = {(d.get("worst_accumulated") or {}).get("index"),
              (d.get("worst_local") or {}).get("index")}
     rows = []
@@ -177,8 +191,10 @@ def layer_table(metrics: dict) -> Table:
             if xn else Cell("missing", "warn"),
             Cell(_num(fl.get("rmse_over_scale"))), Cell(_num(lo.get("rmse_over_scale"))),
             Cell(_num(fl.get("snr_db"))), Cell(_num(fl.get("cosine"), 4)),
-        ], "worst" if r["index"] in worst else ""))
-    return Table(LAYER_COLUMNS, rows, "Highlighted: the layer with the largest accumulated "
+        ] + ([_verified_cell(r.get("verified"))] if verified else []),
+            "worst" if r["index"] in worst else ""))
+    columns = LAYER_COLUMNS + ([VERIFIED_COLUMN] if verified else [])
+    return Table(columns, rows, "Highlighted: the layer with the largest accumulated "
                  "drift and the one that adds the most drift itself. LSB = one quantization step "
                  f"of that tensor; rounding alone gives {IDEAL_RMSE_OVER_SCALE:.2f} LSB RMSE.")
 
