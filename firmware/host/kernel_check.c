@@ -84,7 +84,7 @@ static int check_conv(int32_t c) {
     p.out_h = (p.in_h - ekh) / p.stride_h + 1;
     p.out_w = (p.in_w - ekw) / p.stride_w + 1;
   }
-  p.out_c = range(1, 24);
+  p.out_c = rnd() % 6 ? range(1, 24) : range(24, 100); /* several weight blocks */
   p.input_offset = range(-127, 128);
   p.output_offset = range(-128, 127);
   act(&p.act_min, &p.act_max);
@@ -409,7 +409,8 @@ static int bench_add(char **a) {
   p.out_dims[0] = 1, p.out_dims[1] = atoi(a[0]), p.out_dims[2] = atoi(a[1]), p.out_dims[3] = atoi(a[2]);
   const int32_t no = p.out_dims[1] * p.out_dims[2] * p.out_dims[3];
   if (no > MAXB || no < 1) return 2;
-  for (int k = 3, st = 1; k >= 0; st *= p.out_dims[k], k--) p.in1_strides[k] = p.in2_strides[k] = st;
+  for (int k = 3, st = 1; k >= 0; st *= p.out_dims[k], k--) /* as ops/add.c: 0 for a size 1 */
+    p.in1_strides[k] = p.in2_strides[k] = p.out_dims[k] == 1 ? 0 : st;
   p.left_shift = 20, p.input1_offset = 5, p.input2_offset = -9, p.output_offset = 3;
   ts_quantize_multiplier(0.5, &p.input1_mult, &p.input1_shift);
   ts_quantize_multiplier(0.37, &p.input2_mult, &p.input2_shift);
