@@ -417,14 +417,12 @@ static void conv_chunked(const ts_conv_params_t *p, const int8_t *input, const i
   }
 }
 
-void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8_t *filter,
-                      const int32_t *bias, int8_t *output) {
+/* The im2col paths: whole field, or chunked (conv_chunked). */
+static __attribute__((noinline)) void conv_im2col(const ts_conv_params_t *p, const int8_t *input,
+                                                  const int8_t *filter, const int32_t *bias,
+                                                  int8_t *output) {
   const int32_t seg = p->k_w * p->in_c, half = (seg + 1) >> 1, np = p->k_h * half;
   const int32_t rec = HEAD + 2 * np + TAIL, K = p->k_h * seg, out_c = p->out_c;
-  if (p->dil_w != 1) {
-    ts_plain_conv(p, input, filter, bias, output, 0);
-    return;
-  }
   /* one stack buffer: the chunked path splits it as [WWORDS weights | TWORDS im2col]; the
    * whole-field path gives the im2col its 3 np words and the weight records the rest, so a
    * short field's block holds more output channels (each im2col serves the whole block) */
@@ -507,4 +505,28 @@ void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8
     }
   }
   if (clamp) ts_clamp_pass(output, nout, p->act_min, p->act_max);
+}
+
+void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8_t *filter,
+                      const int32_t *bias, int8_t *output) {
+  if (p->dil_w != 1) {
+    ts_plain_conv(p, input, filter, bias, output, 0);
+    return;
+  }
+  int fast = 1; /* every shift in [-23, -2] */
+  for (int32_t c = 0; c < p->out_c; c++) fast &= p->shift[c] <= -2 && p->shift[c] >= -23;
+  if (fast && p->in_c == 1 && p->k_h == 3 && p->k_w == 3 && p->dil_h == 1 &&
+      p->stride_w == 1 && p->out_w <= TS_DW_PLANES_MAX_W) {
+    /* a grayscale 3x3 first layer is a depthwise conv with depth multiplier out_c: the
+     * planes routine (5 instructions per 6 MACs, each input widened once for all
+     * channels) instead of the im2col's 12 taps per 9-value field */
+    ts_dw_params_t d;
+    memcpy(&d, p, sizeof *p);
+    d.depth_multiplier = p->out_c;
+    ts_cm4_dw_planes(&d, input, filter, bias, output, 1, 9);
+    if (p->act_min > -128 || p->act_max < 127)
+      ts_clamp_pass(output, p->batches * p->out_h * p->out_w * p->out_c, p->act_min, p->act_max);
+    return;
+  }
+  conv_im2col(p, input, filter, bias, output);
 }
