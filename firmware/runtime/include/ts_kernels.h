@@ -244,6 +244,7 @@ void ts_opt_depthwise_conv2d_s8(const ts_dw_params_t *p, const int8_t *input,
 void ts_opt_fully_connected_s8(const ts_fc_params_t *p, const int8_t *input,
                                const int8_t *filter, const int32_t *bias, int8_t *output);
 void ts_opt_max_pool_s8(const ts_pool_params_t *p, const int8_t *input, int8_t *output);
+int ts_opt_avg_pool_s8(const ts_pool_params_t *p, const int8_t *input, int8_t *output);
 void ts_opt_mean_s8(const ts_mean_params_t *p, const int8_t *input, int8_t *output);
 
 #ifdef __cplusplus

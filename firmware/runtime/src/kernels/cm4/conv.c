@@ -232,6 +232,15 @@ static void im2col(const cursor_t *g, uint32_t *tb, int8_t *tmp) {
   const int cols_in = g->ix0 >= 0 && g->ix0 + p->k_w <= p->in_w;
   if (cols_in && g->iy0 >= 0 && g->iy0 + (p->k_h - 1) * p->dil_h < p->in_h) {
     const int8_t *src = g->input + g->at;
+    if (seg == 9) { /* 3x3 over 3 channels (RGB first layers): widen_seg(tb, 3, src, 9) */
+      for (int32_t ky = 0; ky < p->k_h; ky++, tb += 15, src += g->row) {
+        const uint32_t a = ts_ld32(src), b = ts_ld32(src + 4);
+        tb[0] = ts_sxtb16(a), tb[3] = ts_sxtb16_ror8(a);
+        tb[6] = ts_sxtb16(b), tb[9] = ts_sxtb16_ror8(b);
+        tb[12] = (uint16_t)src[8];
+      }
+      return;
+    }
     for (int32_t ky = 0; ky < p->k_h; ky++, tb += 3 * half, src += g->row)
       widen_seg(tb, 3, src, seg);
     return;
