@@ -106,7 +106,8 @@ typedef struct {
   ts_fb_t fb;
   ts_fb_vec_t opcodes, buffers, tensors, inputs, outputs, operators;
   struct ts_state *st;
-  ts_trec_t *t;     /* init only: full tensor records (then one scratch record per op) */
+  ts_trec_t *t;     /* init only: full tensor records (then one scratch record per operator
+                     * of a kind with TS_OPT_SCRATCH) */
   uint32_t *opoff;  /* init only: offset of each operator record */
   int32_t op;       /* the operator being loaded (ofail's "operator N: ") */
   int32_t *chan;    /* next free per-channel slot */

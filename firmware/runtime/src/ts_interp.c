@@ -9,9 +9,9 @@
  *   '----------------------------- persistent -----------------------------------''- planned -'
  * Activation buffers, and the scratch an operator asked for (alive while it runs), are
  * placed by ts_plan() (greedy by size, lifetime-aware). During init the full tensor records
- * (ts_trec_t, then one per operator for its scratch) and the op record offsets live where
- * the activations will be, so the activation area is at least that large; afterwards a
- * constant tensor's fields are re-read from the model on demand.
+ * (ts_trec_t, then one per operator of a kind that may ask for scratch) and the op record
+ * offsets live where the activations will be, so the activation area is at least that
+ * large; afterwards a constant tensor's fields are re-read from the model on demand.
  */
 #include "ts_internal.h"
 
@@ -161,6 +161,7 @@ static ts_status_t load(ts_loader_t *L, uint8_t *arena, size_t arena_size) {
    * records and the per-channel tables (sizes known from the operator codes and the
    * filters). */
   size_t chan_slots = 0, op_bytes = 0;
+  uint32_t nscr = 0; /* operators of a kind that may ask for scratch */
   for (uint32_t i = 0; i < nops; i++) {
     uint32_t s;
     int kind;
@@ -168,6 +169,7 @@ static ts_status_t load(ts_loader_t *L, uint8_t *arena, size_t arena_size) {
     CHECK(op_chan_slots(L, &s, &kind));
     chan_slots += s;
     op_bytes += ts_ops[kind].rec_size;
+    nscr += (ts_ops[kind].flags & TS_OPT_SCRATCH) != 0;
   }
   size_t acts = 0, nvrec = 0; /* every activation apart: an upper bound */
   for (uint32_t t = 0; t < nt; t++) {
@@ -180,8 +182,8 @@ static ts_status_t load(ts_loader_t *L, uint8_t *arena, size_t arena_size) {
                             nvrec * sizeof(vrec_t) + align_up(op_bytes, 8) +
                             align_up(chan_slots * sizeof(int32_t), 16);
   /* Init-only records, in the (not yet used) activation area: one per tensor, one per
-   * operator's scratch, and the operator record offsets. */
-  const size_t scratch = (nt + nops) * sizeof(ts_trec_t) + nops * sizeof(uint32_t);
+   * scratch an operator may ask for, and the operator record offsets. */
+  const size_t scratch = (nt + nscr) * sizeof(ts_trec_t) + nops * sizeof(uint32_t);
   if (!arena || pad + persistent + scratch > arena_size) {
     /* No room to plan: report the upper bound. */
     it->arena_needed = pad + persistent + (acts > scratch ? acts : scratch);
@@ -203,10 +205,10 @@ static ts_status_t load(ts_loader_t *L, uint8_t *arena, size_t arena_size) {
   st->act = base + persistent;
   L->st = st;
   L->t = (ts_trec_t *)(void *)st->act;
-  L->opoff = (uint32_t *)(void *)(L->t + nt + nops);
+  L->opoff = (uint32_t *)(void *)(L->t + nt + nscr);
 
   for (uint32_t t = 0; t < nt; t++) CHECK(ts_parse_tensor(L, t, &L->t[t]));
-  for (uint32_t i = 0; i < nops; i++) { /* scratch records: none until an op asks */
+  for (uint32_t i = 0; i < nscr; i++) { /* scratch records: none until an op asks */
     memset(&L->t[nt + i], 0, sizeof(ts_trec_t));
     L->t[nt + i].plan.first = -1;
     L->t[nt + i].plan.share = -1;
@@ -222,7 +224,7 @@ static ts_status_t load(ts_loader_t *L, uint8_t *arena, size_t arena_size) {
     r->plan.first = 0;
     r->plan.last = 0;
   }
-  uint32_t at = 0;
+  uint32_t at = 0, k_scr = 0;
   for (uint32_t i = 0; i < nops; i++) {
     ts_oprec_t *o = (ts_oprec_t *)(void *)(st->ops + at);
     ts_fb_table_t op;
@@ -244,7 +246,8 @@ static ts_status_t load(ts_loader_t *L, uint8_t *arena, size_t arena_size) {
     o->kind = (uint8_t)kind;
     o->in_pos = ins.pos;
     o->out_pos = outs.pos;
-    if (ts_ops[kind].flags & TS_OPT_SCRATCH) *SCRATCH_SLOT(o, size) = NO_DATA;
+    /* until planned, the scratch slot holds the index of the operator's scratch record */
+    if (ts_ops[kind].flags & TS_OPT_SCRATCH) *SCRATCH_SLOT(o, size) = nt + k_scr++;
     o->n_in = (uint8_t)(ins.len > 255 ? 255 : ins.len);
     for (uint32_t k = 0; k < ins.len; k++) {
       const int32_t idx = (int32_t)ts_le32(fb->buf + ins.pos + 4 * k);
@@ -274,7 +277,7 @@ static ts_status_t load(ts_loader_t *L, uint8_t *arena, size_t arena_size) {
   for (uint32_t i = 0; i < nops; i++) mark_in_place(L, (int32_t)i);
 
   /* Plan the activations right after the persistent part (over the init-only records). */
-  size_t act_bytes = ts_plan(&L->t[0].plan, sizeof(ts_trec_t), nt + nops);
+  size_t act_bytes = ts_plan(&L->t[0].plan, sizeof(ts_trec_t), nt + nscr);
   if (act_bytes >= LOC_ACT || act_bytes > SIZE_MAX - pad - persistent)
     return ts_fail(it, TS_ERR_UNSUPPORTED, "model activations exceed 2 GB");
   for (uint32_t t = 0, k = 0; t < nt; t++) {
@@ -287,11 +290,13 @@ static ts_status_t load(ts_loader_t *L, uint8_t *arena, size_t arena_size) {
       st->loc[t] = LOC_ACT | k++;
     }
   }
-  for (uint32_t i = 0; i < nops; i++)
-    if (L->t[nt + i].plan.first >= 0) {
-      ts_oprec_t *o = op_at(L, (int32_t)i);
-      *SCRATCH_SLOT(o, ts_ops[o->kind].rec_size) = L->t[nt + i].plan.offset;
-    }
+  for (uint32_t i = 0; i < nops; i++) {
+    ts_oprec_t *o = op_at(L, (int32_t)i);
+    if (!(ts_ops[o->kind].flags & TS_OPT_SCRATCH)) continue;
+    uint32_t *slot = SCRATCH_SLOT(o, ts_ops[o->kind].rec_size);
+    const ts_plan_buf_t *p = &L->t[*slot].plan;
+    *slot = p->first >= 0 ? p->offset : NO_DATA;
+  }
   if (act_bytes < scratch) act_bytes = scratch;
   it->arena_needed = pad + persistent + act_bytes;
   if (it->arena_needed > arena_size)

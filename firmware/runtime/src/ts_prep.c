@@ -121,15 +121,15 @@ ts_status_t ts_const_ints(ts_loader_t *L, int32_t idx, int32_t *vals, int32_t ma
   return TS_OK;
 }
 
-/* The scratch of operator i is planned as one more buffer (record num_tensors + i), alive
- * at operator i only. */
+/* The scratch of operator i is planned as one more buffer (the record whose index its
+ * scratch slot holds during init), alive at operator i only. */
 ts_status_t ts_request_scratch(ts_loader_t *L, ts_oprec_t *o, uint32_t bytes) {
   if (bytes == 0) return TS_OK;
   if (!(ts_ops[o->kind].flags & TS_OPT_SCRATCH)) /* a table line without TS_OPT_SCRATCH */
     return ts_ofail(L, TS_ERR_UNSUPPORTED, "operator kind %d has no scratch slot", o->kind);
   if (bytes > TS_MAX_TENSOR_BYTES)
     return ts_ofail(L, TS_ERR_UNSUPPORTED, "scratch of %u bytes", bytes);
-  ts_plan_buf_t *p = &L->t[L->tensors.len + (uint32_t)L->op].plan;
+  ts_plan_buf_t *p = &L->t[*SCRATCH_SLOT(o, ts_ops[o->kind].rec_size)].plan;
   p->first = p->last = L->op;
   p->size = bytes;
   return TS_OK;
