@@ -90,22 +90,51 @@ static ts_oprec_t *op_at(const ts_loader_t *L, int32_t i) {
   return (ts_oprec_t *)(void *)(L->st->ops + L->opoff[i]);
 }
 
-/* An operator whose prepare set TS_OPF_IN_PLACE may write its output over input 0 (same
- * arena offset): only when it is the input's last reader and the input is not a model
- * input or output. */
-static void mark_in_place(ts_loader_t *L, int32_t i) {
+/* Whether operator i's output may be written over its input k (same arena offset): only
+ * when i is the input's last reader, the input is not a model input or output and not
+ * another input of i, and the output is not larger. */
+static int may_overwrite(ts_loader_t *L, int32_t i, int32_t k) {
   const ts_oprec_t *o = op_at(L, i);
-  if (!(o->flags & TS_OPF_IN_PLACE)) return;
-  const int32_t ii = op_in(L, o, 0), oi = op_out(L, o, 0);
-  if (ii < 0 || oi < 0) return;
-  ts_trec_t *in = &L->t[ii], *out = &L->t[oi];
+  const int32_t ii = op_in(L, o, k), oi = op_out(L, o, 0);
+  if (ii < 0 || oi < 0) return 0;
+  const ts_trec_t *in = &L->t[ii], *out = &L->t[oi];
+  for (int32_t j = 0; j < o->n_in; j++)
+    if (j != k && op_in(L, o, j) == ii) return 0; /* x + x: read twice */
   /* (a model output lives to num_ops, so in->plan.last == i excludes it; a model input is
    * not the output of the operator at its plan.first) */
-  if (in->data_off || out->data_off || in->plan.first < 0 || out->plan.first < 0 ||
-      in->plan.last != i || out->plan.size > in->plan.size ||
-      op_out(L, op_at(L, in->plan.first), 0) != ii)
-    return;
-  out->plan.share = ii;
+  return !in->data_off && !out->data_off && in->plan.first >= 0 && out->plan.first >= 0 &&
+         in->plan.last == i && out->plan.size <= in->plan.size &&
+         op_out(L, op_at(L, in->plan.first), 0) == ii;
+}
+
+/* An operator whose prepare set TS_OPF_IN_PLACE writes its output over input 0 where
+ * may_overwrite allows it; with TS_OPF_IN_PLACE_ANY (element-wise binary operators) over
+ * input 1 where input 0 may not be. Operators that need a copy (TS_OPF_IN_PLACE_COPY) are
+ * linked only if `copies`, and their scratch is then planned. Returns whether it linked
+ * such an operator. */
+static int mark_in_place(ts_loader_t *L, int32_t i, int copies) {
+  const ts_oprec_t *o = op_at(L, i);
+  if (!(o->flags & TS_OPF_IN_PLACE)) return 0;
+  const int copy = (o->flags & TS_OPF_IN_PLACE_COPY) != 0;
+  ts_plan_buf_t *out = &L->t[op_out(L, o, 0)].plan;
+  out->share = -1;
+  if (copy) {
+#ifndef TS_TEST_SCRATCH /* (the tests' runner keeps every operator's scratch) */
+    L->t[*SCRATCH_SLOT(o, ts_ops[o->kind].rec_size)].plan.first = -1;
+#endif
+    if (!copies) return 0;
+  }
+  int32_t k = 0;
+  if (!may_overwrite(L, i, 0)) {
+    if (!(o->flags & TS_OPF_IN_PLACE_ANY) || !may_overwrite(L, i, 1)) return 0;
+    k = 1;
+  }
+  out->share = op_in(L, o, k);
+  if (copy) {
+    ts_plan_buf_t *s = &L->t[*SCRATCH_SLOT(o, ts_ops[o->kind].rec_size)].plan;
+    s->first = s->last = i;
+  }
+  return copy;
 }
 
 #ifdef TS_TEST_SCRATCH
@@ -274,10 +303,22 @@ static ts_status_t load(ts_loader_t *L, uint8_t *arena, size_t arena_size) {
     CHECK(ts_ops[o->kind].prepare(L, o));
     TEST_SCRATCH(L, o);
   }
-  for (uint32_t i = 0; i < nops; i++) mark_in_place(L, (int32_t)i);
-
-  /* Plan the activations right after the persistent part (over the init-only records). */
+  /* Plan the activations right after the persistent part (over the init-only records):
+   * with the operators that run in place through a copy, and without them; the copies
+   * stay only if they make the block smaller. */
+  int copies = 0;
+  for (uint32_t i = 0; i < nops; i++) copies |= mark_in_place(L, (int32_t)i, 1);
   size_t act_bytes = ts_plan(&L->t[0].plan, sizeof(ts_trec_t), nt + nscr);
+  if (copies) {
+    for (uint32_t i = 0; i < nops; i++) mark_in_place(L, (int32_t)i, 0);
+    const size_t without = ts_plan(&L->t[0].plan, sizeof(ts_trec_t), nt + nscr);
+    if (without <= act_bytes) {
+      act_bytes = without;
+    } else { /* back to the plan with the copies */
+      for (uint32_t i = 0; i < nops; i++) mark_in_place(L, (int32_t)i, 1);
+      act_bytes = ts_plan(&L->t[0].plan, sizeof(ts_trec_t), nt + nscr);
+    }
+  }
   if (act_bytes >= LOC_ACT || act_bytes > SIZE_MAX - pad - persistent)
     return ts_fail(it, TS_ERR_UNSUPPORTED, "model activations exceed 2 GB");
   for (uint32_t t = 0, k = 0; t < nt; t++) {

@@ -131,7 +131,16 @@ ts_status_t ts_request_scratch(ts_loader_t *L, ts_oprec_t *o, uint32_t bytes) {
     return ts_ofail(L, TS_ERR_UNSUPPORTED, "scratch of %u bytes", bytes);
   ts_plan_buf_t *p = &L->t[*SCRATCH_SLOT(o, ts_ops[o->kind].rec_size)].plan;
   p->first = p->last = L->op;
-  p->size = bytes;
+  if (bytes > p->size) p->size = bytes; /* (one request per operator, but the tests' too) */
+  return TS_OK;
+}
+
+/* The scratch is sized now and planned (first = last = the operator) only if the loader
+ * grants the in-place run (ts_interp.c). */
+ts_status_t ts_offer_in_place_copy(ts_loader_t *L, ts_oprec_t *o, uint32_t bytes) {
+  CHECK(ts_request_scratch(L, o, bytes));
+  L->t[*SCRATCH_SLOT(o, ts_ops[o->kind].rec_size)].plan.first = -1;
+  o->flags |= TS_OPF_IN_PLACE | TS_OPF_IN_PLACE_COPY;
   return TS_OK;
 }
 
