@@ -115,6 +115,7 @@ typedef struct {
   int32_t op;       /* the operator being loaded (ofail's "operator N: ") */
   int32_t *chan;    /* next free per-channel slot */
   int32_t *chan_end;
+  int chan_given;   /* the slots are the caller's tables: check them, never write */
 } ts_loader_t;
 
 /* What an operator's eval gets. */

@@ -43,6 +43,8 @@ typedef struct ts_state {
   uint32_t in_pos, out_pos; /* subgraph input / output index vectors */
   ts_fb_vec_t tensors, buffers;
   uint8_t *act;             /* activation area */
+  const int32_t *chan;      /* per-channel tables (in the arena or the caller's) */
+  uint32_t chan_words;
 } state_t;
 
 static size_t align_up(size_t x, size_t a) { return (x + a - 1) & ~(a - 1); }
@@ -149,7 +151,8 @@ static int mark_in_place(ts_loader_t *L, int32_t i, int copies) {
 #define TEST_SCRIBBLE(e) (void)0
 #endif
 
-static ts_status_t load(ts_loader_t *L, uint8_t *arena, size_t arena_size) {
+static ts_status_t load(ts_loader_t *L, uint8_t *arena, size_t arena_size,
+                        const int32_t *tables, size_t table_words) {
   ts_interp_t *it = L->it;
   ts_fb_t *fb = &L->fb;
   ts_fb_table_t root, sg;
@@ -206,10 +209,13 @@ static ts_status_t load(ts_loader_t *L, uint8_t *arena, size_t arena_size) {
     CHECK(ts_parse_tensor(L, t, &r));
     if (!r.data_off) acts += align_up(r.plan.size, TS_PLAN_ALIGN), nvrec++;
   }
+  if (tables && table_words != chan_slots)
+    return ts_fail(it, TS_ERR_BAD_ARG, "channel tables of %u words, the model needs %u",
+                   (uint32_t)table_words, (uint32_t)chan_slots);
   const size_t pad = (size_t)(-(uintptr_t)arena & 15u); /* align the arena to 16 */
   const size_t persistent = align_up(sizeof(state_t), 8) + align_up(nt * sizeof(uint32_t), 8) +
                             nvrec * sizeof(vrec_t) + align_up(op_bytes, 8) +
-                            align_up(chan_slots * sizeof(int32_t), 16);
+                            (tables ? 0 : align_up(chan_slots * sizeof(int32_t), 16));
   /* Init-only records, in the (not yet used) activation area: one per tensor, one per
    * scratch an operator may ask for, and the operator record offsets. */
   const size_t scratch = (nt + nscr) * sizeof(ts_trec_t) + nops * sizeof(uint32_t);
@@ -225,8 +231,13 @@ static ts_status_t load(ts_loader_t *L, uint8_t *arena, size_t arena_size) {
   st->loc = (uint32_t *)(void *)(base + align_up(sizeof(state_t), 8));
   st->vrec = (vrec_t *)(void *)((uint8_t *)st->loc + align_up(nt * sizeof(uint32_t), 8));
   st->ops = (uint8_t *)(st->vrec + nvrec);
-  L->chan = (int32_t *)(void *)(st->ops + align_up(op_bytes, 8));
+  /* the caller's tables are only read (ts_channel_mults checks them) */
+  L->chan = tables ? (int32_t *)(uintptr_t)tables
+                   : (int32_t *)(void *)(st->ops + align_up(op_bytes, 8));
   L->chan_end = L->chan + chan_slots;
+  L->chan_given = tables != NULL;
+  st->chan = L->chan;
+  st->chan_words = (uint32_t)chan_slots;
   st->in_pos = L->inputs.pos;
   st->out_pos = L->outputs.pos;
   st->tensors = L->tensors;
@@ -350,6 +361,12 @@ static ts_status_t load(ts_loader_t *L, uint8_t *arena, size_t arena_size) {
 
 ts_status_t ts_interp_init(ts_interp_t *it, const uint8_t *model, size_t model_size,
                            uint8_t *arena, size_t arena_size) {
+  return ts_interp_init_tables(it, model, model_size, arena, arena_size, NULL, 0);
+}
+
+ts_status_t ts_interp_init_tables(ts_interp_t *it, const uint8_t *model, size_t model_size,
+                                  uint8_t *arena, size_t arena_size, const int32_t *tables,
+                                  size_t table_words) {
   if (!it) return TS_ERR_BAD_ARG;
   memset(it, 0, sizeof *it);
   if (!model) return ts_fail(it, TS_ERR_BAD_ARG, "no model");
@@ -363,7 +380,7 @@ ts_status_t ts_interp_init(ts_interp_t *it, const uint8_t *model, size_t model_s
   L.it = it;
   L.fb.buf = model;
   L.fb.size = (uint32_t)model_size;
-  const ts_status_t s = load(&L, arena, arena_size);
+  const ts_status_t s = load(&L, arena, arena_size, tables, table_words);
   if (s == TS_OK) it->ready = 1;
   return s;
 }
@@ -474,6 +491,15 @@ ts_status_t ts_interp_op(const ts_interp_t *it, int32_t op_index, int32_t *built
 
 
 const char *ts_interp_error(const ts_interp_t *it) { return it ? it->error : "no interpreter"; }
+
+ts_status_t ts_interp_tables(const ts_interp_t *it, const int32_t **tables, size_t *words) {
+  const state_t *st = ready_state(it);
+  if (!st) return TS_ERR_NOT_READY;
+  if (!tables || !words) return TS_ERR_BAD_ARG;
+  *tables = st->chan;
+  *words = st->chan_words;
+  return TS_OK;
+}
 
 /* ---------------------------------------------------------------- invoke */
 

@@ -89,7 +89,15 @@ ts_status_t ts_channel_mults(ts_loader_t *L, const ts_trec_t *in, const ts_trec_
   const double is = (double)rec_scale(in, 0), os = (double)rec_scale(out, 0);
   for (int32_t c = 0; c < n; c++) {
     const double fs = (double)rec_scale(f, f->num_quant == 1 ? 0 : (uint32_t)c);
-    CHECK(ts_quant_mult(L, is * fs / os, &m[c], &s[c]));
+    int32_t mc, sc;
+    CHECK(ts_quant_mult(L, is * fs / os, &mc, &sc));
+    if (!L->chan_given) {
+      m[c] = mc;
+      s[c] = sc;
+    } else if (m[c] != mc || s[c] != sc) {
+      return ts_ofail(L, TS_ERR_BAD_ARG,
+                      "channel %d: the given tables do not match the model (regenerate them)", c);
+    }
   }
   *mult = m;
   *shift = s;
