@@ -8,6 +8,7 @@ import time
 import numpy as np
 
 from tinyscope.analysis import drift, saliency
+from tinyscope.convert import manifest as manifest_mod
 
 WEIGHTED_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"}
 FIXED_RANGE_OPS = {"SOFTMAX", "LOGISTIC", "TANH"}  # int8 range set by the op, not calibration
@@ -126,6 +127,8 @@ def _local_drift(metrics: dict, arrays: dict) -> None:
     arrays["float_local"] = local
     for row in metrics["tensors"]:
         idx, sc, zp = row["index"], row["scale"], row["zero_point"]
+        if sc is None:  # a float32 edge: compared bit for bit, no drift in LSB
+            continue
         dev = cap.tensors[idx]
         if idx in local and local[idx].shape == dev.shape:
             row["device_vs_float_local"] = drift.compare_tensors(local[idx], dev, sc, zp,
@@ -165,8 +168,11 @@ def inputs(arrays: dict) -> np.ndarray:
 
     if arrays.get("x") is not None:
         return arrays["x"]
+    device_inputs = arrays["cap"].inputs
+    if device_inputs.dtype != np.int8:  # a float32 input edge: the device took them as they are
+        return np.asarray(device_inputs, np.float32)
     inp = arrays["manifest"]["input"]
-    return dequantize(arrays["cap"].inputs, inp["scale"], inp["zero_point"]).astype(np.float32)
+    return dequantize(device_inputs, inp["scale"], inp["zero_point"]).astype(np.float32)
 
 
 def cpu_seconds() -> float:
@@ -210,8 +216,8 @@ def add_saliency(metrics: dict, arrays: dict, images: list[int]) -> dict[str, np
     seconds: dict[str, float] = {}
     info: dict = {}
     maps = saliency.compute_all(fm, arrays["model_bytes"], imgs, classes,
-                                man.get("logits_tensor"), 255.0 * man["input"]["scale"],
-                                seconds, info)
+                                man.get("logits_tensor"),
+                                255.0 * manifest_mod.input_quant(man)["scale"], seconds, info)
     metrics["saliency"] = {
         "images": images, "explained_classes": np.asarray(classes).astype(int).tolist(),
         "explained": explained(target, fm is not None), "target": target,

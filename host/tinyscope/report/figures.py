@@ -676,7 +676,7 @@ def layer_error_chart(metrics: dict) -> Figure:
 def lsb_histograms(metrics: dict, key: str = "tflm_vs_xnnpack",
                    title: str = "LiteRT default (XNNPACK) - TFLM") -> Figure:
     """Per tensor, how many elements differ by -k..k LSB between two int8 runs (log scale)."""
-    tensors = [t for t in metrics["tensors"] if key in t]
+    tensors = [t for t in metrics["tensors"] if "lsb" in t.get(key, {})]  # int8 tensors
     n = len(tensors)
     rows, cols = near_square(n)
     width, height = 2.4 * cols + 0.8, 2.0 * rows + 0.9

@@ -53,7 +53,7 @@ def run_saliency(build_dir, out: Path, n: int = 8, model_path=None, data=None) -
     seconds: dict[str, float] = {}
     info: dict = {}
     maps = saliency.compute_all(float_model, tfl, x, classes, man.get("logits_tensor"),
-                                255.0 * man["input"]["scale"], seconds, info)
+                                255.0 * manifest_mod.input_quant(man)["scale"], seconds, info)
     stage["maps"] = time.monotonic() - t0
     cpu["maps"] = cpu_seconds() - c0
     agreement = saliency.agreement(maps, info)

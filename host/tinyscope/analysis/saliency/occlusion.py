@@ -168,10 +168,13 @@ def tflite_scorer(model_bytes: bytes, logits_tensor: int | None = None,
 
     def score(images: np.ndarray, classes: np.ndarray) -> np.ndarray:
         x = np.asarray(images, np.float32)
-        q = quantize(x, t_in.scales[0], t_in.zero_points[0])
+        # a float32 input or output edge (QUANTIZE / DEQUANTIZE in the model) stays float
+        q = (quantize(x, t_in.scales[0], t_in.zero_points[0]) if t_in.scales
+             else x.astype(t_in.dtype))
         raw = run_int8(model_bytes, q.reshape(len(q), *t_in.shape[1:]), t_in.index,
-                       t_out.index)
-        out = dequantize(raw.reshape(len(q), -1), t_out.scales[0], t_out.zero_points[0])
+                       t_out.index).reshape(len(q), -1)
+        out = (dequantize(raw, t_out.scales[0], t_out.zero_points[0]) if t_out.scales
+               else raw.astype(np.float32))
         if target == RECONSTRUCTION:
             return np.mean((out - x.reshape(len(x), -1)) ** 2, axis=1).astype(np.float32)
         return out[np.arange(len(q)), np.asarray(classes)].astype(np.float32)
