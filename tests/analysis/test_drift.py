@@ -107,6 +107,15 @@ def test_dataset_agreement_and_confusion():
     assert np.sum(d["confusion_int8"]) == 4
 
 
+def test_dataset_agreement_without_labels_reports_no_accuracy():
+    """Inputs without labels (an .npy with no y: labels -1) get agreement only, never an
+    accuracy computed against -1."""
+    f = np.eye(3)[[0, 1, 2, 2]]
+    d = drift.dataset_agreement(f, f, np.full(4, -1), 3)
+    assert d["top1_agreement"] == 1.0
+    assert "float_accuracy" not in d and "confusion_int8" not in d
+
+
 # ----------------------------------------------------------------- QuantizationDebugger
 
 

@@ -233,7 +233,8 @@ def dataset_agreement(
     float_scores: np.ndarray, int8_scores: np.ndarray, labels: np.ndarray | None = None,
     num_classes: int | None = None,
 ) -> dict:
-    """Top-1 agreement float vs int8 (and accuracy of each when ``labels`` are given).
+    """Top-1 agreement float vs int8 (and accuracy of each when every input has a label;
+    unlabelled inputs carry -1).
 
     ``confusion_float_vs_int8[i][j]`` counts images the float model puts in class ``i`` and the
     int8 model in class ``j``; ``confusion_int8[i][j]``: true class ``i``, int8 prediction ``j``.
@@ -248,8 +249,8 @@ def dataset_agreement(
         "disagreeing_images": np.flatnonzero(fp != qp).astype(int).tolist()[:50],
         "confusion_float_vs_int8": confusion_matrix(fp, qp, k).tolist(),
     }
-    if labels is not None:
-        y = np.asarray(labels)
+    y = None if labels is None else np.asarray(labels)
+    if y is not None and len(y) == len(fp) and np.all(y >= 0):  # -1: an unlabelled input
         out["float_accuracy"] = float(np.mean(fp == y))
         out["int8_accuracy"] = float(np.mean(qp == y))
         out["confusion_float"] = confusion_matrix(y, fp, k).tolist()
