@@ -108,3 +108,40 @@ def test_two_boards_shard_and_merge_into_one_capture(build_dir, fault_elf, tmp_p
     assert not (out / "shard0").exists()
     metrics, _ = compare.compare(out, build_dir, progress=False)
     assert {e["image"] for e in metrics["verify"]["elements"]} == set(range(N_IMAGES))
+
+
+def test_reference_digests_run_in_the_worker_process_and_equal_tflm(build_dir):
+    """The TFLM digests come from the reference worker process, batch by batch, and equal
+    the digests of the TFLM interpreter's tensors computed here."""
+    from tinyscope.analysis import references, verify
+    from tinyscope.analysis.reference import tflm_tensors
+    from tinyscope.device import protocol as proto
+
+    q, _ = _inputs(build_dir)
+    man = manifest_mod.load(build_dir)
+    model = manifest_mod.model_bytes(build_dir, man)
+    outs = [int(op["outputs"][0]) for op in man["operators"]]
+    refs = verify.ReferenceDigests(model, q, outs, batch=2)
+    try:
+        got = np.stack([refs.get(i) for i in range(len(q))])
+    finally:
+        refs.close()
+    per_image = tflm_tensors(model, q)
+    want = np.stack([proto.tensor_digests(np.stack([d[t].reshape(-1) for d in per_image]))
+                     for t in outs], axis=1)
+    assert np.array_equal(got, want)
+    worker = references._WORKERS[verify.DIGEST_WORKER].proc
+    assert worker is not None and worker.pid != __import__("os").getpid()
+
+
+def test_a_reference_worker_that_aborts_fails_the_verify_cleanly(build_dir, elf, tmp_path,
+                                                                 monkeypatch):
+    """TFLM aborting in the digest worker (as it does on some models) is a ReferenceError
+    naming TFLM, not the end of tinyscope (issue 19)."""
+    from tinyscope.analysis import references
+
+    monkeypatch.setenv(references.FAULT_ENV, "tflm_digests")
+    q, labels = _inputs(build_dir)
+    with boards.emulated_board(elf, tmp_path / "qemu") as board, \
+            pytest.raises(references.ReferenceError, match="TFLM .digests.*aborted"):
+        verify_capture(board.url, build_dir, tmp_path / "run", q, labels, progress=False)

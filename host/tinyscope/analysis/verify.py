@@ -3,8 +3,9 @@
 The device is bit-exact with TFLM, so for almost every image and operator the host already
 knows the answer: instead of streaming every tensor, the device sends one DIGEST frame per
 image (a 32-bit digest of every operator's output, docs/protocol.md) and the host compares it
-with the digests of the TFLM reference's tensors, computed for the same inputs in batches on
-a worker thread while the device runs. Every operator whose digest differs is fetched in full
+with the digests of the TFLM reference's tensors, computed for the same inputs in batches in
+the reference worker process (analysis/references.py: a TFLM abort cannot take tinyscope
+down) while the device runs. Every operator whose digest differs is fetched in full
 (RUN LIST of those operators) and stored with its image, so that ``compare`` reports it down
 to the element and channel like a full dump. Operators whose digests agree are proven equal to
 TFLM's tensors (any single changed word changes the digest), so ``compare`` takes their values
@@ -19,7 +20,9 @@ with ``layers: "verify"`` and a ``verify`` section (images, per-operator mismatc
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -28,7 +31,6 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyscope.analysis.reference import tflm_tensors
 from tinyscope.convert import manifest as manifest_mod
 from tinyscope.device import capture as capture_mod
 from tinyscope.device import protocol as proto
@@ -44,40 +46,91 @@ from tinyscope.device.link import (
 )
 from tinyscope.errors import MismatchError, TinyscopeError
 
-REFERENCE_BATCH = 32  # images per TFLM reference batch on the worker thread
+REFERENCE_BATCH = 32  # images per TFLM reference batch in the reference worker
 MISMATCH_PREFIX = "m"  # capture.npz: m<tensor>_<image> = a mismatching tensor, in full
 
 
-def reference_digests(model: bytes, inputs: np.ndarray, out_tensors: list[int]) -> np.ndarray:
+def reference_digests(tflite_bytes: bytes, inputs: np.ndarray,
+                      out_tensors: list[int]) -> np.ndarray:
     """``(len(inputs), len(out_tensors))`` uint32: the digest of each operator's output
-    tensor as the TFLM reference interpreter computes it."""
-    per_image = tflm_tensors(model, inputs)
-    out = np.zeros((len(per_image), len(out_tensors)), np.uint32)
-    for k, t in enumerate(out_tensors):
-        rows = np.stack([np.ascontiguousarray(d[t]).reshape(-1) for d in per_image])
-        out[:, k] = proto.tensor_digests(rows)
-    return out
+    tensor as the TFLM reference interpreter computes it (in this process: the capture uses
+    :class:`ReferenceDigests`, which runs it in the reference worker)."""
+    digests = worker_digests(tflite_bytes, inputs, out_tensors)
+    return np.stack([digests[t] for t in out_tensors], axis=1).reshape(len(inputs), -1)
+
+
+_INTERPRETERS: dict[str, tuple] = {}  # the worker's TFLM interpreter, kept between batches
+
+
+def worker_digests(tflite_bytes: bytes, inputs: np.ndarray,
+                   out_tensors: list[int]) -> dict[int, np.ndarray]:
+    """``{tensor: (N,) uint32}``: TFLM's digest of each operator output for each input. Runs
+    in the reference worker process (references.run_job, kind ``tflm_digests``), where a
+    TFLM abort cannot take tinyscope down; the interpreter is built once per model."""
+    from tinyscope.analysis import reference
+    from tinyscope.convert.graph import graph
+
+    key = hashlib.sha256(tflite_bytes).hexdigest()
+    if key not in _INTERPRETERS:
+        _, tensors, in_idx, _ = graph(tflite_bytes)
+        # GetTensor with an index out of range segfaults: only ask for indices the graph has.
+        if any(t not in tensors for t in out_tensors):
+            raise TinyscopeError("the model graph names an operator output it does not define")
+        _INTERPRETERS.clear()
+        _INTERPRETERS[key] = (reference._tflm_interpreter(tflite_bytes), tensors, in_idx[0])
+    interp, tensors, in_index = _INTERPRETERS[key]
+    shape = tensors[in_index].shape
+    inputs = reference._check_inputs(np.asarray(inputs), shape)
+    rows: dict[int, list[np.ndarray]] = {t: [] for t in out_tensors}
+    for image in inputs:
+        interp.set_input(image.reshape(shape), 0)
+        interp.invoke()
+        for t in out_tensors:
+            rows[t].append(np.asarray(interp.GetTensor(t, 0)["tensor_data"]).reshape(-1))
+    if not len(inputs):
+        return {t: np.zeros(0, np.uint32) for t in out_tensors}
+    return {t: proto.tensor_digests(np.stack(r)) for t, r in rows.items()}
+
+
+DIGEST_WORKER = "digests"  # the reference worker process that computes TFLM's digests
+FIRST_BATCH = 4  # images in the first batch: the device waits for it, so keep it short
 
 
 class ReferenceDigests:
-    """TFLM digests for ``inputs``, computed in batches on one worker thread (ahead of the
-    device); :meth:`get` waits for the batch holding image ``i``."""
+    """TFLM digests for ``inputs``, computed batch by batch in the reference worker process
+    (references.run_job) while the device runs; :meth:`get` waits for the batch holding
+    image ``i``. A reference worker that dies raises references.ReferenceError there."""
 
-    def __init__(self, model: bytes, inputs: np.ndarray, out_tensors: list[int],
+    def __init__(self, tflite_bytes: bytes, inputs: np.ndarray, out_tensors: list[int],
                  batch: int = REFERENCE_BATCH) -> None:
-        self.batch = batch
+        from tinyscope.analysis import references
+
+        self._tmp = tempfile.TemporaryDirectory(prefix="tinyscope-digests-")
+        work = Path(self._tmp.name)
+        starts = [0, *range(min(FIRST_BATCH, len(inputs)), len(inputs), batch)]
+        self._bounds = [(a, b) for a, b in zip(starts, [*starts[1:], len(inputs)],
+                                                strict=True) if b > a]
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tflm-digests")
-        self._futures: list[Future] = [
-            self._pool.submit(reference_digests, model, inputs[s:s + batch], out_tensors)
-            for s in range(0, len(inputs), batch)]
+        job = {"out_tensors": [int(t) for t in out_tensors]}
+
+        def run(a: int, b: int) -> np.ndarray:
+            d = references.run_job("tflm_digests", tflite_bytes, np.asarray(inputs[a:b]),
+                                   work, job, DIGEST_WORKER)
+            return np.stack([d[t] for t in out_tensors], axis=1)
+
+        self._futures: list[Future] = [self._pool.submit(run, a, b) for a, b in self._bounds]
 
     def get(self, i: int) -> np.ndarray:
-        return self._futures[i // self.batch].result()[i % self.batch]
+        for (a, b), f in zip(self._bounds, self._futures, strict=True):
+            if a <= i < b:
+                return f.result()[i - a]
+        raise IndexError(i)
 
     def close(self) -> None:
         for f in self._futures:
             f.cancel()
         self._pool.shutdown(wait=True)
+        self._tmp.cleanup()
 
 
 def _run_with_retry(dev: Device, image: np.ndarray, bank_index: int | None, mode: proto.RunMode,
@@ -120,12 +173,12 @@ def verify_capture(port_url: str, build_dir: str | Path, out_dir: str | Path,
     ``bank``: the input bank file the board booted with (inputs by USE_INPUT, no upload)."""
     build_dir, out_dir = Path(build_dir), Path(out_dir)
     manifest = manifest_mod.load(build_dir)
-    model = manifest_mod.model_bytes(build_dir, manifest)
+    tflite_bytes = manifest_mod.model_bytes(build_dir, manifest)
     ops = manifest["operators"]
     out_tensors = [int(op["outputs"][0]) for op in ops]
     shape = manifest["input"]["shape"]
     n = len(inputs)
-    refs = ReferenceDigests(model, np.asarray(inputs, np.int8), out_tensors)
+    refs = ReferenceDigests(tflite_bytes, np.asarray(inputs, np.int8), out_tensors)
     port = open_port(port_url, baudrate)
     default = timeout == REQUEST_TIMEOUT
     dev = Device(port, timeout=timeout, run_timeout=RUN_TIMEOUT if default else timeout,
