@@ -151,17 +151,21 @@ def _run_with_retry(dev: Device, image: np.ndarray, bank_index: int | None, mode
     raise AssertionError("unreachable")
 
 
-def _bank_holds(bank: Path | None, info: proto.Info, inputs: np.ndarray) -> bool:
-    """True if the device booted with the input bank file ``bank`` and it holds ``inputs``."""
-    if bank is None:
-        return False
-    if Path(bank).read_bytes() != proto.input_bank(inputs):
-        raise MismatchError(f"input bank {bank} holds other inputs than the ones asked for: "
-                            "write it with protocol.input_bank(inputs) and boot with it")
-    if info.input_bank != len(inputs):
-        raise MismatchError(f"the device reports {info.input_bank} inputs in its bank, not "
-                            f"{len(inputs)}: boot the board with the input bank {bank}")
-    return True
+def _bank_holds(bank: Path | None, info: proto.Info, inputs: np.ndarray) -> int:
+    """How many of ``inputs`` (the first ones) the device serves from its input bank: the
+    bank file ``bank`` it booted or was built with must hold exactly those inputs. A bank in
+    a real board's flash may hold fewer than all (the rest come by SET_INPUT)."""
+    if bank is None or info.input_bank == 0:
+        if bank is not None and Path(bank).is_file():
+            raise MismatchError(f"the device reports no input bank, but {bank} was given: boot "
+                                "(or flash) the board with it")
+        return 0
+    count = info.input_bank
+    if count > len(inputs) or Path(bank).read_bytes() != proto.input_bank(inputs[:count]):
+        raise MismatchError(f"the device's input bank ({count} inputs) holds other inputs "
+                            f"than the first ones asked for ({bank}): write it with "
+                            "protocol.input_bank(inputs) and boot or build with it")
+    return count
 
 
 class _VerifyState:
@@ -242,14 +246,16 @@ def verify_capture(port_url: str, build_dir: str | Path, out_dir: str | Path,
     started = last_save = time.monotonic()
     bar = None
     info: proto.Info | None = None
-    use_bank = False
+    use_bank = 0  # the first use_bank inputs come from the device's input bank
     error: BaseException | None = None
 
     def save(complete: bool, why: str = "") -> dict:
         run = _run_json(port_url, build_dir, data_source, info, dev,
                         state.seconds + time.monotonic() - started, state, out_tensors, n)
-        run.update(complete=complete, inputs_from="input bank (USE_INPUT)" if use_bank
-                   else "SET_INPUT", input_bank=info.input_bank if info else 0)
+        run.update(complete=complete, inputs_from=(
+            "SET_INPUT" if not use_bank else "input bank (USE_INPUT)" if use_bank >= n else
+            f"input bank (USE_INPUT) for the first {use_bank}, SET_INPUT for the rest"),
+            input_bank=info.input_bank if info else 0, images_from_bank=min(use_bank, n))
         if why:
             run["error"] = why
         if state.done:
@@ -272,7 +278,7 @@ def verify_capture(port_url: str, build_dir: str | Path, out_dir: str | Path,
             if stop is not None and stop.is_set():
                 raise capture_mod.CaptureInterrupted("interrupted")
             image = q_all[i]
-            slot = i if use_bank else None
+            slot = i if i < use_bank else None
             res = _run_with_retry(dev, image, slot, proto.RunMode.NONE, [], retries, timing=True,
                                   output=True, digest=True)
             if res.digest is None or len(res.digest.digests) != len(ops):

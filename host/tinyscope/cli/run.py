@@ -102,7 +102,15 @@ def _capture(args: argparse.Namespace, stages: Stages, build: Path, out: Path, e
                                  data_source=source, progress=progress, resume=resume)
             return refs
         bank = None
-        if args.verify and emulator.input_bank_addr is not None:
+        if args.verify and emulator.input_bank_addr is None:  # a real board's image: flash
+            with stages.stage("build", f"firmware for {board_name} with an input bank in "
+                              "flash"):
+                elf, count, bank = boards.build_with_flash_bank(
+                    build, board_name, q, state / "fw-bank")
+            print(f"input bank in flash: {count} of {len(q)} inputs (USE_INPUT); "
+                  f"{len(q) - count} by SET_INPUT", flush=True)
+            bank = bank if count else None
+        elif args.verify and emulator.input_bank_addr is not None:
             bank = state / "input_bank.bin"  # loaded into the board's memory at boot
             state.mkdir(parents=True, exist_ok=True)
             bank.write_bytes(proto.input_bank(q))
