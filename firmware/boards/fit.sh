@@ -36,9 +36,9 @@ bank=$(printf '%d' "0x${bank:-0}")
            r, ram, (r <= ram ? "fits" : "over by " (r - ram)), arena,
            (source == "model" ? "the model'"'"'s need" : (source == "board" ? "the board default" \
            : "ARENA_BYTES")), stack, other > e
-    printf "  flash  %d of %d bytes: %s (model %d, input bank %d, firmware code and " \
-           "constants %d)\n", f, flash, (f <= flash ? "fits" : "over by " (f - flash)), model,
-           bank, f - model - bank > e
+    printf "  flash  %d of %d bytes: %s (model %d, %sfirmware code and constants %d)\n",
+           f, flash, (f <= flash ? "fits" : "over by " (f - flash)), model,
+           (bank ? sprintf("input bank %d, ", bank) : ""), f - model - bank > e
     if (r > ram && source == "model")
       printf "  the arena is what the model needs (its tensors as planned by the tinyscope " \
              "runtime): use a model with smaller activations (a smaller input or fewer " \
