@@ -317,8 +317,9 @@ def verify_capture(port_url: str, build_dir: str | Path, out_dir: str | Path,
     save(False, str(error))
     saved = (f" ({state.done} complete images saved in {out_dir}; continue with tinyscope "
              f"capture --resume {out_dir})") if state.done else ""
-    if isinstance(error, TinyscopeError):
-        raise type(error)(f"{error}{saved}") from error
+    if isinstance(error, TinyscopeError):  # same class and fields, the message extended
+        error.args = (f"{error}{saved}",)
+        raise error
     raise DeviceError(f"serial port {port_url}: {error}{saved}") from error
 
 
@@ -499,7 +500,8 @@ def verify_on_boards(elf: Path, build_dir: str | Path, out_dir: str | Path, inpu
                  f"capture --resume {out_dir})") if done else ""
         if isinstance(error, TinyscopeError):  # the shard's own "saved in" is not for users
             why = re.sub(r" \(\d+ complete images saved in .*\)$", "", str(error))
-            raise type(error)(f"{why}{saved}") from error
+            error.args = (f"{why}{saved}",)
+            raise error
         raise error
     merged = _merge_shards(out_dir, shards, runs, labels, time.monotonic() - started)
     merged["board_cpu_seconds"] = round(sum(board_cpu), 3)  # the QEMUs' CPU time
