@@ -82,7 +82,7 @@ def worker_digests(tflite_bytes: bytes, inputs: np.ndarray,
         _INTERPRETERS[key] = (reference._tflm_interpreter(tflite_bytes), tensors, in_idx[0])
     interp, tensors, in_index = _INTERPRETERS[key]
     shape = tensors[in_index].shape
-    inputs = reference._check_inputs(np.asarray(inputs), shape)
+    inputs = reference._check_inputs(np.asarray(inputs), shape, tensors[in_index].dtype)
     rows: dict[int, list[np.ndarray]] = {t: [] for t in out_tensors}
     for image in inputs:
         interp.set_input(image.reshape(shape), 0)
@@ -143,12 +143,18 @@ def _run_with_retry(dev: Device, image: np.ndarray, bank_index: int | None, mode
                 dev.hello()
             if bank_index is not None:
                 return dev.run_from_bank(bank_index, mode, ops, **flags)
-            dev.set_input(image.tobytes())
+            dev.set_input(proto.input_data(image))
             return dev.run(mode, ops, **flags)
         except LinkError:
             if attempt == retries:
                 raise
     raise AssertionError("unreachable")
+
+
+def _as_input(inputs: np.ndarray) -> np.ndarray:
+    """The device inputs: float32 for a model with a float32 input edge, else int8."""
+    inputs = np.asarray(inputs)
+    return inputs if inputs.dtype == np.float32 else np.asarray(inputs, np.int8)
 
 
 def _bank_holds(bank: Path | None, info: proto.Info, inputs: np.ndarray) -> int:
@@ -237,7 +243,7 @@ def verify_capture(port_url: str, build_dir: str | Path, out_dir: str | Path,
     prev_arrays, prev = (capture_mod._load_previous(out_dir, manifest, "verify", inputs)
                          if resume else ({}, {}))
     state = _VerifyState(n, len(ops), prev_arrays, prev)
-    q_all = np.asarray(inputs, np.int8)
+    q_all = _as_input(inputs)
     refs = ReferenceDigests(tflite_bytes, q_all[state.done:], out_tensors)
     port = open_port(port_url, baudrate)
     default = timeout == REQUEST_TIMEOUT
@@ -448,7 +454,7 @@ def verify_on_boards(elf: Path, build_dir: str | Path, out_dir: str | Path, inpu
     board_cpu: list[float] = []
 
     def shard(k: int, idx: np.ndarray) -> dict:
-        q = np.asarray(inputs, np.int8)[idx]
+        q = _as_input(inputs)[idx]
         shard_dir = out_dir / SHARD_DIR.format(k=k)
         for attempt in range(SHARD_ATTEMPTS):
             state = Path(state_dir) / f"job{k}-{attempt}"
