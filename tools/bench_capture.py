@@ -69,8 +69,19 @@ def inputs_for(build: Path, n: int, source: str) -> tuple[np.ndarray, np.ndarray
 
 
 def _children_cpu() -> float:
+    """CPU seconds of this process's children: those that ended (rusage) plus those still
+    running other than QEMU (the reference worker processes, kept between jobs)."""
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
+    live = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            head, tail = stat.read_text().rsplit(")", 1)
+        except OSError:
+            continue
+        fields = tail.split()
+        if int(fields[1]) == os.getpid() and not head.endswith(boards.QEMU[:15]):
+            live += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return r.ru_utime + r.ru_stime + live
 
 
 def measure(build: Path, q: np.ndarray, labels: np.ndarray, mode: str, work: Path,

@@ -151,3 +151,47 @@ def test_pll_build_times_out_to_hsi_where_rcc_is_missing(build_dir, tmp_path):
             port.close()
     assert info.cpu_hz == info.tick_hz == 16_000_000
     assert info.model_sha256 == manifest_mod.load(build_dir)["model_sha256"]
+
+
+def test_input_bank_in_flash_serves_what_fits_and_set_input_the_rest(build_dir, tmp_path):
+    """A bank linked into the Nucleo image's flash (as many inputs as fit beside the model)
+    on the emulated STM32F405: USE_INPUT serves the first `count` images, SET_INPUT the
+    rest, every layer verified; fit.sh counted the bank in flash (it says so)."""
+    from tinyscope.analysis.verify import verify_capture
+
+    manifest = manifest_mod.load(build_dir)
+    shape = manifest["input"]["shape"][1:]
+    per = int(np.prod(shape))
+    many = boards.board_flash_bytes("nucleo-f446re") // per + 10  # more than can fit
+    q = np.random.default_rng(0).integers(-128, 128, (many, *shape), dtype=np.int8)
+    elf, count, bank = boards.build_with_flash_bank(build_dir, "nucleo-f446re", q,
+                                                    tmp_path / "fw")
+    assert 0 < count < many
+    free = (boards.board_flash_bytes("nucleo-f446re")
+            - boards.image_flash_bytes(tmp_path / "fw" / "plain" / "firmware.elf"))
+    assert count * per <= free < (count + 1) * per + 512  # as many as fit
+    assert boards.image_flash_bytes(elf) <= boards.board_flash_bytes("nucleo-f446re")
+    n = count + 3  # three beyond the bank
+    machine = boards.EMULATORS["netduinoplus2"].machine
+    with boards.emulated_board(elf, tmp_path / "qemu", machine) as board:
+        run = verify_capture(board.url, build_dir, tmp_path / "run", q[:n], np.zeros(n),
+                             progress=False, bank=bank)
+    assert run["input_bank"] == count and run["images_from_bank"] == count
+    assert run["inputs_from"].endswith("SET_INPUT for the rest")
+    assert run["complete"] and run["images"] == n
+    assert run["verify"]["mismatched_images"] == 0
+
+
+def test_fit_check_counts_the_input_bank_in_flash(build_dir, tmp_path):
+    """A bank larger than the Nucleo's flash is refused by fit.sh with the bank's bytes."""
+    from tinyscope.device import protocol as proto
+    from tinyscope.errors import TinyscopeError
+
+    shape = manifest_mod.load(build_dir)["input"]["shape"][1:]
+    per = int(np.prod(shape))
+    q = np.zeros((boards.board_flash_bytes("nucleo-f446re") // per + 1, *shape), np.int8)
+    bank = tmp_path / "bank.bin"
+    bank.write_bytes(proto.input_bank(q))
+    with pytest.raises(TinyscopeError, match=r"(?s)input bank \d+.*fewer inputs into the bank"):
+        boards.build_firmware(build_dir, "nucleo-f446re", quiet=True, out_dir=tmp_path / "fw",
+                              input_bank=bank)

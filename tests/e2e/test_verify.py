@@ -108,3 +108,136 @@ def test_two_boards_shard_and_merge_into_one_capture(build_dir, fault_elf, tmp_p
     assert not (out / "shard0").exists()
     metrics, _ = compare.compare(out, build_dir, progress=False)
     assert {e["image"] for e in metrics["verify"]["elements"]} == set(range(N_IMAGES))
+
+
+def test_reference_digests_run_in_the_worker_process_and_equal_tflm(build_dir):
+    """The TFLM digests come from the reference worker process, batch by batch, and equal
+    the digests of the TFLM interpreter's tensors computed here."""
+    from tinyscope.analysis import references, verify
+    from tinyscope.analysis.reference import tflm_tensors
+    from tinyscope.device import protocol as proto
+
+    q, _ = _inputs(build_dir)
+    man = manifest_mod.load(build_dir)
+    model = manifest_mod.model_bytes(build_dir, man)
+    outs = [int(op["outputs"][0]) for op in man["operators"]]
+    refs = verify.ReferenceDigests(model, q, outs, batch=2)
+    try:
+        got = np.stack([refs.get(i) for i in range(len(q))])
+    finally:
+        refs.close()
+    per_image = tflm_tensors(model, q)
+    want = np.stack([proto.tensor_digests(np.stack([d[t].reshape(-1) for d in per_image]))
+                     for t in outs], axis=1)
+    assert np.array_equal(got, want)
+    worker = references._WORKERS[verify.DIGEST_WORKER].proc
+    assert worker is not None and worker.pid != __import__("os").getpid()
+
+
+def test_a_reference_worker_that_aborts_fails_the_verify_cleanly(build_dir, elf, tmp_path,
+                                                                 monkeypatch):
+    """TFLM aborting in the digest worker (as it does on some models) is a ReferenceError
+    naming TFLM, not the end of tinyscope (issue 19)."""
+    from tinyscope.analysis import references
+
+    monkeypatch.setenv(references.FAULT_ENV, "tflm_digests")
+    q, labels = _inputs(build_dir)
+    with boards.emulated_board(elf, tmp_path / "qemu") as board, \
+            pytest.raises(references.ReferenceError, match="TFLM .digests.*aborted"):
+        verify_capture(board.url, build_dir, tmp_path / "run", q, labels, progress=False)
+
+
+def test_interrupted_verify_resumes_without_losing_or_doubling_an_image(build_dir, fault_elf,
+                                                                        tmp_path):
+    """Ctrl-C after 2 of 4 images: 2 complete images saved with the --resume command; the
+    resumed capture verifies images 2 and 3 only. The fault firmware makes every image
+    mismatch, so an image lost or done twice would show in the mismatch list and counts."""
+    from tinyscope.device.capture import CaptureInterrupted
+
+    q, labels = _inputs(build_dir)
+    out = tmp_path / "run"
+    seen: list[int] = []
+
+    def ctrl_c() -> None:
+        seen.append(1)
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+
+    with boards.emulated_board(fault_elf, tmp_path / "qemu") as board:
+        with pytest.raises(CaptureInterrupted, match=r"2 complete images saved in .*--resume"):
+            verify_capture(board.url, build_dir, out, q, labels, progress=False,
+                           on_image=ctrl_c)
+        partial = json.loads((out / "run.json").read_text())
+        assert (partial["complete"], partial["images"]) == (False, 2)
+        run = verify_capture(board.url, build_dir, out, q, labels, progress=False,
+                             resume=True, on_image=lambda: seen.append(1))
+    assert len(seen) == 2 + 2  # the resumed run verified the two images left, no more
+    assert run["complete"] and run["images"] == N_IMAGES
+    assert [m["image"] for m in run["verify"]["mismatches"]] == list(range(N_IMAGES))
+    assert run["verify"]["per_op"][FAULT_OP]["mismatches"] == N_IMAGES
+    man = manifest_mod.load(build_dir)
+    t = man["operators"][FAULT_OP]["outputs"][0]
+    with np.load(out / "capture.npz") as z:
+        assert z["device_digests"].shape == (N_IMAGES, len(man["operators"]))
+        assert len(z["digest_ticks"]) == len(z["op_ticks"]) == N_IMAGES
+        for i in range(N_IMAGES):
+            assert np.array_equal(z[f"input_{i}"].reshape(-1), q[i].reshape(-1))
+            assert f"m{t}_{i}" in z.files
+
+
+def test_sharded_verify_survives_a_killed_board_and_resumes_after_ctrl_c(
+        build_dir, fault_elf, tmp_path):
+    """--jobs 2 on 8 images: board 0 is killed (SIGKILL) after the 2nd image; its shard
+    goes on, on a new board, from its last complete image. Then a Ctrl-C after 3 images of
+    a second capture, and `tinyscope capture --resume` (2 boards again, from the ordinary
+    firmware): the images verified before the Ctrl-C keep their fault mismatches (not done
+    again), the others are verified once on the ordinary firmware."""
+    import os
+    import signal
+
+    n = 8
+    _, q, labels = quantized_test_inputs(manifest_mod.load(build_dir), n, None)
+    state = tmp_path / "jobs"
+    seen: list[int] = []
+
+    def kill_board0() -> None:
+        seen.append(1)
+        if len(seen) == 2:
+            os.kill(int((state / "job0-0" / "qemu.pid").read_text()), signal.SIGKILL)
+
+    out = tmp_path / "run"
+    run = verify_on_boards(fault_elf, build_dir, out, q, labels, jobs=2, state_dir=state,
+                           progress=False, on_image=kill_board0)
+    assert run["images"] == n and run["complete"]
+    assert [m["image"] for m in run["verify"]["mismatches"]] == list(range(n))
+    assert run["verify"]["per_op"][FAULT_OP]["mismatches"] == n
+    assert len(seen) == n  # each image verified once, the killed board's ones included
+
+    seen.clear()
+
+    def ctrl_c() -> None:
+        seen.append(1)
+        if len(seen) == 3:  # a real SIGINT, as Ctrl-C sends: it wakes the waiting main thread
+            os.kill(os.getpid(), signal.SIGINT)
+
+    out2 = tmp_path / "run2"
+    from tinyscope.device.capture import CaptureInterrupted
+
+    with pytest.raises(CaptureInterrupted, match="--resume"):
+        verify_on_boards(fault_elf, build_dir, out2, q, labels, jobs=2,
+                         state_dir=tmp_path / "jobs2", progress=False, on_image=ctrl_c)
+    partial = json.loads((out2 / "run.json").read_text())
+    assert partial["complete"] is False and partial["jobs"] == 2
+    done = partial["images"]
+    assert 3 <= done < n
+    code = cli.main(["capture", "--resume", str(out2), "--no-progress", "--state-dir",
+                     str(tmp_path / "qemu-cli")])
+    assert code == 0
+    final = json.loads((out2 / "run.json").read_text())
+    assert final["complete"] and final["images"] == n and final["jobs"] == 2
+    assert final["verify"]["mismatched_images"] == done  # only those from the fault firmware
+    with np.load(out2 / "capture.npz") as z:
+        assert z["device_digests"].shape[0] == n
+        for i in range(n):
+            assert np.array_equal(z[f"input_{i}"].reshape(-1), q[i].reshape(-1))
+    assert not (out2 / "shard0").exists()

@@ -270,9 +270,19 @@ uint32_t board_tick_hz(void) { return s_cpu_hz; }
 
 uint32_t board_cpu_hz(void) { return s_cpu_hz; }
 
-const uint8_t *board_input_bank(size_t *capacity) { /* not yet: inputs come by SET_INPUT */
-  *capacity = 0;
-  return NULL;
+/* The input bank linked into flash (make INPUT_BANK=bank.bin: firmware/Makefile turns it into
+ * these two symbols); absent (weak, NULL) otherwise, and inputs come by SET_INPUT. The
+ * firmware checks the bank's head and bounds against this capacity (app/main.c). */
+extern const unsigned char input_bank_bin[] __attribute__((weak));
+extern const unsigned int input_bank_bin_len __attribute__((weak));
+
+const uint8_t *board_input_bank(size_t *capacity) {
+  if (input_bank_bin == NULL || &input_bank_bin_len == NULL) {
+    *capacity = 0;
+    return NULL;
+  }
+  *capacity = input_bank_bin_len;
+  return input_bank_bin;
 }
 
 board_tick_unit_t board_tick_unit(uint32_t *instructions_per_tick) {

@@ -21,6 +21,7 @@
 #define UART_CTRL_RXINTEN 0x8u
 #define UART_INT_RX 0x2u
 #define UART0_RX_IRQ 0u /* mps2-an385/an386: UART0 RX is external interrupt 0 */
+#define UART_SPIN 100000u /* polls (~5 instructions each) before a read sleeps in WFI */
 #define NVIC_ISER0 (*(volatile uint32_t *)0xE000E100u)
 #define NVIC_ICPR0 (*(volatile uint32_t *)0xE000E280u)
 
@@ -52,21 +53,25 @@ void board_init(void) {
   __asm volatile("cpsie i" ::: "memory");
 }
 
-/* Waiting for the host sleeps (WFI) instead of polling: an idle emulated board then costs
+/* Waiting for the host sleeps (WFI) instead of polling for long: an idle emulated board then costs
  * the host machine no CPU, which matters when several boards share its cores (--jobs).
- * With interrupts masked, the RX interrupt is enabled, WFI waits for it (a byte that came
- * after the check pends it, so WFI returns at once), then it is disabled and cleared before
- * interrupts are unmasked: it is never taken. SysTick's interrupt also ends a WFI. */
+ * With interrupts masked, the RX interrupt is enabled *before* RXFULL is checked (QEMU's
+ * CMSDK UART raises it only for a byte that arrives while it is enabled: a byte between the
+ * check and the enable would be slept through), WFI waits for it (pending, so WFI returns at
+ * once if it came after the check), then it is disabled and cleared before interrupts are
+ * unmasked: it is never taken. SysTick's interrupt also ends a WFI. */
 uint8_t board_uart_read(void) {
+  /* Poll first: while the host streams (SET_INPUT) the next byte comes within ~50 us, and
+   * a WFI per byte costs QEMU more than it saves (an upload took 3x as long). */
+  for (uint32_t spin = 0; spin < UART_SPIN; spin++)
+    if (UART_STATE & UART_STATE_RXFULL) return (uint8_t)UART_DATA;
   while (!(UART_STATE & UART_STATE_RXFULL)) {
     __asm volatile("cpsid i" ::: "memory");
-    if (!(UART_STATE & UART_STATE_RXFULL)) {
-      UART_CTRL |= UART_CTRL_RXINTEN;
-      __asm volatile("dsb\n\twfi" ::: "memory");
-      UART_CTRL &= ~UART_CTRL_RXINTEN;
-      UART_INTCLEAR = UART_INT_RX;
-      NVIC_ICPR0 = 1u << UART0_RX_IRQ;
-    }
+    UART_CTRL |= UART_CTRL_RXINTEN; /* first: a byte from now on raises the interrupt */
+    if (!(UART_STATE & UART_STATE_RXFULL)) __asm volatile("dsb\n\twfi" ::: "memory");
+    UART_CTRL &= ~UART_CTRL_RXINTEN;
+    UART_INTCLEAR = UART_INT_RX;
+    NVIC_ICPR0 = 1u << UART0_RX_IRQ;
     __asm volatile("cpsie i" ::: "memory");
   }
   return (uint8_t)UART_DATA;

@@ -45,6 +45,8 @@ LABELS: dict[str, str] = {
     "xnnpack": "LiteRT default (XNNPACK)",
     "float": "float Keras model",
 }
+# Worker jobs that are not one of the report's references: verify.py's TFLM digests.
+JOB_LABELS: dict[str, str] = {**LABELS, "tflm_digests": "TFLM (digests for a verified capture)"}
 INT8_REFERENCES = ("tflm", "litert_ref", "xnnpack")
 CACHE_DIRNAME = "references"
 CACHE_FORMAT = 1
@@ -101,6 +103,10 @@ def _compute_one(kind: str, job: dict, work: Path) -> TensorDict:
         keras_model = _keras_model(job["keras"])
         return floatref.float_tensors(keras_model, model, x)
     q = np.load(work / "q.npy")
+    if kind == "tflm_digests":
+        from tinyscope.analysis import verify
+
+        return verify.worker_digests(model, q, job["out_tensors"])
     if kind == "tflm":
         return floatref.stack(reference.tflm_tensors(model, q))
     resolver = {"litert_ref": "ref", "xnnpack": "default"}[kind]
@@ -167,7 +173,7 @@ def _diagnose(kind: str, model: bytes, how: str) -> ReferenceError:
     """Why a reference died: our runtime's prepare names the operator when it refuses too."""
     from tinyscope.convert import check
 
-    label = LABELS[kind]
+    label = JOB_LABELS[kind]
     try:
         refusal = check.check_model(model)
     except TinyscopeError as err:
@@ -307,7 +313,7 @@ def _run_group(work: Path, kinds: list[str], model: bytes, result: References,
                 if sec.exists():
                     result.seconds[kind] = float(sec.read_text())
             elif err.exists():
-                result.missing[kind] = f"{LABELS[kind]} failed: {err.read_text().strip()}"
+                result.missing[kind] = f"{JOB_LABELS[kind]} failed: {err.read_text().strip()}"
             elif (work / f"{kind}.started").exists() and code != 0:
                 how = (f"aborted ({_signal_name(code)})" if code < 0
                        else f"exited with status {code}")
@@ -325,8 +331,29 @@ def _run_group(work: Path, kinds: list[str], model: bytes, result: References,
             on_done(kind)
         if code == 0 and left:  # a finished job leaves nothing pending
             for kind in left:
-                result.missing[kind] = f"{LABELS[kind]} produced no result"
+                result.missing[kind] = f"{JOB_LABELS[kind]} produced no result"
             left = []
+
+
+def run_job(kind: str, tflite_bytes: bytes, q: np.ndarray, work: Path, job: dict,
+            worker: str) -> TensorDict:
+    """One job of ``kind`` (e.g. ``tflm_digests`` of a batch) in the worker process named
+    ``worker`` (started once, kept for the next job), in the directory ``work``; a worker
+    that dies or fails raises :class:`ReferenceError` with the diagnosis, never takes this
+    process down."""
+    work.mkdir(parents=True, exist_ok=True)
+    if not (work / "model.tflite").is_file():
+        (work / "model.tflite").write_bytes(bytes(tflite_bytes))
+    np.save(work / "q.npy", q)
+    for old in work.glob(f"{kind}.*"):  # the previous batch's result in this directory
+        old.unlink()
+    (work / "job.json").write_text(json.dumps({**job, "kinds": [kind],
+                                               "fault": _injected_faults()}))
+    result = References()
+    _run_group(work, [kind], tflite_bytes, result, lambda _kind: None, _worker(worker))
+    if kind not in result.tensors:
+        raise ReferenceError(kind, result.missing.get(kind, f"{JOB_LABELS[kind]} did not run"))
+    return result.tensors[kind]
 
 
 def _job(work: Path) -> dict:

@@ -7,7 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
-from tinyscope.analysis.verify import verify_capture
+from tinyscope.analysis.verify import verify_capture, verify_on_boards
 from tinyscope.convert import manifest as manifest_mod
 from tinyscope.data import quantized_test_inputs
 from tinyscope.device.boards import DEFAULT_STATE_DIR, resolve_port
@@ -39,13 +39,19 @@ def _cmd_capture(args: argparse.Namespace) -> int:
     data = args.data or prev.get("data") or None
     manifest = manifest_mod.load(build)
     _, q, labels = quantized_test_inputs(manifest, n, data)
+    verify = args.verify or layers == "verify"
+    jobs = int(prev.get("jobs") or args.jobs) if args.resume else args.jobs
+    if verify and jobs > 1:
+        run = _verify_on_emulated_boards(args, build, out, q, labels, jobs,
+                                         data or manifest.get("data", ""))
+        _print_verified(run, f"{run['jobs']} emulated boards", out)
+        return 0
     url = resolve_port(args.port, args.state_dir)
-    if args.verify:
-        if args.resume:
-            raise TinyscopeError("--verify cannot --resume yet: verify again with --out")
+    if verify:
         run = verify_capture(url, build, out, q, labels, progress=not args.no_progress,
                              data_source=data or manifest.get("data", ""),
-                             timeout=args.timeout, retries=args.retries, baudrate=args.baud)
+                             timeout=args.timeout, retries=args.retries, baudrate=args.baud,
+                             resume=bool(args.resume))
         _print_verified(run, url, out)
         return 0
     run = capture(url, build, out, q, labels, layers, progress=not args.no_progress,
@@ -62,6 +68,21 @@ def _cmd_capture(args: argparse.Namespace) -> int:
         print(f"median ticks per inference: {timing['total_ticks_median']} "
               f"at {timing['tick_hz']} Hz")
     return 0
+
+
+def _verify_on_emulated_boards(args: argparse.Namespace, build: str, out: str, q, labels,
+                               jobs: int, data_source: str) -> dict:
+    """--verify --jobs N: build the firmware of BUILD for the emulator and verify on N QEMU
+    boards at once (each with its shard of the images in its input bank)."""
+    from tinyscope.device import boards
+
+    if args.port != "auto":
+        raise TinyscopeError(f"--jobs {jobs} boots {jobs} emulated boards itself: leave out "
+                             f"--port {args.port} (or verify on that board with --jobs 1)")
+    elf = boards.build_firmware(build, "qemu", quiet=True)
+    return verify_on_boards(elf, build, out, q, labels, jobs, Path(args.state_dir) / "jobs",
+                            data_source=data_source, progress=not args.no_progress,
+                            resume=bool(args.resume))
 
 
 def refuse_or_clear(out: Path, force: bool) -> None:
@@ -118,8 +139,12 @@ def add_cli(sub) -> None:
     c.add_argument("--verify", action="store_true",
                    help="verify every layer of every image by on-device digests against the "
                    "TFLM reference; fetch and store only the tensors that differ")
+    c.add_argument("--jobs", type=int, default=1,
+                   help="with --verify: boot N emulated boards (QEMU) for BUILD and verify "
+                   "the images sharded between them, merged into one capture")
     c.add_argument("--resume", metavar="RUN_DIR", default=None,
-                   help="continue the interrupted capture in RUN_DIR (same build, data, layers)")
+                   help="continue the interrupted capture in RUN_DIR (same build, data, layers; "
+                   "a verified capture goes on verifying, on as many boards as before)")
     c.add_argument("--timeout", type=float, default=REQUEST_TIMEOUT,
                    help=f"seconds to wait for the device before a request fails (default "
                    f"{REQUEST_TIMEOUT:g}; RUN waits at least {RUN_TIMEOUT:g} unless given)")

@@ -69,15 +69,16 @@ def _capture(args: argparse.Namespace, stages: Stages, build: Path, out: Path, e
 
     source = manifest.get("data", "")
 
+    resume = args.resume and (out / "run.json").is_file()
+
     def capture_from(url: str, bank: Path | None = None) -> None:
         if args.verify:
             how = " from the input bank" if bank else ""
             with stages.stage("capture", f"verify {len(q)} images{how} (every layer, by "
                               f"digest) on {url} -> {out}"):
                 verify_capture(url, build, out, q, labels, progress=progress,
-                               data_source=source, bank=bank)
+                               data_source=source, bank=bank, resume=resume)
             return
-        resume = args.resume and (out / "run.json").is_file()
         verb = "resume the capture of" if resume else "capture"
         with stages.stage("capture", f"{verb} {len(q)} images (layers: {args.layers}) from "
                           f"{url} -> {out}"):
@@ -96,10 +97,18 @@ def _capture(args: argparse.Namespace, stages: Stages, build: Path, out: Path, e
             with stages.stage("capture", f"verify {len(q)} images on {args.jobs} emulated "
                               f"boards -> {out}"):
                 verify_on_boards(elf, build, out, q, labels, args.jobs, state / "jobs",
-                                 data_source=source, progress=progress)
+                                 data_source=source, progress=progress, resume=resume)
             return refs
         bank = None
-        if args.verify and emulator.input_bank_addr is not None:
+        if args.verify and emulator.input_bank_addr is None:  # a real board's image: flash
+            with stages.stage("build", f"firmware for {board_name} with an input bank in "
+                              "flash"):
+                elf, count, bank = boards.build_with_flash_bank(
+                    build, board_name, q, state / "fw-bank")
+            print(f"input bank in flash: {count} of {len(q)} inputs (USE_INPUT); "
+                  f"{len(q) - count} by SET_INPUT", flush=True)
+            bank = bank if count else None
+        elif args.verify and emulator.input_bank_addr is not None:
             bank = state / "input_bank.bin"  # loaded into the board's memory at boot
             state.mkdir(parents=True, exist_ok=True)
             bank.write_bytes(proto.input_bank(q))
