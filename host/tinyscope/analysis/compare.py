@@ -55,8 +55,8 @@ def load_capture(run_dir: str | Path) -> Capture:
     n = int(run.get("images", 0))
     if n < 1:
         raise TinyscopeError(f"{run_path}: the capture holds no complete image; capture again")
-    with np.load(npz_path) as cap:
-        names = set(cap.files)
+    with np.load(npz_path) as npz:
+        names = set(npz.files)
 
         def batch(prefix: str) -> np.ndarray:
             missing = [f"{prefix}_{i}" for i in range(n) if f"{prefix}_{i}" not in names]
@@ -65,27 +65,27 @@ def load_capture(run_dir: str | Path) -> Capture:
                     f"{npz_path}: run.json says {n} images but {missing[0]} is missing; "
                     "the file is damaged or from another run"
                 )
-            return np.stack([cap[f"{prefix}_{i}"][0] for i in range(n)])
+            return np.stack([npz[f"{prefix}_{i}"][0] for i in range(n)])
 
         indices = sorted({int(k[1:].split("_")[0]) for k in names if k.startswith("t")})
         tensors = {i: batch(f"t{i}") for i in indices}
         outputs = batch("output") if "output_0" in names else None
-        return Capture(run, batch("input"), tensors, outputs, np.asarray(cap["labels"])[:n])
+        return Capture(run, batch("input"), tensors, outputs, np.asarray(npz["labels"])[:n])
 
 
-def _float_inputs(manifest: dict, cap: Capture) -> tuple[np.ndarray, str]:
+def _float_inputs(manifest: dict, capture: Capture) -> tuple[np.ndarray, str]:
     """Float images for the float model: the originals if the capture used the build's test
     split (checked by re-quantizing them), else the dequantized int8 inputs."""
-    data = cap.run.get("data") or None
+    data = capture.run.get("data") or None
     try:
-        x, q, _ = quantized_test_inputs(manifest, len(cap.inputs), data)
-        if q.shape == cap.inputs.shape and np.array_equal(q, cap.inputs):
+        x, q, _ = quantized_test_inputs(manifest, len(capture.inputs), data)
+        if q.shape == capture.inputs.shape and np.array_equal(q, capture.inputs):
             return x, "original float images"
     except TinyscopeError:
         pass
     inp = manifest["input"]
     return (
-        dequantize(cap.inputs, inp["scale"], inp["zero_point"]).astype(np.float32),
+        dequantize(capture.inputs, inp["scale"], inp["zero_point"]).astype(np.float32),
         "dequantized int8 inputs (the original images were not found)",
     )
 
@@ -97,34 +97,34 @@ def _ticks_to_instructions(run: dict) -> float | None:
     return float(per_tick) if per_tick else None
 
 
-def capture_references(run_dir: str | Path, cap: Capture, man: dict, tfl: bytes,
+def capture_references(run_dir: str | Path, capture: Capture, manifest: dict, tflite_bytes: bytes,
                        model_path: str | Path | None = None, progress: bool = True):
     """The desktop references of a capture, computed once (out of process) and cached in
     ``RUN_DIR/references/``; ``(references, float inputs or None, float note, model or
     None)``. The float Keras model is loaded here (for saliency) while the workers run."""
     from tqdm.auto import tqdm
 
-    src = model_path or manifest_mod.float_model_path(man)
+    src = model_path or manifest_mod.float_model_path(manifest)
     keras_path = src if src and Path(src).is_file() else None
-    x, float_note = _float_inputs(man, cap) if keras_path else (None, "no float model")
+    x, float_note = _float_inputs(manifest, capture) if keras_path else (None, "no float model")
     kinds = (*references.INT8_REFERENCES, *(("float",) if keras_path else ()))
     bar = tqdm(total=len(kinds), desc="desktop references", unit="run", disable=not progress)
-    job = references.start(tfl, cap.inputs, x, keras_path, kinds=kinds, cache_dir=run_dir,
-                           on_done=lambda kind: bar.update(1))
+    job = references.start(tflite_bytes, capture.inputs, x, keras_path, kinds=kinds,
+                           cache_dir=run_dir, on_done=lambda kind: bar.update(1))
     model = load_model(keras_path) if keras_path else None
-    refs = job if isinstance(job, references.References) else job.wait()
+    refs = job.wait()
     bar.close()
     return refs, x, float_note, model
 
 
-def _tensor_rows(cap: Capture, man: dict, refs) -> list[dict]:
+def _tensor_rows(capture: Capture, manifest: dict, refs) -> list[dict]:
     """Per streamed tensor: the device against every reference that ran."""
-    ops_by_out = {o["outputs"][0]: o for o in man["operators"]}
-    tinfo = {t["index"]: t for t in man["tensors"]}
+    ops_by_out = {o["outputs"][0]: o for o in manifest["operators"]}
+    tinfo = {t["index"]: t for t in manifest["tensors"]}
     pairs = [("device_vs_tflm", "tflm", False), ("device_vs_litert_ref", "litert_ref", False),
              ("xnnpack_vs_device", "xnnpack", True), ("device_vs_float", "float", False)]
     rows = []
-    for idx, dev in cap.tensors.items():
+    for idx, dev in capture.tensors.items():
         t, op = tinfo[idx], ops_by_out.get(idx)
         sc, zp = t["scales"][0], t["zero_points"][0]
         entry: dict = {
@@ -134,34 +134,34 @@ def _tensor_rows(cap: Capture, man: dict, refs) -> list[dict]:
             "shape": t["shape"], "scale": sc, "zero_point": zp,
         }
         for key, kind, device_first in pairs:
-            ref = (refs.get(kind) or {}).get(idx)
-            if ref is not None:
-                a, b = (dev, ref) if device_first else (ref, dev)
+            ref_tensor = (refs.get(kind) or {}).get(idx)
+            if ref_tensor is not None:
+                a, b = (dev, ref_tensor) if device_first else (ref_tensor, dev)
                 entry[key] = drift.compare_tensors(a, b, sc, zp)
-        if cap.run.get("verify"):
-            entry["verified"] = verify.verified_row(cap.run, idx)
+        if capture.run.get("verify"):
+            entry["verified"] = verify.verified_row(capture.run, idx)
         rows.append(entry)
     rows.sort(key=lambda r: -1 if r["op_index"] is None else r["op_index"])
     return rows
 
 
-def _dataset(cap: Capture, man: dict, refs, classes: list[str]) -> dict:
-    out_idx = man["output"]["index"]
-    dev_out = cap.outputs if cap.outputs is not None else cap.tensors.get(out_idx)
-    tflm, xnn, flt = refs.get("tflm"), refs.get("xnnpack"), refs.get("float") or {}
-    dataset: dict = {"n": int(len(cap.inputs))}
+def _dataset(capture: Capture, manifest: dict, refs, classes: list[str]) -> dict:
+    out_idx = manifest["output"]["index"]
+    dev_out = capture.outputs if capture.outputs is not None else capture.tensors.get(out_idx)
+    tflm, xnnpack, float_ref = refs.get("tflm"), refs.get("xnnpack"), refs.get("float") or {}
+    dataset: dict = {"n": int(len(capture.inputs))}
     if dev_out is None:
         return dataset
     if tflm is not None:
         dataset["output_equals_tflm"] = bool(np.array_equal(dev_out, tflm[out_idx]))
         dataset["output_lsb_vs_tflm"] = drift.lsb_stats(dev_out, tflm[out_idx])
-    dataset["device_accuracy"] = float(np.mean(dev_out.argmax(-1) == cap.labels))
-    if xnn is not None:
+    dataset["device_accuracy"] = float(np.mean(dev_out.argmax(-1) == capture.labels))
+    if xnnpack is not None:
         dataset["xnnpack_vs_device_top1_agreement"] = float(
-            np.mean(xnn[out_idx].argmax(-1) == dev_out.argmax(-1)))
-    fscores = flt.get(out_idx, flt.get(man.get("logits_tensor", -1)))
+            np.mean(xnnpack[out_idx].argmax(-1) == dev_out.argmax(-1)))
+    fscores = float_ref.get(out_idx, float_ref.get(manifest.get("logits_tensor", -1)))
     if fscores is not None:
-        agree = drift.dataset_agreement(fscores, dev_out, cap.labels, len(classes))
+        agree = drift.dataset_agreement(fscores, dev_out, capture.labels, len(classes))
         dataset.update({
             "device_vs_float_top1_agreement": agree["top1_agreement"],
             "n_disagree_with_float": agree["n_disagree"],
@@ -173,15 +173,15 @@ def _dataset(cap: Capture, man: dict, refs, classes: list[str]) -> dict:
     return dataset
 
 
-def _timing(cap: Capture, man: dict) -> dict:
-    timing = cap.run.get("timing", {})
+def _timing(capture: Capture, manifest: dict) -> dict:
+    timing = capture.run.get("timing", {})
     per_op_ticks = timing.get("per_op_ticks_median") or []
-    ipt = _ticks_to_instructions(cap.run)
+    instr_per_tick = _ticks_to_instructions(capture.run)
     rows = []
-    for op in man["operators"]:
+    for op in manifest["operators"]:
         i = op["index"]
         ticks = per_op_ticks[i] if i < len(per_op_ticks) else None
-        instr = ticks * ipt if (ticks is not None and ipt) else None
+        instr = ticks * instr_per_tick if (ticks is not None and instr_per_tick) else None
         rows.append({
             "op_index": i, "op": op["op"], "keras_layer": manifest_mod.op_label(op),
             "macs": op.get("macs", 0), "ticks": ticks, "instructions": instr,
@@ -189,7 +189,7 @@ def _timing(cap: Capture, man: dict) -> dict:
         })
     return {"tick_hz": timing.get("tick_hz"), "tick_note": timing.get("tick_note"),
             "total_ticks_median": timing.get("total_ticks_median"),
-            "instructions_per_tick": ipt, "per_op": rows}
+            "instructions_per_tick": instr_per_tick, "per_op": rows}
 
 
 def references_status(refs) -> dict:
@@ -202,50 +202,51 @@ def references_status(refs) -> dict:
 
 def compare(run_dir: str | Path, build_dir: str | Path | None = None,
             model_path: str | Path | None = None, progress: bool = True) -> tuple[dict, dict]:
-    """All metrics of a capture; returns ``(metrics, arrays)`` (arrays for the figures). A
+    """All metrics of a capture; returns ``(metrics, figure_data)`` (what the figures draw). A
     reference that cannot run leaves its comparisons out; ``metrics["references"]`` says
     why."""
-    cap = load_capture(run_dir)
-    build = Path(build_dir or cap.run.get("build") or "")
-    man = manifest_mod.load(build)
-    if cap.run.get("model_sha256") != man["model_sha256"]:
+    capture = load_capture(run_dir)
+    build = Path(build_dir or capture.run.get("build") or "")
+    manifest = manifest_mod.load(build)
+    if capture.run.get("model_sha256") != manifest["model_sha256"]:
         raise MismatchError(
-            f"the capture in {run_dir} ran model {cap.run.get('model_sha256')} but "
-            f"{build}/manifest.json is model {man['model_sha256']}; pass --build with the "
+            f"the capture in {run_dir} ran model {capture.run.get('model_sha256')} but "
+            f"{build}/manifest.json is model {manifest['model_sha256']}; pass --build with the "
             "build the device was flashed from"
         )
-    tfl = manifest_mod.model_bytes(build, man)
-    refs, x, float_note, model = capture_references(run_dir, cap, man, tfl, model_path,
-                                                    progress)
-    if cap.run.get("verify") and refs.get("tflm"):  # digests proved the rest equal TFLM's
-        cap.tensors = verify.verified_tensors(run_dir, cap.run, refs.get("tflm"))
-    classes = man.get("classes") or [
-        str(i) for i in range(int(np.prod(man["output"]["shape"][1:])))]
-    rows = _tensor_rows(cap, man, refs)
+    tflite_bytes = manifest_mod.model_bytes(build, manifest)
+    refs, x, float_note, model = capture_references(run_dir, capture, manifest, tflite_bytes,
+                                                    model_path, progress)
+    if capture.run.get("verify") and refs.get("tflm"):  # digests proved the rest equal TFLM's
+        capture.tensors = verify.verified_tensors(run_dir, capture.run, refs.get("tflm"))
+    classes = manifest.get("classes") or [
+        str(i) for i in range(int(np.prod(manifest["output"]["shape"][1:])))]
+    rows = _tensor_rows(capture, manifest, refs)
     have_tflm = "tflm" in refs.tensors
     worst = max((r["device_vs_tflm"]["lsb"]["max_lsb"] for r in rows if "device_vs_tflm" in r),
                 default=0)
     mismatches = sum(r["device_vs_tflm"]["lsb"]["n_different"] for r in rows
                      if "device_vs_tflm" in r)
     metrics = {
-        "run_dir": str(run_dir), "build": str(build), "model_sha256": man["model_sha256"],
-        "board": cap.run.get("board"), "cpu_hz": cap.run.get("cpu_hz"),
-        "firmware_version": cap.run.get("firmware_version"),
-        "n_images": int(len(cap.inputs)), "classes": classes,
+        "run_dir": str(run_dir), "build": str(build), "model_sha256": manifest["model_sha256"],
+        "board": capture.run.get("board"), "cpu_hz": capture.run.get("cpu_hz"),
+        "firmware_version": capture.run.get("firmware_version"),
+        "n_images": int(len(capture.inputs)), "classes": classes,
         "float_inputs": float_note,
         "references": references_status(refs),
         "device_vs_tflm_max_lsb": int(worst) if have_tflm else None,
         "device_vs_tflm_mismatching_elements": int(mismatches) if have_tflm else None,
         "device_equals_tflm": bool(mismatches == 0) if have_tflm else None,
-        "dataset": _dataset(cap, man, refs, classes), "tensors": rows,
-        "timing": _timing(cap, man),
+        "dataset": _dataset(capture, manifest, refs, classes), "tensors": rows,
+        "timing": _timing(capture, manifest),
     }
-    if cap.run.get("verify") and refs.get("tflm"):
-        metrics["verify"] = verify.summary(cap.run, cap.tensors, refs.get("tflm"), man)
-    arrays = {"cap": cap, "tflm": refs.get("tflm") or {}, "ref": refs.get("litert_ref") or {},
-              "xnnpack": refs.get("xnnpack") or {}, "float": refs.get("float") or {}, "x": x,
-              "model": model, "manifest": man, "model_bytes": tfl}
-    return metrics, arrays
+    if capture.run.get("verify") and refs.get("tflm"):
+        metrics["verify"] = verify.summary(capture.run, capture.tensors, refs.get("tflm"), manifest)
+    figure_data = {
+        "cap": capture, "tflm": refs.get("tflm") or {}, "ref": refs.get("litert_ref") or {},
+        "xnnpack": refs.get("xnnpack") or {}, "float": refs.get("float") or {}, "x": x,
+        "model": model, "manifest": manifest, "model_bytes": tflite_bytes}
+    return metrics, figure_data
 
 
 # --------------------------------------------------------------------------- summary

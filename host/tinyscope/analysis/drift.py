@@ -323,38 +323,39 @@ def run(
     build_dir: str | Path, n: int = DEFAULT_N, data: str | None = None,
     model_path: str | Path | None = None, progress: bool = True,
 ) -> tuple[dict, dict]:
-    """Compute every metric for a build; returns ``(metrics, arrays)`` (arrays for figures).
+    """Compute every metric for a build; returns ``(metrics, figure_data)`` (for the figures).
     The references run out of process, cached in ``BUILD_DIR/references/`` per inputs."""
-    man = manifest_mod.load(build_dir)
-    tfl = manifest_mod.model_bytes(build_dir, man)
-    src = model_path or manifest_mod.float_model_path(man)
+    manifest = manifest_mod.load(build_dir)
+    tflite_bytes = manifest_mod.model_bytes(build_dir, manifest)
+    src = model_path or manifest_mod.float_model_path(manifest)
     if not src or not Path(src).is_file():
         raise TinyscopeError(
             f"float model {src!r} (from {Path(build_dir) / 'manifest.json'}) not found; "
             "pass --model MODEL.keras"
         )
-    x, q, y = quantized_test_inputs(man, n, data)
+    x, q, y = quantized_test_inputs(manifest, n, data)
     bar = _progress(len(references.LABELS), progress)
-    job = references.start(tfl, q, x, src, cache_dir=build_dir,
+    job = references.start(tflite_bytes, q, x, src, cache_dir=build_dir,
                            on_done=lambda kind: bar.update(1))
     model = load_model(src)
-    lmap = map_layers(model, tfl)
-    refs = job if isinstance(job, references.References) else job.wait()
+    lmap = map_layers(model, tflite_bytes)
+    refs = job.wait()
     bar.close()
-    tflm, flt = refs.require("tflm"), refs.require("float")
-    local = local_float_tensors(model, tfl, tflm, layer_map=lmap)
-    per_tensor = _tensor_rows(man, refs, local)
-    out_idx = man["output"]["index"]
-    scores = {"float": flt.get(out_idx, flt.get(man["logits_tensor"])), "tflm": tflm[out_idx]}
-    classes = man.get("classes") or [str(i) for i in range(scores["tflm"].shape[-1])]
+    tflm, float_ref = refs.require("tflm"), refs.require("float")
+    local = local_float_tensors(model, tflite_bytes, tflm, layer_map=lmap)
+    per_tensor = _tensor_rows(manifest, refs, local)
+    out_idx = manifest["output"]["index"]
+    scores = {"float": float_ref.get(out_idx, float_ref.get(manifest["logits_tensor"])),
+              "tflm": tflm[out_idx]}
+    classes = manifest.get("classes") or [str(i) for i in range(scores["tflm"].shape[-1])]
     dataset = dataset_agreement(scores["float"], scores["tflm"], y, len(classes))
     if "xnnpack" in refs.tensors:
         dataset["xnnpack_vs_tflm_top1_agreement"] = float(
             np.mean(refs.tensors["xnnpack"][out_idx].argmax(-1) == scores["tflm"].argmax(-1)))
     metrics = {
-        "model_sha256": man["model_sha256"],
+        "model_sha256": manifest["model_sha256"],
         "source_model": str(src),
-        "data": man.get("data") if data is None else data,
+        "data": manifest.get("data") if data is None else data,
         "n_images": int(len(y)),
         "classes": classes,
         "int8_reference": "TFLM (tflite-micro python interpreter): what the device must match",
@@ -365,23 +366,23 @@ def run(
         "dataset": dataset,
         "tensors": per_tensor,
     }
-    arrays = {
+    figure_data = {
         "x": x, "q": q, "y": y, "tflm": tflm, "ref": refs.get("litert_ref") or {},
-        "xnnpack": refs.get("xnnpack") or {}, "float": flt,
-        "local": local, "first_layer_output": man["first_layer_output"],
+        "xnnpack": refs.get("xnnpack") or {}, "float": float_ref,
+        "local": local, "first_layer_output": manifest["first_layer_output"],
     }
-    return metrics, arrays
+    return metrics, figure_data
 
 
-def _tensor_rows(man: dict, refs, local: dict[int, np.ndarray]) -> list[dict]:
+def _tensor_rows(manifest: dict, refs, local: dict[int, np.ndarray]) -> list[dict]:
     """Per activation: float (end to end and layer-local) and the other int8 references
     against TFLM."""
-    tflm, flt = refs.tensors["tflm"], refs.tensors["float"]
-    ref, xnn = refs.get("litert_ref") or {}, refs.get("xnnpack") or {}
-    ops = {o["outputs"][0]: o for o in man["operators"]}
-    tinfo = {t["index"]: t for t in man["tensors"]}
+    tflm, float_ref = refs.tensors["tflm"], refs.tensors["float"]
+    litert_ref, xnnpack = refs.get("litert_ref") or {}, refs.get("xnnpack") or {}
+    ops = {o["outputs"][0]: o for o in manifest["operators"]}
+    tinfo = {t["index"]: t for t in manifest["tensors"]}
     per_tensor = []
-    for idx in man["activations"]:
+    for idx in manifest["activations"]:
         t = tinfo[idx]
         op = ops.get(idx)
         sc, zp = t["scales"][0], t["zero_points"][0]
@@ -394,14 +395,14 @@ def _tensor_rows(man: dict, refs, local: dict[int, np.ndarray]) -> list[dict]:
             "scale": sc,
             "zero_point": zp,
         }
-        if idx in flt:
-            entry["float_vs_int8"] = compare_tensors(flt[idx], tflm[idx], sc, zp)
+        if idx in float_ref:
+            entry["float_vs_int8"] = compare_tensors(float_ref[idx], tflm[idx], sc, zp)
         if idx in local:
             entry["float_local_vs_int8"] = compare_tensors(local[idx], tflm[idx], sc, zp)
-        if idx in ref:
-            entry["tflm_vs_litert_ref"] = compare_tensors(tflm[idx], ref[idx], sc, zp)
-        if idx in xnn:
-            entry["tflm_vs_xnnpack"] = compare_tensors(tflm[idx], xnn[idx], sc, zp)
+        if idx in litert_ref:
+            entry["tflm_vs_litert_ref"] = compare_tensors(tflm[idx], litert_ref[idx], sc, zp)
+        if idx in xnnpack:
+            entry["tflm_vs_xnnpack"] = compare_tensors(tflm[idx], xnnpack[idx], sc, zp)
         per_tensor.append(entry)
     return per_tensor
 

@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -80,6 +81,10 @@ class References:
             raise ReferenceError(kind, self.missing.get(kind, f"{LABELS[kind]} was not run"))
         return self.tensors[kind]
 
+    def wait(self) -> References:
+        """Themselves: references found in the cache are already complete (see :func:`start`)."""
+        return self
+
 
 # --------------------------------------------------------------------------- the worker
 
@@ -117,9 +122,9 @@ def _keras_model(path: str):
     return _KERAS_MODELS[key]
 
 
-def _save_npz(path: Path, arrays: TensorDict) -> None:
+def _save_npz(path: Path, tensors: TensorDict) -> None:
     tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **{str(k): v for k, v in arrays.items()})
+    np.savez(tmp, **{str(k): v for k, v in tensors.items()})
     os.replace(tmp, path)
 
 
@@ -139,11 +144,11 @@ def worker_main(work_dir: str) -> int:
         (work / f"{kind}.started").write_text(str(time.monotonic()))
         t0 = time.monotonic()
         try:
-            arrays = _compute_one(kind, job, work)
+            tensors = _compute_one(kind, job, work)
         except Exception as err:  # a Python-level failure is reported, not a crash
             (work / f"{kind}.error").write_text(f"{type(err).__name__}: {err}")
             continue
-        _save_npz(work / f"{kind}.npz", arrays)
+        _save_npz(work / f"{kind}.npz", tensors)
         (work / f"{kind}.seconds").write_text(f"{time.monotonic() - t0:.3f}")
     return 0
 
@@ -367,8 +372,8 @@ def _store_cache(cache: Path, key: str, result: References) -> None:
     from tinyscope.fsutil import atomic_write_text
 
     cache.mkdir(parents=True, exist_ok=True)
-    for kind, arrays in result.tensors.items():
-        _save_npz(cache / f"{kind}.npz", arrays)
+    for kind, tensors in result.tensors.items():
+        _save_npz(cache / f"{kind}.npz", tensors)
     old = {}
     try:
         old = json.loads((cache / "references.json").read_text())
@@ -450,7 +455,8 @@ def start(
 ) -> Pending | References:
     """Start every reference in ``kinds`` on the int8 inputs ``q`` (and the float inputs
     ``x`` for the float model at ``keras_path``), each out of process, and return at once
-    (a cache hit returns the :class:`References` themselves). See :func:`compute`."""
+    (a cache hit returns the :class:`References` themselves). ``.wait()`` on either gives the
+    :class:`References`; a reference that cannot run is in their ``missing``."""
     q = np.asarray(q)
     if q.dtype != np.int8:
         raise TinyscopeError(f"the int8 references need int8 inputs, got {q.dtype}")
@@ -470,21 +476,11 @@ def start(
     return Pending(model, q, x, keras, wanted, key, cache, done)
 
 
-def compute(
-    model: bytes,
-    q: np.ndarray,
-    x: np.ndarray | None = None,
-    keras_path: str | os.PathLike | None = None,
-    *,
-    kinds: tuple[str, ...] = (*INT8_REFERENCES, "float"),
-    cache_dir: str | os.PathLike | None = None,
-    on_done: Callable[[str], None] | None = None,
-) -> References:
-    """Every reference in ``kinds`` on the int8 inputs ``q`` (and the float inputs ``x`` for
-    the float model at ``keras_path``), each out of process; cached in
-    ``cache_dir/references/`` when given. A reference that cannot run is in ``missing``."""
-    job = start(model, q, x, keras_path, kinds=kinds, cache_dir=cache_dir, on_done=on_done)
-    return job if isinstance(job, References) else job.wait()
+def compute(model: bytes, q: np.ndarray, *args: Any, **kwargs: Any) -> References:
+    """:func:`start` (same arguments), then wait for every reference: a reference that cannot
+    run is in ``missing``; with ``cache_dir`` the results are cached in
+    ``cache_dir/references/``."""
+    return start(model, q, *args, **kwargs).wait()
 
 
 if __name__ == "__main__":

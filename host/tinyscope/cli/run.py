@@ -138,8 +138,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
     refs = _capture(args, stages, build, out, elf, board_name, progress)
     print("==> references and report: TFLM, LiteRT and the float model; figures, viewer",
           flush=True)
-    if isinstance(refs, references.Pending):
-        refs.wait()
+    refs.wait()
     seconds: dict[str, float] = {}
     metrics, page = run_compare(out, out / "report", build, None, args.panels,
                                 progress=progress, seconds=seconds)
