@@ -63,10 +63,11 @@ def arena_tables_outside(model_path: Path) -> int | None:
     """The arena the runtime plans for the model with its per-channel requantization tables
     outside it (in flash, ``ts_interp_init_tables``), from the native runner's ``--tables``
     (host pointers are 8 bytes: the device needs at most this); None without a runner."""
-    from tinyscope.convert.check import find_runner
+    from tinyscope.convert.check import ensure_runner
 
-    runner = find_runner()
-    if runner is None:
+    try:
+        runner = ensure_runner()
+    except TinyscopeError:
         return None
     out = model_path.with_suffix(".tables.bin")
     proc = subprocess.run([str(runner), "--tables", str(model_path), str(out)],
