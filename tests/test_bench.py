@@ -63,6 +63,13 @@ def test_kernel_path_names_the_path_from_the_shapes():
     assert bench.kernel_path({"op": "DEPTHWISE_CONV_2D", "inputs": [0, 3]}, shapes).startswith(
         "fallback")
     assert bench.kernel_path({"op": "SOFTMAX", "inputs": [0]}, shapes) == "ref"
+    shapes.update({4: [16, 3, 3, 16], 5: [8, 3, 3, 1], 6: [1, 1, 1, 64], 7: [1, 3, 3, 6]})
+    assert bench.kernel_path({"op": "CONV_2D", "inputs": [0, 4]}, shapes) == (
+        "fast: im2col + SMLAD routine")  # 216 words of im2col, blocks of 16 channels
+    assert "planes" in bench.kernel_path({"op": "CONV_2D", "inputs": [0, 5]}, shapes)
+    pool = {"op": "AVERAGE_POOL_2D", "inputs": [0], "outputs": [6]}
+    assert bench.kernel_path(pool, shapes).startswith("fast")
+    assert bench.kernel_path({**pool, "outputs": [7]}, shapes) == "ref"
 
 
 def _keras_macs(model) -> int:

@@ -63,10 +63,11 @@ def arena_tables_outside(model_path: Path) -> int | None:
     """The arena the runtime plans for the model with its per-channel requantization tables
     outside it (in flash, ``ts_interp_init_tables``), from the native runner's ``--tables``
     (host pointers are 8 bytes: the device needs at most this); None without a runner."""
-    from tinyscope.convert.check import find_runner
+    from tinyscope.convert.check import ensure_runner
 
-    runner = find_runner()
-    if runner is None:
+    try:
+        runner = ensure_runner()
+    except TinyscopeError:
         return None
     out = model_path.with_suffix(".tables.bin")
     proc = subprocess.run([str(runner), "--tables", str(model_path), str(out)],
@@ -158,15 +159,30 @@ def kernel_path(op: dict, shapes: dict[int, list[int]]) -> str:
     name = op["op"]
     if name == "CONV_2D":
         f = shapes.get(op["inputs"][1], [])
-        wide = len(f) == 4 and 3 * f[1] * ((f[2] * f[3] + 1) // 2) > 768
+        if len(f) != 4:
+            return "fast: im2col + SMLAD routine"
+        if f[1:] == [3, 3, 1]:
+            return "fast: depthwise planes routine (1 input channel; im2col if stride_w != 1)"
+        # conv.c's choice: the whole field if 3 np words of im2col fit and a weight block of
+        # the shared buffer holds enough channels, else chunked over the field
+        np_ = f[1] * ((f[2] * f[3] + 1) // 2)
+        rec = 12 + 2 * np_
+        block = 0 if 3 * np_ > 768 else 2 * ((1536 - ((3 * np_ + 1) & ~1)) // rec)
+        block = min(block, 64, f[0])
+        cb = min(16, f[0] + f[0] % 2)
+        wide = block == 0 or block < min(cb, 8)
         return "fast: im2col + SMLAD routine" + (", field chunked" if wide else "")
     if name == "DEPTHWISE_CONV_2D":
         f = shapes.get(op["inputs"][1], [])
         if len(f) == 4 and f[1] == 3 and f[2] == 3:
             return "fast: 3x3 routine (planes or NHWC)"
         return "fallback: plain loop (kernel not 3x3)"
-    if name in ("FULLY_CONNECTED", "MAX_POOL_2D", "MEAN"):
+    if name in ("FULLY_CONNECTED", "MAX_POOL_2D", "MEAN", "ADD"):
         return "fast: cm4 kernel"
+    if name == "AVERAGE_POOL_2D":
+        o = shapes.get(op["outputs"][0], [])
+        if len(o) == 4 and o[1] == o[2] == 1 and o[3] % 4 == 0:
+            return "fast: cm4 kernel (global pool)"
     return "ref"
 
 

@@ -241,6 +241,16 @@ static void im2col(const cursor_t *g, uint32_t *tb, int8_t *tmp) {
       }
       return;
     }
+    if ((seg & 3) == 0) { /* widen_seg(tb, 3, src, seg) for whole groups of 4: a tight loop */
+      for (int32_t ky = 0; ky < p->k_h; ky++, tb += 3 * half, src += g->row) {
+        uint32_t *d = tb;
+        for (const int8_t *s = src, *const e = src + seg; s < e; s += 4, d += 6) {
+          const uint32_t v = ts_ld32(s);
+          d[0] = ts_sxtb16(v), d[3] = ts_sxtb16_ror8(v);
+        }
+      }
+      return;
+    }
     for (int32_t ky = 0; ky < p->k_h; ky++, tb += 3 * half, src += g->row)
       widen_seg(tb, 3, src, seg);
     return;
@@ -463,11 +473,28 @@ static __attribute__((noinline)) void conv_im2col(const ts_conv_params_t *p, con
   /* 1x1, stride 1, no padding (so out_h, out_w = in_h, in_w): pixel i reads input pixel i */
   const int pointwise = (p->k_h | p->k_w | p->stride_h | p->stride_w) == 1 &&
                         (p->pad_h | p->pad_w) == 0;
+  /* Small outputs (the 3x3 and 6x6 planes of late layers), whose block of channels is not
+   * all of them: the im2col of every group of 3 pixels is built once and kept (tbw words
+   * each), and the records of the blocks take the rest of the buffer (at least one pair),
+   * instead of rebuilding each group's im2col for every block. */
+  const int32_t tbw = (3 * np + 1) & ~1, ngroups = (npix + 2) / 3;
+  const int cache = ngroups > 1 && block < out_c && ngroups * tbw + rec <= WWORDS + TWORDS;
+  if (cache) {
+    block = 2 * ((WWORDS + TWORDS - ngroups * tbw) / rec);
+    if (block > TS_OPT_CONV_BLOCK) block = TS_OPT_CONV_BLOCK & ~1;
+    if (block > out_c) block = out_c;
+  }
   { /* blocks of equal size (even, at most `block`): no short last block */
     const int32_t nblk = (out_c + block - 1) / block, eq = (out_c + nblk - 1) / nblk;
     block = eq + (eq & 1) < block ? eq + (eq & 1) : block;
   }
-  uint32_t *const tb = buf, *const wbuf = buf + ((3 * np + 1) & ~1);
+  uint32_t *const wbuf = buf + (cache ? ngroups * tbw : tbw);
+  if (cache) {
+    cursor_t g = {p, input, seg, half, p->dil_h * p->in_w * p->in_c, 0, 0, 0, 0, 0, 0};
+    cursor_row(&g);
+    for (int32_t P = 0; P < npix; P += 3)
+      im2col3(&g, buf + P / 3 * tbw, tmp, npix - P < 3 ? npix - P : 3, np, gray3, pointwise);
+  }
   for (int32_t oc0 = 0; oc0 < out_c; oc0 += block) {
     const int32_t nb = out_c - oc0 < block ? out_c - oc0 : block;
     for (int32_t c = 0; c < nb + (nb & 1); c++) {
@@ -496,7 +523,8 @@ static __attribute__((noinline)) void conv_im2col(const ts_conv_params_t *p, con
     cursor_row(&g);
     for (int32_t P = 0; P < npix; P += 3) {
       const int32_t nv = npix - P < 3 ? npix - P : 3;
-      im2col3(&g, tb, tmp, nv, np, gray3, pointwise);
+      uint32_t *const tb = cache ? buf + P / 3 * tbw : buf;
+      if (!cache) im2col3(&g, tb, tmp, nv, np, gray3, pointwise);
       int8_t *const o = output + P * out_c + oc0;
       int32_t c = 0; /* whole channel pairs with outputs the assembly can store */
       if (fast && nv == 3 && nb >= 2) {
