@@ -172,6 +172,7 @@ ts_status_t ts_resize_prepare(ts_loader_t *L, ts_oprec_t *o);
 #define KERNEL_DW ts_opt_depthwise_conv2d_s8
 #define KERNEL_FC ts_opt_fully_connected_s8
 #define KERNEL_MAX_POOL ts_opt_max_pool_s8
+#define KERNEL_AVG_POOL ts_opt_avg_pool_s8
 #define KERNEL_MEAN ts_opt_mean_s8
 #define KERNEL_ADD ts_opt_add_s8
 #else
@@ -179,6 +180,7 @@ ts_status_t ts_resize_prepare(ts_loader_t *L, ts_oprec_t *o);
 #define KERNEL_DW ts_ref_depthwise_conv2d_s8
 #define KERNEL_FC ts_ref_fully_connected_s8
 #define KERNEL_MAX_POOL ts_ref_max_pool_s8
+#define KERNEL_AVG_POOL ts_ref_avg_pool_s8
 #define KERNEL_MEAN ts_ref_mean_s8
 #define KERNEL_ADD ts_ref_add_s8
 #endif
