@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,6 +70,38 @@ def tflm_tensors_float_input(model: bytes, inputs: np.ndarray) -> list[dict[int,
     return out
 
 
+_TFLM_FLOAT = """
+import sys
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+from tests.runtime.helpers import tflm_tensors_float_input
+model = open(sys.argv[2], "rb").read()
+per_image = tflm_tensors_float_input(model, np.load(sys.argv[3]))
+np.savez(sys.argv[4], **{f"{n}_{i}": v for n, r in enumerate(per_image) for i, v in r.items()})
+"""
+
+
+def tflm_float_contained(model: bytes, inputs: np.ndarray
+                         ) -> tuple[list[dict[int, np.ndarray]] | None, str | None]:
+    """``tflm_tensors_float_input`` in a child process, as the int8 path's reference worker
+    (TFLM aborts the process on some models): (tensors per image, None) or (None, why)."""
+    with tempfile.TemporaryDirectory() as d:
+        m, x, out = Path(d) / "model.tflite", Path(d) / "inputs.npy", Path(d) / "tflm.npz"
+        m.write_bytes(model)
+        np.save(x, np.asarray(inputs, np.float32))
+        proc = subprocess.run([sys.executable, "-c", _TFLM_FLOAT, str(ROOT), str(m), str(x),
+                               str(out)], capture_output=True, text=True, timeout=600)
+        if proc.returncode != 0:
+            last = (proc.stderr.strip().splitlines() or [""])[-1]
+            return None, f"TFLM's process ended with status {proc.returncode}: {last}"
+        per_image: list[dict[int, np.ndarray]] = [{} for _ in range(len(inputs))]
+        with np.load(out) as z:
+            for key in z.files:
+                n, i = (int(k) for k in key.split("_"))
+                per_image[n][i] = z[key]
+        return per_image, None
+
+
 @dataclass
 class Outcome:
     """One model through TFLM (in a worker process) and the runtime (the native runner)."""
@@ -84,9 +117,9 @@ def run_with_tflm(model: bytes, inputs: np.ndarray) -> Outcome:
     agree); one that only one of them refuses is a mismatch."""
     refusal = check.check_model(model)
     if np.asarray(inputs).dtype == np.float32:  # a float-input model (the worker takes int8)
-        per_image = tflm_tensors_float_input(model, inputs)
-        want = {i: np.stack([r[i] for r in per_image]) for i in per_image[0]}
-        tflm_refused = None
+        per_image, tflm_refused = tflm_float_contained(model, inputs)
+        want = ({i: np.stack([r[i] for r in per_image]) for i in per_image[0]}
+                if per_image else {})
     else:
         refs = references.compute(model, inputs, kinds=("tflm",))
         tflm_refused = refs.missing.get("tflm")

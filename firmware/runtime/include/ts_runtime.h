@@ -102,7 +102,7 @@ ts_status_t ts_interp_init(ts_interp_t *it, const uint8_t *model, size_t model_s
 
 /* The same, with the per-channel requantization tables (a multiplier and a shift per output
  * channel of every CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED and TRANSPOSE_CONV; on a
- * MobileNetV1-0.25 21,904 of its 81,672 bytes) outside the arena, e.g. in flash: `tables`
+ * MobileNetV1-0.25 21,904 of its 81,792 bytes) outside the arena, e.g. in flash: `tables`
  * as ts_interp_tables() gave them after an init of the same model (tinyscope-run --tables
  * writes them). Init recomputes every value and refuses tables that do not match. */
 ts_status_t ts_interp_init_tables(ts_interp_t *it, const uint8_t *model, size_t model_size,
