@@ -81,6 +81,14 @@ class References:
             raise ReferenceError(kind, self.missing.get(kind, f"{LABELS[kind]} was not run"))
         return self.tensors[kind]
 
+    def status(self, every: bool = False) -> dict[str, dict]:
+        """Each reference that was asked for (every one with ``every``): its label, whether it
+        ran, and why not (what metrics.json records)."""
+        return {kind: {"label": label, "available": kind in self.tensors,
+                       **({"missing": self.missing[kind]} if kind in self.missing else {})}
+                for kind, label in LABELS.items()
+                if every or kind in self.tensors or kind in self.missing}
+
     def wait(self) -> References:
         """Themselves: references found in the cache are already complete (see :func:`start`)."""
         return self
@@ -431,6 +439,14 @@ class Pending:
             _run_group(work, group, model, self.result, self._done, worker)
         except BaseException as err:  # re-raised by wait() in the caller's thread
             self._errors.append(err)
+
+    def status(self, every: bool = False) -> dict[str, dict]:
+        """Each reference that was asked for (every one with ``every``): its label, whether it
+        ran, and why not (what metrics.json records)."""
+        return {kind: {"label": label, "available": kind in self.tensors,
+                       **({"missing": self.missing[kind]} if kind in self.missing else {})}
+                for kind, label in LABELS.items()
+                if every or kind in self.tensors or kind in self.missing}
 
     def wait(self) -> References:
         for t in self._threads:
