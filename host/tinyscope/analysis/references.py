@@ -82,8 +82,7 @@ class References:
         return self.tensors[kind]
 
     def status(self, every: bool = False) -> dict[str, dict]:
-        """Each reference that was asked for (every one with ``every``): its label, whether it
-        ran, and why not (what metrics.json records)."""
+        """Each reference asked for (all with ``every``): label, whether it ran, why not."""
         return {kind: {"label": label, "available": kind in self.tensors,
                        **({"missing": self.missing[kind]} if kind in self.missing else {})}
                 for kind, label in LABELS.items()
@@ -441,8 +440,7 @@ class Pending:
             self._errors.append(err)
 
     def status(self, every: bool = False) -> dict[str, dict]:
-        """Each reference that was asked for (every one with ``every``): its label, whether it
-        ran, and why not (what metrics.json records)."""
+        """Each reference asked for (all with ``every``): label, whether it ran, why not."""
         return {kind: {"label": label, "available": kind in self.tensors,
                        **({"missing": self.missing[kind]} if kind in self.missing else {})}
                 for kind, label in LABELS.items()
@@ -493,9 +491,7 @@ def start(
 
 
 def compute(model: bytes, q: np.ndarray, *args: Any, **kwargs: Any) -> References:
-    """:func:`start` (same arguments), then wait for every reference: a reference that cannot
-    run is in ``missing``; with ``cache_dir`` the results are cached in
-    ``cache_dir/references/``."""
+    """:func:`start` (same arguments), then wait: the :class:`References`."""
     return start(model, q, *args, **kwargs).wait()
 
 
