@@ -241,3 +241,27 @@ def test_drift_command_writes_metrics_and_figures(tmp_path):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         with Image.open(png) as img:  # a drawn figure, not a blank canvas
             assert img.width > 300 and len(img.convert("RGB").getcolors(1 << 16) or ()) > 8
+
+
+def test_drift_of_a_float_io_model_covers_its_int8_tensors(tmp_path):
+    """A model with float32 edges: drift compares its int8 tensors with the float model;
+    the float32 edges (QUANTIZE input, DEQUANTIZE output) are not quantized, so they get no
+    drift row, and nothing reads their (absent) scale."""
+    from tinyscope.convert import flow
+
+    from tests.convert import float_io_model
+
+    keras_path, tflite = float_io_model.write(tmp_path / "m")
+    np.save(tmp_path / "x.npy", float_io_model.float_inputs(3, seed=1, outlier=False))
+    build = tmp_path / "b"
+    man = flow.convert(tflite, build, data=str(tmp_path / "x.npy"), float_model=keras_path)
+    metrics, _ = drift.run(build, n=3)
+    rows = {r["index"]: r for r in metrics["tensors"]}
+    int8 = [t["index"] for t in man["tensors"]
+            if t["kind"] == "activation" and t["dtype"] == "int8"]
+    assert set(rows) == set(int8)
+    assert man["input"]["index"] not in rows and man["output"]["index"] not in rows
+    by_op = {o["op"]: rows[o["outputs"][0]] for o in man["operators"]
+             if o["outputs"][0] in rows}
+    for op in ("QUANTIZE", "HARD_SWISH", "MUL", "TRANSPOSE_CONV", "LEAKY_RELU"):
+        assert np.isfinite(by_op[op]["float_vs_int8"]["snr_db"]), op

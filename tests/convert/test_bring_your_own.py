@@ -19,6 +19,7 @@ from tinyscope import data
 from tinyscope.cli.app import main
 from tinyscope.convert import flow
 from tinyscope.convert import manifest as manifest_mod
+from tinyscope.convert import tflite as tflite_mod
 from tinyscope.errors import TinyscopeError, UnsupportedModelError
 
 from tests import mlperf_tiny as arch
@@ -55,11 +56,13 @@ def _convert_variant(model, kind: str, shape) -> bytes:
         c.optimizations = [tf.lite.Optimize.DEFAULT]
     if kind == "float16":
         c.target_spec.supported_types = [tf.float16]
-    elif kind in ("float-io", "int16x8"):
+    elif kind in ("float-io", "uint8-io", "int16x8"):
         c.representative_dataset = rep
         c.target_spec.supported_ops = [
-            tf.lite.OpsSet.TFLITE_BUILTINS_INT8 if kind == "float-io" else
+            tf.lite.OpsSet.TFLITE_BUILTINS_INT8 if kind != "int16x8" else
             tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+        if kind == "uint8-io":
+            c.inference_input_type = c.inference_output_type = tf.uint8
     return bytes(c.convert())
 
 
@@ -68,7 +71,7 @@ def variants(tmp_path_factory):
     root = tmp_path_factory.mktemp("variants")
     model = _small_cnn(hidden=16)
     out = {}
-    for kind in ("float32", "float16", "dynamic-range", "int16x8", "float-io"):
+    for kind in ("float32", "float16", "dynamic-range", "int16x8", "float-io", "uint8-io"):
         path = root / f"{kind}.tflite"
         path.write_bytes(_convert_variant(model, kind, (8, 8, 1)))
         out[kind] = path
@@ -105,7 +108,7 @@ def test_int8_tflite_is_used_byte_for_byte_and_named_from_its_tensors(mlperf_tin
     ("float16", "float16-quantized"),
     ("dynamic-range", "dynamic-range quantized model (int8 weights, float32 activations"),
     ("int16x8", "16x8-quantized"),
-    ("float-io", "int8 model with non-int8 input or output (input float32, output float32)"),
+    ("uint8-io", "an int8 model with uint8 input and uint8 output, but its input is uint8"),
 ])
 def test_tflite_that_is_not_full_int8_is_refused_saying_what_it_is(variants, kind, says,
                                                                    tmp_path):
@@ -114,11 +117,42 @@ def test_tflite_that_is_not_full_int8_is_refused_saying_what_it_is(variants, kin
     msg = str(err.value)
     assert str(variants[kind]) in msg and says in msg
     assert "inference_input_type = tf.int8" in msg  # how to export a full-integer model
-    if kind != "float-io":
+    if kind != "uint8-io":
         assert "TFLITE_BUILTINS_INT8" in msg and "representative_dataset" in msg
     else:
-        assert "QUANTIZE/DEQUANTIZE" in msg
+        assert "one QUANTIZE (float32 -> int8) at the input" in msg
     assert not (tmp_path / "b").exists()
+
+
+def test_int8_tflite_with_float32_edges_is_accepted(variants, tmp_path):
+    """An int8 body between a QUANTIZE float32 -> int8 and a DEQUANTIZE int8 -> float32
+    (inference_input_type = tf.float32) converts: float32 input and output in the manifest,
+    with the int8 tensors of the body's edges; int8 data is dequantized for the float
+    input, float data is kept as it is."""
+    blob = variants["float-io"].read_bytes()
+    s = tflite_mod.summarize(blob)
+    assert s.kind == "float-io" and s.edge_problem == ""
+    assert s.ops[0] == "QUANTIZE" and s.ops[-1] == "DEQUANTIZE"
+    m = flow.convert(variants["float-io"], tmp_path / "b")
+    assert (tmp_path / "b" / "model_int8.tflite").read_bytes() == blob
+    inp, out = m["input"], m["output"]
+    assert inp["dtype"] == out["dtype"] == "float32"
+    q_op, dq_op = m["operators"][0], m["operators"][-1]
+    assert inp["quantized_as"]["index"] == q_op["outputs"][0]
+    assert out["dequantized_from"]["index"] == dq_op["inputs"][0]
+    assert inp["quantized_as"]["dtype"] == "int8" and inp["quantized_as"]["scale"] > 0
+    # random int8 test inputs become float32 values the QUANTIZE maps back to themselves
+    x, dev, _ = data.quantized_test_inputs(m, 4)
+    assert dev.dtype == np.float32 and x is dev
+    body = inp["quantized_as"]
+    r = data.random_inputs((8, 8, 1), 4)
+    np.testing.assert_array_equal(data.quantize(dev, body["scale"], body["zero_point"]), r.x)
+    # float arrays are sent as they are
+    arr = tmp_path / "x.npy"
+    np.save(arr, np.random.default_rng(1).uniform(0, 1, (3, 8, 8, 1)).astype(np.float32))
+    x, dev, _ = data.quantized_test_inputs(m, 3, str(arr))
+    assert dev.dtype == np.float32
+    np.testing.assert_array_equal(dev, np.load(arr))
 
 
 def test_a_file_that_is_not_a_tflite_is_refused(tmp_path):
@@ -355,3 +389,27 @@ def test_main_accepts_a_tflite_model(mlperf_tiny, tmp_path, capsys):
     _, tflite = mlperf_tiny("autoencoder")
     assert main(["convert", str(tflite), "--out", str(tmp_path / "b")]) == 0
     assert "wrote" in capsys.readouterr().out
+
+
+def test_image_folder_feeds_a_float32_input_in_the_chosen_range(variants, tmp_path):
+    """For a float32 model input the images are scaled to --input-range and sent as float32
+    values, not quantized on the host; inputs.cc holds them quantized as the model's
+    QUANTIZE does (the int8 tensor its body starts from)."""
+    folder = tmp_path / "imgs"
+    _folder(folder, ["a", "b", "c"], per_class=2)
+    m = flow.convert(variants["float-io"], tmp_path / "b", data=str(folder),
+                     input_range="-1,1")
+    x, dev, y = data.quantized_test_inputs(m)
+    want = data.load_folder(folder, (8, 8), 1, "-1,1")
+    assert dev.dtype == np.float32 and dev.shape == want.x.shape
+    np.testing.assert_array_equal(dev, want.x)
+    np.testing.assert_array_equal(y, want.y)
+    assert dev.min() >= -1.0 and dev.max() <= 1.0 and dev.min() < 0.0
+    body = m["input"]["quantized_as"]
+    first = data.quantize(dev[0], body["scale"], body["zero_point"]).reshape(-1)
+    cc = (tmp_path / "b" / "inputs.cc").read_text()
+    assert f"#define TS_INPUT_SCALE {float(body['scale'])!r}f" in (
+        tmp_path / "b" / "inputs.h").read_text()
+    row = cc[cc.index("/* 0:"):]
+    assert [int(v) for v in row[row.index("{") + 1:row.index("}")].replace(",", " ").split()
+            ][:first.size] == first.tolist()

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from tinyscope import cli, data
 from tinyscope.convert import flow, manifest, model
-from tinyscope.errors import UnsupportedModelError
+from tinyscope.errors import TinyscopeError, UnsupportedModelError
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = ROOT / "models" / "default.keras"
@@ -235,3 +235,57 @@ def test_image_folder_dataset_trains_and_converts(tmp_path):
     assert m["output"]["shape"] == [1, 3]
     assert sorted(m["test_inputs"]["labels"]) == [0, 1, 2]
     assert "TS_NUM_INPUTS 3u" in (tmp_path / "b" / "inputs.h").read_text()
+
+
+def _transpose_conv_macs(in_hw: int, k: int, stride: int, padding: str, cin: int,
+                         cout: int) -> tuple[int, tuple[int, ...]]:
+    """manifest MACs of the one TRANSPOSE_CONV of a converted Conv2DTranspose, and its
+    output shape."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((in_hw, in_hw, cin), batch_size=1)
+    net = keras.Model(inp, keras.layers.Conv2DTranspose(cout, k, strides=stride,
+                                                        padding=padding)(inp))
+    from tinyscope.convert.quantize import quantize_keras
+
+    tfl = quantize_keras(net, np.random.default_rng(0).uniform(0, 1, (4, in_hw, in_hw, cin)))
+    m = manifest.build(tfl)
+    (op,) = [o for o in m["operators"] if o["op"] == "TRANSPOSE_CONV"]
+    shape = next(t["shape"] for t in m["tensors"] if t["index"] == op["outputs"][0])
+    return op["macs"], tuple(shape)
+
+
+def test_transpose_conv_macs_are_the_reference_kernels_scatter_count():
+    """TFLM's reference TRANSPOSE_CONV scatters each input element through each filter tap
+    whose output position lies inside the output, for every input x output channel.
+    Counted by hand: 5x5x3 -> 3x3 taps, stride 2, SAME -> 10x10x4. Padding (TFLite's, from
+    the output): ((5-1)*2 + 3 - 10) // 2 = 0; along one axis, inputs 0..3 land all 3 taps
+    (positions up to 2*3+2 = 8 < 10), input 4 lands 2 (8, 9; 10 is outside): 4*3 + 2 = 14
+    pairs; 14 * 14 * 3 * 4 = 2,352 (not 5*5*9*3*4 = 2,700).
+    VALID, 4x4x2 -> 3x3, stride 2 -> 9x9x5: every tap lands: 4*4 * 9 * 2 * 5 = 1,440."""
+    assert _transpose_conv_macs(5, 3, 2, "same", 3, 4) == (2352, (1, 10, 10, 4))
+    assert _transpose_conv_macs(4, 3, 2, "valid", 2, 5) == (1440, (1, 9, 9, 5))
+
+
+
+def test_convert_io_float_keeps_float32_edges(tmp_path, capsys):
+    """--io float: the int8 body between a QUANTIZE float32 -> int8 and a DEQUANTIZE
+    int8 -> float32; the logits stay the SOFTMAX's int8 input; inspect names both edges;
+    a .tflite is used as it is (--io refused)."""
+    out = tmp_path / "b"
+    assert cli.main(["convert", str(DEFAULT), "--out", str(out), "--io", "float", "--calib",
+                     "8", "--num-inputs", "2"]) == 0
+    m = manifest.load(out)
+    ops = [o["op"] for o in m["operators"]]
+    assert ops[0] == "QUANTIZE" and ops[-2:] == ["SOFTMAX", "DEQUANTIZE"]
+    assert m["input"]["dtype"] == m["output"]["dtype"] == "float32"
+    assert m["logits_tensor"] == m["operators"][-2]["inputs"][0]
+    assert m["input"]["quantized_as"]["index"] == m["operators"][0]["outputs"][0]
+    capsys.readouterr()
+    assert cli.main(["inspect", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert f"float32 (QUANTIZE to #{m['input']['quantized_as']['index']} int8" in text
+    assert "float32 (DEQUANTIZE from #" in text
+    with pytest.raises(TinyscopeError, match="--io float: a .tflite is used as it is"):
+        flow.convert(out / "model_int8.tflite", tmp_path / "c", io="float")

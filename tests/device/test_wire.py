@@ -30,13 +30,29 @@ DTYPE_CODES = {"int8": 9, "int32": 2, "float32": 0, "uint8": 3, "int16": 7, "int
 pytestmark = pytest.mark.skipif(shutil.which("cc") is None, reason="needs a native C compiler")
 
 
-@pytest.fixture(scope="module")
-def app_native(build_dir, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("app-native")
+def build_app_native(build_dir: Path, out: Path) -> Path:
     subprocess.run(["make", "-s", "-C", str(ROOT / "firmware"), "-f", "fuzz/fuzz.mk",
                     "app-native", f"MODEL_DIR={build_dir}", f"BUILD={out}"], check=True,
                    capture_output=True, timeout=600)
     return out / "app_native"
+
+
+@pytest.fixture(scope="module")
+def app_native(build_dir, tmp_path_factory) -> Path:
+    return build_app_native(build_dir, tmp_path_factory.mktemp("app-native"))
+
+
+@pytest.fixture(scope="module")
+def float_io(tmp_path_factory) -> tuple[Path, Path]:
+    """(build dir, native app) of a model with float32 input and output edges."""
+    from tinyscope.convert import flow
+
+    from tests.convert import float_io_model
+
+    root = tmp_path_factory.mktemp("float-io")
+    _, tflite = float_io_model.write(root / "model")
+    flow.convert(tflite, root / "build", num_inputs=2)
+    return root / "build", build_app_native(root / "build", root / "app")
 
 
 def answers(exe: Path, requests: list[tuple[int, int, bytes]],
@@ -86,10 +102,35 @@ def builtin_code(name: str) -> int:
 def test_run_answers_are_byte_exact(app_native, build_dir, tmp_path, from_bank):
     """TENSOR (every op), TIMING, DIGEST and DONE equal protocol.py's encoding of the TFLM
     reference's tensors; SET_INPUT's (or USE_INPUT's, from an input bank) DONE too."""
+    shape = manifest(build_dir)["input"]["shape"]
+    images = np.random.default_rng(3).integers(-128, 128, (3, *shape[1:]), dtype=np.int8)
+    check_run(app_native, build_dir, tmp_path, from_bank, images)
+
+
+@pytest.mark.parametrize("from_bank", [False, True], ids=["set_input", "input_bank"])
+def test_float32_input_and_output_are_byte_exact(float_io, tmp_path, from_bank):
+    """A model with float32 edges: SET_INPUT (or the input bank) carries float32 values,
+    little-endian; the QUANTIZE/DEQUANTIZE outputs and the OUTPUT-bearing float32 tensor
+    are byte for byte TFLM's, with dtype 0 and no quantization parameters."""
+    from tests.convert import float_io_model
+
+    build, app = float_io
+    man = manifest(build)
+    assert man["input"]["dtype"] == "float32" and man["output"]["dtype"] == "float32"
+    info, _ = answers(app, [(proto.FrameType.HELLO, 7, b"")])
+    assert proto.Info.decode(info.payload).input_bytes == 4 * int(np.prod(man["input"]["shape"]))
+    check_run(app, build, tmp_path, from_bank, float_io_model.float_inputs(3, seed=2))
+    # a float32 input's bytes: little-endian IEEE 754, whatever the host's byte order
+    x = np.array([1.5, -2.0], ">f4")
+    assert proto.input_data(x) == struct.pack("<2f", 1.5, -2.0)
+    with pytest.raises(ValueError, match="int8 or float32"):
+        proto.input_data(np.zeros(2, np.int16))
+
+
+def check_run(app_native: Path, build_dir: Path, tmp_path: Path, from_bank: bool,
+              images: np.ndarray) -> None:
     man = manifest(build_dir)
     tensors = {t["index"]: t for t in man["tensors"]}
-    shape = man["input"]["shape"]
-    images = np.random.default_rng(3).integers(-128, 128, (3, *shape[1:]), dtype=np.int8)
     image = images[1]
     ref = tflm_tensors((build_dir / man["model_file"]).read_bytes(), image[None])[0]
     bank = None
@@ -100,7 +141,7 @@ def test_run_answers_are_byte_exact(app_native, build_dir, tmp_path, from_bank):
                 (proto.FrameType.USE_INPUT, 8, proto.use_input_payload(1))]
     else:
         reqs = [(proto.FrameType.SET_INPUT, 8, p)
-                for p in proto.set_input_payloads(image.tobytes())]
+                for p in proto.set_input_payloads(proto.input_data(image))]
     reqs.append((proto.FrameType.RUN, 9, proto.run_payload(proto.RunMode.ALL, (), timing=True,
                                                    output=True, digest=True)))
     frames = answers(app_native, reqs, bank)
@@ -155,3 +196,12 @@ def test_digest_finds_every_single_word_change():
             assert proto.tensor_digest(bad) != base
     batch = rng.integers(-128, 128, (5, 77), dtype=np.int8)
     assert list(proto.tensor_digests(batch)) == [proto.tensor_digest(r.tobytes()) for r in batch]
+
+
+def test_protocol_doc_float32_examples_are_the_codecs_bytes():
+    """docs/protocol.md's float32 examples are what protocol.py encodes."""
+    doc = (ROOT / "docs" / "protocol.md").read_text()
+    meta = proto.TensorChunk(proto.OP_NONE, proto.OP_NONE, 10, 0, 16, 0, (1, 4), (), (), 0,
+                             b"").meta()
+    assert f"`{meta.hex(' ')}`" in doc and f"metadata is {len(meta)} bytes" in doc
+    assert f"`{proto.input_data(np.float32([0.5])).hex(' ')}`" in doc

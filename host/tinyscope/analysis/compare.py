@@ -76,6 +76,8 @@ def load_capture(run_dir: str | Path) -> Capture:
 def _float_inputs(manifest: dict, capture: Capture) -> tuple[np.ndarray, str]:
     """Float images for the float model: the originals if the capture used the build's test
     split (checked by re-quantizing them), else the dequantized int8 inputs."""
+    if capture.inputs.dtype == np.float32:  # a float32 model input: the device's inputs
+        return capture.inputs, "the float32 inputs sent to the device"
     data = capture.run.get("data") or None
     try:
         x, q, _ = quantized_test_inputs(manifest, len(capture.inputs), data)
@@ -117,6 +119,25 @@ def capture_references(run_dir: str | Path, capture: Capture, manifest: dict, tf
     return refs, x, float_note, model
 
 
+def exact_comparison(a: np.ndarray, b: np.ndarray) -> dict:
+    """Two float32 tensors (a float-I/O model's edges) compared bit for bit: no LSB, no
+    drift metrics. ``exact``: elements, elements whose bits differ, largest |a - b|."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape:
+        raise ValueError(f"tensor shapes differ: {a.shape} vs {b.shape}")
+    differ = a.reshape(-1).view(np.uint32) != b.astype(a.dtype).reshape(-1).view(np.uint32)
+    diff = np.abs(a.astype(np.float64) - b.astype(np.float64))
+    return {"kind": f"{a.dtype.name}-{b.dtype.name}",
+            "exact": {"n": int(a.size), "n_different": int(differ.sum()),
+                      "max_abs_diff": float(np.nanmax(diff)) if diff.size else 0.0}}
+
+
+def comparison_counts(cmp: dict) -> dict:
+    """The ``lsb`` (int8) or ``exact`` (float32) counts of a comparison: ``n``,
+    ``n_different``."""
+    return cmp.get("lsb") or cmp["exact"]
+
+
 def _tensor_rows(capture: Capture, manifest: dict, refs) -> list[dict]:
     """Per streamed tensor: the device against every reference that ran."""
     ops_by_out = {o["outputs"][0]: o for o in manifest["operators"]}
@@ -126,18 +147,22 @@ def _tensor_rows(capture: Capture, manifest: dict, refs) -> list[dict]:
     rows = []
     for idx, dev in capture.tensors.items():
         t, op = tinfo[idx], ops_by_out.get(idx)
-        sc, zp = t["scales"][0], t["zero_points"][0]
+        quantized = dev.dtype == np.int8
+        sc, zp = (t["scales"][0], t["zero_points"][0]) if quantized else (None, None)
         entry: dict = {
             "index": idx, "op_index": op["index"] if op else None,
             "op": op["op"] if op else "INPUT",
             "keras_layer": manifest_mod.op_label(op),
-            "shape": t["shape"], "scale": sc, "zero_point": zp,
+            "shape": t["shape"], "scale": sc, "zero_point": zp, "dtype": dev.dtype.name,
         }
         for key, kind, device_first in pairs:
             ref_tensor = (refs.get(kind) or {}).get(idx)
             if ref_tensor is not None:
                 a, b = (dev, ref_tensor) if device_first else (ref_tensor, dev)
-                entry[key] = drift.compare_tensors(a, b, sc, zp)
+                # float32 edges: bit for bit against the int8 references; against the
+                # float model, error metrics in real units (no LSB)
+                entry[key] = (drift.compare_tensors(a, b, sc, zp)
+                              if quantized or kind == "float" else exact_comparison(a, b))
         if capture.run.get("verify"):
             entry["verified"] = verify.verified_row(capture.run, idx)
         rows.append(entry)
@@ -152,23 +177,29 @@ def _dataset(capture: Capture, manifest: dict, refs, classes: list[str]) -> dict
     dataset: dict = {"n": int(len(capture.inputs))}
     if dev_out is None:
         return dataset
-    if tflm is not None:
+    if tflm is not None and dev_out.dtype != np.int8:  # float32 output: bit for bit
+        dataset["output_equals_tflm"] = dev_out.tobytes() == tflm[out_idx].tobytes()
+        dataset["output_exact_vs_tflm"] = exact_comparison(dev_out, tflm[out_idx])["exact"]
+    elif tflm is not None:
         dataset["output_equals_tflm"] = bool(np.array_equal(dev_out, tflm[out_idx]))
         dataset["output_lsb_vs_tflm"] = drift.lsb_stats(dev_out, tflm[out_idx])
-    dataset["device_accuracy"] = float(np.mean(dev_out.argmax(-1) == capture.labels))
+    labelled = bool(len(capture.labels)) and bool(np.all(np.asarray(capture.labels) >= 0))
+    if labelled:  # inputs without labels (-1: a .npy without y) have no accuracy
+        dataset["device_accuracy"] = float(np.mean(dev_out.argmax(-1) == capture.labels))
     if xnnpack is not None:
         dataset["xnnpack_vs_device_top1_agreement"] = float(
             np.mean(xnnpack[out_idx].argmax(-1) == dev_out.argmax(-1)))
     fscores = float_ref.get(out_idx, float_ref.get(manifest.get("logits_tensor", -1)))
     if fscores is not None:
-        agree = drift.dataset_agreement(fscores, dev_out, capture.labels, len(classes))
+        agree = drift.dataset_agreement(fscores, dev_out,
+                                        capture.labels if labelled else None, len(classes))
         dataset.update({
             "device_vs_float_top1_agreement": agree["top1_agreement"],
             "n_disagree_with_float": agree["n_disagree"],
             "disagreeing_images": agree["disagreeing_images"],
-            "float_accuracy": agree["float_accuracy"],
             "confusion_float_vs_device": agree["confusion_float_vs_int8"],
-            "confusion_device": agree["confusion_int8"],
+            **({"float_accuracy": agree["float_accuracy"],
+                "confusion_device": agree["confusion_int8"]} if labelled else {}),
         })
     return dataset
 
@@ -215,9 +246,9 @@ def compare(run_dir: str | Path, build_dir: str | Path | None = None,
         str(i) for i in range(int(np.prod(manifest["output"]["shape"][1:])))]
     rows = _tensor_rows(capture, manifest, refs)
     have_tflm = "tflm" in refs.tensors
-    worst = max((r["device_vs_tflm"]["lsb"]["max_lsb"] for r in rows if "device_vs_tflm" in r),
-                default=0)
-    mismatches = sum(r["device_vs_tflm"]["lsb"]["n_different"] for r in rows
+    worst = max((r["device_vs_tflm"]["lsb"]["max_lsb"] for r in rows
+                 if "lsb" in r.get("device_vs_tflm", {})), default=0)
+    mismatches = sum(comparison_counts(r["device_vs_tflm"])["n_different"] for r in rows
                      if "device_vs_tflm" in r)
     metrics = {
         "run_dir": str(run_dir), "build": str(build), "model_sha256": manifest["model_sha256"],

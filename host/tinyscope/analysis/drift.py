@@ -382,6 +382,8 @@ def _tensor_rows(manifest: dict, refs, local: dict[int, np.ndarray]) -> list[dic
     per_tensor = []
     for idx in manifest["activations"]:
         t = tinfo[idx]
+        if not t["scales"]:  # a float32 edge (QUANTIZE input, DEQUANTIZE output): not int8
+            continue
         op = ops.get(idx)
         sc, zp = t["scales"][0], t["zero_points"][0]
         entry = {

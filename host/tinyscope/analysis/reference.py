@@ -1,7 +1,9 @@
 """Desktop references for an int8 TFLite model: every tensor, by index.
 
-Three int8 references, one call each, all returning ``list[dict[tensor_index, ndarray]]``
-(one dict per input image) for the model input(s) and every operator output:
+The model's input is int8, or float32 for a model whose int8 body starts with a QUANTIZE
+(its float32 inputs are fed as they are). Three int8 references, one call each, all
+returning ``list[dict[tensor_index, ndarray]]`` (one dict per input image) for the model
+input(s) and every operator output:
 
 * :func:`litert_tensors` with ``resolver="ref"``: LiteRT with ``BUILTIN_REF`` kernels. They
   round as the TFLM reference kernels (double rounding) except FULLY_CONNECTED, which in
@@ -75,10 +77,12 @@ def _tflm_interpreter(model: bytes):
     raise AssertionError("unreachable")
 
 
-def _check_inputs(inputs: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+def _check_inputs(inputs: np.ndarray, shape: tuple[int, ...], dtype) -> np.ndarray:
+    """``inputs`` as a batch of the model's input: its type (int8 or float32) and shape."""
     inputs = np.asarray(inputs)
-    if inputs.dtype != np.int8:
-        raise TinyscopeError(f"int8 reference needs int8 inputs, got {inputs.dtype}")
+    if inputs.dtype != np.dtype(dtype):
+        raise TinyscopeError(f"the model's input is {np.dtype(dtype).name}; the reference got "
+                             f"{inputs.dtype} inputs")
     per_image = tuple(shape[1:]) if len(shape) > 1 and shape[0] == 1 else tuple(shape)
     if tuple(inputs.shape[1:]) != per_image:
         raise TinyscopeError(
@@ -89,10 +93,10 @@ def _check_inputs(inputs: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def litert_tensors(model: bytes, inputs: np.ndarray, resolver: str = "ref") -> list[TensorDict]:
-    """Run LiteRT on each int8 input (batch on axis 0); every activation tensor, by index."""
+    """Run LiteRT on each input (batch on axis 0); every activation tensor, by index."""
     interp = litert_interpreter(model, resolver)
     in_detail = interp.get_input_details()[0]
-    inputs = _check_inputs(inputs, tuple(in_detail["shape"]))
+    inputs = _check_inputs(inputs, tuple(in_detail["shape"]), in_detail["dtype"])
     wanted = activation_indices(model)
     results: list[TensorDict] = []
     for image in inputs:
@@ -103,7 +107,7 @@ def litert_tensors(model: bytes, inputs: np.ndarray, resolver: str = "ref") -> l
 
 
 def tflm_tensors(model: bytes, inputs: np.ndarray) -> list[TensorDict]:
-    """Run the TFLM reference interpreter on each int8 input; every activation, by index."""
+    """Run the TFLM reference interpreter on each input; every activation, by index."""
     _, tensors, in_idx, _ = graph(model)
     wanted = activation_indices(model)
     # GetTensor with an index out of range segfaults: only ask for indices the graph has.
@@ -111,7 +115,7 @@ def tflm_tensors(model: bytes, inputs: np.ndarray) -> list[TensorDict]:
         raise TinyscopeError("model graph names a tensor index it does not define")
     interp = _tflm_interpreter(model)
     shape = tensors[in_idx[0]].shape
-    inputs = _check_inputs(inputs, shape)
+    inputs = _check_inputs(inputs, shape, tensors[in_idx[0]].dtype)
     results: list[TensorDict] = []
     for image in inputs:
         interp.set_input(image.reshape(shape), 0)

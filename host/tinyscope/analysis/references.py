@@ -472,8 +472,8 @@ def start(
     (a cache hit returns the :class:`References` themselves). ``.wait()`` on either gives the
     :class:`References`; a reference that cannot run is in their ``missing``."""
     q = np.asarray(q)
-    if q.dtype != np.int8:
-        raise TinyscopeError(f"the int8 references need int8 inputs, got {q.dtype}")
+    if q.dtype not in (np.int8, np.float32):  # float32: a model with a float32 input edge
+        raise TinyscopeError(f"the int8 references need int8 or float32 inputs, got {q.dtype}")
     wanted = [k for k in kinds if k in LABELS]
     keras = str(keras_path) if keras_path else None
     if "float" in wanted and (x is None or keras is None):

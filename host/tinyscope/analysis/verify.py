@@ -88,12 +88,18 @@ def _run_with_retry(dev: Device, image: np.ndarray, bank_index: int | None, mode
                 dev.hello()
             if bank_index is not None:
                 return dev.run_from_bank(bank_index, mode, ops, **flags)
-            dev.set_input(image.tobytes())
+            dev.set_input(proto.input_data(image))
             return dev.run(mode, ops, **flags)
         except LinkError:
             if attempt == retries:
                 raise
     raise AssertionError("unreachable")
+
+
+def _as_input(inputs: np.ndarray) -> np.ndarray:
+    """The device inputs: float32 for a model with a float32 input edge, else int8."""
+    inputs = np.asarray(inputs)
+    return inputs if inputs.dtype == np.float32 else np.asarray(inputs, np.int8)
 
 
 def _bank_holds(bank: Path | None, info: proto.Info, inputs: np.ndarray) -> bool:
@@ -125,7 +131,7 @@ def verify_capture(port_url: str, build_dir: str | Path, out_dir: str | Path,
     out_tensors = [int(op["outputs"][0]) for op in ops]
     shape = manifest["input"]["shape"]
     n = len(inputs)
-    refs = ReferenceDigests(model, np.asarray(inputs, np.int8), out_tensors)
+    refs = ReferenceDigests(model, _as_input(inputs), out_tensors)
     port = open_port(port_url, baudrate)
     default = timeout == REQUEST_TIMEOUT
     dev = Device(port, timeout=timeout, run_timeout=RUN_TIMEOUT if default else timeout,
@@ -144,13 +150,13 @@ def verify_capture(port_url: str, build_dir: str | Path, out_dir: str | Path,
         if [t for _, t in info.ops] != out_tensors:
             raise MismatchError(f"the device's operators (INFO) differ from {build_dir}/"
                                 "manifest.json's: flash this build")
-        use_bank = _bank_holds(bank, info, np.asarray(inputs, np.int8))
+        use_bank = _bank_holds(bank, info, _as_input(inputs))
         if progress:
             from tqdm import tqdm
 
             bar = tqdm(total=n, desc="verify", unit="img")
         for i in range(n):
-            image = np.asarray(inputs[i], np.int8)
+            image = _as_input(inputs)[i]
             slot = i if use_bank else None
             res = _run_with_retry(dev, image, slot, proto.RunMode.NONE, [], retries, timing=True,
                                   output=True, digest=True)
@@ -295,8 +301,10 @@ def verify_on_boards(elf: Path, build_dir: str | Path, out_dir: str | Path, inpu
             with lock:
                 bar.update(1)
 
+    board_cpu: list[float] = []
+
     def shard(k: int, idx: np.ndarray) -> dict:
-        q = np.asarray(inputs, np.int8)[idx]
+        q = _as_input(inputs)[idx]
         for attempt in range(SHARD_ATTEMPTS):
             state = Path(state_dir) / f"job{k}-{attempt}"
             state.mkdir(parents=True, exist_ok=True)
@@ -304,9 +312,12 @@ def verify_on_boards(elf: Path, build_dir: str | Path, out_dir: str | Path, inpu
             bank.write_bytes(proto.input_bank(q))
             try:
                 with boards.emulated_board(elf, state, input_bank=bank) as b:
-                    return verify_capture(b.url, build_dir, out_dir / f"shard{k}", q,
-                                          np.asarray(labels)[idx], progress=False, bank=bank,
-                                          data_source=data_source, on_image=tick)
+                    try:
+                        return verify_capture(b.url, build_dir, out_dir / f"shard{k}", q,
+                                              np.asarray(labels)[idx], progress=False,
+                                              bank=bank, data_source=data_source, on_image=tick)
+                    finally:
+                        board_cpu.append(b.cpu_seconds())
             except TinyscopeError:
                 if attempt == SHARD_ATTEMPTS - 1:
                     raise
@@ -317,7 +328,9 @@ def verify_on_boards(elf: Path, build_dir: str | Path, out_dir: str | Path, inpu
         runs = list(pool.map(shard, range(len(shards)), shards))
     if bar:
         bar.close()
-    return _merge_shards(out_dir, shards, runs, labels, time.monotonic() - started)
+    merged = _merge_shards(out_dir, shards, runs, labels, time.monotonic() - started)
+    merged["board_cpu_seconds"] = round(sum(board_cpu), 3)  # the QEMUs' CPU time
+    return merged
 
 
 def _merge_shards(out_dir: Path, shards: list[np.ndarray], runs: list[dict],

@@ -15,6 +15,7 @@ from tinyscope.convert.flow import (
     convert,
     format_manifest,
 )
+from tinyscope.convert.quantize import IO_TYPES
 
 
 def add_data_options(p: argparse.ArgumentParser) -> None:
@@ -48,6 +49,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         args.model, args.out, data=args.data, calib=args.calib, num_inputs=args.num_inputs,
         allow_unsupported=args.allow_unsupported, seed=args.seed,
         float_model=args.float_model, test_data=args.test_data, input_range=args.input_range,
+        io=args.io,
     )
     out = Path(args.out)
     print(
@@ -92,6 +94,9 @@ def add_cli(sub) -> None:
                    help="number of test images written to inputs.cc")
     p.add_argument("--seed", type=int, default=data_mod.DEFAULT_SEED,
                    help="seed of the train/test split (use the one used for training)")
+    p.add_argument("--io", default="int8", choices=IO_TYPES,
+                   help="a Keras model's input and output: int8, or float (float32 edges "
+                   "around the int8 body: the device quantizes the float32 input itself)")
     p.add_argument("--allow-unsupported", action="store_true",
                    help="convert even if the runtime lacks an operator (warn instead of fail)")
     p.set_defaults(func=_cmd_convert)

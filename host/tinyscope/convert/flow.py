@@ -23,7 +23,7 @@ from tinyscope.convert.model import (
     model_format,
     rebatch,
 )
-from tinyscope.convert.quantize import quantize_keras, quantize_saved_model
+from tinyscope.convert.quantize import IO_TYPES, quantize_keras, quantize_saved_model
 from tinyscope.errors import TinyscopeError, UnsupportedModelError
 
 DEFAULT_CALIB = 200
@@ -230,7 +230,7 @@ def _from_tflite(path: Path, data: str | None, test_data, input_range, seed,
 
 
 def _quantized(path: Path, fmt: str, model, data: str | None, test_data, input_range, seed,
-               calib: int, float_model, allow_unsupported: bool) -> _Source:
+               calib: int, float_model, allow_unsupported: bool, io: str = "int8") -> _Source:
     """A Keras model or SavedModel, quantized to full int8 with calibration inputs."""
     if fmt == SAVED_MODEL:
         sample_shape = saved_model_input_shape(path)
@@ -248,12 +248,12 @@ def _quantized(path: Path, fmt: str, model, data: str | None, test_data, input_r
             f"--data {data}: calibrating a float model needs float inputs in its real domain; "
             "int8 arrays are for an int8 .tflite")
     if fmt == SAVED_MODEL:
-        tflite = quantize_saved_model(path, train.x[:calib])
+        tflite = quantize_saved_model(path, train.x[:calib], io)
     else:
         if model.inputs[0].shape[0] != 1:
             model = rebatch(model, 1)  # a None batch adds SHAPE/STRIDED_SLICE/PACK ops
         refuse_unknown_layers(model, allow_unsupported)
-        tflite = quantize_keras(model, train.x[:calib])
+        tflite = quantize_keras(model, train.x[:calib], io)
     calibration = {"count": min(calib, len(train)), "split": "train", "seed": seed}
     return _Source(fmt, tflite, model, splits, calibration)
 
@@ -295,12 +295,14 @@ def convert(
     float_model: str | Path | None = None,
     test_data: str | None = None,
     input_range: str | None = None,
+    io: str = "int8",
 ) -> dict:
     """Bring a model into ``out_dir``; returns the manifest (also written there).
 
     ``model_path`` is an int8 ``.tflite`` (used byte for byte; ``float_model`` may name its
     float twin), a ``.keras``/``.h5`` Keras model or a SavedModel directory (quantized to
-    full int8 with calibration inputs from ``data``). ``data`` defaults to ``mnist`` for a
+    full int8 with calibration inputs from ``data``; ``io="float"`` keeps its input and
+    output float32 around the int8 body). ``data`` defaults to ``mnist`` for a
     float model and to seeded random inputs for a ``.tflite``.
     """
     if calib < 1 or num_inputs < 1:
@@ -309,11 +311,16 @@ def convert(
         data_mod.parse_input_range(input_range)
     model_path = Path(model_path)
     fmt = KERAS if model is not None else model_format(model_path)
+    if io not in IO_TYPES:
+        raise TinyscopeError(f"--io {io}: use one of {', '.join(IO_TYPES)}")
     if fmt == TFLITE:
+        if io != "int8":
+            raise TinyscopeError(f"--io {io}: a .tflite is used as it is (its own input and "
+                                 "output types); --io is for a Keras model or SavedModel")
         src = _from_tflite(model_path, data, test_data, input_range, seed, float_model)
     else:
         src = _quantized(model_path, fmt, model, data, test_data, input_range, seed, calib,
-                         float_model, allow_unsupported)
+                         float_model, allow_unsupported, io)
     data_mod.note(src.splits.description)
     test = src.splits.test
     lmap = _layer_map(src, float_model, model_path)
@@ -360,7 +367,9 @@ def _write_build(out: Path, tflite: bytes, lmap, extra: dict, test: data_mod.Dat
     arena = manifest_mod.tflm_arena(model_file)
     manifest = manifest_mod.build(tflite, lmap, extra=extra, arena=arena)
     carrays.write_model(out, tflite, MODEL_FILE)
-    inp = manifest["input"]
+    # inputs.cc holds int8 images; for a float32 input, quantized as its QUANTIZE does
+    # (the int8 tensor the model's body starts from).
+    inp = manifest_mod.input_quant(manifest)
     q = data_mod.quantize_inputs(test, inp["scale"], inp["zero_point"])
     labels = np.where(test.y < 0, 255, test.y)  # 255: no label
     carrays.write_inputs(out, q.reshape(len(test), -1), labels, inp["scale"],
@@ -382,6 +391,17 @@ def _fmt_q(t: dict) -> str:
     return f"{len(scales)} ch s={min(scales):.3g}..{max(scales):.3g} zp={zps[0]}"
 
 
+def _fmt_io(t: dict) -> str:
+    """``#0 1x28x28x1 int8 scale 0.00392 zp -128``; a float32 edge names its int8 side."""
+    text = f"#{t['index']} {_fmt_shape(t['shape'])} {t['dtype']}"
+    edge = t.get("quantized_as") or t.get("dequantized_from")
+    if edge:
+        how = "QUANTIZE to" if "quantized_as" in t else "DEQUANTIZE from"
+        return (f"{text} ({how} #{edge['index']} int8 scale {edge['scale']:.6g} zp "
+                f"{edge['zero_point']})")
+    return f"{text} scale {t['scale']:.6g} zp {t['zero_point']}"
+
+
 def format_manifest(m: dict) -> str:
     """A readable text table of a manifest (what ``tinyscope inspect`` prints)."""
     tensors = {t["index"]: t for t in m["tensors"]}
@@ -389,11 +409,8 @@ def format_manifest(m: dict) -> str:
         f"model   {m['model_file']}  {m['model_bytes']} bytes  sha256 {m['model_sha256'][:16]}",
         f"source  {m.get('source_model')}  data {m.get('data')}  classes "
         f"{len(m.get('classes', []))}",
-        f"input   #{m['input']['index']} {_fmt_shape(m['input']['shape'])} "
-        f"{m['input']['dtype']} scale {m['input']['scale']:.6g} zp {m['input']['zero_point']}",
-        f"output  #{m['output']['index']} {_fmt_shape(m['output']['shape'])} "
-        f"{m['output']['dtype']} scale {m['output']['scale']:.6g} zp "
-        f"{m['output']['zero_point']}",
+        f"input   {_fmt_io(m['input'])}",
+        f"output  {_fmt_io(m['output'])}",
         f"first layer output: tensor #{m['first_layer_output']} (op {m['first_layer_op']}); "
         f"logits: tensor #{m['logits_tensor']}",
         "",

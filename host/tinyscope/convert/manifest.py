@@ -31,19 +31,43 @@ SUPPORTED_OPS = (
     "RESIZE_NEAREST_NEIGHBOR", "SOFTMAX", "SQUEEZE", "STRIDED_SLICE", "SUB", "TANH",
     "TRANSPOSE_CONV",
 )
-MAC_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+MAC_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
 
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def op_macs(name: str, inputs: tuple[int, ...], outputs: tuple[int, ...], tensors) -> int:
-    """Multiply-accumulates of one operator (0 for ops without MACs)."""
+def _scatter_taps(n_in: int, k: int, stride: int, n_out: int) -> int:
+    """Along one axis of a transposed convolution: the (input position, filter tap) pairs
+    whose output position ``i * stride - pad + t`` lies inside the output. The padding is
+    TFLite's ComputePaddingHeightWidth of a convolution from the output (size ``n_out``)
+    back to the input (size ``n_in``): ``max((n_in - 1) * stride + k - n_out, 0) // 2``, the
+    same for SAME and VALID (VALID's is 0)."""
+    pad = max((n_in - 1) * stride + k - n_out, 0) // 2
+    return sum(1 for i in range(n_in) for t in range(k) if 0 <= i * stride - pad + t < n_out)
+
+
+def op_macs(name: str, inputs: tuple[int, ...], outputs: tuple[int, ...], tensors,
+            options: dict | None = None) -> int:
+    """Multiply-accumulates of one operator (0 for ops without MACs), as the reference
+    kernels compute them."""
     if name not in MAC_OPS or len(inputs) < 2 or not outputs:
         return 0
     out = tensors[outputs[0]].shape
     w = tensors[inputs[1]].shape
+    if name == "TRANSPOSE_CONV":
+        # inputs: output shape, filter (O,KH,KW,I), input (N,H,W,I)[, bias]. TFLM's reference
+        # scatters every input element through every filter tap that lands inside the
+        # output, for every output channel.
+        if len(inputs) < 3 or inputs[2] < 0 or len(out) != 4 or len(w) != 4:
+            return 0
+        x = tensors[inputs[2]].shape
+        opts = options or {}
+        sh, sw = int(opts.get("strideH", 1) or 1), int(opts.get("strideW", 1) or 1)
+        taps = (_scatter_taps(int(x[1]), int(w[1]), sh, int(out[1]))
+                * _scatter_taps(int(x[2]), int(w[2]), sw, int(out[2])))
+        return int(x[0]) * taps * int(w[3]) * int(w[0])
     if name == "CONV_2D":  # out (N,H,W,O), filter (O,KH,KW,I)
         return int(np.prod(out)) * int(np.prod(w[1:]))
     if name == "DEPTHWISE_CONV_2D":  # filter (1,KH,KW,O)
@@ -74,6 +98,35 @@ def _io_entry(t) -> dict:
         "scale": t.scales[0] if t.scales else 0.0,
         "zero_point": t.zero_points[0] if t.zero_points else 0,
     }
+
+
+def _float_edges(inp: dict, out: dict, ops, tensors) -> None:
+    """A float32 input read by a QUANTIZE gets ``quantized_as`` (that QUANTIZE's int8
+    output: index, scale, zero point), a float32 output written by a DEQUANTIZE gets
+    ``dequantized_from`` (its int8 input): the int8 body's edges of a float-I/O model."""
+    def entry(index: int) -> dict:
+        t = _io_entry(tensors[index])
+        return {k: t[k] for k in ("index", "dtype", "scale", "zero_point")}
+
+    for op in ops:
+        if (inp["dtype"] == "float32" and op.name == "QUANTIZE" and op.inputs
+                and op.inputs[0] == inp["index"] and "quantized_as" not in inp):
+            inp["quantized_as"] = entry(op.outputs[0])
+        if (out["dtype"] == "float32" and op.name == "DEQUANTIZE" and op.outputs
+                and op.outputs[0] == out["index"]):
+            out["dequantized_from"] = entry(op.inputs[0])
+
+
+def input_quant(manifest: dict) -> dict:
+    """The int8 quantization (``scale``, ``zero_point``) of the model's input: the input's own,
+    or for a float32 input the QUANTIZE output that the int8 body reads."""
+    return manifest["input"].get("quantized_as") or manifest["input"]
+
+
+def input_dtype(manifest: dict) -> np.dtype:
+    """The numpy type of the model input the device takes (int8, or float32 for a model
+    with a float32 input edge)."""
+    return np.dtype(manifest["input"].get("dtype", "int8"))
 
 
 _ARENA_SCRIPT = """
@@ -178,25 +231,30 @@ def build(
             "outputs": list(op.outputs),
             "keras_layer": layer,
             "fused_layers": list(layer_map.op_fused.get(op.index, [])) if layer_map else [],
-            "macs": op_macs(op.name, op.inputs, op.outputs, tensors),
+            "macs": op_macs(op.name, op.inputs, op.outputs, tensors, op.options),
             "supported": op.name in SUPPORTED_OPS,
         })
     first_conv = next((o for o in operators if o["op"] == "CONV_2D"), None)
     if first_conv is None:
         first_conv = next((o for o in operators if o["op"] in MAC_OPS), operators[0])
     last = operators[-1]
-    logits = last["inputs"][0] if last["op"] == "SOFTMAX" else last["outputs"][0]
+    if (last["op"] == "DEQUANTIZE" and len(operators) > 1
+            and operators[-2]["outputs"][0] == last["inputs"][0]):
+        last = operators[-2]  # a float32 output edge: the logits are inside the int8 body
+    logits = last["inputs"][0] if last["op"] == "SOFTMAX" else operators[-1]["outputs"][0]
     act_bytes = [_tensor_entry(tensors[i], act_set)["bytes"] for i in activations]
     const_bytes = sum(
         _tensor_entry(t, act_set)["bytes"] for i, t in tensors.items() if i not in act_set
     )
+    input_entry, output_entry = _io_entry(tensors[inputs[0]]), _io_entry(tensors[outputs[0]])
+    _float_edges(input_entry, output_entry, ops, tensors)
     manifest = {
         "tinyscope_manifest": MANIFEST_VERSION,
         "model_file": "model_int8.tflite",
         "model_sha256": sha256(model_bytes),
         "model_bytes": len(model_bytes),
-        "input": _io_entry(tensors[inputs[0]]),
-        "output": _io_entry(tensors[outputs[0]]),
+        "input": input_entry,
+        "output": output_entry,
         "inputs": [_io_entry(tensors[i]) for i in inputs],
         "outputs": [_io_entry(tensors[i]) for i in outputs],
         "first_layer_output": first_conv["outputs"][0],

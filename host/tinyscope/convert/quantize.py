@@ -9,9 +9,13 @@ import numpy as np
 
 from tinyscope.errors import TinyscopeError
 
+IO_TYPES = ("int8", "float")  # the model's input and output: int8, or float32 edges
 
-def quantize_keras(model, calibration: np.ndarray) -> bytes:
-    """Convert a float Keras model to a full-int8 TFLite flatbuffer (int8 input and output).
+
+def quantize_keras(model, calibration: np.ndarray, io: str = "int8") -> bytes:
+    """Convert a float Keras model to a full-int8 TFLite flatbuffer (int8 input and output;
+    with ``io="float"`` float32 input and output around the int8 body: a QUANTIZE at the
+    input, a DEQUANTIZE at the output).
 
     ``calibration`` is a float32 array of representative inputs shaped like the model input
     without the batch dimension stacked on axis 0, e.g. ``(N, 28, 28, 1)``.
@@ -25,10 +29,10 @@ def quantize_keras(model, calibration: np.ndarray) -> bytes:
             f"calibration data must be a non-empty batch of inputs, got shape {calibration.shape}"
         )
 
-    return _convert(tf.lite.TFLiteConverter.from_keras_model(model), calibration)
+    return _convert(tf.lite.TFLiteConverter.from_keras_model(model), calibration, io)
 
 
-def quantize_saved_model(path, calibration: np.ndarray) -> bytes:
+def quantize_saved_model(path, calibration: np.ndarray, io: str = "int8") -> bytes:
     """Full-int8 conversion of a SavedModel directory (``TFLiteConverter.from_saved_model``)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
@@ -47,10 +51,10 @@ def quantize_saved_model(path, calibration: np.ndarray) -> bytes:
             fixed = tf.TensorSpec([1, *spec.shape[1:]], spec.dtype, name=name)
             concrete = tf.function(lambda x: fn(**{name: x})).get_concrete_function(fixed)
             converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], loaded)
-    return _convert(converter, calibration)
+    return _convert(converter, calibration, io)
 
 
-def _convert(converter, calibration: np.ndarray) -> bytes:
+def _convert(converter, calibration: np.ndarray, io: str = "int8") -> bytes:
     """Run ``converter`` for full int8 with ``calibration`` as the representative data."""
     import tensorflow as tf
 
@@ -63,8 +67,11 @@ def _convert(converter, calibration: np.ndarray) -> bytes:
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
+    if io not in IO_TYPES:
+        raise TinyscopeError(f"--io {io}: use one of {', '.join(IO_TYPES)}")
+    edge = tf.int8 if io == "int8" else tf.float32
+    converter.inference_input_type = edge
+    converter.inference_output_type = edge
     try:
         with native_output():  # the converter's C++ log lines
             return bytes(converter.convert())

@@ -1,6 +1,9 @@
 """A user's ``.tflite`` file: what kind of model it is, and whether tinyscope can run it.
 
-tinyscope runs a full-integer int8 ``.tflite`` byte for byte (its sha256 is the model hash).
+tinyscope runs a full-integer int8 ``.tflite`` byte for byte (its sha256 is the model hash),
+also one whose input and output stay float32 around the int8 body (kind ``float-io``:
+exactly a QUANTIZE float32 -> int8 at the input and a DEQUANTIZE int8 -> float32 at the
+output, what the converter gives with ``inference_input_type = tf.float32``).
 Everything else is refused *before* anything else reads the file, with a message that says
 what the file is and how to export a full-integer model. The flatbuffer is read with the
 schema that ships with LiteRT (no TensorFlow import).
@@ -42,6 +45,9 @@ class TfliteSummary:
     output_dtypes: tuple[str, ...]
     input_shapes: tuple[tuple[int, ...], ...]
     num_subgraphs: int
+    # float-io only: why the float edges are not exactly QUANTIZE in / DEQUANTIZE out
+    # ("" when they are)
+    edge_problem: str = ""
 
 
 def _op_names() -> dict[int, str]:
@@ -95,6 +101,7 @@ def summarize(data: bytes, path: str | Path = "model.tflite") -> TfliteSummary:
         in_shapes = tuple(tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else ()
                           for t in ins)
         num_subgraphs = model.SubgraphsLength()
+        edge_problem = _float_edge_problem(sg, ops)
     except Exception as err:  # noqa: BLE001 - a damaged buffer raises anything
         raise UnsupportedModelError(
             f"{path}: damaged or truncated .tflite ({type(err).__name__}: {err}); export it "
@@ -115,30 +122,62 @@ def summarize(data: bytes, path: str | Path = "model.tflite") -> TfliteSummary:
         kind, desc = "float32", "a float32 model (not quantized)"
     elif FLOAT32 in body:
         kind, desc = "mixed", "a partly quantized model (float32 and int8 activations)"
-
-        kind, desc = "int16x8", "a 16x8-quantized model (int16 activations, int8 weights)"
     elif UINT8 in body and INT8 not in body:
         kind, desc = "uint8", "a uint8-quantized model (TensorFlow 1 quantization)"
     elif set(in_types + out_types) != {"int8"}:
-        kind, desc = ("float-io", "an int8 model with non-int8 input or output "
-                      f"(input {'/'.join(in_types)}, output {'/'.join(out_types)})")
+        kind, desc = ("float-io", f"an int8 model with {'/'.join(in_types)} input and "
+                      f"{'/'.join(out_types)} output")
     else:
         kind, desc = "int8", "a full-integer int8 model"
-    return TfliteSummary(kind, desc, ops, in_types, out_types, in_shapes, num_subgraphs)
+    return TfliteSummary(kind, desc, ops, in_types, out_types, in_shapes, num_subgraphs,
+                         edge_problem if kind == "float-io" else "")
+
+
+def _float_edge_problem(sg, ops: tuple[str, ...]) -> str:
+    """Why the model's non-int8 inputs/outputs are not float32 edges the runtime runs
+    (every non-int8 input float32 and read only by QUANTIZE, every non-int8 output float32
+    and written by DEQUANTIZE); "" when they are."""
+    consumers: dict[int, list[str]] = {}
+    producer: dict[int, str] = {}
+    for i in range(sg.OperatorsLength()):
+        op = sg.Operators(i)
+        for k in range(op.InputsLength()):
+            consumers.setdefault(int(op.Inputs(k)), []).append(ops[i])
+        for k in range(op.OutputsLength()):
+            producer[int(op.Outputs(k))] = ops[i]
+    for kind, idxs in (("input", [sg.Inputs(i) for i in range(sg.InputsLength())]),
+                       ("output", [sg.Outputs(i) for i in range(sg.OutputsLength())])):
+        for idx in idxs:
+            t = sg.Tensors(idx)
+            dtype = int(t.Type())
+            name = _TYPE_NAMES.get(dtype, str(dtype))
+            if dtype == INT8:
+                continue
+            if dtype != FLOAT32:
+                return f"its {kind} is {name} (tinyscope takes int8 or float32 edges)"
+            if kind == "input":
+                used = consumers.get(int(idx), [])
+                if not used or any(op != "QUANTIZE" for op in used):
+                    return (f"its float32 input feeds {', '.join(used) or 'no operator'}, "
+                            "not a QUANTIZE to int8")
+            elif producer.get(int(idx)) != "DEQUANTIZE":
+                return (f"its float32 output comes from {producer.get(int(idx), 'no operator')}"
+                        ", not a DEQUANTIZE from int8")
+    return ""
 
 
 def check_runnable(summary: TfliteSummary, path: str | Path) -> None:
     """Refuse a ``.tflite`` the int8 runtime cannot run, saying what it is and what to do."""
     custom = sorted({o for o in summary.ops if o.startswith("CUSTOM(")})
-    if summary.kind == "float-io":
+    if summary.kind == "float-io" and summary.edge_problem:
         raise UnsupportedModelError(
-            f"{path} is {summary.description}: its float edges need QUANTIZE/DEQUANTIZE from "
-            "float, which the tinyscope runtime does not run yet. Export it with int8 input "
-            "and output (converter.inference_input_type = tf.int8; "
-            "converter.inference_output_type = tf.int8), or give tinyscope the float model "
-            "with --data"
+            f"{path} is {summary.description}, but {summary.edge_problem}: tinyscope runs "
+            "float32 edges only as one QUANTIZE (float32 -> int8) at the input and one "
+            "DEQUANTIZE (int8 -> float32) at the output. Export it with int8 or float32 input "
+            "and output (converter.inference_input_type = tf.int8 or tf.float32; the same "
+            "for inference_output_type), or give tinyscope the float model with --data"
         )
-    if summary.kind != "int8":
+    if summary.kind not in ("int8", "float-io"):
         raise UnsupportedModelError(
             f"{path} is {summary.description}; the tinyscope runtime runs full-integer int8 "
             f"models only (int8 weights, activations, input and output). {EXPORT_HINT}"

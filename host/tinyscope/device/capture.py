@@ -1,6 +1,7 @@
-"""Capture: run int8 images on a device and keep what it streams.
+"""Capture: run images on a device and keep what it streams.
 
-:func:`capture` runs a set of int8 images on the device and saves every streamed tensor in
+:func:`capture` runs a set of images (int8, or float32 for a model with a float32 input)
+on the device and saves every streamed tensor in
 ``RUN_DIR/capture.npz`` + ``RUN_DIR/run.json`` (docs/capture-format.md).
 """
 
@@ -75,9 +76,12 @@ def check_info(info: proto.Info, manifest: dict, build_dir: Path) -> None:
         )
     if info.model_status != 0:
         raise DeviceError(f"the firmware cannot run the model: {name_op_codes(info.model_error)}")
-    want_bytes = int(np.prod(manifest["input"]["shape"]))
+    dtype = manifest_mod.input_dtype(manifest)
+    want_bytes = int(np.prod(manifest["input"]["shape"])) * dtype.itemsize
     if info.input_bytes != want_bytes:
-        raise MismatchError(f"device input has {info.input_bytes} bytes, manifest {want_bytes}")
+        raise MismatchError(f"device input has {info.input_bytes} bytes, manifest {want_bytes} "
+                            f"({dtype.name} {manifest['input']['shape']}): flash this build "
+                            f"(make flash MODEL_DIR={build_dir})")
 
 
 def save_capture(run_dir: Path, arrays: dict[str, np.ndarray], run: dict) -> None:
@@ -122,8 +126,8 @@ def _load_previous(out_dir: Path, manifest: dict, layers: str, inputs: np.ndarra
     shape = manifest["input"]["shape"]
     for i in range(done):
         saved = arrays.get(f"input_{i}")
-        if saved is None or not np.array_equal(saved, np.asarray(inputs[i], np.int8).reshape(
-                shape)):
+        want = np.asarray(inputs[i], manifest_mod.input_dtype(manifest)).reshape(shape)
+        if saved is None or saved.dtype != want.dtype or saved.tobytes() != want.tobytes():
             raise TinyscopeError(f"--resume {out_dir}: image {i} differs from the one saved; "
                                  "resume with the same --data and --n as the original run")
     return arrays, prev
@@ -250,7 +254,7 @@ def run_image(link: Link, i: int, image: np.ndarray, check: Callable[[proto.Info
         try:
             if attempt:  # resync: the device may have reset or lost frames
                 check(link.dev.hello())
-            link.dev.set_input(image.tobytes())
+            link.dev.set_input(proto.input_data(image))
             return link.dev.run(mode, ops, timing=True, output=True)
         except LinkError as err:
             link.counters["retries"] += 1 if attempt < retries else 0
@@ -277,7 +281,8 @@ def capture(
     resume: bool = False,
     baudrate: int = BAUDRATE,
 ) -> dict:
-    """Run ``inputs`` (int8, ``(N, ...)``) on the device; save capture.npz + run.json.
+    """Run ``inputs`` (``(N, ...)``, int8 or, for a float32 model input, float32: sent as
+    they are) on the device; save capture.npz + run.json.
 
     A link error (timeout, lost or corrupted frames, the port going away, a device reset)
     during an image makes capture reconnect, handshake again (the model hash is checked
@@ -292,7 +297,8 @@ def capture(
     arrays, prev = _load_previous(out_dir, manifest, layers, inputs) if resume else ({}, {})
     run: dict = {"capture_format": CAPTURE_FORMAT, "port": port_url, "build": str(build_dir),
                  "data": data_source, "layers": layers, "complete": False,
-                 "images_requested": len(inputs)}
+                 "images_requested": len(inputs),
+                 "input_dtype": manifest_mod.input_dtype(manifest).name}
     writer = CaptureWriter(out_dir, run, prev, arrays, labels, manifest["input"]["shape"])
     error: TinyscopeError | OSError | None = None
     link = Link(port_url, baudrate, timeout, prev)
@@ -300,6 +306,7 @@ def capture(
     def check(info: proto.Info) -> None:
         check_info(info, manifest, build_dir)
 
+    dtype = manifest_mod.input_dtype(manifest)
     bar = None
     try:
         info = link.dev.hello()
@@ -312,7 +319,7 @@ def capture(
             bar = tqdm(total=len(inputs), initial=writer.done, desc="capture", unit="img")
         while writer.done < len(inputs):
             i = writer.done
-            image = np.asarray(inputs[i], np.int8)
+            image = np.asarray(inputs[i], dtype)
             writer.add(i, image, run_image(link, i, image, check, mode, ops, retries, writer))
             if bar:
                 bar.update(1)

@@ -96,11 +96,16 @@ OP_ENTRY_FIELDS = (("builtin_op", "u16"), ("output_tensor", "i16"))
 TENSOR_HEAD_FIELDS = (("op_index", "uvarint"), ("builtin_op", "uvarint"),
                       ("tensor_index", "uvarint"), ("offset", "uvarint"), ("dtype", "u8"),
                       ("ndims", "u8"))
-SET_INPUT_FIELDS = (("offset", "u32"), ("total", "u32"))  # then the data bytes
+# SET_INPUT: this head, then bytes [offset, offset + n) of the input tensor, whose elements
+# are in the model input's type, little-endian: int8, or float32 (IEEE 754) when the model's
+# input is float32 (a QUANTIZE to int8 is its first operator). total = the tensor's bytes
+# (INFO input_bytes: elements x 1 or x 4). OUTPUT frames carry the output in its own type
+# (TENSOR_HEAD dtype 9 int8, 0 float32; a float32 tensor usually has num_quant 0).
+SET_INPUT_FIELDS = (("offset", "u32"), ("total", "u32"))
 RUN_FIELDS = (("mode", "u8"), ("flags", "u8"), ("count", "u16"))  # then u16 op_index[count]
 USE_INPUT_FIELDS = (("index", "u32"),)
 # The input bank in device memory (QEMU: loaded into PSRAM at boot): this head, then
-# count x input_bytes int8 inputs back to back.
+# count x input_bytes inputs back to back (each as SET_INPUT's data: int8 or float32).
 BANK_FIELDS = (("magic", "u32"), ("count", "u32"), ("input_bytes", "u32"))
 BANK_MAGIC = 0x42495354  # "TSIB" little-endian
 TIMING_FIELDS = (("tick_hz", "uvarint"), ("total_ticks", "uvarint"), ("num_ops", "uvarint"))

@@ -273,13 +273,30 @@ def set_input_payloads(data: bytes, chunk: int = MAX_PAYLOAD - SET_INPUT_FIXED.s
         yield SET_INPUT_FIXED.pack(offset, total) + data[offset : offset + chunk]
 
 
+# The element types an input tensor may have on the wire (SET_INPUT data, the input bank):
+# int8, or float32 (IEEE 754, little-endian) for a model whose input edge is a QUANTIZE.
+INPUT_DTYPES = (np.dtype("i1"), np.dtype("<f4"))
+
+
+def input_data(values: np.ndarray) -> bytes:
+    """The bytes of an input tensor on the wire: its elements in order, little-endian."""
+    values = np.asarray(values)
+    dtype = values.dtype.newbyteorder("<") if values.dtype.itemsize > 1 else values.dtype
+    if dtype not in INPUT_DTYPES:
+        raise ValueError(f"an input tensor is int8 or float32, not {values.dtype}")
+    return np.ascontiguousarray(values, dtype).tobytes()
+
+
 def input_bank(inputs: np.ndarray) -> bytes:
-    """The input bank image for the device memory: BANK head + the int8 inputs."""
-    inputs = np.ascontiguousarray(inputs, np.int8)
+    """The input bank image for the device memory: BANK head + the inputs (int8, or float32
+    for a float32 model input; any other type is taken as int8)."""
+    inputs = np.asarray(inputs)
+    if inputs.dtype not in INPUT_DTYPES:
+        inputs = inputs.astype(np.int8)
     n = len(inputs)
     per = inputs[0].nbytes if n else 0
     head = encode_fields(BANK_FIELDS, {"magic": BANK_MAGIC, "count": n, "input_bytes": per})
-    return head + inputs.tobytes()
+    return head + input_data(inputs)
 
 
 def use_input_payload(index: int) -> bytes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tinyscope.report.sections import layer_label
+from tinyscope.report.sections import counts, layer_label, max_difference
 
 COLUMNS = ["op", "Keras layer", "operator", "shape", "device≠TFLM", "XNNPACK max LSB",
            "drift LSB", "local LSB", "SNR dB"]
@@ -18,14 +18,14 @@ def _num(v: float | None, digits: int = 2) -> str:
 def rows(metrics: dict) -> list[list[str]]:
     out = []
     for r in metrics["tensors"]:
-        dt = (r.get("device_vs_tflm") or {}).get("lsb")
-        xn = (r.get("xnnpack_vs_device") or {}).get("lsb")
+        dt = counts(r.get("device_vs_tflm"))
+        xn = counts(r.get("xnnpack_vs_device"))
         fl, lo = r.get("device_vs_float", {}), r.get("device_vs_float_local", {})
         out.append([
             "in" if r["op_index"] is None else str(r["op_index"]), str(r["keras_layer"]),
             r["op"], "x".join(map(str, r["shape"])),
             f"{dt['n_different']}/{dt['n']}" if dt else "missing",
-            str(xn["max_lsb"]) if xn else "missing", _num(fl.get("rmse_over_scale")),
+            max_difference(xn) if xn else "missing", _num(fl.get("rmse_over_scale")),
             _num(lo.get("rmse_over_scale")), _num(fl.get("snr_db"), 1),
         ])
     return out

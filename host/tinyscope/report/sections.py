@@ -24,6 +24,19 @@ from tinyscope.report.page import (
 IDEAL_RMSE_OVER_SCALE = 1 / math.sqrt(12)
 
 
+def counts(cmp: dict | None) -> dict | None:
+    """``n`` and ``n_different`` of a comparison: its ``lsb`` (int8 tensors) or ``exact``
+    (float32 tensors, compared bit for bit); None when the reference did not run."""
+    return None if not cmp else (cmp.get("lsb") or cmp.get("exact"))
+
+
+def max_difference(c: dict) -> str:
+    """The largest difference: in LSB (int8), or ``=`` / ``|Δ| x`` for float32 values."""
+    if "max_lsb" in c:
+        return str(c["max_lsb"])
+    return "= (float32)" if not c["n_different"] else f"|Δ| {c['max_abs_diff']:.3g} (float32)"
+
+
 def layer_label(t: dict) -> str:
     """``conv_pw_12 (op 24, CONV_2D)``: the Keras layer first, as the user named it."""
     where = "input" if t.get("op_index") is None else f"op {t['op_index']}, {t['op']}"
@@ -62,9 +75,9 @@ def bit_exact_answer(metrics: dict) -> Answer:
                       "TFLM missing: not compared", "warn", [why],
                       ["see 'Missing references' below: the capture is kept, compare it again "
                        "once the reference can run"])
-    n_values = sum(r["device_vs_tflm"]["lsb"]["n"] for r in rows)
+    n_values = sum(counts(r["device_vs_tflm"])["n"] for r in rows)
     n_diff = metrics["device_vs_tflm_mismatching_elements"]
-    first_bad = next((r for r in rows if r["device_vs_tflm"]["lsb"]["n_different"]), None)
+    first_bad = next((r for r in rows if counts(r["device_vs_tflm"])["n_different"]), None)
     details = [f"{len(rows)} streamed tensors × {metrics['n_images']} images: "
                f"{n_diff:,} of {n_values:,} values differ from the TFLM reference interpreter"]
     out = metrics["dataset"].get("output_equals_tflm")
@@ -74,8 +87,9 @@ def bit_exact_answer(metrics: dict) -> Answer:
     if first_bad is None:
         return Answer("Does the device compute what TFLM computes?", "Yes: bit-exact", "ok",
                       details)
-    details.append(f"first differing layer: {layer_label(first_bad)}, up to "
-                   f"{first_bad['device_vs_tflm']['lsb']['max_lsb']} LSB")
+    details.append(f"first differing layer: {layer_label(first_bad)}, " + (
+        f"up to {first_bad['device_vs_tflm']['lsb']['max_lsb']} LSB"
+        if "lsb" in first_bad["device_vs_tflm"] else "float32 values not bit-identical"))
     return Answer("Does the device compute what TFLM computes?",
                   f"No: {n_diff:,} values differ", "bad", details,
                   ["check the firmware's kernels for this operator against the reference",
@@ -144,14 +158,28 @@ LAYER_COLUMNS = ["op", "Keras layer", "operator", "shape", "device ≠ TFLM",
                  "drift: layer-local (LSB RMSE)", "SNR dB", "cosine"]
 
 
+VERIFIED_COLUMN = "verified by digest"
+
+
+def _verified_cell(v: dict | None) -> Cell:
+    """A verified capture's "verified on N images, M mismatches" for one layer."""
+    if v is None:
+        return Cell("—", title="not an operator output: not digested")
+    n, m = int(v["images"]), int(v["mismatches"])
+    return Cell(f"{n:,} images, {m:,} mismatch{'es' if m != 1 else ''}", "bad" if m else "ok",
+                title=f"verified on {n:,} images by on-device digest; {m:,} differ from TFLM "
+                "(those tensors were fetched in full)")
+
+
 def layer_table(metrics: dict) -> Table:
     d = metrics.get("drift") or {}
+    verified = any("verified" in r for r in metrics["tensors"])
     worst = {(d.get("worst_accumulated") or {}).get("index"),
              (d.get("worst_local") or {}).get("index")}
     rows = []
     for r in metrics["tensors"]:
-        dt = (r.get("device_vs_tflm") or {}).get("lsb")
-        xn = (r.get("xnnpack_vs_device") or {}).get("lsb")
+        dt = counts(r.get("device_vs_tflm"))
+        xn = counts(r.get("xnnpack_vs_device"))
         fl, lo = r.get("device_vs_float", {}), r.get("device_vs_float_local", {})
         rows.append(Row([
             Cell("in" if r["op_index"] is None else str(r["op_index"])),
@@ -159,18 +187,20 @@ def layer_table(metrics: dict) -> Table:
             Cell("×".join(map(str, r["shape"]))),
             Cell(f"{dt['n_different']:,} / {dt['n']:,}", "ok" if not dt["n_different"] else "bad")
             if dt else Cell("TFLM missing", "warn"),
-            Cell(str(xn["max_lsb"]), title=f"{xn['n_different']:,} values differ")
+            Cell(max_difference(xn), title=f"{xn['n_different']:,} values differ")
             if xn else Cell("missing", "warn"),
             Cell(_num(fl.get("rmse_over_scale"))), Cell(_num(lo.get("rmse_over_scale"))),
             Cell(_num(fl.get("snr_db"))), Cell(_num(fl.get("cosine"), 4)),
-        ], "worst" if r["index"] in worst else ""))
-    return Table(LAYER_COLUMNS, rows, "Highlighted: the layer with the largest accumulated "
+        ] + ([_verified_cell(r.get("verified"))] if verified else []),
+            "worst" if r["index"] in worst else ""))
+    columns = LAYER_COLUMNS + ([VERIFIED_COLUMN] if verified else [])
+    return Table(columns, rows, "Highlighted: the layer with the largest accumulated "
                  "drift and the one that adds the most drift itself. LSB = one quantization step "
                  f"of that tensor; rounding alone gives {IDEAL_RMSE_OVER_SCALE:.2f} LSB RMSE.")
 
 
 def xnnpack_note(metrics: dict) -> Note:
-    rows = [r for r in metrics["tensors"] if "xnnpack_vs_device" in r]
+    rows = [r for r in metrics["tensors"] if "lsb" in r.get("xnnpack_vs_device", {})]  # int8
     if not rows:
         return Note("LiteRT's default desktop kernels (XNNPACK) did not run: see 'Missing "
                     "references'.")
@@ -209,6 +239,28 @@ def timing_table(metrics: dict) -> Table:
 # --------------------------------------------------------------------------- the page
 
 
+def saliency_intro(metrics: dict) -> str:
+    """What the saliency figures explain, and what was left out and how to get it."""
+    sal = metrics.get("saliency") or {}
+    if not sal:
+        return ""
+    text = f"Which input values {sal.get('explained', 'the score')} depends on."
+    left = sal.get("left_out") or {}
+    if left:
+        why = set(left.values())
+        text += (" Left out: " + ", ".join(left) + (f" ({why.pop()})." if len(why) == 1
+                                                     else "."))
+    agree = sal.get("occlusion_int8_vs_float") or {}
+    if agree.get("mean_spearman") is not None:
+        text += (f" Occlusion on the int8 model against the float model: mean Spearman "
+                 f"{agree['mean_spearman']:.2f}, top-{agree['top_k_fraction']:.0%} IoU "
+                 f"{agree['mean_iou_top_k']:.2f}.")
+    if sal.get("flat_note"):
+        text += f" Note: {sal['flat_note']}; the int8-vs-float agreement is not computed " \
+                "for such images."
+    return text
+
+
 def comparison_page(metrics: dict, figures: dict[str, list[Figure]], viewer: dict | None) -> Page:
     """``figures``: ``"first_layer"``, ``"panels"``, ``"saliency"``, ``"accuracy"``,
     ``"distributions"`` -> figures with captions (any may be missing)."""
@@ -224,7 +276,9 @@ def comparison_page(metrics: dict, figures: dict[str, list[Figure]], viewer: dic
             cards["instructions / inference"] = f"{instr / 1e6:.2f} M"
     sal = metrics.get("saliency", {}).get("occlusion_int8_vs_float")
     if sal:
-        cards["saliency int8 vs float"] = f"ρ {sal['mean_spearman']:.2f}"
+        cards["saliency int8 vs float"] = (f"ρ {sal['mean_spearman']:.2f}"
+                                           if sal.get("mean_spearman") is not None
+                                           else "flat map: not compared")
     fig = figures.get
     missing = missing_references(metrics)
     if missing:
@@ -249,7 +303,7 @@ def comparison_page(metrics: dict, figures: dict[str, list[Figure]], viewer: dic
         Section("First layer", "", [Figures(fig("panels"))] if fig("panels") else []),
         Section("Feature maps of the first layer", "",
                 [Figures(fig("first_layer"))] if fig("first_layer") else []),
-        Section("Saliency", "Which input pixels the predicted class's score depends on.",
+        Section("Saliency", saliency_intro(metrics),
                 [Figures(fig("saliency"))] if fig("saliency") else []),
         Section("Timing per operator",
                 f"tick unit: {t.get('tick_note') or t.get('tick_hz')}", [timing_table(metrics)]),

@@ -135,12 +135,16 @@ def payload(layers: Sequence[Layer], images: Sequence[dict], image_indices: Sequ
 def layers_from(manifest: dict, device: dict[int, np.ndarray],
                 references: dict[str, dict[int, np.ndarray]]) -> list[Layer]:
     """One :class:`Layer` per captured tensor, in operator order, with the references that
-    exist for it (``references``: ``"tflm"``, ``"xnnpack"``, ``"float"`` -> tensor -> array)."""
+    exist for it (``references``: ``"tflm"``, ``"xnnpack"``, ``"float"`` -> tensor -> array).
+    The viewer draws int8 tensors: a float-I/O model's float32 edges are left out (the
+    report's tables compare them bit for bit)."""
     ops = {o["outputs"][0]: o for o in manifest["operators"]}
     info = {t["index"]: t for t in manifest["tensors"]}
     out = []
     for idx in sorted(device, key=lambda i: ops[i]["index"] if i in ops else -1):
         op, t = ops.get(idx), info[idx]
+        if device[idx].dtype != np.int8 or not t["scales"]:
+            continue
         out.append(Layer(
             tensor=idx, op_index=op["index"] if op else None, op=op["op"] if op else "INPUT",
             name=str(op.get("keras_layer") or "") if op else "input",
@@ -155,5 +159,13 @@ def layers_from(manifest: dict, device: dict[int, np.ndarray],
 
 def input_layer(manifest: dict, inputs: np.ndarray) -> Layer:
     inp = manifest["input"]
+    if inputs.dtype != np.int8 and inp.get("quantized_as"):
+        # a float32 input: shown as the int8 values its QUANTIZE gives the model's body
+        from tinyscope.data import quantize
+
+        q = inp["quantized_as"]
+        return Layer(tensor=int(inp["index"]), op_index=None, op="INPUT", name="input",
+                     scale=float(q["scale"]), zero_point=int(q["zero_point"]),
+                     device=quantize(inputs, q["scale"], q["zero_point"]))
     return Layer(tensor=int(inp["index"]), op_index=None, op="INPUT", name="input",
                  scale=float(inp["scale"]), zero_point=int(inp["zero_point"]), device=inputs)
