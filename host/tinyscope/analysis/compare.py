@@ -223,14 +223,6 @@ def _timing(capture: Capture, manifest: dict) -> dict:
             "instructions_per_tick": instr_per_tick, "per_op": rows}
 
 
-def references_status(refs) -> dict:
-    """Each reference: its label, whether it ran, and why not."""
-    return {kind: {"label": label, "available": kind in refs.tensors,
-                   **({"missing": refs.missing[kind]} if kind in refs.missing else {})}
-            for kind, label in references.LABELS.items()
-            if kind in refs.tensors or kind in refs.missing}
-
-
 def compare(run_dir: str | Path, build_dir: str | Path | None = None,
             model_path: str | Path | None = None, progress: bool = True) -> tuple[dict, dict]:
     """All metrics of a capture; returns ``(metrics, figure_data)`` (what the figures draw). A
@@ -264,7 +256,7 @@ def compare(run_dir: str | Path, build_dir: str | Path | None = None,
         "firmware_version": capture.run.get("firmware_version"),
         "n_images": int(len(capture.inputs)), "classes": classes,
         "float_inputs": float_note,
-        "references": references_status(refs),
+        "references": refs.status(),
         "device_vs_tflm_max_lsb": int(worst) if have_tflm else None,
         "device_vs_tflm_mismatching_elements": int(mismatches) if have_tflm else None,
         "device_equals_tflm": bool(mismatches == 0) if have_tflm else None,

@@ -360,9 +360,7 @@ def run(
         "n_images": int(len(y)),
         "classes": classes,
         "int8_reference": "TFLM (tflite-micro python interpreter): what the device must match",
-        "references": {k: {"label": references.LABELS[k], "available": k in refs.tensors,
-                           **({"missing": refs.missing[k]} if k in refs.missing else {})}
-                       for k in references.LABELS},
+        "references": refs.status(every=True),
         "ideal_rmse_over_scale": IDEAL_RMSE_OVER_SCALE,
         "dataset": dataset,
         "tensors": per_tensor,

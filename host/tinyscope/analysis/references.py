@@ -83,6 +83,13 @@ class References:
             raise ReferenceError(kind, self.missing.get(kind, f"{LABELS[kind]} was not run"))
         return self.tensors[kind]
 
+    def status(self, every: bool = False) -> dict[str, dict]:
+        """Each reference asked for (all with ``every``): label, whether it ran, why not."""
+        return {kind: {"label": label, "available": kind in self.tensors,
+                       **({"missing": self.missing[kind]} if kind in self.missing else {})}
+                for kind, label in LABELS.items()
+                if every or kind in self.tensors or kind in self.missing}
+
     def wait(self) -> References:
         """Themselves: references found in the cache are already complete (see :func:`start`)."""
         return self
@@ -459,6 +466,13 @@ class Pending:
         except BaseException as err:  # re-raised by wait() in the caller's thread
             self._errors.append(err)
 
+    def status(self, every: bool = False) -> dict[str, dict]:
+        """Each reference asked for (all with ``every``): label, whether it ran, why not."""
+        return {kind: {"label": label, "available": kind in self.tensors,
+                       **({"missing": self.missing[kind]} if kind in self.missing else {})}
+                for kind, label in LABELS.items()
+                if every or kind in self.tensors or kind in self.missing}
+
     def wait(self) -> References:
         for t in self._threads:
             t.join()
@@ -504,9 +518,7 @@ def start(
 
 
 def compute(model: bytes, q: np.ndarray, *args: Any, **kwargs: Any) -> References:
-    """:func:`start` (same arguments), then wait for every reference: a reference that cannot
-    run is in ``missing``; with ``cache_dir`` the results are cached in
-    ``cache_dir/references/``."""
+    """:func:`start` (same arguments), then wait: the :class:`References`."""
     return start(model, q, *args, **kwargs).wait()
 
 
