@@ -140,6 +140,9 @@ class FaultProxy:
 
     def close(self) -> None:
         self._stop.set()
+        # shutdown() wakes a thread blocked in accept(); close() alone leaves it accepting
+        with contextlib.suppress(OSError):
+            self._listen.shutdown(socket.SHUT_RDWR)
         with contextlib.suppress(OSError):
             self._listen.close()
         self._close_all()
