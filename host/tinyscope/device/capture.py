@@ -88,8 +88,9 @@ def check_input_type(manifest: dict, inputs: np.ndarray) -> None:
     """Refuse inputs of the wrong kind for the model input (float values for an int8 input
     would be truncated, int8 values for a float32 input would be read as real values)."""
     want = manifest_mod.input_dtype(manifest)
-    got = np.asarray(inputs).dtype
-    if (want.kind == "f") != (got.kind == "f"):
+    got = next((np.asarray(image).dtype for image in inputs  # image by image: may be ragged
+                if (np.asarray(image).dtype.kind == "f") != (want.kind == "f")), None)
+    if got is not None:
         raise TinyscopeError(
             f"the model input is {want.name} but the inputs are {got}: give "
             + ("float32 real values (data.quantized_test_inputs gives them)" if want.kind == "f"
