@@ -62,8 +62,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
 @pytest.fixture(scope="session")
 def mlperf_tiny(request):
     """``mlperf_tiny(name) -> (keras_path, int8_tflite_path)``: the Keras twins of the MLPerf
-    Tiny reference architectures (tests/mlperf_tiny.py), converted once and cached across
-    sessions in pytest's cache directory."""
+    Tiny reference architectures (tinyscope.bench_models finished as trained, see
+    tests/mlperf_tiny.py), converted once and cached across sessions in pytest's cache
+    directory."""
     from tests import mlperf_tiny as arch
 
     cache = request.config.cache.mkdir("mlperf_tiny")

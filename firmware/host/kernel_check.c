@@ -84,7 +84,7 @@ static int check_conv(int32_t c) {
     p.out_h = (p.in_h - ekh) / p.stride_h + 1;
     p.out_w = (p.in_w - ekw) / p.stride_w + 1;
   }
-  p.out_c = range(1, 24);
+  p.out_c = rnd() % 6 ? range(1, 24) : range(24, 100); /* several weight blocks */
   p.input_offset = range(-127, 128);
   p.output_offset = range(-128, 127);
   act(&p.act_min, &p.act_max);
@@ -190,7 +190,9 @@ static int check_fc(int32_t c) {
   return compare("fully_connected", no, c);
 }
 
-static int check_max_pool(int32_t c) {
+/* MAX_POOL_2D, or AVERAGE_POOL_2D (avg), half of whose cases are global pools (the window
+ * is the whole input, up to 900 pixels so that the int16 runs of 256 split). */
+static int check_pool(int32_t c, int avg) {
   ts_pool_params_t p;
   memset(&p, 0, sizeof p);
   p.batches = range(1, 2);
@@ -202,7 +204,10 @@ static int check_max_pool(int32_t c) {
   p.stride_h = range(1, 3);
   p.stride_w = range(1, 3);
   if (rnd() % 4 == 0) p.f_h = p.f_w = p.stride_h = p.stride_w = 2; /* the common pool */
-  if (rnd() % 2) { /* SAME */
+  if (avg && rnd() % 2) { /* global average pooling */
+    p.in_h = range(1, 30), p.in_w = range(1, 30), p.f_h = p.in_h, p.f_w = p.in_w;
+    p.out_h = p.out_w = 1;
+  } else if (rnd() % 2) { /* SAME */
     p.out_h = (p.in_h + p.stride_h - 1) / p.stride_h;
     p.out_w = (p.in_w + p.stride_w - 1) / p.stride_w;
     const int32_t ph = (p.out_h - 1) * p.stride_h + p.f_h - p.in_h;
@@ -219,10 +224,22 @@ static int check_max_pool(int32_t c) {
   const int32_t no = p.batches * p.out_h * p.out_w * p.depth;
   if (ni > MAXB || no > MAXB) return 0;
   fill(in, ni);
+  if (avg) {
+    const int rr = ts_ref_avg_pool_s8(&p, in, out_ref), ro = ts_opt_avg_pool_s8(&p, in, out_opt);
+    if (rr != ro) {
+      printf("MISMATCH avg_pool case %" PRId32 ": status ref %d opt %d\n", c, rr, ro);
+      return 1;
+    }
+    if (rr) return 0;
+    return compare("avg_pool", no, c);
+  }
   ts_ref_max_pool_s8(&p, in, out_ref);
   ts_opt_max_pool_s8(&p, in, out_opt);
   return compare("max_pool", no, c);
 }
+
+static int check_max_pool(int32_t c) { return check_pool(c, 0); }
+static int check_avg_pool(int32_t c) { return check_pool(c, 1); }
 
 static int check_mean(int32_t c) {
   ts_mean_params_t p;
@@ -409,7 +426,8 @@ static int bench_add(char **a) {
   p.out_dims[0] = 1, p.out_dims[1] = atoi(a[0]), p.out_dims[2] = atoi(a[1]), p.out_dims[3] = atoi(a[2]);
   const int32_t no = p.out_dims[1] * p.out_dims[2] * p.out_dims[3];
   if (no > MAXB || no < 1) return 2;
-  for (int k = 3, st = 1; k >= 0; st *= p.out_dims[k], k--) p.in1_strides[k] = p.in2_strides[k] = st;
+  for (int k = 3, st = 1; k >= 0; st *= p.out_dims[k], k--) /* as ops/add.c: 0 for a size 1 */
+    p.in1_strides[k] = p.in2_strides[k] = p.out_dims[k] == 1 ? 0 : st;
   p.left_shift = 20, p.input1_offset = 5, p.input2_offset = -9, p.output_offset = 3;
   ts_quantize_multiplier(0.5, &p.input1_mult, &p.input1_shift);
   ts_quantize_multiplier(0.37, &p.input2_mult, &p.input2_shift);
@@ -444,7 +462,8 @@ int TS_CHECK_MAIN(int argc, char **argv) {
     const char *name;
     int (*check)(int32_t);
   } kernels[] = {{"conv", check_conv}, {"depthwise", check_dw}, {"fully_connected", check_fc},
-                 {"max_pool", check_max_pool}, {"mean", check_mean}, {"add", check_add}};
+                 {"max_pool", check_max_pool}, {"avg_pool", check_avg_pool}, {"mean", check_mean},
+                 {"add", check_add}};
   for (size_t k = 0; k < sizeof kernels / sizeof kernels[0]; k++) {
     int nbad = 0; /* each kernel stops at its first mismatch */
     for (int32_t c = 0; c < cases && !nbad; c++) nbad += kernels[k].check(c);

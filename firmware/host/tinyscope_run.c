@@ -3,6 +3,7 @@
  *
  *   tinyscope-run [--arena BYTES] MODEL.tflite INPUT.bin OUT_DIR
  *   tinyscope-run --plan MODEL.tflite
+ *   tinyscope-run --tables MODEL.tflite TABLES.bin
  *
  * INPUT.bin holds the raw int8 bytes of the model's (first) input tensor. For the input and
  * every operator output, writes OUT_DIR/<tensor_index>.bin (raw bytes) and OUT_DIR/tensors.json
@@ -13,6 +14,9 @@
  * the bytes it planned (arena_used) on stdout: the firmware build sizes the device's arena
  * with it (firmware/Makefile). The host's pointers are 8 bytes, a Cortex-M's 4, so the
  * device needs at most this many bytes (it reports its own figure in INFO).
+ * --tables writes the model's per-channel requantization tables (little-endian int32 words,
+ * for ts_interp_init_tables: kept in flash, they leave the arena) and prints the arena the
+ * runtime plans with them outside.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -127,10 +131,54 @@ static int plan(const char *model_path) {
   return 0;
 }
 
+/* --tables: the per-channel tables to TABLES.bin, the arena without them on stdout. */
+static int tables(const char *model_path, const char *out_path) {
+  size_t model_size;
+  unsigned char *model = read_file(model_path, &model_size);
+  if (!model) return die(2, "cannot read model", model_path);
+  ts_interp_t it;
+  if (ts_interp_init(&it, model, model_size, NULL, 0) != TS_ERR_ARENA_TOO_SMALL)
+    return die(1, ts_interp_error(&it), NULL);
+  size_t bound = it.arena_needed;
+  if (bound > ((size_t)1 << 31)) return die(1, "model needs more than 2 GB of arena", NULL);
+  unsigned char *arena = malloc(bound ? bound : 1);
+  if (!arena) return die(2, "out of memory for the arena", NULL);
+  const int32_t *t;
+  size_t words;
+  if (ts_interp_init(&it, model, model_size, arena, bound) != TS_OK ||
+      ts_interp_tables(&it, &t, &words) != TS_OK)
+    return die(1, ts_interp_error(&it), NULL);
+  int32_t *copy = malloc(words ? words * sizeof *copy : 1);
+  if (!copy) return die(2, "out of memory for the tables", NULL);
+  memcpy(copy, t, words * sizeof *copy);
+  FILE *f = fopen(out_path, "wb");
+  int bad = !f;
+  for (size_t k = 0; f && k < words; k++) { /* little-endian whatever the host */
+    const uint32_t u = (uint32_t)copy[k];
+    const unsigned char b[4] = {u & 255u, (u >> 8) & 255u, (u >> 16) & 255u, u >> 24};
+    bad |= fwrite(b, 1, 4, f) != 4;
+  }
+  if (f) bad |= fclose(f) != 0;
+  if (bad) return die(2, "cannot write tables", out_path);
+  /* the arena with the tables outside, checked by an init that uses them */
+  if (ts_interp_init_tables(&it, model, model_size, NULL, 0, copy, words) !=
+      TS_ERR_ARENA_TOO_SMALL)
+    return die(1, ts_interp_error(&it), NULL);
+  bound = it.arena_needed;
+  if (ts_interp_init_tables(&it, model, model_size, arena, bound, copy, words) != TS_OK)
+    return die(1, ts_interp_error(&it), NULL);
+  printf("%zu\n", it.arena_used);
+  free(copy);
+  free(arena);
+  free(model);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   long long arena_arg = -1;
   int a = 1;
   if (argc == 3 && strcmp(argv[1], "--plan") == 0) return plan(argv[2]);
+  if (argc == 4 && strcmp(argv[1], "--tables") == 0) return tables(argv[2], argv[3]);
   if (a < argc && strcmp(argv[a], "--arena") == 0) {
     if (a + 1 >= argc) return die(2, "--arena needs a byte count", NULL);
     char *end;

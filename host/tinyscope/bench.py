@@ -59,6 +59,24 @@ def runtime_text_bytes(kernels: str = "opt") -> dict[str, int]:
     return out
 
 
+def arena_tables_outside(model_path: Path) -> int | None:
+    """The arena the runtime plans for the model with its per-channel requantization tables
+    outside it (in flash, ``ts_interp_init_tables``), from the native runner's ``--tables``
+    (host pointers are 8 bytes: the device needs at most this); None without a runner."""
+    from tinyscope.convert.check import find_runner
+
+    runner = find_runner()
+    if runner is None:
+        return None
+    out = model_path.with_suffix(".tables.bin")
+    proc = subprocess.run([str(runner), "--tables", str(model_path), str(out)],
+                          capture_output=True, text=True, timeout=BUILD_TIMEOUT)
+    out.unlink(missing_ok=True)
+    if proc.returncode != 0 or not proc.stdout.strip().isdigit():
+        raise TinyscopeError(f"tinyscope-run --tables {model_path} failed:\n{proc.stderr}")
+    return int(proc.stdout)
+
+
 def run_on_qemu(elf: Path, build_dir: Path, out_dir: Path, q: np.ndarray,
                 labels: np.ndarray) -> tuple[dict, dict[str, np.ndarray]]:
     """Capture every layer of ``q`` on QEMU running ``elf``; (run.json, capture arrays)."""
@@ -184,8 +202,8 @@ GOALS = (  # (key, description, limit, "max" | "min") from issue 5
     ("fully_connected", "FULLY_CONNECTED, instr/MAC", 1.5, "max"),
     ("model", "whole model, instr/MAC", 2.0, "max"),
     ("speedup", "speed-up vs reference kernels", 8.0, "min"),
-    ("arena_ratio", "arena / TFLM arena", 0.8, "max"),
-    ("text_bytes", "runtime .text bytes", 24 * 1024, "max"),
+    ("arena_ratio", "arena / TFLM arena", 0.6, "max"),  # issue 16 (was 0.8)
+    ("text_bytes", "runtime .text bytes", 32 * 1024, "max"),  # issue 16, all 28 ops (was 24 KB)
     ("payload_efficiency", "payload efficiency", 0.97, "min"),
 )
 
@@ -233,14 +251,18 @@ def format_table(b: dict) -> str:
                  f"{t['instructions_opt']:>10,} {t['instructions_per_mac_ref']:>8.2f} "
                  f"{b['instructions_per_mac']:>8.2f} {b['speedup_vs_reference']:>7.2f}x")
     a, tf = b["arena_bytes"], b["tflm_arena_bytes"]
-    tf_head = b.get("tflm_arena_head_bytes")
+    tf_head, tf_tail = b.get("tflm_arena_head_bytes"), b.get("tflm_arena_tail_bytes")
+    a_out = b.get("arena_tables_outside_bytes")
     lines += [
         "",
         f"bit-exact: ref and opt firmwares streamed identical tensors "
         f"({b['bit_exact']['images']} images, {b['bit_exact']['bytes_compared']:,} bytes)",
         f"arena: ours {a:,} B vs TFLM {tf:,} B total"
-        + (f" (head {tf_head:,} B)" if tf_head else "")
-        + (f" -> {a / tf:.3f}x" if tf else ""),
+        + (f" (head {tf_head:,} B planned tensors, tail {tf_tail:,} B persistent)"
+           if tf_head and tf_tail else "")
+        + (f" -> {a / tf:.3f}x" if tf else "")
+        + (f"; per-channel tables in flash: {a_out:,} B (host plan)"
+           + (f" -> {a_out / tf:.3f}x" if tf else "") if a_out else ""),
         f"runtime .text (Cortex-M4, -Os): {b['text_bytes']:,} B"
         + (f" (all objects incl. both kernel sets: {b['text_bytes_objects']:,} B)"
            if b.get("text_bytes_objects") else ""),
@@ -287,6 +309,7 @@ def bench(model: Path, build_dir: Path, n: int, data: str | None = None) -> dict
     tot_ref = sum(r["instructions_ref"] for r in rows)
     tot_opt = sum(r["instructions_opt"] for r in rows)
     tflm = manifest_mod.tflm_arena(build_dir / manifest["model_file"]) or {}
+    arena_out = arena_tables_outside(build_dir / manifest["model_file"])
     text = runtime_text_bytes("opt")
     pay = payload_efficiency(runs["opt"], arrays["opt"])
     secs = runs["opt"]["seconds"]
@@ -299,6 +322,7 @@ def bench(model: Path, build_dir: Path, n: int, data: str | None = None) -> dict
         "tflm_arena_bytes": tflm.get("total"),
         "tflm_arena_head_bytes": tflm.get("head"),
         "tflm_arena_tail_bytes": tflm.get("tail"),
+        "arena_tables_outside_bytes": arena_out,
         "text_bytes": text.get("linked", text["objects"]),
         "text_bytes_objects": text["objects"],
         "payload_efficiency": pay["efficiency"],

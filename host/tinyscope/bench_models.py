@@ -1,29 +1,51 @@
-"""Keras twins of the four MLPerf Tiny reference architectures, for ``make bench-suite``.
+"""Keras twins of the four MLPerf Tiny reference architectures: ``make bench-suite`` benches
+them, and the tests use them as users' own models (tests/mlperf_tiny.py).
 
-Written here from the published layer lists (no code copied), seeded random weights, no
-BatchNorm (conversion folds it into the convolutions: the operators and MACs are the same)
-and logits heads (no softmax: with random weights ``beta * input_scale`` can overflow and
-TFLM aborts). Instruction counts depend on shapes, not on the weights' values.
+Written here from the published layer lists (no code copied), with seeded random weights:
 
 - ``mobilenet``: MobileNetV1 alpha 0.25, 96x96x3, 2 classes (person detection, 7.49 M MACs)
 - ``resnet8``: ResNet-8, 32x32x3, 16/32/64 filters, 10 classes (CIFAR-10, 12.5 M MACs)
 - ``dscnn``: DS-CNN, 49x10x1 MFCC, 64 filters, 12 classes (keyword spotting, 2.66 M MACs)
 - ``autoencoder``: FC autoencoder 640-128-128-128-128-8-128-128-128-128-640 (anomaly
-  detection, 0.26 M MACs); its 640 inputs enter as a 5x128x1 image and a RESHAPE.
+  detection, 0.26 M MACs).
 
-Calibration and test inputs are a seeded ``.npy`` of uniform float inputs in [0, 1) of the
-model's input shape (``twin_inputs``): they only set the quantization ranges, which do not
-change instruction counts.
+How a twin is finished is a :class:`Finish`. The bench's (:data:`BENCH`): no BatchNorm
+(conversion folds it into the convolutions: the operators and MACs are the same), logits
+heads (no softmax: with random weights ``beta * input_scale`` can overflow and TFLM aborts)
+and the autoencoder's 640 inputs entering as a 5x128x1 image and a RESHAPE; instruction counts
+depend on shapes, not on the weights' values. :data:`AS_TRAINED` looks like a user's trained
+model: BatchNorm with random (sane) statistics after every convolution and dense layer (so
+the folded weights and biases are not trivial), softmax heads, the autoencoder's input a
+640-vector.
+
+The bench's calibration and test inputs are a seeded ``.npy`` of uniform float inputs in
+[0, 1) of the model's input shape (``twin_inputs``): they only set the quantization ranges,
+which do not change instruction counts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-TWINS_VERSION = 2  # bump when a twin's layers change (the file names carry it)
+TWINS_VERSION = 2  # bump when a bench twin's layers change (the file names carry it)
+BENCH_SEED = 7
+
+
+@dataclass(frozen=True)
+class Finish:
+    """How a twin is finished (see the module docstring)."""
+
+    batchnorm_seed: int | None = None  # BatchNorm with random statistics from this seed
+    softmax: bool = False  # classifiers end with a softmax
+    vector_input: bool = False  # the autoencoder takes a 640-vector, not a 5x128x1 image
+
+
+BENCH = Finish()
+AS_TRAINED = Finish(batchnorm_seed=0, softmax=True, vector_input=True)
 
 
 def _keras():
@@ -32,63 +54,92 @@ def _keras():
     return k()
 
 
-def mobilenet_v1_025():
-    keras = _keras()
-    L = keras.layers
-    inp = keras.Input((96, 96, 3), batch_size=1, name="image")
-    x = L.Conv2D(8, 3, strides=2, padding="same", activation="relu", name="conv1")(inp)
+class _Layers:
+    """The layers the twins are made of, finished as ``finish`` says."""
+
+    def __init__(self, finish: Finish) -> None:
+        self.keras = _keras()
+        self.L = self.keras.layers
+        self.finish = finish
+        seed = finish.batchnorm_seed
+        self.rng = np.random.default_rng(seed) if seed is not None else None
+
+    def _bn(self, x, name: str):
+        """BatchNormalization with random (but sane) statistics, as after training."""
+        bn = self.L.BatchNormalization(name=f"{name}_bn")
+        y = bn(x)
+        assert self.rng is not None
+        c = bn.gamma.shape[0]
+        bn.set_weights([self.rng.uniform(lo, hi, c).astype(np.float32) for lo, hi in
+                        ((0.5, 1.5), (-0.2, 0.2), (-0.2, 0.2), (0.5, 1.5))])
+        return y  # (gamma, beta, moving mean, moving variance)
+
+    def __call__(self, layer: Callable, x, name: str, relu: bool = True, **kw):
+        """``layer(name=name, **kw)(x)``, then BatchNorm (when finished so) and a ReLU."""
+        if self.rng is None:
+            return layer(name=name, activation="relu" if relu else None, **kw)(x)
+        y = self._bn(layer(name=name, **kw)(x), name)
+        return self.L.ReLU(name=f"{name}_relu")(y) if relu else y
+
+    def head(self, x, classes: int, inputs, model_name: str):
+        x = self.L.Dense(classes, name="logits")(x)
+        if self.finish.softmax:
+            x = self.L.Softmax(name="softmax")(x)
+        return self.keras.Model(inputs, x, name=model_name)
+
+
+def mobilenet_v1_025(finish: Finish = BENCH):
+    f = _Layers(finish)
+    inp = f.keras.Input((96, 96, 3), batch_size=1, name="image")
+    x = f(f.L.Conv2D, inp, "conv1", filters=8, kernel_size=3, strides=2, padding="same")
     # (pointwise filters, depthwise stride) of the 13 depthwise-separable blocks, alpha 0.25
     blocks = [(16, 1), (32, 2), (32, 1), (64, 2), (64, 1), (128, 2), (128, 1), (128, 1),
               (128, 1), (128, 1), (128, 1), (256, 2), (256, 1)]
-    for i, (f, s) in enumerate(blocks, 1):
-        x = L.DepthwiseConv2D(3, strides=s, padding="same", activation="relu", name=f"dw{i}")(x)
-        x = L.Conv2D(f, 1, activation="relu", name=f"pw{i}")(x)
-    x = L.AveragePooling2D(3, name="pool")(x)
-    x = L.Flatten(name="flatten")(x)
-    out = L.Dense(2, name="logits")(x)
-    return keras.Model(inp, out, name="mobilenet_v1_025")
+    for i, (filters, s) in enumerate(blocks, 1):
+        x = f(f.L.DepthwiseConv2D, x, f"dw{i}", kernel_size=3, strides=s, padding="same")
+        x = f(f.L.Conv2D, x, f"pw{i}", filters=filters, kernel_size=1)
+    x = f.L.AveragePooling2D(3, name="pool")(x)
+    return f.head(f.L.Flatten(name="flatten")(x), 2, inp, "mobilenet_v1_025")
 
 
-def resnet8():
-    keras = _keras()
-    L = keras.layers
-    inp = keras.Input((32, 32, 3), batch_size=1, name="image")
-    x = L.Conv2D(16, 3, padding="same", activation="relu", name="conv1")(inp)
-    for i, (f, s) in enumerate([(16, 1), (32, 2), (64, 2)], 1):
-        y = L.Conv2D(f, 3, strides=s, padding="same", activation="relu", name=f"s{i}a")(x)
-        y = L.Conv2D(f, 3, padding="same", name=f"s{i}b")(y)
+def resnet8(finish: Finish = BENCH):
+    f = _Layers(finish)
+    inp = f.keras.Input((32, 32, 3), batch_size=1, name="image")
+    x = f(f.L.Conv2D, inp, "conv1", filters=16, kernel_size=3, padding="same")
+    for i, (filters, s) in enumerate([(16, 1), (32, 2), (64, 2)], 1):
+        y = f(f.L.Conv2D, x, f"s{i}a", filters=filters, kernel_size=3, strides=s,
+              padding="same")
+        y = f(f.L.Conv2D, y, f"s{i}b", relu=False, filters=filters, kernel_size=3,
+              padding="same")
         if s != 1:
-            x = L.Conv2D(f, 1, strides=s, name=f"s{i}short")(x)
-        x = L.Activation("relu", name=f"s{i}relu")(L.Add(name=f"s{i}add")([x, y]))
-    x = L.AveragePooling2D(8, name="pool")(x)
-    x = L.Flatten(name="flatten")(x)
-    out = L.Dense(10, name="logits")(x)
-    return keras.Model(inp, out, name="resnet8")
+            x = f.L.Conv2D(filters, 1, strides=s, name=f"s{i}short")(x)
+        x = f.L.Activation("relu", name=f"s{i}relu")(f.L.Add(name=f"s{i}add")([x, y]))
+    x = f.L.AveragePooling2D(8, name="pool")(x)
+    return f.head(f.L.Flatten(name="flatten")(x), 10, inp, "resnet8")
 
 
-def dscnn():
-    keras = _keras()
-    L = keras.layers
-    inp = keras.Input((49, 10, 1), batch_size=1, name="mfcc")
-    x = L.Conv2D(64, (10, 4), strides=2, padding="same", activation="relu", name="conv1")(inp)
+def dscnn(finish: Finish = BENCH):
+    f = _Layers(finish)
+    inp = f.keras.Input((49, 10, 1), batch_size=1, name="mfcc")
+    x = f(f.L.Conv2D, inp, "conv1", filters=64, kernel_size=(10, 4), strides=2, padding="same")
     for i in range(1, 5):
-        x = L.DepthwiseConv2D(3, padding="same", activation="relu", name=f"dw{i}")(x)
-        x = L.Conv2D(64, 1, activation="relu", name=f"pw{i}")(x)
-    x = L.AveragePooling2D((25, 5), name="pool")(x)
-    x = L.Flatten(name="flatten")(x)
-    out = L.Dense(12, name="logits")(x)
-    return keras.Model(inp, out, name="dscnn")
+        x = f(f.L.DepthwiseConv2D, x, f"dw{i}", kernel_size=3, padding="same")
+        x = f(f.L.Conv2D, x, f"pw{i}", filters=64, kernel_size=1)
+    x = f.L.AveragePooling2D((25, 5), name="pool")(x)
+    return f.head(f.L.Flatten(name="flatten")(x), 12, inp, "dscnn")
 
 
-def autoencoder():
-    keras = _keras()
-    L = keras.layers
-    inp = keras.Input((5, 128, 1), batch_size=1, name="frames")
-    x = L.Reshape((640,), name="flatten")(inp)
+def autoencoder(finish: Finish = BENCH):
+    f = _Layers(finish)
+    if finish.vector_input:
+        x = inp = f.keras.Input((640,), batch_size=1, name="logmel")
+    else:
+        inp = f.keras.Input((5, 128, 1), batch_size=1, name="frames")
+        x = f.L.Reshape((640,), name="flatten")(inp)
     for i, n in enumerate([128, 128, 128, 128, 8, 128, 128, 128, 128], 1):
-        x = L.Dense(n, activation="relu", name=f"fc{i}")(x)
-    out = L.Dense(640, name="fc10")(x)
-    return keras.Model(inp, out, name="fc_autoencoder")
+        x = f(f.L.Dense, x, f"fc{i}", units=n)
+    out = f.L.Dense(640, name="fc10")(x)
+    return f.keras.Model(inp, out, name="fc_autoencoder")
 
 
 TWINS: dict[str, Callable] = {
@@ -97,23 +148,33 @@ TWINS: dict[str, Callable] = {
 }
 
 
+def build(name: str, finish: Finish = BENCH, seed: int = BENCH_SEED):
+    """The twin ``name``, finished as ``finish``, its weights drawn from ``seed``."""
+    _keras().utils.set_random_seed(seed)
+    return TWINS[name](finish)
+
+
+def input_shape(name: str, finish: Finish = BENCH) -> tuple[int, ...]:
+    """The twin's input shape without the batch axis (without building it)."""
+    if name == "autoencoder":
+        return (640,) if finish.vector_input else (5, 128, 1)
+    return {"mobilenet": (96, 96, 3), "resnet8": (32, 32, 3), "dscnn": (49, 10, 1)}[name]
+
+
 def twin_model(name: str, work: Path) -> Path:
-    """The twin ``name`` saved under ``work`` (written once, seeded); returns its path."""
+    """The bench twin ``name`` saved under ``work`` (written once, seeded); its path."""
     path = work / f"{name}-v{TWINS_VERSION}.keras"
     if not path.is_file():
-        keras = _keras()
-        keras.utils.set_random_seed(7)
         work.mkdir(parents=True, exist_ok=True)
-        TWINS[name]().save(path)
+        build(name).save(path)
     return path
 
 
 def twin_inputs(name: str, work: Path, n: int = 32) -> Path:
-    """Seeded uniform float inputs for the twin ``name`` as ``.npy`` (written once)."""
+    """Seeded uniform float inputs for the bench twin ``name`` as ``.npy`` (written once)."""
     path = work / f"{name}-v{TWINS_VERSION}-inputs.npy"
     if not path.is_file():
-        shape = tuple(int(s) for s in TWINS[name]().inputs[0].shape[1:])
         rng = np.random.default_rng(3)
         work.mkdir(parents=True, exist_ok=True)
-        np.save(path, rng.uniform(0.0, 1.0, size=(n, *shape)).astype(np.float32))
+        np.save(path, rng.uniform(0.0, 1.0, size=(n, *input_shape(name))).astype(np.float32))
     return path

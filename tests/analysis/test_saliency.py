@@ -64,9 +64,10 @@ def test_vanilla_gradient_is_abs_gradient_of_the_logit(setup, float_model):
         score = tf.reduce_sum(logits_model(xt)[:, 5])
     expected = np.abs(np.asarray(tape.gradient(score, xt))).max(-1)
     np.testing.assert_allclose(method(x[:3], 5), saliency.normalise(expected), atol=1e-5)
-    # one trace serves every batch size
+    # one trace serves every batch size, and the predictions
     method(x[:5], y[:5])
     method(x[:2], y[:2])
+    float_model.predict_classes(x[:3])
     assert float_model._grad.experimental_get_tracing_count() == 1
 
 
@@ -187,8 +188,9 @@ def test_occlusion_drop_matches_a_hand_computed_patch():
     drops = occ.drops(img, [0])
     assert drops[0, :2, :2].tolist() == [[4.0, 4.0], [4.0, 4.0]]
     assert np.all(drops[0, 2:, :] == 0) and np.all(drops[0, :, 2:] == 0)
-    assert occ.geometry(96, 96) == (2, 2)
-    assert saliency.Occlusion(scorer).geometry(96, 96) == (24, 8)  # a quarter, a third of it
+    assert occ.geometry(96) == (2, 2)
+    assert saliency.Occlusion(scorer).geometry(96) == (24, 12)  # a quarter, half of it
+    assert saliency.Occlusion(scorer).geometry(10) == (3, 1)  # at least 3 values
 
 
 def test_occlusion_covers_every_pixel_equally_and_leaves_no_grid():
@@ -212,10 +214,14 @@ def test_occlusion_covers_every_pixel_equally_and_leaves_no_grid():
     assert abs(peak[0] - 12) <= 1 and abs(peak[1] - 20) <= 1
     assert saliency.spearman(drops, bump) > 0.9
     # no grid: the second difference along a row stays small (a 4-pixel patch moved by 2
-    # gives 0.29 of the range here, these smooth overlapping patches 0.05)
+    # gives 0.29 of the range here; these smooth windows 0.11 at half-window strides, 0.05
+    # at third-window strides)
     span = drops.max() - drops.min()
-    assert np.abs(np.diff(drops, 2, axis=1)).max() < 0.1 * span
-    assert np.abs(np.diff(drops, 2, axis=0)).max() < 0.1 * span
+    assert np.abs(np.diff(drops, 2, axis=1)).max() < 0.13 * span
+    assert np.abs(np.diff(drops, 2, axis=0)).max() < 0.13 * span
+    fine = saliency.Occlusion(scorer, patch=8, stride=2).drops(np.ones((1, 32, 32, 1),
+                                                                      np.float32), [0])[0]
+    assert np.abs(np.diff(fine, 2, axis=1)).max() < 0.1 * (fine.max() - fine.min())
 
 
 def test_rank_correlation_and_iou():

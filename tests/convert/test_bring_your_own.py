@@ -94,7 +94,7 @@ def test_int8_tflite_is_used_byte_for_byte_and_named_from_its_tensors(mlperf_tin
     assert m["model_sha256"] == m["source_sha256"] == hashlib.sha256(blob).hexdigest()
     assert m["source_format"] == "tflite" and m["float_model"] is None
     names = [o["name"] for o in m["operators"]]
-    assert names[:3] == ["conv1", "dw1", "pw1"] and names[-3:-1] == ["avgpool", "logits"]
+    assert names[:3] == ["conv1", "dw1", "pw1"] and names[-3:-1] == ["pool", "logits"]
     assert all(n and "/" not in n for n in names)
     # No data given: seeded random int8 inputs, said so.
     assert m["dataset"]["rule"] == "all" and m["data"] == data.RANDOM
@@ -236,7 +236,7 @@ def test_any_input_shape_1d_and_2d_features(mlperf_tiny, tmp_path):
         np.save(tmp_path / f"{name}.npy", x)
         m = flow.convert(tflite, tmp_path / name, data=str(tmp_path / f"{name}.npy"))
         assert m["test_inputs"]["count"] == 3
-        assert m["input"]["shape"] == [1, *arch.INPUT_SHAPES[name]]
+        assert m["input"]["shape"] == [1, *arch.input_shape(name)]
 
 
 # ------------------------------------------------------------------ data mistakes (item 6)

@@ -1,10 +1,11 @@
 """A user's own int8 .tflite and .npy inputs through `tinyscope run` on the emulated board.
 
 The models are Keras twins of the four MLPerf Tiny reference architectures
-(tests/mlperf_tiny.py), converted to int8 by the fixture as a user's pipeline would; tinyscope
-only sees the .tflite and an inputs.npy. Every streamed tensor must equal TFLM's, the report
-must be written, and operators are named from the .tflite's tensor names (no Keras model).
-The two biggest (MobileNetV1 96x96x3 and ResNet-8) run in `make test-slow`.
+(tinyscope.bench_models, finished as trained by tests/mlperf_tiny.py), converted to int8 by
+the fixture as a user's pipeline would; tinyscope only sees the .tflite and an inputs.npy.
+Every streamed tensor must equal TFLM's, the report must be written, and operators are named
+from the .tflite's tensor names (no Keras model). The two biggest (MobileNetV1 96x96x3 and
+ResNet-8) run in `make test-slow`.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ if shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") 
                 allow_module_level=True)
 
 ARCHS = [
-    pytest.param("vww", marks=pytest.mark.slow),
+    pytest.param("mobilenet", marks=pytest.mark.slow),
     pytest.param("resnet8", marks=pytest.mark.slow),
     "dscnn",
     "autoencoder",  # 1-D: the report's viewer draws its 640-vectors as line plots
@@ -119,8 +120,8 @@ def test_fc_autoencoder_640_streams_bit_exact(mlperf_tiny, tmp_path):
 def test_person_detector_builds_for_nucleo_and_streams_bit_exact_on_netduinoplus2(
         mlperf_tiny, tmp_path):
     """MobileNetV1-0.25 96x96x3 (7.5 M MACs, ~90 KB of arena) on the 128 KB F446RE image."""
-    _, tflite = mlperf_tiny("vww")
-    run = _capture_bit_exact(tflite, arch.inputs("vww", 1, seed=3), "netduinoplus2", tmp_path)
+    _, tflite = mlperf_tiny("mobilenet")
+    run = _capture_bit_exact(tflite, arch.inputs("mobilenet", 1, seed=3), "netduinoplus2", tmp_path)
     assert run["arena_used"] <= run["arena_bytes"] <= 128 * 1024
 
 

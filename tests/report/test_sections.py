@@ -78,6 +78,23 @@ def test_layer_table_highlights_the_worst_layers_and_xnnpack_note_gives_max_lsb(
     assert "up to 4 LSB" in note and "c_logits (op 2, CONV_2D)" in note
 
 
+def test_layer_table_of_a_verified_capture_says_images_and_mismatches_per_layer() -> None:
+    m = _metrics()
+    assert sections.VERIFIED_COLUMN not in sections.layer_table(m).columns  # a full dump
+    for r, bad in zip(m["tensors"], (0, 1, 0), strict=True):
+        r["verified"] = {"images": 1000, "mismatches": bad}
+    m["tensors"].insert(0, {**m["tensors"][0], "index": 9, "op_index": None})
+    del m["tensors"][0]["verified"]  # the model input: not digested
+    table = sections.layer_table(m)
+    col = table.columns.index(sections.VERIFIED_COLUMN)
+    assert col == len(table.columns) - 1
+    cells = [r.cells[col] for r in table.rows]
+    assert [c.text for c in cells] == ["—", "1,000 images, 0 mismatches",
+                                       "1,000 images, 1 mismatch", "1,000 images, 0 mismatches"]
+    assert [c.css for c in cells[1:]] == ["ok", "bad", "ok"]
+    assert all(len(r.cells) == len(table.columns) for r in table.rows)
+
+
 def test_console_table_keeps_full_layer_names() -> None:
     lines = console.summary_lines(_metrics())
     assert any(line.split()[1] == "a_rather_long_layer_name_conv" for line in lines[1:4])

@@ -12,11 +12,17 @@
 #define UART_DATA (*(volatile uint32_t *)(UART0_BASE + 0x00))
 #define UART_STATE (*(volatile uint32_t *)(UART0_BASE + 0x04))
 #define UART_CTRL (*(volatile uint32_t *)(UART0_BASE + 0x08))
+#define UART_INTCLEAR (*(volatile uint32_t *)(UART0_BASE + 0x0C))
 #define UART_BAUDDIV (*(volatile uint32_t *)(UART0_BASE + 0x10))
 #define UART_STATE_TXFULL 0x1u
 #define UART_STATE_RXFULL 0x2u
 #define UART_CTRL_TXEN 0x1u
 #define UART_CTRL_RXEN 0x2u
+#define UART_CTRL_RXINTEN 0x8u
+#define UART_INT_RX 0x2u
+#define UART0_RX_IRQ 0u /* mps2-an385/an386: UART0 RX is external interrupt 0 */
+#define NVIC_ISER0 (*(volatile uint32_t *)0xE000E100u)
+#define NVIC_ICPR0 (*(volatile uint32_t *)0xE000E280u)
 
 /* SysTick */
 #define SYST_CSR (*(volatile uint32_t *)0xE000E010u)
@@ -40,11 +46,28 @@ void board_init(void) {
   SYST_RVR = SYST_RELOAD;
   SYST_CVR = 0;
   SYST_CSR = SYST_CSR_ENABLE | SYST_CSR_TICKINT | SYST_CSR_CLKSOURCE;
+  /* Enabled in the NVIC so that a received byte wakes WFI (board_uart_read); the UART only
+   * raises it while a read sleeps, and it is never taken (PRIMASK is set then). */
+  NVIC_ISER0 = 1u << UART0_RX_IRQ;
   __asm volatile("cpsie i" ::: "memory");
 }
 
+/* Waiting for the host sleeps (WFI) instead of polling: an idle emulated board then costs
+ * the host machine no CPU, which matters when several boards share its cores (--jobs).
+ * With interrupts masked, the RX interrupt is enabled, WFI waits for it (a byte that came
+ * after the check pends it, so WFI returns at once), then it is disabled and cleared before
+ * interrupts are unmasked: it is never taken. SysTick's interrupt also ends a WFI. */
 uint8_t board_uart_read(void) {
   while (!(UART_STATE & UART_STATE_RXFULL)) {
+    __asm volatile("cpsid i" ::: "memory");
+    if (!(UART_STATE & UART_STATE_RXFULL)) {
+      UART_CTRL |= UART_CTRL_RXINTEN;
+      __asm volatile("dsb\n\twfi" ::: "memory");
+      UART_CTRL &= ~UART_CTRL_RXINTEN;
+      UART_INTCLEAR = UART_INT_RX;
+      NVIC_ICPR0 = 1u << UART0_RX_IRQ;
+    }
+    __asm volatile("cpsie i" ::: "memory");
   }
   return (uint8_t)UART_DATA;
 }

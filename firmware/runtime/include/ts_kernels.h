@@ -227,7 +227,7 @@ void ts_ref_hard_swish_s8(const ts_hard_swish_params_t *p, const int8_t *input,
 #define TS_OPT_CONV_WBUF 1536 /* int16 weights of one block of output channels */
 #endif
 #ifndef TS_OPT_CONV_BLOCK
-#define TS_OPT_CONV_BLOCK 32 /* output channels per weight block at most */
+#define TS_OPT_CONV_BLOCK 64 /* output channels per weight block at most */
 #endif
 #ifndef TS_OPT_CONV_ROWBUF
 #define TS_OPT_CONV_ROWBUF 1536 /* int16 values of the im2col of 3 output pixels */
@@ -244,6 +244,7 @@ void ts_opt_depthwise_conv2d_s8(const ts_dw_params_t *p, const int8_t *input,
 void ts_opt_fully_connected_s8(const ts_fc_params_t *p, const int8_t *input,
                                const int8_t *filter, const int32_t *bias, int8_t *output);
 void ts_opt_max_pool_s8(const ts_pool_params_t *p, const int8_t *input, int8_t *output);
+int ts_opt_avg_pool_s8(const ts_pool_params_t *p, const int8_t *input, int8_t *output);
 void ts_opt_mean_s8(const ts_mean_params_t *p, const int8_t *input, int8_t *output);
 
 #ifdef __cplusplus

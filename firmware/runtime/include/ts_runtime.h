@@ -100,6 +100,18 @@ typedef struct {
 ts_status_t ts_interp_init(ts_interp_t *it, const uint8_t *model, size_t model_size,
                            uint8_t *arena, size_t arena_size);
 
+/* The same, with the per-channel requantization tables (a multiplier and a shift per output
+ * channel of every CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED and TRANSPOSE_CONV; on a
+ * MobileNetV1-0.25 21,904 of its 81,672 bytes) outside the arena, e.g. in flash: `tables`
+ * as ts_interp_tables() gave them after an init of the same model (tinyscope-run --tables
+ * writes them). Init recomputes every value and refuses tables that do not match. */
+ts_status_t ts_interp_init_tables(ts_interp_t *it, const uint8_t *model, size_t model_size,
+                                  uint8_t *arena, size_t arena_size, const int32_t *tables,
+                                  size_t table_words);
+
+/* The per-channel tables of a successful init (inside the arena, or the caller's). */
+ts_status_t ts_interp_tables(const ts_interp_t *it, const int32_t **tables, size_t *words);
+
 /* Run every operator in order; calls `cb` (may be NULL) after each one. */
 ts_status_t ts_interp_invoke(ts_interp_t *it, ts_op_callback_t cb, void *user);
 

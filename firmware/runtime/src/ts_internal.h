@@ -84,7 +84,10 @@ typedef struct {
   uint8_t reserved;
 } ts_oprec_t;
 
-#define TS_OPF_IN_PLACE 1u /* the output may reuse input 0's bytes (set by prepare) */
+#define TS_OPF_IN_PLACE 1u     /* the output may reuse input 0's bytes (set by prepare) */
+#define TS_OPF_IN_PLACE_ANY 2u /* ... or, if input 0's may not, input 1's */
+#define TS_OPF_IN_PLACE_COPY 4u /* ... through its scratch (a copy, slower): only when that
+                                 * makes the arena smaller (ts_offer_in_place_copy) */
 
 #define PTR_ALIGN _Alignof(void *)
 #define PARAM_OFF ((sizeof(ts_oprec_t) + PTR_ALIGN - 1) & ~(PTR_ALIGN - 1))
@@ -106,11 +109,13 @@ typedef struct {
   ts_fb_t fb;
   ts_fb_vec_t opcodes, buffers, tensors, inputs, outputs, operators;
   struct ts_state *st;
-  ts_trec_t *t;     /* init only: full tensor records (then one scratch record per op) */
+  ts_trec_t *t;     /* init only: full tensor records (then one scratch record per operator
+                     * of a kind with TS_OPT_SCRATCH) */
   uint32_t *opoff;  /* init only: offset of each operator record */
   int32_t op;       /* the operator being loaded (ofail's "operator N: ") */
   int32_t *chan;    /* next free per-channel slot */
   int32_t *chan_end;
+  int chan_given;   /* the slots are the caller's tables: check them, never write */
 } ts_loader_t;
 
 /* What an operator's eval gets. */
@@ -152,6 +157,8 @@ int ts_op_kind(int32_t code);
 #include "ts_ops.def"
 #undef TS_OP
 
+/* ADD and SUB share their prepare (ops/add.c). */
+ts_status_t ts_add_like_prepare(ts_loader_t *L, ts_oprec_t *o, int sub);
 /* CONV_2D and DEPTHWISE_CONV_2D share their prepare (ops/conv.c). */
 ts_status_t ts_conv_like_prepare(ts_loader_t *L, ts_oprec_t *o, int depthwise);
 /* LOGISTIC and TANH share their input preparation (ops/logistic.c). */
@@ -165,6 +172,7 @@ ts_status_t ts_resize_prepare(ts_loader_t *L, ts_oprec_t *o);
 #define KERNEL_DW ts_opt_depthwise_conv2d_s8
 #define KERNEL_FC ts_opt_fully_connected_s8
 #define KERNEL_MAX_POOL ts_opt_max_pool_s8
+#define KERNEL_AVG_POOL ts_opt_avg_pool_s8
 #define KERNEL_MEAN ts_opt_mean_s8
 #define KERNEL_ADD ts_opt_add_s8
 #else
@@ -172,6 +180,7 @@ ts_status_t ts_resize_prepare(ts_loader_t *L, ts_oprec_t *o);
 #define KERNEL_DW ts_ref_depthwise_conv2d_s8
 #define KERNEL_FC ts_ref_fully_connected_s8
 #define KERNEL_MAX_POOL ts_ref_max_pool_s8
+#define KERNEL_AVG_POOL ts_ref_avg_pool_s8
 #define KERNEL_MEAN ts_ref_mean_s8
 #define KERNEL_ADD ts_ref_add_s8
 #endif
@@ -270,5 +279,9 @@ int32_t ts_input_radius(int32_t int_bits, int32_t left_shift);
 /* Ask for `bytes` of arena scratch for this operator's eval (e->scratch), alive only while
  * it runs: the planner places it with the activations (like CMSIS-NN's get_buffer_size). */
 ts_status_t ts_request_scratch(ts_loader_t *L, ts_oprec_t *o, uint32_t bytes);
+/* Offer to run in place over input 0 if given `bytes` of scratch (eval sees e->out ==
+ * e->in0 and e->scratch): the loader grants it where the output may overwrite input 0 and
+ * the arena gets smaller with it; otherwise the operator runs out of place without it. */
+ts_status_t ts_offer_in_place_copy(ts_loader_t *L, ts_oprec_t *o, uint32_t bytes);
 
 #endif /* TS_INTERNAL_H */

@@ -9,9 +9,9 @@
  *   '----------------------------- persistent -----------------------------------''- planned -'
  * Activation buffers, and the scratch an operator asked for (alive while it runs), are
  * placed by ts_plan() (greedy by size, lifetime-aware). During init the full tensor records
- * (ts_trec_t, then one per operator for its scratch) and the op record offsets live where
- * the activations will be, so the activation area is at least that large; afterwards a
- * constant tensor's fields are re-read from the model on demand.
+ * (ts_trec_t, then one per operator of a kind that may ask for scratch) and the op record
+ * offsets live where the activations will be, so the activation area is at least that
+ * large; afterwards a constant tensor's fields are re-read from the model on demand.
  */
 #include "ts_internal.h"
 
@@ -43,6 +43,8 @@ typedef struct ts_state {
   uint32_t in_pos, out_pos; /* subgraph input / output index vectors */
   ts_fb_vec_t tensors, buffers;
   uint8_t *act;             /* activation area */
+  const int32_t *chan;      /* per-channel tables (in the arena or the caller's) */
+  uint32_t chan_words;
 } state_t;
 
 static size_t align_up(size_t x, size_t a) { return (x + a - 1) & ~(a - 1); }
@@ -90,22 +92,51 @@ static ts_oprec_t *op_at(const ts_loader_t *L, int32_t i) {
   return (ts_oprec_t *)(void *)(L->st->ops + L->opoff[i]);
 }
 
-/* An operator whose prepare set TS_OPF_IN_PLACE may write its output over input 0 (same
- * arena offset): only when it is the input's last reader and the input is not a model
- * input or output. */
-static void mark_in_place(ts_loader_t *L, int32_t i) {
+/* Whether operator i's output may be written over its input k (same arena offset): only
+ * when i is the input's last reader, the input is not a model input or output and not
+ * another input of i, and the output is not larger. */
+static int may_overwrite(ts_loader_t *L, int32_t i, int32_t k) {
   const ts_oprec_t *o = op_at(L, i);
-  if (!(o->flags & TS_OPF_IN_PLACE)) return;
-  const int32_t ii = op_in(L, o, 0), oi = op_out(L, o, 0);
-  if (ii < 0 || oi < 0) return;
-  ts_trec_t *in = &L->t[ii], *out = &L->t[oi];
+  const int32_t ii = op_in(L, o, k), oi = op_out(L, o, 0);
+  if (ii < 0 || oi < 0) return 0;
+  const ts_trec_t *in = &L->t[ii], *out = &L->t[oi];
+  for (int32_t j = 0; j < o->n_in; j++)
+    if (j != k && op_in(L, o, j) == ii) return 0; /* x + x: read twice */
   /* (a model output lives to num_ops, so in->plan.last == i excludes it; a model input is
    * not the output of the operator at its plan.first) */
-  if (in->data_off || out->data_off || in->plan.first < 0 || out->plan.first < 0 ||
-      in->plan.last != i || out->plan.size > in->plan.size ||
-      op_out(L, op_at(L, in->plan.first), 0) != ii)
-    return;
-  out->plan.share = ii;
+  return !in->data_off && !out->data_off && in->plan.first >= 0 && out->plan.first >= 0 &&
+         in->plan.last == i && out->plan.size <= in->plan.size &&
+         op_out(L, op_at(L, in->plan.first), 0) == ii;
+}
+
+/* An operator whose prepare set TS_OPF_IN_PLACE writes its output over input 0 where
+ * may_overwrite allows it; with TS_OPF_IN_PLACE_ANY (element-wise binary operators) over
+ * input 1 where input 0 may not be. Operators that need a copy (TS_OPF_IN_PLACE_COPY) are
+ * linked only if `copies`, and their scratch is then planned. Returns whether it linked
+ * such an operator. */
+static int mark_in_place(ts_loader_t *L, int32_t i, int copies) {
+  const ts_oprec_t *o = op_at(L, i);
+  if (!(o->flags & TS_OPF_IN_PLACE)) return 0;
+  const int copy = (o->flags & TS_OPF_IN_PLACE_COPY) != 0;
+  ts_plan_buf_t *out = &L->t[op_out(L, o, 0)].plan;
+  out->share = -1;
+  if (copy) {
+#ifndef TS_TEST_SCRATCH /* (the tests' runner keeps every operator's scratch) */
+    L->t[*SCRATCH_SLOT(o, ts_ops[o->kind].rec_size)].plan.first = -1;
+#endif
+    if (!copies) return 0;
+  }
+  int32_t k = 0;
+  if (!may_overwrite(L, i, 0)) {
+    if (!(o->flags & TS_OPF_IN_PLACE_ANY) || !may_overwrite(L, i, 1)) return 0;
+    k = 1;
+  }
+  out->share = op_in(L, o, k);
+  if (copy) {
+    ts_plan_buf_t *s = &L->t[*SCRATCH_SLOT(o, ts_ops[o->kind].rec_size)].plan;
+    s->first = s->last = i;
+  }
+  return copy;
 }
 
 #ifdef TS_TEST_SCRATCH
@@ -120,7 +151,8 @@ static void mark_in_place(ts_loader_t *L, int32_t i) {
 #define TEST_SCRIBBLE(e) (void)0
 #endif
 
-static ts_status_t load(ts_loader_t *L, uint8_t *arena, size_t arena_size) {
+static ts_status_t load(ts_loader_t *L, uint8_t *arena, size_t arena_size,
+                        const int32_t *tables, size_t table_words) {
   ts_interp_t *it = L->it;
   ts_fb_t *fb = &L->fb;
   ts_fb_table_t root, sg;
@@ -161,6 +193,7 @@ static ts_status_t load(ts_loader_t *L, uint8_t *arena, size_t arena_size) {
    * records and the per-channel tables (sizes known from the operator codes and the
    * filters). */
   size_t chan_slots = 0, op_bytes = 0;
+  uint32_t nscr = 0; /* operators of a kind that may ask for scratch */
   for (uint32_t i = 0; i < nops; i++) {
     uint32_t s;
     int kind;
@@ -168,6 +201,7 @@ static ts_status_t load(ts_loader_t *L, uint8_t *arena, size_t arena_size) {
     CHECK(op_chan_slots(L, &s, &kind));
     chan_slots += s;
     op_bytes += ts_ops[kind].rec_size;
+    nscr += (ts_ops[kind].flags & TS_OPT_SCRATCH) != 0;
   }
   size_t acts = 0, nvrec = 0; /* every activation apart: an upper bound */
   for (uint32_t t = 0; t < nt; t++) {
@@ -175,13 +209,16 @@ static ts_status_t load(ts_loader_t *L, uint8_t *arena, size_t arena_size) {
     CHECK(ts_parse_tensor(L, t, &r));
     if (!r.data_off) acts += align_up(r.plan.size, TS_PLAN_ALIGN), nvrec++;
   }
+  if (tables && table_words != chan_slots)
+    return ts_fail(it, TS_ERR_BAD_ARG, "channel tables of %u words, the model needs %u",
+                   (uint32_t)table_words, (uint32_t)chan_slots);
   const size_t pad = (size_t)(-(uintptr_t)arena & 15u); /* align the arena to 16 */
   const size_t persistent = align_up(sizeof(state_t), 8) + align_up(nt * sizeof(uint32_t), 8) +
                             nvrec * sizeof(vrec_t) + align_up(op_bytes, 8) +
-                            align_up(chan_slots * sizeof(int32_t), 16);
+                            (tables ? 0 : align_up(chan_slots * sizeof(int32_t), 16));
   /* Init-only records, in the (not yet used) activation area: one per tensor, one per
-   * operator's scratch, and the operator record offsets. */
-  const size_t scratch = (nt + nops) * sizeof(ts_trec_t) + nops * sizeof(uint32_t);
+   * scratch an operator may ask for, and the operator record offsets. */
+  const size_t scratch = (nt + nscr) * sizeof(ts_trec_t) + nops * sizeof(uint32_t);
   if (!arena || pad + persistent + scratch > arena_size) {
     /* No room to plan: report the upper bound. */
     it->arena_needed = pad + persistent + (acts > scratch ? acts : scratch);
@@ -194,8 +231,13 @@ static ts_status_t load(ts_loader_t *L, uint8_t *arena, size_t arena_size) {
   st->loc = (uint32_t *)(void *)(base + align_up(sizeof(state_t), 8));
   st->vrec = (vrec_t *)(void *)((uint8_t *)st->loc + align_up(nt * sizeof(uint32_t), 8));
   st->ops = (uint8_t *)(st->vrec + nvrec);
-  L->chan = (int32_t *)(void *)(st->ops + align_up(op_bytes, 8));
+  /* the caller's tables are only read (ts_channel_mults checks them) */
+  L->chan = tables ? (int32_t *)(uintptr_t)tables
+                   : (int32_t *)(void *)(st->ops + align_up(op_bytes, 8));
   L->chan_end = L->chan + chan_slots;
+  L->chan_given = tables != NULL;
+  st->chan = L->chan;
+  st->chan_words = (uint32_t)chan_slots;
   st->in_pos = L->inputs.pos;
   st->out_pos = L->outputs.pos;
   st->tensors = L->tensors;
@@ -203,10 +245,10 @@ static ts_status_t load(ts_loader_t *L, uint8_t *arena, size_t arena_size) {
   st->act = base + persistent;
   L->st = st;
   L->t = (ts_trec_t *)(void *)st->act;
-  L->opoff = (uint32_t *)(void *)(L->t + nt + nops);
+  L->opoff = (uint32_t *)(void *)(L->t + nt + nscr);
 
   for (uint32_t t = 0; t < nt; t++) CHECK(ts_parse_tensor(L, t, &L->t[t]));
-  for (uint32_t i = 0; i < nops; i++) { /* scratch records: none until an op asks */
+  for (uint32_t i = 0; i < nscr; i++) { /* scratch records: none until an op asks */
     memset(&L->t[nt + i], 0, sizeof(ts_trec_t));
     L->t[nt + i].plan.first = -1;
     L->t[nt + i].plan.share = -1;
@@ -222,7 +264,7 @@ static ts_status_t load(ts_loader_t *L, uint8_t *arena, size_t arena_size) {
     r->plan.first = 0;
     r->plan.last = 0;
   }
-  uint32_t at = 0;
+  uint32_t at = 0, k_scr = 0;
   for (uint32_t i = 0; i < nops; i++) {
     ts_oprec_t *o = (ts_oprec_t *)(void *)(st->ops + at);
     ts_fb_table_t op;
@@ -244,7 +286,8 @@ static ts_status_t load(ts_loader_t *L, uint8_t *arena, size_t arena_size) {
     o->kind = (uint8_t)kind;
     o->in_pos = ins.pos;
     o->out_pos = outs.pos;
-    if (ts_ops[kind].flags & TS_OPT_SCRATCH) *SCRATCH_SLOT(o, size) = NO_DATA;
+    /* until planned, the scratch slot holds the index of the operator's scratch record */
+    if (ts_ops[kind].flags & TS_OPT_SCRATCH) *SCRATCH_SLOT(o, size) = nt + k_scr++;
     o->n_in = (uint8_t)(ins.len > 255 ? 255 : ins.len);
     for (uint32_t k = 0; k < ins.len; k++) {
       const int32_t idx = (int32_t)ts_le32(fb->buf + ins.pos + 4 * k);
@@ -271,10 +314,22 @@ static ts_status_t load(ts_loader_t *L, uint8_t *arena, size_t arena_size) {
     CHECK(ts_ops[o->kind].prepare(L, o));
     TEST_SCRATCH(L, o);
   }
-  for (uint32_t i = 0; i < nops; i++) mark_in_place(L, (int32_t)i);
-
-  /* Plan the activations right after the persistent part (over the init-only records). */
-  size_t act_bytes = ts_plan(&L->t[0].plan, sizeof(ts_trec_t), nt + nops);
+  /* Plan the activations right after the persistent part (over the init-only records):
+   * with the operators that run in place through a copy, and without them; the copies
+   * stay only if they make the block smaller. */
+  int copies = 0;
+  for (uint32_t i = 0; i < nops; i++) copies |= mark_in_place(L, (int32_t)i, 1);
+  size_t act_bytes = ts_plan(&L->t[0].plan, sizeof(ts_trec_t), nt + nscr);
+  if (copies) {
+    for (uint32_t i = 0; i < nops; i++) mark_in_place(L, (int32_t)i, 0);
+    const size_t without = ts_plan(&L->t[0].plan, sizeof(ts_trec_t), nt + nscr);
+    if (without <= act_bytes) {
+      act_bytes = without;
+    } else { /* back to the plan with the copies */
+      for (uint32_t i = 0; i < nops; i++) mark_in_place(L, (int32_t)i, 1);
+      act_bytes = ts_plan(&L->t[0].plan, sizeof(ts_trec_t), nt + nscr);
+    }
+  }
   if (act_bytes >= LOC_ACT || act_bytes > SIZE_MAX - pad - persistent)
     return ts_fail(it, TS_ERR_UNSUPPORTED, "model activations exceed 2 GB");
   for (uint32_t t = 0, k = 0; t < nt; t++) {
@@ -287,11 +342,13 @@ static ts_status_t load(ts_loader_t *L, uint8_t *arena, size_t arena_size) {
       st->loc[t] = LOC_ACT | k++;
     }
   }
-  for (uint32_t i = 0; i < nops; i++)
-    if (L->t[nt + i].plan.first >= 0) {
-      ts_oprec_t *o = op_at(L, (int32_t)i);
-      *SCRATCH_SLOT(o, ts_ops[o->kind].rec_size) = L->t[nt + i].plan.offset;
-    }
+  for (uint32_t i = 0; i < nops; i++) {
+    ts_oprec_t *o = op_at(L, (int32_t)i);
+    if (!(ts_ops[o->kind].flags & TS_OPT_SCRATCH)) continue;
+    uint32_t *slot = SCRATCH_SLOT(o, ts_ops[o->kind].rec_size);
+    const ts_plan_buf_t *p = &L->t[*slot].plan;
+    *slot = p->first >= 0 ? p->offset : NO_DATA;
+  }
   if (act_bytes < scratch) act_bytes = scratch;
   it->arena_needed = pad + persistent + act_bytes;
   if (it->arena_needed > arena_size)
@@ -304,6 +361,12 @@ static ts_status_t load(ts_loader_t *L, uint8_t *arena, size_t arena_size) {
 
 ts_status_t ts_interp_init(ts_interp_t *it, const uint8_t *model, size_t model_size,
                            uint8_t *arena, size_t arena_size) {
+  return ts_interp_init_tables(it, model, model_size, arena, arena_size, NULL, 0);
+}
+
+ts_status_t ts_interp_init_tables(ts_interp_t *it, const uint8_t *model, size_t model_size,
+                                  uint8_t *arena, size_t arena_size, const int32_t *tables,
+                                  size_t table_words) {
   if (!it) return TS_ERR_BAD_ARG;
   memset(it, 0, sizeof *it);
   if (!model) return ts_fail(it, TS_ERR_BAD_ARG, "no model");
@@ -317,7 +380,7 @@ ts_status_t ts_interp_init(ts_interp_t *it, const uint8_t *model, size_t model_s
   L.it = it;
   L.fb.buf = model;
   L.fb.size = (uint32_t)model_size;
-  const ts_status_t s = load(&L, arena, arena_size);
+  const ts_status_t s = load(&L, arena, arena_size, tables, table_words);
   if (s == TS_OK) it->ready = 1;
   return s;
 }
@@ -428,6 +491,15 @@ ts_status_t ts_interp_op(const ts_interp_t *it, int32_t op_index, int32_t *built
 
 
 const char *ts_interp_error(const ts_interp_t *it) { return it ? it->error : "no interpreter"; }
+
+ts_status_t ts_interp_tables(const ts_interp_t *it, const int32_t **tables, size_t *words) {
+  const state_t *st = ready_state(it);
+  if (!st) return TS_ERR_NOT_READY;
+  if (!tables || !words) return TS_ERR_BAD_ARG;
+  *tables = st->chan;
+  *words = st->chan_words;
+  return TS_OK;
+}
 
 /* ---------------------------------------------------------------- invoke */
 

@@ -1,8 +1,11 @@
 /* Arena planner: places activation buffers with known lifetimes (first and last operator
- * that touches them) in one block, greedily by size, TFLM GreedyMemoryPlanner style.
- * In-place operators: a buffer may name a partner (`share`) whose bytes it may reuse at
- * the same offset although both are alive at the operator that links them (the caller
- * guarantees the kernel is safe in place: RESHAPE, QUANTIZE, MAX_POOL_2D without padding). */
+ * that touches them) in one block, greedily (TFLM GreedyMemoryPlanner style, two orders
+ * tried, see ts_plan.c). In-place operators: a buffer may name a partner (`share`) whose
+ * bytes it reuses at the same offset although both are alive at the operator that links
+ * them; a chain of partners is placed as one group (the caller guarantees the kernel is safe
+ * in place: RESHAPE, activations, element-wise ops, DEPTHWISE through a plane). A buffer
+ * is the partner of at most one other (the runtime links an operator's output to an input
+ * whose last reader it is, and each operator has one output). */
 #ifndef TS_PLAN_H
 #define TS_PLAN_H
 

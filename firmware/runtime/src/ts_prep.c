@@ -89,7 +89,15 @@ ts_status_t ts_channel_mults(ts_loader_t *L, const ts_trec_t *in, const ts_trec_
   const double is = (double)rec_scale(in, 0), os = (double)rec_scale(out, 0);
   for (int32_t c = 0; c < n; c++) {
     const double fs = (double)rec_scale(f, f->num_quant == 1 ? 0 : (uint32_t)c);
-    CHECK(ts_quant_mult(L, is * fs / os, &m[c], &s[c]));
+    int32_t mc, sc;
+    CHECK(ts_quant_mult(L, is * fs / os, &mc, &sc));
+    if (!L->chan_given) {
+      m[c] = mc;
+      s[c] = sc;
+    } else if (m[c] != mc || s[c] != sc) {
+      return ts_ofail(L, TS_ERR_BAD_ARG,
+                      "channel %d: the given tables do not match the model (regenerate them)", c);
+    }
   }
   *mult = m;
   *shift = s;
@@ -121,17 +129,26 @@ ts_status_t ts_const_ints(ts_loader_t *L, int32_t idx, int32_t *vals, int32_t ma
   return TS_OK;
 }
 
-/* The scratch of operator i is planned as one more buffer (record num_tensors + i), alive
- * at operator i only. */
+/* The scratch of operator i is planned as one more buffer (the record whose index its
+ * scratch slot holds during init), alive at operator i only. */
 ts_status_t ts_request_scratch(ts_loader_t *L, ts_oprec_t *o, uint32_t bytes) {
   if (bytes == 0) return TS_OK;
   if (!(ts_ops[o->kind].flags & TS_OPT_SCRATCH)) /* a table line without TS_OPT_SCRATCH */
     return ts_ofail(L, TS_ERR_UNSUPPORTED, "operator kind %d has no scratch slot", o->kind);
   if (bytes > TS_MAX_TENSOR_BYTES)
     return ts_ofail(L, TS_ERR_UNSUPPORTED, "scratch of %u bytes", bytes);
-  ts_plan_buf_t *p = &L->t[L->tensors.len + (uint32_t)L->op].plan;
+  ts_plan_buf_t *p = &L->t[*SCRATCH_SLOT(o, ts_ops[o->kind].rec_size)].plan;
   p->first = p->last = L->op;
-  p->size = bytes;
+  if (bytes > p->size) p->size = bytes; /* (one request per operator, but the tests' too) */
+  return TS_OK;
+}
+
+/* The scratch is sized now and planned (first = last = the operator) only if the loader
+ * grants the in-place run (ts_interp.c). */
+ts_status_t ts_offer_in_place_copy(ts_loader_t *L, ts_oprec_t *o, uint32_t bytes) {
+  CHECK(ts_request_scratch(L, o, bytes));
+  L->t[*SCRATCH_SLOT(o, ts_ops[o->kind].rec_size)].plan.first = -1;
+  o->flags |= TS_OPF_IN_PLACE | TS_OPF_IN_PLACE_COPY;
   return TS_OK;
 }
 

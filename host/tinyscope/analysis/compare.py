@@ -183,20 +183,23 @@ def _dataset(capture: Capture, manifest: dict, refs, classes: list[str]) -> dict
     elif tflm is not None:
         dataset["output_equals_tflm"] = bool(np.array_equal(dev_out, tflm[out_idx]))
         dataset["output_lsb_vs_tflm"] = drift.lsb_stats(dev_out, tflm[out_idx])
-    dataset["device_accuracy"] = float(np.mean(dev_out.argmax(-1) == capture.labels))
+    labelled = bool(len(capture.labels)) and bool(np.all(np.asarray(capture.labels) >= 0))
+    if labelled:  # inputs without labels (-1: a .npy without y) have no accuracy
+        dataset["device_accuracy"] = float(np.mean(dev_out.argmax(-1) == capture.labels))
     if xnnpack is not None:
         dataset["xnnpack_vs_device_top1_agreement"] = float(
             np.mean(xnnpack[out_idx].argmax(-1) == dev_out.argmax(-1)))
     fscores = float_ref.get(out_idx, float_ref.get(manifest.get("logits_tensor", -1)))
     if fscores is not None:
-        agree = drift.dataset_agreement(fscores, dev_out, capture.labels, len(classes))
+        agree = drift.dataset_agreement(fscores, dev_out,
+                                        capture.labels if labelled else None, len(classes))
         dataset.update({
             "device_vs_float_top1_agreement": agree["top1_agreement"],
             "n_disagree_with_float": agree["n_disagree"],
             "disagreeing_images": agree["disagreeing_images"],
-            "float_accuracy": agree["float_accuracy"],
             "confusion_float_vs_device": agree["confusion_float_vs_int8"],
-            "confusion_device": agree["confusion_int8"],
+            **({"float_accuracy": agree["float_accuracy"],
+                "confusion_device": agree["confusion_int8"]} if labelled else {}),
         })
     return dataset
 

@@ -8,6 +8,7 @@ import time
 import numpy as np
 
 from tinyscope.analysis import drift, saliency
+from tinyscope.convert import manifest as manifest_mod
 
 WEIGHTED_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"}
 FIXED_RANGE_OPS = {"SOFTMAX", "LOGISTIC", "TANH"}  # int8 range set by the op, not calibration
@@ -147,8 +148,8 @@ def add_drift_and_accuracy(metrics: dict, arrays: dict) -> None:
     metrics["drift"] = drift_summary(man, metrics["tensors"])
     out_idx = man["output"]["index"]
     dev_out = cap.outputs if cap.outputs is not None else cap.tensors.get(out_idx)
-    if dev_out is None:
-        return
+    if dev_out is None or not np.all(np.asarray(cap.labels) >= 0):
+        return  # no labels (a .npy without y): no accuracy per class
     flt = arrays.get("float") or {}
     fscores = flt.get(out_idx, flt.get(man.get("logits_tensor", -1)))
     metrics["dataset"]["per_class"] = per_class(
@@ -160,28 +161,71 @@ def panel_images(metrics: dict, panels: int) -> list[int]:
     return list(range(min(panels, metrics["n_images"])))
 
 
+def inputs(arrays: dict) -> np.ndarray:
+    """The float inputs of the capture: the originals, else the device's int8 inputs
+    dequantized (exactly what the int8 model saw)."""
+    from tinyscope.data import dequantize
+
+    if arrays.get("x") is not None:
+        return arrays["x"]
+    device_inputs = arrays["cap"].inputs
+    if device_inputs.dtype != np.int8:  # a float32 input edge: the device took them as they are
+        return np.asarray(device_inputs, np.float32)
+    inp = arrays["manifest"]["input"]
+    return dequantize(device_inputs, inp["scale"], inp["zero_point"]).astype(np.float32)
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (the int8 occlusion runs in
+    one)."""
+    import os
+
+    t = os.times()
+    return time.process_time() + t.children_user + t.children_system
+
+
+def explained(target: str, float_model: bool) -> str:
+    if target == saliency.RECONSTRUCTION:
+        return "the mean squared reconstruction error (the anomaly score of an autoencoder)"
+    who = "the float model's" if float_model else "the int8 model's"
+    return f"{who} predicted class, pre-softmax score"
+
+
 def add_saliency(metrics: dict, arrays: dict, images: list[int]) -> dict[str, np.ndarray]:
-    """Saliency maps of the panel images (every method) and, in ``metrics["saliency"]``, the
-    explained classes, the int8-vs-float occlusion agreement and the seconds each method
-    took. Returns the maps (name -> ``(len(images), H, W)``)."""
-    model, x, man = arrays.get("model"), arrays.get("x"), arrays["manifest"]
-    if model is None or x is None or not images or len(x.shape) != 4:
+    """Saliency maps of the panel images (every method that can run) and, in
+    ``metrics["saliency"]``, the explained classes, the int8-vs-float occlusion agreement,
+    the methods left out (and why) and the seconds each method took. Without a float model
+    only occlusion on the int8 model runs, explaining the device's prediction. Returns the
+    maps (name -> ``(len(images), *map shape)``)."""
+    model, man = arrays.get("model"), arrays["manifest"]
+    if not images:
         return {}
-    start, cpu = time.monotonic(), time.process_time()
-    fm = saliency.FloatModel(model)
+    x = inputs(arrays)
+    start, cpu = time.monotonic(), cpu_seconds()
+    fm = saliency.FloatModel(model) if model is not None else None
     imgs = x[images]
-    classes = fm.predict_classes(imgs)
+    if fm is not None:
+        classes, target = fm.predict_classes(imgs), fm.target
+    else:
+        cap = arrays["cap"]
+        out = cap.outputs if cap.outputs is not None else cap.tensors.get(man["output"]["index"])
+        target = saliency.explained_target(arrays["model_bytes"])[0]
+        classes = (np.zeros(len(images), np.int64) if out is None or
+                   target == saliency.RECONSTRUCTION else
+                   np.asarray(out)[images].reshape(len(images), -1).argmax(-1))
     seconds: dict[str, float] = {}
+    info: dict = {}
     maps = saliency.compute_all(fm, arrays["model_bytes"], imgs, classes,
                                 man.get("logits_tensor"),
-                                255.0 * (man["input"].get("quantized_as") or man["input"])["scale"],
-                                seconds)
+                                255.0 * manifest_mod.input_quant(man)["scale"], seconds, info)
     metrics["saliency"] = {
-        "images": images, "explained_classes": classes.astype(int).tolist(),
-        "explained": "the float model's predicted class, pre-softmax score",
-        **saliency.agreement(maps),
+        "images": images, "explained_classes": np.asarray(classes).astype(int).tolist(),
+        "explained": explained(target, fm is not None), "target": target,
+        "methods": list(maps), "left_out": info.get("left_out", {}),
+        "flat": info.get("flat", {}), "flat_note": saliency.flat_note(info.get("flat", {})),
+        **saliency.agreement(maps, info),
         "seconds": {k: round(v, 3) for k, v in seconds.items()},
         "total_seconds": round(time.monotonic() - start, 3),
-        "total_cpu_seconds": round(time.process_time() - cpu, 3),
+        "total_cpu_seconds": round(cpu_seconds() - cpu, 3),
     }
     return maps

@@ -301,6 +301,8 @@ def verify_on_boards(elf: Path, build_dir: str | Path, out_dir: str | Path, inpu
             with lock:
                 bar.update(1)
 
+    board_cpu: list[float] = []
+
     def shard(k: int, idx: np.ndarray) -> dict:
         q = _as_input(inputs)[idx]
         for attempt in range(SHARD_ATTEMPTS):
@@ -310,9 +312,12 @@ def verify_on_boards(elf: Path, build_dir: str | Path, out_dir: str | Path, inpu
             bank.write_bytes(proto.input_bank(q))
             try:
                 with boards.emulated_board(elf, state, input_bank=bank) as b:
-                    return verify_capture(b.url, build_dir, out_dir / f"shard{k}", q,
-                                          np.asarray(labels)[idx], progress=False, bank=bank,
-                                          data_source=data_source, on_image=tick)
+                    try:
+                        return verify_capture(b.url, build_dir, out_dir / f"shard{k}", q,
+                                              np.asarray(labels)[idx], progress=False,
+                                              bank=bank, data_source=data_source, on_image=tick)
+                    finally:
+                        board_cpu.append(b.cpu_seconds())
             except TinyscopeError:
                 if attempt == SHARD_ATTEMPTS - 1:
                     raise
@@ -323,7 +328,9 @@ def verify_on_boards(elf: Path, build_dir: str | Path, out_dir: str | Path, inpu
         runs = list(pool.map(shard, range(len(shards)), shards))
     if bar:
         bar.close()
-    return _merge_shards(out_dir, shards, runs, labels, time.monotonic() - started)
+    merged = _merge_shards(out_dir, shards, runs, labels, time.monotonic() - started)
+    merged["board_cpu_seconds"] = round(sum(board_cpu), 3)  # the QEMUs' CPU time
+    return merged
 
 
 def _merge_shards(out_dir: Path, shards: list[np.ndarray], runs: list[dict],

@@ -13,8 +13,8 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from tinyscope.analysis import references
-from tinyscope.analysis.compare import gate_exit_code
 from tinyscope.analysis.verify import verify_capture, verify_on_boards
+from tinyscope.cli.compare import add_report_options, report_and_gate
 from tinyscope.cli.convert import add_data_options
 from tinyscope.cli.formatter import HelpFormatter
 from tinyscope.cli.stages import Stages, show_progress
@@ -24,8 +24,6 @@ from tinyscope.data import quantized_test_inputs
 from tinyscope.device import boards, capture
 from tinyscope.device import protocol as proto
 from tinyscope.errors import TinyscopeError
-from tinyscope.report.comparison import run_compare
-from tinyscope.report.console import print_summary
 
 DEFAULT_MODEL = "models/default.keras"
 DEFAULT_BUILD = "build/default"
@@ -139,16 +137,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
     print("==> references and report: TFLM, LiteRT and the float model; figures, viewer",
           flush=True)
     refs.wait()
-    seconds: dict[str, float] = {}
-    metrics, page = run_compare(out, out / "report", build, None, args.panels,
-                                progress=progress, seconds=seconds)
-    for name in ("references", "report"):
-        stages.record(name, seconds[name])
-    print()
-    print_summary(metrics)
-    print(f"\nreport: {page.resolve()}")
-    print(stages.summary())
-    return gate_exit_code(metrics, args.max_lsb, args.min_top1)
+    return report_and_gate(args, out, out / "report", build, stages=stages)
 
 
 def add_cli(sub) -> None:
@@ -175,13 +164,9 @@ def add_cli(sub) -> None:
                    "the Nucleo image) or a real board such as nucleo-f446re")
     p.add_argument("--port", default="auto",
                    help="serial port of a real board (auto: the ST-LINK port)")
-    p.add_argument("--panels", type=int, default=3, help="images with figure panels")
     p.add_argument("--force", action="store_true", help="convert even if the build is current")
-    p.add_argument("--max-lsb", type=int, help="gate: max LSB device vs TFLM")
-    p.add_argument("--min-top1", type=float, help="gate: min top-1 agreement device vs float")
+    add_report_options(p)
     p.add_argument("--state-dir", default="build/qemu-run", help=argparse.SUPPRESS)
-    p.add_argument("--no-progress", action="store_true",
-                   help="no progress bars (also off when stderr is not a terminal)")
     p.add_argument("--resume", action="store_true",
                    help="continue the interrupted capture in --out (same build, data, layers, "
                    "--n or more) instead of starting over")

@@ -59,32 +59,66 @@ def repo_root() -> Path | None:
     return None
 
 
-def _runner_is_stale(root: Path, runner: Path) -> bool:
+def runner_is_stale(runner: Path, firmware: Path) -> bool:
+    """True if ``runner`` is missing or older than a source of the runtime or the runner."""
     if not runner.exists():
         return True
     built = runner.stat().st_mtime
-    srcs = [p for d in ("runtime", "host") for p in (root / "firmware" / d).rglob("*")
+    srcs = [p for d in ("runtime", "host") for p in (firmware / d).rglob("*")
             if p.suffix in {".c", ".h", ".mk", ".def"}]
     return any(p.stat().st_mtime > built for p in srcs)
 
 
-def find_runner(build: bool = True) -> Path | None:
-    """``tinyscope-run`` (``TINYSCOPE_RUNNER`` overrides), built when missing or stale if
-    ``build``; None when there is no firmware tree or no compiler to build it."""
-    if os.environ.get("TINYSCOPE_RUNNER"):
-        path = Path(os.environ["TINYSCOPE_RUNNER"])
-        return path if path.exists() else None
+def ensure_runner(runner: Path | None = None) -> Path:
+    """The native runner ``tinyscope-run``: ``runner`` or ``TINYSCOPE_RUNNER`` as given (a
+    prebuilt one), else the checkout's, built with ``make -C firmware host`` when missing or
+    stale. Raises :class:`TinyscopeError` naming the fix when there is none."""
+    if runner is None and os.environ.get("TINYSCOPE_RUNNER"):
+        runner = Path(os.environ["TINYSCOPE_RUNNER"])
+    if runner is not None:
+        if not runner.exists():
+            raise TinyscopeError(f"runner {runner} does not exist; build it with "
+                                 "'make -C firmware host' or unset TINYSCOPE_RUNNER")
+        return runner
     root = repo_root()
     if root is None:
-        return None
+        raise TinyscopeError(f"the native runtime runner ({RUNNER_RELPATH}) needs the "
+                             "firmware/ tree of a tinyscope checkout; set TINYSCOPE_RUNNER "
+                             "to a built tinyscope-run")
     runner = root / RUNNER_RELPATH
-    if build and _runner_is_stale(root, runner):
-        try:
-            subprocess.run(["make", "-C", str(root / "firmware"), "host"], capture_output=True,
-                           text=True, timeout=BUILD_TIMEOUT_S, check=False)
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-    return runner if runner.exists() else None
+    if runner_is_stale(runner, root / "firmware"):
+        _build_runner(root / "firmware")
+    return runner
+
+
+def _build_runner(firmware: Path) -> None:
+    cmd = ["make", "-C", str(firmware), "host"]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S,
+                              check=False)
+    except FileNotFoundError as err:
+        raise TinyscopeError("'make' is not installed: run 'make setup' (needs make and a C "
+                             "compiler) to build the native runner") from err
+    except subprocess.TimeoutExpired as err:
+        raise TinyscopeError(f"building the native runner ('make -C {firmware} host') took "
+                             f"over {BUILD_TIMEOUT_S:.0f} s; run it by hand to see why") from err
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        raise TinyscopeError(f"building the native runner failed ('make -C {firmware} host'; "
+                             "needs make and a C compiler): " + " | ".join(tail))
+
+
+def run_runner(exe: Path, args: list[str], what: str) -> tuple[int, str]:
+    """Run ``exe ARGS`` (the native runner); its exit status and the last line it wrote to
+    stderr (its one-line error message). ``what`` names the job in the timeout error."""
+    try:
+        proc = subprocess.run([str(exe), *args], capture_output=True, text=True,
+                              timeout=RUN_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired as err:
+        raise TinyscopeError(f"the native runner {exe} timed out after {RUN_TIMEOUT_S:.0f} s "
+                             f"{what}") from err
+    lines = proc.stderr.strip().splitlines()
+    return proc.returncode, (lines[-1] if lines else "").removeprefix("tinyscope-run: ")
 
 
 def explain(model: bytes, op_index: int | None, reason: str) -> Refusal:
@@ -119,12 +153,7 @@ def check_model(model: bytes, runner: Path | None = None) -> Refusal | None:
     """None if the runtime loads and runs ``model`` on a zero input; else its refusal.
 
     Raises :class:`TinyscopeError` if the runner itself fails (crash, usage, timeout)."""
-    exe = runner or find_runner()
-    if exe is None:
-        raise TinyscopeError(
-            "the native runtime runner (firmware/build/host/tinyscope-run) is missing and "
-            "could not be built; run 'make -C firmware host' (needs make and a C compiler)"
-        )
+    exe = ensure_runner(runner)
     g = model_graph.read_graph(model)
     t = g.tensors[g.inputs[0]]
     nbytes = int(np.prod(t.shape, dtype=np.int64)) * t.dtype.itemsize
@@ -132,20 +161,13 @@ def check_model(model: bytes, runner: Path | None = None) -> Refusal | None:
         d = Path(tmp)
         (d / "model.tflite").write_bytes(bytes(model))
         (d / "input.bin").write_bytes(bytes(nbytes))
-        try:
-            proc = subprocess.run(
-                [str(exe), str(d / "model.tflite"), str(d / "input.bin"), str(d / "out")],
-                capture_output=True, text=True, timeout=RUN_TIMEOUT_S, check=False)
-        except subprocess.TimeoutExpired as err:
-            raise TinyscopeError(f"the native runner {exe} timed out after "
-                                 f"{RUN_TIMEOUT_S:.0f} s checking the model") from err
-    if proc.returncode == 0:
+        code, msg = run_runner(exe, [str(d / "model.tflite"), str(d / "input.bin"),
+                                     str(d / "out")], "checking the model")
+    if code == 0:
         return None
-    lines = proc.stderr.strip().splitlines()
-    msg = (lines[-1] if lines else "").removeprefix("tinyscope-run: ")
-    if proc.returncode != 1:
+    if code != 1:
         raise TinyscopeError(f"the native runner {exe} failed checking the model (exit "
-                             f"{proc.returncode}): {msg or 'no message'}")
+                             f"{code}): {msg or 'no message'}")
     m = _OP_LINE.match(msg)
     if m:
         return explain(model, int(m.group(1)), m.group(2))

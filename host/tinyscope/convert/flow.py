@@ -369,7 +369,7 @@ def _write_build(out: Path, tflite: bytes, lmap, extra: dict, test: data_mod.Dat
     carrays.write_model(out, tflite, MODEL_FILE)
     # inputs.cc holds int8 images; for a float32 input, quantized as its QUANTIZE does
     # (the int8 tensor the model's body starts from).
-    inp = manifest["input"].get("quantized_as") or manifest["input"]
+    inp = manifest_mod.input_quant(manifest)
     q = data_mod.quantize_inputs(test, inp["scale"], inp["zero_point"])
     labels = np.where(test.y < 0, 255, test.y)  # 255: no label
     carrays.write_inputs(out, q.reshape(len(test), -1), labels, inp["scale"],

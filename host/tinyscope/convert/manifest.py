@@ -117,6 +117,12 @@ def _float_edges(inp: dict, out: dict, ops, tensors) -> None:
             out["dequantized_from"] = entry(op.inputs[0])
 
 
+def input_quant(manifest: dict) -> dict:
+    """The int8 quantization (``scale``, ``zero_point``) of the model's input: the input's own,
+    or for a float32 input the QUANTIZE output that the int8 body reads."""
+    return manifest["input"].get("quantized_as") or manifest["input"]
+
+
 def input_dtype(manifest: dict) -> np.dtype:
     """The numpy type of the model input the device takes (int8, or float32 for a model
     with a float32 input edge)."""

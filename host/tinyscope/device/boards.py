@@ -167,6 +167,15 @@ class QemuBoard:
     def url(self) -> str:
         return f"socket://127.0.0.1:{self.port}"
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the QEMU process has used so far; 0 once it has ended."""
+        try:
+            stat = Path(f"/proc/{self.pid}/stat").read_text()
+        except OSError:
+            return 0.0
+        fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state is field 3
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
 
 def qemu_command(elf: Path, port: int, qmp: Path | None = None,
                  machine: str = QEMU_MACHINE, input_bank: Path | None = None) -> list[str]:

@@ -34,16 +34,32 @@ def _predictions(metrics: dict, arrays: dict, images: list[int]) -> list[dict]:
     out_idx = man["output"]["index"]
     dev = cap.outputs if cap.outputs is not None else cap.tensors.get(out_idx)
     flt = (arrays.get("float") or {}).get(out_idx)
+    if int(np.prod(man["output"]["shape"])) == int(np.prod(man["input"]["shape"])) > 1:
+        dev = flt = None  # an autoencoder: its output is a reconstruction, not a class
     return [{
-        "index": i, "label": names[int(cap.labels[i])],
+        "index": i, "label": names[int(cap.labels[i])] if int(cap.labels[i]) >= 0 else None,
         "float_prediction": names[int(flt[i].argmax())] if flt is not None else None,
         "device_prediction": names[int(dev[i].argmax())] if dev is not None else None,
     } for i in images]
 
 
 def _title(p: dict) -> str:
-    return (f"image {p['index']}: label {p['label']} · float predicts "
+    if p["float_prediction"] is None and p["device_prediction"] is None:
+        return f"image {p['index']}" + (f": label {p['label']}" if p["label"] else "")
+    return (f"image {p['index']}: label {p['label'] or '–'} · float predicts "
             f"{p['float_prediction'] or '–'} · device predicts {p['device_prediction'] or '–'}")
+
+
+def _forms(arrays: dict, t: dict | None) -> tuple[str, str]:
+    """How the input and tensor ``t`` are drawn (:func:`figures_mod.input_form`)."""
+    kind = figures_mod.input_form(arrays["manifest"]["input"]["shape"][1:])
+    return kind, (figures_mod.tensor_form(t["shape"][1:], kind) if t else kind)
+
+
+def _channels(a: np.ndarray, form: str) -> np.ndarray:
+    """The first channels of a map for the static figures (all values of a vector/matrix)."""
+    return a[..., :FIRST_LAYER_CHANNELS] if form in (figures_mod.IMAGE, figures_mod.FEATURES) \
+        else a
 
 
 def _first_layer(metrics: dict, arrays: dict, preds: list[dict], out: Path) -> list[Figure]:
@@ -52,24 +68,27 @@ def _first_layer(metrics: dict, arrays: dict, preds: list[dict], out: Path) -> l
     if idx not in cap.tensors:
         idx = min(cap.tensors)
     t = next(r for r in metrics["tensors"] if r["index"] == idx)
-    if len(t["shape"]) != 4:
-        return []
-    shown = min(FIRST_LAYER_CHANNELS, t["shape"][-1])
+    _, form = _forms(arrays, t)
+    image_like = form in (figures_mod.IMAGE, figures_mod.FEATURES)
+    shown = min(FIRST_LAYER_CHANNELS, t["shape"][-1]) if image_like else t["shape"][-1]
     more = (f" (channels 0–{shown - 1} of {t['shape'][-1]}; the viewer above shows all)"
             if shown < t["shape"][-1] else "")
+    how = {figures_mod.IMAGE: "channels", figures_mod.FEATURES: "channels (each a time × "
+           "feature heat map)", figures_mod.MATRIX: "values (a time × channel heat map)",
+           figures_mod.VECTOR: "values (a line per source)"}[form]
     figs = []
     for p in preds:
         i = p["index"]
-        dev = cap.tensors[idx][i][..., :shown]
+        dev = _channels(cap.tensors[idx][i], form)
         # a reference that did not run (metrics["references"] says why) leaves its rows out
-        tflm = arrays["tflm"][idx][i][..., :shown] if idx in arrays["tflm"] else None
-        xnn = arrays["xnnpack"][idx][i][..., :shown] if idx in arrays["xnnpack"] else None
+        tflm = _channels(arrays["tflm"][idx][i], form) if idx in arrays["tflm"] else None
+        xnn = _channels(arrays["xnnpack"][idx][i], form) if idx in arrays["xnnpack"] else None
         rows = {
             "device (int8)": dequantize(dev, t["scale"], t["zero_point"]),
             "desktop TFLM (int8)": (dequantize(tflm, t["scale"], t["zero_point"])
                                     if tflm is not None else None),
-            "float model": arrays["float"][idx][i][..., :shown] if idx in arrays["float"]
-            else None,
+            "float model": _channels(arrays["float"][idx][i], form)
+            if idx in arrays["float"] else None,
         }
         diffs = {}
         if tflm is not None:
@@ -78,44 +97,69 @@ def _first_layer(metrics: dict, arrays: dict, preds: list[dict], out: Path) -> l
             diffs["XNNPACK − device"] = xnn.astype(np.int32) - dev
         fig = figures_mod.comparison_grid(
             rows, diffs, title=f"{layer_label(t)} output, {_title(p)}",
-            units=f"{t['keras_layer'] or t['op']} output (real value)")
+            units=f"{t['keras_layer'] or t['op']} output (real value)", form=form)
         figs.append(Figure(figures_mod.save(fig, out / f"first_layer_image{i}.png"),
-                           f"The first layer's channels for image {i}: the device, the desktop "
-                           "TFLM interpreter and the float model on one colour scale (real "
+                           f"The first layer's {how} for image {i}: the device, the desktop "
+                           "TFLM interpreter and the float model on one scale (real "
                            f"values), then the differences in LSB{more}."))
     return figs
 
 
+SALIENCY_CAPTION = {
+    "vanilla gradient": "gradient and SmoothGrad: sensitivity to each input value",
+    "Grad-CAM": "Grad-CAM: where the last convolution block looks",
+    "occlusion float": "occlusion: how much the score drops when a window of the input is "
+    "covered, on the float and on the int8 model",
+    "occlusion int8": "occlusion on the int8 model: how much its score drops when a window "
+    "of the input is covered",
+}
+
+
 def _saliency(metrics: dict, arrays: dict, preds: list[dict], maps: dict,
               out: Path) -> tuple[list[Figure], list[Figure]]:
-    """(methods figures, panels): every method per image; input | Grad-CAM | first layer."""
+    """(methods figures, panels): every method per image; input | saliency | first layer."""
     if not maps:
         return [], []
     cap: Capture = arrays["cap"]
-    x = arrays["x"]
+    x = findings.inputs(arrays)
     idx = arrays["manifest"]["first_layer_output"]
     t = next((r for r in metrics["tensors"] if r["index"] == idx), None)
+    kind, form = _forms(arrays, t)
+    sal = metrics.get("saliency") or {}
+    what = ("the reconstruction error" if sal.get("target") == "reconstruction"
+            else "the score of the predicted class")
+    who = "float" if "occlusion float" in maps else "int8"
+    caption = (f"Brighter = the {who} model's {what} depends more on these input values. "
+               + "; ".join(v for k, v in SALIENCY_CAPTION.items()
+                           if k in maps and not (k == "occlusion int8" and "occlusion float"
+                                                 in maps)) + ".")
+    shown = next(k for k in ("Grad-CAM", "vanilla gradient", "occlusion int8", *maps)
+                 if k in maps)
+    flat = sal.get("flat") or {}
+
+    def name(method: str, k: int) -> str:
+        is_flat = (flat.get(method) or [False] * (k + 1))[k]
+        return f"{method} — flat: the score never changed" if is_flat else method
+
     methods, panels = [], []
     for k, p in enumerate(preds):
         i = p["index"]
-        fig = figures_mod.saliency_methods(x[i], {m: v[k] for m, v in maps.items()},
-                                           f"{_title(p)}: what the score depends on")
-        methods.append(Figure(figures_mod.save(fig, out / f"saliency_image{i}.png"),
-                              "Brighter = the float model's score for its predicted class "
-                              "depends more on these pixels. Gradient and SmoothGrad: "
-                              "sensitivity to each pixel; Grad-CAM: where the last "
-                              "convolution block looks; occlusion: how much the score drops "
-                              "when a patch is covered, on the float and on the int8 model."))
-        if t is not None and len(t["shape"]) == 4:
-            fmap = dequantize(cap.tensors[idx][i][..., :FIRST_LAYER_CHANNELS], t["scale"],
+        fig = figures_mod.saliency_methods(x[i], {name(m, k): v[k] for m, v in maps.items()},
+                                           f"{_title(p)}: what the score depends on",
+                                           form=kind)
+        methods.append(Figure(figures_mod.save(fig, out / f"saliency_image{i}.png"), caption))
+        if t is not None:
+            fmap = dequantize(_channels(cap.tensors[idx][i], form), t["scale"],
                               t["zero_point"])
-            fig = figures_mod.panel(x[i], maps["Grad-CAM"][k], fmap, _title(p),
-                                    saliency_name="Grad-CAM (float model)",
+            model = "float model" if shown != "occlusion int8" else "device's int8 model"
+            fig = figures_mod.panel(x[i], maps[shown][k], fmap, _title(p),
+                                    saliency_name=f"{name(shown, k)} ({model})",
                                     units=f"device {t['keras_layer'] or t['op']} output "
-                                    "(real value)")
+                                    "(real value)", input_kind=kind, map_form=form)
             panels.append(Figure(figures_mod.save(fig, out / f"panel_image{i}.png"),
-                                 f"Image {i}: where the float model looks (Grad-CAM) and what "
-                                 f"the device's first layer, {layer_label(t)}, computed."))
+                                 f"Image {i}: what the {model}'s score depends on ({shown}) "
+                                 f"and what the device's first layer, {layer_label(t)}, "
+                                 "computed."))
     return methods, panels
 
 

@@ -158,8 +158,22 @@ LAYER_COLUMNS = ["op", "Keras layer", "operator", "shape", "device ≠ TFLM",
                  "drift: layer-local (LSB RMSE)", "SNR dB", "cosine"]
 
 
+VERIFIED_COLUMN = "verified by digest"
+
+
+def _verified_cell(v: dict | None) -> Cell:
+    """A verified capture's "verified on N images, M mismatches" for one layer."""
+    if v is None:
+        return Cell("—", title="not an operator output: not digested")
+    n, m = int(v["images"]), int(v["mismatches"])
+    return Cell(f"{n:,} images, {m:,} mismatch{'es' if m != 1 else ''}", "bad" if m else "ok",
+                title=f"verified on {n:,} images by on-device digest; {m:,} differ from TFLM "
+                "(those tensors were fetched in full)")
+
+
 def layer_table(metrics: dict) -> Table:
     d = metrics.get("drift") or {}
+    verified = any("verified" in r for r in metrics["tensors"])
     worst = {(d.get("worst_accumulated") or {}).get("index"),
              (d.get("worst_local") or {}).get("index")}
     rows = []
@@ -177,8 +191,10 @@ def layer_table(metrics: dict) -> Table:
             if xn else Cell("missing", "warn"),
             Cell(_num(fl.get("rmse_over_scale"))), Cell(_num(lo.get("rmse_over_scale"))),
             Cell(_num(fl.get("snr_db"))), Cell(_num(fl.get("cosine"), 4)),
-        ], "worst" if r["index"] in worst else ""))
-    return Table(LAYER_COLUMNS, rows, "Highlighted: the layer with the largest accumulated "
+        ] + ([_verified_cell(r.get("verified"))] if verified else []),
+            "worst" if r["index"] in worst else ""))
+    columns = LAYER_COLUMNS + ([VERIFIED_COLUMN] if verified else [])
+    return Table(columns, rows, "Highlighted: the layer with the largest accumulated "
                  "drift and the one that adds the most drift itself. LSB = one quantization step "
                  f"of that tensor; rounding alone gives {IDEAL_RMSE_OVER_SCALE:.2f} LSB RMSE.")
 
@@ -223,6 +239,28 @@ def timing_table(metrics: dict) -> Table:
 # --------------------------------------------------------------------------- the page
 
 
+def saliency_intro(metrics: dict) -> str:
+    """What the saliency figures explain, and what was left out and how to get it."""
+    sal = metrics.get("saliency") or {}
+    if not sal:
+        return ""
+    text = f"Which input values {sal.get('explained', 'the score')} depends on."
+    left = sal.get("left_out") or {}
+    if left:
+        why = set(left.values())
+        text += (" Left out: " + ", ".join(left) + (f" ({why.pop()})." if len(why) == 1
+                                                     else "."))
+    agree = sal.get("occlusion_int8_vs_float") or {}
+    if agree.get("mean_spearman") is not None:
+        text += (f" Occlusion on the int8 model against the float model: mean Spearman "
+                 f"{agree['mean_spearman']:.2f}, top-{agree['top_k_fraction']:.0%} IoU "
+                 f"{agree['mean_iou_top_k']:.2f}.")
+    if sal.get("flat_note"):
+        text += f" Note: {sal['flat_note']}; the int8-vs-float agreement is not computed " \
+                "for such images."
+    return text
+
+
 def comparison_page(metrics: dict, figures: dict[str, list[Figure]], viewer: dict | None) -> Page:
     """``figures``: ``"first_layer"``, ``"panels"``, ``"saliency"``, ``"accuracy"``,
     ``"distributions"`` -> figures with captions (any may be missing)."""
@@ -238,7 +276,9 @@ def comparison_page(metrics: dict, figures: dict[str, list[Figure]], viewer: dic
             cards["instructions / inference"] = f"{instr / 1e6:.2f} M"
     sal = metrics.get("saliency", {}).get("occlusion_int8_vs_float")
     if sal:
-        cards["saliency int8 vs float"] = f"ρ {sal['mean_spearman']:.2f}"
+        cards["saliency int8 vs float"] = (f"ρ {sal['mean_spearman']:.2f}"
+                                           if sal.get("mean_spearman") is not None
+                                           else "flat map: not compared")
     fig = figures.get
     missing = missing_references(metrics)
     if missing:
@@ -263,7 +303,7 @@ def comparison_page(metrics: dict, figures: dict[str, list[Figure]], viewer: dic
         Section("First layer", "", [Figures(fig("panels"))] if fig("panels") else []),
         Section("Feature maps of the first layer", "",
                 [Figures(fig("first_layer"))] if fig("first_layer") else []),
-        Section("Saliency", "Which input pixels the predicted class's score depends on.",
+        Section("Saliency", saliency_intro(metrics),
                 [Figures(fig("saliency"))] if fig("saliency") else []),
         Section("Timing per operator",
                 f"tick unit: {t.get('tick_note') or t.get('tick_hz')}", [timing_table(metrics)]),

@@ -95,6 +95,61 @@ static void test_share_partner_at_the_same_offset(void) {
   CHECK(plan_is_valid(b, 3, total));
 }
 
+static void test_chain_is_placed_as_one_group(void) {
+  /* b0 -> b1 -> b2 in place (DEPTHWISE then RELU over it), b3 alive over the whole chain
+   * (a residual branch): the chain sits at one offset and b3 beside all of it. */
+  ts_plan_buf_t b[4] = {buf(0, 1, 96), buf(1, 2, 96), buf(2, 3, 96), buf(0, 3, 48)};
+  b[1].share = 0;
+  b[2].share = 1;
+  const size_t total = ts_plan(b, sizeof b[0], 4);
+  CHECK(b[0].offset == b[1].offset && b[1].offset == b[2].offset);
+  CHECK(total == 96 + 48);
+  CHECK(plan_is_valid(b, 4, total));
+}
+
+static void test_group_takes_its_lifetime_from_every_member(void) {
+  /* b1 (in place over b0) lives on to op 3, where b2 is born: b2 may not go at the chain's
+   * offset although the root b0 died at op 1. */
+  ts_plan_buf_t b[3] = {buf(0, 1, 64), buf(1, 3, 64), buf(3, 4, 64)};
+  b[1].share = 0;
+  const size_t total = ts_plan(b, sizeof b[0], 3);
+  CHECK(b[1].offset == b[0].offset);
+  CHECK(b[2].offset != b[1].offset);
+  CHECK(total == 128);
+  CHECK(plan_is_valid(b, 3, total));
+}
+
+static void test_mobilenet_chain_reaches_the_largest_live_pair(void) {
+  /* MobileNetV1-0.25's first layers: input 96x96x3, conv1 48x48x8, dw1 48x48x8, pw1
+   * 48x48x16, dw2 24x24x16, pw2 24x24x32. The largest pair alive at one operator is
+   * pw1's (18,432 + 36,864 B); largest-first alone strands dw1's output above the input
+   * (64,512 B); the earliest-first-use order reaches the pair. */
+  ts_plan_buf_t b[6] = {buf(0, 0, 27648), buf(0, 1, 18432), buf(1, 2, 18432),
+                        buf(2, 3, 36864), buf(3, 4, 9216), buf(4, 5, 18432)};
+  const size_t total = ts_plan(b, sizeof b[0], 6);
+  CHECK(total == 18432 + 36864);
+  CHECK(plan_is_valid(b, 6, total));
+  /* the same with dw1 in place over conv1's output: still the pair */
+  ts_plan_buf_t c[6] = {buf(0, 0, 27648), buf(0, 1, 18432), buf(1, 2, 18432),
+                        buf(2, 3, 36864), buf(3, 4, 9216), buf(4, 5, 18432)};
+  c[2].share = 1;
+  const size_t t2 = ts_plan(c, sizeof c[0], 6);
+  CHECK(t2 == 18432 + 36864);
+  CHECK(c[2].offset == c[1].offset);
+  CHECK(plan_is_valid(c, 6, t2));
+}
+
+static void test_largest_first_is_kept_when_smaller(void) {
+  /* Two short-lived small buffers then a long-lived big one: earliest-first puts the small
+   * ones at 0 and 16, so the big one (alive with the second) starts at 32: 96 B;
+   * largest-first puts the big one at 0, the first small one (not alive with it) at 0 too
+   * and the second above it: 80 B. The planner keeps the smaller plan. */
+  ts_plan_buf_t b[3] = {buf(0, 1, 16), buf(1, 2, 16), buf(2, 5, 64)};
+  const size_t total = ts_plan(b, sizeof b[0], 3);
+  CHECK(total == 80);
+  CHECK(plan_is_valid(b, 3, total));
+}
+
 static void test_records_with_a_stride(void) {
   struct rec {
     char name[12];
@@ -134,10 +189,14 @@ static void test_random_plans_are_valid(void) {
       const int32_t first = (int32_t)next((uint32_t)ops);
       b[i] = buf(next(10) == 0 ? -1 : first, first + (int32_t)next((uint32_t)(ops - first + 1)),
                  1 + next(next(2) ? 64 : 5000));
-      /* an in-place partner: an earlier buffer whose life ends where this one starts */
-      if (i && next(4) == 0) {
+      /* an in-place partner, as the runtime links them: an earlier buffer, written before
+       * the operator that reads it last, whose life ends where this one starts and that no
+       * other buffer names (chains form when the partner has a partner itself) */
+      if (i && next(3) == 0) {
         const uint32_t p = next(i);
-        if (b[p].first >= 0 && b[i].first >= 0 && b[p].last == b[i].first && b[p].share < 0)
+        int named = 0;
+        for (uint32_t j = 0; j < i; j++) named |= b[j].share == (int32_t)p;
+        if (b[p].first >= 0 && b[p].first < b[p].last && b[p].last == b[i].first && !named)
           b[i].share = (int32_t)p;
       }
     }
@@ -155,6 +214,10 @@ int main(void) {
   test_all_alive_is_the_sum();
   test_unplanned_and_empty();
   test_share_partner_at_the_same_offset();
+  test_chain_is_placed_as_one_group();
+  test_group_takes_its_lifetime_from_every_member();
+  test_mobilenet_chain_reaches_the_largest_live_pair();
+  test_largest_first_is_kept_when_smaller();
   test_records_with_a_stride();
   test_offsets_past_32_bits_are_refused();
   test_random_plans_are_valid();

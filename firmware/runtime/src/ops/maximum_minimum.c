@@ -10,6 +10,7 @@ static ts_status_t minmax_prepare(ts_loader_t *L, ts_oprec_t *o, int32_t is_max)
   CHECK(ts_need_s8(L, oi, "output"));
   ts_minmax_params_t *p = PARAMS(o, ts_minmax_params_t);
   p->is_max = is_max;
+  o->flags |= TS_OPF_IN_PLACE | TS_OPF_IN_PLACE_ANY; /* element-wise: as ADD (ops/add.c) */
   return ts_broadcast4(L, &L->t[ai], &L->t[bi], &L->t[oi], p->out_dims, p->in1_strides,
                        p->in2_strides);
 }

@@ -17,6 +17,7 @@ ts_status_t ts_mul_prepare(ts_loader_t *L, ts_oprec_t *o) {
   p->input1_offset = -rec_zp(a, 0);
   p->input2_offset = -rec_zp(b, 0);
   p->output_offset = rec_zp(out, 0);
+  o->flags |= TS_OPF_IN_PLACE | TS_OPF_IN_PLACE_ANY; /* element-wise: as ADD (ops/add.c) */
   return ts_quant_mult(L, (double)rec_scale(a, 0) * (double)rec_scale(b, 0) /
                               (double)rec_scale(out, 0),
                        &p->output_mult, &p->output_shift);

@@ -45,7 +45,7 @@ ts_status_t ts_max_pool_eval(const ts_eval_t *e) {
 ts_status_t ts_avg_pool_prepare(ts_loader_t *L, ts_oprec_t *o) { return pool_prepare(L, o); }
 
 ts_status_t ts_avg_pool_eval(const ts_eval_t *e) {
-  if (ts_ref_avg_pool_s8(e->params, e->in0, e->out))
+  if (KERNEL_AVG_POOL(e->params, e->in0, e->out))
     return ts_eval_fail(e, TS_ERR_BAD_MODEL, "empty pooling window");
   return TS_OK;
 }

@@ -39,13 +39,24 @@ def iou_top_k(a: np.ndarray, b: np.ndarray, fraction: float = 0.1) -> float:
     return float(np.logical_and(ma, mb).sum() / union) if union else 1.0
 
 
-def saliency_drift(a: np.ndarray, b: np.ndarray, fraction: float = 0.1) -> dict:
-    """How far saliency maps ``b`` are from ``a`` (both ``(N, H, W)``): per image and mean."""
+def saliency_drift(a: np.ndarray, b: np.ndarray, fraction: float = 0.1,
+                   flat_a=None, flat_b=None) -> dict:
+    """How far saliency maps ``b`` are from ``a`` (both ``(N, ...)``): per image and mean.
+    An image whose map is flat in either (``flat_a``/``flat_b``: per image, True where the
+    score never changed) has no agreement (None) and is left out of the means, which are
+    None when no image is left."""
     a, b = np.asarray(a), np.asarray(b)
-    rho = [spearman(a[i], b[i]) for i in range(len(a))]
-    iou = [iou_top_k(a[i], b[i], fraction) for i in range(len(a))]
+    n = len(a)
+    flat = [bool((flat_a or [False] * n)[i]) or bool((flat_b or [False] * n)[i])
+            for i in range(n)]
+    rho = [None if flat[i] else spearman(a[i], b[i]) for i in range(n)]
+    iou = [None if flat[i] else iou_top_k(a[i], b[i], fraction) for i in range(n)]
+    kept = [i for i in range(n) if not flat[i]]
     return {
         "spearman": rho, "iou_top_k": iou, "top_k_fraction": fraction,
-        "mean_spearman": float(np.mean(rho)), "mean_iou_top_k": float(np.mean(iou)),
-        "mean_abs_difference": float(np.mean(np.abs(a - b))),
+        "mean_spearman": float(np.mean([rho[i] for i in kept])) if kept else None,
+        "mean_iou_top_k": float(np.mean([iou[i] for i in kept])) if kept else None,
+        "mean_abs_difference": float(np.mean(np.abs(a[kept] - b[kept]))) if kept else None,
+        "flat_images": {"int8": [i for i in range(n) if (flat_b or [False] * n)[i]],
+                        "float": [i for i in range(n) if (flat_a or [False] * n)[i]]},
     }

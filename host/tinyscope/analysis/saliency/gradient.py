@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinyscope.analysis.saliency.base import FloatModel, as_classes, normalise
+from tinyscope.analysis.saliency.base import FloatModel, as_classes, normalise, reduce_channels
 
 
 def first_stride(model) -> int:
@@ -20,7 +20,7 @@ def phase_average(maps: np.ndarray, stride: int) -> np.ndarray:
     makes the input gradient alternate between pixels it samples at different kernel taps
     (a checkerboard of period 2); averaging over one period removes that pattern and nothing
     coarser."""
-    if stride <= 1:
+    if stride <= 1 or maps.ndim != 3:
         return maps
     n, h, w = maps.shape
     padded = np.pad(maps, ((0, 0), (0, stride - 1), (0, stride - 1)), mode="edge")
@@ -32,8 +32,8 @@ def phase_average(maps: np.ndarray, stride: int) -> np.ndarray:
 
 
 class VanillaGradient:
-    """``|d logit_c / d x|``, max over input channels (Simonyan et al. 2013), averaged over the
-    first convolution's stride (:func:`phase_average`)."""
+    """``|d score / d x|``, max over an image's channels (Simonyan et al. 2013), averaged over
+    the first convolution's stride (:func:`phase_average`); any input shape."""
 
     name = "vanilla gradient"
 
@@ -42,7 +42,8 @@ class VanillaGradient:
         self.stride = first_stride(model.model)
 
     def __call__(self, images: np.ndarray, classes) -> np.ndarray:
-        g = np.abs(self.model.input_gradients(images, classes)).max(-1)
+        x = np.asarray(images, np.float32)
+        g = reduce_channels(np.abs(self.model.input_gradients(x, classes)), x.ndim - 1)
         return normalise(phase_average(g, self.stride))
 
 
@@ -69,5 +70,5 @@ class SmoothGrad:
         noisy += rng.normal(size=noisy.shape).astype(np.float32) * (self.noise *
                                                                     self.input_range)
         g = np.abs(self.model.input_gradients(noisy, np.repeat(c, self.samples)))
-        g = g.reshape(len(x), self.samples, *x.shape[1:]).mean(1).max(-1)
+        g = reduce_channels(g.reshape(len(x), self.samples, *x.shape[1:]).mean(1), x.ndim - 1)
         return normalise(phase_average(g, self.stride))

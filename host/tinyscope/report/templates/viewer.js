@@ -336,9 +336,11 @@
       ctx.putImageData(img, 0, 0);
     }
     const im = D.images[state.image];
-    $("ts-input-caption").textContent = "image " + im.index + " · label " + im.label +
-      " · float predicts " + (im.float_prediction === null ? "–" : im.float_prediction) +
-      " · device predicts " + im.device_prediction;
+    const or = (v) => (v === null || v === undefined ? "–" : v);
+    $("ts-input-caption").textContent = "image " + im.index + " · label " + or(im.label) +
+      (im.device_prediction === null && im.float_prediction === null ? "" :
+        " · float predicts " + or(im.float_prediction) +
+        " · device predicts " + or(im.device_prediction));
   }
 
   function layerSummary(L, s) {
@@ -391,7 +393,8 @@
     D.images.forEach((im, k) => {
       const o = document.createElement("option");
       o.value = String(k);
-      o.textContent = "image " + im.index + " (label " + im.label + ", device " + im.device_prediction + ")";
+      o.textContent = "image " + im.index + " (label " + (im.label === null ? "–" : im.label) +
+        (im.device_prediction === null ? "" : ", device " + im.device_prediction) + ")";
       imageSel.append(o);
     });
     const layerSel = $("ts-layer");

@@ -37,9 +37,11 @@ void ts_opt_add_s8(const ts_add_params_t *p, const int8_t *in1, const int8_t *in
                              p->input2_shift);
   }
   const int32_t *a = t1 + 128, *b = t2 + 128;
-  const int flat = s1[3] == 1 && s2[3] == 1 && s1[2] == d[3] && s2[2] == d[3] &&
-                   s1[1] == d[2] * d[3] && s2[1] == d[2] * d[3] &&
-                   s1[0] == d[1] * d[2] * d[3] && s2[0] == d[1] * d[2] * d[3];
+  /* same shapes: both inputs dense (a dimension of size 1 has any stride: prepare gives
+   * it 0, e.g. the batch) */
+  int flat = 1;
+  for (int32_t k = 3, st = 1; k >= 0; st *= d[k], k--)
+    flat &= d[k] == 1 || (s1[k] == st && s2[k] == st);
   const int32_t e = -p->output_shift, lo = p->act_min, hi = p->act_max;
   if (flat && e >= 2 && e <= 23) { /* same shapes, a real layer's shift: one loop */
     /* ts_rq_words's words: the output offset folded into the rounding term (ts_dsp.h) */

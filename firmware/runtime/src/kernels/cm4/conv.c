@@ -232,6 +232,15 @@ static void im2col(const cursor_t *g, uint32_t *tb, int8_t *tmp) {
   const int cols_in = g->ix0 >= 0 && g->ix0 + p->k_w <= p->in_w;
   if (cols_in && g->iy0 >= 0 && g->iy0 + (p->k_h - 1) * p->dil_h < p->in_h) {
     const int8_t *src = g->input + g->at;
+    if (seg == 9) { /* 3x3 over 3 channels (RGB first layers): widen_seg(tb, 3, src, 9) */
+      for (int32_t ky = 0; ky < p->k_h; ky++, tb += 15, src += g->row) {
+        const uint32_t a = ts_ld32(src), b = ts_ld32(src + 4);
+        tb[0] = ts_sxtb16(a), tb[3] = ts_sxtb16_ror8(a);
+        tb[6] = ts_sxtb16(b), tb[9] = ts_sxtb16_ror8(b);
+        tb[12] = (uint16_t)src[8];
+      }
+      return;
+    }
     for (int32_t ky = 0; ky < p->k_h; ky++, tb += 3 * half, src += g->row)
       widen_seg(tb, 3, src, seg);
     return;
@@ -417,23 +426,24 @@ static void conv_chunked(const ts_conv_params_t *p, const int8_t *input, const i
   }
 }
 
-void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8_t *filter,
-                      const int32_t *bias, int8_t *output) {
+/* The im2col paths: whole field, or chunked (conv_chunked). */
+static __attribute__((noinline)) void conv_im2col(const ts_conv_params_t *p, const int8_t *input,
+                                                  const int8_t *filter, const int32_t *bias,
+                                                  int8_t *output) {
   const int32_t seg = p->k_w * p->in_c, half = (seg + 1) >> 1, np = p->k_h * half;
   const int32_t rec = HEAD + 2 * np + TAIL, K = p->k_h * seg, out_c = p->out_c;
-  if (p->dil_w != 1) {
-    ts_plain_conv(p, input, filter, bias, output, 0);
-    return;
-  }
-  __attribute__((aligned(8))) uint32_t wbuf[WWORDS];
-  __attribute__((aligned(8))) uint32_t tb[TWORDS];
+  /* one stack buffer: the chunked path splits it as [WWORDS weights | TWORDS im2col]; the
+   * whole-field path gives the im2col its 3 np words and the weight records the rest, so a
+   * short field's block holds more output channels (each im2col serves the whole block) */
+  __attribute__((aligned(8))) uint32_t buf[WWORDS + TWORDS];
   int8_t tmp[TS_OPT_CONV_ROWBUF]; /* one border segment: seg <= 2 np < TS_OPT_CONV_ROWBUF */
   int fast = 1; /* every shift in [-23, -2]: the assembly requantizes and stores */
   for (int32_t c = 0; c < out_c; c++) fast &= p->shift[c] <= -2 && p->shift[c] >= -23;
   /* a clamp beyond SSAT: one pass over the outputs at the end (ts_clamp_pass, exact) */
   const int clamp = p->act_min > -128 || p->act_max < 127;
   const int32_t nout = p->batches * p->out_h * p->out_w * out_c;
-  int32_t block = rec > WWORDS ? 0 : 2 * (WWORDS / rec); /* output channels per weight block */
+  const int32_t wfree = WWORDS + TWORDS - ((3 * np + 1) & ~1); /* whole-field records */
+  int32_t block = 3 * np > TWORDS ? 0 : 2 * (wfree / rec); /* output channels per weight block */
   if (block > TS_OPT_CONV_BLOCK) block = TS_OPT_CONV_BLOCK & ~1;
   if (block > out_c) block = out_c;
   /* the whole field does not fit, or only a few channels share each im2col: chunked */
@@ -444,7 +454,7 @@ void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8
     int32_t cp = (WWORDS / npb - HEAD - TAIL) / 2; /* tap pairs per chunk */
     if (3 * cp + 6 * npb > TWORDS) cp = (TWORDS - 6 * npb) / 3;
     const int32_t KV = (2 * cp) & ~3;
-    conv_chunked(p, input, filter, bias, output, wbuf, tb, tmp, cb, KV, fast);
+    conv_chunked(p, input, filter, bias, output, buf, buf + WWORDS, tmp, cb, KV, fast);
     if (clamp) ts_clamp_pass(output, nout, p->act_min, p->act_max);
     return;
   }
@@ -453,6 +463,11 @@ void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8
   /* 1x1, stride 1, no padding (so out_h, out_w = in_h, in_w): pixel i reads input pixel i */
   const int pointwise = (p->k_h | p->k_w | p->stride_h | p->stride_w) == 1 &&
                         (p->pad_h | p->pad_w) == 0;
+  { /* blocks of equal size (even, at most `block`): no short last block */
+    const int32_t nblk = (out_c + block - 1) / block, eq = (out_c + nblk - 1) / nblk;
+    block = eq + (eq & 1) < block ? eq + (eq & 1) : block;
+  }
+  uint32_t *const tb = buf, *const wbuf = buf + ((3 * np + 1) & ~1);
   for (int32_t oc0 = 0; oc0 < out_c; oc0 += block) {
     const int32_t nb = out_c - oc0 < block ? out_c - oc0 : block;
     for (int32_t c = 0; c < nb + (nb & 1); c++) {
@@ -499,4 +514,28 @@ void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8
     }
   }
   if (clamp) ts_clamp_pass(output, nout, p->act_min, p->act_max);
+}
+
+void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8_t *filter,
+                      const int32_t *bias, int8_t *output) {
+  if (p->dil_w != 1) {
+    ts_plain_conv(p, input, filter, bias, output, 0);
+    return;
+  }
+  int fast = 1; /* every shift in [-23, -2] */
+  for (int32_t c = 0; c < p->out_c; c++) fast &= p->shift[c] <= -2 && p->shift[c] >= -23;
+  if (fast && p->in_c == 1 && p->k_h == 3 && p->k_w == 3 && p->dil_h == 1 &&
+      p->stride_w == 1 && p->out_w <= TS_DW_PLANES_MAX_W) {
+    /* a grayscale 3x3 first layer is a depthwise conv with depth multiplier out_c: the
+     * planes routine (5 instructions per 6 MACs, each input widened once for all
+     * channels) instead of the im2col's 12 taps per 9-value field */
+    ts_dw_params_t d;
+    memcpy(&d, p, sizeof *p);
+    d.depth_multiplier = p->out_c;
+    ts_cm4_dw_planes(&d, input, filter, bias, output, 1, 9);
+    if (p->act_min > -128 || p->act_max < 127)
+      ts_clamp_pass(output, p->batches * p->out_h * p->out_w * p->out_c, p->act_min, p->act_max);
+    return;
+  }
+  conv_im2col(p, input, filter, bias, output);
 }

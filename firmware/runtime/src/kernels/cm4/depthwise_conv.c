@@ -42,7 +42,7 @@
 #ifndef TS_OPT_DW_GROUPS
 #define TS_OPT_DW_GROUPS 8 /* 4-channel groups per chunk of the NHWC path */
 #endif
-enum { PW = 64 /* int16 per plane row (128 bytes: the assembly's row step) */,
+enum { PW = TS_DW_PLANES_MAX_W + 3 /* int16 per plane row (128 bytes: the assembly's row step) */,
        NROWS = TS_OPT_DW_ROWS, DW_BUF = NROWS * PW / 2 /* words of the NHWC path's scratch */,
        DW_GROUPS = TS_OPT_DW_GROUPS };
 
@@ -323,10 +323,12 @@ static __attribute__((noinline)) uint32_t channel(const ts_dw_params_t *p, const
   return (uint32_t)(bias ? bias[oc] : 0) + sw * (uint32_t)p->input_offset;
 }
 
-/* stride_w 1, rows of at most PW - 3 outputs: the planes (see the top of this file). */
-static __attribute__((noinline)) void dw_planes(const ts_dw_params_t *p, const int8_t *input,
-                                                const int8_t *filter, const int32_t *bias,
-                                                int8_t *output) {
+/* stride_w 1, rows of at most PW - 3 outputs: the planes (see the top of this file). Tap
+ * (ky, kx) of output channel oc is filter[(3 ky + kx) fk + oc fc]: fk = out_c, fc = 1 for
+ * a depthwise filter; fk = 1, fc = 9 for a CONV_2D filter with one input channel (a
+ * grayscale first layer: a depthwise conv with depth multiplier out_c, ts_opt_conv2d_s8). */
+void ts_cm4_dw_planes(const ts_dw_params_t *p, const int8_t *input, const int8_t *filter,
+                      const int32_t *bias, int8_t *output, int32_t fk, int32_t fc) {
   __attribute__((aligned(8))) int16_t plane[NROWS * PW];
   uint32_t rec[16];
   int8_t tail[PW];
@@ -356,10 +358,10 @@ static __attribute__((noinline)) void dw_planes(const ts_dw_params_t *p, const i
         for (int32_t oc = ic * dm; oc < (ic + 1) * dm; oc++) {
           uint32_t sw = 0;
           for (int32_t ky = 0; ky < 3; ky++) {
-            const int8_t *w = filter + 3 * ky * out_c + oc;
-            rec[6 + 2 * ky] = pack16(w[0], w[out_c]);
-            rec[7 + 2 * ky] = pack16(w[out_c], w[2 * out_c]);
-            sw += (uint32_t)(w[0] + w[out_c] + w[2 * out_c]);
+            const int8_t *w = filter + 3 * ky * fk + oc * fc;
+            rec[6 + 2 * ky] = pack16(w[0], w[fk]);
+            rec[7 + 2 * ky] = pack16(w[fk], w[2 * fk]);
+            sw += (uint32_t)(w[0] + w[fk] + w[2 * fk]);
           }
           rec[4] = rec[5] = channel(p, bias, oc, sw, rec);
           rec[3] = (uint32_t)out_c;
@@ -448,8 +450,8 @@ void ts_opt_depthwise_conv2d_s8(const ts_dw_params_t *p, const int8_t *input,
   for (int32_t c = 0; c < p->out_c; c++) ok &= p->shift[c] <= -2 && p->shift[c] >= -23;
   const int32_t n = p->batches * p->out_h * p->out_w * p->out_c;
   const int narrow = p->act_min > -128 || p->act_max < 127; /* after SSAT: ts_clamp_pass */
-  if (ok && p->stride_w == 1 && p->out_w + 3 <= PW) {
-    dw_planes(p, input, filter, bias, output);
+  if (ok && p->stride_w == 1 && p->out_w + 3 <= TS_DW_PLANES_MAX_W + 3) {
+    ts_cm4_dw_planes(p, input, filter, bias, output, p->out_c, 1);
     if (narrow) ts_clamp_pass(output, n, p->act_min, p->act_max);
     return;
   }

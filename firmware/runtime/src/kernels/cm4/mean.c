@@ -70,20 +70,25 @@ void ts_opt_mean_s8(const ts_mean_params_t *p, const int8_t *input, int8_t *outp
   const int32_t depth = d[3], npix = d[1] * d[2];
   for (int32_t b = 0; b < d[0]; b++, input += npix * depth, output += depth) {
     for (int32_t c = 0; c < depth; c += 4) {
-      int32_t s[4] = {0, 0, 0, 0};
-      for (int32_t p0 = 0; p0 < npix; p0 += RUN) {
-        const int8_t *x = input + p0 * depth + c;
-        const int8_t *const end = x + (npix - p0 < RUN ? npix - p0 : RUN) * depth;
-        uint32_t e = 0, o = 0; /* (c, c + 2) and (c + 1, c + 3) partial sums */
-        for (; x < end; x += depth) {
-          const uint32_t v = ts_ld32(x);
-          e = sxtab16(e, v);
-          o = sxtab16_ror8(o, v);
-        }
-        s[0] += (int16_t)e, s[2] += (int16_t)(e >> 16);
-        s[1] += (int16_t)o, s[3] += (int16_t)(o >> 16);
-      }
+      int32_t s[4];
+      ts_cm4_sum_pixels4(input + c, npix, depth, s);
       for (int32_t k = 0; k < 4; k++) output[c + k] = mean_out(p, s[k]);
     }
+  }
+}
+
+void ts_cm4_sum_pixels4(const int8_t *input, int32_t npix, int32_t depth, int32_t *s) {
+  s[0] = s[1] = s[2] = s[3] = 0;
+  for (int32_t p0 = 0; p0 < npix; p0 += RUN) {
+    const int8_t *x = input + p0 * depth;
+    const int8_t *const end = x + (npix - p0 < RUN ? npix - p0 : RUN) * depth;
+    uint32_t e = 0, o = 0; /* (c, c + 2) and (c + 1, c + 3) partial sums */
+    for (; x < end; x += depth) {
+      const uint32_t v = ts_ld32(x);
+      e = sxtab16(e, v);
+      o = sxtab16_ror8(o, v);
+    }
+    s[0] += (int16_t)e, s[2] += (int16_t)(e >> 16);
+    s[1] += (int16_t)o, s[3] += (int16_t)(o >> 16);
   }
 }

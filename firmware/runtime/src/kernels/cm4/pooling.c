@@ -6,7 +6,8 @@
  * take the same path with their bytes gathered into a word. 2x2 stride 2 without padding
  * (the usual pool) with depth % 4 == 0 takes a straight path, whole rows with no per-pixel
  * window arithmetic: 4 LDR, 3 SSUB8 + SEL, the clamp only for a fused activation. (Other 2x2
- * pools take the general loop: its straight-line copy was given up for code size.) */
+ * pools take the general loop: its straight-line copy was given up for code size.)
+ * AVERAGE_POOL_2D: global pools by SIMD sums (ts_opt_avg_pool_s8, at the end). */
 #include "ts_dsp.h"
 #include "ts_kernels.h"
 
@@ -76,4 +77,27 @@ void ts_opt_max_pool_s8(const ts_pool_params_t *p, const int8_t *input, int8_t *
         }
       }
     }
+}
+
+/* AVERAGE_POOL_2D, bit-exact with ts_ref_avg_pool_s8: a global pool (one output pixel whose
+ * window covers the whole input, no padding: MobileNet's, ResNet-8's and DS-CNN's last
+ * pool) with depth % 4 == 0 sums 4 channels per word as MEAN does (ts_cm4_sum_pixels4,
+ * the same integer sums), then the reference's rounded division and clamp; every other
+ * shape runs the reference kernel. */
+int ts_opt_avg_pool_s8(const ts_pool_params_t *p, const int8_t *input, int8_t *output) {
+  const int32_t depth = p->depth, count = p->in_h * p->in_w;
+  if (p->out_h != 1 || p->out_w != 1 || p->pad_h || p->pad_w || p->f_h < p->in_h ||
+      p->f_w < p->in_w || (depth & 3) || count == 0)
+    return ts_ref_avg_pool_s8(p, input, output);
+  for (int32_t b = 0; b < p->batches; b++, input += count * depth, output += depth)
+    for (int32_t c = 0; c < depth; c += 4) {
+      int32_t s[4];
+      ts_cm4_sum_pixels4(input + c, count, depth, s);
+      for (int32_t k = 0; k < 4; k++) {
+        int32_t a = s[k] > 0 ? (s[k] + count / 2) / count : (s[k] - count / 2) / count;
+        a = a < p->act_min ? p->act_min : a;
+        output[c + k] = (int8_t)(a > p->act_max ? p->act_max : a);
+      }
+    }
+  return 0;
 }

@@ -120,6 +120,15 @@ static inline int8_t ts_clamp_s8(int32_t v, int32_t lo, int32_t hi) {
   return (int8_t)v;
 }
 
+/* DEPTHWISE_CONV_2D's planes path (depthwise_conv.c): 3x3, no dilation, stride_w 1, out_w
+ * <= TS_DW_PLANES_MAX_W, every shift in [-23, -2]; no clamp (the caller's ts_clamp_pass).
+ * Tap (ky, kx) of output channel oc is filter[(3 ky + kx) fk + oc fc]. */
+enum { TS_DW_PLANES_MAX_W = 61 };
+void ts_cm4_dw_planes(const ts_dw_params_t *p, const int8_t *input, const int8_t *filter,
+                      const int32_t *bias, int8_t *output, int32_t fk, int32_t fc);
+/* s[k] = sum over npix pixels (depth apart) of input[pixel * depth + k], k < 4: SXTAB16
+ * into int16 partial sums in runs of 256 pixels (mean.c; MEAN and AVERAGE_POOL_2D). */
+void ts_cm4_sum_pixels4(const int8_t *input, int32_t npix, int32_t depth, int32_t *s);
 int32_t ts_requant_slow(int32_t acc, int32_t mult, int32_t shift); /* ts_requant, not inlined */
 int32_t ts_sum_s8(const int8_t *v, int32_t n); /* sum of n int8 values (common.c) */
 /* A fused activation's clamp applied to n stored outputs (common.c). */
