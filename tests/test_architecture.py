@@ -23,7 +23,6 @@ LAYERS = (
 # Over the limits, each with the change that splits it; the test fails once a listed item is
 # small enough, so the list only shrinks.
 PENDING_SPLITS = {
-    "tinyscope.data": "float32-input feeding (floatio) to move out of data.py",
 }
 
 

@@ -13,8 +13,8 @@ label) and class names. Sources (``--data`` / ``--test-data``):
   sub-folders, each in that convention, are used as the split.
 * ``.npy`` (``N x input shape``; the batch axis may be left out for one input) or ``.npz``
   (``x``, optional ``y`` labels and ``class_names``). float arrays are real input values
-  (quantized with the input tensor's scale and zero point; sent as they are, float32, to a
-  model whose input is float32); int8 arrays are used as they are.
+  (quantized with the input's scale and zero point; as they are for a float32 model input);
+  int8 arrays are used as they are.
 * ``"random"``: seeded random int8 inputs (bit-exactness checks when no data is at hand).
 
 Splits are stratified and seeded, so the same seed gives the same test inputs everywhere
@@ -379,34 +379,6 @@ def quantize_inputs(ds: Dataset, scale: float, zero_point: int) -> np.ndarray:
     values that saturate when more than 1 % fall outside the int8 input's range."""
     if ds.quantized:
         return np.asarray(ds.x, np.int8)
-    _warn_saturation(ds, scale, zero_point)
-    return quantize(ds.x, scale, zero_point)
-
-
-def device_inputs(ds: Dataset, inp: dict) -> np.ndarray:
-    """What the model's input tensor ``inp`` (a manifest ``input`` entry) takes for ``ds``.
-
-    An int8 input: :func:`quantize_inputs`. A float32 input (a model whose QUANTIZE at the
-    input is its first operator): float data as it is, float32, never quantized on the host
-    (the device's QUANTIZE does it, as TFLM's would); int8 data (``random``, int8 arrays) is
-    dequantized with that QUANTIZE's int8 parameters (``inp["quantized_as"]``), so the
-    device quantizes it back to the same int8 values. Values the QUANTIZE will saturate are
-    warned about as for an int8 input."""
-    if inp.get("dtype", "int8") != "float32":
-        return quantize_inputs(ds, inp["scale"], inp["zero_point"])
-    body = inp.get("quantized_as") or {}
-    if ds.quantized:
-        if not body:
-            raise TinyscopeError(
-                f"--data {ds.source}: int8 inputs for a model whose input is float32 without "
-                "a QUANTIZE after it; give float32 inputs in the model's real input domain")
-        return dequantize(ds.x, body["scale"], body["zero_point"])
-    if body:
-        _warn_saturation(ds, body["scale"], body["zero_point"])
-    return np.asarray(ds.x, np.float32)
-
-
-def _warn_saturation(ds: Dataset, scale: float, zero_point: int) -> None:
     frac, lo, hi = saturation(ds.x, scale, zero_point)
     if frac > SATURATION_WARN_FRACTION:
         fed = f"{float(ds.x.min()):.4g}..{float(ds.x.max()):.4g}"
@@ -416,7 +388,22 @@ def _warn_saturation(ds: Dataset, scale: float, zero_point: int) -> None:
             f"{frac:.1%} of the input values from {ds.source} (range {fed}) lie outside "
             f"{lo:.4g}..{hi:.4g}, what the model's int8 input can hold (scale {scale:.4g}, "
             f"zero point {zero_point}): they saturate. Was the model trained on another input "
-            f"range?{hint}", DataWarning, stacklevel=3)
+            f"range?{hint}", DataWarning, stacklevel=2)
+    return quantize(ds.x, scale, zero_point)
+
+
+def device_inputs(ds: Dataset, inp: dict) -> np.ndarray:
+    """What the model input ``inp`` (a manifest ``input`` entry) takes for ``ds``: int8
+    (:func:`quantize_inputs`); for a float32 input (``inp["quantized_as"]``: its QUANTIZE's
+    int8 side) float data as it is, never quantized on the host (the device's QUANTIZE does
+    it, as TFLM's), int8 data dequantized with that QUANTIZE's parameters."""
+    if inp.get("dtype", "int8") != "float32":
+        return quantize_inputs(ds, inp["scale"], inp["zero_point"])
+    body = inp["quantized_as"]
+    if ds.quantized:
+        return dequantize(ds.x, body["scale"], body["zero_point"])
+    quantize_inputs(ds, body["scale"], body["zero_point"])  # warns about saturating values
+    return np.asarray(ds.x, np.float32)
 
 
 @dataclass(frozen=True)
@@ -485,9 +472,8 @@ def load_splits(
 
 
 def quantized_test_inputs(manifest: dict, n: int | None = None, data: str | None = None):
-    """The test inputs of a build, float and as the device takes them:
-    ``(x_float, x_device, labels)``; ``x_device`` is int8, or float32 for a model with a
-    float32 input (:func:`device_inputs`; then it equals ``x_float``).
+    """The test inputs of a build, float and as the device takes them (int8, or float32 for
+    a float32 model input: :func:`device_inputs`): ``(x_float, x_device, labels)``.
 
     The same rule as at conversion (the manifest's ``dataset`` entry) picks them; ``data``
     replaces the build's data source. Says so when ``n`` is more than the test set holds.
@@ -508,7 +494,7 @@ def quantized_test_inputs(manifest: dict, n: int | None = None, data: str | None
              f"using {len(test)}")
     test = test.take(n)
     q = device_inputs(test, inp)
-    if q.dtype == np.float32:
+    if q.dtype == np.float32:  # a float32 model input: the device takes the float values
         return q, q, test.y
     x = dequantize(q, inp["scale"], inp["zero_point"]) if test.quantized else test.x
     return x, q.astype(np.int8), test.y

@@ -205,3 +205,20 @@ def test_protocol_doc_float32_examples_are_the_codecs_bytes():
                              b"").meta()
     assert f"`{meta.hex(' ')}`" in doc and f"metadata is {len(meta)} bytes" in doc
     assert f"`{proto.input_data(np.float32([0.5])).hex(' ')}`" in doc
+
+
+def test_capture_refuses_inputs_of_the_wrong_kind():
+    """Float values for an int8 input (they would be truncated) or int8 values for a float32
+    input (they would be read as real values) are refused before anything is sent; a ragged
+    list of int8 images for an int8 input is left to the device (it answers OUT_OF_RANGE)."""
+    from tinyscope.device.capture import check_input_type
+    from tinyscope.errors import TinyscopeError
+
+    int8_in = {"input": {"dtype": "int8"}}
+    float_in = {"input": {"dtype": "float32"}}
+    with pytest.raises(TinyscopeError, match="input is int8 but the inputs are float32"):
+        check_input_type(int8_in, np.zeros((2, 4), np.float32))
+    with pytest.raises(TinyscopeError, match="input is float32 but the inputs are int8"):
+        check_input_type(float_in, np.zeros((2, 4), np.int8))
+    check_input_type(int8_in, [np.zeros(4, np.int8), np.zeros(3, np.int8)])
+    check_input_type(float_in, np.zeros((2, 4), np.float32))

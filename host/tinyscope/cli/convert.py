@@ -25,7 +25,8 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
         help="inputs: 'mnist', an image folder (one sub-folder per class; train/ and test/ "
         "sub-folders are used as the split), a .npy (N x input shape) or .npz (x, optional y "
         "and class_names) file, or 'random'. float arrays are real input values (quantized "
-        "with the input scale and zero point), int8 arrays are used as they are. Default: "
+        "with the input scale and zero point; sent as float32 to a model whose input is "
+        "float32), int8 arrays are used as they are. Default: "
         "mnist for a float model, random inputs for a .tflite",
     )
     p.add_argument(

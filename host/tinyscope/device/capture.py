@@ -84,6 +84,20 @@ def check_info(info: proto.Info, manifest: dict, build_dir: Path) -> None:
                             f"(make flash MODEL_DIR={build_dir})")
 
 
+def check_input_type(manifest: dict, inputs: np.ndarray) -> None:
+    """Refuse inputs of the wrong kind for the model input (float values for an int8 input
+    would be truncated, int8 values for a float32 input would be read as real values)."""
+    want = manifest_mod.input_dtype(manifest)
+    got = next((np.asarray(image).dtype for image in inputs  # image by image: may be ragged
+                if (np.asarray(image).dtype.kind == "f") != (want.kind == "f")), None)
+    if got is not None:
+        raise TinyscopeError(
+            f"the model input is {want.name} but the inputs are {got}: give "
+            + ("float32 real values (data.quantized_test_inputs gives them)" if want.kind == "f"
+               else "int8 values quantized with the input scale and zero point "
+               "(data.quantized_test_inputs gives them)"))
+
+
 def save_capture(run_dir: Path, arrays: dict[str, np.ndarray], run: dict) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
 
@@ -294,6 +308,7 @@ def capture(
     """
     build_dir, out_dir = Path(build_dir), Path(out_dir)
     manifest = manifest_mod.load(build_dir)
+    check_input_type(manifest, inputs)
     arrays, prev = _load_previous(out_dir, manifest, layers, inputs) if resume else ({}, {})
     run: dict = {"capture_format": CAPTURE_FORMAT, "port": port_url, "build": str(build_dir),
                  "data": data_source, "layers": layers, "complete": False,
