@@ -98,3 +98,26 @@ def test_runtime_rejects_zero_point_outside_int8(build_dir):
     shape = [int(d) for d in sg.Tensors(sg.Inputs(0)).ShapeAsNumpy()][1:]
     with pytest.raises(TinyscopeError, match=f"tensor {t} zero point 1895825543 outside"):
         run_native(bytes(model), np.zeros(shape, np.int8))
+
+
+@pytest.mark.parametrize("scale", [float("nan"), float("inf"), -0.5, 0.0])
+def test_runtime_rejects_scales_that_are_not_positive_finite(build_dir, scale):
+    """A NaN scale (the fuzzer's find: RELU6's prepare converted NaN to int, undefined
+    behaviour), an infinite, negative or zero one: refused at load, naming the tensor."""
+    import struct
+
+    import numpy as np
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tinyscope.errors import TinyscopeError
+
+    from tests.runtime.native_runner import run_native
+
+    model = bytearray((build_dir / "model_int8.tflite").read_bytes())
+    sg = schema.Model.GetRootAs(model, 0).Subgraphs(0)
+    t = sg.Operators(0).Outputs(0)
+    q = sg.Tensors(t).Quantization()
+    pos = q._tab.Vector(q._tab.Offset(8))  # Quantization.scale: float32 vector
+    struct.pack_into("<f", model, pos, scale)
+    shape = [int(d) for d in sg.Tensors(sg.Inputs(0)).ShapeAsNumpy()][1:]
+    with pytest.raises(TinyscopeError, match=f"tensor {t} scale 0 is not a positive finite"):
+        run_native(bytes(model), np.zeros(shape, np.int8))

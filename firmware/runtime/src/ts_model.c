@@ -3,6 +3,9 @@
  * model gives TS_ERR_BAD_MODEL with a message naming the tensor or operator. */
 #include "ts_internal.h"
 
+#include <float.h>
+#include <string.h>
+
 uint32_t ts_dtype_size(int32_t t) {
   switch (t) {
     case TS_FLOAT32: case TS_INT32: return 4;
@@ -92,6 +95,15 @@ ts_status_t ts_parse_tensor(ts_loader_t *L, uint32_t idx, ts_trec_t *r) {
         return ts_tfail(L, TS_ERR_BAD_MODEL, idx, "has %u scales for dimension %d", sc.len,
                         qdim);
       for (uint32_t i = 0; i < sc.len; i++) {
+        /* Every requantization divides by or multiplies with a scale: it must be a positive,
+         * finite number (a NaN or infinite scale makes the float-to-int conversions of the
+         * prepares undefined). */
+        const uint32_t su = ts_le32(fb->buf + sc.pos + 4 * i);
+        float s;
+        memcpy(&s, &su, 4);
+        if (!(s > 0.0f) || s > FLT_MAX)
+          return ts_tfail(L, TS_ERR_BAD_MODEL, idx, "scale %u is not a positive finite number",
+                          i);
         const uint8_t *z = fb->buf + zp.pos + 8 * i;
         const int32_t zv = (int32_t)ts_le32(z); /* an int64 within int32: its high word is
                                                   * the low word's sign */
