@@ -111,20 +111,30 @@ static void on_op(void *user, int32_t op_index, int32_t builtin_op, const ts_ten
   record((run_t *)user, out, op_index, builtin_op);
 }
 
+/* Reads MODEL_PATH and initialises IT in an arena of the size its planner asks for; the
+ * caller frees *model and *arena. Returns 0, or the exit code after die()'s message. */
+static int init_planned(const char *model_path, ts_interp_t *it, unsigned char **model,
+                        size_t *model_size, unsigned char **arena) {
+  *model = read_file(model_path, model_size);
+  if (!*model) return die(2, "cannot read model", model_path);
+  if (ts_interp_init(it, *model, *model_size, NULL, 0) != TS_ERR_ARENA_TOO_SMALL)
+    return die(1, ts_interp_error(it), NULL);
+  const size_t bound = it->arena_needed;
+  if (bound > ((size_t)1 << 31)) return die(1, "model needs more than 2 GB of arena", NULL);
+  *arena = malloc(bound ? bound : 1);
+  if (!*arena) return die(2, "out of memory for the arena", NULL);
+  if (ts_interp_init(it, *model, *model_size, *arena, bound) != TS_OK)
+    return die(1, ts_interp_error(it), NULL);
+  return 0;
+}
+
 /* --plan: the arena the runtime plans for the model, in bytes, on stdout. */
 static int plan(const char *model_path) {
   size_t model_size;
-  unsigned char *model = read_file(model_path, &model_size);
-  if (!model) return die(2, "cannot read model", model_path);
+  unsigned char *model, *arena;
   ts_interp_t it;
-  if (ts_interp_init(&it, model, model_size, NULL, 0) != TS_ERR_ARENA_TOO_SMALL)
-    return die(1, ts_interp_error(&it), NULL);
-  const size_t bound = it.arena_needed;
-  if (bound > ((size_t)1 << 31)) return die(1, "model needs more than 2 GB of arena", NULL);
-  unsigned char *arena = malloc(bound ? bound : 1);
-  if (!arena) return die(2, "out of memory for the arena", NULL);
-  if (ts_interp_init(&it, model, model_size, arena, bound) != TS_OK)
-    return die(1, ts_interp_error(&it), NULL);
+  const int rc = init_planned(model_path, &it, &model, &model_size, &arena);
+  if (rc) return rc;
   printf("%zu\n", it.arena_used);
   free(arena);
   free(model);
@@ -134,20 +144,13 @@ static int plan(const char *model_path) {
 /* --tables: the per-channel tables to TABLES.bin, the arena without them on stdout. */
 static int tables(const char *model_path, const char *out_path) {
   size_t model_size;
-  unsigned char *model = read_file(model_path, &model_size);
-  if (!model) return die(2, "cannot read model", model_path);
+  unsigned char *model, *arena;
   ts_interp_t it;
-  if (ts_interp_init(&it, model, model_size, NULL, 0) != TS_ERR_ARENA_TOO_SMALL)
-    return die(1, ts_interp_error(&it), NULL);
-  size_t bound = it.arena_needed;
-  if (bound > ((size_t)1 << 31)) return die(1, "model needs more than 2 GB of arena", NULL);
-  unsigned char *arena = malloc(bound ? bound : 1);
-  if (!arena) return die(2, "out of memory for the arena", NULL);
+  const int rc = init_planned(model_path, &it, &model, &model_size, &arena);
+  if (rc) return rc;
   const int32_t *t;
   size_t words;
-  if (ts_interp_init(&it, model, model_size, arena, bound) != TS_OK ||
-      ts_interp_tables(&it, &t, &words) != TS_OK)
-    return die(1, ts_interp_error(&it), NULL);
+  if (ts_interp_tables(&it, &t, &words) != TS_OK) return die(1, ts_interp_error(&it), NULL);
   int32_t *copy = malloc(words ? words * sizeof *copy : 1);
   if (!copy) return die(2, "out of memory for the tables", NULL);
   memcpy(copy, t, words * sizeof *copy);
@@ -164,7 +167,7 @@ static int tables(const char *model_path, const char *out_path) {
   if (ts_interp_init_tables(&it, model, model_size, NULL, 0, copy, words) !=
       TS_ERR_ARENA_TOO_SMALL)
     return die(1, ts_interp_error(&it), NULL);
-  bound = it.arena_needed;
+  const size_t bound = it.arena_needed; /* no more than the arena allocated above */
   if (ts_interp_init_tables(&it, model, model_size, arena, bound, copy, words) != TS_OK)
     return die(1, ts_interp_error(&it), NULL);
   printf("%zu\n", it.arena_used);

@@ -96,15 +96,7 @@ def test_two_boards_shard_and_merge_into_one_capture(build_dir, fault_elf, tmp_p
                            state_dir=tmp_path / "jobs", progress=False)
     assert run["jobs"] == 2 and run["images"] == N_IMAGES
     assert run["inputs_from"] == "input bank (USE_INPUT)"
-    assert [m["image"] for m in run["verify"]["mismatches"]] == list(range(N_IMAGES))
-    assert run["verify"]["per_op"][FAULT_OP]["mismatches"] == N_IMAGES
-    man = manifest_mod.load(build_dir)
-    t = man["operators"][FAULT_OP]["outputs"][0]
-    with np.load(out / "capture.npz") as z:
-        assert z["device_digests"].shape == (N_IMAGES, len(man["operators"]))
-        for i in range(N_IMAGES):
-            assert np.array_equal(z[f"input_{i}"].reshape(-1), q[i].reshape(-1))
-            assert f"m{t}_{i}" in z.files
+    _assert_fault_in_every_image(run, out, build_dir, q)
     assert not (out / "shard0").exists()
     metrics, _ = compare.compare(out, build_dir, progress=False)
     assert {e["image"] for e in metrics["verify"]["elements"]} == set(range(N_IMAGES))
@@ -173,16 +165,7 @@ def test_interrupted_verify_resumes_without_losing_or_doubling_an_image(build_di
                              resume=True, on_image=lambda: seen.append(1))
     assert len(seen) == 2 + 2  # the resumed run verified the two images left, no more
     assert run["complete"] and run["images"] == N_IMAGES
-    assert [m["image"] for m in run["verify"]["mismatches"]] == list(range(N_IMAGES))
-    assert run["verify"]["per_op"][FAULT_OP]["mismatches"] == N_IMAGES
-    man = manifest_mod.load(build_dir)
-    t = man["operators"][FAULT_OP]["outputs"][0]
-    with np.load(out / "capture.npz") as z:
-        assert z["device_digests"].shape == (N_IMAGES, len(man["operators"]))
-        assert len(z["digest_ticks"]) == len(z["op_ticks"]) == N_IMAGES
-        for i in range(N_IMAGES):
-            assert np.array_equal(z[f"input_{i}"].reshape(-1), q[i].reshape(-1))
-            assert f"m{t}_{i}" in z.files
+    _assert_fault_in_every_image(run, out, build_dir, q)
 
 
 def test_sharded_verify_survives_a_killed_board_and_resumes_after_ctrl_c(
@@ -241,3 +224,18 @@ def test_sharded_verify_survives_a_killed_board_and_resumes_after_ctrl_c(
         for i in range(n):
             assert np.array_equal(z[f"input_{i}"].reshape(-1), q[i].reshape(-1))
     assert not (out2 / "shard0").exists()
+
+
+def _assert_fault_in_every_image(run: dict, out, build_dir, q) -> None:
+    """The fault firmware's op FAULT_OP differs in every image: each is a mismatch, its
+    tensor fetched and stored, with the digests, ticks and the inputs as sent."""
+    assert [m["image"] for m in run["verify"]["mismatches"]] == list(range(N_IMAGES))
+    assert run["verify"]["per_op"][FAULT_OP]["mismatches"] == N_IMAGES
+    man = manifest_mod.load(build_dir)
+    t = man["operators"][FAULT_OP]["outputs"][0]
+    with np.load(out / "capture.npz") as z:
+        assert z["device_digests"].shape == (N_IMAGES, len(man["operators"]))
+        assert len(z["digest_ticks"]) == len(z["op_ticks"]) == N_IMAGES
+        for i in range(N_IMAGES):
+            assert np.array_equal(z[f"input_{i}"].reshape(-1), q[i].reshape(-1))
+            assert f"m{t}_{i}" in z.files
