@@ -7,6 +7,7 @@ recording stand-in that writes its argv, so the exact command line is checked.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -101,7 +102,8 @@ def test_build_prints_flash_and_ram_use_and_fits_with_margin(built, build_dir):
     assert free >= 8 * 1024 and flash_total - flash >= 256 * 1024
     assert flash > manifest["model_bytes"]
     planned = (elf.parent / "model.mk").read_text()
-    assert planned == f"MODEL_ARENA_BYTES := {arena}\n"
+    model_sha = hashlib.sha256((build_dir / "model_int8.tflite").read_bytes()).hexdigest()
+    assert planned == f"MODEL_ARENA_BYTES := {arena}\nMODEL_PLAN_ID := {model_sha}\n"
     assert manifest["sizes"]["largest_activation_bytes"] < arena
     assert arena < manifest["sizes"]["tflm_arena"]["total"]
     # The linker placed the image where the F446RE (and netduinoplus2) have memory.
@@ -195,3 +197,27 @@ def test_real_openocd_accepts_the_scripts_and_reports_a_missing_board(built, bui
     assert "open failed" in text or "unable to find" in text.lower(), text
     assert "Can't find" not in text and "invalid command" not in text, text
     assert "openocd failed" in text and "connected over USB (ST-LINK)" in text
+
+
+def test_another_model_in_the_same_out_is_planned_again(build_dir, tmp_path):
+    """The arena comes from OUT/model.mk, which records the model it was planned for: a
+    different model built into the same OUT is planned again even when its file is older
+    than model.mk (a build that reused the previous model's arena failed at capture with
+    "arena too small")."""
+    def plan_id(model: Path) -> str:
+        return f"MODEL_PLAN_ID := {hashlib.sha256(model.read_bytes()).hexdigest()}\n"
+
+    out = tmp_path / "fw"
+    first = boards.build_firmware(build_dir, quiet=True, out_dir=out)
+    assert (first.parent / "model.mk").read_text().endswith(
+        plan_id(build_dir / "model_int8.tflite"))
+    other = tmp_path / "other"  # the same graph in another file (another sha256)
+    other.mkdir()
+    for name in ("model_data.cc", "model_data.h", "inputs.cc", "inputs.h", "manifest.json"):
+        shutil.copy(build_dir / name, other / name)
+    (other / "model_int8.tflite").write_bytes(
+        (build_dir / "model_int8.tflite").read_bytes() + b"\0" * 16)
+    os.utime(other / "model_int8.tflite", (0, 0))  # older than OUT/model.mk
+    second = boards.build_firmware(other, quiet=True, out_dir=out)
+    assert (second.parent / "model.mk").read_text().endswith(
+        plan_id(other / "model_int8.tflite"))
