@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -162,7 +163,8 @@ def test_a_model_too_big_for_the_board_is_refused_at_build_time_with_numbers(
     assert proc.returncode != 0
     err = proc.stderr
     assert "does not fit the nucleo-f446re (needed vs available, per region)" in err, err
-    planned = int((tmp_path / "fw" / "model.mk").read_text().split(":=")[1])
+    planned = int(re.search(r"MODEL_ARENA_BYTES := (\d+)",
+                            (tmp_path / "fw" / "model.mk").read_text()).group(1))
     assert planned > 147_456  # at least the 96x96x16 activation
     assert f"arena {planned} from the model's need" in err
     assert "RAM" in err and "over by" in err and "flash" in err and "fits" in err
