@@ -29,7 +29,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from tinyscope.analysis.verify import verify_capture, verify_on_boards
+from tinyscope.analysis.verify import verify_capture
+from tinyscope.analysis.verify_boards import verify_on_boards
 from tinyscope.convert import manifest as manifest_mod
 from tinyscope.data import quantized_test_inputs
 from tinyscope.device import boards, capture

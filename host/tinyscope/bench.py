@@ -361,39 +361,6 @@ def bench(model: Path, build_dir: Path, n: int, data: str | None = None) -> dict
     return result
 
 
-DWSEP_VERSION = 2  # bump when dwsep_model's layers change (the file name carries it)
-
-
-def dwsep_model(path: Path) -> Path:
-    """The second benchmark model, written to ``path`` if missing: a small depthwise-separable
-    CNN on 28x28x1 (conv 3x3 1->8, depthwise 3x3, pointwise 1x1 8->16, max pool, depthwise
-    3x3 'same', pointwise 1x1 16->32, depthwise 3x3 stride 2, global average pool (MEAN),
-    dense 10), seeded and untrained: instruction counts do not depend on the weights'
-    values, only on shapes.
-    The default model has no DEPTHWISE_CONV_2D, 1x1 CONV_2D or MEAN; this one does."""
-    if path.is_file():
-        return path
-    from tinyscope.convert.model import _keras
-
-    keras = _keras()
-    layers = keras.layers
-    keras.utils.set_random_seed(5)
-    inp = keras.Input((28, 28, 1), batch_size=1, name="image")
-    x = layers.Conv2D(8, 3, activation="relu", name="conv1")(inp)
-    x = layers.DepthwiseConv2D(3, activation="relu", name="dw1")(x)
-    x = layers.Conv2D(16, 1, activation="relu", name="pw1")(x)
-    x = layers.MaxPooling2D(2, name="pool1")(x)
-    x = layers.DepthwiseConv2D(3, padding="same", activation="relu", name="dw2")(x)
-    x = layers.Conv2D(32, 1, activation="relu", name="pw2")(x)
-    x = layers.DepthwiseConv2D(3, strides=2, padding="same", activation="relu", name="dw3")(x)
-    x = layers.GlobalAveragePooling2D(name="gap")(x)
-    x = layers.Dense(10, name="logits")(x)
-    out = layers.Softmax(name="softmax")(x)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    keras.Model(inp, out, name="tinyscope_dwsep").save(path)
-    return path
-
-
 def merge_goals(main: dict, second: dict) -> None:
     """Goals are judged on the main model; one it cannot measure (no such operator) takes
     the second model's figure, marked with where it comes from."""
@@ -461,7 +428,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "build/bench.json")
     ap.add_argument("--n", type=int, default=10, help="test images (default 10)")
     ap.add_argument("--second", choices=("dwsep", "none"), default="dwsep",
-                    help="also bench the depthwise-separable model (dwsep_model), written to "
+                    help="also bench the depthwise-separable model "
+                    "(bench_models.dwsep_model), written to "
                     "build/bench-dwsep/, for the operators the main model lacks "
                     "(default dwsep)")
     ap.add_argument("--suite", action="store_true",
@@ -483,9 +451,12 @@ def main(argv: list[str] | None = None) -> int:
         result = bench(args.model, args.build, args.n)
         second = None
         if args.second == "dwsep":
+            from tinyscope import bench_models
+
             work = ROOT / "build/bench-dwsep"
-            v = f"v{DWSEP_VERSION}"
-            second = bench(dwsep_model(work / f"model-{v}.keras"), work / f"build-{v}", args.n)
+            v = f"v{bench_models.DWSEP_VERSION}"
+            second = bench(bench_models.dwsep_model(work / f"model-{v}.keras"),
+                           work / f"build-{v}", args.n)
             merge_goals(result, second)
             result["second_model"] = second
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -178,3 +178,36 @@ def twin_inputs(name: str, work: Path, n: int = 32) -> Path:
         work.mkdir(parents=True, exist_ok=True)
         np.save(path, rng.uniform(0.0, 1.0, size=(n, *input_shape(name))).astype(np.float32))
     return path
+
+
+DWSEP_VERSION = 2  # bump when dwsep_model's layers change (the file name carries it)
+
+
+def dwsep_model(path: Path) -> Path:
+    """The second benchmark model, written to ``path`` if missing: a small depthwise-separable
+    CNN on 28x28x1 (conv 3x3 1->8, depthwise 3x3, pointwise 1x1 8->16, max pool, depthwise
+    3x3 'same', pointwise 1x1 16->32, depthwise 3x3 stride 2, global average pool (MEAN),
+    dense 10), seeded and untrained: instruction counts do not depend on the weights'
+    values, only on shapes.
+    The default model has no DEPTHWISE_CONV_2D, 1x1 CONV_2D or MEAN; this one does."""
+    if path.is_file():
+        return path
+    from tinyscope.convert.model import _keras
+
+    keras = _keras()
+    layers = keras.layers
+    keras.utils.set_random_seed(5)
+    inp = keras.Input((28, 28, 1), batch_size=1, name="image")
+    x = layers.Conv2D(8, 3, activation="relu", name="conv1")(inp)
+    x = layers.DepthwiseConv2D(3, activation="relu", name="dw1")(x)
+    x = layers.Conv2D(16, 1, activation="relu", name="pw1")(x)
+    x = layers.MaxPooling2D(2, name="pool1")(x)
+    x = layers.DepthwiseConv2D(3, padding="same", activation="relu", name="dw2")(x)
+    x = layers.Conv2D(32, 1, activation="relu", name="pw2")(x)
+    x = layers.DepthwiseConv2D(3, strides=2, padding="same", activation="relu", name="dw3")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    x = layers.Dense(10, name="logits")(x)
+    out = layers.Softmax(name="softmax")(x)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    keras.Model(inp, out, name="tinyscope_dwsep").save(path)
+    return path

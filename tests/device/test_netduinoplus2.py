@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from tinyscope import data
 from tinyscope.convert import manifest as manifest_mod
-from tinyscope.device import boards, capture, link
+from tinyscope.device import boards, capture, flash_bank, link
 
 pytestmark = pytest.mark.emulator
 ROOT = Path(__file__).resolve().parents[2]
@@ -162,15 +162,15 @@ def test_input_bank_in_flash_serves_what_fits_and_set_input_the_rest(build_dir, 
     manifest = manifest_mod.load(build_dir)
     shape = manifest["input"]["shape"][1:]
     per = int(np.prod(shape))
-    many = boards.board_flash_bytes("nucleo-f446re") // per + 10  # more than can fit
+    many = flash_bank.board_flash_bytes("nucleo-f446re") // per + 10  # more than can fit
     q = np.random.default_rng(0).integers(-128, 128, (many, *shape), dtype=np.int8)
-    elf, count, bank = boards.build_with_flash_bank(build_dir, "nucleo-f446re", q,
+    elf, count, bank = flash_bank.build_with_flash_bank(build_dir, "nucleo-f446re", q,
                                                     tmp_path / "fw")
     assert 0 < count < many
-    free = (boards.board_flash_bytes("nucleo-f446re")
-            - boards.image_flash_bytes(tmp_path / "fw" / "plain" / "firmware.elf"))
+    free = (flash_bank.board_flash_bytes("nucleo-f446re")
+            - flash_bank.image_flash_bytes(tmp_path / "fw" / "plain" / "firmware.elf"))
     assert count * per <= free < (count + 1) * per + 512  # as many as fit
-    assert boards.image_flash_bytes(elf) <= boards.board_flash_bytes("nucleo-f446re")
+    assert flash_bank.image_flash_bytes(elf) <= flash_bank.board_flash_bytes("nucleo-f446re")
     n = count + 3  # three beyond the bank
     machine = boards.EMULATORS["netduinoplus2"].machine
     with boards.emulated_board(elf, tmp_path / "qemu", machine) as board:
@@ -189,7 +189,7 @@ def test_fit_check_counts_the_input_bank_in_flash(build_dir, tmp_path):
 
     shape = manifest_mod.load(build_dir)["input"]["shape"][1:]
     per = int(np.prod(shape))
-    q = np.zeros((boards.board_flash_bytes("nucleo-f446re") // per + 1, *shape), np.int8)
+    q = np.zeros((flash_bank.board_flash_bytes("nucleo-f446re") // per + 1, *shape), np.int8)
     bank = tmp_path / "bank.bin"
     bank.write_bytes(proto.input_bank(q))
     with pytest.raises(TinyscopeError, match=r"(?s)input bank \d+.*fewer inputs into the bank"):

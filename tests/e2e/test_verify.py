@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from tinyscope import cli
 from tinyscope.analysis import compare
-from tinyscope.analysis.verify import verify_capture, verify_on_boards
+from tinyscope.analysis.verify import verify_capture
+from tinyscope.analysis.verify_boards import verify_on_boards
 from tinyscope.convert import manifest as manifest_mod
 from tinyscope.data import quantized_test_inputs
 from tinyscope.device import boards

@@ -19,7 +19,6 @@ model, so compare, drift and saliency reuse them instead of running the referenc
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -34,9 +33,9 @@ from typing import Any
 
 import numpy as np
 
+from tinyscope.analysis import reference_cache
+from tinyscope.analysis.reference_cache import CACHE_DIRNAME, TensorDict
 from tinyscope.errors import TinyscopeError
-
-TensorDict = dict[int, np.ndarray]
 
 # Reference key -> how reports name it.
 LABELS: dict[str, str] = {
@@ -48,8 +47,6 @@ LABELS: dict[str, str] = {
 # Worker jobs that are not one of the report's references: verify.py's TFLM digests.
 JOB_LABELS: dict[str, str] = {**LABELS, "tflm_digests": "TFLM (digests for a verified capture)"}
 INT8_REFERENCES = ("tflm", "litert_ref", "xnnpack")
-CACHE_DIRNAME = "references"
-CACHE_FORMAT = 1
 WORKER_TIMEOUT_S = 3600.0
 FAULT_ENV = "TINYSCOPE_REFERENCE_FAULT"
 
@@ -111,9 +108,9 @@ def _compute_one(kind: str, job: dict, work: Path) -> TensorDict:
         return floatref.float_tensors(keras_model, model, x)
     q = np.load(work / "q.npy")
     if kind == "tflm_digests":
-        from tinyscope.analysis import verify
+        from tinyscope.analysis import digests
 
-        return verify.worker_digests(model, q, job["out_tensors"])
+        return digests.worker_digests(model, q, job["out_tensors"])
     if kind == "tflm":
         return floatref.stack(reference.tflm_tensors(model, q))
     resolver = {"litert_ref": "ref", "xnnpack": "default"}[kind]
@@ -135,17 +132,6 @@ def _keras_model(path: str):
     return _KERAS_MODELS[key]
 
 
-def _save_npz(path: Path, tensors: TensorDict) -> None:
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **{str(k): v for k, v in tensors.items()})
-    os.replace(tmp, path)
-
-
-def _load_npz(path: Path) -> TensorDict:
-    with np.load(path) as data:
-        return {int(k): data[k] for k in data.files}
-
-
 def worker_main(work_dir: str) -> int:
     """Run the references listed in ``WORK/job.json``; one ``KIND.npz`` or ``KIND.error``
     each, ``KIND.started`` written first (so a death names the reference it happened in)."""
@@ -161,7 +147,7 @@ def worker_main(work_dir: str) -> int:
         except Exception as err:  # a Python-level failure is reported, not a crash
             (work / f"{kind}.error").write_text(f"{type(err).__name__}: {err}")
             continue
-        _save_npz(work / f"{kind}.npz", tensors)
+        reference_cache.save_npz(work / f"{kind}.npz", tensors)
         (work / f"{kind}.seconds").write_text(f"{time.monotonic() - t0:.3f}")
     return 0
 
@@ -315,7 +301,7 @@ def _run_group(work: Path, kinds: list[str], model: bytes, result: References,
         for kind in list(left):
             npz, err = work / f"{kind}.npz", work / f"{kind}.error"
             if npz.exists():
-                result.tensors[kind] = _load_npz(npz)
+                result.tensors[kind] = reference_cache.load_npz(npz)
                 sec = work / f"{kind}.seconds"
                 if sec.exists():
                     result.seconds[kind] = float(sec.read_text())
@@ -366,61 +352,6 @@ def run_job(kind: str, tflite_bytes: bytes, q: np.ndarray, work: Path, job: dict
 def _job(work: Path) -> dict:
     path = work / "job.json"
     return json.loads(path.read_text()) if path.exists() else {}
-
-
-def _key(model: bytes, q: np.ndarray, x: np.ndarray | None, keras_path: str | None) -> str:
-    h = hashlib.sha256()
-    h.update(f"format {CACHE_FORMAT}\n".encode())
-    h.update(hashlib.sha256(model).digest())
-    h.update(str(q.shape).encode() + np.ascontiguousarray(q).tobytes())
-    if x is not None:
-        h.update(str(x.shape).encode() + np.ascontiguousarray(x, np.float32).tobytes())
-    if keras_path:
-        h.update(hashlib.sha256(Path(keras_path).read_bytes()).digest())
-    return h.hexdigest()
-
-
-def _load_cache(cache: Path, key: str, kinds: list[str]) -> References | None:
-    index = cache / "references.json"
-    try:
-        meta = json.loads(index.read_text())
-    except (OSError, ValueError):
-        return None
-    if meta.get("key") != key:
-        return None
-    result = References(cached=True)
-    for kind in kinds:
-        if kind in meta.get("missing", {}):
-            result.missing[kind] = meta["missing"][kind]
-        elif (cache / f"{kind}.npz").is_file():
-            try:
-                result.tensors[kind] = _load_npz(cache / f"{kind}.npz")
-            except (OSError, ValueError):
-                return None
-        else:
-            return None
-    return result
-
-
-def _store_cache(cache: Path, key: str, result: References) -> None:
-    from tinyscope.fsutil import atomic_write_text
-
-    cache.mkdir(parents=True, exist_ok=True)
-    for kind, tensors in result.tensors.items():
-        _save_npz(cache / f"{kind}.npz", tensors)
-    old = {}
-    try:
-        old = json.loads((cache / "references.json").read_text())
-    except (OSError, ValueError):
-        pass
-    missing = {**(old.get("missing", {}) if old.get("key") == key else {}), **result.missing}
-    for kind in result.tensors:
-        missing.pop(kind, None)
-    atomic_write_text(cache / "references.json", json.dumps({
-        "key": key, "format": CACHE_FORMAT, "missing": missing,
-        "labels": {k: LABELS[k] for k in (*result.tensors, *missing)},
-        "seconds": result.seconds,
-    }, indent=2) + "\n")
 
 
 def _injected_faults() -> list[str]:
@@ -480,7 +411,8 @@ class Pending:
         if self._errors:
             raise self._errors[0]
         if self._cache is not None:
-            _store_cache(self._cache, self._key, self.result)
+            reference_cache.store(self._cache, self._key, self.result.tensors,
+                                  self.result.missing, self.result.seconds, LABELS)
         return self.result
 
 
@@ -506,14 +438,15 @@ def start(
     if "float" in wanted and (x is None or keras is None):
         wanted.remove("float")
     done = on_done or (lambda kind: None)
-    key = _key(model, q, x if "float" in wanted else None, keras if "float" in wanted else None)
+    with_float = "float" in wanted
+    key = reference_cache.key(model, q, x if with_float else None, keras if with_float else None)
     cache = Path(cache_dir) / CACHE_DIRNAME if cache_dir is not None else None
     if cache is not None:
-        hit = _load_cache(cache, key, wanted)
+        hit = reference_cache.load(cache, key, wanted)
         if hit is not None:
             for kind in wanted:
                 done(kind)
-            return hit
+            return References(tensors=hit[0], missing=hit[1], cached=True)
     return Pending(model, q, x, keras, wanted, key, cache, done)
 
 

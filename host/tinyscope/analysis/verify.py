@@ -20,10 +20,6 @@ with ``layers: "verify"`` and a ``verify`` section (images, per-operator mismatc
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
-import re
-import shutil
 import tempfile
 import threading
 import time
@@ -50,48 +46,6 @@ from tinyscope.errors import DeviceError, MismatchError, TinyscopeError
 
 REFERENCE_BATCH = 32  # images per TFLM reference batch in the reference worker
 MISMATCH_PREFIX = "m"  # capture.npz: m<tensor>_<image> = a mismatching tensor, in full
-
-
-def reference_digests(tflite_bytes: bytes, inputs: np.ndarray,
-                      out_tensors: list[int]) -> np.ndarray:
-    """``(len(inputs), len(out_tensors))`` uint32: the digest of each operator's output
-    tensor as the TFLM reference interpreter computes it (in this process: the capture uses
-    :class:`ReferenceDigests`, which runs it in the reference worker)."""
-    digests = worker_digests(tflite_bytes, inputs, out_tensors)
-    return np.stack([digests[t] for t in out_tensors], axis=1).reshape(len(inputs), -1)
-
-
-_INTERPRETERS: dict[str, tuple] = {}  # the worker's TFLM interpreter, kept between batches
-
-
-def worker_digests(tflite_bytes: bytes, inputs: np.ndarray,
-                   out_tensors: list[int]) -> dict[int, np.ndarray]:
-    """``{tensor: (N,) uint32}``: TFLM's digest of each operator output for each input. Runs
-    in the reference worker process (references.run_job, kind ``tflm_digests``), where a
-    TFLM abort cannot take tinyscope down; the interpreter is built once per model."""
-    from tinyscope.analysis import reference
-    from tinyscope.convert.graph import graph
-
-    key = hashlib.sha256(tflite_bytes).hexdigest()
-    if key not in _INTERPRETERS:
-        _, tensors, in_idx, _ = graph(tflite_bytes)
-        # GetTensor with an index out of range segfaults: only ask for indices the graph has.
-        if any(t not in tensors for t in out_tensors):
-            raise TinyscopeError("the model graph names an operator output it does not define")
-        _INTERPRETERS.clear()
-        _INTERPRETERS[key] = (reference._tflm_interpreter(tflite_bytes), tensors, in_idx[0])
-    interp, tensors, in_index = _INTERPRETERS[key]
-    shape = tensors[in_index].shape
-    inputs = reference._check_inputs(np.asarray(inputs), shape, tensors[in_index].dtype)
-    rows: dict[int, list[np.ndarray]] = {t: [] for t in out_tensors}
-    for image in inputs:
-        interp.set_input(image.reshape(shape), 0)
-        interp.invoke()
-        for t in out_tensors:
-            rows[t].append(np.asarray(interp.GetTensor(t, 0)["tensor_data"]).reshape(-1))
-    if not len(inputs):
-        return {t: np.zeros(0, np.uint32) for t in out_tensors}
-    return {t: proto.tensor_digests(np.stack(r)) for t, r in rows.items()}
 
 
 DIGEST_WORKER = "digests"  # the reference worker process that computes TFLM's digests
@@ -245,10 +199,7 @@ def verify_capture(port_url: str, build_dir: str | Path, out_dir: str | Path,
     state = _VerifyState(n, len(ops), prev_arrays, prev)
     q_all = _as_input(inputs)
     refs = ReferenceDigests(tflite_bytes, q_all[state.done:], out_tensors)
-    port = open_port(port_url, baudrate)
-    default = timeout == REQUEST_TIMEOUT
-    dev = Device(port, timeout=timeout, run_timeout=RUN_TIMEOUT if default else timeout,
-                 hello_timeout=HELLO_TIMEOUT if default else timeout)
+    port, dev = _open_device(port_url, baudrate, timeout)
     started = last_save = time.monotonic()
     bar = None
     info: proto.Info | None = None
@@ -258,10 +209,8 @@ def verify_capture(port_url: str, build_dir: str | Path, out_dir: str | Path,
     def save(complete: bool, why: str = "") -> dict:
         run = _run_json(port_url, build_dir, data_source, info, dev,
                         state.seconds + time.monotonic() - started, state, out_tensors, n)
-        run.update(complete=complete, inputs_from=(
-            "SET_INPUT" if not use_bank else "input bank (USE_INPUT)" if use_bank >= n else
-            f"input bank (USE_INPUT) for the first {use_bank}, SET_INPUT for the rest"),
-            input_bank=info.input_bank if info else 0, images_from_bank=min(use_bank, n))
+        run.update(complete=complete, inputs_from=_inputs_from(use_bank, n),
+                   input_bank=info.input_bank if info else 0, images_from_bank=min(use_bank, n))
         if why:
             run["error"] = why
         if state.done:
@@ -269,11 +218,7 @@ def verify_capture(port_url: str, build_dir: str | Path, out_dir: str | Path,
         return run
 
     try:
-        info = dev.hello()
-        capture_mod.check_info(info, manifest, build_dir)
-        if [t for _, t in info.ops] != out_tensors:
-            raise MismatchError(f"the device's operators (INFO) differ from {build_dir}/"
-                                "manifest.json's: flash this build")
+        info = _hello(dev, manifest, build_dir, out_tensors)
         use_bank = _bank_holds(bank, info, q_all)
         if progress:
             from tqdm import tqdm
@@ -283,25 +228,8 @@ def verify_capture(port_url: str, build_dir: str | Path, out_dir: str | Path,
         for i in range(first, n):
             if stop is not None and stop.is_set():
                 raise capture_mod.CaptureInterrupted("interrupted")
-            image = q_all[i]
-            slot = i if i < use_bank else None
-            res = _run_with_retry(dev, image, slot, proto.RunMode.NONE, [], retries, timing=True,
-                                  output=True, digest=True)
-            if res.digest is None or len(res.digest.digests) != len(ops):
-                raise TinyscopeError("the device answered RUN DIGEST without a DIGEST frame of "
-                                     f"{len(ops)} operators: flash a protocol "
-                                     f"{proto.PROTOCOL_VERSION} firmware")
-            dev_d = np.asarray(res.digest.digests, np.uint32)
-            ref_d = refs.get(i - first)
-            arrays = {f"input_{i}": image.reshape(shape), f"output_{i}": res.output}
-            bad = [k for k in range(len(ops)) if dev_d[k] != ref_d[k]]
-            if bad:  # fetch those operators' tensors in full
-                full = _run_with_retry(dev, image, slot, proto.RunMode.LIST, bad, retries,
-                                       timing=False, output=False, digest=True)
-                arrays.update({f"{MISMATCH_PREFIX}{out_tensors[k]}_{i}":
-                               full.tensors[out_tensors[k]] for k in bad})
-            state.add(i, arrays, dev_d, ref_d, np.asarray(res.timing.op_ticks, np.int64),
-                      res.digest.digest_ticks, bad)
+            _verify_image(dev, q_all[i], i, i if i < use_bank else None, shape, out_tensors,
+                          refs.get(i - first), retries, state)
             if bar:
                 bar.update(1)
             if on_image:
@@ -321,12 +249,71 @@ def verify_capture(port_url: str, build_dir: str | Path, out_dir: str | Path,
     if error is None:
         return save(True)
     save(False, str(error))
-    saved = (f" ({state.done} complete images saved in {out_dir}; continue with tinyscope "
-             f"capture --resume {out_dir})") if state.done else ""
-    if isinstance(error, TinyscopeError):  # same class and fields, the message extended
+    _raise_saved(error, state.done, out_dir, port_url)
+
+
+def _open_device(port_url: str, baudrate: int, timeout: float) -> tuple:
+    """The port and the protocol session on it (the default timeouts, or ``timeout`` for
+    every request)."""
+    port = open_port(port_url, baudrate)
+    default = timeout == REQUEST_TIMEOUT
+    return port, Device(port, timeout=timeout,
+                        run_timeout=RUN_TIMEOUT if default else timeout,
+                        hello_timeout=HELLO_TIMEOUT if default else timeout)
+
+
+def _hello(dev: Device, manifest: dict, build_dir: Path, out_tensors: list[int]) -> proto.Info:
+    """INFO, checked against the build: the same model and the same operators."""
+    info = dev.hello()
+    capture_mod.check_info(info, manifest, build_dir)
+    if [t for _, t in info.ops] != out_tensors:
+        raise MismatchError(f"the device's operators (INFO) differ from {build_dir}/"
+                            "manifest.json's: flash this build")
+    return info
+
+
+def _raise_saved(error: BaseException, done: int, out_dir: Path, port_url: str) -> None:
+    """Raise ``error`` of a stopped capture, saying how many images are saved and how to
+    continue (a TinyscopeError keeps its class and fields, the message extended)."""
+    saved = (f" ({done} complete images saved in {out_dir}; continue with tinyscope "
+             f"capture --resume {out_dir})") if done else ""
+    if isinstance(error, TinyscopeError):
         error.args = (f"{error}{saved}",)
         raise error
     raise DeviceError(f"serial port {port_url}: {error}{saved}") from error
+
+
+def _verify_image(dev: Device, image: np.ndarray, i: int, slot: int | None,
+                  shape: list[int], out_tensors: list[int], ref_d: np.ndarray, retries: int,
+                  state: _VerifyState) -> None:
+    """Image ``i``: one RUN with digests (input bank ``slot`` or SET_INPUT); the operators
+    whose digest differs from TFLM's (``ref_d``) are fetched in full; all added to
+    ``state``."""
+    res = _run_with_retry(dev, image, slot, proto.RunMode.NONE, [], retries, timing=True,
+                          output=True, digest=True)
+    if res.digest is None or len(res.digest.digests) != len(out_tensors):
+        raise TinyscopeError("the device answered RUN DIGEST without a DIGEST frame of "
+                             f"{len(out_tensors)} operators: flash a protocol "
+                             f"{proto.PROTOCOL_VERSION} firmware")
+    dev_d = np.asarray(res.digest.digests, np.uint32)
+    arrays = {f"input_{i}": image.reshape(shape), f"output_{i}": res.output}
+    bad = [k for k in range(len(out_tensors)) if dev_d[k] != ref_d[k]]
+    if bad:  # fetch those operators' tensors in full
+        full = _run_with_retry(dev, image, slot, proto.RunMode.LIST, bad, retries,
+                               timing=False, output=False, digest=True)
+        arrays.update({f"{MISMATCH_PREFIX}{out_tensors[k]}_{i}": full.tensors[out_tensors[k]]
+                       for k in bad})
+    state.add(i, arrays, dev_d, ref_d, np.asarray(res.timing.op_ticks, np.int64),
+              res.digest.digest_ticks, bad)
+
+
+def _inputs_from(use_bank: int, n: int) -> str:
+    """run.json's ``inputs_from``: how the inputs reached the device."""
+    if not use_bank:
+        return "SET_INPUT"
+    if use_bank >= n:
+        return "input bank (USE_INPUT)"
+    return f"input bank (USE_INPUT) for the first {use_bank}, SET_INPUT for the rest"
 
 
 def _run_json(port_url: str, build_dir: Path, data_source: str, info: proto.Info | None,
@@ -409,175 +396,3 @@ def summary(run: dict, device: dict[int, np.ndarray], tflm: dict[int, np.ndarray
             "mismatched_images": int(v["mismatched_images"]),
             "mismatching_ops": sum(1 for r in v["per_op"] if r["mismatches"]),
             "elements": elements}
-
-
-SHARD_ATTEMPTS = 2  # boards started per shard: a failing board is replaced once
-SHARD_DIR = "shard{k}"  # RUN_DIR/shard<k>: one board's part until the shards are merged
-
-
-def verify_on_boards(elf: Path, build_dir: str | Path, out_dir: str | Path, inputs: np.ndarray,
-                     labels: np.ndarray, jobs: int, state_dir: Path, data_source: str = "",
-                     progress: bool = True, resume: bool = False,
-                     on_image: Callable[[], None] | None = None) -> dict:
-    """:func:`verify_capture` on ``jobs`` emulated boards at once (one QEMU each, its shard of
-    the images in its input bank), merged into one capture in ``out_dir``; one progress bar.
-    A shard whose board fails is continued on a new board from its last complete image.
-    Until the merge each shard lives in ``out_dir/shard<k>`` and ``out_dir/run.json`` says
-    ``complete: false`` and ``jobs``: ``resume=True`` continues every shard where it stopped
-    (Ctrl-C, a killed board), no image lost or done twice."""
-    from tinyscope.device import boards
-
-    out_dir, n = Path(out_dir), len(inputs)
-    if resume:
-        jobs = _previous_jobs(out_dir, jobs)
-    else:  # shards of an older interrupted capture are not continued by a new one
-        for old in out_dir.glob(SHARD_DIR.format(k="*")):
-            shutil.rmtree(old, ignore_errors=True)
-    shards = [s for s in np.array_split(np.arange(n), max(1, min(jobs, n))) if len(s)]
-    lock = threading.Lock()
-    stop = threading.Event()
-    bar = None
-    done0 = sum(_shard_done(out_dir / SHARD_DIR.format(k=k)) for k in range(len(shards))
-                ) if resume else 0
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=n, initial=done0, desc=f"verify ({len(shards)} boards)", unit="img")
-
-    def tick() -> None:
-        with lock:
-            if bar:
-                bar.update(1)
-            if on_image:
-                on_image()
-
-    board_cpu: list[float] = []
-
-    def shard(k: int, idx: np.ndarray) -> dict:
-        q = _as_input(inputs)[idx]
-        shard_dir = out_dir / SHARD_DIR.format(k=k)
-        for attempt in range(SHARD_ATTEMPTS):
-            state = Path(state_dir) / f"job{k}-{attempt}"
-            state.mkdir(parents=True, exist_ok=True)
-            bank = state / "input_bank.bin"
-            bank.write_bytes(proto.input_bank(q))
-            again = (resume or attempt > 0) and (shard_dir / "run.json").is_file()
-            try:
-                with boards.emulated_board(elf, state, input_bank=bank) as b:
-                    try:
-                        return verify_capture(b.url, build_dir, shard_dir, q,
-                                              np.asarray(labels)[idx], progress=False,
-                                              bank=bank, data_source=data_source, on_image=tick,
-                                              resume=again, stop=stop)
-                    finally:
-                        board_cpu.append(b.cpu_seconds())
-            except capture_mod.CaptureInterrupted:
-                raise
-            except TinyscopeError:
-                if attempt == SHARD_ATTEMPTS - 1 or stop.is_set():
-                    raise
-        raise AssertionError("unreachable")
-
-    started = time.monotonic()
-    pool = ThreadPoolExecutor(max_workers=len(shards))
-    futures = [pool.submit(shard, k, idx) for k, idx in enumerate(shards)]
-    error: BaseException | None = None
-    runs: list[dict] = []
-    try:
-        for f in futures:
-            runs.append(f.result())
-    except KeyboardInterrupt:
-        error = capture_mod.CaptureInterrupted("interrupted")
-    except BaseException as err:  # one shard failed for good: stop the others, keep theirs
-        error = err
-    finally:
-        if error is not None:
-            stop.set()
-        pool.shutdown(wait=True)
-        if bar:
-            bar.close()
-    if error is not None:
-        for f in futures:  # the other shards' own errors are only "interrupted"
-            with contextlib.suppress(BaseException):
-                f.result()
-        done = sum(_shard_done(out_dir / SHARD_DIR.format(k=k)) for k in range(len(shards)))
-        _write_partial(out_dir, build_dir, data_source, n, len(shards), done, str(error))
-        saved = (f" ({done} complete images saved in {out_dir}; continue with tinyscope "
-                 f"capture --resume {out_dir})") if done else ""
-        if isinstance(error, TinyscopeError):  # the shard's own "saved in" is not for users
-            why = re.sub(r" \(\d+ complete images saved in .*\)$", "", str(error))
-            error.args = (f"{why}{saved}",)
-            raise error
-        raise error
-    merged = _merge_shards(out_dir, shards, runs, labels, time.monotonic() - started)
-    merged["board_cpu_seconds"] = round(sum(board_cpu), 3)  # the QEMUs' CPU time
-    return merged
-
-
-def _shard_done(shard_dir: Path) -> int:
-    try:
-        return int(json.loads((shard_dir / "run.json").read_text()).get("images", 0))
-    except (OSError, ValueError):
-        return 0
-
-
-def _previous_jobs(out_dir: Path, jobs: int) -> int:
-    """The number of boards of the interrupted sharded capture in ``out_dir`` (its shards
-    split the images: resuming with another number would shuffle them)."""
-    try:
-        prev = json.loads((out_dir / "run.json").read_text())
-    except (OSError, ValueError):
-        return jobs
-    return int(prev.get("jobs", jobs))
-
-
-def _write_partial(out_dir: Path, build_dir: str | Path, data_source: str, n: int, jobs: int,
-                   done: int, why: str) -> None:
-    """RUN_DIR/run.json of an interrupted sharded capture: what ``--resume`` reads."""
-    from tinyscope.fsutil import atomic_write_text
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out_dir / "run.json", json.dumps({
-        "capture_format": capture_mod.CAPTURE_FORMAT, "build": str(build_dir),
-        "data": data_source, "layers": "verify", "complete": False, "jobs": jobs,
-        "images_requested": n, "images": done, "error": why,
-        "shards": [SHARD_DIR.format(k=k) for k in range(jobs)]}, indent=2) + "\n")
-
-
-def _merge_shards(out_dir: Path, shards: list[np.ndarray], runs: list[dict],
-                  labels: np.ndarray, seconds: float) -> dict:
-    arrays: dict[str, np.ndarray] = {}
-    stacks: dict[str, list[np.ndarray]] = {"device_digests": [], "reference_digests": [],
-                                           "op_ticks": [], "digest_ticks": []}
-    for k, idx in enumerate(shards):
-        with np.load(out_dir / SHARD_DIR.format(k=k) / "capture.npz") as z:
-            for name in z.files:
-                if name in stacks:
-                    stacks[name].append(z[name])
-                elif name != "labels":
-                    prefix, i = name.rsplit("_", 1)
-                    arrays[f"{prefix}_{int(idx[int(i)])}"] = z[name]
-    # digests and ticks were concatenated shard by shard: put them in image order
-    order = np.argsort(np.concatenate(shards))
-    for k in stacks:
-        arrays[k] = np.concatenate(stacks[k])[order]
-    differ = arrays["device_digests"] != arrays["reference_digests"]
-    mismatches = [{"image": i, "ops": [int(k) for k in np.flatnonzero(differ[i])]}
-                  for i in np.flatnonzero(differ.any(axis=1)).tolist()]
-    merged = dict(runs[0])
-    n = sum(len(s) for s in shards)
-    per_op = [dict(r, images=n, mismatches=int(differ[:, j].sum()))
-              for j, r in enumerate(runs[0]["verify"]["per_op"])]
-    merged.update(images=n, images_requested=n, seconds=round(seconds, 3), jobs=len(shards),
-                  wire_bytes_received=sum(r["wire_bytes_received"] for r in runs),
-                  bad_frames=sum(r["bad_frames"] for r in runs),
-                  ports=[r["port"] for r in runs])
-    merged["verify"] = dict(runs[0]["verify"], images=n, per_op=per_op,
-                            mismatched_images=len(mismatches),
-                            mismatches=sorted(mismatches, key=lambda m: m["image"])[:1000])
-    merged["timing"] = capture_mod._timing_summary(arrays["op_ticks"], merged)
-    arrays["labels"] = np.asarray(labels[:n], np.int64)
-    capture_mod.save_capture(out_dir, arrays, merged)
-    for k in range(len(shards)):
-        shutil.rmtree(out_dir / SHARD_DIR.format(k=k), ignore_errors=True)
-    return merged

@@ -7,7 +7,8 @@ import json
 import shutil
 from pathlib import Path
 
-from tinyscope.analysis.verify import verify_capture, verify_on_boards
+from tinyscope.analysis.verify import verify_capture
+from tinyscope.analysis.verify_boards import verify_on_boards
 from tinyscope.convert import manifest as manifest_mod
 from tinyscope.data import quantized_test_inputs
 from tinyscope.device.boards import DEFAULT_STATE_DIR, resolve_port

@@ -13,7 +13,8 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from tinyscope.analysis import references
-from tinyscope.analysis.verify import verify_capture, verify_on_boards
+from tinyscope.analysis.verify import verify_capture
+from tinyscope.analysis.verify_boards import verify_on_boards
 from tinyscope.cli.compare import add_report_options, report_and_gate
 from tinyscope.cli.convert import add_data_options
 from tinyscope.cli.formatter import HelpFormatter
@@ -21,7 +22,7 @@ from tinyscope.cli.stages import Stages, show_progress
 from tinyscope.convert import manifest as manifest_mod
 from tinyscope.convert.flow import convert
 from tinyscope.data import quantized_test_inputs
-from tinyscope.device import boards, capture
+from tinyscope.device import boards, capture, flash_bank
 from tinyscope.device import protocol as proto
 from tinyscope.errors import TinyscopeError
 
@@ -103,7 +104,7 @@ def _capture(args: argparse.Namespace, stages: Stages, build: Path, out: Path, e
         if args.verify and emulator.input_bank_addr is None:  # a real board's image: flash
             with stages.stage("build", f"firmware for {board_name} with an input bank in "
                               "flash"):
-                elf, count, bank = boards.build_with_flash_bank(
+                elf, count, bank = flash_bank.build_with_flash_bank(
                     build, board_name, q, state / "fw-bank")
             print(f"input bank in flash: {count} of {len(q)} inputs (USE_INPUT); "
                   f"{len(q) - count} by SET_INPUT", flush=True)

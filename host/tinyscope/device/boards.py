@@ -140,54 +140,6 @@ def build_firmware(
     return out / "firmware.elf"
 
 
-FLASH_BANK_MARGIN = 256  # bytes of flash left free beside a linked input bank
-
-
-def board_flash_bytes(board: str) -> int:
-    """BOARD_FLASH_BYTES of ``firmware/boards/<board>/board.mk``."""
-    mk = FIRMWARE_DIR / "boards" / firmware_board(board) / "board.mk"
-    for line in mk.read_text().splitlines():
-        if line.startswith("BOARD_FLASH_BYTES"):
-            return int(line.split("=", 1)[1].strip())
-    raise TinyscopeError(f"{mk} sets no BOARD_FLASH_BYTES")
-
-
-def image_flash_bytes(elf: Path) -> int:
-    """Flash an image uses: .text + .ARM.exidx + .data (its load copy), as fit.sh counts."""
-    out = subprocess.run(["arm-none-eabi-size", "-A", str(elf)], capture_output=True,
-                         text=True, check=True).stdout
-    return sum(int(f[1]) for f in (line.split() for line in out.splitlines())
-               if len(f) >= 2 and f[0] in (".text", ".ARM.exidx", ".data"))
-
-
-def build_with_flash_bank(model_dir: str | Path, board: str, inputs, out_dir: str | Path,
-                          quiet: bool = True) -> tuple[Path, int, Path]:
-    """The firmware of a board without bank memory with as many of ``inputs`` (int8,
-    ``(N, ...)``) linked into its flash as fit beside the model: ``(elf, count, bank file)``.
-    The image is built once without a bank to measure the free flash, then with the bank
-    (fit.sh checks the result). ``count`` may be 0 (no room) or less than N: USE_INPUT
-    serves the first ``count`` inputs, SET_INPUT the rest."""
-    import numpy as np
-
-    from tinyscope.device import protocol as proto
-
-    out_dir = Path(out_dir)
-    plain = build_firmware(model_dir, board, quiet=quiet, out_dir=out_dir / "plain")
-    free = board_flash_bytes(board) - image_flash_bytes(plain) - FLASH_BANK_MARGIN
-    q = np.ascontiguousarray(inputs, np.int8)
-    head = len(proto.input_bank(q[:0]))
-    per = q[0].nbytes if len(q) else 1
-    count = int(max(0, min(len(q), (free - head) // per)))
-    bank = out_dir / "input_bank.bin"
-    if count == 0:
-        return plain, 0, bank
-    bank.parent.mkdir(parents=True, exist_ok=True)
-    bank.write_bytes(proto.input_bank(q[:count]))
-    elf = build_firmware(model_dir, board, quiet=quiet, out_dir=out_dir / "bank",
-                         input_bank=bank)
-    return elf, count, bank
-
-
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
