@@ -34,13 +34,12 @@ from tinyscope.device import capture as capture_mod
 from tinyscope.device import protocol as proto
 from tinyscope.device.link import (
     BAUDRATE,
-    HELLO_TIMEOUT,
     REQUEST_TIMEOUT,
-    RUN_TIMEOUT,
     Device,
     LinkError,
     open_port,
     release_port,
+    session,
 )
 from tinyscope.errors import DeviceError, MismatchError, TinyscopeError
 
@@ -199,7 +198,8 @@ def verify_capture(port_url: str, build_dir: str | Path, out_dir: str | Path,
     state = _VerifyState(n, len(ops), prev_arrays, prev)
     q_all = _as_input(inputs)
     refs = ReferenceDigests(tflite_bytes, q_all[state.done:], out_tensors)
-    port, dev = _open_device(port_url, baudrate, timeout)
+    port = open_port(port_url, baudrate)
+    dev = session(port, timeout)
     started = last_save = time.monotonic()
     bar = None
     info: proto.Info | None = None
@@ -250,16 +250,6 @@ def verify_capture(port_url: str, build_dir: str | Path, out_dir: str | Path,
         return save(True)
     save(False, str(error))
     _raise_saved(error, state.done, out_dir, port_url)
-
-
-def _open_device(port_url: str, baudrate: int, timeout: float) -> tuple:
-    """The port and the protocol session on it (the default timeouts, or ``timeout`` for
-    every request)."""
-    port = open_port(port_url, baudrate)
-    default = timeout == REQUEST_TIMEOUT
-    return port, Device(port, timeout=timeout,
-                        run_timeout=RUN_TIMEOUT if default else timeout,
-                        hello_timeout=HELLO_TIMEOUT if default else timeout)
 
 
 def _hello(dev: Device, manifest: dict, build_dir: Path, out_tensors: list[int]) -> proto.Info:

@@ -19,15 +19,14 @@ from tinyscope.convert import manifest as manifest_mod
 from tinyscope.device import protocol as proto
 from tinyscope.device.link import (
     BAUDRATE,
-    HELLO_TIMEOUT,
     REQUEST_TIMEOUT,
-    RUN_TIMEOUT,
     Device,
     LinkError,
     RunResult,
     name_op_codes,
     open_port,
     release_port,
+    session,
 )
 from tinyscope.errors import DeviceError, MismatchError, TinyscopeError
 from tinyscope.fsutil import atomic_write, atomic_write_text
@@ -157,10 +156,7 @@ class Link:
         self.url, self.baudrate, self.timeout = url, baudrate, timeout
         self.counters = {k: int(prev.get(k, 0)) for k in self.COUNTERS}
         self.port = open_port(url, baudrate)
-        default = timeout == REQUEST_TIMEOUT  # else --timeout bounds every wait
-        self.dev = Device(self.port, timeout=timeout,
-                          run_timeout=RUN_TIMEOUT if default else timeout,
-                          hello_timeout=HELLO_TIMEOUT if default else timeout)
+        self.dev = session(self.port, timeout)
 
     def reconnect(self) -> None:
         d = self.dev

@@ -360,6 +360,14 @@ def release_port(url: str) -> None:
         fh.close()  # type: ignore[attr-defined]
 
 
+def session(port, timeout: float = REQUEST_TIMEOUT) -> Device:
+    """A :class:`Device` on ``port``: the default timeouts (a RUN and the boot's HELLO may
+    take longer than a request), or ``timeout`` bounding every wait when one is given."""
+    default = timeout == REQUEST_TIMEOUT
+    return Device(port, timeout=timeout, run_timeout=RUN_TIMEOUT if default else timeout,
+                  hello_timeout=HELLO_TIMEOUT if default else timeout)
+
+
 def open_port(url: str, baudrate: int = BAUDRATE):
     import serial
 
