@@ -26,6 +26,15 @@ static inline uint32_t ts_sxtb16_ror8(uint32_t x) {
 static inline uint32_t ts_sadd16(uint32_t a, uint32_t b) {
   return (uint32_t)__sadd16((int32_t)a, (int32_t)b);
 }
+/* SXTAB16: a + SXTB16(x), lane by lane (int16, wrapping); and the same of x rotated by 8. */
+static inline uint32_t ts_sxtab16(uint32_t a, uint32_t x) {
+  return (uint32_t)__sxtab16((int32_t)a, (int32_t)x);
+}
+static inline uint32_t ts_sxtab16_ror8(uint32_t a, uint32_t x) {
+  uint32_t r;
+  __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(a), "r"(x));
+  return r;
+}
 /* SMLAD: acc + a.lo * b.lo + a.hi * b.hi. */
 static inline int32_t ts_smlad(uint32_t a, uint32_t b, int32_t acc) {
   return __smlad((int32_t)a, (int32_t)b, acc);
@@ -38,6 +47,10 @@ static inline uint32_t ts_sxtb16(uint32_t x) {
 static inline uint32_t ts_sxtb16_ror8(uint32_t x) { return ts_sxtb16((x >> 8) | (x << 24)); }
 static inline uint32_t ts_sadd16(uint32_t a, uint32_t b) {
   return (uint32_t)(uint16_t)(a + b) | (((a >> 16) + (b >> 16)) << 16);
+}
+static inline uint32_t ts_sxtab16(uint32_t a, uint32_t x) { return ts_sadd16(a, ts_sxtb16(x)); }
+static inline uint32_t ts_sxtab16_ror8(uint32_t a, uint32_t x) {
+  return ts_sadd16(a, ts_sxtb16_ror8(x));
 }
 static inline int32_t ts_smlad(uint32_t a, uint32_t b, int32_t acc) {
   const int32_t lo = (int32_t)(int16_t)(a & 0xffffu) * (int32_t)(int16_t)(b & 0xffffu);
@@ -155,6 +168,50 @@ static inline int32_t ts_rq_words(int32_t acc, const uint32_t *q) {
                                   (0x40000000u | ((uint32_t)acc & 0x80000000u)));
   const int32_t hi = (int32_t)((uint32_t)((hi_lo + (int64_t)acc * (int32_t)q[0]) >> 32) + q[1]);
   return ts_ssat8(hi >> (int32_t)q[2]);
+}
+
+/* CONV_2D's requantization (ts_cm4_conv2x3, conv.c) of a doubled accumulator A = 2 acc
+ * (|acc| < 2^29) from a channel's words q = (mult, rnd, e), e = -shift in [1, 23],
+ * rnd = 2^(e-1) + (output offset << e): SMMLAR, ADD, ASR, SSAT. Exactly ts_mbqm + offset:
+ * with y = acc * mult, ts_requant's single rounding is floor((y + 2^30 + 2^(30+e)
+ * - [acc < 0] 2^31) / 2^(31+e)) = floor((2y + 2^31 + (2^(e-1) - [acc < 0]) 2^32) / 2^(32+e))
+ * = floor((SMMLAR(A, mult, 2^(e-1)) - [acc < 0]) / 2^e), floors nesting exactly since the
+ * added terms are whole multiples of 2^32. |acc| < 2^29 keeps A and the sum below 2^31
+ * (|off << e| <= 2^30). */
+static inline int32_t ts_rq2_words(int32_t A, const uint32_t *q) {
+  const int64_t v = (int64_t)(int32_t)q[1] * (INT64_C(1) << 32) + (int64_t)A * (int32_t)q[0] +
+                    (INT64_C(1) << 31);
+  const int32_t t = (int32_t)(uint32_t)((uint64_t)v >> 32) + (A >> 31);
+  return ts_ssat8(t >> (int32_t)q[2]);
+}
+
+/* CONV_2D's shared pieces (conv.c, conv_pointwise.c). ts_cm4_conv2x3: npairs channel
+ * pairs (records r, r + rec, ...: consecutive, rec = HEAD + 2 np + TAIL words:
+ * [bias a, bias b, bias a, bias b, bias a, bias b | a pair 0, b pair 0, a pair 1, ... |
+ * mult a, rnd a, e a, mult b, rnd b, e b]) x pixels 0..2 of the im2col x (word 3 t + s =
+ * int16 pair t of pixel s): A = bias word + sum over np tap pairs t of SMLAD(x[3t + s],
+ * weight pair t), where the caller has doubled one side (A = 2 acc, |acc| < 2^29). Then, if
+ * out_c != 0, out[s * out_c + 2q] = ts_rq2_words(A, words of channel a) for channel a of
+ * pair q, and out[s * out_c + 2q + 1] likewise for b; if out_c == 0 (then npairs must be
+ * 1), the accumulators (a0, b0, a1, b1, a2, b2) are stored as int32 at out (4-byte
+ * aligned). */
+enum { TS_CONV_HEAD = 6, TS_CONV_TAIL = 6 };
+void ts_cm4_conv2x3(const uint32_t *x, const uint32_t *r, int32_t np, int8_t *out,
+                    int32_t out_c, int32_t npairs);
+/* 1x1, stride 1, unpadded convs with in_c % 4 == 0 (conv_pointwise.c); 0: not taken. */
+int ts_cm4_conv_pointwise(const ts_conv_params_t *p, const int8_t *input, const int8_t *filter,
+                          const int32_t *bias, int8_t *output);
+
+/* Every shift in [-23, -1]: ts_cm4_conv2x3 requantizes and stores (ts_rq2_words). */
+static inline int ts_conv_rq_fast(const ts_conv_params_t *p) {
+  int fast = 1;
+  for (int32_t c = 0; c < p->out_c; c++) fast &= p->shift[c] <= -1 && p->shift[c] >= -23;
+  return fast;
+}
+
+/* ts_rq2_words's rounding word for e = -shift in [1, 23]: 2^(e-1) + (output offset << e). */
+static inline uint32_t ts_conv_rq_round(int32_t e, int32_t out_off) {
+  return (uint32_t)((INT32_C(1) << (e - 1)) + out_off * (INT32_C(1) << e));
 }
 
 #endif /* TS_DSP_H */

@@ -1,0 +1,121 @@
+/* CONV_2D int8 1x1 (pointwise: stride 1, no padding, so output pixel i reads input pixel
+ * i), in_c a multiple of 4, Cortex-M4: bit-exact with ts_ref_conv2d_s8 (kernels/ref/conv.c).
+ *
+ * The same routine as the other convs (ts_cm4_conv2x3, conv.c: 2 output channels x 3 pixels,
+ * 8 instructions per 12 MACs, 5 per requantized output), fed differently:
+ *  - the input offset and the routine's factor 2 go into the activations: each im2col word
+ *    holds 2 (x + off) per int16 lane (|2 (x + off)| <= 510), two SXTAB16 per word, built
+ *    once per pixel for every output channel. The weights are then only sign-extended
+ *    (LDR, SXTB16, SXTB16 ROR 8 per 4; no sum for folding the offset into the bias), and the
+ *    bias word is 2 bias.
+ *  - loop order: a tile of as many 3-pixel groups as the buffer holds next to one block of
+ *    channel-pair records; per tile, the blocks' records are built and every group of the
+ *    tile runs through them. When every channel's record fits beside a group, they are built
+ *    once for the call; otherwise a tile is as large as the buffer allows (next to one pair)
+ *    and the weights are widened once per tile, i.e. ceil(pixels / tile) times in all.
+ * Outputs the routine cannot store (a group of fewer than 3 pixels, an odd last channel, a
+ * shift outside [-23, -1]) come back as accumulators and are finished in C (ts_out_slow).
+ * The buffer is the general path's (the same stack bound). */
+#include "ts_dsp.h"
+#include "ts_kernels.h"
+
+enum { WORDS = TS_OPT_CONV_WBUF / 2 + TS_OPT_CONV_ROWBUF / 2 };
+
+/* Group of 3 pixels (x0, x1, x2: in_c values each) into d: for values 4j..4j+3, words 6j + s
+ * = 2 (x + off) of values (4j, 4j + 2) of pixel s, 6j + 3 + s = values (4j + 1, 4j + 3). */
+static void pw_group(uint32_t *d, const int8_t *x0, const int8_t *x1, const int8_t *x2,
+                     int32_t in_c, uint32_t off2) {
+  for (int32_t i = 0; i < in_c; i += 4, d += 6) {
+    const uint32_t v0 = ts_ld32(x0 + i), v1 = ts_ld32(x1 + i), v2 = ts_ld32(x2 + i);
+    d[0] = ts_sxtab16(ts_sxtab16(off2, v0), v0);
+    d[1] = ts_sxtab16(ts_sxtab16(off2, v1), v1);
+    d[2] = ts_sxtab16(ts_sxtab16(off2, v2), v2);
+    d[3] = ts_sxtab16_ror8(ts_sxtab16_ror8(off2, v0), v0);
+    d[4] = ts_sxtab16_ror8(ts_sxtab16_ror8(off2, v1), v1);
+    d[5] = ts_sxtab16_ror8(ts_sxtab16_ror8(off2, v2), v2);
+  }
+}
+
+/* The records of channels oc, oc + 1 (nc = 1: the second is a zero phantom) at r. */
+static void pw_record(uint32_t *r, const ts_conv_params_t *p, const int8_t *filter,
+                      const int32_t *bias, int32_t oc, int32_t nc, int fast) {
+  static const int8_t zero[4];
+  const int32_t in_c = p->in_c;
+  const int8_t *fa = filter + oc * in_c, *fb = nc > 1 ? fa + in_c : zero;
+  const int32_t sb = nc > 1 ? 4 : 0;
+  const uint32_t ba = bias ? 2 * (uint32_t)bias[oc] : 0;
+  const uint32_t bb = bias && nc > 1 ? 2 * (uint32_t)bias[oc + 1] : 0;
+  r[0] = r[2] = r[4] = ba;
+  r[1] = r[3] = r[5] = bb;
+  uint32_t *d = r + TS_CONV_HEAD;
+  for (int32_t i = 0; i < in_c; i += 4, d += 4, fb += sb) {
+    const uint32_t va = ts_ld32(fa + i), vb = ts_ld32(fb);
+    d[0] = ts_sxtb16(va);
+    d[1] = ts_sxtb16(vb);
+    d[2] = ts_sxtb16_ror8(va);
+    d[3] = ts_sxtb16_ror8(vb);
+  }
+  for (int32_t c = 0; c < 2; c++, d += 3) {
+    const int32_t o = oc + (c < nc ? c : 0), e = -p->shift[o];
+    d[0] = (uint32_t)p->mult[o];
+    d[1] = fast ? ts_conv_rq_round(e, p->output_offset) : 0;
+    d[2] = (uint32_t)e;
+  }
+}
+
+int ts_cm4_conv_pointwise(const ts_conv_params_t *p, const int8_t *input, const int8_t *filter,
+                          const int32_t *bias, int8_t *output) {
+  const int32_t in_c = p->in_c, out_c = p->out_c, np = in_c / 2;
+  const int32_t R = TS_CONV_HEAD + 2 * np + TS_CONV_TAIL, Gw = 3 * np; /* words */
+  if ((p->k_h | p->k_w | p->stride_h | p->stride_w) != 1 || (p->pad_h | p->pad_w) != 0 ||
+      (in_c & 3) || R + Gw > WORDS)
+    return 0;
+  __attribute__((aligned(8))) uint32_t buf[WORDS];
+  const int fast = ts_conv_rq_fast(p);
+  const int32_t npix = p->batches * p->out_h * p->out_w, ngroups = (npix + 2) / 3;
+  const int32_t npairs = (out_c + 1) >> 1;
+  const int once = npairs * R + Gw <= WORDS; /* every record fits beside a group */
+  int32_t G = (WORDS - (once ? npairs : 1) * R) / Gw; /* groups per tile */
+  const int32_t ntiles = (ngroups + G - 1) / G;
+  G = (ngroups + ntiles - 1) / ntiles; /* tiles of equal size */
+  int32_t bp = (WORDS - G * Gw) / R; /* pairs per block */
+  if (bp > npairs) bp = npairs;
+  uint32_t *const recs = buf + G * Gw;
+  const uint32_t o1 = (uint32_t)(uint16_t)(2 * p->input_offset), off2 = o1 | o1 << 16;
+  for (int32_t g0 = 0; g0 < ngroups; g0 += G) {
+    const int32_t ng = ngroups - g0 < G ? ngroups - g0 : G;
+    for (int32_t g = 0; g < ng; g++) { /* a short last group repeats its pixel: not stored */
+      const int32_t P = 3 * (g0 + g), nv = npix - P < 3 ? npix - P : 3;
+      const int8_t *x = input + P * in_c;
+      pw_group(buf + g * Gw, x, x + (nv > 1) * in_c, x + (nv > 2) * 2 * in_c, in_c, off2);
+    }
+    for (int32_t q0 = 0; q0 < npairs; q0 += bp) {
+      const int32_t nq = npairs - q0 < bp ? npairs - q0 : bp, oc0 = 2 * q0;
+      const int32_t nb = out_c - oc0 < 2 * nq ? out_c - oc0 : 2 * nq; /* channels */
+      if (!once || g0 == 0)
+        for (int32_t q = 0; q < nq; q++)
+          pw_record(recs + q * R, p, filter, bias, oc0 + 2 * q, nb - 2 * q < 2 ? 1 : 2, fast);
+      for (int32_t g = 0; g < ng; g++) {
+        const int32_t P = 3 * (g0 + g), nv = npix - P < 3 ? npix - P : 3;
+        int8_t *const o = output + P * out_c + oc0;
+        int32_t q = 0; /* whole pairs the routine stores */
+        if (fast && nv == 3) {
+          q = nb >> 1;
+          if (q) ts_cm4_conv2x3(buf + g * Gw, recs, np, o, out_c, q);
+        }
+        for (; 2 * q < nb; q++) { /* the rest: accumulators back, C finishes */
+          int32_t acc[6];
+          ts_cm4_conv2x3(buf + g * Gw, recs + q * R, np, (int8_t *)acc, 0, 1);
+          for (int32_t s = 0; s < nv; s++) {
+            o[s * out_c + 2 * q] = ts_out_slow(acc[2 * s] >> 1, oc0 + 2 * q, p);
+            if (2 * q + 1 < nb)
+              o[s * out_c + 2 * q + 1] = ts_out_slow(acc[2 * s + 1] >> 1, oc0 + 2 * q + 1, p);
+          }
+        }
+      }
+    }
+  }
+  if (p->act_min > -128 || p->act_max < 127)
+    ts_clamp_pass(output, npix * out_c, p->act_min, p->act_max);
+  return 1;
+}
