@@ -22,17 +22,49 @@
 enum { WORDS = TS_OPT_CONV_WBUF / 2 + TS_OPT_CONV_ROWBUF / 2 };
 
 /* Group of 3 pixels (x0, x1, x2: in_c values each) into d: for values 4j..4j+3, words 6j + s
- * = 2 (x + off) of values (4j, 4j + 2) of pixel s, 6j + 3 + s = values (4j + 1, 4j + 3). */
+ * = 2 (x + off) of values (4j, 4j + 2) of pixel s, 6j + 3 + s = values (4j + 1, 4j + 3);
+ * off1 = (off, off). On the M4, pixels x0, x0 + in_c, x0 + 2 in_c (nv == 3): 3 LDR,
+ * 6 SXTAB16 and 6 SADD16 (the doubling), one STM per 12 values. */
 static void pw_group(uint32_t *d, const int8_t *x0, const int8_t *x1, const int8_t *x2,
-                     int32_t in_c, uint32_t off2) {
+                     int32_t in_c, uint32_t off1) {
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__thumb2__)
+  if (x2 == x0 + 2 * in_c) {
+    const int8_t *const end = x0 + in_c;
+    register uint32_t e0 __asm__("r4"), e1 __asm__("r5"), e2 __asm__("r6");
+    register uint32_t o0 __asm__("r7"), o1 __asm__("r8"), o2 __asm__("r9");
+    __asm__ volatile(
+        "1:\n\t"
+        "ldr %[o2], [%[x], %[rs], lsl #1]\n\t"
+        "ldr %[o1], [%[x], %[rs]]\n\t"
+        "ldr %[o0], [%[x]], #4\n\t"
+        "sxtab16 %[e0], %[off], %[o0]\n\t"
+        "sxtab16 %[e1], %[off], %[o1]\n\t"
+        "sxtab16 %[e2], %[off], %[o2]\n\t"
+        "sxtab16 %[o0], %[off], %[o0], ror #8\n\t"
+        "sxtab16 %[o1], %[off], %[o1], ror #8\n\t"
+        "sxtab16 %[o2], %[off], %[o2], ror #8\n\t"
+        "sadd16 %[e0], %[e0], %[e0]\n\t"
+        "sadd16 %[e1], %[e1], %[e1]\n\t"
+        "sadd16 %[e2], %[e2], %[e2]\n\t"
+        "sadd16 %[o0], %[o0], %[o0]\n\t"
+        "sadd16 %[o1], %[o1], %[o1]\n\t"
+        "sadd16 %[o2], %[o2], %[o2]\n\t"
+        "stm %[d]!, {%[e0], %[e1], %[e2], %[o0], %[o1], %[o2]}\n\t"
+        "cmp %[x], %[end]\n\t"
+        "bne 1b\n\t"
+        : [x] "+&r"(x0), [d] "+&r"(d), [e0] "=&r"(e0), [e1] "=&r"(e1), [e2] "=&r"(e2),
+          [o0] "=&r"(o0), [o1] "=&r"(o1), [o2] "=&r"(o2)
+        : [rs] "r"(in_c), [end] "r"(end), [off] "r"(off1)
+        : "cc", "memory");
+    return;
+  }
+#endif
   for (int32_t i = 0; i < in_c; i += 4, d += 6) {
     const uint32_t v0 = ts_ld32(x0 + i), v1 = ts_ld32(x1 + i), v2 = ts_ld32(x2 + i);
-    d[0] = ts_sxtab16(ts_sxtab16(off2, v0), v0);
-    d[1] = ts_sxtab16(ts_sxtab16(off2, v1), v1);
-    d[2] = ts_sxtab16(ts_sxtab16(off2, v2), v2);
-    d[3] = ts_sxtab16_ror8(ts_sxtab16_ror8(off2, v0), v0);
-    d[4] = ts_sxtab16_ror8(ts_sxtab16_ror8(off2, v1), v1);
-    d[5] = ts_sxtab16_ror8(ts_sxtab16_ror8(off2, v2), v2);
+    const uint32_t w[6] = {ts_sxtab16(off1, v0), ts_sxtab16(off1, v1), ts_sxtab16(off1, v2),
+                           ts_sxtab16_ror8(off1, v0), ts_sxtab16_ror8(off1, v1),
+                           ts_sxtab16_ror8(off1, v2)};
+    for (int32_t k = 0; k < 6; k++) d[k] = ts_sadd16(w[k], w[k]);
   }
 }
 
@@ -48,6 +80,29 @@ static void pw_record(uint32_t *r, const ts_conv_params_t *p, const int8_t *filt
   r[0] = r[2] = r[4] = ba;
   r[1] = r[3] = r[5] = bb;
   uint32_t *d = r + TS_CONV_HEAD;
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__thumb2__)
+  if (nc > 1) { /* LDR, LDR, 4 SXTB16, STM: 9 instructions per 8 weights */
+    const int8_t *const end = fa + in_c;
+    /* the STM's list must be ascending: fixed registers */
+    register uint32_t t0 __asm__("r4"), t1 __asm__("r5"), t2 __asm__("r6"), t3 __asm__("r7");
+    uint32_t va, vb;
+    __asm__ volatile(
+        "1:\n\t"
+        "ldr %[va], [%[fa]], #4\n\t"
+        "ldr %[vb], [%[fb]], #4\n\t"
+        "sxtb16 %[t0], %[va]\n\t"
+        "sxtb16 %[t1], %[vb]\n\t"
+        "sxtb16 %[t2], %[va], ror #8\n\t"
+        "sxtb16 %[t3], %[vb], ror #8\n\t"
+        "stm %[d]!, {%[t0], %[t1], %[t2], %[t3]}\n\t"
+        "cmp %[fa], %[end]\n\t"
+        "bne 1b\n\t"
+        : [fa] "+&r"(fa), [fb] "+&r"(fb), [d] "+&r"(d), [t0] "=&r"(t0), [t1] "=&r"(t1),
+          [t2] "=&r"(t2), [t3] "=&r"(t3), [va] "=&r"(va), [vb] "=&r"(vb)
+        : [end] "r"(end)
+        : "cc", "memory");
+  } else
+#endif
   for (int32_t i = 0; i < in_c; i += 4, d += 4, fb += sb) {
     const uint32_t va = ts_ld32(fa + i), vb = ts_ld32(fb);
     d[0] = ts_sxtb16(va);
@@ -74,20 +129,33 @@ int ts_cm4_conv_pointwise(const ts_conv_params_t *p, const int8_t *input, const 
   const int fast = ts_conv_rq_fast(p);
   const int32_t npix = p->batches * p->out_h * p->out_w, ngroups = (npix + 2) / 3;
   const int32_t npairs = (out_c + 1) >> 1;
-  const int once = npairs * R + Gw <= WORDS; /* every record fits beside a group */
-  int32_t G = (WORDS - (once ? npairs : 1) * R) / Gw; /* groups per tile */
-  const int32_t ntiles = (ngroups + G - 1) / G;
-  G = (ngroups + ntiles - 1) / ntiles; /* tiles of equal size */
-  int32_t bp = (WORDS - G * Gw) / R; /* pairs per block */
-  if (bp > npairs) bp = npairs;
+  /* G groups per tile (tiles of equal size), bp pairs per block: the split with the fewest
+   * instructions spent outside the routine, estimated as ~9/4 per weight and ~30 per record
+   * each time the records are built (once if they all fit, else once per tile) plus ~50 per
+   * routine call (one per group and block). More tiles, smaller tiles, larger blocks. */
+  int32_t G = 0, bp = 0;
+  uint32_t best = UINT32_MAX;
+  for (int32_t nt = (ngroups * Gw + (WORDS - R) - 1) / (WORDS - R), n = 0; n < 64; nt++, n++) {
+    const int32_t g = (ngroups + nt - 1) / nt;
+    int32_t b = (WORDS - g * Gw) / R;
+    if (b > npairs) b = npairs;
+    if (b < 1) continue; /* a rounded-up tile leaves no room for a pair */
+    const uint32_t widen = (uint32_t)npairs * (uint32_t)(9 * in_c / 4 + 30);
+    const uint32_t cost = (b == npairs ? 1 : (uint32_t)nt) * widen +
+                          50u * (uint32_t)ngroups * (uint32_t)((npairs + b - 1) / b);
+    if (cost < best) best = cost, G = g, bp = b;
+    if (b == npairs || g == 1) break;
+  }
+  if (!bp) return 0; /* no split found (cannot happen: g = 1 fits) */
+  const int once = bp == npairs; /* every record fits beside a tile: built once */
   uint32_t *const recs = buf + G * Gw;
-  const uint32_t o1 = (uint32_t)(uint16_t)(2 * p->input_offset), off2 = o1 | o1 << 16;
+  const uint32_t o1 = (uint32_t)(uint16_t)p->input_offset, off1 = o1 | o1 << 16;
   for (int32_t g0 = 0; g0 < ngroups; g0 += G) {
     const int32_t ng = ngroups - g0 < G ? ngroups - g0 : G;
     for (int32_t g = 0; g < ng; g++) { /* a short last group repeats its pixel: not stored */
       const int32_t P = 3 * (g0 + g), nv = npix - P < 3 ? npix - P : 3;
       const int8_t *x = input + P * in_c;
-      pw_group(buf + g * Gw, x, x + (nv > 1) * in_c, x + (nv > 2) * 2 * in_c, in_c, off2);
+      pw_group(buf + g * Gw, x, x + (nv > 1) * in_c, x + (nv > 2) * 2 * in_c, in_c, off1);
     }
     for (int32_t q0 = 0; q0 < npairs; q0 += bp) {
       const int32_t nq = npairs - q0 < bp ? npairs - q0 : bp, oc0 = 2 * q0;
