@@ -52,9 +52,9 @@ enum { CHUNK_BLOCK = TS_OPT_CONV_CHUNK_BLOCK, CHUNK_MIN = TS_OPT_CONV_CHUNK_MIN 
  * accumulators (a0, b0, a1, b1, a2, b2) are stored as int32 at out (4-byte aligned). */
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__thumb2__)
 /* r0 = x, r1 = records, r2 = np (>= 1), r3 = out, [sp] = out_c, [sp, #4] = npairs.
- * After the push, a 24-byte frame: [sp] x, [sp, #4] iterations ceil(np / 4), [sp, #8] the
- * entry address into the 4-pair loop body (so that the first iteration runs np % 4 pairs,
- * or 4; each TS_PAIR is 32 bytes), [sp, #12] out, [sp, #16] out_c, [sp, #20] the end of the
+ * After the push, a 24-byte frame: [sp] x, [sp, #4] iterations ceil(np / 8), [sp, #8] the
+ * entry address into the 8-pair loop body (so that the first iteration runs np % 8 pairs,
+ * or 8; each TS_PAIR is 32 bytes), [sp, #12] out, [sp, #16] out_c, [sp, #20] the end of the
  * records. Per pair: accumulators r4-r9 from the record's bias words; per tap pair the
  * inputs in r3, r10, r11 and the weights in r12, lr. The requantization of one output
  * (ts_rq2_words): SMMLAR with the rounding word, ADD of the sign, ASR, SSAT, STRB. */
@@ -92,12 +92,12 @@ __asm__(
     "mla r5, r4, r5, r1\n\t"
     "str r5, [sp, #20]\n\t"
     "rsbs r12, r2, #0\n\t"
-    "and r12, r12, #3\n\t"
-    "adr.w r4, .Lc2x3_p4\n\t"
+    "and r12, r12, #7\n\t"
+    "adr.w r4, .Lc2x3_body\n\t"
     "add r4, r4, r12, lsl #5\n\t"
     "orr r4, r4, #1\n\t"
-    "adds r2, r2, #3\n\t"
-    "lsrs r2, r2, #2\n\t"
+    "adds r2, r2, #7\n\t"
+    "lsrs r2, r2, #3\n\t"
     "strd r0, r2, [sp]\n\t"
     "str r4, [sp, #8]\n"
     ".Lc2x3_pair:\n\t"
@@ -105,13 +105,11 @@ __asm__(
     "ldrd r0, r2, [sp]\n\t"  /* x, iterations */
     "ldr pc, [sp, #8]\n\t"
     ".p2align 2\n"
-    ".Lc2x3_p4:\n\t"
-    TS_PAIR
-    TS_PAIR
-    TS_PAIR
-    TS_PAIR
+    ".Lc2x3_body:\n\t"
+    TS_PAIR TS_PAIR TS_PAIR TS_PAIR
+    TS_PAIR TS_PAIR TS_PAIR TS_PAIR
     "subs r2, r2, #1\n\t"
-    "bne .Lc2x3_p4\n\t"
+    "bne .Lc2x3_body\n\t"
     "ldrd r0, r2, [sp, #12]\n\t" /* out, out_c */
     "cbnz r2, 1f\n\t"
     "stm r0, {r4-r9}\n\t"
