@@ -1,37 +1,42 @@
 /* CONV_2D int8, Cortex-M4 DSP kernel, bit-exact with ts_ref_conv2d_s8 (kernels/ref/conv.c).
  *
- * One path for every shape it takes (first layers with 1 or 3 input channels included):
+ * One routine for every shape it takes (first layers with 1 or 3 input channels included):
  * 2 output channels x 3 output pixels per call of one hand-scheduled routine
  * (ts_cm4_conv2x3, Thumb-2 assembly below): per tap pair one LDM of the 3 pixels' inputs,
- * one LDM of the 2 channels' weights and 6 SMLAD (8 instructions per 12 MACs), then the 6
- * outputs requantized in 7 instructions each.
+ * one LDM of the 2 channels' weights and 6 SMLAD (8 instructions per 12 MACs, loop body of
+ * 8 tap pairs), then the 6 outputs requantized in 5 instructions each. 1x1 convs with in_c
+ * a multiple of 4 feed it from conv_pointwise.c; the rest from here.
  *
  * Receptive field order: (ky, kx, ic), as the filter is stored, each kernel row (k_w * in_c
  * values, contiguous in the input and the filter) padded to an even count (a "segment"), so
- * a field is np = k_h * half int16 pairs. Inputs and weights are widened to int16 by the
- * same function (widen_seg): groups of 4 in SXTB16 order (v0, v2 | v1, v3), the rest as
- * plain pairs, so both carry the same permutation and the dot product is unchanged.
+ * a field is np = k_h * half int16 pairs. Inputs and weights are widened to int16 in the
+ * same order (widen_seg, widen_seg_sum): groups of 4 in SXTB16 order (v0, v2 | v1, v3), the
+ * rest as plain pairs, so both carry the same permutation and the dot product is unchanged.
  *
  * The input offset is folded into the bias: sum (x + off) w = sum x w + off * sum w (int32,
  * wrapping, exactly as the reference's sum), so inputs are only sign-extended; taps outside
  * the input (padding, which the reference skips) read the input zero point -off, whose
- * (x + off) is 0.
+ * (x + off) is 0. The weights are widened doubled (2 w) and the bias words are doubled, so
+ * the routine's accumulators are 2 acc (exact while |acc| < 2^29: |bias| <= 2^28 and a
+ * field of at most 8192 values, else the plain loop nest), which its 5-instruction
+ * requantization needs (ts_rq2_words, ts_dsp.h: SMMLAR, the sign, ASR, SSAT, STRB).
  *
  * Buffers (stack): weights of a block of output channels, per channel pair a record
  *   [bias a, bias b, bias a, bias b, bias a, bias b | a pair 0, b pair 0, a pair 1, ... |
- *    mult a, rnd a, sh a, mult b, rnd b, sh b]
+ *    mult a, rnd a, e a, mult b, rnd b, e b]
  * (built once per call), and the im2col of 3 consecutive output pixels (flat over batch,
  * rows and columns, so only the very last group has unused slots), interleaved by tap pair:
  * word 3 t + s = pair t of pixel s. Requantization: TFLM's double rounding exactly
- * (ts_dsp.h); when every shift is in [-23, -2] (all real layers) the output offset is
- * folded into the rounding term and the assembly stores the
- * outputs; otherwise it hands back the accumulators and C finishes. A fused activation
- * narrower than int8 is one clamp pass over the outputs at the end (ts_clamp_pass: exact,
- * since clamp(SSAT8(v), lo, hi) == clamp(v, lo, hi)).
+ * (ts_dsp.h); when every shift is in [-23, -1] (all real layers) the output offset is
+ * folded into the rounding term and the assembly stores the outputs; otherwise it hands
+ * back the accumulators and C finishes. A fused activation narrower than int8 is one clamp
+ * pass over the outputs at the end (ts_clamp_pass: exact, since clamp(SSAT8(v), lo, hi) ==
+ * clamp(v, lo, hi)).
  * A field larger than the buffers (3 * np > TS_OPT_CONV_ROWBUF / 2, or a weight block of
  * fewer than TS_OPT_CONV_CHUNK_MIN channels: 3x3 convs with 32+ input channels) runs the
  * same routine chunked over the field (conv_chunked), so no size sends a conv to a plain
- * loop; only dil_w != 1 takes the plain loop nest (ts_plain_conv, common.c). */
+ * loop; only dil_w != 1 and the accumulator bound above take the plain loop nest
+ * (ts_plain_conv, common.c). */
 #include "ts_dsp.h"
 #include "ts_kernels.h"
 
@@ -112,16 +117,17 @@ __asm__(
     "bne .Lc2x3_body\n\t"
     "ldrd r0, r2, [sp, #12]\n\t" /* out, out_c */
     "cbnz r2, 1f\n\t"
-    "stm r0, {r4-r9}\n\t"
-    "add sp, sp, #24\n\t"
-    "pop {r4-r11, pc}\n"
+    "stm r0!, {r4-r9}\n\t" /* raw: the accumulators, 24 bytes per pair */
+    "adds r1, r1, #24\n\t"
+    "b 2f\n"
     "1:\n\t"
     "ldm r1!, {r3, r10, r11}\n\t" /* channel a: mult, rnd, e */
     TS_RQ("r4", "[r0]") TS_RQ("r6", "[r0, r2]") TS_RQ("r8", "[r0, r2, lsl #1]")
     "ldm r1!, {r3, r10, r11}\n\t" /* channel b */
     "adds r0, r0, #1\n\t"
     TS_RQ("r5", "[r0]") TS_RQ("r7", "[r0, r2]") TS_RQ("r9", "[r0, r2, lsl #1]")
-    "adds r0, r0, #1\n\t"
+    "adds r0, r0, #1\n"
+    "2:\n\t"
     "ldr r3, [sp, #20]\n\t"
     "str r0, [sp, #12]\n\t"
     "cmp r1, r3\n\t"
@@ -135,7 +141,7 @@ __asm__(
 #else
 void ts_cm4_conv2x3(const uint32_t *x, const uint32_t *r, int32_t np, int8_t *out,
                     int32_t out_c, int32_t npairs) {
-  for (; npairs > 0; npairs--, out += 2) {
+  for (; npairs > 0; npairs--, out += out_c ? 2 : 24) {
     int32_t acc[6];
     for (int32_t i = 0; i < 6; i++) acc[i] = (int32_t)r[i];
     const uint32_t *w = r + HEAD, *xs = x;
@@ -146,7 +152,8 @@ void ts_cm4_conv2x3(const uint32_t *x, const uint32_t *r, int32_t np, int8_t *ou
       }
     if (!out_c) {
       __builtin_memcpy(out, acc, sizeof acc);
-      return;
+      r = w + TAIL;
+      continue;
     }
     for (int32_t s = 0; s < 3; s++) {
       out[s * out_c] = (int8_t)ts_rq2_words(acc[2 * s], w);
@@ -172,6 +179,18 @@ static void widen_seg(uint32_t *d, int32_t step, const int8_t *src, int32_t n) {
   }
   for (; i + 2 <= n; i += 2, d += step) d[0] = pack16(src[i], src[i + 1]);
   if (i < n) d[0] = pack16(src[i], 0);
+}
+
+/* widen_seg, doubled (2 v: weights of the chunked path, whose seeds carry the sums). */
+static void widen_seg_dbl(uint32_t *d, int32_t step, const int8_t *src, int32_t n) {
+  int32_t i = 0;
+  for (; i + 4 <= n; i += 4, d += 2 * step) {
+    const uint32_t v = ts_ld32(src + i), lo = ts_sxtb16(v), hi = ts_sxtb16_ror8(v);
+    d[0] = ts_sadd16(lo, lo);
+    d[step] = ts_sadd16(hi, hi);
+  }
+  for (; i + 2 <= n; i += 2, d += step) d[0] = pack16(2 * src[i], 2 * src[i + 1]);
+  if (i < n) d[0] = pack16(2 * src[i], 0);
 }
 
 /* widen_seg of weights, doubled (2 w: the routine's accumulators are 2 acc), returning the
@@ -390,7 +409,7 @@ static void conv_chunked(const ts_conv_params_t *p, const int8_t *input, const i
           const int32_t recw = HEAD + 2 * cp + TAIL; /* this chunk's records, consecutive */
           for (int32_t c = 0; c < 2 * npb; c++) { /* this chunk's records */
             uint32_t *r = wbuf + (c >> 1) * recw;
-            if (c < nb) (void)widen_seg_sum(r + HEAD + (c & 1), 2, filter + (oc0 + c) * K + ky * seg + v0, kv);
+            if (c < nb) widen_seg_dbl(r + HEAD + (c & 1), 2, filter + (oc0 + c) * K + ky * seg + v0, kv);
             else fill_words(r + HEAD + 1, 2, cp, 0);
             if (last) {
               uint32_t *qw = r + HEAD + 2 * cp + 3 * (c & 1);
@@ -412,15 +431,15 @@ static void conv_chunked(const ts_conv_params_t *p, const int8_t *input, const i
               cursor_next(&g);
             }
             uint32_t *a = acc + gi * npb * 6;
+            for (int32_t q = 0; q < npb; q++) __builtin_memcpy(wbuf + q * recw, a + 6 * q, 24);
             int32_t q = 0;
             if (last && fast && nv == 3 && nb >= 2) { /* requantized and stored */
-              for (; q < nb >> 1; q++) __builtin_memcpy(wbuf + q * recw, a + 6 * q, 24);
-              ts_cm4_conv2x3(tb, wbuf, cp, output + P * out_c + oc0, out_c, nb >> 1);
+              q = nb >> 1;
+              ts_cm4_conv2x3(tb, wbuf, cp, output + P * out_c + oc0, out_c, q);
             }
-            for (; q < npb; q++) {
-              __builtin_memcpy(wbuf + q * recw, a + 6 * q, 24);
-              ts_cm4_conv2x3(tb, wbuf + q * recw, cp, (int8_t *)(a + 6 * q), 0, 1);
-              if (!last) continue;
+            if (q < npb) /* the rest: accumulators back, one call for every pair */
+              ts_cm4_conv2x3(tb, wbuf + q * recw, cp, (int8_t *)(a + 6 * q), 0, npb - q);
+            for (; last && q < npb; q++) {
               const int32_t *o = (const int32_t *)(a + 6 * q);
               int8_t *out = output + P * out_c + oc0 + 2 * q;
               for (int32_t s = 0; s < nv; s++) {

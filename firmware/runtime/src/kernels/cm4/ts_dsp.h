@@ -192,9 +192,8 @@ static inline int32_t ts_rq2_words(int32_t A, const uint32_t *q) {
  * int16 pair t of pixel s): A = bias word + sum over np tap pairs t of SMLAD(x[3t + s],
  * weight pair t), where the caller has doubled one side (A = 2 acc, |acc| < 2^29). Then, if
  * out_c != 0, out[s * out_c + 2q] = ts_rq2_words(A, words of channel a) for channel a of
- * pair q, and out[s * out_c + 2q + 1] likewise for b; if out_c == 0 (then npairs must be
- * 1), the accumulators (a0, b0, a1, b1, a2, b2) are stored as int32 at out (4-byte
- * aligned). */
+ * pair q, and out[s * out_c + 2q + 1] likewise for b; if out_c == 0, pair q's accumulators
+ * (a0, b0, a1, b1, a2, b2) are stored as int32 at out + 24 q (4-byte aligned). */
 enum { TS_CONV_HEAD = 6, TS_CONV_TAIL = 6 };
 void ts_cm4_conv2x3(const uint32_t *x, const uint32_t *r, int32_t np, int8_t *out,
                     int32_t out_c, int32_t npairs);
