@@ -312,16 +312,8 @@ static void im2col_1x3(uint32_t *tb, const int8_t *src, int32_t row, int32_t k_h
 
 /* The next nv (1..3) output pixels' fields into the im2col buffer; unused slots zeroed. */
 static void im2col3(cursor_t *g, uint32_t *tb, int8_t *tmp, int32_t nv, int32_t np,
-                    int gray3, int pointwise) {
+                    int gray3) {
   const ts_conv_params_t *p = g->p;
-  if (pointwise) { /* 1x1, stride 1, no padding: output pixel i reads input pixel i */
-    for (int32_t s = 0; s < 3; s++) {
-      if (s < nv) widen_seg(tb + s, 3, g->input + g->at + s * g->seg, g->seg);
-      else fill_words(tb + s, 3, np, 0); /* an unused slot */
-    }
-    g->at += 3 * g->seg; /* the cursor's other fields are not used on this path */
-    return;
-  }
   if (gray3 && nv == 3 && g->ox + 3 <= p->out_w && g->ix0 >= 0 && g->ix0 + 5 <= p->in_w &&
       g->iy0 >= 0 && g->iy0 + (p->k_h - 1) * p->dil_h < p->in_h) {
     im2col_1x3(tb, g->input + g->at, g->row, p->k_h);
@@ -487,9 +479,6 @@ static __attribute__((noinline)) void conv_im2col(const ts_conv_params_t *p, con
   }
   const int32_t npix = p->batches * p->out_h * p->out_w;
   const int gray3 = p->in_c == 1 && p->k_w == 3 && p->stride_w == 1;
-  /* 1x1, stride 1, no padding (so out_h, out_w = in_h, in_w): pixel i reads input pixel i */
-  const int pointwise = (p->k_h | p->k_w | p->stride_h | p->stride_w) == 1 &&
-                        (p->pad_h | p->pad_w) == 0;
   /* Small outputs (the 3x3 and 6x6 planes of late layers), whose block of channels is not
    * all of them: the im2col of every group of 3 pixels is built once and kept (tbw words
    * each), and the records of the blocks take the rest of the buffer (at least one pair),
@@ -510,7 +499,7 @@ static __attribute__((noinline)) void conv_im2col(const ts_conv_params_t *p, con
     cursor_t g = {p, input, seg, half, p->dil_h * p->in_w * p->in_c, 0, 0, 0, 0, 0, 0};
     cursor_row(&g);
     for (int32_t P = 0; P < npix; P += 3)
-      im2col3(&g, buf + P / 3 * tbw, tmp, npix - P < 3 ? npix - P : 3, np, gray3, pointwise);
+      im2col3(&g, buf + P / 3 * tbw, tmp, npix - P < 3 ? npix - P : 3, np, gray3);
   }
   for (int32_t oc0 = 0; oc0 < out_c; oc0 += block) {
     const int32_t nb = out_c - oc0 < block ? out_c - oc0 : block;
@@ -541,7 +530,7 @@ static __attribute__((noinline)) void conv_im2col(const ts_conv_params_t *p, con
     for (int32_t P = 0; P < npix; P += 3) {
       const int32_t nv = npix - P < 3 ? npix - P : 3;
       uint32_t *const tb = cache ? buf + P / 3 * tbw : buf;
-      if (!cache) im2col3(&g, tb, tmp, nv, np, gray3, pointwise);
+      if (!cache) im2col3(&g, tb, tmp, nv, np, gray3);
       int8_t *const o = output + P * out_c + oc0;
       int32_t c = 0; /* whole channel pairs with outputs the assembly can store */
       if (fast && nv == 3 && nb >= 2) {

@@ -8,11 +8,11 @@
  *    once per pixel for every output channel. The weights are then only sign-extended
  *    (LDR, SXTB16, SXTB16 ROR 8 per 4; no sum for folding the offset into the bias), and the
  *    bias word is 2 bias.
- *  - loop order: a tile of as many 3-pixel groups as the buffer holds next to one block of
- *    channel-pair records; per tile, the blocks' records are built and every group of the
- *    tile runs through them. When every channel's record fits beside a group, they are built
- *    once for the call; otherwise a tile is as large as the buffer allows (next to one pair)
- *    and the weights are widened once per tile, i.e. ceil(pixels / tile) times in all.
+ *  - loop order: a tile of 3-pixel groups next to one block of channel-pair records in the
+ *    buffer; per tile, the blocks' records are built and every group of the tile runs
+ *    through them. When every channel's record fits beside the tile they are built once
+ *    per call; otherwise once per tile. The split (groups per tile, pairs per block) is the
+ *    one with the fewest estimated instructions of widening and routine calls.
  * Outputs the routine cannot store (a group of fewer than 3 pixels, an odd last channel, a
  * shift outside [-23, -1]) come back as accumulators and are finished in C (ts_out_slow).
  * The buffer is the general path's (the same stack bound). */
@@ -23,19 +23,20 @@ enum { WORDS = TS_OPT_CONV_WBUF / 2 + TS_OPT_CONV_ROWBUF / 2 };
 
 /* Group of 3 pixels (x0, x1, x2: in_c values each) into d: for values 4j..4j+3, words 6j + s
  * = 2 (x + off) of values (4j, 4j + 2) of pixel s, 6j + 3 + s = values (4j + 1, 4j + 3);
- * off1 = (off, off). On the M4, pixels x0, x0 + in_c, x0 + 2 in_c (nv == 3): 3 LDR,
- * 6 SXTAB16 and 6 SADD16 (the doubling), one STM per 12 values. */
-static void pw_group(uint32_t *d, const int8_t *x0, const int8_t *x1, const int8_t *x2,
-                     int32_t in_c, uint32_t off1) {
+ * off1 = (off, off). On the M4: 3 LDR, 6 SXTAB16 and 6 SADD16 (the doubling), one STM per
+ * 12 values. */
+__attribute__((noinline)) static void pw_group(uint32_t *d, const int8_t *x0,
+                                               const int8_t *x1, const int8_t *x2,
+                                               int32_t in_c, uint32_t off1) {
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__thumb2__)
-  if (x2 == x0 + 2 * in_c) {
+  {
     const int8_t *const end = x0 + in_c;
     register uint32_t e0 __asm__("r4"), e1 __asm__("r5"), e2 __asm__("r6");
     register uint32_t o0 __asm__("r7"), o1 __asm__("r8"), o2 __asm__("r9");
     __asm__ volatile(
         "1:\n\t"
-        "ldr %[o2], [%[x], %[rs], lsl #1]\n\t"
-        "ldr %[o1], [%[x], %[rs]]\n\t"
+        "ldr %[o2], [%[x2]], #4\n\t"
+        "ldr %[o1], [%[x1]], #4\n\t"
         "ldr %[o0], [%[x]], #4\n\t"
         "sxtab16 %[e0], %[off], %[o0]\n\t"
         "sxtab16 %[e1], %[off], %[o1]\n\t"
@@ -52,13 +53,12 @@ static void pw_group(uint32_t *d, const int8_t *x0, const int8_t *x1, const int8
         "stm %[d]!, {%[e0], %[e1], %[e2], %[o0], %[o1], %[o2]}\n\t"
         "cmp %[x], %[end]\n\t"
         "bne 1b\n\t"
-        : [x] "+&r"(x0), [d] "+&r"(d), [e0] "=&r"(e0), [e1] "=&r"(e1), [e2] "=&r"(e2),
-          [o0] "=&r"(o0), [o1] "=&r"(o1), [o2] "=&r"(o2)
-        : [rs] "r"(in_c), [end] "r"(end), [off] "r"(off1)
+        : [x] "+&r"(x0), [x1] "+&r"(x1), [x2] "+&r"(x2), [d] "+&r"(d), [e0] "=&r"(e0),
+          [e1] "=&r"(e1), [e2] "=&r"(e2), [o0] "=&r"(o0), [o1] "=&r"(o1), [o2] "=&r"(o2)
+        : [end] "r"(end), [off] "r"(off1)
         : "cc", "memory");
-    return;
   }
-#endif
+#else
   for (int32_t i = 0; i < in_c; i += 4, d += 6) {
     const uint32_t v0 = ts_ld32(x0 + i), v1 = ts_ld32(x1 + i), v2 = ts_ld32(x2 + i);
     const uint32_t w[6] = {ts_sxtab16(off1, v0), ts_sxtab16(off1, v1), ts_sxtab16(off1, v2),
@@ -66,22 +66,20 @@ static void pw_group(uint32_t *d, const int8_t *x0, const int8_t *x1, const int8
                            ts_sxtab16_ror8(off1, v2)};
     for (int32_t k = 0; k < 6; k++) d[k] = ts_sadd16(w[k], w[k]);
   }
+#endif
 }
 
-/* The records of channels oc, oc + 1 (nc = 1: the second is a zero phantom) at r. */
+/* The records of channels oc, oc + 1 (nc = 1: the second is a phantom, a copy of the first,
+ * computed and never stored) at r. */
 static void pw_record(uint32_t *r, const ts_conv_params_t *p, const int8_t *filter,
                       const int32_t *bias, int32_t oc, int32_t nc, int fast) {
-  static const int8_t zero[4];
-  const int32_t in_c = p->in_c;
-  const int8_t *fa = filter + oc * in_c, *fb = nc > 1 ? fa + in_c : zero;
-  const int32_t sb = nc > 1 ? 4 : 0;
-  const uint32_t ba = bias ? 2 * (uint32_t)bias[oc] : 0;
-  const uint32_t bb = bias && nc > 1 ? 2 * (uint32_t)bias[oc + 1] : 0;
-  r[0] = r[2] = r[4] = ba;
-  r[1] = r[3] = r[5] = bb;
+  const int32_t in_c = p->in_c, ob = oc + nc - 1;
+  const int8_t *fa = filter + oc * in_c, *fb = filter + ob * in_c;
+  r[0] = r[2] = r[4] = bias ? 2 * (uint32_t)bias[oc] : 0;
+  r[1] = r[3] = r[5] = bias ? 2 * (uint32_t)bias[ob] : 0;
   uint32_t *d = r + TS_CONV_HEAD;
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__thumb2__)
-  if (nc > 1) { /* LDR, LDR, 4 SXTB16, STM: 9 instructions per 8 weights */
+  { /* LDR, LDR, 4 SXTB16, STM: 9 instructions per 8 weights */
     const int8_t *const end = fa + in_c;
     /* the STM's list must be ascending: fixed registers */
     register uint32_t t0 __asm__("r4"), t1 __asm__("r5"), t2 __asm__("r6"), t3 __asm__("r7");
@@ -101,17 +99,18 @@ static void pw_record(uint32_t *r, const ts_conv_params_t *p, const int8_t *filt
           [t2] "=&r"(t2), [t3] "=&r"(t3), [va] "=&r"(va), [vb] "=&r"(vb)
         : [end] "r"(end)
         : "cc", "memory");
-  } else
-#endif
-  for (int32_t i = 0; i < in_c; i += 4, d += 4, fb += sb) {
-    const uint32_t va = ts_ld32(fa + i), vb = ts_ld32(fb);
+  }
+#else
+  for (int32_t i = 0; i < in_c; i += 4, d += 4) {
+    const uint32_t va = ts_ld32(fa + i), vb = ts_ld32(fb + i);
     d[0] = ts_sxtb16(va);
     d[1] = ts_sxtb16(vb);
     d[2] = ts_sxtb16_ror8(va);
     d[3] = ts_sxtb16_ror8(vb);
   }
+#endif
   for (int32_t c = 0; c < 2; c++, d += 3) {
-    const int32_t o = oc + (c < nc ? c : 0), e = -p->shift[o];
+    const int32_t o = c ? ob : oc, e = -p->shift[o];
     d[0] = (uint32_t)p->mult[o];
     d[1] = fast ? ts_conv_rq_round(e, p->output_offset) : 0;
     d[2] = (uint32_t)e;
