@@ -164,6 +164,14 @@ void ts_cm4_conv2x3(const uint32_t *x, const uint32_t *r, int32_t np, int8_t *ou
 }
 #endif
 
+void ts_conv_finish(const int32_t *acc, int8_t *o, int32_t nv, int32_t oc, int32_t nc,
+                    const ts_conv_params_t *p) {
+  for (int32_t s = 0; s < nv; s++) {
+    o[s * p->out_c] = ts_out_slow(acc[2 * s] >> 1, oc, p);
+    if (nc > 1) o[s * p->out_c + 1] = ts_out_slow(acc[2 * s + 1] >> 1, oc + 1, p);
+  }
+}
+
 static inline uint32_t pack16(int32_t lo, int32_t hi) {
   return (uint32_t)(uint16_t)lo | (uint32_t)(uint16_t)hi << 16;
 }
@@ -431,14 +439,9 @@ static void conv_chunked(const ts_conv_params_t *p, const int8_t *input, const i
             }
             if (q < npb) /* the rest: accumulators back, one call for every pair */
               ts_cm4_conv2x3(tb, wbuf + q * recw, cp, (int8_t *)(a + 6 * q), 0, npb - q);
-            for (; last && q < npb; q++) {
-              const int32_t *o = (const int32_t *)(a + 6 * q);
-              int8_t *out = output + P * out_c + oc0 + 2 * q;
-              for (int32_t s = 0; s < nv; s++) {
-                out[s * out_c] = ts_out_slow(o[2 * s] >> 1, oc0 + 2 * q, p);
-                if (2 * q + 1 < nb) out[s * out_c + 1] = ts_out_slow(o[2 * s + 1] >> 1, oc0 + 2 * q + 1, p);
-              }
-            }
+            for (; last && q < npb; q++)
+              ts_conv_finish((const int32_t *)(a + 6 * q), output + P * out_c + oc0 + 2 * q, nv,
+                             oc0 + 2 * q, nb - 2 * q, p);
           }
         }
       g0 = g;
@@ -540,10 +543,7 @@ static __attribute__((noinline)) void conv_im2col(const ts_conv_params_t *p, con
       for (; c < nb; c += 2) { /* the rest: accumulators back, C finishes */
         int32_t acc[6];
         ts_cm4_conv2x3(tb, wbuf + (c >> 1) * rec, np, (int8_t *)acc, 0, 1);
-        for (int32_t s = 0; s < nv; s++) {
-          o[s * out_c + c] = ts_out_slow(acc[2 * s] >> 1, oc0 + c, p);
-          if (c + 1 < nb) o[s * out_c + c + 1] = ts_out_slow(acc[2 * s + 1] >> 1, oc0 + c + 1, p);
-        }
+        ts_conv_finish(acc, o + c, nv, oc0 + c, nb - c, p);
       }
     }
   }

@@ -14,7 +14,7 @@
  *    per call; otherwise once per tile. The split (groups per tile, pairs per block) is the
  *    one with the fewest estimated instructions of widening and routine calls.
  * Outputs the routine cannot store (a group of fewer than 3 pixels, an odd last channel, a
- * shift outside [-23, -1]) come back as accumulators and are finished in C (ts_out_slow).
+ * shift outside [-23, -1]) come back as accumulators and are finished in C (ts_conv_finish).
  * The buffer is the general path's (the same stack bound). */
 #include "ts_dsp.h"
 #include "ts_kernels.h"
@@ -173,11 +173,7 @@ int ts_cm4_conv_pointwise(const ts_conv_params_t *p, const int8_t *input, const 
         for (; 2 * q < nb; q++) { /* the rest: accumulators back, C finishes */
           int32_t acc[6];
           ts_cm4_conv2x3(buf + g * Gw, recs + q * R, np, (int8_t *)acc, 0, 1);
-          for (int32_t s = 0; s < nv; s++) {
-            o[s * out_c + 2 * q] = ts_out_slow(acc[2 * s] >> 1, oc0 + 2 * q, p);
-            if (2 * q + 1 < nb)
-              o[s * out_c + 2 * q + 1] = ts_out_slow(acc[2 * s + 1] >> 1, oc0 + 2 * q + 1, p);
-          }
+          ts_conv_finish(acc, o + 2 * q, nv, oc0 + 2 * q, nb - 2 * q, p);
         }
       }
     }

@@ -197,6 +197,11 @@ static inline int32_t ts_rq2_words(int32_t A, const uint32_t *q) {
 enum { TS_CONV_HEAD = 6, TS_CONV_TAIL = 6 };
 void ts_cm4_conv2x3(const uint32_t *x, const uint32_t *r, int32_t np, int8_t *out,
                     int32_t out_c, int32_t npairs);
+/* The outputs of one pair's accumulators (2 acc, as ts_cm4_conv2x3 hands them back) that the
+ * routine did not store: nv pixels of channel oc at o[s * out_c] and, if nc > 1, of oc + 1
+ * at o[s * out_c + 1] (ts_out_slow: the plain requantization and clamp). */
+void ts_conv_finish(const int32_t *acc, int8_t *o, int32_t nv, int32_t oc, int32_t nc,
+                    const ts_conv_params_t *p);
 /* 1x1, stride 1, unpadded convs with in_c % 4 == 0 (conv_pointwise.c); 0: not taken. */
 int ts_cm4_conv_pointwise(const ts_conv_params_t *p, const int8_t *input, const int8_t *filter,
                           const int32_t *bias, int8_t *output);
