@@ -88,6 +88,8 @@ typedef struct {
 #define TS_OPF_IN_PLACE_ANY 2u /* ... or, if input 0's may not, input 1's */
 #define TS_OPF_IN_PLACE_COPY 4u /* ... through its scratch (a copy, slower): only when that
                                  * makes the arena smaller (ts_offer_in_place_copy) */
+#define TS_OPF_ALIAS 8u /* the output is input 0's bytes unchanged (RESHAPE, SQUEEZE): it may
+                         * share them even with a model input or one read again later */
 
 #define PTR_ALIGN _Alignof(void *)
 #define PARAM_OFF ((sizeof(ts_oprec_t) + PTR_ALIGN - 1) & ~(PTR_ALIGN - 1))
