@@ -270,6 +270,26 @@ static int check_mean(int32_t c) {
   return compare("mean", no, c);
 }
 
+/* SOFTMAX: rows longer than the optimized kernel's exp buffer (TS_OPT_SOFTMAX_ROW_BUF,
+ * 8 in the -small build) recompute their tail; beta * scale as ops/softmax.c accepts it;
+ * rows with ties at the maximum, constant rows and values below diff_min. */
+static int check_softmax(int32_t c) {
+  ts_softmax_params_t p;
+  p.depth = rnd() % 4 == 0 ? range(100, 300) : range(1, 40);
+  p.outer = range(1, 4);
+  double real = (1.0 + (double)(rnd() % 100000)) * (double)(1u << (rnd() % 20)) * 4.0;
+  if (real > 2147483647.0 || rnd() % 8 == 0) real = 2147483647.0; /* ops/softmax.c's clamp */
+  ts_quantize_multiplier(real, &p.input_multiplier, &p.input_left_shift);
+  if (p.input_left_shift < 0 || p.input_left_shift > 31) return 0;
+  p.diff_min = -(int32_t)((INT64_C(31) << 26) >> p.input_left_shift);
+  const int32_t n = p.depth * p.outer;
+  fill(in, n);
+  if (rnd() % 8 == 0) memset(in, (int)range(-128, 127), (size_t)p.depth); /* a constant row */
+  ts_ref_softmax_s8(&p, in, out_ref);
+  ts_opt_softmax_s8(&p, in, out_opt);
+  return compare("softmax", n, c);
+}
+
 static int check_add(int32_t c) {
   ts_add_params_t p;
   memset(&p, 0, sizeof p);
@@ -463,7 +483,7 @@ int TS_CHECK_MAIN(int argc, char **argv) {
     int (*check)(int32_t);
   } kernels[] = {{"conv", check_conv}, {"depthwise", check_dw}, {"fully_connected", check_fc},
                  {"max_pool", check_max_pool}, {"avg_pool", check_avg_pool}, {"mean", check_mean},
-                 {"add", check_add}};
+                 {"add", check_add}, {"softmax", check_softmax}};
   for (size_t k = 0; k < sizeof kernels / sizeof kernels[0]; k++) {
     int nbad = 0; /* each kernel stops at its first mismatch */
     for (int32_t c = 0; c < cases && !nbad; c++) nbad += kernels[k].check(c);

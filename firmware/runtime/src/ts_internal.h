@@ -177,6 +177,7 @@ ts_status_t ts_resize_prepare(ts_loader_t *L, ts_oprec_t *o);
 #define KERNEL_AVG_POOL ts_opt_avg_pool_s8
 #define KERNEL_MEAN ts_opt_mean_s8
 #define KERNEL_ADD ts_opt_add_s8
+#define KERNEL_SOFTMAX ts_opt_softmax_s8
 #else
 #define KERNEL_CONV ts_ref_conv2d_s8
 #define KERNEL_DW ts_ref_depthwise_conv2d_s8
@@ -185,6 +186,7 @@ ts_status_t ts_resize_prepare(ts_loader_t *L, ts_oprec_t *o);
 #define KERNEL_AVG_POOL ts_ref_avg_pool_s8
 #define KERNEL_MEAN ts_ref_mean_s8
 #define KERNEL_ADD ts_ref_add_s8
+#define KERNEL_SOFTMAX ts_ref_softmax_s8
 #endif
 
 /* ---- messages (ts_fmt.c): a tiny formatter, %s %d %u only */
