@@ -287,6 +287,16 @@ static int check_softmax(int32_t c) {
   if (rnd() % 8 == 0) memset(in, (int)range(-128, 127), (size_t)p.depth); /* a constant row */
   ts_ref_softmax_s8(&p, in, out_ref);
   ts_opt_softmax_s8(&p, in, out_opt);
+  /* its exp alone, on 256 random negative Q5.26 values (and the edges) per case */
+  for (int k = 0; k < 256; k++) {
+    const int32_t a = k == 0 ? INT32_MIN : k == 1 ? -1 : -(int32_t)(rnd() & 0x7fffffffu) - 1;
+    const int32_t r = ts_exp_on_negative_values_5(a), o = ts_opt_softmax_exp(a);
+    if (r != o) {
+      printf("MISMATCH softmax exp case %" PRId32 ": a %" PRId32 ": ref %" PRId32 " opt %" PRId32
+             "\n", c, a, r, o);
+      return 1;
+    }
+  }
   return compare("softmax", n, c);
 }
 
