@@ -49,7 +49,7 @@ enum { PW = TS_DW_PLANES_MAX_W + 3 /* int16 per plane row (128 bytes: the assemb
 /* One channel, rows x npairs pixel pairs: output pixels 2i, 2i + 1 (i < npairs) of a row
  * from the plane q (its first kernel row; kernel rows PW apart) into out[0], out[out_c], ...;
  * then q += npairs * 4 + qstep bytes, out += npairs * 2 * out_c + ostep, next row. rec =
- *   [mult, rnd (output offset folded), sh, out_c, bias, bias, W01 row 0, W12 row 0,
+ *   [mult, rnd2, e (ts_rq_dbl), out_c, 2 bias, 2 bias, W01 row 0, W12 row 0,
  *    W01 row 1, W12 row 1, W01 row 2, W12 row 2, npairs * 4, qstep, ostep, rows (>= 1)]
  * (rows is counted down in place). */
 void ts_cm4_dw3(const int16_t *q, uint32_t *rec, int8_t *out);
@@ -93,6 +93,12 @@ void ts_cm4_dwn(dwn_args_t *a);
   "smlal lr, r11, " acc ", r10\n\t"       \
   "asr r11, r11, r12\n\t"                 \
   "ssat r11, #8, r11\n\t"
+/* ts_rq_dbl of the doubled accumulator acc into lr: mult, rnd2, e in r10-r12. */
+#define TS_RQD(acc)                       \
+  "add lr, r11, " acc ", asr #31\n\t"    \
+  "smmlar lr, " acc ", r10, lr\n\t"      \
+  "asr lr, lr, r12\n\t"                  \
+  "ssat lr, #8, lr\n\t"
 __asm__(
     ".syntax unified\n\t"
     ".section .text.ts_cm4_dw3,\"ax\",%progbits\n\t"
@@ -115,13 +121,12 @@ __asm__(
     "ldrd r12, lr, [r1, #40]\n\t"
     TS_ROW("256", "r12", "lr")
     "adds r0, r0, #4\n\t"
-    "ldm r1, {r10, r11, r12}\n\t" /* mult, rnd, sh */
-    TS_RQ("r8")
-    "strb r11, [r2]\n\t"
-    "ldr r11, [r1, #4]\n\t"
-    TS_RQ("r9")
+    "ldm r1, {r10, r11, r12}\n\t" /* mult, rnd2, e */
+    TS_RQD("r8")
+    "strb lr, [r2]\n\t"
+    TS_RQD("r9")
     "ldr r8, [r1, #12]\n\t" /* out_c */
-    "strb r11, [r2, r8]\n\t"
+    "strb lr, [r2, r8]\n\t"
     "add r2, r2, r8, lsl #1\n\t"
     "cmp r0, r3\n\t"
     "bne 1b\n\t"
@@ -251,6 +256,7 @@ __asm__(
 #undef TS_RQ4
 #undef TS_ROW
 #undef TS_RQ
+#undef TS_RQD
 #else
 static inline int32_t lo16s(uint32_t v) { return (int32_t)(int16_t)(v & 0xffffu); }
 static inline int32_t hi16s(uint32_t v) { return (int32_t)(int16_t)(v >> 16); }
@@ -273,8 +279,8 @@ void ts_cm4_dw3(const int16_t *q, uint32_t *rec, int8_t *out) {
       a1 = (int32_t)((uint32_t)a1 + (uint32_t)(hi16s(A) * lo16s(wa)));
       a1 = ts_smlad(B, wb, a1);
     }
-    out[0] = (int8_t)ts_rq_words(a0, rec);
-    out[out_c] = (int8_t)ts_rq_words(a1, rec);
+    out[0] = (int8_t)ts_rq_dbl(a0, rec);
+    out[out_c] = (int8_t)ts_rq_dbl(a1, rec);
   }
 }
 
@@ -323,20 +329,50 @@ static __attribute__((noinline)) uint32_t channel(const ts_dw_params_t *p, const
   return (uint32_t)(bias ? bias[oc] : 0) + sw * (uint32_t)p->input_offset;
 }
 
+/* Channel oc's record words 0-2 and 4-11 for ts_cm4_dw3, everything doubled (ts_rq_dbl):
+ * (mult, rnd2, e), the bias with the input offset folded in twice, and the weight pairs
+ * W01, W12 of each kernel row, doubled (|2 w| <= 256 fits int16). */
+static void dw3_rec(const ts_dw_params_t *p, const int8_t *w, const int32_t *bias, int32_t oc,
+                    int32_t fk, uint32_t *rec) {
+  int32_t sw = 0;
+  for (int32_t ky = 0; ky < 3; ky++, w += 3 * fk) {
+    const int32_t a = w[0], b = w[fk], c = w[2 * fk];
+    rec[6 + 2 * ky] = pack16(2 * a, 2 * b);
+    rec[7 + 2 * ky] = pack16(2 * b, 2 * c);
+    sw += a + b + c;
+  }
+  const int32_t e = -p->shift[oc];
+  rec[0] = (uint32_t)p->mult[oc];
+  rec[1] = (uint32_t)((INT32_C(1) << (e - 1)) + p->output_offset * (INT32_C(1) << e));
+  rec[2] = (uint32_t)e;
+  rec[4] = rec[5] = 2 * ((uint32_t)(bias ? bias[oc] : 0) + (uint32_t)(sw * p->input_offset));
+}
+
 /* stride_w 1, rows of at most PW - 3 outputs: the planes (see the top of this file). Tap
  * (ky, kx) of output channel oc is filter[(3 ky + kx) fk + oc fc]: fk = out_c, fc = 1 for
  * a depthwise filter; fk = 1, fc = 9 for a CONV_2D filter with one input channel (a
- * grayscale first layer: a depthwise conv with depth multiplier out_c, ts_opt_conv2d_s8). */
+ * grayscale first layer: a depthwise conv with depth multiplier out_c, ts_opt_conv2d_s8).
+ * The doubled accumulators need |acc| < 2^30: a bias beyond +-(2^29 - 2^18) (never seen in
+ * a real model: |sum (x + off) w| <= 9 * 255 * 128 < 2^19) runs ts_plain_conv instead. */
 void ts_cm4_dw_planes(const ts_dw_params_t *p, const int8_t *input, const int8_t *filter,
                       const int32_t *bias, int8_t *output, int32_t fk, int32_t fc) {
+  const int32_t out_w = p->out_w, out_c = p->out_c, in_c = p->in_c, dm = p->depth_multiplier;
+  for (int32_t oc = 0; bias && oc < out_c; oc++)
+    if (bias[oc] > (1 << 29) - (1 << 18) || bias[oc] < -(1 << 29) + (1 << 18)) {
+      ts_plain_conv((const ts_conv_params_t *)(const void *)p, input, filter, bias, output,
+                    fc == 1 ? dm : 0);
+      return;
+    }
   __attribute__((aligned(8))) int16_t plane[NROWS * PW];
   uint32_t rec[16];
   int8_t tail[PW];
-  const int32_t out_w = p->out_w, out_c = p->out_c, in_c = p->in_c, dm = p->depth_multiplier;
   const int32_t sh = p->stride_h, n = out_w + 3; /* plane columns the pixels read */
   const int8_t zp = (int8_t)-p->input_offset; /* the plane holds x; the offset is in the bias */
   const int32_t per = (NROWS - 3) / sh + 1; /* output rows per stripe */
   const int32_t e = p->pad_w + p->in_w < n ? p->pad_w + p->in_w : n; /* input columns end */
+  rec[12] = (uint32_t)((out_w + 1) >> 1) * 4;
+  rec[13] = (uint32_t)(sh * PW * 2) - rec[12];
+  rec[14] = (uint32_t)(-(out_w & 1) * out_c);
   for (int32_t b = 0; b < p->batches; b++) {
     const int8_t *in_b = input + b * p->in_h * p->in_w * in_c;
     for (int32_t oy0 = 0; oy0 < p->out_h; oy0 += per) {
@@ -356,18 +392,8 @@ void ts_cm4_dw_planes(const ts_dw_params_t *p, const int8_t *input, const int8_t
         if (g[1] > 0 && g[2] > 0)
           ts_cm4_dw_widen(plane + ra * PW + p->pad_w, in_b + (y0 + ra) * p->in_w * in_c + ic, g);
         for (int32_t oc = ic * dm; oc < (ic + 1) * dm; oc++) {
-          uint32_t sw = 0;
-          for (int32_t ky = 0; ky < 3; ky++) {
-            const int8_t *w = filter + 3 * ky * fk + oc * fc;
-            rec[6 + 2 * ky] = pack16(w[0], w[fk]);
-            rec[7 + 2 * ky] = pack16(w[fk], w[2 * fk]);
-            sw += (uint32_t)(w[0] + w[fk] + w[2 * fk]);
-          }
-          rec[4] = rec[5] = channel(p, bias, oc, sw, rec);
+          dw3_rec(p, filter + oc * fc, bias, oc, fk, rec);
           rec[3] = (uint32_t)out_c;
-          rec[12] = (uint32_t)((out_w + 1) >> 1) * 4;
-          rec[13] = (uint32_t)(sh * PW * 2) - rec[12];
-          rec[14] = (uint32_t)(-(out_w & 1) * out_c);
           rec[15] = (uint32_t)(no - last);
           int8_t *o = out_s + oc;
           if (rec[15]) ts_cm4_dw3(plane, rec, o);
