@@ -86,13 +86,11 @@ void ts_cm4_dwn(dwn_args_t *a);
   "smlabt r8, r11, " wb ", r8\n\t"       \
   "smlatb r9, r10, " wa ", r9\n\t"       \
   "smlad r9, r11, " wb ", r9\n\t"
-#define TS_RQ(acc)                        \
-  "and lr, " acc ", #0x80000000\n\t"      \
-  "orr lr, lr, #0x40000000\n\t"           \
-  "add r11, r11, " acc ", asr #31\n\t"    \
-  "smlal lr, r11, " acc ", r10\n\t"       \
-  "asr r11, r11, r12\n\t"                 \
-  "ssat r11, #8, r11\n\t"
+/* pixel x alone (its row's last, r0 at it): SMLAD(A, W01) + SMLABT(B, W12) into r8 */
+#define TS_ONE(off, wa, wb)              \
+  "ldrd r10, r11, [r0, #" off "]\n\t"    \
+  "smlad r8, r10, " wa ", r8\n\t"        \
+  "smlabt r8, r11, " wb ", r8\n\t"
 /* ts_rq_dbl of the doubled accumulator acc into lr: mult, rnd2, e in r10-r12. */
 #define TS_RQD(acc)                       \
   "add lr, r11, " acc ", asr #31\n\t"    \
@@ -130,6 +128,17 @@ __asm__(
     "add r2, r2, r8, lsl #1\n\t"
     "cmp r0, r3\n\t"
     "bne 1b\n\t"
+    "ldr r3, [r1, #64]\n\t" /* an odd row: one more pixel, at q and out, no advance */
+    "cbz r3, 4f\n\t"
+    "ldr r8, [r1, #16]\n\t"
+    TS_ONE("0", "r4", "r5")
+    TS_ONE("128", "r6", "r7")
+    "ldrd r12, lr, [r1, #40]\n\t"
+    TS_ONE("256", "r12", "lr")
+    "ldm r1, {r10, r11, r12}\n\t"
+    TS_RQD("r8")
+    "strb lr, [r2]\n"
+    "4:\n\t"
     "add lr, r1, #48\n\t"
     "ldm lr, {r8-r11}\n\t" /* npairs * 4, qstep, ostep, rows */
     "add r0, r0, r9\n\t"
@@ -211,8 +220,8 @@ __asm__(
 #define TS_ROW3(r) TS_TAP("[" r ", r3]") TS_TAP("[" r ", r3, lsl #1]") TS_TAP("[" r "], #4")
 #define TS_RQ4(acc)                       \
   "ldmia r5!, {r10, r11, r12}\n\t"        \
-  TS_RQ(acc)                              \
-  "strb r11, [r4], #1\n\t"
+  TS_RQD(acc)                             \
+  "strb lr, [r4], #1\n\t"
 __asm__(
     ".syntax unified\n\t"
     ".section .text.ts_cm4_dwn,\"ax\",%progbits\n\t"
@@ -255,17 +264,17 @@ __asm__(
 #undef TS_ROW3
 #undef TS_RQ4
 #undef TS_ROW
-#undef TS_RQ
 #undef TS_RQD
+#undef TS_ONE
 #else
 static inline int32_t lo16s(uint32_t v) { return (int32_t)(int16_t)(v & 0xffffu); }
 static inline int32_t hi16s(uint32_t v) { return (int32_t)(int16_t)(v >> 16); }
 
 void ts_cm4_dw3(const int16_t *q, uint32_t *rec, int8_t *out) {
-  const int32_t out_c = (int32_t)rec[3], npairs = (int32_t)rec[12] / 4;
-  for (int32_t i = 0;; i++, q += 2, out += 2 * out_c) {
-    if (i == npairs) {
-      q += (int32_t)rec[13] / 2, out += (int32_t)rec[14], i = 0;
+  const int32_t pix = (int32_t)rec[3], npairs = (int32_t)rec[12] / 4;
+  for (int32_t i = 0;; i++, q += 2, out += 2 * pix) {
+    if (i == npairs + (int32_t)rec[16]) {
+      q += (int32_t)rec[13] / 2 - 2 * (int32_t)rec[16], out += (int32_t)rec[14] - 2 * pix * (int32_t)rec[16], i = 0;
       if (--rec[15] == 0) return;
     }
     int32_t a0 = (int32_t)rec[4], a1 = (int32_t)rec[5];
@@ -280,7 +289,7 @@ void ts_cm4_dw3(const int16_t *q, uint32_t *rec, int8_t *out) {
       a1 = ts_smlad(B, wb, a1);
     }
     out[0] = (int8_t)ts_rq_dbl(a0, rec);
-    out[out_c] = (int8_t)ts_rq_dbl(a1, rec);
+    if (i < npairs) out[pix] = (int8_t)ts_rq_dbl(a1, rec);
   }
 }
 
@@ -307,7 +316,7 @@ void ts_cm4_dwn(dwn_args_t *a) {
       acc[1] += (uint32_t)(lo16s(od) * lo16s(wb));
       acc[3] += (uint32_t)(hi16s(od) * hi16s(wb));
     }
-    for (int32_t j = 0; j < 4; j++) a->out[g + j] = (int8_t)ts_rq_words((int32_t)acc[j], r + 22 + 3 * j);
+    for (int32_t j = 0; j < 4; j++) a->out[g + j] = (int8_t)ts_rq_dbl((int32_t)acc[j], r + 22 + 3 * j);
   }
 }
 #endif
@@ -317,92 +326,96 @@ static inline uint32_t pack16(int32_t lo, int32_t hi) {
 }
 
 /* Channel oc's bias with the input offset folded in (sum (x + off) w = sum x w + off *
- * sum w, int32 wrapping as the reference's sum; sw = sum w over the taps the kernel
- * multiplies with inputs) and its requantization words q = (mult, rnd with the output
- * offset folded, sh) as the assemblies take them (ts_dsp.h). */
+ * sum w, int32 as the reference's sum; sw = sum w over the taps the kernel multiplies with
+ * inputs), doubled, and its requantization words q = (mult, rnd2, e) for the doubled
+ * accumulators of the assemblies (ts_rq_dbl, ts_dsp.h; bias_ok keeps |acc| < 2^30). */
 static __attribute__((noinline)) uint32_t channel(const ts_dw_params_t *p, const int32_t *bias,
-                                                  int32_t oc, uint32_t sw, uint32_t *q) {
-  const int32_t rs = -p->shift[oc] - 1;
+                                                  int32_t oc, int32_t sw, uint32_t *q) {
+  const int32_t e = -p->shift[oc];
   q[0] = (uint32_t)p->mult[oc];
-  q[1] = (uint32_t)(((INT32_C(1) << rs) >> 1) + p->output_offset * (INT32_C(1) << rs));
-  q[2] = (uint32_t)rs;
-  return (uint32_t)(bias ? bias[oc] : 0) + sw * (uint32_t)p->input_offset;
+  q[1] = (uint32_t)((INT32_C(1) << (e - 1)) + p->output_offset * (INT32_C(1) << e));
+  q[2] = (uint32_t)e;
+  return 2 * ((uint32_t)(bias ? bias[oc] : 0) + (uint32_t)(sw * p->input_offset));
 }
 
-/* Channel oc's record words 0-2 and 4-11 for ts_cm4_dw3, everything doubled (ts_rq_dbl):
- * (mult, rnd2, e), the bias with the input offset folded in twice, and the weight pairs
- * W01, W12 of each kernel row, doubled (|2 w| <= 256 fits int16). */
+/* The doubled accumulators need |acc| < 2^30: every |bias| <= 2^29 - 2^18 (|sum (x + off)
+ * w| <= 9 * 255 * 128 < 2^19; real models' biases are far smaller). */
+static int bias_ok(const int32_t *bias, int32_t n) {
+  for (int32_t i = 0; bias && i < n; i++)
+    if (bias[i] > (1 << 29) - (1 << 18) || bias[i] < -(1 << 29) + (1 << 18)) return 0;
+  return 1;
+}
+
+/* Channel oc's record words 0-2 and 4-11 for ts_cm4_dw3 (channel's), and the weight pairs
+ * W01, W12 of each kernel row, doubled (|2 w| <= 256 fits int16); taps cs apart in a kernel
+ * row, rows rs apart. */
 static void dw3_rec(const ts_dw_params_t *p, const int8_t *w, const int32_t *bias, int32_t oc,
-                    int32_t fk, uint32_t *rec) {
+                    int32_t rs, int32_t cs, uint32_t *rec) {
   int32_t sw = 0;
-  for (int32_t ky = 0; ky < 3; ky++, w += 3 * fk) {
-    const int32_t a = w[0], b = w[fk], c = w[2 * fk];
+  for (int32_t ky = 0; ky < 3; ky++, w += rs) {
+    const int32_t a = w[0], b = w[cs], c = w[2 * cs];
     rec[6 + 2 * ky] = pack16(2 * a, 2 * b);
     rec[7 + 2 * ky] = pack16(2 * b, 2 * c);
     sw += a + b + c;
   }
-  const int32_t e = -p->shift[oc];
-  rec[0] = (uint32_t)p->mult[oc];
-  rec[1] = (uint32_t)((INT32_C(1) << (e - 1)) + p->output_offset * (INT32_C(1) << e));
-  rec[2] = (uint32_t)e;
-  rec[4] = rec[5] = 2 * ((uint32_t)(bias ? bias[oc] : 0) + (uint32_t)(sw * p->input_offset));
+  rec[4] = rec[5] = channel(p, bias, oc, sw, rec);
 }
 
-/* stride_w 1, rows of at most PW - 3 outputs: the planes (see the top of this file). Tap
- * (ky, kx) of output channel oc is filter[(3 ky + kx) fk + oc fc]: fk = out_c, fc = 1 for
- * a depthwise filter; fk = 1, fc = 9 for a CONV_2D filter with one input channel (a
- * grayscale first layer: a depthwise conv with depth multiplier out_c, ts_opt_conv2d_s8).
- * The doubled accumulators need |acc| < 2^30: a bias beyond +-(2^29 - 2^18) (never seen in
- * a real model: |sum (x + off) w| <= 9 * 255 * 128 < 2^19) runs ts_plain_conv instead. */
+/* The planes (see the top of this file). Tap (ky, kx) of output channel oc is
+ * filter[(3 ky + kx) fk + oc fc]: fk = out_c, fc = 1 for a depthwise filter; fk = 1, fc = 9
+ * for a CONV_2D filter with one input channel (a grayscale first layer: a depthwise conv
+ * with depth multiplier out_c, ts_opt_conv2d_s8). A plane row runs along an output row
+ * (stride_w 1, out_w <= TS_DW_PLANES_MAX_W) or, transposed (t), along an output column
+ * (stride_h 1, out_h <= TS_DW_PLANES_MAX_W) when that gives fewer, longer rows (DS-CNN's
+ * 25x5: 5 rows of 25 instead of 25 rows of 5, a fifth of the per-row costs; depthwise
+ * filters only). Rows of one output and a bias beyond bias_ok's limit run ts_plain_conv. */
 void ts_cm4_dw_planes(const ts_dw_params_t *p, const int8_t *input, const int8_t *filter,
                       const int32_t *bias, int8_t *output, int32_t fk, int32_t fc) {
-  const int32_t out_w = p->out_w, out_c = p->out_c, in_c = p->in_c, dm = p->depth_multiplier;
-  for (int32_t oc = 0; bias && oc < out_c; oc++)
-    if (bias[oc] > (1 << 29) - (1 << 18) || bias[oc] < -(1 << 29) + (1 << 18)) {
-      ts_plain_conv((const ts_conv_params_t *)(const void *)p, input, filter, bias, output,
-                    fc == 1 ? dm : 0);
-      return;
-    }
+  const int32_t in_c = p->in_c, out_c = p->out_c, dm = p->depth_multiplier;
+  const int t = fc == 1 && p->stride_h == 1 && p->out_h <= TS_DW_PLANES_MAX_W &&
+                (p->stride_w != 1 || p->out_w > TS_DW_PLANES_MAX_W || p->out_h > p->out_w);
+  /* the view: rows (h) and columns (w) of the plane */
+  const int32_t in_h = t ? p->in_w : p->in_h, in_w = t ? p->in_h : p->in_w;
+  const int32_t out_h = t ? p->out_w : p->out_h, out_w = t ? p->out_h : p->out_w;
+  const int32_t pad_h = t ? p->pad_w : p->pad_h, pad_w = t ? p->pad_h : p->pad_w;
+  const int32_t sh = t ? p->stride_w : p->stride_h;
+  const int32_t in_rs = t ? in_c : p->in_w * in_c, in_cs = t ? p->in_w * in_c : in_c;
+  const int32_t out_rs = t ? out_c : p->out_w * out_c, out_ps = t ? p->out_w * out_c : out_c;
+  if (out_w < 2 || !bias_ok(bias, out_c)) {
+    ts_plain_conv((const ts_conv_params_t *)(const void *)p, input, filter, bias, output,
+                  fc == 1 ? dm : 0);
+    return;
+  }
   __attribute__((aligned(8))) int16_t plane[NROWS * PW];
-  uint32_t rec[16];
-  int8_t tail[PW];
-  const int32_t sh = p->stride_h, n = out_w + 3; /* plane columns the pixels read */
+  uint32_t rec[17];
+  const int32_t n = out_w + 3; /* plane columns the pixels read */
   const int8_t zp = (int8_t)-p->input_offset; /* the plane holds x; the offset is in the bias */
   const int32_t per = (NROWS - 3) / sh + 1; /* output rows per stripe */
-  const int32_t e = p->pad_w + p->in_w < n ? p->pad_w + p->in_w : n; /* input columns end */
-  rec[12] = (uint32_t)((out_w + 1) >> 1) * 4;
+  const int32_t e = pad_w + in_w < n ? pad_w + in_w : n; /* input columns end */
+  rec[3] = (uint32_t)out_ps;
+  rec[12] = (uint32_t)(out_w >> 1) * 4;
   rec[13] = (uint32_t)(sh * PW * 2) - rec[12];
-  rec[14] = (uint32_t)(-(out_w & 1) * out_c);
+  rec[14] = (uint32_t)(out_rs - (out_w & ~1) * out_ps);
+  rec[16] = (uint32_t)(out_w & 1);
   for (int32_t b = 0; b < p->batches; b++) {
     const int8_t *in_b = input + b * p->in_h * p->in_w * in_c;
-    for (int32_t oy0 = 0; oy0 < p->out_h; oy0 += per) {
-      const int32_t no = p->out_h - oy0 < per ? p->out_h - oy0 : per;
-      const int32_t rows = (no - 1) * sh + 3, y0 = oy0 * sh - p->pad_h;
-      int8_t *out_s = output + ((b * p->out_h + oy0) * out_w) * out_c;
+    for (int32_t oy0 = 0; oy0 < out_h; oy0 += per) {
+      const int32_t no = out_h - oy0 < per ? out_h - oy0 : per;
+      const int32_t rows = (no - 1) * sh + 3, y0 = oy0 * sh - pad_h;
+      int8_t *out_s = output + b * p->out_h * p->out_w * out_c + oy0 * out_rs;
       /* the padding, the same for every channel; rows ra..rb - 1, columns pad_w..e - 1 are
        * the input's (widened per channel) */
-      const int32_t ra = y0 < 0 ? -y0 : 0, rb = p->in_h - y0 < rows ? p->in_h - y0 : rows;
+      const int32_t ra = y0 < 0 ? -y0 : 0, rb = in_h - y0 < rows ? in_h - y0 : rows;
       const int32_t z[4] = {0, n, rows, 0}; /* every value zp (step 0), then the input */
       ts_cm4_dw_widen(plane, &zp, z);
-      const int32_t g[4] = {in_c, e - p->pad_w, rb - ra, (p->in_w - (e - p->pad_w)) * in_c};
-      /* an odd row computes a phantom pixel into the next row's first (computed after it);
-       * the very last row of the output goes through tail */
-      const int last = (out_w & 1) && b == p->batches - 1 && oy0 + no == p->out_h;
+      const int32_t g[4] = {in_cs, e - pad_w, rb - ra, in_rs - (e - pad_w) * in_cs};
       for (int32_t ic = 0; ic < in_c; ic++) {
         if (g[1] > 0 && g[2] > 0)
-          ts_cm4_dw_widen(plane + ra * PW + p->pad_w, in_b + (y0 + ra) * p->in_w * in_c + ic, g);
+          ts_cm4_dw_widen(plane + ra * PW + pad_w, in_b + (y0 + ra) * in_rs + ic, g);
         for (int32_t oc = ic * dm; oc < (ic + 1) * dm; oc++) {
-          dw3_rec(p, filter + oc * fc, bias, oc, fk, rec);
-          rec[3] = (uint32_t)out_c;
-          rec[15] = (uint32_t)(no - last);
-          int8_t *o = out_s + oc;
-          if (rec[15]) ts_cm4_dw3(plane, rec, o);
-          if (last) {
-            rec[3] = rec[15] = 1;
-            ts_cm4_dw3(plane + (no - 1) * sh * PW, rec, tail);
-            o += (no - 1) * out_w * out_c;
-            for (int32_t x = 0; x < out_w; x++) o[x * out_c] = tail[x];
-          }
+          dw3_rec(p, filter + oc * fc, bias, oc, t ? fk : 3 * fk, t ? 3 * fk : fk, rec);
+          rec[15] = (uint32_t)no;
+          ts_cm4_dw3(plane, rec, out_s + oc);
         }
       }
     }
@@ -438,15 +451,16 @@ static __attribute__((noinline)) void dw_nhwc(const ts_dw_params_t *p, const int
           for (int32_t i = 0; i < 3; i++, r += 2) { /* columns 1, 2, 0 */
             const int32_t kx = dwn_col(i) + d;
             const uint32_t w = kx < 0 || kx > 2 ? 0 : ts_ld32(filter + (3 * ky + kx) * in_c + c);
-            r[0] = ts_sxtb16(w); /* (w c0, w c2), (w c1, w c3) */
-            r[1] = ts_sxtb16_ror8(w);
-            s02 = ts_sadd16(s02, r[0]); /* |sum| <= 9 * 128: int16 */
-            s13 = ts_sadd16(s13, r[1]);
+            const uint32_t w02 = ts_sxtb16(w), w13 = ts_sxtb16_ror8(w);
+            r[0] = ts_sadd16(w02, w02); /* (w c0, w c2), (w c1, w c3), doubled */
+            r[1] = ts_sadd16(w13, w13);
+            s02 = ts_sadd16(s02, w02); /* |sum| <= 9 * 128: int16 */
+            s13 = ts_sadd16(s13, w13);
           }
         r -= 22;
         const uint32_t sums[4] = {s02, s13, s02 >> 16, s13 >> 16};
         for (int32_t j = 0; j < 4; j++)
-          r[j] = channel(p, bias, c + j, (uint32_t)(int16_t)sums[j], r + 22 + 3 * j);
+          r[j] = channel(p, bias, c + j, (int16_t)sums[j], r + 22 + 3 * j);
       }
     dwn_args_t a = {0, {0}, in_c, 0, 0, 0, {0}, in_c - 4 * ng};
     for (int32_t b = 0; b < p->batches; b++)
@@ -476,13 +490,14 @@ void ts_opt_depthwise_conv2d_s8(const ts_dw_params_t *p, const int8_t *input,
   for (int32_t c = 0; c < p->out_c; c++) ok &= p->shift[c] <= -2 && p->shift[c] >= -23;
   const int32_t n = p->batches * p->out_h * p->out_w * p->out_c;
   const int narrow = p->act_min > -128 || p->act_max < 127; /* after SSAT: ts_clamp_pass */
-  if (ok && p->stride_w == 1 && p->out_w + 3 <= TS_DW_PLANES_MAX_W + 3) {
+  if (ok && ((p->stride_w == 1 && p->out_w <= TS_DW_PLANES_MAX_W) ||
+             (p->stride_h == 1 && p->out_h <= TS_DW_PLANES_MAX_W && p->out_h > p->out_w))) {
     ts_cm4_dw_planes(p, input, filter, bias, output, p->out_c, 1);
     if (narrow) ts_clamp_pass(output, n, p->act_min, p->act_max);
     return;
   }
-  if (ok && p->depth_multiplier == 1 && p->in_c % 4 == 0 && p->in_w >= 3 &&
-           p->pad_w <= 1 && (p->out_w - 1) * p->stride_w - p->pad_w + 2 <= p->in_w &&
+  if (ok && bias_ok(bias, p->out_c) && p->depth_multiplier == 1 && p->in_c % 4 == 0 &&
+      p->in_w >= 3 && p->pad_w <= 1 && (p->out_w - 1) * p->stride_w - p->pad_w + 2 <= p->in_w &&
            p->in_c + 2 * DW_GROUPS * (3 * DWN_REC + 1) <= 2 * DW_BUF) {
     dw_nhwc(p, input, filter, bias, output);
     if (narrow) ts_clamp_pass(output, n, p->act_min, p->act_max);
