@@ -340,7 +340,7 @@ static __attribute__((noinline)) uint32_t channel(const ts_dw_params_t *p, const
 
 /* The doubled accumulators need |acc| < 2^30: every |bias| <= 2^29 - 2^18 (|sum (x + off)
  * w| <= 9 * 255 * 128 < 2^19; real models' biases are far smaller). */
-static int bias_ok(const int32_t *bias, int32_t n) {
+static __attribute__((noinline)) int bias_ok(const int32_t *bias, int32_t n) {
   for (int32_t i = 0; bias && i < n; i++)
     if (bias[i] > (1 << 29) - (1 << 18) || bias[i] < -(1 << 29) + (1 << 18)) return 0;
   return 1;
@@ -486,22 +486,21 @@ static __attribute__((noinline)) void dw_nhwc(const ts_dw_params_t *p, const int
 
 void ts_opt_depthwise_conv2d_s8(const ts_dw_params_t *p, const int8_t *input,
                                 const int8_t *filter, const int32_t *bias, int8_t *output) {
-  int ok = p->k_h == 3 && p->k_w == 3 && p->dil_h == 1 && p->dil_w == 1;
+  int ok = p->k_h == 3 && p->k_w == 3 && p->dil_h == 1 && p->dil_w == 1 &&
+           bias_ok(bias, p->out_c);
   for (int32_t c = 0; c < p->out_c; c++) ok &= p->shift[c] <= -2 && p->shift[c] >= -23;
-  const int32_t n = p->batches * p->out_h * p->out_w * p->out_c;
-  const int narrow = p->act_min > -128 || p->act_max < 127; /* after SSAT: ts_clamp_pass */
   if (ok && ((p->stride_w == 1 && p->out_w <= TS_DW_PLANES_MAX_W) ||
-             (p->stride_h == 1 && p->out_h <= TS_DW_PLANES_MAX_W && p->out_h > p->out_w))) {
+             (p->stride_h == 1 && p->out_h <= TS_DW_PLANES_MAX_W && p->out_h > p->out_w)))
     ts_cm4_dw_planes(p, input, filter, bias, output, p->out_c, 1);
-    if (narrow) ts_clamp_pass(output, n, p->act_min, p->act_max);
-    return;
-  }
-  if (ok && bias_ok(bias, p->out_c) && p->depth_multiplier == 1 && p->in_c % 4 == 0 &&
-      p->in_w >= 3 && p->pad_w <= 1 && (p->out_w - 1) * p->stride_w - p->pad_w + 2 <= p->in_w &&
-           p->in_c + 2 * DW_GROUPS * (3 * DWN_REC + 1) <= 2 * DW_BUF) {
+  else if (ok && p->depth_multiplier == 1 && p->in_c % 4 == 0 && p->in_w >= 3 &&
+           p->pad_w <= 1 && (p->out_w - 1) * p->stride_w - p->pad_w + 2 <= p->in_w &&
+           p->in_c + 2 * DW_GROUPS * (3 * DWN_REC + 1) <= 2 * DW_BUF)
     dw_nhwc(p, input, filter, bias, output);
-    if (narrow) ts_clamp_pass(output, n, p->act_min, p->act_max);
-  } else
+  else {
     ts_plain_conv((const ts_conv_params_t *)(const void *)p, input, filter, bias, output,
                   p->depth_multiplier); /* what neither path takes */
+    return;
+  }
+  if (p->act_min > -128 || p->act_max < 127) /* a clamp narrower than SSAT's */
+    ts_clamp_pass(output, p->batches * p->out_h * p->out_w * p->out_c, p->act_min, p->act_max);
 }
