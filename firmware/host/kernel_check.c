@@ -151,7 +151,8 @@ static int check_dw(int32_t c) {
   if (rnd() % 6 == 0) { /* biases at the planes' limit +-(2^29 - 2^18), one beyond it */
     const int32_t lim = (1 << 29) - (1 << 18), k = range(0, p.out_c - 1);
     bias[k] = rnd() % 2 ? lim : -lim;
-    if (rnd() % 2) bias[range(0, p.out_c - 1)] = rnd() % 2 ? lim + range(1, 1 << 20) : -(int32_t)rnd();
+    if (rnd() % 2)
+      bias[range(0, p.out_c - 1)] = rnd() % 2 ? lim + range(1, 1 << 20) : -(int32_t)rnd();
   }
   if (rnd() % 3) /* every multiplier < 0.25 (shift <= -2), as real layers */
     for (int32_t i = 0; i < p.out_c; i++)
@@ -328,9 +329,11 @@ static int check_requant(int32_t n) {
                              (uint32_t)((INT32_C(1) << (e - 2)) + off * (INT32_C(1) << (e - 1))),
                              (uint32_t)(e - 1)};
       words_ok = ts_rq_words(acc, q) == ts_ssat8(want + off);
-      const uint32_t q2[3] = {(uint32_t)mult, (uint32_t)((INT32_C(1) << (e - 1)) + off * (INT32_C(1) << e)),
-                              (uint32_t)e}; /* the doubled form, |acc| < 2^30 */
-      if (acc < (1 << 30) && acc > -(1 << 30)) words_ok &= ts_rq_dbl(2 * acc, q2) == ts_ssat8(want + off);
+      const uint32_t q2[3] = {(uint32_t)mult,
+                              (uint32_t)((INT32_C(1) << (e - 1)) + off * (INT32_C(1) << e)),
+                              (uint32_t)e}; /* the doubled form (ts_rq_dbl), |acc| < 2^30 */
+      if (acc < (1 << 30) && acc > -(1 << 30))
+        words_ok &= ts_rq_dbl(2 * acc, q2) == ts_ssat8(want + off);
     }
     if (want != got || !words_ok) {
       printf("MISMATCH requant acc %" PRId32 " mult %" PRId32 " shift %" PRId32

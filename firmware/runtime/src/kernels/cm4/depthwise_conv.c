@@ -1,33 +1,34 @@
 /* DEPTHWISE_CONV_2D int8, Cortex-M4 DSP kernel, bit-exact with ts_ref_depthwise_conv2d_s8.
  *
  * 3x3 kernels without dilation (the usual depthwise layers), two paths; the input offset
- * folded into the bias in both: sum (x + off) w = sum x w + off * sum w (int32, wrapping, as
- * the reference's sum), so taps outside the input read the zero point -off.
- * - Planes (stride_w 1, rows of at most PW - 3 outputs; any stride_h, padding, depth
- *   multiplier): per input channel a planar int16 copy of the input (padding holds the zero
- *   point) with a fixed row pitch of PW values, in stripes of up to NROWS rows, written by
- *   a Thumb-2 LDRSB/STRH loop (ts_cm4_dw_widen, 3 instructions per value). Per output
- *   channel one call of ts_cm4_dw3 for all rows of the stripe: 2 neighbouring pixels per
- *   pass with the channel's 6 weight words W01 = (w0, w1), W12 = (w1, w2) per kernel row;
- *   for A = (r[x], r[x+1]), B = (r[x+2], r[x+3]) (one LDRD):
+ * folded into the bias in both: sum (x + off) w = sum x w + off * sum w (int32, as the
+ * reference's sum), so taps outside the input read the zero point -off. Weights and bias
+ * are stored doubled, so each accumulator holds 2 acc and is requantized in 4 instructions
+ * (ts_rq_dbl: ADD, SMMLAR, ASR, SSAT; TFLM's double rounding with the output offset folded
+ * in) instead of 6; that needs |acc| < 2^30, i.e. no |bias| above 2^29 - 2^18 (bias_ok).
+ * - Planes (stride_w 1, rows of at most PW - 3 outputs, or transposed: stride_h 1, a plane
+ *   row along an output column, when that gives fewer, longer rows; any other stride,
+ *   padding, depth multiplier): per input channel a planar int16 copy of the input
+ *   (padding holds the zero point) with a fixed row pitch of PW values, in stripes of up to
+ *   NROWS rows, written by a Thumb-2 LDRSB/STRH loop (ts_cm4_dw_widen, 3 instructions per
+ *   value). Per output channel one call of ts_cm4_dw3 for all rows of the stripe: 2
+ *   neighbouring pixels per pass with the channel's 6 weight words W01 = (w0, w1), W12 =
+ *   (w1, w2) per kernel row; for A = (r[x], r[x+1]), B = (r[x+2], r[x+3]) (one LDRD):
  *     pixel x:   SMLAD(A, W01) + SMLABT(B, W12)
  *     pixel x+1: SMLATB(A, W01) + SMLAD(B, W12)
- *   i.e. 5 instructions per 6 MACs, 38 instructions per 2 outputs with the requantization,
- *   loads, stores and loop. An odd row width computes a phantom pixel that lands on the
- *   next row's first output (computed after it); the last row of the tensor goes through a
- *   small buffer instead.
+ *   i.e. 5 instructions per 6 MACs, 33 instructions per 2 outputs with the requantization,
+ *   loads, stores and loop (1.83 per MAC). An odd row ends with a single-pixel pass (17).
  * - NHWC (the other strides and wider rows, with depth multiplier 1 and depth % 4 == 0):
  *   straight from the input, 4 channels per word (ts_cm4_dwn): per tap one LDR, one LDRD of
  *   the weight pairs, SXTB16 and SXTB16 ROR 8, 4 SMLABB/SMLATT, i.e. 2 instructions per MAC;
- *   108 instructions per 36 MACs with the requantization. Weight records are built once
+ *   100 instructions per 36 MACs with the requantization. Weight records are built once
  *   per chunk of up to DW_GROUPS groups of 4 channels; rows outside the input read a row of
  *   zero points; a window one column past the left or right edge reads the 3 columns
  *   inside with records whose kernel columns are shifted (see dw_nhwc).
- * Each output is requantized in 7 instructions (TFLM's double rounding as one SMLAL with
- * the output offset folded into the rounding term, ts_dsp.h); a fused activation narrower
- * than int8 is one clamp pass over the outputs afterwards (ts_clamp_pass, exact). Everything
- * else (other kernel shapes, dilations, a shift outside [-23, -2], what neither path
- * takes) runs ts_plain_conv, the reference's arithmetic as a plain loop nest.
+ * A fused activation narrower than int8 is one clamp pass over the outputs afterwards
+ * (ts_clamp_pass, exact). Everything else (other kernel shapes, dilations, a shift outside
+ * [-23, -2], a bias beyond bias_ok's limit, what neither path takes) runs ts_plain_conv,
+ * the reference's arithmetic as a plain loop nest.
  * Stack: NROWS * PW * 2 bytes (4 KB) of planes or NHWC scratch, plus ~200 bytes. */
 #include "ts_dsp.h"
 #include "ts_kernels.h"
@@ -46,11 +47,13 @@ enum { PW = TS_DW_PLANES_MAX_W + 3 /* int16 per plane row (128 bytes: the assemb
        NROWS = TS_OPT_DW_ROWS, DW_BUF = NROWS * PW / 2 /* words of the NHWC path's scratch */,
        DW_GROUPS = TS_OPT_DW_GROUPS };
 
-/* One channel, rows x npairs pixel pairs: output pixels 2i, 2i + 1 (i < npairs) of a row
- * from the plane q (its first kernel row; kernel rows PW apart) into out[0], out[out_c], ...;
- * then q += npairs * 4 + qstep bytes, out += npairs * 2 * out_c + ostep, next row. rec =
- *   [mult, rnd2, e (ts_rq_dbl), out_c, 2 bias, 2 bias, W01 row 0, W12 row 0,
- *    W01 row 1, W12 row 1, W01 row 2, W12 row 2, npairs * 4, qstep, ostep, rows (>= 1)]
+/* One channel, rows x (npairs pixel pairs + odd): output pixels 2i, 2i + 1 (i < npairs) of a
+ * row from the plane q (its first kernel row; kernel rows PW apart) into out[0], out[pix],
+ * ..., then pixel 2 npairs if odd; then q += npairs * 4 + qstep bytes, out += npairs * 2 *
+ * pix + ostep, next row. rec =
+ *   [mult, rnd2, e (ts_rq_dbl), pix, 2 bias, 2 bias, W01 row 0, W12 row 0, W01 row 1,
+ *    W12 row 1, W01 row 2, W12 row 2 (weights doubled), npairs * 4 (npairs >= 1), qstep,
+ *    ostep, rows (>= 1), odd]
  * (rows is counted down in place). */
 void ts_cm4_dw3(const int16_t *q, uint32_t *rec, int8_t *out);
 /* rows x n values: d[r * PW + i] = s[...], s stepping by step per value and by sskip more
@@ -58,8 +61,8 @@ void ts_cm4_dw3(const int16_t *q, uint32_t *rec, int8_t *out);
 void ts_cm4_dw_widen(int16_t *d, const int8_t *s, const int32_t *g);
 /* n output pixels of a row, channels in groups of 4 (NHWC, depth multiplier 1). Per group
  * a record
- *   [bias + off * sum w of channels 0..3 | per tap, kernel rows 0..2, columns 1, 2, 0:
- *    (w c0, w c2), (w c1, w c3) | mult, rnd, sh of channels 0..3]
+ *   [2 (bias + off * sum w) of channels 0..3 | per tap, kernel rows 0..2, columns 1, 2, 0:
+ *    (w c0, w c2), (w c1, w c3) doubled | mult, rnd2, e of channels 0..3 (ts_rq_dbl)]
  * (DWN_REC words) from rec to end. Tap (ky, kx) of group g reads the word at row[ky] + 4 g +
  * kx * cs, the group's outputs go to out + 4 g; then the next pixel: row[ky] += 4 ng +
  * step[ky], out += 4 ng + ostep (ng groups). n is counted down in place. */
@@ -78,7 +81,7 @@ void ts_cm4_dwn(dwn_args_t *a);
 
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__thumb2__)
 /* r0 = q, r1 = rec, r2 = out, r3 = end of q's row. Weights of rows 0 and 1 in r4-r7, row 2 loaded
- * per pass into r12/lr; accumulators r8/r9; plane words in r10/r11. 38 instructions per 18
+ * per pass into r12/lr; accumulators r8/r9; plane words in r10/r11. 33 instructions per 18
  * MACs. */
 #define TS_ROW(off, wa, wb)              \
   "ldrd r10, r11, [r0, #" off "]\n\t"    \
@@ -207,7 +210,7 @@ __asm__(
 /* r0-r2 = row pointers, r3 = cs, r4 = out, r5 = record, accumulators r6-r9 (channels
  * 0..3 of the group), temps r10-r12, lr; the end of the records at [sp]. Per tap: LDR of 4
  * channels, LDRD of their weight pairs, SXTB16 (channels 0, 2) and SXTB16 ROR 8 (1, 3), 4
- * SMLAxy: 8 instructions per 4 MACs; per group 108 instructions for 36 MACs. */
+ * SMLAxy: 8 instructions per 4 MACs; per group 100 instructions for 36 MACs. */
 #define TS_TAP(addr)                   \
   "ldr r10, " addr "\n\t"              \
   "ldrd r11, r12, [r5], #8\n\t"        \
@@ -274,7 +277,8 @@ void ts_cm4_dw3(const int16_t *q, uint32_t *rec, int8_t *out) {
   const int32_t pix = (int32_t)rec[3], npairs = (int32_t)rec[12] / 4;
   for (int32_t i = 0;; i++, q += 2, out += 2 * pix) {
     if (i == npairs + (int32_t)rec[16]) {
-      q += (int32_t)rec[13] / 2 - 2 * (int32_t)rec[16], out += (int32_t)rec[14] - 2 * pix * (int32_t)rec[16], i = 0;
+      const int32_t odd = (int32_t)rec[16]; /* the single pass did not advance */
+      q += (int32_t)rec[13] / 2 - 2 * odd, out += (int32_t)rec[14] - 2 * pix * odd, i = 0;
       if (--rec[15] == 0) return;
     }
     int32_t a0 = (int32_t)rec[4], a1 = (int32_t)rec[5];
@@ -316,7 +320,8 @@ void ts_cm4_dwn(dwn_args_t *a) {
       acc[1] += (uint32_t)(lo16s(od) * lo16s(wb));
       acc[3] += (uint32_t)(hi16s(od) * hi16s(wb));
     }
-    for (int32_t j = 0; j < 4; j++) a->out[g + j] = (int8_t)ts_rq_dbl((int32_t)acc[j], r + 22 + 3 * j);
+    for (int32_t j = 0; j < 4; j++)
+      a->out[g + j] = (int8_t)ts_rq_dbl((int32_t)acc[j], r + 22 + 3 * j);
   }
 }
 #endif
