@@ -386,7 +386,7 @@ void ts_cm4_dw_planes(const ts_dw_params_t *p, const int8_t *input, const int8_t
   const int32_t sh = t ? p->stride_w : p->stride_h;
   const int32_t in_rs = t ? in_c : p->in_w * in_c, in_cs = t ? p->in_w * in_c : in_c;
   const int32_t out_rs = t ? out_c : p->out_w * out_c, out_ps = t ? p->out_w * out_c : out_c;
-  if (out_w < 2 || !bias_ok(bias, out_c)) {
+  if (out_w < 2 || (fc != 1 && !bias_ok(bias, out_c))) { /* DEPTHWISE's entry checked */
     ts_plain_conv((const ts_conv_params_t *)(const void *)p, input, filter, bias, output,
                   fc == 1 ? dm : 0);
     return;
