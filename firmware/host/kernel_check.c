@@ -89,6 +89,8 @@ static int check_conv(int32_t c) {
   p.output_offset = range(-128, 127);
   act(&p.act_min, &p.act_max);
   quant(p.out_c);
+  if (first && rnd() % 6 == 0) /* a bias past the depthwise planes' limit (2^29 - 2^18) */
+    bias[range(0, p.out_c - 1)] = (int32_t)(rnd() % 2 ? 3u << 29 : 1u << 30) + range(0, 99);
   if (rnd() % 4 < (first ? 3u : 2u)) /* every multiplier < 0.25 (shift <= -2), as real layers */
     for (int32_t i = 0; i < p.out_c; i++)
       while (shifts[i] > -2) ts_quantize_multiplier(ldexp(mults[i], shifts[i] - 34), &mults[i], &shifts[i]);
@@ -148,6 +150,12 @@ static int check_dw(int32_t c) {
   act(&p.act_min, &p.act_max);
   quant(p.out_c);
   if (rnd() % 3) p.act_min = -128, p.act_max = 127; /* no fused clamp, as most layers */
+  if (rnd() % 6 == 0) { /* biases at the planes' limit +-(2^29 - 2^18), one beyond it */
+    const int32_t lim = (1 << 29) - (1 << 18), k = range(0, p.out_c - 1);
+    bias[k] = rnd() % 2 ? lim : -lim;
+    if (rnd() % 2)
+      bias[range(0, p.out_c - 1)] = rnd() % 2 ? lim + range(1, 1 << 20) : -(int32_t)rnd();
+  }
   if (rnd() % 3) /* every multiplier < 0.25 (shift <= -2), as real layers */
     for (int32_t i = 0; i < p.out_c; i++)
       while (shifts[i] > -2) ts_quantize_multiplier(ldexp(mults[i], shifts[i] - 34), &mults[i], &shifts[i]);
@@ -353,6 +361,11 @@ static int check_requant(int32_t n) {
                              (uint32_t)((INT32_C(1) << (e - 2)) + off * (INT32_C(1) << (e - 1))),
                              (uint32_t)(e - 1)};
       words_ok = ts_rq_words(acc, q) == ts_ssat8(want + off);
+      const uint32_t q2[3] = {(uint32_t)mult,
+                              (uint32_t)((INT32_C(1) << (e - 1)) + off * (INT32_C(1) << e)),
+                              (uint32_t)e}; /* the doubled form (ts_rq_dbl), |acc| < 2^30 */
+      if (acc < (1 << 30) && acc > -(1 << 30))
+        words_ok &= ts_rq_dbl(2 * acc, q2) == ts_ssat8(want + off);
     }
     if (want != got || !words_ok) {
       printf("MISMATCH requant acc %" PRId32 " mult %" PRId32 " shift %" PRId32

@@ -157,4 +157,17 @@ static inline int32_t ts_rq_words(int32_t acc, const uint32_t *q) {
   return ts_ssat8(hi >> (int32_t)q[2]);
 }
 
+/* The same requantization from a doubled accumulator acc2 = 2 acc (|acc| < 2^30, e.g. from
+ * weights and bias stored doubled) and words q = (mult, rnd2, e), rnd2 = 2^(e-1) + (output
+ * offset << e), e = -shift in [2, 23]: SRDHM(acc, m) = floor((acc m + 2^30) / 2^31) (the
+ * proof above) = floor((acc2 m + 2^31) / 2^32), i.e. SMMLAR's rounding, and the second
+ * rounding with the offset folded is floor((x + rnd2 - [acc < 0]) / 2^e). On the M4: ADD
+ * (rnd2 + acc2 ASR 31), SMMLAR, ASR, SSAT; 4 instructions instead of 6. No int32 sum
+ * overflows for |acc| < 2^30: |x| < 2^30 and |rnd2| <= 2^30. The C twin of the assembly. */
+static inline int32_t ts_rq_dbl(int32_t acc2, const uint32_t *q) {
+  const int64_t prod = (int64_t)acc2 * (int32_t)q[0] + (INT64_C(1) << 31);
+  const uint32_t t = (uint32_t)(int32_t)(prod >> 32) + q[1] + (uint32_t)(acc2 >> 31);
+  return ts_ssat8((int32_t)t >> (int32_t)q[2]);
+}
+
 #endif /* TS_DSP_H */
