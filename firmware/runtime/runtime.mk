@@ -30,6 +30,7 @@ RUNTIME_SRCS := \
   $(TS_RUNTIME_DIR)/src/kernels/cm4/add.c \
   $(TS_RUNTIME_DIR)/src/kernels/cm4/common.c \
   $(TS_RUNTIME_DIR)/src/kernels/cm4/conv.c \
+  $(TS_RUNTIME_DIR)/src/kernels/cm4/conv_pointwise.c \
   $(TS_RUNTIME_DIR)/src/kernels/cm4/depthwise_conv.c \
   $(TS_RUNTIME_DIR)/src/kernels/cm4/fully_connected.c \
   $(TS_RUNTIME_DIR)/src/kernels/cm4/mean.c \

@@ -154,6 +154,10 @@ def kernel_path(op: dict, shapes: dict[int, list[int]]) -> str:
             return "fast: im2col + SMLAD routine"
         if f[1:] == [3, 3, 1]:
             return "fast: depthwise planes routine (1 input channel; im2col if stride_w != 1)"
+        i, o = shapes.get(op["inputs"][0], []), shapes.get(op.get("outputs", [-1])[0], [])
+        if f[1:3] == [1, 1] and f[3] % 4 == 0 and 12 + f[3] + 3 * f[3] // 2 <= 1536 and (
+                len(i) == len(o) == 4 and i[1:3] == o[1:3]):  # conv_pointwise.c's condition
+            return "fast: pointwise routine (SMLAD, weights sign-extended per tile)"
         # conv.c's choice: the whole field if 3 np words of im2col fit and a weight block of
         # the shared buffer holds enough channels, else chunked over the field
         np_ = f[1] * ((f[2] * f[3] + 1) // 2)
