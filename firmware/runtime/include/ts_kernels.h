@@ -59,14 +59,22 @@ typedef struct {
   int32_t stride_h, stride_w, pad_h, pad_w, act_min, act_max;
 } ts_pool_params_t;
 
-/* ADD with 4-D broadcasting (shapes padded with leading 1s). */
+/* The head of the binary element-wise operators' parameters (ADD, SUB, MUL, MAXIMUM,
+ * MINIMUM), filled by one shared prepare: 4-D broadcasting (shapes padded with leading 1s),
+ * the zero points and the fused activation's clamp (MAXIMUM/MINIMUM: none, left 0). */
+#define TS_BINARY_HEAD                                                   \
+  int32_t out_dims[4];                                                   \
+  int32_t in1_strides[4], in2_strides[4]; /* 0 along a broadcast dim */ \
+  int32_t input1_offset, input2_offset, output_offset, act_min, act_max
 typedef struct {
-  int32_t out_dims[4];
-  int32_t in1_strides[4], in2_strides[4]; /* 0 along a broadcast dimension */
+  TS_BINARY_HEAD;
+} ts_binary_params_t;
+
+/* ADD (and SUB) with 4-D broadcasting. */
+typedef struct {
+  TS_BINARY_HEAD;
   int32_t left_shift;
-  int32_t input1_offset, input2_offset, output_offset;
   int32_t input1_mult, input1_shift, input2_mult, input2_shift, output_mult, output_shift;
-  int32_t act_min, act_max;
 } ts_add_params_t;
 
 /* SOFTMAX int8 -> int8 (output scale 1/256, zero point -128). */
@@ -111,17 +119,14 @@ typedef struct {
 /* MUL with 4-D broadcasting: out = clamp(MBQM((in1 + off1) * (in2 + off2), mult, shift)
  * + output_offset). */
 typedef struct {
-  int32_t out_dims[4];
-  int32_t in1_strides[4], in2_strides[4]; /* 0 along a broadcast dimension */
-  int32_t input1_offset, input2_offset, output_offset;
-  int32_t output_mult, output_shift, act_min, act_max;
+  TS_BINARY_HEAD;
+  int32_t output_mult, output_shift;
 } ts_mul_params_t;
 
 /* MAXIMUM / MINIMUM with 4-D broadcasting, on the raw int8 values (as TFLM: no
  * requantization). */
 typedef struct {
-  int32_t out_dims[4];
-  int32_t in1_strides[4], in2_strides[4];
+  TS_BINARY_HEAD;
   int32_t is_max;
 } ts_minmax_params_t;
 

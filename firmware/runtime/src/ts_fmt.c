@@ -46,6 +46,18 @@ size_t ts_fmt(char *buf, size_t n, size_t at, const char *f, ...) {
   return at;
 }
 
+#ifdef TS_STRIP_MESSAGES
+ts_status_t ts_fail_at(ts_interp_t *it, ts_status_t s, int kind, int32_t n) {
+  if (!it) return s; /* a re-read of a validated model (view) */
+  it->error[0] = 0;
+  const size_t at = kind ? ts_fmt(it->error, sizeof it->error, 0, kind == 'o' ? "operator %d "
+                                                                                : "tensor %d ",
+                                  n)
+                         : 0;
+  ts_fmt(it->error, sizeof it->error, at, TS_STRIPPED_MARK);
+  return s;
+}
+#else
 /* it->error = `pre` (a format taking `arg`; none if NULL), then f with ap. */
 static ts_status_t report(ts_interp_t *it, ts_status_t s, const char *pre, int32_t arg,
                           const char *f, va_list ap) {
@@ -79,6 +91,8 @@ ts_status_t ts_tfail(ts_loader_t *L, ts_status_t s, uint32_t idx, const char *f,
   return s;
 }
 
+#endif
+
 ts_status_t ts_corrupt(ts_loader_t *L) {
   if (L->fb.bad_offset >= L->fb.size)
     return ts_fail(L->it, TS_ERR_BAD_MODEL, "model truncated at offset %u (model is %u bytes)",
@@ -86,6 +100,8 @@ ts_status_t ts_corrupt(ts_loader_t *L) {
   return ts_fail(L->it, TS_ERR_BAD_MODEL, "model corrupt at offset %u", L->fb.bad_offset);
 }
 
+#ifndef TS_STRIP_MESSAGES
 ts_status_t ts_eval_fail(const ts_eval_t *e, ts_status_t s, const char *msg) {
   return ts_fail(e->it, s, "operator %d: %s", e->index, msg);
 }
+#endif

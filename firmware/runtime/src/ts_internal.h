@@ -139,9 +139,9 @@ const void *ts_eval_input(const ts_eval_t *e, int32_t k);
 #define TS_OPT_SCRATCH 2u     /* arena scratch (ts_request_scratch): a slot for its offset */
 
 typedef struct {
-  int32_t code;        /* TFLite builtin code */
-  uint16_t rec_size;   /* bytes of its record (header, parameters, scratch slot) */
+  uint8_t code;        /* TFLite builtin code (those the runtime has are < 256) */
   uint8_t flags;       /* TS_OPT_* */
+  uint16_t rec_size;   /* bytes of its record (header, parameters, scratch slot) */
   ts_status_t (*prepare)(ts_loader_t *L, ts_oprec_t *o);
   ts_status_t (*eval)(const ts_eval_t *e);
 } ts_op_t;
@@ -185,7 +185,9 @@ ts_status_t ts_resize_prepare(ts_loader_t *L, ts_oprec_t *o);
 #define KERNEL_ADD ts_ref_add_s8
 #endif
 
-/* ---- messages (ts_fmt.c): a tiny formatter, %s %d %u only */
+/* ---- messages (ts_fmt.c): a tiny formatter, %s %d %u only. With TS_STRIP_MESSAGES the
+ * reporters below are macros that keep only where (operator or tensor index) and the status
+ * (ts_fail_at): the formats and their arguments are never referenced, so no text is linked. */
 size_t ts_vfmt(char *buf, size_t n, size_t at, const char *f, va_list ap);
 size_t ts_fmt(char *buf, size_t n, size_t at, const char *f, ...);
 ts_status_t ts_fail(ts_interp_t *it, ts_status_t s, const char *f, ...);
@@ -197,6 +199,21 @@ ts_status_t ts_tfail(ts_loader_t *L, ts_status_t s, uint32_t idx, const char *f,
 ts_status_t ts_corrupt(ts_loader_t *L);
 /* At invoke: "operator <e->index>: " then msg */
 ts_status_t ts_eval_fail(const ts_eval_t *e, ts_status_t s, const char *msg);
+#ifdef TS_STRIP_MESSAGES
+/* it->error = "operator N " (kind 'o'), "tensor N " ('t') or "" (0), then TS_STRIPPED_MARK */
+ts_status_t ts_fail_at(ts_interp_t *it, ts_status_t s, int kind, int32_t n);
+static inline void ts_no_message(const char *f, ...) { (void)f; } /* evaluates nothing */
+#define ts_fail(it, s, ...) (ts_no_message(__VA_ARGS__), ts_fail_at((it), (s), 0, 0))
+#define ts_ofail(L, s, ...) (ts_no_message(__VA_ARGS__), ts_fail_at((L)->it, (s), 'o', (L)->op))
+#define ts_tfail(L, s, idx, ...) \
+  (ts_no_message(__VA_ARGS__), ts_fail_at((L)->it, (s), 't', (int32_t)(idx)))
+#define ts_eval_fail(e, s, msg) (ts_no_message(msg), ts_fail_at((e)->it, (s), 'o', (e)->index))
+#define ts_fail_op(L, s, ...) (ts_no_message(__VA_ARGS__), ts_fail_at((L)->it, (s), 'o', (L)->op))
+#else
+/* A message about operator L->op in its own words (no "operator N: " prefix); stripped, it
+ * still names the operator. */
+#define ts_fail_op(L, s, ...) ts_fail((L)->it, (s), __VA_ARGS__)
+#endif
 
 #define FB(call)                          \
   do {                                    \
@@ -272,6 +289,13 @@ ts_status_t ts_const_ints(ts_loader_t *L, int32_t idx, int32_t *vals, int32_t ma
 ts_status_t ts_broadcast4(ts_loader_t *L, const ts_trec_t *a, const ts_trec_t *b,
                           const ts_trec_t *out, int32_t out_dims[4], int32_t sa[4],
                           int32_t sb[4]);
+/* The prepare head of the binary element-wise operators (ADD, SUB, MUL, MAXIMUM, MINIMUM):
+ * both inputs and the output int8 per-tensor, 4-D broadcasting, the zero points and, with
+ * `act_opts` (the options spec, activation first; NULL: none), the fused activation's clamp,
+ * into `params` (whose type starts with TS_BINARY_HEAD); the output may overwrite an input.
+ * r[0..2]: the records of input 0, input 1 and the output. */
+ts_status_t ts_binary_prepare(ts_loader_t *L, ts_oprec_t *o, void *params,
+                              const char *act_opts, const ts_trec_t *r[3]);
 /* TFLM's LOGISTIC/TANH input multiplier: frexp(m) = q * 2^shift, mult = round(q * 2^31). */
 ts_status_t ts_frexp_multiplier(ts_loader_t *L, double m, int32_t *mult, int32_t *shift);
 /* CalculateInputRadius(int_bits, left_shift, 31). */

@@ -170,6 +170,39 @@ ts_status_t ts_broadcast4(ts_loader_t *L, const ts_trec_t *a, const ts_trec_t *b
   return TS_OK;
 }
 
+_Static_assert(offsetof(ts_add_params_t, act_max) == offsetof(ts_binary_params_t, act_max) &&
+                   offsetof(ts_mul_params_t, act_max) == offsetof(ts_binary_params_t, act_max) &&
+                   offsetof(ts_minmax_params_t, act_max) ==
+                       offsetof(ts_binary_params_t, act_max),
+               "the binary operators' parameters start with TS_BINARY_HEAD");
+
+ts_status_t ts_binary_prepare(ts_loader_t *L, ts_oprec_t *o, void *params,
+                              const char *act_opts, const ts_trec_t *r[3]) {
+  static const char *const what[3] = {"first input", "second input", "output"};
+  ts_binary_params_t h;
+  memset(&h, 0, sizeof h);
+  for (int k = 0; k < 3; k++) {
+    const int32_t idx = k < 2 ? op_in(L, o, k) : op_out(L, o, 0);
+    CHECK(ts_need_s8(L, idx, what[k]));
+    r[k] = &L->t[idx];
+  }
+  CHECK(ts_broadcast4(L, r[0], r[1], r[2], h.out_dims, h.in1_strides, h.in2_strides));
+  if (act_opts) {
+    int32_t v[2]; /* AddOptions, SubOptions, MulOptions: activation first */
+    int present;
+    CHECK(ts_options(L, act_opts, v, &present));
+    CHECK(ts_act_range(L, v[0], r[2], &h.act_min, &h.act_max));
+    h.input1_offset = -rec_zp(r[0], 0);
+    h.input2_offset = -rec_zp(r[1], 0);
+    h.output_offset = rec_zp(r[2], 0);
+  }
+  memcpy(params, &h, sizeof h); /* the head of the operator's parameters */
+  /* element i of each input is read before element i of the output is written (every
+   * kernel): the output may take the place of an input of its own size */
+  o->flags |= TS_OPF_IN_PLACE | TS_OPF_IN_PLACE_ANY;
+  return TS_OK;
+}
+
 ts_status_t ts_frexp_multiplier(ts_loader_t *L, double m, int32_t *mult, int32_t *shift) {
   if (ts_quantize_multiplier(m, mult, shift) || *mult == 0 || *shift < 0 || *shift > 31)
     return ts_ofail(L, TS_ERR_UNSUPPORTED, "input scale out of range");
