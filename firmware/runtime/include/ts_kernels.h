@@ -97,9 +97,18 @@ typedef struct {
   int32_t pad_value;
 } ts_pad_params_t;
 
+/* The head of the element-wise unary int8 operators' parameters (QUANTIZE int8 -> int8,
+ * RELU, RELU6, LEAKY_RELU, LOGISTIC, TANH, HARD_SWISH), filled by one shared prepare:
+ * elements, input and output zero points. */
+#define TS_UNARY_HEAD int32_t size, input_zp, output_zp
+typedef struct {
+  TS_UNARY_HEAD;
+} ts_unary_params_t;
+
 /* QUANTIZE int8 -> int8 (requantize). */
 typedef struct {
-  int32_t size, input_zp, output_zp, mult, shift;
+  TS_UNARY_HEAD;
+  int32_t mult, shift;
 } ts_requant_params_t;
 
 /* QUANTIZE float32 -> int8 (reference_ops::AffineQuantize: round(x / scale) + zero_point
@@ -133,19 +142,21 @@ typedef struct {
 /* RELU (requantize, then clamp to [act_min, act_max]) and RELU6 (clamp the raw values to
  * [act_min, act_max] = [zero, six] on the input's scale, as TFLM's Relu6Quantized). */
 typedef struct {
-  int32_t size, input_zp, output_zp, mult, shift, act_min, act_max;
+  TS_UNARY_HEAD;
+  int32_t mult, shift, act_min, act_max;
 } ts_relu_params_t;
 
 /* LEAKY_RELU: x >= 0: MBQM(x, mult_identity); x < 0: MBQM(x, mult_alpha) (x = in - zp). */
 typedef struct {
-  int32_t size, input_zp, output_zp;
+  TS_UNARY_HEAD;
   int32_t mult_identity, shift_identity, mult_alpha, shift_alpha;
 } ts_leaky_relu_params_t;
 
 /* LOGISTIC (output scale 1/256, zero point -128) and TANH (output scale 1/128, zero point
  * 0): the input in Q4.27 through gemmlowp's fixed-point logistic / tanh. */
 typedef struct {
-  int32_t size, input_zp, range_radius, input_mult, input_left_shift;
+  TS_UNARY_HEAD; /* (the output zero point is fixed: -128 LOGISTIC, 0 TANH) */
+  int32_t range_radius, input_mult, input_left_shift;
 } ts_sigmoid_params_t;
 
 /* STRIDED_SLICE of up to 4 dims (padded with leading axes taken whole): output element
@@ -167,7 +178,7 @@ typedef struct {
 
 /* HARD_SWISH: int16 fixed point as TFLM's reference_ops::HardSwish. */
 typedef struct {
-  int32_t size, input_zp, output_zp;
+  TS_UNARY_HEAD;
   int32_t output_exp, reluish_exp;     /* power-of-two exponents */
   int16_t output_mult, reluish_mult;   /* Q15 multipliers */
 } ts_hard_swish_params_t;

@@ -296,6 +296,11 @@ ts_status_t ts_broadcast4(ts_loader_t *L, const ts_trec_t *a, const ts_trec_t *b
  * r[0..2]: the records of input 0, input 1 and the output. */
 ts_status_t ts_binary_prepare(ts_loader_t *L, ts_oprec_t *o, void *params,
                               const char *act_opts, const ts_trec_t *r[3]);
+/* The prepare head of the element-wise unary int8 operators: input 0 and output 0 int8
+ * per-tensor with as many elements, into `params` (whose type starts with TS_UNARY_HEAD);
+ * the output may overwrite the input. r[0], r[1]: the input's and the output's records. */
+ts_status_t ts_unary_prepare(ts_loader_t *L, ts_oprec_t *o, void *params,
+                             const ts_trec_t *r[2]);
 /* TFLM's LOGISTIC/TANH input multiplier: frexp(m) = q * 2^shift, mult = round(q * 2^31). */
 ts_status_t ts_frexp_multiplier(ts_loader_t *L, double m, int32_t *mult, int32_t *shift);
 /* CalculateInputRadius(int_bits, left_shift, 31). */

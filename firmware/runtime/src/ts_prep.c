@@ -203,6 +203,30 @@ ts_status_t ts_binary_prepare(ts_loader_t *L, ts_oprec_t *o, void *params,
   return TS_OK;
 }
 
+_Static_assert(offsetof(ts_relu_params_t, output_zp) == offsetof(ts_unary_params_t, output_zp) &&
+                   offsetof(ts_requant_params_t, output_zp) ==
+                       offsetof(ts_unary_params_t, output_zp) &&
+                   offsetof(ts_leaky_relu_params_t, output_zp) ==
+                       offsetof(ts_unary_params_t, output_zp) &&
+                   offsetof(ts_sigmoid_params_t, output_zp) ==
+                       offsetof(ts_unary_params_t, output_zp) &&
+                   offsetof(ts_hard_swish_params_t, output_zp) ==
+                       offsetof(ts_unary_params_t, output_zp),
+               "the unary operators' parameters start with TS_UNARY_HEAD");
+
+ts_status_t ts_unary_prepare(ts_loader_t *L, ts_oprec_t *o, void *params,
+                             const ts_trec_t *r[2]) {
+  CHECK(ts_need_s8_io(L, o));
+  r[0] = &L->t[op_in(L, o, 0)];
+  r[1] = &L->t[op_out(L, o, 0)];
+  if (ts_elems(r[0]) != ts_elems(r[1]))
+    return ts_ofail(L, TS_ERR_BAD_MODEL, "shapes do not match");
+  const ts_unary_params_t h = {ts_elems(r[0]), rec_zp(r[0], 0), rec_zp(r[1], 0)};
+  memcpy(params, &h, sizeof h); /* the head of the operator's parameters */
+  o->flags |= TS_OPF_IN_PLACE;  /* element i is read before it is written */
+  return TS_OK;
+}
+
 ts_status_t ts_frexp_multiplier(ts_loader_t *L, double m, int32_t *mult, int32_t *shift) {
   if (ts_quantize_multiplier(m, mult, shift) || *mult == 0 || *shift < 0 || *shift > 31)
     return ts_ofail(L, TS_ERR_UNSUPPORTED, "input scale out of range");
