@@ -49,12 +49,20 @@ size_t ts_fmt(char *buf, size_t n, size_t at, const char *f, ...) {
 #ifdef TS_STRIP_MESSAGES
 ts_status_t ts_fail_at(ts_interp_t *it, ts_status_t s, int kind, int32_t n) {
   if (!it) return s; /* a re-read of a validated model (view) */
-  it->error[0] = 0;
-  const size_t at = kind ? ts_fmt(it->error, sizeof it->error, 0, kind == 'o' ? "operator %d "
-                                                                                : "tensor %d ",
-                                  n)
-                         : 0;
-  ts_fmt(it->error, sizeof it->error, at, TS_STRIPPED_MARK);
+  size_t at = 0;
+  if (kind) { /* "operator N " / "tensor N " (N >= 0) */
+    char num[12], *d = num + sizeof num;
+    *--d = 0;
+    *--d = ' ';
+    uint32_t v = (uint32_t)n;
+    do {
+      *--d = (char)('0' + v % 10);
+      v /= 10;
+    } while (v);
+    append(it->error, sizeof it->error, &at, kind == 'o' ? "operator " : "tensor ");
+    append(it->error, sizeof it->error, &at, d);
+  }
+  append(it->error, sizeof it->error, &at, TS_STRIPPED_MARK);
   return s;
 }
 #else

@@ -267,6 +267,10 @@ ts_status_t ts_need_s8(ts_loader_t *L, int32_t idx, const char *what);
 /* Input 0 and output 0 both int8 per-tensor (most operators). */
 ts_status_t ts_need_s8_io(ts_loader_t *L, const ts_oprec_t *o);
 ts_status_t ts_need_rank(ts_loader_t *L, int32_t idx, int rank, const char *what);
+#ifdef TS_STRIP_MESSAGES /* `what` is for messages only: not even passed */
+#define ts_need_s8(L, idx, what) ts_need_s8((L), (idx), NULL)
+#define ts_need_rank(L, idx, rank, what) ts_need_rank((L), (idx), (rank), NULL)
+#endif
 ts_status_t ts_act_range(ts_loader_t *L, int32_t act, const ts_trec_t *out, int32_t *lo,
                          int32_t *hi);
 ts_status_t ts_quant_mult(ts_loader_t *L, double m, int32_t *mult, int32_t *shift);

@@ -6,7 +6,7 @@ int32_t ts_elems(const ts_trec_t *r) {
   return (int32_t)(r->plan.size / ts_dtype_size(r->dtype)); /* validated types only */
 }
 
-ts_status_t ts_need_s8(ts_loader_t *L, int32_t idx, const char *what) {
+ts_status_t(ts_need_s8)(ts_loader_t *L, int32_t idx, const char *what) {
   if (idx < 0) return ts_ofail(L, TS_ERR_BAD_MODEL, "lacks its %s", what);
   const ts_trec_t *r = &L->t[idx];
   if (r->dtype != TS_INT8)
@@ -23,7 +23,7 @@ ts_status_t ts_need_s8_io(ts_loader_t *L, const ts_oprec_t *o) {
   return ts_need_s8(L, op_out(L, o, 0), "output");
 }
 
-ts_status_t ts_need_rank(ts_loader_t *L, int32_t idx, int rank, const char *what) {
+ts_status_t(ts_need_rank)(ts_loader_t *L, int32_t idx, int rank, const char *what) {
   if (L->t[idx].ndims != rank)
     return ts_ofail(L, TS_ERR_BAD_MODEL, "%s tensor %d must have %d dimensions", what, idx,
                     rank);
@@ -178,12 +178,11 @@ _Static_assert(offsetof(ts_add_params_t, act_max) == offsetof(ts_binary_params_t
 
 ts_status_t ts_binary_prepare(ts_loader_t *L, ts_oprec_t *o, void *params,
                               const char *act_opts, const ts_trec_t *r[3]) {
-  static const char *const what[3] = {"first input", "second input", "output"};
   ts_binary_params_t h;
   memset(&h, 0, sizeof h);
   for (int k = 0; k < 3; k++) {
     const int32_t idx = k < 2 ? op_in(L, o, k) : op_out(L, o, 0);
-    CHECK(ts_need_s8(L, idx, what[k]));
+    CHECK(ts_need_s8(L, idx, k == 0 ? "first input" : k == 1 ? "second input" : "output"));
     r[k] = &L->t[idx];
   }
   CHECK(ts_broadcast4(L, r[0], r[1], r[2], h.out_dims, h.in1_strides, h.in2_strides));
