@@ -166,6 +166,18 @@ def test_stripped_error_is_named_by_the_native_runner(tmp_path):
     text = f"TS_ERR_UNSUPPORTED: operator 1 {link.STRIPPED_MARK}"
     assert link.explain_stripped(text, gelu) == (
         "TS_ERR_UNSUPPORTED: unsupported op GELU at operator 1")  # the runner names ops
+    # a corrupt model: the place is unknown on the device, the runner has the offset
+    cut = tmp_path / "cut.tflite"
+    cut.write_bytes(_gelu_model()[:200])
+    assert link.explain_stripped(f"TS_ERR_BAD_MODEL: {link.STRIPPED_MARK}", cut).startswith(
+        "TS_ERR_BAD_MODEL: model truncated at offset")
+    # a refusal in an operator's prepare: its name and the numbers, as convert's check says
+    from tests.runtime.refusal_models import tiny_logit_tflite
+
+    tiny = tmp_path / "tiny.tflite"
+    tiny.write_bytes(tiny_logit_tflite())
+    named = link.explain_stripped(f"TS_ERR_UNSUPPORTED: operator 2 {link.STRIPPED_MARK}", tiny)
+    assert named.startswith("TS_ERR_UNSUPPORTED: SOFTMAX operator ") and "beta" in named
     # no model at hand: where to get the text
     plain = link.explain_stripped(text)
     assert plain.startswith("TS_ERR_UNSUPPORTED: operator 1 (the firmware carries no message")
