@@ -65,6 +65,11 @@ ts_status_t ts_fail_at(ts_interp_t *it, ts_status_t s, int kind, int32_t n) {
   append(it->error, sizeof it->error, &at, TS_STRIPPED_MARK);
   return s;
 }
+ts_status_t ts_fail_it(ts_interp_t *it, ts_status_t s) { return ts_fail_at(it, s, 0, 0); }
+ts_status_t ts_fail_lop(ts_loader_t *L, ts_status_t s) { return ts_fail_at(L->it, s, 'o', L->op); }
+ts_status_t ts_fail_ltensor(ts_loader_t *L, ts_status_t s, uint32_t idx) {
+  return ts_fail_at(L->it, s, 't', (int32_t)idx);
+}
 #else
 /* it->error = `pre` (a format taking `arg`; none if NULL), then f with ap. */
 static ts_status_t report(ts_interp_t *it, ts_status_t s, const char *pre, int32_t arg,

@@ -202,13 +202,16 @@ ts_status_t ts_eval_fail(const ts_eval_t *e, ts_status_t s, const char *msg);
 #ifdef TS_STRIP_MESSAGES
 /* it->error = "operator N " (kind 'o'), "tensor N " ('t') or "" (0), then TS_STRIPPED_MARK */
 ts_status_t ts_fail_at(ts_interp_t *it, ts_status_t s, int kind, int32_t n);
+/* (the common calls in as few instructions as possible: the status and the loader) */
+ts_status_t ts_fail_it(ts_interp_t *it, ts_status_t s);
+ts_status_t ts_fail_lop(ts_loader_t *L, ts_status_t s);
+ts_status_t ts_fail_ltensor(ts_loader_t *L, ts_status_t s, uint32_t idx);
 static inline void ts_no_message(const char *f, ...) { (void)f; } /* evaluates nothing */
-#define ts_fail(it, s, ...) (ts_no_message(__VA_ARGS__), ts_fail_at((it), (s), 0, 0))
-#define ts_ofail(L, s, ...) (ts_no_message(__VA_ARGS__), ts_fail_at((L)->it, (s), 'o', (L)->op))
-#define ts_tfail(L, s, idx, ...) \
-  (ts_no_message(__VA_ARGS__), ts_fail_at((L)->it, (s), 't', (int32_t)(idx)))
+#define ts_fail(it, s, ...) (ts_no_message(__VA_ARGS__), ts_fail_it((it), (s)))
+#define ts_ofail(L, s, ...) (ts_no_message(__VA_ARGS__), ts_fail_lop((L), (s)))
+#define ts_tfail(L, s, idx, ...) (ts_no_message(__VA_ARGS__), ts_fail_ltensor((L), (s), (idx)))
 #define ts_eval_fail(e, s, msg) (ts_no_message(msg), ts_fail_at((e)->it, (s), 'o', (e)->index))
-#define ts_fail_op(L, s, ...) (ts_no_message(__VA_ARGS__), ts_fail_at((L)->it, (s), 'o', (L)->op))
+#define ts_fail_op(L, s, ...) (ts_no_message(__VA_ARGS__), ts_fail_lop((L), (s)))
 #else
 /* A message about operator L->op in its own words (no "operator N: " prefix); stripped, it
  * still names the operator. */
