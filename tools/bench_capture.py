@@ -23,13 +23,13 @@ import argparse
 import contextlib
 import json
 import os
-import resource
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
-from tinyscope.analysis.verify import verify_capture
+from tinyscope.analysis.verify import ReferenceDigests, verify_capture
 from tinyscope.analysis.verify_boards import verify_on_boards
 from tinyscope.convert import manifest as manifest_mod
 from tinyscope.data import quantized_test_inputs
@@ -69,40 +69,127 @@ def inputs_for(build: Path, n: int, source: str) -> tuple[np.ndarray, np.ndarray
     return q, labels
 
 
-def _children_cpu() -> float:
-    """CPU seconds of this process's children: those that ended (rusage) plus those still
-    running other than QEMU (the reference worker processes, kept between jobs)."""
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    live = 0.0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            head, tail = stat.read_text().rsplit(")", 1)
-        except OSError:
-            continue
-        fields = tail.split()
-        if int(fields[1]) == os.getpid() and not head.endswith(boards.QEMU[:15]):
-            live += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return r.ru_utime + r.ru_stime + live
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+SAMPLE_S = 0.05  # CpuSampler: /proc read every 50 ms
+
+
+def _stat_cpu(path: Path) -> tuple[str, int, float] | None:
+    """(comm, ppid, user + system CPU seconds) from a /proc/.../stat file; None if gone."""
+    try:
+        head, tail = path.read_text().rsplit(")", 1)
+    except (OSError, ValueError):
+        return None
+    fields = tail.split()
+    return (head.split("(", 1)[1], int(fields[1]),
+            (int(fields[11]) + int(fields[12])) / CLK_TCK)
+
+
+class CpuSampler:
+    """CPU seconds per process (and per thread of this process) while a mode runs, read from
+    /proc every SAMPLE_S: this process's threads (by Python thread name: the capture thread(s),
+    the threads waiting on the TFLM digest batches), its reference worker process(es) and
+    each QEMU. Valid on a loaded machine too (CPU time, not wall time). A process or thread
+    that ends between two reads loses at most SAMPLE_S of its time (QEMU's exact total is
+    read before each board stops, see measure())."""
+
+    def __init__(self) -> None:
+        self.start: dict[tuple[str, int], float] = {}
+        self.last: dict[tuple[str, int], float] = {}
+        self.names: dict[tuple[str, int], str] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="cpu-sampler", daemon=True)
+
+    def _read(self) -> dict[tuple[str, int], float]:
+        me = os.getpid()
+        tnames = {t.native_id: t.name for t in threading.enumerate()}
+        now: dict[tuple[str, int], float] = {}
+        for path in Path(f"/proc/{me}/task").glob("*/stat"):
+            got = _stat_cpu(path)
+            tid = int(path.parent.name)
+            if got and tnames.get(tid) != "cpu-sampler":
+                now[("thread", tid)] = got[2]
+                self.names.setdefault(("thread", tid), _thread_kind(tnames.get(tid, "")))
+        for path in Path("/proc").glob("[0-9]*/stat"):
+            got = _stat_cpu(path)
+            if got and got[1] == me:
+                pid = int(path.parent.name)
+                now[("proc", pid)] = got[2]
+                self.names.setdefault(("proc", pid), "qemu" if got[0] == boards.QEMU[:15]
+                                      else "reference worker")
+        return now
+
+    def _loop(self) -> None:
+        while not self._stop.wait(SAMPLE_S):
+            self.last.update(self._read())
+
+    def __enter__(self) -> CpuSampler:
+        self.start = self._read()
+        self.last = dict(self.start)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.last.update(self._read())
+
+    def per_kind(self) -> dict[str, list[float]]:
+        """CPU seconds used during the mode, per kind, one value per process or thread."""
+        out: dict[str, list[float]] = {}
+        for key, cpu in sorted(self.last.items()):
+            used = cpu - self.start.get(key, 0.0)
+            if used > 0.005:
+                out.setdefault(self.names[key], []).append(used)
+        return out
+
+
+def _thread_kind(name: str) -> str:
+    """Which part of the host process a thread is: a board's capture loop (--jobs), a
+    digest batch waiter (it only waits on the reference worker's pipe), the main thread
+    (one board's capture loop), or a thread Python did not start (OpenBLAS, ...)."""
+    if name.startswith("tflm-digests"):
+        return "host: digest waiters"
+    if name == "MainThread":
+        return "host: main thread"
+    if name.startswith("verify-board"):
+        return "host: board threads"
+    return "host: other threads"
+
+
+def fill_cache(build: Path, q: np.ndarray, cache_root: Path) -> None:
+    """An earlier run of the same images: TFLM's digests of ``q`` in the cache at
+    ``cache_root`` (what the ``-warm`` modes start from; not timed)."""
+    manifest = manifest_mod.load(build)
+    outs = [int(op["outputs"][0]) for op in manifest["operators"]]
+    tflite = manifest_mod.model_bytes(build, manifest)
+    refs = ReferenceDigests(tflite, q, outs, cache_root=cache_root)
+    try:
+        for i in range(len(q)):
+            refs.get(i)
+    finally:
+        refs.close()
 
 
 def measure(build: Path, q: np.ndarray, labels: np.ndarray, mode: str, work: Path,
             elf: Path) -> dict:
-    """One mode: wall seconds, and CPU seconds of the host and of the QEMU processes (read
-    from /proc before each QEMU is stopped; the host's = this process + reaped children other
-    than QEMU, i.e. the reference workers)."""
+    """One mode: wall seconds, and CPU seconds per process (CpuSampler; QEMU's total read
+    from /proc before each board stops). ``-warm``: TFLM's digests come from a cache filled
+    before (cold modes compute them during the run, no cache)."""
     out = work / f"run-{mode}"
+    warm = "-warm" in mode
+    rate = LINE_RATE if "-115200" in mode else None
+    base = mode.replace("-warm", "").replace("-115200", "")
+    cache = work / "digest-cache" if warm else None
+    if cache is not None and not cache.exists():
+        fill_cache(build, q, cache)
+    if base.startswith("verify-jobs"):
+        with CpuSampler() as cpu:
+            t0 = time.monotonic()
+            run = verify_on_boards(elf, build, out, q, labels, int(base.removeprefix(
+                "verify-jobs")), work / f"qemu-{mode}", progress=False, digest_cache=cache)
+            secs = time.monotonic() - t0
+        return _row(mode, len(q), secs, run, cpu, float(run.get("board_cpu_seconds", 0.0)))
     bank = None
-    cpu0, child0 = time.process_time(), _children_cpu()
-    if mode.startswith("verify-jobs"):
-        jobs = int(mode.removeprefix("verify-jobs"))
-        t0 = time.monotonic()
-        run = verify_on_boards(elf, build, out, q, labels, jobs, work / f"qemu-{mode}",
-                               progress=False)
-        secs = time.monotonic() - t0
-        qemu_cpu = float(run.get("board_cpu_seconds", 0.0))
-        return _row(mode, len(q), secs, run, cpu0, child0, qemu_cpu)
-    rate = LINE_RATE if mode.endswith("-115200") else None
-    base = mode.removesuffix("-115200")
     if base == "verify-bank":
         bank = work / "input_bank.bin"
         bank.write_bytes(proto.input_bank(q))
@@ -113,37 +200,50 @@ def measure(build: Path, q: np.ndarray, labels: np.ndarray, mode: str, work: Pat
         if rate:
             url = stack.enter_context(FaultProxy(("127.0.0.1", board.port),
                                                  bytes_per_s=rate)).url
-        t0 = time.monotonic()
-        if base.startswith("verify"):
-            run = verify_capture(url, build, out, q, labels, progress=False, bank=bank)
-        else:
-            run = capture.capture(url, build, out, q, labels, layers=base, progress=False)
-        secs = time.monotonic() - t0
-        qemu_cpu = board.cpu_seconds()
-    return _row(base + (f" at {rate:g} B/s" if rate else ""), len(q), secs, run, cpu0, child0,
-                qemu_cpu)
+        with CpuSampler() as cpu:
+            t0 = time.monotonic()
+            if base.startswith("verify"):
+                run = verify_capture(url, build, out, q, labels, progress=False, bank=bank,
+                                     digest_cache=cache)
+            else:
+                run = capture.capture(url, build, out, q, labels, layers=base, progress=False)
+            secs = time.monotonic() - t0
+        qemu_cpu = board.cpu_seconds() - cpu.start.get(("proc", board.pid), 0.0)
+    return _row(mode + (f" at {rate:g} B/s" if rate else ""), len(q), secs, run, cpu, qemu_cpu)
 
 
-def _row(label: str, n: int, secs: float, run: dict, cpu0: float, child0: float,
+def _row(label: str, n: int, secs: float, run: dict, cpu: CpuSampler,
          qemu_cpu: float) -> dict:
     rx = run.get("wire_bytes_received")
-    host_cpu = time.process_time() - cpu0 + max(0.0, _children_cpu() - child0 - qemu_cpu)
+    kinds = cpu.per_kind()
+    host_kinds = {k: sum(v) for k, v in kinds.items() if k.startswith("host")}
+    worker = sum(kinds.get("reference worker", []))
+    per_image = {k: round(v / n, 4) for k, v in sorted(host_kinds.items())}
+    per_image["reference worker"] = round(worker / n, 4)
+    per_image["each qemu"] = [round(v / n, 4) for v in kinds.get("qemu", [])]
     return {"mode": label, "images": n, "seconds": round(secs, 2),
             "images_per_s": round(n / secs, 2),
-            "host_cpu_s_per_image": round(host_cpu / n, 4),
+            "host_cpu_s_per_image": round((sum(host_kinds.values()) + worker) / n, 4),
             "qemu_cpu_s_per_image": round(qemu_cpu / n, 4),
+            "cpu_s_per_image": per_image,
+            "digests_from_cache": run.get("verify", {}).get("digests_from_cache"),
             "rx_bytes_per_image": round(rx / n) if rx else None,
             "mismatched_images": run.get("verify", {}).get("mismatched_images")}
 
 
 def speedups(rows: list[dict]) -> list[str]:
-    """``verify-jobsN`` against ``verify-bank`` (one board, same inputs)."""
-    one = next((r for r in rows if r["mode"] == "verify-bank"), None)
-    if one is None:
-        return []
-    return [f"{r['mode']}: {r['images_per_s'] / one['images_per_s']:.2f}x one board "
-            f"({r['images_per_s']} vs {one['images_per_s']} img/s)"
-            for r in rows if r["mode"].startswith("verify-jobs")]
+    """``verify-jobsN`` against ``verify-bank`` (one board, same inputs), cold against cold
+    and warm (``-warm``) against warm."""
+    lines = []
+    for suffix in ("", "-warm"):
+        one = next((r for r in rows if r["mode"] == "verify-bank" + suffix), None)
+        if one is None:
+            continue
+        lines += [f"{r['mode']}: {r['images_per_s'] / one['images_per_s']:.2f}x one board "
+                  f"({r['images_per_s']} vs {one['images_per_s']} img/s)"
+                  for r in rows if r["mode"].startswith("verify-jobs")
+                  and r["mode"].endswith("-warm") == bool(suffix)]
+    return lines
 
 
 def main() -> int:
