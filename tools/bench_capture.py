@@ -70,7 +70,8 @@ def inputs_for(build: Path, n: int, source: str) -> tuple[np.ndarray, np.ndarray
 
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-SAMPLE_S = 0.05  # CpuSampler: /proc read every 50 ms
+SAMPLE_S = 0.05  # CpuSampler: this process's threads and its children read every 50 ms ...
+SCAN_EVERY = 20  # ... and /proc scanned for new children every 20th read
 
 
 def _stat_cpu(path: Path) -> tuple[str, int, float] | None:
@@ -96,6 +97,8 @@ class CpuSampler:
         self.start: dict[tuple[str, int], float] = {}
         self.last: dict[tuple[str, int], float] = {}
         self.names: dict[tuple[str, int], str] = {}
+        self._children: set[int] = set()
+        self._reads = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="cpu-sampler", daemon=True)
 
@@ -106,16 +109,26 @@ class CpuSampler:
         for path in Path(f"/proc/{me}/task").glob("*/stat"):
             got = _stat_cpu(path)
             tid = int(path.parent.name)
-            if got and tnames.get(tid) != "cpu-sampler":
+            if got:
                 now[("thread", tid)] = got[2]
-                self.names.setdefault(("thread", tid), _thread_kind(tnames.get(tid, "")))
-        for path in Path("/proc").glob("[0-9]*/stat"):
-            got = _stat_cpu(path)
-            if got and got[1] == me:
-                pid = int(path.parent.name)
-                now[("proc", pid)] = got[2]
-                self.names.setdefault(("proc", pid), "qemu" if got[0] == boards.QEMU[:15]
-                                      else "reference worker")
+                kind = ("bench: this sampler (not counted)" if tid == self._thread.native_id
+                        else _thread_kind(tnames.get(tid, ""), got[0]))
+                if tid in tnames or tid == self._thread.native_id:
+                    self.names[("thread", tid)] = kind
+                else:  # a thread started between the two reads has no name yet
+                    self.names.setdefault(("thread", tid), kind)
+        if self._reads % SCAN_EVERY == 0:  # new child processes (reading all of /proc costs)
+            self._children |= {int(p.parent.name) for p in Path("/proc").glob("[0-9]*/stat")
+                               if (got := _stat_cpu(p)) and got[1] == me}
+        self._reads += 1
+        for pid in list(self._children):
+            got = _stat_cpu(Path(f"/proc/{pid}/stat"))
+            if got is None:
+                continue
+            now[("proc", pid)] = got[2]
+            # comm is "python" between fork and exec: the last read names it
+            self.names[("proc", pid)] = ("qemu" if got[0] == boards.QEMU[:15]
+                                         else "reference worker")
         return now
 
     def _loop(self) -> None:
@@ -131,6 +144,7 @@ class CpuSampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+        self._reads = 0  # scan again: a process started since the last scan
         self.last.update(self._read())
 
     def per_kind(self) -> dict[str, list[float]]:
@@ -143,7 +157,7 @@ class CpuSampler:
         return out
 
 
-def _thread_kind(name: str) -> str:
+def _thread_kind(name: str, comm: str) -> str:
     """Which part of the host process a thread is: a board's capture loop (--jobs), a
     digest batch waiter (it only waits on the reference worker's pipe), the main thread
     (one board's capture loop), or a thread Python did not start (OpenBLAS, ...)."""
@@ -153,7 +167,7 @@ def _thread_kind(name: str) -> str:
         return "host: main thread"
     if name.startswith("verify-board"):
         return "host: board threads"
-    return "host: other threads"
+    return f"host: other threads ({comm})"
 
 
 def fill_cache(build: Path, q: np.ndarray, cache_root: Path) -> None:
@@ -221,11 +235,15 @@ def _row(label: str, n: int, secs: float, run: dict, cpu: CpuSampler,
     per_image = {k: round(v / n, 4) for k, v in sorted(host_kinds.items())}
     per_image["reference worker"] = round(worker / n, 4)
     per_image["each qemu"] = [round(v / n, 4) for v in kinds.get("qemu", [])]
+    timing = run.get("timing", {})
+    instr = timing.get("total_ticks_median", 0) * (timing.get("instructions_per_tick") or 0)
     return {"mode": label, "images": n, "seconds": round(secs, 2),
             "images_per_s": round(n / secs, 2),
             "host_cpu_s_per_image": round((sum(host_kinds.values()) + worker) / n, 4),
             "qemu_cpu_s_per_image": round(qemu_cpu / n, 4),
             "cpu_s_per_image": per_image,
+            "instructions_per_image": instr or None,  # the inference, on the emulated M4
+            "qemu_ns_per_instruction": round(1e9 * qemu_cpu / n / instr, 2) if instr else None,
             "digests_from_cache": run.get("verify", {}).get("digests_from_cache"),
             "rx_bytes_per_image": round(rx / n) if rx else None,
             "mismatched_images": run.get("verify", {}).get("mismatched_images")}

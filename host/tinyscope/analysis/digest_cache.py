@@ -129,7 +129,7 @@ class DigestCache:
         check = self._check(k, d)
         with contextlib.suppress(OSError):
             self.dir.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=self.dir)
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=self.dir)
             try:
                 with os.fdopen(fd, "wb") as f:
                     np.savez(f, context=np.frombuffer(self.context, np.uint8), keys=k,
