@@ -3,18 +3,24 @@
 For a build (default: the MobileNetV1-0.25 96x96x3 person-detection-class model in
 build/bench-mnet, made by tools/make_bench_mnet.py), measures images/s and received wire bytes
 per image for a full dump (--layers all) and a verified capture (--verify), and prints one line
-per figure: images, seconds, images/s, and CPU seconds per image of the host (this process
-and its reference worker processes) and of the emulator (QEMU). Modes: all (full dump),
-verify (digests, inputs by SET_INPUT), verify-bank (inputs from the input bank); a -115200
-suffix runs it through the fault proxy limited to 11520 B/s (a 115200-baud UART); the
-other modes talk to QEMU's socket directly, as `tinyscope capture` does. verify-jobsN: N
-emulated boards in parallel, each with its shard in its input bank; its speedup over
-verify-bank is printed when both ran.
+per mode: images, seconds, images/s, and CPU seconds per image of every process: this one
+(split by thread: one board's capture loop in the main thread, the --jobs board threads, the
+threads waiting on TFLM digest batches), its reference worker (TFLM's digests) and each QEMU
+(read from /proc while the mode runs: valid on a loaded machine, wall-clock figures are not),
+plus the emulated instructions per image and QEMU's CPU ns per emulated instruction.
+Modes: all (full dump), verify (digests, inputs by SET_INPUT), verify-bank (inputs from the
+input bank), verify-jobsN (N emulated boards in parallel, each with its shard in its input
+bank). Verify modes are cold (TFLM computes the digests during the run, no cache) unless
+suffixed -warm (the digests come from the TFLM digest cache, filled by an untimed earlier
+run of the same inputs: re-verifying after a firmware change). A -115200 suffix runs
+through the fault proxy limited to 11520 B/s (a 115200-baud UART); the other modes talk to
+QEMU's socket directly, as `tinyscope capture` does. The speedup of verify-jobsN over
+verify-bank is printed cold against cold and warm against warm.
 
 Inputs: ``--inputs generated`` (default) makes --n smooth random int8 images of the model's
 input shape (a bench needs hundreds of inputs; a model's test split may hold a dozen);
 ``--inputs test`` takes the build's test split and refuses when it holds fewer than --n.
-Usage: python tools/bench_capture.py --build DIR [--n N] [--modes all,verify,verify-bank]
+Usage: python tools/bench_capture.py --build DIR [--n N] [--modes verify-bank,verify-jobs2,...]
 """
 
 from __future__ import annotations
@@ -271,7 +277,8 @@ def main() -> int:
     ap.add_argument("--inputs", choices=("generated", "test"), default="generated",
                     help="generated: --n smooth random int8 inputs (default); test: the "
                     "build's test split")
-    ap.add_argument("--modes", default="all,verify,verify-bank,verify-jobs2")
+    ap.add_argument("--modes", default="verify-bank,verify-jobs2,verify-bank-warm,"
+                    "verify-jobs2-warm")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     q, labels = inputs_for(args.build, args.n, args.inputs)
