@@ -111,3 +111,13 @@ def test_the_default_root_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.delenv(digest_cache.ENV)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert digest_cache.default_root() == tmp_path / "xdg" / "tinyscope"
+
+
+def test_the_cli_says_how_many_digests_came_from_the_cache():
+    from tinyscope.cli.capture import cache_line
+
+    run = {"images": 300, "verify": {"digest_cache": "/c/tflm-digests/ab",
+                                     "digests_from_cache": 280}}
+    assert cache_line(run).startswith("TFLM digests: 280 of 300 images from the cache")
+    run["verify"].update(digest_cache=None, digests_from_cache=0)
+    assert cache_line(run) == "TFLM digests: computed for all 300 images (no cache)"
