@@ -80,15 +80,16 @@ SAMPLE_S = 0.05  # CpuSampler: this process's threads and its children read ever
 SCAN_EVERY = 20  # ... and /proc scanned for new children every 20th read
 
 
-def _stat_cpu(path: Path) -> tuple[str, int, float] | None:
-    """(comm, ppid, user + system CPU seconds) from a /proc/.../stat file; None if gone."""
+def _stat_cpu(path: Path) -> tuple[str, int, float, float, float] | None:
+    """(comm, ppid, user + system, user, system CPU seconds) from a /proc/.../stat file;
+    None if gone."""
     try:
         head, tail = path.read_text().rsplit(")", 1)
     except (OSError, ValueError):
         return None
     fields = tail.split()
-    return (head.split("(", 1)[1], int(fields[1]),
-            (int(fields[11]) + int(fields[12])) / CLK_TCK)
+    user, system = int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+    return head.split("(", 1)[1], int(fields[1]), user + system, user, system
 
 
 class CpuSampler:
@@ -104,6 +105,8 @@ class CpuSampler:
         self.last: dict[tuple[str, int], float] = {}
         self.names: dict[tuple[str, int], str] = {}
         self._children: set[int] = set()
+        self.qemu_start: dict[tuple[int, int], tuple[float, float]] = {}
+        self.qemu_last: dict[tuple[int, int], tuple[float, float]] = {}
         self._reads = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="cpu-sampler", daemon=True)
@@ -135,7 +138,32 @@ class CpuSampler:
             # comm is "python" between fork and exec: the last read names it
             self.names[("proc", pid)] = ("qemu" if got[0] == boards.QEMU[:15]
                                          else "reference worker")
+            if got[0] == boards.QEMU[:15]:
+                self._qemu_threads(pid)
         return now
+
+    def _qemu_threads(self, pid: int) -> None:
+        """User and system CPU of each thread of QEMU ``pid`` (its vCPU thread runs the
+        guest and writes each UART byte to the socket; its main loop reads the requests)."""
+        for path in Path(f"/proc/{pid}/task").glob("*/stat"):
+            got = _stat_cpu(path)
+            if got:
+                key = (pid, int(path.parent.name))
+                self.qemu_start.setdefault(key, (0.0, 0.0) if self._thread.is_alive()
+                                           else (got[3], got[4]))
+                self.qemu_last[key] = (got[3], got[4])
+
+    def qemu_threads(self, n: int) -> list[list[float]]:
+        """[user, system] ms of CPU per image it ran (``n`` / the number of QEMUs) of each
+        thread of the first QEMU, busiest first."""
+        if not self.qemu_last:
+            return []
+        first = min(pid for pid, _ in self.qemu_last)
+        n = n / len({pid for pid, _ in self.qemu_last})
+        rows = [[round(1e3 * (u - self.qemu_start[k][0]) / n, 2),
+                 round(1e3 * (sy - self.qemu_start[k][1]) / n, 2)]
+                for k, (u, sy) in self.qemu_last.items() if k[0] == first]
+        return sorted((r for r in rows if sum(r) > 0), key=sum, reverse=True)
 
     def _loop(self) -> None:
         while not self._stop.wait(SAMPLE_S):
@@ -193,8 +221,9 @@ def fill_cache(build: Path, q: np.ndarray, cache_root: Path) -> None:
 def measure(build: Path, q: np.ndarray, labels: np.ndarray, mode: str, work: Path,
             elf: Path) -> dict:
     """One mode: wall seconds, and CPU seconds per process (CpuSampler; QEMU's total read
-    from /proc before each board stops). ``-warm``: TFLM's digests come from a cache filled
-    before (cold modes compute them during the run, no cache)."""
+    from /proc before each board stops). One board or N, the time and the CPU include the
+    boards' boot (verify-jobsN boots its boards inside verify_on_boards). ``-warm``: TFLM's
+    digests come from a cache filled before (cold modes compute them during the run)."""
     out = work / f"run-{mode}"
     warm = "-warm" in mode
     rate = LINE_RATE if "-115200" in mode else None
@@ -213,22 +242,22 @@ def measure(build: Path, q: np.ndarray, labels: np.ndarray, mode: str, work: Pat
     if base == "verify-bank":
         bank = work / "input_bank.bin"
         bank.write_bytes(proto.input_bank(q))
-    with contextlib.ExitStack() as stack:
+    with contextlib.ExitStack() as stack:  # timed from the boot, as verify-jobsN is
+        cpu = stack.enter_context(CpuSampler())
+        t0 = time.monotonic()
         board = stack.enter_context(
             boards.emulated_board(elf, work / f"qemu-{mode}", input_bank=bank))
         url = board.url
         if rate:
             url = stack.enter_context(FaultProxy(("127.0.0.1", board.port),
                                                  bytes_per_s=rate)).url
-        with CpuSampler() as cpu:
-            t0 = time.monotonic()
-            if base.startswith("verify"):
-                run = verify_capture(url, build, out, q, labels, progress=False, bank=bank,
-                                     digest_cache=cache)
-            else:
-                run = capture.capture(url, build, out, q, labels, layers=base, progress=False)
-            secs = time.monotonic() - t0
-        qemu_cpu = board.cpu_seconds() - cpu.start.get(("proc", board.pid), 0.0)
+        if base.startswith("verify"):
+            run = verify_capture(url, build, out, q, labels, progress=False, bank=bank,
+                                 digest_cache=cache)
+        else:
+            run = capture.capture(url, build, out, q, labels, layers=base, progress=False)
+        secs = time.monotonic() - t0
+        qemu_cpu = board.cpu_seconds()
     return _row(mode + (f" at {rate:g} B/s" if rate else ""), len(q), secs, run, cpu, qemu_cpu)
 
 
@@ -241,6 +270,7 @@ def _row(label: str, n: int, secs: float, run: dict, cpu: CpuSampler,
     per_image = {k: round(v / n, 4) for k, v in sorted(host_kinds.items())}
     per_image["reference worker"] = round(worker / n, 4)
     per_image["each qemu"] = [round(v / n, 4) for v in kinds.get("qemu", [])]
+    per_image["qemu threads, ms user/sys"] = cpu.qemu_threads(n)
     timing = run.get("timing", {})
     instr = timing.get("total_ticks_median", 0) * (timing.get("instructions_per_tick") or 0)
     return {"mode": label, "images": n, "seconds": round(secs, 2),
