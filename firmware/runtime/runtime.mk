@@ -16,13 +16,12 @@ RUNTIME_SRCS := \
   $(TS_RUNTIME_DIR)/src/ts_quant.c \
   $(sort $(wildcard $(TS_RUNTIME_DIR)/src/ops/*.c)) \
   $(TS_RUNTIME_DIR)/src/kernels/ref/activations.c \
-  $(TS_RUNTIME_DIR)/src/kernels/ref/add.c \
+  $(TS_RUNTIME_DIR)/src/kernels/ref/binary.c \
   $(TS_RUNTIME_DIR)/src/kernels/ref/conv.c \
   $(TS_RUNTIME_DIR)/src/kernels/ref/depthwise_conv.c \
   $(TS_RUNTIME_DIR)/src/kernels/ref/fully_connected.c \
   $(TS_RUNTIME_DIR)/src/kernels/ref/mean.c \
   $(TS_RUNTIME_DIR)/src/kernels/ref/misc.c \
-  $(TS_RUNTIME_DIR)/src/kernels/ref/mul.c \
   $(TS_RUNTIME_DIR)/src/kernels/ref/pooling.c \
   $(TS_RUNTIME_DIR)/src/kernels/ref/resize.c \
   $(TS_RUNTIME_DIR)/src/kernels/ref/softmax.c \
@@ -34,7 +33,8 @@ RUNTIME_SRCS := \
   $(TS_RUNTIME_DIR)/src/kernels/cm4/depthwise_conv.c \
   $(TS_RUNTIME_DIR)/src/kernels/cm4/fully_connected.c \
   $(TS_RUNTIME_DIR)/src/kernels/cm4/mean.c \
-  $(TS_RUNTIME_DIR)/src/kernels/cm4/pooling.c
+  $(TS_RUNTIME_DIR)/src/kernels/cm4/pooling.c \
+  $(TS_RUNTIME_DIR)/src/kernels/cm4/softmax.c
 RUNTIME_INC := $(TS_RUNTIME_DIR)/include $(TS_RUNTIME_DIR)/src
 RUNTIME_HDRS := $(wildcard $(TS_RUNTIME_DIR)/include/*.h $(TS_RUNTIME_DIR)/src/*.h \
                   $(TS_RUNTIME_DIR)/src/ts_ops.def \

@@ -19,7 +19,7 @@
  * (x + off) is 0. The weights are widened doubled (2 w) and the bias words are doubled, so
  * the routine's accumulators are 2 acc (exact while |acc| < 2^29: |bias| <= 2^28 and a
  * field of at most 8192 values, else the plain loop nest), which its 5-instruction
- * requantization needs (ts_rq2_words, ts_dsp.h: SMMLAR, the sign, ASR, SSAT, STRB).
+ * requantization needs (ts_rq_dbl, ts_dsp.h: SMMLAR, the sign, ASR, SSAT, STRB).
  *
  * Buffers (stack): weights of a block of output channels, per channel pair a record
  *   [bias a, bias b, bias a, bias b, bias a, bias b | a pair 0, b pair 0, a pair 1, ... |
@@ -52,7 +52,7 @@ enum { CHUNK_BLOCK = TS_OPT_CONV_CHUNK_BLOCK, CHUNK_MIN = TS_OPT_CONV_CHUNK_MIN 
 /* npairs channel pairs (records r, r + rec, ...: consecutive) x pixels 0..2 of the im2col x:
  * A = bias word + sum over np tap pairs t of SMLAD(x[3t + s], weight pair t), where the
  * caller has doubled one side (A = 2 acc, |acc| < 2^29). Then, if out_c != 0,
- * out[s * out_c + 2q] = ts_rq2_words(A_as, words of channel a) for channel a of pair q, and
+ * out[s * out_c + 2q] = ts_rq_dbl(A_as, words of channel a) for channel a of pair q, and
  * out[s * out_c + 2q + 1] likewise for b; if out_c == 0 (then npairs must be 1), the
  * accumulators (a0, b0, a1, b1, a2, b2) are stored as int32 at out (4-byte aligned). */
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__thumb2__)
@@ -62,7 +62,7 @@ enum { CHUNK_BLOCK = TS_OPT_CONV_CHUNK_BLOCK, CHUNK_MIN = TS_OPT_CONV_CHUNK_MIN 
  * or 8; each TS_PAIR is 32 bytes), [sp, #12] out, [sp, #16] out_c, [sp, #20] the end of the
  * records. Per pair: accumulators r4-r9 from the record's bias words; per tap pair the
  * inputs in r3, r10, r11 and the weights in r12, lr. The requantization of one output
- * (ts_rq2_words): SMMLAR with the rounding word, ADD of the sign, ASR, SSAT, STRB. */
+ * (ts_rq_dbl): SMMLAR with the rounding word, ADD of the sign, ASR, SSAT, STRB. */
 #define TS_PAIR                  \
   "ldm r0!, {r3, r10, r11}\n\t"  \
   "ldm r1!, {r12, lr}\n\t"       \
@@ -156,8 +156,8 @@ void ts_cm4_conv2x3(const uint32_t *x, const uint32_t *r, int32_t np, int8_t *ou
       continue;
     }
     for (int32_t s = 0; s < 3; s++) {
-      out[s * out_c] = (int8_t)ts_rq2_words(acc[2 * s], w);
-      out[s * out_c + 1] = (int8_t)ts_rq2_words(acc[2 * s + 1], w + 3);
+      out[s * out_c] = (int8_t)ts_rq_dbl(acc[2 * s], w);
+      out[s * out_c + 1] = (int8_t)ts_rq_dbl(acc[2 * s + 1], w + 3);
     }
     r = w + TAIL;
   }
@@ -562,7 +562,7 @@ static __attribute__((noinline)) void conv_im2col(const ts_conv_params_t *p, con
         sum += widen_seg_sum(r + HEAD + 2 * ky * half, 2, f + ky * seg, seg);
       /* doubled (sum is of the doubled weights) */
       r[0] = r[2] = r[4] = 2 * (uint32_t)(bias ? bias[oc] : 0) + (uint32_t)sum * (uint32_t)p->input_offset;
-      /* the assembly's requantization (used when `fast`, ts_rq2_words): mult,
+      /* the assembly's requantization (used when `fast`, ts_rq_dbl): mult,
        * 2^(e-1) + (out_off << e), e = -shift */
       const int32_t e = -p->shift[oc];
       q[0] = (uint32_t)p->mult[oc];
