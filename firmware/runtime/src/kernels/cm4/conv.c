@@ -53,8 +53,8 @@ enum { CHUNK_BLOCK = TS_OPT_CONV_CHUNK_BLOCK, CHUNK_MIN = TS_OPT_CONV_CHUNK_MIN 
  * A = bias word + sum over np tap pairs t of SMLAD(x[3t + s], weight pair t), where the
  * caller has doubled one side (A = 2 acc, |acc| < 2^29). Then, if out_c != 0,
  * out[s * out_c + 2q] = ts_rq_dbl(A_as, words of channel a) for channel a of pair q, and
- * out[s * out_c + 2q + 1] likewise for b; if out_c == 0 (then npairs must be 1), the
- * accumulators (a0, b0, a1, b1, a2, b2) are stored as int32 at out (4-byte aligned). */
+ * out[s * out_c + 2q + 1] likewise for b; if out_c == 0, pair q's accumulators (a0, b0,
+ * a1, b1, a2, b2) are stored as int32 at out + 24 q (4-byte aligned). */
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__thumb2__)
 /* r0 = x, r1 = records, r2 = np (>= 1), r3 = out, [sp] = out_c, [sp, #4] = npairs.
  * After the push, a 24-byte frame: [sp] x, [sp, #4] iterations ceil(np / 8), [sp, #8] the
