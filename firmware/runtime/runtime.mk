@@ -16,13 +16,12 @@ RUNTIME_SRCS := \
   $(TS_RUNTIME_DIR)/src/ts_quant.c \
   $(sort $(wildcard $(TS_RUNTIME_DIR)/src/ops/*.c)) \
   $(TS_RUNTIME_DIR)/src/kernels/ref/activations.c \
-  $(TS_RUNTIME_DIR)/src/kernels/ref/add.c \
+  $(TS_RUNTIME_DIR)/src/kernels/ref/binary.c \
   $(TS_RUNTIME_DIR)/src/kernels/ref/conv.c \
   $(TS_RUNTIME_DIR)/src/kernels/ref/depthwise_conv.c \
   $(TS_RUNTIME_DIR)/src/kernels/ref/fully_connected.c \
   $(TS_RUNTIME_DIR)/src/kernels/ref/mean.c \
   $(TS_RUNTIME_DIR)/src/kernels/ref/misc.c \
-  $(TS_RUNTIME_DIR)/src/kernels/ref/mul.c \
   $(TS_RUNTIME_DIR)/src/kernels/ref/pooling.c \
   $(TS_RUNTIME_DIR)/src/kernels/ref/resize.c \
   $(TS_RUNTIME_DIR)/src/kernels/ref/softmax.c \
@@ -30,6 +29,7 @@ RUNTIME_SRCS := \
   $(TS_RUNTIME_DIR)/src/kernels/cm4/add.c \
   $(TS_RUNTIME_DIR)/src/kernels/cm4/common.c \
   $(TS_RUNTIME_DIR)/src/kernels/cm4/conv.c \
+  $(TS_RUNTIME_DIR)/src/kernels/cm4/conv_pointwise.c \
   $(TS_RUNTIME_DIR)/src/kernels/cm4/depthwise_conv.c \
   $(TS_RUNTIME_DIR)/src/kernels/cm4/fully_connected.c \
   $(TS_RUNTIME_DIR)/src/kernels/cm4/mean.c \

@@ -151,16 +151,58 @@ def test_op_codes_are_named_on_the_host():
     assert name_op_codes("operator 3: shapes do not match") == "operator 3: shapes do not match"
 
 
+def test_stripped_mark_is_the_runtimes():
+    """The host recognises a message-less error by the mark the runtime writes (one source:
+    ts_runtime.h's TS_STRIPPED_MARK)."""
+    header = (FIRMWARE_DIR / "runtime/include/ts_runtime.h").read_text()
+    assert f'#define TS_STRIPPED_MARK "{link.STRIPPED_MARK}"' in header
+
+
+def test_stripped_error_is_named_by_the_native_runner(tmp_path):
+    """A firmware without message texts says where and the status; the host names the
+    reason with the native runner (the runtime with its messages) on the same model."""
+    gelu = tmp_path / "model_int8.tflite"
+    gelu.write_bytes(_gelu_model())
+    text = f"TS_ERR_UNSUPPORTED: operator 1 {link.STRIPPED_MARK}"
+    assert link.explain_stripped(text, gelu) == (
+        "TS_ERR_UNSUPPORTED: unsupported op GELU at operator 1")  # the runner names ops
+    # a corrupt model: the place is unknown on the device, the runner has the offset
+    cut = tmp_path / "cut.tflite"
+    cut.write_bytes(_gelu_model()[:200])
+    assert link.explain_stripped(f"TS_ERR_BAD_MODEL: {link.STRIPPED_MARK}", cut).startswith(
+        "TS_ERR_BAD_MODEL: model truncated at offset")
+    # a refusal in an operator's prepare: its name and the numbers, as convert's check says
+    from tests.runtime.refusal_models import tiny_logit_tflite
+
+    tiny = tmp_path / "tiny.tflite"
+    tiny.write_bytes(tiny_logit_tflite())
+    named = link.explain_stripped(f"TS_ERR_UNSUPPORTED: operator 2 {link.STRIPPED_MARK}", tiny)
+    assert named.startswith("TS_ERR_UNSUPPORTED: SOFTMAX operator ") and "beta" in named
+    # no model at hand: where to get the text
+    plain = link.explain_stripped(text)
+    assert plain.startswith("TS_ERR_UNSUPPORTED: operator 1 (the firmware carries no message")
+    assert "MESSAGES=1" in plain and link.STRIPPED_MARK not in plain
+    # a model the runtime accepts: the device runs something else
+    ok = tmp_path / "ok.tflite"
+    ok.write_bytes(_small_model())
+    assert "the native runtime accepts" in link.explain_stripped(text, ok)
+    assert link.explain_stripped("TS_ERR_BAD_MODEL: model corrupt at offset 8", gelu) == (
+        "TS_ERR_BAD_MODEL: model corrupt at offset 8")
+
+
 @pytest.mark.emulator
 def test_unsupported_op_is_named_through_the_device(tmp_path):
-    """The firmware reports GELU by its builtin code in INFO; the user sees the name."""
+    """The firmware (built without message texts) reports where GELU stopped it in INFO; the
+    host names the reason and the op."""
     from tinyscope.convert import carrays
     from tinyscope.device import boards, capture
     from tinyscope.errors import DeviceError
 
     model_dir = tmp_path / "model"
     model_dir.mkdir()
-    carrays.write_model(model_dir, _gelu_model())
+    gelu = _gelu_model()
+    carrays.write_model(model_dir, gelu)
+    (model_dir / "model_int8.tflite").write_bytes(gelu)  # as tinyscope convert writes it
     elf = boards.build_firmware(model_dir, quiet=True, out_dir=tmp_path / "fw")
     with boards.emulated_board(elf, tmp_path / "qemu") as b:
         port = link.open_port(b.url)
@@ -169,7 +211,7 @@ def test_unsupported_op_is_named_through_the_device(tmp_path):
         finally:
             port.close()
     assert info.model_status == 2
-    assert info.model_error == "TS_ERR_UNSUPPORTED: unsupported op code 150 at operator 1"
+    assert info.model_error == f"TS_ERR_UNSUPPORTED: operator 1 {link.STRIPPED_MARK}"
     manifest = {"model_sha256": info.model_sha256, "input": {"shape": [1, 6, 6, 1]}}
     with pytest.raises(DeviceError, match=r"cannot run the model: TS_ERR_UNSUPPORTED: "
                                           r"unsupported op GELU at operator 1$"):

@@ -59,14 +59,22 @@ typedef struct {
   int32_t stride_h, stride_w, pad_h, pad_w, act_min, act_max;
 } ts_pool_params_t;
 
-/* ADD with 4-D broadcasting (shapes padded with leading 1s). */
+/* The head of the binary element-wise operators' parameters (ADD, SUB, MUL, MAXIMUM,
+ * MINIMUM), filled by one shared prepare: 4-D broadcasting (shapes padded with leading 1s),
+ * the zero points and the fused activation's clamp (MAXIMUM/MINIMUM: none, left 0). */
+#define TS_BINARY_HEAD                                                   \
+  int32_t out_dims[4];                                                   \
+  int32_t in1_strides[4], in2_strides[4]; /* 0 along a broadcast dim */ \
+  int32_t input1_offset, input2_offset, output_offset, act_min, act_max
 typedef struct {
-  int32_t out_dims[4];
-  int32_t in1_strides[4], in2_strides[4]; /* 0 along a broadcast dimension */
+  TS_BINARY_HEAD;
+} ts_binary_params_t;
+
+/* ADD (and SUB) with 4-D broadcasting. */
+typedef struct {
+  TS_BINARY_HEAD;
   int32_t left_shift;
-  int32_t input1_offset, input2_offset, output_offset;
   int32_t input1_mult, input1_shift, input2_mult, input2_shift, output_mult, output_shift;
-  int32_t act_min, act_max;
 } ts_add_params_t;
 
 /* SOFTMAX int8 -> int8 (output scale 1/256, zero point -128). */
@@ -89,9 +97,18 @@ typedef struct {
   int32_t pad_value;
 } ts_pad_params_t;
 
+/* The head of the element-wise unary int8 operators' parameters (QUANTIZE int8 -> int8,
+ * RELU, RELU6, LEAKY_RELU, LOGISTIC, TANH, HARD_SWISH), filled by one shared prepare:
+ * elements, input and output zero points. */
+#define TS_UNARY_HEAD int32_t size, input_zp, output_zp
+typedef struct {
+  TS_UNARY_HEAD;
+} ts_unary_params_t;
+
 /* QUANTIZE int8 -> int8 (requantize). */
 typedef struct {
-  int32_t size, input_zp, output_zp, mult, shift;
+  TS_UNARY_HEAD;
+  int32_t mult, shift;
 } ts_requant_params_t;
 
 /* QUANTIZE float32 -> int8 (reference_ops::AffineQuantize: round(x / scale) + zero_point
@@ -111,36 +128,35 @@ typedef struct {
 /* MUL with 4-D broadcasting: out = clamp(MBQM((in1 + off1) * (in2 + off2), mult, shift)
  * + output_offset). */
 typedef struct {
-  int32_t out_dims[4];
-  int32_t in1_strides[4], in2_strides[4]; /* 0 along a broadcast dimension */
-  int32_t input1_offset, input2_offset, output_offset;
-  int32_t output_mult, output_shift, act_min, act_max;
+  TS_BINARY_HEAD;
+  int32_t output_mult, output_shift;
 } ts_mul_params_t;
 
 /* MAXIMUM / MINIMUM with 4-D broadcasting, on the raw int8 values (as TFLM: no
  * requantization). */
 typedef struct {
-  int32_t out_dims[4];
-  int32_t in1_strides[4], in2_strides[4];
+  TS_BINARY_HEAD;
   int32_t is_max;
 } ts_minmax_params_t;
 
 /* RELU (requantize, then clamp to [act_min, act_max]) and RELU6 (clamp the raw values to
  * [act_min, act_max] = [zero, six] on the input's scale, as TFLM's Relu6Quantized). */
 typedef struct {
-  int32_t size, input_zp, output_zp, mult, shift, act_min, act_max;
+  TS_UNARY_HEAD;
+  int32_t mult, shift, act_min, act_max;
 } ts_relu_params_t;
 
 /* LEAKY_RELU: x >= 0: MBQM(x, mult_identity); x < 0: MBQM(x, mult_alpha) (x = in - zp). */
 typedef struct {
-  int32_t size, input_zp, output_zp;
+  TS_UNARY_HEAD;
   int32_t mult_identity, shift_identity, mult_alpha, shift_alpha;
 } ts_leaky_relu_params_t;
 
 /* LOGISTIC (output scale 1/256, zero point -128) and TANH (output scale 1/128, zero point
  * 0): the input in Q4.27 through gemmlowp's fixed-point logistic / tanh. */
 typedef struct {
-  int32_t size, input_zp, range_radius, input_mult, input_left_shift;
+  TS_UNARY_HEAD; /* (the output zero point is fixed: -128 LOGISTIC, 0 TANH) */
+  int32_t range_radius, input_mult, input_left_shift;
 } ts_sigmoid_params_t;
 
 /* STRIDED_SLICE of up to 4 dims (padded with leading axes taken whole): output element
@@ -162,7 +178,7 @@ typedef struct {
 
 /* HARD_SWISH: int16 fixed point as TFLM's reference_ops::HardSwish. */
 typedef struct {
-  int32_t size, input_zp, output_zp;
+  TS_UNARY_HEAD;
   int32_t output_exp, reluish_exp;     /* power-of-two exponents */
   int16_t output_mult, reluish_mult;   /* Q15 multipliers */
 } ts_hard_swish_params_t;

@@ -31,6 +31,11 @@ extern "C" {
 
 #define TS_MAX_DIMS 6
 #define TS_ERROR_LEN 96
+/* A runtime built with -DTS_STRIP_MESSAGES (as TFLM's TF_LITE_STRIP_ERROR_STRINGS; the
+ * firmware's default, 4 KB less code) keeps no message texts: ts_interp_error() says only
+ * where, "operator N " / "tensor N " / "", then this mark. The runtime built with its
+ * messages (the native runner, tinyscope-run) gives the text for the same model. */
+#define TS_STRIPPED_MARK "(TS_STRIP_MESSAGES)"
 
 typedef enum {
   TS_OK = 0,

@@ -46,6 +46,31 @@ size_t ts_fmt(char *buf, size_t n, size_t at, const char *f, ...) {
   return at;
 }
 
+#ifdef TS_STRIP_MESSAGES
+ts_status_t ts_fail_at(ts_interp_t *it, ts_status_t s, int kind, int32_t n) {
+  if (!it) return s; /* a re-read of a validated model (view) */
+  size_t at = 0;
+  if (kind) { /* "operator N " / "tensor N " (N >= 0) */
+    char num[12], *d = num + sizeof num;
+    *--d = 0;
+    *--d = ' ';
+    uint32_t v = (uint32_t)n;
+    do {
+      *--d = (char)('0' + v % 10);
+      v /= 10;
+    } while (v);
+    append(it->error, sizeof it->error, &at, kind == 'o' ? "operator " : "tensor ");
+    append(it->error, sizeof it->error, &at, d);
+  }
+  append(it->error, sizeof it->error, &at, TS_STRIPPED_MARK);
+  return s;
+}
+ts_status_t ts_fail_it(ts_interp_t *it, ts_status_t s) { return ts_fail_at(it, s, 0, 0); }
+ts_status_t ts_fail_lop(ts_loader_t *L, ts_status_t s) { return ts_fail_at(L->it, s, 'o', L->op); }
+ts_status_t ts_fail_ltensor(ts_loader_t *L, ts_status_t s, uint32_t idx) {
+  return ts_fail_at(L->it, s, 't', (int32_t)idx);
+}
+#else
 /* it->error = `pre` (a format taking `arg`; none if NULL), then f with ap. */
 static ts_status_t report(ts_interp_t *it, ts_status_t s, const char *pre, int32_t arg,
                           const char *f, va_list ap) {
@@ -79,6 +104,8 @@ ts_status_t ts_tfail(ts_loader_t *L, ts_status_t s, uint32_t idx, const char *f,
   return s;
 }
 
+#endif
+
 ts_status_t ts_corrupt(ts_loader_t *L) {
   if (L->fb.bad_offset >= L->fb.size)
     return ts_fail(L->it, TS_ERR_BAD_MODEL, "model truncated at offset %u (model is %u bytes)",
@@ -86,6 +113,8 @@ ts_status_t ts_corrupt(ts_loader_t *L) {
   return ts_fail(L->it, TS_ERR_BAD_MODEL, "model corrupt at offset %u", L->fb.bad_offset);
 }
 
+#ifndef TS_STRIP_MESSAGES
 ts_status_t ts_eval_fail(const ts_eval_t *e, ts_status_t s, const char *msg) {
   return ts_fail(e->it, s, "operator %d: %s", e->index, msg);
 }
+#endif

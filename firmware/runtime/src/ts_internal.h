@@ -141,9 +141,9 @@ const void *ts_eval_input(const ts_eval_t *e, int32_t k);
 #define TS_OPT_SCRATCH 2u     /* arena scratch (ts_request_scratch): a slot for its offset */
 
 typedef struct {
-  int32_t code;        /* TFLite builtin code */
-  uint16_t rec_size;   /* bytes of its record (header, parameters, scratch slot) */
+  uint8_t code;        /* TFLite builtin code (those the runtime has are < 256) */
   uint8_t flags;       /* TS_OPT_* */
+  uint16_t rec_size;   /* bytes of its record (header, parameters, scratch slot) */
   ts_status_t (*prepare)(ts_loader_t *L, ts_oprec_t *o);
   ts_status_t (*eval)(const ts_eval_t *e);
 } ts_op_t;
@@ -189,7 +189,9 @@ ts_status_t ts_resize_prepare(ts_loader_t *L, ts_oprec_t *o);
 #define KERNEL_SOFTMAX ts_ref_softmax_s8
 #endif
 
-/* ---- messages (ts_fmt.c): a tiny formatter, %s %d %u only */
+/* ---- messages (ts_fmt.c): a tiny formatter, %s %d %u only. With TS_STRIP_MESSAGES the
+ * reporters below are macros that keep only where (operator or tensor index) and the status
+ * (ts_fail_at): the formats and their arguments are never referenced, so no text is linked. */
 size_t ts_vfmt(char *buf, size_t n, size_t at, const char *f, va_list ap);
 size_t ts_fmt(char *buf, size_t n, size_t at, const char *f, ...);
 ts_status_t ts_fail(ts_interp_t *it, ts_status_t s, const char *f, ...);
@@ -201,6 +203,24 @@ ts_status_t ts_tfail(ts_loader_t *L, ts_status_t s, uint32_t idx, const char *f,
 ts_status_t ts_corrupt(ts_loader_t *L);
 /* At invoke: "operator <e->index>: " then msg */
 ts_status_t ts_eval_fail(const ts_eval_t *e, ts_status_t s, const char *msg);
+#ifdef TS_STRIP_MESSAGES
+/* it->error = "operator N " (kind 'o'), "tensor N " ('t') or "" (0), then TS_STRIPPED_MARK */
+ts_status_t ts_fail_at(ts_interp_t *it, ts_status_t s, int kind, int32_t n);
+/* (the common calls in as few instructions as possible: the status and the loader) */
+ts_status_t ts_fail_it(ts_interp_t *it, ts_status_t s);
+ts_status_t ts_fail_lop(ts_loader_t *L, ts_status_t s);
+ts_status_t ts_fail_ltensor(ts_loader_t *L, ts_status_t s, uint32_t idx);
+static inline void ts_no_message(const char *f, ...) { (void)f; } /* evaluates nothing */
+#define ts_fail(it, s, ...) (ts_no_message(__VA_ARGS__), ts_fail_it((it), (s)))
+#define ts_ofail(L, s, ...) (ts_no_message(__VA_ARGS__), ts_fail_lop((L), (s)))
+#define ts_tfail(L, s, idx, ...) (ts_no_message(__VA_ARGS__), ts_fail_ltensor((L), (s), (idx)))
+#define ts_eval_fail(e, s, msg) (ts_no_message(msg), ts_fail_at((e)->it, (s), 'o', (e)->index))
+#define ts_fail_op(L, s, ...) (ts_no_message(__VA_ARGS__), ts_fail_lop((L), (s)))
+#else
+/* A message about operator L->op in its own words (no "operator N: " prefix); stripped, it
+ * still names the operator. */
+#define ts_fail_op(L, s, ...) ts_fail((L)->it, (s), __VA_ARGS__)
+#endif
 
 #define FB(call)                          \
   do {                                    \
@@ -254,6 +274,10 @@ ts_status_t ts_need_s8(ts_loader_t *L, int32_t idx, const char *what);
 /* Input 0 and output 0 both int8 per-tensor (most operators). */
 ts_status_t ts_need_s8_io(ts_loader_t *L, const ts_oprec_t *o);
 ts_status_t ts_need_rank(ts_loader_t *L, int32_t idx, int rank, const char *what);
+#ifdef TS_STRIP_MESSAGES /* `what` is for messages only: not even passed */
+#define ts_need_s8(L, idx, what) ts_need_s8((L), (idx), NULL)
+#define ts_need_rank(L, idx, rank, what) ts_need_rank((L), (idx), (rank), NULL)
+#endif
 ts_status_t ts_act_range(ts_loader_t *L, int32_t act, const ts_trec_t *out, int32_t *lo,
                          int32_t *hi);
 ts_status_t ts_quant_mult(ts_loader_t *L, double m, int32_t *mult, int32_t *shift);
@@ -276,6 +300,18 @@ ts_status_t ts_const_ints(ts_loader_t *L, int32_t idx, int32_t *vals, int32_t ma
 ts_status_t ts_broadcast4(ts_loader_t *L, const ts_trec_t *a, const ts_trec_t *b,
                           const ts_trec_t *out, int32_t out_dims[4], int32_t sa[4],
                           int32_t sb[4]);
+/* The prepare head of the binary element-wise operators (ADD, SUB, MUL, MAXIMUM, MINIMUM):
+ * both inputs and the output int8 per-tensor, 4-D broadcasting, the zero points and, with
+ * `act_opts` (the options spec, activation first; NULL: none), the fused activation's clamp,
+ * into `params` (whose type starts with TS_BINARY_HEAD); the output may overwrite an input.
+ * r[0..2]: the records of input 0, input 1 and the output. */
+ts_status_t ts_binary_prepare(ts_loader_t *L, ts_oprec_t *o, void *params,
+                              const char *act_opts, const ts_trec_t *r[3]);
+/* The prepare head of the element-wise unary int8 operators: input 0 and output 0 int8
+ * per-tensor with as many elements, into `params` (whose type starts with TS_UNARY_HEAD);
+ * the output may overwrite the input. r[0], r[1]: the input's and the output's records. */
+ts_status_t ts_unary_prepare(ts_loader_t *L, ts_oprec_t *o, void *params,
+                             const ts_trec_t *r[2]);
 /* TFLM's LOGISTIC/TANH input multiplier: frexp(m) = q * 2^shift, mult = round(q * 2^31). */
 ts_status_t ts_frexp_multiplier(ts_loader_t *L, double m, int32_t *mult, int32_t *shift);
 /* CalculateInputRadius(int_bits, left_shift, 31). */

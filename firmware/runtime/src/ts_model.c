@@ -146,12 +146,12 @@ ts_status_t ts_op_code(ts_loader_t *L, ts_fb_table_t *op, int32_t *code, int *ki
   if (*code == 32) {
     const char *name;
     FB(ts_fb_string(&L->fb, &c, OPC_CUSTOM, &name));
-    return ts_fail(L->it, TS_ERR_UNSUPPORTED, "unsupported custom op %s at operator %d", name,
-                   L->op);
+    return ts_fail_op(L, TS_ERR_UNSUPPORTED, "unsupported custom op %s at operator %d", name,
+                      L->op);
   }
   /* by its builtin code: the host names it (ts_opnames.h, tinyscope's Python side) */
-  return ts_fail(L->it, TS_ERR_UNSUPPORTED, "unsupported op code %d at operator %d", *code,
-                 L->op);
+  return ts_fail_op(L, TS_ERR_UNSUPPORTED, "unsupported op code %d at operator %d", *code,
+                    L->op);
 }
 
 ts_status_t ts_options(ts_loader_t *L, const char *spec, int32_t *v, int *present) {

@@ -9,12 +9,17 @@
 #endif
 
 const ts_op_t ts_ops[TS_NUM_KINDS] = {
-#define TS_OP(name, code, fn, params, flags)                                        \
-  {code, TS_REC_SIZE(params, (flags) | TEST_FLAGS), (uint8_t)((flags) | TEST_FLAGS), \
+#define TS_OP(name, code, fn, params, flags)                                         \
+  {code, (uint8_t)((flags) | TEST_FLAGS), TS_REC_SIZE(params, (flags) | TEST_FLAGS),  \
    ts_##fn##_prepare, ts_##fn##_eval},
 #include "ts_ops.def"
 #undef TS_OP
 };
+
+#define TS_OP(name, code, fn, params, flags) \
+  _Static_assert((code) < 256, #name ": ts_op_t keeps the builtin code in a byte");
+#include "ts_ops.def"
+#undef TS_OP
 
 int ts_op_kind(int32_t code) {
   for (int k = 0; k < TS_NUM_KINDS; k++)

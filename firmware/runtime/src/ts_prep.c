@@ -6,7 +6,7 @@ int32_t ts_elems(const ts_trec_t *r) {
   return (int32_t)(r->plan.size / ts_dtype_size(r->dtype)); /* validated types only */
 }
 
-ts_status_t ts_need_s8(ts_loader_t *L, int32_t idx, const char *what) {
+ts_status_t(ts_need_s8)(ts_loader_t *L, int32_t idx, const char *what) {
   if (idx < 0) return ts_ofail(L, TS_ERR_BAD_MODEL, "lacks its %s", what);
   const ts_trec_t *r = &L->t[idx];
   if (r->dtype != TS_INT8)
@@ -23,7 +23,7 @@ ts_status_t ts_need_s8_io(ts_loader_t *L, const ts_oprec_t *o) {
   return ts_need_s8(L, op_out(L, o, 0), "output");
 }
 
-ts_status_t ts_need_rank(ts_loader_t *L, int32_t idx, int rank, const char *what) {
+ts_status_t(ts_need_rank)(ts_loader_t *L, int32_t idx, int rank, const char *what) {
   if (L->t[idx].ndims != rank)
     return ts_ofail(L, TS_ERR_BAD_MODEL, "%s tensor %d must have %d dimensions", what, idx,
                     rank);
@@ -167,6 +167,62 @@ ts_status_t ts_broadcast4(ts_loader_t *L, const ts_trec_t *a, const ts_trec_t *b
     na *= da[k];
     nb *= db[k];
   }
+  return TS_OK;
+}
+
+_Static_assert(offsetof(ts_add_params_t, act_max) == offsetof(ts_binary_params_t, act_max) &&
+                   offsetof(ts_mul_params_t, act_max) == offsetof(ts_binary_params_t, act_max) &&
+                   offsetof(ts_minmax_params_t, act_max) ==
+                       offsetof(ts_binary_params_t, act_max),
+               "the binary operators' parameters start with TS_BINARY_HEAD");
+
+ts_status_t ts_binary_prepare(ts_loader_t *L, ts_oprec_t *o, void *params,
+                              const char *act_opts, const ts_trec_t *r[3]) {
+  ts_binary_params_t h;
+  memset(&h, 0, sizeof h);
+  for (int k = 0; k < 3; k++) {
+    const int32_t idx = k < 2 ? op_in(L, o, k) : op_out(L, o, 0);
+    CHECK(ts_need_s8(L, idx, k == 0 ? "first input" : k == 1 ? "second input" : "output"));
+    r[k] = &L->t[idx];
+  }
+  CHECK(ts_broadcast4(L, r[0], r[1], r[2], h.out_dims, h.in1_strides, h.in2_strides));
+  if (act_opts) {
+    int32_t v[2]; /* AddOptions, SubOptions, MulOptions: activation first */
+    int present;
+    CHECK(ts_options(L, act_opts, v, &present));
+    CHECK(ts_act_range(L, v[0], r[2], &h.act_min, &h.act_max));
+    h.input1_offset = -rec_zp(r[0], 0);
+    h.input2_offset = -rec_zp(r[1], 0);
+    h.output_offset = rec_zp(r[2], 0);
+  }
+  memcpy(params, &h, sizeof h); /* the head of the operator's parameters */
+  /* element i of each input is read before element i of the output is written (every
+   * kernel): the output may take the place of an input of its own size */
+  o->flags |= TS_OPF_IN_PLACE | TS_OPF_IN_PLACE_ANY;
+  return TS_OK;
+}
+
+_Static_assert(offsetof(ts_relu_params_t, output_zp) == offsetof(ts_unary_params_t, output_zp) &&
+                   offsetof(ts_requant_params_t, output_zp) ==
+                       offsetof(ts_unary_params_t, output_zp) &&
+                   offsetof(ts_leaky_relu_params_t, output_zp) ==
+                       offsetof(ts_unary_params_t, output_zp) &&
+                   offsetof(ts_sigmoid_params_t, output_zp) ==
+                       offsetof(ts_unary_params_t, output_zp) &&
+                   offsetof(ts_hard_swish_params_t, output_zp) ==
+                       offsetof(ts_unary_params_t, output_zp),
+               "the unary operators' parameters start with TS_UNARY_HEAD");
+
+ts_status_t ts_unary_prepare(ts_loader_t *L, ts_oprec_t *o, void *params,
+                             const ts_trec_t *r[2]) {
+  CHECK(ts_need_s8_io(L, o));
+  r[0] = &L->t[op_in(L, o, 0)];
+  r[1] = &L->t[op_out(L, o, 0)];
+  if (ts_elems(r[0]) != ts_elems(r[1]))
+    return ts_ofail(L, TS_ERR_BAD_MODEL, "shapes do not match");
+  const ts_unary_params_t h = {ts_elems(r[0]), rec_zp(r[0], 0), rec_zp(r[1], 0)};
+  memcpy(params, &h, sizeof h); /* the head of the operator's parameters */
+  o->flags |= TS_OPF_IN_PLACE;  /* element i is read before it is written */
   return TS_OK;
 }
 

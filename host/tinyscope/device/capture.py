@@ -23,6 +23,7 @@ from tinyscope.device.link import (
     Device,
     LinkError,
     RunResult,
+    explain_stripped,
     name_op_codes,
     open_port,
     release_port,
@@ -74,7 +75,8 @@ def check_info(info: proto.Info, manifest: dict, build_dir: Path) -> None:
             "the --build the device was flashed with"
         )
     if info.model_status != 0:
-        raise DeviceError(f"the firmware cannot run the model: {name_op_codes(info.model_error)}")
+        text = explain_stripped(info.model_error, build_dir / "model_int8.tflite")
+        raise DeviceError(f"the firmware cannot run the model: {name_op_codes(text)}")
     dtype = manifest_mod.input_dtype(manifest)
     want_bytes = int(np.prod(manifest["input"]["shape"])) * dtype.itemsize
     if info.input_bytes != want_bytes:

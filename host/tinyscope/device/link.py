@@ -30,6 +30,11 @@ RUN_TIMEOUT = 120.0  # s without a good frame during RUN (the model computes)
 AFTER_BAD_FRAME_TIMEOUT = 2.0  # s to wait for our answer once the device reported a bad frame
 READ_TIMEOUT = 0.05  # s per serial read call
 _OP_CODE = re.compile(r"\bop code (\d+)\b")
+_OP_LINE = re.compile(r"operator (\d+): (.*)")  # the runtime's "operator N: reason"
+# What a runtime built without its message texts (-DTS_STRIP_MESSAGES, the firmware's default)
+# puts after "operator N " / "tensor N " in its error: TS_STRIPPED_MARK of
+# firmware/runtime/include/ts_runtime.h (tests/runtime/test_errors.py checks they agree).
+STRIPPED_MARK = "(TS_STRIP_MESSAGES)"
 
 
 def name_op_codes(text: str) -> str:
@@ -51,6 +56,43 @@ def name_op_codes(text: str) -> str:
         return f"op {op}" if op else m.group(0)
 
     return _OP_CODE.sub(name, text)
+
+
+def explain_stripped(text: str, model: Path | None = None) -> str:
+    """``text``, a device error, with the runtime's own message where the firmware keeps none.
+
+    A firmware built without message texts says only the status and where, e.g.
+    "TS_ERR_UNSUPPORTED: operator 1 (TS_STRIP_MESSAGES)". The native runner runs the same C
+    runtime with its messages: its init of the device's ``model`` (``tinyscope-run --plan``)
+    gives the text ("unsupported op GELU at operator 1"), which replaces the place holder.
+    Without a model or a runner, say where the text is."""
+    if STRIPPED_MARK not in text:
+        return text
+    status = text.partition(": ")[0] if ": " in text else ""
+    bare = text.replace(STRIPPED_MARK, "").rstrip()
+    if model is None or not model.is_file():
+        return (f"{bare} (the firmware carries no message texts: tinyscope run/capture name "
+                "the reason from the model's build directory, or build the firmware with "
+                "make MESSAGES=1)")
+    from tinyscope.convert import check
+    from tinyscope.errors import TinyscopeError
+
+    try:
+        code, msg = check.run_runner(check.ensure_runner(), ["--plan", str(model)],
+                                     "naming the device's error")
+    except TinyscopeError as err:
+        return (f"{bare} (the firmware carries no message texts and the native runner that "
+                f"has them is unavailable: {err}; build the firmware with make MESSAGES=1)")
+    if code == 0:
+        return (f"{bare} (the firmware carries no message texts; the native runtime accepts "
+                f"{model}: is the device flashed with it?)")
+    m = _OP_LINE.match(msg)
+    if code == 1 and m:  # the operator's name and the numbers behind it, from the graph
+        try:
+            msg = check.explain(model.read_bytes(), int(m.group(1)), m.group(2)).describe()
+        except TinyscopeError:
+            pass
+    return f"{status}: {msg}" if status else msg
 
 
 class LinkError(DeviceError):
@@ -194,7 +236,7 @@ class Device:
             if frame.type == proto.FrameType.ERROR:
                 code, text = proto.decode_error(frame.payload)
                 raise DeviceError(f"device answered {ftype.name} with {proto.error_name(code)}: "
-                                  f"{name_op_codes(text)}")
+                                  f"{name_op_codes(explain_stripped(text))}")
             if frame.type == proto.FrameType.DONE:
                 request, count = proto.decode_done(frame.payload)
                 if request != ftype or count != len(answer):

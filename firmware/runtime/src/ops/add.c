@@ -5,17 +5,10 @@
 /* ADD and SUB (ops/sub.c): the same prepare; TFLM's sub_common.cc computes the three
  * multipliers in float before widening them to double, add.cc in double. */
 ts_status_t ts_add_like_prepare(ts_loader_t *L, ts_oprec_t *o, int sub) {
-  const int32_t ai = op_in(L, o, 0), bi = op_in(L, o, 1), oi = op_out(L, o, 0);
-  CHECK(ts_need_s8(L, ai, "first input"));
-  CHECK(ts_need_s8(L, bi, "second input"));
-  CHECK(ts_need_s8(L, oi, "output"));
-  const ts_trec_t *a = &L->t[ai], *b = &L->t[bi], *out = &L->t[oi];
   ts_add_params_t *p = PARAMS(o, ts_add_params_t);
-  CHECK(ts_broadcast4(L, a, b, out, p->out_dims, p->in1_strides, p->in2_strides));
-  int32_t v[2]; /* AddOptions and SubOptions: activation, pot_scale_int16 */
-  int present;
-  CHECK(ts_options(L, "bb", v, &present));
-  CHECK(ts_act_range(L, v[0], out, &p->act_min, &p->act_max));
+  const ts_trec_t *r[3];
+  CHECK(ts_binary_prepare(L, o, p, "b", r)); /* AddOptions, SubOptions: activation first */
+  const ts_trec_t *a = r[0], *b = r[1], *out = r[2];
   const float f1 = rec_scale(a, 0), f2 = rec_scale(b, 0), fo = rec_scale(out, 0);
   const double s1 = f1, s2 = f2, twice_max = 2.0 * (s1 > s2 ? s1 : s2);
   const float ftwice_max = 2 * (f1 > f2 ? f1 : f2);
@@ -26,17 +19,11 @@ ts_status_t ts_add_like_prepare(ts_loader_t *L, ts_oprec_t *o, int sub) {
     m[2] = (double)(ftwice_max / ((float)(1 << 20) * fo));
   }
   p->left_shift = 20;
-  p->input1_offset = -rec_zp(a, 0);
-  p->input2_offset = -rec_zp(b, 0);
-  p->output_offset = rec_zp(out, 0);
   CHECK(ts_quant_mult(L, m[0], &p->input1_mult, &p->input1_shift));
   CHECK(ts_quant_mult(L, m[1], &p->input2_mult, &p->input2_shift));
   CHECK(ts_quant_mult(L, m[2], &p->output_mult, &p->output_shift));
   if (p->input1_shift > 0 || p->input2_shift > 0 || p->output_shift > 0)
     return ts_ofail(L, TS_ERR_UNSUPPORTED, "output scale too small for %s", sub ? "SUB" : "ADD");
-  /* element i of each input is read before element i of the output is written (both
-   * kernels): the output may take the place of an input of its own size */
-  o->flags |= TS_OPF_IN_PLACE | TS_OPF_IN_PLACE_ANY;
   return TS_OK;
 }
 

@@ -10,23 +10,18 @@ static int16_t to_q15(int32_t m) { /* DownScaleInt32ToInt16Multiplier */
 }
 
 ts_status_t ts_hard_swish_prepare(ts_loader_t *L, ts_oprec_t *o) {
-  CHECK(ts_need_s8_io(L, o));
-  const ts_trec_t *in = &L->t[op_in(L, o, 0)], *out = &L->t[op_out(L, o, 0)];
-  if (ts_elems(in) != ts_elems(out)) return ts_ofail(L, TS_ERR_BAD_MODEL, "shapes do not match");
   ts_hard_swish_params_t *p = PARAMS(o, ts_hard_swish_params_t);
-  p->size = ts_elems(in);
-  p->input_zp = rec_zp(in, 0);
-  p->output_zp = rec_zp(out, 0);
-  const float hires = (1.0f / 128.0f) * rec_scale(in, 0);
+  const ts_trec_t *r[2];
+  CHECK(ts_unary_prepare(L, o, p, r));
+  const float hires = (1.0f / 128.0f) * rec_scale(r[0], 0);
   int32_t m;
-  CHECK(ts_quant_mult(L, (double)(hires / rec_scale(out, 0)), &m, &p->output_exp));
+  CHECK(ts_quant_mult(L, (double)(hires / rec_scale(r[1], 0)), &m, &p->output_exp));
   p->output_mult = to_q15(m);
   if (p->output_exp > 0)
     return ts_ofail(L, TS_ERR_UNSUPPORTED, "HARD_SWISH output scale too small");
   CHECK(ts_quant_mult(L, (double)(hires / (3.0f / 32768.0f)), &m, &p->reluish_exp));
   p->reluish_mult = to_q15(m);
   if (p->reluish_exp < -31) return ts_ofail(L, TS_ERR_UNSUPPORTED, "HARD_SWISH scale");
-  o->flags |= TS_OPF_IN_PLACE;
   return TS_OK;
 }
 

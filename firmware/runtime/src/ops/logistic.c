@@ -4,16 +4,12 @@
 #include "ts_internal.h"
 
 ts_status_t ts_sigmoid_like_prepare(ts_loader_t *L, ts_oprec_t *o) {
-  CHECK(ts_need_s8_io(L, o));
-  const ts_trec_t *in = &L->t[op_in(L, o, 0)], *out = &L->t[op_out(L, o, 0)];
-  if (ts_elems(in) != ts_elems(out)) return ts_ofail(L, TS_ERR_BAD_MODEL, "shapes do not match");
   ts_sigmoid_params_t *p = PARAMS(o, ts_sigmoid_params_t);
-  p->size = ts_elems(in);
-  p->input_zp = rec_zp(in, 0);
-  CHECK(ts_frexp_multiplier(L, (double)rec_scale(in, 0) * (double)(1 << 27), &p->input_mult,
+  const ts_trec_t *r[2];
+  CHECK(ts_unary_prepare(L, o, p, r));
+  CHECK(ts_frexp_multiplier(L, (double)rec_scale(r[0], 0) * (double)(1 << 27), &p->input_mult,
                             &p->input_left_shift));
   p->range_radius = ts_input_radius(4, p->input_left_shift);
-  o->flags |= TS_OPF_IN_PLACE;
   return TS_OK;
 }
 

@@ -4,15 +4,11 @@
 #include "ts_internal.h"
 
 static ts_status_t minmax_prepare(ts_loader_t *L, ts_oprec_t *o, int32_t is_max) {
-  const int32_t ai = op_in(L, o, 0), bi = op_in(L, o, 1), oi = op_out(L, o, 0);
-  CHECK(ts_need_s8(L, ai, "first input"));
-  CHECK(ts_need_s8(L, bi, "second input"));
-  CHECK(ts_need_s8(L, oi, "output"));
   ts_minmax_params_t *p = PARAMS(o, ts_minmax_params_t);
+  const ts_trec_t *r[3];
+  CHECK(ts_binary_prepare(L, o, p, NULL, r)); /* no options: no activation */
   p->is_max = is_max;
-  o->flags |= TS_OPF_IN_PLACE | TS_OPF_IN_PLACE_ANY; /* element-wise: as ADD (ops/add.c) */
-  return ts_broadcast4(L, &L->t[ai], &L->t[bi], &L->t[oi], p->out_dims, p->in1_strides,
-                       p->in2_strides);
+  return TS_OK;
 }
 
 ts_status_t ts_maximum_prepare(ts_loader_t *L, ts_oprec_t *o) {

@@ -29,12 +29,16 @@ ts_status_t ts_resize_prepare(ts_loader_t *L, ts_oprec_t *o) {
                                                   : (float)p->in_h / (float)p->out_h;
   p->scale_w = p->align_corners && p->out_w > 1 ? (float)(p->in_w - 1) / (float)(p->out_w - 1)
                                                   : (float)p->in_w / (float)p->out_w;
-  /* 1/1024 scales (bilinear), rounded to nearest; in int64 against large dims */
-  const int64_t ih = p->in_h, iw = p->in_w, oh = p->out_h, ow = p->out_w;
-  int64_t sh = ((ih << 10) + oh / 2) / oh, sw = ((iw << 10) + ow / 2) / ow;
-  if (p->align_corners && oh > 1) sh = (((ih - 1) << 10) + (oh - 1) / 2) / (oh - 1);
-  if (p->align_corners && ow > 1) sw = (((iw - 1) << 10) + (ow - 1) / 2) / (ow - 1);
-  if (sh * oh > INT32_MAX / 2 || sw * ow > INT32_MAX / 2)
+  /* 1/1024 scales (bilinear), rounded to nearest, in uint32: an input side of 2^21 or more
+   * (which the scale check below refuses anyway without align_corners) is refused first */
+  const uint32_t ih = (uint32_t)p->in_h, iw = (uint32_t)p->in_w, oh = (uint32_t)p->out_h,
+                 ow = (uint32_t)p->out_w, ac = p->align_corners != 0;
+  if (ih >= (1u << 21) || iw >= (1u << 21))
+    return ts_ofail(L, TS_ERR_UNSUPPORTED, "resize too large");
+  const uint32_t dh = ac && oh > 1, dw = ac && ow > 1; /* align_corners: (in - 1) / (out - 1) */
+  const uint32_t sh = (((ih - dh) << 10) + (oh - dh) / 2) / (oh - dh);
+  const uint32_t sw = (((iw - dw) << 10) + (ow - dw) / 2) / (ow - dw);
+  if (sh > (uint32_t)(INT32_MAX / 2) / oh || sw > (uint32_t)(INT32_MAX / 2) / ow)
     return ts_ofail(L, TS_ERR_UNSUPPORTED, "resize too large");
   p->scale_h_10 = (int32_t)sh, p->scale_w_10 = (int32_t)sw;
   if (bilinear && p->align_corners && p->half_pixel_centers)

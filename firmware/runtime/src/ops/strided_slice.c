@@ -32,23 +32,26 @@ ts_status_t ts_strided_slice_prepare(ts_loader_t *L, ts_oprec_t *o) {
     const int32_t size = p->in_dims[k], st = stride[a];
     if (st == 0) return ts_ofail(L, TS_ERR_BAD_MODEL, "stride 0");
     const int shrink = (v[4] >> a) & 1;
-    int64_t s = begin[a] < 0 ? (int64_t)begin[a] + size : begin[a];
-    s = st > 0 ? clamp_i((int32_t)(s > INT32_MAX ? INT32_MAX : s), 0, size)
-               : clamp_i((int32_t)(s > INT32_MAX ? INT32_MAX : s), -1, size - 1);
+    /* in int32: a negative begin plus the size, end + start (saturated: either way past the
+     * clamp) and the counts (as unsigned quotients) cannot overflow */
+    int32_t s = begin[a] < 0 ? begin[a] + size : begin[a];
+    s = st > 0 ? clamp_i(s, 0, size) : clamp_i(s, -1, size - 1);
     if ((v[0] >> a) & 1) s = st > 0 ? 0 : size - 1;
-    int64_t e;
+    int32_t e;
     if (shrink) {
       e = s >= size ? s : s + 1;
     } else {
-      e = v[5] ? (int64_t)end[a] + s : end[a];
+      e = end[a];
+      if (v[5] && __builtin_add_overflow(e, s, &e)) e = s > 0 ? INT32_MAX : INT32_MIN;
       if (e < 0) e += size;
-      e = st > 0 ? (e < 0 ? 0 : e > size ? size : e) : (e < -1 ? -1 : e > size - 1 ? size - 1 : e);
+      e = st > 0 ? clamp_i(e, 0, size) : clamp_i(e, -1, size - 1);
       if ((v[1] >> a) & 1) e = st > 0 ? size : -1;
     }
-    /* ceil((e - s) / st) elements, at least 0 */
-    const int64_t span = e - s;
-    int64_t cnt = st > 0 ? (span + st - 1) / st : (span + st + 1) / st;
-    if (span == 0 || (span > 0) != (st > 0)) cnt = 0;
+    /* ceil((e - s) / st) elements, at least 0 (|e - s| <= size) */
+    const int32_t span = e - s;
+    int32_t cnt = 0;
+    if (span > 0 && st > 0) cnt = (span - 1) / st + 1;
+    if (span < 0 && st < 0) cnt = (int32_t)((uint32_t)(-(span + 1)) / (0u - (uint32_t)st)) + 1;
     if (cnt > 0 && (s < 0 || s >= size))
       return ts_ofail(L, TS_ERR_BAD_MODEL, "slice starts outside the input");
     if (!shrink) {
@@ -56,8 +59,8 @@ ts_status_t ts_strided_slice_prepare(ts_loader_t *L, ts_oprec_t *o) {
         return ts_ofail(L, TS_ERR_BAD_MODEL, "output shape does not match the slice");
       kept++;
     }
-    p->start[k] = (int32_t)s, p->step[k] = st, p->count[k] = (int32_t)cnt;
-    total *= (int32_t)cnt;
+    p->start[k] = s, p->step[k] = st, p->count[k] = cnt;
+    total *= cnt;
   }
   if (kept != out->ndims || total != ts_elems(out))
     return ts_ofail(L, TS_ERR_BAD_MODEL, "output shape does not match the slice");

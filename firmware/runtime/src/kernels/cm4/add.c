@@ -1,4 +1,4 @@
-/* ADD int8, Cortex-M4 kernel, bit-exact with ts_ref_add_s8 (kernels/ref/add.c).
+/* ADD int8, Cortex-M4 kernel, bit-exact with ts_ref_add_s8 (kernels/ref/binary.c).
  *
  * Each input's rescaling a = MBQM((x + offset) << 20, m, shift) depends on the int8 value x
  * alone, so for tensors of at least TABLE_MIN outputs both are tabulated once per call
