@@ -84,7 +84,7 @@ stop: ## stop the emulated board started by make flash
 
 bench-capture: setup setup-system ## capture throughput (issue 15): full dump vs verified by digest, input bank, 115200-baud link, MobileNet-class -> build/bench-capture.json
 	$(VPY) tools/make_bench_mnet.py --out build/bench-mnet
-	$(VPY) tools/bench_capture.py --build build/bench-mnet --n 300 --modes verify-bank,verify-jobs2,verify-bank-115200 --json build/bench-capture.json
+	$(VPY) tools/bench_capture.py --build build/bench-mnet --n 300 --modes verify-bank,verify-jobs2,verify-bank-warm,verify-jobs2-warm,verify-bank-115200 --json build/bench-capture.json
 	$(VPY) tools/bench_capture.py --build build/bench-mnet --n 4 --modes all,verify --json build/bench-capture-slow.json
 
 fuzz: setup ## host frame decoder: 1,000,000 mutated streams (faults between/inside frames), prints counts

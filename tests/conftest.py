@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -22,6 +23,19 @@ def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
         if item.get_closest_marker("emulator"):
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _own_digest_cache(tmp_path_factory):
+    """The tests' TFLM digest cache (``--cache-dir``'s default) is their own, never the
+    user's ~/.cache/tinyscope."""
+    old = os.environ.get("TINYSCOPE_CACHE_DIR")
+    os.environ["TINYSCOPE_CACHE_DIR"] = str(tmp_path_factory.mktemp("tinyscope-cache"))
+    yield
+    if old is None:
+        os.environ.pop("TINYSCOPE_CACHE_DIR", None)
+    else:
+        os.environ["TINYSCOPE_CACHE_DIR"] = old
 
 
 @pytest.fixture(scope="session")

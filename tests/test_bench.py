@@ -67,6 +67,10 @@ def test_kernel_path_names_the_path_from_the_shapes():
     assert bench.kernel_path({"op": "CONV_2D", "inputs": [0, 4]}, shapes) == (
         "fast: im2col + SMLAD routine")  # 216 words of im2col, blocks of 16 channels
     assert "planes" in bench.kernel_path({"op": "CONV_2D", "inputs": [0, 5]}, shapes)
+    shapes.update({8: [32, 1, 1, 64], 9: [1, 8, 8, 32], 10: [1, 4, 4, 32]})
+    pw = {"op": "CONV_2D", "inputs": [0, 8], "outputs": [9]}
+    assert "pointwise" in bench.kernel_path(pw, shapes)
+    assert "pointwise" not in bench.kernel_path({**pw, "outputs": [10]}, shapes)  # stride 2
     pool = {"op": "AVERAGE_POOL_2D", "inputs": [0], "outputs": [6]}
     assert bench.kernel_path(pool, shapes).startswith("fast")
     assert bench.kernel_path({**pool, "outputs": [7]}, shapes) == "ref"

@@ -40,6 +40,17 @@
  * g_model_data[] and g_model_data_size (a constant in C). */
 #include "model_data.h"
 
+/* The model's per-channel requantization tables in flash (TS_MODEL_TABLES: firmware/Makefile
+ * generates OUT/model_tables.c with `tinyscope-run --tables` for the same model file; the
+ * arena is then planned without them). A build without them (native test builds, a model
+ * the runtime cannot plan) keeps the tables in the arena. */
+#ifdef TS_MODEL_TABLES
+extern const int32_t g_model_tables[];
+extern const uint32_t g_model_tables_words;
+extern const uint8_t g_model_tables_sha256[32];
+#endif
+static bool s_tables_foreign; /* the linked tables were made for another model */
+
 static uint8_t s_arena[TS_ARENA_BYTES] __attribute__((aligned(16)));
 static ts_interp_t s_it;
 static ts_status_t s_model_status = TS_ERR_NOT_READY;
@@ -92,8 +103,18 @@ static void send_done(uint16_t seq, uint8_t request) {
 
 static void model_init(void) {
   memset(&s_it, 0, sizeof s_it);
-  s_model_status = ts_interp_init(&s_it, g_model_data, g_model_data_size, s_arena,
-                                  sizeof s_arena);
+  const int32_t *tables = NULL;
+  size_t words = 0;
+#ifdef TS_MODEL_TABLES
+  tables = g_model_tables_words ? g_model_tables : NULL;
+  words = g_model_tables_words;
+  s_tables_foreign = words && memcmp(g_model_tables_sha256, s_sha256, 32) != 0;
+#endif
+  /* Tables made for another model are refused here; tables of this model file that differ
+   * from what the runtime computes are refused by init (it recomputes every value). */
+  s_model_status = s_tables_foreign ? TS_ERR_BAD_ARG
+                                    : ts_interp_init_tables(&s_it, g_model_data, g_model_data_size,
+                                                            s_arena, sizeof s_arena, tables, words);
   if (s_model_status == TS_OK && s_it.num_ops > TS_APP_MAX_OPS) s_model_status = TS_ERR_UNSUPPORTED;
   s_input_next = 0;
   s_input_ready = false;
@@ -124,7 +145,10 @@ static const char *model_error(char *out, size_t size) {
     return out;
   }
   const char *name = ts_status_name(s_model_status);
-  const char *err = ts_interp_error(&s_it);
+  const char *err = s_tables_foreign
+                        ? "per-channel tables made for another model: rebuild the firmware "
+                          "from this MODEL_DIR"
+                        : ts_interp_error(&s_it);
   size_t n = 0;
   for (const char *s = name; *s && n + 1 < size; s++) out[n++] = *s;
   for (const char *s = ": "; *s && n + 1 < size; s++) out[n++] = *s;

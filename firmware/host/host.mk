@@ -36,7 +36,7 @@ $(BUILD)/tinyscope-run$(RUN_SUFFIX): $(RUNTIME_SRCS) $(RUNNER_SRC) $(RUNTIME_HDR
 # The -small build shrinks the kernels' stack buffers so weight blocks, row tiles, channel
 # chunks and the fallbacks all run on the random shapes.
 CHECK_SMALL_DEFS := -DTS_OPT_CONV_WBUF=400 -DTS_OPT_CONV_ROWBUF=120 -DTS_OPT_CONV_BLOCK=4 \
-                    -DTS_OPT_FC_XBUF=64 -DTS_OPT_DW_ROWS=5 -DTS_OPT_DW_GROUPS=1
+                    -DTS_OPT_FC_XBUF=64 -DTS_OPT_DW_ROWS=5 -DTS_OPT_DW_GROUPS=1 -DTS_OPT_SOFTMAX_ROW_BUF=8
 check: $(BUILD)/ts-kernel-check $(BUILD)/ts-kernel-check-small
 $(BUILD)/ts-kernel-check: $(RUNTIME_SRCS) $(HOST_DIR)/kernel_check.c $(RUNTIME_HDRS) $(HOST_DIR)/host.mk $(FW_DIR)/runtime/runtime.mk
 	@mkdir -p $(BUILD)

@@ -65,8 +65,12 @@ static int check_conv(int32_t c) {
   if (first) p.in_c = 1, p.k_h = p.k_w = 3;
   const int pointwise = !first && rnd() % 6 == 0; /* 1x1 stride 1: the im2col shortcut */
   if (pointwise) p.k_h = p.k_w = 1;
-  p.in_h = range(p.k_h, 12);
-  p.in_w = range(p.k_w, first ? 48 : 12);
+  /* the pointwise path with wide reductions: in_c a multiple of 4 up to 256, so records of
+   * every channel fit beside a group or the weights are widened once per tile of groups */
+  const int wide_pw = pointwise && rnd() % 2;
+  if (wide_pw) p.in_c = 4 * range(1, 64);
+  p.in_h = range(p.k_h, wide_pw ? 6 : 12);
+  p.in_w = range(p.k_w, first ? 48 : wide_pw ? 6 : 12);
   p.stride_h = pointwise ? 1 : range(1, 3);
   p.stride_w = pointwise ? 1 : range(1, 3);
   p.dil_h = rnd() % 4 ? 1 : 2;
@@ -89,6 +93,8 @@ static int check_conv(int32_t c) {
   p.output_offset = range(-128, 127);
   act(&p.act_min, &p.act_max);
   quant(p.out_c);
+  if (first && rnd() % 6 == 0) /* a bias past the depthwise planes' limit (2^29 - 2^18) */
+    bias[range(0, p.out_c - 1)] = (int32_t)(rnd() % 2 ? 3u << 29 : 1u << 30) + range(0, 99);
   if (rnd() % 4 < (first ? 3u : 2u)) /* every multiplier < 0.25 (shift <= -2), as real layers */
     for (int32_t i = 0; i < p.out_c; i++)
       while (shifts[i] > -2) ts_quantize_multiplier(ldexp(mults[i], shifts[i] - 34), &mults[i], &shifts[i]);
@@ -100,6 +106,9 @@ static int check_conv(int32_t c) {
   if (ni > MAXB || nf > MAXB || no > MAXB) return 0;
   fill(in, ni);
   fill(filt, nf);
+  if (rnd() % 16 == 0) /* large biases: at the doubled accumulators' bound (2^28), or beyond */
+    for (int32_t i = 0; i < p.out_c; i++)
+      bias[i] = rnd() % 8 ? range(-(1 << 28), 1 << 28) : (int32_t)rnd();
   const int32_t *b = rnd() % 5 ? bias : NULL;
   ts_ref_conv2d_s8(&p, in, filt, b, out_ref);
   ts_opt_conv2d_s8(&p, in, filt, b, out_opt);
@@ -148,6 +157,12 @@ static int check_dw(int32_t c) {
   act(&p.act_min, &p.act_max);
   quant(p.out_c);
   if (rnd() % 3) p.act_min = -128, p.act_max = 127; /* no fused clamp, as most layers */
+  if (rnd() % 6 == 0) { /* biases at the planes' limit +-(2^29 - 2^18), one beyond it */
+    const int32_t lim = (1 << 29) - (1 << 18), k = range(0, p.out_c - 1);
+    bias[k] = rnd() % 2 ? lim : -lim;
+    if (rnd() % 2)
+      bias[range(0, p.out_c - 1)] = rnd() % 2 ? lim + range(1, 1 << 20) : -(int32_t)rnd();
+  }
   if (rnd() % 3) /* every multiplier < 0.25 (shift <= -2), as real layers */
     for (int32_t i = 0; i < p.out_c; i++)
       while (shifts[i] > -2) ts_quantize_multiplier(ldexp(mults[i], shifts[i] - 34), &mults[i], &shifts[i]);
@@ -270,6 +285,36 @@ static int check_mean(int32_t c) {
   return compare("mean", no, c);
 }
 
+/* SOFTMAX: rows longer than the optimized kernel's exp buffer (TS_OPT_SOFTMAX_ROW_BUF,
+ * 8 in the -small build) recompute their tail; beta * scale as ops/softmax.c accepts it;
+ * rows with ties at the maximum, constant rows and values below diff_min. */
+static int check_softmax(int32_t c) {
+  ts_softmax_params_t p;
+  p.depth = rnd() % 4 == 0 ? range(100, 300) : range(1, 40);
+  p.outer = range(1, 4);
+  double real = (1.0 + (double)(rnd() % 100000)) * (double)(1u << (rnd() % 20)) * 4.0;
+  if (real > 2147483647.0 || rnd() % 8 == 0) real = 2147483647.0; /* ops/softmax.c's clamp */
+  ts_quantize_multiplier(real, &p.input_multiplier, &p.input_left_shift);
+  if (p.input_left_shift < 0 || p.input_left_shift > 31) return 0;
+  p.diff_min = -(int32_t)((INT64_C(31) << 26) >> p.input_left_shift);
+  const int32_t n = p.depth * p.outer;
+  fill(in, n);
+  if (rnd() % 8 == 0) memset(in, (int)range(-128, 127), (size_t)p.depth); /* a constant row */
+  ts_ref_softmax_s8(&p, in, out_ref);
+  ts_opt_softmax_s8(&p, in, out_opt);
+  /* its exp alone, on 256 random negative Q5.26 values (and the edges) per case */
+  for (int k = 0; k < 256; k++) {
+    const int32_t a = k == 0 ? INT32_MIN : k == 1 ? -1 : -(int32_t)(rnd() & 0x7fffffffu) - 1;
+    const int32_t r = ts_exp_on_negative_values_5(a), o = ts_opt_softmax_exp(a);
+    if (r != o) {
+      printf("MISMATCH softmax exp case %" PRId32 ": a %" PRId32 ": ref %" PRId32 " opt %" PRId32
+             "\n", c, a, r, o);
+      return 1;
+    }
+  }
+  return compare("softmax", n, c);
+}
+
 static int check_add(int32_t c) {
   ts_add_params_t p;
   memset(&p, 0, sizeof p);
@@ -309,7 +354,10 @@ static int check_requant(int32_t n) {
   static const int32_t edge[] = {0, 1, -1, 2, -2, 3, -3, INT32_MAX, INT32_MIN, INT32_MAX - 1,
                                  INT32_MIN + 1, 1 << 30, -(1 << 30), 12345, -12345};
   for (int32_t i = 0; i < n; i++) {
-    const int32_t acc = i < 15 * 15 ? edge[i % 15] : (rnd() % 4 ? range(-300000, 300000) : (int32_t)rnd());
+    const int32_t acc = i < 15 * 15 ? edge[i % 15]
+                        : rnd() % 4   ? range(-300000, 300000)
+                        : rnd() % 2   ? range(-(1 << 29) + 1, (1 << 29) - 1)
+                                      : (int32_t)rnd();
     const int32_t mult = i < 15 * 15 ? (edge[i / 15] < 0 ? (1 << 30) : (edge[i / 15] | (1 << 30)))
                                      : (rnd() % 8 ? (int32_t)(rnd() | 0x40000000u) & 0x7fffffff
                                                   : (rnd() % 2 ? (1 << 30) : 0));
@@ -323,6 +371,19 @@ static int check_requant(int32_t n) {
                              (uint32_t)((INT32_C(1) << (e - 2)) + off * (INT32_C(1) << (e - 1))),
                              (uint32_t)(e - 1)};
       words_ok = ts_rq_words(acc, q) == ts_ssat8(want + off);
+      const uint32_t q2[3] = {(uint32_t)mult,
+                              (uint32_t)((INT32_C(1) << (e - 1)) + off * (INT32_C(1) << e)),
+                              (uint32_t)e}; /* the doubled form (ts_rq_dbl), |acc| < 2^30 */
+      if (acc < (1 << 30) && acc > -(1 << 30))
+        words_ok &= ts_rq_dbl(2 * acc, q2) == ts_ssat8(want + off);
+    }
+    /* CONV_2D's form (ts_rq_dbl): doubled accumulators below 2^29, shifts in [-23, -1] */
+    if (shift <= -1 && shift >= -23 && acc < (1 << 29) && acc > -(1 << 29)) {
+      const int32_t off = range(-128, 127), e = -shift;
+      const uint32_t q[3] = {(uint32_t)mult,
+                             (uint32_t)((INT32_C(1) << (e - 1)) + off * (INT32_C(1) << e)),
+                             (uint32_t)e};
+      words_ok &= ts_rq_dbl(2 * acc, q) == ts_ssat8(want + off);
     }
     if (want != got || !words_ok) {
       printf("MISMATCH requant acc %" PRId32 " mult %" PRId32 " shift %" PRId32
@@ -463,7 +524,7 @@ int TS_CHECK_MAIN(int argc, char **argv) {
     int (*check)(int32_t);
   } kernels[] = {{"conv", check_conv}, {"depthwise", check_dw}, {"fully_connected", check_fc},
                  {"max_pool", check_max_pool}, {"avg_pool", check_avg_pool}, {"mean", check_mean},
-                 {"add", check_add}};
+                 {"add", check_add}, {"softmax", check_softmax}};
   for (size_t k = 0; k < sizeof kernels / sizeof kernels[0]; k++) {
     int nbad = 0; /* each kernel stops at its first mismatch */
     for (int32_t c = 0; c < cases && !nbad; c++) nbad += kernels[k].check(c);

@@ -29,10 +29,12 @@ RUNTIME_SRCS := \
   $(TS_RUNTIME_DIR)/src/kernels/cm4/add.c \
   $(TS_RUNTIME_DIR)/src/kernels/cm4/common.c \
   $(TS_RUNTIME_DIR)/src/kernels/cm4/conv.c \
+  $(TS_RUNTIME_DIR)/src/kernels/cm4/conv_pointwise.c \
   $(TS_RUNTIME_DIR)/src/kernels/cm4/depthwise_conv.c \
   $(TS_RUNTIME_DIR)/src/kernels/cm4/fully_connected.c \
   $(TS_RUNTIME_DIR)/src/kernels/cm4/mean.c \
-  $(TS_RUNTIME_DIR)/src/kernels/cm4/pooling.c
+  $(TS_RUNTIME_DIR)/src/kernels/cm4/pooling.c \
+  $(TS_RUNTIME_DIR)/src/kernels/cm4/softmax.c
 RUNTIME_INC := $(TS_RUNTIME_DIR)/include $(TS_RUNTIME_DIR)/src
 RUNTIME_HDRS := $(wildcard $(TS_RUNTIME_DIR)/include/*.h $(TS_RUNTIME_DIR)/src/*.h \
                   $(TS_RUNTIME_DIR)/src/ts_ops.def \

@@ -24,7 +24,8 @@ FLASH_TOOLS = ("openocd", "st-flash")
 F446RE_FLASH = 512 * 1024
 F446RE_RAM = 128 * 1024
 USE_LINE = re.compile(
-    r"nucleo-f446re: flash (\d+) of (\d+) bytes \([\d.]+%\), RAM (\d+) of (\d+) bytes "
+    r"nucleo-f446re: flash (\d+) of (\d+) bytes \([\d.]+%: model (\d+), tables (\d+)\), "
+    r"RAM (\d+) of (\d+) bytes "
     r"\([\d.]+%: arena (\d+), stack (\d+), other (\d+)\), (-?\d+) bytes RAM free")
 
 if shutil.which("arm-none-eabi-gcc") is None:
@@ -83,7 +84,8 @@ def test_build_prints_flash_and_ram_use_and_fits_with_margin(built, build_dir):
     elf, output = built
     m = USE_LINE.search(output)
     assert m, output
-    flash, flash_total, ram, ram_total, arena, stack, other, free = map(int, m.groups())
+    (flash, flash_total, model, tables, ram, ram_total, arena, stack, other,
+     free) = map(int, m.groups())
     assert (flash_total, ram_total) == (F446RE_FLASH, F446RE_RAM)
     # The printed figures are the ELF's sections (arm-none-eabi-size -A).
     sections = {}
@@ -100,7 +102,17 @@ def test_build_prints_flash_and_ram_use_and_fits_with_margin(built, build_dir):
     # the runtime plans it on the host (OUT/model.mk), below TFLM's (sizes.tflm_arena.total).
     manifest = manifest_mod.load(build_dir)
     assert free >= 8 * 1024 and flash_total - flash >= 256 * 1024
-    assert flash > manifest["model_bytes"]
+    assert flash > manifest["model_bytes"] == model
+    # The per-channel tables are in flash (OUT/model_tables.c), one int32 per output channel
+    # of each layer for its multiplier and one for its shift, beside the model.
+    symbols = subprocess.run(["arm-none-eabi-nm", "-S", str(elf)], capture_output=True,
+                             text=True, check=True).stdout
+    sizes = {f[3]: int(f[1], 16) for f in (ln.split() for ln in symbols.splitlines())
+             if len(f) == 4}
+    shapes = {t["index"]: t["shape"] for t in manifest["tensors"]}
+    channels = sum(shapes[op["outputs"][0]][-1] for op in manifest["operators"] if op["op"] in
+                   ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"))
+    assert tables == sizes["g_model_tables"] == 8 * channels, (tables, channels)
     planned = (elf.parent / "model.mk").read_text()
     model_sha = hashlib.sha256((build_dir / "model_int8.tflite").read_bytes()).hexdigest()
     assert planned == f"MODEL_ARENA_BYTES := {arena}\nMODEL_PLAN_ID := {model_sha}\n"
@@ -126,7 +138,8 @@ def test_a_model_that_does_not_fit_is_a_clear_build_error(build_dir, tmp_path):
     assert m, text
     ram, over, other = map(int, m.groups())
     assert ram == 122880 + 16384 + other and over == ram - 131072
-    assert re.search(r"flash +\d+ of 524288 bytes: fits \(model \d+, firmware code", text), text
+    assert re.search(r"flash +\d+ of 524288 bytes: fits \(model \d+, tables \d+, firmware code",
+                     text), text
     assert "lower ARENA_BYTES" in text
     assert not (tmp_path / "fw" / "firmware.elf").exists()
 

@@ -284,6 +284,72 @@ def test_arena_too_small_is_reported(build_dir, tmp_path):
             port.close()
 
 
+def _runner_arena(flag: str, model: Path, tmp_path: Path) -> int:
+    """The arena the native runner plans for ``model`` (``--plan`` or ``--tables``)."""
+    from tinyscope.convert.check import ensure_runner
+
+    args = [str(ensure_runner()), flag, str(model)]
+    if flag == "--tables":
+        args.append(str(tmp_path / "tables.bin"))
+    return int(subprocess.run(args, capture_output=True, text=True, check=True).stdout)
+
+
+def test_the_arena_is_planned_with_the_tables_in_flash(device, elf, build_dir, tmp_path):
+    """The firmware's arena is the host plan with the per-channel tables outside it (they are
+    linked into flash, OUT/model_tables.c): INFO's arena_bytes is model.mk's figure, exactly
+    the plan with the tables inside minus the tables' bytes; the device's own plan (4-byte
+    pointers) fits in it."""
+    model = build_dir / "model_int8.tflite"
+    planned = (elf.parent / "model.mk").read_text().splitlines()[0]
+    outside = _runner_arena("--tables", model, tmp_path)
+    tables = (tmp_path / "tables.bin").stat().st_size
+    assert planned == f"MODEL_ARENA_BYTES := {outside}"
+    assert device.info.arena_bytes == outside
+    assert _runner_arena("--plan", model, tmp_path) - outside == (tables + 15) // 16 * 16 > 0
+    assert 0 < device.info.arena_used <= outside
+
+
+def _boot_info(elf: Path, qemu_dir: Path):
+    with boards.emulated_board(elf, qemu_dir) as b:
+        port = link.open_port(b.url)
+        try:
+            dev = link.Device(port)
+            info = dev.hello()
+            with pytest.raises(DeviceError, match="MODEL.*tables"):
+                dev.set_input(bytes(784))
+            return info
+        finally:
+            port.close()
+
+
+def test_tables_of_another_model_are_refused_at_boot(build_dir, tmp_path):
+    """The tables in flash are made with the model (one recipe, one MODEL_PLAN_ID); should a
+    stale OUT/model_tables.c still be linked, the device refuses it with a clear error: tables
+    made for another file (their sha256 differs from the flashed model's), or tables whose
+    values differ from what init computes from the model."""
+    out = tmp_path / "fw"
+    elf = boards.build_firmware(build_dir, quiet=True, out_dir=out)
+    source = (out / "model_tables.c").read_text()
+    head, sep, body = source.partition("g_model_tables[")
+    words = body.split("{", 1)[1].split(",")
+    words[0] = str(int(words[0]) ^ 1)  # the first multiplier, one bit off
+    (out / "model_tables.c").write_text(head + sep + body.split("{", 1)[0] + "{"
+                                        + ",".join(words))
+    info = _boot_info(boards.build_firmware(build_dir, quiet=True, out_dir=out), tmp_path / "q1")
+    assert info.model_status == 4, info.model_error
+    assert "tables do not match the model" in info.model_error
+    at = source.index("{0x") + 3  # the first byte of the model's sha256, changed
+    (out / "model_tables.c").write_text(
+        source[:at] + format(int(source[at:at + 2], 16) ^ 0xFF, "02x") + source[at + 2:])
+    info = _boot_info(boards.build_firmware(build_dir, quiet=True, out_dir=out), tmp_path / "q2")
+    assert info.model_status == 4
+    assert "tables made for another model: rebuild the firmware" in info.model_error
+    # Rebuilt from scratch (model.mk removed), the tables are the model's again.
+    (out / "model.mk").unlink()
+    assert elf == boards.build_firmware(build_dir, quiet=True, out_dir=out)
+    assert (out / "model_tables.c").read_text() == source
+
+
 def test_output_is_sent_once_and_frames_are_not_split(device, build_dir):
     """Protocol 2: with ALL the output arrives only as the last operator's TENSOR (no OUTPUT
     frame); with FIRST as an OUTPUT frame; both equal. conv1 (5408 bytes) is one frame."""

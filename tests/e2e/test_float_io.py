@@ -100,6 +100,7 @@ def test_float_io_model_runs_bit_exact_on_the_emulated_board(tmp_path, capfd):
                "--no-progress", "--state-dir", str(tmp_path / "qemu")])
     text = capfd.readouterr()
     assert rc == 0, text.err[-3000:]
+    assert "TFLM digests: 0 of 3 images from the cache" in text.out  # float32 inputs, new
     metrics = json.loads((tmp_path / "verified" / "report" / "metrics.json").read_text())
     assert metrics["device_equals_tflm"] and metrics["n_images"] == 3
     rows = {r["op"]: r for r in metrics["tensors"]}

@@ -33,9 +33,18 @@ def _inputs(build_dir: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def test_verified_capture_is_first_class(build_dir, elf, tmp_path):
     q, labels = _inputs(build_dir)
-    out = tmp_path / "run"
+    out, cache = tmp_path / "run", tmp_path / "cache"
     with boards.emulated_board(elf, tmp_path / "qemu") as board:
-        run = verify_capture(board.url, build_dir, out, q, labels, progress=False)
+        run = verify_capture(board.url, build_dir, out, q, labels, progress=False,
+                             digest_cache=cache)
+        # the same inputs again (a firmware change, say): TFLM's digests from the cache
+        again = verify_capture(board.url, build_dir, tmp_path / "again", q, labels,
+                               progress=False, digest_cache=cache)
+    assert run["verify"]["digests_from_cache"] == 0
+    assert again["verify"]["digests_from_cache"] == N_IMAGES
+    assert again["verify"]["digest_cache"] == run["verify"]["digest_cache"]
+    with np.load(out / "capture.npz") as z, np.load(tmp_path / "again/capture.npz") as z2:
+        assert np.array_equal(z["reference_digests"], z2["reference_digests"])
     man = manifest_mod.load(build_dir)
     assert run["layers"] == "verify" and run["images"] == N_IMAGES
     assert run["verify"]["mismatched_images"] == 0

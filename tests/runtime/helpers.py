@@ -18,7 +18,8 @@ from tests.runtime.native_runner import ensure_runner, run_native
 
 ROOT = Path(__file__).resolve().parents[2]
 # The kernels ts-kernel-check compares (optimized vs reference), on the host and on the M4.
-KERNELS = ("requant", "conv", "depthwise", "fully_connected", "max_pool", "avg_pool", "mean", "add")
+KERNELS = ("requant", "conv", "depthwise", "fully_connected", "max_pool", "avg_pool", "mean", "add",
+           "softmax")
 
 
 def build_runner() -> Path:

@@ -71,3 +71,43 @@ def test_residual_add_in_place_equals_tflm() -> None:
     tfl = quantize_keras(keras_model(layers, shape), calibration(shape, seed=3))
     msg, _ = compare_with_tflm(tfl, random_int8_inputs(tfl, 2, seed=3))
     assert msg is None, msg
+
+
+def test_reshape_of_the_model_input_is_an_alias() -> None:
+    """RESHAPE (and the Flatten after it) writes nothing: its output is the model input's
+    bytes (TS_OPF_ALIAS), so the arena holds the 2,048-byte input once, not twice."""
+    def layers(x):
+        import keras
+
+        x = keras.layers.Reshape((32, 64))(x)
+        x = keras.layers.Flatten()(x)
+        return keras.layers.Dense(8)(x)
+
+    shape = (2048,)
+    tfl = quantize_keras(keras_model(layers, shape), calibration(shape, seed=11))
+    msg, arena = compare_with_tflm(tfl, random_int8_inputs(tfl, 2, seed=11))
+    assert msg is None, msg
+    assert arena < 2 * 2048, arena  # the whole arena, persistent records included
+
+
+def test_alias_of_a_tensor_read_again_later_is_never_overwritten() -> None:
+    """A conv's output ``a`` is flattened (an alias of its bytes) and added to another
+    flattened conv; ``a`` is read again by the residual ADD after it. The first ADD may not
+    run in place over the alias (that would overwrite ``a``): it takes the other input's
+    place. Every tensor equals TFLM's (a loader that lets it write over the alias fails)."""
+    def layers(x):
+        import keras
+
+        a = keras.layers.Conv2D(8, 1)(x)
+        b = keras.layers.Conv2D(8, 1)(x)
+        flat = (SIDE * SIDE * 8,)
+        m = keras.layers.Add()([keras.layers.Reshape(flat)(a), keras.layers.Reshape(flat)(b)])
+        z = keras.layers.Add()([a, keras.layers.Reshape((SIDE, SIDE, 8))(m)])
+        return keras.layers.Dense(4)(keras.layers.GlobalAveragePooling2D()(z))
+
+    shape = (SIDE, SIDE, 2)
+    tfl = quantize_keras(keras_model(layers, shape), calibration(shape, seed=12))
+    msg, arena = compare_with_tflm(tfl, random_int8_inputs(tfl, 2, seed=12))
+    assert msg is None, msg
+    # a, b and the sum alive at once, each 8 KB; the flattened views cost nothing
+    assert arena < 4 * SIDE * SIDE * 8, arena

@@ -42,6 +42,9 @@ CASES = {
     "dwconv_mult2_s2_same": ((8, 9, 3), lambda x: layers.DepthwiseConv2D(
         3, strides=2, padding="same", depth_multiplier=2, activation="relu")(x),
         "DEPTHWISE_CONV_2D"),
+    # taller than wide, stride_h 1: the transposed planes (5 rows of 13, odd: the single tail)
+    "dwconv_3x3_tall_same_relu": ((13, 5, 4), lambda x: layers.DepthwiseConv2D(
+        3, padding="same", activation="relu")(x), "DEPTHWISE_CONV_2D"),
     "dwconv_valid_dil2": ((9, 9, 2), lambda x: layers.DepthwiseConv2D(
         2, dilation_rate=2, padding="valid")(x), "DEPTHWISE_CONV_2D"),
     "dense_relu": ((12,), lambda x: layers.Dense(6, activation="relu")(x), "FULLY_CONNECTED"),

@@ -234,8 +234,8 @@ void ts_ref_hard_swish_s8(const ts_hard_swish_params_t *p, const int8_t *input,
  * lives on the stack, bounded: CONV_2D 2 * TS_OPT_CONV_WBUF + 3 * TS_OPT_CONV_ROWBUF bytes
  * (7.5 KB: weight records, the 3-pixel im2col, one border segment); FULLY_CONNECTED
  * 2 * TS_OPT_FC_XBUF + ~270 bytes (2.3 KB); DEPTHWISE_CONV_2D ~4.3 KB (planes of 32 rows
- * of 64 int16, or the NHWC path's weight records in as many bytes); the others none
- * (measured peak of the M4 kernel check: 8.3 KB of stack). Layers outside those bounds or
+ * of 64 int16, or the NHWC path's weight records in as many bytes); SOFTMAX
+ * 4 * TS_OPT_SOFTMAX_ROW_BUF bytes (512 B: one row's exps); the others none (measured peak of the M4 kernel check: 8.3 KB of stack). Layers outside those bounds or
  * shapes a kernel has no fast path for run the reference kernel or a plain loop nest with
  * its arithmetic (see each kernel's header). The interpreter calls these when built with
  * TS_USE_OPT_KERNELS (make TS_KERNELS=opt, the default). */
@@ -262,6 +262,8 @@ void ts_opt_fully_connected_s8(const ts_fc_params_t *p, const int8_t *input,
 void ts_opt_max_pool_s8(const ts_pool_params_t *p, const int8_t *input, int8_t *output);
 int ts_opt_avg_pool_s8(const ts_pool_params_t *p, const int8_t *input, int8_t *output);
 void ts_opt_mean_s8(const ts_mean_params_t *p, const int8_t *input, int8_t *output);
+void ts_opt_softmax_s8(const ts_softmax_params_t *p, const int8_t *input, int8_t *output);
+int32_t ts_opt_softmax_exp(int32_t a_q5_26); /* its exp, a < 0: ts_exp_on_negative_values_5 */
 
 #ifdef __cplusplus
 }

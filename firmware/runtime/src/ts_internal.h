@@ -92,6 +92,8 @@ typedef struct {
 #define TS_OPF_IN_PLACE_ANY 2u /* ... or, if input 0's may not, input 1's */
 #define TS_OPF_IN_PLACE_COPY 4u /* ... through its scratch (a copy, slower): only when that
                                  * makes the arena smaller (ts_offer_in_place_copy) */
+#define TS_OPF_ALIAS 8u /* the output is input 0's bytes unchanged (RESHAPE, SQUEEZE): it may
+                         * share them even with a model input or one read again later */
 
 #define PTR_ALIGN _Alignof(void *)
 #define PARAM_OFF ((sizeof(ts_oprec_t) + PTR_ALIGN - 1) & ~(PTR_ALIGN - 1))
@@ -179,6 +181,7 @@ TS_COLD ts_status_t ts_resize_prepare(ts_loader_t *L, ts_oprec_t *o);
 #define KERNEL_AVG_POOL ts_opt_avg_pool_s8
 #define KERNEL_MEAN ts_opt_mean_s8
 #define KERNEL_ADD ts_opt_add_s8
+#define KERNEL_SOFTMAX ts_opt_softmax_s8
 #else
 #define KERNEL_CONV ts_ref_conv2d_s8
 #define KERNEL_DW ts_ref_depthwise_conv2d_s8
@@ -187,6 +190,7 @@ TS_COLD ts_status_t ts_resize_prepare(ts_loader_t *L, ts_oprec_t *o);
 #define KERNEL_AVG_POOL ts_ref_avg_pool_s8
 #define KERNEL_MEAN ts_ref_mean_s8
 #define KERNEL_ADD ts_ref_add_s8
+#define KERNEL_SOFTMAX ts_ref_softmax_s8
 #endif
 
 /* ---- messages (ts_fmt.c): a tiny formatter, %s %d %u only. With TS_STRIP_MESSAGES the
@@ -216,6 +220,9 @@ static inline void ts_no_message(const char *f, ...) { (void)f; } /* evaluates n
 #define ts_tfail(L, s, idx, ...) (ts_no_message(__VA_ARGS__), ts_fail_ltensor((L), (s), (idx)))
 #define ts_eval_fail(e, s, msg) (ts_no_message(msg), ts_fail_at((e)->it, (s), 'o', (e)->index))
 #define ts_fail_op(L, s, ...) (ts_no_message(__VA_ARGS__), ts_fail_lop((L), (s)))
+/* it->error = "operator N: " then text, even stripped (its text is linked): for the
+ * caller's per-channel tables, which the native runner cannot check for the device. */
+ts_status_t ts_fail_kept(ts_loader_t *L, ts_status_t s, const char *text);
 #else
 /* A message about operator L->op in its own words (no "operator N: " prefix); stripped, it
  * still names the operator. */

@@ -92,9 +92,30 @@ static ts_oprec_t *op_at(const ts_loader_t *L, int32_t i) {
   return (ts_oprec_t *)(void *)(L->st->ops + L->opoff[i]);
 }
 
-/* Whether operator i's output may be written over its input k (same arena offset): only
- * when i is the input's last reader, the input is not a model input or output and not
- * another input of i, and the output is not larger. */
+/* The first tensor of t's in-place group (its chain of `share` partners). */
+TS_COLD static int32_t group_root(const ts_loader_t *L, int32_t t) {
+  for (uint32_t k = 0; k < L->tensors.len && L->t[t].plan.share >= 0; k++) t = L->t[t].plan.share;
+  return t;
+}
+
+/* Whether every tensor planned so far (written at or before operator i) that shares input
+ * ii's bytes is dead after i and none is a model input (not the output of the operator at
+ * its plan.first), so that i may write over them. */
+TS_COLD static int group_dies_at(ts_loader_t *L, int32_t ii, int32_t i) {
+  const int32_t r = group_root(L, ii);
+  for (uint32_t t = 0; t < L->tensors.len; t++) {
+    const ts_plan_buf_t *p = &L->t[t].plan;
+    if (p->first < 0 || p->first > i || group_root(L, (int32_t)t) != r) continue;
+    if (p->last > i || op_out(L, op_at(L, p->first), 0) != (int32_t)t) return 0;
+  }
+  return 1;
+}
+
+/* Whether operator i's output may be written over its input k (same arena offset): the
+ * input is not another input of i, the output is not larger, and i is the last reader of
+ * every tensor sharing the input's bytes, none a model input (a model output lives to
+ * num_ops). An alias (TS_OPF_ALIAS: RESHAPE, SQUEEZE) writes nothing: its output may be
+ * any activation input's bytes, a model input or one read again later. */
 TS_COLD static int may_overwrite(ts_loader_t *L, int32_t i, int32_t k) {
   const ts_oprec_t *o = op_at(L, i);
   const int32_t ii = op_in(L, o, k), oi = op_out(L, o, 0);
@@ -102,11 +123,10 @@ TS_COLD static int may_overwrite(ts_loader_t *L, int32_t i, int32_t k) {
   const ts_trec_t *in = &L->t[ii], *out = &L->t[oi];
   for (int32_t j = 0; j < o->n_in; j++)
     if (j != k && op_in(L, o, j) == ii) return 0; /* x + x: read twice */
-  /* (a model output lives to num_ops, so in->plan.last == i excludes it; a model input is
-   * not the output of the operator at its plan.first) */
-  return !in->data_off && !out->data_off && in->plan.first >= 0 && out->plan.first >= 0 &&
-         in->plan.last == i && out->plan.size <= in->plan.size &&
-         op_out(L, op_at(L, in->plan.first), 0) == ii;
+  if (in->data_off || out->data_off || in->plan.first < 0 || out->plan.first < 0 ||
+      out->plan.size > in->plan.size)
+    return 0;
+  return (o->flags & TS_OPF_ALIAS) || group_dies_at(L, ii, i);
 }
 
 /* An operator whose prepare set TS_OPF_IN_PLACE writes its output over input 0 where

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyscope.analysis.digest_cache import DigestCache, input_keys
 from tinyscope.convert import manifest as manifest_mod
 from tinyscope.device import capture as capture_mod
 from tinyscope.device import protocol as proto
@@ -54,32 +55,48 @@ FIRST_BATCH = 4  # images in the first batch: the device waits for it, so keep i
 class ReferenceDigests:
     """TFLM digests for ``inputs``, computed batch by batch in the reference worker process
     (references.run_job) while the device runs; :meth:`get` waits for the batch holding
-    image ``i``. A reference worker that dies raises references.ReferenceError there."""
+    image ``i``. A reference worker that dies raises references.ReferenceError there.
+    With ``cache_root`` (analysis/digest_cache.py) the images its cache holds are not
+    computed again and the computed batches are added to it."""
 
     def __init__(self, tflite_bytes: bytes, inputs: np.ndarray, out_tensors: list[int],
-                 batch: int = REFERENCE_BATCH) -> None:
+                 batch: int = REFERENCE_BATCH, cache_root: Path | None = None) -> None:
         from tinyscope.analysis import references
+
+        cache = (DigestCache(cache_root, tflite_bytes, out_tensors)
+                 if cache_root is not None else None)
+        self.cache_dir = str(cache.dir) if cache is not None else None
 
         self._tmp = tempfile.TemporaryDirectory(prefix="tinyscope-digests-")
         work = Path(self._tmp.name)
-        starts = [0, *range(min(FIRST_BATCH, len(inputs)), len(inputs), batch)]
-        self._bounds = [(a, b) for a, b in zip(starts, [*starts[1:], len(inputs)],
-                                                strict=True) if b > a]
+        keys = input_keys(inputs) if cache is not None else []
+        self.cached = cache.lookup(keys) if cache is not None else {}
+        todo = [i for i in range(len(inputs)) if i not in self.cached]
+        starts = [0, *range(min(FIRST_BATCH, len(todo)), len(todo), batch)]
+        self._batches = [todo[a:b] for a, b in zip(starts, [*starts[1:], len(todo)],
+                                                   strict=True) if b > a]
+        self._where = {i: (k, j) for k, idx in enumerate(self._batches)
+                       for j, i in enumerate(idx)}
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tflm-digests")
         job = {"out_tensors": [int(t) for t in out_tensors]}
 
-        def run(a: int, b: int) -> np.ndarray:
-            d = references.run_job("tflm_digests", tflite_bytes, np.asarray(inputs[a:b]),
+        def run(idx: list[int]) -> np.ndarray:
+            d = references.run_job("tflm_digests", tflite_bytes, np.asarray(inputs[idx]),
                                    work, job, DIGEST_WORKER)
-            return np.stack([d[t] for t in out_tensors], axis=1)
+            rows = np.stack([d[t] for t in out_tensors], axis=1)
+            if cache is not None:
+                cache.store([keys[i] for i in idx], rows)
+            return rows
 
-        self._futures: list[Future] = [self._pool.submit(run, a, b) for a, b in self._bounds]
+        self._futures: list[Future] = [self._pool.submit(run, idx) for idx in self._batches]
 
     def get(self, i: int) -> np.ndarray:
-        for (a, b), f in zip(self._bounds, self._futures, strict=True):
-            if a <= i < b:
-                return f.result()[i - a]
-        raise IndexError(i)
+        if i in self.cached:
+            return self.cached[i]
+        if i not in self._where:
+            raise IndexError(i)
+        k, j = self._where[i]
+        return self._futures[k].result()[j]
 
     def close(self) -> None:
         for f in self._futures:
@@ -151,6 +168,7 @@ class _VerifyState:
                 self.dev_digests[i] != self.ref_digests[i])]}
             for i in range(self.done) if (self.dev_digests[i] != self.ref_digests[i]).any()]
         self.seconds = float(prev.get("seconds", 0.0))
+        self.from_cache = int(prev.get("verify", {}).get("digests_from_cache", 0))
 
     def add(self, i: int, arrays: dict[str, np.ndarray], dev: np.ndarray, ref: np.ndarray,
             ticks: np.ndarray, digest_ticks: int, bad: list[int]) -> None:
@@ -179,13 +197,14 @@ def verify_capture(port_url: str, build_dir: str | Path, out_dir: str | Path,
                    retries: int = capture_mod.MAX_IMAGE_RETRIES,
                    baudrate: int = BAUDRATE, bank: Path | None = None,
                    on_image: Callable[[], None] | None = None, resume: bool = False,
-                   stop: threading.Event | None = None) -> dict:
+                   stop: threading.Event | None = None, digest_cache: Path | None = None
+                   ) -> dict:
     """Verify every operator of every image of ``inputs`` on the device by digest; fetch and
     store the mismatching tensors; write RUN_DIR/capture.npz + run.json; return run.json.
     ``bank``: the input bank file the board booted with (inputs by USE_INPUT, no upload).
     Complete images are saved every CHECKPOINT_SECONDS and when the capture stops (an error,
     Ctrl-C, ``stop`` set by another thread): ``resume=True`` continues from there, no image
-    lost or done twice."""
+    lost or done twice. ``digest_cache``: the TFLM digest cache's root (digest_cache.py)."""
     build_dir, out_dir = Path(build_dir), Path(out_dir)
     manifest = manifest_mod.load(build_dir)
     tflite_bytes = manifest_mod.model_bytes(build_dir, manifest)
@@ -197,7 +216,7 @@ def verify_capture(port_url: str, build_dir: str | Path, out_dir: str | Path,
                          if resume else ({}, {}))
     state = _VerifyState(n, len(ops), prev_arrays, prev)
     q_all = _as_input(inputs)
-    refs = ReferenceDigests(tflite_bytes, q_all[state.done:], out_tensors)
+    refs = ReferenceDigests(tflite_bytes, q_all[state.done:], out_tensors, cache_root=digest_cache)
     port = open_port(port_url, baudrate)
     dev = session(port, timeout)
     started = last_save = time.monotonic()
@@ -209,6 +228,7 @@ def verify_capture(port_url: str, build_dir: str | Path, out_dir: str | Path,
     def save(complete: bool, why: str = "") -> dict:
         run = _run_json(port_url, build_dir, data_source, info, dev,
                         state.seconds + time.monotonic() - started, state, out_tensors, n)
+        run["verify"]["digest_cache"] = refs.cache_dir
         run.update(complete=complete, inputs_from=_inputs_from(use_bank, n),
                    input_bank=info.input_bank if info else 0, images_from_bank=min(use_bank, n))
         if why:
@@ -230,6 +250,7 @@ def verify_capture(port_url: str, build_dir: str | Path, out_dir: str | Path,
                 raise capture_mod.CaptureInterrupted("interrupted")
             _verify_image(dev, q_all[i], i, i if i < use_bank else None, shape, out_tensors,
                           refs.get(i - first), retries, state)
+            state.from_cache += (i - first) in refs.cached
             if bar:
                 bar.update(1)
             if on_image:
@@ -327,6 +348,7 @@ def _run_json(port_url: str, build_dir: Path, data_source: str, info: proto.Info
         "images": n, "digest": "h = nbytes; h = h * 0x01000193 + word (mod 2^32)",
         "digest_ticks_median": int(np.median(state.digest_ticks)) if n else 0,
         "mismatched_images": len(state.mismatches),
+        "digests_from_cache": state.from_cache,
         "per_op": [{"op_index": k, "tensor_index": t, "images": n,
                     "mismatches": int(counts[k])} for k, t in enumerate(out_tensors)],
         "mismatches": state.mismatches[:1000],

@@ -32,10 +32,11 @@ class _Shards:
 
     def __init__(self, elf: Path, build_dir: str | Path, out_dir: Path, inputs: np.ndarray,
                  labels: np.ndarray, state_dir: Path, data_source: str, resume: bool,
-                 tick: Callable[[], None]) -> None:
+                 tick: Callable[[], None], digest_cache: Path | None) -> None:
         self.elf, self.build_dir, self.out_dir = elf, build_dir, out_dir
         self.inputs, self.labels, self.state_dir = _as_input(inputs), labels, state_dir
         self.data_source, self.resume, self.tick = data_source, resume, tick
+        self.digest_cache = digest_cache
         self.stop = threading.Event()
         self.board_cpu: list[float] = []
 
@@ -56,7 +57,8 @@ class _Shards:
                         return verify_capture(
                             b.url, self.build_dir, shard_dir, q, np.asarray(self.labels)[idx],
                             progress=False, bank=bank, data_source=self.data_source,
-                            on_image=self.tick, resume=again, stop=self.stop)
+                            on_image=self.tick, resume=again, stop=self.stop,
+                            digest_cache=self.digest_cache)
                     finally:
                         self.board_cpu.append(b.cpu_seconds())
             except capture_mod.CaptureInterrupted:
@@ -70,13 +72,15 @@ class _Shards:
 def verify_on_boards(elf: Path, build_dir: str | Path, out_dir: str | Path, inputs: np.ndarray,
                      labels: np.ndarray, jobs: int, state_dir: Path, data_source: str = "",
                      progress: bool = True, resume: bool = False,
-                     on_image: Callable[[], None] | None = None) -> dict:
+                     on_image: Callable[[], None] | None = None,
+                     digest_cache: Path | None = None) -> dict:
     """:func:`verify_capture` on ``jobs`` emulated boards at once (one QEMU each, its shard of
     the images in its input bank), merged into one capture in ``out_dir``; one progress bar.
     A shard whose board fails is continued on a new board from its last complete image.
     Until the merge each shard lives in ``out_dir/shard<k>`` and ``out_dir/run.json`` says
     ``complete: false`` and ``jobs``: ``resume=True`` continues every shard where it stopped
-    (Ctrl-C, a killed board), no image lost or done twice."""
+    (Ctrl-C, a killed board), no image lost or done twice. ``digest_cache``: as for
+    verify_capture (the boards share it)."""
     out_dir, n = Path(out_dir), len(inputs)
     if resume:
         jobs = _previous_jobs(out_dir, jobs)
@@ -101,9 +105,9 @@ def verify_on_boards(elf: Path, build_dir: str | Path, out_dir: str | Path, inpu
                 on_image()
 
     boards = _Shards(elf, build_dir, out_dir, inputs, labels, state_dir, data_source, resume,
-                     tick)
+                     tick, digest_cache)
     started = time.monotonic()
-    pool = ThreadPoolExecutor(max_workers=len(shards))
+    pool = ThreadPoolExecutor(max_workers=len(shards), thread_name_prefix="verify-board")
     futures = [pool.submit(boards.run, k, idx) for k, idx in enumerate(shards)]
     error: BaseException | None = None
     runs: list[dict] = []
@@ -203,6 +207,8 @@ def _merge_shards(out_dir: Path, shards: list[np.ndarray], runs: list[dict],
                   ports=[r["port"] for r in runs])
     merged["verify"] = dict(runs[0]["verify"], images=n, per_op=per_op,
                             mismatched_images=len(mismatches),
+                            digests_from_cache=sum(r["verify"].get("digests_from_cache", 0)
+                                                   for r in runs),
                             mismatches=sorted(mismatches, key=lambda m: m["image"])[:1000])
     merged["timing"] = capture_mod._timing_summary(arrays["op_ticks"], merged)
     arrays["labels"] = np.asarray(labels[:n], np.int64)

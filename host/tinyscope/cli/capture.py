@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+from tinyscope.analysis import digest_cache
 from tinyscope.analysis.verify import verify_capture
 from tinyscope.analysis.verify_boards import verify_on_boards
 from tinyscope.convert import manifest as manifest_mod
@@ -52,7 +53,7 @@ def _cmd_capture(args: argparse.Namespace) -> int:
         run = verify_capture(url, build, out, q, labels, progress=not args.no_progress,
                              data_source=data or manifest.get("data", ""),
                              timeout=args.timeout, retries=args.retries, baudrate=args.baud,
-                             resume=bool(args.resume))
+                             resume=bool(args.resume), digest_cache=digest_cache_root(args))
         _print_verified(run, url, out)
         return 0
     run = capture(url, build, out, q, labels, layers, progress=not args.no_progress,
@@ -83,7 +84,7 @@ def _verify_on_emulated_boards(args: argparse.Namespace, build: str, out: str, q
     elf = boards.build_firmware(build, "qemu", quiet=True)
     return verify_on_boards(elf, build, out, q, labels, jobs, Path(args.state_dir) / "jobs",
                             data_source=data_source, progress=not args.no_progress,
-                            resume=bool(args.resume))
+                            resume=bool(args.resume), digest_cache=digest_cache_root(args))
 
 
 def refuse_or_clear(out: Path, force: bool) -> None:
@@ -111,9 +112,38 @@ def _print_verified(run: dict, url: str, out: str) -> None:
     print(f"verified {run['images']} images x {len(v['per_op'])} operators on {run['board']} "
           f"({url}) in {run['seconds']} s: {v['mismatched_images']} images with mismatches, "
           f"{run['wire_bytes_received']} bytes received -> {out}/capture.npz, run.json")
+    print(cache_line(run))
     for r in bad:
         print(f"  op {r['op_index']} (tensor {r['tensor_index']}): {r['mismatches']} of "
               f"{r['images']} images differ from TFLM (tensors stored)")
+
+
+def add_cache_options(p: argparse.ArgumentParser) -> None:
+    """--cache-dir / --no-cache: where a verified capture keeps TFLM's digests."""
+    p.add_argument("--cache-dir", default=None, metavar="DIR",
+                   help="with --verify: keep TFLM's per-image, per-operator digests in DIR, "
+                   "keyed by the model's and each input's bytes, the TFLM version and the "
+                   "digest algorithm, so that verifying the same inputs again (after a firmware "
+                   "change) does not run TFLM again (default: $TINYSCOPE_CACHE_DIR, else "
+                   "$XDG_CACHE_HOME/tinyscope, else ~/.cache/tinyscope)")
+    p.add_argument("--no-cache", action="store_true",
+                   help="with --verify: compute TFLM's digests for every image; neither read "
+                   "nor write the digest cache")
+
+
+def digest_cache_root(args: argparse.Namespace) -> Path | None:
+    if args.no_cache:
+        return None
+    return Path(args.cache_dir) if args.cache_dir else digest_cache.default_root()
+
+
+def cache_line(run: dict) -> str:
+    """How many images' TFLM digests came from the cache (a verified capture)."""
+    v = run["verify"]
+    if not v.get("digest_cache"):
+        return f"TFLM digests: computed for all {run['images']} images (no cache)"
+    return (f"TFLM digests: {v.get('digests_from_cache', 0)} of {run['images']} images from "
+            f"the cache, the others computed and added ({v['digest_cache']})")
 
 
 def add_cli(sub) -> None:
@@ -143,6 +173,7 @@ def add_cli(sub) -> None:
     c.add_argument("--jobs", type=int, default=1,
                    help="with --verify: boot N emulated boards (QEMU) for BUILD and verify "
                    "the images sharded between them, merged into one capture")
+    add_cache_options(c)
     c.add_argument("--resume", metavar="RUN_DIR", default=None,
                    help="continue the interrupted capture in RUN_DIR (same build, data, layers; "
                    "a verified capture goes on verifying, on as many boards as before)")

@@ -15,6 +15,7 @@ from pathlib import Path
 from tinyscope.analysis import references
 from tinyscope.analysis.verify import verify_capture
 from tinyscope.analysis.verify_boards import verify_on_boards
+from tinyscope.cli.capture import add_cache_options, cache_line, digest_cache_root
 from tinyscope.cli.compare import add_report_options, report_and_gate
 from tinyscope.cli.convert import add_data_options
 from tinyscope.cli.formatter import HelpFormatter
@@ -77,8 +78,10 @@ def _capture(args: argparse.Namespace, stages: Stages, build: Path, out: Path, e
             how = " from the input bank" if bank else ""
             with stages.stage("capture", f"verify {len(q)} images{how} (every layer, by "
                               f"digest) on {url} -> {out}"):
-                verify_capture(url, build, out, q, labels, progress=progress,
-                               data_source=source, bank=bank, resume=resume)
+                run = verify_capture(url, build, out, q, labels, progress=progress,
+                                     data_source=source, bank=bank, resume=resume,
+                                     digest_cache=digest_cache_root(args))
+            print(cache_line(run))
             return
         verb = "resume the capture of" if resume else "capture"
         with stages.stage("capture", f"{verb} {len(q)} images (layers: {args.layers}) from "
@@ -97,8 +100,10 @@ def _capture(args: argparse.Namespace, stages: Stages, build: Path, out: Path, e
         if args.verify and args.jobs > 1 and emulator.input_bank_addr:
             with stages.stage("capture", f"verify {len(q)} images on {args.jobs} emulated "
                               f"boards -> {out}"):
-                verify_on_boards(elf, build, out, q, labels, args.jobs, state / "jobs",
-                                 data_source=source, progress=progress, resume=resume)
+                run = verify_on_boards(elf, build, out, q, labels, args.jobs, state / "jobs",
+                                       data_source=source, progress=progress, resume=resume,
+                                       digest_cache=digest_cache_root(args))
+            print(cache_line(run))
             return refs
         bank = None
         if args.verify and emulator.input_bank_addr is None:  # a real board's image: flash
@@ -186,4 +191,5 @@ def add_cli(sub) -> None:
     p.add_argument("--jobs", type=int, default=1,
                    help="with --verify on the emulator: N emulated boards in parallel, the "
                    "images sharded between them and merged into one capture")
+    add_cache_options(p)
     p.set_defaults(func=run_pipeline)

@@ -29,9 +29,17 @@ static int live_together(const ts_plan_buf_t *a, const ts_plan_buf_t *b) {
   return a->first <= b->last && b->first <= a->last;
 }
 
+/* The first buffer of i's chain of share partners (a tree: aliases of one buffer). */
+static uint32_t root(const ts_plan_buf_t *b, uint32_t n, uint32_t i) {
+  for (uint32_t k = 0; k < n && b[i].share >= 0 && b[b[i].share].first >= 0; k++)
+    i = (uint32_t)b[i].share;
+  return i;
+}
+
 /* Every planned buffer is aligned and inside the block; no two buffers alive at the same
- * operator share a byte unless they are share partners at the same offset; the block is at
- * least the largest sum of sizes alive at one operator. Returns 1 if all hold. */
+ * operator share a byte unless they are in one group of share partners (same root) at the
+ * same offset; the block is at least the largest sum of sizes alive at one operator.
+ * Returns 1 if all hold. */
 static int plan_is_valid(const ts_plan_buf_t *b, uint32_t n, size_t total) {
   int32_t max_op = 0;
   for (uint32_t i = 0; i < n; i++) {
@@ -41,7 +49,7 @@ static int plan_is_valid(const ts_plan_buf_t *b, uint32_t n, size_t total) {
     if (b[i].last > max_op) max_op = b[i].last;
     for (uint32_t j = 0; j < i; j++) {
       if (b[j].first < 0 || !live_together(&b[i], &b[j])) continue;
-      const int partners = b[i].share == (int32_t)j || b[j].share == (int32_t)i;
+      const int partners = root(b, n, i) == root(b, n, j);
       if (partners && b[i].offset == b[j].offset) continue;
       if (b[i].offset < b[j].offset + aligned(b[j].size) &&
           b[j].offset < b[i].offset + aligned(b[i].size))
@@ -117,6 +125,23 @@ static void test_group_takes_its_lifetime_from_every_member(void) {
   CHECK(b[2].offset != b[1].offset);
   CHECK(total == 128);
   CHECK(plan_is_valid(b, 3, total));
+}
+
+static void test_aliases_of_a_buffer_that_lives_on(void) {
+  /* RESHAPE / SQUEEZE as aliases (the loader's TS_OPF_ALIAS): b0 (a model input, read by
+   * ops 0, 1 and 3) has two aliases, b1 written at op 0 and b2 at op 1, each alive with b0;
+   * b3 lives beside them at ops 1-2. The three share one offset (a tree, not a chain) and
+   * the group lives from op 0 to op 3, so b4 (born at op 3) goes beside it. */
+  ts_plan_buf_t b[5] = {buf(0, 3, 64), buf(0, 2, 64), buf(1, 3, 64), buf(1, 2, 32),
+                        buf(3, 4, 48)};
+  b[1].share = 0;
+  b[2].share = 0;
+  const size_t total = ts_plan(b, sizeof b[0], 5);
+  CHECK(b[1].offset == b[0].offset && b[2].offset == b[0].offset);
+  CHECK(b[3].offset >= 64 || b[3].offset + 32 <= b[0].offset);
+  CHECK(b[4].offset >= b[0].offset + 64 || b[4].offset + 48 <= b[0].offset);
+  CHECK(total == 64 + 48);
+  CHECK(plan_is_valid(b, 5, total));
 }
 
 static void test_mobilenet_chain_reaches_the_largest_live_pair(void) {
@@ -198,6 +223,15 @@ static void test_random_plans_are_valid(void) {
         for (uint32_t j = 0; j < i; j++) named |= b[j].share == (int32_t)p;
         if (b[p].first >= 0 && b[p].first < b[p].last && b[p].last == b[i].first && !named)
           b[i].share = (int32_t)p;
+      } else if (i && next(4) == 0) {
+        /* an alias (RESHAPE of p): p's bytes, written while p is alive; p may live on and
+         * have other aliases */
+        const uint32_t p = next(i);
+        if (b[p].first >= 0 && b[i].first >= 0 && b[p].first <= b[i].first &&
+            b[i].first <= b[p].last) {
+          b[i].share = (int32_t)p;
+          b[i].size = b[p].size;
+        }
       }
     }
     const size_t total = ts_plan(b, sizeof b[0], n);
@@ -216,6 +250,7 @@ int main(void) {
   test_share_partner_at_the_same_offset();
   test_chain_is_placed_as_one_group();
   test_group_takes_its_lifetime_from_every_member();
+  test_aliases_of_a_buffer_that_lives_on();
   test_mobilenet_chain_reaches_the_largest_live_pair();
   test_largest_first_is_kept_when_smaller();
   test_records_with_a_stride();

@@ -1,5 +1,7 @@
 /* RESHAPE: the same bytes under another shape (the new shape is the output tensor's; the
- * optional shape input is not read). In place when the planner allows it. */
+ * optional shape input is not read). An alias: the loader gives the output the input's
+ * bytes (TS_OPF_ALIAS), even for a model input or an input read again later, unless that
+ * would make the output larger than the input; then eval copies. */
 #include "ts_internal.h"
 
 ts_status_t ts_reshape_prepare(ts_loader_t *L, ts_oprec_t *o) {
@@ -8,7 +10,7 @@ ts_status_t ts_reshape_prepare(ts_loader_t *L, ts_oprec_t *o) {
   if (R_BYTES(&L->t[ii]) != R_BYTES(&L->t[oi]))
     return ts_ofail(L, TS_ERR_BAD_MODEL, "reshape changes the element count");
   PARAMS(o, ts_copy_params_t)->bytes = R_BYTES(&L->t[oi]);
-  o->flags |= TS_OPF_IN_PLACE;
+  o->flags |= TS_OPF_IN_PLACE | TS_OPF_ALIAS;
   return TS_OK;
 }
 

@@ -31,6 +31,6 @@ ts_status_t ts_softmax_prepare(ts_loader_t *L, ts_oprec_t *o) {
 }
 
 ts_status_t ts_softmax_eval(const ts_eval_t *e) {
-  ts_ref_softmax_s8(e->params, e->in0, e->out);
+  KERNEL_SOFTMAX(e->params, e->in0, e->out);
   return TS_OK;
 }

@@ -1,5 +1,5 @@
 /* SQUEEZE: drops size-1 dimensions; the same bytes under the output's shape, like RESHAPE
- * (in place when the planner allows it). */
+ * (an alias of the input). */
 #include "ts_internal.h"
 
 ts_status_t ts_squeeze_prepare(ts_loader_t *L, ts_oprec_t *o) { return ts_reshape_prepare(L, o); }

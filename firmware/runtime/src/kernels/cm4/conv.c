@@ -1,41 +1,46 @@
 /* CONV_2D int8, Cortex-M4 DSP kernel, bit-exact with ts_ref_conv2d_s8 (kernels/ref/conv.c).
  *
- * One path for every shape it takes (first layers with 1 or 3 input channels included):
+ * One routine for every shape it takes (first layers with 1 or 3 input channels included):
  * 2 output channels x 3 output pixels per call of one hand-scheduled routine
  * (ts_cm4_conv2x3, Thumb-2 assembly below): per tap pair one LDM of the 3 pixels' inputs,
- * one LDM of the 2 channels' weights and 6 SMLAD (8 instructions per 12 MACs), then the 6
- * outputs requantized in 7 instructions each.
+ * one LDM of the 2 channels' weights and 6 SMLAD (8 instructions per 12 MACs, loop body of
+ * 8 tap pairs), then the 6 outputs requantized in 5 instructions each. 1x1 convs with in_c
+ * a multiple of 4 feed it from conv_pointwise.c; the rest from here.
  *
  * Receptive field order: (ky, kx, ic), as the filter is stored, each kernel row (k_w * in_c
  * values, contiguous in the input and the filter) padded to an even count (a "segment"), so
- * a field is np = k_h * half int16 pairs. Inputs and weights are widened to int16 by the
- * same function (widen_seg): groups of 4 in SXTB16 order (v0, v2 | v1, v3), the rest as
- * plain pairs, so both carry the same permutation and the dot product is unchanged.
+ * a field is np = k_h * half int16 pairs. Inputs and weights are widened to int16 in the
+ * same order (widen_seg, widen_seg_sum): groups of 4 in SXTB16 order (v0, v2 | v1, v3), the
+ * rest as plain pairs, so both carry the same permutation and the dot product is unchanged.
  *
  * The input offset is folded into the bias: sum (x + off) w = sum x w + off * sum w (int32,
  * wrapping, exactly as the reference's sum), so inputs are only sign-extended; taps outside
  * the input (padding, which the reference skips) read the input zero point -off, whose
- * (x + off) is 0.
+ * (x + off) is 0. The weights are widened doubled (2 w) and the bias words are doubled, so
+ * the routine's accumulators are 2 acc (exact while |acc| < 2^29: |bias| <= 2^28 and a
+ * field of at most 8192 values, else the plain loop nest), which its 5-instruction
+ * requantization needs (ts_rq_dbl, ts_dsp.h: SMMLAR, the sign, ASR, SSAT, STRB).
  *
  * Buffers (stack): weights of a block of output channels, per channel pair a record
  *   [bias a, bias b, bias a, bias b, bias a, bias b | a pair 0, b pair 0, a pair 1, ... |
- *    mult a, rnd a, sh a, mult b, rnd b, sh b]
+ *    mult a, rnd a, e a, mult b, rnd b, e b]
  * (built once per call), and the im2col of 3 consecutive output pixels (flat over batch,
  * rows and columns, so only the very last group has unused slots), interleaved by tap pair:
  * word 3 t + s = pair t of pixel s. Requantization: TFLM's double rounding exactly
- * (ts_dsp.h); when every shift is in [-23, -2] (all real layers) the output offset is
- * folded into the rounding term and the assembly stores the
- * outputs; otherwise it hands back the accumulators and C finishes. A fused activation
- * narrower than int8 is one clamp pass over the outputs at the end (ts_clamp_pass: exact,
- * since clamp(SSAT8(v), lo, hi) == clamp(v, lo, hi)).
+ * (ts_dsp.h); when every shift is in [-23, -1] (all real layers) the output offset is
+ * folded into the rounding term and the assembly stores the outputs; otherwise it hands
+ * back the accumulators and C finishes. A fused activation narrower than int8 is one clamp
+ * pass over the outputs at the end (ts_clamp_pass: exact, since clamp(SSAT8(v), lo, hi) ==
+ * clamp(v, lo, hi)).
  * A field larger than the buffers (3 * np > TS_OPT_CONV_ROWBUF / 2, or a weight block of
  * fewer than TS_OPT_CONV_CHUNK_MIN channels: 3x3 convs with 32+ input channels) runs the
  * same routine chunked over the field (conv_chunked), so no size sends a conv to a plain
- * loop; only dil_w != 1 takes the plain loop nest (ts_plain_conv, common.c). */
+ * loop; only dil_w != 1 and the accumulator bound above take the plain loop nest
+ * (ts_plain_conv, common.c). */
 #include "ts_dsp.h"
 #include "ts_kernels.h"
 
-enum { WWORDS = TS_OPT_CONV_WBUF / 2, TWORDS = TS_OPT_CONV_ROWBUF / 2, HEAD = 6, TAIL = 6 };
+enum { WWORDS = TS_OPT_CONV_WBUF / 2, TWORDS = TS_OPT_CONV_ROWBUF / 2, HEAD = TS_CONV_HEAD, TAIL = TS_CONV_TAIL };
 #ifndef TS_OPT_CONV_CHUNK_BLOCK
 #define TS_OPT_CONV_CHUNK_BLOCK 16 /* output channels per block of the chunked path */
 #endif
@@ -45,23 +50,19 @@ enum { WWORDS = TS_OPT_CONV_WBUF / 2, TWORDS = TS_OPT_CONV_ROWBUF / 2, HEAD = 6,
 enum { CHUNK_BLOCK = TS_OPT_CONV_CHUNK_BLOCK, CHUNK_MIN = TS_OPT_CONV_CHUNK_MIN };
 
 /* npairs channel pairs (records r, r + rec, ...: consecutive) x pixels 0..2 of the im2col x:
- * acc = bias + sum over np tap pairs t of SMLAD(x[3t + s], weight pair t). Then, if
- * out_c != 0, out[s * out_c + 2q] = SSAT8(((hi32(acc_as * mult_a + nudge)) + rnd_a) >> sh_a)
- * for channel a of pair q, and out[s * out_c + 2q + 1] likewise for b; if out_c == 0
- * (then npairs must be 1), the accumulators (a0, b0, a1, b1, a2, b2) are stored as int32
- * at out (4-byte aligned). */
-void ts_cm4_conv2x3(const uint32_t *x, const uint32_t *r, int32_t np, int8_t *out,
-                    int32_t out_c, int32_t npairs);
-
+ * A = bias word + sum over np tap pairs t of SMLAD(x[3t + s], weight pair t), where the
+ * caller has doubled one side (A = 2 acc, |acc| < 2^29). Then, if out_c != 0,
+ * out[s * out_c + 2q] = ts_rq_dbl(A_as, words of channel a) for channel a of pair q, and
+ * out[s * out_c + 2q + 1] likewise for b; if out_c == 0 (then npairs must be 1), the
+ * accumulators (a0, b0, a1, b1, a2, b2) are stored as int32 at out (4-byte aligned). */
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__thumb2__)
 /* r0 = x, r1 = records, r2 = np (>= 1), r3 = out, [sp] = out_c, [sp, #4] = npairs.
- * x, np and out are kept on the stack (offsets below after the push: [sp] x, [sp, #4] np,
- * [sp, #8] out, [sp, #48] out_c, [sp, #52] npairs, counted down in place). Per pair:
- * accumulators r4-r9 from the record's bias words; per tap pair the inputs in r3, r10,
- * r11 and the weights in r12, lr; 4 pairs per iteration, the first iteration entered (TBB)
- * so that it runs np % 4 pairs (or 4): ceil(np / 4) iterations. The requantization of one
- * output: the 64-bit nudge (hi = sign + rnd, lo = 2^30 | sign bit), SMLAL, ASR, SSAT, STRB;
- * r1 then points at the next record. */
+ * After the push, a 24-byte frame: [sp] x, [sp, #4] iterations ceil(np / 8), [sp, #8] the
+ * entry address into the 8-pair loop body (so that the first iteration runs np % 8 pairs,
+ * or 8; each TS_PAIR is 32 bytes), [sp, #12] out, [sp, #16] out_c, [sp, #20] the end of the
+ * records. Per pair: accumulators r4-r9 from the record's bias words; per tap pair the
+ * inputs in r3, r10, r11 and the weights in r12, lr. The requantization of one output
+ * (ts_rq_dbl): SMMLAR with the rounding word, ADD of the sign, ASR, SSAT, STRB. */
 #define TS_PAIR                  \
   "ldm r0!, {r3, r10, r11}\n\t"  \
   "ldm r1!, {r12, lr}\n\t"       \
@@ -72,10 +73,8 @@ void ts_cm4_conv2x3(const uint32_t *x, const uint32_t *r, int32_t np, int8_t *ou
   "smlad r8, r11, r12, r8\n\t"   \
   "smlad r9, r11, lr, r9\n\t"
 #define TS_RQ(acc, st)                          \
-  "and r12, " acc ", #0x80000000\n\t"           \
-  "orr r12, r12, #0x40000000\n\t"               \
-  "add lr, r10, " acc ", asr #31\n\t"           \
-  "smlal r12, lr, " acc ", r3\n\t"              \
+  "smmlar lr, " acc ", r3, r10\n\t"             \
+  "add lr, lr, " acc ", asr #31\n\t"            \
   "asr lr, lr, r11\n\t"                         \
   "ssat lr, #8, lr\n\t"                         \
   "strb lr, " st "\n\t"
@@ -89,46 +88,52 @@ __asm__(
     ".thumb_func\n\t"
     ".p2align 2\n"
     "ts_cm4_conv2x3:\n\t"
-    "push {r0, r2, r3, r4-r11, lr}\n"
+    "push {r4-r11, lr}\n\t"
+    "sub sp, sp, #24\n\t"
+    "ldrd r4, r5, [sp, #60]\n\t" /* out_c, npairs */
+    "strd r3, r4, [sp, #12]\n\t"
+    "lsls r4, r2, #3\n\t"         /* record bytes: 8 np + 48 */
+    "adds r4, r4, #48\n\t"
+    "mla r5, r4, r5, r1\n\t"
+    "str r5, [sp, #20]\n\t"
+    "rsbs r12, r2, #0\n\t"
+    "and r12, r12, #7\n\t"
+    "adr.w r4, .Lc2x3_body\n\t"
+    "add r4, r4, r12, lsl #5\n\t"
+    "orr r4, r4, #1\n\t"
+    "adds r2, r2, #7\n\t"
+    "lsrs r2, r2, #3\n\t"
+    "strd r0, r2, [sp]\n\t"
+    "str r4, [sp, #8]\n"
     ".Lc2x3_pair:\n\t"
     "ldm r1!, {r4-r9}\n\t"
-    "ldrd r0, r2, [sp]\n\t"  /* x, np */
-    "ands r12, r2, #3\n\t"
-    "adds r2, r2, #3\n\t"
-    "lsrs r2, r2, #2\n\t"
-    "tbb [pc, r12]\n"
-    ".Lc2x3_entry:\n\t"
-    ".byte (.Lc2x3_p4 - .Lc2x3_entry) / 2, (.Lc2x3_p1 - .Lc2x3_entry) / 2\n\t"
-    ".byte (.Lc2x3_p2 - .Lc2x3_entry) / 2, (.Lc2x3_p3 - .Lc2x3_entry) / 2\n"
-    ".Lc2x3_p4:\n\t"
-    TS_PAIR
-    ".Lc2x3_p3:\n\t"
-    TS_PAIR
-    ".Lc2x3_p2:\n\t"
-    TS_PAIR
-    ".Lc2x3_p1:\n\t"
-    TS_PAIR
+    "ldrd r0, r2, [sp]\n\t"  /* x, iterations */
+    "ldr pc, [sp, #8]\n\t"
+    ".p2align 2\n"
+    ".Lc2x3_body:\n\t"
+    TS_PAIR TS_PAIR TS_PAIR TS_PAIR
+    TS_PAIR TS_PAIR TS_PAIR TS_PAIR
     "subs r2, r2, #1\n\t"
-    "bne .Lc2x3_p4\n\t"
-    "ldr r0, [sp, #8]\n\t"   /* out */
-    "ldr r2, [sp, #48]\n\t"  /* out_c */
-    "cmp r2, #0\n\t"
-    "beq .Lc2x3_raw\n\t"
-    "ldm r1!, {r3, r10, r11}\n\t" /* channel a: mult, rnd, sh */
+    "bne .Lc2x3_body\n\t"
+    "ldrd r0, r2, [sp, #12]\n\t" /* out, out_c */
+    "cbnz r2, 1f\n\t"
+    "stm r0!, {r4-r9}\n\t" /* raw: the accumulators, 24 bytes per pair */
+    "adds r1, r1, #24\n\t"
+    "b 2f\n"
+    "1:\n\t"
+    "ldm r1!, {r3, r10, r11}\n\t" /* channel a: mult, rnd, e */
     TS_RQ("r4", "[r0]") TS_RQ("r6", "[r0, r2]") TS_RQ("r8", "[r0, r2, lsl #1]")
     "ldm r1!, {r3, r10, r11}\n\t" /* channel b */
     "adds r0, r0, #1\n\t"
     TS_RQ("r5", "[r0]") TS_RQ("r7", "[r0, r2]") TS_RQ("r9", "[r0, r2, lsl #1]")
-    "adds r0, r0, #1\n\t"
-    "str r0, [sp, #8]\n\t"
-    "ldr r2, [sp, #52]\n\t"  /* pairs left */
-    "subs r2, r2, #1\n\t"
-    "str r2, [sp, #52]\n\t"
+    "adds r0, r0, #1\n"
+    "2:\n\t"
+    "ldr r3, [sp, #20]\n\t"
+    "str r0, [sp, #12]\n\t"
+    "cmp r1, r3\n\t"
     "bne .Lc2x3_pair\n\t"
-    "pop {r0, r2, r3, r4-r11, pc}\n"
-    ".Lc2x3_raw:\n\t"
-    "stm r0, {r4-r9}\n\t"
-    "pop {r0, r2, r3, r4-r11, pc}\n\t"
+    "add sp, sp, #24\n\t"
+    "pop {r4-r11, pc}\n\t"
     ".size ts_cm4_conv2x3, .-ts_cm4_conv2x3\n\t"
     ".text\n");
 #undef TS_PAIR
@@ -136,7 +141,7 @@ __asm__(
 #else
 void ts_cm4_conv2x3(const uint32_t *x, const uint32_t *r, int32_t np, int8_t *out,
                     int32_t out_c, int32_t npairs) {
-  for (; npairs > 0; npairs--, out += 2) {
+  for (; npairs > 0; npairs--, out += out_c ? 2 : 24) {
     int32_t acc[6];
     for (int32_t i = 0; i < 6; i++) acc[i] = (int32_t)r[i];
     const uint32_t *w = r + HEAD, *xs = x;
@@ -147,16 +152,25 @@ void ts_cm4_conv2x3(const uint32_t *x, const uint32_t *r, int32_t np, int8_t *ou
       }
     if (!out_c) {
       __builtin_memcpy(out, acc, sizeof acc);
-      return;
+      r = w + TAIL;
+      continue;
     }
     for (int32_t s = 0; s < 3; s++) {
-      out[s * out_c] = (int8_t)ts_rq_words(acc[2 * s], w);
-      out[s * out_c + 1] = (int8_t)ts_rq_words(acc[2 * s + 1], w + 3);
+      out[s * out_c] = (int8_t)ts_rq_dbl(acc[2 * s], w);
+      out[s * out_c + 1] = (int8_t)ts_rq_dbl(acc[2 * s + 1], w + 3);
     }
     r = w + TAIL;
   }
 }
 #endif
+
+void ts_conv_finish(const int32_t *acc, int8_t *o, int32_t nv, int32_t oc, int32_t nc,
+                    const ts_conv_params_t *p) {
+  for (int32_t s = 0; s < nv; s++) {
+    o[s * p->out_c] = ts_out_slow(acc[2 * s] >> 1, oc, p);
+    if (nc > 1) o[s * p->out_c + 1] = ts_out_slow(acc[2 * s + 1] >> 1, oc + 1, p);
+  }
+}
 
 static inline uint32_t pack16(int32_t lo, int32_t hi) {
   return (uint32_t)(uint16_t)lo | (uint32_t)(uint16_t)hi << 16;
@@ -175,20 +189,33 @@ static void widen_seg(uint32_t *d, int32_t step, const int8_t *src, int32_t n) {
   if (i < n) d[0] = pack16(src[i], 0);
 }
 
-/* widen_seg, returning the sum of the n values (SMLAD of each widened word with (1, 1)). */
+/* widen_seg, doubled (2 v: weights of the chunked path, whose seeds carry the sums). */
+static void widen_seg_dbl(uint32_t *d, int32_t step, const int8_t *src, int32_t n) {
+  int32_t i = 0;
+  for (; i + 4 <= n; i += 4, d += 2 * step) {
+    const uint32_t v = ts_ld32(src + i), lo = ts_sxtb16(v), hi = ts_sxtb16_ror8(v);
+    d[0] = ts_sadd16(lo, lo);
+    d[step] = ts_sadd16(hi, hi);
+  }
+  for (; i + 2 <= n; i += 2, d += step) d[0] = pack16(2 * src[i], 2 * src[i + 1]);
+  if (i < n) d[0] = pack16(2 * src[i], 0);
+}
+
+/* widen_seg of weights, doubled (2 w: the routine's accumulators are 2 acc), returning the
+ * sum of the n doubled values (SMLAD of each widened word with (1, 1)). */
 static int32_t widen_seg_sum(uint32_t *d, int32_t step, const int8_t *src, int32_t n) {
   int32_t i = 0, sum = 0;
   for (; i + 4 <= n; i += 4, d += 2 * step) {
-    const uint32_t v = ts_ld32(src + i), lo = ts_sxtb16(v), hi = ts_sxtb16_ror8(v);
-    d[0] = lo;
-    d[step] = hi;
+    uint32_t v = ts_ld32(src + i), lo = ts_sxtb16(v), hi = ts_sxtb16_ror8(v);
+    d[0] = lo = ts_sadd16(lo, lo);
+    d[step] = hi = ts_sadd16(hi, hi);
     sum = ts_smlad(hi, 0x00010001u, ts_smlad(lo, 0x00010001u, sum));
   }
   for (; i + 2 <= n; i += 2, d += step) {
-    d[0] = pack16(src[i], src[i + 1]);
-    sum += src[i] + src[i + 1];
+    d[0] = pack16(2 * src[i], 2 * src[i + 1]);
+    sum += 2 * (src[i] + src[i + 1]);
   }
-  if (i < n) d[0] = pack16(src[i], 0), sum += src[i];
+  if (i < n) d[0] = pack16(2 * src[i], 0), sum += 2 * src[i];
   return sum;
 }
 
@@ -293,16 +320,8 @@ static void im2col_1x3(uint32_t *tb, const int8_t *src, int32_t row, int32_t k_h
 
 /* The next nv (1..3) output pixels' fields into the im2col buffer; unused slots zeroed. */
 static void im2col3(cursor_t *g, uint32_t *tb, int8_t *tmp, int32_t nv, int32_t np,
-                    int gray3, int pointwise) {
+                    int gray3) {
   const ts_conv_params_t *p = g->p;
-  if (pointwise) { /* 1x1, stride 1, no padding: output pixel i reads input pixel i */
-    for (int32_t s = 0; s < 3; s++) {
-      if (s < nv) widen_seg(tb + s, 3, g->input + g->at + s * g->seg, g->seg);
-      else fill_words(tb + s, 3, np, 0); /* an unused slot */
-    }
-    g->at += 3 * g->seg; /* the cursor's other fields are not used on this path */
-    return;
-  }
   if (gray3 && nv == 3 && g->ox + 3 <= p->out_w && g->ix0 >= 0 && g->ix0 + 5 <= p->in_w &&
       g->iy0 >= 0 && g->iy0 + (p->k_h - 1) * p->dil_h < p->in_h) {
     im2col_1x3(tb, g->input + g->at, g->row, p->k_h);
@@ -369,10 +388,10 @@ static void conv_chunked(const ts_conv_params_t *p, const int8_t *input, const i
   int32_t seed[TS_OPT_CONV_BLOCK + 1]; /* bias + off * sum w per channel of the block */
   for (int32_t oc0 = 0; oc0 < out_c; oc0 += nb_max) {
     const int32_t nb = out_c - oc0 < nb_max ? out_c - oc0 : nb_max, npb = (nb + 1) >> 1;
-    for (int32_t c = 0; c < nb; c++) {
+    for (int32_t c = 0; c < nb; c++) { /* doubled, as the widened weights */
       const int8_t *f = filter + (oc0 + c) * K;
       const uint32_t sum = (uint32_t)ts_sum_s8(f, K);
-      seed[c] = (int32_t)((uint32_t)(bias ? bias[oc0 + c] : 0) + sum * (uint32_t)p->input_offset);
+      seed[c] = (int32_t)(2 * ((uint32_t)(bias ? bias[oc0 + c] : 0) + sum * (uint32_t)p->input_offset));
     }
     seed[nb] = 0; /* an odd block's phantom channel */
     cursor_t g0 = {p, input, seg, 0, p->dil_h * p->in_w * p->in_c, 0, 0, 0, 0, 0, 0};
@@ -390,15 +409,14 @@ static void conv_chunked(const ts_conv_params_t *p, const int8_t *input, const i
           const int32_t recw = HEAD + 2 * cp + TAIL; /* this chunk's records, consecutive */
           for (int32_t c = 0; c < 2 * npb; c++) { /* this chunk's records */
             uint32_t *r = wbuf + (c >> 1) * recw;
-            if (c < nb) widen_seg(r + HEAD + (c & 1), 2, filter + (oc0 + c) * K + ky * seg + v0, kv);
+            if (c < nb) widen_seg_dbl(r + HEAD + (c & 1), 2, filter + (oc0 + c) * K + ky * seg + v0, kv);
             else fill_words(r + HEAD + 1, 2, cp, 0);
             if (last) {
               uint32_t *qw = r + HEAD + 2 * cp + 3 * (c & 1);
               const int32_t oc = oc0 + (c < nb ? c : 0), e = -p->shift[oc];
               qw[0] = (uint32_t)p->mult[oc];
-              qw[1] = fast ? (uint32_t)((INT32_C(1) << (e - 2)) +
-                                        p->output_offset * (INT32_C(1) << (e - 1))) : 0;
-              qw[2] = (uint32_t)(e - 1);
+              qw[1] = fast ? ts_conv_rq_round(e, p->output_offset) : 0;
+              qw[2] = (uint32_t)e;
             }
           }
           g = g0;
@@ -413,22 +431,17 @@ static void conv_chunked(const ts_conv_params_t *p, const int8_t *input, const i
               cursor_next(&g);
             }
             uint32_t *a = acc + gi * npb * 6;
+            for (int32_t q = 0; q < npb; q++) __builtin_memcpy(wbuf + q * recw, a + 6 * q, 24);
             int32_t q = 0;
             if (last && fast && nv == 3 && nb >= 2) { /* requantized and stored */
-              for (; q < nb >> 1; q++) __builtin_memcpy(wbuf + q * recw, a + 6 * q, 24);
-              ts_cm4_conv2x3(tb, wbuf, cp, output + P * out_c + oc0, out_c, nb >> 1);
+              q = nb >> 1;
+              ts_cm4_conv2x3(tb, wbuf, cp, output + P * out_c + oc0, out_c, q);
             }
-            for (; q < npb; q++) {
-              __builtin_memcpy(wbuf + q * recw, a + 6 * q, 24);
-              ts_cm4_conv2x3(tb, wbuf + q * recw, cp, (int8_t *)(a + 6 * q), 0, 1);
-              if (!last) continue;
-              const int32_t *o = (const int32_t *)(a + 6 * q);
-              int8_t *out = output + P * out_c + oc0 + 2 * q;
-              for (int32_t s = 0; s < nv; s++) {
-                out[s * out_c] = ts_out_slow(o[2 * s], oc0 + 2 * q, p);
-                if (2 * q + 1 < nb) out[s * out_c + 1] = ts_out_slow(o[2 * s + 1], oc0 + 2 * q + 1, p);
-              }
-            }
+            if (q < npb) /* the rest: accumulators back, one call for every pair */
+              ts_cm4_conv2x3(tb, wbuf + q * recw, cp, (int8_t *)(a + 6 * q), 0, npb - q);
+            for (; last && q < npb; q++)
+              ts_conv_finish((const int32_t *)(a + 6 * q), output + P * out_c + oc0 + 2 * q, nv,
+                             oc0 + 2 * q, nb - 2 * q, p);
           }
         }
       g0 = g;
@@ -447,8 +460,7 @@ static __attribute__((noinline)) void conv_im2col(const ts_conv_params_t *p, con
    * short field's block holds more output channels (each im2col serves the whole block) */
   __attribute__((aligned(8))) uint32_t buf[WWORDS + TWORDS];
   int8_t tmp[TS_OPT_CONV_ROWBUF]; /* one border segment: seg <= 2 np < TS_OPT_CONV_ROWBUF */
-  int fast = 1; /* every shift in [-23, -2]: the assembly requantizes and stores */
-  for (int32_t c = 0; c < out_c; c++) fast &= p->shift[c] <= -2 && p->shift[c] >= -23;
+  const int fast = ts_conv_rq_fast(p); /* the assembly requantizes and stores */
   /* a clamp beyond SSAT: one pass over the outputs at the end (ts_clamp_pass, exact) */
   const int clamp = p->act_min > -128 || p->act_max < 127;
   const int32_t nout = p->batches * p->out_h * p->out_w * out_c;
@@ -470,9 +482,6 @@ static __attribute__((noinline)) void conv_im2col(const ts_conv_params_t *p, con
   }
   const int32_t npix = p->batches * p->out_h * p->out_w;
   const int gray3 = p->in_c == 1 && p->k_w == 3 && p->stride_w == 1;
-  /* 1x1, stride 1, no padding (so out_h, out_w = in_h, in_w): pixel i reads input pixel i */
-  const int pointwise = (p->k_h | p->k_w | p->stride_h | p->stride_w) == 1 &&
-                        (p->pad_h | p->pad_w) == 0;
   /* Small outputs (the 3x3 and 6x6 planes of late layers), whose block of channels is not
    * all of them: the im2col of every group of 3 pixels is built once and kept (tbw words
    * each), and the records of the blocks take the rest of the buffer (at least one pair),
@@ -493,7 +502,7 @@ static __attribute__((noinline)) void conv_im2col(const ts_conv_params_t *p, con
     cursor_t g = {p, input, seg, half, p->dil_h * p->in_w * p->in_c, 0, 0, 0, 0, 0, 0};
     cursor_row(&g);
     for (int32_t P = 0; P < npix; P += 3)
-      im2col3(&g, buf + P / 3 * tbw, tmp, npix - P < 3 ? npix - P : 3, np, gray3, pointwise);
+      im2col3(&g, buf + P / 3 * tbw, tmp, npix - P < 3 ? npix - P : 3, np, gray3);
   }
   for (int32_t oc0 = 0; oc0 < out_c; oc0 += block) {
     const int32_t nb = out_c - oc0 < block ? out_c - oc0 : block;
@@ -510,21 +519,21 @@ static __attribute__((noinline)) void conv_im2col(const ts_conv_params_t *p, con
       int32_t sum = 0; /* the input offset folded into the bias; summed while widening */
       for (int32_t ky = 0; ky < p->k_h; ky++)
         sum += widen_seg_sum(r + HEAD + 2 * ky * half, 2, f + ky * seg, seg);
-      r[0] = r[2] = r[4] = (uint32_t)(bias ? bias[oc] : 0) + (uint32_t)sum * (uint32_t)p->input_offset;
-      /* the assembly's requantization (used when `fast`): mult, 2^(e-2) + (out_off << sh),
-       * sh = e - 1 with e = -shift (see ts_dsp.h) */
+      /* doubled (sum is of the doubled weights) */
+      r[0] = r[2] = r[4] = 2 * (uint32_t)(bias ? bias[oc] : 0) + (uint32_t)sum * (uint32_t)p->input_offset;
+      /* the assembly's requantization (used when `fast`, ts_rq_dbl): mult,
+       * 2^(e-1) + (out_off << e), e = -shift */
       const int32_t e = -p->shift[oc];
       q[0] = (uint32_t)p->mult[oc];
-      q[1] = fast ? (uint32_t)((INT32_C(1) << (e - 2)) + p->output_offset * (INT32_C(1) << (e - 1)))
-                  : 0;
-      q[2] = (uint32_t)(e - 1);
+      q[1] = fast ? ts_conv_rq_round(e, p->output_offset) : 0;
+      q[2] = (uint32_t)e;
     }
     cursor_t g = {p, input, seg, half, p->dil_h * p->in_w * p->in_c, 0, 0, 0, 0, 0, 0};
     cursor_row(&g);
     for (int32_t P = 0; P < npix; P += 3) {
       const int32_t nv = npix - P < 3 ? npix - P : 3;
       uint32_t *const tb = cache ? buf + P / 3 * tbw : buf;
-      if (!cache) im2col3(&g, tb, tmp, nv, np, gray3, pointwise);
+      if (!cache) im2col3(&g, tb, tmp, nv, np, gray3);
       int8_t *const o = output + P * out_c + oc0;
       int32_t c = 0; /* whole channel pairs with outputs the assembly can store */
       if (fast && nv == 3 && nb >= 2) {
@@ -534,10 +543,7 @@ static __attribute__((noinline)) void conv_im2col(const ts_conv_params_t *p, con
       for (; c < nb; c += 2) { /* the rest: accumulators back, C finishes */
         int32_t acc[6];
         ts_cm4_conv2x3(tb, wbuf + (c >> 1) * rec, np, (int8_t *)acc, 0, 1);
-        for (int32_t s = 0; s < nv; s++) {
-          o[s * out_c + c] = ts_out_slow(acc[2 * s], oc0 + c, p);
-          if (c + 1 < nb) o[s * out_c + c + 1] = ts_out_slow(acc[2 * s + 1], oc0 + c + 1, p);
-        }
+        ts_conv_finish(acc, o + c, nv, oc0 + c, nb - c, p);
       }
     }
   }
@@ -565,5 +571,15 @@ void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8
       ts_clamp_pass(output, p->batches * p->out_h * p->out_w * p->out_c, p->act_min, p->act_max);
     return;
   }
+  /* the routine's doubled accumulators need |acc| < 2^29: |bias| <= 2^28 and a field of at
+   * most 8192 values (|sum (x + off) w| <= 8192 * 255 * 128 < 2^28); else the plain loops */
+  int small = p->k_h * p->k_w * p->in_c <= 8192;
+  for (int32_t c = 0; bias && c < p->out_c; c++)
+    small &= bias[c] <= (INT32_C(1) << 28) && bias[c] >= -(INT32_C(1) << 28);
+  if (!small) {
+    ts_plain_conv(p, input, filter, bias, output, 0);
+    return;
+  }
+  if (ts_cm4_conv_pointwise(p, input, filter, bias, output)) return;
   conv_im2col(p, input, filter, bias, output);
 }

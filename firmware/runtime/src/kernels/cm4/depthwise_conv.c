@@ -1,33 +1,34 @@
 /* DEPTHWISE_CONV_2D int8, Cortex-M4 DSP kernel, bit-exact with ts_ref_depthwise_conv2d_s8.
  *
  * 3x3 kernels without dilation (the usual depthwise layers), two paths; the input offset
- * folded into the bias in both: sum (x + off) w = sum x w + off * sum w (int32, wrapping, as
- * the reference's sum), so taps outside the input read the zero point -off.
- * - Planes (stride_w 1, rows of at most PW - 3 outputs; any stride_h, padding, depth
- *   multiplier): per input channel a planar int16 copy of the input (padding holds the zero
- *   point) with a fixed row pitch of PW values, in stripes of up to NROWS rows, written by
- *   a Thumb-2 LDRSB/STRH loop (ts_cm4_dw_widen, 3 instructions per value). Per output
- *   channel one call of ts_cm4_dw3 for all rows of the stripe: 2 neighbouring pixels per
- *   pass with the channel's 6 weight words W01 = (w0, w1), W12 = (w1, w2) per kernel row;
- *   for A = (r[x], r[x+1]), B = (r[x+2], r[x+3]) (one LDRD):
+ * folded into the bias in both: sum (x + off) w = sum x w + off * sum w (int32, as the
+ * reference's sum), so taps outside the input read the zero point -off. Weights and bias
+ * are stored doubled, so each accumulator holds 2 acc and is requantized in 4 instructions
+ * (ts_rq_dbl: ADD, SMMLAR, ASR, SSAT; TFLM's double rounding with the output offset folded
+ * in) instead of 6; that needs |acc| < 2^30, i.e. no |bias| above 2^29 - 2^18 (bias_ok).
+ * - Planes (stride_w 1, rows of at most PW - 3 outputs, or transposed: stride_h 1, a plane
+ *   row along an output column, when that gives fewer, longer rows; any other stride,
+ *   padding, depth multiplier): per input channel a planar int16 copy of the input
+ *   (padding holds the zero point) with a fixed row pitch of PW values, in stripes of up to
+ *   NROWS rows, written by a Thumb-2 LDRSB/STRH loop (ts_cm4_dw_widen, 3 instructions per
+ *   value). Per output channel one call of ts_cm4_dw3 for all rows of the stripe: 2
+ *   neighbouring pixels per pass with the channel's 6 weight words W01 = (w0, w1), W12 =
+ *   (w1, w2) per kernel row; for A = (r[x], r[x+1]), B = (r[x+2], r[x+3]) (one LDRD):
  *     pixel x:   SMLAD(A, W01) + SMLABT(B, W12)
  *     pixel x+1: SMLATB(A, W01) + SMLAD(B, W12)
- *   i.e. 5 instructions per 6 MACs, 38 instructions per 2 outputs with the requantization,
- *   loads, stores and loop. An odd row width computes a phantom pixel that lands on the
- *   next row's first output (computed after it); the last row of the tensor goes through a
- *   small buffer instead.
+ *   i.e. 5 instructions per 6 MACs, 33 instructions per 2 outputs with the requantization,
+ *   loads, stores and loop (1.83 per MAC). An odd row ends with a single-pixel pass (17).
  * - NHWC (the other strides and wider rows, with depth multiplier 1 and depth % 4 == 0):
  *   straight from the input, 4 channels per word (ts_cm4_dwn): per tap one LDR, one LDRD of
  *   the weight pairs, SXTB16 and SXTB16 ROR 8, 4 SMLABB/SMLATT, i.e. 2 instructions per MAC;
- *   108 instructions per 36 MACs with the requantization. Weight records are built once
+ *   100 instructions per 36 MACs with the requantization. Weight records are built once
  *   per chunk of up to DW_GROUPS groups of 4 channels; rows outside the input read a row of
  *   zero points; a window one column past the left or right edge reads the 3 columns
  *   inside with records whose kernel columns are shifted (see dw_nhwc).
- * Each output is requantized in 7 instructions (TFLM's double rounding as one SMLAL with
- * the output offset folded into the rounding term, ts_dsp.h); a fused activation narrower
- * than int8 is one clamp pass over the outputs afterwards (ts_clamp_pass, exact). Everything
- * else (other kernel shapes, dilations, a shift outside [-23, -2], what neither path
- * takes) runs ts_plain_conv, the reference's arithmetic as a plain loop nest.
+ * A fused activation narrower than int8 is one clamp pass over the outputs afterwards
+ * (ts_clamp_pass, exact). Everything else (other kernel shapes, dilations, a shift outside
+ * [-23, -2], a bias beyond bias_ok's limit, what neither path takes) runs ts_plain_conv,
+ * the reference's arithmetic as a plain loop nest.
  * Stack: NROWS * PW * 2 bytes (4 KB) of planes or NHWC scratch, plus ~200 bytes. */
 #include "ts_dsp.h"
 #include "ts_kernels.h"
@@ -46,11 +47,13 @@ enum { PW = TS_DW_PLANES_MAX_W + 3 /* int16 per plane row (128 bytes: the assemb
        NROWS = TS_OPT_DW_ROWS, DW_BUF = NROWS * PW / 2 /* words of the NHWC path's scratch */,
        DW_GROUPS = TS_OPT_DW_GROUPS };
 
-/* One channel, rows x npairs pixel pairs: output pixels 2i, 2i + 1 (i < npairs) of a row
- * from the plane q (its first kernel row; kernel rows PW apart) into out[0], out[out_c], ...;
- * then q += npairs * 4 + qstep bytes, out += npairs * 2 * out_c + ostep, next row. rec =
- *   [mult, rnd (output offset folded), sh, out_c, bias, bias, W01 row 0, W12 row 0,
- *    W01 row 1, W12 row 1, W01 row 2, W12 row 2, npairs * 4, qstep, ostep, rows (>= 1)]
+/* One channel, rows x (npairs pixel pairs + odd): output pixels 2i, 2i + 1 (i < npairs) of a
+ * row from the plane q (its first kernel row; kernel rows PW apart) into out[0], out[pix],
+ * ..., then pixel 2 npairs if odd; then q += npairs * 4 + qstep bytes, out += npairs * 2 *
+ * pix + ostep, next row. rec =
+ *   [mult, rnd2, e (ts_rq_dbl), pix, 2 bias, 2 bias, W01 row 0, W12 row 0, W01 row 1,
+ *    W12 row 1, W01 row 2, W12 row 2 (weights doubled), npairs * 4 (npairs >= 1), qstep,
+ *    ostep, rows (>= 1), odd]
  * (rows is counted down in place). */
 void ts_cm4_dw3(const int16_t *q, uint32_t *rec, int8_t *out);
 /* rows x n values: d[r * PW + i] = s[...], s stepping by step per value and by sskip more
@@ -58,8 +61,8 @@ void ts_cm4_dw3(const int16_t *q, uint32_t *rec, int8_t *out);
 void ts_cm4_dw_widen(int16_t *d, const int8_t *s, const int32_t *g);
 /* n output pixels of a row, channels in groups of 4 (NHWC, depth multiplier 1). Per group
  * a record
- *   [bias + off * sum w of channels 0..3 | per tap, kernel rows 0..2, columns 1, 2, 0:
- *    (w c0, w c2), (w c1, w c3) | mult, rnd, sh of channels 0..3]
+ *   [2 (bias + off * sum w) of channels 0..3 | per tap, kernel rows 0..2, columns 1, 2, 0:
+ *    (w c0, w c2), (w c1, w c3) doubled | mult, rnd2, e of channels 0..3 (ts_rq_dbl)]
  * (DWN_REC words) from rec to end. Tap (ky, kx) of group g reads the word at row[ky] + 4 g +
  * kx * cs, the group's outputs go to out + 4 g; then the next pixel: row[ky] += 4 ng +
  * step[ky], out += 4 ng + ostep (ng groups). n is counted down in place. */
@@ -78,7 +81,7 @@ void ts_cm4_dwn(dwn_args_t *a);
 
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__thumb2__)
 /* r0 = q, r1 = rec, r2 = out, r3 = end of q's row. Weights of rows 0 and 1 in r4-r7, row 2 loaded
- * per pass into r12/lr; accumulators r8/r9; plane words in r10/r11. 38 instructions per 18
+ * per pass into r12/lr; accumulators r8/r9; plane words in r10/r11. 33 instructions per 18
  * MACs. */
 #define TS_ROW(off, wa, wb)              \
   "ldrd r10, r11, [r0, #" off "]\n\t"    \
@@ -86,13 +89,17 @@ void ts_cm4_dwn(dwn_args_t *a);
   "smlabt r8, r11, " wb ", r8\n\t"       \
   "smlatb r9, r10, " wa ", r9\n\t"       \
   "smlad r9, r11, " wb ", r9\n\t"
-#define TS_RQ(acc)                        \
-  "and lr, " acc ", #0x80000000\n\t"      \
-  "orr lr, lr, #0x40000000\n\t"           \
-  "add r11, r11, " acc ", asr #31\n\t"    \
-  "smlal lr, r11, " acc ", r10\n\t"       \
-  "asr r11, r11, r12\n\t"                 \
-  "ssat r11, #8, r11\n\t"
+/* pixel x alone (its row's last, r0 at it): SMLAD(A, W01) + SMLABT(B, W12) into r8 */
+#define TS_ONE(off, wa, wb)              \
+  "ldrd r10, r11, [r0, #" off "]\n\t"    \
+  "smlad r8, r10, " wa ", r8\n\t"        \
+  "smlabt r8, r11, " wb ", r8\n\t"
+/* ts_rq_dbl of the doubled accumulator acc into lr: mult, rnd2, e in r10-r12. */
+#define TS_RQD(acc)                       \
+  "add lr, r11, " acc ", asr #31\n\t"    \
+  "smmlar lr, " acc ", r10, lr\n\t"      \
+  "asr lr, lr, r12\n\t"                  \
+  "ssat lr, #8, lr\n\t"
 __asm__(
     ".syntax unified\n\t"
     ".section .text.ts_cm4_dw3,\"ax\",%progbits\n\t"
@@ -115,16 +122,26 @@ __asm__(
     "ldrd r12, lr, [r1, #40]\n\t"
     TS_ROW("256", "r12", "lr")
     "adds r0, r0, #4\n\t"
-    "ldm r1, {r10, r11, r12}\n\t" /* mult, rnd, sh */
-    TS_RQ("r8")
-    "strb r11, [r2]\n\t"
-    "ldr r11, [r1, #4]\n\t"
-    TS_RQ("r9")
+    "ldm r1, {r10, r11, r12}\n\t" /* mult, rnd2, e */
+    TS_RQD("r8")
+    "strb lr, [r2]\n\t"
+    TS_RQD("r9")
     "ldr r8, [r1, #12]\n\t" /* out_c */
-    "strb r11, [r2, r8]\n\t"
+    "strb lr, [r2, r8]\n\t"
     "add r2, r2, r8, lsl #1\n\t"
     "cmp r0, r3\n\t"
     "bne 1b\n\t"
+    "ldr r3, [r1, #64]\n\t" /* an odd row: one more pixel, at q and out, no advance */
+    "cbz r3, 4f\n\t"
+    "ldr r8, [r1, #16]\n\t"
+    TS_ONE("0", "r4", "r5")
+    TS_ONE("128", "r6", "r7")
+    "ldrd r12, lr, [r1, #40]\n\t"
+    TS_ONE("256", "r12", "lr")
+    "ldm r1, {r10, r11, r12}\n\t"
+    TS_RQD("r8")
+    "strb lr, [r2]\n"
+    "4:\n\t"
     "add lr, r1, #48\n\t"
     "ldm lr, {r8-r11}\n\t" /* npairs * 4, qstep, ostep, rows */
     "add r0, r0, r9\n\t"
@@ -193,7 +210,7 @@ __asm__(
 /* r0-r2 = row pointers, r3 = cs, r4 = out, r5 = record, accumulators r6-r9 (channels
  * 0..3 of the group), temps r10-r12, lr; the end of the records at [sp]. Per tap: LDR of 4
  * channels, LDRD of their weight pairs, SXTB16 (channels 0, 2) and SXTB16 ROR 8 (1, 3), 4
- * SMLAxy: 8 instructions per 4 MACs; per group 108 instructions for 36 MACs. */
+ * SMLAxy: 8 instructions per 4 MACs; per group 100 instructions for 36 MACs. */
 #define TS_TAP(addr)                   \
   "ldr r10, " addr "\n\t"              \
   "ldrd r11, r12, [r5], #8\n\t"        \
@@ -206,8 +223,8 @@ __asm__(
 #define TS_ROW3(r) TS_TAP("[" r ", r3]") TS_TAP("[" r ", r3, lsl #1]") TS_TAP("[" r "], #4")
 #define TS_RQ4(acc)                       \
   "ldmia r5!, {r10, r11, r12}\n\t"        \
-  TS_RQ(acc)                              \
-  "strb r11, [r4], #1\n\t"
+  TS_RQD(acc)                             \
+  "strb lr, [r4], #1\n\t"
 __asm__(
     ".syntax unified\n\t"
     ".section .text.ts_cm4_dwn,\"ax\",%progbits\n\t"
@@ -250,16 +267,18 @@ __asm__(
 #undef TS_ROW3
 #undef TS_RQ4
 #undef TS_ROW
-#undef TS_RQ
+#undef TS_RQD
+#undef TS_ONE
 #else
 static inline int32_t lo16s(uint32_t v) { return (int32_t)(int16_t)(v & 0xffffu); }
 static inline int32_t hi16s(uint32_t v) { return (int32_t)(int16_t)(v >> 16); }
 
 void ts_cm4_dw3(const int16_t *q, uint32_t *rec, int8_t *out) {
-  const int32_t out_c = (int32_t)rec[3], npairs = (int32_t)rec[12] / 4;
-  for (int32_t i = 0;; i++, q += 2, out += 2 * out_c) {
-    if (i == npairs) {
-      q += (int32_t)rec[13] / 2, out += (int32_t)rec[14], i = 0;
+  const int32_t pix = (int32_t)rec[3], npairs = (int32_t)rec[12] / 4;
+  for (int32_t i = 0;; i++, q += 2, out += 2 * pix) {
+    if (i == npairs + (int32_t)rec[16]) {
+      const int32_t odd = (int32_t)rec[16]; /* the single pass did not advance */
+      q += (int32_t)rec[13] / 2 - 2 * odd, out += (int32_t)rec[14] - 2 * pix * odd, i = 0;
       if (--rec[15] == 0) return;
     }
     int32_t a0 = (int32_t)rec[4], a1 = (int32_t)rec[5];
@@ -273,8 +292,8 @@ void ts_cm4_dw3(const int16_t *q, uint32_t *rec, int8_t *out) {
       a1 = (int32_t)((uint32_t)a1 + (uint32_t)(hi16s(A) * lo16s(wa)));
       a1 = ts_smlad(B, wb, a1);
     }
-    out[0] = (int8_t)ts_rq_words(a0, rec);
-    out[out_c] = (int8_t)ts_rq_words(a1, rec);
+    out[0] = (int8_t)ts_rq_dbl(a0, rec);
+    if (i < npairs) out[pix] = (int8_t)ts_rq_dbl(a1, rec);
   }
 }
 
@@ -301,7 +320,8 @@ void ts_cm4_dwn(dwn_args_t *a) {
       acc[1] += (uint32_t)(lo16s(od) * lo16s(wb));
       acc[3] += (uint32_t)(hi16s(od) * hi16s(wb));
     }
-    for (int32_t j = 0; j < 4; j++) a->out[g + j] = (int8_t)ts_rq_words((int32_t)acc[j], r + 22 + 3 * j);
+    for (int32_t j = 0; j < 4; j++)
+      a->out[g + j] = (int8_t)ts_rq_dbl((int32_t)acc[j], r + 22 + 3 * j);
   }
 }
 #endif
@@ -311,72 +331,96 @@ static inline uint32_t pack16(int32_t lo, int32_t hi) {
 }
 
 /* Channel oc's bias with the input offset folded in (sum (x + off) w = sum x w + off *
- * sum w, int32 wrapping as the reference's sum; sw = sum w over the taps the kernel
- * multiplies with inputs) and its requantization words q = (mult, rnd with the output
- * offset folded, sh) as the assemblies take them (ts_dsp.h). */
+ * sum w, int32 as the reference's sum; sw = sum w over the taps the kernel multiplies with
+ * inputs), doubled, and its requantization words q = (mult, rnd2, e) for the doubled
+ * accumulators of the assemblies (ts_rq_dbl, ts_dsp.h; bias_ok keeps |acc| < 2^30). */
 static __attribute__((noinline)) uint32_t channel(const ts_dw_params_t *p, const int32_t *bias,
-                                                  int32_t oc, uint32_t sw, uint32_t *q) {
-  const int32_t rs = -p->shift[oc] - 1;
+                                                  int32_t oc, int32_t sw, uint32_t *q) {
+  const int32_t e = -p->shift[oc];
   q[0] = (uint32_t)p->mult[oc];
-  q[1] = (uint32_t)(((INT32_C(1) << rs) >> 1) + p->output_offset * (INT32_C(1) << rs));
-  q[2] = (uint32_t)rs;
-  return (uint32_t)(bias ? bias[oc] : 0) + sw * (uint32_t)p->input_offset;
+  q[1] = (uint32_t)((INT32_C(1) << (e - 1)) + p->output_offset * (INT32_C(1) << e));
+  q[2] = (uint32_t)e;
+  return 2 * ((uint32_t)(bias ? bias[oc] : 0) + (uint32_t)(sw * p->input_offset));
 }
 
-/* stride_w 1, rows of at most PW - 3 outputs: the planes (see the top of this file). Tap
- * (ky, kx) of output channel oc is filter[(3 ky + kx) fk + oc fc]: fk = out_c, fc = 1 for
- * a depthwise filter; fk = 1, fc = 9 for a CONV_2D filter with one input channel (a
- * grayscale first layer: a depthwise conv with depth multiplier out_c, ts_opt_conv2d_s8). */
+/* The doubled accumulators need |acc| < 2^30: every |bias| <= 2^29 - 2^18 (|sum (x + off)
+ * w| <= 9 * 255 * 128 < 2^19; real models' biases are far smaller). */
+static __attribute__((noinline)) int bias_ok(const int32_t *bias, int32_t n) {
+  for (int32_t i = 0; bias && i < n; i++)
+    if (bias[i] > (1 << 29) - (1 << 18) || bias[i] < -(1 << 29) + (1 << 18)) return 0;
+  return 1;
+}
+
+/* Channel oc's record words 0-2 and 4-11 for ts_cm4_dw3 (channel's), and the weight pairs
+ * W01, W12 of each kernel row, doubled (|2 w| <= 256 fits int16); taps cs apart in a kernel
+ * row, rows rs apart. */
+static void dw3_rec(const ts_dw_params_t *p, const int8_t *w, const int32_t *bias, int32_t oc,
+                    int32_t rs, int32_t cs, uint32_t *rec) {
+  int32_t sw = 0;
+  for (int32_t ky = 0; ky < 3; ky++, w += rs) {
+    const int32_t a = w[0], b = w[cs], c = w[2 * cs];
+    rec[6 + 2 * ky] = pack16(2 * a, 2 * b);
+    rec[7 + 2 * ky] = pack16(2 * b, 2 * c);
+    sw += a + b + c;
+  }
+  rec[4] = rec[5] = channel(p, bias, oc, sw, rec);
+}
+
+/* The planes (see the top of this file). Tap (ky, kx) of output channel oc is
+ * filter[(3 ky + kx) fk + oc fc]: fk = out_c, fc = 1 for a depthwise filter; fk = 1, fc = 9
+ * for a CONV_2D filter with one input channel (a grayscale first layer: a depthwise conv
+ * with depth multiplier out_c, ts_opt_conv2d_s8). A plane row runs along an output row
+ * (stride_w 1, out_w <= TS_DW_PLANES_MAX_W) or, transposed (t), along an output column
+ * (stride_h 1, out_h <= TS_DW_PLANES_MAX_W) when that gives fewer, longer rows (DS-CNN's
+ * 25x5: 5 rows of 25 instead of 25 rows of 5, a fifth of the per-row costs; depthwise
+ * filters only). Rows of one output and a bias beyond bias_ok's limit run ts_plain_conv. */
 void ts_cm4_dw_planes(const ts_dw_params_t *p, const int8_t *input, const int8_t *filter,
                       const int32_t *bias, int8_t *output, int32_t fk, int32_t fc) {
+  const int32_t in_c = p->in_c, out_c = p->out_c, dm = p->depth_multiplier;
+  const int t = fc == 1 && p->stride_h == 1 && p->out_h <= TS_DW_PLANES_MAX_W &&
+                (p->stride_w != 1 || p->out_w > TS_DW_PLANES_MAX_W || p->out_h > p->out_w);
+  /* the view: rows (h) and columns (w) of the plane */
+  const int32_t in_h = t ? p->in_w : p->in_h, in_w = t ? p->in_h : p->in_w;
+  const int32_t out_h = t ? p->out_w : p->out_h, out_w = t ? p->out_h : p->out_w;
+  const int32_t pad_h = t ? p->pad_w : p->pad_h, pad_w = t ? p->pad_h : p->pad_w;
+  const int32_t sh = t ? p->stride_w : p->stride_h;
+  const int32_t in_rs = t ? in_c : p->in_w * in_c, in_cs = t ? p->in_w * in_c : in_c;
+  const int32_t out_rs = t ? out_c : p->out_w * out_c, out_ps = t ? p->out_w * out_c : out_c;
+  if (out_w < 2 || (fc != 1 && !bias_ok(bias, out_c))) { /* DEPTHWISE's entry checked */
+    ts_plain_conv((const ts_conv_params_t *)(const void *)p, input, filter, bias, output,
+                  fc == 1 ? dm : 0);
+    return;
+  }
   __attribute__((aligned(8))) int16_t plane[NROWS * PW];
-  uint32_t rec[16];
-  int8_t tail[PW];
-  const int32_t out_w = p->out_w, out_c = p->out_c, in_c = p->in_c, dm = p->depth_multiplier;
-  const int32_t sh = p->stride_h, n = out_w + 3; /* plane columns the pixels read */
+  uint32_t rec[17];
+  const int32_t n = out_w + 3; /* plane columns the pixels read */
   const int8_t zp = (int8_t)-p->input_offset; /* the plane holds x; the offset is in the bias */
   const int32_t per = (NROWS - 3) / sh + 1; /* output rows per stripe */
-  const int32_t e = p->pad_w + p->in_w < n ? p->pad_w + p->in_w : n; /* input columns end */
+  const int32_t e = pad_w + in_w < n ? pad_w + in_w : n; /* input columns end */
+  rec[3] = (uint32_t)out_ps;
+  rec[12] = (uint32_t)(out_w >> 1) * 4;
+  rec[13] = (uint32_t)(sh * PW * 2) - rec[12];
+  rec[14] = (uint32_t)(out_rs - (out_w & ~1) * out_ps);
+  rec[16] = (uint32_t)(out_w & 1);
   for (int32_t b = 0; b < p->batches; b++) {
     const int8_t *in_b = input + b * p->in_h * p->in_w * in_c;
-    for (int32_t oy0 = 0; oy0 < p->out_h; oy0 += per) {
-      const int32_t no = p->out_h - oy0 < per ? p->out_h - oy0 : per;
-      const int32_t rows = (no - 1) * sh + 3, y0 = oy0 * sh - p->pad_h;
-      int8_t *out_s = output + ((b * p->out_h + oy0) * out_w) * out_c;
+    for (int32_t oy0 = 0; oy0 < out_h; oy0 += per) {
+      const int32_t no = out_h - oy0 < per ? out_h - oy0 : per;
+      const int32_t rows = (no - 1) * sh + 3, y0 = oy0 * sh - pad_h;
+      int8_t *out_s = output + b * p->out_h * p->out_w * out_c + oy0 * out_rs;
       /* the padding, the same for every channel; rows ra..rb - 1, columns pad_w..e - 1 are
        * the input's (widened per channel) */
-      const int32_t ra = y0 < 0 ? -y0 : 0, rb = p->in_h - y0 < rows ? p->in_h - y0 : rows;
+      const int32_t ra = y0 < 0 ? -y0 : 0, rb = in_h - y0 < rows ? in_h - y0 : rows;
       const int32_t z[4] = {0, n, rows, 0}; /* every value zp (step 0), then the input */
       ts_cm4_dw_widen(plane, &zp, z);
-      const int32_t g[4] = {in_c, e - p->pad_w, rb - ra, (p->in_w - (e - p->pad_w)) * in_c};
-      /* an odd row computes a phantom pixel into the next row's first (computed after it);
-       * the very last row of the output goes through tail */
-      const int last = (out_w & 1) && b == p->batches - 1 && oy0 + no == p->out_h;
+      const int32_t g[4] = {in_cs, e - pad_w, rb - ra, in_rs - (e - pad_w) * in_cs};
       for (int32_t ic = 0; ic < in_c; ic++) {
         if (g[1] > 0 && g[2] > 0)
-          ts_cm4_dw_widen(plane + ra * PW + p->pad_w, in_b + (y0 + ra) * p->in_w * in_c + ic, g);
+          ts_cm4_dw_widen(plane + ra * PW + pad_w, in_b + (y0 + ra) * in_rs + ic, g);
         for (int32_t oc = ic * dm; oc < (ic + 1) * dm; oc++) {
-          uint32_t sw = 0;
-          for (int32_t ky = 0; ky < 3; ky++) {
-            const int8_t *w = filter + 3 * ky * fk + oc * fc;
-            rec[6 + 2 * ky] = pack16(w[0], w[fk]);
-            rec[7 + 2 * ky] = pack16(w[fk], w[2 * fk]);
-            sw += (uint32_t)(w[0] + w[fk] + w[2 * fk]);
-          }
-          rec[4] = rec[5] = channel(p, bias, oc, sw, rec);
-          rec[3] = (uint32_t)out_c;
-          rec[12] = (uint32_t)((out_w + 1) >> 1) * 4;
-          rec[13] = (uint32_t)(sh * PW * 2) - rec[12];
-          rec[14] = (uint32_t)(-(out_w & 1) * out_c);
-          rec[15] = (uint32_t)(no - last);
-          int8_t *o = out_s + oc;
-          if (rec[15]) ts_cm4_dw3(plane, rec, o);
-          if (last) {
-            rec[3] = rec[15] = 1;
-            ts_cm4_dw3(plane + (no - 1) * sh * PW, rec, tail);
-            o += (no - 1) * out_w * out_c;
-            for (int32_t x = 0; x < out_w; x++) o[x * out_c] = tail[x];
-          }
+          dw3_rec(p, filter + oc * fc, bias, oc, t ? fk : 3 * fk, t ? 3 * fk : fk, rec);
+          rec[15] = (uint32_t)no;
+          ts_cm4_dw3(plane, rec, out_s + oc);
         }
       }
     }
@@ -412,15 +456,16 @@ static __attribute__((noinline)) void dw_nhwc(const ts_dw_params_t *p, const int
           for (int32_t i = 0; i < 3; i++, r += 2) { /* columns 1, 2, 0 */
             const int32_t kx = dwn_col(i) + d;
             const uint32_t w = kx < 0 || kx > 2 ? 0 : ts_ld32(filter + (3 * ky + kx) * in_c + c);
-            r[0] = ts_sxtb16(w); /* (w c0, w c2), (w c1, w c3) */
-            r[1] = ts_sxtb16_ror8(w);
-            s02 = ts_sadd16(s02, r[0]); /* |sum| <= 9 * 128: int16 */
-            s13 = ts_sadd16(s13, r[1]);
+            const uint32_t w02 = ts_sxtb16(w), w13 = ts_sxtb16_ror8(w);
+            r[0] = ts_sadd16(w02, w02); /* (w c0, w c2), (w c1, w c3), doubled */
+            r[1] = ts_sadd16(w13, w13);
+            s02 = ts_sadd16(s02, w02); /* |sum| <= 9 * 128: int16 */
+            s13 = ts_sadd16(s13, w13);
           }
         r -= 22;
         const uint32_t sums[4] = {s02, s13, s02 >> 16, s13 >> 16};
         for (int32_t j = 0; j < 4; j++)
-          r[j] = channel(p, bias, c + j, (uint32_t)(int16_t)sums[j], r + 22 + 3 * j);
+          r[j] = channel(p, bias, c + j, (int16_t)sums[j], r + 22 + 3 * j);
       }
     dwn_args_t a = {0, {0}, in_c, 0, 0, 0, {0}, in_c - 4 * ng};
     for (int32_t b = 0; b < p->batches; b++)
@@ -446,21 +491,21 @@ static __attribute__((noinline)) void dw_nhwc(const ts_dw_params_t *p, const int
 
 void ts_opt_depthwise_conv2d_s8(const ts_dw_params_t *p, const int8_t *input,
                                 const int8_t *filter, const int32_t *bias, int8_t *output) {
-  int ok = p->k_h == 3 && p->k_w == 3 && p->dil_h == 1 && p->dil_w == 1;
+  int ok = p->k_h == 3 && p->k_w == 3 && p->dil_h == 1 && p->dil_w == 1 &&
+           bias_ok(bias, p->out_c);
   for (int32_t c = 0; c < p->out_c; c++) ok &= p->shift[c] <= -2 && p->shift[c] >= -23;
-  const int32_t n = p->batches * p->out_h * p->out_w * p->out_c;
-  const int narrow = p->act_min > -128 || p->act_max < 127; /* after SSAT: ts_clamp_pass */
-  if (ok && p->stride_w == 1 && p->out_w + 3 <= TS_DW_PLANES_MAX_W + 3) {
+  if (ok && ((p->stride_w == 1 && p->out_w <= TS_DW_PLANES_MAX_W) ||
+             (p->stride_h == 1 && p->out_h <= TS_DW_PLANES_MAX_W && p->out_h > p->out_w)))
     ts_cm4_dw_planes(p, input, filter, bias, output, p->out_c, 1);
-    if (narrow) ts_clamp_pass(output, n, p->act_min, p->act_max);
-    return;
-  }
-  if (ok && p->depth_multiplier == 1 && p->in_c % 4 == 0 && p->in_w >= 3 &&
+  else if (ok && p->depth_multiplier == 1 && p->in_c % 4 == 0 && p->in_w >= 3 &&
            p->pad_w <= 1 && (p->out_w - 1) * p->stride_w - p->pad_w + 2 <= p->in_w &&
-           p->in_c + 2 * DW_GROUPS * (3 * DWN_REC + 1) <= 2 * DW_BUF) {
+           p->in_c + 2 * DW_GROUPS * (3 * DWN_REC + 1) <= 2 * DW_BUF)
     dw_nhwc(p, input, filter, bias, output);
-    if (narrow) ts_clamp_pass(output, n, p->act_min, p->act_max);
-  } else
+  else {
     ts_plain_conv((const ts_conv_params_t *)(const void *)p, input, filter, bias, output,
                   p->depth_multiplier); /* what neither path takes */
+    return;
+  }
+  if (p->act_min > -128 || p->act_max < 127) /* a clamp narrower than SSAT's */
+    ts_clamp_pass(output, p->batches * p->out_h * p->out_w * p->out_c, p->act_min, p->act_max);
 }

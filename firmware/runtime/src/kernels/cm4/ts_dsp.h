@@ -26,6 +26,15 @@ static inline uint32_t ts_sxtb16_ror8(uint32_t x) {
 static inline uint32_t ts_sadd16(uint32_t a, uint32_t b) {
   return (uint32_t)__sadd16((int32_t)a, (int32_t)b);
 }
+/* SXTAB16: a + SXTB16(x), lane by lane (int16, wrapping); and the same of x rotated by 8. */
+static inline uint32_t ts_sxtab16(uint32_t a, uint32_t x) {
+  return (uint32_t)__sxtab16((int32_t)a, (int32_t)x);
+}
+static inline uint32_t ts_sxtab16_ror8(uint32_t a, uint32_t x) {
+  uint32_t r;
+  __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(a), "r"(x));
+  return r;
+}
 /* SMLAD: acc + a.lo * b.lo + a.hi * b.hi. */
 static inline int32_t ts_smlad(uint32_t a, uint32_t b, int32_t acc) {
   return __smlad((int32_t)a, (int32_t)b, acc);
@@ -38,6 +47,10 @@ static inline uint32_t ts_sxtb16(uint32_t x) {
 static inline uint32_t ts_sxtb16_ror8(uint32_t x) { return ts_sxtb16((x >> 8) | (x << 24)); }
 static inline uint32_t ts_sadd16(uint32_t a, uint32_t b) {
   return (uint32_t)(uint16_t)(a + b) | (((a >> 16) + (b >> 16)) << 16);
+}
+static inline uint32_t ts_sxtab16(uint32_t a, uint32_t x) { return ts_sadd16(a, ts_sxtb16(x)); }
+static inline uint32_t ts_sxtab16_ror8(uint32_t a, uint32_t x) {
+  return ts_sadd16(a, ts_sxtb16_ror8(x));
 }
 static inline int32_t ts_smlad(uint32_t a, uint32_t b, int32_t acc) {
   const int32_t lo = (int32_t)(int16_t)(a & 0xffffu) * (int32_t)(int16_t)(b & 0xffffu);
@@ -155,6 +168,52 @@ static inline int32_t ts_rq_words(int32_t acc, const uint32_t *q) {
                                   (0x40000000u | ((uint32_t)acc & 0x80000000u)));
   const int32_t hi = (int32_t)((uint32_t)((hi_lo + (int64_t)acc * (int32_t)q[0]) >> 32) + q[1]);
   return ts_ssat8(hi >> (int32_t)q[2]);
+}
+
+/* The same requantization from a doubled accumulator acc2 = 2 acc (|acc| < 2^30, e.g. from
+ * weights and bias stored doubled) and words q = (mult, rnd2, e), rnd2 = 2^(e-1) + (output
+ * offset << e), e = -shift in [1, 23]: SRDHM(acc, m) = floor((acc m + 2^30) / 2^31) (the
+ * proof above) = floor((acc2 m + 2^31) / 2^32), i.e. SMMLAR's rounding, and the second
+ * rounding with the offset folded is floor((x + rnd2 - [acc < 0]) / 2^e). On the M4: ADD
+ * (rnd2 + acc2 ASR 31), SMMLAR, ASR, SSAT; 4 instructions instead of 6. No int32 sum
+ * overflows for |acc| < 2^30: |x| < 2^30 and |rnd2| <= 2^30. The C twin of the assembly. */
+static inline int32_t ts_rq_dbl(int32_t acc2, const uint32_t *q) {
+  const int64_t prod = (int64_t)acc2 * (int32_t)q[0] + (INT64_C(1) << 31);
+  const uint32_t t = (uint32_t)(int32_t)(prod >> 32) + q[1] + (uint32_t)(acc2 >> 31);
+  return ts_ssat8((int32_t)t >> (int32_t)q[2]);
+}
+
+/* CONV_2D's shared pieces (conv.c, conv_pointwise.c). ts_cm4_conv2x3: npairs channel
+ * pairs (records r, r + rec, ...: consecutive, rec = HEAD + 2 np + TAIL words:
+ * [bias a, bias b, bias a, bias b, bias a, bias b | a pair 0, b pair 0, a pair 1, ... |
+ * mult a, rnd a, e a, mult b, rnd b, e b]) x pixels 0..2 of the im2col x (word 3 t + s =
+ * int16 pair t of pixel s): A = bias word + sum over np tap pairs t of SMLAD(x[3t + s],
+ * weight pair t), where the caller has doubled one side (A = 2 acc, |acc| < 2^29). Then, if
+ * out_c != 0, out[s * out_c + 2q] = ts_rq_dbl(A, words of channel a) for channel a of
+ * pair q, and out[s * out_c + 2q + 1] likewise for b; if out_c == 0, pair q's accumulators
+ * (a0, b0, a1, b1, a2, b2) are stored as int32 at out + 24 q (4-byte aligned). */
+enum { TS_CONV_HEAD = 6, TS_CONV_TAIL = 6 };
+void ts_cm4_conv2x3(const uint32_t *x, const uint32_t *r, int32_t np, int8_t *out,
+                    int32_t out_c, int32_t npairs);
+/* The outputs of one pair's accumulators (2 acc, as ts_cm4_conv2x3 hands them back) that the
+ * routine did not store: nv pixels of channel oc at o[s * out_c] and, if nc > 1, of oc + 1
+ * at o[s * out_c + 1] (ts_out_slow: the plain requantization and clamp). */
+void ts_conv_finish(const int32_t *acc, int8_t *o, int32_t nv, int32_t oc, int32_t nc,
+                    const ts_conv_params_t *p);
+/* 1x1, stride 1, unpadded convs with in_c % 4 == 0 (conv_pointwise.c); 0: not taken. */
+int ts_cm4_conv_pointwise(const ts_conv_params_t *p, const int8_t *input, const int8_t *filter,
+                          const int32_t *bias, int8_t *output);
+
+/* Every shift in [-23, -1]: ts_cm4_conv2x3 requantizes and stores (ts_rq_dbl). */
+static inline int ts_conv_rq_fast(const ts_conv_params_t *p) {
+  int fast = 1;
+  for (int32_t c = 0; c < p->out_c; c++) fast &= p->shift[c] <= -1 && p->shift[c] >= -23;
+  return fast;
+}
+
+/* ts_rq_dbl's rounding word for e = -shift in [1, 23]: 2^(e-1) + (output offset << e). */
+static inline uint32_t ts_conv_rq_round(int32_t e, int32_t out_off) {
+  return (uint32_t)((INT32_C(1) << (e - 1)) + out_off * (INT32_C(1) << e));
 }
 
 #endif /* TS_DSP_H */
