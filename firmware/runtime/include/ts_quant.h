@@ -73,6 +73,19 @@ int32_t ts_logistic_q4(int32_t a_q4_27);                     /* 1 / (1 + exp(-a)
 int32_t ts_tanh_q4(int32_t a_q4_27);                         /* tanh(a), Q0.31 */
 int32_t ts_reciprocal_q12(int32_t x_q12_19, int32_t *num_bits_over_unit); /* GetReciprocal */
 
+/* SOFTMAX's pieces, shared by the reference and the optimized kernel: a row's maximum, and
+ * exp(d * beta * input_scale) in Q0.31 for d = x - max <= 0 (input_multiplier and
+ * input_left_shift as TFLM's PreprocessSoftmaxScaling gives them). */
+static inline int32_t ts_max_s8(const int8_t *x, int32_t n) {
+  int32_t mx = -128;
+  for (int32_t i = 0; i < n; i++)
+    if (x[i] > mx) mx = x[i];
+  return mx;
+}
+static inline int32_t ts_softmax_exp(int32_t d, int32_t left_shift, int32_t multiplier) {
+  return ts_exp_on_negative_values_5(ts_srdhm((int32_t)((uint32_t)d << left_shift), multiplier));
+}
+
 #ifdef __cplusplus
 }
 #endif

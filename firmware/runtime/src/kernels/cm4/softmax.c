@@ -15,8 +15,7 @@
 /* exp(d * beta * input_scale) in Q0.31 for d = in - max <= 0, d >= diff_min. */
 static inline int32_t exp_of(const ts_softmax_params_t *p, int32_t d) {
   if (d == 0) return INT32_MAX; /* ts_exp_on_negative_values_5(0): exactly 1.0 */
-  return ts_exp_on_negative_values_5(
-      ts_srdhm((int32_t)((uint32_t)d << p->input_left_shift), p->input_multiplier));
+  return ts_softmax_exp(d, p->input_left_shift, p->input_multiplier);
 }
 
 void ts_opt_softmax_s8(const ts_softmax_params_t *p, const int8_t *input, int8_t *output) {
@@ -24,9 +23,7 @@ void ts_opt_softmax_s8(const ts_softmax_params_t *p, const int8_t *input, int8_t
   for (int32_t i = 0; i < p->outer; i++) {
     const int8_t *in = input + i * p->depth;
     int8_t *out = output + i * p->depth;
-    int32_t mx = -128;
-    for (int32_t c = 0; c < p->depth; c++)
-      if (in[c] > mx) mx = in[c];
+    const int32_t mx = ts_max_s8(in, p->depth);
     int32_t sum_q12 = 0;
     for (int32_t c = 0; c < p->depth; c++) {
       const int32_t d = (int32_t)in[c] - mx;

@@ -11,16 +11,13 @@ void ts_ref_softmax_s8(const ts_softmax_params_t *p, const int8_t *input, int8_t
   for (int32_t i = 0; i < p->outer; i++) {
     const int8_t *in = input + i * p->depth;
     int8_t *out = output + i * p->depth;
-    int32_t mx = -128;
-    for (int32_t c = 0; c < p->depth; c++)
-      if (in[c] > mx) mx = in[c];
+    const int32_t mx = ts_max_s8(in, p->depth);
     int32_t sum_q12 = 0;
     for (int32_t c = 0; c < p->depth; c++) {
       const int32_t d = (int32_t)in[c] - mx;
       if (d >= p->diff_min) {
-        const int32_t x = ts_srdhm((int32_t)((uint32_t)d << p->input_left_shift),
-                                   p->input_multiplier);
-        sum_q12 += ts_rounding_divide_by_pot(ts_exp_on_negative_values_5(x), 12);
+        const int32_t e = ts_softmax_exp(d, p->input_left_shift, p->input_multiplier);
+        sum_q12 += ts_rounding_divide_by_pot(e, 12);
       }
     }
     int32_t bits_over_unit;
@@ -28,9 +25,7 @@ void ts_ref_softmax_s8(const ts_softmax_params_t *p, const int8_t *input, int8_t
     for (int32_t c = 0; c < p->depth; c++) {
       const int32_t d = (int32_t)in[c] - mx;
       if (d >= p->diff_min) {
-        const int32_t x = ts_srdhm((int32_t)((uint32_t)d << p->input_left_shift),
-                                   p->input_multiplier);
-        const int32_t e = ts_exp_on_negative_values_5(x);
+        const int32_t e = ts_softmax_exp(d, p->input_left_shift, p->input_multiplier);
         int32_t v = ts_rounding_divide_by_pot(ts_srdhm(recip, e), bits_over_unit + 31 - 8);
         v -= 128;
         if (v > 127) v = 127;
