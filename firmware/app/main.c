@@ -50,6 +50,7 @@ extern const uint32_t g_model_tables_words;
 extern const uint8_t g_model_tables_sha256[32];
 #endif
 static bool s_tables_foreign; /* the linked tables were made for another model */
+static bool s_tables_given;   /* init was given the linked tables */
 
 static uint8_t s_arena[TS_ARENA_BYTES] __attribute__((aligned(16)));
 static ts_interp_t s_it;
@@ -109,6 +110,7 @@ static void model_init(void) {
   tables = g_model_tables_words ? g_model_tables : NULL;
   words = g_model_tables_words;
   s_tables_foreign = words && memcmp(g_model_tables_sha256, s_sha256, 32) != 0;
+  s_tables_given = words != 0;
 #endif
   /* Tables made for another model are refused here; tables of this model file that differ
    * from what the runtime computes are refused by init (it recomputes every value). */
@@ -149,9 +151,15 @@ static const char *model_error(char *out, size_t size) {
                         ? "per-channel tables made for another model: rebuild the firmware "
                           "from this MODEL_DIR"
                         : ts_interp_error(&s_it);
+  /* with valid tables init has no other TS_ERR_BAD_ARG (its texts may be stripped) */
+  const char *pre = !s_tables_foreign && s_tables_given && s_model_status == TS_ERR_BAD_ARG
+                        ? "per-channel tables do not match the model (rebuild the firmware "
+                          "from this MODEL_DIR): "
+                        : "";
   size_t n = 0;
   for (const char *s = name; *s && n + 1 < size; s++) out[n++] = *s;
   for (const char *s = ": "; *s && n + 1 < size; s++) out[n++] = *s;
+  for (const char *s = pre; *s && n + 1 < size; s++) out[n++] = *s;
   for (const char *s = err; *s && n + 1 < size; s++) out[n++] = *s;
   out[n] = 0;
   return out;

@@ -11,12 +11,12 @@
  * op_index, op}]}). Without --arena the runner sizes the arena from the model. Errors: one
  * line on stderr, exit status 1 (model/runtime) or 2 (usage, files).
  * --plan loads the model into an arena of exactly the size the runtime asks for and prints
- * the bytes it planned (arena_used) on stdout: the firmware build sizes the device's arena
- * with it (firmware/Makefile). The host's pointers are 8 bytes, a Cortex-M's 4, so the
- * device needs at most this many bytes (it reports its own figure in INFO).
+ * the bytes it planned (arena_used) on stdout. The host's pointers are 8 bytes, a
+ * Cortex-M's 4, so a device needs at most this many bytes (it reports its own figure in INFO).
  * --tables writes the model's per-channel requantization tables (little-endian int32 words,
  * for ts_interp_init_tables: kept in flash, they leave the arena) and prints the arena the
- * runtime plans with them outside.
+ * runtime plans with them outside: the firmware build links the tables into flash and sizes
+ * the device's arena with that figure (firmware/Makefile, host/tables_c.sh).
  */
 #include <errno.h>
 #include <stdio.h>

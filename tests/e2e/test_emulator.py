@@ -337,7 +337,7 @@ def test_tables_of_another_model_are_refused_at_boot(build_dir, tmp_path):
                                         + ",".join(words))
     info = _boot_info(boards.build_firmware(build_dir, quiet=True, out_dir=out), tmp_path / "q1")
     assert info.model_status == 4, info.model_error
-    assert "tables do not match the model" in info.model_error
+    assert "per-channel tables do not match the model (rebuild the firmware" in info.model_error
     at = source.index("{0x") + 3  # the first byte of the model's sha256, changed
     (out / "model_tables.c").write_text(
         source[:at] + format(int(source[at:at + 2], 16) ^ 0xFF, "02x") + source[at + 2:])

@@ -263,7 +263,6 @@ void ts_opt_max_pool_s8(const ts_pool_params_t *p, const int8_t *input, int8_t *
 int ts_opt_avg_pool_s8(const ts_pool_params_t *p, const int8_t *input, int8_t *output);
 void ts_opt_mean_s8(const ts_mean_params_t *p, const int8_t *input, int8_t *output);
 void ts_opt_softmax_s8(const ts_softmax_params_t *p, const int8_t *input, int8_t *output);
-int32_t ts_opt_softmax_exp(int32_t a_q5_26); /* its exp, a < 0: ts_exp_on_negative_values_5 */
 
 #ifdef __cplusplus
 }

@@ -27,10 +27,11 @@ int ts_quantize_multiplier(double m, int32_t *mult, int32_t *shift);
 
 static inline int32_t ts_srdhm(int32_t a, int32_t b) {
   if (a == b && a == INT32_MIN) return INT32_MAX;
-  int64_t ab = (int64_t)a * (int64_t)b;
-  int64_t nudge = ab >= 0 ? (INT64_C(1) << 30) : (1 - (INT64_C(1) << 30));
-  /* C division truncates toward zero, as gemmlowp relies on. */
-  return (int32_t)((ab + nudge) / (INT64_C(1) << 31));
+  /* gemmlowp: (ab + nudge) / 2^31 truncated toward zero, nudge 2^30 (1 - 2^30 for ab < 0).
+   * That is one floor shift, (ab + 2^30) >> 31: for ab < 0 the truncation adds 2^31 - 1,
+   * which with the nudge is 2^30 (SMULL, ADDS, ADC and two shifts on the M4; the kernel
+   * check compares it with gemmlowp's form). */
+  return (int32_t)(((int64_t)a * (int64_t)b + (INT64_C(1) << 30)) >> 31);
 }
 
 /* x / 2^exponent rounded half away from zero (0 <= exponent <= 31). */

@@ -47,25 +47,35 @@ size_t ts_fmt(char *buf, size_t n, size_t at, const char *f, ...) {
 }
 
 #ifdef TS_STRIP_MESSAGES
+/* "operator N " (kind 'o') or "tensor N " at the start of it->error; returns the end. */
+static size_t place(ts_interp_t *it, int kind, int32_t n) {
+  char num[12], *d = num + sizeof num;
+  *--d = 0;
+  *--d = ' ';
+  uint32_t v = (uint32_t)n;
+  do {
+    *--d = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  size_t at = 0;
+  append(it->error, sizeof it->error, &at, kind == 'o' ? "operator " : "tensor ");
+  append(it->error, sizeof it->error, &at, d);
+  return at;
+}
+
 ts_status_t ts_fail_at(ts_interp_t *it, ts_status_t s, int kind, int32_t n) {
   if (!it) return s; /* a re-read of a validated model (view) */
-  size_t at = 0;
-  if (kind) { /* "operator N " / "tensor N " (N >= 0) */
-    char num[12], *d = num + sizeof num;
-    *--d = 0;
-    *--d = ' ';
-    uint32_t v = (uint32_t)n;
-    do {
-      *--d = (char)('0' + v % 10);
-      v /= 10;
-    } while (v);
-    append(it->error, sizeof it->error, &at, kind == 'o' ? "operator " : "tensor ");
-    append(it->error, sizeof it->error, &at, d);
-  }
+  size_t at = kind ? place(it, kind, n) : 0;
   append(it->error, sizeof it->error, &at, TS_STRIPPED_MARK);
   return s;
 }
 ts_status_t ts_fail_it(ts_interp_t *it, ts_status_t s) { return ts_fail_at(it, s, 0, 0); }
+ts_status_t ts_fail_kept(ts_loader_t *L, ts_status_t s, const char *text) {
+  size_t at = place(L->it, 'o', L->op) - 1; /* "operator N: " then the text */
+  append(L->it->error, sizeof L->it->error, &at, ": ");
+  append(L->it->error, sizeof L->it->error, &at, text);
+  return s;
+}
 ts_status_t ts_fail_lop(ts_loader_t *L, ts_status_t s) { return ts_fail_at(L->it, s, 'o', L->op); }
 ts_status_t ts_fail_ltensor(ts_loader_t *L, ts_status_t s, uint32_t idx) {
   return ts_fail_at(L->it, s, 't', (int32_t)idx);

@@ -36,6 +36,10 @@ enum { OPR_OPCODE = 0, OPR_INPUTS = 1, OPR_OUTPUTS = 2, OPR_OPTIONS = 4 };
 enum { BUF_DATA = 0, BUF_OFFSET = 1 };
 
 #define TS_MAX_TENSOR_BYTES 0x7fffffffu
+/* Init-time code (the loader, the prepares and their helpers; never code that invoke runs):
+ * GCC optimizes cold functions for size also in the firmware's -O2 build (1.4 KB less flash
+ * for the default model) and lays out the paths that call them as unlikely. */
+#define TS_COLD __attribute__((cold))
 
 /* QUANTIZE: int8 -> int8 (requantize) or float32 -> int8. */
 typedef struct {
@@ -153,20 +157,20 @@ extern const ts_op_t ts_ops[TS_NUM_KINDS];
 /* The kind of a builtin code; -1 if the runtime lacks it. */
 int ts_op_kind(int32_t code);
 
-#define TS_OP(name, code, fn, params, flags)                      \
-  ts_status_t ts_##fn##_prepare(ts_loader_t *L, ts_oprec_t *o); \
+#define TS_OP(name, code, fn, params, flags)                              \
+  TS_COLD ts_status_t ts_##fn##_prepare(ts_loader_t *L, ts_oprec_t *o); \
   ts_status_t ts_##fn##_eval(const ts_eval_t *e);
 #include "ts_ops.def"
 #undef TS_OP
 
 /* ADD and SUB share their prepare (ops/add.c). */
-ts_status_t ts_add_like_prepare(ts_loader_t *L, ts_oprec_t *o, int sub);
+TS_COLD ts_status_t ts_add_like_prepare(ts_loader_t *L, ts_oprec_t *o, int sub);
 /* CONV_2D and DEPTHWISE_CONV_2D share their prepare (ops/conv.c). */
-ts_status_t ts_conv_like_prepare(ts_loader_t *L, ts_oprec_t *o, int depthwise);
+TS_COLD ts_status_t ts_conv_like_prepare(ts_loader_t *L, ts_oprec_t *o, int depthwise);
 /* LOGISTIC and TANH share their input preparation (ops/logistic.c). */
-ts_status_t ts_sigmoid_like_prepare(ts_loader_t *L, ts_oprec_t *o);
+TS_COLD ts_status_t ts_sigmoid_like_prepare(ts_loader_t *L, ts_oprec_t *o);
 /* Both RESIZE ops share their prepare (ops/resize_nearest_neighbor.c). */
-ts_status_t ts_resize_prepare(ts_loader_t *L, ts_oprec_t *o);
+TS_COLD ts_status_t ts_resize_prepare(ts_loader_t *L, ts_oprec_t *o);
 
 /* Kernel set: optimized (kernels/cm4) or plain reference (kernels/ref); same bytes. */
 #ifdef TS_USE_OPT_KERNELS
@@ -216,6 +220,9 @@ static inline void ts_no_message(const char *f, ...) { (void)f; } /* evaluates n
 #define ts_tfail(L, s, idx, ...) (ts_no_message(__VA_ARGS__), ts_fail_ltensor((L), (s), (idx)))
 #define ts_eval_fail(e, s, msg) (ts_no_message(msg), ts_fail_at((e)->it, (s), 'o', (e)->index))
 #define ts_fail_op(L, s, ...) (ts_no_message(__VA_ARGS__), ts_fail_lop((L), (s)))
+/* it->error = "operator N: " then text, even stripped (its text is linked): for the
+ * caller's per-channel tables, which the native runner cannot check for the device. */
+ts_status_t ts_fail_kept(ts_loader_t *L, ts_status_t s, const char *text);
 #else
 /* A message about operator L->op in its own words (no "operator N: " prefix); stripped, it
  * still names the operator. */
@@ -235,13 +242,13 @@ static inline void ts_no_message(const char *f, ...) { (void)f; } /* evaluates n
 
 /* ---- the model's schema (ts_model.c) */
 uint32_t ts_dtype_size(int32_t t);
-ts_status_t ts_parse_tensor(ts_loader_t *L, uint32_t idx, ts_trec_t *r);
+TS_COLD ts_status_t ts_parse_tensor(ts_loader_t *L, uint32_t idx, ts_trec_t *r);
 /* The builtin code and kind of operator L->op (and its table): supported operators only. */
-ts_status_t ts_op_code(ts_loader_t *L, ts_fb_table_t *op, int32_t *code, int *kind);
+TS_COLD ts_status_t ts_op_code(ts_loader_t *L, ts_fb_table_t *op, int32_t *code, int *kind);
 /* Operator L->op's builtin options: field k into v[k] as spec[k] says, 'b' int8, 'i' int32
  * (both default 0), 'I' int32 (default 1), 'f' float32 bits (default 0); without an
  * options table every field takes its default. *present: whether the table exists. */
-ts_status_t ts_options(ts_loader_t *L, const char *spec, int32_t *v, int *present);
+TS_COLD ts_status_t ts_options(ts_loader_t *L, const char *spec, int32_t *v, int *present);
 
 /* Dimension k < ndims of a tensor record, from the model. */
 #define DIM(r, k) ((int32_t)ts_le32(L->fb.buf + (r)->shape_pos + 4 * (uint32_t)(k)))
@@ -268,60 +275,61 @@ static inline int32_t op_out(const ts_loader_t *L, const ts_oprec_t *o, int32_t 
   return (int32_t)ts_le32(L->fb.buf + o->out_pos + 4 * (uint32_t)k);
 }
 /* Elements of a tensor (validated types only). */
-int32_t ts_elems(const ts_trec_t *r);
+TS_COLD int32_t ts_elems(const ts_trec_t *r);
 /* An int8 activation tensor with per-tensor quantization. */
-ts_status_t ts_need_s8(ts_loader_t *L, int32_t idx, const char *what);
+TS_COLD ts_status_t ts_need_s8(ts_loader_t *L, int32_t idx, const char *what);
 /* Input 0 and output 0 both int8 per-tensor (most operators). */
-ts_status_t ts_need_s8_io(ts_loader_t *L, const ts_oprec_t *o);
-ts_status_t ts_need_rank(ts_loader_t *L, int32_t idx, int rank, const char *what);
+TS_COLD ts_status_t ts_need_s8_io(ts_loader_t *L, const ts_oprec_t *o);
+TS_COLD ts_status_t ts_need_rank(ts_loader_t *L, int32_t idx, int rank, const char *what);
 #ifdef TS_STRIP_MESSAGES /* `what` is for messages only: not even passed */
 #define ts_need_s8(L, idx, what) ts_need_s8((L), (idx), NULL)
 #define ts_need_rank(L, idx, rank, what) ts_need_rank((L), (idx), (rank), NULL)
 #endif
-ts_status_t ts_act_range(ts_loader_t *L, int32_t act, const ts_trec_t *out, int32_t *lo,
-                         int32_t *hi);
-ts_status_t ts_quant_mult(ts_loader_t *L, double m, int32_t *mult, int32_t *shift);
+TS_COLD ts_status_t ts_act_range(ts_loader_t *L, int32_t act, const ts_trec_t *out, int32_t *lo,
+                                 int32_t *hi);
+TS_COLD ts_status_t ts_quant_mult(ts_loader_t *L, double m, int32_t *mult, int32_t *shift);
 /* TFLite's output size and padding (SAME = 0, VALID = 1). */
-ts_status_t ts_spatial(ts_loader_t *L, int32_t padding, int32_t in, int32_t k, int32_t stride,
-                       int32_t dil, int32_t out, int32_t *pad);
-ts_status_t ts_bias_of(ts_loader_t *L, int32_t idx, int32_t n, const int32_t **b);
-ts_status_t ts_need_const_filter(ts_loader_t *L, int32_t idx);
+TS_COLD ts_status_t ts_spatial(ts_loader_t *L, int32_t padding, int32_t in, int32_t k,
+                               int32_t stride, int32_t dil, int32_t out, int32_t *pad);
+TS_COLD ts_status_t ts_bias_of(ts_loader_t *L, int32_t idx, int32_t n, const int32_t **b);
+TS_COLD ts_status_t ts_need_const_filter(ts_loader_t *L, int32_t idx);
 /* Per-channel multipliers (double)in_scale * filter_scale[c] / out_scale, as TFLM, in the
  * slots reserved for the operator (TS_OPT_PER_CHANNEL). */
-ts_status_t ts_channel_mults(ts_loader_t *L, const ts_trec_t *in, const ts_trec_t *f,
-                             const ts_trec_t *out, int32_t n, const int32_t **mult,
-                             const int32_t **shift);
+TS_COLD ts_status_t ts_channel_mults(ts_loader_t *L, const ts_trec_t *in, const ts_trec_t *f,
+                                     const ts_trec_t *out, int32_t n, const int32_t **mult,
+                                     const int32_t **shift);
 /* Dims padded to 4 with leading 1s; -1 for more than 4 dims. */
-int ts_pad4(const ts_loader_t *L, const ts_trec_t *r, int32_t d[4]);
+TS_COLD int ts_pad4(const ts_loader_t *L, const ts_trec_t *r, int32_t d[4]);
 /* A constant int32 (or int64 within int32) tensor's values, at most max. */
-ts_status_t ts_const_ints(ts_loader_t *L, int32_t idx, int32_t *vals, int32_t max, int32_t *n);
+TS_COLD ts_status_t ts_const_ints(ts_loader_t *L, int32_t idx, int32_t *vals, int32_t max,
+                                  int32_t *n);
 /* 4-D broadcasting of a and b to out: out's dims, and each input's strides (0 along a
  * broadcast dimension). */
-ts_status_t ts_broadcast4(ts_loader_t *L, const ts_trec_t *a, const ts_trec_t *b,
-                          const ts_trec_t *out, int32_t out_dims[4], int32_t sa[4],
-                          int32_t sb[4]);
+TS_COLD ts_status_t ts_broadcast4(ts_loader_t *L, const ts_trec_t *a, const ts_trec_t *b,
+                                  const ts_trec_t *out, int32_t out_dims[4], int32_t sa[4],
+                                  int32_t sb[4]);
 /* The prepare head of the binary element-wise operators (ADD, SUB, MUL, MAXIMUM, MINIMUM):
  * both inputs and the output int8 per-tensor, 4-D broadcasting, the zero points and, with
  * `act_opts` (the options spec, activation first; NULL: none), the fused activation's clamp,
  * into `params` (whose type starts with TS_BINARY_HEAD); the output may overwrite an input.
  * r[0..2]: the records of input 0, input 1 and the output. */
-ts_status_t ts_binary_prepare(ts_loader_t *L, ts_oprec_t *o, void *params,
-                              const char *act_opts, const ts_trec_t *r[3]);
+TS_COLD ts_status_t ts_binary_prepare(ts_loader_t *L, ts_oprec_t *o, void *params,
+                                      const char *act_opts, const ts_trec_t *r[3]);
 /* The prepare head of the element-wise unary int8 operators: input 0 and output 0 int8
  * per-tensor with as many elements, into `params` (whose type starts with TS_UNARY_HEAD);
  * the output may overwrite the input. r[0], r[1]: the input's and the output's records. */
-ts_status_t ts_unary_prepare(ts_loader_t *L, ts_oprec_t *o, void *params,
-                             const ts_trec_t *r[2]);
+TS_COLD ts_status_t ts_unary_prepare(ts_loader_t *L, ts_oprec_t *o, void *params,
+                                     const ts_trec_t *r[2]);
 /* TFLM's LOGISTIC/TANH input multiplier: frexp(m) = q * 2^shift, mult = round(q * 2^31). */
-ts_status_t ts_frexp_multiplier(ts_loader_t *L, double m, int32_t *mult, int32_t *shift);
+TS_COLD ts_status_t ts_frexp_multiplier(ts_loader_t *L, double m, int32_t *mult, int32_t *shift);
 /* CalculateInputRadius(int_bits, left_shift, 31). */
-int32_t ts_input_radius(int32_t int_bits, int32_t left_shift);
+TS_COLD int32_t ts_input_radius(int32_t int_bits, int32_t left_shift);
 /* Ask for `bytes` of arena scratch for this operator's eval (e->scratch), alive only while
  * it runs: the planner places it with the activations (like CMSIS-NN's get_buffer_size). */
-ts_status_t ts_request_scratch(ts_loader_t *L, ts_oprec_t *o, uint32_t bytes);
+TS_COLD ts_status_t ts_request_scratch(ts_loader_t *L, ts_oprec_t *o, uint32_t bytes);
 /* Offer to run in place over input 0 if given `bytes` of scratch (eval sees e->out ==
  * e->in0 and e->scratch): the loader grants it where the output may overwrite input 0 and
  * the arena gets smaller with it; otherwise the operator runs out of place without it. */
-ts_status_t ts_offer_in_place_copy(ts_loader_t *L, ts_oprec_t *o, uint32_t bytes);
+TS_COLD ts_status_t ts_offer_in_place_copy(ts_loader_t *L, ts_oprec_t *o, uint32_t bytes);
 
 #endif /* TS_INTERNAL_H */

@@ -49,7 +49,7 @@ typedef struct ts_state {
 
 static size_t align_up(size_t x, size_t a) { return (x + a - 1) & ~(a - 1); }
 
-static ts_status_t index_vec(ts_loader_t *L, const ts_fb_vec_t *v, const char *what) {
+TS_COLD static ts_status_t index_vec(ts_loader_t *L, const ts_fb_vec_t *v, const char *what) {
   for (uint32_t k = 0; k < v->len; k++) {
     const int32_t idx = (int32_t)ts_le32(L->fb.buf + v->pos + 4 * k);
     if (idx < -1 || idx >= (int32_t)L->tensors.len)
@@ -60,7 +60,7 @@ static ts_status_t index_vec(ts_loader_t *L, const ts_fb_vec_t *v, const char *w
 }
 
 /* Operator L->op's kind and the per-channel int32 slots (multiplier + shift) it needs. */
-static ts_status_t op_chan_slots(ts_loader_t *L, uint32_t *slots, int *kind) {
+TS_COLD static ts_status_t op_chan_slots(ts_loader_t *L, uint32_t *slots, int *kind) {
   ts_fb_table_t op;
   int32_t code;
   *slots = 0;
@@ -93,7 +93,7 @@ static ts_oprec_t *op_at(const ts_loader_t *L, int32_t i) {
 }
 
 /* The first tensor of t's in-place group (its chain of `share` partners). */
-static int32_t group_root(const ts_loader_t *L, int32_t t) {
+TS_COLD static int32_t group_root(const ts_loader_t *L, int32_t t) {
   for (uint32_t k = 0; k < L->tensors.len && L->t[t].plan.share >= 0; k++) t = L->t[t].plan.share;
   return t;
 }
@@ -101,7 +101,7 @@ static int32_t group_root(const ts_loader_t *L, int32_t t) {
 /* Whether every tensor planned so far (written at or before operator i) that shares input
  * ii's bytes is dead after i and none is a model input (not the output of the operator at
  * its plan.first), so that i may write over them. */
-static int group_dies_at(ts_loader_t *L, int32_t ii, int32_t i) {
+TS_COLD static int group_dies_at(ts_loader_t *L, int32_t ii, int32_t i) {
   const int32_t r = group_root(L, ii);
   for (uint32_t t = 0; t < L->tensors.len; t++) {
     const ts_plan_buf_t *p = &L->t[t].plan;
@@ -116,7 +116,7 @@ static int group_dies_at(ts_loader_t *L, int32_t ii, int32_t i) {
  * every tensor sharing the input's bytes, none a model input (a model output lives to
  * num_ops). An alias (TS_OPF_ALIAS: RESHAPE, SQUEEZE) writes nothing: its output may be
  * any activation input's bytes, a model input or one read again later. */
-static int may_overwrite(ts_loader_t *L, int32_t i, int32_t k) {
+TS_COLD static int may_overwrite(ts_loader_t *L, int32_t i, int32_t k) {
   const ts_oprec_t *o = op_at(L, i);
   const int32_t ii = op_in(L, o, k), oi = op_out(L, o, 0);
   if (ii < 0 || oi < 0) return 0;
@@ -134,7 +134,7 @@ static int may_overwrite(ts_loader_t *L, int32_t i, int32_t k) {
  * input 1 where input 0 may not be. Operators that need a copy (TS_OPF_IN_PLACE_COPY) are
  * linked only if `copies`, and their scratch is then planned. Returns whether it linked
  * such an operator. */
-static int mark_in_place(ts_loader_t *L, int32_t i, int copies) {
+TS_COLD static int mark_in_place(ts_loader_t *L, int32_t i, int copies) {
   const ts_oprec_t *o = op_at(L, i);
   if (!(o->flags & TS_OPF_IN_PLACE)) return 0;
   const int copy = (o->flags & TS_OPF_IN_PLACE_COPY) != 0;
@@ -171,8 +171,8 @@ static int mark_in_place(ts_loader_t *L, int32_t i, int copies) {
 #define TEST_SCRIBBLE(e) (void)0
 #endif
 
-static ts_status_t load(ts_loader_t *L, uint8_t *arena, size_t arena_size,
-                        const int32_t *tables, size_t table_words) {
+TS_COLD static ts_status_t load(ts_loader_t *L, uint8_t *arena, size_t arena_size,
+                                const int32_t *tables, size_t table_words) {
   ts_interp_t *it = L->it;
   ts_fb_t *fb = &L->fb;
   ts_fb_table_t root, sg;

@@ -95,8 +95,13 @@ ts_status_t ts_channel_mults(ts_loader_t *L, const ts_trec_t *in, const ts_trec_
       m[c] = mc;
       s[c] = sc;
     } else if (m[c] != mc || s[c] != sc) {
+#ifdef TS_STRIP_MESSAGES /* (kept: the host cannot check the device's tables) */
+      return ts_fail_kept(L, TS_ERR_BAD_ARG,
+                          "the given tables do not match the model (regenerate them)");
+#else
       return ts_ofail(L, TS_ERR_BAD_ARG,
                       "channel %d: the given tables do not match the model (regenerate them)", c);
+#endif
     }
   }
   *mult = m;
