@@ -55,13 +55,50 @@ int32_t ts_sum_s8(const int8_t *v, int32_t n) {
   return s;
 }
 
-/* out[i] = clamp(out[i], lo, hi) for n int8 values, 4 per word (SSUB8 + SEL, twice). The
+/* out[i] = clamp(out[i], lo, hi) for n int8 values, 4 per word (SSUB8 + SEL per side). The
  * fast paths store SSAT-8 outputs, clamp(v, -128, 127); with -128 <= lo <= hi <= 127,
  * clamp(clamp(v, -128, 127), lo, hi) == clamp(v, lo, hi): a fused activation (ReLU, ReLU6,
- * a narrow output range) applied afterwards is the reference's single clamp exactly. */
+ * a narrow output range) applied afterwards is the reference's single clamp exactly.
+ * On the M4 the aligned body runs 16 bytes per pass (LDM, 2 instructions per word and side,
+ * STM, 2 of loop): 0.75 instructions per value for a one-sided clamp (ReLU: hi == 127),
+ * 1.25 for both sides (was 2.25 with a word per pass). */
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__thumb2__)
+#define TS_SIDE(r, op) "ssub8 r12, " r ", %[b]\n\t" op
+#define TS_MAX(r) TS_SIDE(r, "sel " r ", " r ", %[b]\n\t") /* r = max(r, b) */
+#define TS_MIN(r) TS_SIDE(r, "sel " r ", %[b], " r "\n\t") /* r = min(r, b) */
+#define TS_LOOP(side, side2)                                                         \
+  __asm__ volatile("1:\n\t"                                                          \
+                   "ldm %[w], {r4, r5, r6, r8}\n\t" side("r4") side("r5") side("r6")  \
+                       side("r8") side2                                              \
+                   "stmia %[w]!, {r4, r5, r6, r8}\n\t"                                 \
+                   "cmp %[w], %[e]\n\t"                                               \
+                   "bne 1b\n\t"                                                        \
+                   : [w] "+r"(w)                                                     \
+                   : [e] "r"(end), [b] "r"(b), [h] "r"(h4)                           \
+                   : "r4", "r5", "r6", "r8", "r12", "cc", "memory")
+#define TS_MIN_H(r) "ssub8 r12, " r ", %[h]\n\tsel " r ", %[h], " r "\n\t"
+#endif
 void ts_clamp_pass(int8_t *out, int32_t n, int32_t lo, int32_t hi) {
   const uint32_t l4 = (uint8_t)lo * 0x01010101u, h4 = (uint8_t)hi * 0x01010101u;
   int32_t i = 0;
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__thumb2__)
+  for (; i < n && ((uintptr_t)(out + i) & 3u); i++) out[i] = ts_clamp_s8(out[i], lo, hi);
+  if (n - i >= 16) {
+    uint32_t *w = (uint32_t *)(void *)(out + i);
+    const uint32_t *const end = w + ((n - i) >> 4) * 4;
+    i += ((n - i) >> 4) * 16;
+    if (hi == 127) {
+      const uint32_t b = l4;
+      TS_LOOP(TS_MAX, "");
+    } else if (lo == -128) {
+      const uint32_t b = h4;
+      TS_LOOP(TS_MIN, "");
+    } else {
+      const uint32_t b = l4;
+      TS_LOOP(TS_MAX, TS_MIN_H("r4") TS_MIN_H("r5") TS_MIN_H("r6") TS_MIN_H("r8"));
+    }
+  }
+#endif
   for (; i + 4 <= n; i += 4) {
     uint32_t v = ts_ld32(out + i);
     v = ts_smin8x4(ts_smax8x4(v, l4), h4);
