@@ -35,12 +35,21 @@ def test_the_sampler_counts_each_child_and_thread_by_what_it_is():
                               "end = time.process_time() + 0.4\n"
                               "while time.process_time() < end: pass"],
                              stdin=subprocess.PIPE, text=True)
+    spun, release = threading.Event(), threading.Event()
+
+    def waiter_body() -> None:  # alive until the sampler's last read: a thread that ends
+        _spin(0.3)               # between two reads loses up to SAMPLE_S (by design)
+        spun.set()
+        release.wait()
+
+    waiter = threading.Thread(target=waiter_body, name="tflm-digests_0")
     with bc.CpuSampler() as cpu:
         child.communicate("go\n")
-        waiter = threading.Thread(target=_spin, args=(0.3,), name="tflm-digests_0")
         waiter.start()
         _spin(0.2)
-        waiter.join()
+        spun.wait()
+    release.set()
+    waiter.join()
     kinds = cpu.per_kind()
     assert 0.35 <= sum(kinds["reference worker"]) <= 0.6  # a child other than QEMU
     assert 0.25 <= sum(kinds["host: digest waiters"]) <= 0.45

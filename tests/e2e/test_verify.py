@@ -216,9 +216,15 @@ def test_sharded_verify_survives_a_killed_board_and_resumes_after_ctrl_c(
     out2 = tmp_path / "run2"
     from tinyscope.device.capture import CaptureInterrupted
 
-    with pytest.raises(CaptureInterrupted, match="--resume"):
-        verify_on_boards(fault_elf, build_dir, out2, q, labels, jobs=2,
-                         state_dir=tmp_path / "jobs2", progress=False, on_image=ctrl_c)
+    # Python's own Ctrl-C handler, as in a terminal: a process started in the background
+    # by a non-interactive shell (a CI script's `cmd &`) inherits SIGINT ignored
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(CaptureInterrupted, match="--resume"):
+            verify_on_boards(fault_elf, build_dir, out2, q, labels, jobs=2,
+                             state_dir=tmp_path / "jobs2", progress=False, on_image=ctrl_c)
+    finally:
+        signal.signal(signal.SIGINT, before)
     partial = json.loads((out2 / "run.json").read_text())
     assert partial["complete"] is False and partial["jobs"] == 2
     done = partial["images"]
