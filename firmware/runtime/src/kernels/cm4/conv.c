@@ -456,7 +456,7 @@ static void conv_chunked(const ts_conv_params_t *p, const int8_t *input, const i
               uint32_t *qw = r + HEAD + 2 * cp + 3 * (c & 1);
               const int32_t oc = oc0 + (c < nb ? c : 0), e = -p->shift[oc];
               qw[0] = (uint32_t)p->mult[oc];
-              qw[1] = fast ? ts_conv_rq_round(e, p->output_offset) : 0;
+              qw[1] = fast ? ts_rq_dbl_round(e, p->output_offset) : 0;
               qw[2] = (uint32_t)e;
             }
           }
@@ -566,7 +566,7 @@ static __attribute__((noinline)) void conv_im2col(const ts_conv_params_t *p, con
        * 2^(e-1) + (out_off << e), e = -shift */
       const int32_t e = -p->shift[oc];
       q[0] = (uint32_t)p->mult[oc];
-      q[1] = fast ? ts_conv_rq_round(e, p->output_offset) : 0;
+      q[1] = fast ? ts_rq_dbl_round(e, p->output_offset) : 0;
       q[2] = (uint32_t)e;
     }
     cursor_t g = {p, input, seg, half, p->dil_h * p->in_w * p->in_c, 0, 0, 0, 0, 0, 0};

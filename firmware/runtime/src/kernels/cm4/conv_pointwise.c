@@ -112,7 +112,7 @@ static void pw_record(uint32_t *r, const ts_conv_params_t *p, const int8_t *filt
   for (int32_t c = 0; c < 2; c++, d += 3) {
     const int32_t o = c ? ob : oc, e = -p->shift[o];
     d[0] = (uint32_t)p->mult[o];
-    d[1] = fast ? ts_conv_rq_round(e, p->output_offset) : 0;
+    d[1] = fast ? ts_rq_dbl_round(e, p->output_offset) : 0;
     d[2] = (uint32_t)e;
   }
 }

@@ -338,7 +338,7 @@ static __attribute__((noinline)) uint32_t channel(const ts_dw_params_t *p, const
                                                   int32_t oc, int32_t sw, uint32_t *q) {
   const int32_t e = -p->shift[oc];
   q[0] = (uint32_t)p->mult[oc];
-  q[1] = (uint32_t)((INT32_C(1) << (e - 1)) + p->output_offset * (INT32_C(1) << e));
+  q[1] = ts_rq_dbl_round(e, p->output_offset);
   q[2] = (uint32_t)e;
   return 2 * ((uint32_t)(bias ? bias[oc] : 0) + (uint32_t)(sw * p->input_offset));
 }

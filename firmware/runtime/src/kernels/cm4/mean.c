@@ -14,22 +14,6 @@
 
 enum { RUN = 256 }; /* int8 values an int16 partial sum holds */
 
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-static inline uint32_t sxtab16(uint32_t acc, uint32_t x) {
-  return (uint32_t)__sxtab16((int32_t)acc, (int32_t)x);
-}
-static inline uint32_t sxtab16_ror8(uint32_t acc, uint32_t x) {
-  uint32_t r;
-  __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(acc), "r"(x));
-  return r;
-}
-#else
-static inline uint32_t sxtab16(uint32_t acc, uint32_t x) { return ts_sadd16(acc, ts_sxtb16(x)); }
-static inline uint32_t sxtab16_ror8(uint32_t acc, uint32_t x) {
-  return ts_sadd16(acc, ts_sxtb16_ror8(x));
-}
-#endif
-
 /* As the reference kernel: ts_requant_slow is ts_mbqm (TFLM's MultiplyByQuantizedMultiplier),
  * out of line. */
 static int8_t mean_out(const ts_mean_params_t *p, int32_t sum) {
@@ -85,8 +69,8 @@ void ts_cm4_sum_pixels4(const int8_t *input, int32_t npix, int32_t depth, int32_
     uint32_t e = 0, o = 0; /* (c, c + 2) and (c + 1, c + 3) partial sums */
     for (; x < end; x += depth) {
       const uint32_t v = ts_ld32(x);
-      e = sxtab16(e, v);
-      o = sxtab16_ror8(o, v);
+      e = ts_sxtab16(e, v);
+      o = ts_sxtab16_ror8(o, v);
     }
     s[0] += (int16_t)e, s[2] += (int16_t)(e >> 16);
     s[1] += (int16_t)o, s[3] += (int16_t)(o >> 16);

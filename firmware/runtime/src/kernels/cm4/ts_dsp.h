@@ -212,7 +212,7 @@ static inline int ts_conv_rq_fast(const ts_conv_params_t *p) {
 }
 
 /* ts_rq_dbl's rounding word for e = -shift in [1, 23]: 2^(e-1) + (output offset << e). */
-static inline uint32_t ts_conv_rq_round(int32_t e, int32_t out_off) {
+static inline uint32_t ts_rq_dbl_round(int32_t e, int32_t out_off) {
   return (uint32_t)((INT32_C(1) << (e - 1)) + out_off * (INT32_C(1) << e));
 }
 
