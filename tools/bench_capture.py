@@ -107,6 +107,8 @@ class CpuSampler:
         self._children: set[int] = set()
         self.qemu_start: dict[tuple[int, int], tuple[float, float]] = {}
         self.qemu_last: dict[tuple[int, int], tuple[float, float]] = {}
+        self.sched_start: dict[tuple[int, int], tuple[float, float, float]] = {}
+        self.sched_last: dict[tuple[int, int], tuple[float, float, float]] = {}
         self._reads = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="cpu-sampler", daemon=True)
@@ -144,14 +146,42 @@ class CpuSampler:
 
     def _qemu_threads(self, pid: int) -> None:
         """User and system CPU of each thread of QEMU ``pid`` (its vCPU thread runs the
-        guest and writes each UART byte to the socket; its main loop reads the requests)."""
+        guest and writes each UART byte to the socket; its main loop reads the requests),
+        and from /proc/.../schedstat its time on a CPU and runnable waiting for one."""
+        now = time.clock_gettime(time.CLOCK_BOOTTIME)
+        born = _start_time(pid)
         for path in Path(f"/proc/{pid}/task").glob("*/stat"):
             got = _stat_cpu(path)
-            if got:
+            sched = _schedstat(path.parent / "schedstat")
+            if got and sched:
                 key = (pid, int(path.parent.name))
-                self.qemu_start.setdefault(key, (0.0, 0.0) if self._thread.is_alive()
-                                           else (got[3], got[4]))
+                alive = self._thread.is_alive()  # first seen after the start: since its birth
+                self.qemu_start.setdefault(key, (0.0, 0.0) if alive else (got[3], got[4]))
                 self.qemu_last[key] = (got[3], got[4])
+                self.sched_start.setdefault(key, (0.0, 0.0, born) if alive
+                                            else (*sched, now))
+                self.sched_last[key] = (*sched, now)
+
+    def qemu_shares(self) -> list[dict[str, float]]:
+        """Per QEMU, over the time it ran in the mode: ``busy``, its CPU seconds (all
+        threads) per wall second; and what its vCPU thread (the one that ran most) did:
+        ``vcpu_running`` on a CPU, ``vcpu_runnable`` waiting for a CPU (the machine is
+        busy), ``vcpu_idle`` asleep (the guest waits for the host in WFI, or QEMU waits for
+        its main loop): shares of the wall time, from /proc/<pid>/task/<tid>/schedstat."""
+        out = []
+        for pid in sorted({p for p, _ in self.sched_last}):
+            keys = [k for k in self.sched_last if k[0] == pid]
+            ran = {k: self.sched_last[k][0] - self.sched_start[k][0] for k in keys}
+            vcpu = max(keys, key=lambda k: ran[k])
+            wall = self.sched_last[vcpu][2] - self.sched_start[vcpu][2]
+            if wall <= 0:
+                continue
+            wait = self.sched_last[vcpu][1] - self.sched_start[vcpu][1]
+            out.append({"busy": round(sum(ran.values()) / wall, 3),
+                        "vcpu_running": round(ran[vcpu] / wall, 3),
+                        "vcpu_runnable": round(wait / wall, 3),
+                        "vcpu_idle": round(1 - (ran[vcpu] + wait) / wall, 3)})
+        return out
 
     def qemu_threads(self, n: int) -> list[list[float]]:
         """[user, system] ms of CPU per image it ran (``n`` / the number of QEMUs) of each
@@ -189,6 +219,24 @@ class CpuSampler:
             if used > 0.005:
                 out.setdefault(self.names[key], []).append(used)
         return out
+
+
+def _schedstat(path: Path) -> tuple[float, float] | None:
+    """(seconds on a CPU, seconds runnable waiting for a CPU) of a thread; None if gone."""
+    try:
+        run, wait = path.read_text().split()[:2]
+    except (OSError, ValueError):
+        return None
+    return int(run) / 1e9, int(wait) / 1e9
+
+
+def _start_time(pid: int) -> float:
+    """When process ``pid`` started, in CLOCK_BOOTTIME seconds (0 if gone)."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+                   ) / CLK_TCK
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def _thread_kind(name: str, comm: str) -> str:
@@ -277,6 +325,7 @@ def _row(label: str, n: int, secs: float, run: dict, cpu: CpuSampler,
             "images_per_s": round(n / secs, 2),
             "host_cpu_s_per_image": round((sum(host_kinds.values()) + worker) / n, 4),
             "qemu_cpu_s_per_image": round(qemu_cpu / n, 4),
+            "qemu_shares": cpu.qemu_shares(),
             "cpu_s_per_image": per_image,
             "instructions_per_image": instr or None,  # the inference, on the emulated M4
             "qemu_ns_per_instruction": round(1e9 * qemu_cpu / n / instr, 2) if instr else None,

@@ -112,6 +112,43 @@ def test_two_boards_shard_and_merge_into_one_capture(build_dir, fault_elf, tmp_p
     assert {e["image"] for e in metrics["verify"]["elements"]} == set(range(N_IMAGES))
 
 
+def test_pipelined_bank_runs_survive_link_faults_without_losing_or_doubling_an_image(
+        build_dir, elf, tmp_path):
+    """Inputs from the input bank, the next image's USE_INPUT + RUN queued on the link while
+    the device runs the current one (device/pipeline.py), through the fault proxy: bit
+    flips and a dropped byte in both directions, a stall longer than the timeout and a
+    device reset (QMP system_reset) hit requests in flight. Every image is verified once,
+    its digests equal TFLM's."""
+    from tinyscope.device import protocol as proto
+    from tinyscope.device.faults import DOWN, UP, Fault, FaultProxy
+
+    n = 10
+    _, q, labels = quantized_test_inputs(manifest_mod.load(build_dir), n, None)
+    bank = tmp_path / "bank.bin"
+    bank.write_bytes(proto.input_bank(q))
+    timeout = 2.0
+    # a verified image of the default model: ~140 bytes down, 2 requests (~32 bytes) up
+    faults = [Fault(150, "flip", UP, 0x10), Fault(400, "flip", DOWN, 0x04),
+              Fault(260, "drop", UP), Fault(800, "drop", DOWN),
+              Fault(1_100, "stall", DOWN, timeout + 0.5), Fault(1_500, "reset", DOWN)]
+    seen: list[int] = []
+    with boards.emulated_board(elf, tmp_path / "qemu", input_bank=bank) as board, \
+            FaultProxy(("127.0.0.1", board.port), faults,
+                       qmp=board.state_dir / boards.QMP_FILE) as proxy:
+        run = verify_capture(proxy.url, build_dir, tmp_path / "run", q, labels,
+                             progress=False, bank=bank, timeout=timeout,
+                             on_image=lambda: seen.append(1))
+    assert sorted(f.kind for f in proxy.applied) == sorted(f.kind for f in faults)
+    assert run["complete"] and run["images"] == n and len(seen) == n
+    assert run["inputs_from"] == "input bank (USE_INPUT)"
+    assert run["verify"]["mismatched_images"] == 0
+    with np.load(tmp_path / "run" / "capture.npz") as z:
+        assert np.array_equal(z["device_digests"], z["reference_digests"])
+        assert z["device_digests"].shape[0] == len(z["op_ticks"]) == n
+        for i in range(n):
+            assert np.array_equal(z[f"input_{i}"].reshape(-1), q[i].reshape(-1))
+
+
 def test_reference_digests_run_in_the_worker_process_and_equal_tflm(build_dir):
     """The TFLM digests come from the reference worker process, batch by batch, and equal
     the digests of the TFLM interpreter's tensors computed here."""

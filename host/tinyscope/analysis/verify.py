@@ -42,6 +42,7 @@ from tinyscope.device.link import (
     release_port,
     session,
 )
+from tinyscope.device.pipeline import BankRuns
 from tinyscope.errors import DeviceError, MismatchError, TinyscopeError
 
 REFERENCE_BATCH = 32  # images per TFLM reference batch in the reference worker
@@ -105,14 +106,13 @@ class ReferenceDigests:
         self._tmp.cleanup()
 
 
-def _run_with_retry(dev: Device, image: np.ndarray, bank_index: int | None, mode: proto.RunMode,
-                    ops: list[int], retries: int, **flags: bool):
+def _run_with_retry(dev: Device, image: np.ndarray, mode: proto.RunMode, ops: list[int],
+                    retries: int, **flags: bool):
+    """SET_INPUT ``image`` and RUN (an image not in the device's input bank)."""
     for attempt in range(retries + 1):
         try:
             if attempt:
                 dev.hello()
-            if bank_index is not None:
-                return dev.run_from_bank(bank_index, mode, ops, **flags)
             dev.set_input(proto.input_data(image))
             return dev.run(mode, ops, **flags)
         except LinkError:
@@ -245,11 +245,12 @@ def verify_capture(port_url: str, build_dir: str | Path, out_dir: str | Path,
 
             bar = tqdm(total=n, initial=state.done, desc="verify", unit="img")
         first = state.done
+        runs = BankRuns(dev, retries)
         for i in range(first, n):
             if stop is not None and stop.is_set():
                 raise capture_mod.CaptureInterrupted("interrupted")
-            _verify_image(dev, q_all[i], i, i if i < use_bank else None, shape, out_tensors,
-                          refs.get(i - first), retries, state)
+            _verify_image(runs, q_all[i], i, use_bank, shape, out_tensors,
+                          lambda k=i - first: refs.get(k), state)
             state.from_cache += (i - first) in refs.cached
             if bar:
                 bar.update(1)
@@ -294,24 +295,33 @@ def _raise_saved(error: BaseException, done: int, out_dir: Path, port_url: str) 
     raise DeviceError(f"serial port {port_url}: {error}{saved}") from error
 
 
-def _verify_image(dev: Device, image: np.ndarray, i: int, slot: int | None,
-                  shape: list[int], out_tensors: list[int], ref_d: np.ndarray, retries: int,
+def _verify_image(runs: BankRuns, image: np.ndarray, i: int, use_bank: int,
+                  shape: list[int], out_tensors: list[int], ref: Callable[[], np.ndarray],
                   state: _VerifyState) -> None:
-    """Image ``i``: one RUN with digests (input bank ``slot`` or SET_INPUT); the operators
-    whose digest differs from TFLM's (``ref_d``) are fetched in full; all added to
+    """Image ``i``: one RUN with digests (from the input bank if ``i < use_bank``, with the
+    next bank image's requests queued behind it: device/pipeline.py; else by SET_INPUT); the
+    operators whose digest differs from TFLM's (``ref()``, asked for once the device has
+    answered: it computes the next image meanwhile) are fetched in full; all added to
     ``state``."""
-    res = _run_with_retry(dev, image, slot, proto.RunMode.NONE, [], retries, timing=True,
-                          output=True, digest=True)
+    slot = i if i < use_bank else None
+    if slot is not None:
+        res = runs.run(slot, i + 1 if i + 1 < use_bank else None)
+    else:
+        res = _run_with_retry(runs.dev, image, proto.RunMode.NONE, [], runs.retries,
+                              timing=True, output=True, digest=True)
     if res.digest is None or len(res.digest.digests) != len(out_tensors):
         raise TinyscopeError("the device answered RUN DIGEST without a DIGEST frame of "
                              f"{len(out_tensors)} operators: flash a protocol "
                              f"{proto.PROTOCOL_VERSION} firmware")
     dev_d = np.asarray(res.digest.digests, np.uint32)
+    ref_d = ref()
     arrays = {f"input_{i}": image.reshape(shape), f"output_{i}": res.output}
     bad = [k for k in range(len(out_tensors)) if dev_d[k] != ref_d[k]]
     if bad:  # fetch those operators' tensors in full
-        full = _run_with_retry(dev, image, slot, proto.RunMode.LIST, bad, retries,
-                               timing=False, output=False, digest=True)
+        flags = {"timing": False, "output": False, "digest": True}
+        full = (runs.run_now(slot, proto.RunMode.LIST, bad, **flags) if slot is not None
+                else _run_with_retry(runs.dev, image, proto.RunMode.LIST, bad,
+                                     runs.retries, **flags))
         arrays.update({f"{MISMATCH_PREFIX}{out_tensors[k]}_{i}": full.tensors[out_tensors[k]]
                        for k in bad})
     state.add(i, arrays, dev_d, ref_d, np.asarray(res.timing.op_ticks, np.int64),

@@ -130,14 +130,22 @@ class Device:
     _pending: list[proto.Frame] = field(default_factory=list)
     _deadline: float | None = None  # early end of the current wait (after a device BAD_FRAME)
     _fileno: int | None = None  # the port's descriptor for _read, -1: read through pyserial
+    # s to sleep before each read: the device sends its answer ~1 byte per TCP segment (QEMU),
+    # and waking up for each costs more host CPU than the rest of the image's work; set
+    # while the device has the next request queued (device/pipeline.py), so no one waits
+    read_pause: float = 0.0
 
     # -- low level
 
     def send(self, ftype: proto.FrameType, payload: bytes = b"") -> int:
+        seq = self._next_seq()
+        self.port.write(proto.Frame(int(ftype), seq, payload).encode())
+        return seq
+
+    def _next_seq(self) -> int:
         self.seq = (self.seq + 1) & 0xFFFF
         if self.seq == proto.SEQ_NONE:
             self.seq = 0
-        self.port.write(proto.Frame(int(ftype), self.seq, payload).encode())
         return self.seq
 
     def _read(self) -> bytes:
@@ -153,6 +161,8 @@ class Device:
                 waiting = getattr(self.port, "in_waiting", 0)
                 data = self.port.read(max(1, min(waiting, 1 << 16)))
             else:
+                if self.read_pause:
+                    time.sleep(self.read_pause)
                 if not select.select([fd], [], [], READ_TIMEOUT)[0]:
                     return b""
                 try:
@@ -298,12 +308,31 @@ class Device:
                       digest: bool = False) -> RunResult:
         """USE_INPUT ``index`` and RUN sent back to back, then both answers read: one round
         trip per image instead of two (the device serves requests in order)."""
-        try:
-            use = self.send(proto.FrameType.USE_INPUT, proto.use_input_payload(index))
-            run = self.send(proto.FrameType.RUN,
-                            proto.run_payload(mode, ops, timing, output, digest))
+        seqs = self.send_from_bank(index, mode, ops, timing, output, digest)
+        return self.finish_from_bank(seqs, output)
+
+    def send_from_bank(self, index: int, mode: proto.RunMode = proto.RunMode.NONE,
+                       ops: Sequence[int] = (), timing: bool = True, output: bool = True,
+                       digest: bool = False) -> tuple[int, int]:
+        """Send USE_INPUT ``index`` and RUN without reading their answers; returns their
+        ``seq`` s for :meth:`finish_from_bank`. The device serves requests one after the
+        other and reads the next only after it has sent the whole answer of the previous one,
+        so the requests of the next image may be queued on the link while this one runs
+        (device/pipeline.py); the answers must then be read in the order sent."""
+        seqs = (self._next_seq(), self._next_seq())
+        try:  # one write: one wake-up of the device's side of the link, not two
+            self.port.write(
+                proto.Frame(int(proto.FrameType.USE_INPUT), seqs[0],
+                            proto.use_input_payload(index)).encode()
+                + proto.Frame(int(proto.FrameType.RUN), seqs[1],
+                              proto.run_payload(mode, ops, timing, output, digest)).encode())
+            return seqs
         except OSError as err:
             raise LinkError(f"the serial port went away: {err}") from err
+
+    def finish_from_bank(self, seqs: tuple[int, int], output: bool = True) -> RunResult:
+        """Read the answers of :meth:`send_from_bank`'s requests ``seqs``."""
+        use, run = seqs
         self._deadline = None
         try:
             self._answer(proto.FrameType.USE_INPUT, use, self.timeout, [])

@@ -1,0 +1,108 @@
+"""Images of the device's input bank run back to back, the next image's requests already
+queued on the link.
+
+Without it every image is a round trip: the device sends its answer (OUTPUT, TIMING,
+DIGEST, DONE), then waits while the host wakes up, reads and checks that answer and sends
+the next USE_INPUT + RUN. With two emulated boards on two cores that wait was a quarter of
+each board's time (docs/bench.md, capture section). :class:`BankRuns` sends image i+1's
+USE_INPUT + RUN before it reads image i's answer: the device reads a request only after it
+has sent the whole answer of the one before (firmware/app/main.c), so the queued requests
+wait on the link (QEMU's socket, a UART's host-side buffer) and the device starts image i+1
+as soon as image i's answer is out.
+
+No image is lost or counted twice: a request's answer is read once, by the one call that
+asks for its image, in the order the requests were sent. A link error drops every request in
+flight (its answers, if they still come, carry other ``seq`` s and are skipped as stale),
+HELLO resynchronises, and the image is sent again; an image whose request was in flight when
+the capture stopped is simply not done (``--resume`` does it).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+
+from tinyscope.device import protocol as proto
+from tinyscope.device.link import Device, LinkError, RunResult
+
+DEPTH = 2  # images whose requests are on the link at once: the one running and the next
+READ_PAUSE = 0.002  # s between reads of an answer while the next image is queued (see _finish)
+
+
+class BankRuns:
+    """RUN (mode NONE, flags ``timing``/``output``/``digest``) of input-bank images on
+    ``dev``, pipelined; a link error retries the image up to ``retries`` times (HELLO, then
+    send again)."""
+
+    def __init__(self, dev: Device, retries: int, timing: bool = True, output: bool = True,
+                 digest: bool = True) -> None:
+        self.dev, self.retries = dev, retries
+        self.flags = {"timing": timing, "output": output, "digest": digest}
+        self._queued: deque[tuple[int, tuple[int, int]]] = deque()  # (bank index, seqs)
+        self._held: dict[int, RunResult] = {}  # answers read ahead of their turn (run_now)
+
+    def run(self, slot: int, next_slot: int | None = None) -> RunResult:
+        """The answer of bank image ``slot``; ``next_slot`` 's requests are queued before it
+        is read, so that the device goes on to it without waiting for the host."""
+        for attempt in range(self.retries + 1):
+            try:
+                if attempt:
+                    self._resync()
+                if slot not in self._held and (not self._queued or self._queued[0][0] != slot):
+                    self._drop()  # not what the device serves next: start again from slot
+                    self._send(slot)
+                if next_slot is not None and next_slot not in self._held and all(
+                        s != next_slot for s, _ in self._queued) and len(self._queued) < DEPTH:
+                    self._send(next_slot)
+                if slot in self._held:
+                    return self._held.pop(slot)
+                _, seqs = self._queued.popleft()
+                return self._finish(seqs)
+            except LinkError:
+                if attempt == self.retries:
+                    raise
+        raise AssertionError("unreachable")
+
+    def run_now(self, slot: int, mode: proto.RunMode, ops: Sequence[int],
+                **flags: bool) -> RunResult:
+        """A RUN of bank image ``slot`` outside the pipeline (e.g. LIST of the operators whose
+        digests differ): the answers of the requests in flight come first and are kept for
+        :meth:`run`, then this one is sent and read."""
+        for attempt in range(self.retries + 1):
+            try:
+                if attempt:
+                    self._resync()
+                while self._queued:
+                    s, seqs = self._queued[0]
+                    self._held[s] = self.dev.finish_from_bank(seqs, self.flags["output"])
+                    self._queued.popleft()
+                return self.dev.run_from_bank(slot, mode, ops, **flags)
+            except LinkError:
+                if attempt == self.retries:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _finish(self, seqs: tuple[int, int]) -> RunResult:
+        """Read one image's answers; lazily (Device.read_pause) if the device has the next
+        image queued: it does not wait for us, and fewer, larger reads cost less CPU."""
+        self.dev.read_pause = READ_PAUSE if self._queued else 0.0
+        try:
+            return self.dev.finish_from_bank(seqs, self.flags["output"])
+        finally:
+            self.dev.read_pause = 0.0
+
+    @property
+    def in_flight(self) -> list[int]:
+        """Bank indices whose requests were sent and whose answers were not read."""
+        return [s for s, _ in self._queued]
+
+    def _send(self, slot: int) -> None:
+        self._queued.append((slot, self.dev.send_from_bank(slot, proto.RunMode.NONE, (),
+                                                           **self.flags)))
+
+    def _drop(self) -> None:
+        self._queued.clear()
+
+    def _resync(self) -> None:
+        self._drop()
+        self.dev.hello()
