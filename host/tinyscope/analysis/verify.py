@@ -23,6 +23,7 @@ import contextlib
 import tempfile
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -38,6 +39,7 @@ from tinyscope.device.link import (
     REQUEST_TIMEOUT,
     Device,
     LinkError,
+    RunResult,
     open_port,
     release_port,
     session,
@@ -90,6 +92,13 @@ class ReferenceDigests:
             return rows
 
         self._futures: list[Future] = [self._pool.submit(run, idx) for idx in self._batches]
+
+    def ready(self, i: int) -> bool:
+        """Whether :meth:`get` of image ``i`` would return without waiting."""
+        if i in self.cached:
+            return True
+        k, _ = self._where[i]
+        return self._futures[k].done()
 
     def get(self, i: int) -> np.ndarray:
         if i in self.cached:
@@ -189,6 +198,7 @@ class _VerifyState:
 
 
 CHECKPOINT_SECONDS = capture_mod.CHECKPOINT_SECONDS
+CHECKPOINT_SHARE = 20  # ... or at least this many times as long as the last save took
 
 
 def verify_capture(port_url: str, build_dir: str | Path, out_dir: str | Path,
@@ -219,7 +229,7 @@ def verify_capture(port_url: str, build_dir: str | Path, out_dir: str | Path,
     refs = ReferenceDigests(tflite_bytes, q_all[state.done:], out_tensors, cache_root=digest_cache)
     port = open_port(port_url, baudrate)
     dev = session(port, timeout)
-    started = last_save = time.monotonic()
+    started = time.monotonic()
     bar = None
     info: proto.Info | None = None
     use_bank = 0  # the first use_bank inputs come from the device's input bank
@@ -237,6 +247,15 @@ def verify_capture(port_url: str, build_dir: str | Path, out_dir: str | Path,
             capture_mod.save_capture(out_dir, state.npz(labels), run)
         return run
 
+    checkpoint = _Checkpoints(lambda: save(False, "interrupted"))
+
+    def after_image() -> None:
+        if bar:
+            bar.update(1)
+        if on_image:
+            on_image()
+        checkpoint.maybe()
+
     try:
         info = _hello(dev, manifest, build_dir, out_tensors)
         use_bank = _bank_holds(bank, info, q_all)
@@ -244,21 +263,8 @@ def verify_capture(port_url: str, build_dir: str | Path, out_dir: str | Path,
             from tqdm import tqdm
 
             bar = tqdm(total=n, initial=state.done, desc="verify", unit="img")
-        first = state.done
-        runs = BankRuns(dev, retries)
-        for i in range(first, n):
-            if stop is not None and stop.is_set():
-                raise capture_mod.CaptureInterrupted("interrupted")
-            _verify_image(runs, q_all[i], i, use_bank, shape, out_tensors,
-                          lambda k=i - first: refs.get(k), state)
-            state.from_cache += (i - first) in refs.cached
-            if bar:
-                bar.update(1)
-            if on_image:
-                on_image()
-            if time.monotonic() - last_save > CHECKPOINT_SECONDS:
-                save(False, "interrupted")  # a checkpoint: what a kill leaves behind
-                last_save = time.monotonic()
+        _verify_images(BankRuns(dev, retries), refs, q_all, use_bank, shape, out_tensors,
+                       state, stop, after_image)
     except KeyboardInterrupt:
         error = capture_mod.CaptureInterrupted("interrupted")
     except (TinyscopeError, OSError) as err:
@@ -295,33 +301,76 @@ def _raise_saved(error: BaseException, done: int, out_dir: Path, port_url: str) 
     raise DeviceError(f"serial port {port_url}: {error}{saved}") from error
 
 
-def _verify_image(runs: BankRuns, image: np.ndarray, i: int, use_bank: int,
-                  shape: list[int], out_tensors: list[int], ref: Callable[[], np.ndarray],
-                  state: _VerifyState) -> None:
-    """Image ``i``: one RUN with digests (from the input bank if ``i < use_bank``, with the
-    next bank image's requests queued behind it: device/pipeline.py; else by SET_INPUT); the
-    operators whose digest differs from TFLM's (``ref()``, asked for once the device has
-    answered: it computes the next image meanwhile) are fetched in full; all added to
-    ``state``."""
-    slot = i if i < use_bank else None
-    if slot is not None:
-        res = runs.run(slot, i + 1 if i + 1 < use_bank else None)
-    else:
-        res = _run_with_retry(runs.dev, image, proto.RunMode.NONE, [], runs.retries,
-                              timing=True, output=True, digest=True)
-    if res.digest is None or len(res.digest.digests) != len(out_tensors):
-        raise TinyscopeError("the device answered RUN DIGEST without a DIGEST frame of "
-                             f"{len(out_tensors)} operators: flash a protocol "
-                             f"{proto.PROTOCOL_VERSION} firmware")
+class _Checkpoints:
+    """Saves a partial capture (what a kill leaves behind) every CHECKPOINT_SECONDS, or less
+    often when saving takes long (it rewrites every image so far): the host's time per
+    image stays small and the device, running ahead, is not left waiting."""
+
+    def __init__(self, save: Callable[[], object]) -> None:
+        self.save, self.last, self.cost = save, time.monotonic(), 0.0
+
+    def maybe(self) -> None:
+        if time.monotonic() - self.last > max(CHECKPOINT_SECONDS, CHECKPOINT_SHARE * self.cost):
+            t0 = time.monotonic()
+            self.save()
+            self.last = time.monotonic()
+            self.cost = self.last - t0
+
+
+MAX_AHEAD = 2 * REFERENCE_BATCH  # images the device may run ahead of TFLM's digests
+
+
+def _verify_images(runs: BankRuns, refs: ReferenceDigests, q_all: np.ndarray, use_bank: int,
+                   shape: list[int], out_tensors: list[int], state: _VerifyState,
+                   stop: threading.Event | None, after_image: Callable[[], None]) -> None:
+    """Images state.done.. of ``q_all``: each one's RUN as soon as the device can take it
+    (the next bank image's requests queued behind it: device/pipeline.py); each completed
+    (:func:`_complete_image`), in order, once TFLM's digests for it are ready, so the device
+    does not wait for the reference worker (up to MAX_AHEAD images ahead). An image whose
+    RUN was answered but which is not complete when the capture stops is not saved."""
+    first = state.done
+    pending: deque[tuple[int, RunResult]] = deque()
+
+    def complete(everything: bool) -> None:
+        while pending and (everything or len(pending) > MAX_AHEAD
+                           or refs.ready(pending[0][0] - first)):
+            j, res = pending.popleft()
+            _complete_image(runs, q_all[j], j, j < use_bank, shape, out_tensors, res,
+                            refs.get(j - first), state)
+            state.from_cache += (j - first) in refs.cached
+            after_image()
+
+    for i in range(first, len(q_all)):
+        if stop is not None and stop.is_set():
+            raise capture_mod.CaptureInterrupted("interrupted")
+        if i < use_bank:
+            res = runs.run(i, i + 1 if i + 1 < use_bank else None)
+        else:
+            res = _run_with_retry(runs.dev, q_all[i], proto.RunMode.NONE, [], runs.retries,
+                                  timing=True, output=True, digest=True)
+        if res.digest is None or len(res.digest.digests) != len(out_tensors):
+            raise TinyscopeError("the device answered RUN DIGEST without a DIGEST frame of "
+                                 f"{len(out_tensors)} operators: flash a protocol "
+                                 f"{proto.PROTOCOL_VERSION} firmware")
+        pending.append((i, res))
+        complete(False)
+    complete(True)
+
+
+def _complete_image(runs: BankRuns, image: np.ndarray, i: int, in_bank: bool,
+                    shape: list[int], out_tensors: list[int], res: RunResult,
+                    ref_d: np.ndarray, state: _VerifyState) -> None:
+    """Image ``i``, whose RUN answered ``res``: the operators whose digest differs from
+    TFLM's ``ref_d`` are fetched in full (RUN LIST, the input again from the bank or by
+    SET_INPUT); all added to ``state``."""
     dev_d = np.asarray(res.digest.digests, np.uint32)
-    ref_d = ref()
     arrays = {f"input_{i}": image.reshape(shape), f"output_{i}": res.output}
     bad = [k for k in range(len(out_tensors)) if dev_d[k] != ref_d[k]]
     if bad:  # fetch those operators' tensors in full
         flags = {"timing": False, "output": False, "digest": True}
-        full = (runs.run_now(slot, proto.RunMode.LIST, bad, **flags) if slot is not None
-                else _run_with_retry(runs.dev, image, proto.RunMode.LIST, bad,
-                                     runs.retries, **flags))
+        full = (runs.run_now(i, proto.RunMode.LIST, bad, **flags) if in_bank
+                else _run_with_retry(runs.dev, image, proto.RunMode.LIST, bad, runs.retries,
+                                     **flags))
         arrays.update({f"{MISMATCH_PREFIX}{out_tensors[k]}_{i}": full.tensors[out_tensors[k]]
                        for k in bad})
     state.add(i, arrays, dev_d, ref_d, np.asarray(res.timing.op_ticks, np.int64),
