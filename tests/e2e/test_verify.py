@@ -114,7 +114,7 @@ def test_two_boards_shard_and_merge_into_one_capture(build_dir, fault_elf, tmp_p
 
 def test_pipelined_bank_runs_survive_link_faults_without_losing_or_doubling_an_image(
         build_dir, elf, tmp_path):
-    """Inputs from the input bank, the next image's USE_INPUT + RUN queued on the link while
+    """Inputs from the input bank, the next images' USE_INPUT + RUN queued on the link while
     the device runs the current one (device/pipeline.py), through the fault proxy: bit
     flips and a dropped byte in both directions, a stall longer than the timeout and a
     device reset (QMP system_reset) hit requests in flight. Every image is verified once,
@@ -122,15 +122,16 @@ def test_pipelined_bank_runs_survive_link_faults_without_losing_or_doubling_an_i
     from tinyscope.device import protocol as proto
     from tinyscope.device.faults import DOWN, UP, Fault, FaultProxy
 
-    n = 10
+    n = 16
     _, q, labels = quantized_test_inputs(manifest_mod.load(build_dir), n, None)
     bank = tmp_path / "bank.bin"
     bank.write_bytes(proto.input_bank(q))
     timeout = 2.0
-    # a verified image of the default model: ~140 bytes down, 2 requests (~32 bytes) up
-    faults = [Fault(150, "flip", UP, 0x10), Fault(400, "flip", DOWN, 0x04),
-              Fault(260, "drop", UP), Fault(800, "drop", DOWN),
-              Fault(1_100, "stall", DOWN, timeout + 0.5), Fault(1_500, "reset", DOWN)]
+    # a verified image of the default model: ~140 bytes down, 2 requests (~32 bytes) up;
+    # the faults a few images apart (a retry's HELLO is ~110 bytes down, ~12 up)
+    faults = [Fault(100, "flip", UP, 0x10), Fault(300, "flip", DOWN, 0x04),
+              Fault(330, "drop", UP), Fault(900, "drop", DOWN),
+              Fault(1_500, "stall", DOWN, timeout + 0.5), Fault(2_100, "reset", DOWN)]
     seen: list[int] = []
     with boards.emulated_board(elf, tmp_path / "qemu", input_bank=bank) as board, \
             FaultProxy(("127.0.0.1", board.port), faults,

@@ -33,6 +33,7 @@ import numpy as np
 from tinyscope.analysis.digest_cache import DigestCache, input_keys
 from tinyscope.convert import manifest as manifest_mod
 from tinyscope.device import capture as capture_mod
+from tinyscope.device import pipeline
 from tinyscope.device import protocol as proto
 from tinyscope.device.link import (
     BAUDRATE,
@@ -344,7 +345,7 @@ def _verify_images(runs: BankRuns, refs: ReferenceDigests, q_all: np.ndarray, us
         if stop is not None and stop.is_set():
             raise capture_mod.CaptureInterrupted("interrupted")
         if i < use_bank:
-            res = runs.run(i, i + 1 if i + 1 < use_bank else None)
+            res = runs.run(i, range(i + 1, min(i + pipeline.DEPTH, use_bank)))
         else:
             res = _run_with_retry(runs.dev, q_all[i], proto.RunMode.NONE, [], runs.retries,
                                   timing=True, output=True, digest=True)

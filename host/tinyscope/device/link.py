@@ -130,9 +130,10 @@ class Device:
     _pending: list[proto.Frame] = field(default_factory=list)
     _deadline: float | None = None  # early end of the current wait (after a device BAD_FRAME)
     _fileno: int | None = None  # the port's descriptor for _read, -1: read through pyserial
-    # s to sleep before each read: the device sends its answer ~1 byte per TCP segment (QEMU),
-    # and waking up for each costs more host CPU than the rest of the image's work; set
-    # while the device has the next request queued (device/pipeline.py), so no one waits
+    # s to sleep once bytes are there, before reading them: the device sends its answer ~1
+    # byte per TCP segment (QEMU), and waking up for each costs more host CPU than the rest
+    # of the image's work; set while the device has the next request queued
+    # (device/pipeline.py), so no one waits for it
     read_pause: float = 0.0
 
     # -- low level
@@ -161,10 +162,10 @@ class Device:
                 waiting = getattr(self.port, "in_waiting", 0)
                 data = self.port.read(max(1, min(waiting, 1 << 16)))
             else:
-                if self.read_pause:
-                    time.sleep(self.read_pause)
                 if not select.select([fd], [], [], READ_TIMEOUT)[0]:
                     return b""
+                if self.read_pause:  # the answer has begun: let more of it arrive
+                    time.sleep(self.read_pause)
                 try:
                     data = os.read(fd, 1 << 16)
                 except BlockingIOError:

@@ -25,8 +25,8 @@ from collections.abc import Sequence
 from tinyscope.device import protocol as proto
 from tinyscope.device.link import Device, LinkError, RunResult
 
-DEPTH = 2  # images whose requests are on the link at once: the one running and the next
-READ_PAUSE = 0.002  # s between reads of an answer while the next image is queued (see _finish)
+DEPTH = 3  # images whose requests may be on the link at once (host stalls of up to ~2 images)
+READ_PAUSE = 0.001  # s to let an answer arrive before reading it while the next image is queued
 
 
 class BankRuns:
@@ -41,9 +41,10 @@ class BankRuns:
         self._queued: deque[tuple[int, tuple[int, int]]] = deque()  # (bank index, seqs)
         self._held: dict[int, RunResult] = {}  # answers read ahead of their turn (run_now)
 
-    def run(self, slot: int, next_slot: int | None = None) -> RunResult:
-        """The answer of bank image ``slot``; ``next_slot`` 's requests are queued before it
-        is read, so that the device goes on to it without waiting for the host."""
+    def run(self, slot: int, upcoming: Sequence[int] = ()) -> RunResult:
+        """The answer of bank image ``slot``; the requests of the ``upcoming`` images (up to
+        DEPTH in flight in all) are queued before it is read, so that the device goes on to
+        them without waiting for the host."""
         for attempt in range(self.retries + 1):
             try:
                 if attempt:
@@ -51,9 +52,11 @@ class BankRuns:
                 if slot not in self._held and (not self._queued or self._queued[0][0] != slot):
                     self._drop()  # not what the device serves next: start again from slot
                     self._send(slot)
-                if next_slot is not None and next_slot not in self._held and all(
-                        s != next_slot for s, _ in self._queued) and len(self._queued) < DEPTH:
-                    self._send(next_slot)
+                for s in upcoming:
+                    if len(self._queued) >= DEPTH:
+                        break
+                    if s not in self._held and s not in self.in_flight:
+                        self._send(s)
                 if slot in self._held:
                     return self._held.pop(slot)
                 _, seqs = self._queued.popleft()
