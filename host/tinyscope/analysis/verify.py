@@ -41,6 +41,7 @@ from tinyscope.device.link import (
     Device,
     LinkError,
     RunResult,
+    close_port,
     open_port,
     release_port,
     session,
@@ -208,30 +209,28 @@ def verify_capture(port_url: str, build_dir: str | Path, out_dir: str | Path,
                    retries: int = capture_mod.MAX_IMAGE_RETRIES,
                    baudrate: int = BAUDRATE, bank: Path | None = None,
                    on_image: Callable[[], None] | None = None, resume: bool = False,
-                   stop: threading.Event | None = None, digest_cache: Path | None = None
-                   ) -> dict:
+                   stop: threading.Event | None = None, digest_cache: Path | None = None,
+                   arrays_out: dict[str, np.ndarray] | None = None) -> dict:
     """Verify every operator of every image of ``inputs`` on the device by digest; fetch and
     store the mismatching tensors; write RUN_DIR/capture.npz + run.json; return run.json.
     ``bank``: the input bank file the board booted with (inputs by USE_INPUT, no upload).
     Complete images are saved every CHECKPOINT_SECONDS and when the capture stops (an error,
     Ctrl-C, ``stop`` set by another thread): ``resume=True`` continues from there, no image
-    lost or done twice. ``digest_cache``: the TFLM digest cache's root (digest_cache.py)."""
+    lost or done twice. ``digest_cache``: the TFLM digest cache's root (digest_cache.py).
+    ``arrays_out``: filled with capture.npz's arrays when the capture completes."""
     build_dir, out_dir = Path(build_dir), Path(out_dir)
     manifest = manifest_mod.load(build_dir)
     tflite_bytes = manifest_mod.model_bytes(build_dir, manifest)
-    ops = manifest["operators"]
-    out_tensors = [int(op["outputs"][0]) for op in ops]
-    shape = manifest["input"]["shape"]
-    n = len(inputs)
+    out_tensors = [int(op["outputs"][0]) for op in manifest["operators"]]
+    shape, n = manifest["input"]["shape"], len(inputs)
     prev_arrays, prev = (capture_mod._load_previous(out_dir, manifest, "verify", inputs)
                          if resume else ({}, {}))
-    state = _VerifyState(n, len(ops), prev_arrays, prev)
+    state = _VerifyState(n, len(out_tensors), prev_arrays, prev)
     q_all = _as_input(inputs)
     refs = ReferenceDigests(tflite_bytes, q_all[state.done:], out_tensors, cache_root=digest_cache)
     port = open_port(port_url, baudrate)
     dev = session(port, timeout)
-    started = time.monotonic()
-    bar = None
+    started, bar = time.monotonic(), None
     info: proto.Info | None = None
     use_bank = 0  # the first use_bank inputs come from the device's input bank
     error: BaseException | None = None
@@ -271,12 +270,16 @@ def verify_capture(port_url: str, build_dir: str | Path, out_dir: str | Path,
     except (TinyscopeError, OSError) as err:
         error = err
     finally:
-        for closing in ((bar.close if bar else (lambda: None)), refs.close, port.close):
+        for closing in ((bar.close if bar else (lambda: None)), refs.close,
+                        lambda: close_port(port)):
             with contextlib.suppress(Exception):
                 closing()
         release_port(port_url)
     if error is None:
-        return save(True)
+        run = save(True)
+        if arrays_out is not None:
+            arrays_out.update(state.npz(labels))
+        return run
     save(False, str(error))
     _raise_saved(error, state.done, out_dir, port_url)
 

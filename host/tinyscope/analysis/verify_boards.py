@@ -39,6 +39,7 @@ class _Shards:
         self.digest_cache = digest_cache
         self.stop = threading.Event()
         self.board_cpu: list[float] = []
+        self.arrays: dict[int, dict[str, np.ndarray]] = {}  # shard -> its capture's arrays
 
     def run(self, k: int, idx: np.ndarray) -> dict:
         from tinyscope.device import boards
@@ -54,11 +55,14 @@ class _Shards:
             try:
                 with boards.emulated_board(self.elf, state, input_bank=bank) as b:
                     try:
-                        return verify_capture(
+                        arrays: dict[str, np.ndarray] = {}
+                        run = verify_capture(
                             b.url, self.build_dir, shard_dir, q, np.asarray(self.labels)[idx],
                             progress=False, bank=bank, data_source=self.data_source,
                             on_image=self.tick, resume=again, stop=self.stop,
-                            digest_cache=self.digest_cache)
+                            digest_cache=self.digest_cache, arrays_out=arrays)
+                        self.arrays[k] = arrays
+                        return run
                     finally:
                         self.board_cpu.append(b.cpu_seconds())
             except capture_mod.CaptureInterrupted:
@@ -125,7 +129,8 @@ def verify_on_boards(elf: Path, build_dir: str | Path, out_dir: str | Path, inpu
             bar.close()
     if error is not None:
         _raise_partial(error, futures, out_dir, build_dir, data_source, n, len(shards))
-    merged = _merge_shards(out_dir, shards, runs, labels, time.monotonic() - started)
+    merged = _merge_shards(out_dir, shards, runs, labels, time.monotonic() - started,
+                           boards.arrays)
     merged["board_cpu_seconds"] = round(sum(boards.board_cpu), 3)  # the QEMUs' CPU time
     return merged
 
@@ -178,13 +183,20 @@ def _write_partial(out_dir: Path, build_dir: str | Path, data_source: str, n: in
 
 
 def _merge_shards(out_dir: Path, shards: list[np.ndarray], runs: list[dict],
-                  labels: np.ndarray, seconds: float) -> dict:
+                  labels: np.ndarray, seconds: float,
+                  in_memory: dict[int, dict[str, np.ndarray]]) -> dict:
+    """One capture of the shards' (their arrays as the boards returned them, else read back
+    from RUN_DIR/shard<k>/capture.npz), images renumbered to their global indices."""
     arrays: dict[str, np.ndarray] = {}
     stacks: dict[str, list[np.ndarray]] = {"device_digests": [], "reference_digests": [],
                                            "op_ticks": [], "digest_ticks": []}
     for k, idx in enumerate(shards):
-        with np.load(out_dir / SHARD_DIR.format(k=k) / "capture.npz") as z:
-            for name in z.files:
+        with contextlib.ExitStack() as stack:
+            z = in_memory.get(k)
+            if z is None:
+                z = stack.enter_context(np.load(out_dir / SHARD_DIR.format(k=k) /
+                                                "capture.npz"))
+            for name in (z.files if hasattr(z, "files") else list(z)):
                 if name in stacks:
                     stacks[name].append(z[name])
                 elif name != "labels":

@@ -7,11 +7,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import random
 import re
 import select
+import socket
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
@@ -451,6 +453,21 @@ def open_port(url: str, baudrate: int = BAUDRATE):
             f"cannot open serial port {url}: {err}; is the board connected / the emulator "
             "running ('make flash')?"
         ) from err
+
+
+def close_port(port) -> None:
+    """Close ``port``. A ``socket://`` port is closed without pyserial's 0.3 s sleep after
+    closing ("give the server some time" for a quick reconnect, which QEMU's listening
+    socket does not need): every verified capture paid it, ~4 % of a 300-image run."""
+    sock = getattr(port, "_socket", None)
+    if type(port).__module__ != "serial.urlhandler.protocol_socket" or sock is None:
+        port.close()
+        return
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    sock.close()
+    port._socket = None
+    port.is_open = False
 
 
 def _descriptor_port(port: object) -> bool:
