@@ -86,3 +86,16 @@ def test_a_list_rerun_keeps_the_answers_in_flight_for_their_turn():
     assert runs.run(1, [2, 3]) == "result 1" and runs.run(2, [3]) == "result 2"
     assert runs.run(3) == "result 3"
     assert dev.read == [0, 1, 2, 0, 3] and dev.sent == [0, 1, 2, 0, 3]
+
+
+def test_a_real_board_gets_one_image_at_a_time():
+    """A real board's UART (the Nucleo's USART: no FIFO) would overrun with requests sent
+    ahead: only the emulated board, whose link holds them, is pipelined."""
+    assert pipeline.depth_for("qemu-mps2-an386") == pipeline.DEPTH > 1
+    assert pipeline.depth_for("nucleo-f446re") == 1
+    dev = ScriptedDevice()
+    runs = pipeline.BankRuns(dev, retries=0, depth=pipeline.depth_for("nucleo-f446re"))
+    assert [runs.run(i, range(i + 1, 4)) for i in range(4)] == [f"result {i}" for i in range(4)]
+    assert runs.in_flight == [] and dev.sent == dev.read == [0, 1, 2, 3]
+    runs.run(0, [1, 2])
+    assert runs.in_flight == []  # nothing sent ahead

@@ -263,8 +263,9 @@ def verify_capture(port_url: str, build_dir: str | Path, out_dir: str | Path,
             from tqdm import tqdm
 
             bar = tqdm(total=n, initial=state.done, desc="verify", unit="img")
-        _verify_images(BankRuns(dev, retries), refs, q_all, use_bank, shape, out_tensors,
-                       state, stop, after_image)
+        runs = BankRuns(dev, retries, depth=pipeline.depth_for(info.board))
+        _verify_images(runs, refs, q_all, use_bank, shape, out_tensors, state, stop,
+                       after_image)
     except KeyboardInterrupt:
         error = capture_mod.CaptureInterrupted("interrupted")
     except (TinyscopeError, OSError) as err:
@@ -348,7 +349,7 @@ def _verify_images(runs: BankRuns, refs: ReferenceDigests, q_all: np.ndarray, us
         if stop is not None and stop.is_set():
             raise capture_mod.CaptureInterrupted("interrupted")
         if i < use_bank:
-            res = runs.run(i, range(i + 1, min(i + pipeline.DEPTH, use_bank)))
+            res = runs.run(i, range(i + 1, min(i + runs.depth, use_bank)))
         else:
             res = _run_with_retry(runs.dev, q_all[i], proto.RunMode.NONE, [], runs.retries,
                                   timing=True, output=True, digest=True)

@@ -26,24 +26,34 @@ from tinyscope.device import protocol as proto
 from tinyscope.device.link import Device, LinkError, RunResult
 
 DEPTH = 3  # images whose requests may be on the link at once (host stalls of up to ~2 images)
+# Boards (INFO ``board``) whose receive side holds requests sent ahead: QEMU's CMSDK UART
+# takes a byte only once the guest has read the one before, the rest wait in its socket.
+# A real board's UART (the Nucleo's USART: no FIFO, no DMA) would overrun while the model
+# runs, so there the requests of one image at a time.
+HOLDS_QUEUED_REQUESTS = ("qemu-mps2-an386",)
+
+
+def depth_for(board: str) -> int:
+    """How many images' requests may be in flight on ``board`` (INFO's board name)."""
+    return DEPTH if board in HOLDS_QUEUED_REQUESTS else 1
 READ_PAUSE = 0.001  # s to let an answer arrive before reading it while the next image is queued
 
 
 class BankRuns:
     """RUN (mode NONE, flags ``timing``/``output``/``digest``) of input-bank images on
-    ``dev``, pipelined; a link error retries the image up to ``retries`` times (HELLO, then
-    send again)."""
+    ``dev``, up to ``depth`` images' requests in flight (:func:`depth_for`); a link error
+    retries the image up to ``retries`` times (HELLO, then send again)."""
 
     def __init__(self, dev: Device, retries: int, timing: bool = True, output: bool = True,
-                 digest: bool = True) -> None:
-        self.dev, self.retries = dev, retries
+                 digest: bool = True, depth: int = DEPTH) -> None:
+        self.dev, self.retries, self.depth = dev, retries, depth
         self.flags = {"timing": timing, "output": output, "digest": digest}
         self._queued: deque[tuple[int, tuple[int, int]]] = deque()  # (bank index, seqs)
         self._held: dict[int, RunResult] = {}  # answers read ahead of their turn (run_now)
 
     def run(self, slot: int, upcoming: Sequence[int] = ()) -> RunResult:
         """The answer of bank image ``slot``; the requests of the ``upcoming`` images (up to
-        DEPTH in flight in all) are queued before it is read, so that the device goes on to
+        ``depth`` in flight in all) are queued before it is read, so that the device goes on to
         them without waiting for the host."""
         for attempt in range(self.retries + 1):
             try:
@@ -53,7 +63,7 @@ class BankRuns:
                     self._drop()  # not what the device serves next: start again from slot
                     self._send(slot)
                 for s in upcoming:
-                    if len(self._queued) >= DEPTH:
+                    if len(self._queued) >= self.depth:
                         break
                     if s not in self._held and s not in self.in_flight:
                         self._send(s)
