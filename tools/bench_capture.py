@@ -286,13 +286,12 @@ def measure(build: Path, q: np.ndarray, labels: np.ndarray, mode: str, work: Pat
                 "verify-jobs")), work / f"qemu-{mode}", progress=False, digest_cache=cache)
             secs = time.monotonic() - t0
         return _row(mode, len(q), secs, run, cpu, float(run.get("board_cpu_seconds", 0.0)))
-    bank = None
-    if base == "verify-bank":
-        bank = work / "input_bank.bin"
-        bank.write_bytes(proto.input_bank(q))
-    with contextlib.ExitStack() as stack:  # timed from the boot, as verify-jobsN is
-        cpu = stack.enter_context(CpuSampler())
+    bank = work / "input_bank.bin" if base == "verify-bank" else None
+    with contextlib.ExitStack() as stack:  # timed from the bank's file and the boot, as
+        cpu = stack.enter_context(CpuSampler())  # verify-jobsN is (verify_on_boards)
         t0 = time.monotonic()
+        if bank is not None:
+            bank.write_bytes(proto.input_bank(q))
         board = stack.enter_context(
             boards.emulated_board(elf, work / f"qemu-{mode}", input_bank=bank))
         url = board.url
