@@ -64,3 +64,17 @@ def test_speedups_pair_cold_with_cold_and_warm_with_warm():
         ("verify-jobs2-warm", 56.0))]
     assert bc.speedups(rows) == ["verify-jobs2: 1.33x one board (40.0 vs 30.0 img/s)",
                                  "verify-jobs2-warm: 1.75x one board (56.0 vs 32.0 img/s)"]
+
+
+def test_qemu_shares_split_the_vcpu_threads_wall_time():
+    """Per QEMU: CPU of all its threads per wall second, and its busiest thread's time
+    running, runnable and asleep as shares of the wall time (from schedstat)."""
+    bc = _tool()
+    cpu = bc.CpuSampler()
+    # QEMU 7: vCPU thread 70 ran 6 s, waited 1 s for a CPU in 10 s; main loop 71 ran 1 s
+    cpu.sched_start = {(7, 70): (0.0, 0.0, 100.0), (7, 71): (0.0, 0.0, 100.0)}
+    cpu.sched_last = {(7, 70): (6.0, 1.0, 110.0), (7, 71): (1.0, 0.5, 110.0)}
+    assert cpu.qemu_shares() == [{"busy": 0.7, "vcpu_running": 0.6, "vcpu_runnable": 0.1,
+                                  "vcpu_idle": 0.3}]
+    run, wait = bc._schedstat(Path(f"/proc/self/task/{threading.get_native_id()}/schedstat"))
+    assert run > 0 and wait >= 0
