@@ -165,8 +165,9 @@ int ts_op_kind(int32_t code);
 
 /* ADD and SUB share their prepare (ops/add.c). */
 TS_COLD ts_status_t ts_add_like_prepare(ts_loader_t *L, ts_oprec_t *o, int sub);
-/* CONV_2D and DEPTHWISE_CONV_2D share their prepare (ops/conv.c). */
-TS_COLD ts_status_t ts_conv_like_prepare(ts_loader_t *L, ts_oprec_t *o, int depthwise);
+/* CONV_2D, DEPTHWISE_CONV_2D and TRANSPOSE_CONV share their prepare (ops/conv.c). */
+enum { TS_CONV_2D = 0, TS_CONV_DW = 1, TS_CONV_TRANSPOSE = 2 };
+TS_COLD ts_status_t ts_conv_like_prepare(ts_loader_t *L, ts_oprec_t *o, int mode);
 /* LOGISTIC and TANH share their input preparation (ops/logistic.c). */
 TS_COLD ts_status_t ts_sigmoid_like_prepare(ts_loader_t *L, ts_oprec_t *o);
 /* Both RESIZE ops share their prepare (ops/resize_nearest_neighbor.c). */
