@@ -479,7 +479,8 @@ ts_status_t ts_interp_tensor(const ts_interp_t *it, int32_t idx, ts_tensor_t *ou
 }
 
 /* Element i of the subgraph's input (out = 0) or output (out = 1) index vector. */
-static ts_status_t io_view(const ts_interp_t *it, int out, int32_t i, ts_tensor_t *t) {
+static __attribute__((noinline)) ts_status_t io_view(const ts_interp_t *it, int out, int32_t i,
+                                                   ts_tensor_t *t) {
   const state_t *st = ready_state(it);
   if (!st) return TS_ERR_NOT_READY;
   if (!t || i < 0 || i >= (out ? it->num_outputs : it->num_inputs)) return TS_ERR_BAD_ARG;

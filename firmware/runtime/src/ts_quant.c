@@ -153,9 +153,10 @@ static int32_t clz32(uint32_t x) {
   return n;
 }
 
-/* 1 / (1 + a) for a in [0, 1) (Q0.31 in and out), by three Newton-Raphson steps on
- * half the denominator, in Q2.29, starting from 48/17 - 32/17 * d. */
-TS_INLINE int32_t one_over_one_plus_x(int32_t a) {
+/* 2 / (1 + a) for a in [0, 1) (a in Q0.31, the result in Q2.29): 1 / half the denominator
+ * by three Newton-Raphson steps in Q2.29, starting from 48/17 - 32/17 * d (gemmlowp's
+ * one_over_one_plus_x_for_x_in_0_1 and one_minus_x_over_one_plus_x_for_x_in_0_1 share it). */
+static __attribute__((noinline)) int32_t two_over_one_plus_x(int32_t a) {
   /* RoundingHalfSum(a, 1.0) */
   int64_t sum = (int64_t)a + (int64_t)INT32_MAX;
   int64_t sign = sum >= 0 ? 1 : -1;
@@ -168,9 +169,12 @@ TS_INLINE int32_t one_over_one_plus_x(int32_t a) {
     const int32_t one_minus = (1 << 29) - hdx;                           /* Q2.29 */
     x = x + ts_saturating_shl(ts_srdhm(x, one_minus), 2);                /* Q4 -> Q2 */
   }
-  /* x / 2 in Q1.30 has the raw value of x; rescale Q1 -> Q0. */
-  return ts_saturating_shl(x, 1);
+  return x;
 }
+
+/* 1 / (1 + a) for a in [0, 1) (Q0.31 in and out): x / 2 in Q1.30 has the raw value of x;
+ * rescaled Q1 -> Q0. */
+static int32_t one_over_one_plus_x(int32_t a) { return ts_saturating_shl(two_over_one_plus_x(a), 1); }
 
 int32_t ts_reciprocal_q12(int32_t x, int32_t *num_bits_over_unit) {
   const int32_t headroom_plus_one = clz32((uint32_t)x);
@@ -180,19 +184,9 @@ int32_t ts_reciprocal_q12(int32_t x, int32_t *num_bits_over_unit) {
   return one_over_one_plus_x(shifted_minus_one);
 }
 
-/* 1 / (1 + a) and (1 - a) / (1 + a) for a in [0, 1) share the Newton-Raphson reciprocal
- * of half the denominator (Q2.29); see one_over_one_plus_x. */
+/* (1 - a) / (1 + a) for a in [0, 1): 2 / (1 + a) - 1 in Q2.29, rescaled Q2 -> Q0. */
 static int32_t one_minus_x_over_one_plus_x(int32_t a) {
-  int64_t sum = (int64_t)a + (int64_t)INT32_MAX;
-  int64_t sign = sum >= 0 ? 1 : -1;
-  const int32_t half_den = (int32_t)((sum + sign) / 2);
-  int32_t x = 1515870810 + ts_srdhm(half_den, -1010580540);
-  for (int i = 0; i < 3; i++) {
-    const int32_t one_minus = (1 << 29) - ts_srdhm(half_den, x);
-    x = x + ts_saturating_shl(ts_srdhm(x, one_minus), 2);
-  }
-  /* x ~ 1 / half_den = 2 / (1 + a) in Q2.29: x - 1 = (1 - a) / (1 + a), rescaled Q2 -> Q0 */
-  return ts_saturating_shl(x - (1 << 29), 2);
+  return ts_saturating_shl(two_over_one_plus_x(a) - (1 << 29), 2);
 }
 
 int32_t ts_logistic_q4(int32_t a) {
