@@ -282,6 +282,9 @@ TS_COLD ts_status_t ts_need_s8(ts_loader_t *L, int32_t idx, const char *what);
 /* Input 0 and output 0 both int8 per-tensor (most operators). */
 TS_COLD ts_status_t ts_need_s8_io(ts_loader_t *L, const ts_oprec_t *o);
 TS_COLD ts_status_t ts_need_rank(ts_loader_t *L, int32_t idx, int rank, const char *what);
+/* Input ii and output oi int8 per-tensor of rank 4 (NHWC), their dims into id and od. */
+TS_COLD ts_status_t ts_need_4d_io(ts_loader_t *L, int32_t ii, int32_t oi, int32_t id[4],
+                                  int32_t od[4]);
 #ifdef TS_STRIP_MESSAGES /* `what` is for messages only: not even passed */
 #define ts_need_s8(L, idx, what) ts_need_s8((L), (idx), NULL)
 #define ts_need_rank(L, idx, rank, what) ts_need_rank((L), (idx), (rank), NULL)

@@ -23,6 +23,16 @@ ts_status_t ts_need_s8_io(ts_loader_t *L, const ts_oprec_t *o) {
   return ts_need_s8(L, op_out(L, o, 0), "output");
 }
 
+ts_status_t ts_need_4d_io(ts_loader_t *L, int32_t ii, int32_t oi, int32_t id[4], int32_t od[4]) {
+  CHECK(ts_need_s8(L, ii, "input"));
+  CHECK(ts_need_s8(L, oi, "output"));
+  CHECK(ts_need_rank(L, ii, 4, "input"));
+  CHECK(ts_need_rank(L, oi, 4, "output"));
+  ts_pad4(L, &L->t[ii], id);
+  ts_pad4(L, &L->t[oi], od);
+  return TS_OK;
+}
+
 ts_status_t(ts_need_rank)(ts_loader_t *L, int32_t idx, int rank, const char *what) {
   if (L->t[idx].ndims != rank)
     return ts_ofail(L, TS_ERR_BAD_MODEL, "%s tensor %d must have %d dimensions", what, idx,

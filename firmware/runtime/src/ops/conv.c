@@ -15,17 +15,12 @@ ts_status_t ts_conv_like_prepare(ts_loader_t *L, ts_oprec_t *o, int mode) {
   const int dw_model = mode == TS_CONV_DW, tr = mode == TS_CONV_TRANSPOSE;
   const int32_t ii = op_in(L, o, tr ? 2 : 0), fi = op_in(L, o, 1), bi = op_in(L, o, tr ? 3 : 2),
                 oi = op_out(L, o, 0);
-  CHECK(ts_need_s8(L, ii, "input"));
-  CHECK(ts_need_s8(L, oi, "output"));
-  CHECK(ts_need_const_filter(L, fi));
-  CHECK(ts_need_rank(L, ii, 4, "input"));
-  CHECK(ts_need_rank(L, fi, 4, "filter"));
-  CHECK(ts_need_rank(L, oi, 4, "output"));
-  const ts_trec_t *in = &L->t[ii], *f = &L->t[fi], *out = &L->t[oi];
   int32_t id[4], fd[4], od[4], v[7]; /* rank 4: the dims themselves */
-  ts_pad4(L, in, id);
+  CHECK(ts_need_4d_io(L, ii, oi, id, od));
+  CHECK(ts_need_const_filter(L, fi));
+  CHECK(ts_need_rank(L, fi, 4, "filter"));
+  const ts_trec_t *in = &L->t[ii], *f = &L->t[fi], *out = &L->t[oi];
   ts_pad4(L, f, fd);
-  ts_pad4(L, out, od);
   int present;
   if (tr) { /* the constant output shape */
     int32_t n;
