@@ -45,6 +45,8 @@ int ts_quantize_multiplier(double m, int32_t *mult, int32_t *shift) {
   return 0;
 }
 
+int32_t ts_mbqm_call(int32_t x, int32_t mult, int32_t shift) { return ts_mbqm(x, mult, shift); }
+
 int32_t ts_roundf_to_i32(float f) {
   if (f >= 2147483520.0f) return INT32_MAX; /* largest float below 2^31 */
   if (f <= -2147483648.0f) return INT32_MIN;
@@ -174,7 +176,9 @@ static __attribute__((noinline)) int32_t two_over_one_plus_x(int32_t a) {
 
 /* 1 / (1 + a) for a in [0, 1) (Q0.31 in and out): x / 2 in Q1.30 has the raw value of x;
  * rescaled Q1 -> Q0. */
-static int32_t one_over_one_plus_x(int32_t a) { return ts_saturating_shl(two_over_one_plus_x(a), 1); }
+static int32_t one_over_one_plus_x(int32_t a) {
+  return ts_saturating_shl(two_over_one_plus_x(a), 1);
+}
 
 int32_t ts_reciprocal_q12(int32_t x, int32_t *num_bits_over_unit) {
   const int32_t headroom_plus_one = clz32((uint32_t)x);

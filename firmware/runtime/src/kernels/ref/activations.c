@@ -14,7 +14,7 @@ static inline int8_t clamp8(int32_t v) { return (int8_t)(v < -128 ? -128 : v > 1
 
 void ts_ref_relu_s8(const ts_relu_params_t *p, const int8_t *input, int8_t *output) {
   for (int32_t i = 0; i < p->size; i++) {
-    int32_t v = p->output_zp + ts_mbqm((int32_t)input[i] - p->input_zp, p->mult, p->shift);
+    int32_t v = p->output_zp + ts_mbqm_call((int32_t)input[i] - p->input_zp, p->mult, p->shift);
     if (v < p->act_min) v = p->act_min;
     if (v > p->act_max) v = p->act_max;
     output[i] = (int8_t)v;
@@ -32,8 +32,8 @@ void ts_ref_leaky_relu_s8(const ts_leaky_relu_params_t *p, const int8_t *input,
                           int8_t *output) {
   for (int32_t i = 0; i < p->size; i++) {
     const int32_t x = (int32_t)input[i] - p->input_zp;
-    const int32_t y = x >= 0 ? ts_mbqm(x, p->mult_identity, p->shift_identity)
-                             : ts_mbqm(x, p->mult_alpha, p->shift_alpha);
+    const int32_t y = x >= 0 ? ts_mbqm_call(x, p->mult_identity, p->shift_identity)
+                             : ts_mbqm_call(x, p->mult_alpha, p->shift_alpha);
     output[i] = clamp8(p->output_zp + y);
   }
 }
@@ -47,7 +47,7 @@ static void sigmoid_like(const ts_sigmoid_params_t *p, const int8_t *input, int8
     } else if (x >= p->range_radius) {
       output[i] = 127;
     } else {
-      const int32_t q4 = ts_mbqm(x, p->input_mult, p->input_left_shift);
+      const int32_t q4 = ts_mbqm_call(x, p->input_mult, p->input_left_shift);
       output[i] = tanh ? clamp8(ts_rounding_divide_by_pot(ts_tanh_q4(q4), 24))
                        : clamp8(ts_rounding_divide_by_pot(ts_logistic_q4(q4), 23) - 128);
     }
