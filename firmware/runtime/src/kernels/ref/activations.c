@@ -64,7 +64,7 @@ void ts_ref_tanh_s8(const ts_sigmoid_params_t *p, const int8_t *input, int8_t *o
 
 /* gemmlowp's int16 SaturatingRoundingDoublingHighMul: round(a * b / 2^15), half away from
  * zero; -32768 * -32768 saturates. */
-static int16_t srdhm16(int16_t a, int16_t b) {
+static __attribute__((noinline)) int16_t srdhm16(int16_t a, int16_t b) {
   if (a == b && a == INT16_MIN) return INT16_MAX;
   const int32_t ab = (int32_t)a * (int32_t)b;
   const int32_t nudge = ab >= 0 ? (1 << 14) : (1 - (1 << 14));
@@ -80,12 +80,12 @@ static int16_t sdhm16(int16_t a, int16_t b) {
 /* gemmlowp RoundingDivideByPOT on int16 values: as the int32 one for exponents below 16;
  * from 16 on its mask (2^exponent - 1 cast to int16) is -1, which gives 1 for x >= 0 and -1
  * for x < 0 (what TFLM computes there too). */
-static int16_t rdbpot16(int16_t x, int32_t exponent) {
+static __attribute__((noinline)) int16_t rdbpot16(int16_t x, int32_t exponent) {
   if (exponent < 16) return (int16_t)ts_rounding_divide_by_pot(x, exponent);
   return (int16_t)(x >= 0 ? 1 : -1);
 }
 
-static int16_t sat_shl16(int16_t v, int32_t amount) {
+static __attribute__((noinline)) int16_t sat_shl16(int16_t v, int32_t amount) {
   const int32_t r = (int32_t)v * (1 << amount);
   return (int16_t)(r > INT16_MAX ? INT16_MAX : r < INT16_MIN ? INT16_MIN : r);
 }

@@ -8,7 +8,9 @@
 /* GetNearestNeighbor: min(floor((i + offset) * scale), in - 1) (round with align_corners),
  * at least 0 with half-pixel centers; float arithmetic as TFLM. The product is >= 0, so
  * floor is the truncation. */
-static int32_t nearest(int32_t i, int32_t in_size, float scale, int32_t align, int32_t half) {
+/* (out of line, as interp below: one copy for rows and columns) */
+static __attribute__((noinline)) int32_t nearest(int32_t i, int32_t in_size, float scale,
+                                                int32_t align, int32_t half) {
   const float v = ((float)i + (half ? 0.5f : 0.0f)) * scale;
   int32_t r = align ? ts_roundf_to_i32(v) : (int32_t)v;
   if (r > in_size - 1) r = in_size - 1;
@@ -37,8 +39,9 @@ void ts_ref_resize_nearest_s8(const ts_resize_params_t *p, const int8_t *input,
 
 /* ComputeInterpolationValuesInteger: the source position in 1/1024 steps and the two
  * neighbouring rows/columns. */
-static void interp(int32_t i, int32_t scale_10, int32_t half, int32_t in_size, int32_t *pos,
-                   int32_t *lo, int32_t *hi) {
+static __attribute__((noinline)) void interp(int32_t i, int32_t scale_10, int32_t half,
+                                              int32_t in_size, int32_t *pos, int32_t *lo,
+                                              int32_t *hi) {
   *pos = half ? i * scale_10 + scale_10 / 2 - (1 << 9) : i * scale_10;
   *lo = *pos / (1 << 10) > 0 ? *pos / (1 << 10) : 0;
   *hi = (*pos + (1 << 10) - 1) / (1 << 10);
