@@ -35,7 +35,8 @@ static int live_together(const ts_plan_buf_t *a, const ts_plan_buf_t *b) {
 }
 
 /* The first buffer of x's chain (follow `share` at most n steps: a malformed cycle ends). */
-static uint32_t root_of(ts_plan_buf_t *b, size_t stride, uint32_t n, uint32_t x) {
+static __attribute__((noinline)) uint32_t root_of(ts_plan_buf_t *b, size_t stride, uint32_t n,
+                                                   uint32_t x) {
   for (uint32_t k = 0; k < n; k++) {
     const int32_t s = at(b, stride, x)->share;
     if (s < 0 || (uint32_t)s >= n || at(b, stride, (uint32_t)s)->first < 0) break;
