@@ -269,9 +269,10 @@ static inline int32_t ts_rec_zp_m(const uint8_t *m, const ts_trec_t *r, uint32_t
 #define rec_zp(r, i) ts_rec_zp_m(L->fb.buf, (r), (i))
 
 /* ---- prepare helpers (ts_prep.c) */
-static inline int32_t op_in(const ts_loader_t *L, const ts_oprec_t *o, int32_t k) {
-  return k < o->n_in ? (int32_t)ts_le32(L->fb.buf + o->in_pos + 4 * (uint32_t)k) : -1;
-}
+/* Tensor index of input k of an operator, -1 when absent (out of line: every prepare reads
+ * a few; ts_prep.c), and of output k. */
+TS_COLD int32_t ts_op_in(const ts_loader_t *L, const ts_oprec_t *o, int32_t k);
+#define op_in ts_op_in
 static inline int32_t op_out(const ts_loader_t *L, const ts_oprec_t *o, int32_t k) {
   return (int32_t)ts_le32(L->fb.buf + o->out_pos + 4 * (uint32_t)k);
 }

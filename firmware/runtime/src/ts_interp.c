@@ -78,7 +78,7 @@ TS_COLD static ts_status_t op_chan_slots(ts_loader_t *L, uint32_t *slots, int *k
   return TS_OK;
 }
 
-static void to_vrec(const ts_trec_t *r, vrec_t *v) {
+static __attribute__((noinline)) void to_vrec(const ts_trec_t *r, vrec_t *v) {
   v->shape_pos = r->shape_pos;
   v->name_off = r->name_off;
   v->scales_off = r->scales_off;
@@ -88,7 +88,7 @@ static void to_vrec(const ts_trec_t *r, vrec_t *v) {
   v->qdim = r->qdim;
 }
 
-static ts_oprec_t *op_at(const ts_loader_t *L, int32_t i) {
+static __attribute__((noinline)) ts_oprec_t *op_at(const ts_loader_t *L, int32_t i) {
   return (ts_oprec_t *)(void *)(L->st->ops + L->opoff[i]);
 }
 

@@ -2,6 +2,10 @@
  * multipliers, output sizes and padding, constant vectors, and scratch requests. */
 #include "ts_internal.h"
 
+int32_t ts_op_in(const ts_loader_t *L, const ts_oprec_t *o, int32_t k) {
+  return k < o->n_in ? (int32_t)ts_le32(L->fb.buf + o->in_pos + 4 * (uint32_t)k) : -1;
+}
+
 int32_t ts_elems(const ts_trec_t *r) {
   return (int32_t)(r->plan.size / ts_dtype_size(r->dtype)); /* validated types only */
 }

@@ -10,7 +10,9 @@
 #include "ts_kernels.h"
 #include "ts_quant.h"
 
-static inline int8_t clamp8(int32_t v) { return (int8_t)(v < -128 ? -128 : v > 127 ? 127 : v); }
+static __attribute__((noinline)) int8_t clamp8(int32_t v) {
+  return (int8_t)(v < -128 ? -128 : v > 127 ? 127 : v);
+}
 
 void ts_ref_relu_s8(const ts_relu_params_t *p, const int8_t *input, int8_t *output) {
   for (int32_t i = 0; i < p->size; i++) {
