@@ -280,8 +280,8 @@ static inline int32_t op_out(const ts_loader_t *L, const ts_oprec_t *o, int32_t 
 TS_COLD int32_t ts_elems(const ts_trec_t *r);
 /* An int8 activation tensor with per-tensor quantization. */
 TS_COLD ts_status_t ts_need_s8(ts_loader_t *L, int32_t idx, const char *what);
-/* Input 0 and output 0 both int8 per-tensor (most operators). */
-TS_COLD ts_status_t ts_need_s8_io(ts_loader_t *L, const ts_oprec_t *o);
+/* Input 0 and output 0 both int8 per-tensor (most operators); r[0], r[1]: their records. */
+TS_COLD ts_status_t ts_need_s8_io(ts_loader_t *L, const ts_oprec_t *o, const ts_trec_t *r[2]);
 TS_COLD ts_status_t ts_need_rank(ts_loader_t *L, int32_t idx, int rank, const char *what);
 /* Input ii and output oi int8 per-tensor of rank 4 (NHWC), their dims into id and od. */
 TS_COLD ts_status_t ts_need_4d_io(ts_loader_t *L, int32_t ii, int32_t oi, int32_t id[4],

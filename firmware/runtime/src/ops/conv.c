@@ -1,7 +1,8 @@
-/* CONV_2D (and the prepare DEPTHWISE_CONV_2D and TRANSPOSE_CONV share): int8 input and output, constant int8
- * filter [out_c][k_h][k_w][in_c] with per-tensor or per-channel scales, optional int32
- * bias, SAME/VALID padding, strides, dilation, fused activation. As TFLM conv.cc /
- * depthwise_conv.cc Prepare: per-channel multipliers in_scale * filter_scale / out_scale. */
+/* CONV_2D (and the prepare DEPTHWISE_CONV_2D and TRANSPOSE_CONV share): int8 input and
+ * output, constant int8 filter [out_c][k_h][k_w][in_c] with per-tensor or per-channel
+ * scales, optional int32 bias, SAME/VALID padding, strides, dilation, fused activation. As
+ * TFLM conv.cc / depthwise_conv.cc Prepare: per-channel multipliers in_scale *
+ * filter_scale / out_scale. */
 #include "ts_internal.h"
 
 _Static_assert(offsetof(ts_dw_params_t, shift) == offsetof(ts_conv_params_t, shift) &&

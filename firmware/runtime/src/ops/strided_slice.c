@@ -9,8 +9,9 @@
 static int32_t clamp_i(int32_t v, int32_t lo, int32_t hi) { return v > hi ? hi : v < lo ? lo : v; }
 
 ts_status_t ts_strided_slice_prepare(ts_loader_t *L, ts_oprec_t *o) {
-  CHECK(ts_need_s8_io(L, o));
-  const ts_trec_t *in = &L->t[op_in(L, o, 0)], *out = &L->t[op_out(L, o, 0)];
+  const ts_trec_t *r[2];
+  CHECK(ts_need_s8_io(L, o, r));
+  const ts_trec_t *in = r[0], *out = r[1];
   int32_t begin[4], end[4], stride[4], nb, ne, ns;
   CHECK(ts_const_ints(L, op_in(L, o, 1), begin, 4, &nb));
   CHECK(ts_const_ints(L, op_in(L, o, 2), end, 4, &ne));
