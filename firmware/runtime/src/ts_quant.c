@@ -103,6 +103,10 @@ TS_INLINE int32_t exp_quarter_interval(int32_t a) {
   return exp_minus_one_eighth + ts_srdhm(exp_minus_one_eighth, x + poly);
 }
 
+/* exp(-2^k) in Q0.31 for k = -2 .. 4 (Q4 inputs use the first 6, Q5 inputs all 7) */
+static const int32_t exp_neg_pot[7] = {1672461947, 1302514674, 790015084, 290630308,
+                                       39332535,   720401,     242};
+
 /* exp(a) for a <= 0 in Q4.27 (LOGISTIC's input), result in Q0.31: gemmlowp's
  * exp_on_negative_values with 4 integer bits, the steps of ts_exp_on_negative_values_5 below
  * with the barrel shifter stopping at exp(-2^3). */
@@ -113,9 +117,6 @@ static int32_t exp_on_negative_values_4(int32_t a) {
   const int32_t a_mod_q_minus_q = (a & mask) - one_quarter;
   int32_t result = exp_quarter_interval(ts_saturating_shl(a_mod_q_minus_q, 4)); /* Q4->Q0 */
   const int32_t remainder = a_mod_q_minus_q - a;
-  /* exp(-2^k) in Q0.31 for k = -2 .. 3 */
-  static const int32_t exp_neg_pot[6] = {1672461947, 1302514674, 790015084, 290630308,
-                                         39332535,   720401};
   for (int k = 0; k < 6; k++) {
     const int32_t bit = frac_bits + (k - 2);
     if (remainder & (INT32_C(1) << bit)) result = ts_srdhm(result, exp_neg_pot[k]);
@@ -133,9 +134,6 @@ int32_t ts_exp_on_negative_values_5(int32_t a) {
   const int32_t a_mod_q_minus_q = (a & mask) - one_quarter;
   int32_t result = exp_quarter_interval(ts_saturating_shl(a_mod_q_minus_q, 5)); /* Q5->Q0 */
   const int32_t remainder = a_mod_q_minus_q - a;
-  /* exp(-2^k) in Q0.31 for k = -2 .. 4 */
-  static const int32_t exp_neg_pot[7] = {1672461947, 1302514674, 790015084, 290630308,
-                                         39332535,   720401,     242};
   for (int k = 0; k < 7; k++) {
     const int32_t bit = frac_bits + (k - 2);
     if (remainder & (INT32_C(1) << bit)) result = ts_srdhm(result, exp_neg_pot[k]);
