@@ -58,6 +58,11 @@ static inline int32_t ts_mbqm(int32_t x, int32_t mult, int32_t shift) {
   return ts_rounding_divide_by_pot(ts_srdhm((int32_t)((uint32_t)x << left), mult), right);
 }
 
+/* ts_mbqm out of line: one copy for the reference kernels whose loops are not hot in the
+ * optimized firmware (element-wise activations, QUANTIZE, the broadcast binary operators,
+ * TRANSPOSE_CONV); the convolutions' reference kernels keep the inline one. */
+int32_t ts_mbqm_call(int32_t x, int32_t mult, int32_t shift);
+
 /* round(f) half away from zero for |f| < 2^31 (TfLiteRound on float). */
 int32_t ts_roundf_to_i32(float f);
 

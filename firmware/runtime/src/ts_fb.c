@@ -62,26 +62,12 @@ int ts_fb_scalar(ts_fb_t *fb, const ts_fb_table_t *t, int id, uint32_t width, ui
   return 0;
 }
 
-int ts_fb_i32(ts_fb_t *fb, const ts_fb_table_t *t, int id, int32_t dflt, int32_t *out) {
+int ts_fb_int(ts_fb_t *fb, const ts_fb_table_t *t, int id, uint32_t width, int32_t dflt,
+              int32_t *out) {
   uint64_t v;
   int present;
-  if (ts_fb_scalar(fb, t, id, 4, &v, &present)) return -1;
-  *out = present ? (int32_t)(uint32_t)v : dflt;
-  return 0;
-}
-
-int ts_fb_u32(ts_fb_t *fb, const ts_fb_table_t *t, int id, uint32_t dflt, uint32_t *out) {
-  int32_t v;
-  if (ts_fb_i32(fb, t, id, (int32_t)dflt, &v)) return -1;
-  *out = (uint32_t)v;
-  return 0;
-}
-
-int ts_fb_i8(ts_fb_t *fb, const ts_fb_table_t *t, int id, int32_t dflt, int32_t *out) {
-  uint64_t v;
-  int present;
-  if (ts_fb_scalar(fb, t, id, 1, &v, &present)) return -1;
-  *out = present ? (int32_t)(int8_t)(uint8_t)v : dflt;
+  if (ts_fb_scalar(fb, t, id, width, &v, &present)) return -1;
+  *out = !present ? dflt : width == 1 ? (int32_t)(int8_t)(uint8_t)v : (int32_t)(uint32_t)v;
   return 0;
 }
 

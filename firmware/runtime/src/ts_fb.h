@@ -47,9 +47,21 @@ int ts_fb_table_at(ts_fb_t *fb, uint32_t pos, ts_fb_table_t *t);
 /* Scalar field `id` (0-based) of `width` bytes: *present = 0 and nothing read if absent. */
 int ts_fb_scalar(ts_fb_t *fb, const ts_fb_table_t *t, int id, uint32_t width, uint64_t *value,
                  int *present);
-int ts_fb_i32(ts_fb_t *fb, const ts_fb_table_t *t, int id, int32_t dflt, int32_t *out);
-int ts_fb_u32(ts_fb_t *fb, const ts_fb_table_t *t, int id, uint32_t dflt, uint32_t *out);
-int ts_fb_i8(ts_fb_t *fb, const ts_fb_table_t *t, int id, int32_t dflt, int32_t *out);
+/* Signed integer field of `width` bytes (1 or 4), sign-extended; dflt if absent. */
+int ts_fb_int(ts_fb_t *fb, const ts_fb_table_t *t, int id, uint32_t width, int32_t dflt,
+              int32_t *out);
+static inline int ts_fb_i32(ts_fb_t *fb, const ts_fb_table_t *t, int id, int32_t dflt,
+                            int32_t *out) {
+  return ts_fb_int(fb, t, id, 4, dflt, out);
+}
+static inline int ts_fb_i8(ts_fb_t *fb, const ts_fb_table_t *t, int id, int32_t dflt,
+                           int32_t *out) {
+  return ts_fb_int(fb, t, id, 1, dflt, out);
+}
+static inline int ts_fb_u32(ts_fb_t *fb, const ts_fb_table_t *t, int id, uint32_t dflt,
+                            uint32_t *out) { /* (an int32 read: the bits are the same) */
+  return ts_fb_i32(fb, t, id, (int32_t)dflt, (int32_t *)(void *)out);
+}
 /* Sub-table field; *present = 0 if absent. */
 int ts_fb_subtable(ts_fb_t *fb, const ts_fb_table_t *t, int id, ts_fb_table_t *sub,
                    int *present);

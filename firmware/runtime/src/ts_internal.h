@@ -165,8 +165,9 @@ int ts_op_kind(int32_t code);
 
 /* ADD and SUB share their prepare (ops/add.c). */
 TS_COLD ts_status_t ts_add_like_prepare(ts_loader_t *L, ts_oprec_t *o, int sub);
-/* CONV_2D and DEPTHWISE_CONV_2D share their prepare (ops/conv.c). */
-TS_COLD ts_status_t ts_conv_like_prepare(ts_loader_t *L, ts_oprec_t *o, int depthwise);
+/* CONV_2D, DEPTHWISE_CONV_2D and TRANSPOSE_CONV share their prepare (ops/conv.c). */
+enum { TS_CONV_2D = 0, TS_CONV_DW = 1, TS_CONV_TRANSPOSE = 2 };
+TS_COLD ts_status_t ts_conv_like_prepare(ts_loader_t *L, ts_oprec_t *o, int mode);
 /* LOGISTIC and TANH share their input preparation (ops/logistic.c). */
 TS_COLD ts_status_t ts_sigmoid_like_prepare(ts_loader_t *L, ts_oprec_t *o);
 /* Both RESIZE ops share their prepare (ops/resize_nearest_neighbor.c). */
@@ -268,9 +269,10 @@ static inline int32_t ts_rec_zp_m(const uint8_t *m, const ts_trec_t *r, uint32_t
 #define rec_zp(r, i) ts_rec_zp_m(L->fb.buf, (r), (i))
 
 /* ---- prepare helpers (ts_prep.c) */
-static inline int32_t op_in(const ts_loader_t *L, const ts_oprec_t *o, int32_t k) {
-  return k < o->n_in ? (int32_t)ts_le32(L->fb.buf + o->in_pos + 4 * (uint32_t)k) : -1;
-}
+/* Tensor index of input k of an operator, -1 when absent (out of line: every prepare reads
+ * a few; ts_prep.c), and of output k. */
+TS_COLD int32_t ts_op_in(const ts_loader_t *L, const ts_oprec_t *o, int32_t k);
+#define op_in ts_op_in
 static inline int32_t op_out(const ts_loader_t *L, const ts_oprec_t *o, int32_t k) {
   return (int32_t)ts_le32(L->fb.buf + o->out_pos + 4 * (uint32_t)k);
 }
@@ -278,9 +280,12 @@ static inline int32_t op_out(const ts_loader_t *L, const ts_oprec_t *o, int32_t 
 TS_COLD int32_t ts_elems(const ts_trec_t *r);
 /* An int8 activation tensor with per-tensor quantization. */
 TS_COLD ts_status_t ts_need_s8(ts_loader_t *L, int32_t idx, const char *what);
-/* Input 0 and output 0 both int8 per-tensor (most operators). */
-TS_COLD ts_status_t ts_need_s8_io(ts_loader_t *L, const ts_oprec_t *o);
+/* Input 0 and output 0 both int8 per-tensor (most operators); r[0], r[1]: their records. */
+TS_COLD ts_status_t ts_need_s8_io(ts_loader_t *L, const ts_oprec_t *o, const ts_trec_t *r[2]);
 TS_COLD ts_status_t ts_need_rank(ts_loader_t *L, int32_t idx, int rank, const char *what);
+/* Input ii and output oi int8 per-tensor of rank 4 (NHWC), their dims into id and od. */
+TS_COLD ts_status_t ts_need_4d_io(ts_loader_t *L, int32_t ii, int32_t oi, int32_t id[4],
+                                  int32_t od[4]);
 #ifdef TS_STRIP_MESSAGES /* `what` is for messages only: not even passed */
 #define ts_need_s8(L, idx, what) ts_need_s8((L), (idx), NULL)
 #define ts_need_rank(L, idx, rank, what) ts_need_rank((L), (idx), (rank), NULL)

@@ -78,7 +78,7 @@ TS_COLD static ts_status_t op_chan_slots(ts_loader_t *L, uint32_t *slots, int *k
   return TS_OK;
 }
 
-static void to_vrec(const ts_trec_t *r, vrec_t *v) {
+static __attribute__((noinline)) void to_vrec(const ts_trec_t *r, vrec_t *v) {
   v->shape_pos = r->shape_pos;
   v->name_off = r->name_off;
   v->scales_off = r->scales_off;
@@ -88,7 +88,7 @@ static void to_vrec(const ts_trec_t *r, vrec_t *v) {
   v->qdim = r->qdim;
 }
 
-static ts_oprec_t *op_at(const ts_loader_t *L, int32_t i) {
+static __attribute__((noinline)) ts_oprec_t *op_at(const ts_loader_t *L, int32_t i) {
   return (ts_oprec_t *)(void *)(L->st->ops + L->opoff[i]);
 }
 
@@ -479,7 +479,8 @@ ts_status_t ts_interp_tensor(const ts_interp_t *it, int32_t idx, ts_tensor_t *ou
 }
 
 /* Element i of the subgraph's input (out = 0) or output (out = 1) index vector. */
-static ts_status_t io_view(const ts_interp_t *it, int out, int32_t i, ts_tensor_t *t) {
+static __attribute__((noinline)) ts_status_t io_view(const ts_interp_t *it, int out, int32_t i,
+                                                   ts_tensor_t *t) {
   const state_t *st = ready_state(it);
   if (!st) return TS_ERR_NOT_READY;
   if (!t || i < 0 || i >= (out ? it->num_outputs : it->num_inputs)) return TS_ERR_BAD_ARG;

@@ -162,8 +162,7 @@ ts_status_t ts_options(ts_loader_t *L, const char *spec, int32_t *v, int *presen
     const int32_t dflt = spec[k] == 'I';
     v[k] = dflt;
     if (*present)
-      FB(spec[k] == 'b' ? ts_fb_i8(&L->fb, &opt, k, dflt, &v[k])
-                        : ts_fb_i32(&L->fb, &opt, k, dflt, &v[k]));
+      FB(ts_fb_int(&L->fb, &opt, k, spec[k] == 'b' ? 1 : 4, dflt, &v[k]));
   }
   return TS_OK;
 }

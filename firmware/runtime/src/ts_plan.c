@@ -35,7 +35,8 @@ static int live_together(const ts_plan_buf_t *a, const ts_plan_buf_t *b) {
 }
 
 /* The first buffer of x's chain (follow `share` at most n steps: a malformed cycle ends). */
-static uint32_t root_of(ts_plan_buf_t *b, size_t stride, uint32_t n, uint32_t x) {
+static __attribute__((noinline)) uint32_t root_of(ts_plan_buf_t *b, size_t stride, uint32_t n,
+                                                   uint32_t x) {
   for (uint32_t k = 0; k < n; k++) {
     const int32_t s = at(b, stride, x)->share;
     if (s < 0 || (uint32_t)s >= n || at(b, stride, (uint32_t)s)->first < 0) break;
@@ -86,20 +87,22 @@ static size_t plan_in_order(ts_plan_buf_t *b, size_t stride, uint32_t n, int ord
   for (;;) {
     /* The next group: its root is an unplaced buffer that is not a member of another. */
     uint32_t r = UNPLACED, rsize = 0;
-    int32_t rfirst = 0;
+    uint64_t rkey = 0;
     for (uint32_t i = 0; i < n; i++) {
       const ts_plan_buf_t *c = at(b, stride, i);
       if (c->first < 0 || c->offset != UNPLACED || root_of(b, stride, n, i) != i) continue;
       uint32_t size;
       int32_t first;
       group_key(b, stride, n, i, &size, &first);
-      const int better = order == BY_SIZE
-                             ? size > rsize || (size == rsize && first < rfirst)
-                             : first < rfirst || (first == rfirst && size > rsize);
-      if (r == UNPLACED || better) {
+      /* the order as one number: larger size, then earlier first use (first >= 0, so ~first
+       * grows as first falls), or the other way round; ties keep the earlier buffer */
+      const uint32_t early = ~(uint32_t)first;
+      const uint64_t key = order == BY_SIZE ? (uint64_t)size << 32 | early
+                                            : (uint64_t)early << 32 | size;
+      if (r == UNPLACED || key > rkey) {
         r = i;
         rsize = size;
-        rfirst = first;
+        rkey = key;
       }
     }
     if (r == UNPLACED) break;

@@ -2,6 +2,10 @@
  * multipliers, output sizes and padding, constant vectors, and scratch requests. */
 #include "ts_internal.h"
 
+int32_t ts_op_in(const ts_loader_t *L, const ts_oprec_t *o, int32_t k) {
+  return k < o->n_in ? (int32_t)ts_le32(L->fb.buf + o->in_pos + 4 * (uint32_t)k) : -1;
+}
+
 int32_t ts_elems(const ts_trec_t *r) {
   return (int32_t)(r->plan.size / ts_dtype_size(r->dtype)); /* validated types only */
 }
@@ -18,9 +22,23 @@ ts_status_t(ts_need_s8)(ts_loader_t *L, int32_t idx, const char *what) {
   return TS_OK;
 }
 
-ts_status_t ts_need_s8_io(ts_loader_t *L, const ts_oprec_t *o) {
-  CHECK(ts_need_s8(L, op_in(L, o, 0), "input"));
-  return ts_need_s8(L, op_out(L, o, 0), "output");
+ts_status_t ts_need_s8_io(ts_loader_t *L, const ts_oprec_t *o, const ts_trec_t *r[2]) {
+  const int32_t ii = op_in(L, o, 0), oi = op_out(L, o, 0);
+  CHECK(ts_need_s8(L, ii, "input"));
+  CHECK(ts_need_s8(L, oi, "output"));
+  r[0] = &L->t[ii];
+  r[1] = &L->t[oi];
+  return TS_OK;
+}
+
+ts_status_t ts_need_4d_io(ts_loader_t *L, int32_t ii, int32_t oi, int32_t id[4], int32_t od[4]) {
+  CHECK(ts_need_s8(L, ii, "input"));
+  CHECK(ts_need_s8(L, oi, "output"));
+  CHECK(ts_need_rank(L, ii, 4, "input"));
+  CHECK(ts_need_rank(L, oi, 4, "output"));
+  ts_pad4(L, &L->t[ii], id);
+  ts_pad4(L, &L->t[oi], od);
+  return TS_OK;
 }
 
 ts_status_t(ts_need_rank)(ts_loader_t *L, int32_t idx, int rank, const char *what) {
@@ -220,9 +238,7 @@ _Static_assert(offsetof(ts_relu_params_t, output_zp) == offsetof(ts_unary_params
 
 ts_status_t ts_unary_prepare(ts_loader_t *L, ts_oprec_t *o, void *params,
                              const ts_trec_t *r[2]) {
-  CHECK(ts_need_s8_io(L, o));
-  r[0] = &L->t[op_in(L, o, 0)];
-  r[1] = &L->t[op_out(L, o, 0)];
+  CHECK(ts_need_s8_io(L, o, r));
   if (ts_elems(r[0]) != ts_elems(r[1]))
     return ts_ofail(L, TS_ERR_BAD_MODEL, "shapes do not match");
   const ts_unary_params_t h = {ts_elems(r[0]), rec_zp(r[0], 0), rec_zp(r[1], 0)};

@@ -45,6 +45,8 @@ int ts_quantize_multiplier(double m, int32_t *mult, int32_t *shift) {
   return 0;
 }
 
+int32_t ts_mbqm_call(int32_t x, int32_t mult, int32_t shift) { return ts_mbqm(x, mult, shift); }
+
 int32_t ts_roundf_to_i32(float f) {
   if (f >= 2147483520.0f) return INT32_MAX; /* largest float below 2^31 */
   if (f <= -2147483648.0f) return INT32_MIN;
@@ -101,6 +103,10 @@ TS_INLINE int32_t exp_quarter_interval(int32_t a) {
   return exp_minus_one_eighth + ts_srdhm(exp_minus_one_eighth, x + poly);
 }
 
+/* exp(-2^k) in Q0.31 for k = -2 .. 4 (Q4 inputs use the first 6, Q5 inputs all 7) */
+static const int32_t exp_neg_pot[7] = {1672461947, 1302514674, 790015084, 290630308,
+                                       39332535,   720401,     242};
+
 /* exp(a) for a <= 0 in Q4.27 (LOGISTIC's input), result in Q0.31: gemmlowp's
  * exp_on_negative_values with 4 integer bits, the steps of ts_exp_on_negative_values_5 below
  * with the barrel shifter stopping at exp(-2^3). */
@@ -111,9 +117,6 @@ static int32_t exp_on_negative_values_4(int32_t a) {
   const int32_t a_mod_q_minus_q = (a & mask) - one_quarter;
   int32_t result = exp_quarter_interval(ts_saturating_shl(a_mod_q_minus_q, 4)); /* Q4->Q0 */
   const int32_t remainder = a_mod_q_minus_q - a;
-  /* exp(-2^k) in Q0.31 for k = -2 .. 3 */
-  static const int32_t exp_neg_pot[6] = {1672461947, 1302514674, 790015084, 290630308,
-                                         39332535,   720401};
   for (int k = 0; k < 6; k++) {
     const int32_t bit = frac_bits + (k - 2);
     if (remainder & (INT32_C(1) << bit)) result = ts_srdhm(result, exp_neg_pot[k]);
@@ -131,9 +134,6 @@ int32_t ts_exp_on_negative_values_5(int32_t a) {
   const int32_t a_mod_q_minus_q = (a & mask) - one_quarter;
   int32_t result = exp_quarter_interval(ts_saturating_shl(a_mod_q_minus_q, 5)); /* Q5->Q0 */
   const int32_t remainder = a_mod_q_minus_q - a;
-  /* exp(-2^k) in Q0.31 for k = -2 .. 4 */
-  static const int32_t exp_neg_pot[7] = {1672461947, 1302514674, 790015084, 290630308,
-                                         39332535,   720401,     242};
   for (int k = 0; k < 7; k++) {
     const int32_t bit = frac_bits + (k - 2);
     if (remainder & (INT32_C(1) << bit)) result = ts_srdhm(result, exp_neg_pot[k]);
@@ -153,9 +153,10 @@ static int32_t clz32(uint32_t x) {
   return n;
 }
 
-/* 1 / (1 + a) for a in [0, 1) (Q0.31 in and out), by three Newton-Raphson steps on
- * half the denominator, in Q2.29, starting from 48/17 - 32/17 * d. */
-TS_INLINE int32_t one_over_one_plus_x(int32_t a) {
+/* 2 / (1 + a) for a in [0, 1) (a in Q0.31, the result in Q2.29): 1 / half the denominator
+ * by three Newton-Raphson steps in Q2.29, starting from 48/17 - 32/17 * d (gemmlowp's
+ * one_over_one_plus_x_for_x_in_0_1 and one_minus_x_over_one_plus_x_for_x_in_0_1 share it). */
+static __attribute__((noinline)) int32_t two_over_one_plus_x(int32_t a) {
   /* RoundingHalfSum(a, 1.0) */
   int64_t sum = (int64_t)a + (int64_t)INT32_MAX;
   int64_t sign = sum >= 0 ? 1 : -1;
@@ -168,8 +169,13 @@ TS_INLINE int32_t one_over_one_plus_x(int32_t a) {
     const int32_t one_minus = (1 << 29) - hdx;                           /* Q2.29 */
     x = x + ts_saturating_shl(ts_srdhm(x, one_minus), 2);                /* Q4 -> Q2 */
   }
-  /* x / 2 in Q1.30 has the raw value of x; rescale Q1 -> Q0. */
-  return ts_saturating_shl(x, 1);
+  return x;
+}
+
+/* 1 / (1 + a) for a in [0, 1) (Q0.31 in and out): x / 2 in Q1.30 has the raw value of x;
+ * rescaled Q1 -> Q0. */
+static int32_t one_over_one_plus_x(int32_t a) {
+  return ts_saturating_shl(two_over_one_plus_x(a), 1);
 }
 
 int32_t ts_reciprocal_q12(int32_t x, int32_t *num_bits_over_unit) {
@@ -180,19 +186,9 @@ int32_t ts_reciprocal_q12(int32_t x, int32_t *num_bits_over_unit) {
   return one_over_one_plus_x(shifted_minus_one);
 }
 
-/* 1 / (1 + a) and (1 - a) / (1 + a) for a in [0, 1) share the Newton-Raphson reciprocal
- * of half the denominator (Q2.29); see one_over_one_plus_x. */
+/* (1 - a) / (1 + a) for a in [0, 1): 2 / (1 + a) - 1 in Q2.29, rescaled Q2 -> Q0. */
 static int32_t one_minus_x_over_one_plus_x(int32_t a) {
-  int64_t sum = (int64_t)a + (int64_t)INT32_MAX;
-  int64_t sign = sum >= 0 ? 1 : -1;
-  const int32_t half_den = (int32_t)((sum + sign) / 2);
-  int32_t x = 1515870810 + ts_srdhm(half_den, -1010580540);
-  for (int i = 0; i < 3; i++) {
-    const int32_t one_minus = (1 << 29) - ts_srdhm(half_den, x);
-    x = x + ts_saturating_shl(ts_srdhm(x, one_minus), 2);
-  }
-  /* x ~ 1 / half_den = 2 / (1 + a) in Q2.29: x - 1 = (1 - a) / (1 + a), rescaled Q2 -> Q0 */
-  return ts_saturating_shl(x - (1 << 29), 2);
+  return ts_saturating_shl(two_over_one_plus_x(a) - (1 << 29), 2);
 }
 
 int32_t ts_logistic_q4(int32_t a) {

@@ -27,7 +27,7 @@ static int32_t group_of(int32_t channels) {
 static uint32_t align16(uint32_t x) { return (x + 15u) & ~15u; }
 
 ts_status_t ts_depthwise_conv_prepare(ts_loader_t *L, ts_oprec_t *o) {
-  CHECK(ts_conv_like_prepare(L, o, 1));
+  CHECK(ts_conv_like_prepare(L, o, TS_CONV_DW));
   const ts_dw_params_t *p = PARAMS(o, ts_dw_params_t);
   if (p->depth_multiplier != 1 || p->batches != 1) return TS_OK;
   const uint32_t g = (uint32_t)group_of(p->in_c);

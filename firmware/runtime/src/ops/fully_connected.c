@@ -4,12 +4,12 @@
 #include "ts_internal.h"
 
 ts_status_t ts_fully_connected_prepare(ts_loader_t *L, ts_oprec_t *o) {
-  CHECK(ts_need_s8_io(L, o));
-  const int32_t ii = op_in(L, o, 0), fi = op_in(L, o, 1), bi = op_in(L, o, 2),
-                oi = op_out(L, o, 0);
+  const ts_trec_t *r[2];
+  CHECK(ts_need_s8_io(L, o, r));
+  const int32_t fi = op_in(L, o, 1), bi = op_in(L, o, 2);
   CHECK(ts_need_const_filter(L, fi));
   CHECK(ts_need_rank(L, fi, 2, "filter"));
-  const ts_trec_t *in = &L->t[ii], *f = &L->t[fi], *out = &L->t[oi];
+  const ts_trec_t *in = r[0], *f = &L->t[fi], *out = r[1];
   int32_t v[2]; /* FullyConnectedOptions: activation, weights_format */
   int present;
   CHECK(ts_options(L, "bb", v, &present));

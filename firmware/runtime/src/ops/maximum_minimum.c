@@ -3,7 +3,8 @@
  * inputs and the output one quantization). */
 #include "ts_internal.h"
 
-static ts_status_t minmax_prepare(ts_loader_t *L, ts_oprec_t *o, int32_t is_max) {
+static __attribute__((noinline)) ts_status_t minmax_prepare(ts_loader_t *L, ts_oprec_t *o,
+                                                          int32_t is_max) {
   ts_minmax_params_t *p = PARAMS(o, ts_minmax_params_t);
   const ts_trec_t *r[3];
   CHECK(ts_binary_prepare(L, o, p, NULL, r)); /* no options: no activation */

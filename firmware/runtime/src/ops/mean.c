@@ -3,9 +3,10 @@
 #include "ts_internal.h"
 
 ts_status_t ts_mean_prepare(ts_loader_t *L, ts_oprec_t *o) {
-  CHECK(ts_need_s8_io(L, o));
-  const int32_t ii = op_in(L, o, 0), ai = op_in(L, o, 1), oi = op_out(L, o, 0);
-  const ts_trec_t *in = &L->t[ii], *out = &L->t[oi];
+  const ts_trec_t *r[2];
+  CHECK(ts_need_s8_io(L, o, r));
+  const int32_t ai = op_in(L, o, 1);
+  const ts_trec_t *in = r[0], *out = r[1];
   ts_mean_params_t *p = PARAMS(o, ts_mean_params_t);
   int32_t axes[8], n;
   CHECK(ts_const_ints(L, ai, axes, 8, &n));

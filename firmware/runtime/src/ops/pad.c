@@ -3,9 +3,10 @@
 #include "ts_internal.h"
 
 ts_status_t ts_pad_prepare(ts_loader_t *L, ts_oprec_t *o) {
-  CHECK(ts_need_s8_io(L, o));
-  const int32_t ii = op_in(L, o, 0), pi = op_in(L, o, 1), oi = op_out(L, o, 0);
-  const ts_trec_t *in = &L->t[ii], *out = &L->t[oi];
+  const ts_trec_t *r[2];
+  CHECK(ts_need_s8_io(L, o, r));
+  const int32_t pi = op_in(L, o, 1);
+  const ts_trec_t *in = r[0], *out = r[1];
   ts_pad_params_t *p = PARAMS(o, ts_pad_params_t);
   int32_t v[8], n, od[4];
   CHECK(ts_const_ints(L, pi, v, 8, &n));

@@ -3,14 +3,10 @@
 #include "ts_internal.h"
 
 static ts_status_t pool_prepare(ts_loader_t *L, ts_oprec_t *o) {
-  CHECK(ts_need_s8_io(L, o));
-  const int32_t ii = op_in(L, o, 0), oi = op_out(L, o, 0);
-  CHECK(ts_need_rank(L, ii, 4, "input"));
-  CHECK(ts_need_rank(L, oi, 4, "output"));
-  const ts_trec_t *in = &L->t[ii], *out = &L->t[oi];
+  const int32_t oi = op_out(L, o, 0);
   int32_t id[4], od[4]; /* rank 4: the dims themselves */
-  ts_pad4(L, in, id);
-  ts_pad4(L, out, od);
+  CHECK(ts_need_4d_io(L, op_in(L, o, 0), oi, id, od));
+  const ts_trec_t *out = &L->t[oi];
   int32_t v[6]; /* Pool2DOptions: padding, stride_w, stride_h, filter_w, filter_h, activation */
   int present;
   CHECK(ts_options(L, "biiiib", v, &present));

@@ -5,11 +5,11 @@
 #include "ts_internal.h"
 
 ts_status_t ts_reshape_prepare(ts_loader_t *L, ts_oprec_t *o) {
-  CHECK(ts_need_s8_io(L, o));
-  const int32_t ii = op_in(L, o, 0), oi = op_out(L, o, 0);
-  if (R_BYTES(&L->t[ii]) != R_BYTES(&L->t[oi]))
+  const ts_trec_t *r[2];
+  CHECK(ts_need_s8_io(L, o, r));
+  if (R_BYTES(r[0]) != R_BYTES(r[1]))
     return ts_ofail(L, TS_ERR_BAD_MODEL, "reshape changes the element count");
-  PARAMS(o, ts_copy_params_t)->bytes = R_BYTES(&L->t[oi]);
+  PARAMS(o, ts_copy_params_t)->bytes = R_BYTES(r[1]);
   o->flags |= TS_OPF_IN_PLACE | TS_OPF_ALIAS;
   return TS_OK;
 }

@@ -3,14 +3,8 @@
 #include "ts_internal.h"
 
 ts_status_t ts_resize_prepare(ts_loader_t *L, ts_oprec_t *o) {
-  CHECK(ts_need_s8_io(L, o));
-  const int32_t ii = op_in(L, o, 0), oi = op_out(L, o, 0);
-  CHECK(ts_need_rank(L, ii, 4, "input"));
-  CHECK(ts_need_rank(L, oi, 4, "output"));
-  const ts_trec_t *in = &L->t[ii], *out = &L->t[oi];
   int32_t id[4], od[4], size[2], n;
-  ts_pad4(L, in, id);
-  ts_pad4(L, out, od);
+  CHECK(ts_need_4d_io(L, op_in(L, o, 0), op_out(L, o, 0), id, od));
   CHECK(ts_const_ints(L, op_in(L, o, 1), size, 2, &n));
   if (n != 2 || size[0] != od[1] || size[1] != od[2] || id[0] != od[0] || id[3] != od[3])
     return ts_ofail(L, TS_ERR_BAD_MODEL, "output shape does not match the size");

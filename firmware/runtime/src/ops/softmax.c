@@ -3,9 +3,9 @@
 #include "ts_internal.h"
 
 ts_status_t ts_softmax_prepare(ts_loader_t *L, ts_oprec_t *o) {
-  CHECK(ts_need_s8_io(L, o));
-  const int32_t ii = op_in(L, o, 0), oi = op_out(L, o, 0);
-  const ts_trec_t *in = &L->t[ii], *out = &L->t[oi];
+  const ts_trec_t *r[2];
+  CHECK(ts_need_s8_io(L, o, r));
+  const ts_trec_t *in = r[0], *out = r[1];
   if (rec_zp(out, 0) != -128 || rec_scale(out, 0) != 1.0f / 256.0f)
     return ts_ofail(L, TS_ERR_UNSUPPORTED,
                     "int8 softmax output must have scale 1/256, zero point -128");

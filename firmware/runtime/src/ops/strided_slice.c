@@ -9,8 +9,9 @@
 static int32_t clamp_i(int32_t v, int32_t lo, int32_t hi) { return v > hi ? hi : v < lo ? lo : v; }
 
 ts_status_t ts_strided_slice_prepare(ts_loader_t *L, ts_oprec_t *o) {
-  CHECK(ts_need_s8_io(L, o));
-  const ts_trec_t *in = &L->t[op_in(L, o, 0)], *out = &L->t[op_out(L, o, 0)];
+  const ts_trec_t *r[2];
+  CHECK(ts_need_s8_io(L, o, r));
+  const ts_trec_t *in = r[0], *out = r[1];
   int32_t begin[4], end[4], stride[4], nb, ne, ns;
   CHECK(ts_const_ints(L, op_in(L, o, 1), begin, 4, &nb));
   CHECK(ts_const_ints(L, op_in(L, o, 2), end, 4, &ne));
@@ -32,26 +33,27 @@ ts_status_t ts_strided_slice_prepare(ts_loader_t *L, ts_oprec_t *o) {
     const int32_t size = p->in_dims[k], st = stride[a];
     if (st == 0) return ts_ofail(L, TS_ERR_BAD_MODEL, "stride 0");
     const int shrink = (v[4] >> a) & 1;
+    /* the clamp range: [0, size] going up, [-1, size - 1] going down; a begin mask starts
+     * at its first end, an end mask stops at its other one */
+    const int32_t lo = st > 0 ? 0 : -1, hi = size + lo, first = st > 0 ? lo : hi;
     /* in int32: a negative begin plus the size, end + start (saturated: either way past the
      * clamp) and the counts (as unsigned quotients) cannot overflow */
-    int32_t s = begin[a] < 0 ? begin[a] + size : begin[a];
-    s = st > 0 ? clamp_i(s, 0, size) : clamp_i(s, -1, size - 1);
-    if ((v[0] >> a) & 1) s = st > 0 ? 0 : size - 1;
+    int32_t s = clamp_i(begin[a] < 0 ? begin[a] + size : begin[a], lo, hi);
+    if ((v[0] >> a) & 1) s = first;
     int32_t e;
     if (shrink) {
       e = s >= size ? s : s + 1;
     } else {
       e = end[a];
       if (v[5] && __builtin_add_overflow(e, s, &e)) e = s > 0 ? INT32_MAX : INT32_MIN;
-      if (e < 0) e += size;
-      e = st > 0 ? clamp_i(e, 0, size) : clamp_i(e, -1, size - 1);
-      if ((v[1] >> a) & 1) e = st > 0 ? size : -1;
+      e = clamp_i(e < 0 ? e + size : e, lo, hi);
+      if ((v[1] >> a) & 1) e = lo + hi - first;
     }
-    /* ceil((e - s) / st) elements, at least 0 (|e - s| <= size) */
-    const int32_t span = e - s;
-    int32_t cnt = 0;
-    if (span > 0 && st > 0) cnt = (span - 1) / st + 1;
-    if (span < 0 && st < 0) cnt = (int32_t)((uint32_t)(-(span + 1)) / (0u - (uint32_t)st)) + 1;
+    /* ceil((e - s) / st) elements, at least 0 (|e - s| <= size + 1) */
+    const int32_t dir = st > 0 ? e - s : s - e;
+    const int32_t cnt =
+        dir > 0 ? (int32_t)((uint32_t)(dir - 1) / (st > 0 ? (uint32_t)st : 0u - (uint32_t)st)) + 1
+                : 0;
     if (cnt > 0 && (s < 0 || s >= size))
       return ts_ofail(L, TS_ERR_BAD_MODEL, "slice starts outside the input");
     if (!shrink) {

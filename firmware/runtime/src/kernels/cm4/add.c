@@ -1,31 +1,31 @@
 /* ADD int8, Cortex-M4 kernel, bit-exact with ts_ref_add_s8 (kernels/ref/binary.c).
  *
  * Each input's rescaling a = MBQM((x + offset) << 20, m, shift) depends on the int8 value x
- * alone, so for tensors of at least TABLE_MIN outputs both are tabulated once per call
- * (2 x 256 int32 on the stack, 512 requantizations), and per output what is left is two
- * table loads, the add, the output requantization (ts_requant: SMLAL, ADD, ASR for a shift
- * <= -2, i.e. TFLM's MultiplyByQuantizedMultiplier exactly, checked against ts_mbqm), the
- * offset and the clamp; same-shape inputs with an output shift in [-23, -2] (real layers)
- * use the convolutions' SMLAL sequence with the offset folded in (ts_rq_words, whose SSAT
- * is the int8 clamp). Broadcasting as the reference: strides of 0 along broadcast
- * dimensions, the innermost dimension in the inner loop. Smaller tensors (a squeeze-excite
- * 1x1xC) compute the two input rescalings per output, as the reference does. */
+ * alone, so for same-shape inputs (a residual) of at least TABLE_MIN outputs with an output
+ * shift in [-23, -2] (real layers) both are tabulated once per call (2 x 256 int32 on the
+ * stack, 512 requantizations: ts_requant, i.e. TFLM's MultiplyByQuantizedMultiplier exactly,
+ * checked against ts_mbqm), and per output what is left is two table loads, the add and
+ * the convolutions' SMLAL sequence with the output offset folded in (ts_rq_words, whose
+ * SSAT is the int8 clamp), then a fused activation's clamp. Everything else (broadcasting,
+ * smaller tensors such as a squeeze-excite 1x1xC, other shifts) runs the reference kernel,
+ * as TFLM does with CMSIS-NN (whose ADD takes same-shape inputs only); its table-driven
+ * broadcast loop was given up for code size (-140 B). */
 #include "ts_dsp.h"
 #include "ts_kernels.h"
 #include "ts_quant.h"
 
 enum { TABLE_MIN = 256 };
 
-static inline int8_t add_out(const ts_add_params_t *p, int32_t sa, int32_t sb) {
-  return ts_clamp_s8(ts_requant(sa + sb, p->output_mult, p->output_shift) + p->output_offset,
-                     p->act_min, p->act_max);
-}
-
 void ts_opt_add_s8(const ts_add_params_t *p, const int8_t *in1, const int8_t *in2,
                    int8_t *output) {
   const int32_t *d = p->out_dims, *s1 = p->in1_strides, *s2 = p->in2_strides;
-  const int32_t n = d[0] * d[1] * d[2] * d[3];
-  if (n < TABLE_MIN) {
+  const int32_t n = d[0] * d[1] * d[2] * d[3], e = -p->output_shift;
+  /* same shapes: both inputs dense (a dimension of size 1 has any stride: prepare gives
+   * it 0, e.g. the batch) */
+  int flat = 1;
+  for (int32_t k = 3, st = 1; k >= 0; st *= d[k], k--)
+    flat &= d[k] == 1 || (s1[k] == st && s2[k] == st);
+  if (n < TABLE_MIN || !flat || e < 2 || e > 23) {
     ts_ref_add_s8(p, in1, in2, output);
     return;
   }
@@ -36,32 +36,15 @@ void ts_opt_add_s8(const ts_add_params_t *p, const int8_t *in1, const int8_t *in
     t2[v + 128] = ts_requant((v + p->input2_offset) * (1 << p->left_shift), p->input2_mult,
                              p->input2_shift);
   }
-  const int32_t *a = t1 + 128, *b = t2 + 128;
-  /* same shapes: both inputs dense (a dimension of size 1 has any stride: prepare gives
-   * it 0, e.g. the batch) */
-  int flat = 1;
-  for (int32_t k = 3, st = 1; k >= 0; st *= d[k], k--)
-    flat &= d[k] == 1 || (s1[k] == st && s2[k] == st);
-  const int32_t e = -p->output_shift, lo = p->act_min, hi = p->act_max;
-  if (flat && e >= 2 && e <= 23) { /* same shapes, a real layer's shift: one loop */
-    /* ts_rq_words's words: the output offset folded into the rounding term (ts_dsp.h) */
-    const uint32_t q[3] = {(uint32_t)p->output_mult,
-                           (uint32_t)((INT32_C(1) << (e - 2)) + p->output_offset * (INT32_C(1) << (e - 1))),
-                           (uint32_t)(e - 1)};
-    if (lo == -128 && hi == 127) {
-      for (int32_t i = 0; i < n; i++) output[i] = (int8_t)ts_rq_words(a[in1[i]] + b[in2[i]], q);
-    } else {
-      for (int32_t i = 0; i < n; i++)
-        output[i] = ts_clamp_s8(ts_rq_words(a[in1[i]] + b[in2[i]], q), lo, hi);
-    }
-    return;
+  const int32_t *a = t1 + 128, *b = t2 + 128, lo = p->act_min, hi = p->act_max;
+  /* ts_rq_words's words: the output offset folded into the rounding term (ts_dsp.h) */
+  const uint32_t q[3] = {(uint32_t)p->output_mult,
+                         (uint32_t)((INT32_C(1) << (e - 2)) + p->output_offset * (INT32_C(1) << (e - 1))),
+                         (uint32_t)(e - 1)};
+  if (lo == -128 && hi == 127) {
+    for (int32_t i = 0; i < n; i++) output[i] = (int8_t)ts_rq_words(a[in1[i]] + b[in2[i]], q);
+  } else {
+    for (int32_t i = 0; i < n; i++)
+      output[i] = ts_clamp_s8(ts_rq_words(a[in1[i]] + b[in2[i]], q), lo, hi);
   }
-  for (int32_t i0 = 0; i0 < d[0]; i0++)
-    for (int32_t i1 = 0; i1 < d[1]; i1++)
-      for (int32_t i2 = 0; i2 < d[2]; i2++) {
-        const int8_t *x = in1 + i0 * s1[0] + i1 * s1[1] + i2 * s1[2];
-        const int8_t *y = in2 + i0 * s2[0] + i1 * s2[1] + i2 * s2[2];
-        for (int32_t i3 = 0; i3 < d[3]; i3++, x += s1[3], y += s2[3])
-          *output++ = add_out(p, a[*x], b[*y]);
-      }
 }

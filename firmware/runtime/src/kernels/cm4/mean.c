@@ -16,7 +16,7 @@ enum { RUN = 256 }; /* int8 values an int16 partial sum holds */
 
 /* As the reference kernel: ts_requant_slow is ts_mbqm (TFLM's MultiplyByQuantizedMultiplier),
  * out of line. */
-static int8_t mean_out(const ts_mean_params_t *p, int32_t sum) {
+static __attribute__((noinline)) int8_t mean_out(const ts_mean_params_t *p, int32_t sum) {
   const int32_t shifted = (int32_t)((int64_t)sum - (int64_t)p->input_zp * p->count);
   return ts_clamp_s8(ts_requant_slow(shifted, p->mult, p->shift) + p->output_zp, -128, 127);
 }

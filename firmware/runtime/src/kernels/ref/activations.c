@@ -10,11 +10,13 @@
 #include "ts_kernels.h"
 #include "ts_quant.h"
 
-static inline int8_t clamp8(int32_t v) { return (int8_t)(v < -128 ? -128 : v > 127 ? 127 : v); }
+static __attribute__((noinline)) int8_t clamp8(int32_t v) {
+  return (int8_t)(v < -128 ? -128 : v > 127 ? 127 : v);
+}
 
 void ts_ref_relu_s8(const ts_relu_params_t *p, const int8_t *input, int8_t *output) {
   for (int32_t i = 0; i < p->size; i++) {
-    int32_t v = p->output_zp + ts_mbqm((int32_t)input[i] - p->input_zp, p->mult, p->shift);
+    int32_t v = p->output_zp + ts_mbqm_call((int32_t)input[i] - p->input_zp, p->mult, p->shift);
     if (v < p->act_min) v = p->act_min;
     if (v > p->act_max) v = p->act_max;
     output[i] = (int8_t)v;
@@ -32,8 +34,8 @@ void ts_ref_leaky_relu_s8(const ts_leaky_relu_params_t *p, const int8_t *input,
                           int8_t *output) {
   for (int32_t i = 0; i < p->size; i++) {
     const int32_t x = (int32_t)input[i] - p->input_zp;
-    const int32_t y = x >= 0 ? ts_mbqm(x, p->mult_identity, p->shift_identity)
-                             : ts_mbqm(x, p->mult_alpha, p->shift_alpha);
+    const int32_t y = x >= 0 ? ts_mbqm_call(x, p->mult_identity, p->shift_identity)
+                             : ts_mbqm_call(x, p->mult_alpha, p->shift_alpha);
     output[i] = clamp8(p->output_zp + y);
   }
 }
@@ -47,7 +49,7 @@ static void sigmoid_like(const ts_sigmoid_params_t *p, const int8_t *input, int8
     } else if (x >= p->range_radius) {
       output[i] = 127;
     } else {
-      const int32_t q4 = ts_mbqm(x, p->input_mult, p->input_left_shift);
+      const int32_t q4 = ts_mbqm_call(x, p->input_mult, p->input_left_shift);
       output[i] = tanh ? clamp8(ts_rounding_divide_by_pot(ts_tanh_q4(q4), 24))
                        : clamp8(ts_rounding_divide_by_pot(ts_logistic_q4(q4), 23) - 128);
     }
@@ -64,7 +66,7 @@ void ts_ref_tanh_s8(const ts_sigmoid_params_t *p, const int8_t *input, int8_t *o
 
 /* gemmlowp's int16 SaturatingRoundingDoublingHighMul: round(a * b / 2^15), half away from
  * zero; -32768 * -32768 saturates. */
-static int16_t srdhm16(int16_t a, int16_t b) {
+static __attribute__((noinline)) int16_t srdhm16(int16_t a, int16_t b) {
   if (a == b && a == INT16_MIN) return INT16_MAX;
   const int32_t ab = (int32_t)a * (int32_t)b;
   const int32_t nudge = ab >= 0 ? (1 << 14) : (1 - (1 << 14));
@@ -80,12 +82,12 @@ static int16_t sdhm16(int16_t a, int16_t b) {
 /* gemmlowp RoundingDivideByPOT on int16 values: as the int32 one for exponents below 16;
  * from 16 on its mask (2^exponent - 1 cast to int16) is -1, which gives 1 for x >= 0 and -1
  * for x < 0 (what TFLM computes there too). */
-static int16_t rdbpot16(int16_t x, int32_t exponent) {
+static __attribute__((noinline)) int16_t rdbpot16(int16_t x, int32_t exponent) {
   if (exponent < 16) return (int16_t)ts_rounding_divide_by_pot(x, exponent);
   return (int16_t)(x >= 0 ? 1 : -1);
 }
 
-static int16_t sat_shl16(int16_t v, int32_t amount) {
+static __attribute__((noinline)) int16_t sat_shl16(int16_t v, int32_t amount) {
   const int32_t r = (int32_t)v * (1 << amount);
   return (int16_t)(r > INT16_MAX ? INT16_MAX : r < INT16_MIN ? INT16_MIN : r);
 }

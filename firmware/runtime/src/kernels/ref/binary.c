@@ -25,17 +25,17 @@ static inline __attribute__((always_inline)) int32_t element(int op, const void 
                                                              int32_t y) {
   if (op == OP_ADD || op == OP_SUB) {
     const ts_add_params_t *q = p;
-    const int32_t a = ts_mbqm((x + q->input1_offset) * (1 << q->left_shift), q->input1_mult,
+    const int32_t a = ts_mbqm_call((x + q->input1_offset) * (1 << q->left_shift), q->input1_mult,
                               q->input1_shift);
-    const int32_t b = ts_mbqm((y + q->input2_offset) * (1 << q->left_shift), q->input2_mult,
+    const int32_t b = ts_mbqm_call((y + q->input2_offset) * (1 << q->left_shift), q->input2_mult,
                               q->input2_shift);
-    return clamp(ts_mbqm(op == OP_SUB ? a - b : a + b, q->output_mult, q->output_shift) +
+    return clamp(ts_mbqm_call(op == OP_SUB ? a - b : a + b, q->output_mult, q->output_shift) +
                      q->output_offset,
                  q->act_min, q->act_max);
   }
   if (op == OP_MUL) {
     const ts_mul_params_t *q = p;
-    return clamp(ts_mbqm((x + q->input1_offset) * (y + q->input2_offset), q->output_mult,
+    return clamp(ts_mbqm_call((x + q->input1_offset) * (y + q->input2_offset), q->output_mult,
                          q->output_shift) +
                      q->output_offset,
                  q->act_min, q->act_max);

@@ -28,7 +28,7 @@ void ts_ref_pad_s8(const ts_pad_params_t *p, const int8_t *input, int8_t *output
 
 void ts_ref_requantize_s8(const ts_requant_params_t *p, const int8_t *input, int8_t *output) {
   for (int32_t i = 0; i < p->size; i++) {
-    int32_t v = ts_mbqm((int32_t)input[i] - p->input_zp, p->mult, p->shift) + p->output_zp;
+    int32_t v = ts_mbqm_call((int32_t)input[i] - p->input_zp, p->mult, p->shift) + p->output_zp;
     if (v < -128) v = -128;
     if (v > 127) v = 127;
     output[i] = (int8_t)v;

@@ -34,7 +34,7 @@ void ts_ref_transpose_conv_s8(const ts_conv_params_t *p, const int8_t *input,
   for (size_t i = 0; i < n; i++) {
     const int32_t o = (int32_t)(i % (size_t)oc);
     int32_t acc = scratch[i] + (bias ? bias[o] : 0);
-    acc = ts_mbqm(acc, p->mult[o], p->shift[o]) + p->output_offset;
+    acc = ts_mbqm_call(acc, p->mult[o], p->shift[o]) + p->output_offset;
     if (acc < p->act_min) acc = p->act_min;
     if (acc > p->act_max) acc = p->act_max;
     output[i] = (int8_t)acc;
