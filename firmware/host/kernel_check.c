@@ -136,9 +136,13 @@ static int check_dw(int32_t c) {
     p.in_h = range(3, 40);
     p.in_w = range(3, 70);
     if (p.in_h * p.in_w > 400) p.in_c = range(1, 5), p.out_c = p.in_c * p.depth_multiplier;
-    if (rnd() % 4 == 0) /* many channels, few pixels */
+    if (rnd() % 4 == 0) /* many channels, few pixels (4 channels at a time) */
       p.in_c = p.out_c = 4 * range(1, 40), p.depth_multiplier = 1, p.in_h = range(3, 8),
       p.in_w = range(3, 8);
+    else if (rnd() % 6 == 0) /* tall and narrow, many channels: transposed planes, 4 at a
+                              * time (DS-CNN's 25x5x64) */
+      p.in_c = p.out_c = 4 * range(1, 24), p.depth_multiplier = 1, p.stride_h = 1,
+      p.in_h = range(9, 40), p.in_w = range(3, 8);
   }
   const int32_t ekh = (p.k_h - 1) * p.dil_h + 1, ekw = (p.k_w - 1) * p.dil_w + 1;
   if (rnd() % 2) {

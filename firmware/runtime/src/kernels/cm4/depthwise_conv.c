@@ -18,13 +18,19 @@
  *     pixel x+1: SMLATB(A, W01) + SMLAD(B, W12)
  *   i.e. 5 instructions per 6 MACs, 33 instructions per 2 outputs with the requantization,
  *   loads, stores and loop (1.83 per MAC). An odd row ends with a single-pixel pass (17).
+ *   Small layers (depth multiplier 1, depth % 4 == 0, the whole height in 8 plane rows:
+ *   MobileNet's 6x6 and 3x3, DS-CNN's 25x5) take 4 channels at a time: one input word
+ *   widened into 4 planes 8 rows apart (ts_cm4_dw_widen4, 2.5 instructions per value) and
+ *   the 4 records' weight words built from one filter word per tap (ts_cm4_dw_rec4: SXTB16,
+ *   doubling SADD16, PKHBT/PKHTB; ~31 instructions per channel instead of ~90).
  * - NHWC (the other strides and wider rows, with depth multiplier 1 and depth % 4 == 0):
  *   straight from the input, 4 channels per word (ts_cm4_dwn): per tap one LDR, one LDRD of
  *   the weight pairs, SXTB16 and SXTB16 ROR 8, 4 SMLABB/SMLATT, i.e. 2 instructions per MAC;
  *   100 instructions per 36 MACs with the requantization. Weight records are built once
- *   per chunk of up to DW_GROUPS groups of 4 channels; rows outside the input read a row of
- *   zero points; a window one column past the left or right edge reads the 3 columns
- *   inside with records whose kernel columns are shifted (see dw_nhwc).
+ *   per chunk of up to DW_GROUPS groups of 4 channels (ts_cm4_dwn_rec: 8 instructions per
+ *   tap for 4 channels); rows outside the input read a row of zero points; a window one
+ *   column past the left or right edge reads the 3 columns inside with records whose
+ *   kernel columns are shifted, copied from the kernel's record (see dw_nhwc).
  * A fused activation narrower than int8 is one clamp pass over the outputs afterwards
  * (ts_clamp_pass, exact). Everything else (other kernel shapes, dilations, a shift outside
  * [-23, -2], a bias beyond bias_ok's limit, what neither path takes) runs ts_plain_conv,
@@ -59,6 +65,16 @@ void ts_cm4_dw3(const int16_t *q, uint32_t *rec, int8_t *out);
 /* rows x n values: d[r * PW + i] = s[...], s stepping by step per value and by sskip more
  * per row; g = {step, n >= 1, rows >= 1, sskip}. */
 void ts_cm4_dw_widen(int16_t *d, const int8_t *s, const int32_t *g);
+/* The same for 4 channels at once: value k of each input pixel (s[0..3]) into plane k at
+ * d + k * P4 (planes of NROWS / 4 rows). */
+enum { P4 = 8 * PW /* int16 between the 4 planes (1024 bytes: the assembly's offsets) */ };
+void ts_cm4_dw_widen4(int16_t *d, const int8_t *s, const int32_t *g);
+/* The weight words 6-11 of 4 channels' ts_cm4_dw3 records (r, 17 words apart) from a
+ * depthwise filter's taps w (one word: 4 channels; taps cs apart in a kernel row, rows rs
+ * apart): per kernel row W01 = (2 w0, 2 w1), W12 = (2 w1, 2 w2) of each channel; and the
+ * weight sums in int16 lanes (|sum| <= 9 * 128): r[4] = (sum c0, sum c2), r[17 + 4] =
+ * (sum c1, sum c3). */
+void ts_cm4_dw_rec4(const int8_t *w, uint32_t *r, int32_t cs, int32_t rs);
 /* n output pixels of a row, channels in groups of 4 (NHWC, depth multiplier 1). Per group
  * a record
  *   [2 (bias + off * sum w) of channels 0..3 | per tap, kernel rows 0..2, columns 1, 2, 0:
@@ -78,6 +94,11 @@ typedef struct {
   int32_t n, step[3], ostep;
 } dwn_args_t;
 void ts_cm4_dwn(dwn_args_t *a);
+/* The tap words of one group's record (r: its word 4) from a depthwise filter's taps w (4
+ * channels a word, in_c apart): (w c0, w c2), (w c1, w c3) doubled, kernel rows 0..2,
+ * columns 1, 2, 0; and the sums of each kernel column (int16 lanes, |sum| <= 3 * 128):
+ * cs = {(c0, c2), (c1, c3)} of column 1, of column 2, of column 0. */
+void ts_cm4_dwn_rec(const int8_t *w, uint32_t *r, int32_t in_c, uint32_t *cs);
 
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__thumb2__)
 /* r0 = q, r1 = rec, r2 = out, r3 = end of q's row. Weights of rows 0 and 1 in r4-r7, row 2 loaded
@@ -207,6 +228,105 @@ __asm__(
     "bx lr\n\t"
     ".size ts_cm4_dw_widen, .-ts_cm4_dw_widen\n\t"
     ".text\n");
+/* r0 = d, r1 = s, r2 = g. Per row: an odd value first, then 2 pixels per pass: 8 LDRSB, 2
+ * ADD, 8 STRH (3 at offsets 1024, 2048, 3072), SUBS, BNE (2.5 instructions per value). */
+/* r0 = w, r1 = r (then its word 6 + 2 ky), r2 = cs, r3 = rs. Per kernel row: 3 LDR, then
+ * for channels 0, 2 (SXTB16) and 1, 3 (ROR 8): 3 SXTB16, 3 SADD16 into the sums, 3 doubling
+ * SADD16, 4 PKHBT/PKHTB and 4 STR (38 instructions per row for 4 channels). */
+#define TS_REC2(ror, sum, o0, o2)                 \
+  "sxtb16 r7, r4" ror "\n\t"                     \
+  "sxtb16 r8, r5" ror "\n\t"                     \
+  "sxtb16 r9, r6" ror "\n\t"                     \
+  "sadd16 " sum ", " sum ", r7\n\t"              \
+  "sadd16 " sum ", " sum ", r8\n\t"              \
+  "sadd16 " sum ", " sum ", r9\n\t"              \
+  "sadd16 r7, r7, r7\n\t"                        \
+  "sadd16 r8, r8, r8\n\t"                        \
+  "sadd16 r9, r9, r9\n\t"                        \
+  "pkhbt lr, r7, r8, lsl #16\n\t"                \
+  "str lr, [r1, #" o0 "]\n\t"                    \
+  "pkhbt lr, r8, r9, lsl #16\n\t"                \
+  "str lr, [r1, #" o0 " + 4]\n\t"                \
+  "pkhtb lr, r8, r7, asr #16\n\t"                \
+  "str lr, [r1, #" o2 "]\n\t"                    \
+  "pkhtb lr, r9, r8, asr #16\n\t"                \
+  "str lr, [r1, #" o2 " + 4]\n\t"
+__asm__(
+    ".syntax unified\n\t"
+    ".section .text.ts_cm4_dw_rec4,\"ax\",%progbits\n\t"
+    ".global ts_cm4_dw_rec4\n\t"
+    ".hidden ts_cm4_dw_rec4\n\t"
+    ".type ts_cm4_dw_rec4, %function\n\t"
+    ".thumb\n\t"
+    ".thumb_func\n\t"
+    ".p2align 2\n"
+    "ts_cm4_dw_rec4:\n\t"
+    "push {r4-r11, lr}\n\t"
+    "movs r12, #3\n\t"
+    "movs r10, #0\n\t"
+    "movs r11, #0\n\t"
+    "adds r1, r1, #24\n" /* word 6 */
+    "1:\n\t"
+    "ldr r4, [r0]\n\t"
+    "ldr r5, [r0, r2]\n\t"
+    "ldr r6, [r0, r2, lsl #1]\n\t"
+    "add r0, r0, r3\n\t"
+    TS_REC2("", "r10", "0", "136")
+    TS_REC2(", ror #8", "r11", "68", "204")
+    "adds r1, r1, #8\n\t"
+    "subs r12, r12, #1\n\t"
+    "bne 1b\n\t"
+    "str r10, [r1, #-32]\n\t" /* word 4 (r1 at word 12) */
+    "str r11, [r1, #36]\n\t"
+    "pop {r4-r11, pc}\n\t"
+    ".size ts_cm4_dw_rec4, .-ts_cm4_dw_rec4\n\t"
+    ".text\n");
+#undef TS_REC2
+#define TS_PIX4(src, a, b, c, d)      \
+  "ldrsb " a ", [" src "]\n\t"       \
+  "ldrsb " b ", [" src ", #1]\n\t"   \
+  "ldrsb " c ", [" src ", #2]\n\t"   \
+  "ldrsb " d ", [" src ", #3]\n\t"   \
+  "strh " b ", [r0, #1024]\n\t"      \
+  "strh " c ", [r0, #2048]\n\t"      \
+  "strh " d ", [r0, #3072]\n\t"      \
+  "strh " a ", [r0], #2\n\t"
+__asm__(
+    ".syntax unified\n\t"
+    ".section .text.ts_cm4_dw_widen4,\"ax\",%progbits\n\t"
+    ".global ts_cm4_dw_widen4\n\t"
+    ".hidden ts_cm4_dw_widen4\n\t"
+    ".type ts_cm4_dw_widen4, %function\n\t"
+    ".thumb\n\t"
+    ".thumb_func\n\t"
+    ".p2align 2\n"
+    "ts_cm4_dw_widen4:\n\t"
+    "push {r4-r10}\n\t"
+    "ldm r2, {r2-r5}\n" /* step, n, rows, sskip */
+    "1:\n\t"
+    "lsrs r6, r3, #1\n\t" /* pairs; an odd n sets C */
+    "bcc 2f\n\t"
+    TS_PIX4("r1", "r7", "r8", "r9", "r10")
+    "add r1, r1, r2\n\t"
+    "cbz r6, 3f\n"
+    "2:\n\t"
+    "add r12, r1, r2\n\t"
+    TS_PIX4("r1", "r7", "r8", "r9", "r10")
+    TS_PIX4("r12", "r7", "r8", "r9", "r10")
+    "add r1, r12, r2\n\t"
+    "subs r6, r6, #1\n\t"
+    "bne 2b\n"
+    "3:\n\t"
+    "add r1, r1, r5\n\t"
+    "add r0, r0, #128\n\t"
+    "sub r0, r0, r3, lsl #1\n\t"
+    "subs r4, r4, #1\n\t"
+    "bne 1b\n\t"
+    "pop {r4-r10}\n\t"
+    "bx lr\n\t"
+    ".size ts_cm4_dw_widen4, .-ts_cm4_dw_widen4\n\t"
+    ".text\n");
+#undef TS_PIX4
 /* r0-r2 = row pointers, r3 = cs, r4 = out, r5 = record, accumulators r6-r9 (channels
  * 0..3 of the group), temps r10-r12, lr; the end of the records at [sp]. Per tap: LDR of 4
  * channels, LDRD of their weight pairs, SXTB16 (channels 0, 2) and SXTB16 ROR 8 (1, 3), 4
@@ -263,6 +383,48 @@ __asm__(
     "pop {r4-r11, pc}\n\t"
     ".size ts_cm4_dwn, .-ts_cm4_dwn\n\t"
     ".text\n");
+/* r0 = w, r1 = r, r2 = in_c, r3 = cs; column sums r4-r9, temps r10, r11; lr counts the kernel
+ * rows. Per tap: LDR, 2 SXTB16, 2 SADD16 into the column's sums, 2 doubling SADD16, STRD. */
+#define TS_WTAP(addr, s02, s13)           \
+  "ldr r10, " addr "\n\t"                \
+  "sxtb16 r11, r10\n\t"                  \
+  "sxtb16 r10, r10, ror #8\n\t"          \
+  "sadd16 " s02 ", " s02 ", r11\n\t"      \
+  "sadd16 " s13 ", " s13 ", r10\n\t"      \
+  "sadd16 r11, r11, r11\n\t"             \
+  "sadd16 r10, r10, r10\n\t"             \
+  "strd r11, r10, [r1], #8\n\t"
+__asm__(
+    ".syntax unified\n\t"
+    ".section .text.ts_cm4_dwn_rec,\"ax\",%progbits\n\t"
+    ".global ts_cm4_dwn_rec\n\t"
+    ".hidden ts_cm4_dwn_rec\n\t"
+    ".type ts_cm4_dwn_rec, %function\n\t"
+    ".thumb\n\t"
+    ".thumb_func\n\t"
+    ".p2align 2\n"
+    "ts_cm4_dwn_rec:\n\t"
+    "push {r4-r11, lr}\n\t"
+    "movs r4, #0\n\t"
+    "movs r5, #0\n\t"
+    "movs r6, #0\n\t"
+    "movs r7, #0\n\t"
+    "movs r8, #0\n\t"
+    "movs r9, #0\n\t"
+    "movs lr, #3\n"
+    "1:\n\t"
+    TS_WTAP("[r0, r2]", "r4", "r5")
+    TS_WTAP("[r0, r2, lsl #1]", "r6", "r7")
+    TS_WTAP("[r0]", "r8", "r9")
+    "add r0, r0, r2\n\t"
+    "add r0, r0, r2, lsl #1\n\t"
+    "subs lr, lr, #1\n\t"
+    "bne 1b\n\t"
+    "stm r3, {r4-r9}\n\t"
+    "pop {r4-r11, pc}\n\t"
+    ".size ts_cm4_dwn_rec, .-ts_cm4_dwn_rec\n\t"
+    ".text\n");
+#undef TS_WTAP
 #undef TS_TAP
 #undef TS_ROW3
 #undef TS_RQ4
@@ -302,6 +464,42 @@ void ts_cm4_dw_widen(int16_t *d, const int8_t *s, const int32_t *g) {
     for (int32_t i = 0; i < g[1]; i++, s += g[0]) d[i] = *s;
 }
 
+void ts_cm4_dw_widen4(int16_t *d, const int8_t *s, const int32_t *g) {
+  for (int32_t r = 0; r < g[2]; r++, d += PW, s += g[3])
+    for (int32_t i = 0; i < g[1]; i++, s += g[0])
+      for (int32_t k = 0; k < 4; k++) d[k * P4 + i] = s[k];
+}
+
+void ts_cm4_dw_rec4(const int8_t *w, uint32_t *r, int32_t cs, int32_t rs) {
+  uint32_t sum[2] = {0, 0};
+  for (int32_t ky = 0; ky < 3; ky++, w += rs, r += 2)
+    for (int32_t h = 0; h < 2; h++) { /* channels h (low halves) and h + 2 (high) */
+      const uint32_t a = ts_ld32(w) >> 8 * h, b = ts_ld32(w + cs) >> 8 * h,
+                     d = ts_ld32(w + 2 * cs) >> 8 * h;
+      const uint32_t x = ts_sxtb16(a), y = ts_sxtb16(b), z = ts_sxtb16(d);
+      sum[h] = ts_sadd16(ts_sadd16(ts_sadd16(sum[h], x), y), z);
+      const uint32_t x2 = ts_sadd16(x, x), y2 = ts_sadd16(y, y), z2 = ts_sadd16(z, z);
+      r[17 * h + 6] = (x2 & 0xffffu) | y2 << 16;
+      r[17 * h + 7] = (y2 & 0xffffu) | z2 << 16;
+      r[17 * h + 40] = (y2 & 0xffff0000u) | x2 >> 16;
+      r[17 * h + 41] = (z2 & 0xffff0000u) | y2 >> 16;
+    }
+  r[-2] = sum[0], r[17 - 2] = sum[1]; /* word 4 (r at word 6) */
+}
+
+void ts_cm4_dwn_rec(const int8_t *w, uint32_t *r, int32_t in_c, uint32_t *cs) {
+  for (int32_t m = 0; m < 6; m++) cs[m] = 0;
+  for (int32_t t = 0; t < 9; t++, r += 2) { /* kernel row t / 3; columns 1, 2, 0 */
+    const int32_t m = t % 3;
+    const uint32_t x = ts_ld32(w + (t - m + dwn_col(m)) * in_c);
+    const uint32_t w02 = ts_sxtb16(x), w13 = ts_sxtb16_ror8(x);
+    cs[2 * m] = ts_sadd16(cs[2 * m], w02);
+    cs[2 * m + 1] = ts_sadd16(cs[2 * m + 1], w13);
+    r[0] = ts_sadd16(w02, w02);
+    r[1] = ts_sadd16(w13, w13);
+  }
+}
+
 void ts_cm4_dwn(dwn_args_t *a) {
   const uint32_t *r = a->rec;
   for (int32_t g = 0;; r += DWN_REC, g += 4) {
@@ -333,9 +531,11 @@ static inline uint32_t pack16(int32_t lo, int32_t hi) {
 /* Channel oc's bias with the input offset folded in (sum (x + off) w = sum x w + off *
  * sum w, int32 as the reference's sum; sw = sum w over the taps the kernel multiplies with
  * inputs), doubled, and its requantization words q = (mult, rnd2, e) for the doubled
- * accumulators of the assemblies (ts_rq_dbl, ts_dsp.h; bias_ok keeps |acc| < 2^30). */
-static __attribute__((noinline)) uint32_t channel(const ts_dw_params_t *p, const int32_t *bias,
-                                                  int32_t oc, int32_t sw, uint32_t *q) {
+ * accumulators of the assemblies (ts_rq_dbl, ts_dsp.h; bias_ok keeps |acc| < 2^30). The
+ * compiler's choice to inline it: at -O2 (the firmware) it does, ~8 instructions of call
+ * fewer per channel; at -Os (the .text measure) it does not, same size. */
+static uint32_t channel(const ts_dw_params_t *p, const int32_t *bias, int32_t oc, int32_t sw,
+                        uint32_t *q) {
   const int32_t e = -p->shift[oc];
   q[0] = (uint32_t)p->mult[oc];
   q[1] = ts_rq_dbl_round(e, p->output_offset);
@@ -366,6 +566,18 @@ static void dw3_rec(const ts_dw_params_t *p, const int8_t *w, const int32_t *bia
   rec[4] = rec[5] = channel(p, bias, oc, sw, rec);
 }
 
+/* Records of 4 channels c..c + 3 at once (a depthwise filter, dm 1): the weight words and
+ * sums from ts_cm4_dw_rec4, then each channel's bias and requantization words (channel;
+ * from channel 3 down, as channels 0 and 1 hold the sums of 2 and 3). */
+static void dw3_rec4(const ts_dw_params_t *p, const int8_t *w, const int32_t *bias, int32_t c,
+                     int32_t rs, int32_t cs, uint32_t (*rec)[17]) {
+  ts_cm4_dw_rec4(w, rec[0], cs, rs);
+  for (int32_t j = 3; j >= 0; j--) {
+    const uint32_t s = rec[j & 1][4] >> (j & 2) * 8;
+    rec[j][4] = rec[j][5] = channel(p, bias, c + j, (int16_t)s, rec[j]);
+  }
+}
+
 /* The planes (see the top of this file). Tap (ky, kx) of output channel oc is
  * filter[(3 ky + kx) fk + oc fc]: fk = out_c, fc = 1 for a depthwise filter; fk = 1, fc = 9
  * for a CONV_2D filter with one input channel (a grayscale first layer: a depthwise conv
@@ -392,16 +604,21 @@ void ts_cm4_dw_planes(const ts_dw_params_t *p, const int8_t *input, const int8_t
     return;
   }
   __attribute__((aligned(8))) int16_t plane[NROWS * PW];
-  uint32_t rec[17];
+  uint32_t rec[4][17];
   const int32_t n = out_w + 3; /* plane columns the pixels read */
   const int8_t zp = (int8_t)-p->input_offset; /* the plane holds x; the offset is in the bias */
-  const int32_t per = (NROWS - 3) / sh + 1; /* output rows per stripe */
+  /* 4 channels at a time (one word per input pixel widened into 4 planes of 8 rows, records
+   * built from one word per tap) when the whole height fits in 8 plane rows */
+  const int four = fc == 1 && dm == 1 && in_c % 4 == 0 && NROWS >= 32 && (out_h - 1) * sh + 3 <= 8;
+  const int32_t per = four ? out_h : (NROWS - 3) / sh + 1; /* output rows per stripe */
   const int32_t e = pad_w + in_w < n ? pad_w + in_w : n; /* input columns end */
-  rec[3] = (uint32_t)out_ps;
-  rec[12] = (uint32_t)(out_w >> 1) * 4;
-  rec[13] = (uint32_t)(sh * PW * 2) - rec[12];
-  rec[14] = (uint32_t)(out_rs - (out_w & ~1) * out_ps);
-  rec[16] = (uint32_t)(out_w & 1);
+  for (int32_t j = 0; j < 4; j++) {
+    rec[j][3] = (uint32_t)out_ps;
+    rec[j][12] = (uint32_t)(out_w >> 1) * 4;
+    rec[j][13] = (uint32_t)(sh * PW * 2) - rec[j][12];
+    rec[j][14] = (uint32_t)(out_rs - (out_w & ~1) * out_ps);
+    rec[j][16] = (uint32_t)(out_w & 1);
+  }
   for (int32_t b = 0; b < p->batches; b++) {
     const int8_t *in_b = input + b * p->in_h * p->in_w * in_c;
     for (int32_t oy0 = 0; oy0 < out_h; oy0 += per) {
@@ -411,16 +628,26 @@ void ts_cm4_dw_planes(const ts_dw_params_t *p, const int8_t *input, const int8_t
       /* the padding, the same for every channel; rows ra..rb - 1, columns pad_w..e - 1 are
        * the input's (widened per channel) */
       const int32_t ra = y0 < 0 ? -y0 : 0, rb = in_h - y0 < rows ? in_h - y0 : rows;
-      const int32_t z[4] = {0, n, rows, 0}; /* every value zp (step 0), then the input */
+      /* every value zp (step 0), then the input */
+      const int32_t z[4] = {0, n, four ? 3 * P4 / PW + rows : rows, 0};
       ts_cm4_dw_widen(plane, &zp, z);
       const int32_t g[4] = {in_cs, e - pad_w, rb - ra, in_rs - (e - pad_w) * in_cs};
-      for (int32_t ic = 0; ic < in_c; ic++) {
+      for (int32_t ic = 0; four && ic < in_c; ic += 4) {
+        if (g[1] > 0 && g[2] > 0)
+          ts_cm4_dw_widen4(plane + ra * PW + pad_w, in_b + (y0 + ra) * in_rs + ic, g);
+        dw3_rec4(p, filter + ic, bias, ic, t ? fk : 3 * fk, t ? 3 * fk : fk, rec);
+        for (int32_t j = 0; j < 4; j++) {
+          rec[j][15] = (uint32_t)no;
+          ts_cm4_dw3(plane + j * P4, rec[j], out_s + ic + j);
+        }
+      }
+      for (int32_t ic = 0; !four && ic < in_c; ic++) {
         if (g[1] > 0 && g[2] > 0)
           ts_cm4_dw_widen(plane + ra * PW + pad_w, in_b + (y0 + ra) * in_rs + ic, g);
         for (int32_t oc = ic * dm; oc < (ic + 1) * dm; oc++) {
-          dw3_rec(p, filter + oc * fc, bias, oc, t ? fk : 3 * fk, t ? 3 * fk : fk, rec);
-          rec[15] = (uint32_t)no;
-          ts_cm4_dw3(plane, rec, out_s + oc);
+          dw3_rec(p, filter + oc * fc, bias, oc, t ? fk : 3 * fk, t ? 3 * fk : fk, rec[0]);
+          rec[0][15] = (uint32_t)no;
+          ts_cm4_dw3(plane, rec[0], out_s + oc);
         }
       }
     }
@@ -432,8 +659,9 @@ void ts_cm4_dw_planes(const ts_dw_params_t *p, const int8_t *input, const int8_t
  * chunk of up to DW_GROUPS groups, one call per run of pixels whose windows lie inside the
  * input's columns. Three sets of records, built once per chunk: the kernel's, and for a
  * window one column past the left (right) edge the kernel's columns shifted by one with a
- * zero column, read from the 3 columns inside (so no copy: the zero column's product is 0
- * and the bias folds in only the weights used). Rows outside the input point at zero
+ * zero column, read from the 3 columns inside (so no copy of the input: the zero column's
+ * product is 0 and the bias folds in only the weights used: the kernel's bias word less
+ * 2 off times the dropped column's sum); the shifted sets are word copies of the first. Rows outside the input point at zero
  * points (zp, whose x + off is 0) and do not advance. Scratch: buf (the caller checked
  * that it fits). */
 static __attribute__((noinline)) void dw_nhwc(const ts_dw_params_t *p, const int8_t *input,
@@ -448,25 +676,30 @@ static __attribute__((noinline)) void dw_nhwc(const ts_dw_params_t *p, const int
     const int right = (p->out_w - 1) * sw - p->pad_w + 3 > in_w; /* a window past the right */
     uint32_t *const zp = buf + 3 * set;
     for (int32_t i = 0; 4 * i < 2 * in_c + 4 * ng; i++) zp[i] = zpw;
-    for (int32_t v = 0; v < 3; v++) /* set v reads kernel column kx + d at column kx */
-      for (int32_t g = 0; g < ng && (v != 1 || p->pad_w) && (v != 2 || right); g++) {
-        uint32_t *r = buf + v * set + g * DWN_REC + 4, s02 = 0, s13 = 0;
-        const int32_t c = c0 + 4 * g, d = v == 2 ? -1 : v;
-        for (int32_t ky = 0; ky < 3; ky++)
-          for (int32_t i = 0; i < 3; i++, r += 2) { /* columns 1, 2, 0 */
-            const int32_t kx = dwn_col(i) + d;
-            const uint32_t w = kx < 0 || kx > 2 ? 0 : ts_ld32(filter + (3 * ky + kx) * in_c + c);
-            const uint32_t w02 = ts_sxtb16(w), w13 = ts_sxtb16_ror8(w);
-            r[0] = ts_sadd16(w02, w02); /* (w c0, w c2), (w c1, w c3), doubled */
-            r[1] = ts_sadd16(w13, w13);
-            s02 = ts_sadd16(s02, w02); /* |sum| <= 9 * 128: int16 */
-            s13 = ts_sadd16(s13, w13);
-          }
-        r -= 22;
-        const uint32_t sums[4] = {s02, s13, s02 >> 16, s13 >> 16};
-        for (int32_t j = 0; j < 4; j++)
-          r[j] = channel(p, bias, c + j, (int16_t)sums[j], r + 22 + 3 * j);
+    for (int32_t g = 0; g < ng; g++) {
+      const int32_t c = c0 + 4 * g, off = p->input_offset;
+      uint32_t *const r = buf + g * DWN_REC, cs[6];
+      ts_cm4_dwn_rec(filter + c, r + 4, in_c, cs);
+      for (int32_t j = 0; j < 4; j++) { /* the column sums of channel j: 1, 2, 0 */
+        int32_t k[3];
+        for (int32_t m = 0; m < 3; m++) k[m] = (int16_t)(cs[2 * m + (j & 1)] >> (j & 2) * 8);
+        r[j] = channel(p, bias, c + j, k[0] + k[1] + k[2], r + 22 + 3 * j);
+        buf[set + g * DWN_REC + j] = r[j] - 2u * (uint32_t)(k[2] * off); /* no column 0 */
+        buf[2 * set + g * DWN_REC + j] = r[j] - 2u * (uint32_t)(k[1] * off); /* no 2 */
       }
+      /* sets 1, 2: at tap (ky, i) the set-0 tap of kernel column kx + 1 (kx - 1), or 0;
+       * taps 2 words apart, in the order of columns 1, 2, 0 */
+      uint32_t *const r1 = buf + set + g * DWN_REC, *const r2 = r1 + set;
+      for (int32_t k = 22; k < DWN_REC; k++) r1[k] = r2[k] = r[k];
+      for (int32_t t = 4; t < 22; t += 6) {
+        if (p->pad_w)
+          r1[t] = r[t + 2], r1[t + 1] = r[t + 3], r1[t + 2] = r1[t + 3] = 0,
+          r1[t + 4] = r[t], r1[t + 5] = r[t + 1];
+        if (right)
+          r2[t] = r[t + 4], r2[t + 1] = r[t + 5], r2[t + 2] = r[t], r2[t + 3] = r[t + 1],
+          r2[t + 4] = r2[t + 5] = 0;
+      }
+    }
     dwn_args_t a = {0, {0}, in_c, 0, 0, 0, {0}, in_c - 4 * ng};
     for (int32_t b = 0; b < p->batches; b++)
       for (int32_t oy = 0; oy < p->out_h; oy++)
