@@ -57,12 +57,14 @@ enum { CHUNK_BLOCK = TS_OPT_CONV_CHUNK_BLOCK, CHUNK_MIN = TS_OPT_CONV_CHUNK_MIN 
  * a1, b1, a2, b2) are stored as int32 at out + 24 q (4-byte aligned). */
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__thumb2__)
 /* r0 = x, r1 = records, r2 = np (>= 1), r3 = out, [sp] = out_c, [sp, #4] = npairs.
- * After the push, a 24-byte frame: [sp] x, [sp, #4] iterations ceil(np / 8), [sp, #8] the
+ * After the push, a 32-byte frame: [sp] x, [sp, #4] iterations ceil(np / 8), [sp, #8] the
  * entry address into the 8-pair loop body (so that the first iteration runs np % 8 pairs,
  * or 8; each TS_PAIR is 32 bytes), [sp, #12] out, [sp, #16] out_c, [sp, #20] the end of the
- * records. Per pair: accumulators r4-r9 from the record's bias words; per tap pair the
- * inputs in r3, r10, r11 and the weights in r12, lr. The requantization of one output
- * (ts_rq_dbl): SMMLAR with the rounding word, ADD of the sign, ASR, SSAT, STRB. */
+ * records, [sp, #24] the address of the pair's ending: raw (out_c == 0), requantized, or
+ * requantized without the sign term (the _relu entry). Per pair: accumulators r4-r9 from
+ * the record's bias words; per tap pair the inputs in r3, r10, r11 and the weights in r12,
+ * lr. The requantization of one output (ts_rq_dbl): SMMLAR with the rounding word, ADD of
+ * the sign, ASR, SSAT, STRB; the _relu entry leaves the ADD out (ts_rq_dbl_relu). */
 #define TS_PAIR                  \
   "ldm r0!, {r3, r10, r11}\n\t"  \
   "ldm r1!, {r12, lr}\n\t"       \
@@ -78,19 +80,38 @@ enum { CHUNK_BLOCK = TS_OPT_CONV_CHUNK_BLOCK, CHUNK_MIN = TS_OPT_CONV_CHUNK_MIN 
   "asr lr, lr, r11\n\t"                         \
   "ssat lr, #8, lr\n\t"                         \
   "strb lr, " st "\n\t"
+#define TS_RQR(acc, st)                         \
+  "smmlar lr, " acc ", r3, r10\n\t"             \
+  "asr lr, lr, r11\n\t"                         \
+  "ssat lr, #8, lr\n\t"                         \
+  "strb lr, " st "\n\t"
 __asm__(
     ".syntax unified\n\t"
     ".section .text.ts_cm4_conv2x3,\"ax\",%progbits\n\t"
     ".global ts_cm4_conv2x3\n\t"
     ".hidden ts_cm4_conv2x3\n\t"
     ".type ts_cm4_conv2x3, %function\n\t"
+    ".global ts_cm4_conv2x3_relu\n\t"
+    ".hidden ts_cm4_conv2x3_relu\n\t"
+    ".type ts_cm4_conv2x3_relu, %function\n\t"
     ".thumb\n\t"
-    ".thumb_func\n\t"
-    ".p2align 2\n"
+    ".p2align 2\n\t"
+    ".thumb_func\n"
+    "ts_cm4_conv2x3_relu:\n\t"
+    "push {r4-r11, lr}\n\t"
+    "adr.w r12, .Lc2x3_rqr + 1\n\t" /* + 1: Thumb, for LDR PC */
+    "b .Lc2x3_go\n\t"
+    ".thumb_func\n"
     "ts_cm4_conv2x3:\n\t"
     "push {r4-r11, lr}\n\t"
-    "sub sp, sp, #24\n\t"
-    "ldrd r4, r5, [sp, #60]\n\t" /* out_c, npairs */
+    "adr.w r12, .Lc2x3_rq + 1\n"
+    ".Lc2x3_go:\n\t"
+    "sub sp, sp, #32\n\t"
+    "ldrd r4, r5, [sp, #68]\n\t" /* out_c, npairs */
+    "cbnz r4, 3f\n\t"
+    "adr.w r12, .Lc2x3_raw + 1\n"
+    "3:\n\t"
+    "str r12, [sp, #24]\n\t"
     "strd r3, r4, [sp, #12]\n\t"
     "lsls r4, r2, #3\n\t"         /* record bytes: 8 np + 48 */
     "adds r4, r4, #48\n\t"
@@ -116,31 +137,50 @@ __asm__(
     "subs r2, r2, #1\n\t"
     "bne .Lc2x3_body\n\t"
     "ldrd r0, r2, [sp, #12]\n\t" /* out, out_c */
-    "cbnz r2, 1f\n\t"
+    "ldr pc, [sp, #24]\n\t"
+    ".p2align 2\n"
+    ".Lc2x3_raw:\n\t"
     "stm r0!, {r4-r9}\n\t" /* raw: the accumulators, 24 bytes per pair */
     "adds r1, r1, #24\n\t"
-    "b 2f\n"
-    "1:\n\t"
+    "b 2f\n\t"
+    ".p2align 2\n"
+    ".Lc2x3_rq:\n\t"
     "ldm r1!, {r3, r10, r11}\n\t" /* channel a: mult, rnd, e */
     TS_RQ("r4", "[r0]") TS_RQ("r6", "[r0, r2]") TS_RQ("r8", "[r0, r2, lsl #1]")
     "ldm r1!, {r3, r10, r11}\n\t" /* channel b */
     "adds r0, r0, #1\n\t"
     TS_RQ("r5", "[r0]") TS_RQ("r7", "[r0, r2]") TS_RQ("r9", "[r0, r2, lsl #1]")
+    "adds r0, r0, #1\n\t"
+    "ldr r3, [sp, #20]\n\t" /* the loop's end, as at 2: below */
+    "str r0, [sp, #12]\n\t"
+    "cmp r1, r3\n\t"
+    "bne .Lc2x3_pair\n\t"
+    "b 4f\n\t"
+    ".p2align 2\n"
+    ".Lc2x3_rqr:\n\t"
+    "ldm r1!, {r3, r10, r11}\n\t"
+    TS_RQR("r4", "[r0]") TS_RQR("r6", "[r0, r2]") TS_RQR("r8", "[r0, r2, lsl #1]")
+    "ldm r1!, {r3, r10, r11}\n\t"
+    "adds r0, r0, #1\n\t"
+    TS_RQR("r5", "[r0]") TS_RQR("r7", "[r0, r2]") TS_RQR("r9", "[r0, r2, lsl #1]")
     "adds r0, r0, #1\n"
     "2:\n\t"
     "ldr r3, [sp, #20]\n\t"
     "str r0, [sp, #12]\n\t"
     "cmp r1, r3\n\t"
-    "bne .Lc2x3_pair\n\t"
-    "add sp, sp, #24\n\t"
+    "bne .Lc2x3_pair\n"
+    "4:\n\t"
+    "add sp, sp, #32\n\t"
     "pop {r4-r11, pc}\n\t"
     ".size ts_cm4_conv2x3, .-ts_cm4_conv2x3\n\t"
+    ".size ts_cm4_conv2x3_relu, .-ts_cm4_conv2x3_relu\n\t"
     ".text\n");
 #undef TS_PAIR
 #undef TS_RQ
+#undef TS_RQR
 #else
-void ts_cm4_conv2x3(const uint32_t *x, const uint32_t *r, int32_t np, int8_t *out,
-                    int32_t out_c, int32_t npairs) {
+static void conv2x3(const uint32_t *x, const uint32_t *r, int32_t np, int8_t *out,
+                    int32_t out_c, int32_t npairs, int relu) {
   for (; npairs > 0; npairs--, out += out_c ? 2 : 24) {
     int32_t acc[6];
     for (int32_t i = 0; i < 6; i++) acc[i] = (int32_t)r[i];
@@ -155,12 +195,20 @@ void ts_cm4_conv2x3(const uint32_t *x, const uint32_t *r, int32_t np, int8_t *ou
       r = w + TAIL;
       continue;
     }
-    for (int32_t s = 0; s < 3; s++) {
-      out[s * out_c] = (int8_t)ts_rq_dbl(acc[2 * s], w);
-      out[s * out_c + 1] = (int8_t)ts_rq_dbl(acc[2 * s + 1], w + 3);
-    }
+    for (int32_t s = 0; s < 3; s++)
+      for (int32_t k = 0; k < 2; k++)
+        out[s * out_c + k] = (int8_t)(relu ? ts_rq_dbl_relu(acc[2 * s + k], w + 3 * k)
+                                           : ts_rq_dbl(acc[2 * s + k], w + 3 * k));
     r = w + TAIL;
   }
+}
+void ts_cm4_conv2x3(const uint32_t *x, const uint32_t *r, int32_t np, int8_t *out,
+                    int32_t out_c, int32_t npairs) {
+  conv2x3(x, r, np, out, out_c, npairs, 0);
+}
+void ts_cm4_conv2x3_relu(const uint32_t *x, const uint32_t *r, int32_t np, int8_t *out,
+                         int32_t out_c, int32_t npairs) {
+  conv2x3(x, r, np, out, out_c, npairs, 1);
 }
 #endif
 
@@ -427,6 +475,7 @@ static void conv_chunked(const ts_conv_params_t *p, const int8_t *input, const i
   const int32_t npix = p->batches * p->out_h * p->out_w;
   if (ngt > (npix + 2) / 3) ngt = (npix + 2) / 3;
   int32_t seed[TS_OPT_CONV_BLOCK + 1]; /* bias + off * sum w per channel of the block */
+  ts_conv2x3_fn *const run = ts_conv2x3_pick(p);
   for (int32_t oc0 = 0; oc0 < out_c; oc0 += nb_max) {
     const int32_t nb = out_c - oc0 < nb_max ? out_c - oc0 : nb_max, npb = (nb + 1) >> 1;
     for (int32_t c = 0; c < nb; c++) { /* doubled, as the widened weights */
@@ -476,7 +525,7 @@ static void conv_chunked(const ts_conv_params_t *p, const int8_t *input, const i
             int32_t q = 0;
             if (last && fast && nv == 3 && nb >= 2) { /* requantized and stored */
               q = nb >> 1;
-              ts_cm4_conv2x3(tb, wbuf, cp, output + P * out_c + oc0, out_c, q);
+              run(tb, wbuf, cp, output + P * out_c + oc0, out_c, q);
             }
             if (q < npb) /* the rest: accumulators back, one call for every pair */
               ts_cm4_conv2x3(tb, wbuf + q * recw, cp, (int8_t *)(a + 6 * q), 0, npb - q);
@@ -502,6 +551,7 @@ static __attribute__((noinline)) void conv_im2col(const ts_conv_params_t *p, con
   __attribute__((aligned(8))) uint32_t buf[WWORDS + TWORDS];
   int8_t tmp[TS_OPT_CONV_ROWBUF]; /* one border segment: seg <= 2 np < TS_OPT_CONV_ROWBUF */
   const int fast = ts_conv_rq_fast(p); /* the assembly requantizes and stores */
+  ts_conv2x3_fn *const run = ts_conv2x3_pick(p);
   /* a clamp beyond SSAT: one pass over the outputs at the end (ts_clamp_pass, exact) */
   const int clamp = p->act_min > -128 || p->act_max < 127;
   const int32_t nout = p->batches * p->out_h * p->out_w * out_c;
@@ -578,7 +628,7 @@ static __attribute__((noinline)) void conv_im2col(const ts_conv_params_t *p, con
       int8_t *const o = output + P * out_c + oc0;
       int32_t c = 0; /* whole channel pairs with outputs the assembly can store */
       if (fast && nv == 3 && nb >= 2) {
-        ts_cm4_conv2x3(tb, wbuf, np, o, out_c, nb >> 1);
+        run(tb, wbuf, np, o, out_c, nb >> 1);
         c = nb & ~1;
       }
       for (; c < nb; c += 2) { /* the rest: accumulators back, C finishes */

@@ -126,6 +126,7 @@ int ts_cm4_conv_pointwise(const ts_conv_params_t *p, const int8_t *input, const 
     return 0;
   __attribute__((aligned(8))) uint32_t buf[WORDS];
   const int fast = ts_conv_rq_fast(p);
+  ts_conv2x3_fn *const run = ts_conv2x3_pick(p);
   const int32_t npix = p->batches * p->out_h * p->out_w, ngroups = (npix + 2) / 3;
   const int32_t npairs = (out_c + 1) >> 1;
   /* G groups per tile (tiles of equal size), bp pairs per block: the split with the fewest
@@ -168,7 +169,7 @@ int ts_cm4_conv_pointwise(const ts_conv_params_t *p, const int8_t *input, const 
         int32_t q = 0; /* whole pairs the routine stores */
         if (fast && nv == 3) {
           q = nb >> 1;
-          if (q) ts_cm4_conv2x3(buf + g * Gw, recs, np, o, out_c, q);
+          if (q) run(buf + g * Gw, recs, np, o, out_c, q);
         }
         for (; 2 * q < nb; q++) { /* the rest: accumulators back, C finishes */
           int32_t acc[6];
