@@ -62,7 +62,7 @@ static int check_conv(int32_t c) {
   p.k_w = range(1, 5);
   if (rnd() % 8 == 0) p.in_c = range(21, 80), p.k_h = range(1, 3), p.k_w = range(1, 3); /* wide fields: chunked */
   const int first = rnd() % 4 == 0; /* the first-layer kernel's shape, wider rows */
-  if (first) p.in_c = 1, p.k_h = p.k_w = 3;
+  if (first) p.in_c = rnd() % 2 ? 1 : 3, p.k_h = p.k_w = 3; /* grayscale or RGB */
   const int pointwise = !first && rnd() % 6 == 0; /* 1x1 stride 1: the im2col shortcut */
   if (pointwise) p.k_h = p.k_w = 1;
   /* the pointwise path with wide reductions: in_c a multiple of 4 up to 256, so records of
