@@ -69,6 +69,9 @@ static int check_conv(int32_t c) {
    * every channel fit beside a group or the weights are widened once per tile of groups */
   const int wide_pw = pointwise && rnd() % 2;
   if (wide_pw) p.in_c = 4 * range(1, 64);
+  /* 8 input channels, out_c % 4 == 0 and a fused ReLU: the pixel-by-pixel ts_cm4_pw8 */
+  const int pw8 = pointwise && !wide_pw && rnd() % 3 == 0;
+  if (pw8) p.in_c = 8;
   p.in_h = range(p.k_h, wide_pw ? 6 : 12);
   p.in_w = range(p.k_w, first ? 48 : wide_pw ? 6 : 12);
   p.stride_h = pointwise ? 1 : range(1, 3);
@@ -95,10 +98,14 @@ static int check_conv(int32_t c) {
   if (rnd() % 3 == 0) /* a fused ReLU as TFLM computes it (act_min = the output zero point)
                        * or below it: the routine's requantization without the sign term */
     p.output_offset = rnd() % 2 ? p.act_min : range(-128, p.act_min);
+  if (pw8) {
+    p.out_c = 4 * (rnd() % 4 ? range(1, 8) : range(9, 40)); /* also beyond the records' buffer */
+    if (rnd() % 4) p.output_offset = rnd() % 2 ? p.act_min : range(-128, p.act_min);
+  }
   quant(p.out_c);
   if (first && rnd() % 6 == 0) /* a bias past the depthwise planes' limit (2^29 - 2^18) */
     bias[range(0, p.out_c - 1)] = (int32_t)(rnd() % 2 ? 3u << 29 : 1u << 30) + range(0, 99);
-  if (rnd() % 4 < (first ? 3u : 2u)) /* every multiplier < 0.25 (shift <= -2), as real layers */
+  if (pw8 || rnd() % 4 < (first ? 3u : 2u)) /* every multiplier < 0.25 (shift <= -2), as real layers */
     for (int32_t i = 0; i < p.out_c; i++)
       while (shifts[i] > -2) ts_quantize_multiplier(ldexp(mults[i], shifts[i] - 34), &mults[i], &shifts[i]);
   p.mult = mults;
