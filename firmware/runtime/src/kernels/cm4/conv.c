@@ -388,38 +388,52 @@ void ts_widen3_rows(uint32_t *d, const int8_t *x, int32_t step, int32_t n, int32
 }
 #endif
 
-/* The next nv (1..3) output pixels' fields into the im2col buffer; unused slots zeroed. */
-static void im2col3(cursor_t *g, uint32_t *tb, int8_t *tmp, int32_t nv, int32_t np) {
+/* How many groups of 3 pixels from the cursor on lie in its output row with every tap
+ * inside the input (0 if the cursor's group does not). */
+static int32_t fast_groups(const cursor_t *g) {
+  const ts_conv_params_t *p = g->p;
+  const int32_t lim = p->in_w - p->k_w - g->ix0; /* a pixel's ix0 offset at most this */
+  if (g->iy0 < 0 || g->iy0 + (p->k_h - 1) * p->dil_h >= p->in_h || g->ix0 < 0 ||
+      lim < 2 * p->stride_w)
+    return 0;
+  const int32_t n = (p->out_w - g->ox) / 3, m = (lim / p->stride_w - 2) / 3 + 1;
+  return n < m ? n : m;
+}
+
+/* The fields of 3 pixels of one output row, all inside, the first at x, into tb. */
+static void group3(const cursor_t *g, uint32_t *tb, const int8_t *x) {
   const ts_conv_params_t *p = g->p;
   const int32_t step = p->stride_w * p->in_c; /* from one pixel's field to the next's */
   const int32_t seg = g->seg, hp = g->hp, n4 = seg & ~3, k_h = p->k_h;
-  if (nv == 3 && g->ox + 3 <= p->out_w && g->ix0 >= 0 &&
-      g->ix0 + 2 * p->stride_w + p->k_w <= p->in_w && g->iy0 >= 0 &&
-      g->iy0 + (k_h - 1) * p->dil_h < p->in_h) { /* 3 pixels of one row, all inside */
-    const int8_t *const x = g->input + g->at;
-    if (n4 == 2 * hp) { /* seg % 4 is 0 or 1: the rows' pairs are consecutive */
-      if (n4) ts_widen3_rows(tb, x, step, n4, k_h, g->row);
-    } else {
-      for (int32_t ky = 0; ky < k_h; ky++) {
-        const int8_t *const xr = x + ky * g->row;
-        if (n4) ts_widen3_rows(tb + 3 * hp * ky, xr, step, n4, 1, 0);
-        for (int32_t s = 0; s < 3; s++)
-          tb[3 * (hp * ky + hp - 1) + s] = pack16(xr[s * step + n4], xr[s * step + n4 + 1]);
-      }
+  if (n4 == 2 * hp) { /* seg % 4 is 0 or 1: the rows' pairs are consecutive */
+    if (n4) ts_widen3_rows(tb, x, step, n4, k_h, g->row);
+  } else {
+    for (int32_t ky = 0; ky < k_h; ky++) {
+      const int8_t *const xr = x + ky * g->row;
+      if (n4) ts_widen3_rows(tb + 3 * hp * ky, xr, step, n4, 1, 0);
+      for (int32_t s = 0; s < 3; s++)
+        tb[3 * (hp * ky + hp - 1) + s] = pack16(xr[s * step + n4], xr[s * step + n4 + 1]);
     }
-    if (seg & 1) { /* singles() of the 3 pixels, a kernel row at a time */
-      const int8_t *xs = x + seg - 1;
-      const int32_t H = (k_h + 1) >> 1, row = g->row;
-      uint32_t *w = tb + 3 * hp * k_h;
-      for (int32_t ky = 0; ky < H; ky++, xs += row, w += 3)
-        w[0] = (uint16_t)xs[0], w[1] = (uint16_t)xs[step], w[2] = (uint16_t)xs[2 * step];
-      w = tb + 3 * hp * k_h;
-      for (int32_t ky = H; ky < k_h; ky++, xs += row, w += 3) {
-        w[0] |= (uint32_t)(uint16_t)xs[0] << 16;
-        w[1] |= (uint32_t)(uint16_t)xs[step] << 16;
-        w[2] |= (uint32_t)(uint16_t)xs[2 * step] << 16;
-      }
+  }
+  if (seg & 1) { /* singles() of the 3 pixels, a kernel row at a time */
+    const int8_t *xs = x + seg - 1;
+    const int32_t H = (k_h + 1) >> 1, row = g->row;
+    uint32_t *w = tb + 3 * hp * k_h;
+    for (int32_t ky = 0; ky < H; ky++, xs += row, w += 3)
+      w[0] = (uint16_t)xs[0], w[1] = (uint16_t)xs[step], w[2] = (uint16_t)xs[2 * step];
+    w = tb + 3 * hp * k_h;
+    for (int32_t ky = H; ky < k_h; ky++, xs += row, w += 3) {
+      w[0] |= (uint32_t)(uint16_t)xs[0] << 16;
+      w[1] |= (uint32_t)(uint16_t)xs[step] << 16;
+      w[2] |= (uint32_t)(uint16_t)xs[2 * step] << 16;
     }
+  }
+}
+
+/* The next nv (1..3) output pixels' fields into the im2col buffer; unused slots zeroed. */
+static void im2col3(cursor_t *g, uint32_t *tb, int8_t *tmp, int32_t nv, int32_t np) {
+  if (nv == 3 && fast_groups(g) > 0) {
+    group3(g, tb, g->input + g->at);
     cursor_next(g, 3);
     return;
   }
@@ -636,6 +650,19 @@ static __attribute__((noinline)) void conv_im2col(const ts_conv_params_t *p, con
     cursor_t g = {p, input, seg, hp, p->dil_h * p->in_w * p->in_c, 0, 0, 0, 0, 0, 0};
     cursor_row(&g);
     for (int32_t P = 0; P < npix; P += 3) {
+      const int32_t n = cache || !fast || (nb & 1) ? 0 : fast_groups(&g);
+      if (n > 0) { /* a run of groups inside the input, in one output row */
+        const int32_t step = 3 * p->stride_w * p->in_c;
+        const int8_t *x = input + g.at;
+        int8_t *o = output + P * out_c + oc0;
+        for (int32_t i = 0; i < n; i++, x += step, o += 3 * out_c) {
+          group3(&g, buf, x);
+          run(buf, wbuf, np, o, out_c, nb >> 1);
+        }
+        cursor_next(&g, 3 * n);
+        P += 3 * (n - 1);
+        continue;
+      }
       const int32_t nv = npix - P < 3 ? npix - P : 3;
       uint32_t *const tb = cache ? buf + P / 3 * tbw : buf;
       if (!cache) im2col3(&g, tb, tmp, nv, np);
