@@ -62,13 +62,16 @@ static int check_conv(int32_t c) {
   p.k_w = range(1, 5);
   if (rnd() % 8 == 0) p.in_c = range(21, 80), p.k_h = range(1, 3), p.k_w = range(1, 3); /* wide fields: chunked */
   const int first = rnd() % 4 == 0; /* the first-layer kernel's shape, wider rows */
-  if (first) p.in_c = 1, p.k_h = p.k_w = 3;
+  if (first) p.in_c = rnd() % 2 ? 1 : 3, p.k_h = p.k_w = 3; /* grayscale or RGB */
   const int pointwise = !first && rnd() % 6 == 0; /* 1x1 stride 1: the im2col shortcut */
   if (pointwise) p.k_h = p.k_w = 1;
   /* the pointwise path with wide reductions: in_c a multiple of 4 up to 256, so records of
    * every channel fit beside a group or the weights are widened once per tile of groups */
   const int wide_pw = pointwise && rnd() % 2;
   if (wide_pw) p.in_c = 4 * range(1, 64);
+  /* 8 input channels, out_c % 4 == 0 and a fused ReLU: the pixel-by-pixel ts_cm4_pw8 */
+  const int pw8 = pointwise && !wide_pw && rnd() % 3 == 0;
+  if (pw8) p.in_c = 8;
   p.in_h = range(p.k_h, wide_pw ? 6 : 12);
   p.in_w = range(p.k_w, first ? 48 : wide_pw ? 6 : 12);
   p.stride_h = pointwise ? 1 : range(1, 3);
@@ -92,10 +95,17 @@ static int check_conv(int32_t c) {
   p.input_offset = range(-127, 128);
   p.output_offset = range(-128, 127);
   act(&p.act_min, &p.act_max);
+  if (rnd() % 3 == 0) /* a fused ReLU as TFLM computes it (act_min = the output zero point)
+                       * or below it: the routine's requantization without the sign term */
+    p.output_offset = rnd() % 2 ? p.act_min : range(-128, p.act_min);
+  if (pw8) {
+    p.out_c = 4 * (rnd() % 4 ? range(1, 8) : range(9, 40)); /* also beyond the records' buffer */
+    if (rnd() % 4) p.output_offset = rnd() % 2 ? p.act_min : range(-128, p.act_min);
+  }
   quant(p.out_c);
   if (first && rnd() % 6 == 0) /* a bias past the depthwise planes' limit (2^29 - 2^18) */
     bias[range(0, p.out_c - 1)] = (int32_t)(rnd() % 2 ? 3u << 29 : 1u << 30) + range(0, 99);
-  if (rnd() % 4 < (first ? 3u : 2u)) /* every multiplier < 0.25 (shift <= -2), as real layers */
+  if (pw8 || rnd() % 4 < (first ? 3u : 2u)) /* every multiplier < 0.25 (shift <= -2), as real layers */
     for (int32_t i = 0; i < p.out_c; i++)
       while (shifts[i] > -2) ts_quantize_multiplier(ldexp(mults[i], shifts[i] - 34), &mults[i], &shifts[i]);
   p.mult = mults;
@@ -387,6 +397,10 @@ static int check_requant(int32_t n) {
                              (uint32_t)((INT32_C(1) << (e - 1)) + off * (INT32_C(1) << e)),
                              (uint32_t)e};
       words_ok &= ts_rq_dbl(2 * acc, q) == ts_ssat8(want + off);
+      /* without the sign term: equal once clamped to any act_min >= off (ts_rq_dbl_relu) */
+      const int32_t lo = range(off, 127);
+      words_ok &= ts_clamp_s8(ts_rq_dbl_relu(2 * acc, q), lo, 127) ==
+                  ts_clamp_s8(ts_ssat8(want + off), lo, 127);
     }
     if (want != got || !words_ok) {
       printf("MISMATCH requant acc %" PRId32 " mult %" PRId32 " shift %" PRId32
@@ -422,9 +436,10 @@ static void ticks_start(void) {}
 static uint32_t ticks_stop(void) { return 0; }
 #endif
 
-/* bench conv|dw IN_H IN_W IN_C OUT_C K STRIDE SAME: one CONV_2D (or depthwise, k 3) shape, ref and opt, compared
- * bit for bit; prints the SysTick ticks of each call (x 40 = instructions under QEMU
- * -icount shift=0) and the MACs. */
+/* bench conv|dw IN_H IN_W IN_C OUT_C K STRIDE SAME [relu]: one CONV_2D (or depthwise, k 3) shape, ref and opt,
+ * compared bit for bit; prints the SysTick ticks of each call (x 40 = instructions under
+ * QEMU -icount shift=0) and the MACs. `relu`: output zero point and act_min -128, as
+ * MobileNet's fused ReLU6 layers (default: output offset -3, no fused clamp). */
 static int bench_conv(char **a) {
   ts_conv_params_t p;
   memset(&p, 0, sizeof p);
@@ -440,7 +455,8 @@ static int bench_conv(char **a) {
   } else {
     p.out_h = (p.in_h - p.k_h) / p.stride_h + 1, p.out_w = (p.in_w - p.k_w) / p.stride_w + 1;
   }
-  p.input_offset = 7, p.output_offset = -3, p.act_min = -128, p.act_max = 127;
+  p.input_offset = 7, p.output_offset = a[7] && !strcmp(a[7], "relu") ? -128 : -3;
+  p.act_min = -128, p.act_max = 127;
   quant(p.out_c);
   for (int32_t i = 0; i < p.out_c; i++) /* multipliers in [2^-11, 2^-5), as real layers */
     ts_quantize_multiplier(ldexp(1.0 + (double)(rnd() % 1000) / 1000.0, -(int)range(6, 11)),
@@ -512,7 +528,8 @@ static int bench_add(char **a) {
 int TS_CHECK_MAIN(int argc, char **argv);
 int TS_CHECK_MAIN(int argc, char **argv) {
   if (argc == 6 && !strcmp(argv[1], "bench") && !strcmp(argv[2], "add")) return bench_add(argv + 3);
-  if (argc == 10 && !strcmp(argv[1], "bench") && (!strcmp(argv[2], "conv") || !strcmp(argv[2], "dw")))
+  if ((argc == 10 || argc == 11) && !strcmp(argv[1], "bench") &&
+      (!strcmp(argv[2], "conv") || !strcmp(argv[2], "dw")))
     return bench_conv(argv + 3);
   if (argc != 3) {
     fprintf(stderr, "usage: %s SEED CASES\n", argv[0]);

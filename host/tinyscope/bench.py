@@ -158,10 +158,11 @@ def kernel_path(op: dict, shapes: dict[int, list[int]]) -> str:
         i, o = shapes.get(op["inputs"][0], []), shapes.get(op.get("outputs", [-1])[0], [])
         if f[1:3] == [1, 1] and f[3] % 4 == 0 and 12 + f[3] + 3 * f[3] // 2 <= 1536 and (
                 len(i) == len(o) == 4 and i[1:3] == o[1:3]):  # conv_pointwise.c's condition
-            return "fast: pointwise routine (SMLAD, weights sign-extended per tile)"
+            return "fast: pointwise routine (SMLAD, weights sign-extended per tile)" + (
+                "; per pixel (ts_cm4_pw8) if fused ReLU" if f[3] == 8 and f[0] % 4 == 0 else "")
         # conv.c's choice: the whole field if 3 np words of im2col fit and a weight block of
         # the shared buffer holds enough channels, else chunked over the field
-        np_ = f[1] * ((f[2] * f[3] + 1) // 2)
+        np_ = f[1] * (f[2] * f[3] // 2) + f[2] * f[3] % 2 * ((f[1] + 1) // 2)  # + odd singles
         rec = 12 + 2 * np_
         block = 0 if 3 * np_ > 768 else 2 * ((1536 - ((3 * np_ + 1) & ~1)) // rec)
         block = min(block, 64, f[0])

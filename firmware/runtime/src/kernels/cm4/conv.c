@@ -57,12 +57,14 @@ enum { CHUNK_BLOCK = TS_OPT_CONV_CHUNK_BLOCK, CHUNK_MIN = TS_OPT_CONV_CHUNK_MIN 
  * a1, b1, a2, b2) are stored as int32 at out + 24 q (4-byte aligned). */
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__thumb2__)
 /* r0 = x, r1 = records, r2 = np (>= 1), r3 = out, [sp] = out_c, [sp, #4] = npairs.
- * After the push, a 24-byte frame: [sp] x, [sp, #4] iterations ceil(np / 8), [sp, #8] the
+ * After the push, a 32-byte frame: [sp] x, [sp, #4] iterations ceil(np / 8), [sp, #8] the
  * entry address into the 8-pair loop body (so that the first iteration runs np % 8 pairs,
  * or 8; each TS_PAIR is 32 bytes), [sp, #12] out, [sp, #16] out_c, [sp, #20] the end of the
- * records. Per pair: accumulators r4-r9 from the record's bias words; per tap pair the
- * inputs in r3, r10, r11 and the weights in r12, lr. The requantization of one output
- * (ts_rq_dbl): SMMLAR with the rounding word, ADD of the sign, ASR, SSAT, STRB. */
+ * records, [sp, #24] the address of the pair's ending: raw (out_c == 0), requantized, or
+ * requantized without the sign term (the _relu entry). Per pair: accumulators r4-r9 from
+ * the record's bias words; per tap pair the inputs in r3, r10, r11 and the weights in r12,
+ * lr. The requantization of one output (ts_rq_dbl): SMMLAR with the rounding word, ADD of
+ * the sign, ASR, SSAT, STRB; the _relu entry leaves the ADD out (ts_rq_dbl_relu). */
 #define TS_PAIR                  \
   "ldm r0!, {r3, r10, r11}\n\t"  \
   "ldm r1!, {r12, lr}\n\t"       \
@@ -78,19 +80,38 @@ enum { CHUNK_BLOCK = TS_OPT_CONV_CHUNK_BLOCK, CHUNK_MIN = TS_OPT_CONV_CHUNK_MIN 
   "asr lr, lr, r11\n\t"                         \
   "ssat lr, #8, lr\n\t"                         \
   "strb lr, " st "\n\t"
+#define TS_RQR(acc, st)                         \
+  "smmlar lr, " acc ", r3, r10\n\t"             \
+  "asr lr, lr, r11\n\t"                         \
+  "ssat lr, #8, lr\n\t"                         \
+  "strb lr, " st "\n\t"
 __asm__(
     ".syntax unified\n\t"
     ".section .text.ts_cm4_conv2x3,\"ax\",%progbits\n\t"
     ".global ts_cm4_conv2x3\n\t"
     ".hidden ts_cm4_conv2x3\n\t"
     ".type ts_cm4_conv2x3, %function\n\t"
+    ".global ts_cm4_conv2x3_relu\n\t"
+    ".hidden ts_cm4_conv2x3_relu\n\t"
+    ".type ts_cm4_conv2x3_relu, %function\n\t"
     ".thumb\n\t"
-    ".thumb_func\n\t"
-    ".p2align 2\n"
+    ".p2align 2\n\t"
+    ".thumb_func\n"
+    "ts_cm4_conv2x3_relu:\n\t"
+    "push {r4-r11, lr}\n\t"
+    "adr.w r12, .Lc2x3_rqr + 1\n\t" /* + 1: Thumb, for LDR PC */
+    "b .Lc2x3_go\n\t"
+    ".thumb_func\n"
     "ts_cm4_conv2x3:\n\t"
     "push {r4-r11, lr}\n\t"
-    "sub sp, sp, #24\n\t"
-    "ldrd r4, r5, [sp, #60]\n\t" /* out_c, npairs */
+    "adr.w r12, .Lc2x3_rq + 1\n"
+    ".Lc2x3_go:\n\t"
+    "sub sp, sp, #32\n\t"
+    "ldrd r4, r5, [sp, #68]\n\t" /* out_c, npairs */
+    "cbnz r4, 3f\n\t"
+    "adr.w r12, .Lc2x3_raw + 1\n"
+    "3:\n\t"
+    "str r12, [sp, #24]\n\t"
     "strd r3, r4, [sp, #12]\n\t"
     "lsls r4, r2, #3\n\t"         /* record bytes: 8 np + 48 */
     "adds r4, r4, #48\n\t"
@@ -116,31 +137,50 @@ __asm__(
     "subs r2, r2, #1\n\t"
     "bne .Lc2x3_body\n\t"
     "ldrd r0, r2, [sp, #12]\n\t" /* out, out_c */
-    "cbnz r2, 1f\n\t"
+    "ldr pc, [sp, #24]\n\t"
+    ".p2align 2\n"
+    ".Lc2x3_raw:\n\t"
     "stm r0!, {r4-r9}\n\t" /* raw: the accumulators, 24 bytes per pair */
     "adds r1, r1, #24\n\t"
-    "b 2f\n"
-    "1:\n\t"
+    "b 2f\n\t"
+    ".p2align 2\n"
+    ".Lc2x3_rq:\n\t"
     "ldm r1!, {r3, r10, r11}\n\t" /* channel a: mult, rnd, e */
     TS_RQ("r4", "[r0]") TS_RQ("r6", "[r0, r2]") TS_RQ("r8", "[r0, r2, lsl #1]")
     "ldm r1!, {r3, r10, r11}\n\t" /* channel b */
     "adds r0, r0, #1\n\t"
     TS_RQ("r5", "[r0]") TS_RQ("r7", "[r0, r2]") TS_RQ("r9", "[r0, r2, lsl #1]")
+    "adds r0, r0, #1\n\t"
+    "ldr r3, [sp, #20]\n\t" /* the loop's end, as at 2: below */
+    "str r0, [sp, #12]\n\t"
+    "cmp r1, r3\n\t"
+    "bne .Lc2x3_pair\n\t"
+    "b 4f\n\t"
+    ".p2align 2\n"
+    ".Lc2x3_rqr:\n\t"
+    "ldm r1!, {r3, r10, r11}\n\t"
+    TS_RQR("r4", "[r0]") TS_RQR("r6", "[r0, r2]") TS_RQR("r8", "[r0, r2, lsl #1]")
+    "ldm r1!, {r3, r10, r11}\n\t"
+    "adds r0, r0, #1\n\t"
+    TS_RQR("r5", "[r0]") TS_RQR("r7", "[r0, r2]") TS_RQR("r9", "[r0, r2, lsl #1]")
     "adds r0, r0, #1\n"
     "2:\n\t"
     "ldr r3, [sp, #20]\n\t"
     "str r0, [sp, #12]\n\t"
     "cmp r1, r3\n\t"
-    "bne .Lc2x3_pair\n\t"
-    "add sp, sp, #24\n\t"
+    "bne .Lc2x3_pair\n"
+    "4:\n\t"
+    "add sp, sp, #32\n\t"
     "pop {r4-r11, pc}\n\t"
     ".size ts_cm4_conv2x3, .-ts_cm4_conv2x3\n\t"
+    ".size ts_cm4_conv2x3_relu, .-ts_cm4_conv2x3_relu\n\t"
     ".text\n");
 #undef TS_PAIR
 #undef TS_RQ
+#undef TS_RQR
 #else
-void ts_cm4_conv2x3(const uint32_t *x, const uint32_t *r, int32_t np, int8_t *out,
-                    int32_t out_c, int32_t npairs) {
+static void conv2x3(const uint32_t *x, const uint32_t *r, int32_t np, int8_t *out,
+                    int32_t out_c, int32_t npairs, int relu) {
   for (; npairs > 0; npairs--, out += out_c ? 2 : 24) {
     int32_t acc[6];
     for (int32_t i = 0; i < 6; i++) acc[i] = (int32_t)r[i];
@@ -155,12 +195,20 @@ void ts_cm4_conv2x3(const uint32_t *x, const uint32_t *r, int32_t np, int8_t *ou
       r = w + TAIL;
       continue;
     }
-    for (int32_t s = 0; s < 3; s++) {
-      out[s * out_c] = (int8_t)ts_rq_dbl(acc[2 * s], w);
-      out[s * out_c + 1] = (int8_t)ts_rq_dbl(acc[2 * s + 1], w + 3);
-    }
+    for (int32_t s = 0; s < 3; s++)
+      for (int32_t k = 0; k < 2; k++)
+        out[s * out_c + k] = (int8_t)(relu ? ts_rq_dbl_relu(acc[2 * s + k], w + 3 * k)
+                                           : ts_rq_dbl(acc[2 * s + k], w + 3 * k));
     r = w + TAIL;
   }
+}
+void ts_cm4_conv2x3(const uint32_t *x, const uint32_t *r, int32_t np, int8_t *out,
+                    int32_t out_c, int32_t npairs) {
+  conv2x3(x, r, np, out, out_c, npairs, 0);
+}
+void ts_cm4_conv2x3_relu(const uint32_t *x, const uint32_t *r, int32_t np, int8_t *out,
+                         int32_t out_c, int32_t npairs) {
+  conv2x3(x, r, np, out, out_c, npairs, 1);
 }
 #endif
 
@@ -228,7 +276,7 @@ __attribute__((noinline)) static void fill_words(uint32_t *d, int32_t step, int3
 typedef struct {
   const ts_conv_params_t *p;
   const int8_t *input;
-  int32_t seg, half, row; /* values per segment, pair words per segment, input row step */
+  int32_t seg, hp, row; /* values per kernel row, its pair words (seg / 2), input row step */
   int32_t b, oy, ox, iy0, ix0;
   int32_t at; /* input index of (b, iy0, ix0), the field's top-left tap (may be outside) */
 } cursor_t;
@@ -241,132 +289,169 @@ static void cursor_row(cursor_t *g) { /* (b, oy, 0) */
   g->at = ((g->b * p->in_h + g->iy0) * p->in_w + g->ix0) * p->in_c;
 }
 
-static void cursor_next(cursor_t *g) {
+/* n output pixels on (n <= the pixels left in the row, or 1) */
+static void cursor_next(cursor_t *g, int32_t n) {
   const ts_conv_params_t *p = g->p;
-  if (++g->ox < p->out_w) {
-    g->ix0 += p->stride_w;
-    g->at += p->stride_w * p->in_c;
+  if ((g->ox += n) < p->out_w) {
+    g->ix0 += n * p->stride_w;
+    g->at += n * p->stride_w * p->in_c;
     return;
   }
   if (++g->oy == p->out_h) g->oy = 0, g->b++;
   cursor_row(g);
 }
 
-/* The cursor pixel's receptive field into slot s of the 3-pixel im2col buffer (tb + s). */
+/* The singles of an odd seg (value seg - 1 of each kernel row, x[ky row]) of one pixel, at
+ * w = its slot of the first singles pair: pair t = (row t, row t + H), H = (k_h + 1) / 2, the
+ * missing partner of an odd k_h 0. */
+static void singles(uint32_t *w, const int8_t *x, int32_t row, int32_t k_h) {
+  const int32_t H = (k_h + 1) >> 1;
+  for (int32_t ky = 0; ky < H; ky++) w[3 * ky] = (uint16_t)x[ky * row];
+  for (int32_t ky = H; ky < k_h; ky++) w[3 * (ky - H)] |= (uint32_t)(uint16_t)x[ky * row] << 16;
+}
+
+/* The cursor pixel's receptive field into slot s of the 3-pixel im2col buffer (tb + s):
+ * kernel row ky's first 2 hp values at pair words hp ky .. hp ky + hp - 1, then the singles. */
 static void im2col(const cursor_t *g, uint32_t *tb, int8_t *tmp) {
   const ts_conv_params_t *p = g->p;
-  const int32_t in_c = p->in_c, seg = g->seg, half = g->half;
+  const int32_t in_c = p->in_c, seg = g->seg, hp = g->hp, k_h = p->k_h;
+  const int8_t zp = (int8_t)-p->input_offset;
   const int cols_in = g->ix0 >= 0 && g->ix0 + p->k_w <= p->in_w;
-  if (cols_in && g->iy0 >= 0 && g->iy0 + (p->k_h - 1) * p->dil_h < p->in_h) {
+  if (cols_in && (seg & 3) == 0 && g->iy0 >= 0 && g->iy0 + (k_h - 1) * p->dil_h < p->in_h) {
+    /* all inside, whole groups of 4 (widen_seg of each row): a tight loop */
     const int8_t *src = g->input + g->at;
-    if (seg == 9) { /* 3x3 over 3 channels (RGB first layers): widen_seg(tb, 3, src, 9) */
-      for (int32_t ky = 0; ky < p->k_h; ky++, tb += 15, src += g->row) {
-        const uint32_t a = ts_ld32(src), b = ts_ld32(src + 4);
-        tb[0] = ts_sxtb16(a), tb[3] = ts_sxtb16_ror8(a);
-        tb[6] = ts_sxtb16(b), tb[9] = ts_sxtb16_ror8(b);
-        tb[12] = (uint16_t)src[8];
+    for (int32_t ky = 0; ky < k_h; ky++, tb += 3 * hp, src += g->row) {
+      uint32_t *d = tb;
+      for (const int8_t *x = src, *const e = src + seg; x < e; x += 4, d += 6) {
+        const uint32_t v = ts_ld32(x);
+        d[0] = ts_sxtb16(v), d[3] = ts_sxtb16_ror8(v);
       }
-      return;
     }
-    if ((seg & 3) == 0) { /* widen_seg(tb, 3, src, seg) for whole groups of 4: a tight loop */
-      for (int32_t ky = 0; ky < p->k_h; ky++, tb += 3 * half, src += g->row) {
-        uint32_t *d = tb;
-        for (const int8_t *s = src, *const e = src + seg; s < e; s += 4, d += 6) {
-          const uint32_t v = ts_ld32(s);
-          d[0] = ts_sxtb16(v), d[3] = ts_sxtb16_ror8(v);
-        }
-      }
-      return;
-    }
-    for (int32_t ky = 0; ky < p->k_h; ky++, tb += 3 * half, src += g->row)
-      widen_seg(tb, 3, src, seg);
     return;
   }
-  /* a border pixel: taps outside the input read the zero point */
-  const int8_t zp = (int8_t)-p->input_offset;
-  for (int32_t ky = 0, iy = g->iy0, at = g->at; ky < p->k_h;
-       ky++, tb += 3 * half, at += g->row, iy += p->dil_h) {
-    if (iy < 0 || iy >= p->in_h) {
-      fill_words(tb, 3, half, pack16(zp, zp));
+  /* the rows' singles go through tmp + seg (a border pixel's rows are built in tmp) */
+  int8_t *const sg = tmp + seg;
+  for (int32_t ky = 0, iy = g->iy0, at = g->at; ky < k_h; ky++, at += g->row, iy += p->dil_h) {
+    const int row_in = iy >= 0 && iy < p->in_h;
+    const int8_t *src = tmp;
+    if (!row_in) { /* a row outside the input: the zero point */
+      fill_words(tb + 3 * hp * ky, 3, hp, pack16(zp, zp));
+      sg[ky] = zp;
       continue;
     }
-    if (cols_in) {
-      widen_seg(tb, 3, g->input + at, seg);
-      continue;
-    }
-    for (int32_t kx = 0; kx < p->k_w; kx++) {
-      const int32_t ix = g->ix0 + kx;
-      for (int32_t c = 0; c < in_c; c++)
-        tmp[kx * in_c + c] = ix >= 0 && ix < p->in_w ? g->input[at + kx * in_c + c] : zp;
-    }
-    widen_seg(tb, 3, tmp, seg);
+    if (cols_in) src = g->input + at;
+    else /* taps outside the input read the zero point */
+      for (int32_t kx = 0; kx < p->k_w; kx++) {
+        const int32_t ix = g->ix0 + kx;
+        const int in = ix >= 0 && ix < p->in_w;
+        for (int32_t c = 0; c < in_c; c++) tmp[kx * in_c + c] = in ? g->input[at + kx * in_c + c] : zp;
+      }
+    widen_seg(tb + 3 * hp * ky, 3, src, 2 * hp);
+    sg[ky] = src[seg - 1];
   }
+  if (seg & 1) singles(tb + 3 * hp * k_h, sg, 1, k_h);
 }
 
-/* in_c 1, k_w 3, stride_w 1 (a grayscale first layer), 3 pixels of one row, all inside:
- * per kernel row the 3 fields are 6 words made from 5 input bytes x0..x4:
- * (x0,x1) (x1,x2) (x2,x3) | (x2,0) (x3,0) (x4,0), i.e. tap pairs 0 and 1 of pixels 0..2. */
-static void im2col_1x3(uint32_t *tb, const int8_t *src, int32_t row, int32_t k_h) {
-  for (int32_t ky = 0; ky < k_h; ky++, tb += 6, src += row) {
-    const uint32_t v = ts_ld32(src), e = ts_sxtb16(v), o = ts_sxtb16_ror8(v); /* x0x2, x1x3 */
-    tb[0] = (e & 0xffffu) | (o << 16);
-    tb[1] = (o & 0xffffu) | (e & 0xffff0000u);
-    tb[2] = (e >> 16) | (o & 0xffff0000u);
-    tb[3] = e >> 16;
-    tb[4] = o >> 16;
-    tb[5] = (uint16_t)src[4];
-  }
-}
-
-/* Segments of n values (n % 4 == 0) at x, x + step, x + 2 step (3 pixels of one kernel row)
- * into d, words 3t + s: widen_seg(d + s, 3, x + s step, n) for s = 0, 1, 2 at once. On the
- * M4: 3 LDR, 6 SXTB16, one STM of 6 words per 12 values. */
-__attribute__((noinline)) static void widen3(uint32_t *d, const int8_t *x, int32_t step,
-                                             int32_t n) {
+/* Kernel rows of 3 pixels into the im2col, words 3t + s (ts_widen3_rows, below). */
+void ts_widen3_rows(uint32_t *d, const int8_t *x, int32_t step, int32_t n, int32_t rows,
+                    int32_t row);
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__thumb2__)
-  const int8_t *x1 = x + step, *x2 = x + 2 * step, *const end = x + n;
-  register uint32_t e0 __asm__("r4"), e1 __asm__("r5"), e2 __asm__("r6");
-  register uint32_t o0 __asm__("r7"), o1 __asm__("r8"), o2 __asm__("r9");
-  __asm__ volatile(
-      "1:\n\t"
-      "ldr %[o2], [%[x2]], #4\n\t"
-      "ldr %[o1], [%[x1]], #4\n\t"
-      "ldr %[o0], [%[x]], #4\n\t"
-      "sxtb16 %[e0], %[o0]\n\t"
-      "sxtb16 %[e1], %[o1]\n\t"
-      "sxtb16 %[e2], %[o2]\n\t"
-      "sxtb16 %[o0], %[o0], ror #8\n\t"
-      "sxtb16 %[o1], %[o1], ror #8\n\t"
-      "sxtb16 %[o2], %[o2], ror #8\n\t"
-      "stm %[d]!, {%[e0], %[e1], %[e2], %[o0], %[o1], %[o2]}\n\t"
-      "cmp %[x], %[end]\n\t"
-      "bne 1b\n\t"
-      : [x] "+&r"(x), [x1] "+&r"(x1), [x2] "+&r"(x2), [d] "+&r"(d), [e0] "=&r"(e0),
-        [e1] "=&r"(e1), [e2] "=&r"(e2), [o0] "=&r"(o0), [o1] "=&r"(o1), [o2] "=&r"(o2)
-      : [end] "r"(end)
-      : "cc", "memory");
+/* r0 = d, r1 = x, r2 = step, r3 = n, [sp] = rows, [sp, #4] = row. x, x1, x2 in r1-r3, the
+ * row's end in r10, rows in r11, n in r12, row - n in lr. */
+__asm__(
+    ".syntax unified\n\t"
+    ".section .text.ts_widen3_rows,\"ax\",%progbits\n\t"
+    ".global ts_widen3_rows\n\t"
+    ".hidden ts_widen3_rows\n\t"
+    ".type ts_widen3_rows, %function\n\t"
+    ".thumb\n\t"
+    ".p2align 2\n\t"
+    ".thumb_func\n"
+    "ts_widen3_rows:\n\t"
+    "push {r4-r11, lr}\n\t"
+    "ldrd r11, lr, [sp, #36]\n\t"
+    "mov r12, r3\n\t"
+    "sub lr, lr, r3\n\t"
+    "add r3, r1, r2, lsl #1\n\t"
+    "add r2, r1, r2\n"
+    "1:\n\t"
+    "add r10, r1, r12\n"
+    "2:\n\t"
+    "ldr r9, [r3], #4\n\t"
+    "ldr r8, [r2], #4\n\t"
+    "ldr r7, [r1], #4\n\t"
+    "sxtb16 r4, r7\n\t"
+    "sxtb16 r5, r8\n\t"
+    "sxtb16 r6, r9\n\t"
+    "sxtb16 r7, r7, ror #8\n\t"
+    "sxtb16 r8, r8, ror #8\n\t"
+    "sxtb16 r9, r9, ror #8\n\t"
+    "stm r0!, {r4-r9}\n\t"
+    "cmp r1, r10\n\t"
+    "bne 2b\n\t"
+    "add r1, r1, lr\n\t"
+    "add r2, r2, lr\n\t"
+    "add r3, r3, lr\n\t"
+    "subs r11, r11, #1\n\t"
+    "bne 1b\n\t"
+    "pop {r4-r11, pc}\n\t"
+    ".size ts_widen3_rows, .-ts_widen3_rows\n\t"
+    ".text\n");
 #else
-  for (int32_t s = 0; s < 3; s++) widen_seg(d + s, 3, x + s * step, n);
+void ts_widen3_rows(uint32_t *d, const int8_t *x, int32_t step, int32_t n, int32_t rows,
+                    int32_t row) {
+  for (; rows > 0; rows--, x += row, d += 3 * (n >> 1))
+    for (int32_t s = 0; s < 3; s++) widen_seg(d + s, 3, x + s * step, n);
+}
 #endif
+
+/* How many groups of 3 pixels from the cursor on lie in its output row with every tap
+ * inside the input (0 if the cursor's group does not). */
+static int32_t fast_groups(const cursor_t *g) {
+  const ts_conv_params_t *p = g->p;
+  const int32_t lim = p->in_w - p->k_w - g->ix0; /* a pixel's ix0 offset at most this */
+  if (g->iy0 < 0 || g->iy0 + (p->k_h - 1) * p->dil_h >= p->in_h || g->ix0 < 0 ||
+      lim < 2 * p->stride_w)
+    return 0;
+  const int32_t n = (p->out_w - g->ox) / 3, m = (lim / p->stride_w - 2) / 3 + 1;
+  return n < m ? n : m;
+}
+
+/* The fields of 3 pixels of one output row, all inside, the first at x, into tb. */
+static void group3(const cursor_t *g, uint32_t *tb, const int8_t *x) {
+  const ts_conv_params_t *p = g->p;
+  const int32_t step = p->stride_w * p->in_c; /* from one pixel's field to the next's */
+  const int32_t seg = g->seg, hp = g->hp, n4 = seg & ~3, k_h = p->k_h;
+  if (n4 == 2 * hp) { /* seg % 4 is 0 or 1: the rows' pairs are consecutive */
+    if (n4) ts_widen3_rows(tb, x, step, n4, k_h, g->row);
+  } else {
+    for (int32_t ky = 0; ky < k_h; ky++) {
+      const int8_t *const xr = x + ky * g->row;
+      if (n4) ts_widen3_rows(tb + 3 * hp * ky, xr, step, n4, 1, 0);
+      for (int32_t s = 0; s < 3; s++)
+        tb[3 * (hp * ky + hp - 1) + s] = pack16(xr[s * step + n4], xr[s * step + n4 + 1]);
+    }
+  }
+  if (seg & 1) { /* singles() of the 3 pixels, a kernel row at a time */
+    const int8_t *xs = x + seg - 1;
+    const int32_t H = (k_h + 1) >> 1, row = g->row;
+    uint32_t *w = tb + 3 * hp * k_h;
+    for (int32_t ky = 0; ky < H; ky++, xs += row, w += 3)
+      w[0] = (uint16_t)xs[0], w[1] = (uint16_t)xs[step], w[2] = (uint16_t)xs[2 * step];
+    w = tb + 3 * hp * k_h;
+    for (int32_t ky = H; ky < k_h; ky++, xs += row, w += 3) {
+      w[0] |= (uint32_t)(uint16_t)xs[0] << 16;
+      w[1] |= (uint32_t)(uint16_t)xs[step] << 16;
+      w[2] |= (uint32_t)(uint16_t)xs[2 * step] << 16;
+    }
+  }
 }
 
 /* The next nv (1..3) output pixels' fields into the im2col buffer; unused slots zeroed. */
-static void im2col3(cursor_t *g, uint32_t *tb, int8_t *tmp, int32_t nv, int32_t np,
-                    int gray3) {
-  const ts_conv_params_t *p = g->p;
-  const int32_t step = p->stride_w * p->in_c; /* from one pixel's field to the next's */
-  if (!gray3 && nv == 3 && (g->seg & 3) == 0 && g->ox + 3 <= p->out_w && g->ix0 >= 0 &&
-      g->ix0 + 2 * p->stride_w + p->k_w <= p->in_w && g->iy0 >= 0 &&
-      g->iy0 + (p->k_h - 1) * p->dil_h < p->in_h) { /* 3 pixels of one row, all inside */
-    for (int32_t ky = 0; ky < p->k_h; ky++)
-      widen3(tb + 3 * g->half * ky, g->input + g->at + ky * g->row, step, g->seg);
-    for (int32_t s = 0; s < 3; s++) cursor_next(g);
-    return;
-  }
-  if (gray3 && nv == 3 && g->ox + 3 <= p->out_w && g->ix0 >= 0 && g->ix0 + 5 <= p->in_w &&
-      g->iy0 >= 0 && g->iy0 + (p->k_h - 1) * p->dil_h < p->in_h) {
-    im2col_1x3(tb, g->input + g->at, g->row, p->k_h);
-    for (int32_t s = 0; s < 3; s++) cursor_next(g);
+static void im2col3(cursor_t *g, uint32_t *tb, int8_t *tmp, int32_t nv, int32_t np) {
+  if (nv == 3 && fast_groups(g) > 0) {
+    group3(g, tb, g->input + g->at);
+    cursor_next(g, 3);
     return;
   }
   for (int32_t s = 0; s < 3; s++) {
@@ -375,7 +460,7 @@ static void im2col3(cursor_t *g, uint32_t *tb, int8_t *tmp, int32_t nv, int32_t 
       continue;
     }
     im2col(g, tb + s, tmp);
-    cursor_next(g);
+    cursor_next(g, 1);
   }
 }
 
@@ -427,6 +512,7 @@ static void conv_chunked(const ts_conv_params_t *p, const int8_t *input, const i
   const int32_t npix = p->batches * p->out_h * p->out_w;
   if (ngt > (npix + 2) / 3) ngt = (npix + 2) / 3;
   int32_t seed[TS_OPT_CONV_BLOCK + 1]; /* bias + off * sum w per channel of the block */
+  ts_conv2x3_fn *const run = ts_conv2x3_pick(p);
   for (int32_t oc0 = 0; oc0 < out_c; oc0 += nb_max) {
     const int32_t nb = out_c - oc0 < nb_max ? out_c - oc0 : nb_max, npb = (nb + 1) >> 1;
     for (int32_t c = 0; c < nb; c++) { /* doubled, as the widened weights */
@@ -469,14 +555,14 @@ static void conv_chunked(const ts_conv_params_t *p, const int8_t *input, const i
                 continue;
               }
               im2col_chunk(&g, tb + s, tmp, ky, v0, kv);
-              cursor_next(&g);
+              cursor_next(&g, 1);
             }
             uint32_t *a = acc + gi * npb * 6;
             for (int32_t q = 0; q < npb; q++) __builtin_memcpy(wbuf + q * recw, a + 6 * q, 24);
             int32_t q = 0;
             if (last && fast && nv == 3 && nb >= 2) { /* requantized and stored */
               q = nb >> 1;
-              ts_cm4_conv2x3(tb, wbuf, cp, output + P * out_c + oc0, out_c, q);
+              run(tb, wbuf, cp, output + P * out_c + oc0, out_c, q);
             }
             if (q < npb) /* the rest: accumulators back, one call for every pair */
               ts_cm4_conv2x3(tb, wbuf + q * recw, cp, (int8_t *)(a + 6 * q), 0, npb - q);
@@ -494,7 +580,10 @@ static void conv_chunked(const ts_conv_params_t *p, const int8_t *input, const i
 static __attribute__((noinline)) void conv_im2col(const ts_conv_params_t *p, const int8_t *input,
                                                   const int8_t *filter, const int32_t *bias,
                                                   int8_t *output) {
-  const int32_t seg = p->k_w * p->in_c, half = (seg + 1) >> 1, np = p->k_h * half;
+  /* a field: kernel row ky's first 2 hp values as hp pairs, then an odd seg's singles
+   * paired across rows (singles(): pair t = rows t and t + H) */
+  const int32_t seg = p->k_w * p->in_c, hp = seg >> 1, H = (p->k_h + 1) >> 1;
+  const int32_t np = p->k_h * hp + (seg & 1) * H;
   const int32_t rec = HEAD + 2 * np + TAIL, K = p->k_h * seg, out_c = p->out_c;
   /* one stack buffer: the chunked path splits it as [WWORDS weights | TWORDS im2col]; the
    * whole-field path gives the im2col its 3 np words and the weight records the rest, so a
@@ -502,6 +591,7 @@ static __attribute__((noinline)) void conv_im2col(const ts_conv_params_t *p, con
   __attribute__((aligned(8))) uint32_t buf[WWORDS + TWORDS];
   int8_t tmp[TS_OPT_CONV_ROWBUF]; /* one border segment: seg <= 2 np < TS_OPT_CONV_ROWBUF */
   const int fast = ts_conv_rq_fast(p); /* the assembly requantizes and stores */
+  ts_conv2x3_fn *const run = ts_conv2x3_pick(p);
   /* a clamp beyond SSAT: one pass over the outputs at the end (ts_clamp_pass, exact) */
   const int clamp = p->act_min > -128 || p->act_max < 127;
   const int32_t nout = p->batches * p->out_h * p->out_w * out_c;
@@ -522,7 +612,6 @@ static __attribute__((noinline)) void conv_im2col(const ts_conv_params_t *p, con
     return;
   }
   const int32_t npix = p->batches * p->out_h * p->out_w;
-  const int gray3 = p->in_c == 1 && p->k_w == 3 && p->stride_w == 1;
   /* Small outputs (the 3x3 and 6x6 planes of late layers), whose block of channels is not
    * all of them: the im2col of every group of 3 pixels is built once and kept (tbw words
    * each), and the records of the blocks take the rest of the buffer (at least one pair),
@@ -540,10 +629,10 @@ static __attribute__((noinline)) void conv_im2col(const ts_conv_params_t *p, con
   }
   uint32_t *const wbuf = buf + (cache ? ngroups * tbw : tbw);
   if (cache) {
-    cursor_t g = {p, input, seg, half, p->dil_h * p->in_w * p->in_c, 0, 0, 0, 0, 0, 0};
+    cursor_t g = {p, input, seg, hp, p->dil_h * p->in_w * p->in_c, 0, 0, 0, 0, 0, 0};
     cursor_row(&g);
     for (int32_t P = 0; P < npix; P += 3)
-      im2col3(&g, buf + P / 3 * tbw, tmp, npix - P < 3 ? npix - P : 3, np, gray3);
+      im2col3(&g, buf + P / 3 * tbw, tmp, npix - P < 3 ? npix - P : 3, np);
   }
   for (int32_t oc0 = 0; oc0 < out_c; oc0 += block) {
     const int32_t nb = out_c - oc0 < block ? out_c - oc0 : block;
@@ -559,7 +648,13 @@ static __attribute__((noinline)) void conv_im2col(const ts_conv_params_t *p, con
       const int8_t *f = filter + oc * K;
       int32_t sum = 0; /* the input offset folded into the bias; summed while widening */
       for (int32_t ky = 0; ky < p->k_h; ky++)
-        sum += widen_seg_sum(r + HEAD + 2 * ky * half, 2, f + ky * seg, seg);
+        sum += widen_seg_sum(r + HEAD + 2 * ky * hp, 2, f + ky * seg, 2 * hp);
+      for (int32_t t = 0; (seg & 1) && t < H; t++) { /* the singles' pairs, as singles() */
+        const int32_t lo = 2 * f[t * seg + seg - 1];
+        const int32_t hi = t + H < p->k_h ? 2 * f[(t + H) * seg + seg - 1] : 0;
+        r[HEAD + 2 * (p->k_h * hp + t)] = pack16(lo, hi);
+        sum += lo + hi;
+      }
       /* doubled (sum is of the doubled weights) */
       r[0] = r[2] = r[4] = 2 * (uint32_t)(bias ? bias[oc] : 0) + (uint32_t)sum * (uint32_t)p->input_offset;
       /* the assembly's requantization (used when `fast`, ts_rq_dbl): mult,
@@ -569,16 +664,29 @@ static __attribute__((noinline)) void conv_im2col(const ts_conv_params_t *p, con
       q[1] = fast ? ts_rq_dbl_round(e, p->output_offset) : 0;
       q[2] = (uint32_t)e;
     }
-    cursor_t g = {p, input, seg, half, p->dil_h * p->in_w * p->in_c, 0, 0, 0, 0, 0, 0};
+    cursor_t g = {p, input, seg, hp, p->dil_h * p->in_w * p->in_c, 0, 0, 0, 0, 0, 0};
     cursor_row(&g);
     for (int32_t P = 0; P < npix; P += 3) {
+      const int32_t n = cache || !fast || (nb & 1) ? 0 : fast_groups(&g);
+      if (n > 0) { /* a run of groups inside the input, in one output row */
+        const int32_t step = 3 * p->stride_w * p->in_c;
+        const int8_t *x = input + g.at;
+        int8_t *o = output + P * out_c + oc0;
+        for (int32_t i = 0; i < n; i++, x += step, o += 3 * out_c) {
+          group3(&g, buf, x);
+          run(buf, wbuf, np, o, out_c, nb >> 1);
+        }
+        cursor_next(&g, 3 * n);
+        P += 3 * (n - 1);
+        continue;
+      }
       const int32_t nv = npix - P < 3 ? npix - P : 3;
       uint32_t *const tb = cache ? buf + P / 3 * tbw : buf;
-      if (!cache) im2col3(&g, tb, tmp, nv, np, gray3);
+      if (!cache) im2col3(&g, tb, tmp, nv, np);
       int8_t *const o = output + P * out_c + oc0;
       int32_t c = 0; /* whole channel pairs with outputs the assembly can store */
       if (fast && nv == 3 && nb >= 2) {
-        ts_cm4_conv2x3(tb, wbuf, np, o, out_c, nb >> 1);
+        run(tb, wbuf, np, o, out_c, nb >> 1);
         c = nb & ~1;
       }
       for (; c < nb; c += 2) { /* the rest: accumulators back, C finishes */

@@ -117,6 +117,106 @@ static void pw_record(uint32_t *r, const ts_conv_params_t *p, const int8_t *filt
   }
 }
 
+/* 8 input channels (MobileNet's 48x48 8->16 layer: 4 tap pairs per output, where the 2x3
+ * routine's per-pair set-up and requantization outweigh its 12 MACs per 8 instructions):
+ * pixel by pixel, its 8 inputs widened once into 4 registers (LDM, 4 SXTB16), then every
+ * output channel from an 8-word record loaded by one LDM:
+ *   [w (0, 2), w (1, 3), w (4, 6), w (5, 7) doubled | bias word | mult, rnd, e]
+ * (the bias word 2 bias + off sum 2 w: the input offset folded in, so the inputs are only
+ * sign-extended), 4 SMLAD into the bias word, then SMMLAR, ASR, SSAT, STRB: 9 instructions
+ * per 8 MACs. Only for layers whose act_min >= the output offset and every shift in
+ * [-23, -1] (ts_rq_dbl_relu); out_c a multiple of 4 (4 channels per loop pass); the last
+ * record's e carries bit 8 (ASR reads e's low byte), which ends a pixel's channel loop. */
+void ts_cm4_pw8(const int8_t *in, const uint32_t *recs, int8_t *out, int32_t npix,
+                int32_t out_c);
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__thumb2__)
+/* r0 = in (4-byte aligned), r1 = records, r2 = out, r3 = npix (>= 1), [sp] = out_c.
+ * Frame: [sp] in, [sp, #4] records, [sp, #8] the end of out. Inputs in r0-r3, a record in
+ * r4-r11, the record pointer in r12, out in lr. */
+#define TS_PW8_CH                  \
+  "ldm r12!, {r4-r11}\n\t"         \
+  "smlad r8, r0, r4, r8\n\t"       \
+  "smlad r8, r1, r5, r8\n\t"       \
+  "smlad r8, r2, r6, r8\n\t"       \
+  "smlad r8, r3, r7, r8\n\t"       \
+  "smmlar r8, r8, r9, r10\n\t"     \
+  "asr r8, r8, r11\n\t"            \
+  "ssat r8, #8, r8\n\t"            \
+  "strb r8, [lr], #1\n\t"
+__asm__(
+    ".syntax unified\n\t"
+    ".section .text.ts_cm4_pw8,\"ax\",%progbits\n\t"
+    ".global ts_cm4_pw8\n\t"
+    ".hidden ts_cm4_pw8\n\t"
+    ".type ts_cm4_pw8, %function\n\t"
+    ".thumb\n\t"
+    ".p2align 2\n\t"
+    ".thumb_func\n"
+    "ts_cm4_pw8:\n\t"
+    "push {r4-r11, lr}\n\t"
+    "sub sp, sp, #16\n\t"
+    "ldr r4, [sp, #52]\n\t" /* out_c */
+    "mul r3, r3, r4\n\t"
+    "add r3, r3, r2\n\t"
+    "mov lr, r2\n\t"
+    "strd r0, r1, [sp]\n\t"
+    "str r3, [sp, #8]\n"
+    "1:\n\t"
+    "ldr r4, [sp]\n\t"
+    "ldm r4!, {r5, r6}\n\t"
+    "str r4, [sp]\n\t"
+    "sxtb16 r0, r5\n\t"
+    "sxtb16 r1, r5, ror #8\n\t"
+    "sxtb16 r2, r6\n\t"
+    "sxtb16 r3, r6, ror #8\n\t"
+    "ldr r12, [sp, #4]\n"
+    "2:\n\t"
+    TS_PW8_CH TS_PW8_CH TS_PW8_CH TS_PW8_CH
+    "tst r11, #256\n\t"
+    "beq 2b\n\t"
+    "ldr r4, [sp, #8]\n\t"
+    "cmp lr, r4\n\t"
+    "bne 1b\n\t"
+    "add sp, sp, #16\n\t"
+    "pop {r4-r11, pc}\n\t"
+    ".size ts_cm4_pw8, .-ts_cm4_pw8\n\t"
+    ".text\n");
+#undef TS_PW8_CH
+#else
+void ts_cm4_pw8(const int8_t *in, const uint32_t *recs, int8_t *out, int32_t npix,
+                int32_t out_c) {
+  for (; npix > 0; npix--, in += 8) {
+    const uint32_t v0 = ts_ld32(in), v1 = ts_ld32(in + 4);
+    const uint32_t x[4] = {ts_sxtb16(v0), ts_sxtb16_ror8(v0), ts_sxtb16(v1), ts_sxtb16_ror8(v1)};
+    for (const uint32_t *r = recs; r < recs + 8 * out_c; r += 8) {
+      int32_t acc = (int32_t)r[4];
+      for (int32_t k = 0; k < 4; k++) acc = ts_smlad(x[k], r[k], acc);
+      const uint32_t q[3] = {r[5], r[6], r[7] & 255u};
+      *out++ = (int8_t)ts_rq_dbl_relu(acc, q);
+    }
+  }
+}
+#endif
+
+/* ts_cm4_pw8's records of every output channel at r (8 words each). */
+static void pw8_records(uint32_t *r, const ts_conv_params_t *p, const int8_t *filter,
+                        const int32_t *bias) {
+  for (int32_t oc = 0; oc < p->out_c; oc++, r += 8, filter += 8) {
+    int32_t sum = 0;
+    for (int32_t k = 0; k < 2; k++) {
+      const uint32_t v = ts_ld32(filter + 4 * k), lo = ts_sxtb16(v), hi = ts_sxtb16_ror8(v);
+      r[2 * k] = ts_sadd16(lo, lo);
+      r[2 * k + 1] = ts_sadd16(hi, hi);
+      sum = ts_smlad(r[2 * k + 1], 0x00010001u, ts_smlad(r[2 * k], 0x00010001u, sum));
+    }
+    const int32_t e = -p->shift[oc];
+    r[4] = 2 * (uint32_t)(bias ? bias[oc] : 0) + (uint32_t)sum * (uint32_t)p->input_offset;
+    r[5] = (uint32_t)p->mult[oc];
+    r[6] = ts_rq_dbl_round(e, p->output_offset);
+    r[7] = (uint32_t)e | (oc == p->out_c - 1 ? 256u : 0u);
+  }
+}
+
 int ts_cm4_conv_pointwise(const ts_conv_params_t *p, const int8_t *input, const int8_t *filter,
                           const int32_t *bias, int8_t *output) {
   const int32_t in_c = p->in_c, out_c = p->out_c, np = in_c / 2;
@@ -126,7 +226,16 @@ int ts_cm4_conv_pointwise(const ts_conv_params_t *p, const int8_t *input, const 
     return 0;
   __attribute__((aligned(8))) uint32_t buf[WORDS];
   const int fast = ts_conv_rq_fast(p);
+  ts_conv2x3_fn *const run = ts_conv2x3_pick(p);
   const int32_t npix = p->batches * p->out_h * p->out_w, ngroups = (npix + 2) / 3;
+  if (in_c == 8 && !(out_c & 3) && 8 * out_c <= WORDS && fast && run == ts_cm4_conv2x3_relu &&
+      !((uintptr_t)input & 3)) {
+    pw8_records(buf, p, filter, bias);
+    ts_cm4_pw8(input, buf, output, npix, out_c);
+    if (p->act_min > -128 || p->act_max < 127)
+      ts_clamp_pass(output, npix * out_c, p->act_min, p->act_max);
+    return 1;
+  }
   const int32_t npairs = (out_c + 1) >> 1;
   /* G groups per tile (tiles of equal size), bp pairs per block: the split with the fewest
    * instructions spent outside the routine, estimated as ~9/4 per weight and ~30 per record
@@ -168,7 +277,7 @@ int ts_cm4_conv_pointwise(const ts_conv_params_t *p, const int8_t *input, const 
         int32_t q = 0; /* whole pairs the routine stores */
         if (fast && nv == 3) {
           q = nb >> 1;
-          if (q) ts_cm4_conv2x3(buf + g * Gw, recs, np, o, out_c, q);
+          if (q) run(buf + g * Gw, recs, np, o, out_c, q);
         }
         for (; 2 * q < nb; q++) { /* the rest: accumulators back, C finishes */
           int32_t acc[6];

@@ -183,6 +183,18 @@ static inline int32_t ts_rq_dbl(int32_t acc2, const uint32_t *q) {
   return ts_ssat8((int32_t)t >> (int32_t)q[2]);
 }
 
+/* ts_rq_dbl without the sign term: the same output as ts_rq_dbl after a clamp to act_min
+ * whenever act_min >= the output offset (a fused ReLU / ReLU6 / ReLU_N1 as TFLM computes
+ * it: act_min = the output zero point). Proof: the terms differ only for acc < 0, where
+ * x = SRDHM(acc, m) <= 0 (m >= 0), so both roundings of x / 2^e are <= 0 and both outputs
+ * are <= the output offset <= act_min (SSAT keeps them so): the clamp gives act_min to
+ * both. One instruction less per output (SMMLAR, ASR, SSAT). */
+static inline int32_t ts_rq_dbl_relu(int32_t acc2, const uint32_t *q) {
+  const int64_t prod = (int64_t)acc2 * (int32_t)q[0] + (INT64_C(1) << 31);
+  const uint32_t t = (uint32_t)(int32_t)(prod >> 32) + q[1];
+  return ts_ssat8((int32_t)t >> (int32_t)q[2]);
+}
+
 /* CONV_2D's shared pieces (conv.c, conv_pointwise.c). ts_cm4_conv2x3: npairs channel
  * pairs (records r, r + rec, ...: consecutive, rec = HEAD + 2 np + TAIL words:
  * [bias a, bias b, bias a, bias b, bias a, bias b | a pair 0, b pair 0, a pair 1, ... |
@@ -195,6 +207,15 @@ static inline int32_t ts_rq_dbl(int32_t acc2, const uint32_t *q) {
 enum { TS_CONV_HEAD = 6, TS_CONV_TAIL = 6 };
 void ts_cm4_conv2x3(const uint32_t *x, const uint32_t *r, int32_t np, int8_t *out,
                     int32_t out_c, int32_t npairs);
+/* The same, requantizing with ts_rq_dbl_relu: for layers whose act_min >= output offset. */
+void ts_cm4_conv2x3_relu(const uint32_t *x, const uint32_t *r, int32_t np, int8_t *out,
+                         int32_t out_c, int32_t npairs);
+typedef void ts_conv2x3_fn(const uint32_t *x, const uint32_t *r, int32_t np, int8_t *out,
+                           int32_t out_c, int32_t npairs);
+/* The routine a layer's stored outputs take (its raw mode is the same in both). */
+static inline ts_conv2x3_fn *ts_conv2x3_pick(const ts_conv_params_t *p) {
+  return p->act_min >= p->output_offset ? ts_cm4_conv2x3_relu : ts_cm4_conv2x3;
+}
 /* The outputs of one pair's accumulators (2 acc, as ts_cm4_conv2x3 hands them back) that the
  * routine did not store: nv pixels of channel oc at o[s * out_c] and, if nc > 1, of oc + 1
  * at o[s * out_c + 1] (ts_out_slow: the plain requantization and clamp). */
