@@ -18,23 +18,24 @@ ts_status_t ts_resize_prepare(ts_loader_t *L, ts_oprec_t *o) {
   p->half_pixel_centers = v[bilinear ? 3 : 1];
   p->batches = id[0], p->in_h = id[1], p->in_w = id[2], p->depth = id[3];
   p->out_h = od[1], p->out_w = od[2];
-  /* float scales (nearest) */
-  p->scale_h = p->align_corners && p->out_h > 1 ? (float)(p->in_h - 1) / (float)(p->out_h - 1)
-                                                  : (float)p->in_h / (float)p->out_h;
-  p->scale_w = p->align_corners && p->out_w > 1 ? (float)(p->in_w - 1) / (float)(p->out_w - 1)
-                                                  : (float)p->in_w / (float)p->out_w;
-  /* 1/1024 scales (bilinear), rounded to nearest, in uint32: an input side of 2^21 or more
-   * (which the scale check below refuses anyway without align_corners) is refused first */
-  const uint32_t ih = (uint32_t)p->in_h, iw = (uint32_t)p->in_w, oh = (uint32_t)p->out_h,
-                 ow = (uint32_t)p->out_w, ac = p->align_corners != 0;
-  if (ih >= (1u << 21) || iw >= (1u << 21))
-    return ts_ofail(L, TS_ERR_UNSUPPORTED, "resize too large");
-  const uint32_t dh = ac && oh > 1, dw = ac && ow > 1; /* align_corners: (in - 1) / (out - 1) */
-  const uint32_t sh = (((ih - dh) << 10) + (oh - dh) / 2) / (oh - dh);
-  const uint32_t sw = (((iw - dw) << 10) + (ow - dw) / 2) / (ow - dw);
-  if (sh > (uint32_t)(INT32_MAX / 2) / oh || sw > (uint32_t)(INT32_MAX / 2) / ow)
-    return ts_ofail(L, TS_ERR_UNSUPPORTED, "resize too large");
-  p->scale_h_10 = (int32_t)sh, p->scale_w_10 = (int32_t)sw;
+  /* per axis (rows, then columns): in / out, or (in - 1) / (out - 1) with align_corners, as
+   * a float (nearest) and in 1/1024 steps rounded to nearest, in uint32 (bilinear): an input
+   * side of 2^21 or more (which the scale check refuses anyway without align_corners) is
+   * refused first */
+  float sf[2];
+  int32_t s10[2];
+  for (int k = 0; k < 2; k++) {
+    const uint32_t in = (uint32_t)id[1 + k], out = (uint32_t)od[1 + k];
+    const uint32_t d = p->align_corners && out > 1;
+    sf[k] = (float)(int32_t)(in - d) / (float)(int32_t)(out - d);
+    if (in >= (1u << 21)) return ts_ofail(L, TS_ERR_UNSUPPORTED, "resize too large");
+    const uint32_t s10k = (((in - d) << 10) + (out - d) / 2) / (out - d);
+    if (s10k > (uint32_t)(INT32_MAX / 2) / out)
+      return ts_ofail(L, TS_ERR_UNSUPPORTED, "resize too large");
+    s10[k] = (int32_t)s10k;
+  }
+  p->scale_h = sf[0], p->scale_w = sf[1];
+  p->scale_h_10 = s10[0], p->scale_w_10 = s10[1];
   if (bilinear && p->align_corners && p->half_pixel_centers)
     return ts_ofail(L, TS_ERR_BAD_MODEL, "align_corners with half_pixel_centers");
   return TS_OK;
