@@ -406,32 +406,25 @@ void ts_widen3_rows(uint32_t *d, const int8_t *x, int32_t step, int32_t n, int32
 #endif
 
 /* How many groups of 3 pixels from the cursor on lie in its output row with every tap
- * inside the input (0 if the cursor's group does not). */
+ * inside the input (0 if the cursor's group does not, or seg % 4 is 2 or 3: those fields
+ * go pixel by pixel). */
 static int32_t fast_groups(const cursor_t *g) {
   const ts_conv_params_t *p = g->p;
   const int32_t lim = p->in_w - p->k_w - g->ix0; /* a pixel's ix0 offset at most this */
   if (g->iy0 < 0 || g->iy0 + (p->k_h - 1) * p->dil_h >= p->in_h || g->ix0 < 0 ||
-      lim < 2 * p->stride_w)
+      lim < 2 * p->stride_w || (g->seg & 2) || g->seg < 4)
     return 0;
   const int32_t n = (p->out_w - g->ox) / 3, m = (lim / p->stride_w - 2) / 3 + 1;
   return n < m ? n : m;
 }
 
-/* The fields of 3 pixels of one output row, all inside, the first at x, into tb. */
+/* The fields of 3 pixels of one output row, all inside, the first at x, into tb (seg % 4
+ * is 0 or 1, seg >= 4: the rows' pairs are consecutive, then the singles). */
 static void group3(const cursor_t *g, uint32_t *tb, const int8_t *x) {
   const ts_conv_params_t *p = g->p;
   const int32_t step = p->stride_w * p->in_c; /* from one pixel's field to the next's */
-  const int32_t seg = g->seg, hp = g->hp, n4 = seg & ~3, k_h = p->k_h;
-  if (n4 == 2 * hp) { /* seg % 4 is 0 or 1: the rows' pairs are consecutive */
-    if (n4) ts_widen3_rows(tb, x, step, n4, k_h, g->row);
-  } else {
-    for (int32_t ky = 0; ky < k_h; ky++) {
-      const int8_t *const xr = x + ky * g->row;
-      if (n4) ts_widen3_rows(tb + 3 * hp * ky, xr, step, n4, 1, 0);
-      for (int32_t s = 0; s < 3; s++)
-        tb[3 * (hp * ky + hp - 1) + s] = pack16(xr[s * step + n4], xr[s * step + n4 + 1]);
-    }
-  }
+  const int32_t seg = g->seg, hp = g->hp, k_h = p->k_h;
+  ts_widen3_rows(tb, x, step, 2 * hp, k_h, g->row);
   if (seg & 1) { /* singles() of the 3 pixels, a kernel row at a time */
     const int8_t *xs = x + seg - 1;
     const int32_t H = (k_h + 1) >> 1, row = g->row;
