@@ -40,7 +40,6 @@ from tinyscope.analysis.verify_boards import verify_on_boards
 from tinyscope.convert import manifest as manifest_mod
 from tinyscope.data import quantized_test_inputs
 from tinyscope.device import boards, capture
-from tinyscope.device import protocol as proto
 from tinyscope.device.faults import FaultProxy
 from tinyscope.errors import TinyscopeError
 
@@ -290,8 +289,8 @@ def measure(build: Path, q: np.ndarray, labels: np.ndarray, mode: str, work: Pat
     with contextlib.ExitStack() as stack:  # timed from the bank's file and the boot, as
         cpu = stack.enter_context(CpuSampler())  # verify-jobsN is (verify_on_boards)
         t0 = time.monotonic()
-        if bank is not None:
-            bank.write_bytes(proto.input_bank(q))
+        if bank is not None and not boards.write_memory_bank(bank, q):
+            bank = None  # (an input larger than the bank memory: all by SET_INPUT)
         board = stack.enter_context(
             boards.emulated_board(elf, work / f"qemu-{mode}", input_bank=bank))
         url = board.url

@@ -293,3 +293,23 @@ def _assert_fault_in_every_image(run: dict, out, build_dir, q) -> None:
         for i in range(N_IMAGES):
             assert np.array_equal(z[f"input_{i}"].reshape(-1), q[i].reshape(-1))
             assert f"m{t}_{i}" in z.files
+
+
+def test_inputs_beyond_the_bank_memory_come_by_set_input(build_dir, elf, tmp_path,
+                                                         monkeypatch):
+    """A test set larger than the emulated board's bank memory (here made room for one
+    input per board) is verified whole: each board's bank holds its first input, the rest
+    go by SET_INPUT."""
+    import dataclasses
+
+    small = {k: dataclasses.replace(e, input_bank_bytes=e.input_bank_bytes and 64 + 784)
+             for k, e in boards.EMULATORS.items()}
+    monkeypatch.setattr(boards, "EMULATORS", small)
+    q, labels = _inputs(build_dir)
+    out = tmp_path / "run"
+    run = verify_on_boards(elf, build_dir, out, q, labels, jobs=2,
+                           state_dir=tmp_path / "jobs", progress=False)
+    assert run["images"] == N_IMAGES and run["verify"]["mismatched_images"] == 0
+    assert "SET_INPUT for the rest" in run["inputs_from"]
+    with np.load(out / "capture.npz") as z:
+        assert np.array_equal(z["device_digests"], z["reference_digests"])

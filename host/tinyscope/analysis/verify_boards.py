@@ -19,7 +19,6 @@ import numpy as np
 
 from tinyscope.analysis.verify import _as_input, verify_capture
 from tinyscope.device import capture as capture_mod
-from tinyscope.device import protocol as proto
 from tinyscope.errors import TinyscopeError
 
 SHARD_ATTEMPTS = 2  # boards started per shard: a failing board is replaced once
@@ -49,8 +48,9 @@ class _Shards:
         for attempt in range(SHARD_ATTEMPTS):
             state = Path(self.state_dir) / f"job{k}-{attempt}"
             state.mkdir(parents=True, exist_ok=True)
-            bank = state / "input_bank.bin"
-            bank.write_bytes(proto.input_bank(q))
+            bank: Path | None = state / "input_bank.bin"
+            if not boards.write_memory_bank(bank, q):  # the first that fit; others SET_INPUT
+                bank = None
             again = (self.resume or attempt > 0) and (shard_dir / "run.json").is_file()
             try:
                 with boards.emulated_board(self.elf, state, input_bank=bank) as b:

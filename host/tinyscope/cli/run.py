@@ -24,7 +24,6 @@ from tinyscope.convert import manifest as manifest_mod
 from tinyscope.convert.flow import convert
 from tinyscope.data import quantized_test_inputs
 from tinyscope.device import boards, capture, flash_bank
-from tinyscope.device import protocol as proto
 from tinyscope.errors import TinyscopeError
 
 DEFAULT_MODEL = "models/default.keras"
@@ -117,7 +116,11 @@ def _capture(args: argparse.Namespace, stages: Stages, build: Path, out: Path, e
         elif args.verify and emulator.input_bank_addr is not None:
             bank = state / "input_bank.bin"  # loaded into the board's memory at boot
             state.mkdir(parents=True, exist_ok=True)
-            bank.write_bytes(proto.input_bank(q))
+            count = boards.write_memory_bank(bank, q, emulator.machine)
+            if count < len(q):
+                print(f"input bank in the emulator's memory: {count} of {len(q)} inputs "
+                      f"(USE_INPUT); {len(q) - count} by SET_INPUT", flush=True)
+            bank = bank if count else None
         with ExitStack() as stack:
             with stages.stage("boot", f"{elf.name} on QEMU {emulator.machine}"):
                 board = stack.enter_context(

@@ -28,7 +28,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from tinyscope.device import link
+from tinyscope.device import protocol as proto
 from tinyscope.errors import DeviceError, MismatchError, TinyscopeError
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -64,11 +67,16 @@ class Emulator:
     # Where QEMU's generic loader puts an input bank before boot (board_input_bank() in the
     # firmware's board.c); None: the board has no bank memory.
     input_bank_addr: int | None = None
+    # Its size in bytes (board_input_bank()'s capacity): a bank holds as many inputs as fit.
+    input_bank_bytes: int = 0
 
 
+AN386_PSRAM = 16 << 20  # the 16 MB PSRAM of mps2-an386 at 0x21000000
 EMULATORS = {
-    "qemu": Emulator(QEMU_MACHINE, "qemu", 0, input_bank_addr=0x21000000),  # PSRAM
-    "qemu-mps2-an386": Emulator(QEMU_MACHINE, "qemu-mps2-an386", 0, input_bank_addr=0x21000000),
+    "qemu": Emulator(QEMU_MACHINE, "qemu", 0, input_bank_addr=0x21000000,
+                     input_bank_bytes=AN386_PSRAM),
+    "qemu-mps2-an386": Emulator(QEMU_MACHINE, "qemu-mps2-an386", 0, input_bank_addr=0x21000000,
+                                input_bank_bytes=AN386_PSRAM),
     # STM32F405: USART1 is the first -serial, USART2 (the Nucleo's ST-LINK port) the second.
     # RCC/GPIO/DWT are not emulated: the image keeps HSI and counts SysTick (board.c).
     "netduinoplus2": Emulator("netduinoplus2", "nucleo-f446re", 1, handshake=True),
@@ -179,12 +187,31 @@ class QemuBoard:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def qemu_command(elf: Path, port: int, qmp: Path | None = None,
-                 machine: str = QEMU_MACHINE, input_bank: Path | None = None) -> list[str]:
+def _emulator(machine: str) -> Emulator:
     emu = next((e for e in EMULATORS.values() if e.machine == machine), None)
     if emu is None:
         raise TinyscopeError(f"no emulator for QEMU machine {machine!r}; machines: "
                              f"{', '.join(sorted({e.machine for e in EMULATORS.values()}))}")
+    return emu
+
+
+def write_memory_bank(path: str | Path, inputs: np.ndarray, machine: str = QEMU_MACHINE) -> int:
+    """Write to ``path`` the input bank that QEMU ``machine`` loads into its bank memory at
+    boot: the first of ``inputs`` that fit there (all of them when they do; a MobileNet-class
+    96x96x3 input is 27,648 B, so 16 MB hold 606). Returns how many: the device serves those
+    by USE_INPUT, the others come by SET_INPUT."""
+    emu = _emulator(machine)
+    if emu.input_bank_addr is None:
+        raise TinyscopeError(f"QEMU {machine} has no input bank memory: send inputs with "
+                             "SET_INPUT (no --input-bank)")
+    count = proto.input_bank_fit(inputs, emu.input_bank_bytes)
+    Path(path).write_bytes(proto.input_bank(np.asarray(inputs)[:count]))
+    return count
+
+
+def qemu_command(elf: Path, port: int, qmp: Path | None = None,
+                 machine: str = QEMU_MACHINE, input_bank: Path | None = None) -> list[str]:
+    emu = _emulator(machine)
     cmd = [
         QEMU, "-M", machine, "-display", "none", "-monitor", "none",
         "-icount", "shift=0", "-kernel", str(elf),

@@ -47,9 +47,7 @@ def build_with_flash_bank(model_dir: str | Path, board: str, inputs, out_dir: st
     q = np.ascontiguousarray(inputs)  # int8, or float32 for a model with a float32 input
     if q.dtype != np.float32:
         q = q.astype(np.int8)
-    head = len(proto.input_bank(q[:0]))
-    per = q[0].nbytes if len(q) else 1
-    count = int(max(0, min(len(q), (free - head) // per)))
+    count = proto.input_bank_fit(q, free)
     bank = out_dir / "input_bank.bin"
     if count == 0:
         return plain, 0, bank

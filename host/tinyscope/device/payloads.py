@@ -299,6 +299,17 @@ def input_bank(inputs: np.ndarray) -> bytes:
     return head + input_data(inputs)
 
 
+def input_bank_fit(inputs: np.ndarray, room: int) -> int:
+    """How many of ``inputs`` (the first ones) an input bank of at most ``room`` bytes holds
+    (its BANK head included); the others go to the device by SET_INPUT."""
+    inputs = np.asarray(inputs)
+    if inputs.dtype not in INPUT_DTYPES:
+        inputs = inputs.astype(np.int8)
+    per = inputs[0].nbytes if len(inputs) else 1
+    head = len(input_bank(inputs[:0]))
+    return int(max(0, min(len(inputs), (room - head) // per)))
+
+
 def use_input_payload(index: int) -> bytes:
     return encode_fields(USE_INPUT_FIELDS, {"index": index})
 
