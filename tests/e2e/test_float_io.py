@@ -10,6 +10,7 @@ tensor equals TFLM's: the int8 ones element for element, the float32 output bit 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
@@ -18,6 +19,8 @@ import pytest
 from tinyscope.analysis import reference
 from tinyscope.cli.app import main
 from tinyscope.convert import manifest as manifest_mod
+from tinyscope.device import boards
+from tinyscope.device import protocol as proto
 
 from tests.convert import float_io_model
 
@@ -27,7 +30,7 @@ if shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") 
                 allow_module_level=True)
 
 
-def test_float_io_model_runs_bit_exact_on_the_emulated_board(tmp_path, capfd):
+def test_float_io_model_runs_bit_exact_on_the_emulated_board(tmp_path, capfd, monkeypatch):
     keras_path, tflite = float_io_model.write(tmp_path / "model")
     x = float_io_model.float_inputs(3, seed=7)
     np.save(tmp_path / "x.npy", x)
@@ -94,13 +97,20 @@ def test_float_io_model_runs_bit_exact_on_the_emulated_board(tmp_path, capfd):
     assert timing["TRANSPOSE_CONV"]["instructions_per_mac"] > 0
 
     # --verify: the device's digests of every layer (float32 ones included) equal TFLM's,
-    # with the float32 inputs uploaded as they are or taken from the input bank.
+    # with the float32 inputs uploaded as they are or taken from the input bank: a bank
+    # memory made room for 2 of the 3 inputs, the third by SET_INPUT.
+    x32 = np.asarray(x, np.float32)
+    room = len(proto.input_bank(x32[:0])) + 2 * x32[0].nbytes
+    monkeypatch.setattr(boards, "EMULATORS", {
+        k: dataclasses.replace(e, input_bank_bytes=room if e.input_bank_bytes else 0)
+        for k, e in boards.EMULATORS.items()})
     rc = main(["run", "--model", str(tflite), "--data", str(tmp_path / "x.npy"), "--n", "3",
                "--verify", "--build", str(build), "--out", str(tmp_path / "verified"),
                "--no-progress", "--state-dir", str(tmp_path / "qemu")])
     text = capfd.readouterr()
     assert rc == 0, text.err[-3000:]
     assert "TFLM digests: 0 of 3 images from the cache" in text.out  # float32 inputs, new
+    assert "2 of 3 inputs (USE_INPUT); 1 by SET_INPUT" in text.out and "--jobs 2" in text.out
     metrics = json.loads((tmp_path / "verified" / "report" / "metrics.json").read_text())
     assert metrics["device_equals_tflm"] and metrics["n_images"] == 3
     rows = {r["op"]: r for r in metrics["tensors"]}

@@ -119,7 +119,9 @@ def _capture(args: argparse.Namespace, stages: Stages, build: Path, out: Path, e
             count = boards.write_memory_bank(bank, q, emulator.machine)
             if count < len(q):
                 print(f"input bank in the emulator's memory: {count} of {len(q)} inputs "
-                      f"(USE_INPUT); {len(q) - count} by SET_INPUT", flush=True)
+                      f"(USE_INPUT); {len(q) - count} by SET_INPUT, which is slower (--jobs "
+                      f"{-(-len(q) // max(count, 1))} gives each board a bank of its share)",
+                      flush=True)
             bank = bank if count else None
         with ExitStack() as stack:
             with stages.stage("boot", f"{elf.name} on QEMU {emulator.machine}"):
