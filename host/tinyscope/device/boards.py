@@ -195,15 +195,21 @@ def _emulator(machine: str) -> Emulator:
     return emu
 
 
+def _bank_emulator(machine: str) -> Emulator:
+    """The emulator of QEMU ``machine``, which must have input bank memory."""
+    emu = _emulator(machine)
+    if emu.input_bank_addr is None:
+        raise TinyscopeError(f"QEMU {machine} has no input bank memory: send inputs with "
+                             "SET_INPUT (no --input-bank)")
+    return emu
+
+
 def write_memory_bank(path: str | Path, inputs: np.ndarray, machine: str = QEMU_MACHINE) -> int:
     """Write to ``path`` the input bank that QEMU ``machine`` loads into its bank memory at
     boot: the first of ``inputs`` that fit there (all of them when they do; a MobileNet-class
     96x96x3 input is 27,648 B, so 16 MB hold 606). Returns how many: the device serves those
     by USE_INPUT, the others come by SET_INPUT."""
-    emu = _emulator(machine)
-    if emu.input_bank_addr is None:
-        raise TinyscopeError(f"QEMU {machine} has no input bank memory: send inputs with "
-                             "SET_INPUT (no --input-bank)")
+    emu = _bank_emulator(machine)
     count = proto.input_bank_fit(inputs, emu.input_bank_bytes)
     Path(path).write_bytes(proto.input_bank(np.asarray(inputs)[:count]))
     return count
@@ -221,10 +227,8 @@ def qemu_command(elf: Path, port: int, qmp: Path | None = None,
     if qmp is not None:
         cmd += ["-qmp", f"unix:{qmp},server=on,wait=off"]
     if input_bank is not None:
-        if emu.input_bank_addr is None:
-            raise TinyscopeError(f"QEMU {machine} has no input bank memory: send inputs with "
-                                 "SET_INPUT (no --input-bank)")
-        cmd += ["-device", f"loader,file={input_bank},addr=0x{emu.input_bank_addr:x},"
+        addr = _bank_emulator(machine).input_bank_addr
+        cmd += ["-device", f"loader,file={input_bank},addr=0x{addr:x},"
                 "force-raw=on"]
     return cmd
 

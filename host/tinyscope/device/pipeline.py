@@ -20,12 +20,14 @@ the capture stopped is simply not done (``--resume`` does it).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from tinyscope.device import protocol as proto
 from tinyscope.device.link import Device, LinkError, RunResult
 
 DEPTH = 3  # images whose requests may be on the link at once (host stalls of up to ~2 images)
+READ_PAUSE = 0.001  # s to let an answer arrive before reading it while the next image is queued
 # Boards (INFO ``board``) whose receive side holds requests sent ahead: QEMU's CMSDK UART
 # takes a byte only once the guest has read the one before, the rest wait in its socket.
 # A real board's UART (the Nucleo's USART: no FIFO, no DMA) would overrun while the model
@@ -36,7 +38,9 @@ HOLDS_QUEUED_REQUESTS = ("qemu-mps2-an386",)
 def depth_for(board: str) -> int:
     """How many images' requests may be in flight on ``board`` (INFO's board name)."""
     return DEPTH if board in HOLDS_QUEUED_REQUESTS else 1
-READ_PAUSE = 0.001  # s to let an answer arrive before reading it while the next image is queued
+
+
+T = TypeVar("T")
 
 
 class BankRuns:
@@ -55,43 +59,46 @@ class BankRuns:
         """The answer of bank image ``slot``; the requests of the ``upcoming`` images (up to
         ``depth`` in flight in all) are queued before it is read, so that the device goes on to
         them without waiting for the host."""
-        for attempt in range(self.retries + 1):
-            try:
-                if attempt:
-                    self._resync()
-                if slot not in self._held and (not self._queued or self._queued[0][0] != slot):
-                    self._drop()  # not what the device serves next: start again from slot
-                    self._send(slot)
-                for s in upcoming:
-                    if len(self._queued) >= self.depth:
-                        break
-                    if s not in self._held and s not in self.in_flight:
-                        self._send(s)
-                if slot in self._held:
-                    return self._held.pop(slot)
-                _, seqs = self._queued.popleft()
-                return self._finish(seqs)
-            except LinkError:
-                if attempt == self.retries:
-                    raise
-        raise AssertionError("unreachable")
+        def attempt() -> RunResult:
+            if slot not in self._held and (not self._queued or self._queued[0][0] != slot):
+                self._drop()  # not what the device serves next: start again from slot
+                self._send(slot)
+            for s in upcoming:
+                if len(self._queued) >= self.depth:
+                    break
+                if s not in self._held and s not in self.in_flight:
+                    self._send(s)
+            if slot in self._held:
+                return self._held.pop(slot)
+            _, seqs = self._queued.popleft()
+            return self._finish(seqs)
+
+        return self._retrying(attempt)
 
     def run_now(self, slot: int, mode: proto.RunMode, ops: Sequence[int],
                 **flags: bool) -> RunResult:
         """A RUN of bank image ``slot`` outside the pipeline (e.g. LIST of the operators whose
         digests differ): the answers of the requests in flight come first and are kept for
         :meth:`run`, then this one is sent and read."""
-        for attempt in range(self.retries + 1):
+        def attempt() -> RunResult:
+            while self._queued:
+                s, seqs = self._queued[0]
+                self._held[s] = self.dev.finish_from_bank(seqs, self.flags["output"])
+                self._queued.popleft()
+            return self.dev.run_from_bank(slot, mode, ops, **flags)
+
+        return self._retrying(attempt)
+
+    def _retrying(self, attempt: Callable[[], T]) -> T:
+        """``attempt()``, again after HELLO (the requests in flight dropped) on a link error,
+        up to ``retries`` times."""
+        for k in range(self.retries + 1):
             try:
-                if attempt:
+                if k:
                     self._resync()
-                while self._queued:
-                    s, seqs = self._queued[0]
-                    self._held[s] = self.dev.finish_from_bank(seqs, self.flags["output"])
-                    self._queued.popleft()
-                return self.dev.run_from_bank(slot, mode, ops, **flags)
+                return attempt()
             except LinkError:
-                if attempt == self.retries:
+                if k == self.retries:
                     raise
         raise AssertionError("unreachable")
 
