@@ -8,7 +8,7 @@
  * are reached from one post-incremented weight pointer w and the row stride s as [w, s],
  * [w, s, lsl 1], [w, 3s], [w, s, lsl 2], [w], #4, so the loop needs 14 registers (5
  * accumulators, w, s, 3s, input pointer, pass counter, 2 inputs, 2 temps) and spills
- * nothing: GCC cannot do that (it makes 5 row pointers), hence Thumb-2 assembly, unrolled 8
+ * nothing: GCC cannot do that (it makes 5 row pointers), hence Thumb-2 assembly, unrolled 4
  * times and entered in the middle (TBH) for other lengths. When out_depth is not a multiple
  * of 5 the last block overlaps the previous one (rows computed twice, same bytes stored).
  * Per output: TFLM's double rounding in one SMLAL with the output offset folded into the
@@ -117,11 +117,8 @@ __asm__(".pushsection .text.ts_fc_core,\"ax\",%progbits\n\t"
         "tbh [pc, r0, lsl #1]\n"
         ".Lfc_tbl:\n\t"
         ".hword (.Lfc_g0 - .Lfc_tbl) / 2, (.Lfc_g1 - .Lfc_tbl) / 2\n\t"
-        ".hword (.Lfc_g2 - .Lfc_tbl) / 2, (.Lfc_g3 - .Lfc_tbl) / 2\n\t"
-        ".hword (.Lfc_g4 - .Lfc_tbl) / 2, (.Lfc_g5 - .Lfc_tbl) / 2\n\t"
-        ".hword (.Lfc_g6 - .Lfc_tbl) / 2, (.Lfc_g7 - .Lfc_tbl) / 2\n"
+        ".hword (.Lfc_g2 - .Lfc_tbl) / 2, (.Lfc_g3 - .Lfc_tbl) / 2\n"
         FC_GROUP(0) FC_GROUP(1) FC_GROUP(2) FC_GROUP(3)
-        FC_GROUP(4) FC_GROUP(5) FC_GROUP(6) FC_GROUP(7)
         "subs r10, r10, #1\n\t"
         "bne.w .Lfc_g0\n\t"
         "pop {pc}\n\t"
@@ -234,12 +231,12 @@ __asm__(".pushsection .text.ts_fc_core,\"ax\",%progbits\n\t"
         "stmia r3, {r7, r9, r10, r12}\n\t"
         "lsr r9, r5, #2\n\t"
         "rsb r3, r9, #0\n\t"
-        "and r3, r3, #7\n\t"
+        "and r3, r3, #3\n\t"
         "mov r4, r0\n\t"
         "mov r7, r2\n\t"
         "add r10, r5, r5, lsl #1\n\t"
-        "add r11, r9, #7\n\t"
-        "lsr r11, r11, #3\n\t"
+        "add r11, r9, #3\n\t"
+        "lsr r11, r11, #2\n\t"
         "movs r12, #0\n\t"
         "sub lr, r6, #5\n\t"
         "mov r9, r5\n\t"
