@@ -41,12 +41,15 @@
  * not a layer it takes (nothing written). */
 int32_t ts_fc_rows(const ts_fc_params_t *p, const int8_t *in, const int8_t *filter,
                    const int32_t *bias, int8_t *out);
-/* fc_dot2's loop without a filter offset for word-aligned x, w0, w1 and n a multiple of 4
- * (>= 4): LDRD of 8 inputs and 4 SXTAB16, per row LDRD of 8 weights, 4 SXTB16 and 4 SMLAD,
- * 48 instructions per 32 MACs with the loop (16 inputs per pass, entered in the middle for
- * an odd 8, an odd 4 first). */
-void ts_fc_dot2(int32_t *acc, const int8_t *x, const int8_t *w0, const int8_t *w1, int32_t n,
-                uint32_t xo2);
+/* 2 <= out_depth (the caller's check), rows in pairs (an odd last row: the last pair overlaps
+ * the previous one) with the input widened in registers, for a word-aligned input and filter,
+ * depth % 4 == 0, no filter offset: per 8 inputs LDRD and 4 SXTAB16, per row LDRD of 8
+ * weights, 4 SXTB16 and 4 SMLAD (23 instructions per 16 MACs, 16 inputs per pass entered in
+ * the middle for an odd 8, an odd 4 first), the bias (or none) and ts_fc_rows's
+ * requantization and stores; returns as ts_fc_rows. No widening pass: the better loop for
+ * 2-4 rows, which share no 5-row block. */
+int32_t ts_fc_pairs(const ts_fc_params_t *p, const int8_t *in, const int8_t *filter,
+                    const int32_t *bias, int8_t *out);
 
 /* One group: r1 = xb, r2 = w, r3 = s, r9 = 3 s; accumulators r4-r8; temps r0, lr. */
 #define FC_ROW(addr, a)                                                                        \
@@ -123,38 +126,6 @@ __asm__(".pushsection .text.ts_fc_core,\"ax\",%progbits\n\t"
         "bne.w .Lfc_g0\n\t"
         "pop {pc}\n\t"
         ".size ts_fc_core, . - ts_fc_core\n\t"
-        ".p2align 2\n\t"
-        ".global ts_fc_dot2\n\t"
-        ".type ts_fc_dot2, %function\n\t"
-        ".thumb_func\n"
-        /* r0 = acc, r1 = x, r2 = w0, r3 = w1, [sp] = n, [sp + 4] = xo2 */
-        "ts_fc_dot2:\n\t"
-        "push {r0, r4-r11, lr}\n\t"
-        "ldrd r0, r6, [sp, #40]\n\t" /* n, xo2 */
-        "ldr r12, [sp]\n\t"
-        "ldmia r12, {r4, r5}\n\t"
-        "lsrs r0, r0, #3\n\t" /* passes of 8 inputs; carry: an odd group of 4 */
-        "bcc 1f\n\t"
-        "ldr r7, [r1], #4\n\t"
-        "sxtab16 r8, r6, r7, ror #8\n\t"
-        "sxtab16 r7, r6, r7\n\t"
-        "ldr r11, [r2], #4\n\t"
-        FC_P2("r4", "r11", "r7", "r8")
-        "ldr r11, [r3], #4\n\t"
-        FC_P2("r5", "r11", "r7", "r8")
-        "1:\n\t"
-        "adds r0, r0, #1\n\t"
-        "lsrs r0, r0, #1\n\t" /* passes of 16; carry clear: an odd 8 first (entered at 5) */
-        "beq 3f\n\t"
-        "bcc 5f\n"
-        "4:\n\t" FC_P8 "5:\n\t" FC_P8
-        "subs r0, r0, #1\n\t"
-        "bne 4b\n"
-        "3:\n\t"
-        "pop {r0}\n\t"
-        "stmia r0, {r4, r5}\n\t"
-        "pop {r4-r11, pc}\n\t"
-        ".size ts_fc_dot2, . - ts_fc_dot2\n\t"
         /* r0 = int16 destination, r1 = word-aligned source, r2 = input offset in both
          * halves, r3 = count, a multiple of 4; clobbers r4-r12. 64 inputs per pass, entered
          * in the middle for the odd 16s, then 4 at a time. */
@@ -288,9 +259,114 @@ __asm__(".pushsection .text.ts_fc_core,\"ax\",%progbits\n\t"
         ".Lfc_zero:\n\t"
         ".word 0, 0, 0, 0, 0\n\t"
         ".size ts_fc_rows, . - ts_fc_rows\n\t"
+        ".p2align 2\n"
+        "9:\n\t" /* ts_fc_pairs: not a layer it takes */
+        "movs r0, #2\n\t"
+        "pop {r4-r11, pc}\n\t"
+        ".global ts_fc_pairs\n\t"
+        ".type ts_fc_pairs, %function\n\t"
+        ".thumb_func\n"
+        /* Frame at sp: 0 row, 4 last (out_depth - 2), 8 x, 12 filter, 16 depth, 20 bias (or
+         * the zero words), 24 bias stride (4 or 0), 28 out, 32 mult, 36 shift, 40 cstride,
+         * 44 2 * output_offset + 1. In the loop: r0 passes, r1 x, r2 and r3 the 2 rows, r4
+         * r5 accumulators, r6 the input offset in both halves (kept from pair to pair). */
+        "ts_fc_pairs:\n\t"
+        "push {r4-r11, lr}\n\t"
+        /* batches, depth, out_depth, per_channel, input offset, filter offset, output offset */
+        "ldmia r0, {r4-r10}\n\t"
+        "orr r11, r1, r2\n\t"
+        "orr r11, r11, r5\n\t"
+        "tst r11, #3\n\t"
+        "bne 9b\n\t" /* input, filter, depth word-aligned (LDRD) */
+        "cmp r9, #0\n\t"
+        "bne 9b\n\t" /* a filter offset */
+        "ldr r11, [sp, #36]\n\t" /* out */
+        "ldrd r12, lr, [r0, #36]\n\t" /* mult, shift */
+        "sub sp, sp, #48\n\t"
+        "movs r9, #1\n\t"
+        "orr r9, r9, r10, lsl #1\n\t"
+        "mov r10, #4\n\t"
+        "cmp r3, #0\n\t"
+        "itt eq\n\t" /* no bias: the zero words, stride 0 */
+        "adreq r3, .Lfc_zero\n\t"
+        "moveq r10, #0\n\t"
+        "sub r6, r6, #2\n\t"
+        "movs r0, #0\n\t"
+        "strd r0, r6, [sp]\n\t"
+        "strd r1, r2, [sp, #8]\n\t"
+        "strd r5, r3, [sp, #16]\n\t"
+        "strd r10, r11, [sp, #24]\n\t"
+        "strd r12, lr, [sp, #32]\n\t"
+        "strd r7, r9, [sp, #40]\n\t"
+        "pkhbt r6, r8, r8, lsl #16\n"
+        ".Lfp_pair:\n\t"
+        "ldr r11, [sp]\n\t" /* row */
+        "ldrd r1, r2, [sp, #8]\n\t"
+        "ldrd r12, r3, [sp, #16]\n\t"
+        "ldr lr, [sp, #24]\n\t"
+        "mla r2, r11, r12, r2\n\t" /* row 0 */
+        "mla r3, r11, lr, r3\n\t"
+        "ldr r4, [r3]\n\t"
+        "ldr r5, [r3, lr]\n\t" /* the 2 biases */
+        "add r3, r2, r12\n\t" /* row 1 */
+        "lsrs r0, r12, #3\n\t" /* passes of 8 inputs; carry: an odd group of 4 */
+        "bcc 1f\n\t"
+        "ldr r7, [r1], #4\n\t"
+        "sxtab16 r8, r6, r7, ror #8\n\t"
+        "sxtab16 r7, r6, r7\n\t"
+        "ldr r11, [r2], #4\n\t"
+        FC_P2("r4", "r11", "r7", "r8")
+        "ldr r11, [r3], #4\n\t"
+        FC_P2("r5", "r11", "r7", "r8")
+        "1:\n\t"
+        "adds r0, r0, #1\n\t"
+        "lsrs r0, r0, #1\n\t" /* passes of 16; carry clear: an odd 8 first (entered at 5) */
+        "beq 3f\n\t"
+        "bcc 5f\n"
+        "4:\n\t" FC_P8 "5:\n\t" FC_P8
+        "subs r0, r0, #1\n\t"
+        "bne 4b\n"
+        "3:\n\t"
+        "ldr r11, [sp]\n\t"
+        "add r12, sp, #28\n\t"
+        "ldmia r12, {r1, r2, r3, r9, r10}\n\t" /* out, mult, shift, cstride, o2 */
+        "add r1, r1, r11\n\t"
+        "mul r9, r9, r11\n\t"
+        "add r2, r2, r9, lsl #2\n\t"
+        "add r3, r3, r9, lsl #2\n\t"
+        "mvn r0, #1\n\t"
+        FC_RQ("r9", "r4", "0")
+        FC_RQ("r4", "r5", "4") "orr r9, r9, r4\n\t"
+        "cmp r9, #15\n\t" /* both t in [0, 15] */
+        "bhi 6f\n\t"
+        "ldrd r11, r12, [sp]\n\t"
+        "cmp r11, r12\n\t"
+        "beq 7f\n\t"
+        "add r11, r11, #2\n\t"
+        "cmp r11, r12\n\t"
+        "it gt\n\t"
+        "movgt r11, r12\n\t" /* an odd last row: the last pair overlaps the previous one */
+        "str r11, [sp]\n\t"
+        "b .Lfp_pair\n"
+        "6:\n\t"
+        "movs r0, #1\n\t"
+        "b 8f\n"
+        "7:\n\t"
+        "movs r0, #0\n"
+        "8:\n\t"
+        "add sp, sp, #48\n\t"
+        "pop {r4-r11, pc}\n\t"
+        ".size ts_fc_pairs, . - ts_fc_pairs\n\t"
         ".popsection");
 #define fc_rows ts_fc_rows
+#define fc_rows2 ts_fc_pairs
 #else
+/* ts_fc_pairs is assembly only: on the host fc_pairs (the same products) takes its layers. */
+static int32_t fc_rows2(const ts_fc_params_t *p, const int8_t *in, const int8_t *filter,
+                        const int32_t *bias, int8_t *out) {
+  (void)p, (void)in, (void)filter, (void)bias, (void)out;
+  return 2;
+}
 /* xb[i] = src[i] + xo for i < n (a multiple of 4), in SXTB16 order per 4 inputs: value k of
  * a group in slot (0, 2, 1, 3)[k] of it, as .Lfc_widen stores them. */
 static void widen(int16_t *xb, const int8_t *src, int32_t n, int32_t xo) {
@@ -347,8 +423,8 @@ static int32_t fc_rows(const ts_fc_params_t *p, const int8_t *in, const int8_t *
 /* One output of fc_pairs: TFLM's requantization (any shift), the offset, the fused clamp. */
 static __attribute__((noinline)) int8_t fc_out(const ts_fc_params_t *p, int32_t o, int32_t acc) {
   const int32_t c = p->per_channel ? o : 0;
-  return ts_clamp_s8(ts_requant(acc, p->mult[c], p->shift[c]) + p->output_offset, p->act_min,
-                     p->act_max);
+  return ts_clamp_s8(ts_requant_slow(acc, p->mult[c], p->shift[c]) + p->output_offset,
+                     p->act_min, p->act_max);
 }
 
 /* acc[0..1] += rows w and w + s (the filter offset fo2 in both halves added to the weights)
@@ -386,12 +462,7 @@ static __attribute__((noinline)) void fc_pairs(const ts_fc_params_t *p, const in
     const int8_t *w0 = filter + o * depth, *w1 = filter + o1 * depth;
     /* wrapping adds: an extreme bias is not C undefined behaviour (as kernels/ref) */
     int32_t acc[2] = {bias ? bias[o] : 0, bias ? bias[o1] : 0};
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-    if (n4 && !fo && !(((uintptr_t)in | (uintptr_t)w0 | (uintptr_t)w1) & 3))
-      ts_fc_dot2(acc, in, w0, w1, n4, xo2);
-    else
-#endif
-      fc_dot2(acc, in, w0, (int32_t)(w1 - w0), in + n4, xo2, fo2);
+    fc_dot2(acc, in, w0, (int32_t)(w1 - w0), in + n4, xo2, fo2);
     for (int32_t i = n4; i < depth; i++) {
       const int32_t x = in[i] + xo;
       acc[0] = (int32_t)((uint32_t)acc[0] + (uint32_t)((w0[i] + fo) * x));
@@ -409,25 +480,32 @@ static void fc_clamp(const ts_fc_params_t *p, int8_t *out) {
     for (int32_t o = 0; o < p->out_depth; o++) out[o] = ts_clamp_s8(out[o], lo, hi);
 }
 
+/* One batch: the assembly for its layers (5-row blocks from 5 rows up to TS_OPT_FC_XBUF
+ * inputs, else pairs from 2 rows), fc_pairs for the others. */
+static void fc_batch(const ts_fc_params_t *p, const int8_t *in, const int8_t *filter,
+                     const int32_t *bias, int8_t *out) {
+  const int32_t rows = p->out_depth;
+  int32_t r = rows >= 5 ? fc_rows(p, in, filter, bias, out) : 2;
+  if (r == 2 && rows >= 2) r = fc_rows2(p, in, filter, bias, out);
+  if (r)
+    fc_pairs(p, in, filter, bias, out);
+  else
+    fc_clamp(p, out);
+}
+
 void ts_opt_fully_connected_s8(const ts_fc_params_t *p, const int8_t *input,
                                const int8_t *filter, const int32_t *bias, int8_t *output) {
   if (p->batches == 1 && p->per_channel == 1) { /* the usual layer: one call */
-    if (p->out_depth < 5 || fc_rows(p, input, filter, bias, output))
-      fc_pairs(p, input, filter, bias, output);
-    else fc_clamp(p, output);
+    fc_batch(p, input, filter, bias, output);
     return;
   }
-  ts_fc_params_t q = *p; /* fc_rows: per_channel 0 or 1, mult/shift[row .. row + 4] */
+  ts_fc_params_t q = *p; /* the assembly: per_channel 0 or 1, mult/shift[row .. row + 4] */
   int32_t m5[5], s5[5];
   q.per_channel = p->per_channel != 0;
   if (!q.per_channel) {
     for (int32_t k = 0; k < 5; k++) m5[k] = p->mult[0], s5[k] = p->shift[0];
     q.mult = m5, q.shift = s5;
   }
-  for (int32_t b = 0; b < q.batches; b++) {
-    const int8_t *in = input + b * q.accum_depth;
-    int8_t *out = output + b * q.out_depth;
-    if (fc_rows(&q, in, filter, bias, out)) fc_pairs(&q, in, filter, bias, out);
-    else fc_clamp(&q, out);
-  }
+  for (int32_t b = 0; b < q.batches; b++)
+    fc_batch(&q, input + b * q.accum_depth, filter, bias, output + b * q.out_depth);
 }
