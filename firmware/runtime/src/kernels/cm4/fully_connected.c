@@ -43,9 +43,9 @@ int32_t ts_fc_rows(const ts_fc_params_t *p, const int8_t *in, const int8_t *filt
                    const int32_t *bias, int8_t *out);
 /* 2 <= out_depth (the caller's check), rows in pairs (an odd last row: the last pair overlaps
  * the previous one) with the input widened in registers, for a word-aligned input and filter,
- * depth % 4 == 0, no filter offset: per 8 inputs LDRD and 4 SXTAB16, per row LDRD of 8
+ * depth % 8 == 0, no filter offset: per 8 inputs LDRD and 4 SXTAB16, per row LDRD of 8
  * weights, 4 SXTB16 and 4 SMLAD (23 instructions per 16 MACs, 16 inputs per pass entered in
- * the middle for an odd 8, an odd 4 first), the bias (or none) and ts_fc_rows's
+ * the middle for an odd 8), the bias (or none) and ts_fc_rows's
  * requantization and stores; returns as ts_fc_rows. No widening pass: the better loop for
  * 2-4 rows, which share no 5-row block. */
 int32_t ts_fc_pairs(const ts_fc_params_t *p, const int8_t *in, const int8_t *filter,
@@ -275,9 +275,9 @@ __asm__(".pushsection .text.ts_fc_core,\"ax\",%progbits\n\t"
         /* batches, depth, out_depth, per_channel, input offset, filter offset, output offset */
         "ldmia r0, {r4-r10}\n\t"
         "orr r11, r1, r2\n\t"
-        "orr r11, r11, r5\n\t"
-        "tst r11, #3\n\t"
-        "bne 9b\n\t" /* input, filter, depth word-aligned (LDRD) */
+        "orr r11, r5, r11, lsl #1\n\t"
+        "tst r11, #7\n\t"
+        "bne 9b\n\t" /* input and filter word-aligned (LDRD), depth % 8 == 0 */
         "cmp r9, #0\n\t"
         "bne 9b\n\t" /* a filter offset */
         "ldr r11, [sp, #36]\n\t" /* out */
@@ -309,18 +309,8 @@ __asm__(".pushsection .text.ts_fc_core,\"ax\",%progbits\n\t"
         "ldr r4, [r3]\n\t"
         "ldr r5, [r3, lr]\n\t" /* the 2 biases */
         "add r3, r2, r12\n\t" /* row 1 */
-        "lsrs r0, r12, #3\n\t" /* passes of 8 inputs; carry: an odd group of 4 */
-        "bcc 1f\n\t"
-        "ldr r7, [r1], #4\n\t"
-        "sxtab16 r8, r6, r7, ror #8\n\t"
-        "sxtab16 r7, r6, r7\n\t"
-        "ldr r11, [r2], #4\n\t"
-        FC_P2("r4", "r11", "r7", "r8")
-        "ldr r11, [r3], #4\n\t"
-        FC_P2("r5", "r11", "r7", "r8")
-        "1:\n\t"
-        "adds r0, r0, #1\n\t"
-        "lsrs r0, r0, #1\n\t" /* passes of 16; carry clear: an odd 8 first (entered at 5) */
+        "adds r0, r12, #8\n\t"
+        "lsrs r0, r0, #4\n\t" /* passes of 16 inputs; carry clear: an odd 8 first (at 5) */
         "beq 3f\n\t"
         "bcc 5f\n"
         "4:\n\t" FC_P8 "5:\n\t" FC_P8
