@@ -14,21 +14,29 @@
  * Per output: TFLM's double rounding in one SMLAL with the output offset folded into the
  * rounding term (the exact form of ts_dsp.h) and SSAT, 12 instructions with the per-channel
  * multiplier and shift loads. On the default model's 400 -> 10 layer: 5,762 instructions
- * for 4,000 MACs (ts_fc_rows; 5,000 of them the SXTB16/SMLAD floor of 1.25 per MAC).
+ * for 4,000 MACs (ts_fc_rows, unrolled 8 times then; 5,000 of them the SXTB16/SMLAD floor).
  *
- * The fast path, ts_fc_rows (widening, every row block, requantization and stores, all in
- * assembly), takes the usual layer: depth a multiple of 4 up to TS_OPT_FC_XBUF, at least 5
- * rows, a bias or none (then 5 zero words with a row stride of 0), no filter offset, a
- * word-aligned input, shifts in [-17, -2]; it says so otherwise and fc_pairs runs instead:
- * two rows at a time with the input widened in registers (fc_dot2, 15 instructions per 8
- * MACs as GCC schedules it, no buffer), which is also the better loop for 1-4 rows (no widening pass to share),
- * any depth and alignment, a filter offset (0 for int8 weights, which are symmetric) added
- * to the weights by SXTAB16 as the input offset to the inputs, and TFLM's requantization for
- * any shift. On the host (no DSP extension) ts_fc_rows and the widening are the portable C
- * below, the same arithmetic, so ts-kernel-check exercises this algorithm; the assembly
- * itself is checked on the M4 by the m4check build of ts-kernel-check (tests/runtime/
- * test_opt_m4.py, also every near-miss mutation of its instructions), `make bench` and the
- * emulator tests. `bench fc OUT IN [nobias]` of that build measures one shape. */
+ * Three paths, picked per batch (fc_batch):
+ *  - ts_fc_rows (widening, every 5-row block, requantization and stores, all in assembly)
+ *    for 5 rows and more: depth a multiple of 4 up to TS_OPT_FC_XBUF, a bias or none (then
+ *    5 zero words with a row stride of 0), no filter offset, a word-aligned input, shifts in
+ *    [-17, -2].
+ *  - ts_fc_pairs (assembly) for 2-4 rows, and for layers ts_fc_rows does not take (deeper
+ *    than TS_OPT_FC_XBUF): rows in pairs with the input widened in registers, no buffer and
+ *    no widening pass (which 2-4 rows could not share): per 8 inputs LDRD + 4 SXTAB16, per
+ *    row LDRD + 4 SXTB16 + 4 SMLAD, 23 instructions per 16 MACs, 1.5 per MAC with the loop;
+ *    word-aligned input and filter, depth % 8 == 0, the same requantization (MobileNet's
+ *    256 -> 2 head: 840 instructions for 512 MACs, CMSIS-NN's 2-row loop is 15 per 8 MACs).
+ *  - fc_pairs (C) for everything else (1 row, depth % 4 or % 8 tails, unaligned tensors, a
+ *    filter offset, which int8 weights never have, shifts outside [-17, -2]): the same
+ *    pairs in C intrinsics (SXTAB16 adds the filter offset as the input offset), TFLM's
+ *    requantization for any shift.
+ * On the host (no DSP extension) ts_fc_rows and the widening are the portable C below, the
+ * same arithmetic, and fc_pairs takes ts_fc_pairs's layers, so ts-kernel-check exercises
+ * these algorithms; the assembly itself is checked on the M4 by the m4check build of
+ * ts-kernel-check (tests/runtime/test_opt_m4.py, also every near-miss mutation of its
+ * instructions), `make bench` and the emulator tests. `bench fc OUT IN [nobias]` of that
+ * build measures one shape (docs/bench.md). */
 #include <stdint.h>
 
 #include "ts_dsp.h"
@@ -83,7 +91,7 @@ int32_t ts_fc_pairs(const ts_fc_params_t *p, const int8_t *in, const int8_t *fil
   "smlad " a ", lr, " xe ", " a "\n\t"                                                           \
   "sxtb16 " w ", " w ", ror #8\n\t"                                                              \
   "smlad " a ", " w ", " xd ", " a "\n\t"
-/* ts_fc_dot2's 8 inputs of 2 rows: 23 instructions per 16 MACs. */
+/* ts_fc_pairs's 8 inputs of 2 rows: 23 instructions per 16 MACs. */
 #define FC_P8                                                                                  \
   "ldrd r7, r9, [r1], #8\n\t"                                                                   \
   "sxtab16 r8, r6, r7, ror #8\n\t"                                                              \
@@ -437,10 +445,10 @@ static __attribute__((noinline)) void fc_dot2(int32_t *acc, const int8_t *x, con
   acc[0] = a0, acc[1] = a1;
 }
 
-/* Fewer than 5 rows, and every layer the fast path does not take (depth not a multiple of 4
- * or beyond TS_OPT_FC_XBUF, a filter offset, a shift outside [-17, -2]). Two rows at a time
- * (an odd last row twice) with fc_dot2, the input widened in registers, so no buffer, any
- * depth and any alignment; the depth % 4 tail in C. One batch. */
+/* Every layer neither assembly routine takes (1 row, depth % 4 or % 8 tails, unaligned
+ * tensors, a filter offset, shifts outside [-17, -2]); on the host also ts_fc_pairs's
+ * layers. Two rows at a time (an odd last row twice) with fc_dot2, the input widened in
+ * registers, so no buffer, any depth and alignment; the depth % 4 tail in C. One batch. */
 static __attribute__((noinline)) void fc_pairs(const ts_fc_params_t *p, const int8_t *in,
                                                const int8_t *filter, const int32_t *bias,
                                                int8_t *out) {
