@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import re
 import struct
 import subprocess
@@ -315,10 +316,10 @@ def cmsis_sources(cmsis: Path) -> list[Path]:
     return srcs
 
 
-def _run(cmd: list[str], what: str) -> str:
+def _run(cmd: list[str], what: str, cwd: Path | None = None) -> str:
     try:
         res = subprocess.run(["nice", "-n", "10", *cmd], capture_output=True, text=True,
-                             timeout=QEMU_TIMEOUT_S)
+                             timeout=QEMU_TIMEOUT_S, cwd=cwd)
     except FileNotFoundError as err:
         raise CompareError(f"{what}: {cmd[0]} not found; install the toolchain "
                            "(make setup-system)") from err
@@ -369,10 +370,14 @@ def parse_result(text: str) -> dict[str, int]:
 
 
 def run_layer(elf: Path, layer_file: Path) -> dict[str, int]:
+    """One layer file through the harness. QEMU runs in the layer file's folder and the
+    harness opens it by its bare name: the semihosting command line (the kernel's path and
+    the -append text) holds 255 characters."""
     cmd = [QEMU, "-M", "mps2-an386", "-display", "none", "-monitor", "none", "-serial", "none",
            "-icount", "shift=0", "-semihosting-config", "enable=on,target=native",
-           "-kernel", str(elf), "-append", f"layer {layer_file.resolve()}"]
-    return parse_result(_run(cmd, f"the harness on {layer_file}"))
+           "-kernel", os.path.relpath(elf, layer_file.parent),
+           "-append", f"layer {layer_file.name}"]
+    return parse_result(_run(cmd, f"the harness on {layer_file}", cwd=layer_file.parent))
 
 
 # ---- the table
