@@ -184,3 +184,13 @@ def test_a_tree_that_is_not_cmsis_nn_is_refused_with_a_message(tool, tmp_path, c
     assert "not a CMSIS-NN source tree" in err and "Include/" in err
     assert tool.main(["--cmsis-nn", str(tmp_path), "--suite", str(tmp_path / "none.json")]) == 1
     assert "tinyscope.bench --suite" in capsys.readouterr().err
+
+
+def test_a_suite_json_and_a_single_bench_json_are_both_read(tool, tmp_path):
+    suite = {"models": {"a": {"operators": []}}}
+    assert tool.bench_models(suite, tmp_path) == suite["models"]
+    one = {"build": "/x/build/bench-foo", "operators": [],
+           "second_model": {"build": "/x/build/bench-dwsep/build-v2", "operators": []}}
+    assert list(tool.bench_models(one, tmp_path)) == ["bench-foo", "build-v2"]
+    with pytest.raises(tool.CompareError, match="not a bench json"):
+        tool.bench_models({"goals": []}, tmp_path)

@@ -11,7 +11,8 @@ compiles the CMSIS-NN sources the harness needs (arm-none-eabi-gcc -O2 -mcpu=cor
 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16) into OUT/lib, links ``tools/cmsisnn/harness.c``
 with the board start-up of the M4 kernel check (``firmware/host/m4check_semihost.c``,
 ``firmware/boards/qemu-mps2-an386/linker.ld``), then for every operator of every model in
-the suite json (written by ``python -m tinyscope.bench --suite``):
+the bench json (``build/bench-suite.json`` of ``python -m tinyscope.bench --suite``, or the
+``bench.json`` of ``make bench MODEL=...``):
 
 1. reads the operator from the model's ``.tflite`` (shapes, strides, padding, fused
    activation, zero points, scales, weights, bias) and computes the parameters TFLM's
@@ -498,10 +499,26 @@ def _build_dir(entry: dict, suite: Path) -> Path:
                        "'python -m tinyscope.bench --suite --n 1' first")
 
 
+def bench_models(data: dict, path: Path) -> dict[str, dict]:
+    """The models of a bench json by name: a suite's (``--suite``), or a single bench's
+    (``make bench MODEL=...``; named by its build folder, with its second model if any)."""
+    if isinstance(data.get("models"), dict):
+        return data["models"]
+    if "operators" not in data or "build" not in data:
+        raise CompareError(f"{path} is not a bench json (no 'models' nor 'operators'); "
+                           "write one with 'python -m tinyscope.bench'")
+    out = {Path(data["build"]).name: data}
+    second = data.get("second_model")
+    if isinstance(second, dict) and "operators" in second:
+        out[Path(second["build"]).name] = second
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cmsis-nn", type=Path, required=True, help="CMSIS-NN source tree")
-    ap.add_argument("--suite", type=Path, default=ROOT / "build" / "bench-suite.json")
+    ap.add_argument("--suite", type=Path, default=ROOT / "build" / "bench-suite.json",
+                    help="a bench json: build/bench-suite.json or a 'make bench' bench.json")
     ap.add_argument("--out", type=Path, default=ROOT / "build" / "cmsisnn")
     ap.add_argument("--models", default="", help="comma-separated suite names (default: all)")
     ap.add_argument("--ops", default="", help="comma-separated operators to run (default: all)")
@@ -510,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.suite.is_file():
             raise CompareError(f"{args.suite} not found; run "
                                "'python -m tinyscope.bench --suite --n 1'")
-        suite = json.loads(args.suite.read_text())["models"]
+        suite = bench_models(json.loads(args.suite.read_text()), args.suite)
         wanted = [m for m in args.models.split(",") if m] or list(suite)
         ops = {o for o in args.ops.split(",") if o}
         elf = build_harness(args.cmsis_nn, args.out)
