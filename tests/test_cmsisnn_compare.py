@@ -30,6 +30,12 @@ def tool():
     return mod
 
 
+@pytest.fixture(scope="module")
+def lay(tool):
+    """tools/cmsisnn/cmsisnn_layers.py, as the tool imported it."""
+    return sys.modules["cmsisnn_layers"]
+
+
 def _harness_enum(name: str) -> list[str]:
     text = (ROOT / "tools" / "cmsisnn" / "harness.c").read_text()
     body = re.search(r"enum " + name + r" \{(.*?)\};", text, re.S)
@@ -37,70 +43,70 @@ def _harness_enum(name: str) -> list[str]:
     return [t.strip() for t in body.group(1).replace("\n", " ").split(",") if t.strip()]
 
 
-def test_the_header_fields_are_the_harness_enum_in_order(tool):
+def test_the_header_fields_are_the_harness_enum_in_order(lay):
     names = _harness_enum("field")
     assert names[-1] == "F_COUNT"
-    assert [n.removeprefix("F_") for n in names[:-1]] == list(tool.FIELDS)
+    assert [n.removeprefix("F_") for n in names[:-1]] == list(lay.FIELDS)
 
 
-def test_the_operator_codes_are_tflite_builtin_codes_and_the_harness_s(tool):
+def test_the_operator_codes_are_tflite_builtin_codes_and_the_harness_s(lay):
     from ai_edge_litert import schema_py_generated as schema
 
-    for name, code in tool.OP_CODES.items():
+    for name, code in lay.OP_CODES.items():
         assert getattr(schema.BuiltinOperator, name) == code
     text = (ROOT / "tools" / "cmsisnn" / "harness.c").read_text()
-    for name, code in tool.OP_CODES.items():
+    for name, code in lay.OP_CODES.items():
         assert re.search(rf"OP_{name} = {code}\b", text), name
 
 
-def test_quantize_multiplier_is_tflms(tool):
+def test_quantize_multiplier_is_tflms(lay):
     from tinyscope.analysis.drift import quantize_multiplier as drift_qm
 
     rng = np.random.default_rng(1)
     for d in np.concatenate([rng.uniform(1e-6, 1, 500), rng.uniform(1, 1e4, 100)]):
-        m, s = tool.quantize_multiplier(float(d))
+        m, s = lay.quantize_multiplier(float(d))
         assert 1 << 30 <= m < 1 << 31
         assert abs(m * 2.0 ** (s - 31) - d) <= d * 2.0 ** -30
         assert (m, s) == drift_qm(float(d))  # the project's other copy, for non-tie values
-    assert tool.quantize_multiplier(0.0) == (0, 0)
-    assert tool.quantize_multiplier(1.0 - 2.0 ** -40) == (1 << 30, 1)  # rounds up to 2^31
-    assert tool.quantize_multiplier(2.0 ** -40) == (0, 0)  # shift < -31: TFLM gives zero
-    assert tool.tflite_round(2.5) == 3 and tool.tflite_round(-2.5) == -3
+    assert lay.quantize_multiplier(0.0) == (0, 0)
+    assert lay.quantize_multiplier(1.0 - 2.0 ** -40) == (1 << 30, 1)  # rounds up to 2^31
+    assert lay.quantize_multiplier(2.0 ** -40) == (0, 0)  # shift < -31: TFLM gives zero
+    assert lay.tflite_round(2.5) == 3 and lay.tflite_round(-2.5) == -3
 
 
-def test_activation_ranges_and_padding(tool):
-    assert tool.activation_range(tool.ACT_NONE, 0.1, 5) == (-128, 127)
-    assert tool.activation_range(tool.ACT_RELU, 0.1, -100) == (-100, 127)
-    assert tool.activation_range(tool.ACT_RELU6, 0.05, -128) == (-128, -8)
-    assert tool.activation_range(tool.ACT_RELU6, 0.01, -128) == (-128, 127)
-    with pytest.raises(tool.CompareError):
-        tool.activation_range(4, 0.1, 0)
-    assert tool.same_padding(48, 24, 3, 2, 1) == 0  # SAME stride 2 pads after only
-    assert tool.same_padding(6, 6, 3, 1, 1) == 1
-    assert tool.same_padding(28, 26, 3, 1, 1) == 0  # VALID
+def test_activation_ranges_and_padding(lay):
+    assert lay.activation_range(lay.ACT_NONE, 0.1, 5) == (-128, 127)
+    assert lay.activation_range(lay.ACT_RELU, 0.1, -100) == (-100, 127)
+    assert lay.activation_range(lay.ACT_RELU6, 0.05, -128) == (-128, -8)
+    assert lay.activation_range(lay.ACT_RELU6, 0.01, -128) == (-128, 127)
+    with pytest.raises(lay.CompareError):
+        lay.activation_range(4, 0.1, 0)
+    assert lay.same_padding(48, 24, 3, 2, 1) == 0  # SAME stride 2 pads after only
+    assert lay.same_padding(6, 6, 3, 1, 1) == 1
+    assert lay.same_padding(28, 26, 3, 1, 1) == 0  # VALID
 
 
-def test_softmax_parameters_follow_tflms_int8_prepare(tool):
-    mult, shift, diff_min = tool.softmax_params(1.0, 1 / 16)
+def test_softmax_parameters_follow_tflms_int8_prepare(lay):
+    mult, shift, diff_min = lay.softmax_params(1.0, 1 / 16)
     assert mult * 2.0 ** (shift - 31) == pytest.approx(2.0 ** 26 / 16, rel=1e-9)
     assert diff_min == -math.floor(31 * 2.0 ** 26 / 2.0 ** shift)
-    assert tool.softmax_params(1.0, 1e6)[0] == (1 << 31) - 1  # capped multiplier
+    assert lay.softmax_params(1.0, 1e6)[0] == (1 << 31) - 1  # capped multiplier
 
 
-def test_a_layer_file_is_the_header_then_aligned_sections(tool):
-    layer = tool.Layer("ADD", {"BATCH": 1, "OUT_C": 5}, np.arange(5, dtype=np.int8),
+def test_a_layer_file_is_the_header_then_aligned_sections(lay):
+    layer = lay.Layer("ADD", {"BATCH": 1, "OUT_C": 5}, np.arange(5, dtype=np.int8),
                        np.arange(5, dtype=np.int8) * 2, in2=np.full(5, -1, np.int8))
     data = layer.to_bytes()
-    hdr = dict(zip(tool.FIELDS, struct.unpack_from(f"<{len(tool.FIELDS)}i", data), strict=True))
+    hdr = dict(zip(lay.FIELDS, struct.unpack_from(f"<{len(lay.FIELDS)}i", data), strict=True))
     assert hdr["MAGIC"] == 0x4E4E4D43 and hdr["OP"] == 0 and hdr["OUT_C"] == 5
     assert (hdr["N_IN1"], hdr["N_IN2"], hdr["N_OUT"], hdr["N_FILTER"]) == (5, 5, 5, 0)
-    pos = 4 * len(tool.FIELDS)
+    pos = 4 * len(lay.FIELDS)
     pos += -pos % 16
     assert data[pos:pos + 5] == bytes(range(5))
     pos += 5 + (-(pos + 5) % 16)
     assert data[pos:pos + 5] == b"\xff" * 5
     with pytest.raises(ValueError):
-        tool.Layer("ADD", {"NOT_A_FIELD": 1}, layer.in1, layer.out).to_bytes()
+        lay.Layer("ADD", {"NOT_A_FIELD": 1}, layer.in1, layer.out).to_bytes()
 
 
 def _requant(acc: np.ndarray, m: np.ndarray, s: np.ndarray) -> np.ndarray:
@@ -116,12 +122,12 @@ def _requant(acc: np.ndarray, m: np.ndarray, s: np.ndarray) -> np.ndarray:
     return (high >> e) + (rem > thr)
 
 
-def test_the_described_layers_reproduce_tflm_on_the_default_model(tool, build_dir):
+def test_the_described_layers_reproduce_tflm_on_the_default_model(lay, build_dir):
     """The FULLY_CONNECTED description (offsets, per-channel multipliers, activation range),
     computed in numpy, equals TFLM's output; the conv and pool descriptions have the model's
     shapes, and the inputs/outputs are TFLM's tensors."""
     layers: dict = {}
-    for _, name, layer in tool.model_layers(build_dir):
+    for _, name, layer in lay.model_layers(build_dir):
         layers.setdefault(name, layer)  # the first of each operator
     assert layers["RESHAPE"] is None
     fc = layers["FULLY_CONNECTED"]
