@@ -310,48 +310,44 @@ static void singles(uint32_t *w, const int8_t *x, int32_t row, int32_t k_h) {
   for (int32_t ky = H; ky < k_h; ky++) w[3 * (ky - H)] |= (uint32_t)(uint16_t)x[ky * row] << 16;
 }
 
-/* Values [v0, v0 + kv) of kernel row ky of the cursor pixel's field (one chunk, see
- * conv_chunked) into slot s of the 3-pixel im2col buffer (tb + s); taps outside the input
- * read the zero point. Chunks start at a multiple of 4 of the row, so widen_seg pairs them
- * as it pairs the same values of the whole row. */
-static void im2col_chunk(const cursor_t *g, uint32_t *tb, int8_t *tmp, int32_t ky,
-                         int32_t v0, int32_t kv) {
-  const ts_conv_params_t *p = g->p;
-  const int8_t zp = (int8_t)-p->input_offset;
-  const int32_t iy = g->iy0 + ky * p->dil_h, in_c = p->in_c;
-  if (iy < 0 || iy >= p->in_h) {
-    fill_words(tb, 3, (kv + 1) >> 1, pack16(zp, zp));
-    return;
-  }
-  const int32_t at = g->at + ky * g->row; /* input index of (iy, ix0, 0) */
-  if (g->ix0 >= 0 && g->ix0 + p->k_w <= p->in_w) {
-    widen_seg(tb, 3, g->input + at + v0, kv);
-    return;
-  }
-  for (int32_t v = v0; v < v0 + kv;) { /* a border pixel: per kernel column */
-    const int32_t kx = v / in_c, c = v - kx * in_c, ix = g->ix0 + kx;
-    const int32_t n = in_c - c < v0 + kv - v ? in_c - c : v0 + kv - v;
-    if (ix >= 0 && ix < p->in_w) __builtin_memcpy(tmp + v - v0, g->input + at + v, (size_t)n);
-    else __builtin_memset(tmp + v - v0, zp, (size_t)n);
-    v += n;
-  }
-  widen_seg(tb, 3, tmp, kv);
-}
-
 /* The cursor pixel's receptive field into slot s of the 3-pixel im2col buffer (tb + s):
- * kernel row ky's first 2 hp values at pair words hp ky .. hp ky + hp - 1 (im2col_chunk of
- * the row), then an odd seg's singles (value seg - 1 of each row, singles()); taps outside
- * the input read the zero point. */
+ * kernel row ky's first 2 hp values at pair words hp ky .. hp ky + hp - 1, then the singles. */
 static void im2col(const cursor_t *g, uint32_t *tb, int8_t *tmp) {
   const ts_conv_params_t *p = g->p;
-  const int32_t seg = g->seg, hp = g->hp, k_h = p->k_h, ix = g->ix0 + p->k_w - 1;
-  int8_t *const sg = tmp + seg; /* the rows' singles (im2col_chunk uses tmp[0, 2 hp)) */
-  for (int32_t ky = 0; ky < k_h; ky++) {
-    im2col_chunk(g, tb + 3 * hp * ky, tmp, ky, 0, 2 * hp);
-    const int32_t iy = g->iy0 + ky * p->dil_h;
-    sg[ky] = iy >= 0 && iy < p->in_h && ix >= 0 && ix < p->in_w
-                 ? g->input[g->at + ky * g->row + seg - 1]
-                 : (int8_t)-p->input_offset;
+  const int32_t in_c = p->in_c, seg = g->seg, hp = g->hp, k_h = p->k_h;
+  const int8_t zp = (int8_t)-p->input_offset;
+  const int cols_in = g->ix0 >= 0 && g->ix0 + p->k_w <= p->in_w;
+  if (cols_in && (seg & 3) == 0 && g->iy0 >= 0 && g->iy0 + (k_h - 1) * p->dil_h < p->in_h) {
+    /* all inside, whole groups of 4 (widen_seg of each row): a tight loop */
+    const int8_t *src = g->input + g->at;
+    for (int32_t ky = 0; ky < k_h; ky++, tb += 3 * hp, src += g->row) {
+      uint32_t *d = tb;
+      for (const int8_t *x = src, *const e = src + seg; x < e; x += 4, d += 6) {
+        const uint32_t v = ts_ld32(x);
+        d[0] = ts_sxtb16(v), d[3] = ts_sxtb16_ror8(v);
+      }
+    }
+    return;
+  }
+  /* the rows' singles go through tmp + seg (a border pixel's rows are built in tmp) */
+  int8_t *const sg = tmp + seg;
+  for (int32_t ky = 0, iy = g->iy0, at = g->at; ky < k_h; ky++, at += g->row, iy += p->dil_h) {
+    const int row_in = iy >= 0 && iy < p->in_h;
+    const int8_t *src = tmp;
+    if (!row_in) { /* a row outside the input: the zero point */
+      fill_words(tb + 3 * hp * ky, 3, hp, pack16(zp, zp));
+      sg[ky] = zp;
+      continue;
+    }
+    if (cols_in) src = g->input + at;
+    else /* taps outside the input read the zero point */
+      for (int32_t kx = 0; kx < p->k_w; kx++) {
+        const int32_t ix = g->ix0 + kx;
+        const int in = ix >= 0 && ix < p->in_w;
+        for (int32_t c = 0; c < in_c; c++) tmp[kx * in_c + c] = in ? g->input[at + kx * in_c + c] : zp;
+      }
+    widen_seg(tb + 3 * hp * ky, 3, src, 2 * hp);
+    sg[ky] = src[seg - 1];
   }
   if (seg & 1) singles(tb + 3 * hp * k_h, sg, 1, k_h);
 }
@@ -459,6 +455,34 @@ static void im2col3(cursor_t *g, uint32_t *tb, int8_t *tmp, int32_t nv, int32_t 
     im2col(g, tb + s, tmp);
     cursor_next(g, 1);
   }
+}
+
+/* Values [v0, v0 + kv) of kernel row ky of the cursor pixel's field (one chunk, see
+ * conv_chunked) into slot s of the 3-pixel im2col buffer (tb + s); taps outside the input
+ * read the zero point. Chunks start at a multiple of 4 of the row, so widen_seg pairs them
+ * as it pairs the same values of the whole row. */
+static void im2col_chunk(const cursor_t *g, uint32_t *tb, int8_t *tmp, int32_t ky,
+                         int32_t v0, int32_t kv) {
+  const ts_conv_params_t *p = g->p;
+  const int8_t zp = (int8_t)-p->input_offset;
+  const int32_t iy = g->iy0 + ky * p->dil_h, in_c = p->in_c;
+  if (iy < 0 || iy >= p->in_h) {
+    fill_words(tb, 3, (kv + 1) >> 1, pack16(zp, zp));
+    return;
+  }
+  const int32_t at = g->at + ky * g->row; /* input index of (iy, ix0, 0) */
+  if (g->ix0 >= 0 && g->ix0 + p->k_w <= p->in_w) {
+    widen_seg(tb, 3, g->input + at + v0, kv);
+    return;
+  }
+  for (int32_t v = v0; v < v0 + kv;) { /* a border pixel: per kernel column */
+    const int32_t kx = v / in_c, c = v - kx * in_c, ix = g->ix0 + kx;
+    const int32_t n = in_c - c < v0 + kv - v ? in_c - c : v0 + kv - v;
+    if (ix >= 0 && ix < p->in_w) __builtin_memcpy(tmp + v - v0, g->input + at + v, (size_t)n);
+    else __builtin_memset(tmp + v - v0, zp, (size_t)n);
+    v += n;
+  }
+  widen_seg(tb, 3, tmp, kv);
 }
 
 /* Wide receptive fields (a field or its channel block larger than the buffers: 3x3 convs
