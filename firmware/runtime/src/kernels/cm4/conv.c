@@ -237,20 +237,9 @@ static void widen_seg(uint32_t *d, int32_t step, const int8_t *src, int32_t n) {
   if (i < n) d[0] = pack16(src[i], 0);
 }
 
-/* widen_seg, doubled (2 v: weights of the chunked path, whose seeds carry the sums). */
-static void widen_seg_dbl(uint32_t *d, int32_t step, const int8_t *src, int32_t n) {
-  int32_t i = 0;
-  for (; i + 4 <= n; i += 4, d += 2 * step) {
-    const uint32_t v = ts_ld32(src + i), lo = ts_sxtb16(v), hi = ts_sxtb16_ror8(v);
-    d[0] = ts_sadd16(lo, lo);
-    d[step] = ts_sadd16(hi, hi);
-  }
-  for (; i + 2 <= n; i += 2, d += step) d[0] = pack16(2 * src[i], 2 * src[i + 1]);
-  if (i < n) d[0] = pack16(2 * src[i], 0);
-}
-
 /* widen_seg of weights, doubled (2 w: the routine's accumulators are 2 acc), returning the
- * sum of the n doubled values (SMLAD of each widened word with (1, 1)). */
+ * sum of the n doubled values (SMLAD of each widened word with (1, 1)); the chunked path,
+ * whose seeds carry the sums, ignores it. */
 static int32_t widen_seg_sum(uint32_t *d, int32_t step, const int8_t *src, int32_t n) {
   int32_t i = 0, sum = 0;
   for (; i + 4 <= n; i += 4, d += 2 * step) {
@@ -529,7 +518,8 @@ static void conv_chunked(const ts_conv_params_t *p, const int8_t *input, const i
           const int32_t recw = HEAD + 2 * cp + TAIL; /* this chunk's records, consecutive */
           for (int32_t c = 0; c < 2 * npb; c++) { /* this chunk's records */
             uint32_t *r = wbuf + (c >> 1) * recw;
-            if (c < nb) widen_seg_dbl(r + HEAD + (c & 1), 2, filter + (oc0 + c) * K + ky * seg + v0, kv);
+            if (c < nb)
+              (void)widen_seg_sum(r + HEAD + (c & 1), 2, filter + (oc0 + c) * K + ky * seg + v0, kv);
             else fill_words(r + HEAD + 1, 2, cp, 0);
             if (last) {
               uint32_t *qw = r + HEAD + 2 * cp + 3 * (c & 1);
