@@ -595,28 +595,11 @@ static __attribute__((noinline)) void conv_im2col(const ts_conv_params_t *p, con
     return;
   }
   const int32_t npix = p->batches * p->out_h * p->out_w;
-  /* Small outputs (the 3x3 and 6x6 planes of late layers), whose block of channels is not
-   * all of them: the im2col of every group of 3 pixels is built once and kept (tbw words
-   * each), and the records of the blocks take the rest of the buffer (at least one pair),
-   * instead of rebuilding each group's im2col for every block. */
-  const int32_t tbw = (3 * np + 1) & ~1, ngroups = (npix + 2) / 3;
-  const int cache = ngroups > 1 && block < out_c && ngroups * tbw + rec <= WWORDS + TWORDS;
-  if (cache) {
-    block = 2 * ((WWORDS + TWORDS - ngroups * tbw) / rec);
-    if (block > TS_OPT_CONV_BLOCK) block = TS_OPT_CONV_BLOCK & ~1;
-    if (block > out_c) block = out_c;
-  }
   { /* blocks of equal size (even, at most `block`): no short last block */
     const int32_t nblk = (out_c + block - 1) / block, eq = (out_c + nblk - 1) / nblk;
     block = eq + (eq & 1) < block ? eq + (eq & 1) : block;
   }
-  uint32_t *const wbuf = buf + (cache ? ngroups * tbw : tbw);
-  if (cache) {
-    cursor_t g = {p, input, seg, hp, p->dil_h * p->in_w * p->in_c, 0, 0, 0, 0, 0, 0};
-    cursor_row(&g);
-    for (int32_t P = 0; P < npix; P += 3)
-      im2col3(&g, buf + P / 3 * tbw, tmp, npix - P < 3 ? npix - P : 3, np);
-  }
+  uint32_t *const wbuf = buf + ((3 * np + 1) & ~1), *const tb = buf;
   for (int32_t oc0 = 0; oc0 < out_c; oc0 += block) {
     const int32_t nb = out_c - oc0 < block ? out_c - oc0 : block;
     for (int32_t c = 0; c < nb + (nb & 1); c++) {
@@ -650,7 +633,7 @@ static __attribute__((noinline)) void conv_im2col(const ts_conv_params_t *p, con
     cursor_t g = {p, input, seg, hp, p->dil_h * p->in_w * p->in_c, 0, 0, 0, 0, 0, 0};
     cursor_row(&g);
     for (int32_t P = 0; P < npix; P += 3) {
-      const int32_t n = cache || !fast || (nb & 1) ? 0 : fast_groups(&g);
+      const int32_t n = !fast || (nb & 1) ? 0 : fast_groups(&g);
       if (n > 0) { /* a run of groups inside the input, in one output row */
         const int32_t step = 3 * p->stride_w * p->in_c;
         const int8_t *x = input + g.at;
@@ -664,8 +647,7 @@ static __attribute__((noinline)) void conv_im2col(const ts_conv_params_t *p, con
         continue;
       }
       const int32_t nv = npix - P < 3 ? npix - P : 3;
-      uint32_t *const tb = cache ? buf + P / 3 * tbw : buf;
-      if (!cache) im2col3(&g, tb, tmp, nv, np);
+      im2col3(&g, tb, tmp, nv, np);
       int8_t *const o = output + P * out_c + oc0;
       int32_t c = 0; /* whole channel pairs with outputs the assembly can store */
       if (fast && nv == 3 && nb >= 2) {
