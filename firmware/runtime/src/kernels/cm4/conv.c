@@ -212,11 +212,16 @@ void ts_cm4_conv2x3_relu(const uint32_t *x, const uint32_t *r, int32_t np, int8_
 }
 #endif
 
-void ts_conv_finish(const int32_t *acc, int8_t *o, int32_t nv, int32_t oc, int32_t nc,
-                    const ts_conv_params_t *p) {
-  for (int32_t s = 0; s < nv; s++) {
-    o[s * p->out_c] = ts_out_slow(acc[2 * s] >> 1, oc, p);
-    if (nc > 1) o[s * p->out_c + 1] = ts_out_slow(acc[2 * s + 1] >> 1, oc + 1, p);
+void ts_conv_rest(const uint32_t *tb, const uint32_t *recs, int32_t np, int32_t rec,
+                  int8_t *o, int32_t nv, int32_t oc0, int32_t nb, int32_t c,
+                  const ts_conv_params_t *p) {
+  for (; c < nb; c += 2) { /* accumulators back (2 acc) */
+    int32_t acc[6];
+    ts_cm4_conv2x3(tb, recs + (c >> 1) * rec, np, (int8_t *)acc, 0, 1);
+    for (int32_t s = 0; s < nv; s++) {
+      o[s * p->out_c + c] = ts_out_slow(acc[2 * s] >> 1, oc0 + c, p);
+      if (c + 1 < nb) o[s * p->out_c + c + 1] = ts_out_slow(acc[2 * s + 1] >> 1, oc0 + c + 1, p);
+    }
   }
 }
 
@@ -542,16 +547,11 @@ static void conv_chunked(const ts_conv_params_t *p, const int8_t *input, const i
             }
             uint32_t *a = acc + gi * npb * 6;
             for (int32_t q = 0; q < npb; q++) __builtin_memcpy(wbuf + q * recw, a + 6 * q, 24);
-            int32_t q = 0;
-            if (last && fast && nv == 3 && nb >= 2) { /* requantized and stored */
-              q = nb >> 1;
-              run(tb, wbuf, cp, output + P * out_c + oc0, out_c, q);
-            }
-            if (q < npb) /* the rest: accumulators back, one call for every pair */
-              ts_cm4_conv2x3(tb, wbuf + q * recw, cp, (int8_t *)(a + 6 * q), 0, npb - q);
-            for (; last && q < npb; q++)
-              ts_conv_finish((const int32_t *)(a + 6 * q), output + P * out_c + oc0 + 2 * q, nv,
-                             oc0 + 2 * q, nb - 2 * q, p);
+            if (last) /* the outputs */
+              ts_conv_group(run, tb, wbuf, cp, recw, output + P * out_c + oc0, nv, oc0, nb, fast,
+                            p);
+            else /* the accumulators back, one call for every pair */
+              ts_cm4_conv2x3(tb, wbuf, cp, (int8_t *)a, 0, npb);
           }
         }
       g0 = g;
@@ -648,17 +648,7 @@ static __attribute__((noinline)) void conv_im2col(const ts_conv_params_t *p, con
       }
       const int32_t nv = npix - P < 3 ? npix - P : 3;
       im2col3(&g, tb, tmp, nv, np);
-      int8_t *const o = output + P * out_c + oc0;
-      int32_t c = 0; /* whole channel pairs with outputs the assembly can store */
-      if (fast && nv == 3 && nb >= 2) {
-        run(tb, wbuf, np, o, out_c, nb >> 1);
-        c = nb & ~1;
-      }
-      for (; c < nb; c += 2) { /* the rest: accumulators back, C finishes */
-        int32_t acc[6];
-        ts_cm4_conv2x3(tb, wbuf + (c >> 1) * rec, np, (int8_t *)acc, 0, 1);
-        ts_conv_finish(acc, o + c, nv, oc0 + c, nb - c, p);
-      }
+      ts_conv_group(run, tb, wbuf, np, rec, output + P * out_c + oc0, nv, oc0, nb, fast, p);
     }
   }
   if (clamp) ts_clamp_pass(output, nout, p->act_min, p->act_max);
