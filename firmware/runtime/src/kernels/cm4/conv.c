@@ -435,7 +435,7 @@ static void group3(const cursor_t *g, uint32_t *tb, const int8_t *x) {
 }
 
 /* The next nv (1..3) output pixels' fields into the im2col buffer; unused slots zeroed. */
-static void im2col3(cursor_t *g, uint32_t *tb, int8_t *tmp, int32_t nv, int32_t np) {
+static __attribute__((noinline)) void im2col3(cursor_t *g, uint32_t *tb, int8_t *tmp, int32_t nv, int32_t np) {
   if (nv == 3 && fast_groups(g) > 0) {
     group3(g, tb, g->input + g->at);
     cursor_next(g, 3);
