@@ -633,19 +633,6 @@ static __attribute__((noinline)) void conv_im2col(const ts_conv_params_t *p, con
     cursor_t g = {p, input, seg, hp, p->dil_h * p->in_w * p->in_c, 0, 0, 0, 0, 0, 0};
     cursor_row(&g);
     for (int32_t P = 0; P < npix; P += 3) {
-      const int32_t n = !fast || (nb & 1) ? 0 : fast_groups(&g);
-      if (n > 0) { /* a run of groups inside the input, in one output row */
-        const int32_t step = 3 * p->stride_w * p->in_c;
-        const int8_t *x = input + g.at;
-        int8_t *o = output + P * out_c + oc0;
-        for (int32_t i = 0; i < n; i++, x += step, o += 3 * out_c) {
-          group3(&g, buf, x);
-          run(buf, wbuf, np, o, out_c, nb >> 1);
-        }
-        cursor_next(&g, 3 * n);
-        P += 3 * (n - 1);
-        continue;
-      }
       const int32_t nv = npix - P < 3 ? npix - P : 3;
       im2col3(&g, tb, tmp, nv, np);
       ts_conv_group(run, tb, wbuf, np, rec, output + P * out_c + oc0, nv, oc0, nb, fast, p);
