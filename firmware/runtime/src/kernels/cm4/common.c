@@ -94,11 +94,12 @@ void ts_clamp_pass(int8_t *out, int32_t n, int32_t lo, int32_t hi) {
       TS_LOOP(TS_MAX, TS_MIN_H("r4") TS_MIN_H("r5") TS_MIN_H("r6") TS_MIN_H("r8"));
     }
   }
-#endif
+#else /* (on the M4 the last n % 16 values, at most 15, go one by one) */
   for (; i + 4 <= n; i += 4) {
     uint32_t v = ts_ld32(out + i);
     v = ts_smin8x4(ts_smax8x4(v, l4), h4);
     __builtin_memcpy(out + i, &v, 4);
   }
+#endif
   for (; i < n; i++) out[i] = ts_clamp_s8(out[i], lo, hi);
 }
