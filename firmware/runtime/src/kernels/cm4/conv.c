@@ -647,8 +647,14 @@ void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8
     ts_plain_conv(p, input, filter, bias, output, 0);
     return;
   }
-  int fast = 1; /* every shift in [-23, -2] */
-  for (int32_t c = 0; c < p->out_c; c++) fast &= p->shift[c] <= -2 && p->shift[c] >= -23;
+  /* fast: every shift in [-23, -2]; small: the routine's doubled accumulators need
+   * |acc| < 2^29: |bias| <= 2^28 and a field of at most 8192 values (|sum (x + off) w| <=
+   * 8192 * 255 * 128 < 2^28); else the plain loops */
+  int fast = 1, small = p->k_h * p->k_w * p->in_c <= 8192;
+  for (int32_t c = 0; c < p->out_c; c++) {
+    fast &= p->shift[c] <= -2 && p->shift[c] >= -23;
+    if (bias) small &= bias[c] <= (INT32_C(1) << 28) && bias[c] >= -(INT32_C(1) << 28);
+  }
   if (fast && p->in_c == 1 && p->k_h == 3 && p->k_w == 3 && p->dil_h == 1 &&
       p->stride_w == 1 && p->out_w <= TS_DW_PLANES_MAX_W) {
     /* a grayscale 3x3 first layer is a depthwise conv with depth multiplier out_c: the
@@ -662,11 +668,6 @@ void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8
       ts_clamp_pass(output, p->batches * p->out_h * p->out_w * p->out_c, p->act_min, p->act_max);
     return;
   }
-  /* the routine's doubled accumulators need |acc| < 2^29: |bias| <= 2^28 and a field of at
-   * most 8192 values (|sum (x + off) w| <= 8192 * 255 * 128 < 2^28); else the plain loops */
-  int small = p->k_h * p->k_w * p->in_c <= 8192;
-  for (int32_t c = 0; bias && c < p->out_c; c++)
-    small &= bias[c] <= (INT32_C(1) << 28) && bias[c] >= -(INT32_C(1) << 28);
   if (!small) {
     ts_plain_conv(p, input, filter, bias, output, 0);
     return;
