@@ -16,7 +16,7 @@ APT_PKGS  := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm clang ope
 export PYTHONDONTWRITEBYTECODE := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help doctor setup setup-system test test-slow lint demo convert firmware-host firmware flash stop bench bench-suite bench-capture fuzz fuzz-firmware clean
+.PHONY: help doctor setup setup-system test test-slow lint demo convert firmware-host firmware flash stop bench bench-suite bench-capture cmsisnn-compare fuzz fuzz-firmware clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -102,6 +102,10 @@ bench: setup setup-system ## ref vs optimized kernels in QEMU: per-op instructio
 
 bench-suite: setup setup-system ## bench the default model and the four MLPerf Tiny twins -> build/bench-suite.json
 	$(VPY) -m tinyscope.bench --suite --n $${N:-2}
+
+cmsisnn-compare: setup setup-system ## CMSIS-NN per layer vs ours: make cmsisnn-compare CMSIS_NN=path/to/CMSIS-NN (after bench-suite)
+	@test -n "$(CMSIS_NN)" || { echo "give the path of a CMSIS-NN checkout: make cmsisnn-compare CMSIS_NN=path (it is not part of this repository)"; exit 2; }
+	$(VPY) tools/cmsisnn_compare.py --cmsis-nn $(CMSIS_NN)
 
 clean: ## remove build outputs (keeps .venv)
 	rm -rf build firmware/build
