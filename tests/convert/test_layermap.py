@@ -1,0 +1,56 @@
+"""Keras layers <-> int8 operators for layer kinds the bench twins do not have."""
+
+from __future__ import annotations
+
+import numpy as np
+from tinyscope import data
+from tinyscope.analysis import floatref, reference
+from tinyscope.convert import flow, graph, layermap
+
+
+def _keyword_spotter_1d():
+    """A 1-D keyword spotter (49 frames x 10 MFCCs): Conv1D, dilated DepthwiseConv1D,
+    1-D pooling, GlobalAveragePooling1D. TFLite runs them as 2-D ops on 1 x L x C."""
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(1)
+    inp = keras.Input((49, 10), batch_size=1)
+    x = layers.Conv1D(12, 7, padding="same", activation="relu", name="c0")(inp)
+    x = layers.DepthwiseConv1D(5, dilation_rate=2, padding="same", activation="relu",
+                               name="dw")(x)
+    x = layers.MaxPooling1D(2, name="mp")(x)
+    x = layers.Conv1D(16, 3, strides=2, name="c1")(x)
+    x = layers.AveragePooling1D(2, name="ap")(x)
+    x = layers.GlobalAveragePooling1D(name="gap")(x)
+    return keras.Model(inp, layers.Dense(5, name="logits")(x))
+
+
+def test_1d_layers_convert_and_map_onto_their_2d_operators(tmp_path):
+    """Conv1D & co. were refused before conversion ("cannot run these Keras layers") although
+    the int8 graph has only operators the runtime runs; now they convert, and each operator
+    carries its layer's float value (the (N, L, C) output seen as the (N, 1, L, C) tensor)."""
+    net = _keyword_spotter_1d()
+    x = np.random.default_rng(0).normal(0, 1, (24, 49, 10)).astype(np.float32)
+    npy = tmp_path / "mfcc.npy"
+    np.save(npy, x)
+    m = flow.convert("kws.keras", tmp_path / "b", data=str(npy), calib=16, num_inputs=2,
+                     model=net)
+    assert m["unsupported"] == []
+    tfl = (tmp_path / "b" / "model_int8.tflite").read_bytes()
+    ops, tensors, inputs, _ = graph.graph(tfl)
+    lmap = layermap.map_layers(net, tfl)
+    named = {lmap.op_layer[o.index]: o for o in ops if lmap.op_layer[o.index]}
+    assert {k: named[k].name for k in ("c0", "dw", "mp", "c1", "ap", "gap", "logits")} == {
+        "c0": "CONV_2D", "dw": "DEPTHWISE_CONV_2D", "mp": "MAX_POOL_2D", "c1": "CONV_2D",
+        "ap": "AVERAGE_POOL_2D", "gap": "MEAN", "logits": "FULLY_CONNECTED"}
+    flt = floatref.float_tensors(net, tfl, x[:4], layer_map=lmap)
+    q_in = data.quantize(x[:4], tensors[inputs[0]].scales[0], tensors[inputs[0]].zero_points[0])
+    ints = floatref.stack(reference.litert_tensors(tfl, q_in))
+    for name in ("c0", "dw", "mp", "c1", "ap", "gap", "logits"):
+        out = named[name].outputs[0]
+        assert out in flt, f"{name}: no float value"
+        t = tensors[out]
+        deq = data.dequantize(ints[out], t.scales[0], t.zero_points[0])
+        rmse = float(np.sqrt(np.mean((deq - flt[out]) ** 2)))
+        assert rmse < 3.0 * t.scales[0], (name, rmse, t.scales[0])
