@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from tinyscope import data
-from tinyscope.analysis import floatref, reference
+from tinyscope.analysis import drift, floatref, reference
 from tinyscope.convert import flow, graph, layermap
 
 
@@ -29,7 +29,9 @@ def _keyword_spotter_1d():
 def test_1d_layers_convert_and_map_onto_their_2d_operators(tmp_path):
     """Conv1D & co. were refused before conversion ("cannot run these Keras layers") although
     the int8 graph has only operators the runtime runs; now they convert, and each operator
-    carries its layer's float value (the (N, L, C) output seen as the (N, 1, L, C) tensor)."""
+    carries its layer's float value (the (N, L, C) output seen as the (N, 1, L, C) tensor) and
+    its layer-local value (the layer run on the int8 tensor it got: a Keras 1-D layer needs
+    that (N, 1, L, C) tensor as (N, L, C); it crashed the report's drift)."""
     net = _keyword_spotter_1d()
     x = np.random.default_rng(0).normal(0, 1, (24, 49, 10)).astype(np.float32)
     npy = tmp_path / "mfcc.npy"
@@ -47,9 +49,12 @@ def test_1d_layers_convert_and_map_onto_their_2d_operators(tmp_path):
     flt = floatref.float_tensors(net, tfl, x[:4], layer_map=lmap)
     q_in = data.quantize(x[:4], tensors[inputs[0]].scales[0], tensors[inputs[0]].zero_points[0])
     ints = floatref.stack(reference.litert_tensors(tfl, q_in))
+    local = drift.local_float_tensors(net, tfl, ints, layer_map=lmap)
     for name in ("c0", "dw", "mp", "c1", "ap", "gap", "logits"):
         out = named[name].outputs[0]
         assert out in flt, f"{name}: no float value"
+        assert out in local, f"{name}: no layer-local value"
+        assert local[out].shape == flt[out].shape
         t = tensors[out]
         deq = data.dequantize(ints[out], t.scales[0], t.zero_points[0])
         rmse = float(np.sqrt(np.mean((deq - flt[out]) ** 2)))

@@ -304,8 +304,11 @@ def _run_layer(net, name: str, xs: list[np.ndarray], fused: list[str]) -> np.nda
             pad = parent
     x = xs if len(xs) > 1 else xs[0]
     want = tuple(int(v) for v in layer.output.shape[1:])
-    if pad is not None and tuple(x.shape[1:]) != tuple(int(v) for v in layer.input.shape[1:]):
+    given = tuple(int(v) for v in layer.input.shape[1:]) if len(xs) == 1 else ()
+    if pad is not None and tuple(x.shape[1:]) != given:
         x = pad(x)
+    elif given and tuple(x.shape[1:]) != given and x[0].size == int(np.prod(given)):
+        x = x.reshape(len(x), *given)  # a 1-D layer's (L, C) input held as a 1 x L x C tensor
     try:
         y = layer(x)
     except ValueError:
