@@ -59,3 +59,37 @@ def test_1d_layers_convert_and_map_onto_their_2d_operators(tmp_path):
         deq = data.dequantize(ints[out], t.scales[0], t.zero_points[0])
         rmse = float(np.sqrt(np.mean((deq - flt[out]) ** 2)))
         assert rmse < 3.0 * t.scales[0], (name, rmse, t.scales[0])
+
+
+def test_separable_conv_maps_its_pointwise_output_and_has_no_wrong_local_value():
+    """A SeparableConv2D lowers to DEPTHWISE_CONV_2D + CONV_2D: the pointwise output holds the
+    layer's float value. Before, the layer was 'unknown' (no float column, no drift) and its
+    layer-local value would have run the whole layer on the depthwise output."""
+    import keras
+    from keras import layers
+    from tinyscope.convert.quantize import quantize_keras
+
+    keras.utils.set_random_seed(2)
+    inp = keras.Input((16, 16, 3), batch_size=1)
+    x = layers.Conv2D(8, 3, strides=2, padding="same", activation="relu", name="c")(inp)
+    x = layers.SeparableConv2D(16, 3, padding="same", activation="relu", name="sep")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    net = keras.Model(inp, layers.Dense(3, name="logits")(x))
+    x = np.random.default_rng(0).uniform(0, 1, (8, 16, 16, 3)).astype(np.float32)
+    tfl = quantize_keras(net, x)
+    ops, tensors, inputs, _ = graph.graph(tfl)
+    lmap = layermap.map_layers(net, tfl)
+    assert [(o.name, lmap.op_layer[o.index]) for o in ops] == [
+        ("CONV_2D", "c"), ("DEPTHWISE_CONV_2D", "sep"), ("CONV_2D", "sep"), ("MEAN", "gap"),
+        ("FULLY_CONNECTED", "logits")]
+    assert lmap.unknown_layers == []
+    dw_out, pw_out = ops[1].outputs[0], ops[2].outputs[0]
+    assert dw_out not in lmap.tensor_layer and lmap.tensor_layer[pw_out] == "sep"
+    flt = floatref.float_tensors(net, tfl, x, layer_map=lmap)
+    q_in = data.quantize(x, tensors[inputs[0]].scales[0], tensors[inputs[0]].zero_points[0])
+    ints = floatref.stack(reference.litert_tensors(tfl, q_in))
+    t = tensors[pw_out]
+    deq = data.dequantize(ints[pw_out], t.scales[0], t.zero_points[0])
+    assert float(np.sqrt(np.mean((deq - flt[pw_out]) ** 2))) < 3.0 * t.scales[0]
+    local = drift.local_float_tensors(net, tfl, ints, layer_map=lmap)
+    assert pw_out not in local and ops[0].outputs[0] in local

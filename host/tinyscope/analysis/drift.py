@@ -32,7 +32,7 @@ import numpy as np
 from tinyscope.analysis import references
 from tinyscope.convert import manifest as manifest_mod
 from tinyscope.convert.graph import graph
-from tinyscope.convert.layermap import map_layers
+from tinyscope.convert.layermap import layer_ops, map_layers
 from tinyscope.convert.model import load_model, rebatch
 from tinyscope.data import quantized_test_inputs
 from tinyscope.errors import TinyscopeError
@@ -277,6 +277,8 @@ def local_float_tensors(model, model_bytes: bytes, int8: dict[int, np.ndarray], 
         idx = op.outputs[0]
         if name is None or idx not in lmap.tensor_layer:
             continue
+        if len(layer_ops(net.get_layer(name)) or ()) > 1:
+            continue  # several ops (SeparableConv2D, Dense + softmax): no op has its input
         acts = [i for i in op.inputs if i in int8]
         if not acts:
             continue

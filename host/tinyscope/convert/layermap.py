@@ -50,6 +50,9 @@ LAYER_OPS: dict[str, tuple[str, ...]] = {
     "MaxPooling1D": ("MAX_POOL_2D",),
     "AveragePooling1D": ("AVERAGE_POOL_2D",),
     "GlobalAveragePooling1D": ("MEAN",),
+    # depthwise then pointwise: only the pointwise output holds the layer's float value
+    "SeparableConv2D": ("DEPTHWISE_CONV_2D", "CONV_2D"),
+    "SeparableConv1D": ("DEPTHWISE_CONV_2D", "CONV_2D"),
 }
 # Activations with an operator of their own (as an Activation layer or after a conv/dense).
 ACTIVATION_OPS = {"softmax": "SOFTMAX", "sigmoid": "LOGISTIC", "tanh": "TANH",
@@ -99,7 +102,7 @@ def layer_ops(layer) -> tuple[str, ...] | None:
     if ops is None:
         return None
     if kind in ("Conv2D", "DepthwiseConv2D", "Dense", "Conv2DTranspose", "Conv1D",
-                "DepthwiseConv1D"):
+                "DepthwiseConv1D", "SeparableConv2D", "SeparableConv1D"):
         act = _activation_name(layer)
         if act in ACTIVATION_OPS:
             return (*ops, ACTIVATION_OPS[act])
