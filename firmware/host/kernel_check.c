@@ -171,6 +171,8 @@ static int check_dw(int32_t c) {
   act(&p.act_min, &p.act_max);
   quant(p.out_c);
   if (rnd() % 3) p.act_min = -128, p.act_max = 127; /* no fused clamp, as most layers */
+  if (rnd() % 3 == 0) /* a fused ReLU as TFLM sets it (act_min the output zero point) */
+    p.act_min = p.output_offset, p.act_max = rnd() % 2 ? 127 : range(p.output_offset, 127);
   if (rnd() % 6 == 0) { /* biases at the planes' limit +-(2^29 - 2^18), one beyond it */
     const int32_t lim = (1 << 29) - (1 << 18), k = range(0, p.out_c - 1);
     bias[k] = rnd() % 2 ? lim : -lim;
@@ -190,7 +192,15 @@ static int check_dw(int32_t c) {
   fill(filt, nf);
   const int32_t *b = rnd() % 5 ? bias : NULL;
   ts_ref_depthwise_conv2d_s8(&p, in, filt, b, out_ref);
+  const int32_t guard = MAXB - no < 256 ? MAXB - no : 256; /* bytes past the output */
+  memset(out_opt + no, 0x5a, (size_t)guard);
   ts_opt_depthwise_conv2d_s8(&p, in, filt, b, out_opt);
+  for (int32_t i = no; i < no + guard; i++)
+    if (out_opt[i] != 0x5a) {
+      printf("MISMATCH depthwise case %" PRId32 ": element %" PRId32 " of %" PRId32
+             ": written past the output\n", c, i, no);
+      return 1;
+    }
   return compare("depthwise", no, c);
 }
 
