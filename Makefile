@@ -98,7 +98,7 @@ fuzz-firmware: setup ## libFuzzer+ASan+UBSan: model parser, frame decoder, reque
 BENCH_OWN := $(filter command line environment,$(origin MODEL))
 BENCH_DIR := $(if $(and $(BENCH_OWN),$(filter file,$(origin MODEL_DIR))),build/bench-$(basename $(notdir $(MODEL))),$(MODEL_DIR))
 bench: setup setup-system ## ref vs optimized kernels in QEMU: per-op instructions, kernel path, arena, .text -> build/bench.json [MODEL=path]
-	$(VPY) -m tinyscope.bench --model $(MODEL) --build $(BENCH_DIR) --out build/bench.json $(if $(BENCH_OWN),--second none)
+	$(VPY) -m tinyscope.bench --model $(MODEL) --build $(BENCH_DIR) --out build/bench.json $(if $(BENCH_OWN),--second none) $(if $(DATA),--data $(DATA))
 
 bench-suite: setup setup-system ## bench the default model and the four MLPerf Tiny twins -> build/bench-suite.json
 	$(VPY) -m tinyscope.bench --suite --n $${N:-2}

@@ -4,6 +4,7 @@ make bench's, not tests')."""
 
 from __future__ import annotations
 
+import pytest
 from tinyscope import bench
 
 
@@ -105,3 +106,59 @@ def test_the_twins_have_the_reference_architectures_macs():
             got = _keras_macs(bench_models.TWINS[name](finish))
             assert round(got / 1e6, 2) == macs, (name, finish, got)
     assert set(bench.CMSIS_NN_MEASURED) == set(want) | {"default"}
+
+
+def _printable(rows: list[dict]) -> dict:
+    b = _result(_manifest([(r["op"], 8) for r in rows]), rows, "m.keras")
+    t_ref = sum(r["instructions_ref"] for r in rows)
+    t_opt = sum(r["instructions_opt"] for r in rows)
+    b.update(operators=rows, total={"macs": 200, "instructions_ref": t_ref,
+                                    "instructions_opt": t_opt,
+                                    "instructions_per_mac_ref": t_ref / 200},
+             tflm_arena_bytes=100, bit_exact={"images": 1, "bytes_compared": 10},
+             payload={"payload_bytes": 9, "wire_bytes": 10, "frames": 2},
+             capture={"images_per_s": 1.0, "wire_bytes_per_s": 10})
+    return b
+
+
+def test_table_prints_each_kernel_path_and_names_an_optimized_kernel_slower_than_ref():
+    """A user's model (a 1-D keyword spotter's 1x5 depthwise) hit a fallback path slower than
+    the reference kernel: the printed table showed neither the path nor the regression."""
+    rows = [{"index": 0, "op": "CONV_2D", "layer": "c0", "macs": 100, "instructions_ref": 950,
+             "instructions_opt": 118, "instructions_per_mac_ref": 9.5,
+             "instructions_per_mac_opt": 1.18, "speedup": 8.05,
+             "kernel_path": "fast: im2col + SMLAD routine"},
+            {"index": 1, "op": "DEPTHWISE_CONV_2D", "layer": "dw1", "macs": 100,
+             "instructions_ref": 3838, "instructions_opt": 4846,
+             "instructions_per_mac_ref": 38.38, "instructions_per_mac_opt": 48.46,
+             "speedup": 0.79, "kernel_path": "fallback: plain loop (kernel not 3x3)"}]
+    text = bench.format_table(_printable(rows))
+    lines = text.splitlines()
+    assert lines[0].endswith("kernel path")
+    assert lines[1].endswith("fast: im2col + SMLAD routine")
+    assert lines[2].endswith("fallback: plain loop (kernel not 3x3)")
+    assert ("slower than the reference kernel: op 1 DEPTHWISE_CONV_2D dw1 (4,846 vs 3,838 "
+            "instructions, fallback: plain loop (kernel not 3x3))") in text
+    assert "slower than" not in bench.format_table(_printable(rows[:1]))
+
+
+def test_a_keras_model_that_is_not_28x28x1_gets_seeded_inputs_of_its_shape(tmp_path, capsys):
+    """make bench MODEL=kws.keras (a 49x10 input) stopped with 'the MNIST digits are 28x28x1
+    ... use --data', an option bench did not have: now it has --data (DATA=) and, without
+    it, calibrates on seeded uniform inputs of the model's shape, as the twins."""
+    import keras
+    import numpy as np
+
+    inp = keras.Input((49, 10), batch_size=1)
+    path = tmp_path / "kws.keras"
+    keras.Model(inp, keras.layers.Dense(3)(keras.layers.Flatten()(inp))).save(path)
+    npy = bench.default_inputs(path, tmp_path / "b")
+    x = np.load(npy)
+    assert x.shape == (32, 49, 10) and x.dtype == np.float32
+    np.testing.assert_array_equal(x, np.load(bench.default_inputs(path, tmp_path / "c")))
+    assert bench.default_inputs(bench.ROOT / "models/default.keras", tmp_path / "d") is None
+    (tmp_path / "m.tflite").write_bytes(b"\0" * 8)
+    assert bench.default_inputs(tmp_path / "m.tflite", tmp_path / "e") is None
+    with pytest.raises(SystemExit):
+        bench.main(["--help"])
+    assert "--data DATA" in capsys.readouterr().out

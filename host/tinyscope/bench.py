@@ -248,7 +248,7 @@ def goal_values(manifest: dict, rows: list[dict], b: dict) -> dict[str, float | 
 
 def format_table(b: dict) -> str:
     lines = [f"{'op':>3} {'operator':<18} {'layer':<10} {'MACs':>9} {'instr ref':>11} "
-             f"{'instr opt':>10} {'ref/MAC':>8} {'opt/MAC':>8} {'speed-up':>8}"]
+             f"{'instr opt':>10} {'ref/MAC':>8} {'opt/MAC':>8} {'speed-up':>8}  kernel path"]
 
     def f(v, fmt):
         return "-" if v is None else format(v, fmt)
@@ -258,11 +258,17 @@ def format_table(b: dict) -> str:
                      f"{r['instructions_ref']:>11,} {r['instructions_opt']:>10,} "
                      f"{f(r['instructions_per_mac_ref'], '8.2f'):>8} "
                      f"{f(r['instructions_per_mac_opt'], '8.2f'):>8} "
-                     f"{f(r['speedup'], '7.2f') + 'x':>8}")
+                     f"{f(r['speedup'], '7.2f') + 'x':>8}  {r.get('kernel_path', '')}")
     t = b["total"]
     lines.append(f"{'':>3} {'total':<18} {'':<10} {t['macs']:>9,} {t['instructions_ref']:>11,} "
                  f"{t['instructions_opt']:>10,} {t['instructions_per_mac_ref']:>8.2f} "
                  f"{b['instructions_per_mac']:>8.2f} {b['speedup_vs_reference']:>7.2f}x")
+    slower = [r for r in b["operators"] if r["instructions_opt"] > r["instructions_ref"]]
+    if slower:
+        lines.append("slower than the reference kernel: " + "; ".join(
+            f"op {r['index']} {r['op']} {r['layer']} ({r['instructions_opt']:,} vs "
+            f"{r['instructions_ref']:,} instructions, {r.get('kernel_path', '')})"
+            for r in slower))
     a, tf = b["arena_bytes"], b["tflm_arena_bytes"]
     tf_head, tf_tail = b.get("tflm_arena_head_bytes"), b.get("tflm_arena_tail_bytes")
     tables = b.get("tables_flash_bytes")
@@ -296,12 +302,34 @@ def format_table(b: dict) -> str:
     return "\n".join(lines)
 
 
+def default_inputs(model: Path, build_dir: Path, n: int = 32) -> str | None:
+    """Without ``--data``, a Keras model whose input is not MNIST's 28x28x1 is calibrated and
+    run on seeded uniform [0, 1) inputs of its shape, written to ``BUILD/bench-inputs.npy``
+    (as the twins: instruction counts depend on shapes, not values). None: the default data
+    fits (or the model is a ``.tflite``, which needs none)."""
+    from tinyscope.convert.model import H5, KERAS, load_model, model_format
+
+    if model_format(model) not in (KERAS, H5):
+        return None
+    shape = tuple(int(s or 1) for s in load_model(model).inputs[0].shape[1:])
+    if shape == (28, 28, 1):
+        return None
+    path = build_dir / "bench-inputs.npy"
+    build_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(3)
+    np.save(path, rng.uniform(0.0, 1.0, size=(n, *shape)).astype(np.float32))
+    print(f"note: no --data (DATA=): seeded uniform [0, 1) inputs of the model's shape "
+          f"{'x'.join(map(str, shape))} -> {path}")
+    return str(path)
+
+
 def bench(model: Path, build_dir: Path, n: int, data: str | None = None) -> dict:
     from tinyscope.convert import flow
     from tinyscope.convert import manifest as manifest_mod
     from tinyscope.data import quantized_test_inputs
 
     if not (build_dir / "manifest.json").is_file() or not (build_dir / "model_data.cc").is_file():
+        data = data or default_inputs(model, build_dir)
         if data:
             flow.convert(model, build_dir, data=data)
         else:
@@ -432,6 +460,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--build", type=Path, default=ROOT / "build/default")
     ap.add_argument("--out", type=Path, default=ROOT / "build/bench.json")
     ap.add_argument("--n", type=int, default=10, help="test images (default 10)")
+    ap.add_argument("--data", help="calibration and test inputs for --model (as tinyscope "
+                    "convert --data; default: mnist for a 28x28x1 Keras model, seeded "
+                    "uniform inputs of the model's shape otherwise)")
     ap.add_argument("--second", choices=("dwsep", "none"), default="dwsep",
                     help="also bench the depthwise-separable model "
                     "(bench_models.dwsep_model), written to "
@@ -453,7 +484,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"-> {path}")
         return 0
     try:
-        result = bench(args.model, args.build, args.n)
+        result = bench(args.model, args.build, args.n, data=args.data)
         second = None
         if args.second == "dwsep":
             from tinyscope import bench_models

@@ -32,7 +32,7 @@ import numpy as np
 from tinyscope.analysis import references
 from tinyscope.convert import manifest as manifest_mod
 from tinyscope.convert.graph import graph
-from tinyscope.convert.layermap import map_layers
+from tinyscope.convert.layermap import layer_ops, map_layers
 from tinyscope.convert.model import load_model, rebatch
 from tinyscope.data import quantized_test_inputs
 from tinyscope.errors import TinyscopeError
@@ -277,6 +277,8 @@ def local_float_tensors(model, model_bytes: bytes, int8: dict[int, np.ndarray], 
         idx = op.outputs[0]
         if name is None or idx not in lmap.tensor_layer:
             continue
+        if len(layer_ops(net.get_layer(name)) or ()) > 1:
+            continue  # several ops (SeparableConv2D, Dense + softmax): no op has its input
         acts = [i for i in op.inputs if i in int8]
         if not acts:
             continue
@@ -304,8 +306,11 @@ def _run_layer(net, name: str, xs: list[np.ndarray], fused: list[str]) -> np.nda
             pad = parent
     x = xs if len(xs) > 1 else xs[0]
     want = tuple(int(v) for v in layer.output.shape[1:])
-    if pad is not None and tuple(x.shape[1:]) != tuple(int(v) for v in layer.input.shape[1:]):
+    given = tuple(int(v) for v in layer.input.shape[1:]) if len(xs) == 1 else ()
+    if pad is not None and tuple(x.shape[1:]) != given:
         x = pad(x)
+    elif given and tuple(x.shape[1:]) != given and x[0].size == int(np.prod(given)):
+        x = x.reshape(len(x), *given)  # a 1-D layer's (L, C) input held as a 1 x L x C tensor
     try:
         y = layer(x)
     except ValueError:

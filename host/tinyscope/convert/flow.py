@@ -132,7 +132,8 @@ def refuse_unknown_layers(model, allow_unsupported: bool) -> list[tuple[str, str
             "the tinyscope runtime cannot run these Keras layers: "
             + ", ".join(f"{n} ({k})" for n, k in unknown)
             + f". It runs {', '.join(manifest_mod.SUPPORTED_OPS)} (Conv2D, DepthwiseConv2D, "
-            "Dense, pooling, Add, Concatenate, ZeroPadding2D, Flatten/Reshape, Softmax, ReLU/"
+            "Dense, pooling, their 1-D forms, Add, Concatenate, ZeroPadding2D, Flatten/Reshape, "
+            "Softmax, ReLU/"
             "ReLU6 and BatchNormalization folded into them). Replace those layers, or pass "
             "--allow-unsupported to convert anyway (the firmware will refuse the model)."
         )

@@ -44,6 +44,15 @@ LAYER_OPS: dict[str, tuple[str, ...]] = {
     "LeakyReLU": ("LEAKY_RELU",),
     "Conv2DTranspose": ("TRANSPOSE_CONV",),
     "Cropping2D": ("STRIDED_SLICE",),
+    # 1-D layers: TFLite runs them as the 2-D op on a 1 x L x C image (a RESHAPE in front)
+    "Conv1D": ("CONV_2D",),
+    "DepthwiseConv1D": ("DEPTHWISE_CONV_2D",),
+    "MaxPooling1D": ("MAX_POOL_2D",),
+    "AveragePooling1D": ("AVERAGE_POOL_2D",),
+    "GlobalAveragePooling1D": ("MEAN",),
+    # depthwise then pointwise: only the pointwise output holds the layer's float value
+    "SeparableConv2D": ("DEPTHWISE_CONV_2D", "CONV_2D"),
+    "SeparableConv1D": ("DEPTHWISE_CONV_2D", "CONV_2D"),
 }
 # Activations with an operator of their own (as an Activation layer or after a conv/dense).
 ACTIVATION_OPS = {"softmax": "SOFTMAX", "sigmoid": "LOGISTIC", "tanh": "TANH",
@@ -92,7 +101,8 @@ def layer_ops(layer) -> tuple[str, ...] | None:
     ops = LAYER_OPS.get(kind)
     if ops is None:
         return None
-    if kind in ("Conv2D", "DepthwiseConv2D", "Dense", "Conv2DTranspose"):
+    if kind in ("Conv2D", "DepthwiseConv2D", "Dense", "Conv2DTranspose", "Conv1D",
+                "DepthwiseConv1D", "SeparableConv2D", "SeparableConv1D"):
         act = _activation_name(layer)
         if act in ACTIVATION_OPS:
             return (*ops, ACTIVATION_OPS[act])
@@ -115,6 +125,8 @@ def _consumers(model) -> dict[str, list[str]]:
 
 
 def _same_shape(keras_shape: tuple[int, ...], tflite_shape: tuple[int, ...]) -> bool:
+    if len(keras_shape) == 3 and len(tflite_shape) == 4 and tflite_shape[1] == 1:
+        keras_shape = (keras_shape[0], 1, *keras_shape[1:])  # a 1-D layer's (N, 1, L, C)
     if len(keras_shape) != len(tflite_shape):
         return False
     return all(k in (-1, t) for k, t in zip(keras_shape, tflite_shape, strict=True))
