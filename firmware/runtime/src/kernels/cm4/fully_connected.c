@@ -43,8 +43,8 @@
 #include "ts_kernels.h"
 
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-/* One batch of the fast path (see the top of this file; frame and input buffer on its own
- * stack, at most 2 * TS_OPT_FC_XBUF + 104 bytes): 0 done (outputs saturated to int8, not
+/* One batch of the fast path (see the top of this file; out_depth >= 5, the caller's check;
+ * frame and input buffer on its own stack, at most 2 * TS_OPT_FC_XBUF + 104 bytes): 0 done (outputs saturated to int8, not
  * yet clamped to a fused activation), 1 a shift outside [-17, -2] (outputs unusable), 2
  * not a layer it takes (nothing written). */
 int32_t ts_fc_rows(const ts_fc_params_t *p, const int8_t *in, const int8_t *filter,
@@ -187,8 +187,6 @@ __asm__(".pushsection .text.ts_fc_core,\"ax\",%progbits\n\t"
         "orr r11, r5, r1\n\t"
         "tst r11, #3\n\t"
         "bne 9b\n\t" /* depth % 4, input alignment */
-        "cmp r6, #5\n\t"
-        "blt 9b\n\t"
         "cmp r9, #0\n\t"
         "bne 9b\n\t" /* a filter offset */
         "ldr r11, [sp, #40]\n\t" /* out */
