@@ -183,7 +183,22 @@ def kernel_path(op: dict, shapes: dict[int, list[int]]) -> str:
     return "ref"
 
 
-def op_rows(manifest: dict, runs: dict[str, dict]) -> list[dict]:
+def dilated_path(name: str, options: dict) -> str | None:
+    """The plain loop a dilated convolution takes whatever its shapes (the manifest has no
+    dilation: read from the operator's options): conv.c's for ``dilation_w != 1``,
+    depthwise_conv.c's for any dilation. None if not dilated."""
+    dw, dh = options.get("dilationWFactor", 1), options.get("dilationHFactor", 1)
+    if name == "CONV_2D" and dw != 1:
+        return "fallback: plain loop nest (dilation_w != 1)"
+    if name == "DEPTHWISE_CONV_2D" and (dw, dh) != (1, 1):
+        return "fallback: plain loop (dilated)"
+    return None
+
+
+def op_rows(manifest: dict, runs: dict[str, dict],
+            options: dict[int, dict] | None = None) -> list[dict]:
+    """Per operator: MACs, instructions of both firmwares, kernel path (``options``: the
+    operators' builtin options by index, for what the shapes do not say)."""
     from tinyscope.convert.manifest import op_label
 
     ticks = {k: runs[k]["timing"]["per_op_ticks_median"] for k in KERNEL_SETS}
@@ -199,7 +214,8 @@ def op_rows(manifest: dict, runs: dict[str, dict]) -> list[dict]:
             "index": i, "op": op["op"], "layer": op_label(op),
             "shape": {"in": shapes.get(op["inputs"][0]) if op.get("inputs") else None,
                       "out": shapes.get(op["outputs"][0]) if op.get("outputs") else None},
-            "kernel_path": kernel_path(op, shapes), "macs": macs,
+            "kernel_path": dilated_path(op["op"], (options or {}).get(i, {}))
+            or kernel_path(op, shapes), "macs": macs,
             "instructions_ref": ref_i, "instructions_opt": opt_i,
             "instructions_per_mac_ref": round(ref_i / macs, 3) if macs else None,
             "instructions_per_mac_opt": round(opt_i / macs, 3) if macs else None,
@@ -325,6 +341,7 @@ def default_inputs(model: Path, build_dir: Path, n: int = 32) -> str | None:
 
 def bench(model: Path, build_dir: Path, n: int, data: str | None = None) -> dict:
     from tinyscope.convert import flow
+    from tinyscope.convert import graph as graph_mod
     from tinyscope.convert import manifest as manifest_mod
     from tinyscope.data import quantized_test_inputs
 
@@ -345,7 +362,8 @@ def bench(model: Path, build_dir: Path, n: int, data: str | None = None) -> dict
         if not runs[k].get("timing"):
             raise TinyscopeError(f"the {k} firmware sent no TIMING frames")
     compared = check_identical(arrays["ref"], arrays["opt"])
-    rows = op_rows(manifest, runs)
+    model_ops = graph_mod.graph(manifest_mod.model_bytes(build_dir, manifest))[0]
+    rows = op_rows(manifest, runs, {o.index: o.options for o in model_ops})
     macs = sum(r["macs"] for r in rows)
     tot_ref = sum(r["instructions_ref"] for r in rows)
     tot_opt = sum(r["instructions_opt"] for r in rows)
