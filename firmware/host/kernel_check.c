@@ -22,7 +22,7 @@ static uint32_t rnd(void) { /* xorshift64* */
 static int32_t range(int32_t lo, int32_t hi) { return lo + (int32_t)(rnd() % (uint32_t)(hi - lo + 1)); }
 
 #define MAXB 65536
-static int8_t in[MAXB], filt[MAXB], out_ref[MAXB], out_opt[MAXB];
+static _Alignas(16) int8_t in[MAXB], filt[MAXB], out_ref[MAXB], out_opt[MAXB];
 static int32_t bias[1024], mults[1024], shifts[1024];
 
 static void fill(int8_t *p, int32_t n) {
@@ -171,6 +171,8 @@ static int check_dw(int32_t c) {
   act(&p.act_min, &p.act_max);
   quant(p.out_c);
   if (rnd() % 3) p.act_min = -128, p.act_max = 127; /* no fused clamp, as most layers */
+  if (rnd() % 3 == 0) /* a fused ReLU as TFLM sets it (act_min the output zero point) */
+    p.act_min = p.output_offset, p.act_max = rnd() % 2 ? 127 : range(p.output_offset, 127);
   if (rnd() % 6 == 0) { /* biases at the planes' limit +-(2^29 - 2^18), one beyond it */
     const int32_t lim = (1 << 29) - (1 << 18), k = range(0, p.out_c - 1);
     bias[k] = rnd() % 2 ? lim : -lim;
@@ -190,7 +192,15 @@ static int check_dw(int32_t c) {
   fill(filt, nf);
   const int32_t *b = rnd() % 5 ? bias : NULL;
   ts_ref_depthwise_conv2d_s8(&p, in, filt, b, out_ref);
+  const int32_t guard = MAXB - no < 256 ? MAXB - no : 256; /* bytes past the output */
+  memset(out_opt + no, 0x5a, (size_t)guard);
   ts_opt_depthwise_conv2d_s8(&p, in, filt, b, out_opt);
+  for (int32_t i = no; i < no + guard; i++)
+    if (out_opt[i] != 0x5a) {
+      printf("MISMATCH depthwise case %" PRId32 ": element %" PRId32 " of %" PRId32
+             ": written past the output\n", c, i, no);
+      return 1;
+    }
   return compare("depthwise", no, c);
 }
 
@@ -210,12 +220,14 @@ static int check_fc(int32_t c) {
   p.shift = shifts;
   const int32_t ni = p.batches * p.accum_depth, nf = p.out_depth * p.accum_depth;
   const int32_t no = p.batches * p.out_depth;
-  if (ni > MAXB || nf > MAXB) return 0;
-  fill(in, ni);
-  fill(filt, nf);
+  if (ni >= MAXB || nf >= MAXB) return 0;
+  /* the arrays are 16-byte aligned; sometimes an input or filter 1 byte off (no LDRD) */
+  const int8_t *x = in + (rnd() % 4 == 0), *f = filt + (rnd() % 4 == 0);
+  fill(in, ni + 1);
+  fill(filt, nf + 1);
   const int32_t *b = rnd() % 5 ? bias : NULL;
-  ts_ref_fully_connected_s8(&p, in, filt, b, out_ref);
-  ts_opt_fully_connected_s8(&p, in, filt, b, out_opt);
+  ts_ref_fully_connected_s8(&p, x, f, b, out_ref);
+  ts_opt_fully_connected_s8(&p, x, f, b, out_opt);
   return compare("fully_connected", no, c);
 }
 
@@ -525,9 +537,44 @@ static int bench_add(char **a) {
   return compare("bench add", no, 0);
 }
 
+/* bench fc OUT_DEPTH ACCUM_DEPTH [nobias]: one FULLY_CONNECTED shape (per-channel, input zero
+ * point -128 as a ReLU'd input, multipliers in [2^-11, 2^-5)), ref and opt, compared bit for
+ * bit; prints the ticks of each call as bench conv. `nobias`: no bias tensor, as the MLPerf
+ * Tiny twins' heads. */
+static int bench_fc(char **a, int nobias) {
+  ts_fc_params_t p;
+  memset(&p, 0, sizeof p);
+  p.batches = 1, p.out_depth = atoi(a[0]), p.accum_depth = atoi(a[1]), p.per_channel = 1;
+  p.input_offset = 128, p.output_offset = -3, p.act_min = -128, p.act_max = 127;
+  if (p.out_depth < 1 || p.accum_depth < 1 || p.out_depth > 1024 ||
+      p.out_depth * p.accum_depth > MAXB || p.accum_depth > MAXB) {
+    printf("bench fc: shape too large for the harness (%d bytes per tensor)\n", MAXB);
+    return 2;
+  }
+  quant(p.out_depth);
+  for (int32_t i = 0; i < p.out_depth; i++)
+    ts_quantize_multiplier(ldexp(1.0 + (double)(rnd() % 1000) / 1000.0, -(int)range(6, 11)),
+                           &mults[i], &shifts[i]);
+  p.mult = mults, p.shift = shifts;
+  fill(in, p.accum_depth);
+  fill(filt, p.out_depth * p.accum_depth);
+  const int32_t *b = nobias ? NULL : bias;
+  ticks_start();
+  ts_ref_fully_connected_s8(&p, in, filt, b, out_ref);
+  const uint32_t tr = ticks_stop();
+  ticks_start();
+  ts_opt_fully_connected_s8(&p, in, filt, b, out_opt);
+  const uint32_t to = ticks_stop();
+  printf("fc macs %ld ref_ticks %lu opt_ticks %lu\n", (long)p.out_depth * p.accum_depth,
+         (unsigned long)tr, (unsigned long)to);
+  return compare("bench fc", p.out_depth, 0);
+}
+
 int TS_CHECK_MAIN(int argc, char **argv);
 int TS_CHECK_MAIN(int argc, char **argv) {
   if (argc == 6 && !strcmp(argv[1], "bench") && !strcmp(argv[2], "add")) return bench_add(argv + 3);
+  if ((argc == 5 || argc == 6) && !strcmp(argv[1], "bench") && !strcmp(argv[2], "fc"))
+    return bench_fc(argv + 3, argc == 6 && !strcmp(argv[5], "nobias"));
   if ((argc == 10 || argc == 11) && !strcmp(argv[1], "bench") &&
       (!strcmp(argv[2], "conv") || !strcmp(argv[2], "dw")))
     return bench_conv(argv + 3);

@@ -215,12 +215,15 @@ ts_status_t ts_fail_at(ts_interp_t *it, ts_status_t s, int kind, int32_t n);
 ts_status_t ts_fail_it(ts_interp_t *it, ts_status_t s);
 ts_status_t ts_fail_lop(ts_loader_t *L, ts_status_t s);
 ts_status_t ts_fail_ltensor(ts_loader_t *L, ts_status_t s, uint32_t idx);
-static inline void ts_no_message(const char *f, ...) { (void)f; } /* evaluates nothing */
-#define ts_fail(it, s, ...) (ts_no_message(__VA_ARGS__), ts_fail_it((it), (s)))
-#define ts_ofail(L, s, ...) (ts_no_message(__VA_ARGS__), ts_fail_lop((L), (s)))
-#define ts_tfail(L, s, idx, ...) (ts_no_message(__VA_ARGS__), ts_fail_ltensor((L), (s), (idx)))
-#define ts_eval_fail(e, s, msg) (ts_no_message(msg), ts_fail_at((e)->it, (s), 'o', (e)->index))
-#define ts_fail_op(L, s, ...) (ts_no_message(__VA_ARGS__), ts_fail_lop((L), (s)))
+static inline void ts_no_message(const char *f, ...) { (void)f; }
+/* the format and its arguments type-checked, never evaluated (an argument that calls a
+ * function, such as ts_dtype_name, would otherwise still be called and linked) */
+#define TS_NO_MESSAGE(...) (void)sizeof(ts_no_message(__VA_ARGS__), 0)
+#define ts_fail(it, s, ...) (TS_NO_MESSAGE(__VA_ARGS__), ts_fail_it((it), (s)))
+#define ts_ofail(L, s, ...) (TS_NO_MESSAGE(__VA_ARGS__), ts_fail_lop((L), (s)))
+#define ts_tfail(L, s, idx, ...) (TS_NO_MESSAGE(__VA_ARGS__), ts_fail_ltensor((L), (s), (idx)))
+#define ts_eval_fail(e, s, msg) (TS_NO_MESSAGE(msg), ts_fail_at((e)->it, (s), 'o', (e)->index))
+#define ts_fail_op(L, s, ...) (TS_NO_MESSAGE(__VA_ARGS__), ts_fail_lop((L), (s)))
 /* it->error = "operator N: " then text, even stripped (its text is linked): for the
  * caller's per-channel tables, which the native runner cannot check for the device. */
 ts_status_t ts_fail_kept(ts_loader_t *L, ts_status_t s, const char *text);

@@ -107,41 +107,27 @@ TS_INLINE int32_t exp_quarter_interval(int32_t a) {
 static const int32_t exp_neg_pot[7] = {1672461947, 1302514674, 790015084, 290630308,
                                        39332535,   720401,     242};
 
-/* exp(a) for a <= 0 in Q4.27 (LOGISTIC's input), result in Q0.31: gemmlowp's
- * exp_on_negative_values with 4 integer bits, the steps of ts_exp_on_negative_values_5 below
- * with the barrel shifter stopping at exp(-2^3). */
-static int32_t exp_on_negative_values_4(int32_t a) {
-  const int32_t frac_bits = 27;
+/* exp(a) for a <= 0 with ib integer bits (Q4.27: LOGISTIC's input; Q5.26: SOFTMAX's), result
+ * in Q0.31: gemmlowp's exp_on_negative_values. Split a = (a mod 1/4 - 1/4) - remainder; exp
+ * of the first part by the polynomial, then multiply by exp(-2^k) for each set bit k of the
+ * remainder (gemmlowp's barrel shifter stops at exp(-2^(ib-1)): for Q4 the last step would
+ * test bit 31 of the remainder, which is 0 for every a < 0, and a == 0 is exactly 1.0). One
+ * copy for both (ts_exp_on_negative_values_5 and LOGISTIC's Q4 call). */
+static __attribute__((noinline)) int32_t exp_on_negative_values(int32_t a, int32_t ib) {
+  const int32_t frac_bits = 31 - ib;
   const int32_t one_quarter = 1 << (frac_bits - 2);
   const int32_t mask = one_quarter - 1;
   const int32_t a_mod_q_minus_q = (a & mask) - one_quarter;
-  int32_t result = exp_quarter_interval(ts_saturating_shl(a_mod_q_minus_q, 4)); /* Q4->Q0 */
-  const int32_t remainder = a_mod_q_minus_q - a;
-  for (int k = 0; k < 6; k++) {
-    const int32_t bit = frac_bits + (k - 2);
-    if (remainder & (INT32_C(1) << bit)) result = ts_srdhm(result, exp_neg_pot[k]);
-  }
-  if (a == 0) result = INT32_MAX; /* exactly 1.0 */
-  return result;
-}
-
-int32_t ts_exp_on_negative_values_5(int32_t a) {
-  /* a in Q5.26, a <= 0. Split a = (a mod 1/4 - 1/4) - remainder; exp of the first part by
-   * the polynomial, then multiply by exp(-2^k) for each set bit k of the remainder. */
-  const int32_t frac_bits = 26;
-  const int32_t one_quarter = 1 << (frac_bits - 2);
-  const int32_t mask = one_quarter - 1;
-  const int32_t a_mod_q_minus_q = (a & mask) - one_quarter;
-  int32_t result = exp_quarter_interval(ts_saturating_shl(a_mod_q_minus_q, 5)); /* Q5->Q0 */
-  const int32_t remainder = a_mod_q_minus_q - a;
-  for (int k = 0; k < 7; k++) {
-    const int32_t bit = frac_bits + (k - 2);
-    if (remainder & (INT32_C(1) << bit)) result = ts_srdhm(result, exp_neg_pot[k]);
-  }
+  int32_t result = exp_quarter_interval(ts_saturating_shl(a_mod_q_minus_q, ib)); /* to Q0 */
+  const uint32_t remainder = (uint32_t)(a_mod_q_minus_q - a);
+  for (int k = 0; k < 7; k++)
+    if ((remainder >> (frac_bits + k - 2)) & 1u) result = ts_srdhm(result, exp_neg_pot[k]);
   /* (Q5 inputs never reach the -32 clamp gemmlowp applies for more integer bits.) */
   if (a == 0) result = INT32_MAX; /* exactly 1.0 */
   return result;
 }
+
+int32_t ts_exp_on_negative_values_5(int32_t a) { return exp_on_negative_values(a, 5); }
 
 static int32_t clz32(uint32_t x) {
   if (x == 0) return 32;
@@ -195,7 +181,7 @@ int32_t ts_logistic_q4(int32_t a) {
   /* gemmlowp logistic: for |a|, 1 / (1 + exp(-|a|)); for a < 0, 1 minus that; 1/2 at 0. */
   if (a == 0) return 1 << 30;
   const int32_t abs_a = a > 0 ? a : -a;
-  const int32_t pos = one_over_one_plus_x(exp_on_negative_values_4(-abs_a));
+  const int32_t pos = one_over_one_plus_x(exp_on_negative_values(-abs_a, 4));
   return a > 0 ? pos : INT32_MAX - pos;
 }
 

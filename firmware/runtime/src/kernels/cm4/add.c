@@ -3,7 +3,7 @@
  * Each input's rescaling a = MBQM((x + offset) << 20, m, shift) depends on the int8 value x
  * alone, so for same-shape inputs (a residual) of at least TABLE_MIN outputs with an output
  * shift in [-23, -2] (real layers) both are tabulated once per call (2 x 256 int32 on the
- * stack, 512 requantizations: ts_requant, i.e. TFLM's MultiplyByQuantizedMultiplier exactly,
+ * stack, 512 requantizations: ts_requant_slow, i.e. TFLM's MultiplyByQuantizedMultiplier exactly,
  * checked against ts_mbqm), and per output what is left is two table loads, the add and
  * the convolutions' SMLAL sequence with the output offset folded in (ts_rq_words, whose
  * SSAT is the int8 clamp), then a fused activation's clamp. Everything else (broadcasting,
@@ -31,10 +31,10 @@ void ts_opt_add_s8(const ts_add_params_t *p, const int8_t *in1, const int8_t *in
   }
   int32_t t1[256], t2[256]; /* rescaled input value, indexed by x + 128 */
   for (int32_t v = -128; v < 128; v++) {
-    t1[v + 128] = ts_requant((v + p->input1_offset) * (1 << p->left_shift), p->input1_mult,
-                             p->input1_shift);
-    t2[v + 128] = ts_requant((v + p->input2_offset) * (1 << p->left_shift), p->input2_mult,
-                             p->input2_shift);
+    t1[v + 128] = ts_requant_slow((v + p->input1_offset) * (1 << p->left_shift),
+                                  p->input1_mult, p->input1_shift);
+    t2[v + 128] = ts_requant_slow((v + p->input2_offset) * (1 << p->left_shift),
+                                  p->input2_mult, p->input2_shift);
   }
   const int32_t *a = t1 + 128, *b = t2 + 128, lo = p->act_min, hi = p->act_max;
   /* ts_rq_words's words: the output offset folded into the rounding term (ts_dsp.h) */

@@ -61,11 +61,10 @@ int32_t ts_sum_s8(const int8_t *v, int32_t n) {
  * a narrow output range) applied afterwards is the reference's single clamp exactly.
  * On the M4 the aligned body runs 16 bytes per pass (LDM, 2 instructions per word and side,
  * STM, 2 of loop): 0.75 instructions per value for a one-sided clamp (ReLU: hi == 127),
- * 1.25 for both sides (was 2.25 with a word per pass). */
+ * 1.25 for both sides (was 2.25 with a word per pass), also taken for an upper bound alone. */
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__thumb2__)
 #define TS_SIDE(r, op) "ssub8 r12, " r ", %[b]\n\t" op
 #define TS_MAX(r) TS_SIDE(r, "sel " r ", " r ", %[b]\n\t") /* r = max(r, b) */
-#define TS_MIN(r) TS_SIDE(r, "sel " r ", %[b], " r "\n\t") /* r = min(r, b) */
 #define TS_LOOP(side, side2)                                                         \
   __asm__ volatile("1:\n\t"                                                          \
                    "ldm %[w], {r4, r5, r6, r8}\n\t" side("r4") side("r5") side("r6")  \
@@ -90,19 +89,17 @@ void ts_clamp_pass(int8_t *out, int32_t n, int32_t lo, int32_t hi) {
     if (hi == 127) {
       const uint32_t b = l4;
       TS_LOOP(TS_MAX, "");
-    } else if (lo == -128) {
-      const uint32_t b = h4;
-      TS_LOOP(TS_MIN, "");
-    } else {
+    } else { /* both sides (an upper bound alone is rare: ReLU6's range is its output's) */
       const uint32_t b = l4;
       TS_LOOP(TS_MAX, TS_MIN_H("r4") TS_MIN_H("r5") TS_MIN_H("r6") TS_MIN_H("r8"));
     }
   }
-#endif
+#else /* (on the M4 the last n % 16 values, at most 15, go one by one) */
   for (; i + 4 <= n; i += 4) {
     uint32_t v = ts_ld32(out + i);
     v = ts_smin8x4(ts_smax8x4(v, l4), h4);
     __builtin_memcpy(out + i, &v, 4);
   }
+#endif
   for (; i < n; i++) out[i] = ts_clamp_s8(out[i], lo, hi);
 }

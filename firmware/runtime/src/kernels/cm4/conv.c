@@ -212,11 +212,16 @@ void ts_cm4_conv2x3_relu(const uint32_t *x, const uint32_t *r, int32_t np, int8_
 }
 #endif
 
-void ts_conv_finish(const int32_t *acc, int8_t *o, int32_t nv, int32_t oc, int32_t nc,
-                    const ts_conv_params_t *p) {
-  for (int32_t s = 0; s < nv; s++) {
-    o[s * p->out_c] = ts_out_slow(acc[2 * s] >> 1, oc, p);
-    if (nc > 1) o[s * p->out_c + 1] = ts_out_slow(acc[2 * s + 1] >> 1, oc + 1, p);
+void ts_conv_rest(const uint32_t *tb, const uint32_t *recs, int32_t np, int32_t rec,
+                  int8_t *o, int32_t nv, int32_t oc0, int32_t nb, int32_t c,
+                  const ts_conv_params_t *p) {
+  for (; c < nb; c += 2) { /* accumulators back (2 acc) */
+    int32_t acc[6];
+    ts_cm4_conv2x3(tb, recs + (c >> 1) * rec, np, (int8_t *)acc, 0, 1);
+    for (int32_t s = 0; s < nv; s++) {
+      o[s * p->out_c + c] = ts_out_slow(acc[2 * s] >> 1, oc0 + c, p);
+      if (c + 1 < nb) o[s * p->out_c + c + 1] = ts_out_slow(acc[2 * s + 1] >> 1, oc0 + c + 1, p);
+    }
   }
 }
 
@@ -237,20 +242,9 @@ static void widen_seg(uint32_t *d, int32_t step, const int8_t *src, int32_t n) {
   if (i < n) d[0] = pack16(src[i], 0);
 }
 
-/* widen_seg, doubled (2 v: weights of the chunked path, whose seeds carry the sums). */
-static void widen_seg_dbl(uint32_t *d, int32_t step, const int8_t *src, int32_t n) {
-  int32_t i = 0;
-  for (; i + 4 <= n; i += 4, d += 2 * step) {
-    const uint32_t v = ts_ld32(src + i), lo = ts_sxtb16(v), hi = ts_sxtb16_ror8(v);
-    d[0] = ts_sadd16(lo, lo);
-    d[step] = ts_sadd16(hi, hi);
-  }
-  for (; i + 2 <= n; i += 2, d += step) d[0] = pack16(2 * src[i], 2 * src[i + 1]);
-  if (i < n) d[0] = pack16(2 * src[i], 0);
-}
-
 /* widen_seg of weights, doubled (2 w: the routine's accumulators are 2 acc), returning the
- * sum of the n doubled values (SMLAD of each widened word with (1, 1)). */
+ * sum of the n doubled values (SMLAD of each widened word with (1, 1)); the chunked path,
+ * whose seeds carry the sums, ignores it. */
 static int32_t widen_seg_sum(uint32_t *d, int32_t step, const int8_t *src, int32_t n) {
   int32_t i = 0, sum = 0;
   for (; i + 4 <= n; i += 4, d += 2 * step) {
@@ -441,7 +435,7 @@ static void group3(const cursor_t *g, uint32_t *tb, const int8_t *x) {
 }
 
 /* The next nv (1..3) output pixels' fields into the im2col buffer; unused slots zeroed. */
-static void im2col3(cursor_t *g, uint32_t *tb, int8_t *tmp, int32_t nv, int32_t np) {
+static __attribute__((noinline)) void im2col3(cursor_t *g, uint32_t *tb, int8_t *tmp, int32_t nv, int32_t np) {
   if (nv == 3 && fast_groups(g) > 0) {
     group3(g, tb, g->input + g->at);
     cursor_next(g, 3);
@@ -529,7 +523,8 @@ static void conv_chunked(const ts_conv_params_t *p, const int8_t *input, const i
           const int32_t recw = HEAD + 2 * cp + TAIL; /* this chunk's records, consecutive */
           for (int32_t c = 0; c < 2 * npb; c++) { /* this chunk's records */
             uint32_t *r = wbuf + (c >> 1) * recw;
-            if (c < nb) widen_seg_dbl(r + HEAD + (c & 1), 2, filter + (oc0 + c) * K + ky * seg + v0, kv);
+            if (c < nb)
+              (void)widen_seg_sum(r + HEAD + (c & 1), 2, filter + (oc0 + c) * K + ky * seg + v0, kv);
             else fill_words(r + HEAD + 1, 2, cp, 0);
             if (last) {
               uint32_t *qw = r + HEAD + 2 * cp + 3 * (c & 1);
@@ -552,16 +547,11 @@ static void conv_chunked(const ts_conv_params_t *p, const int8_t *input, const i
             }
             uint32_t *a = acc + gi * npb * 6;
             for (int32_t q = 0; q < npb; q++) __builtin_memcpy(wbuf + q * recw, a + 6 * q, 24);
-            int32_t q = 0;
-            if (last && fast && nv == 3 && nb >= 2) { /* requantized and stored */
-              q = nb >> 1;
-              run(tb, wbuf, cp, output + P * out_c + oc0, out_c, q);
-            }
-            if (q < npb) /* the rest: accumulators back, one call for every pair */
-              ts_cm4_conv2x3(tb, wbuf + q * recw, cp, (int8_t *)(a + 6 * q), 0, npb - q);
-            for (; last && q < npb; q++)
-              ts_conv_finish((const int32_t *)(a + 6 * q), output + P * out_c + oc0 + 2 * q, nv,
-                             oc0 + 2 * q, nb - 2 * q, p);
+            if (last) /* the outputs */
+              ts_conv_group(run, tb, wbuf, cp, recw, output + P * out_c + oc0, nv, oc0, nb, fast,
+                            p);
+            else /* the accumulators back, one call for every pair */
+              ts_cm4_conv2x3(tb, wbuf, cp, (int8_t *)a, 0, npb);
           }
         }
       g0 = g;
@@ -605,28 +595,11 @@ static __attribute__((noinline)) void conv_im2col(const ts_conv_params_t *p, con
     return;
   }
   const int32_t npix = p->batches * p->out_h * p->out_w;
-  /* Small outputs (the 3x3 and 6x6 planes of late layers), whose block of channels is not
-   * all of them: the im2col of every group of 3 pixels is built once and kept (tbw words
-   * each), and the records of the blocks take the rest of the buffer (at least one pair),
-   * instead of rebuilding each group's im2col for every block. */
-  const int32_t tbw = (3 * np + 1) & ~1, ngroups = (npix + 2) / 3;
-  const int cache = ngroups > 1 && block < out_c && ngroups * tbw + rec <= WWORDS + TWORDS;
-  if (cache) {
-    block = 2 * ((WWORDS + TWORDS - ngroups * tbw) / rec);
-    if (block > TS_OPT_CONV_BLOCK) block = TS_OPT_CONV_BLOCK & ~1;
-    if (block > out_c) block = out_c;
-  }
   { /* blocks of equal size (even, at most `block`): no short last block */
     const int32_t nblk = (out_c + block - 1) / block, eq = (out_c + nblk - 1) / nblk;
     block = eq + (eq & 1) < block ? eq + (eq & 1) : block;
   }
-  uint32_t *const wbuf = buf + (cache ? ngroups * tbw : tbw);
-  if (cache) {
-    cursor_t g = {p, input, seg, hp, p->dil_h * p->in_w * p->in_c, 0, 0, 0, 0, 0, 0};
-    cursor_row(&g);
-    for (int32_t P = 0; P < npix; P += 3)
-      im2col3(&g, buf + P / 3 * tbw, tmp, npix - P < 3 ? npix - P : 3, np);
-  }
+  uint32_t *const wbuf = buf + ((3 * np + 1) & ~1), *const tb = buf;
   for (int32_t oc0 = 0; oc0 < out_c; oc0 += block) {
     const int32_t nb = out_c - oc0 < block ? out_c - oc0 : block;
     for (int32_t c = 0; c < nb + (nb & 1); c++) {
@@ -660,33 +633,9 @@ static __attribute__((noinline)) void conv_im2col(const ts_conv_params_t *p, con
     cursor_t g = {p, input, seg, hp, p->dil_h * p->in_w * p->in_c, 0, 0, 0, 0, 0, 0};
     cursor_row(&g);
     for (int32_t P = 0; P < npix; P += 3) {
-      const int32_t n = cache || !fast || (nb & 1) ? 0 : fast_groups(&g);
-      if (n > 0) { /* a run of groups inside the input, in one output row */
-        const int32_t step = 3 * p->stride_w * p->in_c;
-        const int8_t *x = input + g.at;
-        int8_t *o = output + P * out_c + oc0;
-        for (int32_t i = 0; i < n; i++, x += step, o += 3 * out_c) {
-          group3(&g, buf, x);
-          run(buf, wbuf, np, o, out_c, nb >> 1);
-        }
-        cursor_next(&g, 3 * n);
-        P += 3 * (n - 1);
-        continue;
-      }
       const int32_t nv = npix - P < 3 ? npix - P : 3;
-      uint32_t *const tb = cache ? buf + P / 3 * tbw : buf;
-      if (!cache) im2col3(&g, tb, tmp, nv, np);
-      int8_t *const o = output + P * out_c + oc0;
-      int32_t c = 0; /* whole channel pairs with outputs the assembly can store */
-      if (fast && nv == 3 && nb >= 2) {
-        run(tb, wbuf, np, o, out_c, nb >> 1);
-        c = nb & ~1;
-      }
-      for (; c < nb; c += 2) { /* the rest: accumulators back, C finishes */
-        int32_t acc[6];
-        ts_cm4_conv2x3(tb, wbuf + (c >> 1) * rec, np, (int8_t *)acc, 0, 1);
-        ts_conv_finish(acc, o + c, nv, oc0 + c, nb - c, p);
-      }
+      im2col3(&g, tb, tmp, nv, np);
+      ts_conv_group(run, tb, wbuf, np, rec, output + P * out_c + oc0, nv, oc0, nb, fast, p);
     }
   }
   if (clamp) ts_clamp_pass(output, nout, p->act_min, p->act_max);
@@ -698,8 +647,14 @@ void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8
     ts_plain_conv(p, input, filter, bias, output, 0);
     return;
   }
-  int fast = 1; /* every shift in [-23, -2] */
-  for (int32_t c = 0; c < p->out_c; c++) fast &= p->shift[c] <= -2 && p->shift[c] >= -23;
+  /* fast: every shift in [-23, -2]; small: the routine's doubled accumulators need
+   * |acc| < 2^29: |bias| <= 2^28 and a field of at most 8192 values (|sum (x + off) w| <=
+   * 8192 * 255 * 128 < 2^28); else the plain loops */
+  int fast = 1, small = p->k_h * p->k_w * p->in_c <= 8192;
+  for (int32_t c = 0; c < p->out_c; c++) {
+    fast &= p->shift[c] <= -2 && p->shift[c] >= -23;
+    if (bias) small &= bias[c] <= (INT32_C(1) << 28) && bias[c] >= -(INT32_C(1) << 28);
+  }
   if (fast && p->in_c == 1 && p->k_h == 3 && p->k_w == 3 && p->dil_h == 1 &&
       p->stride_w == 1 && p->out_w <= TS_DW_PLANES_MAX_W) {
     /* a grayscale 3x3 first layer is a depthwise conv with depth multiplier out_c: the
@@ -713,11 +668,6 @@ void ts_opt_conv2d_s8(const ts_conv_params_t *p, const int8_t *input, const int8
       ts_clamp_pass(output, p->batches * p->out_h * p->out_w * p->out_c, p->act_min, p->act_max);
     return;
   }
-  /* the routine's doubled accumulators need |acc| < 2^29: |bias| <= 2^28 and a field of at
-   * most 8192 values (|sum (x + off) w| <= 8192 * 255 * 128 < 2^28); else the plain loops */
-  int small = p->k_h * p->k_w * p->in_c <= 8192;
-  for (int32_t c = 0; bias && c < p->out_c; c++)
-    small &= bias[c] <= (INT32_C(1) << 28) && bias[c] >= -(INT32_C(1) << 28);
   if (!small) {
     ts_plain_conv(p, input, filter, bias, output, 0);
     return;

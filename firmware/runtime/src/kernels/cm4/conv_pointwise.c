@@ -228,8 +228,8 @@ int ts_cm4_conv_pointwise(const ts_conv_params_t *p, const int8_t *input, const 
   const int fast = ts_conv_rq_fast(p);
   ts_conv2x3_fn *const run = ts_conv2x3_pick(p);
   const int32_t npix = p->batches * p->out_h * p->out_w, ngroups = (npix + 2) / 3;
-  if (in_c == 8 && !(out_c & 3) && 8 * out_c <= WORDS && fast && run == ts_cm4_conv2x3_relu &&
-      !((uintptr_t)input & 3)) {
+  if (in_c == 8 && !(out_c & 3) && 8 * out_c <= WORDS && fast &&
+      p->act_min >= p->output_offset && !((uintptr_t)input & 3)) { /* ts_rq_dbl_relu holds */
     pw8_records(buf, p, filter, bias);
     ts_cm4_pw8(input, buf, output, npix, out_c);
     if (p->act_min > -128 || p->act_max < 127)
@@ -273,17 +273,8 @@ int ts_cm4_conv_pointwise(const ts_conv_params_t *p, const int8_t *input, const 
           pw_record(recs + q * R, p, filter, bias, oc0 + 2 * q, nb - 2 * q < 2 ? 1 : 2, fast);
       for (int32_t g = 0; g < ng; g++) {
         const int32_t P = 3 * (g0 + g), nv = npix - P < 3 ? npix - P : 3;
-        int8_t *const o = output + P * out_c + oc0;
-        int32_t q = 0; /* whole pairs the routine stores */
-        if (fast && nv == 3) {
-          q = nb >> 1;
-          if (q) run(buf + g * Gw, recs, np, o, out_c, q);
-        }
-        for (; 2 * q < nb; q++) { /* the rest: accumulators back, C finishes */
-          int32_t acc[6];
-          ts_cm4_conv2x3(buf + g * Gw, recs + q * R, np, (int8_t *)acc, 0, 1);
-          ts_conv_finish(acc, o + 2 * q, nv, oc0 + 2 * q, nb - 2 * q, p);
-        }
+        ts_conv_group(run, buf + g * Gw, recs, np, R, output + P * out_c + oc0, nv, oc0, nb, fast,
+                      p);
       }
     }
   }

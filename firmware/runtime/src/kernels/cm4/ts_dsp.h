@@ -216,11 +216,23 @@ typedef void ts_conv2x3_fn(const uint32_t *x, const uint32_t *r, int32_t np, int
 static inline ts_conv2x3_fn *ts_conv2x3_pick(const ts_conv_params_t *p) {
   return p->act_min >= p->output_offset ? ts_cm4_conv2x3_relu : ts_cm4_conv2x3;
 }
-/* The outputs of one pair's accumulators (2 acc, as ts_cm4_conv2x3 hands them back) that the
- * routine did not store: nv pixels of channel oc at o[s * out_c] and, if nc > 1, of oc + 1
- * at o[s * out_c + 1] (ts_out_slow: the plain requantization and clamp). */
-void ts_conv_finish(const int32_t *acc, int8_t *o, int32_t nv, int32_t oc, int32_t nc,
-                    const ts_conv_params_t *p);
+/* One group of nv (1..3) output pixels (im2col tb) through nb output channels from oc0
+ * (records recs, rec words per pair), outputs at o: the routine requantizes and stores the
+ * whole pairs when it can (fast: every shift in [-23, -1], nv == 3); the channels from c on
+ * come back as accumulators and are finished in C (ts_conv_rest, out of line: ts_out_slow). */
+void ts_conv_rest(const uint32_t *tb, const uint32_t *recs, int32_t np, int32_t rec,
+                  int8_t *o, int32_t nv, int32_t oc0, int32_t nb, int32_t c,
+                  const ts_conv_params_t *p);
+static inline void ts_conv_group(ts_conv2x3_fn *run, const uint32_t *tb, const uint32_t *recs,
+                                 int32_t np, int32_t rec, int8_t *o, int32_t nv, int32_t oc0,
+                                 int32_t nb, int fast, const ts_conv_params_t *p) {
+  int32_t c = 0;
+  if (fast && nv == 3 && nb >= 2) {
+    run(tb, recs, np, o, p->out_c, nb >> 1);
+    c = nb & ~1;
+  }
+  if (c < nb) ts_conv_rest(tb, recs, np, rec, o, nv, oc0, nb, c, p);
+}
 /* 1x1, stride 1, unpadded convs with in_c % 4 == 0 (conv_pointwise.c); 0: not taken. */
 int ts_cm4_conv_pointwise(const ts_conv_params_t *p, const int8_t *input, const int8_t *filter,
                           const int32_t *bias, int8_t *output);

@@ -19,33 +19,33 @@
 #define AT(y, x) input[((b * p->in_h + (y)) * p->in_w + (x)) * p->depth + c]
 #define OUT output[((b * p->out_h + oy) * p->out_w + ox) * p->depth + c]
 
-void ts_ref_max_pool_s8(const ts_pool_params_t *p, const int8_t *input, int8_t *output) {
+/* Both pools, one loop nest (max: the window's maximum from -128, else the rounded mean;
+ * an empty average window fails, -1). */
+static int pool(const ts_pool_params_t *p, const int8_t *input, int8_t *output, int max) {
   WINDOW_LOOP_BEGIN
-  int32_t mx = -128;
+  int32_t acc = max ? -128 : 0, count = 0;
   for (int32_t fy = fy0; fy < fy1; fy++)
     for (int32_t fx = fx0; fx < fx1; fx++) {
       const int32_t v = AT(y0 + fy, x0 + fx);
-      if (v > mx) mx = v;
-    }
-  if (mx < p->act_min) mx = p->act_min;
-  if (mx > p->act_max) mx = p->act_max;
-  OUT = (int8_t)mx;
-  }
-}
-
-int ts_ref_avg_pool_s8(const ts_pool_params_t *p, const int8_t *input, int8_t *output) {
-  WINDOW_LOOP_BEGIN
-  int32_t acc = 0, count = 0;
-  for (int32_t fy = fy0; fy < fy1; fy++)
-    for (int32_t fx = fx0; fx < fx1; fx++) {
-      acc += AT(y0 + fy, x0 + fx);
+      if (!max) acc += v;
+      else if (v > acc) acc = v;
       count++;
     }
-  if (count == 0) return -1;
-  acc = acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count;
+  if (!max) {
+    if (count == 0) return -1;
+    acc = acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count;
+  }
   if (acc < p->act_min) acc = p->act_min;
   if (acc > p->act_max) acc = p->act_max;
   OUT = (int8_t)acc;
   }
   return 0;
+}
+
+void ts_ref_max_pool_s8(const ts_pool_params_t *p, const int8_t *input, int8_t *output) {
+  (void)pool(p, input, output, 1);
+}
+
+int ts_ref_avg_pool_s8(const ts_pool_params_t *p, const int8_t *input, int8_t *output) {
+  return pool(p, input, output, 0);
 }
