@@ -5,7 +5,7 @@ make bench's, not tests')."""
 from __future__ import annotations
 
 import pytest
-from tinyscope import bench
+from tinyscope import bench, bench_models
 
 
 def _manifest(ops: list[tuple[str, int]]) -> dict:
@@ -152,13 +152,13 @@ def test_a_keras_model_that_is_not_28x28x1_gets_seeded_inputs_of_its_shape(tmp_p
     inp = keras.Input((49, 10), batch_size=1)
     path = tmp_path / "kws.keras"
     keras.Model(inp, keras.layers.Dense(3)(keras.layers.Flatten()(inp))).save(path)
-    npy = bench.default_inputs(path, tmp_path / "b")
+    npy = bench_models.default_inputs(path, tmp_path / "b")
     x = np.load(npy)
     assert x.shape == (32, 49, 10) and x.dtype == np.float32
-    np.testing.assert_array_equal(x, np.load(bench.default_inputs(path, tmp_path / "c")))
-    assert bench.default_inputs(bench.ROOT / "models/default.keras", tmp_path / "d") is None
+    np.testing.assert_array_equal(x, np.load(bench_models.default_inputs(path, tmp_path / "c")))
+    assert bench_models.default_inputs(bench.ROOT / "models/default.keras", tmp_path / "d") is None
     (tmp_path / "m.tflite").write_bytes(b"\0" * 8)
-    assert bench.default_inputs(tmp_path / "m.tflite", tmp_path / "e") is None
+    assert bench_models.default_inputs(tmp_path / "m.tflite", tmp_path / "e") is None
     with pytest.raises(SystemExit):
         bench.main(["--help"])
     assert "--data DATA" in capsys.readouterr().out
@@ -179,7 +179,7 @@ def test_a_dilated_convolution_reports_the_plain_loop_it_takes():
     runs = {"ref": {"timing": timing}, "opt": {"timing": timing}}
     dil = {"dilationWFactor": 2, "dilationHFactor": 1}
     rows = bench.op_rows(manifest, runs, {0: dil, 1: dil})
-    assert rows[0]["kernel_path"] == "fallback: plain loop nest (dilation_w != 1)"
+    assert rows[0]["kernel_path"] == "fallback: plain loop (dilation_w != 1)"
     assert rows[1]["kernel_path"] == "fallback: plain loop (dilated)"
     rows = bench.op_rows(manifest, runs, {0: {"dilationWFactor": 1, "dilationHFactor": 2}})
     assert rows[0]["kernel_path"].startswith("fast: im2col")  # only dilation_w sends it away

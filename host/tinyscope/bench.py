@@ -184,21 +184,14 @@ def kernel_path(op: dict, shapes: dict[int, list[int]]) -> str:
 
 
 def dilated_path(name: str, options: dict) -> str | None:
-    """The plain loop a dilated convolution takes whatever its shapes (the manifest has no
-    dilation: read from the operator's options): conv.c's for ``dilation_w != 1``,
-    depthwise_conv.c's for any dilation. None if not dilated."""
+    """The plain loop a dilated conv takes (conv.c: dilation_w != 1; depthwise: any)."""
     dw, dh = options.get("dilationWFactor", 1), options.get("dilationHFactor", 1)
-    if name == "CONV_2D" and dw != 1:
-        return "fallback: plain loop nest (dilation_w != 1)"
-    if name == "DEPTHWISE_CONV_2D" and (dw, dh) != (1, 1):
-        return "fallback: plain loop (dilated)"
+    if name == "CONV_2D" and dw != 1 or name == "DEPTHWISE_CONV_2D" and (dw, dh) != (1, 1):
+        return f"fallback: plain loop ({'dilation_w != 1' if name == 'CONV_2D' else 'dilated'})"
     return None
 
 
-def op_rows(manifest: dict, runs: dict[str, dict],
-            options: dict[int, dict] | None = None) -> list[dict]:
-    """Per operator: MACs, instructions of both firmwares, kernel path (``options``: the
-    operators' builtin options by index, for what the shapes do not say)."""
+def op_rows(manifest: dict, runs: dict[str, dict], options: dict | None = None) -> list[dict]:
     from tinyscope.convert.manifest import op_label
 
     ticks = {k: runs[k]["timing"]["per_op_ticks_median"] for k in KERNEL_SETS}
@@ -279,12 +272,10 @@ def format_table(b: dict) -> str:
     lines.append(f"{'':>3} {'total':<18} {'':<10} {t['macs']:>9,} {t['instructions_ref']:>11,} "
                  f"{t['instructions_opt']:>10,} {t['instructions_per_mac_ref']:>8.2f} "
                  f"{b['instructions_per_mac']:>8.2f} {b['speedup_vs_reference']:>7.2f}x")
-    slower = [r for r in b["operators"] if r["instructions_opt"] > r["instructions_ref"]]
-    if slower:
-        lines.append("slower than the reference kernel: " + "; ".join(
-            f"op {r['index']} {r['op']} {r['layer']} ({r['instructions_opt']:,} vs "
-            f"{r['instructions_ref']:,} instructions, {r.get('kernel_path', '')})"
-            for r in slower))
+    lines += ["slower than the reference kernel: " + "; ".join(slower)] if (slower := [
+        f"op {r['index']} {r['op']} {r['layer']} ({r['instructions_opt']:,} vs "
+        f"{r['instructions_ref']:,} instructions, {r.get('kernel_path', '')})"
+        for r in b["operators"] if r["instructions_opt"] > r["instructions_ref"]]) else []
     a, tf = b["arena_bytes"], b["tflm_arena_bytes"]
     tf_head, tf_tail = b.get("tflm_arena_head_bytes"), b.get("tflm_arena_tail_bytes")
     tables = b.get("tables_flash_bytes")
@@ -318,35 +309,15 @@ def format_table(b: dict) -> str:
     return "\n".join(lines)
 
 
-def default_inputs(model: Path, build_dir: Path, n: int = 32) -> str | None:
-    """Without ``--data``, a Keras model whose input is not MNIST's 28x28x1 is calibrated and
-    run on seeded uniform [0, 1) inputs of its shape, written to ``BUILD/bench-inputs.npy``
-    (as the twins: instruction counts depend on shapes, not values). None: the default data
-    fits (or the model is a ``.tflite``, which needs none)."""
-    from tinyscope.convert.model import H5, KERAS, load_model, model_format
-
-    if model_format(model) not in (KERAS, H5):
-        return None
-    shape = tuple(int(s or 1) for s in load_model(model).inputs[0].shape[1:])
-    if shape == (28, 28, 1):
-        return None
-    path = build_dir / "bench-inputs.npy"
-    build_dir.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(3)
-    np.save(path, rng.uniform(0.0, 1.0, size=(n, *shape)).astype(np.float32))
-    print(f"note: no --data (DATA=): seeded uniform [0, 1) inputs of the model's shape "
-          f"{'x'.join(map(str, shape))} -> {path}")
-    return str(path)
-
-
 def bench(model: Path, build_dir: Path, n: int, data: str | None = None) -> dict:
+    from tinyscope import bench_models
     from tinyscope.convert import flow
     from tinyscope.convert import graph as graph_mod
     from tinyscope.convert import manifest as manifest_mod
     from tinyscope.data import quantized_test_inputs
 
     if not (build_dir / "manifest.json").is_file() or not (build_dir / "model_data.cc").is_file():
-        data = data or default_inputs(model, build_dir)
+        data = data or bench_models.default_inputs(model, build_dir)
         if data:
             flow.convert(model, build_dir, data=data)
         else:
@@ -478,9 +449,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--build", type=Path, default=ROOT / "build/default")
     ap.add_argument("--out", type=Path, default=ROOT / "build/bench.json")
     ap.add_argument("--n", type=int, default=10, help="test images (default 10)")
-    ap.add_argument("--data", help="calibration and test inputs for --model (as tinyscope "
-                    "convert --data; default: mnist for a 28x28x1 Keras model, seeded "
-                    "uniform inputs of the model's shape otherwise)")
+    ap.add_argument("--data", help="inputs for --model, as convert --data (default: mnist "
+                    "for 28x28x1, else seeded uniform inputs of the model's shape)")
     ap.add_argument("--second", choices=("dwsep", "none"), default="dwsep",
                     help="also bench the depthwise-separable model "
                     "(bench_models.dwsep_model), written to "
