@@ -211,3 +211,26 @@ def test_a_wide_per_layer_table_scrolls_inside_the_page(chromium, layers, tmp_pa
         assert log.errors == []
     finally:
         pg.close()
+
+
+def test_an_input_of_two_channels_is_drawn_as_an_image_of_its_first_channel(
+        chromium, layers, tmp_path) -> None:
+    """A 40x24x2 sensor input was drawn as a 256-value strip at the top of the viewer while
+    the report's figures show it as an image (channel 0): now the same image, captioned."""
+    x = RNG.integers(-128, 128, size=(N_IMAGES, 6, 4, 2)).astype(np.int8)
+    inp = viewer.Layer(0, None, "INPUT", "input", 0.1, 0, x)
+    images = [{"index": i, "label": "0", "float_prediction": "1", "device_prediction": "1"}
+              for i in SHOWN]
+    page = htmlpage.Page("two channels", sections=[htmlpage.Section(
+        "Layers", "", [htmlpage.Viewer(viewer.payload(layers, images, SHOWN, inp))])])
+    pg, log = open_page(chromium, htmlpage.write(tmp_path / "report.html", page))
+    try:
+        assert pg.evaluate("[document.getElementById('ts-input').width,"
+                           " document.getElementById('ts-input').height]") == [4, 6]
+        for y, xx in ((0, 0), (5, 3), (2, 1)):
+            v = int(x[SHOWN[0], y, xx, 0]) + 128
+            assert canvas_rgb(pg, "#ts-input", xx, y) == (v, v, v)
+        assert "(channel 0 of 2)" in pg.inner_text("#ts-input-caption")
+        assert log.errors == []
+    finally:
+        pg.close()
