@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyscope.bench_paths import options_path
 from tinyscope.errors import MismatchError, TinyscopeError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -183,15 +184,7 @@ def kernel_path(op: dict, shapes: dict[int, list[int]]) -> str:
     return "ref"
 
 
-def dilated_path(name: str, options: dict) -> str | None:
-    """The plain loop a dilated conv takes (conv.c: dilation_w != 1; depthwise: any)."""
-    dw, dh = options.get("dilationWFactor", 1), options.get("dilationHFactor", 1)
-    if name == "CONV_2D" and dw != 1 or name == "DEPTHWISE_CONV_2D" and (dw, dh) != (1, 1):
-        return f"fallback: plain loop ({'dilation_w != 1' if name == 'CONV_2D' else 'dilated'})"
-    return None
-
-
-def op_rows(manifest: dict, runs: dict[str, dict], options: dict | None = None) -> list[dict]:
+def op_rows(manifest: dict, runs: dict[str, dict], opts: dict | None = None) -> list[dict]:
     from tinyscope.convert.manifest import op_label
 
     ticks = {k: runs[k]["timing"]["per_op_ticks_median"] for k in KERNEL_SETS}
@@ -207,7 +200,7 @@ def op_rows(manifest: dict, runs: dict[str, dict], options: dict | None = None) 
             "index": i, "op": op["op"], "layer": op_label(op),
             "shape": {"in": shapes.get(op["inputs"][0]) if op.get("inputs") else None,
                       "out": shapes.get(op["outputs"][0]) if op.get("outputs") else None},
-            "kernel_path": dilated_path(op["op"], (options or {}).get(i, {}))
+            "kernel_path": options_path(op, (opts or {}).get(i, {}), shapes)
             or kernel_path(op, shapes), "macs": macs,
             "instructions_ref": ref_i, "instructions_opt": opt_i,
             "instructions_per_mac_ref": round(ref_i / macs, 3) if macs else None,
