@@ -93,3 +93,14 @@ def test_separable_conv_maps_its_pointwise_output_and_has_no_wrong_local_value()
     assert float(np.sqrt(np.mean((deq - flt[pw_out]) ** 2))) < 3.0 * t.scales[0]
     local = drift.local_float_tensors(net, tfl, ints, layer_map=lmap)
     assert pw_out not in local and ops[0].outputs[0] in local
+
+
+def test_a_layer_that_cannot_run_on_the_int8_tensor_has_no_local_value():
+    """The layer-local value is best effort: TensorFlow's own refusal of an input (an
+    InvalidArgumentError, not a ValueError) crashed the whole report with a traceback."""
+    import keras
+
+    inp = keras.Input((10, 4), batch_size=1)
+    net = keras.Model(inp, keras.layers.DepthwiseConv1D(3, name="dw")(inp))
+    odd = np.zeros((2, 1, 11, 4), np.float32)  # 4-D and not the layer's size: no reshape
+    assert drift._run_layer(net, "dw", [odd], []) is None
