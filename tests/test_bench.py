@@ -202,3 +202,16 @@ def test_a_max_pool_off_the_2x2_path_says_it_runs_the_reference():
     assert options_path({**op, "inputs": [2], "outputs": [3]}, two, shapes) is None  # fast
     assert options_path({**op, "inputs": [4], "outputs": [5]}, two, shapes).startswith("ref")
     assert options_path(op, {}, shapes) is None  # no options known: the shapes decide
+
+
+def test_a_broadcast_add_says_it_runs_the_reference():
+    """MobileNetV3Small's leading Rescaling is a MUL and a broadcast ADD of a constant:
+    3,853,640 opt vs 3,853,560 ref instructions, while the table said 'fast: cm4 kernel'."""
+    from tinyscope.bench_paths import options_path
+
+    shapes = {0: [1, 96, 96, 3], 1: [1], 2: [1, 96, 96, 3], 3: [1, 1, 1, 96], 4: [1, 1, 1, 96]}
+    add = {"op": "ADD", "inputs": [0, 1], "outputs": [2]}
+    assert options_path(add, {}, shapes).startswith("ref (broadcast")
+    assert options_path({**add, "inputs": [0, 2]}, {}, shapes) is None  # a residual: fast
+    assert options_path({"op": "ADD", "inputs": [3, 4], "outputs": [4]}, {}, shapes).startswith(
+        "ref")  # a squeeze-excite 1x1x96: fewer than 256 outputs
