@@ -5,7 +5,7 @@ make bench's, not tests')."""
 from __future__ import annotations
 
 import pytest
-from tinyscope import bench
+from tinyscope import bench, bench_models
 
 
 def _manifest(ops: list[tuple[str, int]]) -> dict:
@@ -152,13 +152,66 @@ def test_a_keras_model_that_is_not_28x28x1_gets_seeded_inputs_of_its_shape(tmp_p
     inp = keras.Input((49, 10), batch_size=1)
     path = tmp_path / "kws.keras"
     keras.Model(inp, keras.layers.Dense(3)(keras.layers.Flatten()(inp))).save(path)
-    npy = bench.default_inputs(path, tmp_path / "b")
+    npy = bench_models.default_inputs(path, tmp_path / "b")
     x = np.load(npy)
     assert x.shape == (32, 49, 10) and x.dtype == np.float32
-    np.testing.assert_array_equal(x, np.load(bench.default_inputs(path, tmp_path / "c")))
-    assert bench.default_inputs(bench.ROOT / "models/default.keras", tmp_path / "d") is None
+    np.testing.assert_array_equal(x, np.load(bench_models.default_inputs(path, tmp_path / "c")))
+    assert bench_models.default_inputs(bench.ROOT / "models/default.keras", tmp_path / "d") is None
     (tmp_path / "m.tflite").write_bytes(b"\0" * 8)
-    assert bench.default_inputs(tmp_path / "m.tflite", tmp_path / "e") is None
+    assert bench_models.default_inputs(tmp_path / "m.tflite", tmp_path / "e") is None
     with pytest.raises(SystemExit):
         bench.main(["--help"])
     assert "--data DATA" in capsys.readouterr().out
+
+
+def test_a_dilated_convolution_reports_the_plain_loop_it_takes():
+    """A Conv1D with dilation 2 ran at 11.4 instr/MAC in both firmwares (conv.c sends
+    dilation_w != 1 to the plain loop nest) while the table said 'fast: im2col + SMLAD'."""
+    manifest = {"tensors": [{"index": 0, "shape": [1, 1, 250, 8]},
+                            {"index": 1, "shape": [16, 1, 5, 8]},
+                            {"index": 2, "shape": [1, 1, 242, 16]},
+                            {"index": 3, "shape": [1, 1, 5, 16]}],
+                "operators": [{"index": 0, "op": "CONV_2D", "inputs": [0, 1], "outputs": [2],
+                               "macs": 154880},
+                              {"index": 1, "op": "DEPTHWISE_CONV_2D", "inputs": [2, 3],
+                               "outputs": [2], "macs": 100}]}
+    timing = {"per_op_ticks_median": [44228, 100], "instructions_per_tick": 40}
+    runs = {"ref": {"timing": timing}, "opt": {"timing": timing}}
+    dil = {"dilationWFactor": 2, "dilationHFactor": 1}
+    rows = bench.op_rows(manifest, runs, {0: dil, 1: dil})
+    assert rows[0]["kernel_path"] == "fallback: plain loop (dilation_w != 1)"
+    assert rows[1]["kernel_path"] == "fallback: plain loop (dilated)"
+    rows = bench.op_rows(manifest, runs, {0: {"dilationWFactor": 1, "dilationHFactor": 2}})
+    assert rows[0]["kernel_path"].startswith("fast: im2col")  # only dilation_w sends it away
+    assert bench.op_rows(manifest, runs)[0]["kernel_path"].startswith("fast: im2col")
+
+
+def test_a_max_pool_off_the_2x2_path_says_it_runs_the_reference():
+    """Since the cm4 MAX_POOL_2D keeps only its 2x2 stride-2 path, a 3x3 stride-2 pool (a
+    sensor model's) or MaxPooling1D(4) runs the reference in both firmwares (890,480 vs
+    890,440 instructions), while the table said 'fast: cm4 kernel'."""
+    from tinyscope.bench_paths import options_path
+
+    shapes = {0: [1, 40, 24, 22], 1: [1, 19, 11, 22], 2: [1, 12, 12, 16], 3: [1, 6, 6, 16],
+              4: [1, 13, 13, 16], 5: [1, 7, 7, 16]}
+    pool = {"filterHeight": 3, "filterWidth": 3, "strideH": 2, "strideW": 2}
+    op = {"op": "MAX_POOL_2D", "inputs": [0], "outputs": [1]}
+    assert options_path(op, pool, shapes).startswith("ref")
+    two = {**pool, "filterHeight": 2, "filterWidth": 2}
+    assert options_path(op, two, shapes).startswith("ref")  # depth 22: not % 4
+    assert options_path({**op, "inputs": [2], "outputs": [3]}, two, shapes) is None  # fast
+    assert options_path({**op, "inputs": [4], "outputs": [5]}, two, shapes).startswith("ref")
+    assert options_path(op, {}, shapes) is None  # no options known: the shapes decide
+
+
+def test_a_broadcast_add_says_it_runs_the_reference():
+    """MobileNetV3Small's leading Rescaling is a MUL and a broadcast ADD of a constant:
+    3,853,640 opt vs 3,853,560 ref instructions, while the table said 'fast: cm4 kernel'."""
+    from tinyscope.bench_paths import options_path
+
+    shapes = {0: [1, 96, 96, 3], 1: [1], 2: [1, 96, 96, 3], 3: [1, 1, 1, 96], 4: [1, 1, 1, 96]}
+    add = {"op": "ADD", "inputs": [0, 1], "outputs": [2]}
+    assert options_path(add, {}, shapes).startswith("ref (broadcast")
+    assert options_path({**add, "inputs": [0, 2]}, {}, shapes) is None  # a residual: fast
+    assert options_path({"op": "ADD", "inputs": [3, 4], "outputs": [4]}, {}, shapes).startswith(
+        "ref")  # a squeeze-excite 1x1x96: fewer than 256 outputs

@@ -49,9 +49,28 @@ def test_folder_dataset_resizes_and_labels_by_sorted_folder(tmp_path):
     ds = data.load(tmp_path, (28, 28), 1)
     assert ds.class_names == ("down", "sit", "stand")
     assert ds.x.shape == (9, 28, 28, 1) and 0 <= ds.x.min() and ds.x.max() <= 1
-    assert ds.y.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert ds.y.tolist() == [0, 1, 2, 0, 1, 2, 0, 1, 2]  # interleaved: any prefix is balanced
     rgb = data.load(tmp_path, (16, 20), 3)
     assert rgb.x.shape == (9, 16, 20, 3)
+
+
+def test_a_folder_used_whole_gives_every_class_in_the_first_n(tmp_path):
+    """A .tflite tests on all of a folder (no calibration): '--n 12' on 3 classes of 8 images
+    took 8 circles and 4 of the second class, none of the third (the report's accuracy and
+    confusion matrix had a class with no image). The stratified split is unchanged."""
+    _write_folder(tmp_path, ["circle", "noise", "stripes"], per_class=4, size=(8, 8))
+    for i in range(4, 6):  # unequal classes: circle 6, noise 4, stripes 4
+        Image.fromarray(np.full((8, 8, 3), i, np.uint8)).save(tmp_path / "circle" / f"{i}.png")
+    s = data.load_splits(tmp_path, (8, 8, 3), whole_for_test=True)
+    assert s.test.y.tolist() == [0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 0]
+    assert sorted(s.test.take(3).y.tolist()) == [0, 1, 2]
+    files = [tmp_path / c / f"{i}.png" for c, n in (("circle", 6), ("noise", 4),
+                                                     ("stripes", 4)) for i in range(n)]
+    by_class = data.Dataset(np.stack([np.asarray(Image.open(f), np.float32) / 255 for f in files]),
+                            np.repeat([0, 1, 2], [6, 4, 4]), s.test.class_names, "sorted")
+    for ours, theirs in zip(data.split(s.test, 0.25), data.split(by_class, 0.25), strict=True):
+        np.testing.assert_allclose(ours.x, theirs.x, atol=1e-6)
+        assert ours.y.tolist() == theirs.y.tolist()
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyscope.bench_paths import options_path
 from tinyscope.errors import MismatchError, TinyscopeError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -183,7 +184,7 @@ def kernel_path(op: dict, shapes: dict[int, list[int]]) -> str:
     return "ref"
 
 
-def op_rows(manifest: dict, runs: dict[str, dict]) -> list[dict]:
+def op_rows(manifest: dict, runs: dict[str, dict], opts: dict | None = None) -> list[dict]:
     from tinyscope.convert.manifest import op_label
 
     ticks = {k: runs[k]["timing"]["per_op_ticks_median"] for k in KERNEL_SETS}
@@ -199,7 +200,8 @@ def op_rows(manifest: dict, runs: dict[str, dict]) -> list[dict]:
             "index": i, "op": op["op"], "layer": op_label(op),
             "shape": {"in": shapes.get(op["inputs"][0]) if op.get("inputs") else None,
                       "out": shapes.get(op["outputs"][0]) if op.get("outputs") else None},
-            "kernel_path": kernel_path(op, shapes), "macs": macs,
+            "kernel_path": options_path(op, (opts or {}).get(i, {}), shapes)
+            or kernel_path(op, shapes), "macs": macs,
             "instructions_ref": ref_i, "instructions_opt": opt_i,
             "instructions_per_mac_ref": round(ref_i / macs, 3) if macs else None,
             "instructions_per_mac_opt": round(opt_i / macs, 3) if macs else None,
@@ -263,12 +265,10 @@ def format_table(b: dict) -> str:
     lines.append(f"{'':>3} {'total':<18} {'':<10} {t['macs']:>9,} {t['instructions_ref']:>11,} "
                  f"{t['instructions_opt']:>10,} {t['instructions_per_mac_ref']:>8.2f} "
                  f"{b['instructions_per_mac']:>8.2f} {b['speedup_vs_reference']:>7.2f}x")
-    slower = [r for r in b["operators"] if r["instructions_opt"] > r["instructions_ref"]]
-    if slower:
-        lines.append("slower than the reference kernel: " + "; ".join(
-            f"op {r['index']} {r['op']} {r['layer']} ({r['instructions_opt']:,} vs "
-            f"{r['instructions_ref']:,} instructions, {r.get('kernel_path', '')})"
-            for r in slower))
+    lines += ["slower than the reference kernel: " + "; ".join(slower)] if (slower := [
+        f"op {r['index']} {r['op']} {r['layer']} ({r['instructions_opt']:,} vs "
+        f"{r['instructions_ref']:,} instructions, {r.get('kernel_path', '')})"
+        for r in b["operators"] if r["instructions_opt"] > r["instructions_ref"]]) else []
     a, tf = b["arena_bytes"], b["tflm_arena_bytes"]
     tf_head, tf_tail = b.get("tflm_arena_head_bytes"), b.get("tflm_arena_tail_bytes")
     tables = b.get("tables_flash_bytes")
@@ -302,34 +302,15 @@ def format_table(b: dict) -> str:
     return "\n".join(lines)
 
 
-def default_inputs(model: Path, build_dir: Path, n: int = 32) -> str | None:
-    """Without ``--data``, a Keras model whose input is not MNIST's 28x28x1 is calibrated and
-    run on seeded uniform [0, 1) inputs of its shape, written to ``BUILD/bench-inputs.npy``
-    (as the twins: instruction counts depend on shapes, not values). None: the default data
-    fits (or the model is a ``.tflite``, which needs none)."""
-    from tinyscope.convert.model import H5, KERAS, load_model, model_format
-
-    if model_format(model) not in (KERAS, H5):
-        return None
-    shape = tuple(int(s or 1) for s in load_model(model).inputs[0].shape[1:])
-    if shape == (28, 28, 1):
-        return None
-    path = build_dir / "bench-inputs.npy"
-    build_dir.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(3)
-    np.save(path, rng.uniform(0.0, 1.0, size=(n, *shape)).astype(np.float32))
-    print(f"note: no --data (DATA=): seeded uniform [0, 1) inputs of the model's shape "
-          f"{'x'.join(map(str, shape))} -> {path}")
-    return str(path)
-
-
 def bench(model: Path, build_dir: Path, n: int, data: str | None = None) -> dict:
+    from tinyscope import bench_models
     from tinyscope.convert import flow
+    from tinyscope.convert import graph as graph_mod
     from tinyscope.convert import manifest as manifest_mod
     from tinyscope.data import quantized_test_inputs
 
     if not (build_dir / "manifest.json").is_file() or not (build_dir / "model_data.cc").is_file():
-        data = data or default_inputs(model, build_dir)
+        data = data or bench_models.default_inputs(model, build_dir)
         if data:
             flow.convert(model, build_dir, data=data)
         else:
@@ -345,7 +326,8 @@ def bench(model: Path, build_dir: Path, n: int, data: str | None = None) -> dict
         if not runs[k].get("timing"):
             raise TinyscopeError(f"the {k} firmware sent no TIMING frames")
     compared = check_identical(arrays["ref"], arrays["opt"])
-    rows = op_rows(manifest, runs)
+    model_ops = graph_mod.graph(manifest_mod.model_bytes(build_dir, manifest))[0]
+    rows = op_rows(manifest, runs, {o.index: o.options for o in model_ops})
     macs = sum(r["macs"] for r in rows)
     tot_ref = sum(r["instructions_ref"] for r in rows)
     tot_opt = sum(r["instructions_opt"] for r in rows)
@@ -460,9 +442,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--build", type=Path, default=ROOT / "build/default")
     ap.add_argument("--out", type=Path, default=ROOT / "build/bench.json")
     ap.add_argument("--n", type=int, default=10, help="test images (default 10)")
-    ap.add_argument("--data", help="calibration and test inputs for --model (as tinyscope "
-                    "convert --data; default: mnist for a 28x28x1 Keras model, seeded "
-                    "uniform inputs of the model's shape otherwise)")
+    ap.add_argument("--data", help="inputs for --model, as convert --data (default: mnist "
+                    "for 28x28x1, else seeded uniform inputs of the model's shape)")
     ap.add_argument("--second", choices=("dwsep", "none"), default="dwsep",
                     help="also bench the depthwise-separable model "
                     "(bench_models.dwsep_model), written to "

@@ -180,6 +180,27 @@ def twin_inputs(name: str, work: Path, n: int = 32) -> Path:
     return path
 
 
+def default_inputs(model: Path, build_dir: Path, n: int = 32) -> str | None:
+    """Without ``--data``, a Keras model whose input is not MNIST's 28x28x1 is calibrated and
+    run on seeded uniform [0, 1) inputs of its shape, written to ``BUILD/bench-inputs.npy``
+    (as the twins: instruction counts depend on shapes, not values). None: the default data
+    fits (or the model is a ``.tflite``, which needs none)."""
+    from tinyscope.convert.model import H5, KERAS, load_model, model_format
+
+    if model_format(model) not in (KERAS, H5):
+        return None
+    shape = tuple(int(s or 1) for s in load_model(model).inputs[0].shape[1:])
+    if shape == (28, 28, 1):
+        return None
+    path = build_dir / "bench-inputs.npy"
+    build_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(3)
+    np.save(path, rng.uniform(0.0, 1.0, size=(n, *shape)).astype(np.float32))
+    print(f"note: no --data (DATA=): seeded uniform [0, 1) inputs of the model's shape "
+          f"{'x'.join(map(str, shape))} -> {path}")
+    return str(path)
+
+
 DWSEP_VERSION = 2  # bump when dwsep_model's layers change (the file name carries it)
 
 

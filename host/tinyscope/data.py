@@ -109,8 +109,8 @@ def load_folder(
 ) -> Dataset:
     """Images from ``path/<class>/*.png|jpg``, resized to ``image_size`` (height, width).
 
-    ``channels`` is 1 (grayscale) or 3 (RGB); pixel values 0..255 are scaled to
-    ``input_range`` (``"0,1"`` by default). Raises :class:`TinyscopeError` naming the file
+    ``channels`` is 1 (grayscale) or 3 (RGB); pixel values 0..255 are scaled to ``input_range``
+    (``"0,1"`` by default). Classes are interleaved. Raises :class:`TinyscopeError` naming the file
     or folder for a missing directory, a flat folder, a single class, an empty class or an
     unreadable image; warns (:class:`DataWarning`) when grayscale images feed an RGB model.
     """
@@ -175,10 +175,10 @@ def load_folder(
         warnings.warn(
             f"--data {root}: the images are in color but the model takes 1 channel: they "
             "are converted to grayscale (PIL 'L')", DataWarning, stacklevel=2)
-    return Dataset(
-        np.stack(xs), np.asarray(ys, np.int64), tuple(p.name for p in class_dirs), str(root),
-        input_range=input_range,
-    )
+    y = np.asarray(ys, np.int64)  # one of each class at a time: an --n prefix covers them all
+    order = _interleave([np.flatnonzero(y == k) for k in range(len(class_dirs))])
+    return Dataset(np.stack(xs)[order], y[order], tuple(p.name for p in class_dirs), str(root),
+                   input_range=input_range)
 
 
 def parse_input_range(spec: str) -> tuple[float, float]:

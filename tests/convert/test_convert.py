@@ -198,6 +198,28 @@ def test_unsupported_op_is_named_with_its_layer(tmp_path, monkeypatch):
     assert (tmp_path / "y" / "model_data.cc").exists()
 
 
+def test_refused_layers_name_the_file_and_the_layer_that_replaces_them(tmp_path, monkeypatch):
+    """UpSampling2D (TILE) and GlobalMaxPooling2D (REDUCE_MAX) have equivalents the runtime
+    runs; the refusal said only 'Replace those layers' and did not name the model file."""
+    import keras
+
+    inp = keras.Input((16, 16, 1), batch_size=1)
+    x = keras.layers.Conv2D(4, 3, padding="same")(inp)
+    x = keras.layers.UpSampling2D(2, name="up")(x)
+    x = keras.layers.GlobalMaxPooling2D(name="gmp")(x)
+    net = keras.Model(inp, keras.layers.Dense(2)(x))
+    npy = tmp_path / "x.npy"
+    np.save(npy, np.random.default_rng(0).uniform(0, 1, (10, 16, 16, 1)).astype(np.float32))
+    monkeypatch.setattr(flow, "quantize_keras", lambda *a: pytest.fail("converter ran"))
+    with pytest.raises(UnsupportedModelError) as err:
+        flow.convert("my/seg.keras", tmp_path / "b", data=str(npy), calib=4, model=net)
+    msg = str(err.value)
+    assert msg.startswith("my/seg.keras: the tinyscope runtime cannot run these Keras layers: "
+                          "up (UpSampling2D), gmp (GlobalMaxPooling2D)")
+    assert "Resizing(H, W, interpolation='nearest')" in msg
+    assert "MaxPooling2D(pool_size=(H, W)) + Flatten" in msg
+
+
 def test_none_batch_model_is_rebatched_before_conversion(tmp_path):
     net = model.rebatch(model.load_model(DEFAULT), None)
     m = flow.convert(str(DEFAULT), tmp_path, calib=8, num_inputs=2, model=net)

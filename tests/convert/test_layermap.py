@@ -93,3 +93,46 @@ def test_separable_conv_maps_its_pointwise_output_and_has_no_wrong_local_value()
     assert float(np.sqrt(np.mean((deq - flt[pw_out]) ** 2))) < 3.0 * t.scales[0]
     local = drift.local_float_tensors(net, tfl, ints, layer_map=lmap)
     assert pw_out not in local and ops[0].outputs[0] in local
+
+
+def test_a_layer_that_cannot_run_on_the_int8_tensor_has_no_local_value():
+    """The layer-local value is best effort: TensorFlow's own refusal of an input (an
+    InvalidArgumentError, not a ValueError) crashed the whole report with a traceback."""
+    import keras
+
+    inp = keras.Input((10, 4), batch_size=1)
+    net = keras.Model(inp, keras.layers.DepthwiseConv1D(3, name="dw")(inp))
+    odd = np.zeros((2, 1, 11, 4), np.float32)  # 4-D and not the layer's size: no reshape
+    assert drift._run_layer(net, "dw", [odd], []) is None
+
+
+def test_a_layer_feeding_a_keras_op_gets_no_float_value_of_a_different_tensor():
+    """MobileNetV3's squeeze-excite: Conv2D -> ``x + 3.0`` -> ReLU(6) -> ``* (1/6)``. The
+    converter folds the + 3 into the conv's bias and the ReLU6 into its activation, so the
+    CONV_2D output is relu6(conv + 3), not the conv layer's value: it was shown as 255 LSB of
+    drift on every such layer. Every float value given must now match its int8 tensor."""
+    import keras
+    from keras import layers
+    from tinyscope.convert.quantize import quantize_keras
+
+    keras.utils.set_random_seed(3)
+    inp = keras.Input((8, 8, 4), batch_size=1)
+    x = layers.Conv2D(8, 3, padding="same", activation="relu", name="c")(inp)
+    s = layers.Conv2D(8, 1, name="se")(x)
+    s = layers.ReLU(6.0, name="r6")(s + 3.0) * (1.0 / 6.0)
+    x = layers.GlobalAveragePooling2D(name="gap")(layers.Multiply(name="m")([x, s]))
+    net = keras.Model(inp, layers.Dense(3, name="logits")(x))
+    xs = np.random.default_rng(0).uniform(-1, 1, (8, 8, 8, 4)).astype(np.float32)
+    tfl = quantize_keras(net, xs)
+    ops, tensors, inputs, _ = graph.graph(tfl)
+    lmap = layermap.map_layers(net, tfl)
+    se_op = next(o for o in ops if lmap.op_layer[o.index] == "se")
+    assert se_op.outputs[0] not in lmap.tensor_layer
+    flt = floatref.float_tensors(net, tfl, xs, layer_map=lmap)
+    q_in = data.quantize(xs, tensors[inputs[0]].scales[0], tensors[inputs[0]].zero_points[0])
+    ints = floatref.stack(reference.litert_tensors(tfl, q_in))
+    assert len(flt) >= 4
+    for idx, values in flt.items():
+        t = tensors[idx]
+        deq = data.dequantize(ints[idx], t.scales[0], t.zero_points[0])
+        assert float(np.sqrt(np.mean((deq - values) ** 2))) < 3.0 * t.scales[0], idx

@@ -182,3 +182,55 @@ def test_screenshot_is_not_empty(page, tmp_path) -> None:
     (tmp_path / "viewer.png").write_bytes(png)
     ok, colours = screenshot_is_not_empty(png)
     assert ok, f"the screenshot looks empty ({colours} colours)"
+
+
+def test_a_wide_per_layer_table_scrolls_inside_the_page(chromium, layers, tmp_path) -> None:
+    """A float-I/O model's per-layer table (11 columns, long layer names) was wider than the
+    page at 1300 px: the 'verified by digest' column was cut off. It scrolls in its box now."""
+    inp = viewer.Layer(0, None, "INPUT", "input", 1 / 255, -128,
+                       RNG.integers(-128, 128, size=(N_IMAGES, 8, 8, 3)).astype(np.int8))
+    images = [{"index": i, "label": "0", "float_prediction": "1", "device_prediction": "1"}
+              for i in SHOWN]
+    data = viewer.payload(layers, images, SHOWN, inp)
+    cols = ["op", "Keras layer", "operator", "shape", "device ≠ TFLM", "XNNPACK max LSB",
+            "drift accumulated", "drift local", "SNR dB", "cosine", "verified by digest"]
+    rows = [htmlpage.Row([htmlpage.Cell(f"{c} of global_average_pooling2d_{i}_long_name")
+                          for c in cols]) for i in range(3)]
+    page = htmlpage.Page("wide table", sections=[
+        htmlpage.Section("Layers", "", [htmlpage.Viewer(data)]),
+        htmlpage.Section("Per layer", "", [htmlpage.Table(cols, rows)])])
+    pg, log = open_page(chromium, htmlpage.write(tmp_path / "report.html", page))
+    try:
+        page_w, view_w = pg.evaluate(
+            "[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+        assert page_w <= view_w, "the table makes the page scroll sideways"
+        box = pg.evaluate("(() => { const t = document.querySelector('table');"
+                          " const b = t.parentElement; return [getComputedStyle(b).overflowX,"
+                          " b.scrollWidth > b.clientWidth]; })()")
+        assert box == ["auto", True]  # its own scroll bar reaches the last column
+        assert log.errors == []
+    finally:
+        pg.close()
+
+
+def test_an_input_of_two_channels_is_drawn_as_an_image_of_its_first_channel(
+        chromium, layers, tmp_path) -> None:
+    """A 40x24x2 sensor input was drawn as a 256-value strip at the top of the viewer while
+    the report's figures show it as an image (channel 0): now the same image, captioned."""
+    x = RNG.integers(-128, 128, size=(N_IMAGES, 6, 4, 2)).astype(np.int8)
+    inp = viewer.Layer(0, None, "INPUT", "input", 0.1, 0, x)
+    images = [{"index": i, "label": "0", "float_prediction": "1", "device_prediction": "1"}
+              for i in SHOWN]
+    page = htmlpage.Page("two channels", sections=[htmlpage.Section(
+        "Layers", "", [htmlpage.Viewer(viewer.payload(layers, images, SHOWN, inp))])])
+    pg, log = open_page(chromium, htmlpage.write(tmp_path / "report.html", page))
+    try:
+        assert pg.evaluate("[document.getElementById('ts-input').width,"
+                           " document.getElementById('ts-input').height]") == [4, 6]
+        for y, xx in ((0, 0), (5, 3), (2, 1)):
+            v = int(x[SHOWN[0], y, xx, 0]) + 128
+            assert canvas_rgb(pg, "#ts-input", xx, y) == (v, v, v)
+        assert "(channel 0 of 2)" in pg.inner_text("#ts-input-caption")
+        assert log.errors == []
+    finally:
+        pg.close()

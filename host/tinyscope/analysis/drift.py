@@ -311,9 +311,11 @@ def _run_layer(net, name: str, xs: list[np.ndarray], fused: list[str]) -> np.nda
         x = pad(x)
     elif given and tuple(x.shape[1:]) != given and x[0].size == int(np.prod(given)):
         x = x.reshape(len(x), *given)  # a 1-D layer's (L, C) input held as a 1 x L x C tensor
+    from tensorflow.errors import OpError  # loaded with Keras already
+
     try:
         y = layer(x)
-    except ValueError:
+    except (ValueError, TypeError, OpError):  # e.g. a rank the layer's TF op refuses
         return None
     if tuple(y.shape[1:]) != want:
         return None

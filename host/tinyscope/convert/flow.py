@@ -121,21 +121,36 @@ HARMLESS_UNKNOWN = {"InputLayer", "Dropout", "GaussianNoise", "GaussianDropout",
                     "Normalization"}
 
 
-def refuse_unknown_layers(model, allow_unsupported: bool) -> list[tuple[str, str]]:
+# Layers with an equivalent the runtime runs: the refusal names it.
+LAYER_FIXES = {
+    "UpSampling2D": "Resizing(H, W, interpolation='nearest') for UpSampling2D (which becomes "
+                    "TILE)",
+    "GlobalMaxPooling2D": "MaxPooling2D(pool_size=(H, W)) + Flatten for GlobalMaxPooling2D "
+                          "(which becomes REDUCE_MAX)",
+    "GlobalMaxPooling1D": "MaxPooling1D(pool_size=L) + Flatten for GlobalMaxPooling1D "
+                          "(which becomes REDUCE_MAX)",
+}
+
+
+def refuse_unknown_layers(model, allow_unsupported: bool,
+                          path: str | Path = "the model") -> list[tuple[str, str]]:
     """Layers without a known lowering, refused *before* the TF converter runs on them (an
     LSTM can crash the converter); with ``allow_unsupported`` they are returned instead."""
     unknown = [(layer.name, type(layer).__name__) for layer in model.layers
                if layermap.layer_ops(layer) is None
                and type(layer).__name__ not in HARMLESS_UNKNOWN]
+    fixes = sorted({LAYER_FIXES[k] for _, k in unknown if k in LAYER_FIXES})
     if unknown and not allow_unsupported:
         raise UnsupportedModelError(
-            "the tinyscope runtime cannot run these Keras layers: "
+            f"{path}: the tinyscope runtime cannot run these Keras layers: "
             + ", ".join(f"{n} ({k})" for n, k in unknown)
             + f". It runs {', '.join(manifest_mod.SUPPORTED_OPS)} (Conv2D, DepthwiseConv2D, "
             "Dense, pooling, their 1-D forms, Add, Concatenate, ZeroPadding2D, Flatten/Reshape, "
             "Softmax, ReLU/"
-            "ReLU6 and BatchNormalization folded into them). Replace those layers, or pass "
-            "--allow-unsupported to convert anyway (the firmware will refuse the model)."
+            "ReLU6 and BatchNormalization folded into them). Replace those layers"
+            + (f" (use {'; '.join(fixes)})" if fixes else "")
+            + ", or pass --allow-unsupported to convert anyway (the firmware will refuse the "
+            "model)."
         )
     return unknown
 
@@ -253,7 +268,7 @@ def _quantized(path: Path, fmt: str, model, data: str | None, test_data, input_r
     else:
         if model.inputs[0].shape[0] != 1:
             model = rebatch(model, 1)  # a None batch adds SHAPE/STRIDED_SLICE/PACK ops
-        refuse_unknown_layers(model, allow_unsupported)
+        refuse_unknown_layers(model, allow_unsupported, path)
         tflite = quantize_keras(model, train.x[:calib], io)
     calibration = {"count": min(calib, len(train)), "split": "train", "seed": seed}
     return _Source(fmt, tflite, model, splits, calibration)

@@ -54,6 +54,8 @@ LAYER_OPS: dict[str, tuple[str, ...]] = {
     "SeparableConv2D": ("DEPTHWISE_CONV_2D", "CONV_2D"),
     "SeparableConv1D": ("DEPTHWISE_CONV_2D", "CONV_2D"),
 }
+# Layers of several activation inputs: their operator has that many non-constant inputs.
+MERGE_LAYERS = {"Add", "Multiply", "Subtract", "Maximum", "Minimum", "Concatenate"}
 # Activations with an operator of their own (as an Activation layer or after a conv/dense).
 ACTIVATION_OPS = {"softmax": "SOFTMAX", "sigmoid": "LOGISTIC", "tanh": "TANH",
                   "hard_swish": "HARD_SWISH", "hard_silu": "HARD_SWISH"}
@@ -132,6 +134,14 @@ def _same_shape(keras_shape: tuple[int, ...], tflite_shape: tuple[int, ...]) -> 
     return all(k in (-1, t) for k, t in zip(keras_shape, tflite_shape, strict=True))
 
 
+def _feeds_an_op(layer, names: set[str]) -> bool:
+    """``layer``'s output goes into a Keras op that is no layer of the model (``x + 3.0`` in
+    MobileNetV3's hard sigmoid): the converter may fold it into the operator (a constant
+    add into the bias, the ReLU6 after it as the fused activation), so the operator's output
+    is not the layer's value."""
+    return any(n.operation.name not in names for n in getattr(layer, "_outbound_nodes", []))
+
+
 def map_layers(model, model_bytes: bytes) -> LayerMap:
     """Map every operator of ``model_bytes`` to the Keras layer of ``model`` it comes from."""
     ops, tensors, inputs, _ = graph(model_bytes)
@@ -159,6 +169,8 @@ def map_layers(model, model_bytes: bytes) -> LayerMap:
             name = nxt.name
         return name, fused
 
+    # tensors computed at run time (the input and every op's outputs); the rest are constants
+    computed = set(inputs) | {t for o in ops for t in o.outputs}
     for op in ops:
         out_idx = op.outputs[0] if op.outputs else -1
         out_shape = tensors[out_idx].shape if out_idx in tensors else ()
@@ -166,6 +178,9 @@ def map_layers(model, model_bytes: bytes) -> LayerMap:
         for k, (name, kinds) in enumerate(pending):
             if kinds and kinds[0] == op.name:
                 last = len(kinds) == 1
+                if type(layers[name]).__name__ in MERGE_LAYERS and sum(
+                        i in computed for i in op.inputs) != len(layers[name].input):
+                    continue  # a Multiply layer is not a MUL by a constant (x * (1 / 6))
                 if not last or _same_shape(shape_of(layers[name].output), out_shape):
                     match = k
                     break
@@ -192,5 +207,6 @@ def map_layers(model, model_bytes: bytes) -> LayerMap:
         pending.pop(match)
         end, fused = chain_end(name)
         result.op_fused[op.index] = fused
-        result.tensor_layer[out_idx] = end
+        if not _feeds_an_op(layers[end], set(layers)):
+            result.tensor_layer[out_idx] = end
     return result

@@ -315,7 +315,7 @@
     if (!I || !cv) return;
     const s = streams(I, state.image);
     const ctx = cv.getContext("2d");
-    if (I.layout === "image" && (I.display_shape[2] === 1 || I.display_shape[2] === 3)) {
+    if (I.layout === "image") { // 1 or 3 channels as they are, others: channel 0 in gray
       const [H, W, C] = I.display_shape;
       cv.width = W; cv.height = H;
       const z = Math.max(1, Math.floor(112 / Math.max(H, W)));
@@ -337,7 +337,9 @@
     }
     const im = D.images[state.image];
     const or = (v) => (v === null || v === undefined ? "–" : v);
-    $("ts-input-caption").textContent = "image " + im.index + " · label " + or(im.label) +
+    const C = I.layout === "image" ? I.display_shape[2] : 1;
+    $("ts-input-caption").textContent = "image " + im.index +
+      (C !== 1 && C !== 3 ? " (channel 0 of " + C + ")" : "") + " · label " + or(im.label) +
       (im.device_prediction === null && im.float_prediction === null ? "" :
         " · float predicts " + or(im.float_prediction) +
         " · device predicts " + or(im.device_prediction));
