@@ -1,5 +1,6 @@
 /* Data-movement int8 reference kernels: PAD (pad value = output zero point or the given
- * constant), QUANTIZE int8 -> int8 (reference_ops::Requantize), CONCATENATION (byte copy:
+ * constant), QUANTIZE int8 -> int8 (reference_ops::Requantize; RELU, RELU6 and LEAKY_RELU
+ * are the same requantize and clamp), CONCATENATION (byte copy:
  * TFLM concatenates int8 tensors without requantizing), STRIDED_SLICE (byte gather with
  * the start/step/count prepared from TFLM's strided_slice_logic.h), QUANTIZE float32 ->
  * int8 and DEQUANTIZE int8 -> float32 (the edges of a float-I/O model). */
@@ -24,12 +25,12 @@ void ts_ref_pad_s8(const ts_pad_params_t *p, const int8_t *input, int8_t *output
       }
 }
 
+/* QUANTIZE int8 -> int8, RELU, RELU6 and LEAKY_RELU (ts_requant_params_t). */
 void ts_ref_requantize_s8(const ts_requant_params_t *p, const int8_t *input, int8_t *output) {
   for (int32_t i = 0; i < p->size; i++) {
-    int32_t v = ts_mbqm_call((int32_t)input[i] - p->input_zp, p->mult, p->shift) + p->output_zp;
-    if (v < -128) v = -128;
-    if (v > 127) v = 127;
-    output[i] = (int8_t)v;
+    const int32_t x = (int32_t)input[i] - p->input_zp, n = x < 0;
+    const int32_t v = p->output_zp + ts_mbqm_call(x, p->mult[n], p->shift[n]);
+    output[i] = (int8_t)(v < p->act_min ? p->act_min : v > p->act_max ? p->act_max : v);
   }
 }
 
