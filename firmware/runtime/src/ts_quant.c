@@ -129,15 +129,7 @@ static __attribute__((noinline)) int32_t exp_on_negative_values(int32_t a, int32
 
 int32_t ts_exp_on_negative_values_5(int32_t a) { return exp_on_negative_values(a, 5); }
 
-static int32_t clz32(uint32_t x) {
-  if (x == 0) return 32;
-  int32_t n = 0;
-  while (!(x & 0x80000000u)) {
-    x <<= 1;
-    n++;
-  }
-  return n;
-}
+static int32_t clz32(uint32_t x) { return x ? __builtin_clz(x) : 32; }
 
 /* 2 / (1 + a) for a in [0, 1) (a in Q0.31, the result in Q2.29): 1 / half the denominator
  * by three Newton-Raphson steps in Q2.29, starting from 48/17 - 32/17 * d (gemmlowp's
