@@ -23,13 +23,13 @@ static int32_t clamp(int32_t r, int32_t lo, int32_t hi) { return r < lo ? lo : r
 /* Output element of inputs x and y (raw int8 values) for operator op with parameters p. */
 static inline __attribute__((always_inline)) int32_t element(int op, const void *p, int32_t x,
                                                              int32_t y) {
-  if (op == OP_ADD || op == OP_SUB) {
+  if (op <= OP_SUB) {
     const ts_add_params_t *q = p;
     const int32_t a = ts_mbqm_call((x + q->input1_offset) * (1 << q->left_shift), q->input1_mult,
                               q->input1_shift);
     const int32_t b = ts_mbqm_call((y + q->input2_offset) * (1 << q->left_shift), q->input2_mult,
                               q->input2_shift);
-    return clamp(ts_mbqm_call(op == OP_SUB ? a - b : a + b, q->output_mult, q->output_shift) +
+    return clamp(ts_mbqm_call(a + (op == OP_SUB ? -b : b), q->output_mult, q->output_shift) +
                      q->output_offset,
                  q->act_min, q->act_max);
   }
@@ -55,8 +55,8 @@ static void binary(int op, const void *p, const int32_t d[4], const int32_t s1[4
           const int32_t a = i0 * s1[0] + i1 * s1[1] + i2 * s1[2] + i3 * s1[3];
           const int32_t b = i0 * s2[0] + i1 * s2[1] + i2 * s2[2] + i3 * s2[3];
           switch (op) { /* (each case inlines its element function) */
-            case OP_ADD: output[o++] = (int8_t)element(OP_ADD, p, in1[a], in2[b]); break;
-            case OP_SUB: output[o++] = (int8_t)element(OP_SUB, p, in1[a], in2[b]); break;
+            case OP_ADD: /* (one copy for both: the sign of b as a value) */
+            case OP_SUB: output[o++] = (int8_t)element(op, p, in1[a], in2[b]); break;
             case OP_MUL: output[o++] = (int8_t)element(OP_MUL, p, in1[a], in2[b]); break;
             case OP_MAX: output[o++] = (int8_t)element(OP_MAX, p, in1[a], in2[b]); break;
             default: output[o++] = (int8_t)element(OP_MIN, p, in1[a], in2[b]); break;
