@@ -134,7 +134,7 @@ TS_COLD static int may_overwrite(ts_loader_t *L, int32_t i, int32_t k) {
  * input 1 where input 0 may not be. Operators that need a copy (TS_OPF_IN_PLACE_COPY) are
  * linked only if `copies`, and their scratch is then planned. Returns whether it linked
  * such an operator. */
-TS_COLD static int mark_in_place(ts_loader_t *L, int32_t i, int copies) {
+TS_COLD static __attribute__((noinline)) int mark_in_place(ts_loader_t *L, int32_t i, int copies) {
   const ts_oprec_t *o = op_at(L, i);
   if (!(o->flags & TS_OPF_IN_PLACE)) return 0;
   const int copy = (o->flags & TS_OPF_IN_PLACE_COPY) != 0;

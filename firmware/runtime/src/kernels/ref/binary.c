@@ -43,10 +43,12 @@ static inline __attribute__((always_inline)) int32_t element(int op, const void 
   return (op == OP_MAX) == (x > y) ? x : y;
 }
 
-/* The broadcast loop of every binary operator: d the output's dims, s1/s2 the inputs'
- * strides (TS_BINARY_HEAD's fields of p). */
-static void binary(int op, const void *p, const int32_t d[4], const int32_t s1[4],
-                   const int32_t s2[4], const int8_t *in1, const int8_t *in2, int8_t *output) {
+/* The broadcast loop of every binary operator: the output's dims and the inputs' strides
+ * are TS_BINARY_HEAD's fields, at the start of p. */
+static void binary(int op, const void *p, const int8_t *in1, const int8_t *in2,
+                   int8_t *output) {
+  const ts_binary_params_t *h = p;
+  const int32_t *d = h->out_dims, *s1 = h->in1_strides, *s2 = h->in2_strides;
   int32_t o = 0;
   for (int32_t i0 = 0; i0 < d[0]; i0++)
     for (int32_t i1 = 0; i1 < d[1]; i1++)
@@ -66,21 +68,20 @@ static void binary(int op, const void *p, const int32_t d[4], const int32_t s1[4
 
 void ts_ref_add_s8(const ts_add_params_t *p, const int8_t *in1, const int8_t *in2,
                    int8_t *output) {
-  binary(OP_ADD, p, p->out_dims, p->in1_strides, p->in2_strides, in1, in2, output);
+  binary(OP_ADD, p, in1, in2, output);
 }
 
 void ts_ref_sub_s8(const ts_add_params_t *p, const int8_t *in1, const int8_t *in2,
                    int8_t *output) {
-  binary(OP_SUB, p, p->out_dims, p->in1_strides, p->in2_strides, in1, in2, output);
+  binary(OP_SUB, p, in1, in2, output);
 }
 
 void ts_ref_mul_s8(const ts_mul_params_t *p, const int8_t *in1, const int8_t *in2,
                    int8_t *output) {
-  binary(OP_MUL, p, p->out_dims, p->in1_strides, p->in2_strides, in1, in2, output);
+  binary(OP_MUL, p, in1, in2, output);
 }
 
 void ts_ref_minmax_s8(const ts_minmax_params_t *p, const int8_t *in1, const int8_t *in2,
                       int8_t *output) {
-  binary(p->is_max ? OP_MAX : OP_MIN, p, p->out_dims, p->in1_strides, p->in2_strides, in1,
-         in2, output);
+  binary(p->is_max ? OP_MAX : OP_MIN, p, in1, in2, output);
 }
