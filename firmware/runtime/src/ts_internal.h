@@ -308,9 +308,10 @@ TS_COLD ts_status_t ts_channel_mults(ts_loader_t *L, const ts_trec_t *in, const 
                                      const int32_t **shift);
 /* Dims padded to 4 with leading 1s; -1 for more than 4 dims. */
 TS_COLD int ts_pad4(const ts_loader_t *L, const ts_trec_t *r, int32_t d[4]);
-/* A constant int32 (or int64 within int32) tensor's values, at most max. */
-TS_COLD ts_status_t ts_const_ints(ts_loader_t *L, int32_t idx, int32_t *vals, int32_t max,
-                                  int32_t *n);
+/* Input `input` of operator o, a constant int32 (or int64 within int32) tensor: its values, at
+ * most max. */
+TS_COLD ts_status_t ts_const_ints(ts_loader_t *L, const ts_oprec_t *o, int32_t input,
+                                  int32_t *vals, int32_t max, int32_t *n);
 /* 4-D broadcasting of a and b to out: out's dims, and each input's strides (0 along a
  * broadcast dimension). */
 TS_COLD ts_status_t ts_broadcast4(ts_loader_t *L, const ts_trec_t *a, const ts_trec_t *b,

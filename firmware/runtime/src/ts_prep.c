@@ -134,8 +134,9 @@ int ts_pad4(const ts_loader_t *L, const ts_trec_t *r, int32_t d[4]) {
   return 0;
 }
 
-ts_status_t ts_const_ints(ts_loader_t *L, int32_t idx, int32_t *vals, int32_t max,
-                          int32_t *n) {
+ts_status_t ts_const_ints(ts_loader_t *L, const ts_oprec_t *o, int32_t input, int32_t *vals,
+                          int32_t max, int32_t *n) {
+  const int32_t idx = op_in(L, o, input);
   if (idx < 0) return ts_ofail(L, TS_ERR_BAD_MODEL, "lacks an input");
   const ts_trec_t *r = &L->t[idx];
   if (!r->data_off || (r->dtype != TS_INT32 && r->dtype != TS_INT64))

@@ -13,7 +13,7 @@ ts_status_t ts_strided_slice_prepare(ts_loader_t *L, ts_oprec_t *o) {
   CHECK(ts_need_s8_io(L, o, r));
   const ts_trec_t *in = r[0], *out = r[1];
   int32_t iv[3][4], nv[3]; /* inputs 1, 2, 3: begin, end, strides */
-  for (int k = 0; k < 3; k++) CHECK(ts_const_ints(L, op_in(L, o, k + 1), iv[k], 4, &nv[k]));
+  for (int k = 0; k < 3; k++) CHECK(ts_const_ints(L, o, k + 1, iv[k], 4, &nv[k]));
   const int32_t *begin = iv[0], *end = iv[1], *stride = iv[2];
   const int32_t n = in->ndims;
   if (n > 4 || nv[0] != n || nv[1] != n || nv[2] != n)
