@@ -296,6 +296,8 @@ TS_COLD ts_status_t ts_need_4d_io(ts_loader_t *L, int32_t ii, int32_t oi, int32_
 TS_COLD ts_status_t ts_act_range(ts_loader_t *L, int32_t act, const ts_trec_t *out, int32_t *lo,
                                  int32_t *hi);
 TS_COLD ts_status_t ts_quant_mult(ts_loader_t *L, double m, int32_t *mult, int32_t *shift);
+/* QUANTIZE's (and RELU's) requantization: multiplier m for both signs, clamped to int8. */
+TS_COLD ts_status_t ts_requant_mult(ts_loader_t *L, double m, ts_requant_params_t *p);
 /* TFLite's output size and padding (SAME = 0, VALID = 1). */
 TS_COLD ts_status_t ts_spatial(ts_loader_t *L, int32_t padding, int32_t in, int32_t k,
                                int32_t stride, int32_t dil, int32_t out, int32_t *pad);

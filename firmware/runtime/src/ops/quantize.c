@@ -26,11 +26,7 @@ ts_status_t ts_quantize_prepare(ts_loader_t *L, ts_oprec_t *o) {
   p->u.rq.size = ts_elems(in);
   p->u.rq.input_zp = rec_zp(in, 0);
   p->u.rq.output_zp = rec_zp(out, 0);
-  p->u.rq.act_min = -128, p->u.rq.act_max = 127;
-  CHECK(ts_quant_mult(L, (double)rec_scale(in, 0) / (double)rec_scale(out, 0), &p->u.rq.mult[0],
-                      &p->u.rq.shift[0]));
-  p->u.rq.mult[1] = p->u.rq.mult[0], p->u.rq.shift[1] = p->u.rq.shift[0];
-  return TS_OK;
+  return ts_requant_mult(L, (double)rec_scale(in, 0) / (double)rec_scale(out, 0), &p->u.rq);
 }
 
 ts_status_t ts_quantize_eval(const ts_eval_t *e) {

@@ -9,11 +9,8 @@ ts_status_t ts_relu_prepare(ts_loader_t *L, ts_oprec_t *o) {
   ts_relu_params_t *p = PARAMS(o, ts_relu_params_t);
   const ts_trec_t *r[2];
   CHECK(ts_unary_prepare(L, o, p, r));
-  CHECK(ts_quant_mult(L, (double)(rec_scale(r[0], 0) / rec_scale(r[1], 0)), &p->mult[0],
-                      &p->shift[0]));
-  p->mult[1] = p->mult[0], p->shift[1] = p->shift[0];
+  CHECK(ts_requant_mult(L, (double)(rec_scale(r[0], 0) / rec_scale(r[1], 0)), p));
   p->act_min = p->output_zp; /* zp + round(0 / scale) */
-  p->act_max = 127;
   return TS_OK;
 }
 
