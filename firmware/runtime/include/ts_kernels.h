@@ -105,11 +105,17 @@ typedef struct {
   TS_UNARY_HEAD;
 } ts_unary_params_t;
 
-/* QUANTIZE int8 -> int8 (requantize). */
+/* QUANTIZE int8 -> int8 (reference_ops::Requantize), RELU (ReluQuantized), RELU6
+ * (Relu6Quantized: the raw values clamped, i.e. the identity multiplier 2^30 * 2^1 and the
+ * input's zero point on both sides) and LEAKY_RELU (QuantizeLeakyRelu): with x = in - input_zp,
+ * clamp(output_zp + MBQM(x, mult[x < 0], shift[x < 0]), act_min, act_max). */
 typedef struct {
   TS_UNARY_HEAD;
-  int32_t mult, shift;
+  int32_t mult[2], shift[2]; /* [0]: x >= 0, [1]: x < 0 */
+  int32_t act_min, act_max;
 } ts_requant_params_t;
+typedef ts_requant_params_t ts_relu_params_t;
+typedef ts_requant_params_t ts_leaky_relu_params_t;
 
 /* QUANTIZE float32 -> int8 (reference_ops::AffineQuantize: round(x / scale) + zero_point
  * in float, clamped) and DEQUANTIZE int8 -> float32 (reference_ops::Dequantize:
@@ -138,19 +144,6 @@ typedef struct {
   TS_BINARY_HEAD;
   int32_t is_max;
 } ts_minmax_params_t;
-
-/* RELU (requantize, then clamp to [act_min, act_max]) and RELU6 (clamp the raw values to
- * [act_min, act_max] = [zero, six] on the input's scale, as TFLM's Relu6Quantized). */
-typedef struct {
-  TS_UNARY_HEAD;
-  int32_t mult, shift, act_min, act_max;
-} ts_relu_params_t;
-
-/* LEAKY_RELU: x >= 0: MBQM(x, mult_identity); x < 0: MBQM(x, mult_alpha) (x = in - zp). */
-typedef struct {
-  TS_UNARY_HEAD;
-  int32_t mult_identity, shift_identity, mult_alpha, shift_alpha;
-} ts_leaky_relu_params_t;
 
 /* LOGISTIC (output scale 1/256, zero point -128) and TANH (output scale 1/128, zero point
  * 0): the input in Q4.27 through gemmlowp's fixed-point logistic / tanh. */
@@ -206,10 +199,6 @@ void ts_ref_mul_s8(const ts_mul_params_t *p, const int8_t *in1, const int8_t *in
                    int8_t *output);
 void ts_ref_minmax_s8(const ts_minmax_params_t *p, const int8_t *in1, const int8_t *in2,
                       int8_t *output);
-void ts_ref_relu_s8(const ts_relu_params_t *p, const int8_t *input, int8_t *output);
-void ts_ref_relu6_s8(const ts_relu_params_t *p, const int8_t *input, int8_t *output);
-void ts_ref_leaky_relu_s8(const ts_leaky_relu_params_t *p, const int8_t *input,
-                          int8_t *output);
 void ts_ref_logistic_s8(const ts_sigmoid_params_t *p, const int8_t *input, int8_t *output);
 void ts_ref_tanh_s8(const ts_sigmoid_params_t *p, const int8_t *input, int8_t *output);
 void ts_ref_strided_slice_s8(const ts_slice_params_t *p, const int8_t *input, int8_t *output);

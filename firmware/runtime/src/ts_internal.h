@@ -296,6 +296,8 @@ TS_COLD ts_status_t ts_need_4d_io(ts_loader_t *L, int32_t ii, int32_t oi, int32_
 TS_COLD ts_status_t ts_act_range(ts_loader_t *L, int32_t act, const ts_trec_t *out, int32_t *lo,
                                  int32_t *hi);
 TS_COLD ts_status_t ts_quant_mult(ts_loader_t *L, double m, int32_t *mult, int32_t *shift);
+/* QUANTIZE's (and RELU's) requantization: multiplier m for both signs, clamped to int8. */
+TS_COLD ts_status_t ts_requant_mult(ts_loader_t *L, double m, ts_requant_params_t *p);
 /* TFLite's output size and padding (SAME = 0, VALID = 1). */
 TS_COLD ts_status_t ts_spatial(ts_loader_t *L, int32_t padding, int32_t in, int32_t k,
                                int32_t stride, int32_t dil, int32_t out, int32_t *pad);
@@ -308,9 +310,10 @@ TS_COLD ts_status_t ts_channel_mults(ts_loader_t *L, const ts_trec_t *in, const 
                                      const int32_t **shift);
 /* Dims padded to 4 with leading 1s; -1 for more than 4 dims. */
 TS_COLD int ts_pad4(const ts_loader_t *L, const ts_trec_t *r, int32_t d[4]);
-/* A constant int32 (or int64 within int32) tensor's values, at most max. */
-TS_COLD ts_status_t ts_const_ints(ts_loader_t *L, int32_t idx, int32_t *vals, int32_t max,
-                                  int32_t *n);
+/* Input `input` of operator o, a constant int32 (or int64 within int32) tensor: its values, at
+ * most max. */
+TS_COLD ts_status_t ts_const_ints(ts_loader_t *L, const ts_oprec_t *o, int32_t input,
+                                  int32_t *vals, int32_t max, int32_t *n);
 /* 4-D broadcasting of a and b to out: out's dims, and each input's strides (0 along a
  * broadcast dimension). */
 TS_COLD ts_status_t ts_broadcast4(ts_loader_t *L, const ts_trec_t *a, const ts_trec_t *b,

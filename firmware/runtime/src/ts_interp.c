@@ -134,7 +134,7 @@ TS_COLD static int may_overwrite(ts_loader_t *L, int32_t i, int32_t k) {
  * input 1 where input 0 may not be. Operators that need a copy (TS_OPF_IN_PLACE_COPY) are
  * linked only if `copies`, and their scratch is then planned. Returns whether it linked
  * such an operator. */
-TS_COLD static int mark_in_place(ts_loader_t *L, int32_t i, int copies) {
+TS_COLD static __attribute__((noinline)) int mark_in_place(ts_loader_t *L, int32_t i, int copies) {
   const ts_oprec_t *o = op_at(L, i);
   if (!(o->flags & TS_OPF_IN_PLACE)) return 0;
   const int copy = (o->flags & TS_OPF_IN_PLACE_COPY) != 0;
@@ -337,18 +337,14 @@ TS_COLD static ts_status_t load(ts_loader_t *L, uint8_t *arena, size_t arena_siz
   /* Plan the activations right after the persistent part (over the init-only records):
    * with the operators that run in place through a copy, and without them; the copies
    * stay only if they make the block smaller. */
-  int copies = 0;
-  for (uint32_t i = 0; i < nops; i++) copies |= mark_in_place(L, (int32_t)i, 1);
-  size_t act_bytes = ts_plan(&L->t[0].plan, sizeof(ts_trec_t), nt + nscr);
-  if (copies) {
-    for (uint32_t i = 0; i < nops; i++) mark_in_place(L, (int32_t)i, 0);
-    const size_t without = ts_plan(&L->t[0].plan, sizeof(ts_trec_t), nt + nscr);
-    if (without <= act_bytes) {
-      act_bytes = without;
-    } else { /* back to the plan with the copies */
-      for (uint32_t i = 0; i < nops; i++) mark_in_place(L, (int32_t)i, 1);
-      act_bytes = ts_plan(&L->t[0].plan, sizeof(ts_trec_t), nt + nscr);
-    }
+  size_t act_bytes = 0;
+  for (int pass = 0;; pass++) { /* with the copies; without; with them again if smaller */
+    int copies = 0;
+    for (uint32_t i = 0; i < nops; i++) copies |= mark_in_place(L, (int32_t)i, pass != 1);
+    const size_t bytes = ts_plan(&L->t[0].plan, sizeof(ts_trec_t), nt + nscr);
+    const int done = pass == 0 ? !copies : pass == 2 || bytes <= act_bytes;
+    if (pass != 1 || done) act_bytes = bytes;
+    if (done) break;
   }
   if (act_bytes >= LOC_ACT || act_bytes > SIZE_MAX - pad - persistent)
     return ts_fail(it, TS_ERR_UNSUPPORTED, "model activations exceed 2 GB");

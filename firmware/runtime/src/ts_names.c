@@ -14,14 +14,17 @@ const char *ts_dtype_name(int32_t t) {
   }
 }
 
+/* One string of the names in status order (the last for any other value): no pointer
+ * table to link. */
 const char *ts_status_name(ts_status_t s) {
-  switch (s) {
-    case TS_OK: return "TS_OK";
-    case TS_ERR_BAD_MODEL: return "TS_ERR_BAD_MODEL";
-    case TS_ERR_UNSUPPORTED: return "TS_ERR_UNSUPPORTED";
-    case TS_ERR_ARENA_TOO_SMALL: return "TS_ERR_ARENA_TOO_SMALL";
-    case TS_ERR_BAD_ARG: return "TS_ERR_BAD_ARG";
-    case TS_ERR_NOT_READY: return "TS_ERR_NOT_READY";
-    default: return "TS_ERR_UNKNOWN";
-  }
+  static const char names[] = "TS_OK\0TS_ERR_BAD_MODEL\0TS_ERR_UNSUPPORTED\0"
+                              "TS_ERR_ARENA_TOO_SMALL\0TS_ERR_BAD_ARG\0TS_ERR_NOT_READY\0"
+                              "TS_ERR_UNKNOWN";
+  _Static_assert(TS_OK == 0 && TS_ERR_BAD_MODEL == 1 && TS_ERR_UNSUPPORTED == 2 &&
+                     TS_ERR_ARENA_TOO_SMALL == 3 && TS_ERR_BAD_ARG == 4 && TS_ERR_NOT_READY == 5,
+                 "names[] lists the statuses in their order");
+  const char *p = names;
+  for (uint32_t k = (uint32_t)s < 6u ? (uint32_t)s : 6u; k > 0; p++)
+    if (*p == 0) k--;
+  return p;
 }

@@ -106,14 +106,19 @@ static size_t plan_in_order(ts_plan_buf_t *b, size_t stride, uint32_t n, int ord
       }
     }
     if (r == UNPLACED) break;
-    uint64_t best = fits(b, stride, n, r, 0) ? 0 : UINT64_MAX;
+    /* the lowest candidate that fits: 0 (j == n) or the end of a placed buffer alive with
+     * a member (r is one; the highest end always fits) */
+    uint64_t best = UINT64_MAX;
     for (uint32_t i = 0; i < n && best != 0; i++) {
       if (!member(b, stride, n, i, r)) continue;
       const ts_plan_buf_t *x = at(b, stride, i);
-      for (uint32_t j = 0; j < n; j++) {
-        const ts_plan_buf_t *y = at(b, stride, j);
-        if (y->first < 0 || y->offset == UNPLACED || !live_together(x, y)) continue;
-        const uint64_t cand = (uint64_t)y->offset + aligned(y->size);
+      for (uint32_t j = 0; j <= n; j++) {
+        uint64_t cand = 0;
+        if (j < n) {
+          const ts_plan_buf_t *y = at(b, stride, j);
+          if (y->first < 0 || y->offset == UNPLACED || !live_together(x, y)) continue;
+          cand = (uint64_t)y->offset + aligned(y->size);
+        }
         if (cand < best && fits(b, stride, n, r, cand)) best = cand;
       }
     }

@@ -61,6 +61,13 @@ ts_status_t ts_quant_mult(ts_loader_t *L, double m, int32_t *mult, int32_t *shif
   return TS_OK;
 }
 
+ts_status_t ts_requant_mult(ts_loader_t *L, double m, ts_requant_params_t *p) {
+  p->act_min = -128, p->act_max = 127;
+  CHECK(ts_quant_mult(L, m, &p->mult[0], &p->shift[0]));
+  p->mult[1] = p->mult[0], p->shift[1] = p->shift[0];
+  return TS_OK;
+}
+
 /* TFLite's output size and padding (ComputePaddingHeightWidth): SAME = 0, VALID = 1. In
  * int32 (k, in, out >= 1): an effective kernel size beyond int32 is refused, and once the
  * output size matches, (out - 1) * stride < in, so the total padding cannot overflow. */
@@ -134,8 +141,9 @@ int ts_pad4(const ts_loader_t *L, const ts_trec_t *r, int32_t d[4]) {
   return 0;
 }
 
-ts_status_t ts_const_ints(ts_loader_t *L, int32_t idx, int32_t *vals, int32_t max,
-                          int32_t *n) {
+ts_status_t ts_const_ints(ts_loader_t *L, const ts_oprec_t *o, int32_t input, int32_t *vals,
+                          int32_t max, int32_t *n) {
+  const int32_t idx = op_in(L, o, input);
   if (idx < 0) return ts_ofail(L, TS_ERR_BAD_MODEL, "lacks an input");
   const ts_trec_t *r = &L->t[idx];
   if (!r->data_off || (r->dtype != TS_INT32 && r->dtype != TS_INT64))

@@ -50,11 +50,9 @@ int32_t ts_mbqm_call(int32_t x, int32_t mult, int32_t shift) { return ts_mbqm(x,
 int32_t ts_roundf_to_i32(float f) {
   if (f >= 2147483520.0f) return INT32_MAX; /* largest float below 2^31 */
   if (f <= -2147483648.0f) return INT32_MIN;
-  int32_t t = (int32_t)f; /* truncation toward zero; f - t is exact */
-  float r = f - (float)t;
-  if (r >= 0.5f) t++;
-  if (r <= -0.5f) t--;
-  return t;
+  const int32_t t = (int32_t)f; /* truncation toward zero; f - t is exact, in (-1, 1) */
+  /* 2 (f - t) is exact too: its truncation is 1 from r = 0.5 up, -1 from -0.5 down, else 0 */
+  return t + (int32_t)(2.0f * (f - (float)t));
 }
 
 /* zero_point + q without signed overflow (q saturates at INT32_MIN/MAX for extreme
@@ -129,15 +127,7 @@ static __attribute__((noinline)) int32_t exp_on_negative_values(int32_t a, int32
 
 int32_t ts_exp_on_negative_values_5(int32_t a) { return exp_on_negative_values(a, 5); }
 
-static int32_t clz32(uint32_t x) {
-  if (x == 0) return 32;
-  int32_t n = 0;
-  while (!(x & 0x80000000u)) {
-    x <<= 1;
-    n++;
-  }
-  return n;
-}
+static int32_t clz32(uint32_t x) { return x ? __builtin_clz(x) : 32; }
 
 /* 2 / (1 + a) for a in [0, 1) (a in Q0.31, the result in Q2.29): 1 / half the denominator
  * by three Newton-Raphson steps in Q2.29, starting from 48/17 - 32/17 * d (gemmlowp's

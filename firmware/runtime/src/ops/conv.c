@@ -25,7 +25,7 @@ ts_status_t ts_conv_like_prepare(ts_loader_t *L, ts_oprec_t *o, int mode) {
   int present;
   if (tr) { /* the constant output shape */
     int32_t n;
-    CHECK(ts_const_ints(L, op_in(L, o, 0), v, 4, &n));
+    CHECK(ts_const_ints(L, o, 0, v, 4, &n));
     if (n != 4 || memcmp(v, od, sizeof od) != 0)
       return ts_ofail(L, TS_ERR_BAD_MODEL, "output shape does not match");
   }

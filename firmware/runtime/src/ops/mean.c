@@ -5,11 +5,10 @@
 ts_status_t ts_mean_prepare(ts_loader_t *L, ts_oprec_t *o) {
   const ts_trec_t *r[2];
   CHECK(ts_need_s8_io(L, o, r));
-  const int32_t ai = op_in(L, o, 1);
   const ts_trec_t *in = r[0], *out = r[1];
   ts_mean_params_t *p = PARAMS(o, ts_mean_params_t);
   int32_t axes[8], n;
-  CHECK(ts_const_ints(L, ai, axes, 8, &n));
+  CHECK(ts_const_ints(L, o, 1, axes, 8, &n));
   if (ts_pad4(L, in, p->in_dims))
     return ts_ofail(L, TS_ERR_UNSUPPORTED, "more than 4 dimensions");
   memset(p->reduce, 0, sizeof p->reduce);

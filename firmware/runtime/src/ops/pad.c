@@ -5,11 +5,10 @@
 ts_status_t ts_pad_prepare(ts_loader_t *L, ts_oprec_t *o) {
   const ts_trec_t *r[2];
   CHECK(ts_need_s8_io(L, o, r));
-  const int32_t pi = op_in(L, o, 1);
   const ts_trec_t *in = r[0], *out = r[1];
   ts_pad_params_t *p = PARAMS(o, ts_pad_params_t);
   int32_t v[8], n, od[4];
-  CHECK(ts_const_ints(L, pi, v, 8, &n));
+  CHECK(ts_const_ints(L, o, 1, v, 8, &n));
   if (ts_pad4(L, in, p->in_dims) || ts_pad4(L, out, od) || n != 2 * in->ndims ||
       out->ndims != in->ndims)
     return ts_ofail(L, TS_ERR_UNSUPPORTED, "unsupported padding shape");

@@ -26,8 +26,7 @@ ts_status_t ts_quantize_prepare(ts_loader_t *L, ts_oprec_t *o) {
   p->u.rq.size = ts_elems(in);
   p->u.rq.input_zp = rec_zp(in, 0);
   p->u.rq.output_zp = rec_zp(out, 0);
-  return ts_quant_mult(L, (double)rec_scale(in, 0) / (double)rec_scale(out, 0), &p->u.rq.mult,
-                       &p->u.rq.shift);
+  return ts_requant_mult(L, (double)rec_scale(in, 0) / (double)rec_scale(out, 0), &p->u.rq);
 }
 
 ts_status_t ts_quantize_eval(const ts_eval_t *e) {

@@ -5,7 +5,7 @@
 ts_status_t ts_resize_prepare(ts_loader_t *L, ts_oprec_t *o) {
   int32_t id[4], od[4], size[2], n;
   CHECK(ts_need_4d_io(L, op_in(L, o, 0), op_out(L, o, 0), id, od));
-  CHECK(ts_const_ints(L, op_in(L, o, 1), size, 2, &n));
+  CHECK(ts_const_ints(L, o, 1, size, 2, &n));
   if (n != 2 || size[0] != od[1] || size[1] != od[2] || id[0] != od[0] || id[3] != od[3])
     return ts_ofail(L, TS_ERR_BAD_MODEL, "output shape does not match the size");
   int32_t v[4]; /* Resize*Options: align_corners, half_pixel_centers (bilinear: fields 2, 3;

@@ -12,19 +12,18 @@ ts_status_t ts_strided_slice_prepare(ts_loader_t *L, ts_oprec_t *o) {
   const ts_trec_t *r[2];
   CHECK(ts_need_s8_io(L, o, r));
   const ts_trec_t *in = r[0], *out = r[1];
-  int32_t begin[4], end[4], stride[4], nb, ne, ns;
-  CHECK(ts_const_ints(L, op_in(L, o, 1), begin, 4, &nb));
-  CHECK(ts_const_ints(L, op_in(L, o, 2), end, 4, &ne));
-  CHECK(ts_const_ints(L, op_in(L, o, 3), stride, 4, &ns));
+  int32_t iv[3][4], nv[3]; /* inputs 1, 2, 3: begin, end, strides */
+  for (int k = 0; k < 3; k++) CHECK(ts_const_ints(L, o, k + 1, iv[k], 4, &nv[k]));
+  const int32_t *begin = iv[0], *end = iv[1], *stride = iv[2];
   const int32_t n = in->ndims;
-  if (n > 4 || nb != n || ne != n || ns != n)
-    return ts_ofail(L, TS_ERR_UNSUPPORTED, "slice of %d dimensions with %d indices", n, nb);
+  if (n > 4 || nv[0] != n || nv[1] != n || nv[2] != n)
+    return ts_ofail(L, TS_ERR_UNSUPPORTED, "slice of %d dimensions with %d indices", n, nv[0]);
   int32_t v[6]; /* StridedSliceOptions: begin, end, ellipsis, new_axis, shrink masks, offset */
   int present;
   CHECK(ts_options(L, "iiiiib", v, &present));
   if (v[2] || v[3]) return ts_ofail(L, TS_ERR_UNSUPPORTED, "ellipsis or new-axis mask");
   ts_slice_params_t *p = PARAMS(o, ts_slice_params_t);
-  if (ts_pad4(L, in, p->in_dims)) return ts_ofail(L, TS_ERR_UNSUPPORTED, "more than 4 dimensions");
+  ts_pad4(L, in, p->in_dims); /* n <= 4 */
   int32_t kept = 0, total = 1;
   for (int k = 0; k < 4; k++) {
     const int32_t a = k - (4 - n); /* the model's axis, < 0: a padding axis */

@@ -1,7 +1,5 @@
-/* Element-wise int8 activations, as TFLM's reference kernels:
- *   RELU        ReluQuantized: clamp(zp_out + MBQM(in - zp_in, s_in / s_out), zp_out, 127)
- *   RELU6       Relu6Quantized: clamp the raw value to [zp_in, zp_in + round(6 / s_in)]
- *   LEAKY_RELU  reference_ops::QuantizeLeakyRelu: identity or alpha multiplier by sign
+/* Element-wise int8 activations, as TFLM's reference kernels (RELU, RELU6 and LEAKY_RELU
+ * are QUANTIZE's requantize and clamp, ts_ref_requantize_s8 in misc.c):
  *   LOGISTIC    reference_integer_ops::Logistic: (in - zp) to Q4.27 with the prepared
  *               multiplier (saturating outside +-range_radius), gemmlowp logistic, Q0.31
  *               -> 1/256 steps (>> 23, rounded), - 128
@@ -12,32 +10,6 @@
 
 static __attribute__((noinline)) int8_t clamp8(int32_t v) {
   return (int8_t)(v < -128 ? -128 : v > 127 ? 127 : v);
-}
-
-void ts_ref_relu_s8(const ts_relu_params_t *p, const int8_t *input, int8_t *output) {
-  for (int32_t i = 0; i < p->size; i++) {
-    int32_t v = p->output_zp + ts_mbqm_call((int32_t)input[i] - p->input_zp, p->mult, p->shift);
-    if (v < p->act_min) v = p->act_min;
-    if (v > p->act_max) v = p->act_max;
-    output[i] = (int8_t)v;
-  }
-}
-
-void ts_ref_relu6_s8(const ts_relu_params_t *p, const int8_t *input, int8_t *output) {
-  for (int32_t i = 0; i < p->size; i++) {
-    const int32_t v = input[i];
-    output[i] = (int8_t)(v > p->act_max ? p->act_max : v < p->act_min ? p->act_min : v);
-  }
-}
-
-void ts_ref_leaky_relu_s8(const ts_leaky_relu_params_t *p, const int8_t *input,
-                          int8_t *output) {
-  for (int32_t i = 0; i < p->size; i++) {
-    const int32_t x = (int32_t)input[i] - p->input_zp;
-    const int32_t y = x >= 0 ? ts_mbqm_call(x, p->mult_identity, p->shift_identity)
-                             : ts_mbqm_call(x, p->mult_alpha, p->shift_alpha);
-    output[i] = clamp8(p->output_zp + y);
-  }
 }
 
 static void sigmoid_like(const ts_sigmoid_params_t *p, const int8_t *input, int8_t *output,

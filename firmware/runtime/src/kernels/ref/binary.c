@@ -23,13 +23,13 @@ static int32_t clamp(int32_t r, int32_t lo, int32_t hi) { return r < lo ? lo : r
 /* Output element of inputs x and y (raw int8 values) for operator op with parameters p. */
 static inline __attribute__((always_inline)) int32_t element(int op, const void *p, int32_t x,
                                                              int32_t y) {
-  if (op == OP_ADD || op == OP_SUB) {
+  if (op <= OP_SUB) {
     const ts_add_params_t *q = p;
     const int32_t a = ts_mbqm_call((x + q->input1_offset) * (1 << q->left_shift), q->input1_mult,
                               q->input1_shift);
     const int32_t b = ts_mbqm_call((y + q->input2_offset) * (1 << q->left_shift), q->input2_mult,
                               q->input2_shift);
-    return clamp(ts_mbqm_call(op == OP_SUB ? a - b : a + b, q->output_mult, q->output_shift) +
+    return clamp(ts_mbqm_call(a + (op == OP_SUB ? -b : b), q->output_mult, q->output_shift) +
                      q->output_offset,
                  q->act_min, q->act_max);
   }
@@ -43,10 +43,12 @@ static inline __attribute__((always_inline)) int32_t element(int op, const void 
   return (op == OP_MAX) == (x > y) ? x : y;
 }
 
-/* The broadcast loop of every binary operator: d the output's dims, s1/s2 the inputs'
- * strides (TS_BINARY_HEAD's fields of p). */
-static void binary(int op, const void *p, const int32_t d[4], const int32_t s1[4],
-                   const int32_t s2[4], const int8_t *in1, const int8_t *in2, int8_t *output) {
+/* The broadcast loop of every binary operator: the output's dims and the inputs' strides
+ * are TS_BINARY_HEAD's fields, at the start of p. */
+static void binary(int op, const void *p, const int8_t *in1, const int8_t *in2,
+                   int8_t *output) {
+  const ts_binary_params_t *h = p;
+  const int32_t *d = h->out_dims, *s1 = h->in1_strides, *s2 = h->in2_strides;
   int32_t o = 0;
   for (int32_t i0 = 0; i0 < d[0]; i0++)
     for (int32_t i1 = 0; i1 < d[1]; i1++)
@@ -55,8 +57,8 @@ static void binary(int op, const void *p, const int32_t d[4], const int32_t s1[4
           const int32_t a = i0 * s1[0] + i1 * s1[1] + i2 * s1[2] + i3 * s1[3];
           const int32_t b = i0 * s2[0] + i1 * s2[1] + i2 * s2[2] + i3 * s2[3];
           switch (op) { /* (each case inlines its element function) */
-            case OP_ADD: output[o++] = (int8_t)element(OP_ADD, p, in1[a], in2[b]); break;
-            case OP_SUB: output[o++] = (int8_t)element(OP_SUB, p, in1[a], in2[b]); break;
+            case OP_ADD: /* (one copy for both: the sign of b as a value) */
+            case OP_SUB: output[o++] = (int8_t)element(op, p, in1[a], in2[b]); break;
             case OP_MUL: output[o++] = (int8_t)element(OP_MUL, p, in1[a], in2[b]); break;
             case OP_MAX: output[o++] = (int8_t)element(OP_MAX, p, in1[a], in2[b]); break;
             default: output[o++] = (int8_t)element(OP_MIN, p, in1[a], in2[b]); break;
@@ -66,21 +68,20 @@ static void binary(int op, const void *p, const int32_t d[4], const int32_t s1[4
 
 void ts_ref_add_s8(const ts_add_params_t *p, const int8_t *in1, const int8_t *in2,
                    int8_t *output) {
-  binary(OP_ADD, p, p->out_dims, p->in1_strides, p->in2_strides, in1, in2, output);
+  binary(OP_ADD, p, in1, in2, output);
 }
 
 void ts_ref_sub_s8(const ts_add_params_t *p, const int8_t *in1, const int8_t *in2,
                    int8_t *output) {
-  binary(OP_SUB, p, p->out_dims, p->in1_strides, p->in2_strides, in1, in2, output);
+  binary(OP_SUB, p, in1, in2, output);
 }
 
 void ts_ref_mul_s8(const ts_mul_params_t *p, const int8_t *in1, const int8_t *in2,
                    int8_t *output) {
-  binary(OP_MUL, p, p->out_dims, p->in1_strides, p->in2_strides, in1, in2, output);
+  binary(OP_MUL, p, in1, in2, output);
 }
 
 void ts_ref_minmax_s8(const ts_minmax_params_t *p, const int8_t *in1, const int8_t *in2,
                       int8_t *output) {
-  binary(p->is_max ? OP_MAX : OP_MIN, p, p->out_dims, p->in1_strides, p->in2_strides, in1,
-         in2, output);
+  binary(p->is_max ? OP_MAX : OP_MIN, p, in1, in2, output);
 }

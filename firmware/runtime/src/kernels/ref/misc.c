@@ -1,5 +1,6 @@
 /* Data-movement int8 reference kernels: PAD (pad value = output zero point or the given
- * constant), QUANTIZE int8 -> int8 (reference_ops::Requantize), CONCATENATION (byte copy:
+ * constant), QUANTIZE int8 -> int8 (reference_ops::Requantize; RELU, RELU6 and LEAKY_RELU
+ * are the same requantize and clamp), CONCATENATION (byte copy:
  * TFLM concatenates int8 tensors without requantizing), STRIDED_SLICE (byte gather with
  * the start/step/count prepared from TFLM's strided_slice_logic.h), QUANTIZE float32 ->
  * int8 and DEQUANTIZE int8 -> float32 (the edges of a float-I/O model). */
@@ -8,30 +9,28 @@
 #include "ts_kernels.h"
 #include "ts_quant.h"
 
+/* The output filled with the pad value, then each input row (its last dimension) copied to
+ * its place: the same bytes as TFLM's per-element walk. */
 void ts_ref_pad_s8(const ts_pad_params_t *p, const int8_t *input, int8_t *output) {
+  const int32_t *d = p->in_dims, *b = p->before;
   int32_t od[4];
-  for (int k = 0; k < 4; k++) od[k] = p->before[k] + p->in_dims[k] + p->after[k];
-  const int32_t *d = p->in_dims;
-  int32_t o = 0;
-  for (int32_t i0 = 0; i0 < od[0]; i0++)
-    for (int32_t i1 = 0; i1 < od[1]; i1++)
-      for (int32_t i2 = 0; i2 < od[2]; i2++)
-        for (int32_t i3 = 0; i3 < od[3]; i3++) {
-          const int32_t j0 = i0 - p->before[0], j1 = i1 - p->before[1];
-          const int32_t j2 = i2 - p->before[2], j3 = i3 - p->before[3];
-          const int inside = j0 >= 0 && j0 < d[0] && j1 >= 0 && j1 < d[1] && j2 >= 0 &&
-                             j2 < d[2] && j3 >= 0 && j3 < d[3];
-          output[o++] = inside ? input[((j0 * d[1] + j1) * d[2] + j2) * d[3] + j3]
-                               : (int8_t)p->pad_value;
-        }
+  for (int k = 0; k < 4; k++) od[k] = b[k] + d[k] + p->after[k];
+  memset(output, p->pad_value, (size_t)(od[0] * od[1] * od[2] * od[3]));
+  for (int32_t i0 = 0; i0 < d[0]; i0++)
+    for (int32_t i1 = 0; i1 < d[1]; i1++)
+      for (int32_t i2 = 0; i2 < d[2]; i2++) {
+        memcpy(output + (((i0 + b[0]) * od[1] + i1 + b[1]) * od[2] + i2 + b[2]) * od[3] + b[3],
+               input, (size_t)d[3]);
+        input += d[3];
+      }
 }
 
+/* QUANTIZE int8 -> int8, RELU, RELU6 and LEAKY_RELU (ts_requant_params_t). */
 void ts_ref_requantize_s8(const ts_requant_params_t *p, const int8_t *input, int8_t *output) {
   for (int32_t i = 0; i < p->size; i++) {
-    int32_t v = ts_mbqm_call((int32_t)input[i] - p->input_zp, p->mult, p->shift) + p->output_zp;
-    if (v < -128) v = -128;
-    if (v > 127) v = 127;
-    output[i] = (int8_t)v;
+    const int32_t x = (int32_t)input[i] - p->input_zp, n = x < 0;
+    const int32_t v = p->output_zp + ts_mbqm_call(x, p->mult[n], p->shift[n]);
+    output[i] = (int8_t)(v < p->act_min ? p->act_min : v > p->act_max ? p->act_max : v);
   }
 }
 
