@@ -14,9 +14,10 @@ POOL_2X2 = ("filterHeight", "filterWidth", "strideH", "strideW")
 def options_path(op: dict, opts: dict, shapes: dict) -> str | None:
     """The path of ``op`` (a manifest operator) that its shapes alone do not tell, or None:
     a dilated CONV_2D (``dilation_w != 1``) or DEPTHWISE_CONV_2D (any dilation) runs the
-    plain loop; a MAX_POOL_2D off pooling.c's path (2x2, stride 2, depth % 4 == 0, every
-    window inside the input) runs the reference kernel in the optimized firmware too, as
-    an ADD that broadcasts (a Rescaling's offset) or has fewer than 256 outputs does."""
+    plain loop; a MAX_POOL_2D off pooling.c's row path (2x2, stride 2, depth % 4 == 0,
+    every window inside the input) runs its windowed 4-channel loop; an ADD that
+    broadcasts (a Rescaling's offset) or has fewer than 256 outputs runs the reference
+    kernel in the optimized firmware too."""
     name = op["op"]
     dil_w, dil_h = opts.get("dilationWFactor", 1), opts.get("dilationHFactor", 1)
     if name == "CONV_2D" and dil_w != 1:
@@ -28,7 +29,7 @@ def options_path(op: dict, opts: dict, shapes: dict) -> str | None:
         fast = ([opts.get(k) for k in POOL_2X2] == [2, 2, 2, 2] and len(i) == len(o) == 4
                 and i[3] % 4 == 0 and 2 * o[1] <= i[1] and 2 * o[2] <= i[2])
         if not fast:
-            return "ref (the cm4 kernel takes 2x2 stride 2, depth % 4 == 0 only)"
+            return "fast: cm4 kernel (windowed loop, 4 channels per word)"
     if name == "ADD" and len(op["inputs"]) == 2:
         a, b = (shapes.get(t) for t in op["inputs"])
         n = math.prod(shapes.get(op["outputs"][0], [0]))

@@ -1,11 +1,12 @@
 /* MAX_POOL_2D int8, Cortex-M4 DSP kernel, bit-exact with ts_ref_max_pool_s8.
  *
- * 2x2 stride 2 without padding (the usual pool) with depth % 4 == 0 and every window inside
- * the input: whole rows, four channels at a time, with no per-pixel window arithmetic: 4 LDR,
- * 3 SSUB8 + SEL (a per-byte signed max), the fused activation clamp the same way only for a
- * narrow range. Every other shape runs the reference kernel, as AVERAGE_POOL_2D's
- * non-global ones do (the general 4-channel loop was given up for code size in session 8,
- * -272 bytes: none of the bench models ran it).
+ * Four channels at a time: one LDR per tap and SSUB8 + SEL (a per-byte signed max), the
+ * fused activation clamp the same way; the window is clipped to the input as in the
+ * reference (an empty window gives -128 before the clamp). The last depth % 4 channels
+ * take the same path with their bytes gathered into a word. 2x2 stride 2 without padding
+ * (the usual pool) with depth % 4 == 0 takes a straight path, whole rows with no per-pixel
+ * window arithmetic: 4 LDR, 3 SSUB8 + SEL, the clamp only for a fused activation. (Other 2x2
+ * pools take the general loop: its straight-line copy was given up for code size.)
  * AVERAGE_POOL_2D: global pools by SIMD sums (ts_opt_avg_pool_s8, at the end). */
 #include "ts_dsp.h"
 #include "ts_kernels.h"
@@ -26,18 +27,55 @@ void ts_opt_max_pool_s8(const ts_pool_params_t *p, const int8_t *input, int8_t *
   const uint32_t lo4 = (uint32_t)(uint8_t)p->act_min * 0x01010101u;
   const uint32_t hi4 = (uint32_t)(uint8_t)p->act_max * 0x01010101u;
   const int narrow = p->act_min > -128 || p->act_max < 127;
-  if (depth % 4 || p->f_h != 2 || p->f_w != 2 || p->stride_h != 2 || p->stride_w != 2 ||
-      p->pad_h || p->pad_w || 2 * p->out_h > p->in_h || 2 * p->out_w > p->in_w) {
-    ts_ref_max_pool_s8(p, input, output);
+  const int quad = depth % 4 == 0 && p->f_h == 2 && p->f_w == 2; /* 2x2 windows, whole words */
+  if (quad && p->stride_h == 2 && p->stride_w == 2 && p->pad_h == 0 && p->pad_w == 0 &&
+      2 * p->out_h <= p->in_h && 2 * p->out_w <= p->in_w) { /* every window inside: rows */
+    const int32_t rs = p->in_w * depth;
+    for (int32_t b = 0; b < p->batches; b++)
+      for (int32_t oy = 0; oy < p->out_h; oy++) {
+        const int8_t *s0 = input + (b * p->in_h + 2 * oy) * rs;
+        int8_t *out = output + (b * p->out_h + oy) * p->out_w * depth;
+        for (int32_t ox = 0; ox < p->out_w; ox++, s0 += 2 * depth, out += depth)
+          max2x2(s0, s0 + rs, depth, out, lo4, hi4, narrow);
+      }
     return;
   }
-  const int32_t rs = p->in_w * depth;
   for (int32_t b = 0; b < p->batches; b++)
     for (int32_t oy = 0; oy < p->out_h; oy++) {
-      const int8_t *s0 = input + (b * p->in_h + 2 * oy) * rs;
-      int8_t *out = output + (b * p->out_h + oy) * p->out_w * depth;
-      for (int32_t ox = 0; ox < p->out_w; ox++, s0 += 2 * depth, out += depth)
-        max2x2(s0, s0 + rs, depth, out, lo4, hi4, narrow);
+      const int32_t y0 = oy * p->stride_h - p->pad_h;
+      const int32_t fy0 = y0 < 0 ? -y0 : 0;
+      const int32_t fy1 = p->f_h < p->in_h - y0 ? p->f_h : p->in_h - y0;
+      for (int32_t ox = 0; ox < p->out_w; ox++) {
+        const int32_t x0 = ox * p->stride_w - p->pad_w;
+        const int32_t fx0 = x0 < 0 ? -x0 : 0;
+        const int32_t fx1 = p->f_w < p->in_w - x0 ? p->f_w : p->in_w - x0;
+        const int32_t base = ((b * p->in_h + y0) * p->in_w + x0) * depth; /* may be < 0 */
+        int8_t *out = output + ((b * p->out_h + oy) * p->out_w + ox) * depth;
+        for (int32_t c = 0; c < depth; c += 4) {
+          const int32_t n = depth - c < 4 ? depth - c : 4; /* < 4: the last channels */
+          uint32_t m = 0x80808080u;
+          for (int32_t fy = fy0; fy < fy1; fy++)
+            for (int32_t fx = fx0; fx < fx1; fx++) {
+              const int8_t *src = input + base + (fy * p->in_w + fx) * depth + c;
+              uint32_t v; /* little-endian: channel c + i in byte i */
+              if (n == 4) {
+                v = ts_ld32(src);
+              } else {
+                uint32_t t = 0;
+                __builtin_memcpy(&t, src, (size_t)n);
+                v = t;
+              }
+              m = ts_smax8x4(m, v);
+            }
+          m = ts_smin8x4(ts_smax8x4(m, lo4), hi4);
+          if (n == 4) {
+            __builtin_memcpy(out + c, &m, 4);
+          } else {
+            const uint32_t t = m;
+            __builtin_memcpy(out + c, &t, (size_t)n);
+          }
+        }
+      }
     }
 }
 
