@@ -866,6 +866,21 @@ static inline void clip(int32_t o, int32_t d, int32_t n, int32_t in, int32_t *lo
   const int32_t a = o < 0 ? (d - 1 - o) / d : 0, b = in - o <= 0 ? 0 : (in - o + d - 1) / d;
   *lo = a, *hi = b < n ? b : n;
 }
+/* ts_rq_dbl in 4 instructions (ADD, SMMLAR, ASR, SSAT), as the assemblies' TS_RQD. */
+static inline int32_t rq_dbl(int32_t acc2, const uint32_t *q) {
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__thumb2__)
+  int32_t r;
+  __asm__("add %0, %2, %1, asr #31\n\t"
+          "smmlar %0, %1, %3, %0\n\t"
+          "asr %0, %0, %4\n\t"
+          "ssat %0, #8, %0"
+          : "=&r"(r)
+          : "r"(acc2), "r"(q[1]), "r"(q[0]), "r"(q[2]));
+  return r;
+#else
+  return ts_rq_dbl(acc2, q);
+#endif
+}
 static __attribute__((noinline)) void dw_any(const ts_dw_params_t *p, const int8_t *input,
                                              const int8_t *filter, const int32_t *bias,
                                              int8_t *output) {
@@ -888,8 +903,9 @@ static __attribute__((noinline)) void dw_any(const ts_dw_params_t *p, const int8
         clip(iy0, dh, p->k_h, p->in_h, &ky0, &ky1);
         for (int32_t ox = 0; ox < p->out_w; ox++, out += c_n) {
           const int32_t ix0 = ox * p->stride_w - p->pad_w;
-          int32_t kx0, kx1;
-          clip(ix0, dw, kw, p->in_w, &kx0, &kx1);
+          int32_t kx0 = 0, kx1 = kw;
+          if (ix0 < 0 || ix0 + (kw - 1) * dw >= p->in_w) /* an edge: clip the window */
+            clip(ix0, dw, kw, p->in_w, &kx0, &kx1);
           int32_t a0 = (int32_t)b4[0], a1 = (int32_t)b4[1], a2 = (int32_t)b4[2],
                   a3 = (int32_t)b4[3];
           const int8_t *row = input + ((b * p->in_h + iy0 + ky0 * dh) * p->in_w + ix0 + kx0 * dw) *
@@ -903,8 +919,8 @@ static __attribute__((noinline)) void dw_any(const ts_dw_params_t *p, const int8
               a1 = mac16(a1, o, wt[1], 0), a3 = mac16(a3, o, wt[1], 1);
             }
           }
-          out[0] = (int8_t)ts_rq_dbl(a0, q), out[1] = (int8_t)ts_rq_dbl(a1, q + 3);
-          out[2] = (int8_t)ts_rq_dbl(a2, q + 6), out[3] = (int8_t)ts_rq_dbl(a3, q + 9);
+          out[0] = (int8_t)rq_dbl(a0, q), out[1] = (int8_t)rq_dbl(a1, q + 3);
+          out[2] = (int8_t)rq_dbl(a2, q + 6), out[3] = (int8_t)rq_dbl(a3, q + 9);
         }
       }
   }
