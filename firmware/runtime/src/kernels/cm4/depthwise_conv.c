@@ -31,10 +31,18 @@
  *   tap for 4 channels); rows outside the input read a row of zero points; a window one
  *   column past the left or right edge reads the 3 columns inside with records whose
  *   kernel columns are shifted, copied from the kernel's record (see dw_nhwc).
+ * Any other kernel (1xN, Nx1, 5x5, 7x7, up to ANY_TAPS taps), dilation, and the 3x3 shapes
+ * neither path takes, with depth multiplier 1 and depth % 4 == 0: dw_any, an NHWC loop, 4
+ * channels per word, one group of 4 channels over all pixels; per pixel the kernel window
+ * clipped to the input (as the reference skips the taps outside), per tap LDR of 4 inputs,
+ * LDRD of the tap's doubled weights, SXTAB16 / SXTAB16 ROR 8 (the input offset added to the
+ * inputs), 4 SMLABB/SMLATT (~12 instructions per 4 MACs with the loop), then 4 x
+ * ADD/SMMLAR/ASR/SSAT (rq_dbl). ~3.9 instructions per MAC on a 5x5 8x8x16 layer, 8.5 on a
+ * 1x5 row (the per-pixel costs over 20 MACs); 5-8x fewer than ts_plain_conv.
  * A fused activation narrower than int8 is one clamp pass over the outputs afterwards
- * (ts_clamp_pass, exact). Everything else (other kernel shapes, dilations, a shift outside
- * [-23, -2], a bias beyond bias_ok's limit, what neither path takes) runs ts_plain_conv,
- * the reference's arithmetic as a plain loop nest.
+ * (ts_clamp_pass, exact). Everything else (a depth multiplier > 1 or depth % 4 != 0 off the
+ * planes' shapes, more than ANY_TAPS taps, a shift outside [-23, -2], a bias beyond
+ * bias_ok's limit) runs ts_plain_conv, the reference's arithmetic as a plain loop nest.
  * Stack: NROWS * PW * 2 bytes (4 KB) of planes or NHWC scratch, plus ~200 bytes. */
 #include "ts_dsp.h"
 #include "ts_kernels.h"
