@@ -62,7 +62,10 @@ def test_kernel_path_names_the_path_from_the_shapes():
     assert bench.kernel_path({"op": "DEPTHWISE_CONV_2D", "inputs": [0, 2]}, shapes).startswith(
         "fast")
     assert bench.kernel_path({"op": "DEPTHWISE_CONV_2D", "inputs": [0, 3]}, shapes).startswith(
-        "fallback")
+        "fallback")  # 64 in, 32 out: not depth multiplier 1
+    shapes[11] = [1, 5, 5, 64]  # 5x5, depth 64: depthwise_conv.c's dw_any
+    assert bench.kernel_path({"op": "DEPTHWISE_CONV_2D", "inputs": [0, 11]}, shapes) == (
+        "fast: any-kernel NHWC loop (4 channels per word), kernel not 3x3")
     assert bench.kernel_path({"op": "SOFTMAX", "inputs": [0]}, shapes) == "ref"
     shapes.update({4: [16, 3, 3, 16], 5: [8, 3, 3, 1], 6: [1, 1, 1, 64], 7: [1, 3, 3, 6]})
     assert bench.kernel_path({"op": "CONV_2D", "inputs": [0, 4]}, shapes) == (
@@ -180,7 +183,11 @@ def test_a_dilated_convolution_reports_the_plain_loop_it_takes():
     dil = {"dilationWFactor": 2, "dilationHFactor": 1}
     rows = bench.op_rows(manifest, runs, {0: dil, 1: dil})
     assert rows[0]["kernel_path"] == "fallback: plain loop (dilation_w != 1)"
-    assert rows[1]["kernel_path"] == "fallback: plain loop (dilated)"
+    assert rows[1]["kernel_path"] == (  # 16 channels, depth multiplier 1: depthwise_conv.c's
+        "fast: any-kernel NHWC loop (4 channels per word), dilated")  # dw_any
+    manifest["tensors"][3]["shape"] = [1, 1, 5, 32]  # depth multiplier 2: the plain loop
+    assert bench.op_rows(manifest, runs, {1: dil})[1]["kernel_path"] == (
+        "fallback: plain loop (dilated; not depth multiplier 1, depth % 4 == 0, <= 64 taps)")
     rows = bench.op_rows(manifest, runs, {0: {"dilationWFactor": 1, "dilationHFactor": 2}})
     assert rows[0]["kernel_path"].startswith("fast: im2col")  # only dilation_w sends it away
     assert bench.op_rows(manifest, runs)[0]["kernel_path"].startswith("fast: im2col")

@@ -153,6 +153,14 @@ static int check_dw(int32_t c) {
                               * time (DS-CNN's 25x5x64) */
       p.in_c = p.out_c = 4 * range(1, 24), p.depth_multiplier = 1, p.stride_h = 1,
       p.in_h = range(9, 40), p.in_w = range(3, 8);
+  } else if (rnd() % 2) { /* any kernel (1xN, Nx1, 5x5, 7x7), dilations 1-3, depth % 4 == 0,
+                           * depth multiplier 1: the 4-channel NHWC loop (dw_any) */
+    const int32_t n = range(2, 9), sq = range(5, 7) | 1, k = (int32_t)(rnd() % 3);
+    p.k_h = k == 0 ? 1 : k == 1 ? n : sq;
+    p.k_w = k == 0 ? n : k == 1 ? 1 : sq;
+    p.dil_h = range(1, 3), p.dil_w = range(1, 3);
+    p.in_c = p.out_c = 4 * range(1, 8), p.depth_multiplier = 1;
+    p.in_h = range(1, 2 * p.k_h + 4), p.in_w = range(1, 2 * p.k_w + 4);
   }
   const int32_t ekh = (p.k_h - 1) * p.dil_h + 1, ekw = (p.k_w - 1) * p.dil_w + 1;
   if (rnd() % 2) {
@@ -457,7 +465,8 @@ static void ticks_start(void) {}
 static uint32_t ticks_stop(void) { return 0; }
 #endif
 
-/* bench conv|dw IN_H IN_W IN_C OUT_C K STRIDE SAME [relu]: one CONV_2D (or depthwise, k 3) shape, ref and opt,
+/* bench conv|dw IN_H IN_W IN_C OUT_C K STRIDE SAME [relu]: one CONV_2D (or depthwise) shape, ref and opt,
+ * K a square kernel's side, or KHxKW, either with a dilation dD (1x5d2),
  * compared bit for bit; prints the SysTick ticks of each call (x 40 = instructions under
  * QEMU -icount shift=0) and the MACs. `relu`: output zero point and act_min -128, as
  * MobileNet's fused ReLU6 layers (default: output offset -3, no fused clamp). */
@@ -466,15 +475,18 @@ static int bench_conv(char **a) {
   memset(&p, 0, sizeof p);
   p.batches = 1;
   p.in_h = atoi(a[0]), p.in_w = atoi(a[1]), p.in_c = atoi(a[2]), p.out_c = atoi(a[3]);
-  p.k_h = p.k_w = atoi(a[4]);
+  p.k_h = p.k_w = atoi(a[4]); /* K, or KHxKW, either with dD (dilation D): 1x5d2 */
+  const char *kx = strchr(a[4], 'x'), *kd = strchr(a[4], 'd');
+  if (kx) p.k_w = atoi(kx + 1);
   p.stride_h = p.stride_w = atoi(a[5]);
-  p.dil_h = p.dil_w = 1;
+  p.dil_h = p.dil_w = kd ? atoi(kd + 1) : 1;
+  const int32_t ekh = (p.k_h - 1) * p.dil_h + 1, ekw = (p.k_w - 1) * p.dil_w + 1;
   if (atoi(a[6])) {
     p.out_h = (p.in_h + p.stride_h - 1) / p.stride_h, p.out_w = (p.in_w + p.stride_w - 1) / p.stride_w;
-    const int32_t ph = (p.out_h - 1) * p.stride_h + p.k_h - p.in_h, pw = (p.out_w - 1) * p.stride_w + p.k_w - p.in_w;
+    const int32_t ph = (p.out_h - 1) * p.stride_h + ekh - p.in_h, pw = (p.out_w - 1) * p.stride_w + ekw - p.in_w;
     p.pad_h = ph > 0 ? ph / 2 : 0, p.pad_w = pw > 0 ? pw / 2 : 0;
   } else {
-    p.out_h = (p.in_h - p.k_h) / p.stride_h + 1, p.out_w = (p.in_w - p.k_w) / p.stride_w + 1;
+    p.out_h = (p.in_h - ekh) / p.stride_h + 1, p.out_w = (p.in_w - ekw) / p.stride_w + 1;
   }
   p.input_offset = 7, p.output_offset = a[7] && !strcmp(a[7], "relu") ? -128 : -3;
   p.act_min = -128, p.act_max = 127;
@@ -505,7 +517,7 @@ static int bench_conv(char **a) {
     ticks_start();
     ts_opt_depthwise_conv2d_s8(&d, in, filt, bias, out_opt);
     const uint32_t to = ticks_stop();
-    const long macs = (long)d.out_h * d.out_w * d.out_c * 9;
+    const long macs = (long)d.out_h * d.out_w * d.out_c * d.k_h * d.k_w;
     printf("dw macs %ld ref_ticks %lu opt_ticks %lu\n", macs, (unsigned long)tr, (unsigned long)to);
     return compare("bench dw", d.out_h * d.out_w * d.out_c, 0);
   }

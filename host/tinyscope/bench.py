@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyscope.bench_paths import options_path
+from tinyscope.bench_paths import depthwise_path, options_path
 from tinyscope.errors import MismatchError, TinyscopeError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -174,7 +174,7 @@ def kernel_path(op: dict, shapes: dict[int, list[int]]) -> str:
         f = shapes.get(op["inputs"][1], [])
         if len(f) == 4 and f[1] == 3 and f[2] == 3:
             return "fast: 3x3 routine (planes or NHWC)"
-        return "fallback: plain loop (kernel not 3x3)"
+        return depthwise_path(shapes.get(op["inputs"][0], []), f)
     if name in ("FULLY_CONNECTED", "MAX_POOL_2D", "MEAN", "ADD"):
         return "fast: cm4 kernel"
     if name == "AVERAGE_POOL_2D":

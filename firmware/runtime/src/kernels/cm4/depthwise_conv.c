@@ -31,10 +31,18 @@
  *   tap for 4 channels); rows outside the input read a row of zero points; a window one
  *   column past the left or right edge reads the 3 columns inside with records whose
  *   kernel columns are shifted, copied from the kernel's record (see dw_nhwc).
+ * Any other kernel (1xN, Nx1, 5x5, 7x7, up to ANY_TAPS taps), dilation, and the 3x3 shapes
+ * neither path takes, with depth multiplier 1 and depth % 4 == 0: dw_any, an NHWC loop, 4
+ * channels per word, one group of 4 channels over all pixels; per pixel the kernel window
+ * clipped to the input (as the reference skips the taps outside), per tap LDR of 4 inputs,
+ * LDRD of the tap's doubled weights, SXTAB16 / SXTAB16 ROR 8 (the input offset added to the
+ * inputs), 4 SMLABB/SMLATT (~12 instructions per 4 MACs with the loop), then 4 x
+ * ADD/SMMLAR/ASR/SSAT (rq_dbl). ~3.9 instructions per MAC on a 5x5 8x8x16 layer, 8.5 on a
+ * 1x5 row (the per-pixel costs over 20 MACs); 5-8x fewer than ts_plain_conv.
  * A fused activation narrower than int8 is one clamp pass over the outputs afterwards
- * (ts_clamp_pass, exact). Everything else (other kernel shapes, dilations, a shift outside
- * [-23, -2], a bias beyond bias_ok's limit, what neither path takes) runs ts_plain_conv,
- * the reference's arithmetic as a plain loop nest.
+ * (ts_clamp_pass, exact). Everything else (a depth multiplier > 1 or depth % 4 != 0 off the
+ * planes' shapes, more than ANY_TAPS taps, a shift outside [-23, -2], a bias beyond
+ * bias_ok's limit) runs ts_plain_conv, the reference's arithmetic as a plain loop nest.
  * Stack: NROWS * PW * 2 bytes (4 KB) of planes or NHWC scratch, plus ~200 bytes. */
 #include "ts_dsp.h"
 #include "ts_kernels.h"
@@ -842,18 +850,104 @@ static __attribute__((noinline)) void dw_nhwc(const ts_dw_params_t *p, const int
   }
 }
 
+/* Depth multiplier 1, depth % 4 == 0, any kernel of at most ANY_TAPS taps, stride, dilation
+ * and padding (1xN, Nx1, 5x5, 7x7, dilated; and the 3x3 shapes the two paths above do not
+ * take): straight from the NHWC input, 4 channels per word, one group of 4 channels at a
+ * time over every output pixel. Per group the taps' weights once, doubled, as
+ * (w c0, w c2), (w c1, w c3) (2 words a tap), and the 4 channels' bias and requantization
+ * words (channel). Per output pixel the kernel window is clipped to the input (the taps
+ * outside are skipped, as the reference does; so the input offset is added to the inputs,
+ * not folded into the bias: SXTAB16 of the offset pair), then per tap one LDR of 4 inputs,
+ * one LDRD of the weight words, SXTAB16 and SXTAB16 ROR 8, SMLABB/SMLATT x 2 into the 4
+ * accumulators (2 acc each), and ts_rq_dbl per output. |acc| stays below 2^30: bias_ok and
+ * |sum (x + off) w| <= ANY_TAPS * 255 * 128 < 2^21. */
+enum { ANY_TAPS = 64 };
+static inline int32_t mac16(int32_t acc, uint32_t a, uint32_t b, int hi) {
+  return (int32_t)((uint32_t)acc + (uint32_t)(hi ? (int32_t)(int16_t)(a >> 16) *
+                                                       (int32_t)(int16_t)(b >> 16)
+                                                 : (int32_t)(int16_t)(a & 0xffffu) *
+                                                       (int32_t)(int16_t)(b & 0xffffu)));
+}
+/* The first kernel index k in [0, n) whose input row or column o + d k is >= 0, and the end
+ * of those below `in` (lo == hi: none). */
+static inline void clip(int32_t o, int32_t d, int32_t n, int32_t in, int32_t *lo, int32_t *hi) {
+  const int32_t a = o < 0 ? (d - 1 - o) / d : 0, b = in - o <= 0 ? 0 : (in - o + d - 1) / d;
+  *lo = a, *hi = b < n ? b : n;
+}
+/* ts_rq_dbl in 4 instructions (ADD, SMMLAR, ASR, SSAT), as the assemblies' TS_RQD. */
+static inline int32_t rq_dbl(int32_t acc2, const uint32_t *q) {
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__thumb2__)
+  int32_t r;
+  __asm__("add %0, %2, %1, asr #31\n\t"
+          "smmlar %0, %1, %3, %0\n\t"
+          "asr %0, %0, %4\n\t"
+          "ssat %0, #8, %0"
+          : "=&r"(r)
+          : "r"(acc2), "r"(q[1]), "r"(q[0]), "r"(q[2]));
+  return r;
+#else
+  return ts_rq_dbl(acc2, q);
+#endif
+}
+static __attribute__((noinline)) void dw_any(const ts_dw_params_t *p, const int8_t *input,
+                                             const int8_t *filter, const int32_t *bias,
+                                             int8_t *output) {
+  __attribute__((aligned(8))) uint32_t w[2 * ANY_TAPS];
+  uint32_t b4[4], q[12];
+  const int32_t c_n = p->in_c, kw = p->k_w, taps = p->k_h * kw;
+  const int32_t dh = p->dil_h, dw = p->dil_w, xs = dw * c_n; /* input step per kernel column */
+  const uint32_t off2 = (uint16_t)p->input_offset * 0x00010001u;
+  for (int32_t c = 0; c < c_n; c += 4) {
+    for (int32_t t = 0; t < taps; t++) {
+      const uint32_t x = ts_ld32(filter + t * c_n + c), e = ts_sxtb16(x), o = ts_sxtb16_ror8(x);
+      w[2 * t] = ts_sadd16(e, e), w[2 * t + 1] = ts_sadd16(o, o);
+    }
+    for (int32_t j = 0; j < 4; j++) b4[j] = channel(p, bias, c + j, 0, q + 3 * j);
+    int8_t *out = output + c;
+    for (int32_t b = 0; b < p->batches; b++)
+      for (int32_t oy = 0; oy < p->out_h; oy++) {
+        const int32_t iy0 = oy * p->stride_h - p->pad_h;
+        int32_t ky0, ky1;
+        clip(iy0, dh, p->k_h, p->in_h, &ky0, &ky1);
+        for (int32_t ox = 0; ox < p->out_w; ox++, out += c_n) {
+          const int32_t ix0 = ox * p->stride_w - p->pad_w;
+          int32_t kx0 = 0, kx1 = kw;
+          if (ix0 < 0 || ix0 + (kw - 1) * dw >= p->in_w) /* an edge: clip the window */
+            clip(ix0, dw, kw, p->in_w, &kx0, &kx1);
+          int32_t a0 = (int32_t)b4[0], a1 = (int32_t)b4[1], a2 = (int32_t)b4[2],
+                  a3 = (int32_t)b4[3];
+          const int8_t *row = input + ((b * p->in_h + iy0 + ky0 * dh) * p->in_w + ix0 + kx0 * dw) *
+                                          c_n + c;
+          for (int32_t ky = ky0; ky < ky1; ky++, row += dh * p->in_w * c_n) {
+            const uint32_t *wt = w + 2 * (ky * kw + kx0), *const we = wt + 2 * (kx1 - kx0);
+            for (const int8_t *in = row; wt < we; wt += 2, in += xs) {
+              const uint32_t x = ts_ld32(in), e = ts_sxtab16(off2, x),
+                             o = ts_sxtab16_ror8(off2, x);
+              a0 = mac16(a0, e, wt[0], 0), a2 = mac16(a2, e, wt[0], 1);
+              a1 = mac16(a1, o, wt[1], 0), a3 = mac16(a3, o, wt[1], 1);
+            }
+          }
+          out[0] = (int8_t)rq_dbl(a0, q), out[1] = (int8_t)rq_dbl(a1, q + 3);
+          out[2] = (int8_t)rq_dbl(a2, q + 6), out[3] = (int8_t)rq_dbl(a3, q + 9);
+        }
+      }
+  }
+}
+
 void ts_opt_depthwise_conv2d_s8(const ts_dw_params_t *p, const int8_t *input,
                                 const int8_t *filter, const int32_t *bias, int8_t *output) {
-  int ok = p->k_h == 3 && p->k_w == 3 && p->dil_h == 1 && p->dil_w == 1 &&
-           bias_ok(bias, p->out_c);
+  int ok = bias_ok(bias, p->out_c);
   for (int32_t c = 0; c < p->out_c; c++) ok &= p->shift[c] <= -2 && p->shift[c] >= -23;
-  if (ok && ((p->stride_w == 1 && p->out_w <= TS_DW_PLANES_MAX_W) ||
+  const int k3 = ok && p->k_h == 3 && p->k_w == 3 && p->dil_h == 1 && p->dil_w == 1;
+  if (k3 && ((p->stride_w == 1 && p->out_w <= TS_DW_PLANES_MAX_W) ||
              (p->stride_h == 1 && p->out_h <= TS_DW_PLANES_MAX_W && p->out_h > p->out_w)))
     ts_cm4_dw_planes(p, input, filter, bias, output, p->out_c, 1);
-  else if (ok && p->depth_multiplier == 1 && p->in_c % 4 == 0 && p->in_w >= 3 &&
+  else if (k3 && p->depth_multiplier == 1 && p->in_c % 4 == 0 && p->in_w >= 3 &&
            p->pad_w <= 1 && (p->out_w - 1) * p->stride_w - p->pad_w + 2 <= p->in_w &&
            p->in_c + 2 * DW_GROUPS * (3 * DWN_REC + 1) <= 2 * DW_BUF)
     dw_nhwc(p, input, filter, bias, output);
+  else if (ok && p->depth_multiplier == 1 && p->in_c % 4 == 0 && p->k_h * p->k_w <= ANY_TAPS)
+    dw_any(p, input, filter, bias, output);
   else {
     ts_plain_conv((const ts_conv_params_t *)(const void *)p, input, filter, bias, output,
                   p->depth_multiplier); /* what neither path takes */
