@@ -177,6 +177,8 @@ def kernel_path(op: dict, shapes: dict[int, list[int]]) -> str:
         return depthwise_path(shapes.get(op["inputs"][0], []), f)
     if name in ("FULLY_CONNECTED", "MAX_POOL_2D", "MEAN", "ADD"):
         return "fast: cm4 kernel"
+    if name == "SOFTMAX":  # kernels/cm4/softmax.c: each exp once (the reference: twice)
+        return "fast: cm4 kernel (exps kept per row)"
     if name == "AVERAGE_POOL_2D":
         o = shapes.get(op["outputs"][0], [])
         if len(o) == 4 and o[1] == o[2] == 1 and o[3] % 4 == 0:
