@@ -254,6 +254,13 @@ def test_sharded_verify_survives_a_killed_board_and_resumes_after_ctrl_c(
     out2 = tmp_path / "run2"
     from tinyscope.device.capture import CaptureInterrupted
 
+    # more images than the two boards can have in flight when Ctrl-C lands (the emulated
+    # board's requests are pipelined, pipeline.DEPTH images each): with 8, all 8 could finish
+    from tinyscope.device.pipeline import DEPTH
+
+    n = 3 + 2 * DEPTH + 7
+    _, q, labels = quantized_test_inputs(manifest_mod.load(build_dir), n, None)
+
     # Python's own Ctrl-C handler, as in a terminal: a process started in the background
     # by a non-interactive shell (a CI script's `cmd &`) inherits SIGINT ignored
     before = signal.signal(signal.SIGINT, signal.default_int_handler)
