@@ -41,7 +41,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 HARNESS = ROOT / "tools" / "cmsisnn" / "harness.c"
-STARTUP = ROOT / "firmware" / "host" / "m4check_semihost.c"
+STARTUP = ROOT / "firmware" / "host" / "m4check_semihost.c"  # and m4_ticks.h beside it
 LINKER = ROOT / "firmware" / "boards" / "qemu-mps2-an386" / "linker.ld"
 CC = "arm-none-eabi-gcc"
 QEMU = "qemu-system-arm"
@@ -109,8 +109,9 @@ def build_harness(cmsis: Path, out: Path) -> Path:
     lib.unlink(missing_ok=True)
     _run(["arm-none-eabi-ar", "rcs", str(lib), *map(str, objs)], "archiving CMSIS-NN")
     elf = out / "cmsisnn-harness.elf"
-    _run([CC, *HARNESS_FLAGS, f"-I{cmsis / 'Include'}", f"-T{LINKER}", *LINK_FLAGS, "-o", str(elf),
-          str(HARNESS), str(STARTUP), str(lib)], "linking the harness")
+    _run([CC, *HARNESS_FLAGS, f"-I{cmsis / 'Include'}", f"-I{STARTUP.parent}", f"-T{LINKER}",
+          *LINK_FLAGS, "-o", str(elf), str(HARNESS), str(STARTUP), str(lib)],
+         "linking the harness")
     return elf
 
 

@@ -38,10 +38,10 @@ $(BUILD)/tinyscope-run$(RUN_SUFFIX): $(RUNTIME_SRCS) $(RUNNER_SRC) $(RUNTIME_HDR
 CHECK_SMALL_DEFS := -DTS_OPT_CONV_WBUF=400 -DTS_OPT_CONV_ROWBUF=120 -DTS_OPT_CONV_BLOCK=4 \
                     -DTS_OPT_FC_XBUF=64 -DTS_OPT_DW_ROWS=5 -DTS_OPT_DW_GROUPS=1 -DTS_OPT_SOFTMAX_ROW_BUF=8
 check: $(BUILD)/ts-kernel-check $(BUILD)/ts-kernel-check-small
-$(BUILD)/ts-kernel-check: $(RUNTIME_SRCS) $(HOST_DIR)/kernel_check.c $(RUNTIME_HDRS) $(HOST_DIR)/host.mk $(FW_DIR)/runtime/runtime.mk
+$(BUILD)/ts-kernel-check: $(RUNTIME_SRCS) $(HOST_DIR)/kernel_check.c $(HOST_DIR)/m4_ticks.h $(RUNTIME_HDRS) $(HOST_DIR)/host.mk $(FW_DIR)/runtime/runtime.mk
 	@mkdir -p $(BUILD)
 	$(CC) $(SAN_CFLAGS) -O2 -o $@ $(RUNTIME_SRCS) $(HOST_DIR)/kernel_check.c
-$(BUILD)/ts-kernel-check-small: $(RUNTIME_SRCS) $(HOST_DIR)/kernel_check.c $(RUNTIME_HDRS) $(HOST_DIR)/host.mk $(FW_DIR)/runtime/runtime.mk
+$(BUILD)/ts-kernel-check-small: $(RUNTIME_SRCS) $(HOST_DIR)/kernel_check.c $(HOST_DIR)/m4_ticks.h $(RUNTIME_HDRS) $(HOST_DIR)/host.mk $(FW_DIR)/runtime/runtime.mk
 	@mkdir -p $(BUILD)
 	$(CC) $(SAN_CFLAGS) -O2 $(CHECK_SMALL_DEFS) -o $@ $(RUNTIME_SRCS) $(HOST_DIR)/kernel_check.c
 
@@ -60,7 +60,7 @@ M4CHECK_SRCS := $(patsubst $(TS_RUNTIME_DIR)/src/kernels/cm4/%,$(M4CHECK_CM4)/%,
                     $(RUNTIME_SRCS))) \
                 $(HOST_DIR)/kernel_check.c $(HOST_DIR)/m4check_semihost.c
 M4CHECK_DEPS := $(M4CHECK_SRCS) $(RUNTIME_HDRS) $(wildcard $(M4CHECK_CM4)/*.h) \
-                $(HOST_DIR)/host.mk $(FW_DIR)/runtime/runtime.mk \
+                $(HOST_DIR)/m4_ticks.h $(HOST_DIR)/host.mk $(FW_DIR)/runtime/runtime.mk \
                 $(FW_DIR)/boards/qemu-mps2-an386/linker.ld
 M4CHECK_CFLAGS := -mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16 -O2 -g -std=c11 \
                   -Wall -Wextra -Werror -ffunction-sections -fdata-sections -fno-math-errno \

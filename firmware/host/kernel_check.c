@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "m4_ticks.h"
 #include "ts_kernels.h"
 #include "ts_quant.h"
 #include "../runtime/src/kernels/cm4/ts_dsp.h"
@@ -446,24 +447,7 @@ static int check_requant(int32_t n) {
 #ifndef TS_CHECK_MAIN
 #define TS_CHECK_MAIN main
 #endif
-/* Instructions of one call: on the M4 (QEMU -icount shift=0) SysTick on the processor
- * clock counts down once per executed instruction... scaled as the firmware does; 0 on the
- * host. */
-#if defined(__arm__)
-#define SYST_CSR (*(volatile uint32_t *)0xE000E010u)
-#define SYST_RVR (*(volatile uint32_t *)0xE000E014u)
-#define SYST_CVR (*(volatile uint32_t *)0xE000E018u)
-static void ticks_start(void) {
-  SYST_CSR = 0;
-  SYST_RVR = 0x00FFFFFFu;
-  SYST_CVR = 0;
-  SYST_CSR = 5; /* processor clock, enabled, no interrupt */
-}
-static uint32_t ticks_stop(void) { return (0x00FFFFFFu - SYST_CVR) & 0x00FFFFFFu; }
-#else
-static void ticks_start(void) {}
-static uint32_t ticks_stop(void) { return 0; }
-#endif
+/* Instructions of one call: ticks_start() / ticks_stop(), m4_ticks.h. */
 
 /* bench conv|dw IN_H IN_W IN_C OUT_C K STRIDE SAME [relu]: one CONV_2D (or depthwise) shape, ref and opt,
  * K a square kernel's side, or KHxKW, either with a dilation dD (1x5d2),

@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "arm_nnfunctions.h"
+#include "m4_ticks.h" /* firmware/host: the kernel check's SysTick counter */
 
 /* Header fields, in file order (int32 little-endian each). */
 enum field {
@@ -69,16 +70,6 @@ static void *section(FILE *f, long *pos, size_t n) {
   return p;
 }
 
-#define SYST_CSR (*(volatile uint32_t *)0xE000E010u)
-#define SYST_RVR (*(volatile uint32_t *)0xE000E014u)
-#define SYST_CVR (*(volatile uint32_t *)0xE000E018u)
-static void ticks_start(void) {
-  SYST_CSR = 0;
-  SYST_RVR = 0x00FFFFFFu;
-  SYST_CVR = 0;
-  SYST_CSR = 5; /* processor clock, enabled, no interrupt */
-}
-static uint32_t ticks_stop(void) { return (0x00FFFFFFu - SYST_CVR) & 0x00FFFFFFu; }
 
 typedef struct {
   const int8_t *in1, *in2, *filter;
